@@ -1,0 +1,294 @@
+//! Pool and session configuration, with the production defaults of the seed.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::model::validate_identifier;
+
+/// Which pool an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The primary: writes, and everything inside a transaction.
+    Write,
+    /// The replica (or the primary when no read DSN is given): reads outside transactions.
+    Read,
+}
+
+impl Role {
+    /// `"write"` or `"read"`, as used in logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Write => "write",
+            Role::Read => "read",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Default maximum open connections of the write pool.
+pub const DEFAULT_WRITE_MAX_OPEN: usize = 20;
+/// Default maximum open connections of the read pool.
+pub const DEFAULT_READ_MAX_OPEN: usize = 40;
+/// Default maximum lifetime of a connection.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// Default maximum idle time of a connection.
+pub const DEFAULT_MAX_IDLE_TIME: Duration = Duration::from_secs(5 * 60);
+/// Default bound on waiting for a free connection.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on opening one new connection (TCP, TLS, startup, session settings).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of one pool. Every `None` takes the default that [`crate::open`] uses.
+///
+/// | field | default (write / read) |
+/// |---|---|
+/// | `max_open` | 20 / 40 ([`DEFAULT_WRITE_MAX_OPEN`], [`DEFAULT_READ_MAX_OPEN`]) |
+/// | `max_idle` | half of `max_open` |
+/// | `max_lifetime` | 30 min ([`DEFAULT_MAX_LIFETIME`]) |
+/// | `max_idle_time` | 5 min ([`DEFAULT_MAX_IDLE_TIME`]) |
+/// | `wait_timeout` | 30 s ([`DEFAULT_WAIT_TIMEOUT`]) |
+/// | `connect_timeout` | 10 s ([`DEFAULT_CONNECT_TIMEOUT`]) |
+///
+/// ```
+/// use pgactor::PoolConfig;
+/// let write = PoolConfig { max_open: Some(10), ..PoolConfig::default() };
+/// # let _ = write;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Most connections open at once. Keep write + read of every instance
+    /// under the server's `max_connections`.
+    pub max_open: Option<usize>,
+    /// Most idle connections kept open.
+    pub max_idle: Option<usize>,
+    /// Close a connection this long after it opened, to pick up failovers and DNS changes.
+    pub max_lifetime: Option<Duration>,
+    /// Close a connection idle this long.
+    pub max_idle_time: Option<Duration>,
+    /// Give up waiting for a free connection after this long ([`crate::ErrorKind::Unavailable`]).
+    pub wait_timeout: Option<Duration>,
+    /// Give up opening a new connection after this long.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// A [`PoolConfig`] with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_open: usize,
+    /// Most idle connections kept open.
+    pub max_idle: usize,
+    /// Maximum connection lifetime.
+    pub max_lifetime: Duration,
+    /// Maximum connection idle time.
+    pub max_idle_time: Duration,
+    /// Bound on waiting for a free connection.
+    pub wait_timeout: Duration,
+    /// Bound on opening one connection.
+    pub connect_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// Fill in the defaults of `role` and check the values.
+    pub fn resolve(&self, role: Role) -> Result<PoolSettings> {
+        let max_open = self.max_open.unwrap_or(match role {
+            Role::Write => DEFAULT_WRITE_MAX_OPEN,
+            Role::Read => DEFAULT_READ_MAX_OPEN,
+        });
+        if max_open == 0 {
+            return Err(Error::config(format!(
+                "{role} pool: max_open must be at least 1"
+            )));
+        }
+        let max_idle = self.max_idle.unwrap_or(max_open / 2);
+        if max_idle > max_open {
+            return Err(Error::config(format!(
+                "{role} pool: max_idle ({max_idle}) exceeds max_open ({max_open})"
+            )));
+        }
+        let nonzero = |d: Option<Duration>, default: Duration, what: &str| match d {
+            Some(d) if d.is_zero() => Err(Error::config(format!(
+                "{role} pool: {what} must be positive"
+            ))),
+            Some(d) => Ok(d),
+            None => Ok(default),
+        };
+        Ok(PoolSettings {
+            max_open,
+            max_idle,
+            max_lifetime: nonzero(self.max_lifetime, DEFAULT_MAX_LIFETIME, "max_lifetime")?,
+            max_idle_time: nonzero(self.max_idle_time, DEFAULT_MAX_IDLE_TIME, "max_idle_time")?,
+            wait_timeout: nonzero(self.wait_timeout, DEFAULT_WAIT_TIMEOUT, "wait_timeout")?,
+            connect_timeout: nonzero(
+                self.connect_timeout,
+                DEFAULT_CONNECT_TIMEOUT,
+                "connect_timeout",
+            )?,
+        })
+    }
+}
+
+/// Default `statement_timeout`.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `lock_timeout`.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `idle_in_transaction_session_timeout`.
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `application_name`.
+pub const DEFAULT_APPLICATION_NAME: &str = "pgactor";
+/// Default `TimeZone`.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+/// Default schema (`search_path`).
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Session settings applied to every new physical connection before its
+/// first use. Every `None` takes the default that [`crate::open`] uses;
+/// `Some(Duration::ZERO)` for a timeout means "disabled" (the server's 0).
+///
+/// | field | default | effect |
+/// |---|---|---|
+/// | `statement_timeout` | 30 s | cancels any statement that runs longer |
+/// | `lock_timeout` | 5 s | aborts a statement that waits too long for a lock |
+/// | `idle_in_transaction_timeout` | 60 s | ends sessions left idle inside a transaction |
+/// | `application_name` | `pgactor` | shown in `pg_stat_activity` and server logs |
+/// | `time_zone` | `UTC` | session time zone |
+/// | `schema` | `public` | `search_path`; created at open when missing |
+///
+/// ```
+/// use std::time::Duration;
+/// use pgactor::SessionConfig;
+/// let session = SessionConfig {
+///     statement_timeout: Some(Duration::from_secs(10)),
+///     application_name: Some("orders-api".into()),
+///     schema: Some("orders".into()),
+///     ..SessionConfig::default()
+/// };
+/// # let _ = session;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// `statement_timeout`.
+    pub statement_timeout: Option<Duration>,
+    /// `lock_timeout`.
+    pub lock_timeout: Option<Duration>,
+    /// `idle_in_transaction_session_timeout`.
+    pub idle_in_transaction_timeout: Option<Duration>,
+    /// `application_name`.
+    pub application_name: Option<String>,
+    /// `TimeZone`, any name the server knows (`UTC`, `Europe/Paris`).
+    pub time_zone: Option<String>,
+    /// The schema every table lives in and `search_path` points at. A plain
+    /// identifier (`[A-Za-z_][A-Za-z0-9_$]*`), case-sensitive.
+    pub schema: Option<String>,
+}
+
+/// A [`SessionConfig`] with every default filled in and every value checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// `statement_timeout` (zero: disabled).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` (zero: disabled).
+    pub lock_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` (zero: disabled).
+    pub idle_in_transaction_timeout: Duration,
+    /// `application_name`.
+    pub application_name: String,
+    /// `TimeZone`.
+    pub time_zone: String,
+    /// The schema.
+    pub schema: String,
+}
+
+impl SessionConfig {
+    /// Fill in the defaults and validate: the schema name against the
+    /// identifier pattern, text settings against NUL bytes and length.
+    pub fn resolve(&self) -> Result<SessionSettings> {
+        let schema = self.schema.clone().unwrap_or_else(|| DEFAULT_SCHEMA.into());
+        validate_identifier(&schema).map_err(|e| Error::config(format!("schema: {e}")))?;
+        let text = |value: &Option<String>, default: &str, what: &str| {
+            let value = value.clone().unwrap_or_else(|| default.into());
+            if value.contains('\0') || value.len() > 63 || value.is_empty() {
+                return Err(Error::config(format!(
+                    "{what} must be 1 to 63 bytes without NUL, got {value:?}"
+                )));
+            }
+            Ok(value)
+        };
+        Ok(SessionSettings {
+            statement_timeout: self.statement_timeout.unwrap_or(DEFAULT_STATEMENT_TIMEOUT),
+            lock_timeout: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+            idle_in_transaction_timeout: self
+                .idle_in_transaction_timeout
+                .unwrap_or(DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT),
+            application_name: text(
+                &self.application_name,
+                DEFAULT_APPLICATION_NAME,
+                "application_name",
+            )?,
+            time_zone: text(&self.time_zone, DEFAULT_TIME_ZONE, "time_zone")?,
+            schema,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_defaults_follow_the_seed() {
+        let write = PoolConfig::default().resolve(Role::Write).unwrap();
+        let read = PoolConfig::default().resolve(Role::Read).unwrap();
+        assert_eq!((write.max_open, write.max_idle), (20, 10));
+        assert_eq!((read.max_open, read.max_idle), (40, 20));
+        assert_eq!(write.max_lifetime, Duration::from_secs(1800));
+        assert_eq!(write.max_idle_time, Duration::from_secs(300));
+        let custom = PoolConfig {
+            max_open: Some(7),
+            ..PoolConfig::default()
+        };
+        assert_eq!(custom.resolve(Role::Read).unwrap().max_idle, 3);
+    }
+
+    #[test]
+    fn session_defaults_follow_the_seed() {
+        let s = SessionConfig::default().resolve().unwrap();
+        assert_eq!(s.statement_timeout, Duration::from_secs(30));
+        assert_eq!(s.lock_timeout, Duration::from_secs(5));
+        assert_eq!(s.idle_in_transaction_timeout, Duration::from_secs(60));
+        assert_eq!(
+            (
+                s.application_name.as_str(),
+                s.time_zone.as_str(),
+                s.schema.as_str()
+            ),
+            ("pgactor", "UTC", "public")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for schema in ["", "1x", "a-b", "x\"; DROP SCHEMA public; --", "sch ema"] {
+            let cfg = SessionConfig {
+                schema: Some(schema.into()),
+                ..SessionConfig::default()
+            };
+            assert!(cfg.resolve().is_err(), "{schema}");
+        }
+        let nul = SessionConfig {
+            application_name: Some("a\0b".into()),
+            ..SessionConfig::default()
+        };
+        assert!(nul.resolve().is_err());
+        let zero = PoolConfig {
+            max_open: Some(0),
+            ..PoolConfig::default()
+        };
+        assert!(zero.resolve(Role::Write).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! Physical connections: building a pool, the session settings every new
+//! connection gets before its first use, checkout, and the schema.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
+    RecyclingMethod, Runtime,
+};
+use tokio_postgres::types::Type;
+use tokio_postgres::NoTls;
+
+use crate::config::{PoolSettings, Role, SessionSettings};
+use crate::dsn::Dsn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::quote_ident;
+
+/// One role's pool, with what its error messages need to say.
+#[derive(Clone)]
+pub(crate) struct ConnectionPool {
+    pub(crate) role: Role,
+    pub(crate) pool: Pool,
+    /// `user@host:port/db` of the DSN, never its password.
+    pub(crate) target: Arc<str>,
+    pub(crate) settings: PoolSettings,
+}
+
+/// The statement that applies the session settings: one round trip, every
+/// value bound (never spliced), so no setting can inject SQL.
+const APPLY_SESSION: &str = "SELECT set_config('statement_timeout', $1, false), \
+     set_config('lock_timeout', $2, false), \
+     set_config('idle_in_transaction_session_timeout', $3, false), \
+     set_config('TimeZone', $4, false), \
+     set_config('application_name', $5, false), \
+     set_config('search_path', $6, false)";
+
+/// Apply the session settings on a fresh connection.
+///
+/// This is the hook point on connection creation: deadpool runs it for
+/// every new physical connection before handing it out, and a connection
+/// whose settings fail is discarded, never used.
+async fn apply_session(
+    client: &ClientWrapper,
+    session: &SessionSettings,
+) -> Result<(), tokio_postgres::Error> {
+    let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    let values = [
+        ms(session.statement_timeout),
+        ms(session.lock_timeout),
+        ms(session.idle_in_transaction_timeout),
+        session.time_zone.clone(),
+        session.application_name.clone(),
+        quote_ident(&session.schema),
+    ];
+    let params: Vec<_> = values
+        .iter()
+        .map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::TEXT))
+        .collect();
+    client.query_typed(APPLY_SESSION, &params).await.map(drop)
+}
+
+impl ConnectionPool {
+    /// Build the pool of `role`. Connections open lazily; see [`ConnectionPool::check`].
+    pub(crate) fn build(
+        role: Role,
+        dsn: &Dsn,
+        settings: PoolSettings,
+        session: Arc<SessionSettings>,
+    ) -> Result<Self> {
+        let mut config = dsn.config.clone();
+        // Visible in pg_stat_activity from the first packet, before the hook runs.
+        config.application_name(&session.application_name);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(settings.connect_timeout);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // Fast: connections come back from autocommit statements only;
+                // transactions (which could leave one dirty) never return theirs.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let hook = Hook::async_fn(move |client: &mut ClientWrapper, _| {
+            let session = session.clone();
+            Box::pin(async move {
+                apply_session(client, &session)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        });
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_open)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .post_create(hook)
+            .build()
+            .map_err(|e| Error::config(format!("cannot build the {role} pool: {e}")))?;
+        Ok(ConnectionPool {
+            role,
+            pool,
+            target: dsn.target.as_str().into(),
+            settings,
+        })
+    }
+
+    /// Take a connection, waiting at most the pool's wait timeout.
+    pub(crate) async fn get(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| self.checkout_error(e))
+    }
+
+    /// Open one connection now, so a bad DSN, an unreachable server or a
+    /// refused session setting fails `open` instead of the first request.
+    pub(crate) async fn check(&self) -> Result<Object> {
+        self.get().await.map_err(|e| {
+            let kind = if e.kind() == &ErrorKind::Config {
+                ErrorKind::Config
+            } else {
+                ErrorKind::Unavailable
+            };
+            Error::new(kind, format!("cannot open the {} pool: {e}", self.role))
+        })
+    }
+
+    fn checkout_error(&self, err: PoolError) -> Error {
+        let (role, target) = (self.role, &self.target);
+        match err {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                Error::unavailable(format!(
+                    "{role} pool: no free connection within {:?} ({} open)",
+                    self.settings.wait_timeout,
+                    self.pool.status().size
+                ))
+            }
+            PoolError::Timeout(_) => Error::unavailable(format!(
+                "{role} pool: connecting to {target} took longer than {:?}",
+                self.settings.connect_timeout
+            )),
+            PoolError::Backend(e) => {
+                Error::unavailable(format!("{role} pool: cannot connect to {target}: {e}"))
+                    .with_source(e)
+            }
+            PoolError::PostCreateHook(HookError::Backend(e)) if e.as_db_error().is_some() => {
+                Error::config(format!(
+                    "{role} pool: {target} refused the session settings: {e}"
+                ))
+                .with_source(e)
+            }
+            PoolError::PostCreateHook(e) => Error::unavailable(format!(
+                "{role} pool: setting up a connection to {target} failed: {e}"
+            )),
+            PoolError::Closed | PoolError::NoRuntimeSpecified => {
+                Error::closed(format!("the {role} pool is closed"))
+            }
+        }
+    }
+}
+
+/// Create the schema when it does not exist; leave an existing one alone, so
+/// a role with USAGE but not CREATE on it still connects. `public` is never
+/// created.
+pub(crate) async fn ensure_schema(client: &tokio_postgres::Client, schema: &str) -> Result<()> {
+    if schema == crate::config::DEFAULT_SCHEMA {
+        return Ok(());
+    }
+    let exists: bool = client
+        .query_typed_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[(&schema, Type::TEXT)],
+        )
+        .await
+        .map_err(|e| Error::from_statement(e, false))?
+        .get(0);
+    if exists {
+        return Ok(());
+    }
+    // The only identifier that reaches SQL as text; validated at resolve().
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .await
+        .map_err(|e| {
+            let msg = format!("cannot create schema \"{schema}\": {e}");
+            Error::new(ErrorKind::Config, msg).with_source(e)
+        })
+}

@@ -1,0 +1,112 @@
+//! DSN parsing (libpq URLs and key=value strings) with a password-free description.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tokio_postgres::config::Host;
+
+use crate::config::Role;
+use crate::error::{Error, Result};
+
+/// A parsed connection string. Its `Debug` and `Display` never show the password.
+#[derive(Clone)]
+pub(crate) struct Dsn {
+    pub(crate) config: tokio_postgres::Config,
+    /// `user@host:port/dbname`, for messages.
+    pub(crate) target: String,
+}
+
+impl Dsn {
+    /// Parse `dsn` for the pool of `role`.
+    pub(crate) fn parse(dsn: &str, role: Role) -> Result<Dsn> {
+        if dsn.trim().is_empty() {
+            return Err(Error::config(format!("the {role} DSN is empty")));
+        }
+        // The driver's parse errors name the offending option, never its value.
+        let config = tokio_postgres::Config::from_str(dsn)
+            .map_err(|e| Error::config(format!("invalid {role} DSN: {e}")))?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::config(format!("the {role} DSN names no host")));
+        }
+        let target = describe(&config);
+        Ok(Dsn { config, target })
+    }
+}
+
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config
+                .get_ports()
+                .get(i)
+                .or_else(|| config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let user = config.get_user().unwrap_or("?");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("{user}@{}/{db}", hosts.join(","))
+}
+
+impl fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dsn({})", self.target)
+    }
+}
+
+impl fmt::Display for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_key_value_strings_parse() {
+        let url = Dsn::parse(
+            "postgres://app:s3cret@db.example:6432/shop?sslmode=disable",
+            Role::Write,
+        )
+        .unwrap();
+        assert_eq!(url.target, "app@db.example:6432/shop");
+        let kv = Dsn::parse(
+            "host=127.0.0.1 port=5433 user=app password=s3cret dbname=shop",
+            Role::Read,
+        )
+        .unwrap();
+        assert_eq!(kv.target, "app@127.0.0.1:5433/shop");
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let dsn = Dsn::parse("postgres://app:s3cret@h/db", Role::Write).unwrap();
+        assert!(!format!("{dsn:?} {dsn}").contains("s3cret"));
+        for bad in [
+            "postgres://app:s3cret@h/db?sslmode=bogus",
+            "host=h password=s3cret port=notaport",
+        ] {
+            let err = Dsn::parse(bad, Role::Write).unwrap_err();
+            assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
+            assert_eq!(err.kind(), &crate::ErrorKind::Config);
+        }
+    }
+
+    #[test]
+    fn empty_dsns_are_refused() {
+        let err = Dsn::parse("  ", Role::Write).unwrap_err();
+        assert_eq!(err.to_string(), "the write DSN is empty");
+    }
+}

@@ -1,0 +1,396 @@
+//! One error type whose kind a web layer can map to an HTTP status without guessing.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use tokio_postgres::error::SqlState;
+
+/// The result type of every fallible pgactor call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in pgactor.
+///
+/// Match on [`Error::kind`] to decide what to do; use [`Error::http_status`] and
+/// [`Error::code`] to answer an HTTP client. The message never contains a password.
+///
+/// ```
+/// use pgactor::{Error, ErrorKind};
+///
+/// let err = Error::invalid_input("unknown model \"Nope\"");
+/// assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+/// assert_eq!(err.http_status(), 400);
+/// assert_eq!(err.code(), "INVALID_INPUT");
+/// ```
+pub struct Error(Box<Inner>);
+
+/// Boxed so `Result<T, Error>` stays one pointer wide on the happy path.
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The row does not exist (HTTP 404).
+    NotFound,
+    /// A unique, foreign-key, not-null or check constraint refused the write
+    /// (HTTP 409 for unique, 422 for the others).
+    Constraint(ConstraintViolation),
+    /// A serialization failure (SQLSTATE 40001) or a deadlock (40P01): retry
+    /// the whole transaction (HTTP 409).
+    Conflict,
+    /// A statement ran past `statement_timeout`, waited past `lock_timeout`,
+    /// or a caller-side deadline passed (HTTP 504).
+    Timeout,
+    /// The request itself is wrong: unknown model or field, wrong value type,
+    /// a NUL byte in text, too many parameters (HTTP 400). No SQL was sent.
+    InvalidInput,
+    /// No connection could be had: the pool is exhausted, the server is down
+    /// or the connection broke before the statement was sent (HTTP 503).
+    Unavailable,
+    /// A write was sent but its answer was lost (connection broke, reply
+    /// dropped): it may or may not have been applied (HTTP 500). Never retried
+    /// automatically.
+    OutcomeUnknown,
+    /// A stored value could not be turned into the Rust type asked for (HTTP 500).
+    Decode,
+    /// The configuration or a DSN is invalid (HTTP 500).
+    Config,
+    /// Any other database error; see [`Error::sqlstate`] (HTTP 500).
+    Database,
+    /// The adapter's actors are gone (shut down or crashed) (HTTP 503).
+    Closed,
+}
+
+/// Which constraint a write broke, on which table and columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintViolation {
+    /// The kind of constraint.
+    pub kind: ConstraintKind,
+    /// The table the constraint belongs to, when the server named it.
+    pub table: Option<String>,
+    /// The constrained columns; every column of a composite unique index.
+    pub columns: Vec<String>,
+    /// The constraint (or unique index) name, when the server named it.
+    pub constraint: Option<String>,
+    /// The server's detail line. It may contain the offending values, so it
+    /// is kept out of `Display`; show it to end users only if that is safe.
+    pub detail: Option<String>,
+}
+
+/// The four constraint kinds the adapter tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// SQLSTATE 23505.
+    Unique,
+    /// SQLSTATE 23503.
+    ForeignKey,
+    /// SQLSTATE 23502.
+    NotNull,
+    /// SQLSTATE 23514.
+    Check,
+}
+
+impl ConstraintKind {
+    fn code(self) -> &'static str {
+        match self {
+            ConstraintKind::Unique => "UNIQUE_VIOLATION",
+            ConstraintKind::ForeignKey => "FOREIGN_KEY_VIOLATION",
+            ConstraintKind::NotNull => "NOT_NULL_VIOLATION",
+            ConstraintKind::Check => "CHECK_VIOLATION",
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error(Box::new(Inner {
+            kind,
+            message: message.into(),
+            source: None,
+        }))
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Error {
+        self.0.source = Some(Box::new(source));
+        self
+    }
+
+    /// An [`ErrorKind::InvalidInput`] error with the given message.
+    pub fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub(crate) fn not_found(model: &str) -> Error {
+        Error::new(ErrorKind::NotFound, format!("{model} not found"))
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn decode(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Decode, message)
+    }
+
+    pub(crate) fn unavailable(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Unavailable, message)
+    }
+
+    pub(crate) fn closed(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Closed, message)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+
+    /// The constraint a write broke, if this is a constraint error.
+    pub fn constraint(&self) -> Option<&ConstraintViolation> {
+        match &self.0.kind {
+            ErrorKind::Constraint(violation) => Some(violation),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status a web layer should answer with.
+    pub fn http_status(&self) -> u16 {
+        match &self.0.kind {
+            ErrorKind::NotFound => 404,
+            ErrorKind::Constraint(v) if v.kind == ConstraintKind::Unique => 409,
+            ErrorKind::Constraint(_) => 422,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Timeout => 504,
+            ErrorKind::InvalidInput => 400,
+            ErrorKind::Unavailable | ErrorKind::Closed => 503,
+            ErrorKind::OutcomeUnknown
+            | ErrorKind::Decode
+            | ErrorKind::Config
+            | ErrorKind::Database => 500,
+        }
+    }
+
+    /// A stable, upper-case code string for API responses and metrics.
+    pub fn code(&self) -> &'static str {
+        match &self.0.kind {
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::Constraint(v) => v.kind.code(),
+            ErrorKind::Conflict => "CONFLICT",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::InvalidInput => "INVALID_INPUT",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::OutcomeUnknown => "OUTCOME_UNKNOWN",
+            ErrorKind::Decode => "DECODE",
+            ErrorKind::Config => "CONFIG",
+            ErrorKind::Database => "DATABASE",
+            ErrorKind::Closed => "CLOSED",
+        }
+    }
+
+    /// The server's SQLSTATE, when the error came from the server.
+    pub fn sqlstate(&self) -> Option<&SqlState> {
+        self.db_error().map(|db| db.code())
+    }
+
+    /// True for errors where re-running the whole transaction may succeed:
+    /// [`ErrorKind::Conflict`].
+    pub fn is_retryable(&self) -> bool {
+        self.0.kind == ErrorKind::Conflict
+    }
+
+    fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
+        let source = self.0.source.as_deref()?;
+        source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.as_db_error())
+    }
+
+    /// Map a driver error from a statement that had been sent to the server.
+    ///
+    /// `write` says whether the statement could have changed data: a broken
+    /// connection then means the outcome is unknown rather than "unavailable".
+    pub(crate) fn from_statement(err: tokio_postgres::Error, write: bool) -> Error {
+        let Some(db) = err.as_db_error() else {
+            let (kind, what) = if write {
+                (
+                    ErrorKind::OutcomeUnknown,
+                    "connection lost during a write; it may or may not have been applied",
+                )
+            } else {
+                (ErrorKind::Unavailable, "connection lost during the query")
+            };
+            return Error::new(kind, format!("{what}: {err}")).with_source(err);
+        };
+        let code = db.code();
+        let kind = if let Some(constraint) = constraint_kind(code) {
+            ErrorKind::Constraint(ConstraintViolation {
+                kind: constraint,
+                table: db.table().map(str::to_owned),
+                columns: constraint_columns(db.column(), db.detail()),
+                constraint: db.constraint().map(str::to_owned),
+                detail: db.detail().map(str::to_owned),
+            })
+        } else {
+            kind_of_sqlstate(code)
+        };
+        let message = match &kind {
+            ErrorKind::Constraint(v) => format!(
+                "{} on {}{}{}",
+                v.kind.code().to_ascii_lowercase().replace('_', " "),
+                v.table.as_deref().unwrap_or("?"),
+                if v.columns.is_empty() {
+                    ""
+                } else {
+                    " columns "
+                },
+                v.columns.join(", ")
+            ),
+            _ => format!("{} (SQLSTATE {})", db.message(), code.code()),
+        };
+        Error::new(kind, message).with_source(err)
+    }
+}
+
+fn constraint_kind(code: &SqlState) -> Option<ConstraintKind> {
+    Some(match *code {
+        SqlState::UNIQUE_VIOLATION => ConstraintKind::Unique,
+        SqlState::FOREIGN_KEY_VIOLATION => ConstraintKind::ForeignKey,
+        SqlState::NOT_NULL_VIOLATION => ConstraintKind::NotNull,
+        SqlState::CHECK_VIOLATION => ConstraintKind::Check,
+        _ => return None,
+    })
+}
+
+fn kind_of_sqlstate(code: &SqlState) -> ErrorKind {
+    match code.code() {
+        "40001" | "40P01" => ErrorKind::Conflict,
+        // query_canceled is what statement_timeout raises; lock_not_available is lock_timeout's.
+        "57014" | "55P03" => ErrorKind::Timeout,
+        // admin shutdown, crash shutdown, cannot connect now, too many connections.
+        "57P01" | "57P02" | "57P03" | "53300" => ErrorKind::Unavailable,
+        c if c.starts_with("08") => ErrorKind::Unavailable,
+        // data exceptions: the value was wrong for the column.
+        c if c.starts_with("22") => ErrorKind::InvalidInput,
+        _ => ErrorKind::Database,
+    }
+}
+
+/// The constrained columns: the server's column field (not-null), else the
+/// `Key (a, b)=(…)` list of the detail line (unique, foreign key).
+fn constraint_columns(column: Option<&str>, detail: Option<&str>) -> Vec<String> {
+    if let Some(column) = column {
+        return vec![column.to_owned()];
+    }
+    let Some(rest) = detail.and_then(|d| d.strip_prefix("Key (")) else {
+        return Vec::new();
+    };
+    let Some(end) = rest.find(")=(") else {
+        return Vec::new();
+    };
+    rest[..end]
+        .split(", ")
+        .map(|c| c.trim_matches('"').to_owned())
+        .collect()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.0.kind)
+            .field("message", &self.0.message)
+            .field("sqlstate", &self.sqlstate().map(SqlState::code))
+            .finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_unique_detail_names_every_column() {
+        let cols = constraint_columns(None, Some("Key (tenant, sku)=(1, A-1) already exists."));
+        assert_eq!(cols, vec!["tenant", "sku"]);
+    }
+
+    #[test]
+    fn not_null_uses_the_column_field() {
+        assert_eq!(constraint_columns(Some("qty"), None), vec!["qty"]);
+    }
+
+    #[test]
+    fn statuses_follow_the_documented_table() {
+        let unique = ConstraintViolation {
+            kind: ConstraintKind::Unique,
+            table: None,
+            columns: vec![],
+            constraint: None,
+            detail: None,
+        };
+        let check = ConstraintViolation {
+            kind: ConstraintKind::Check,
+            ..unique.clone()
+        };
+        let cases = [
+            (ErrorKind::NotFound, 404, "NOT_FOUND"),
+            (ErrorKind::Constraint(unique), 409, "UNIQUE_VIOLATION"),
+            (ErrorKind::Constraint(check), 422, "CHECK_VIOLATION"),
+            (ErrorKind::Conflict, 409, "CONFLICT"),
+            (ErrorKind::Timeout, 504, "TIMEOUT"),
+            (ErrorKind::InvalidInput, 400, "INVALID_INPUT"),
+            (ErrorKind::Unavailable, 503, "UNAVAILABLE"),
+            (ErrorKind::Database, 500, "DATABASE"),
+        ];
+        for (kind, status, code) in cases {
+            let err = Error::new(kind, "x");
+            assert_eq!((err.http_status(), err.code()), (status, code));
+        }
+    }
+
+    #[test]
+    fn sqlstates_map_to_kinds() {
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::T_R_SERIALIZATION_FAILURE),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::T_R_DEADLOCK_DETECTED),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::QUERY_CANCELED),
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::LOCK_NOT_AVAILABLE),
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::ADMIN_SHUTDOWN),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            kind_of_sqlstate(&SqlState::UNDEFINED_TABLE),
+            ErrorKind::Database
+        );
+    }
+}

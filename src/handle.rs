@@ -1,0 +1,411 @@
+//! Opening the adapter, and the `Db` handle plain async code uses.
+
+use std::sync::Arc;
+
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, RpcReplyPort};
+
+use crate::config::{PoolConfig, Role, SessionConfig, SessionSettings};
+use crate::connection::{ensure_schema, ConnectionPool};
+use crate::dsn::Dsn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::migrate::{auto_migrate, MigrationReport};
+use crate::model::Registry;
+use crate::pool_actor::{gone, PoolContext, PoolMsg};
+use crate::query::{Page, Query};
+use crate::record::Record;
+use crate::sql::Catalog;
+use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::value::Value;
+
+/// Open the adapter with the production defaults.
+///
+/// `write_dsn` is required; pass `""` as `read_dsn` to read from the primary.
+/// Both take libpq URLs (`postgres://user:pass@host:5432/db?sslmode=disable`)
+/// or key=value strings (`host=… user=… dbname=…`). Opening connects once
+/// on each pool, creates the schema if needed and runs AutoMigrate.
+///
+/// ```no_run
+/// # async fn demo(registry: pgactor::Registry) -> pgactor::Result<()> {
+/// let db = pgactor::open(
+///     &std::env::var("DB_WRITE_URL").unwrap(),
+///     &std::env::var("DB_READ_URL").unwrap_or_default(),
+///     registry,
+/// ).await?;
+/// # let _ = db; Ok(()) }
+/// ```
+pub async fn open(write_dsn: &str, read_dsn: &str, registry: Registry) -> Result<Db> {
+    OpenOptions::new(write_dsn)
+        .read_dsn(read_dsn)
+        .registry(registry)
+        .open()
+        .await
+}
+
+/// [`open`] with a [`PoolConfig`] for each pool and one [`SessionConfig`].
+/// Every unset field takes the default [`open`] uses.
+///
+/// ```no_run
+/// # async fn demo(write: &str, read: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
+/// use std::time::Duration;
+/// use pgactor::{PoolConfig, SessionConfig};
+/// let db = pgactor::open_with_config(
+///     write, read, registry,
+///     PoolConfig { max_open: Some(20), ..Default::default() },
+///     PoolConfig { max_open: Some(60), ..Default::default() },
+///     SessionConfig {
+///         statement_timeout: Some(Duration::from_secs(10)),
+///         application_name: Some("orders-api".into()),
+///         schema: Some("orders".into()),
+///         ..Default::default()
+///     },
+/// ).await?;
+/// # let _ = db; Ok(()) }
+/// ```
+pub async fn open_with_config(
+    write_dsn: &str,
+    read_dsn: &str,
+    registry: Registry,
+    write_pool: PoolConfig,
+    read_pool: PoolConfig,
+    session: SessionConfig,
+) -> Result<Db> {
+    OpenOptions::new(write_dsn)
+        .read_dsn(read_dsn)
+        .registry(registry)
+        .write_pool(write_pool)
+        .read_pool(read_pool)
+        .session(session)
+        .open()
+        .await
+}
+
+/// [`open`], panicking on error: a one-liner for start-up code where a
+/// database that cannot be opened means the process cannot run.
+pub async fn must_open(write_dsn: &str, read_dsn: &str, registry: Registry) -> Db {
+    match open(write_dsn, read_dsn, registry).await {
+        Ok(db) => db,
+        Err(err) => panic!("pgactor: cannot open the database: {err}"),
+    }
+}
+
+/// Every option of opening the adapter, builder style. [`open`] and
+/// [`open_with_config`] are shorthands for it.
+///
+/// ```no_run
+/// # async fn demo(registry: pgactor::Registry) -> pgactor::Result<()> {
+/// let db = pgactor::OpenOptions::new("postgres://app@db/shop")
+///     .registry(registry)
+///     .auto_migrate(false)
+///     .open()
+///     .await?;
+/// # let _ = db; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OpenOptions {
+    write_dsn: String,
+    read_dsn: String,
+    registry: Registry,
+    write_pool: PoolConfig,
+    read_pool: PoolConfig,
+    session: SessionConfig,
+    auto_migrate: bool,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // DSNs may hold passwords: show only what parses, and never the string.
+        let target = |dsn: &str, role| Dsn::parse(dsn, role).map(|d| d.target).unwrap_or_default();
+        f.debug_struct("OpenOptions")
+            .field("write", &target(&self.write_dsn, Role::Write))
+            .field("read", &target(&self.read_dsn, Role::Read))
+            .field("write_pool", &self.write_pool)
+            .field("read_pool", &self.read_pool)
+            .field("session", &self.session)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+impl OpenOptions {
+    /// Options for the primary at `write_dsn`, with every default.
+    pub fn new(write_dsn: impl Into<String>) -> OpenOptions {
+        OpenOptions {
+            write_dsn: write_dsn.into(),
+            read_dsn: String::new(),
+            registry: Registry::new(),
+            write_pool: PoolConfig::default(),
+            read_pool: PoolConfig::default(),
+            session: SessionConfig::default(),
+            auto_migrate: true,
+        }
+    }
+
+    /// The replica to read from; `""` (the default) reads from the primary.
+    pub fn read_dsn(mut self, dsn: impl Into<String>) -> OpenOptions {
+        self.read_dsn = dsn.into();
+        self
+    }
+
+    /// The models.
+    pub fn registry(mut self, registry: Registry) -> OpenOptions {
+        self.registry = registry;
+        self
+    }
+
+    /// The write pool's settings.
+    pub fn write_pool(mut self, config: PoolConfig) -> OpenOptions {
+        self.write_pool = config;
+        self
+    }
+
+    /// The read pool's settings.
+    pub fn read_pool(mut self, config: PoolConfig) -> OpenOptions {
+        self.read_pool = config;
+        self
+    }
+
+    /// The session settings of every connection.
+    pub fn session(mut self, config: SessionConfig) -> OpenOptions {
+        self.session = config;
+        self
+    }
+
+    /// Run AutoMigrate at open (default `true`). Turn it off when a
+    /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
+    pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
+        self.auto_migrate = enabled;
+        self
+    }
+
+    /// Check everything, connect each pool once, prepare the schema, start the actors.
+    pub async fn open(self) -> Result<Db> {
+        let session = Arc::new(self.session.resolve()?);
+        let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
+        let read_dsn = match self.read_dsn.trim() {
+            "" => write_dsn.clone(),
+            dsn => Dsn::parse(dsn, Role::Read)?,
+        };
+        let write = ConnectionPool::build(
+            Role::Write,
+            &write_dsn,
+            self.write_pool.resolve(Role::Write)?,
+            session.clone(),
+        )?;
+        let read = ConnectionPool::build(
+            Role::Read,
+            &read_dsn,
+            self.read_pool.resolve(Role::Read)?,
+            session.clone(),
+        )?;
+
+        let mut client = write.check().await?;
+        ensure_schema(&client, &session.schema).await?;
+        if self.auto_migrate {
+            auto_migrate(&mut client, &session.schema, &self.registry).await?;
+        }
+        drop(client);
+        drop(read.check().await?);
+
+        let registry = Arc::new(self.registry);
+        let catalog = Arc::new(Catalog::new(&registry, &session.schema));
+        let routes = Arc::new(Routes::default());
+        let pools = vec![
+            Arc::new(PoolContext {
+                pool: write,
+                catalog: catalog.clone(),
+            }),
+            Arc::new(PoolContext {
+                pool: read,
+                catalog,
+            }),
+        ];
+        let (supervisor, _) = Actor::spawn(
+            None,
+            Supervisor,
+            SupervisorArgs {
+                pools: pools.clone(),
+                routes: routes.clone(),
+            },
+        )
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Closed,
+                format!("cannot start the adapter's actors: {e}"),
+            )
+        })?;
+        tracing::info!(
+            target: "pgactor",
+            write = %write_dsn,
+            read = %read_dsn,
+            schema = %session.schema,
+            "pgactor open"
+        );
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                supervisor,
+                routes,
+                registry,
+                session,
+                write_pool: pools[0].pool.clone(),
+            }),
+        })
+    }
+}
+
+/// A cheap, cloneable handle to an open adapter, for plain async code.
+///
+/// Every method sends one typed message to a pool actor and awaits its
+/// answer; ractor actors can send the same [`DbMsg`]s to [`Db::actor`].
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+/// use pgactor::{Filter, Query, Record};
+/// let row = db.create("StockBalance", Record::new().with("sku", "A-1").with("quantity", 5_i64)).await?;
+/// let id: uuid::Uuid = row.get("id")?;
+/// let again = db.read("StockBalance", id).await?;
+/// let page = db.list("StockBalance", Query::new().filter(Filter::gt("quantity", 0_i64))).await?;
+/// db.update("StockBalance", id, Record::new().with("quantity", 4_i64)).await?;
+/// db.delete("StockBalance", id).await?;
+/// # let _ = (again, page); Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    supervisor: ActorRef<DbMsg>,
+    routes: Arc<Routes>,
+    registry: Arc<Registry>,
+    session: Arc<SessionSettings>,
+    write_pool: ConnectionPool,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("write", &self.inner.write_pool.target)
+            .field("schema", &self.inner.session.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Read one row by id from the read pool; [`ErrorKind::NotFound`] when absent.
+    pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.call(Role::Read, |reply| PoolMsg::Read(req, reply), false)
+            .await
+    }
+
+    /// List one page of rows from the read pool, with the total count.
+    pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
+        self.call(Role::Read, |reply| PoolMsg::List(req, reply), false)
+            .await
+    }
+
+    /// Run a write on the write pool and answer the row it touched.
+    pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.call(Role::Write, |reply| PoolMsg::Write(req, reply), true)
+            .await
+    }
+
+    /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
+    pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
+        self.write(model, WriteOp::Create(record)).await
+    }
+
+    /// Change only the fields in `patch`; answers the row as updated.
+    pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
+        self.write(
+            model,
+            WriteOp::Update {
+                id: id.into(),
+                patch,
+            },
+        )
+        .await
+    }
+
+    /// Delete a row; answers it as it was.
+    pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        self.write(model, WriteOp::Delete { id: id.into() }).await
+    }
+
+    /// Run AutoMigrate now, on the write pool (also when it is off at open).
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        let mut client = self.inner.write_pool.get().await?;
+        auto_migrate(
+            &mut client,
+            &self.inner.session.schema,
+            &self.inner.registry,
+        )
+        .await
+    }
+
+    /// The supervisor actor: send it [`DbMsg`]s from ractor code.
+    pub fn actor(&self) -> ActorRef<DbMsg> {
+        self.inner.supervisor.clone()
+    }
+
+    /// The models this adapter was opened with.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The session settings every connection gets, defaults filled in.
+    pub fn session(&self) -> &SessionSettings {
+        &self.inner.session
+    }
+
+    /// Stop the actors and close every pooled connection. Operations already
+    /// handed to a pool finish; later calls on any clone of this handle fail
+    /// with [`ErrorKind::Closed`].
+    pub async fn close(&self) {
+        let _ = self
+            .inner
+            .supervisor
+            .stop_and_wait(Some("closed".into()), None)
+            .await;
+    }
+
+    /// Send `msg` to the pool actor of `role` and await the answer.
+    ///
+    /// A lost answer to a write means its outcome is unknown; to a read,
+    /// that the adapter is gone.
+    async fn call<T: Send + 'static>(
+        &self,
+        role: Role,
+        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> PoolMsg,
+        write: bool,
+    ) -> Result<T> {
+        let pool = self
+            .inner
+            .routes
+            .get(role)
+            .ok_or_else(|| gone("the message was"))?;
+        match pool.call(msg, None).await {
+            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::Timeout) => Err(Error::new(ErrorKind::Timeout, "no answer in time")),
+            Ok(CallResult::SenderError) if write => Err(Error::new(
+                ErrorKind::OutcomeUnknown,
+                "the write's answer was lost; it may or may not have been applied",
+            )),
+            Ok(CallResult::SenderError) | Err(_) => Err(gone("the operation was")),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod config;
+mod connection;
+mod dsn;
+mod error;
+mod exec;
+mod handle;
+mod messages;
+mod migrate;
+mod model;
+mod pool_actor;
+mod query;
+mod record;
+mod sql;
+mod supervisor;
+mod value;
+
+pub use config::{
+    PoolConfig, PoolSettings, Role, SessionConfig, SessionSettings, DEFAULT_APPLICATION_NAME,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT, DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA,
+    DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
+};
+pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
+pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
+pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+pub use migrate::MigrationReport;
+pub use model::{
+    ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
+};
+pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
+pub use record::Record;
+pub use value::{FieldType, FromValue, Value};

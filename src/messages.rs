@@ -1,0 +1,79 @@
+//! The typed messages callers send to the adapter's actors.
+
+use ractor::RpcReplyPort;
+
+use crate::error::Result;
+use crate::query::{Page, Query};
+use crate::record::Record;
+use crate::value::Value;
+
+/// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The row's id.
+    pub id: Value,
+}
+
+/// List one page of rows matching a query, with the total count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// Filter, sort and page window.
+    pub query: Query,
+}
+
+/// Change data. Every write answers the row as it is after the write (for a
+/// delete: as it was), or [`crate::ErrorKind::NotFound`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// What to do.
+    pub op: WriteOp,
+}
+
+/// The three writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Insert a row. Fields left out take their defaults; `id` is generated
+    /// when absent (see [`crate::PrimaryKey`]).
+    Create(Record),
+    /// Change only the fields in `patch`; `updated_at` is set to `now()`.
+    Update {
+        /// The row's id.
+        id: Value,
+        /// The fields to change.
+        patch: Record,
+    },
+    /// Delete a row.
+    Delete {
+        /// The row's id.
+        id: Value,
+    },
+}
+
+/// The messages the adapter's supervisor takes. Send them from any ractor
+/// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
+///
+/// `Read` and `List` run on the read pool (the replica when one is
+/// configured); `Write` runs on the write pool.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{DbMsg, ReadRequest};
+/// let req = ReadRequest { model: "StockBalance".into(), id: uuid::Uuid::nil().into() };
+/// let row = ractor::call!(db.actor(), DbMsg::Read, req)?;
+/// # let _ = row; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub enum DbMsg {
+    /// See [`ReadRequest`].
+    Read(ReadRequest, RpcReplyPort<Result<Record>>),
+    /// See [`ListRequest`].
+    List(ListRequest, RpcReplyPort<Result<Page>>),
+    /// See [`WriteRequest`].
+    Write(WriteRequest, RpcReplyPort<Result<Record>>),
+}

@@ -1,0 +1,524 @@
+//! SQL building: identifiers from the registry only, values always bound.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+use crate::error::{Error, Result};
+use crate::model::{quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT};
+use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
+use crate::record::{unknown_field, Record};
+use crate::value::{FieldType, Value};
+
+/// PostgreSQL's limit on bind parameters in one statement.
+pub(crate) const MAX_PARAMS: usize = u16::MAX as usize;
+/// How deeply AND/OR filters may nest; deeper trees are refused, not recursed.
+const MAX_FILTER_DEPTH: usize = 32;
+
+/// A bound parameter: one value, or a list bound as one array (`= ANY($n)`).
+#[derive(Debug)]
+pub(crate) enum Param {
+    One(Value),
+    List(Vec<Value>),
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Param::One(v) => v.to_sql(ty, out),
+            Param::List(vs) => vs.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// One statement: text with `$n` placeholders, and its typed parameters.
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<(Param, Type)>,
+}
+
+impl Statement {
+    fn new(sql: String) -> Statement {
+        Statement {
+            sql,
+            params: Vec::new(),
+        }
+    }
+
+    /// Add a parameter and return its placeholder.
+    fn bind(&mut self, param: Param, ty: Type) -> String {
+        self.params.push((param, ty));
+        format!("${}", self.params.len())
+    }
+
+    fn checked(self) -> Result<Statement> {
+        if self.params.len() > MAX_PARAMS {
+            return Err(Error::invalid_input(format!(
+                "the statement would need {} bind parameters; PostgreSQL allows {MAX_PARAMS}",
+                self.params.len()
+            )));
+        }
+        Ok(self)
+    }
+
+    /// The parameters in the form `query_typed` takes.
+    pub(crate) fn bound(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.params
+            .iter()
+            .map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone()))
+            .collect()
+    }
+}
+
+/// The SQL fragments of one model in one schema, computed once at open.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) model: Arc<Model>,
+    /// `"schema"."table"`
+    pub(crate) qualified: String,
+    /// `"id", "a", …, "updated_at"`
+    select_list: String,
+}
+
+/// Every model's [`Table`], by model name.
+#[derive(Debug)]
+pub(crate) struct Catalog {
+    tables: HashMap<String, Table>,
+}
+
+impl Catalog {
+    pub(crate) fn new(registry: &Registry, schema: &str) -> Catalog {
+        let tables = registry
+            .models()
+            .map(|model| {
+                let table = Table {
+                    qualified: format!("{}.{}", quote_ident(schema), quote_ident(model.table())),
+                    select_list: model
+                        .column_names()
+                        .map(quote_ident)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    model: model.clone(),
+                };
+                (model.name().to_owned(), table)
+            })
+            .collect();
+        Catalog { tables }
+    }
+
+    /// The table of a model, or InvalidInput for an unknown model.
+    pub(crate) fn table(&self, model: &str) -> Result<&Table> {
+        self.tables
+            .get(model)
+            .ok_or_else(|| Error::invalid_input(format!("unknown model {model:?}")))
+    }
+}
+
+impl Table {
+    fn column_type(&self, field: &str) -> Result<FieldType> {
+        self.model
+            .column_type(field)
+            .ok_or_else(|| unknown_field(&self.model, field))
+    }
+
+    fn bind_id(&self, stmt: &mut Statement, id: Value) -> Result<String> {
+        let ty = self.model.key().field_type();
+        let id = ty.coerce(ID, id)?;
+        if id.is_null() {
+            return Err(Error::invalid_input("id cannot be null"));
+        }
+        Ok(stmt.bind(Param::One(id), ty.pg_type()))
+    }
+
+    /// `SELECT … WHERE id = $1`
+    pub(crate) fn read(&self, id: Value) -> Result<Statement> {
+        let mut stmt = Statement::new(String::new());
+        let id = self.bind_id(&mut stmt, id)?;
+        stmt.sql = format!(
+            "SELECT {} FROM {} WHERE \"id\" = {id}",
+            self.select_list, self.qualified
+        );
+        Ok(stmt)
+    }
+
+    /// `INSERT … RETURNING …`; generates a UUIDv7 id when the model's key is
+    /// a uuid and the record has none.
+    pub(crate) fn insert(&self, mut record: Record) -> Result<Statement> {
+        if !record.value(ID).is_some_and(|v| !v.is_null()) {
+            record.remove(ID);
+            if self.model.key() == PrimaryKey::Uuid {
+                record.set(ID, uuid::Uuid::now_v7());
+            }
+        }
+        for field in self.model.fields() {
+            if record.value(field.name()).is_none()
+                && !field.is_nullable()
+                && field.default().is_none()
+            {
+                return Err(Error::invalid_input(format!(
+                    "field \"{}\" of {} is required",
+                    field.name(),
+                    self.model.name()
+                )));
+            }
+        }
+        let mut stmt = Statement::new(String::new());
+        let mut columns = Vec::with_capacity(record.len());
+        let mut placeholders = Vec::with_capacity(record.len());
+        for (field, value) in record {
+            let ty = self.settable_type(&field, &value)?;
+            columns.push(quote_ident(&field));
+            placeholders.push(stmt.bind(Param::One(ty.coerce(&field, value)?), ty.pg_type()));
+        }
+        stmt.sql = if columns.is_empty() {
+            format!(
+                "INSERT INTO {} DEFAULT VALUES RETURNING {}",
+                self.qualified, self.select_list
+            )
+        } else {
+            format!(
+                "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
+                self.qualified,
+                columns.join(", "),
+                placeholders.join(", "),
+                self.select_list
+            )
+        };
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
+    pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
+        let mut stmt = Statement::new(String::new());
+        let mut sets = Vec::with_capacity(patch.len() + 1);
+        for (field, value) in patch {
+            if field == ID {
+                return Err(Error::invalid_input("the id of a row cannot be changed"));
+            }
+            let ty = self.settable_type(&field, &value)?;
+            let placeholder = stmt.bind(Param::One(ty.coerce(&field, value)?), ty.pg_type());
+            sets.push(format!("{} = {placeholder}", quote_ident(&field)));
+        }
+        sets.push("\"updated_at\" = now()".into());
+        let id = self.bind_id(&mut stmt, id)?;
+        stmt.sql = format!(
+            "UPDATE {} SET {} WHERE \"id\" = {id} RETURNING {}",
+            self.qualified,
+            sets.join(", "),
+            self.select_list
+        );
+        stmt.checked()
+    }
+
+    /// `DELETE … WHERE id = $1 RETURNING …`
+    pub(crate) fn delete(&self, id: Value) -> Result<Statement> {
+        let mut stmt = Statement::new(String::new());
+        let id = self.bind_id(&mut stmt, id)?;
+        stmt.sql = format!(
+            "DELETE FROM {} WHERE \"id\" = {id} RETURNING {}",
+            self.qualified, self.select_list
+        );
+        Ok(stmt)
+    }
+
+    /// The page statement and the count statement of a `List`.
+    pub(crate) fn list(&self, query: &Query) -> Result<(Statement, Statement, u64)> {
+        let mut page = Statement::new(String::new());
+        let mut count = Statement::new(String::new());
+        let condition = match &query.filter {
+            Some(filter) => {
+                let condition = self.condition(filter, &mut page, 0)?;
+                count.params = page
+                    .params
+                    .iter()
+                    .map(|(p, t)| (p.duplicate(), t.clone()))
+                    .collect();
+                condition
+            }
+            None => "TRUE".into(),
+        };
+        let mut order = Vec::with_capacity(query.sort.len() + 1);
+        for sort in &query.sort {
+            self.column_type(&sort.field)?;
+            let dir = match sort.direction {
+                Direction::Asc => "ASC",
+                Direction::Desc => "DESC",
+            };
+            order.push(format!("{} {dir}", quote_ident(&sort.field)));
+        }
+        if !query.sort.iter().any(|s| s.field == ID) {
+            order.push("\"id\" ASC".into());
+        }
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        let as_i64 = |n: u64, what: &str| {
+            i64::try_from(n).map_err(|_| Error::invalid_input(format!("{what} {n} is too large")))
+        };
+        let limit_ph = page.bind(Param::One(Value::I64(as_i64(limit, "limit")?)), Type::INT8);
+        let offset_ph = page.bind(
+            Param::One(Value::I64(as_i64(query.offset, "offset")?)),
+            Type::INT8,
+        );
+        page.sql = format!(
+            "SELECT {} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
+            self.select_list,
+            self.qualified,
+            order.join(", ")
+        );
+        count.sql = format!("SELECT count(*) FROM {} WHERE {condition}", self.qualified);
+        Ok((page.checked()?, count.checked()?, limit))
+    }
+
+    fn condition(&self, filter: &Filter, stmt: &mut Statement, depth: usize) -> Result<String> {
+        if depth > MAX_FILTER_DEPTH {
+            return Err(Error::invalid_input(format!(
+                "filters nest deeper than {MAX_FILTER_DEPTH} levels"
+            )));
+        }
+        Ok(match filter {
+            Filter::Compare { field, op, value } => {
+                let ty = self.column_type(field)?;
+                if value.is_null() {
+                    return Err(Error::invalid_input(format!(
+                        "comparing \"{field}\" with NULL matches nothing; use Filter::is_null"
+                    )));
+                }
+                let ph = stmt.bind(Param::One(ty.coerce(field, value.clone())?), ty.pg_type());
+                format!("{} {} {ph}", quote_ident(field), op.sql())
+            }
+            Filter::In { field, values } => {
+                let ty = self.column_type(field)?;
+                if values.is_empty() {
+                    return Ok("FALSE".into());
+                }
+                let mut list = Vec::with_capacity(values.len());
+                for value in values {
+                    if value.is_null() {
+                        return Err(Error::invalid_input(format!(
+                            "an IN list on \"{field}\" cannot hold NULL; use Filter::is_null"
+                        )));
+                    }
+                    list.push(ty.coerce(field, value.clone())?);
+                }
+                let ph = stmt.bind(Param::List(list), ty.pg_array_type());
+                format!("{} = ANY({ph})", quote_ident(field))
+            }
+            Filter::Like {
+                field,
+                pattern,
+                case_insensitive,
+            } => {
+                let ty = self.column_type(field)?;
+                if !ty.is_text() {
+                    return Err(Error::invalid_input(format!(
+                        "LIKE needs a text field and \"{field}\" is {}",
+                        ty.sql()
+                    )));
+                }
+                let pattern = FieldType::Text.coerce(field, Value::Text(pattern.clone()))?;
+                let ph = stmt.bind(Param::One(pattern), Type::TEXT);
+                let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                format!("{} {op} {ph}", quote_ident(field))
+            }
+            Filter::IsNull { field, negated } => {
+                self.column_type(field)?;
+                let not = if *negated { " NOT" } else { "" };
+                format!("{} IS{not} NULL", quote_ident(field))
+            }
+            Filter::And(parts) | Filter::Or(parts) => {
+                let (joiner, empty) = match filter {
+                    Filter::And(_) => (" AND ", "TRUE"),
+                    _ => (" OR ", "FALSE"),
+                };
+                if parts.is_empty() {
+                    return Ok(empty.into());
+                }
+                let mut rendered = Vec::with_capacity(parts.len());
+                for part in parts {
+                    rendered.push(self.condition(part, stmt, depth + 1)?);
+                }
+                format!("({})", rendered.join(joiner))
+            }
+        })
+    }
+
+    /// The type of a field a caller may set; the adapter keeps the timestamps.
+    fn settable_type(&self, field: &str, value: &Value) -> Result<FieldType> {
+        if field == CREATED_AT || field == UPDATED_AT {
+            return Err(Error::invalid_input(format!(
+                "\"{field}\" is kept by the adapter"
+            )));
+        }
+        let ty = self.column_type(field)?;
+        let nullable = self.model.declared(field).is_some_and(|f| f.is_nullable());
+        if value.is_null() && !nullable {
+            return Err(Error::invalid_input(format!(
+                "field \"{field}\" of {} cannot be null",
+                self.model.name()
+            )));
+        }
+        Ok(ty)
+    }
+}
+
+impl Param {
+    fn duplicate(&self) -> Param {
+        match self {
+            Param::One(v) => Param::One(v.clone()),
+            Param::List(vs) => Param::List(vs.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Field, Index};
+
+    fn table() -> Table {
+        let registry = Registry::new()
+            .with(
+                Model::new("Stock")
+                    .field(Field::new("sku", FieldType::Text).unique())
+                    .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
+                    .field(Field::new("note", FieldType::Text).nullable())
+                    .index(Index::on(["quantity"])),
+            )
+            .unwrap();
+        Catalog::new(&registry, "shop")
+            .tables
+            .remove("Stock")
+            .unwrap()
+    }
+
+    #[test]
+    fn insert_binds_every_value_and_generates_the_id() {
+        let stmt = table()
+            .insert(Record::new().with("sku", "x'); DROP TABLE stock; --"))
+            .unwrap();
+        assert_eq!(
+            stmt.sql,
+            "INSERT INTO \"shop\".\"stock\" (\"id\", \"sku\") VALUES ($1, $2) RETURNING \
+             \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+        assert!(matches!(stmt.params[0].0, Param::One(Value::Uuid(_))));
+        assert!(!stmt.sql.contains("DROP"));
+    }
+
+    #[test]
+    fn update_sets_only_the_patch() {
+        let stmt = table()
+            .update(
+                Value::from(uuid::Uuid::nil()),
+                Record::new().with("quantity", 3_i64),
+            )
+            .unwrap();
+        assert_eq!(
+            stmt.sql,
+            "UPDATE \"shop\".\"stock\" SET \"quantity\" = $1, \"updated_at\" = now() WHERE \"id\" = $2 \
+             RETURNING \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+    }
+
+    #[test]
+    fn list_renders_filters_sort_and_page() {
+        let q = Query::new()
+            .filter(
+                Filter::ge("quantity", 1_i64)
+                    .and(Filter::ilike("sku", "a%").or(Filter::is_null("note")))
+                    .and(Filter::is_in("sku", ["a", "b"])),
+            )
+            .sort_desc("quantity")
+            .limit(10)
+            .offset(20);
+        let (page, count, limit) = table().list(&q).unwrap();
+        let cond =
+            "(\"quantity\" >= $1 AND (\"sku\" ILIKE $2 OR \"note\" IS NULL) AND \"sku\" = ANY($3))";
+        assert_eq!(
+            page.sql,
+            format!(
+                "SELECT \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\" FROM \
+                 \"shop\".\"stock\" WHERE {cond} ORDER BY \"quantity\" DESC, \"id\" ASC LIMIT $4 OFFSET $5"
+            )
+        );
+        assert_eq!(
+            count.sql,
+            format!("SELECT count(*) FROM \"shop\".\"stock\" WHERE {cond}")
+        );
+        assert_eq!((page.params.len(), count.params.len(), limit), (5, 3, 10));
+    }
+
+    #[test]
+    fn bad_input_is_refused_before_any_sql() {
+        let t = table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let cases: Vec<Result<Statement>> = vec![
+            t.insert(Record::new()), // sku required
+            t.insert(Record::new().with("sku", "a").with("colour", "red")), // unknown field
+            t.insert(Record::new().with("sku", 5_i64)), // wrong type
+            t.insert(Record::new().with("sku", "a\0b")), // NUL
+            t.insert(Record::new().with("sku", Value::Null)), // null in NOT NULL
+            t.insert(
+                Record::new()
+                    .with("sku", "a")
+                    .with("created_at", chrono::Utc::now()),
+            ),
+            t.update(id(), Record::new().with("id", uuid::Uuid::nil())),
+            t.update(id(), Record::new().with("\"quantity\"", 1_i64)), // quoted name
+            t.read(Value::from(1_i64)),                                // wrong id type
+            t.read(Value::Null),
+            t.list(&Query::new().filter(Filter::eq("sku; DROP TABLE x", "a")))
+                .map(|x| x.0),
+            t.list(&Query::new().sort_asc("sku DESC")).map(|x| x.0),
+            t.list(&Query::new().filter(Filter::like("quantity", "1%")))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::eq("sku", Value::Null)))
+                .map(|x| x.0),
+            t.list(&Query::new().limit(u64::MAX)).map(|x| x.0),
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            let err = case.expect_err(&format!("case {i} should be refused"));
+            assert_eq!(
+                err.kind(),
+                &crate::ErrorKind::InvalidInput,
+                "case {i}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_parameters_are_refused() {
+        let many = (0..MAX_PARAMS).fold(Filter::And(vec![]), |f, i| {
+            f.and(Filter::eq("sku", i.to_string()))
+        });
+        let err = table().list(&Query::new().filter(many)).unwrap_err();
+        assert!(err.to_string().contains("bind parameters"), "{err}");
+    }
+
+    #[test]
+    fn huge_in_lists_bind_as_one_array() {
+        let (page, _, _) = table()
+            .list(&Query::new().filter(Filter::is_in("quantity", 0..70_000_i64)))
+            .unwrap();
+        assert_eq!(page.params.len(), 3);
+    }
+
+    #[test]
+    fn deep_filters_are_refused() {
+        let deep = (0..100).fold(Filter::is_null("note"), |f, _| Filter::Or(vec![f]));
+        assert!(table().list(&Query::new().filter(deep)).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! The supervisor: owns one pool actor per role, restarts a failed one, and
+//! routes `DbMsg`s to the right pool.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::config::Role;
+use crate::messages::DbMsg;
+use crate::pool_actor::{PoolActor, PoolContext, PoolMsg};
+
+/// The current pool actor of each role, shared with the `Db` handles so an
+/// operation takes one hop (handle → pool actor). The supervisor replaces an
+/// entry when it restarts a pool actor.
+#[derive(Default)]
+pub(crate) struct Routes {
+    pools: RwLock<HashMap<Role, ActorRef<PoolMsg>>>,
+}
+
+impl Routes {
+    pub(crate) fn get(&self, role: Role) -> Option<ActorRef<PoolMsg>> {
+        self.pools
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&role)
+            .cloned()
+    }
+
+    fn set(&self, role: Role, actor: ActorRef<PoolMsg>) {
+        self.pools
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(role, actor);
+    }
+
+    fn clear(&self) {
+        self.pools
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+pub(crate) struct SupervisorArgs {
+    pub(crate) pools: Vec<Arc<PoolContext>>,
+    pub(crate) routes: Arc<Routes>,
+}
+
+pub(crate) struct SupervisorState {
+    /// Each role's context, kept to restart its actor with the same pool.
+    contexts: HashMap<Role, Arc<PoolContext>>,
+    routes: Arc<Routes>,
+}
+
+pub(crate) struct Supervisor;
+
+impl Supervisor {
+    async fn start_pool(
+        myself: &ActorRef<DbMsg>,
+        ctx: Arc<PoolContext>,
+        routes: &Routes,
+    ) -> Result<(), ActorProcessingErr> {
+        let role = ctx.pool.role;
+        // Unnamed: actor names are process-global, and two adapters (or
+        // parallel tests) in one process must not collide.
+        let (actor, _) = Actor::spawn_linked(None, PoolActor, ctx, myself.get_cell()).await?;
+        routes.set(role, actor);
+        Ok(())
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = DbMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DbMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let mut contexts = HashMap::new();
+        for ctx in args.pools {
+            contexts.insert(ctx.pool.role, ctx.clone());
+            Supervisor::start_pool(&myself, ctx, &args.routes).await?;
+        }
+        Ok(SupervisorState {
+            contexts,
+            routes: args.routes,
+        })
+    }
+
+    /// Forward to the pool actor of the message's role: no I/O here.
+    async fn handle(
+        &self,
+        _: ActorRef<DbMsg>,
+        msg: DbMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (role, msg) = match msg {
+            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, reply)),
+            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, reply)),
+            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, reply)),
+        };
+        if let Some(pool) = state.routes.get(role) {
+            // A pool actor that is gone drops the message and with it the
+            // reply port: the caller sees the adapter as closed.
+            let _ = pool.send_message(msg);
+        }
+        Ok(())
+    }
+
+    /// Overridden because ractor's default stops the supervisor when any
+    /// child exits. A pool actor that fails is restarted on the same pool.
+    /// Any other child (the transaction actors to come) ending is routine.
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DbMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match &event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err.to_string())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.clone()),
+            _ => return Ok(()),
+        };
+        let role = state.contexts.keys().copied().find(|role| {
+            state
+                .routes
+                .get(*role)
+                .is_some_and(|a| a.get_id() == cell.get_id())
+        });
+        if let Some(role) = role {
+            tracing::warn!(target: "pgactor.supervisor", role = role.as_str(), reason = ?failure, "pool actor stopped; restarting it");
+            Supervisor::start_pool(&myself, state.contexts[&role].clone(), &state.routes).await?;
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<DbMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.routes.clear();
+        for ctx in state.contexts.values() {
+            ctx.pool.pool.close();
+        }
+        Ok(())
+    }
+}

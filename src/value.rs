@@ -1,0 +1,607 @@
+//! Typed column values: what crosses the API, how it binds, how it decodes.
+
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// One column value. Every variant maps to one PostgreSQL type.
+///
+/// Build values with `From`: `Value::from(5_i64)`, `Value::from("text")`,
+/// `Value::from(None::<i64>)` for NULL.
+///
+/// ```
+/// use pgactor::Value;
+/// assert_eq!(Value::from(7_i64), Value::I64(7));
+/// assert_eq!(Value::from(Some("a")), Value::Text("a".into()));
+/// assert_eq!(Value::from(None::<bool>), Value::Null);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// `boolean`
+    Bool(bool),
+    /// `smallint`
+    I16(i16),
+    /// `integer`
+    I32(i32),
+    /// `bigint`
+    I64(i64),
+    /// `real`
+    F32(f32),
+    /// `double precision`
+    F64(f64),
+    /// `numeric` (NaN and infinities are not representable)
+    Numeric(Decimal),
+    /// `text` or `varchar`
+    Text(String),
+    /// `bytea`
+    Bytes(Vec<u8>),
+    /// `uuid`
+    Uuid(Uuid),
+    /// `timestamptz`
+    Timestamptz(DateTime<Utc>),
+    /// `date`
+    Date(NaiveDate),
+    /// `jsonb`
+    Json(serde_json::Value),
+}
+
+/// The column types a model field can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// `boolean` ↔ `bool`
+    Bool,
+    /// `smallint` ↔ `i16`
+    I16,
+    /// `integer` ↔ `i32`
+    I32,
+    /// `bigint` ↔ `i64`
+    I64,
+    /// `real` ↔ `f32`
+    F32,
+    /// `double precision` ↔ `f64`
+    F64,
+    /// `numeric` ↔ [`rust_decimal::Decimal`]
+    Numeric,
+    /// `text` ↔ `String`
+    Text,
+    /// `varchar(n)` ↔ `String`, at most `n` characters
+    Varchar(u32),
+    /// `bytea` ↔ `Vec<u8>`
+    Bytes,
+    /// `uuid` ↔ [`uuid::Uuid`]
+    Uuid,
+    /// `timestamptz` ↔ `chrono::DateTime<Utc>`
+    Timestamptz,
+    /// `date` ↔ `chrono::NaiveDate`
+    Date,
+    /// `jsonb` ↔ `serde_json::Value`
+    Json,
+}
+
+impl FieldType {
+    /// The type as written in DDL.
+    pub(crate) fn sql(self) -> String {
+        match self {
+            FieldType::Bool => "boolean".into(),
+            FieldType::I16 => "smallint".into(),
+            FieldType::I32 => "integer".into(),
+            FieldType::I64 => "bigint".into(),
+            FieldType::F32 => "real".into(),
+            FieldType::F64 => "double precision".into(),
+            FieldType::Numeric => "numeric".into(),
+            FieldType::Text => "text".into(),
+            FieldType::Varchar(n) => format!("varchar({n})"),
+            FieldType::Bytes => "bytea".into(),
+            FieldType::Uuid => "uuid".into(),
+            FieldType::Timestamptz => "timestamptz".into(),
+            FieldType::Date => "date".into(),
+            FieldType::Json => "jsonb".into(),
+        }
+    }
+
+    /// The name `information_schema.columns.udt_name` reports for this type.
+    pub(crate) fn udt_name(self) -> &'static str {
+        match self {
+            FieldType::Bool => "bool",
+            FieldType::I16 => "int2",
+            FieldType::I32 => "int4",
+            FieldType::I64 => "int8",
+            FieldType::F32 => "float4",
+            FieldType::F64 => "float8",
+            FieldType::Numeric => "numeric",
+            FieldType::Text => "text",
+            FieldType::Varchar(_) => "varchar",
+            FieldType::Bytes => "bytea",
+            FieldType::Uuid => "uuid",
+            FieldType::Timestamptz => "timestamptz",
+            FieldType::Date => "date",
+            FieldType::Json => "jsonb",
+        }
+    }
+
+    /// The wire type a parameter of this field is bound as.
+    pub(crate) fn pg_type(self) -> Type {
+        match self {
+            FieldType::Bool => Type::BOOL,
+            FieldType::I16 => Type::INT2,
+            FieldType::I32 => Type::INT4,
+            FieldType::I64 => Type::INT8,
+            FieldType::F32 => Type::FLOAT4,
+            FieldType::F64 => Type::FLOAT8,
+            FieldType::Numeric => Type::NUMERIC,
+            FieldType::Text => Type::TEXT,
+            FieldType::Varchar(_) => Type::VARCHAR,
+            FieldType::Bytes => Type::BYTEA,
+            FieldType::Uuid => Type::UUID,
+            FieldType::Timestamptz => Type::TIMESTAMPTZ,
+            FieldType::Date => Type::DATE,
+            FieldType::Json => Type::JSONB,
+        }
+    }
+
+    /// The array type used to bind an `IN` list of this field as one parameter.
+    pub(crate) fn pg_array_type(self) -> Type {
+        match self {
+            FieldType::Bool => Type::BOOL_ARRAY,
+            FieldType::I16 => Type::INT2_ARRAY,
+            FieldType::I32 => Type::INT4_ARRAY,
+            FieldType::I64 => Type::INT8_ARRAY,
+            FieldType::F32 => Type::FLOAT4_ARRAY,
+            FieldType::F64 => Type::FLOAT8_ARRAY,
+            FieldType::Numeric => Type::NUMERIC_ARRAY,
+            FieldType::Text => Type::TEXT_ARRAY,
+            FieldType::Varchar(_) => Type::VARCHAR_ARRAY,
+            FieldType::Bytes => Type::BYTEA_ARRAY,
+            FieldType::Uuid => Type::UUID_ARRAY,
+            FieldType::Timestamptz => Type::TIMESTAMPTZ_ARRAY,
+            FieldType::Date => Type::DATE_ARRAY,
+            FieldType::Json => Type::JSONB_ARRAY,
+        }
+    }
+
+    /// True for the types `LIKE` / `ILIKE` apply to.
+    pub(crate) fn is_text(self) -> bool {
+        matches!(self, FieldType::Text | FieldType::Varchar(_))
+    }
+
+    /// Check `value` against this type and return it in this type's exact
+    /// variant. Integers widen or narrow when the number fits; integers become
+    /// floats or numerics when exact. Everything else must match.
+    pub(crate) fn coerce(self, field: &str, value: Value) -> Result<Value> {
+        let mismatch = |value: &Value| {
+            Error::invalid_input(format!(
+                "field \"{field}\" is {} and cannot take {}",
+                self.sql(),
+                value.type_name()
+            ))
+        };
+        let out_of_range = |v: i128| {
+            Error::invalid_input(format!(
+                "{v} is out of range for field \"{field}\" ({})",
+                self.sql()
+            ))
+        };
+        Ok(match (self, value) {
+            (_, Value::Null) => Value::Null,
+            (FieldType::Bool, v @ Value::Bool(_)) => v,
+            (FieldType::I16 | FieldType::I32 | FieldType::I64, v) if v.as_i128().is_some() => {
+                let n = v.as_i128().unwrap_or_default();
+                match self {
+                    FieldType::I16 => Value::I16(i16::try_from(n).map_err(|_| out_of_range(n))?),
+                    FieldType::I32 => Value::I32(i32::try_from(n).map_err(|_| out_of_range(n))?),
+                    _ => Value::I64(i64::try_from(n).map_err(|_| out_of_range(n))?),
+                }
+            }
+            (FieldType::F32, Value::F32(f)) => Value::F32(f),
+            (FieldType::F32, Value::F64(f)) if f.is_nan() || (f as f32) as f64 == f => {
+                Value::F32(f as f32)
+            }
+            (FieldType::F64, Value::F64(f)) => Value::F64(f),
+            (FieldType::F64, Value::F32(f)) => Value::F64(f as f64),
+            (FieldType::F32 | FieldType::F64, v) if v.as_i128().is_some() => {
+                let n = v.as_i128().unwrap_or_default();
+                let exact = if self == FieldType::F32 {
+                    1 << 24
+                } else {
+                    1 << 53
+                };
+                if n.abs() > exact {
+                    return Err(Error::invalid_input(format!(
+                        "{n} cannot be stored exactly in field \"{field}\" ({})",
+                        self.sql()
+                    )));
+                }
+                if self == FieldType::F32 {
+                    Value::F32(n as f32)
+                } else {
+                    Value::F64(n as f64)
+                }
+            }
+            (FieldType::Numeric, v @ Value::Numeric(_)) => v,
+            (FieldType::Numeric, v) if v.as_i128().is_some() => {
+                let n = v.as_i128().unwrap_or_default();
+                Value::Numeric(Decimal::from_i128_with_scale(n, 0))
+            }
+            (FieldType::Text, Value::Text(s)) => Value::Text(checked_text(field, s)?),
+            (FieldType::Varchar(max), Value::Text(s)) => {
+                let s = checked_text(field, s)?;
+                let len = s.chars().count();
+                if len > max as usize {
+                    return Err(Error::invalid_input(format!(
+                        "field \"{field}\" is varchar({max}) and the value has {len} characters"
+                    )));
+                }
+                Value::Text(s)
+            }
+            (FieldType::Bytes, v @ Value::Bytes(_)) => v,
+            (FieldType::Uuid, v @ Value::Uuid(_)) => v,
+            (FieldType::Timestamptz, v @ Value::Timestamptz(_)) => v,
+            (FieldType::Date, v @ Value::Date(_)) => v,
+            (FieldType::Json, Value::Json(j)) => {
+                if json_has_nul(&j) {
+                    return Err(Error::invalid_input(format!(
+                        "field \"{field}\": jsonb cannot store a NUL character (\\u0000)"
+                    )));
+                }
+                Value::Json(j)
+            }
+            (_, v) => return Err(mismatch(&v)),
+        })
+    }
+}
+
+fn checked_text(field: &str, s: String) -> Result<String> {
+    if s.contains('\0') {
+        return Err(Error::invalid_input(format!(
+            "field \"{field}\": text cannot contain a NUL byte"
+        )));
+    }
+    Ok(s)
+}
+
+fn json_has_nul(j: &serde_json::Value) -> bool {
+    match j {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(json_has_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v))
+        }
+        _ => false,
+    }
+}
+
+impl Value {
+    /// The name of this value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::I16(_) => "i16",
+            Value::I32(_) => "i32",
+            Value::I64(_) => "i64",
+            Value::F32(_) => "f32",
+            Value::F64(_) => "f64",
+            Value::Numeric(_) => "numeric",
+            Value::Text(_) => "text",
+            Value::Bytes(_) => "bytes",
+            Value::Uuid(_) => "uuid",
+            Value::Timestamptz(_) => "timestamptz",
+            Value::Date(_) => "date",
+            Value::Json(_) => "json",
+        }
+    }
+
+    /// True for [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    fn as_i128(&self) -> Option<i128> {
+        match self {
+            Value::I16(n) => Some(*n as i128),
+            Value::I32(n) => Some(*n as i128),
+            Value::I64(n) => Some(*n as i128),
+            _ => None,
+        }
+    }
+
+    /// The value as JSON, the way serde would write the matching Rust type:
+    /// uuids, numerics, dates and timestamps (RFC 3339) as strings, bytes as an
+    /// array of numbers. NaN and infinities become `null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::I16(n) => J::from(*n),
+            Value::I32(n) => J::from(*n),
+            Value::I64(n) => J::from(*n),
+            Value::F32(f) => serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number),
+            Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Numeric(d) => J::String(d.to_string()),
+            Value::Text(s) => J::String(s.clone()),
+            Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
+            Value::Uuid(u) => J::String(u.to_string()),
+            Value::Timestamptz(t) => J::String(t.to_rfc3339()),
+            Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
+            Value::Json(j) => j.clone(),
+        }
+    }
+
+    /// Read a JSON value (as serde writes Rust types) into a value of the
+    /// given field type: the inverse of [`Value::to_json`].
+    pub(crate) fn from_json(ty: FieldType, field: &str, json: serde_json::Value) -> Result<Value> {
+        use serde_json::Value as J;
+        let unreadable = |what: &str| {
+            Error::invalid_input(format!(
+                "field \"{field}\" is {} and cannot take {what}",
+                ty.sql()
+            ))
+        };
+        let value = match (ty, json) {
+            (_, J::Null) => Value::Null,
+            (FieldType::Json, j) => Value::Json(j),
+            (FieldType::Bool, J::Bool(b)) => Value::Bool(b),
+            (_, J::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    Value::I64(i)
+                } else if let Some(u) = n.as_u64() {
+                    return Err(unreadable(&format!("{u} (out of range)")));
+                } else {
+                    Value::F64(n.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            (FieldType::Text | FieldType::Varchar(_), J::String(s)) => Value::Text(s),
+            (FieldType::Uuid, J::String(s)) => Value::Uuid(
+                Uuid::parse_str(&s).map_err(|_| unreadable("a string that is not a uuid"))?,
+            ),
+            (FieldType::Timestamptz, J::String(s)) => Value::Timestamptz(
+                DateTime::parse_from_rfc3339(&s)
+                    .map_err(|_| unreadable("a string that is not an RFC 3339 timestamp"))?
+                    .with_timezone(&Utc),
+            ),
+            (FieldType::Date, J::String(s)) => Value::Date(
+                NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map_err(|_| unreadable("a string that is not a YYYY-MM-DD date"))?,
+            ),
+            (FieldType::Numeric, J::String(s)) => Value::Numeric(
+                s.parse()
+                    .map_err(|_| unreadable("a string that is not a number"))?,
+            ),
+            (FieldType::Bytes, J::Array(items)) => Value::Bytes(
+                items
+                    .iter()
+                    .map(|x| x.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| unreadable("an array that is not a list of bytes"))?,
+            ),
+            (_, other) => return Err(unreadable(&format!("JSON {}", json_kind(&other)))),
+        };
+        match (ty, value) {
+            // serde writes f64 fields with integral values as floats; narrow exactly.
+            (FieldType::Numeric, Value::F64(f)) => Decimal::try_from(f)
+                .map(Value::Numeric)
+                .map_err(|_| unreadable("a float that is not a finite number")),
+            (ty, v) => ty.coerce(field, v),
+        }
+    }
+}
+
+fn json_kind(j: &serde_json::Value) -> &'static str {
+    match j {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::$variant(v.into())
+            }
+        }
+    )*};
+}
+
+value_from!(
+    bool => Bool, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64,
+    Decimal => Numeric, String => Text, &str => Text, Vec<u8> => Bytes, &[u8] => Bytes,
+    Uuid => Uuid, DateTime<Utc> => Timestamptz, NaiveDate => Date, serde_json::Value => Json,
+);
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Rust types a [`Value`] can be read as, used by [`crate::Record::get`].
+///
+/// Integers read as any wider integer type; `Option<T>` reads NULL as `None`.
+pub trait FromValue: Sized {
+    /// The value as `Self`, or `None` when the types do not match.
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+macro_rules! from_value {
+    ($($t:ty => |$v:ident| $body:expr),* $(,)?) => {$(
+        impl FromValue for $t {
+            fn from_value($v: &Value) -> Option<Self> {
+                $body
+            }
+        }
+    )*};
+}
+
+from_value!(
+    bool => |v| match v { Value::Bool(b) => Some(*b), _ => None },
+    i16 => |v| match v { Value::I16(n) => Some(*n), _ => None },
+    i32 => |v| match v { Value::I16(n) => Some(*n as i32), Value::I32(n) => Some(*n), _ => None },
+    i64 => |v| v.as_i128().map(|n| n as i64),
+    f32 => |v| match v { Value::F32(f) => Some(*f), _ => None },
+    f64 => |v| match v { Value::F32(f) => Some(*f as f64), Value::F64(f) => Some(*f), _ => None },
+    Decimal => |v| match v { Value::Numeric(d) => Some(*d), _ => None },
+    String => |v| match v { Value::Text(s) => Some(s.clone()), _ => None },
+    Vec<u8> => |v| match v { Value::Bytes(b) => Some(b.clone()), _ => None },
+    Uuid => |v| match v { Value::Uuid(u) => Some(*u), _ => None },
+    DateTime<Utc> => |v| match v { Value::Timestamptz(t) => Some(*t), _ => None },
+    NaiveDate => |v| match v { Value::Date(d) => Some(*d), _ => None },
+    serde_json::Value => |v| match v { Value::Json(j) => Some(j.clone()), _ => None },
+    Value => |v| Some(v.clone()),
+);
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => Some(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Bool(v) => v.to_sql(ty, out),
+            Value::I16(v) => v.to_sql(ty, out),
+            Value::I32(v) => v.to_sql(ty, out),
+            Value::I64(v) => v.to_sql(ty, out),
+            Value::F32(v) => v.to_sql(ty, out),
+            Value::F64(v) => v.to_sql(ty, out),
+            Value::Numeric(v) => v.to_sql(ty, out),
+            Value::Text(v) => v.to_sql(ty, out),
+            Value::Bytes(v) => v.to_sql(ty, out),
+            Value::Uuid(v) => v.to_sql(ty, out),
+            Value::Timestamptz(v) => v.to_sql(ty, out),
+            Value::Date(v) => v.to_sql(ty, out),
+            Value::Json(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Values are coerced to their field's type before binding, and bound
+        // with that type through `query_typed`.
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Value, Box<dyn StdError + Sync + Send>> {
+        Ok(match *ty {
+            Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
+            Type::INT2 => Value::I16(i16::from_sql(ty, raw)?),
+            Type::INT4 => Value::I32(i32::from_sql(ty, raw)?),
+            Type::INT8 => Value::I64(i64::from_sql(ty, raw)?),
+            Type::FLOAT4 => Value::F32(f32::from_sql(ty, raw)?),
+            Type::FLOAT8 => Value::F64(f64::from_sql(ty, raw)?),
+            Type::NUMERIC => Value::Numeric(Decimal::from_sql(ty, raw)?),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+                Value::Text(String::from_sql(ty, raw)?)
+            }
+            Type::BYTEA => Value::Bytes(Vec::<u8>::from_sql(ty, raw)?),
+            Type::UUID => Value::Uuid(Uuid::from_sql(ty, raw)?),
+            Type::TIMESTAMPTZ => Value::Timestamptz(DateTime::<Utc>::from_sql(ty, raw)?),
+            Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
+            Type::JSON | Type::JSONB => Value::Json(serde_json::Value::from_sql(ty, raw)?),
+            _ => return Err(format!("pgactor cannot decode column type {ty}").into()),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Value, Box<dyn StdError + Sync + Send>> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_fit_or_are_refused() {
+        assert_eq!(
+            FieldType::I16.coerce("q", Value::I64(7)).unwrap(),
+            Value::I16(7)
+        );
+        let err = FieldType::I16.coerce("q", Value::I64(70_000)).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        assert_eq!(
+            FieldType::I64.coerce("q", Value::I16(-3)).unwrap(),
+            Value::I64(-3)
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let err = FieldType::I64
+            .coerce("quantity", Value::Text("5".into()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field \"quantity\" is bigint and cannot take text"
+        );
+        assert!(FieldType::Uuid.coerce("id", Value::I64(1)).is_err());
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_in_text_and_json() {
+        assert!(FieldType::Text
+            .coerce("n", Value::Text("a\0b".into()))
+            .is_err());
+        let j = serde_json::json!({"k": ["x\u{0}"]});
+        assert!(FieldType::Json.coerce("j", Value::Json(j)).is_err());
+    }
+
+    #[test]
+    fn varchar_counts_characters() {
+        assert!(FieldType::Varchar(3)
+            .coerce("v", Value::Text("äöü".into()))
+            .is_ok());
+        assert!(FieldType::Varchar(3)
+            .coerce("v", Value::Text("abcd".into()))
+            .is_err());
+    }
+
+    #[test]
+    fn json_round_trips_each_type() {
+        let now = Utc::now();
+        let cases = [
+            (FieldType::Uuid, Value::Uuid(Uuid::nil())),
+            (FieldType::Timestamptz, Value::Timestamptz(now)),
+            (
+                FieldType::Date,
+                Value::Date(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()),
+            ),
+            (FieldType::Numeric, Value::Numeric("12.50".parse().unwrap())),
+            (FieldType::Bytes, Value::Bytes(vec![0, 255])),
+            (FieldType::F64, Value::F64(2.5)),
+            (FieldType::I32, Value::I32(-4)),
+        ];
+        for (ty, v) in cases {
+            assert_eq!(Value::from_json(ty, "f", v.to_json()).unwrap(), v, "{ty:?}");
+        }
+    }
+}
