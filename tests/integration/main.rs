@@ -1,0 +1,6 @@
+//! Integration tests against the real topology started by `scripts/test.sh`
+//! (a primary and a streaming replica). One binary, one module per concern;
+//! every test works in a schema of its own so they run in parallel.
+
+mod common;
+mod crud;
