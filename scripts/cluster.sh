@@ -223,6 +223,16 @@ write_primary_conf() {
     set_conf "$conf" full_page_writes off
     set_conf "$conf" logging_collector off
     set_conf "$conf" log_line_prefix "'%m [%p] %q%u@%d '"
+    # Lets tests see from outside which statements the adapter sent.
+    set_conf "$conf" shared_preload_libraries "'pg_stat_statements'"
+    set_conf "$conf" pg_stat_statements.track all
+}
+
+# Objects every test may rely on; made before the base backup so the
+# replica has them too.
+init_primary_objects() {
+    psql_q "$PRIMARY_PORT" 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null \
+        || die "cannot create extension pg_stat_statements on the primary"
 }
 
 write_primary_hba() {
@@ -518,6 +528,7 @@ cmd_up() {
         set_conf "$PRIMARY_DATA/postgresql.conf" port "$PRIMARY_PORT"
     fi
     start_primary
+    init_primary_objects
 
     if [ -z "$REPLICA_PORT" ]; then
         REPLICA_PORT_AUTO=1

@@ -2,5 +2,15 @@
 //! (a primary and a streaming replica). One binary, one module per concern;
 //! every test works in a schema of its own so they run in parallel.
 
+mod actors;
+mod bad_input;
 mod common;
 mod crud;
+mod errors;
+mod list;
+mod migrate;
+mod open;
+mod routing;
+mod schema;
+mod session;
+mod types;
