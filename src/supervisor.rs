@@ -150,3 +150,66 @@ impl Actor for Supervisor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PoolConfig, SessionConfig};
+    use crate::connection::ConnectionPool;
+    use crate::dsn::Dsn;
+    use crate::model::Registry;
+    use crate::sql::Catalog;
+    use std::time::Duration;
+
+    /// Pools are lazy, so a supervisor over an unreachable server starts fine.
+    fn contexts() -> Vec<Arc<PoolContext>> {
+        let session = Arc::new(SessionConfig::default().resolve().unwrap());
+        let catalog = Arc::new(Catalog::new(&Registry::new(), "public"));
+        [Role::Write, Role::Read]
+            .into_iter()
+            .map(|role| {
+                let dsn = Dsn::parse("postgres://nobody@127.0.0.1:1/none", role).unwrap();
+                let settings = PoolConfig::default().resolve(role).unwrap();
+                Arc::new(PoolContext {
+                    pool: ConnectionPool::build(role, &dsn, settings, session.clone()).unwrap(),
+                    catalog: catalog.clone(),
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_killed_pool_actor_is_replaced_and_the_supervisor_stays() {
+        let routes = Arc::new(Routes::default());
+        let args = SupervisorArgs {
+            pools: contexts(),
+            routes: routes.clone(),
+        };
+        let (supervisor, _) = Actor::spawn(None, Supervisor, args).await.unwrap();
+        let first = routes.get(Role::Read).unwrap();
+        first.kill();
+        let mut replaced = None;
+        for _ in 0..500 {
+            match routes.get(Role::Read) {
+                Some(now) if now.get_id() != first.get_id() => {
+                    replaced = Some(now);
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        let replaced = replaced.expect("the read pool actor was not restarted");
+        assert_eq!(replaced.get_status(), ractor::ActorStatus::Running);
+        assert_eq!(supervisor.get_status(), ractor::ActorStatus::Running);
+        assert_eq!(
+            routes.get(Role::Write).unwrap().get_status(),
+            ractor::ActorStatus::Running
+        );
+
+        supervisor.stop_and_wait(None, None).await.unwrap();
+        assert!(
+            routes.get(Role::Read).is_none(),
+            "a stopped adapter routes nowhere"
+        );
+    }
+}
