@@ -145,6 +145,10 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgactor";
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 /// Default schema (`search_path`).
 pub const DEFAULT_SCHEMA: &str = "public";
+/// Default client-side deadline of one statement: a backstop a little above
+/// the default `statement_timeout`, so the server's own (more precise) timeout
+/// normally fires first while a stalled network still frees the caller.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Session settings applied to every new physical connection before its
 /// first use. Every `None` takes the default that [`crate::open`] uses;
@@ -158,6 +162,7 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// | `application_name` | `pgactor` | shown in `pg_stat_activity` and server logs |
 /// | `time_zone` | `UTC` | session time zone |
 /// | `schema` | `public` | `search_path`; created at open when missing |
+/// | `query_timeout` | 35 s | client-side deadline of one statement; past it the statement is cancelled on the server |
 ///
 /// ```
 /// use std::time::Duration;
@@ -185,6 +190,11 @@ pub struct SessionConfig {
     /// The schema every table lives in and `search_path` points at. A plain
     /// identifier (`[A-Za-z_][A-Za-z0-9_$]*`), case-sensitive.
     pub schema: Option<String>,
+    /// Client-side deadline of one statement. Past it the caller gets
+    /// [`crate::ErrorKind::Timeout`] and the statement is cancelled on the
+    /// server (a CancelRequest), not merely abandoned. Override per call with
+    /// [`crate::Db::with_query_timeout`] or [`crate::TxOptions::query_timeout`].
+    pub query_timeout: Option<Duration>,
 }
 
 /// A [`SessionConfig`] with every default filled in and every value checked.
@@ -202,6 +212,15 @@ pub struct SessionSettings {
     pub time_zone: String,
     /// The schema.
     pub schema: String,
+    /// Client-side statement deadline (zero: none).
+    pub query_timeout: Duration,
+}
+
+impl SessionSettings {
+    /// The client-side statement deadline, `None` when disabled.
+    pub(crate) fn query_deadline(&self) -> Option<Duration> {
+        Some(self.query_timeout).filter(|d| !d.is_zero())
+    }
 }
 
 impl SessionConfig {
@@ -232,6 +251,7 @@ impl SessionConfig {
             )?,
             time_zone: text(&self.time_zone, DEFAULT_TIME_ZONE, "time_zone")?,
             schema,
+            query_timeout: self.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT),
         })
     }
 }

@@ -63,6 +63,13 @@ pub enum ErrorKind {
     Database,
     /// The adapter's actors are gone (shut down or crashed) (HTTP 503).
     Closed,
+    /// The transaction failed earlier (a statement error, its connection
+    /// lost, the server's idle-in-transaction timeout): nothing in it can be
+    /// committed any more; roll back and start again (HTTP 500).
+    TxAborted,
+    /// The transaction is finished (committed, rolled back or abandoned):
+    /// messages sent to it are refused (HTTP 500).
+    TxClosed,
 }
 
 /// Which constraint a write broke, on which table and columns.
@@ -170,7 +177,9 @@ impl Error {
             ErrorKind::OutcomeUnknown
             | ErrorKind::Decode
             | ErrorKind::Config
-            | ErrorKind::Database => 500,
+            | ErrorKind::Database
+            | ErrorKind::TxAborted
+            | ErrorKind::TxClosed => 500,
         }
     }
 
@@ -188,6 +197,8 @@ impl Error {
             ErrorKind::Config => "CONFIG",
             ErrorKind::Database => "DATABASE",
             ErrorKind::Closed => "CLOSED",
+            ErrorKind::TxAborted => "TX_ABORTED",
+            ErrorKind::TxClosed => "TX_CLOSED",
         }
     }
 
@@ -200,6 +211,20 @@ impl Error {
     /// [`ErrorKind::Conflict`].
     pub fn is_retryable(&self) -> bool {
         self.0.kind == ErrorKind::Conflict
+    }
+
+    /// True when the server answered "canceling statement due to user
+    /// request": a CancelRequest of ours was consumed by this statement.
+    pub(crate) fn is_user_cancel(&self) -> bool {
+        self.db_error().is_some_and(|db| {
+            db.code() == &SqlState::QUERY_CANCELED && db.message().contains("user request")
+        })
+    }
+
+    /// True when the server sent this error: the statement reached it (and,
+    /// inside a transaction, aborted it).
+    pub(crate) fn is_server_error(&self) -> bool {
+        self.db_error().is_some()
     }
 
     fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
@@ -226,7 +251,11 @@ impl Error {
             return Error::new(kind, format!("{what}: {err}")).with_source(err);
         };
         let code = db.code();
-        let kind = if let Some(constraint) = constraint_kind(code) {
+        let kind = if write && ends_session(code) {
+            // The server ended the session while the write ran: whether it
+            // committed cannot be known from here.
+            ErrorKind::OutcomeUnknown
+        } else if let Some(constraint) = constraint_kind(code) {
             ErrorKind::Constraint(ConstraintViolation {
                 kind: constraint,
                 table: db.table().map(str::to_owned),
@@ -263,6 +292,12 @@ fn constraint_kind(code: &SqlState) -> Option<ConstraintKind> {
         SqlState::CHECK_VIOLATION => ConstraintKind::Check,
         _ => return None,
     })
+}
+
+/// SQLSTATEs with which the server ends the session (admin or crash
+/// shutdown, a terminated backend, connection exceptions).
+fn ends_session(code: &SqlState) -> bool {
+    matches!(code.code(), "57P01" | "57P02" | "57P03") || code.code().starts_with("08")
 }
 
 fn kind_of_sqlstate(code: &SqlState) -> ErrorKind {

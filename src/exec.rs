@@ -1,7 +1,11 @@
 //! Running one operation on one connection: shared by the pool tasks and,
 //! inside transactions, by the transaction actor.
 
+use std::time::Duration;
+
 use tokio_postgres::{Client, Row};
+
+use crate::deadline::{bounded, Fate};
 
 use crate::error::{Error, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
@@ -50,6 +54,16 @@ impl RowPlan {
         })
     }
 
+    /// `LockForUpdate`: the row with this id, locked until the transaction ends.
+    pub(crate) fn lock_for_update(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
+        let table = catalog.table(&req.model)?;
+        Ok(RowPlan {
+            stmt: table.lock_for_update(req.id)?,
+            model: req.model,
+            write: false,
+        })
+    }
+
     /// `Write`: create, update or delete, answering the row.
     pub(crate) fn write(catalog: &Catalog, req: WriteRequest) -> Result<RowPlan> {
         let table = catalog.table(&req.model)?;
@@ -65,8 +79,16 @@ impl RowPlan {
         })
     }
 
-    /// Run on `client`; NotFound when no row came back.
-    pub(crate) async fn run(&self, client: &Client) -> Result<Record> {
+    /// Run on `client` within `limit`; NotFound when no row came back.
+    pub(crate) async fn run(
+        &self,
+        client: &Client,
+        limit: Option<Duration>,
+    ) -> (Result<Record>, Fate) {
+        bounded(client, limit, self.write, self.fetch(client)).await
+    }
+
+    async fn fetch(&self, client: &Client) -> Result<Record> {
         let rows = query(client, &self.stmt, self.write).await?;
         rows.first()
             .map(record)
@@ -93,9 +115,17 @@ impl PagePlan {
         })
     }
 
-    /// Run on `client`. Both statements go out together and tokio-postgres
-    /// pipelines them on the connection: one round trip.
-    pub(crate) async fn run(&self, client: &Client) -> Result<Page> {
+    /// Run on `client` within `limit`. Both statements go out together and
+    /// tokio-postgres pipelines them on the connection: one round trip.
+    pub(crate) async fn run(
+        &self,
+        client: &Client,
+        limit: Option<Duration>,
+    ) -> (Result<Page>, Fate) {
+        bounded(client, limit, false, self.fetch(client)).await
+    }
+
+    async fn fetch(&self, client: &Client) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false),
             query(client, &self.count, false)

@@ -1,6 +1,8 @@
 //! Opening the adapter, and the `Db` handle plain async code uses.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
@@ -12,11 +14,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
-use crate::pool_actor::{gone, PoolContext, PoolMsg};
+use crate::pool_actor::{gone, Deadline, PoolContext, PoolMsg};
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::sql::Catalog;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::transaction::{Tx, TxOptions};
 use crate::value::Value;
 
 /// Open the adapter with the production defaults.
@@ -227,6 +230,7 @@ impl OpenOptions {
             SupervisorArgs {
                 pools: pools.clone(),
                 routes: routes.clone(),
+                deadline: session.query_deadline(),
             },
         )
         .await
@@ -244,6 +248,7 @@ impl OpenOptions {
             "pgactor open"
         );
         Ok(Db {
+            deadline: session.query_deadline(),
             inner: Arc::new(DbInner {
                 supervisor,
                 routes,
@@ -274,6 +279,8 @@ impl OpenOptions {
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
+    /// This handle's statement deadline (see [`Db::with_query_timeout`]).
+    deadline: Deadline,
 }
 
 struct DbInner {
@@ -300,8 +307,12 @@ impl Db {
             model: model.into(),
             id: id.into(),
         };
-        self.call(Role::Read, |reply| PoolMsg::Read(req, reply), false)
-            .await
+        self.call(
+            Role::Read,
+            |reply| PoolMsg::Read(req, self.deadline, reply),
+            false,
+        )
+        .await
     }
 
     /// List one page of rows from the read pool, with the total count.
@@ -310,8 +321,12 @@ impl Db {
             model: model.into(),
             query,
         };
-        self.call(Role::Read, |reply| PoolMsg::List(req, reply), false)
-            .await
+        self.call(
+            Role::Read,
+            |reply| PoolMsg::List(req, self.deadline, reply),
+            false,
+        )
+        .await
     }
 
     /// Run a write on the write pool and answer the row it touched.
@@ -320,8 +335,12 @@ impl Db {
             model: model.into(),
             op,
         };
-        self.call(Role::Write, |reply| PoolMsg::Write(req, reply), true)
-            .await
+        self.call(
+            Role::Write,
+            |reply| PoolMsg::Write(req, self.deadline, reply),
+            true,
+        )
+        .await
     }
 
     /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
@@ -344,6 +363,96 @@ impl Db {
     /// Delete a row; answers it as it was.
     pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
         self.write(model, WriteOp::Delete { id: id.into() }).await
+    }
+
+    /// Start a transaction: its actor holds one write connection (on the
+    /// primary, even with a replica configured) until [`Tx::commit`] or
+    /// [`Tx::rollback`], or until the last [`Tx`] clone is dropped, which
+    /// rolls back.
+    pub async fn begin(&self, options: TxOptions) -> Result<Tx> {
+        let options = TxOptions {
+            query_timeout: options.query_timeout.or(self.deadline),
+            ..options
+        };
+        match self
+            .inner
+            .supervisor
+            .call(|reply| DbMsg::Begin(options, reply), None)
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            Ok(_) | Err(_) => Err(gone("BEGIN was")),
+        }
+    }
+
+    /// Run `body` in a transaction: commit when it returns `Ok`, roll back
+    /// when it returns `Err` or panics (the panic then goes on unwinding).
+    ///
+    /// With [`TxOptions::retry`] set, a run that fails with
+    /// [`ErrorKind::Conflict`] (serialization failure, deadlock) or
+    /// [`ErrorKind::Unavailable`] is rolled back and `body` runs again after
+    /// a backoff, up to `max_attempts` runs; nothing else is retried, and an
+    /// [`ErrorKind::OutcomeUnknown`] commit never is.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db, from: uuid::Uuid, to: uuid::Uuid) -> pgactor::Result<()> {
+    /// use pgactor::{IsolationLevel, Record, RetryPolicy, TxOptions};
+    /// let opts = TxOptions {
+    ///     isolation: IsolationLevel::Serializable,
+    ///     retry: RetryPolicy::attempts(5),
+    ///     ..TxOptions::default()
+    /// };
+    /// db.with_transaction(opts, |tx| async move {
+    ///     let a: i64 = tx.read("Account", from).await?.get("balance")?;
+    ///     let b: i64 = tx.read("Account", to).await?.get("balance")?;
+    ///     tx.update("Account", from, Record::new().with("balance", a - 10)).await?;
+    ///     tx.update("Account", to, Record::new().with("balance", b + 10)).await?;
+    ///     Ok(())
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub async fn with_transaction<T, F, Fut>(&self, options: TxOptions, mut body: F) -> Result<T>
+    where
+        F: FnMut(Tx) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let retry = options.retry;
+        let mut attempt = 1;
+        loop {
+            let outcome = async {
+                let tx = self.begin(options.clone()).await?;
+                match body(tx.clone()).await {
+                    Ok(value) => tx.commit().await.map(|()| value),
+                    Err(err) => {
+                        // The body's error is the one to report; a failed
+                        // rollback leaves the drop guard to close the connection.
+                        let _ = tx.rollback().await;
+                        Err(err)
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Err(err) if retry.retries(&err, attempt) => {
+                    tracing::debug!(target: "pgactor.tx", attempt, error = %err, "transaction conflict; running it again");
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A handle whose operations use `timeout` as their statement deadline
+    /// instead of the session's `query_timeout` (`Duration::ZERO`: none).
+    /// Past it the statement is cancelled on the server and the caller gets
+    /// [`ErrorKind::Timeout`].
+    pub fn with_query_timeout(&self, timeout: Duration) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            deadline: Some(timeout).filter(|d| !d.is_zero()),
+        }
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).

@@ -4,6 +4,7 @@
 
 mod config;
 mod connection;
+mod deadline;
 mod dsn;
 mod error;
 mod exec;
@@ -16,13 +17,16 @@ mod query;
 mod record;
 mod sql;
 mod supervisor;
+mod transaction;
+mod tx_actor;
 mod value;
 
 pub use config::{
     PoolConfig, PoolSettings, Role, SessionConfig, SessionSettings, DEFAULT_APPLICATION_NAME,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT, DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA,
-    DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
+    DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_QUERY_TIMEOUT, DEFAULT_READ_MAX_OPEN,
+    DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT,
+    DEFAULT_WRITE_MAX_OPEN,
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
@@ -33,4 +37,5 @@ pub use model::{
 };
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
 pub use record::Record;
+pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
 pub use value::{FieldType, FromValue, Value};

@@ -5,6 +5,7 @@ use ractor::RpcReplyPort;
 use crate::error::Result;
 use crate::query::{Page, Query};
 use crate::record::Record;
+use crate::transaction::{Tx, TxOptions};
 use crate::value::Value;
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
@@ -76,4 +77,7 @@ pub enum DbMsg {
     List(ListRequest, RpcReplyPort<Result<Page>>),
     /// See [`WriteRequest`].
     Write(WriteRequest, RpcReplyPort<Result<Record>>),
+    /// Start a transaction: answers a [`Tx`] whose actor holds one write
+    /// connection until commit or rollback.
+    Begin(TxOptions, RpcReplyPort<Result<Tx>>),
 }

@@ -2,23 +2,29 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use deadpool_postgres::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
 use tracing::Instrument;
 
 use crate::connection::ConnectionPool;
+use crate::deadline::Fate;
 use crate::error::{Error, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::sql::Catalog;
 
+/// The client-side deadline of a statement; `None`: none.
+pub(crate) type Deadline = Option<Duration>;
+
 /// The operations a pool actor runs, each on a connection of its own pool.
 #[derive(Debug)]
 pub(crate) enum PoolMsg {
-    Read(ReadRequest, RpcReplyPort<Result<crate::Record>>),
-    List(ListRequest, RpcReplyPort<Result<crate::Page>>),
-    Write(WriteRequest, RpcReplyPort<Result<crate::Record>>),
+    Read(ReadRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
+    List(ListRequest, Deadline, RpcReplyPort<Result<crate::Page>>),
+    Write(WriteRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
 }
 
 /// What a pool actor needs; shared with the tasks it spawns.
@@ -53,20 +59,26 @@ impl Actor for PoolActor {
     ) -> Result<(), ActorProcessingErr> {
         let role = ctx.pool.role.as_str();
         match msg {
-            PoolMsg::Read(req, reply) => {
+            PoolMsg::Read(req, deadline, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "read", role, model = %req.model);
-                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), reply, span);
+                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), deadline, reply, span);
             }
-            PoolMsg::List(req, reply) => {
+            PoolMsg::List(req, deadline, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "list", role, model = %req.model);
-                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), reply, span);
+                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), deadline, reply, span);
             }
-            PoolMsg::Write(req, reply) => {
+            PoolMsg::Write(req, deadline, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
-                spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), reply, span);
+                spawn_plan(
+                    ctx,
+                    RowPlan::write(&ctx.catalog, req),
+                    deadline,
+                    reply,
+                    span,
+                );
             }
         }
         Ok(())
@@ -77,6 +89,7 @@ impl Actor for PoolActor {
 fn spawn_plan<P: Plan>(
     ctx: &Arc<PoolContext>,
     plan: Result<P>,
+    deadline: Deadline,
     reply: RpcReplyPort<Result<P::Output>>,
     span: tracing::Span,
 ) {
@@ -91,8 +104,13 @@ fn spawn_plan<P: Plan>(
                 // answer nobody will read (a write's outcome would be unknown).
                 return Err(Error::closed("the caller stopped waiting"));
             }
-            // Bounded by the session's statement_timeout.
-            plan.run(&client).await
+            // Bounded by the deadline (cancelled on the server past it) and
+            // by the session's statement_timeout.
+            let (result, fate) = plan.run(&client, deadline).await;
+            if fate == Fate::Discard {
+                drop(Object::take(client));
+            }
+            result
         }
         .await;
         if let Err(err) = &result {
@@ -107,20 +125,32 @@ fn spawn_plan<P: Plan>(
 /// A statement plan a pool task can run on a checked-out connection.
 pub(crate) trait Plan: Send + 'static {
     type Output: Send + 'static;
-    fn run(&self, client: &Client) -> impl Future<Output = Result<Self::Output>> + Send;
+    fn run(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
 
 impl Plan for RowPlan {
     type Output = crate::Record;
-    fn run(&self, client: &Client) -> impl Future<Output = Result<crate::Record>> + Send {
-        RowPlan::run(self, client)
+    fn run(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
+        RowPlan::run(self, client, deadline)
     }
 }
 
 impl Plan for PagePlan {
     type Output = crate::Page;
-    fn run(&self, client: &Client) -> impl Future<Output = Result<crate::Page>> + Send {
-        PagePlan::run(self, client)
+    fn run(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
+        PagePlan::run(self, client, deadline)
     }
 }
 

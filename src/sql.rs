@@ -146,10 +146,20 @@ impl Table {
 
     /// `SELECT … WHERE id = $1`
     pub(crate) fn read(&self, id: Value) -> Result<Statement> {
+        self.select_by_id(id, "")
+    }
+
+    /// `SELECT … WHERE id = $1 FOR UPDATE`: the row lock is held until the
+    /// enclosing transaction ends.
+    pub(crate) fn lock_for_update(&self, id: Value) -> Result<Statement> {
+        self.select_by_id(id, " FOR UPDATE")
+    }
+
+    fn select_by_id(&self, id: Value, locking: &str) -> Result<Statement> {
         let mut stmt = Statement::new(String::new());
         let id = self.bind_id(&mut stmt, id)?;
         stmt.sql = format!(
-            "SELECT {} FROM {} WHERE \"id\" = {id}",
+            "SELECT {} FROM {} WHERE \"id\" = {id}{locking}",
             self.select_list, self.qualified
         );
         Ok(stmt)

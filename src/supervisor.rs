@@ -8,7 +8,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::config::Role;
 use crate::messages::DbMsg;
-use crate::pool_actor::{PoolActor, PoolContext, PoolMsg};
+use crate::pool_actor::{Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::tx_actor::begin;
 
 /// The current pool actor of each role, shared with the `Db` handles so an
 /// operation takes one hop (handle → pool actor). The supervisor replaces an
@@ -45,12 +46,15 @@ impl Routes {
 pub(crate) struct SupervisorArgs {
     pub(crate) pools: Vec<Arc<PoolContext>>,
     pub(crate) routes: Arc<Routes>,
+    /// The session's statement deadline, for messages that carry none.
+    pub(crate) deadline: Deadline,
 }
 
 pub(crate) struct SupervisorState {
     /// Each role's context, kept to restart its actor with the same pool.
     contexts: HashMap<Role, Arc<PoolContext>>,
     routes: Arc<Routes>,
+    deadline: Deadline,
 }
 
 pub(crate) struct Supervisor;
@@ -88,20 +92,40 @@ impl Actor for Supervisor {
         Ok(SupervisorState {
             contexts,
             routes: args.routes,
+            deadline: args.deadline,
         })
     }
 
-    /// Forward to the pool actor of the message's role: no I/O here.
+    /// Forward to the pool actor of the message's role, or start a
+    /// transaction in a task of its own: no I/O here.
     async fn handle(
         &self,
-        _: ActorRef<DbMsg>,
+        myself: ActorRef<DbMsg>,
         msg: DbMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
+        let deadline = state.deadline;
         let (role, msg) = match msg {
-            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, reply)),
-            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, reply)),
-            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, reply)),
+            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, deadline, reply)),
+            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, deadline, reply)),
+            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, deadline, reply)),
+            DbMsg::Begin(options, reply) => {
+                let ctx = state.contexts[&Role::Write].clone();
+                let supervisor = myself.get_cell();
+                tokio::spawn(async move {
+                    let tx = begin(
+                        &ctx.pool,
+                        ctx.catalog.clone(),
+                        options,
+                        deadline,
+                        supervisor,
+                    )
+                    .await;
+                    // A Tx nobody receives is dropped here, which rolls it back.
+                    let _ = reply.send(tx);
+                });
+                return Ok(());
+            }
         };
         if let Some(pool) = state.routes.get(role) {
             // A pool actor that is gone drops the message and with it the
@@ -113,7 +137,8 @@ impl Actor for Supervisor {
 
     /// Overridden because ractor's default stops the supervisor when any
     /// child exits. A pool actor that fails is restarted on the same pool.
-    /// Any other child (the transaction actors to come) ending is routine.
+    /// A transaction actor ending (even by a panic) is routine: its drop
+    /// guard has already closed its connection.
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<DbMsg>,
@@ -184,6 +209,7 @@ mod tests {
         let args = SupervisorArgs {
             pools: contexts(),
             routes: routes.clone(),
+            deadline: None,
         };
         let (supervisor, _) = Actor::spawn(None, Supervisor, args).await.unwrap();
         let first = routes.get(Role::Read).unwrap();

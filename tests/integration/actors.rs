@@ -1,7 +1,9 @@
 //! The actor face: `DbMsg`s sent with `call!` from ractor actors, routed by
 //! the supervisor, and pool actors that never serialise their callers.
 
-use pgactor::{Db, DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest};
+use pgactor::{
+    Db, DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest,
+};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::common::{observer, open_primary, primary_url, registry, stock_model};
@@ -19,11 +21,20 @@ impl Actor for Shopkeeper {
     type State = ActorRef<DbMsg>;
     type Arguments = ActorRef<DbMsg>;
 
-    async fn pre_start(&self, _: ActorRef<ShopMsg>, db: ActorRef<DbMsg>) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<ShopMsg>,
+        db: ActorRef<DbMsg>,
+    ) -> Result<Self::State, ActorProcessingErr> {
         Ok(db)
     }
 
-    async fn handle(&self, _: ActorRef<ShopMsg>, msg: ShopMsg, db: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<ShopMsg>,
+        msg: ShopMsg,
+        db: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let ShopMsg::Stock(sku, reply) = msg;
         let req = WriteRequest {
             model: "StockBalance".into(),
@@ -56,12 +67,21 @@ async fn open_split(admin: &tokio_postgres::Client) -> (Db, String, String) {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let (w, r) = (format!("w_{suffix}"), format!("r_{suffix}"));
     for name in [&w, &r] {
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
     }
     let url = |db: &str| primary_url().replace("/postgres?", &format!("/{db}?"));
     // AutoMigrate runs on the write side only: prepare the read side the same way.
-    pgactor::open(&url(&r), "", registry([stock_model()])).await.unwrap().close().await;
-    let db = pgactor::open(&url(&w), &url(&r), registry([stock_model()])).await.unwrap();
+    pgactor::open(&url(&r), "", registry([stock_model()]))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let db = pgactor::open(&url(&w), &url(&r), registry([stock_model()]))
+        .await
+        .unwrap();
     (db, w, r)
 }
 
@@ -103,8 +123,14 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
 #[tokio::test]
 async fn a_blocked_write_does_not_hold_up_other_callers() {
     let (db, schema) = open_primary("no_serialise", [stock_model()]).await;
-    let a = db.create("StockBalance", Record::new().with("sku", "a")).await.unwrap();
-    let b = db.create("StockBalance", Record::new().with("sku", "b")).await.unwrap();
+    let a = db
+        .create("StockBalance", Record::new().with("sku", "a"))
+        .await
+        .unwrap();
+    let b = db
+        .create("StockBalance", Record::new().with("sku", "b"))
+        .await
+        .unwrap();
     let a_id: uuid::Uuid = a.get("id").unwrap();
 
     // An outside session locks row a until we let go.
@@ -119,7 +145,10 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
 
     let blocked = {
         let db = db.clone();
-        tokio::spawn(async move { db.update("StockBalance", a_id, Record::new().with("quantity", 9_i64)).await })
+        tokio::spawn(async move {
+            db.update("StockBalance", a_id, Record::new().with("quantity", 9_i64))
+                .await
+        })
     };
     // Wait until the update is really waiting on the lock, seen from the server.
     let admin = observer(&primary_url()).await;
@@ -144,8 +173,18 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
     db.update("StockBalance", b_id, Record::new().with("quantity", 1_i64))
         .await
         .unwrap();
-    assert_eq!(db.read("StockBalance", b_id).await.unwrap().get::<i64>("quantity").unwrap(), 1);
-    assert!(!blocked.is_finished(), "the blocked update is still waiting on the lock");
+    assert_eq!(
+        db.read("StockBalance", b_id)
+            .await
+            .unwrap()
+            .get::<i64>("quantity")
+            .unwrap(),
+        1
+    );
+    assert!(
+        !blocked.is_finished(),
+        "the blocked update is still waiting on the lock"
+    );
 
     tx.rollback().await.unwrap();
     let updated = blocked.await.unwrap().unwrap();

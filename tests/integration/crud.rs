@@ -8,7 +8,10 @@ use crate::common::{open_primary, stock_model};
 async fn a_row_goes_through_its_whole_life() {
     let (db, _) = open_primary("crud", [stock_model()]).await;
     let created = db
-        .create("StockBalance", Record::new().with("sku", "A-1").with("quantity", 5_i64))
+        .create(
+            "StockBalance",
+            Record::new().with("sku", "A-1").with("quantity", 5_i64),
+        )
         .await
         .unwrap();
     let id: uuid::Uuid = created.get("id").unwrap();
@@ -23,13 +26,20 @@ async fn a_row_goes_through_its_whole_life() {
         .await
         .unwrap();
     assert_eq!(updated.get::<i64>("quantity").unwrap(), 4);
-    assert_eq!(updated.get::<String>("sku").unwrap(), "A-1", "only the patch changes");
+    assert_eq!(
+        updated.get::<String>("sku").unwrap(),
+        "A-1",
+        "only the patch changes"
+    );
     let before: chrono::DateTime<chrono::Utc> = created.get("updated_at").unwrap();
     let after: chrono::DateTime<chrono::Utc> = updated.get("updated_at").unwrap();
     assert!(after > before, "updated_at moves on update");
 
     let page = db
-        .list("StockBalance", Query::new().filter(Filter::ge("quantity", 1_i64)))
+        .list(
+            "StockBalance",
+            Query::new().filter(Filter::ge("quantity", 1_i64)),
+        )
         .await
         .unwrap();
     assert_eq!((page.total, page.rows.len()), (1, 1));

@@ -13,4 +13,5 @@ mod open;
 mod routing;
 mod schema;
 mod session;
+mod transactions;
 mod types;

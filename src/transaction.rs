@@ -1,0 +1,300 @@
+//! Transactions as actors: options, the messages a transaction takes, and
+//! the `Tx` handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::query::{Page, Query};
+use crate::record::Record;
+use crate::value::Value;
+
+/// The isolation level a transaction runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// PostgreSQL's default: each statement sees what was committed before it began.
+    #[default]
+    ReadCommitted,
+    /// The whole transaction sees one snapshot; concurrent updates of the
+    /// same rows fail with [`ErrorKind::Conflict`].
+    RepeatableRead,
+    /// Like running one at a time; anomalies fail with [`ErrorKind::Conflict`].
+    Serializable,
+}
+
+impl IsolationLevel {
+    fn sql(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadCommitted => "READ COMMITTED",
+            IsolationLevel::RepeatableRead => "REPEATABLE READ",
+            IsolationLevel::Serializable => "SERIALIZABLE",
+        }
+    }
+}
+
+/// How [`crate::Db::with_transaction`] re-runs a transaction that failed
+/// with [`ErrorKind::Conflict`] (or [`ErrorKind::Unavailable`], where
+/// nothing was committed). Off by default: `max_attempts` 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Runs in all, the first included (1: no retry).
+    pub max_attempts: u32,
+    /// The wait before the first retry; doubled each time, with jitter.
+    pub base_backoff: Duration,
+    /// The longest wait between two runs.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 1,
+            base_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Up to `max_attempts` runs with the default backoff.
+    pub fn attempts(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Whether run number `attempt` (from 1) that failed with `err` is re-run.
+    /// Only errors where nothing was committed qualify; OutcomeUnknown never does.
+    pub(crate) fn retries(&self, err: &Error, attempt: u32) -> bool {
+        attempt < self.max_attempts
+            && matches!(err.kind(), ErrorKind::Conflict | ErrorKind::Unavailable)
+    }
+
+    /// The wait after run number `attempt`: exponential, capped, full jitter.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_backoff
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        ceiling.mul_f64(jitter())
+    }
+}
+
+/// A number in [0, 1), different on every call; good enough for backoff jitter.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How a transaction starts.
+///
+/// ```
+/// use pgactor::{IsolationLevel, RetryPolicy, TxOptions};
+/// let opts = TxOptions {
+///     isolation: IsolationLevel::Serializable,
+///     retry: RetryPolicy::attempts(5),
+///     ..TxOptions::default()
+/// };
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxOptions {
+    /// Isolation level (default read committed).
+    pub isolation: IsolationLevel,
+    /// `READ ONLY`: writes fail on the server.
+    pub read_only: bool,
+    /// Per-statement client deadline for this transaction; `None` takes the
+    /// session's `query_timeout`.
+    pub query_timeout: Option<Duration>,
+    /// Re-runs of [`crate::Db::with_transaction`] (ignored by [`crate::Db::begin`]).
+    pub retry: RetryPolicy,
+}
+
+impl TxOptions {
+    pub(crate) fn begin_sql(&self) -> String {
+        let access = if self.read_only {
+            "READ ONLY"
+        } else {
+            "READ WRITE"
+        };
+        format!("BEGIN ISOLATION LEVEL {} {access}", self.isolation.sql())
+    }
+}
+
+/// The messages a transaction actor takes. Each runs on the transaction's
+/// one connection to the primary, in order, so a transaction reads its own
+/// writes even when reads outside it go to a replica.
+#[derive(Debug)]
+pub enum TxMsg {
+    /// Read one row by id.
+    Read(ReadRequest, RpcReplyPort<Result<Record>>),
+    /// List a page of rows.
+    List(ListRequest, RpcReplyPort<Result<Page>>),
+    /// Create, update or delete a row.
+    Write(WriteRequest, RpcReplyPort<Result<Record>>),
+    /// `SELECT … FOR UPDATE`: read the row and lock it until the transaction
+    /// ends; [`ErrorKind::NotFound`] when absent.
+    LockForUpdate(ReadRequest, RpcReplyPort<Result<Record>>),
+    /// Commit and end the transaction.
+    Commit(RpcReplyPort<Result<()>>),
+    /// Roll back and end the transaction.
+    Rollback(RpcReplyPort<Result<()>>),
+}
+
+/// A handle to one open transaction: cheap to clone, sends [`TxMsg`]s to the
+/// transaction's actor.
+///
+/// When the last clone is dropped before [`Tx::commit`] or [`Tx::rollback`]
+/// (an early return, a panic, a cancelled task) the transaction is rolled
+/// back: it never stays open, and its connection never returns to the pool
+/// inside it.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
+/// use pgactor::{Record, TxOptions};
+/// let tx = db.begin(TxOptions::default()).await?;
+/// let stock = tx.lock_for_update("StockBalance", id).await?;
+/// let quantity: i64 = stock.get("quantity")?;
+/// if quantity > 0 {
+///     tx.update("StockBalance", id, Record::new().with("quantity", quantity - 1)).await?;
+/// }
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tx {
+    owner: Arc<Owner>,
+}
+
+/// Stops the transaction actor when the last handle goes: its `post_stop`
+/// rolls back, and its state's drop guard closes the connection on paths
+/// where `post_stop` does not run.
+#[derive(Debug)]
+struct Owner {
+    actor: ActorRef<TxMsg>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.actor.stop(Some("transaction handle dropped".into()));
+    }
+}
+
+impl Tx {
+    pub(crate) fn new(actor: ActorRef<TxMsg>) -> Tx {
+        Tx {
+            owner: Arc::new(Owner { actor }),
+        }
+    }
+
+    /// The transaction actor, to send [`TxMsg`]s from ractor code. Keep this
+    /// `Tx` alive meanwhile: dropping the last one rolls back.
+    pub fn actor(&self) -> ActorRef<TxMsg> {
+        self.owner.actor.clone()
+    }
+
+    /// Read one row by id on the transaction's connection.
+    pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.call(|reply| TxMsg::Read(req, reply), false).await
+    }
+
+    /// List a page of rows on the transaction's connection.
+    pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
+        self.call(|reply| TxMsg::List(req, reply), false).await
+    }
+
+    /// Read one row and lock it (`SELECT … FOR UPDATE`) until the
+    /// transaction ends; [`ErrorKind::NotFound`] when absent.
+    pub async fn lock_for_update(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.call(|reply| TxMsg::LockForUpdate(req, reply), false)
+            .await
+    }
+
+    /// Run a write inside the transaction.
+    pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.call(|reply| TxMsg::Write(req, reply), false).await
+    }
+
+    /// Insert a row inside the transaction.
+    pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
+        self.write(model, WriteOp::Create(record)).await
+    }
+
+    /// Change only the fields in `patch`, inside the transaction.
+    pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
+        self.write(
+            model,
+            WriteOp::Update {
+                id: id.into(),
+                patch,
+            },
+        )
+        .await
+    }
+
+    /// Delete a row inside the transaction.
+    pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        self.write(model, WriteOp::Delete { id: id.into() }).await
+    }
+
+    /// Commit. A lost answer is [`ErrorKind::OutcomeUnknown`], never a guess;
+    /// a serialization failure at commit is [`ErrorKind::Conflict`].
+    pub async fn commit(&self) -> Result<()> {
+        self.call(TxMsg::Commit, true).await
+    }
+
+    /// Roll back.
+    pub async fn rollback(&self) -> Result<()> {
+        self.call(TxMsg::Rollback, false).await
+    }
+
+    /// Send `msg` and await the answer. An actor that stops while answering
+    /// took its uncommitted work with it, except during COMMIT (`committing`),
+    /// whose outcome is then unknown.
+    async fn call<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> TxMsg,
+        committing: bool,
+    ) -> Result<T> {
+        match self.owner.actor.call(msg, None).await {
+            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::SenderError) if committing => Err(Error::new(
+                ErrorKind::OutcomeUnknown,
+                "the transaction stopped while committing; the commit may or may not have happened",
+            )),
+            Ok(CallResult::SenderError) | Ok(CallResult::Timeout) => Err(Error::new(
+                ErrorKind::TxAborted,
+                "the transaction stopped while answering and was rolled back",
+            )),
+            Err(_) => Err(closed()),
+        }
+    }
+}
+
+pub(crate) fn closed() -> Error {
+    Error::new(ErrorKind::TxClosed, "the transaction is finished")
+}

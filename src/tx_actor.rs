@@ -1,0 +1,277 @@
+//! The transaction actor: one per open transaction, holding ONE write
+//! connection from BEGIN to COMMIT or ROLLBACK.
+//!
+//! Unlike a pool actor it awaits in `handle`: a transaction's statements run
+//! one after another on one connection anyway, so its mailbox is the right
+//! queue. Every await is bounded by the query timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Object;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+
+use crate::connection::ConnectionPool;
+use crate::deadline::{bounded, Fate};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exec::{PagePlan, RowPlan};
+use crate::sql::Catalog;
+use crate::transaction::{Tx, TxMsg, TxOptions};
+
+/// The transaction's connection. Dropped while still held (a panic, a kill,
+/// a failed spawn: the paths where `post_stop` does not run) it is taken out
+/// of the pool and closed, so the server rolls back and the pool never sees
+/// a connection inside a transaction.
+struct Held(Option<Object>);
+
+impl Held {
+    fn client(&self) -> Option<&Object> {
+        self.0.as_ref()
+    }
+
+    /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
+    fn release(&mut self) {
+        self.0.take();
+    }
+
+    /// Close the connection; the server rolls back whatever was open.
+    fn discard(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+/// Whether later statements may run.
+enum Status {
+    Open,
+    /// The server aborted the transaction, or the connection is gone.
+    Failed(String),
+    /// COMMIT or ROLLBACK ran.
+    Finished,
+}
+
+pub(crate) struct TxArgs {
+    held: Held,
+    catalog: Arc<Catalog>,
+    query_timeout: Option<Duration>,
+}
+
+pub(crate) struct TxState {
+    held: Held,
+    catalog: Arc<Catalog>,
+    query_timeout: Option<Duration>,
+    status: Status,
+}
+
+pub(crate) struct TxActor;
+
+/// BEGIN on a write connection, then the actor that owns it, linked to the
+/// supervisor. Runs in a task of its own, never in an actor's `handle`.
+pub(crate) async fn begin(
+    pool: &ConnectionPool,
+    catalog: Arc<Catalog>,
+    options: TxOptions,
+    default_timeout: Option<Duration>,
+    supervisor: ActorCell,
+) -> Result<Tx> {
+    let query_timeout = options.query_timeout.or(default_timeout);
+    let held = Held(Some(pool.get().await?));
+    let client = held.client().expect("just checked out");
+    let begin = async {
+        client
+            .batch_execute(&options.begin_sql())
+            .await
+            .map_err(|e| Error::from_statement(e, false))
+    };
+    // On failure `held` is dropped, closing the connection: whatever state
+    // a failed or cancelled BEGIN left is never handed to the next borrower.
+    bounded(client, query_timeout, false, begin).await.0?;
+    let args = TxArgs {
+        held,
+        catalog,
+        query_timeout,
+    };
+    // Unnamed: actor names are process-global.
+    let (actor, _) = Actor::spawn_linked(None, TxActor, args, supervisor)
+        .await
+        .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
+    Ok(Tx::new(actor))
+}
+
+impl Actor for TxActor {
+    type Msg = TxMsg;
+    type State = TxState;
+    type Arguments = TxArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<TxMsg>,
+        args: TxArgs,
+    ) -> Result<TxState, ActorProcessingErr> {
+        Ok(TxState {
+            held: args.held,
+            catalog: args.catalog,
+            query_timeout: args.query_timeout,
+            status: Status::Open,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<TxMsg>,
+        msg: TxMsg,
+        state: &mut TxState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Replies ignore a caller that has gone: that is not the actor's failure.
+        match msg {
+            TxMsg::Read(req, reply) => {
+                let plan = RowPlan::read(&state.catalog, req);
+                let _ = reply.send(state.run_row(plan).await);
+            }
+            TxMsg::LockForUpdate(req, reply) => {
+                let plan = RowPlan::lock_for_update(&state.catalog, req);
+                let _ = reply.send(state.run_row(plan).await);
+            }
+            TxMsg::Write(req, reply) => {
+                let plan = RowPlan::write(&state.catalog, req);
+                let _ = reply.send(state.run_row(plan).await);
+            }
+            TxMsg::List(req, reply) => {
+                let result = match (state.usable(), PagePlan::new(&state.catalog, req)) {
+                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                    (Ok(client), Ok(plan)) => {
+                        let (result, fate) = plan.run(client, state.query_timeout).await;
+                        state.settle(result, fate)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            TxMsg::Commit(reply) => {
+                let _ = reply.send(state.commit().await);
+                // Drain, not stop: messages already queued get a clear
+                // TxClosed instead of a dropped reply.
+                let _ = myself.drain();
+            }
+            TxMsg::Rollback(reply) => {
+                let _ = reply.send(state.rollback().await);
+                let _ = myself.drain();
+            }
+        }
+        Ok(())
+    }
+
+    /// A graceful stop before COMMIT or ROLLBACK (the handle dropped, the
+    /// supervisor stopping): roll back. Other exits rely on `Held`'s drop.
+    async fn post_stop(
+        &self,
+        _: ActorRef<TxMsg>,
+        state: &mut TxState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.held.client().is_some() {
+            let _ = state.rollback().await;
+        }
+        Ok(())
+    }
+}
+
+impl TxState {
+    /// The connection, if the transaction can still run statements.
+    fn usable(&self) -> Result<&Object> {
+        match (&self.status, self.held.client()) {
+            (Status::Open, Some(client)) => Ok(client),
+            (Status::Failed(reason), _) => Err(aborted(reason)),
+            (Status::Finished, _) | (Status::Open, None) => Err(crate::transaction::closed()),
+        }
+    }
+
+    async fn run_row(&mut self, plan: Result<RowPlan>) -> Result<crate::Record> {
+        let client = self.usable()?;
+        // Bad input is refused before any SQL: the transaction stays usable.
+        let plan = plan?;
+        let (result, fate) = plan.run(client, self.query_timeout).await;
+        self.settle(result, fate)
+    }
+
+    /// Record what a statement did to the transaction.
+    fn settle<T>(&mut self, result: Result<T>, fate: Fate) -> Result<T> {
+        let broken = fate == Fate::Discard || self.held.client().is_some_and(|c| c.is_closed());
+        if broken {
+            self.held.discard();
+        }
+        if let Err(err) = &result {
+            // NotFound and Decode follow a statement that succeeded.
+            if broken || !matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Decode) {
+                self.status = Status::Failed(err.to_string());
+            }
+        } else if broken {
+            self.status = Status::Failed("its connection was closed".into());
+        }
+        result
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        if let Err(err) = self.usable() {
+            let _ = self.rollback().await;
+            return Err(err);
+        }
+        if self.held.client().is_some_and(|c| c.is_closed()) {
+            self.held.discard();
+            return Err(aborted(
+                "its connection was lost before COMMIT; nothing was committed",
+            ));
+        }
+        let (result, fate) = self.finish("COMMIT", true).await;
+        self.end(result, fate)
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        if self.held.client().is_none() {
+            // Nothing to undo: the connection (and with it the transaction) is gone.
+            self.status = Status::Finished;
+            return Ok(());
+        }
+        let (result, fate) = self.finish("ROLLBACK", false).await;
+        self.end(result, fate)
+    }
+
+    async fn finish(&self, sql: &str, write: bool) -> (Result<()>, Fate) {
+        let Some(client) = self.held.client() else {
+            return (Err(crate::transaction::closed()), Fate::Discard);
+        };
+        let statement = async {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| Error::from_statement(e, write))
+        };
+        bounded(client, self.query_timeout, write, statement).await
+    }
+
+    /// After COMMIT or ROLLBACK: the connection is clean and goes back to
+    /// the pool only if the statement answered.
+    fn end(&mut self, result: Result<()>, fate: Fate) -> Result<()> {
+        let answered = result.is_ok() || result.as_ref().is_err_and(Error::is_server_error);
+        if answered && fate == Fate::Reusable && self.held.client().is_some_and(|c| !c.is_closed())
+        {
+            self.held.release();
+        } else {
+            self.held.discard();
+        }
+        self.status = Status::Finished;
+        result
+    }
+}
+
+fn aborted(reason: &str) -> Error {
+    Error::new(
+        ErrorKind::TxAborted,
+        format!("the transaction cannot continue: {reason}"),
+    )
+}

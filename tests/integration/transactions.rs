@@ -1,0 +1,694 @@
+//! Transactions as actors: routing to the primary, LockForUpdate, isolation
+//! and conflicts, in-doubt outcomes, and nothing left open whatever the
+//! caller does. Observed from outside through `pg_stat_activity`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgactor::{
+    Db, ErrorKind, Field, FieldType, IsolationLevel, Model, PoolConfig, Query, Record, RetryPolicy,
+    SessionConfig, TxOptions,
+};
+
+use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
+
+/// An adapter in a fresh schema whose sessions carry a unique
+/// application_name (the schema's name), so a test can find them.
+async fn open_tagged(
+    read_dsn: &str,
+    session: SessionConfig,
+    write_pool: PoolConfig,
+) -> (Db, String) {
+    let schema = unique_schema("tx");
+    let db = pgactor::OpenOptions::new(primary_url())
+        .read_dsn(read_dsn)
+        .registry(registry([stock_model(), account_model()]))
+        .write_pool(write_pool)
+        .session(SessionConfig {
+            schema: Some(schema.clone()),
+            application_name: Some(schema.clone()),
+            ..session
+        })
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+async fn open_default() -> (Db, String) {
+    open_tagged("", SessionConfig::default(), PoolConfig::default()).await
+}
+
+fn account_model() -> Model {
+    Model::new("Account").field(Field::new("balance", FieldType::I64))
+}
+
+async fn stock(db: &Db, quantity: i64) -> uuid::Uuid {
+    let row = db
+        .create(
+            "StockBalance",
+            Record::new()
+                .with("sku", uuid::Uuid::new_v4().to_string())
+                .with("quantity", quantity),
+        )
+        .await
+        .unwrap();
+    row.get("id").unwrap()
+}
+
+/// Sessions of the adapter tagged `app` in `state` (e.g. "idle in transaction").
+async fn sessions_in_state(admin: &tokio_postgres::Client, app: &str, state: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = $2",
+            &[&app, &state],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Poll (bounded) until `check` answers `Some`; panics with `what` if it never does.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..500 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// The pid of the first adapter session tagged `app` matching `condition`.
+async fn backend_where(admin: &tokio_postgres::Client, app: &str, condition: &str) -> i32 {
+    let sql = format!(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND {condition} LIMIT 1"
+    );
+    eventually(&format!("a session where {condition}"), || async {
+        admin
+            .query_opt(&sql, &[&app])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    })
+    .await
+}
+
+async fn assert_nothing_left_open(admin: &tokio_postgres::Client, app: &str) {
+    eventually("no session left idle in transaction", || async {
+        let idle = sessions_in_state(admin, app, "idle in transaction").await
+            + sessions_in_state(admin, app, "idle in transaction (aborted)").await;
+        (idle == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_transaction_reads_its_own_writes_on_the_primary_while_the_replica_does_not_see_them() {
+    let (db, schema) = open_tagged(
+        &replica_url(),
+        SessionConfig::default(),
+        PoolConfig::default(),
+    )
+    .await;
+    let replica = observer(&replica_url()).await;
+    let sql = format!("SELECT count(*) FROM \"{schema}\".stock_balance WHERE id = $1");
+    let on_replica = |id: uuid::Uuid| {
+        let (replica, sql) = (&replica, &sql);
+        async move {
+            replica
+                .query_one(sql, &[&id])
+                .await
+                .ok()
+                .map(|r| r.get::<_, i64>(0))
+        }
+    };
+    // AutoMigrate ran on the primary: wait until the replica has the table.
+    eventually("the table reaches the replica", || {
+        on_replica(uuid::Uuid::nil())
+    })
+    .await;
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let row = tx
+        .create(
+            "StockBalance",
+            Record::new().with("sku", "ryw").with("quantity", 3_i64),
+        )
+        .await
+        .unwrap();
+    let id: uuid::Uuid = row.get("id").unwrap();
+    assert_eq!(
+        tx.read("StockBalance", id).await.unwrap(),
+        row,
+        "the transaction sees its write"
+    );
+    assert_eq!(
+        tx.list("StockBalance", Query::new()).await.unwrap().total,
+        1
+    );
+    assert_eq!(
+        on_replica(id).await,
+        Some(0),
+        "not on the replica before commit"
+    );
+    let err = db.read("StockBalance", id).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::NotFound,
+        "a read outside the transaction goes to the replica"
+    );
+
+    tx.commit().await.unwrap();
+    eventually("the committed row reaches the replica", || async {
+        (on_replica(id).await == Some(1)).then_some(())
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
+    const CALLERS: usize = 60;
+    const STOCK: i64 = 20;
+    let (db, _) = open_default().await;
+    let id = stock(&db, STOCK).await;
+
+    let reserve = |db: Db| async move {
+        db.with_transaction(TxOptions::default(), |tx| async move {
+            let row = tx.lock_for_update("StockBalance", id).await?;
+            let quantity: i64 = row.get("quantity")?;
+            if quantity < 1 {
+                return Ok(false); // out of stock: nothing to change
+            }
+            tx.update(
+                "StockBalance",
+                id,
+                Record::new().with("quantity", quantity - 1),
+            )
+            .await?;
+            Ok(true)
+        })
+        .await
+    };
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|_| tokio::spawn(reserve(db.clone())))
+        .collect();
+    let mut reserved = 0;
+    for caller in callers {
+        if caller.await.unwrap().unwrap() {
+            reserved += 1;
+        }
+    }
+    assert_eq!(reserved, STOCK, "exactly K callers got a unit");
+    let left: i64 = db
+        .read("StockBalance", id)
+        .await
+        .unwrap()
+        .get("quantity")
+        .unwrap();
+    assert_eq!(left, 0, "never negative, nothing lost");
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let missing = tx
+        .lock_for_update("StockBalance", uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    tx.rollback().await.unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_serialization_failure_is_a_conflict_and_a_retried_transfer_applies_once() {
+    let (db, schema) = open_default().await;
+    let account = db
+        .create("Account", Record::new().with("balance", 100_i64))
+        .await
+        .unwrap();
+    let id: uuid::Uuid = account.get("id").unwrap();
+    let admin = observer(&primary_url()).await;
+    let runs = Arc::new(AtomicU32::new(0));
+
+    let opts = TxOptions {
+        isolation: IsolationLevel::Serializable,
+        retry: RetryPolicy::attempts(3),
+        ..TxOptions::default()
+    };
+    let outcome = db
+        .with_transaction(opts, |tx| {
+            let (admin, schema, runs) = (&admin, schema.clone(), runs.clone());
+            async move {
+                let balance: i64 = tx.read("Account", id).await?.get("balance")?;
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // Someone else changes the row after our snapshot: our
+                    // update must fail with 40001 and the body run again.
+                    admin
+                        .execute(
+                            &format!("UPDATE \"{schema}\".account SET balance = balance + 1 WHERE id = $1"),
+                            &[&id],
+                        )
+                        .await
+                        .unwrap();
+                }
+                tx.update("Account", id, Record::new().with("balance", balance - 10))
+                    .await?;
+                Ok(balance)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "one conflict, one retry");
+    assert_eq!(outcome, 101, "the retry saw the concurrent update");
+    let balance: i64 = db
+        .read("Account", id)
+        .await
+        .unwrap()
+        .get("balance")
+        .unwrap();
+    assert_eq!(balance, 91, "the transfer is applied exactly once");
+
+    // Without retry the caller sees the conflict itself, as a 409.
+    let tx = db
+        .begin(TxOptions {
+            isolation: IsolationLevel::Serializable,
+            ..TxOptions::default()
+        })
+        .await
+        .unwrap();
+    tx.read("Account", id).await.unwrap();
+    admin
+        .execute(
+            &format!("UPDATE \"{schema}\".account SET balance = 0 WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let err = tx
+        .update("Account", id, Record::new().with("balance", 1_i64))
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind(), err.http_status()), (&ErrorKind::Conflict, 409));
+    assert!(err.is_retryable());
+    let after = tx.read("Account", id).await.unwrap_err();
+    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
+    tx.rollback().await.unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_deadlock_is_a_conflict() {
+    let (db, _) = open_default().await;
+    let (a, b) = (stock(&db, 1).await, stock(&db, 1).await);
+    let first = db.begin(TxOptions::default()).await.unwrap();
+    let second = db.begin(TxOptions::default()).await.unwrap();
+    first.lock_for_update("StockBalance", a).await.unwrap();
+    second.lock_for_update("StockBalance", b).await.unwrap();
+    let crossing = {
+        let first = first.clone();
+        tokio::spawn(async move { first.lock_for_update("StockBalance", b).await })
+    };
+    let other = second.lock_for_update("StockBalance", a).await;
+    let crossing = crossing.await.unwrap();
+    let kinds = [&other, &crossing].map(|r| r.as_ref().err().map(|e| e.kind().clone()));
+    assert!(
+        kinds.contains(&Some(ErrorKind::Conflict)),
+        "one side is chosen as the deadlock victim: {kinds:?}"
+    );
+    let _ = first.rollback().await;
+    let _ = second.rollback().await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn messages_to_a_finished_transaction_are_refused_as_closed() {
+    let (db, _) = open_default().await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", "done"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for err in [
+        tx.list("StockBalance", Query::new()).await.unwrap_err(),
+        tx.commit().await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
+    }
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        1
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn bad_input_inside_a_transaction_does_not_abort_it() {
+    let (db, _) = open_default().await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let err = tx
+        .create("StockBalance", Record::new().with("sku", 5_i64))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    tx.create("StockBalance", Record::new().with("sku", "fine"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        1
+    );
+    db.close().await;
+}
+
+/// Every way a caller can walk away from an open transaction; none leaves
+/// a session idle in transaction, and the adapter keeps serving.
+#[tokio::test]
+async fn an_abandoned_transaction_is_rolled_back_however_it_is_abandoned() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let write = |tx: pgactor::Tx, sku: &'static str| async move {
+        tx.create("StockBalance", Record::new().with("sku", sku))
+            .await
+            .unwrap();
+        tx
+    };
+
+    // The handle dropped without commit or rollback.
+    drop(write(db.begin(TxOptions::default()).await.unwrap(), "dropped").await);
+    assert_nothing_left_open(&admin, &app).await;
+
+    // The caller's task panics while holding the transaction.
+    let panicking = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let _tx = write(db.begin(TxOptions::default()).await.unwrap(), "panicked").await;
+            panic!("the caller fails mid-transaction");
+        })
+    };
+    assert!(panicking.await.unwrap_err().is_panic());
+    assert_nothing_left_open(&admin, &app).await;
+
+    // The caller's task is cancelled while it waits inside the transaction.
+    let (started, wait) = tokio::sync::oneshot::channel();
+    let cancelled = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let _tx = write(db.begin(TxOptions::default()).await.unwrap(), "cancelled").await;
+            let _ = started.send(());
+            std::future::pending::<()>().await;
+        })
+    };
+    wait.await.unwrap();
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    assert_nothing_left_open(&admin, &app).await;
+
+    // The transaction actor itself dies (killed: no post_stop runs).
+    let tx = write(db.begin(TxOptions::default()).await.unwrap(), "killed").await;
+    tx.actor().kill();
+    assert_nothing_left_open(&admin, &app).await;
+    let err = tx.commit().await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::TxClosed | ErrorKind::TxAborted),
+        "{err}"
+    );
+
+    let page = db.list("StockBalance", Query::new()).await.unwrap();
+    assert_eq!(
+        page.total, 0,
+        "nothing of the abandoned transactions was committed"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn the_servers_idle_in_transaction_timeout_fails_the_transaction_and_nothing_leaks() {
+    let session = SessionConfig {
+        idle_in_transaction_timeout: Some(Duration::from_millis(300)),
+        ..SessionConfig::default()
+    };
+    let (db, app) = open_tagged("", session, PoolConfig::default()).await;
+    let admin = observer(&primary_url()).await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", "idle"))
+        .await
+        .unwrap();
+    // The server ends the session once it idles past the timeout.
+    eventually("the server ended the idle transaction", || async {
+        (sessions_in_state(&admin, &app, "idle in transaction").await == 0).then_some(())
+    })
+    .await;
+    let first = tx.list("StockBalance", Query::new()).await.unwrap_err();
+    assert_ne!(first.kind(), &ErrorKind::InvalidInput, "{first}");
+    let commit = tx.commit().await.unwrap_err();
+    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        0
+    );
+    assert_nothing_left_open(&admin, &app).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_message() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", "lost"))
+        .await
+        .unwrap();
+    let pid = backend_where(&admin, &app, "state = 'idle in transaction'").await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+
+    let first = tx
+        .read("StockBalance", uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert_ne!(
+        first.kind(),
+        &ErrorKind::NotFound,
+        "the transaction does not reconnect: {first}"
+    );
+    for err in [
+        tx.list("StockBalance", Query::new()).await.unwrap_err(),
+        tx.commit().await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+    }
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        0
+    );
+    db.close().await;
+}
+
+/// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
+/// statement on demand.
+async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
+             CREATE TRIGGER slow BEFORE UPDATE ON \"{schema}\".stock_balance
+             FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow();"
+        ))
+        .await
+        .unwrap();
+}
+
+async fn active_sleeps(admin: &tokio_postgres::Client, app: &str) -> i64 {
+    sessions_in_state(admin, app, "active").await
+}
+
+#[tokio::test]
+async fn a_query_timeout_cancels_the_statement_on_the_server() {
+    let one = PoolConfig {
+        max_open: Some(1),
+        ..PoolConfig::default()
+    };
+    let (db, app) = open_tagged("", SessionConfig::default(), one).await;
+    let admin = observer(&primary_url()).await;
+    let id = stock(&db, 1).await;
+    make_updates_slow(&admin, &app).await;
+
+    let hasty = db.with_query_timeout(Duration::from_millis(200));
+    let err = hasty
+        .update(
+            "StockBalance",
+            id,
+            Record::new().with("quantity", 5_000_i64),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.http_status(), err.code()),
+        (&ErrorKind::Timeout, 504, "TIMEOUT")
+    );
+    assert_eq!(
+        active_sleeps(&admin, &app).await,
+        0,
+        "no statement is left running"
+    );
+    let row = db.read("StockBalance", id).await.unwrap();
+    assert_eq!(
+        row.get::<i64>("quantity").unwrap(),
+        1,
+        "the cancelled update did not apply"
+    );
+
+    // A cancel racing the statement's end must never hit the next query on
+    // the pool's only connection.
+    for millis in (150..250).step_by(5) {
+        let _ = hasty
+            .update(
+                "StockBalance",
+                id,
+                Record::new().with("quantity", millis as i64),
+            )
+            .await;
+        db.read("StockBalance", id)
+            .await
+            .expect("the victim query after a racing cancel");
+    }
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_query_timeout_inside_a_transaction_aborts_it() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let id = stock(&db, 1).await;
+    make_updates_slow(&admin, &app).await;
+    let tx = db
+        .begin(TxOptions {
+            query_timeout: Some(Duration::from_millis(200)),
+            ..TxOptions::default()
+        })
+        .await
+        .unwrap();
+    let err = tx
+        .update(
+            "StockBalance",
+            id,
+            Record::new().with("quantity", 5_000_i64),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    let after = tx.read("StockBalance", id).await.unwrap_err();
+    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
+    tx.rollback().await.unwrap();
+    assert_nothing_left_open(&admin, &app).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn server_statement_and_lock_timeouts_are_timeouts_named_in_the_message() {
+    let session = SessionConfig {
+        statement_timeout: Some(Duration::from_millis(200)),
+        lock_timeout: Some(Duration::from_millis(100)),
+        ..SessionConfig::default()
+    };
+    let (db, app) = open_tagged("", session, PoolConfig::default()).await;
+    let admin = observer(&primary_url()).await;
+    let id = stock(&db, 1).await;
+    make_updates_slow(&admin, &app).await;
+
+    let slow = db
+        .update(
+            "StockBalance",
+            id,
+            Record::new().with("quantity", 2_000_i64),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(slow.kind(), &ErrorKind::Timeout);
+    assert!(slow.to_string().contains("statement timeout"), "{slow}");
+
+    let mut outside = observer(&primary_url()).await;
+    let holder = outside.transaction().await.unwrap();
+    holder
+        .execute(
+            &format!("SELECT 1 FROM \"{app}\".stock_balance WHERE id = $1 FOR UPDATE"),
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let locked = db
+        .update("StockBalance", id, Record::new().with("quantity", 2_i64))
+        .await
+        .unwrap_err();
+    assert_eq!(locked.kind(), &ErrorKind::Timeout);
+    assert!(locked.to_string().contains("lock timeout"), "{locked}");
+    holder.rollback().await.unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_connection_lost_during_commit_is_outcome_unknown() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    // A deferred constraint trigger that sleeps makes COMMIT itself slow.
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{app}\".slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON \"{app}\".stock_balance
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION \"{app}\".slow_commit();"
+        ))
+        .await
+        .unwrap();
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", "in doubt"))
+        .await
+        .unwrap();
+    let committing = tokio::spawn(async move { tx.commit().await });
+    let pid = backend_where(&admin, &app, "query = 'COMMIT' AND state = 'active'").await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let err = committing.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let id = stock(&db, 1).await;
+    make_updates_slow(&admin, &app).await;
+    let writing = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.update(
+                "StockBalance",
+                id,
+                Record::new().with("quantity", 3_000_i64),
+            )
+            .await
+        })
+    };
+    let pid = backend_where(&admin, &app, "state = 'active' AND query LIKE 'UPDATE%'").await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let err = writing.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    // A read whose connection is lost the same way is merely unavailable,
+    // and the pool serves the next operation on a new connection.
+    db.read("StockBalance", id).await.unwrap();
+    db.close().await;
+}
