@@ -12,7 +12,7 @@ use tokio_postgres::NoTls;
 
 use crate::config::{PoolSettings, Role, SessionSettings};
 use crate::dsn::Dsn;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::quote_ident;
 
 /// One role's pool, with what its error messages need to say.
@@ -43,7 +43,8 @@ async fn apply_session(
     client: &ClientWrapper,
     session: &SessionSettings,
 ) -> Result<(), tokio_postgres::Error> {
-    let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    // Rounded up: a positive timeout under 1 ms must not become 0 (disabled).
+    let ms = |d: std::time::Duration| format!("{}ms", d.as_micros().div_ceil(1000));
     let values = [
         ms(session.statement_timeout),
         ms(session.lock_timeout),
@@ -140,17 +141,17 @@ impl ConnectionPool {
                 self.settings.connect_timeout
             )),
             PoolError::Backend(e) => {
-                Error::unavailable(format!("{role} pool: cannot connect to {target}: {e}"))
+                Error::unavailable(format!("{role} pool: cannot connect to {target}: {}", describe(&e)))
                     .with_source(e)
             }
             PoolError::PostCreateHook(HookError::Backend(e)) if e.as_db_error().is_some() => {
                 Error::config(format!(
-                    "{role} pool: {target} refused the session settings: {e}"
+                    "{role} pool: {target} refused the session settings: {}", describe(&e)
                 ))
                 .with_source(e)
             }
             PoolError::PostCreateHook(e) => Error::unavailable(format!(
-                "{role} pool: setting up a connection to {target} failed: {e}"
+                "{role} pool: setting up a connection to {target} failed: {}", describe(&e)
             )),
             PoolError::Closed | PoolError::NoRuntimeSpecified => {
                 Error::closed(format!("the {role} pool is closed"))
@@ -185,7 +186,7 @@ pub(crate) async fn ensure_schema(client: &tokio_postgres::Client, schema: &str)
         ))
         .await
         .map_err(|e| {
-            let msg = format!("cannot create schema \"{schema}\": {e}");
+            let msg = format!("cannot create schema \"{schema}\": {}", describe(&e));
             Error::new(ErrorKind::Config, msg).with_source(e)
         })
 }

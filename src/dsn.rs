@@ -6,7 +6,7 @@ use std::str::FromStr;
 use tokio_postgres::config::Host;
 
 use crate::config::Role;
-use crate::error::{Error, Result};
+use crate::error::{describe, Error, Result};
 
 /// A parsed connection string. Its `Debug` and `Display` never show the password.
 #[derive(Clone)]
@@ -24,16 +24,16 @@ impl Dsn {
         }
         // The driver's parse errors name the offending option, never its value.
         let config = tokio_postgres::Config::from_str(dsn)
-            .map_err(|e| Error::config(format!("invalid {role} DSN: {e}")))?;
+            .map_err(|e| Error::config(format!("invalid {role} DSN: {}", describe(&e))))?;
         if config.get_hosts().is_empty() {
             return Err(Error::config(format!("the {role} DSN names no host")));
         }
-        let target = describe(&config);
+        let target = target_of(&config);
         Ok(Dsn { config, target })
     }
 }
 
-fn describe(config: &tokio_postgres::Config) -> String {
+fn target_of(config: &tokio_postgres::Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()

@@ -248,7 +248,7 @@ impl Error {
             } else {
                 (ErrorKind::Unavailable, "connection lost during the query")
             };
-            return Error::new(kind, format!("{what}: {err}")).with_source(err);
+            return Error::new(kind, format!("{what}: {}", describe(&err))).with_source(err);
         };
         let code = db.code();
         let kind = if write && ends_session(code) {
@@ -292,6 +292,20 @@ fn constraint_kind(code: &SqlState) -> Option<ConstraintKind> {
         SqlState::CHECK_VIOLATION => ConstraintKind::Check,
         _ => return None,
     })
+}
+
+/// An error with its whole cause chain ("error connecting to server:
+/// Connection refused"): the driver's own `Display` names only the first
+/// link ("db error"). Driver errors never carry the DSN's password.
+pub(crate) fn describe(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string().replace('\n', " "));
+        cause = next.source();
+    }
+    text
 }
 
 /// SQLSTATEs with which the server ends the session (admin or crash

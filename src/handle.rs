@@ -291,6 +291,14 @@ struct DbInner {
     write_pool: ConnectionPool,
 }
 
+/// The last handle gone: nobody can send to the adapter any more, so its
+/// actors stop and its connections close (open transactions roll back).
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        self.supervisor.stop(Some("every Db handle dropped".into()));
+    }
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
@@ -466,7 +474,8 @@ impl Db {
         .await
     }
 
-    /// The supervisor actor: send it [`DbMsg`]s from ractor code.
+    /// The supervisor actor: send it [`DbMsg`]s from ractor code. Keep a
+    /// `Db` alive meanwhile: when the last one is dropped the adapter stops.
     pub fn actor(&self) -> ActorRef<DbMsg> {
         self.inner.supervisor.clone()
     }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{fnv1a, quote_ident, ColumnDefault, Field, Model, PrimaryKey, Registry};
 use crate::value::{FieldType, Value};
 
@@ -34,7 +34,7 @@ pub(crate) async fn auto_migrate(
     registry: &Registry,
 ) -> Result<MigrationReport> {
     let ddl_error = |e: tokio_postgres::Error| {
-        let msg = format!("AutoMigrate failed in schema \"{schema}\": {e}");
+        let msg = format!("AutoMigrate failed in schema \"{schema}\": {}", describe(&e));
         Error::new(ErrorKind::Database, msg).with_source(e)
     };
     let tx = client.transaction().await.map_err(ddl_error)?;
