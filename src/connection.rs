@@ -7,6 +7,7 @@ use deadpool_postgres::{
     ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
     RecyclingMethod, Runtime,
 };
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
@@ -140,18 +141,21 @@ impl ConnectionPool {
                 "{role} pool: connecting to {target} took longer than {:?}",
                 self.settings.connect_timeout
             )),
-            PoolError::Backend(e) => {
-                Error::unavailable(format!("{role} pool: cannot connect to {target}: {}", describe(&e)))
-                    .with_source(e)
-            }
+            PoolError::Backend(e) => Error::unavailable(format!(
+                "{role} pool: cannot connect to {target}: {}",
+                describe(&e)
+            ))
+            .with_source(e),
             PoolError::PostCreateHook(HookError::Backend(e)) if e.as_db_error().is_some() => {
                 Error::config(format!(
-                    "{role} pool: {target} refused the session settings: {}", describe(&e)
+                    "{role} pool: {target} refused the session settings: {}",
+                    describe(&e)
                 ))
                 .with_source(e)
             }
             PoolError::PostCreateHook(e) => Error::unavailable(format!(
-                "{role} pool: setting up a connection to {target} failed: {}", describe(&e)
+                "{role} pool: setting up a connection to {target} failed: {}",
+                describe(&e)
             )),
             PoolError::Closed | PoolError::NoRuntimeSpecified => {
                 Error::closed(format!("the {role} pool is closed"))
@@ -179,14 +183,25 @@ pub(crate) async fn ensure_schema(client: &tokio_postgres::Client, schema: &str)
         return Ok(());
     }
     // The only identifier that reaches SQL as text; validated at resolve().
-    client
+    let created = client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(schema)
         ))
-        .await
-        .map_err(|e| {
+        .await;
+    match created {
+        Ok(()) => Ok(()),
+        // Another session created it between our check and our CREATE: IF
+        // NOT EXISTS does not cover that race (unique_violation on the catalog).
+        Err(e)
+            if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                || e.code() == Some(&SqlState::DUPLICATE_SCHEMA) =>
+        {
+            Ok(())
+        }
+        Err(e) => {
             let msg = format!("cannot create schema \"{schema}\": {}", describe(&e));
-            Error::new(ErrorKind::Config, msg).with_source(e)
-        })
+            Err(Error::new(ErrorKind::Config, msg).with_source(e))
+        }
+    }
 }

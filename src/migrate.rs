@@ -1,7 +1,7 @@
 //! AutoMigrate: create missing tables, columns and indexes; never drop or
 //! rewrite; warn about drift.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
@@ -20,10 +20,10 @@ pub struct MigrationReport {
     pub warnings: Vec<String>,
 }
 
-/// A column as the catalog has it.
-struct ExistingColumn {
-    udt_name: String,
-}
+/// The columns of each table: column name → type as `format_type` spells it.
+type Columns = HashMap<String, HashMap<String, String>>;
+/// The indexes of the schema: index name → its table.
+type Indexes = HashMap<String, String>;
 
 /// Bring `schema` up to the registry's models in one transaction, under an
 /// advisory lock so processes starting together migrate one after another
@@ -34,7 +34,10 @@ pub(crate) async fn auto_migrate(
     registry: &Registry,
 ) -> Result<MigrationReport> {
     let ddl_error = |e: tokio_postgres::Error| {
-        let msg = format!("AutoMigrate failed in schema \"{schema}\": {}", describe(&e));
+        let msg = format!(
+            "AutoMigrate failed in schema \"{schema}\": {}",
+            describe(&e)
+        );
         Error::new(ErrorKind::Database, msg).with_source(e)
     };
     let tx = client.transaction().await.map_err(ddl_error)?;
@@ -46,32 +49,30 @@ pub(crate) async fn auto_migrate(
     .await
     .map_err(ddl_error)?;
 
-    let mut columns: HashMap<String, HashMap<String, ExistingColumn>> = HashMap::new();
+    let mut columns = Columns::new();
     for row in tx
         .query_typed(
-            "SELECT table_name::text, column_name::text, udt_name::text \
-             FROM information_schema.columns WHERE table_schema = $1",
+            "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
             &[(&schema, Type::TEXT)],
         )
         .await
         .map_err(ddl_error)?
     {
-        columns.entry(row.get(0)).or_default().insert(
-            row.get(1),
-            ExistingColumn {
-                udt_name: row.get(2),
-            },
-        );
+        columns.entry(row.get(0)).or_default().insert(row.get(1), row.get(2));
     }
-    let indexes: HashSet<String> = tx
+    let indexes: Indexes = tx
         .query_typed(
-            "SELECT indexname::text FROM pg_catalog.pg_indexes WHERE schemaname = $1",
+            "SELECT indexname::text, tablename::text FROM pg_catalog.pg_indexes WHERE schemaname = $1",
             &[(&schema, Type::TEXT)],
         )
         .await
         .map_err(ddl_error)?
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| (row.get(0), row.get(1)))
         .collect();
 
     let mut report = MigrationReport::default();
@@ -96,8 +97,8 @@ pub(crate) async fn auto_migrate(
 fn plan_model(
     schema: &str,
     model: &Model,
-    existing: Option<&HashMap<String, ExistingColumn>>,
-    indexes: &HashSet<String>,
+    existing: Option<&HashMap<String, String>>,
+    indexes: &Indexes,
     report: &mut MigrationReport,
 ) -> Result<()> {
     let table = format!("{}.{}", quote_ident(schema), quote_ident(model.table()));
@@ -126,12 +127,11 @@ fn plan_model(
                         "table \"{}\" has no column \"{name}\", which pgactor keeps; add it by hand",
                         model.table()
                     )),
-                    (Some(column), _) if column.udt_name != expected.udt_name() => report.warnings.push(format!(
-                        "column \"{}\".\"{name}\" is {} but model {} declares {}; left unchanged",
+                    (Some(found), _) if *found != expected.catalog_name() => report.warnings.push(format!(
+                        "column \"{}\".\"{name}\" is {found} but model {} declares {}; left unchanged",
                         model.table(),
-                        column.udt_name,
                         model.name(),
-                        expected.udt_name()
+                        expected.catalog_name()
                     )),
                     (Some(_), _) => {}
                 }
@@ -152,8 +152,15 @@ fn plan_model(
     }
     for index in model.indexes() {
         let name = index.name(model.table());
-        if indexes.contains(&name) {
-            continue;
+        match indexes.get(&name) {
+            Some(table) if table == model.table() => continue,
+            Some(table) => {
+                return Err(Error::config(format!(
+                    "model {}: its index \"{name}\" would clash with the index of that name on table \"{table}\"",
+                    model.name()
+                )))
+            }
+            None => {}
         }
         let unique = if index.is_unique() { "UNIQUE " } else { "" };
         let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
@@ -233,7 +240,7 @@ mod tests {
     #[test]
     fn a_missing_table_is_created_with_its_indexes() {
         let mut report = MigrationReport::default();
-        plan_model("shop", &model(), None, &HashSet::new(), &mut report).unwrap();
+        plan_model("shop", &model(), None, &Indexes::new(), &mut report).unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -249,24 +256,22 @@ mod tests {
 
     #[test]
     fn drift_is_reported_and_never_dropped() {
-        let col = |t: &str| ExistingColumn { udt_name: t.into() };
-        let existing: HashMap<String, ExistingColumn> = [
-            ("id", col("uuid")),
-            ("sku", col("text")),
-            ("label", col("text")),
-            ("note", col("text")),
-            ("legacy", col("int4")),
-            ("created_at", col("timestamptz")),
-            ("updated_at", col("timestamptz")),
+        let existing: HashMap<String, String> = [
+            ("id", "uuid"),
+            ("sku", "character varying(16)"),
+            ("label", "text"),
+            ("note", "text"),
+            ("legacy", "integer"),
+            ("created_at", "timestamp with time zone"),
+            ("updated_at", "timestamp with time zone"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let indexes: HashSet<String> = [
-            "stock_sku_key".to_owned(),
-            "stock_quantity_sku_idx".to_owned(),
-        ]
-        .into();
+        let indexes: Indexes = ["stock_sku_key", "stock_quantity_sku_idx"]
+            .into_iter()
+            .map(|name| (name.to_owned(), "stock".to_owned()))
+            .collect();
         let mut report = MigrationReport::default();
         plan_model("shop", &model(), Some(&existing), &indexes, &mut report).unwrap();
         assert_eq!(
@@ -274,7 +279,9 @@ mod tests {
             vec!["ALTER TABLE \"shop\".\"stock\" ADD COLUMN IF NOT EXISTS \"quantity\" bigint NOT NULL DEFAULT 0"]
         );
         assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
-        assert!(report.warnings[0].contains("\"sku\" is text"));
+        assert!(report.warnings[0].contains(
+            "\"sku\" is character varying(16) but model Stock declares character varying(32)"
+        ));
         assert!(report.warnings[1].contains("\"legacy\" is not in model"));
         assert!(report.statements.iter().all(|s| !s.contains("DROP")));
     }

@@ -436,11 +436,21 @@ impl Registry {
                 model.name
             )));
         }
-        if let Some(other) = self.models.values().find(|m| m.table == model.table) {
-            return Err(Error::config(format!(
-                "models \"{}\" and \"{}\" share the table \"{}\"",
-                other.name, model.name, model.table
-            )));
+        // Tables and indexes share one namespace per schema.
+        let names = |m: &Model| {
+            let indexes: Vec<String> = m.indexes().map(|i| i.name(&m.table)).collect();
+            std::iter::once(m.table.clone())
+                .chain(indexes)
+                .collect::<HashSet<_>>()
+        };
+        let new_names = names(&model);
+        for other in self.models.values() {
+            if let Some(clash) = names(other).intersection(&new_names).next() {
+                return Err(Error::config(format!(
+                    "models \"{}\" and \"{}\" both need a table or index named \"{clash}\"",
+                    other.name, model.name
+                )));
+            }
         }
         self.models.insert(model.name.clone(), Arc::new(model));
         Ok(())
@@ -501,6 +511,24 @@ mod tests {
         let name = idx.name("t");
         assert!(name.len() <= 63 && name.ends_with("_key"), "{name}");
         assert_eq!(name, idx.name("t"));
+    }
+
+    #[test]
+    fn models_whose_tables_or_indexes_clash_are_refused() {
+        let stock = Model::new("Stock").field(Field::new("balance_sku", FieldType::Text).unique());
+        let balance = Model::new("StockBalance").field(Field::new("sku", FieldType::Text).unique());
+        let err = Registry::new()
+            .with(stock)
+            .unwrap()
+            .with(balance)
+            .unwrap_err();
+        assert!(err.to_string().contains("stock_balance_sku_key"), "{err}");
+        let twin = Model::new("Other").table_name("stock");
+        assert!(Registry::new()
+            .with(Model::new("Stock"))
+            .unwrap()
+            .with(twin)
+            .is_err());
     }
 
     #[test]

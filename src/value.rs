@@ -107,23 +107,12 @@ impl FieldType {
         }
     }
 
-    /// The name `information_schema.columns.udt_name` reports for this type.
-    pub(crate) fn udt_name(self) -> &'static str {
+    /// The type as the catalog's `format_type()` spells it, to spot drift.
+    pub(crate) fn catalog_name(self) -> String {
         match self {
-            FieldType::Bool => "bool",
-            FieldType::I16 => "int2",
-            FieldType::I32 => "int4",
-            FieldType::I64 => "int8",
-            FieldType::F32 => "float4",
-            FieldType::F64 => "float8",
-            FieldType::Numeric => "numeric",
-            FieldType::Text => "text",
-            FieldType::Varchar(_) => "varchar",
-            FieldType::Bytes => "bytea",
-            FieldType::Uuid => "uuid",
-            FieldType::Timestamptz => "timestamptz",
-            FieldType::Date => "date",
-            FieldType::Json => "jsonb",
+            FieldType::Varchar(n) => format!("character varying({n})"),
+            FieldType::Timestamptz => "timestamp with time zone".into(),
+            other => other.sql(),
         }
     }
 
