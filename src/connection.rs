@@ -14,7 +14,9 @@ use tokio_postgres::NoTls;
 use crate::config::{PoolSettings, Role, SessionSettings};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
+use crate::lifetime::Lifetimes;
 use crate::model::quote_ident;
+use crate::stats::{Counters, PoolStats, Reason};
 
 /// One role's pool, with what its error messages need to say.
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub(crate) struct ConnectionPool {
     /// `user@host:port/db` of the DSN, never its password.
     pub(crate) target: Arc<str>,
     pub(crate) settings: PoolSettings,
+    /// What the pool has done: closings by reason, waits.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// The statement that applies the session settings: one round trip, every
@@ -92,6 +96,8 @@ impl ConnectionPool {
                     .map_err(HookError::Backend)
             })
         });
+        let lifetimes = Lifetimes::new(role, &settings);
+        let counters = Arc::new(Counters::default());
         let pool = Pool::builder(manager)
             .max_size(settings.max_open)
             .runtime(Runtime::Tokio1)
@@ -99,19 +105,43 @@ impl ConnectionPool {
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.connect_timeout))
             .post_create(hook)
+            .pre_recycle(lifetimes.pre_recycle_hook(counters.clone()))
             .build()
             .map_err(|e| Error::config(format!("cannot build the {role} pool: {e}")))?;
+        lifetimes.spawn_reaper(pool.clone(), counters.clone());
         Ok(ConnectionPool {
             role,
             pool,
             target: dsn.target.as_str().into(),
             settings,
+            counters,
         })
     }
 
-    /// Take a connection, waiting at most the pool's wait timeout.
+    /// Take a connection, waiting at most the pool's wait timeout. A
+    /// checkout that finds every connection busy and no room for a new one
+    /// is counted as a wait.
     pub(crate) async fn get(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| self.checkout_error(e))
+        let status = self.pool.status();
+        let waits = status.available == 0 && status.size >= status.max_size;
+        let started = std::time::Instant::now();
+        let got = self.pool.get().await.map_err(|e| self.checkout_error(e));
+        if waits {
+            self.counters.waited(started.elapsed());
+        }
+        got
+    }
+
+    /// Close a checked-out connection whose state is unknown instead of
+    /// giving it back.
+    pub(crate) fn discard(&self, conn: Object) {
+        drop(Object::take(conn));
+        self.counters.closed(self.role, Reason::Broken);
+    }
+
+    /// This pool's numbers now.
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.counters.snapshot(self.pool.status())
     }
 
     /// Open one connection now, so a bad DSN, an unreachable server or a

@@ -18,6 +18,7 @@ use crate::pool_actor::{gone, Deadline, PoolContext, PoolMsg};
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::sql::Catalog;
+use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::transaction::{Tx, TxOptions};
 use crate::value::Value;
@@ -255,6 +256,7 @@ impl OpenOptions {
                 registry,
                 session,
                 write_pool: pools[0].pool.clone(),
+                read_pool: pools[1].pool.clone(),
             }),
         })
     }
@@ -289,6 +291,7 @@ struct DbInner {
     registry: Arc<Registry>,
     session: Arc<SessionSettings>,
     write_pool: ConnectionPool,
+    read_pool: ConnectionPool,
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -461,6 +464,19 @@ impl Db {
             inner: self.inner.clone(),
             deadline: Some(timeout).filter(|d| !d.is_zero()),
         }
+    }
+
+    /// The pools' statistics now: open, in use, idle and waiting
+    /// connections, waits, closings by reason, open transactions.
+    ///
+    /// ```no_run
+    /// # fn demo(db: pgactor::Db) {
+    /// let stats = db.stats();
+    /// println!("write pool: {} of {} in use", stats.write.in_use, stats.write.max_open);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        Stats::gather(&self.inner.write_pool, &self.inner.read_pool)
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).

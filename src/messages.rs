@@ -5,6 +5,7 @@ use ractor::RpcReplyPort;
 use crate::error::Result;
 use crate::query::{Page, Query};
 use crate::record::Record;
+use crate::stats::Stats;
 use crate::transaction::{Tx, TxOptions};
 use crate::value::Value;
 
@@ -80,4 +81,6 @@ pub enum DbMsg {
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback.
     Begin(TxOptions, RpcReplyPort<Result<Tx>>),
+    /// The pools' statistics now (answered at once, no I/O).
+    Stats(RpcReplyPort<Stats>),
 }

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
 use tracing::Instrument;
@@ -108,7 +107,7 @@ fn spawn_plan<P: Plan>(
             // by the session's statement_timeout.
             let (result, fate) = plan.run(&client, deadline).await;
             if fate == Fate::Discard {
-                drop(Object::take(client));
+                ctx.pool.discard(client);
             }
             result
         }

@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::config::Role;
 use crate::messages::DbMsg;
 use crate::pool_actor::{Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::stats::Stats;
 use crate::tx_actor::begin;
 
 /// The current pool actor of each role, shared with the `Db` handles so an
@@ -124,6 +125,14 @@ impl Actor for Supervisor {
                     // A Tx nobody receives is dropped here, which rolls it back.
                     let _ = reply.send(tx);
                 });
+                return Ok(());
+            }
+            DbMsg::Stats(reply) => {
+                let stats = Stats::gather(
+                    &state.contexts[&Role::Write].pool,
+                    &state.contexts[&Role::Read].pool,
+                );
+                let _ = reply.send(stats);
                 return Ok(());
             }
         };

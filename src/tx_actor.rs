@@ -18,26 +18,38 @@ use crate::exec::{PagePlan, RowPlan};
 use crate::sql::Catalog;
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
-/// The transaction's connection. Dropped while still held (a panic, a kill,
-/// a failed spawn: the paths where `post_stop` does not run) it is taken out
-/// of the pool and closed, so the server rolls back and the pool never sees
-/// a connection inside a transaction.
-struct Held(Option<Object>);
+/// The transaction's connection, and the transaction's place in the pool's
+/// count of open transactions. Dropped while still holding the connection
+/// (a panic, a kill, a failed spawn: the paths where `post_stop` does not
+/// run) it closes it, so the server rolls back and the pool never sees a
+/// connection inside a transaction.
+struct Held {
+    conn: Option<Object>,
+    pool: ConnectionPool,
+}
 
 impl Held {
+    fn new(pool: &ConnectionPool, conn: Object) -> Held {
+        pool.counters.transaction_opened();
+        Held {
+            conn: Some(conn),
+            pool: pool.clone(),
+        }
+    }
+
     fn client(&self) -> Option<&Object> {
-        self.0.as_ref()
+        self.conn.as_ref()
     }
 
     /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
     fn release(&mut self) {
-        self.0.take();
+        self.conn.take();
     }
 
     /// Close the connection; the server rolls back whatever was open.
     fn discard(&mut self) {
-        if let Some(conn) = self.0.take() {
-            drop(Object::take(conn));
+        if let Some(conn) = self.conn.take() {
+            self.pool.discard(conn);
         }
     }
 }
@@ -45,6 +57,7 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.discard();
+        self.pool.counters.transaction_ended();
     }
 }
 
@@ -82,7 +95,7 @@ pub(crate) async fn begin(
     supervisor: ActorCell,
 ) -> Result<Tx> {
     let query_timeout = options.query_timeout.or(default_timeout);
-    let held = Held(Some(pool.get().await?));
+    let held = Held::new(pool, pool.get().await?);
     let client = held.client().expect("just checked out");
     let begin = async {
         client

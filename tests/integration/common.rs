@@ -1,5 +1,7 @@
 //! Shared helpers: server addresses, per-test schemas, an outside observer.
 
+use std::time::Duration;
+
 use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
 
 /// The primary's URL. Tests never skip: without the topology they fail loudly.
@@ -65,4 +67,19 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
         .await
         .expect("open");
     (db, schema)
+}
+
+/// Poll (bounded) until `check` answers `Some`; panics with `what` if it never does.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..500 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
 }

@@ -11,7 +11,9 @@ use pgactor::{
     SessionConfig, TxOptions,
 };
 
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
+use crate::common::{
+    eventually, observer, primary_url, registry, replica_url, stock_model, unique_schema,
+};
 
 /// An adapter in a fresh schema whose sessions carry a unique
 /// application_name (the schema's name), so a test can find them.
@@ -67,21 +69,6 @@ async fn sessions_in_state(admin: &tokio_postgres::Client, app: &str, state: &st
         .await
         .unwrap()
         .get(0)
-}
-
-/// Poll (bounded) until `check` answers `Some`; panics with `what` if it never does.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..500 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// The pid of the first adapter session tagged `app` matching `condition`.

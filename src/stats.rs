@@ -1,0 +1,147 @@
+//! Pool statistics: what each pool holds now and what it has done.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::Role;
+use crate::connection::ConnectionPool;
+
+/// A snapshot of the adapter's pools and transactions ([`crate::Db::stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// The write pool (the primary).
+    pub write: PoolStats,
+    /// The read pool (the replica, or the primary when there is none).
+    pub read: PoolStats,
+    /// Transactions open now (live transaction actors).
+    pub open_transactions: u64,
+}
+
+impl Stats {
+    pub(crate) fn gather(write: &ConnectionPool, read: &ConnectionPool) -> Stats {
+        Stats {
+            write: write.stats(),
+            read: read.stats(),
+            open_transactions: write.counters.open_transactions(),
+        }
+    }
+}
+
+/// One pool's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Most connections open at once (`max_open`).
+    pub max_open: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Connections checked out now (running a statement or held by a transaction).
+    pub in_use: usize,
+    /// Connections open and idle now.
+    pub idle: usize,
+    /// Callers waiting for a connection now.
+    pub waiting: usize,
+    /// Checkouts that found no idle connection and had to wait, since open.
+    pub waits_total: u64,
+    /// Time spent in those waits, since open.
+    pub wait_time_total: Duration,
+    /// Connections closed since open, by reason.
+    pub closed: ClosedStats,
+}
+
+/// Connections closed, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedStats {
+    /// Older than `max_lifetime` (less its jitter).
+    pub max_lifetime: u64,
+    /// Idle longer than `max_idle_time`.
+    pub max_idle_time: u64,
+    /// Beyond `max_idle` idle connections.
+    pub max_idle_count: u64,
+    /// Found closed, or discarded because its state was unknown (a cancel not
+    /// confirmed, a transaction not ended cleanly).
+    pub broken: u64,
+}
+
+/// Why a connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    MaxLifetime,
+    MaxIdleTime,
+    MaxIdleCount,
+    Broken,
+}
+
+impl Reason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::MaxLifetime => "max_lifetime",
+            Reason::MaxIdleTime => "max_idle_time",
+            Reason::MaxIdleCount => "max_idle_count",
+            Reason::Broken => "broken",
+        }
+    }
+}
+
+/// The counters one pool keeps, shared by its checkouts, hooks and reaper.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    closed_max_lifetime: AtomicU64,
+    closed_max_idle_time: AtomicU64,
+    closed_max_idle_count: AtomicU64,
+    closed_broken: AtomicU64,
+    waits: AtomicU64,
+    wait_micros: AtomicU64,
+    transactions: AtomicI64,
+}
+
+impl Counters {
+    pub(crate) fn closed(&self, role: Role, reason: Reason) {
+        let counter = match reason {
+            Reason::MaxLifetime => &self.closed_max_lifetime,
+            Reason::MaxIdleTime => &self.closed_max_idle_time,
+            Reason::MaxIdleCount => &self.closed_max_idle_count,
+            Reason::Broken => &self.closed_broken,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "pgactor.pool", role = role.as_str(), reason = reason.as_str(), "connection closed");
+    }
+
+    pub(crate) fn waited(&self, time: Duration) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.wait_micros.fetch_add(
+            time.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn transaction_opened(&self) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn transaction_ended(&self) {
+        self.transactions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn open_transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub(crate) fn snapshot(&self, status: deadpool_postgres::Status) -> PoolStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PoolStats {
+            max_open: status.max_size,
+            open: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+            waits_total: load(&self.waits),
+            wait_time_total: Duration::from_micros(load(&self.wait_micros)),
+            closed: ClosedStats {
+                max_lifetime: load(&self.closed_max_lifetime),
+                max_idle_time: load(&self.closed_max_idle_time),
+                max_idle_count: load(&self.closed_max_idle_count),
+                broken: load(&self.closed_broken),
+            },
+        }
+    }
+}
