@@ -4,22 +4,20 @@
 //! With `DATABASE_URL` set (and optionally `DATABASE_READ_URL`, a replica) it
 //! works there, in a fresh schema it drops at the end. Otherwise it starts a
 //! throwaway primary + streaming replica with `scripts/cluster.sh` and always
-//! tears it down again. `RUST_LOG` sets the library's log level (default info).
+//! tears it down again (`examples/support/cluster.rs`, shared with the other
+//! examples). `RUST_LOG` sets the library's log level (default info).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use pgactor::{
-    Db, ErrorKind, Field, FieldType, Filter, Index, Model, OpenOptions, Query, Record, Registry,
-    SessionConfig,
-};
+use cluster::{BoxError, Target};
+use pgactor::{Db, ErrorKind, Field, FieldType, Filter, Index, Model, Query, Record, Registry};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
-use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
-
-type BoxError = Box<dyn std::error::Error>;
 
 /// The seed's stock example.
 fn stock_balance() -> Model {
@@ -38,135 +36,21 @@ struct StockBalance {
     note: Option<String>,
 }
 
-/// Where to connect, and in which schema (`None`: `public`).
-struct Target {
-    write: String,
-    read: String,
-    schema: Option<String>,
-}
-
-impl Target {
-    /// `DATABASE_URL` and `DATABASE_READ_URL`, in a schema of our own so
-    /// nothing already there is touched.
-    fn from_env() -> Option<Target> {
-        let write = std::env::var("DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        let read = std::env::var("DATABASE_READ_URL").unwrap_or_default();
-        let schema = format!("quickstart_{}", &Uuid::new_v4().simple().to_string()[..12]);
-        println!("using DATABASE_URL, in a fresh schema {schema} (dropped at the end)");
-        let schema = Some(schema);
-        Some(Target {
-            write,
-            read,
-            schema,
-        })
-    }
-}
-
-/// A throwaway cluster. Dropping it tears the cluster down, so that happens
-/// on success, on error and on panic alike.
-struct Cluster(PathBuf);
-
-impl Cluster {
-    fn up() -> Result<(Target, Cluster), BoxError> {
-        // Short on purpose: DIR/s/.s.PGSQL.NNNNN must fit a 107-byte socket path.
-        let cluster = Cluster(format!("/tmp/pgaq.{}", std::process::id()).into());
-        let dir = &cluster.0;
-        println!(
-            "no DATABASE_URL: starting a throwaway cluster in {}",
-            dir.display()
-        );
-        // The guard exists before the script runs: a half-started cluster goes too.
-        let status = cluster_sh("up", dir)?;
-        if !status.success() {
-            return Err(format!("scripts/cluster.sh up failed ({status})").into());
-        }
-        let env = std::fs::read_to_string(dir.join("env"))?;
-        let var = |key: &str| {
-            env.lines()
-                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{key} is missing from {}/env", dir.display()))
-        };
-        let (write, read) = (var("PGACTOR_PRIMARY_URL")?, var("PGACTOR_REPLICA_URL")?);
-        Ok((
-            Target {
-                write,
-                read,
-                schema: None,
-            },
-            cluster,
-        ))
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        println!("tearing down the throwaway cluster");
-        if !matches!(cluster_sh("down", &self.0), Ok(s) if s.success()) {
-            let dir = self.0.display();
-            eprintln!("warning: teardown failed; run scripts/cluster.sh down {dir}");
-        }
-    }
-}
-
-/// `scripts/cluster.sh CMD DIR`. Its progress goes to our stderr; `up` also
-/// prints the env file on stdout, which we read from DIR/env instead.
-fn cluster_sh(cmd: &str, dir: &Path) -> std::io::Result<ExitStatus> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
-    let mut command = Command::new(script);
-    command.arg(cmd).arg(dir).stdout(Stdio::null()).status()
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    // Catch Ctrl-C from the start, so an interrupted run still drops (and
-    // tears down) its cluster instead of dying with the servers running.
-    let interrupted = tokio::spawn(tokio::signal::ctrl_c());
-    let outcome: Result<(), BoxError> = async {
-        let (target, _cluster) = match Target::from_env() {
-            Some(target) => (target, None),
-            None => Cluster::up().map(|(target, cluster)| (target, Some(cluster)))?,
-        };
-        tokio::select! {
-            result = run(&target) => result,
-            Ok(Ok(())) = interrupted => Err("interrupted".into()),
-        }
-    }
-    .await;
-    if let Err(err) = outcome {
-        eprintln!("quickstart failed: {err}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
+    cluster::main("quickstart", registry, run).await
 }
 
-async fn run(target: &Target) -> Result<(), BoxError> {
+fn registry() -> pgactor::Result<Registry> {
     let mut registry = Registry::new();
     registry.register(stock_balance())?;
-    let session = SessionConfig {
-        schema: target.schema.clone(),
-        application_name: Some("pgactor-quickstart".into()),
-        ..SessionConfig::default()
-    };
-    // Connects each pool once, creates the schema if needed, runs AutoMigrate.
-    let db = OpenOptions::new(target.write.as_str())
-        .read_dsn(target.read.as_str())
-        .registry(registry)
-        .session(session)
-        .open()
-        .await?;
+    Ok(registry)
+}
+
+async fn run(db: Db, target: Target) -> Result<(), BoxError> {
     let schema = &db.session().schema;
     println!("opened; AutoMigrate created table stock_balance in schema {schema}");
-    let result = steps(&db, !target.read.trim().is_empty()).await;
-    db.close().await; // stop the actors and close the pools, whatever happened
-    if let Some(schema) = &target.schema {
-        drop_schema(&target.write, schema).await;
-    }
-    result
+    steps(&db, !target.read.trim().is_empty()).await
 }
 
 async fn steps(db: &Db, replica: bool) -> Result<(), BoxError> {
@@ -243,20 +127,4 @@ async fn steps(db: &Db, replica: bool) -> Result<(), BoxError> {
     let row = db.delete("StockBalance", ids[1]).await?;
     println!("deleted {}", row.get::<String>("sku")?);
     Ok(())
-}
-
-/// The schema is ours alone (a random name): drop it to leave nothing
-/// behind. pgactor has no raw-SQL call, so the driver runs this one statement.
-async fn drop_schema(url: &str, schema: &str) {
-    let dropped = async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        // Quietly: the NOTICE listing what cascades is noise here.
-        let sql = format!("SET client_min_messages = warning; DROP SCHEMA \"{schema}\" CASCADE");
-        client.batch_execute(&sql).await
-    };
-    match dropped.await {
-        Ok(()) => println!("dropped schema {schema}"),
-        Err(e) => eprintln!("warning: could not drop schema {schema}: {e}"),
-    }
 }
