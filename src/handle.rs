@@ -382,7 +382,11 @@ impl Db {
     /// rolls back.
     pub async fn begin(&self, options: TxOptions) -> Result<Tx> {
         let options = TxOptions {
-            query_timeout: options.query_timeout.or(self.deadline),
+            // Resolved here so this handle's deadline (none included) wins
+            // over the session's.
+            query_timeout: options
+                .query_timeout
+                .or(Some(self.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
         match self

@@ -111,8 +111,10 @@ pub struct TxOptions {
     pub isolation: IsolationLevel,
     /// `READ ONLY`: writes fail on the server.
     pub read_only: bool,
-    /// Per-statement client deadline for this transaction; `None` takes the
-    /// session's `query_timeout`.
+    /// Per-statement client deadline for this transaction: `None` takes the
+    /// deadline of the handle that begins it (the session's `query_timeout`
+    /// unless [`crate::Db::with_query_timeout`] changed it), `Duration::ZERO`
+    /// means none.
     pub query_timeout: Option<Duration>,
     /// Re-runs of [`crate::Db::with_transaction`] (ignored by [`crate::Db::begin`]).
     pub retry: RetryPolicy,

@@ -94,7 +94,10 @@ pub(crate) async fn begin(
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
 ) -> Result<Tx> {
-    let query_timeout = options.query_timeout.or(default_timeout);
+    let query_timeout = match options.query_timeout {
+        Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
+        None => default_timeout,
+    };
     let held = Held::new(pool, pool.get().await?);
     let client = held.client().expect("just checked out");
     let begin = async {
@@ -218,6 +221,15 @@ impl TxState {
         if broken {
             self.held.discard();
         }
+        // Nothing inside a transaction is committed before COMMIT, so a
+        // statement whose answer was lost is not in doubt: the transaction
+        // is simply gone (and may be run again).
+        let result = result.map_err(|err| match err.kind() {
+            ErrorKind::OutcomeUnknown => Error::unavailable(format!(
+                "the transaction's connection was lost; nothing was committed ({err})"
+            )),
+            _ => err,
+        });
         if let Err(err) = &result {
             // NotFound and Decode follow a statement that succeeded.
             if broken || !matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Decode) {
