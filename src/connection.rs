@@ -37,15 +37,32 @@ const APPLY_SESSION: &str = "SELECT set_config('statement_timeout', $1, false), 
      set_config('idle_in_transaction_session_timeout', $3, false), \
      set_config('TimeZone', $4, false), \
      set_config('application_name', $5, false), \
-     set_config('search_path', $6, false)";
+     set_config('search_path', $6, false), \
+     set_config('default_transaction_read_only', $7, false)";
+
+/// The settings the adapter manages on every connection, as `SHOW` names them.
+pub(crate) const MANAGED_SETTINGS: [&str; 7] = [
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "TimeZone",
+    "application_name",
+    "search_path",
+    "default_transaction_read_only",
+];
 
 /// Apply the session settings on a fresh connection.
 ///
 /// This is the hook point on connection creation: deadpool runs it for
 /// every new physical connection before handing it out, and a connection
 /// whose settings fail is discarded, never used.
+///
+/// Read-pool sessions are read-only by default, so a write that reaches the
+/// read pool by mistake fails (SQLSTATE 25006) instead of landing on a
+/// server that was promoted.
 async fn apply_session(
     client: &ClientWrapper,
+    role: Role,
     session: &SessionSettings,
 ) -> Result<(), tokio_postgres::Error> {
     // Rounded up: a positive timeout under 1 ms must not become 0 (disabled).
@@ -57,6 +74,7 @@ async fn apply_session(
         session.time_zone.clone(),
         session.application_name.clone(),
         quote_ident(&session.schema),
+        if role == Role::Read { "on" } else { "off" }.to_owned(),
     ];
     let params: Vec<_> = values
         .iter()
@@ -91,7 +109,7 @@ impl ConnectionPool {
         let hook = Hook::async_fn(move |client: &mut ClientWrapper, _| {
             let session = session.clone();
             Box::pin(async move {
-                apply_session(client, &session)
+                apply_session(client, role, &session)
                     .await
                     .map_err(HookError::Backend)
             })
@@ -137,6 +155,21 @@ impl ConnectionPool {
     pub(crate) fn discard(&self, conn: Object) {
         drop(Object::take(conn));
         self.counters.closed(self.role, Reason::Broken);
+    }
+
+    /// The managed settings as they are in force on a connection of this
+    /// pool (`SHOW` values, e.g. `30s`), name by name.
+    pub(crate) async fn settings_in_force(&self) -> Result<Vec<(String, String)>> {
+        let client = self.get().await?;
+        let names: Vec<&str> = MANAGED_SETTINGS.to_vec();
+        let rows = client
+            .query_typed(
+                "SELECT n, current_setting(n) FROM unnest($1::text[]) AS n",
+                &[(&names, Type::TEXT_ARRAY)],
+            )
+            .await
+            .map_err(|e| Error::from_statement(e, false))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// This pool's numbers now.

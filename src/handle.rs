@@ -205,6 +205,7 @@ impl OpenOptions {
         )?;
 
         let mut client = write.check().await?;
+        warn_on_capacity(&client, &write, &read).await;
         ensure_schema(&client, &session.schema).await?;
         if self.auto_migrate {
             auto_migrate(&mut client, &session.schema, &self.registry).await?;
@@ -259,6 +260,33 @@ impl OpenOptions {
                 read_pool: pools[1].pool.clone(),
             }),
         })
+    }
+}
+
+/// Log a warning when the two pools together may open more than half of
+/// the server's `max_connections`: several instances (or a restart storm)
+/// would then exhaust it. Never fails the open.
+async fn warn_on_capacity(
+    client: &tokio_postgres::Client,
+    write: &ConnectionPool,
+    read: &ConnectionPool,
+) {
+    // current_setting rather than SHOW: it also answers through a pooler.
+    let max: Option<i32> = client
+        .query_typed("SELECT current_setting('max_connections')::int", &[])
+        .await
+        .ok()
+        .and_then(|rows| rows.first().map(|r| r.get(0)));
+    let claimed = write.settings.max_open + read.settings.max_open;
+    if let Some(max) = max.filter(|max| claimed > (*max as usize) / 2) {
+        tracing::warn!(
+            target: "pgactor",
+            write_max_open = write.settings.max_open,
+            read_max_open = read.settings.max_open,
+            max_connections = max,
+            "the pools may open {claimed} connections, more than half of the server's max_connections ({max}); \
+             keep the sum over all instances under max_connections"
+        );
     }
 }
 
@@ -467,6 +495,18 @@ impl Db {
         Db {
             inner: self.inner.clone(),
             deadline: Some(timeout).filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// The managed session settings as the server reports them on a
+    /// connection of the pool of `role` (`current_setting`, e.g.
+    /// `("statement_timeout", "30s")`): what is really in force, for checks
+    /// and diagnostics. Read-pool sessions report
+    /// `default_transaction_read_only = on`.
+    pub async fn settings_in_force(&self, role: Role) -> Result<Vec<(String, String)>> {
+        match role {
+            Role::Write => self.inner.write_pool.settings_in_force().await,
+            Role::Read => self.inner.read_pool.settings_in_force().await,
         }
     }
 

@@ -14,6 +14,7 @@ mod open;
 mod routing;
 mod schema;
 mod session;
+mod settings;
 mod stats;
 mod transactions;
 mod types;
