@@ -1,1 +1,282 @@
-//! (being written)
+//! Routing: `read` and `list` run on the read pool, `create`, `update` and
+//! `delete` on the write pool.
+//!
+//! Observed from outside the adapter:
+//! - with two databases as the two DSNs, by which database holds (or
+//!   answers) a row;
+//! - with the real replica, by `pg_is_in_recovery()`, by the last statement
+//!   of each adapter session in `pg_stat_activity` (sessions found by a
+//!   unique `application_name`), and by `pg_stat_statements` on the primary
+//!   (a read that never reached the primary left no statement there).
+//!
+//! Also home of helpers other modules use: [`eventually`],
+//! [`read_when_replicated`], [`sessions_named`], [`TempDatabase`],
+//! [`url_with_db`] and [`unique_app_name`].
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+use pgactor::{Db, ErrorKind, Query, Record, SessionConfig};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
+use crate::schema::statements_mentioning;
+
+/// How long [`eventually`] waits: generous, since replicas lag and CI is slow.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Run `attempt` until it answers `Ok`, for at most [`PATIENCE`]; panic with
+/// the last error otherwise. For states that arrive asynchronously
+/// (replication, a killed backend going away), never for timing.
+pub(crate) async fn eventually<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                panic!("gave up after {PATIENCE:?} waiting for {what}; last: {err:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// `db.read` of a row just written, retried until the read pool's server
+/// (a replica, which lags) has it.
+pub(crate) async fn read_when_replicated(db: &Db, model: &str, id: Uuid) -> Record {
+    eventually("the row to reach the read pool's server", || {
+        db.read(model, id)
+    })
+    .await
+}
+
+/// An `application_name` no other test uses (at most 63 bytes).
+pub(crate) fn unique_app_name(prefix: &str) -> String {
+    format!(
+        "pga_{prefix}_{}",
+        &Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// `url` pointing at database `db` instead (same server, user and options).
+pub(crate) fn url_with_db(url: &str, db: &str) -> String {
+    let (base, options) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base
+        .rsplit_once('/')
+        .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
+        .expect("a postgres:// URL with a database name");
+    match options {
+        "" => format!("{server}/{db}"),
+        options => format!("{server}/{db}?{options}"),
+    }
+}
+
+/// A database of the test's own on the primary; [`TempDatabase::remove`]
+/// drops it (closing any connection still open to it).
+pub(crate) struct TempDatabase {
+    pub(crate) name: String,
+    pub(crate) url: String,
+}
+
+impl TempDatabase {
+    pub(crate) async fn create(prefix: &str) -> TempDatabase {
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+        admin_sql(&format!("CREATE DATABASE \"{name}\"")).await;
+        TempDatabase {
+            url: url_with_db(&primary_url(), &name),
+            name,
+        }
+    }
+
+    pub(crate) async fn remove(self) {
+        admin_sql(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).await;
+    }
+}
+
+async fn admin_sql(sql: &str) {
+    observer(&primary_url())
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The `sku`s in `public.stock_balance` of the database `client` is on.
+async fn skus(client: &Client) -> Vec<String> {
+    client
+        .query("SELECT sku FROM public.stock_balance ORDER BY sku", &[])
+        .await
+        .expect("skus")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Every session named `app` on `client`'s server: its backend pid and its
+/// last (or current) statement.
+pub(crate) async fn sessions_named(client: &Client, app: &str) -> Vec<(i32, String)> {
+    client
+        .query(
+            "SELECT pid, query FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// The last statement of every session named `app` on `client`'s server.
+async fn last_statements(client: &Client, app: &str) -> Vec<String> {
+    let sessions = sessions_named(client, app).await;
+    sessions.into_iter().map(|(_, query)| query).collect()
+}
+
+async fn in_recovery(client: &Client) -> bool {
+    client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .expect("pg_is_in_recovery")
+        .get(0)
+}
+
+/// Whether `sql` is the adapter's read of a `StockBalance` in `schema`.
+fn is_stock_read(sql: &str, schema: &str) -> bool {
+    sql.starts_with("SELECT ") && sql.contains(&format!("FROM \"{schema}\".\"stock_balance\""))
+}
+
+/// Open on the primary with `read_dsn`, in a fresh schema, sessions named `app`.
+async fn open_named(read_dsn: &str, app: &str) -> (Db, String) {
+    let schema = unique_schema("routing");
+    let db = pgactor::OpenOptions::new(primary_url())
+        .read_dsn(read_dsn)
+        .registry(registry([stock_model()]))
+        .session(SessionConfig {
+            schema: Some(schema.clone()),
+            application_name: Some(app.into()),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+async fn create_sku(db: &Db, sku: &str) -> Uuid {
+    db.create("StockBalance", Record::new().with("sku", sku))
+        .await
+        .expect("create")
+        .get("id")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
+    let (write_db, read_db) = (
+        TempDatabase::create("db_w").await,
+        TempDatabase::create("db_r").await,
+    );
+    // AutoMigrate runs on the write side only: give the read database its table.
+    pgactor::open(&read_db.url, "", registry([stock_model()]))
+        .await
+        .expect("migrate db_r")
+        .close()
+        .await;
+    let db = pgactor::open(&write_db.url, &read_db.url, registry([stock_model()]))
+        .await
+        .expect("open");
+    let (on_write, on_read) = (observer(&write_db.url).await, observer(&read_db.url).await);
+
+    let written = create_sku(&db, "W-1").await;
+    assert_eq!(skus(&on_write).await, ["W-1"], "the write went to db_w");
+    assert!(skus(&on_read).await.is_empty(), "and not to db_r");
+
+    let only_in_read_db = Uuid::new_v4();
+    on_read
+        .execute(
+            "INSERT INTO public.stock_balance (id, sku) VALUES ($1, 'R-1')",
+            &[&only_in_read_db],
+        )
+        .await
+        .unwrap();
+    let read = db.read("StockBalance", only_in_read_db).await.unwrap();
+    assert_eq!(read.get::<String>("sku").unwrap(), "R-1");
+    let page = db.list("StockBalance", Query::new()).await.unwrap();
+    let listed: Vec<Uuid> = page.rows.iter().map(|r| r.get("id").unwrap()).collect();
+    assert_eq!((page.total, listed), (1, vec![only_in_read_db]));
+    let err = db.read("StockBalance", written).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::NotFound, "{err}");
+
+    db.close().await;
+    drop((on_write, on_read));
+    write_db.remove().await;
+    read_db.remove().await;
+}
+
+#[tokio::test]
+async fn with_a_replica_as_read_dsn_reads_run_on_the_replica() {
+    let app = unique_app_name("routing_replica");
+    let (db, schema) = open_named(&replica_url(), &app).await;
+    let id = create_sku(&db, "REP-1").await;
+    let row = read_when_replicated(&db, "StockBalance", id).await;
+    assert_eq!(row.get::<String>("sku").unwrap(), "REP-1");
+
+    let (primary, replica) = (
+        observer(&primary_url()).await,
+        observer(&replica_url()).await,
+    );
+    assert!(in_recovery(&replica).await && !in_recovery(&primary).await);
+    let on_replica = last_statements(&replica, &app).await;
+    assert!(
+        on_replica.iter().any(|q| is_stock_read(q, &schema)),
+        "a read pool session on the replica ran the read: {on_replica:?}"
+    );
+    let on_primary = last_statements(&primary, &app).await;
+    assert!(
+        !on_primary.is_empty(),
+        "the write pool's session is on the primary"
+    );
+    let reads_on_primary: Vec<String> = statements_mentioning(&primary, &schema)
+        .await
+        .into_iter()
+        .filter(|q| is_stock_read(q, &schema))
+        .collect();
+    assert!(
+        reads_on_primary.is_empty(),
+        "no read ran on the primary: {reads_on_primary:?}"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn with_an_empty_read_dsn_reads_run_on_the_primary() {
+    let app = unique_app_name("routing_primary");
+    let (db, schema) = open_named("", &app).await;
+    let id = create_sku(&db, "PRI-1").await;
+    let row = db.read("StockBalance", id).await.expect("read-your-write");
+    assert_eq!(row.get::<String>("sku").unwrap(), "PRI-1");
+
+    let on_primary = last_statements(&observer(&primary_url()).await, &app).await;
+    assert!(
+        on_primary.len() >= 2,
+        "both pools have sessions on the primary: {on_primary:?}"
+    );
+    assert!(
+        on_primary.iter().any(|q| is_stock_read(q, &schema)),
+        "the read ran on the primary: {on_primary:?}"
+    );
+    let on_replica = last_statements(&observer(&replica_url()).await, &app).await;
+    assert!(
+        on_replica.is_empty(),
+        "nothing on the replica: {on_replica:?}"
+    );
+    db.close().await;
+}
