@@ -180,14 +180,9 @@ impl ConnectionPool {
     /// Open one connection now, so a bad DSN, an unreachable server or a
     /// refused session setting fails `open` instead of the first request.
     pub(crate) async fn check(&self) -> Result<Object> {
-        self.get().await.map_err(|e| {
-            let kind = if e.kind() == &ErrorKind::Config {
-                ErrorKind::Config
-            } else {
-                ErrorKind::Unavailable
-            };
-            Error::new(kind, format!("cannot open the {} pool: {e}", self.role))
-        })
+        self.get()
+            .await
+            .map_err(|e| e.prefixed("cannot open the adapter"))
     }
 
     fn checkout_error(&self, err: PoolError) -> Error {

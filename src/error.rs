@@ -126,6 +126,12 @@ impl Error {
         self
     }
 
+    /// The same error, its message prefixed with where it happened.
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Error {
+        self.0.message = format!("{prefix}: {}", self.0.message);
+        self
+    }
+
     /// An [`ErrorKind::InvalidInput`] error with the given message.
     pub fn invalid_input(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::InvalidInput, message)

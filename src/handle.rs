@@ -204,14 +204,15 @@ impl OpenOptions {
             session.clone(),
         )?;
 
+        // Both pools must connect before anything is created on the server.
         let mut client = write.check().await?;
+        drop(read.check().await?);
         warn_on_capacity(&client, &write, &read).await;
         ensure_schema(&client, &session.schema).await?;
         if self.auto_migrate {
             auto_migrate(&mut client, &session.schema, &self.registry).await?;
         }
         drop(client);
-        drop(read.check().await?);
 
         let registry = Arc::new(self.registry);
         let catalog = Arc::new(Catalog::new(&registry, &session.schema));

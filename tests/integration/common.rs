@@ -69,17 +69,35 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
     (db, schema)
 }
 
-/// Poll (bounded) until `check` answers `Some`; panics with `what` if it never does.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+/// How long [`eventually`] waits: generous, since replicas lag and CI is slow.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Run `attempt` until it answers `Ok`, for at most [`PATIENCE`]; panic with
+/// the last error otherwise. For states that arrive asynchronously
+/// (replication, a killed backend going away), never for timing.
+pub async fn eventually<T, E, F, Fut>(what: &str, mut attempt: F) -> T
 where
+    E: std::fmt::Debug,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
-    for _ in 0..500 {
-        if let Some(found) = check().await {
-            return found;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                panic!("gave up after {PATIENCE:?} waiting for {what}; last: {err:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("never happened: {what}");
+}
+
+/// `Ok(value)` when `ready`, for [`eventually`].
+pub fn ready<T>(ready: bool, value: T) -> Result<T, &'static str> {
+    if ready {
+        Ok(value)
+    } else {
+        Err("not yet")
+    }
 }

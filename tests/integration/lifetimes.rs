@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Query, SessionConfig, TxOptions};
 
-use crate::common::{eventually, observer, primary_url, registry, stock_model, unique_schema};
+use crate::common::{
+    eventually, observer, primary_url, ready, registry, stock_model, unique_schema,
+};
 
 /// An adapter whose sessions carry a unique application_name, both pools
 /// configured alike.
@@ -73,7 +75,7 @@ async fn connections_older_than_max_lifetime_are_replaced() {
             // Keep using the pool: expired connections are refused at checkout too.
             db.list("StockBalance", Query::new()).await.unwrap();
             let now = backend_pids(&admin, &app).await;
-            now.is_disjoint(&before).then_some(())
+            ready(now.is_disjoint(&before), ())
         },
     )
     .await;
@@ -97,7 +99,7 @@ async fn idle_connections_are_closed_after_max_idle_time_without_any_checkout() 
     assert!(backend_pids(&admin, &schema).await.len() >= 3);
 
     eventually("the idle connections are closed", || async {
-        backend_pids(&admin, &schema).await.is_empty().then_some(())
+        ready(backend_pids(&admin, &schema).await.is_empty(), ())
     })
     .await;
     let stats = db.stats();
@@ -119,7 +121,7 @@ async fn the_idle_set_is_trimmed_to_max_idle() {
     use_connections(&db, 6).await;
     let stats = eventually("the idle write connections are trimmed to 2", || async {
         let stats = db.stats();
-        (stats.write.idle == 2).then_some(stats)
+        ready(stats.write.idle == 2, stats)
     })
     .await;
     assert_eq!(stats.write.open, 2, "{stats:?}");

@@ -13,8 +13,9 @@ use std::time::Duration;
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 use tokio_postgres::Client;
 
+use crate::common::eventually;
 use crate::common::{observer, open_primary, primary_url, registry, stock_model, unique_schema};
-use crate::routing::{eventually, sessions_named, unique_app_name, TempDatabase};
+use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
 
 /// The password every DSN here carries; no error may show it.
@@ -90,12 +91,6 @@ async fn open_with_pools(
     )
     .await
     .expect("open")
-}
-
-/// Backend pids of the sessions named `app`.
-async fn backends(client: &Client, app: &str) -> Vec<i32> {
-    let sessions = sessions_named(client, app).await;
-    sessions.into_iter().map(|(pid, _)| pid).collect()
 }
 
 #[tokio::test]
@@ -180,6 +175,7 @@ async fn unset_session_fields_take_the_documented_defaults() {
         application_name: "orders-api".into(),
         time_zone: "UTC".into(),
         schema,
+        query_timeout: pgactor::DEFAULT_QUERY_TIMEOUT,
     };
     assert_eq!(db.session(), &expected);
     crud_round_trip(&db).await;
@@ -247,61 +243,6 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
         2,
         "the write that gave up was never sent"
     );
-    db.close().await;
-}
-
-#[tokio::test]
-async fn connections_idle_longer_than_max_idle_time_are_closed() {
-    let app = unique_app_name("open_idle");
-    let pool = PoolConfig {
-        max_idle_time: Some(Duration::from_millis(500)),
-        ..PoolConfig::default()
-    };
-    let db = open_with_pools(
-        &app,
-        &unique_schema("open_idle"),
-        pool,
-        SessionConfig::default(),
-    )
-    .await;
-    crud_round_trip(&db).await;
-    let watcher = observer(&primary_url()).await;
-    assert!(!backends(&watcher, &app).await.is_empty());
-    eventually("idle connections to be closed", || async {
-        let open = backends(&watcher, &app).await;
-        open.is_empty().then_some(()).ok_or(open)
-    })
-    .await;
-    crud_round_trip(&db).await;
-    db.close().await;
-}
-
-#[tokio::test]
-async fn connections_older_than_max_lifetime_are_replaced() {
-    let app = unique_app_name("open_lifetime");
-    let pool = PoolConfig {
-        max_lifetime: Some(Duration::from_millis(500)),
-        ..PoolConfig::default()
-    };
-    let db = open_with_pools(
-        &app,
-        &unique_schema("open_lifetime"),
-        pool,
-        SessionConfig::default(),
-    )
-    .await;
-    crud_round_trip(&db).await;
-    let watcher = observer(&primary_url()).await;
-    let first = backends(&watcher, &app).await;
-    // Connections in use age too: keep both pools busy meanwhile.
-    eventually("every first connection to be replaced", || async {
-        crud_round_trip(&db).await;
-        let open = backends(&watcher, &app).await;
-        (!open.iter().any(|pid| first.contains(pid)))
-            .then_some(())
-            .ok_or((first.clone(), open))
-    })
-    .await;
     db.close().await;
 }
 

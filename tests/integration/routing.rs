@@ -13,40 +13,13 @@
 //! [`read_when_replicated`], [`sessions_named`], [`TempDatabase`],
 //! [`url_with_db`] and [`unique_app_name`].
 
-use std::fmt::Debug;
-use std::future::Future;
-use std::time::Duration;
-
 use pgactor::{Db, ErrorKind, Query, Record, SessionConfig};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use crate::common::eventually;
 use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
 use crate::schema::statements_mentioning;
-
-/// How long [`eventually`] waits: generous, since replicas lag and CI is slow.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Run `attempt` until it answers `Ok`, for at most [`PATIENCE`]; panic with
-/// the last error otherwise. For states that arrive asynchronously
-/// (replication, a killed backend going away), never for timing.
-pub(crate) async fn eventually<T, E, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    E: Debug,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match attempt().await {
-            Ok(value) => return value,
-            Err(err) if tokio::time::Instant::now() >= deadline => {
-                panic!("gave up after {PATIENCE:?} waiting for {what}; last: {err:?}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
 
 /// `db.read` of a row just written, retried until the read pool's server
 /// (a replica, which lags) has it.

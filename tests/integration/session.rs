@@ -29,10 +29,11 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Model, OpenOptions, Record, Sessi
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use crate::common::eventually;
 use crate::common::{
     in_schema, observer, primary_url, registry, replica_url, stock_model, unique_schema,
 };
-use crate::routing::{eventually, read_when_replicated, unique_app_name};
+use crate::routing::{read_when_replicated, unique_app_name};
 use crate::schema::schema_exists;
 
 /// The probe model: its "table" is a view of the session it is read in.
@@ -242,6 +243,7 @@ async fn custom_settings_are_in_force_on_the_primary_and_on_the_replica() {
         // No daylight saving time: the offset is the same all year.
         time_zone: Some("Asia/Kolkata".into()),
         schema: Some(schema.clone()),
+        query_timeout: None,
     };
     let db = open_with(&replica_url(), session, probe_model()).await;
     let want = Seen::expect(

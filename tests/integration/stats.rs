@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pgactor::{DbMsg, PoolConfig, SessionConfig, TxOptions};
 
-use crate::common::{eventually, primary_url, registry, stock_model, unique_schema};
+use crate::common::{eventually, primary_url, ready, registry, stock_model, unique_schema};
 
 #[tokio::test]
 async fn stats_count_connections_in_use_idle_and_waiting() {
@@ -54,7 +54,7 @@ async fn stats_count_connections_in_use_idle_and_waiting() {
     };
     let starved = eventually("a caller waits for a connection", || async {
         let stats = db.stats();
-        (stats.write.waiting > 0).then_some(stats)
+        ready(stats.write.waiting > 0, stats)
     })
     .await;
     assert_eq!(starved.write.in_use, 3, "{starved:?}");

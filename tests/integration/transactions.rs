@@ -12,7 +12,7 @@ use pgactor::{
 };
 
 use crate::common::{
-    eventually, observer, primary_url, registry, replica_url, stock_model, unique_schema,
+    eventually, observer, primary_url, ready, registry, replica_url, stock_model, unique_schema,
 };
 
 /// An adapter in a fresh schema whose sessions carry a unique
@@ -82,6 +82,7 @@ async fn backend_where(admin: &tokio_postgres::Client, app: &str, condition: &st
             .await
             .unwrap()
             .map(|r| r.get(0))
+            .ok_or("no such session")
     })
     .await
 }
@@ -90,7 +91,7 @@ async fn assert_nothing_left_open(admin: &tokio_postgres::Client, app: &str) {
     eventually("no session left idle in transaction", || async {
         let idle = sessions_in_state(admin, app, "idle in transaction").await
             + sessions_in_state(admin, app, "idle in transaction (aborted)").await;
-        (idle == 0).then_some(())
+        ready(idle == 0, ())
     })
     .await;
 }
@@ -116,8 +117,8 @@ async fn a_transaction_reads_its_own_writes_on_the_primary_while_the_replica_doe
         }
     };
     // AutoMigrate ran on the primary: wait until the replica has the table.
-    eventually("the table reaches the replica", || {
-        on_replica(uuid::Uuid::nil())
+    eventually("the table reaches the replica", || async {
+        on_replica(uuid::Uuid::nil()).await.ok_or("no table yet")
     })
     .await;
 
@@ -153,7 +154,7 @@ async fn a_transaction_reads_its_own_writes_on_the_primary_while_the_replica_doe
 
     tx.commit().await.unwrap();
     eventually("the committed row reaches the replica", || async {
-        (on_replica(id).await == Some(1)).then_some(())
+        ready(on_replica(id).await == Some(1), ())
     })
     .await;
     db.close().await;
@@ -428,7 +429,10 @@ async fn the_servers_idle_in_transaction_timeout_fails_the_transaction_and_nothi
         .unwrap();
     // The server ends the session once it idles past the timeout.
     eventually("the server ended the idle transaction", || async {
-        (sessions_in_state(&admin, &app, "idle in transaction").await == 0).then_some(())
+        ready(
+            sessions_in_state(&admin, &app, "idle in transaction").await == 0,
+            (),
+        )
     })
     .await;
     let first = tx.list("StockBalance", Query::new()).await.unwrap_err();
