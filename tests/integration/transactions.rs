@@ -683,3 +683,42 @@ async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
     db.read("StockBalance", id).await.unwrap();
     db.close().await;
 }
+
+#[tokio::test]
+async fn with_transaction_commits_on_ok_and_rolls_back_on_err_or_panic() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let create = |tx: pgactor::Tx, sku: &'static str| async move {
+        tx.create("StockBalance", Record::new().with("sku", sku))
+            .await
+    };
+
+    db.with_transaction(TxOptions::default(), |tx| create(tx, "kept"))
+        .await
+        .unwrap();
+    let refused = db
+        .with_transaction(TxOptions::default(), |tx| async move {
+            create(tx, "refused").await?;
+            Err::<(), _>(pgactor::Error::invalid_input("the caller changes its mind"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), &ErrorKind::InvalidInput);
+    let panicking = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.with_transaction::<(), _, _>(TxOptions::default(), |tx| async move {
+                create(tx, "panicked").await.unwrap();
+                panic!("the body fails mid-transaction")
+            })
+            .await
+        })
+    };
+    assert!(panicking.await.unwrap_err().is_panic());
+    assert_nothing_left_open(&admin, &app).await;
+
+    let page = db.list("StockBalance", Query::new()).await.unwrap();
+    let skus: Vec<String> = page.rows.iter().map(|r| r.get("sku").unwrap()).collect();
+    assert_eq!(skus, ["kept"], "only the Ok body was committed");
+    db.close().await;
+}
