@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up / tear down the real-server test topology for pgactor:
 # a PostgreSQL primary plus one streaming hot-standby replica, both on
-# 127.0.0.1, both with their own data directory under DIR.
+# 127.0.0.1, both with their own data directory under DIR, and pgbouncer in
+# transaction pooling mode in front of the primary.
 #
 #   scripts/cluster.sh up DIR [--primary-port P] [--replica-port R]
 #   scripts/cluster.sh down DIR
@@ -14,6 +15,8 @@
 # PostgreSQL refuses to run as root: when invoked as root the servers are
 # created and run as the `postgres` OS user (created if missing) and DIR is
 # chown'ed to it. When invoked as a normal user, the servers run as that user.
+# pgbouncer runs as the same user; as root it is installed with apt-get when
+# missing, like the PostgreSQL binaries.
 #
 # Environment overrides:
 #   PG_BIN                   directory holding initdb/pg_ctl/... (default:
@@ -26,7 +29,8 @@
 #   DIR/.pgactor-cluster     marker (down refuses to delete dirs without it)
 #   DIR/primary, DIR/replica data directories
 #   DIR/s                    unix socket directory (shared, sockets differ by port)
-#   DIR/*.log                initdb/basebackup/server logs
+#   DIR/bouncer              pgbouncer.ini, userlist.txt, pid file
+#   DIR/*.log                initdb/basebackup/server/pgbouncer logs
 #   DIR/env                  the environment file
 #
 # Restarting a server from a test: run pg_ctl as $PGACTOR_PG_USER and ALWAYS
@@ -34,6 +38,12 @@
 # postmaster inherits pg_ctl's stdout/stderr, so a caller that waits for EOF
 # on captured output (e.g. Rust's Command::output()) hangs forever. Ports
 # live in postgresql.conf, so a plain `pg_ctl -D DATA -l LOG -w start` works.
+#
+# pgbouncer (PGACTOR_BOUNCER_URL): pool_mode = transaction, trust auth (users
+# not in userlist.txt are looked up through auth_user), every database of the
+# primary (`*`), default_pool_size = PGACTOR_BOUNCER_POOL_SIZE (4) server
+# connections per database and user, so clients really share them. Its admin
+# console is the `pgbouncer` database on the same port.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -43,6 +53,7 @@ PORT_BASE=${PGACTOR_PORT_BASE:-55432}
 PORT_LIMIT=${PGACTOR_PORT_LIMIT:-$((PORT_BASE + 2000))}
 START_TIMEOUT=${PGACTOR_START_TIMEOUT:-60}
 REPLICA_APP_NAME=pgactor_replica
+BOUNCER_POOL_SIZE=4              # server connections per (database, user)
 
 # Globals filled in by the functions below.
 PG_BIN=${PG_BIN:-}
@@ -55,6 +66,9 @@ PRIMARY_PORT=""
 REPLICA_PORT=""
 PRIMARY_PORT_AUTO=0
 REPLICA_PORT_AUTO=0
+BOUNCER_BIN=""
+BOUNCER_DIR=""
+BOUNCER_PORT=""
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -370,6 +384,139 @@ wait_for_replication() {
     done
 }
 
+# ---------------------------------------------------------------------------
+# pgbouncer (transaction pooling) in front of the primary
+# ---------------------------------------------------------------------------
+
+find_pgbouncer() {
+    local b
+    for b in "$(command -v pgbouncer 2>/dev/null || true)" /usr/sbin/pgbouncer /usr/bin/pgbouncer; do
+        if [ -n "$b" ] && [ -x "$b" ]; then
+            printf '%s\n' "$b"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_pgbouncer() {
+    BOUNCER_BIN=$(find_pgbouncer || true)
+    [ -z "$BOUNCER_BIN" ] || return 0
+    is_root || die "pgbouncer not found. Install it (e.g. 'sudo apt-get install -y pgbouncer')."
+    log "pgbouncer not found; installing with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends pgbouncer >&2 \
+        || { apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends pgbouncer >&2; } \
+        || die "apt-get install pgbouncer failed"
+    BOUNCER_BIN=$(find_pgbouncer || true)
+    [ -n "$BOUNCER_BIN" ] || die "installed pgbouncer but cannot find its binary"
+}
+
+# tokio-postgres sends client_encoding, user, database and application_name
+# (pgbouncer knows them all) and `options` when the DSN has some; JDBC-style
+# clients send extra_float_digits. pgbouncer refuses unknown startup
+# parameters unless they are listed here.
+write_bouncer_conf() {
+    as_run_user mkdir -p "$BOUNCER_DIR"
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    as_run_user sh -c 'cat > "$1"' sh "$BOUNCER_DIR/userlist.txt" <<EOF
+"$DB_SUPERUSER" ""
+EOF
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    as_run_user sh -c 'cat > "$1"' sh "$BOUNCER_DIR/pgbouncer.ini" <<EOF
+;; pgactor test topology: transaction pooling in front of the primary (test-only trust auth!)
+[databases]
+* = host=127.0.0.1 port=$PRIMARY_PORT
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir = $SOCK_DIR
+pool_mode = transaction
+default_pool_size = $BOUNCER_POOL_SIZE
+max_client_conn = 2000
+auth_type = trust
+auth_file = $BOUNCER_DIR/userlist.txt
+auth_user = $DB_SUPERUSER
+admin_users = $DB_SUPERUSER
+ignore_startup_parameters = extra_float_digits,options
+logfile = $DIR/pgbouncer.log
+pidfile = $BOUNCER_DIR/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+EOF
+}
+
+bouncer_pid() {
+    local pid
+    pid=$(head -n 1 "$BOUNCER_DIR/pgbouncer.pid" 2>/dev/null || true)
+    case $pid in '' | *[!0-9]*) return 1 ;; esac
+    printf '%s\n' "$pid"
+}
+
+bouncer_running() {
+    local pid
+    pid=$(bouncer_pid) && kill -0 "$pid" 2>/dev/null
+}
+
+# Start pgbouncer as the run user (it refuses to run as root) and wait until
+# a query goes through it to the primary. Retries on another port when the
+# chosen one was taken meanwhile.
+start_bouncer() {
+    local attempt deadline mark
+    for attempt in 1 2 3 4 5; do
+        [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT")
+        write_bouncer_conf
+        log "starting pgbouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
+        mark=0
+        if [ -f "$DIR/pgbouncer.log" ]; then mark=$(wc -l <"$DIR/pgbouncer.log"); fi
+        # The soft descriptor limit (often 1024) is below what max_client_conn needs.
+        # shellcheck disable=SC2016 # expanded by the inner sh
+        as_run_user sh -c 'ulimit -n 4096 2>/dev/null || true; exec "$@"' sh \
+            "$BOUNCER_BIN" -d -q "$BOUNCER_DIR/pgbouncer.ini" >&2 || true
+        deadline=$((SECONDS + START_TIMEOUT))
+        while [ "$SECONDS" -lt "$deadline" ]; do
+            if [ "$(psql_q "$BOUNCER_PORT" 'SELECT 1' || true)" = 1 ]; then
+                return 0
+            fi
+            if tail -n +"$((mark + 1))" "$DIR/pgbouncer.log" 2>/dev/null | grep -q 'Address already in use'; then
+                break
+            fi
+            sleep 0.1
+        done
+        stop_bouncer
+        if tail -n +"$((mark + 1))" "$DIR/pgbouncer.log" 2>/dev/null | grep -q 'Address already in use'; then
+            log "port $BOUNCER_PORT was taken; retrying pgbouncer on another port (attempt $attempt)"
+            BOUNCER_PORT=""
+            continue
+        fi
+        die "pgbouncer did not answer on 127.0.0.1:$BOUNCER_PORT within ${START_TIMEOUT}s"
+    done
+    die "pgbouncer could not find a free port"
+}
+
+# stop_bouncer: immediate shutdown (SIGTERM), then SIGKILL; never fails.
+stop_bouncer() {
+    local pid
+    [ -n "$BOUNCER_DIR" ] || return 0
+    pid=$(bouncer_pid) || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    return 0
+}
+
+write_bouncer_env() {
+    cat >>"$DIR/env" <<EOF
+PGACTOR_BOUNCER_URL=postgres://$DB_SUPERUSER@127.0.0.1:$BOUNCER_PORT/postgres?sslmode=disable
+PGACTOR_BOUNCER_PORT=$BOUNCER_PORT
+PGACTOR_BOUNCER_POOL_SIZE=$BOUNCER_POOL_SIZE
+EOF
+}
+
 write_env() {
     local url_q='?sslmode=disable'
     cat >"$DIR/env" <<EOF
@@ -410,6 +557,7 @@ resolve_dir() {
     SOCK_DIR=$DIR/s
     PRIMARY_DATA=$DIR/primary
     REPLICA_DATA=$DIR/replica
+    BOUNCER_DIR=$DIR/bouncer
 }
 
 dir_is_empty() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
@@ -437,6 +585,7 @@ on_up_exit() {
     if [ "$UP_DONE" -ne 1 ] && [ "$rc" -ne 0 ]; then
         log "bringing up the cluster failed (exit $rc); logs follow"
         dump_logs
+        stop_bouncer
         stop_server "$REPLICA_DATA"
         stop_server "$PRIMARY_DATA"
         log "servers stopped; $DIR left for inspection (remove with: $0 down $DIR)"
@@ -471,6 +620,7 @@ cmd_up() {
     fi
 
     ensure_pg_bin
+    ensure_pgbouncer
     ensure_run_user
 
     mkdir -p "$dir_arg" || die "cannot create '$dir_arg'"
@@ -484,7 +634,8 @@ cmd_up() {
     if [ -f "$DIR/$MARKER" ]; then
         # Idempotency: a healthy cluster in DIR is reused as-is.
         local want_p=$PRIMARY_PORT want_r=$REPLICA_PORT
-        if server_running "$PRIMARY_DATA" && server_running "$REPLICA_DATA" && load_existing_env; then
+        if server_running "$PRIMARY_DATA" && server_running "$REPLICA_DATA" && bouncer_running \
+            && load_existing_env; then
             if { [ -z "$want_p" ] || [ "$want_p" = "$PRIMARY_PORT" ]; } \
                 && { [ -z "$want_r" ] || [ "$want_r" = "$REPLICA_PORT" ]; }; then
                 log "cluster in $DIR is already up; reusing it"
@@ -496,6 +647,7 @@ cmd_up() {
         log "stale cluster in $DIR; wiping it"
         PRIMARY_PORT=$want_p
         REPLICA_PORT=$want_r
+        stop_bouncer
         stop_server "$REPLICA_DATA"
         stop_server "$PRIMARY_DATA"
         find "$DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
@@ -537,10 +689,12 @@ cmd_up() {
     init_replica
     start_replica
     wait_for_replication
+    start_bouncer
 
     write_env
+    write_bouncer_env
     UP_DONE=1
-    log "cluster up in $((SECONDS - t0))s: primary 127.0.0.1:$PRIMARY_PORT, replica 127.0.0.1:$REPLICA_PORT (run as OS user $RUN_USER)"
+    log "cluster up in $((SECONDS - t0))s: primary 127.0.0.1:$PRIMARY_PORT, replica 127.0.0.1:$REPLICA_PORT, pgbouncer 127.0.0.1:$BOUNCER_PORT (run as OS user $RUN_USER)"
     cat "$DIR/env"
 }
 
@@ -557,6 +711,7 @@ cmd_down() {
     fi
     load_existing_env || true
     [ -n "$PG_BIN" ] || PG_BIN=$(find_pg_bin || true)
+    stop_bouncer
     stop_server "$REPLICA_DATA"
     stop_server "$PRIMARY_DATA"
     rm -rf "$DIR"
@@ -580,6 +735,12 @@ cmd_status() {
             rc=1
         fi
     done
+    if bouncer_running; then
+        log "pgbouncer: running"
+    else
+        log "pgbouncer: not running"
+        rc=1
+    fi
     if [ -f "$DIR/env" ]; then cat "$DIR/env"; fi
     return "$rc"
 }

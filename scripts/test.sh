@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole pgactor test suite against a real PostgreSQL topology
-# (primary + streaming replica) brought up by scripts/cluster.sh.
+# (primary + streaming replica + pgbouncer in transaction pooling mode)
+# brought up by scripts/cluster.sh.
 #
 #   scripts/test.sh [extra args for `cargo test --all-targets`]
 #
@@ -59,6 +60,7 @@ set -a
 set +a
 log "primary: $PGACTOR_PRIMARY_URL"
 log "replica: $PGACTOR_REPLICA_URL"
+log "bouncer: $PGACTOR_BOUNCER_URL"
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
