@@ -133,6 +133,41 @@ impl PoolConfig {
     }
 }
 
+/// What sits between the adapter and PostgreSQL, which decides how the
+/// session settings reach the server. Set with [`crate::OpenOptions::pooler`];
+/// it applies to both pools.
+///
+/// | mode | session settings | statements outside transactions |
+/// |---|---|---|
+/// | [`PoolerMode::Direct`] (default) | set once per physical connection (`set_config(…, false)`) | run with the configured settings |
+/// | [`PoolerMode::Transaction`] | never set on the session; applied with `set_config(…, true)` (`SET LOCAL`) in the same round trip as every `BEGIN` | run with the server's defaults for the role, checked at open |
+///
+/// ```no_run
+/// # async fn demo(bouncer_url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
+/// use pgactor::PoolerMode;
+/// let db = pgactor::OpenOptions::new(bouncer_url)
+///     .registry(registry)
+///     .pooler(PoolerMode::Transaction)
+///     .open()
+///     .await?;
+/// # let _ = db; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoolerMode {
+    /// Connections go straight to PostgreSQL (or through a pooler in
+    /// session mode): a physical connection is one server session for its
+    /// whole life, so the settings are applied to it once.
+    #[default]
+    Direct,
+    /// Connections go through a pooler in transaction pooling mode
+    /// (PgBouncer `pool_mode = transaction`): consecutive transactions of one
+    /// connection may run on different server sessions, and a session `SET`
+    /// would stay on a server session other clients use next. No session
+    /// setting is ever sent; each transaction sets its own (statement_timeout,
+    /// lock_timeout, idle_in_transaction_session_timeout, TimeZone) locally.
+    Transaction,
+}
+
 /// Default `statement_timeout`.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `lock_timeout`.
@@ -151,7 +186,8 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Session settings applied to every new physical connection before its
-/// first use. Every `None` takes the default that [`crate::open`] uses;
+/// first use (in [`PoolerMode::Transaction`]: to every transaction, see
+/// there). Every `None` takes the default that [`crate::open`] uses;
 /// `Some(Duration::ZERO)` for a timeout means "disabled" (the server's 0).
 ///
 /// | field | default | effect |
@@ -214,6 +250,8 @@ pub struct SessionSettings {
     pub schema: String,
     /// Client-side statement deadline (zero: none).
     pub query_timeout: Duration,
+    /// How the settings reach the server ([`crate::OpenOptions::pooler`]).
+    pub pooler: PoolerMode,
 }
 
 impl SessionSettings {
@@ -252,6 +290,7 @@ impl SessionConfig {
             time_zone: text(&self.time_zone, DEFAULT_TIME_ZONE, "time_zone")?,
             schema,
             query_timeout: self.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT),
+            pooler: PoolerMode::Direct,
         })
     }
 }

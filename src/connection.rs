@@ -11,7 +11,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
-use crate::config::{PoolSettings, Role, SessionSettings};
+use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
@@ -51,23 +51,16 @@ pub(crate) const MANAGED_SETTINGS: [&str; 7] = [
     "default_transaction_read_only",
 ];
 
-/// Apply the session settings on a fresh connection.
-///
-/// This is the hook point on connection creation: deadpool runs it for
-/// every new physical connection before handing it out, and a connection
-/// whose settings fail is discarded, never used.
+/// The value the adapter gives each of [`MANAGED_SETTINGS`] (same order) on
+/// a connection of `role`, as `set_config` takes it.
 ///
 /// Read-pool sessions are read-only by default, so a write that reaches the
 /// read pool by mistake fails (SQLSTATE 25006) instead of landing on a
 /// server that was promoted.
-async fn apply_session(
-    client: &ClientWrapper,
-    role: Role,
-    session: &SessionSettings,
-) -> Result<(), tokio_postgres::Error> {
+pub(crate) fn session_values(role: Role, session: &SessionSettings) -> [String; 7] {
     // Rounded up: a positive timeout under 1 ms must not become 0 (disabled).
     let ms = |d: std::time::Duration| format!("{}ms", d.as_micros().div_ceil(1000));
-    let values = [
+    [
         ms(session.statement_timeout),
         ms(session.lock_timeout),
         ms(session.idle_in_transaction_timeout),
@@ -75,7 +68,25 @@ async fn apply_session(
         session.application_name.clone(),
         quote_ident(&session.schema),
         if role == Role::Read { "on" } else { "off" }.to_owned(),
-    ];
+    ]
+}
+
+/// Apply the session settings on a fresh connection.
+///
+/// This is the hook point on connection creation: deadpool runs it for
+/// every new physical connection before handing it out, and a connection
+/// whose settings fail is discarded, never used. In
+/// [`PoolerMode::Transaction`] it sends nothing: a session setting would
+/// stay on a server session other clients share (see `crate::pooler`).
+async fn apply_session(
+    client: &ClientWrapper,
+    role: Role,
+    session: &SessionSettings,
+) -> Result<(), tokio_postgres::Error> {
+    if session.pooler == PoolerMode::Transaction {
+        return Ok(());
+    }
+    let values = session_values(role, session);
     let params: Vec<_> = values
         .iter()
         .map(|v| (v as &(dyn tokio_postgres::types::ToSql + Sync), Type::TEXT))
@@ -161,15 +172,7 @@ impl ConnectionPool {
     /// pool (`SHOW` values, e.g. `30s`), name by name.
     pub(crate) async fn settings_in_force(&self) -> Result<Vec<(String, String)>> {
         let client = self.get().await?;
-        let names: Vec<&str> = MANAGED_SETTINGS.to_vec();
-        let rows = client
-            .query_typed(
-                "SELECT n, current_setting(n) FROM unnest($1::text[]) AS n",
-                &[(&names, Type::TEXT_ARRAY)],
-            )
-            .await
-            .map_err(|e| Error::from_statement(e, false))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        read_settings(&client, &MANAGED_SETTINGS).await
     }
 
     /// This pool's numbers now.
@@ -220,6 +223,22 @@ impl ConnectionPool {
             }
         }
     }
+}
+
+/// The settings `names` as in force on `client` now (`current_setting`,
+/// e.g. `30s`), name by name; one unnamed statement, safe behind a pooler.
+pub(crate) async fn read_settings(
+    client: &tokio_postgres::Client,
+    names: &[&str],
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query_typed(
+            "SELECT n, current_setting(n) FROM unnest($1::text[]) AS n",
+            &[(&names, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(|e| Error::from_statement(e, false))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Create the schema when it does not exist; leave an existing one alone, so

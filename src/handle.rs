@@ -7,7 +7,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
-use crate::config::{PoolConfig, Role, SessionConfig, SessionSettings};
+use crate::config::{PoolConfig, PoolerMode, Role, SessionConfig, SessionSettings};
 use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
@@ -15,6 +15,7 @@ use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
 use crate::pool_actor::{gone, Deadline, PoolContext, PoolMsg};
+use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::sql::Catalog;
@@ -115,6 +116,7 @@ pub struct OpenOptions {
     read_pool: PoolConfig,
     session: SessionConfig,
     auto_migrate: bool,
+    pooler: PoolerMode,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -128,6 +130,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("read_pool", &self.read_pool)
             .field("session", &self.session)
             .field("auto_migrate", &self.auto_migrate)
+            .field("pooler", &self.pooler)
             .finish()
     }
 }
@@ -143,6 +146,7 @@ impl OpenOptions {
             read_pool: PoolConfig::default(),
             session: SessionConfig::default(),
             auto_migrate: true,
+            pooler: PoolerMode::Direct,
         }
     }
 
@@ -183,9 +187,24 @@ impl OpenOptions {
         self
     }
 
+    /// What sits between the adapter and PostgreSQL (default
+    /// [`PoolerMode::Direct`]). Behind PgBouncer in transaction pooling mode
+    /// use [`PoolerMode::Transaction`]: no session setting is ever sent, each
+    /// transaction sets its own in the same round trip as its `BEGIN`, and
+    /// statements outside transactions run with the server's defaults for the
+    /// role, which `open` compares with the [`SessionConfig`] (a `tracing`
+    /// warning per difference). Applies to both pools.
+    pub fn pooler(mut self, mode: PoolerMode) -> OpenOptions {
+        self.pooler = mode;
+        self
+    }
+
     /// Check everything, connect each pool once, prepare the schema, start the actors.
     pub async fn open(self) -> Result<Db> {
-        let session = Arc::new(self.session.resolve()?);
+        let session = Arc::new(SessionSettings {
+            pooler: self.pooler,
+            ..self.session.resolve()?
+        });
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
         let read_dsn = match self.read_dsn.trim() {
             "" => write_dsn.clone(),
@@ -206,11 +225,19 @@ impl OpenOptions {
 
         // Both pools must connect before anything is created on the server.
         let mut client = write.check().await?;
-        drop(read.check().await?);
+        let read_client = read.check().await?;
+        if session.pooler == PoolerMode::Transaction {
+            check_server_defaults(&client, Role::Write, &session, Some(false)).await?;
+            // Without a read DSN the read pool has the write pool's server and role.
+            if !self.read_dsn.trim().is_empty() {
+                check_server_defaults(&read_client, Role::Read, &session, Some(true)).await?;
+            }
+        }
+        drop(read_client);
         warn_on_capacity(&client, &write, &read).await;
         ensure_schema(&client, &session.schema).await?;
         if self.auto_migrate {
-            auto_migrate(&mut client, &session.schema, &self.registry).await?;
+            auto_migrate(&mut client, &session, &self.registry).await?;
         }
         drop(client);
 
@@ -221,10 +248,12 @@ impl OpenOptions {
             Arc::new(PoolContext {
                 pool: write,
                 catalog: catalog.clone(),
+                session: session.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
+                session: session.clone(),
             }),
         ];
         let (supervisor, _) = Actor::spawn(
@@ -248,6 +277,7 @@ impl OpenOptions {
             write = %write_dsn,
             read = %read_dsn,
             schema = %session.schema,
+            pooler = ?session.pooler,
             "pgactor open"
         );
         Ok(Db {
@@ -527,12 +557,7 @@ impl Db {
     /// Run AutoMigrate now, on the write pool (also when it is off at open).
     pub async fn migrate(&self) -> Result<MigrationReport> {
         let mut client = self.inner.write_pool.get().await?;
-        auto_migrate(
-            &mut client,
-            &self.inner.session.schema,
-            &self.inner.registry,
-        )
-        .await
+        auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await
     }
 
     /// The supervisor actor: send it [`DbMsg`]s from ractor code. Keep a

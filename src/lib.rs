@@ -14,6 +14,7 @@ mod messages;
 mod migrate;
 mod model;
 mod pool_actor;
+mod pooler;
 mod query;
 mod record;
 mod sql;
@@ -24,11 +25,11 @@ mod tx_actor;
 mod value;
 
 pub use config::{
-    PoolConfig, PoolSettings, Role, SessionConfig, SessionSettings, DEFAULT_APPLICATION_NAME,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT, DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_QUERY_TIMEOUT, DEFAULT_READ_MAX_OPEN,
-    DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT,
-    DEFAULT_WRITE_MAX_OPEN,
+    PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings,
+    DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_QUERY_TIMEOUT,
+    DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE,
+    DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};

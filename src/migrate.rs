@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
+use crate::config::SessionSettings;
+use crate::pooler::in_transaction;
+
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{fnv1a, quote_ident, ColumnDefault, Field, Model, PrimaryKey, Registry};
 use crate::value::{FieldType, Value};
@@ -30,9 +33,10 @@ type Indexes = HashMap<String, String>;
 /// (the later ones find nothing to do).
 pub(crate) async fn auto_migrate(
     client: &mut Client,
-    schema: &str,
+    session: &SessionSettings,
     registry: &Registry,
 ) -> Result<MigrationReport> {
+    let schema = session.schema.as_str();
     let ddl_error = |e: tokio_postgres::Error| {
         let msg = format!(
             "AutoMigrate failed in schema \"{schema}\": {}",
@@ -41,6 +45,10 @@ pub(crate) async fn auto_migrate(
         Error::new(ErrorKind::Database, msg).with_source(e)
     };
     let tx = client.transaction().await.map_err(ddl_error)?;
+    // In pooler mode the session has no timeouts: the transaction sets them.
+    in_transaction(tx.client(), session)
+        .await
+        .map_err(ddl_error)?;
     let lock_key = fnv1a(format!("pgactor.migrate:{schema}").as_bytes()) as i64;
     tx.query_typed(
         "SELECT pg_advisory_xact_lock($1)",

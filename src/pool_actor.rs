@@ -8,6 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
 use tracing::Instrument;
 
+use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::Fate;
 use crate::error::{Error, Result};
@@ -30,6 +31,8 @@ pub(crate) enum PoolMsg {
 pub(crate) struct PoolContext {
     pub(crate) pool: ConnectionPool,
     pub(crate) catalog: Arc<Catalog>,
+    /// The settings, and how they reach the server (transactions need it).
+    pub(crate) session: Arc<SessionSettings>,
 }
 
 pub(crate) struct PoolActor;

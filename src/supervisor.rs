@@ -117,6 +117,7 @@ impl Actor for Supervisor {
                     let tx = begin(
                         &ctx.pool,
                         ctx.catalog.clone(),
+                        &ctx.session,
                         options,
                         deadline,
                         supervisor,
@@ -207,6 +208,7 @@ mod tests {
                 Arc::new(PoolContext {
                     pool: ConnectionPool::build(role, &dsn, settings, session.clone()).unwrap(),
                     catalog: catalog.clone(),
+                    session: session.clone(),
                 })
             })
             .collect()

@@ -11,6 +11,7 @@ use std::time::Duration;
 use deadpool_postgres::Object;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 
+use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate};
 use crate::error::{Error, ErrorKind, Result};
@@ -90,6 +91,7 @@ pub(crate) struct TxActor;
 pub(crate) async fn begin(
     pool: &ConnectionPool,
     catalog: Arc<Catalog>,
+    session: &SessionSettings,
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
@@ -100,9 +102,9 @@ pub(crate) async fn begin(
     };
     let held = Held::new(pool, pool.get().await?);
     let client = held.client().expect("just checked out");
+    // In pooler mode the transaction's settings go in the same round trip.
     let begin = async {
-        client
-            .batch_execute(&options.begin_sql())
+        crate::pooler::begin(client, &options.begin_sql(), session)
             .await
             .map_err(|e| Error::from_statement(e, false))
     };

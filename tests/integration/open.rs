@@ -176,6 +176,7 @@ async fn unset_session_fields_take_the_documented_defaults() {
         time_zone: "UTC".into(),
         schema,
         query_timeout: pgactor::DEFAULT_QUERY_TIMEOUT,
+        pooler: pgactor::PoolerMode::Direct,
     };
     assert_eq!(db.session(), &expected);
     crud_round_trip(&db).await;

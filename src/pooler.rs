@@ -1,0 +1,167 @@
+//! Transaction pooling ([`PoolerMode::Transaction`]): no session state, the
+//! settings that matter applied inside every transaction, and the check at
+//! open of what statements outside transactions run with.
+//!
+//! Behind PgBouncer in `pool_mode = transaction`, one client connection's
+//! transactions (and autocommit statements) run on whichever server session
+//! is free. A session `SET` stays on the server session that ran it and
+//! reaches the next client there, while our next statement may run on
+//! another one. So in this mode nothing is set on the session:
+//!
+//! - each transaction sets its own settings with `set_config(…, true)`
+//!   (`SET LOCAL`), pipelined right behind its `BEGIN`: one round trip, and
+//!   they end with the transaction;
+//! - a statement outside a transaction runs with the server's defaults for
+//!   the role; [`check_server_defaults`] compares them with the configuration
+//!   at open and logs a warning for each that differs.
+
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Client;
+
+use crate::config::{PoolerMode, Role, SessionSettings};
+use crate::connection::{read_settings, session_values, MANAGED_SETTINGS};
+use crate::error::{describe, Error, Result};
+use crate::model::quote_ident;
+
+/// What a transaction sets locally in pooler mode: the settings that act
+/// inside a transaction and reach the server no other way.
+///
+/// The rest of [`MANAGED_SETTINGS`] need nothing: `application_name` travels
+/// in the startup packet (PgBouncer restores it on the server session for
+/// each client), every statement the adapter sends names its schema so
+/// `search_path` is not needed, and `BEGIN` says `READ WRITE` or `READ ONLY`.
+pub(crate) const TRANSACTION_SETTINGS: [&str; 4] = [
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "TimeZone",
+];
+
+/// Names and values both bound: no setting can inject SQL.
+const SET_LOCAL: &str =
+    "SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)";
+
+/// Set [`TRANSACTION_SETTINGS`] for the rest of the transaction open on `client`.
+async fn set_local(
+    client: &Client,
+    session: &SessionSettings,
+) -> Result<(), tokio_postgres::Error> {
+    let (names, values): (Vec<&str>, Vec<String>) = MANAGED_SETTINGS
+        .into_iter()
+        .zip(session_values(Role::Write, session))
+        .filter(|(name, _)| TRANSACTION_SETTINGS.contains(name))
+        .unzip();
+    let params: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&names, Type::TEXT_ARRAY), (&values, Type::TEXT_ARRAY)];
+    client.query_typed(SET_LOCAL, &params).await.map(drop)
+}
+
+/// In pooler mode, set the transaction's settings on `client`, which must
+/// have just begun a transaction (AutoMigrate's); nothing in direct mode,
+/// where the session has them.
+pub(crate) async fn in_transaction(
+    client: &Client,
+    session: &SessionSettings,
+) -> Result<(), tokio_postgres::Error> {
+    match session.pooler {
+        PoolerMode::Direct => Ok(()),
+        PoolerMode::Transaction => set_local(client, session).await,
+    }
+}
+
+/// Start a transaction with `begin_sql`; in pooler mode its settings follow
+/// in the same round trip.
+///
+/// Both requests are written before either answer is read, BEGIN first
+/// (`biased` polls in order, and each future sends its request on its first
+/// poll), so the server runs `set_config` inside the new transaction. If
+/// BEGIN fails the caller discards the connection.
+pub(crate) async fn begin(
+    client: &Client,
+    begin_sql: &str,
+    session: &SessionSettings,
+) -> Result<(), tokio_postgres::Error> {
+    match session.pooler {
+        PoolerMode::Direct => client.batch_execute(begin_sql).await,
+        PoolerMode::Transaction => {
+            tokio::try_join!(biased; client.batch_execute(begin_sql), set_local(client, session))
+                .map(drop)
+        }
+    }
+}
+
+/// Pooler mode, at open, on a connection of the pool of `role`: compare
+/// what statements outside transactions run with (the server's defaults for
+/// the role, or whatever the pooler's server session carries) with the
+/// configuration, and log one warning per setting that differs, naming the
+/// `ALTER ROLE` that fixes it. Also checks, in a transaction rolled back at
+/// once, that the server accepts the transaction settings (a refused value
+/// fails the open with [`crate::ErrorKind::Config`], as in direct mode).
+///
+/// `read_only` is what `transaction_read_only` should be: `Some(true)` for
+/// a read pool with a read DSN of its own, `Some(false)` for the write pool.
+///
+/// It warns rather than fails: role defaults belong to the operator, they
+/// only lack on statements outside transactions (transactions carry their
+/// own), and a server session another client polluted with a leaked `SET`
+/// must not stop a deploy.
+pub(crate) async fn check_server_defaults(
+    client: &Client,
+    role: Role,
+    session: &SessionSettings,
+    read_only: Option<bool>,
+) -> Result<()> {
+    let mut names = TRANSACTION_SETTINGS.to_vec();
+    names.extend(["transaction_read_only", "session_authorization"]);
+    let server = read_settings(client, &names).await?;
+    let get = |name: &str| {
+        server
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+
+    // The configured values as the server spells them (`30s`, `UTC`).
+    begin(client, "BEGIN", session).await.map_err(|e| {
+        if e.as_db_error().is_some() {
+            Error::config(format!(
+                "{role} pool: the server refused the transaction settings: {}",
+                describe(&e)
+            ))
+            .with_source(e)
+        } else {
+            Error::from_statement(e, false)
+        }
+    })?;
+    let wanted = read_settings(client, &TRANSACTION_SETTINGS).await;
+    let rolled_back = client.batch_execute("ROLLBACK").await;
+    let mut wanted = wanted?;
+    rolled_back.map_err(|e| Error::from_statement(e, false))?;
+    if let Some(read_only) = read_only {
+        let on = if read_only { "on" } else { "off" };
+        wanted.push(("transaction_read_only".into(), on.into()));
+    }
+
+    let user = quote_ident(get("session_authorization"));
+    for (name, want) in &wanted {
+        let found = get(name);
+        if found.eq_ignore_ascii_case(want) {
+            continue;
+        }
+        // The role default behind transaction_read_only is default_transaction_read_only.
+        let (setting, value) = match name.as_str() {
+            "transaction_read_only" => ("default_transaction_read_only", want.clone()),
+            _ => (name.as_str(), format!("'{want}'")),
+        };
+        tracing::warn!(
+            target: "pgactor",
+            pool = %role,
+            setting = %name,
+            server = %found,
+            configured = %want,
+            "pooler mode: statements outside transactions run with {name} = {found}, not {want}; \
+             make it the role's default: ALTER ROLE {user} SET {setting} = {value}"
+        );
+    }
+    Ok(())
+}
