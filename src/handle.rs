@@ -14,9 +14,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
-use crate::pool_actor::{gone, Deadline, PoolContext, PoolMsg};
+use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
 use crate::query::{Page, Query};
 use crate::record::Record;
+use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
 use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
@@ -114,6 +115,7 @@ pub struct OpenOptions {
     write_pool: PoolConfig,
     read_pool: PoolConfig,
     session: SessionConfig,
+    replica: ReplicaConfig,
     auto_migrate: bool,
 }
 
@@ -127,6 +129,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("write_pool", &self.write_pool)
             .field("read_pool", &self.read_pool)
             .field("session", &self.session)
+            .field("replica", &self.replica)
             .field("auto_migrate", &self.auto_migrate)
             .finish()
     }
@@ -142,6 +145,7 @@ impl OpenOptions {
             write_pool: PoolConfig::default(),
             read_pool: PoolConfig::default(),
             session: SessionConfig::default(),
+            replica: ReplicaConfig::default(),
             auto_migrate: true,
         }
     }
@@ -176,6 +180,13 @@ impl OpenOptions {
         self
     }
 
+    /// How reads treat the replica (fallback, maximum lag, probe interval);
+    /// used only with a read DSN.
+    pub fn replica(mut self, config: ReplicaConfig) -> OpenOptions {
+        self.replica = config;
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -187,6 +198,7 @@ impl OpenOptions {
     pub async fn open(self) -> Result<Db> {
         let session = Arc::new(self.session.resolve()?);
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
+        let has_replica = !self.read_dsn.trim().is_empty();
         let read_dsn = match self.read_dsn.trim() {
             "" => write_dsn.clone(),
             dsn => Dsn::parse(dsn, Role::Read)?,
@@ -214,17 +226,30 @@ impl OpenOptions {
         }
         drop(client);
 
+        // With a replica of its own, the read pool is watched: reads go to the
+        // primary while the replica is down, too far behind, or not yet at a
+        // read's consistency token.
+        let replica = has_replica.then(|| {
+            let watch = Arc::new(ReplicaWatch::new(self.replica));
+            watch.clone().spawn_monitor(read.clone());
+            watch
+        });
         let registry = Arc::new(self.registry);
         let catalog = Arc::new(Catalog::new(&registry, &session.schema));
         let routes = Arc::new(Routes::default());
         let pools = vec![
             Arc::new(PoolContext {
-                pool: write,
+                pool: write.clone(),
                 catalog: catalog.clone(),
+                replica: None,
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
+                replica: replica.clone().map(|watch| ReplicaRoute {
+                    watch,
+                    primary: write,
+                }),
             }),
         ];
         let (supervisor, _) = Actor::spawn(
@@ -251,8 +276,12 @@ impl OpenOptions {
             "pgactor open"
         );
         Ok(Db {
-            deadline: session.query_deadline(),
+            call: Call {
+                deadline: session.query_deadline(),
+                after: None,
+            },
             inner: Arc::new(DbInner {
+                replica,
                 supervisor,
                 routes,
                 registry,
@@ -310,8 +339,9 @@ async fn warn_on_capacity(
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
-    /// This handle's statement deadline (see [`Db::with_query_timeout`]).
-    deadline: Deadline,
+    /// This handle's statement deadline ([`Db::with_query_timeout`]) and
+    /// consistency token ([`Db::after`]).
+    call: Call,
 }
 
 struct DbInner {
@@ -321,6 +351,8 @@ struct DbInner {
     session: Arc<SessionSettings>,
     write_pool: ConnectionPool,
     read_pool: ConnectionPool,
+    /// The read pool's replica watch, when a read DSN was given.
+    replica: Option<Arc<ReplicaWatch>>,
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -349,7 +381,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::Read(req, self.deadline, reply),
+            |reply| PoolMsg::Read(req, self.call, reply),
             false,
         )
         .await
@@ -363,7 +395,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::List(req, self.deadline, reply),
+            |reply| PoolMsg::List(req, self.call, reply),
             false,
         )
         .await
@@ -377,10 +409,55 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::Write(req, self.deadline, reply),
+            |reply| PoolMsg::Write(req, self.call, reply),
             true,
         )
         .await
+    }
+
+    /// [`Db::write`], also answering a [`ConsistencyToken`]: the primary's
+    /// WAL position after the write committed. Reads through
+    /// [`Db::after`]`(token)` then see the write, even on a replica.
+    pub async fn write_with_token(
+        &self,
+        model: &str,
+        op: WriteOp,
+    ) -> Result<(Record, ConsistencyToken)> {
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.call(
+            Role::Write,
+            |reply| PoolMsg::WriteWithToken(req, self.call, reply),
+            true,
+        )
+        .await
+    }
+
+    /// A handle whose reads see every write up to `token` (read-your-writes
+    /// without a transaction): they run on the replica only once the
+    /// replica has replayed that far (as of its last probe), else on the
+    /// primary. They never wait for the replica.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::{Record, WriteOp};
+    /// let (row, token) = db
+    ///     .write_with_token("StockBalance", WriteOp::Create(Record::new().with("sku", "A-1")))
+    ///     .await?;
+    /// let id: uuid::Uuid = row.get("id")?;
+    /// let fresh = db.after(token).read("StockBalance", id).await?; // never NotFound
+    /// # let _ = fresh; Ok(()) }
+    /// ```
+    pub fn after(&self, token: ConsistencyToken) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            call: Call {
+                after: Some(self.call.after.map_or(token, |t| t.max(token))),
+                ..self.call
+            },
+        }
     }
 
     /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
@@ -415,7 +492,7 @@ impl Db {
             // over the session's.
             query_timeout: options
                 .query_timeout
-                .or(Some(self.deadline.unwrap_or(Duration::ZERO))),
+                .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
         match self
@@ -495,7 +572,10 @@ impl Db {
     pub fn with_query_timeout(&self, timeout: Duration) -> Db {
         Db {
             inner: self.inner.clone(),
-            deadline: Some(timeout).filter(|d| !d.is_zero()),
+            call: Call {
+                deadline: Some(timeout).filter(|d| !d.is_zero()),
+                ..self.call
+            },
         }
     }
 
@@ -521,7 +601,11 @@ impl Db {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        Stats::gather(&self.inner.write_pool, &self.inner.read_pool)
+        Stats::gather(
+            &self.inner.write_pool,
+            &self.inner.read_pool,
+            self.inner.replica.as_deref(),
+        )
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).

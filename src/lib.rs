@@ -16,6 +16,7 @@ mod model;
 mod pool_actor;
 mod query;
 mod record;
+mod replica;
 mod sql;
 mod stats;
 mod supervisor;
@@ -39,6 +40,7 @@ pub use model::{
 };
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
 pub use record::Record;
+pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use stats::{ClosedStats, PoolStats, Stats};
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
 pub use value::{FieldType, FromValue, Value};

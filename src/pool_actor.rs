@@ -10,26 +10,62 @@ use tracing::Instrument;
 
 use crate::connection::ConnectionPool;
 use crate::deadline::Fate;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::sql::Catalog;
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
 
+/// How one operation is run, besides what it does.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Call {
+    /// The statement's client-side deadline.
+    pub(crate) deadline: Deadline,
+    /// A read must see the writes up to this token.
+    pub(crate) after: Option<ConsistencyToken>,
+}
+
 /// The operations a pool actor runs, each on a connection of its own pool.
 #[derive(Debug)]
 pub(crate) enum PoolMsg {
-    Read(ReadRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
-    List(ListRequest, Deadline, RpcReplyPort<Result<crate::Page>>),
-    Write(WriteRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
+    Read(ReadRequest, Call, RpcReplyPort<Result<crate::Record>>),
+    List(ListRequest, Call, RpcReplyPort<Result<crate::Page>>),
+    Write(WriteRequest, Call, RpcReplyPort<Result<crate::Record>>),
+    /// A write that also answers the WAL position after its commit.
+    WriteWithToken(
+        WriteRequest,
+        Call,
+        RpcReplyPort<Result<(crate::Record, ConsistencyToken)>>,
+    ),
 }
 
 /// What a pool actor needs; shared with the tasks it spawns.
 pub(crate) struct PoolContext {
     pub(crate) pool: ConnectionPool,
     pub(crate) catalog: Arc<Catalog>,
+    /// For the read pool on a replica: the replica's watch and the primary
+    /// to read from instead.
+    pub(crate) replica: Option<ReplicaRoute>,
+}
+
+/// How the read pool reaches past its replica.
+pub(crate) struct ReplicaRoute {
+    pub(crate) watch: Arc<ReplicaWatch>,
+    pub(crate) primary: ConnectionPool,
+}
+
+impl PoolContext {
+    /// The pool a read runs on, and whether it is the replica.
+    fn route(&self, after: Option<ConsistencyToken>) -> (&ConnectionPool, bool) {
+        match &self.replica {
+            Some(r) if r.watch.route(after) == Route::Primary => (&r.primary, false),
+            Some(_) => (&self.pool, true),
+            None => (&self.pool, false),
+        }
+    }
 }
 
 pub(crate) struct PoolActor;
@@ -58,37 +94,39 @@ impl Actor for PoolActor {
     ) -> Result<(), ActorProcessingErr> {
         let role = ctx.pool.role.as_str();
         match msg {
-            PoolMsg::Read(req, deadline, reply) => {
+            PoolMsg::Read(req, call, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "read", role, model = %req.model);
-                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), deadline, reply, span);
+                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), call, reply, span);
             }
-            PoolMsg::List(req, deadline, reply) => {
+            PoolMsg::List(req, call, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "list", role, model = %req.model);
-                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), deadline, reply, span);
+                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), call, reply, span);
             }
-            PoolMsg::Write(req, deadline, reply) => {
+            PoolMsg::Write(req, call, reply) => {
                 let span =
                     tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
-                spawn_plan(
-                    ctx,
-                    RowPlan::write(&ctx.catalog, req),
-                    deadline,
-                    reply,
-                    span,
-                );
+                spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), call, reply, span);
+            }
+            PoolMsg::WriteWithToken(req, call, reply) => {
+                let span =
+                    tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
+                let plan = RowPlan::write(&ctx.catalog, req).map(WithToken);
+                spawn_plan(ctx, plan, call, reply, span);
             }
         }
         Ok(())
     }
 }
 
-/// Run a plan on a connection of this pool in a task of its own, and answer.
+/// Run a plan in a task of its own, and answer. A read goes where the
+/// replica watch says; one that finds the replica unreachable runs on the
+/// primary instead when fallback is on.
 fn spawn_plan<P: Plan>(
     ctx: &Arc<PoolContext>,
     plan: Result<P>,
-    deadline: Deadline,
+    call: Call,
     reply: RpcReplyPort<Result<P::Output>>,
     span: tracing::Span,
 ) {
@@ -96,20 +134,19 @@ fn spawn_plan<P: Plan>(
     let task = async move {
         let result = async {
             let plan = plan?;
-            // Bounded by the pool's wait timeout.
-            let client = ctx.pool.get().await?;
-            if reply.is_closed() {
-                // The caller gave up while we waited: do not start work whose
-                // answer nobody will read (a write's outcome would be unknown).
-                return Err(Error::closed("the caller stopped waiting"));
+            let (pool, on_replica) = ctx.route(call.after);
+            match run_on(pool, &plan, call.deadline, &reply).await {
+                Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => {
+                    match &ctx.replica {
+                        Some(r) if r.watch.falls_back() => {
+                            r.watch.mark_down();
+                            run_on(&r.primary, &plan, call.deadline, &reply).await
+                        }
+                        _ => Err(err),
+                    }
+                }
+                other => other,
             }
-            // Bounded by the deadline (cancelled on the server past it) and
-            // by the session's statement_timeout.
-            let (result, fate) = plan.run(&client, deadline).await;
-            if fate == Fate::Discard {
-                ctx.pool.discard(client);
-            }
-            result
         }
         .await;
         if let Err(err) = &result {
@@ -121,8 +158,31 @@ fn spawn_plan<P: Plan>(
     tokio::spawn(task.instrument(span));
 }
 
+/// Run `plan` on a connection of `pool`.
+async fn run_on<P: Plan>(
+    pool: &ConnectionPool,
+    plan: &P,
+    deadline: Deadline,
+    reply: &RpcReplyPort<Result<P::Output>>,
+) -> Result<P::Output> {
+    // Bounded by the pool's wait timeout.
+    let client = pool.get().await?;
+    if reply.is_closed() {
+        // The caller gave up while we waited: do not start work whose
+        // answer nobody will read (a write's outcome would be unknown).
+        return Err(Error::closed("the caller stopped waiting"));
+    }
+    // Bounded by the deadline (cancelled on the server past it) and by the
+    // session's statement_timeout.
+    let (result, fate) = plan.run(&client, deadline).await;
+    if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
+        pool.discard(client);
+    }
+    result
+}
+
 /// A statement plan a pool task can run on a checked-out connection.
-pub(crate) trait Plan: Send + 'static {
+pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
     fn run(
         &self,
@@ -139,6 +199,20 @@ impl Plan for RowPlan {
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
         RowPlan::run(self, client, deadline)
+    }
+}
+
+/// A write that also reads the primary's WAL position after its commit.
+pub(crate) struct WithToken(RowPlan);
+
+impl Plan for WithToken {
+    type Output = (crate::Record, ConsistencyToken);
+    fn run(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
+        self.0.run_with_token(client, deadline)
     }
 }
 

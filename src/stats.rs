@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::Role;
 use crate::connection::ConnectionPool;
+use crate::replica::{ReplicaStats, ReplicaWatch};
 
 /// A snapshot of the adapter's pools and transactions ([`crate::Db::stats`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,14 +16,21 @@ pub struct Stats {
     pub read: PoolStats,
     /// Transactions open now (live transaction actors).
     pub open_transactions: u64,
+    /// The replica as last probed; `None` without a read DSN.
+    pub replica: Option<ReplicaStats>,
 }
 
 impl Stats {
-    pub(crate) fn gather(write: &ConnectionPool, read: &ConnectionPool) -> Stats {
+    pub(crate) fn gather(
+        write: &ConnectionPool,
+        read: &ConnectionPool,
+        replica: Option<&ReplicaWatch>,
+    ) -> Stats {
         Stats {
             write: write.stats(),
             read: read.stats(),
             open_transactions: write.counters.open_transactions(),
+            replica: replica.map(ReplicaWatch::stats),
         }
     }
 }

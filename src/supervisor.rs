@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::config::Role;
 use crate::messages::DbMsg;
-use crate::pool_actor::{Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::pool_actor::{Call, Deadline, PoolActor, PoolContext, PoolMsg};
 use crate::stats::Stats;
 use crate::tx_actor::begin;
 
@@ -106,10 +106,14 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let deadline = state.deadline;
+        let call = Call {
+            deadline,
+            after: None,
+        };
         let (role, msg) = match msg {
-            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, deadline, reply)),
-            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, deadline, reply)),
-            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, deadline, reply)),
+            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call, reply)),
+            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, call, reply)),
+            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, call, reply)),
             DbMsg::Begin(options, reply) => {
                 let ctx = state.contexts[&Role::Write].clone();
                 let supervisor = myself.get_cell();
@@ -128,10 +132,9 @@ impl Actor for Supervisor {
                 return Ok(());
             }
             DbMsg::Stats(reply) => {
-                let stats = Stats::gather(
-                    &state.contexts[&Role::Write].pool,
-                    &state.contexts[&Role::Read].pool,
-                );
+                let read = &state.contexts[&Role::Read];
+                let watch = read.replica.as_ref().map(|r| &*r.watch);
+                let stats = Stats::gather(&state.contexts[&Role::Write].pool, &read.pool, watch);
                 let _ = reply.send(stats);
                 return Ok(());
             }

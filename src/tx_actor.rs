@@ -14,7 +14,8 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, RowPlan};
+use crate::exec::{wal_position, PagePlan, RowPlan};
+use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
@@ -175,6 +176,10 @@ impl Actor for TxActor {
                 // TxClosed instead of a dropped reply.
                 let _ = myself.drain();
             }
+            TxMsg::CommitWithToken(reply) => {
+                let _ = reply.send(state.commit_with_token().await);
+                let _ = myself.drain();
+            }
             TxMsg::Rollback(reply) => {
                 let _ = reply.send(state.rollback().await);
                 let _ = myself.drain();
@@ -217,7 +222,9 @@ impl TxState {
 
     /// Record what a statement did to the transaction.
     fn settle<T>(&mut self, result: Result<T>, fate: Fate) -> Result<T> {
-        let broken = fate == Fate::Discard || self.held.client().is_some_and(|c| c.is_closed());
+        let broken = fate == Fate::Discard
+            || self.held.client().is_some_and(|c| c.is_closed())
+            || result.as_ref().is_err_and(Error::is_read_only_server);
         if broken {
             self.held.discard();
         }
@@ -241,7 +248,28 @@ impl TxState {
         result
     }
 
+    /// COMMIT, then the primary's WAL position on the same connection. A
+    /// position that cannot be read gives the largest token, which sends
+    /// every read made after it to the primary: never a stale read.
+    async fn commit_with_token(&mut self) -> Result<ConsistencyToken> {
+        let committed = self.commit_keeping_connection().await?;
+        let token = match self.held.client() {
+            Some(client) if committed => wal_position(client)
+                .await
+                .unwrap_or(ConsistencyToken(u64::MAX)),
+            _ => ConsistencyToken(u64::MAX),
+        };
+        self.held.release();
+        Ok(token)
+    }
+
     async fn commit(&mut self) -> Result<()> {
+        self.commit_keeping_connection().await.map(drop)
+    }
+
+    /// COMMIT. On success the connection stays held (`true`) for a caller
+    /// that still needs it, to be released by that caller.
+    async fn commit_keeping_connection(&mut self) -> Result<bool> {
         if let Err(err) = self.usable() {
             let _ = self.rollback().await;
             return Err(err);
@@ -253,7 +281,9 @@ impl TxState {
             ));
         }
         let (result, fate) = self.finish("COMMIT", true).await;
-        self.end(result, fate)
+        let clean = result.is_ok() && fate == Fate::Reusable;
+        self.end(result, fate, clean)?;
+        Ok(clean)
     }
 
     async fn rollback(&mut self) -> Result<()> {
@@ -263,7 +293,7 @@ impl TxState {
             return Ok(());
         }
         let (result, fate) = self.finish("ROLLBACK", false).await;
-        self.end(result, fate)
+        self.end(result, fate, false)
     }
 
     async fn finish(&self, sql: &str, write: bool) -> (Result<()>, Fate) {
@@ -281,13 +311,15 @@ impl TxState {
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to
     /// the pool only if the statement answered.
-    fn end(&mut self, result: Result<()>, fate: Fate) -> Result<()> {
+    fn end(&mut self, result: Result<()>, fate: Fate, keep: bool) -> Result<()> {
         let answered = result.is_ok() || result.as_ref().is_err_and(Error::is_server_error);
-        if answered && fate == Fate::Reusable && self.held.client().is_some_and(|c| !c.is_closed())
-        {
-            self.held.release();
-        } else {
+        let clean = answered
+            && fate == Fate::Reusable
+            && self.held.client().is_some_and(|c| !c.is_closed());
+        if !clean {
             self.held.discard();
+        } else if !keep {
+            self.held.release();
         }
         self.status = Status::Finished;
         result

@@ -11,6 +11,7 @@ mod lifetimes;
 mod list;
 mod migrate;
 mod open;
+mod replicas;
 mod routing;
 mod schema;
 mod session;
