@@ -210,6 +210,7 @@ mod tests {
                 Arc::new(PoolContext {
                     pool: ConnectionPool::build(role, &dsn, settings, session.clone()).unwrap(),
                     catalog: catalog.clone(),
+                    replica: None,
                 })
             })
             .collect()
