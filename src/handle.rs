@@ -18,6 +18,7 @@ use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
@@ -237,15 +238,18 @@ impl OpenOptions {
         let registry = Arc::new(self.registry);
         let catalog = Arc::new(Catalog::new(&registry, &session.schema));
         let routes = Arc::new(Routes::default());
+        let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
                 catalog: catalog.clone(),
                 replica: None,
+                in_flight: in_flight.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
+                in_flight: in_flight.clone(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,
                     primary: write,
@@ -282,6 +286,7 @@ impl OpenOptions {
             },
             inner: Arc::new(DbInner {
                 replica,
+                in_flight,
                 supervisor,
                 routes,
                 registry,
@@ -353,6 +358,8 @@ struct DbInner {
     read_pool: ConnectionPool,
     /// The read pool's replica watch, when a read DSN was given.
     replica: Option<Arc<ReplicaWatch>>,
+    /// Operations running now, for graceful shutdown.
+    in_flight: Arc<InFlight>,
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -635,15 +642,28 @@ impl Db {
         &self.inner.session
     }
 
-    /// Stop the actors and close every pooled connection. Operations already
-    /// handed to a pool finish; later calls on any clone of this handle fail
-    /// with [`ErrorKind::Closed`].
+    /// Shut down gracefully within [`DEFAULT_SHUTDOWN_GRACE`]; see
+    /// [`Db::close_within`].
     pub async fn close(&self) {
-        let _ = self
-            .inner
-            .supervisor
-            .stop_and_wait(Some("closed".into()), None)
-            .await;
+        self.close_within(DEFAULT_SHUTDOWN_GRACE).await;
+    }
+
+    /// Shut down gracefully: new operations and transactions are refused at
+    /// once ([`ErrorKind::Closed`]); operations already running and open
+    /// transactions get `grace` to finish (a transaction can still commit);
+    /// then the transactions still open are rolled back, every connection
+    /// is closed and the actors stop. Later calls on any clone of this
+    /// handle fail with [`ErrorKind::Closed`].
+    pub async fn close_within(&self, grace: Duration) {
+        let inner = &self.inner;
+        shutdown(
+            &inner.routes,
+            &inner.in_flight,
+            &inner.write_pool,
+            &inner.supervisor,
+            grace,
+        )
+        .await;
     }
 
     /// Send `msg` to the pool actor of `role` and await the answer.

@@ -17,6 +17,7 @@ mod pool_actor;
 mod query;
 mod record;
 mod replica;
+mod shutdown;
 mod sql;
 mod stats;
 mod supervisor;
@@ -41,6 +42,7 @@ pub use model::{
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
 pub use record::Record;
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
+pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, PoolStats, Stats};
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
 pub use value::{FieldType, FromValue, Value};

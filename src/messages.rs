@@ -83,4 +83,8 @@ pub enum DbMsg {
     Begin(TxOptions, RpcReplyPort<Result<Tx>>),
     /// The pools' statistics now (answered at once, no I/O).
     Stats(RpcReplyPort<Stats>),
+    /// Shut down gracefully: refuse new work, give running operations and
+    /// open transactions this long, then roll back and close everything.
+    /// Answers when done.
+    Shutdown(std::time::Duration, RpcReplyPort<()>),
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
+use crate::shutdown::InFlight;
 use crate::sql::Catalog;
 
 /// The client-side deadline of a statement; `None`: none.
@@ -42,6 +43,18 @@ pub(crate) enum PoolMsg {
     ),
 }
 
+impl PoolMsg {
+    /// Answer `err` without running the operation.
+    pub(crate) fn refuse(self, err: Error) {
+        match self {
+            PoolMsg::Read(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
+        }
+    }
+}
+
 /// What a pool actor needs; shared with the tasks it spawns.
 pub(crate) struct PoolContext {
     pub(crate) pool: ConnectionPool,
@@ -49,6 +62,8 @@ pub(crate) struct PoolContext {
     /// For the read pool on a replica: the replica's watch and the primary
     /// to read from instead.
     pub(crate) replica: Option<ReplicaRoute>,
+    /// Operations running now, across both pools (for graceful shutdown).
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 /// How the read pool reaches past its replica.
@@ -131,7 +146,9 @@ fn spawn_plan<P: Plan>(
     span: tracing::Span,
 ) {
     let ctx = ctx.clone();
+    let running = ctx.in_flight.start();
     let task = async move {
+        let _running = running;
         let result = async {
             let plan = plan?;
             let (pool, on_replica) = ctx.route(call.after);

@@ -16,6 +16,7 @@ mod routing;
 mod schema;
 mod session;
 mod settings;
+mod shutdown;
 mod stats;
 mod transactions;
 mod types;
