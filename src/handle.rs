@@ -282,7 +282,7 @@ impl OpenOptions {
         Ok(Db {
             call: Call {
                 deadline: session.query_deadline(),
-                after: None,
+                ..Call::default()
             },
             inner: Arc::new(DbInner {
                 replica,
@@ -388,7 +388,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::Read(req, self.call, reply),
+            |reply| PoolMsg::Read(req, self.here(), reply),
             false,
         )
         .await
@@ -402,7 +402,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::List(req, self.call, reply),
+            |reply| PoolMsg::List(req, self.here(), reply),
             false,
         )
         .await
@@ -416,7 +416,7 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::Write(req, self.call, reply),
+            |reply| PoolMsg::Write(req, self.here(), reply),
             true,
         )
         .await
@@ -436,7 +436,7 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::WriteWithToken(req, self.call, reply),
+            |reply| PoolMsg::WriteWithToken(req, self.here(), reply),
             true,
         )
         .await
@@ -462,7 +462,7 @@ impl Db {
             inner: self.inner.clone(),
             call: Call {
                 after: Some(self.call.after.map_or(token, |t| t.max(token))),
-                ..self.call
+                ..self.call.clone()
             },
         }
     }
@@ -581,7 +581,7 @@ impl Db {
             inner: self.inner.clone(),
             call: Call {
                 deadline: Some(timeout).filter(|d| !d.is_zero()),
-                ..self.call
+                ..self.call.clone()
             },
         }
     }
@@ -664,6 +664,15 @@ impl Db {
             grace,
         )
         .await;
+    }
+
+    /// This handle's call options, with the caller's span as the parent of
+    /// the operation's span.
+    fn here(&self) -> Call {
+        Call {
+            parent: tracing::Span::current().id(),
+            ..self.call.clone()
+        }
     }
 
     /// Send `msg` to the pool actor of `role` and await the answer.

@@ -21,6 +21,7 @@ mod shutdown;
 mod sql;
 mod stats;
 mod supervisor;
+mod telemetry;
 mod transaction;
 mod tx_actor;
 mod value;

@@ -57,6 +57,17 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// `create`, `update` or `delete`, as spans name the operation.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            WriteOp::Create(_) => "create",
+            WriteOp::Update { .. } => "update",
+            WriteOp::Delete { .. } => "delete",
+        }
+    }
+}
+
 /// The messages the adapter's supervisor takes. Send them from any ractor
 /// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
 ///

@@ -10,6 +10,7 @@ mod errors;
 mod lifetimes;
 mod list;
 mod migrate;
+mod observability;
 mod open;
 mod replicas;
 mod routing;
