@@ -227,6 +227,12 @@ impl Error {
         })
     }
 
+    /// True for SQLSTATE 25006: the connection's server takes no writes
+    /// (after a failover, a demoted primary). Such a connection is not reused.
+    pub(crate) fn is_read_only_server(&self) -> bool {
+        self.sqlstate() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
+    }
+
     /// True when the server sent this error: the statement reached it (and,
     /// inside a transaction, aborted it).
     pub(crate) fn is_server_error(&self) -> bool {
@@ -325,8 +331,10 @@ fn kind_of_sqlstate(code: &SqlState) -> ErrorKind {
         "40001" | "40P01" => ErrorKind::Conflict,
         // query_canceled is what statement_timeout raises; lock_not_available is lock_timeout's.
         "57014" | "55P03" => ErrorKind::Timeout,
-        // admin shutdown, crash shutdown, cannot connect now, too many connections.
-        "57P01" | "57P02" | "57P03" | "53300" => ErrorKind::Unavailable,
+        // admin shutdown, crash shutdown, cannot connect now, too many
+        // connections; read_only_sql_transaction: a write reached a server
+        // that takes no writes (a demoted primary, a replica): not applied.
+        "57P01" | "57P02" | "57P03" | "53300" | "25006" => ErrorKind::Unavailable,
         c if c.starts_with("08") => ErrorKind::Unavailable,
         // data exceptions: the value was wrong for the column.
         c if c.starts_with("22") => ErrorKind::InvalidInput,

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, Row};
 
 use crate::deadline::{bounded, Fate};
+use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
@@ -88,12 +90,40 @@ impl RowPlan {
         bounded(client, limit, self.write, self.fetch(client)).await
     }
 
+    /// [`RowPlan::run`], then the primary's WAL position after the commit:
+    /// the SELECT goes out right behind the autocommitted write, so both take
+    /// one round trip.
+    pub(crate) async fn run_with_token(
+        &self,
+        client: &Client,
+        limit: Option<Duration>,
+    ) -> (Result<(Record, ConsistencyToken)>, Fate) {
+        let both = async {
+            let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
+            Ok((record?, token?))
+        };
+        bounded(client, limit, self.write, both).await
+    }
+
     async fn fetch(&self, client: &Client) -> Result<Record> {
         let rows = query(client, &self.stmt, self.write).await?;
         rows.first()
             .map(record)
             .unwrap_or_else(|| Err(Error::not_found(&self.model)))
     }
+}
+
+/// The primary's current WAL insert position: after a commit on this
+/// connection, at or past the end of its commit record. (Not
+/// `pg_current_wal_lsn()`, the *write* position: with asynchronous commit
+/// the commit record may still sit in the WAL buffers, before it.)
+pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
+    let row = client
+        .query_typed_one("SELECT pg_current_wal_insert_lsn()", &[])
+        .await
+        .map_err(|e| Error::from_statement(e, false))?;
+    let lsn: PgLsn = row.get(0);
+    Ok(ConsistencyToken(u64::from(lsn)))
 }
 
 /// `List`: a page statement and a count statement.

@@ -14,10 +14,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
-use crate::pool_actor::{gone, Deadline, PoolContext, PoolMsg};
+use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
 use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
+use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
@@ -115,6 +117,7 @@ pub struct OpenOptions {
     write_pool: PoolConfig,
     read_pool: PoolConfig,
     session: SessionConfig,
+    replica: ReplicaConfig,
     auto_migrate: bool,
     pooler: PoolerMode,
 }
@@ -129,6 +132,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("write_pool", &self.write_pool)
             .field("read_pool", &self.read_pool)
             .field("session", &self.session)
+            .field("replica", &self.replica)
             .field("auto_migrate", &self.auto_migrate)
             .field("pooler", &self.pooler)
             .finish()
@@ -145,6 +149,7 @@ impl OpenOptions {
             write_pool: PoolConfig::default(),
             read_pool: PoolConfig::default(),
             session: SessionConfig::default(),
+            replica: ReplicaConfig::default(),
             auto_migrate: true,
             pooler: PoolerMode::Direct,
         }
@@ -180,6 +185,13 @@ impl OpenOptions {
         self
     }
 
+    /// How reads treat the replica (fallback, maximum lag, probe interval);
+    /// used only with a read DSN.
+    pub fn replica(mut self, config: ReplicaConfig) -> OpenOptions {
+        self.replica = config;
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -206,6 +218,7 @@ impl OpenOptions {
             ..self.session.resolve()?
         });
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
+        let has_replica = !self.read_dsn.trim().is_empty();
         let read_dsn = match self.read_dsn.trim() {
             "" => write_dsn.clone(),
             dsn => Dsn::parse(dsn, Role::Read)?,
@@ -229,7 +242,7 @@ impl OpenOptions {
         if session.pooler == PoolerMode::Transaction {
             check_server_defaults(&client, Role::Write, &session, Some(false)).await?;
             // Without a read DSN the read pool has the write pool's server and role.
-            if !self.read_dsn.trim().is_empty() {
+            if has_replica {
                 check_server_defaults(&read_client, Role::Read, &session, Some(true)).await?;
             }
         }
@@ -241,19 +254,35 @@ impl OpenOptions {
         }
         drop(client);
 
+        // With a replica of its own, the read pool is watched: reads go to the
+        // primary while the replica is down, too far behind, or not yet at a
+        // read's consistency token.
+        let replica = has_replica.then(|| {
+            let watch = Arc::new(ReplicaWatch::new(self.replica));
+            watch.clone().spawn_monitor(read.clone());
+            watch
+        });
         let registry = Arc::new(self.registry);
         let catalog = Arc::new(Catalog::new(&registry, &session.schema));
         let routes = Arc::new(Routes::default());
+        let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
-                pool: write,
+                pool: write.clone(),
                 catalog: catalog.clone(),
                 session: session.clone(),
+                replica: None,
+                in_flight: in_flight.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
                 session: session.clone(),
+                in_flight: in_flight.clone(),
+                replica: replica.clone().map(|watch| ReplicaRoute {
+                    watch,
+                    primary: write,
+                }),
             }),
         ];
         let (supervisor, _) = Actor::spawn(
@@ -281,8 +310,13 @@ impl OpenOptions {
             "pgactor open"
         );
         Ok(Db {
-            deadline: session.query_deadline(),
+            call: Call {
+                deadline: session.query_deadline(),
+                ..Call::default()
+            },
             inner: Arc::new(DbInner {
+                replica,
+                in_flight,
                 supervisor,
                 routes,
                 registry,
@@ -340,8 +374,9 @@ async fn warn_on_capacity(
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
-    /// This handle's statement deadline (see [`Db::with_query_timeout`]).
-    deadline: Deadline,
+    /// This handle's statement deadline ([`Db::with_query_timeout`]) and
+    /// consistency token ([`Db::after`]).
+    call: Call,
 }
 
 struct DbInner {
@@ -351,6 +386,10 @@ struct DbInner {
     session: Arc<SessionSettings>,
     write_pool: ConnectionPool,
     read_pool: ConnectionPool,
+    /// The read pool's replica watch, when a read DSN was given.
+    replica: Option<Arc<ReplicaWatch>>,
+    /// Operations running now, for graceful shutdown.
+    in_flight: Arc<InFlight>,
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -379,7 +418,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::Read(req, self.deadline, reply),
+            |reply| PoolMsg::Read(req, self.here(), reply),
             false,
         )
         .await
@@ -393,7 +432,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::List(req, self.deadline, reply),
+            |reply| PoolMsg::List(req, self.here(), reply),
             false,
         )
         .await
@@ -407,10 +446,55 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::Write(req, self.deadline, reply),
+            |reply| PoolMsg::Write(req, self.here(), reply),
             true,
         )
         .await
+    }
+
+    /// [`Db::write`], also answering a [`ConsistencyToken`]: the primary's
+    /// WAL position after the write committed. Reads through
+    /// [`Db::after`]`(token)` then see the write, even on a replica.
+    pub async fn write_with_token(
+        &self,
+        model: &str,
+        op: WriteOp,
+    ) -> Result<(Record, ConsistencyToken)> {
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.call(
+            Role::Write,
+            |reply| PoolMsg::WriteWithToken(req, self.here(), reply),
+            true,
+        )
+        .await
+    }
+
+    /// A handle whose reads see every write up to `token` (read-your-writes
+    /// without a transaction): they run on the replica only once the
+    /// replica has replayed that far (as of its last probe), else on the
+    /// primary. They never wait for the replica.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::{Record, WriteOp};
+    /// let (row, token) = db
+    ///     .write_with_token("StockBalance", WriteOp::Create(Record::new().with("sku", "A-1")))
+    ///     .await?;
+    /// let id: uuid::Uuid = row.get("id")?;
+    /// let fresh = db.after(token).read("StockBalance", id).await?; // never NotFound
+    /// # let _ = fresh; Ok(()) }
+    /// ```
+    pub fn after(&self, token: ConsistencyToken) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            call: Call {
+                after: Some(self.call.after.map_or(token, |t| t.max(token))),
+                ..self.call.clone()
+            },
+        }
     }
 
     /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
@@ -445,7 +529,7 @@ impl Db {
             // over the session's.
             query_timeout: options
                 .query_timeout
-                .or(Some(self.deadline.unwrap_or(Duration::ZERO))),
+                .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
         match self
@@ -525,7 +609,10 @@ impl Db {
     pub fn with_query_timeout(&self, timeout: Duration) -> Db {
         Db {
             inner: self.inner.clone(),
-            deadline: Some(timeout).filter(|d| !d.is_zero()),
+            call: Call {
+                deadline: Some(timeout).filter(|d| !d.is_zero()),
+                ..self.call.clone()
+            },
         }
     }
 
@@ -551,7 +638,11 @@ impl Db {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        Stats::gather(&self.inner.write_pool, &self.inner.read_pool)
+        Stats::gather(
+            &self.inner.write_pool,
+            &self.inner.read_pool,
+            self.inner.replica.as_deref(),
+        )
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).
@@ -576,15 +667,37 @@ impl Db {
         &self.inner.session
     }
 
-    /// Stop the actors and close every pooled connection. Operations already
-    /// handed to a pool finish; later calls on any clone of this handle fail
-    /// with [`ErrorKind::Closed`].
+    /// Shut down gracefully within [`DEFAULT_SHUTDOWN_GRACE`]; see
+    /// [`Db::close_within`].
     pub async fn close(&self) {
-        let _ = self
-            .inner
-            .supervisor
-            .stop_and_wait(Some("closed".into()), None)
-            .await;
+        self.close_within(DEFAULT_SHUTDOWN_GRACE).await;
+    }
+
+    /// Shut down gracefully: new operations and transactions are refused at
+    /// once ([`ErrorKind::Closed`]); operations already running and open
+    /// transactions get `grace` to finish (a transaction can still commit);
+    /// then the transactions still open are rolled back, every connection
+    /// is closed and the actors stop. Later calls on any clone of this
+    /// handle fail with [`ErrorKind::Closed`].
+    pub async fn close_within(&self, grace: Duration) {
+        let inner = &self.inner;
+        shutdown(
+            &inner.routes,
+            &inner.in_flight,
+            &inner.write_pool,
+            &inner.supervisor,
+            grace,
+        )
+        .await;
+    }
+
+    /// This handle's call options, with the caller's span as the parent of
+    /// the operation's span.
+    fn here(&self) -> Call {
+        Call {
+            parent: tracing::Span::current().id(),
+            ..self.call.clone()
+        }
     }
 
     /// Send `msg` to the pool actor of `role` and await the answer.

@@ -6,25 +6,57 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::Fate;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
+use crate::shutdown::InFlight;
 use crate::sql::Catalog;
+use crate::telemetry;
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
 
+/// How one operation is run, besides what it does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Call {
+    /// The statement's client-side deadline.
+    pub(crate) deadline: Deadline,
+    /// A read must see the writes up to this token.
+    pub(crate) after: Option<ConsistencyToken>,
+    /// The caller's span, parent of the operation's span across the actor hop.
+    pub(crate) parent: Option<tracing::Id>,
+}
+
 /// The operations a pool actor runs, each on a connection of its own pool.
 #[derive(Debug)]
 pub(crate) enum PoolMsg {
-    Read(ReadRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
-    List(ListRequest, Deadline, RpcReplyPort<Result<crate::Page>>),
-    Write(WriteRequest, Deadline, RpcReplyPort<Result<crate::Record>>),
+    Read(ReadRequest, Call, RpcReplyPort<Result<crate::Record>>),
+    List(ListRequest, Call, RpcReplyPort<Result<crate::Page>>),
+    Write(WriteRequest, Call, RpcReplyPort<Result<crate::Record>>),
+    /// A write that also answers the WAL position after its commit.
+    WriteWithToken(
+        WriteRequest,
+        Call,
+        RpcReplyPort<Result<(crate::Record, ConsistencyToken)>>,
+    ),
+}
+
+impl PoolMsg {
+    /// Answer `err` without running the operation.
+    pub(crate) fn refuse(self, err: Error) {
+        match self {
+            PoolMsg::Read(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
+        }
+    }
 }
 
 /// What a pool actor needs; shared with the tasks it spawns.
@@ -33,6 +65,28 @@ pub(crate) struct PoolContext {
     pub(crate) catalog: Arc<Catalog>,
     /// The settings, and how they reach the server (transactions need it).
     pub(crate) session: Arc<SessionSettings>,
+    /// For the read pool on a replica: the replica's watch and the primary
+    /// to read from instead.
+    pub(crate) replica: Option<ReplicaRoute>,
+    /// Operations running now, across both pools (for graceful shutdown).
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+/// How the read pool reaches past its replica.
+pub(crate) struct ReplicaRoute {
+    pub(crate) watch: Arc<ReplicaWatch>,
+    pub(crate) primary: ConnectionPool,
+}
+
+impl PoolContext {
+    /// The pool a read runs on, and whether it is the replica.
+    fn route(&self, after: Option<ConsistencyToken>) -> (&ConnectionPool, bool) {
+        match &self.replica {
+            Some(r) if r.watch.route(after) == Route::Primary => (&r.primary, false),
+            Some(_) => (&self.pool, true),
+            None => (&self.pool, false),
+        }
+    }
 }
 
 pub(crate) struct PoolActor;
@@ -61,60 +115,62 @@ impl Actor for PoolActor {
     ) -> Result<(), ActorProcessingErr> {
         let role = ctx.pool.role.as_str();
         match msg {
-            PoolMsg::Read(req, deadline, reply) => {
-                let span =
-                    tracing::debug_span!(target: "pgactor.pool", "read", role, model = %req.model);
-                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), deadline, reply, span);
+            PoolMsg::Read(req, call, reply) => {
+                let span = telemetry::operation(call.parent.clone(), "read", role, &req.model);
+                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), call, reply, span);
             }
-            PoolMsg::List(req, deadline, reply) => {
-                let span =
-                    tracing::debug_span!(target: "pgactor.pool", "list", role, model = %req.model);
-                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), deadline, reply, span);
+            PoolMsg::List(req, call, reply) => {
+                let span = telemetry::operation(call.parent.clone(), "list", role, &req.model);
+                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), call, reply, span);
             }
-            PoolMsg::Write(req, deadline, reply) => {
+            PoolMsg::Write(req, call, reply) => {
                 let span =
-                    tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
-                spawn_plan(
-                    ctx,
-                    RowPlan::write(&ctx.catalog, req),
-                    deadline,
-                    reply,
-                    span,
-                );
+                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
+                spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), call, reply, span);
+            }
+            PoolMsg::WriteWithToken(req, call, reply) => {
+                let span =
+                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
+                let plan = RowPlan::write(&ctx.catalog, req).map(WithToken);
+                spawn_plan(ctx, plan, call, reply, span);
             }
         }
         Ok(())
     }
 }
 
-/// Run a plan on a connection of this pool in a task of its own, and answer.
+/// Run a plan in a task of its own, and answer. A read goes where the
+/// replica watch says; one that finds the replica unreachable runs on the
+/// primary instead when fallback is on.
 fn spawn_plan<P: Plan>(
     ctx: &Arc<PoolContext>,
     plan: Result<P>,
-    deadline: Deadline,
+    call: Call,
     reply: RpcReplyPort<Result<P::Output>>,
     span: tracing::Span,
 ) {
     let ctx = ctx.clone();
+    let running = ctx.in_flight.start();
     let task = async move {
+        let _running = running;
         let result = async {
             let plan = plan?;
-            // Bounded by the pool's wait timeout.
-            let client = ctx.pool.get().await?;
-            if reply.is_closed() {
-                // The caller gave up while we waited: do not start work whose
-                // answer nobody will read (a write's outcome would be unknown).
-                return Err(Error::closed("the caller stopped waiting"));
+            let (pool, on_replica) = ctx.route(call.after);
+            match run_on(pool, &plan, call.deadline, &reply).await {
+                Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => {
+                    match &ctx.replica {
+                        Some(r) if r.watch.falls_back() => {
+                            r.watch.mark_down();
+                            run_on(&r.primary, &plan, call.deadline, &reply).await
+                        }
+                        _ => Err(err),
+                    }
+                }
+                other => other,
             }
-            // Bounded by the deadline (cancelled on the server past it) and
-            // by the session's statement_timeout.
-            let (result, fate) = plan.run(&client, deadline).await;
-            if fate == Fate::Discard {
-                ctx.pool.discard(client);
-            }
-            result
         }
         .await;
+        telemetry::record(&Span::current(), &result, P::rows);
         if let Err(err) = &result {
             tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
         }
@@ -124,9 +180,34 @@ fn spawn_plan<P: Plan>(
     tokio::spawn(task.instrument(span));
 }
 
+/// Run `plan` on a connection of `pool`.
+async fn run_on<P: Plan>(
+    pool: &ConnectionPool,
+    plan: &P,
+    deadline: Deadline,
+    reply: &RpcReplyPort<Result<P::Output>>,
+) -> Result<P::Output> {
+    // Bounded by the pool's wait timeout.
+    let client = pool.get().await?;
+    if reply.is_closed() {
+        // The caller gave up while we waited: do not start work whose
+        // answer nobody will read (a write's outcome would be unknown).
+        return Err(Error::closed("the caller stopped waiting"));
+    }
+    // Bounded by the deadline (cancelled on the server past it) and by the
+    // session's statement_timeout.
+    let (result, fate) = plan.run(&client, deadline).await;
+    if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
+        pool.discard(client);
+    }
+    result
+}
+
 /// A statement plan a pool task can run on a checked-out connection.
-pub(crate) trait Plan: Send + 'static {
+pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
+    /// How many rows an answer holds, for its span.
+    fn rows(output: &Self::Output) -> u64;
     fn run(
         &self,
         client: &Client,
@@ -136,6 +217,9 @@ pub(crate) trait Plan: Send + 'static {
 
 impl Plan for RowPlan {
     type Output = crate::Record;
+    fn rows(_: &crate::Record) -> u64 {
+        1
+    }
     fn run(
         &self,
         client: &Client,
@@ -145,8 +229,28 @@ impl Plan for RowPlan {
     }
 }
 
+/// A write that also reads the primary's WAL position after its commit.
+pub(crate) struct WithToken(RowPlan);
+
+impl Plan for WithToken {
+    type Output = (crate::Record, ConsistencyToken);
+    fn rows(_: &Self::Output) -> u64 {
+        1
+    }
+    fn run(
+        &self,
+        client: &Client,
+        deadline: Deadline,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
+        self.0.run_with_token(client, deadline)
+    }
+}
+
 impl Plan for PagePlan {
     type Output = crate::Page;
+    fn rows(page: &crate::Page) -> u64 {
+        page.rows.len() as u64
+    }
     fn run(
         &self,
         client: &Client,

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::query::{Page, Query};
 use crate::record::Record;
+use crate::replica::ConsistencyToken;
 use crate::value::Value;
 
 /// The isolation level a transaction runs at.
@@ -27,6 +28,15 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
+    /// `read_committed`, `repeatable_read` or `serializable`, for spans.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::RepeatableRead => "repeatable_read",
+            IsolationLevel::Serializable => "serializable",
+        }
+    }
+
     fn sql(self) -> &'static str {
         match self {
             IsolationLevel::ReadCommitted => "READ COMMITTED",
@@ -147,6 +157,9 @@ pub enum TxMsg {
     LockForUpdate(ReadRequest, RpcReplyPort<Result<Record>>),
     /// Commit and end the transaction.
     Commit(RpcReplyPort<Result<()>>),
+    /// Commit, end the transaction, and answer the primary's WAL position
+    /// after the commit (see [`crate::ConsistencyToken`]).
+    CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
 }
@@ -267,6 +280,12 @@ impl Tx {
     /// a serialization failure at commit is [`ErrorKind::Conflict`].
     pub async fn commit(&self) -> Result<()> {
         self.call(TxMsg::Commit, true).await
+    }
+
+    /// [`Tx::commit`], also answering a [`ConsistencyToken`]: reads through
+    /// [`crate::Db::after`]`(token)` see this transaction's writes, even on a replica.
+    pub async fn commit_with_token(&self) -> Result<ConsistencyToken> {
+        self.call(TxMsg::CommitWithToken, true).await
     }
 
     /// Roll back.

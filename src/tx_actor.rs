@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use tracing::Span;
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, RowPlan};
+use crate::exec::{wal_position, PagePlan, RowPlan};
+use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
+use crate::telemetry::{self, InstrumentRecorded};
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
 /// The transaction's connection, and the transaction's place in the pool's
@@ -72,12 +75,15 @@ enum Status {
 }
 
 pub(crate) struct TxArgs {
+    span: Span,
     held: Held,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
 }
 
 pub(crate) struct TxState {
+    /// The transaction's span; its operations' spans are its children.
+    span: Span,
     held: Held,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
@@ -112,6 +118,7 @@ pub(crate) async fn begin(
     // a failed or cancelled BEGIN left is never handed to the next borrower.
     bounded(client, query_timeout, false, begin).await.0?;
     let args = TxArgs {
+        span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
         catalog,
         query_timeout,
@@ -134,6 +141,7 @@ impl Actor for TxActor {
         args: TxArgs,
     ) -> Result<TxState, ActorProcessingErr> {
         Ok(TxState {
+            span: args.span,
             held: args.held,
             catalog: args.catalog,
             query_timeout: args.query_timeout,
@@ -150,35 +158,48 @@ impl Actor for TxActor {
         // Replies ignore a caller that has gone: that is not the actor's failure.
         match msg {
             TxMsg::Read(req, reply) => {
+                let span = state.operation_span("read", &req.model);
                 let plan = RowPlan::read(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::LockForUpdate(req, reply) => {
+                let span = state.operation_span("lock_for_update", &req.model);
                 let plan = RowPlan::lock_for_update(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::Write(req, reply) => {
+                let span = state.operation_span(req.op.name(), &req.model);
                 let plan = RowPlan::write(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::List(req, reply) => {
-                let result = match (state.usable(), PagePlan::new(&state.catalog, req)) {
-                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-                    (Ok(client), Ok(plan)) => {
-                        let (result, fate) = plan.run(client, state.query_timeout).await;
-                        state.settle(result, fate)
-                    }
-                };
-                let _ = reply.send(result);
+                let span = state.operation_span("list", &req.model);
+                let plan = PagePlan::new(&state.catalog, req);
+                let _ = reply.send(
+                    state
+                        .run_page(plan)
+                        .instrument_recorded(span, |p| p.rows.len() as u64)
+                        .await,
+                );
             }
             TxMsg::Commit(reply) => {
-                let _ = reply.send(state.commit().await);
+                let result = state.commit().await;
+                telemetry::record(&state.span, &result, |_| 0);
+                let _ = reply.send(result);
                 // Drain, not stop: messages already queued get a clear
                 // TxClosed instead of a dropped reply.
                 let _ = myself.drain();
             }
+            TxMsg::CommitWithToken(reply) => {
+                let result = state.commit_with_token().await;
+                telemetry::record(&state.span, &result, |_| 0);
+                let _ = reply.send(result);
+                let _ = myself.drain();
+            }
             TxMsg::Rollback(reply) => {
-                let _ = reply.send(state.rollback().await);
+                let result = state.rollback().await;
+                state.span.record("outcome", "rolled_back");
+                let _ = reply.send(result);
                 let _ = myself.drain();
             }
         }
@@ -209,6 +230,18 @@ impl TxState {
         }
     }
 
+    /// The span of one operation inside this transaction.
+    fn operation_span(&self, operation: &'static str, model: &str) -> Span {
+        telemetry::operation(self.span.id(), operation, "tx", model)
+    }
+
+    async fn run_page(&mut self, plan: Result<PagePlan>) -> Result<crate::Page> {
+        let client = self.usable()?;
+        let plan = plan?;
+        let (result, fate) = plan.run(client, self.query_timeout).await;
+        self.settle(result, fate)
+    }
+
     async fn run_row(&mut self, plan: Result<RowPlan>) -> Result<crate::Record> {
         let client = self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
@@ -219,7 +252,9 @@ impl TxState {
 
     /// Record what a statement did to the transaction.
     fn settle<T>(&mut self, result: Result<T>, fate: Fate) -> Result<T> {
-        let broken = fate == Fate::Discard || self.held.client().is_some_and(|c| c.is_closed());
+        let broken = fate == Fate::Discard
+            || self.held.client().is_some_and(|c| c.is_closed())
+            || result.as_ref().is_err_and(Error::is_read_only_server);
         if broken {
             self.held.discard();
         }
@@ -243,7 +278,28 @@ impl TxState {
         result
     }
 
+    /// COMMIT, then the primary's WAL position on the same connection. A
+    /// position that cannot be read gives the largest token, which sends
+    /// every read made after it to the primary: never a stale read.
+    async fn commit_with_token(&mut self) -> Result<ConsistencyToken> {
+        let committed = self.commit_keeping_connection().await?;
+        let token = match self.held.client() {
+            Some(client) if committed => wal_position(client)
+                .await
+                .unwrap_or(ConsistencyToken(u64::MAX)),
+            _ => ConsistencyToken(u64::MAX),
+        };
+        self.held.release();
+        Ok(token)
+    }
+
     async fn commit(&mut self) -> Result<()> {
+        self.commit_keeping_connection().await.map(drop)
+    }
+
+    /// COMMIT. On success the connection stays held (`true`) for a caller
+    /// that still needs it, to be released by that caller.
+    async fn commit_keeping_connection(&mut self) -> Result<bool> {
         if let Err(err) = self.usable() {
             let _ = self.rollback().await;
             return Err(err);
@@ -255,7 +311,9 @@ impl TxState {
             ));
         }
         let (result, fate) = self.finish("COMMIT", true).await;
-        self.end(result, fate)
+        let clean = result.is_ok() && fate == Fate::Reusable;
+        self.end(result, fate, clean)?;
+        Ok(clean)
     }
 
     async fn rollback(&mut self) -> Result<()> {
@@ -265,7 +323,7 @@ impl TxState {
             return Ok(());
         }
         let (result, fate) = self.finish("ROLLBACK", false).await;
-        self.end(result, fate)
+        self.end(result, fate, false)
     }
 
     async fn finish(&self, sql: &str, write: bool) -> (Result<()>, Fate) {
@@ -283,13 +341,15 @@ impl TxState {
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to
     /// the pool only if the statement answered.
-    fn end(&mut self, result: Result<()>, fate: Fate) -> Result<()> {
+    fn end(&mut self, result: Result<()>, fate: Fate, keep: bool) -> Result<()> {
         let answered = result.is_ok() || result.as_ref().is_err_and(Error::is_server_error);
-        if answered && fate == Fate::Reusable && self.held.client().is_some_and(|c| !c.is_closed())
-        {
-            self.held.release();
-        } else {
+        let clean = answered
+            && fate == Fate::Reusable
+            && self.held.client().is_some_and(|c| !c.is_closed());
+        if !clean {
             self.held.discard();
+        } else if !keep {
+            self.held.release();
         }
         self.status = Status::Finished;
         result

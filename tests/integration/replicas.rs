@@ -1,0 +1,294 @@
+//! Read replicas that are really used, lag made visible, read-your-writes
+//! through consistency tokens, fallback while the replica is down, and
+//! writes that follow a promoted standby. Each test stops, pauses or
+//! promotes servers, so each brings up a topology of its own.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
+
+use crate::common::{eventually, observer, ready, registry, stock_model};
+
+/// A primary and a streaming replica of this test's own, torn down on drop.
+struct Topology {
+    dir: String,
+    env: HashMap<String, String>,
+}
+
+impl Topology {
+    fn up() -> Topology {
+        let dir = format!(
+            "/tmp/pgr.{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let out = Command::new(script())
+            .args(["up", &dir])
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Topology { dir, env }
+    }
+
+    fn var(&self, name: &str) -> &str {
+        &self.env[name]
+    }
+
+    fn primary(&self) -> &str {
+        self.var("PGACTOR_PRIMARY_URL")
+    }
+
+    fn replica(&self) -> &str {
+        self.var("PGACTOR_REPLICA_URL")
+    }
+
+    /// Run pg_ctl on a data directory as the servers' OS user.
+    fn pg_ctl(&self, data: &str, args: &[&str]) {
+        let pg_ctl = format!("{}/pg_ctl", self.var("PGACTOR_PG_BIN"));
+        let log = format!("{data}.pg_ctl.log");
+        let mut cmd = if self.var("PGACTOR_PG_USER") == whoami() {
+            Command::new(&pg_ctl)
+        } else {
+            let mut c = Command::new("runuser");
+            c.args(["-u", self.var("PGACTOR_PG_USER"), "--", &pg_ctl]);
+            c
+        };
+        // -l: a server started by pg_ctl must not keep our pipes open.
+        let status = cmd
+            .args(["-D", data, "-l", &log, "-w"])
+            .args(args)
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl");
+        assert!(status.success(), "pg_ctl {args:?} on {data} failed");
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.dir]).output();
+    }
+}
+
+fn script() -> String {
+    format!("{}/scripts/cluster.sh", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
+    pgactor::OpenOptions::new(write)
+        .read_dsn(read)
+        .registry(registry([stock_model()]))
+        .replica(replica)
+        .session(SessionConfig {
+            schema: Some("replicas".into()),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .expect("open")
+}
+
+fn fast_probe() -> ReplicaConfig {
+    ReplicaConfig {
+        poll_interval: Duration::from_millis(100),
+        ..ReplicaConfig::default()
+    }
+}
+
+async fn create(db: &Db, sku: &str) -> uuid::Uuid {
+    let row = db
+        .create("StockBalance", Record::new().with("sku", sku))
+        .await
+        .unwrap();
+    row.get("id").unwrap()
+}
+
+/// Wait until the replica has replayed everything the primary wrote so far.
+async fn caught_up(db: &Db, id: uuid::Uuid) {
+    eventually("the replica replays the row", || {
+        db.read("StockBalance", id)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_them() {
+    let topo = Topology::up();
+    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
+    let first = create(&db, "first").await;
+    caught_up(&db, first).await;
+
+    let replica = observer(topo.replica()).await;
+    replica
+        .execute("SELECT pg_wal_replay_pause()", &[])
+        .await
+        .unwrap();
+    let (row, token) = db
+        .write_with_token(
+            "StockBalance",
+            WriteOp::Create(Record::new().with("sku", "fresh")),
+        )
+        .await
+        .unwrap();
+    let id: uuid::Uuid = row.get("id").unwrap();
+
+    // Outside a transaction, the replica's lag shows: the row is not there.
+    let stale = db.read("StockBalance", id).await.unwrap_err();
+    assert_eq!(stale.kind(), &ErrorKind::NotFound);
+    // Inside a transaction everything runs on the primary.
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    assert_eq!(tx.read("StockBalance", id).await.unwrap(), row);
+    tx.rollback().await.unwrap();
+    // With the write's token, the read goes to the primary while the
+    // replica is behind it.
+    assert_eq!(db.after(token).read("StockBalance", id).await.unwrap(), row);
+    let stats = eventually("the probe sees the lag", || async {
+        let stats = db.stats().replica.unwrap();
+        ready(stats.lag > Duration::ZERO, stats)
+    })
+    .await;
+    assert!(stats.up && stats.primary_reads >= 1, "{stats:?}");
+
+    replica
+        .execute("SELECT pg_wal_replay_resume()", &[])
+        .await
+        .unwrap();
+    caught_up(&db, id).await;
+    // Once the replica has replayed past the token, token reads use it again.
+    eventually("token reads go back to the replica", || async {
+        let before = db.stats().replica.unwrap().primary_reads;
+        db.after(token).read("StockBalance", id).await.unwrap();
+        ready(db.stats().replica.unwrap().primary_reads == before, ())
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
+    let topo = Topology::up();
+    let config = ReplicaConfig {
+        max_lag: Some(Duration::from_millis(200)),
+        ..fast_probe()
+    };
+    let db = open(topo.primary(), topo.replica(), config).await;
+    let first = create(&db, "first").await;
+    caught_up(&db, first).await;
+    let replica = observer(topo.replica()).await;
+    replica
+        .execute("SELECT pg_wal_replay_pause()", &[])
+        .await
+        .unwrap();
+    let id = create(&db, "behind").await;
+
+    // Once the probe sees the replica too far behind, plain reads go to the primary.
+    eventually("reads move to the primary", || db.read("StockBalance", id)).await;
+    replica
+        .execute("SELECT pg_wal_replay_resume()", &[])
+        .await
+        .unwrap();
+    eventually("the replica catches up", || async {
+        ready(db.stats().replica.unwrap().lag == Duration::ZERO, ())
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn reads_fall_back_to_the_primary_while_the_replica_is_down_and_return() {
+    let topo = Topology::up();
+    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
+    let strict = open(
+        topo.primary(),
+        topo.replica(),
+        ReplicaConfig {
+            fallback: false,
+            ..fast_probe()
+        },
+    )
+    .await;
+    let id = create(&db, "a").await;
+    caught_up(&db, id).await;
+
+    let replica_data = topo.var("PGACTOR_REPLICA_DATA").to_owned();
+    topo.pg_ctl(&replica_data, &["stop", "-m", "fast"]);
+    db.read("StockBalance", id)
+        .await
+        .expect("served by the primary");
+    assert!(!db.stats().replica.unwrap().up);
+    let refused = strict.read("StockBalance", id).await.unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        &ErrorKind::Unavailable,
+        "fallback off: {refused}"
+    );
+
+    topo.pg_ctl(&replica_data, &["start"]);
+    eventually("the replica is seen up again", || async {
+        ready(db.stats().replica.unwrap().up, ())
+    })
+    .await;
+    strict
+        .read("StockBalance", id)
+        .await
+        .expect("the replica serves again");
+    db.close().await;
+    strict.close().await;
+}
+
+#[tokio::test]
+async fn writes_follow_a_promoted_standby_without_reopening() {
+    let topo = Topology::up();
+    let (p, r) = (
+        topo.var("PGACTOR_PRIMARY_PORT"),
+        topo.var("PGACTOR_REPLICA_PORT"),
+    );
+    let write = format!(
+        "host=127.0.0.1,127.0.0.1 port={p},{r} user=postgres dbname=postgres target_session_attrs=read-write"
+    );
+    let db = open(&write, "", ReplicaConfig::default()).await;
+    create(&db, "before").await;
+
+    topo.pg_ctl(topo.var("PGACTOR_PRIMARY_DATA"), &["stop", "-m", "fast"]);
+    topo.pg_ctl(topo.var("PGACTOR_REPLICA_DATA"), &["promote"]);
+    // The old connections are gone; new ones find the promoted server.
+    let row = eventually("writes resume on the promoted standby", || async {
+        db.create("StockBalance", Record::new().with("sku", "after"))
+            .await
+    })
+    .await;
+    let promoted = observer(topo.replica()).await;
+    let in_recovery: bool = promoted
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!in_recovery);
+    let found: i64 = promoted
+        .query_one(
+            "SELECT count(*) FROM replicas.stock_balance WHERE id = $1",
+            &[&row.get::<uuid::Uuid>("id").unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 1);
+    db.close().await;
+}
