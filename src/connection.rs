@@ -12,6 +12,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
+use crate::deadline::CancelTarget;
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
@@ -28,6 +29,8 @@ pub(crate) struct ConnectionPool {
     pub(crate) settings: PoolSettings,
     /// What the pool has done: closings by reason, waits.
     pub(crate) counters: Arc<Counters>,
+    /// Where its connections' CancelRequests go.
+    pub(crate) cancel: CancelTarget,
 }
 
 /// The statement that applies the session settings: one round trip, every
@@ -103,6 +106,7 @@ impl ConnectionPool {
         session: Arc<SessionSettings>,
     ) -> Result<Self> {
         let mut config = dsn.config.clone();
+        let cancel = CancelTarget::of(&config);
         // Visible in pg_stat_activity from the first packet, before the hook runs.
         config.application_name(&session.application_name);
         if config.get_connect_timeout().is_none() {
@@ -146,6 +150,7 @@ impl ConnectionPool {
             target: dsn.target.as_str().into(),
             settings,
             counters,
+            cancel,
         })
     }
 

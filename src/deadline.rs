@@ -8,11 +8,24 @@
 //! that *our* cancel was consumed ("canceling statement due to user
 //! request"); in every other case it is discarded, and a late cancel can
 //! never hit the next borrower's query.
+//!
+//! The CancelRequest waits, as libpq does, for the server to close the
+//! cancel connection. tokio-postgres's own `cancel_query` closes it right
+//! after writing, and PgBouncer 1.18 crashes on that (`FATAL … in function
+//! disconnect_client(): bad client state: 0`, pgbouncer issue 801, fixed
+//! after 1.18): the bouncer frees the cancel client, then touches it again
+//! when the server finishes the cancel.
 
 use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::Host;
+use tokio_postgres::{CancelToken, Client, NoTls};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -28,13 +41,114 @@ pub(crate) enum Fate {
     Discard,
 }
 
+/// Where the CancelRequests for a pool's connections go: the one server its
+/// DSN names.
+#[derive(Debug, Clone)]
+pub(crate) enum CancelTarget {
+    /// Host name or address, and port.
+    Tcp(String, u16),
+    /// The server's Unix socket.
+    Unix(PathBuf),
+    /// The DSN names several hosts and we cannot tell which one a
+    /// connection reached: tokio-postgres's own cancel, which knows.
+    Driver,
+}
+
+impl CancelTarget {
+    /// The target of connections made with `config`.
+    pub(crate) fn of(config: &tokio_postgres::Config) -> CancelTarget {
+        let port = match config.get_ports() {
+            [] => 5432,
+            [port] => *port,
+            _ => return CancelTarget::Driver,
+        };
+        match (config.get_hostaddrs(), config.get_hosts()) {
+            ([addr], _) => CancelTarget::Tcp(addr.to_string(), port),
+            ([], [Host::Tcp(host)]) => CancelTarget::Tcp(host.clone(), port),
+            ([], [Host::Unix(dir)]) => CancelTarget::Unix(dir.join(format!(".s.PGSQL.{port}"))),
+            _ => CancelTarget::Driver,
+        }
+    }
+
+    /// Send a CancelRequest for `token`'s connection and wait until the
+    /// server has closed the cancel connection.
+    async fn send(
+        &self,
+        token: CancelToken,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            CancelTarget::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                token
+                    .cancel_query_raw(UntilServerCloses(stream), NoTls)
+                    .await?;
+            }
+            #[cfg(unix)]
+            CancelTarget::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                token
+                    .cancel_query_raw(UntilServerCloses(stream), NoTls)
+                    .await?;
+            }
+            #[cfg(not(unix))]
+            CancelTarget::Unix(_) => token.cancel_query(NoTls).await?,
+            CancelTarget::Driver => token.cancel_query(NoTls).await?,
+        }
+        Ok(())
+    }
+}
+
+/// A stream whose shutdown, instead of closing our side, waits for the
+/// server to close its side: what libpq does after a CancelRequest.
+#[derive(Debug)]
+struct UntilServerCloses<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for UntilServerCloses<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for UntilServerCloses<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    /// Read until end of stream. The request is already written; an error
+    /// here only ends the wait early.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 64];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut self.0).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => continue,
+                Ok(()) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
 /// Run `statement` on `client`, bounded by `limit` (none: unbounded here;
-/// the session's `statement_timeout` still applies on the server).
+/// the session's `statement_timeout` still applies on the server). Past
+/// `limit`, the CancelRequest goes to `cancel`.
 ///
 /// `write` says whether the statement may change data: a write whose answer
 /// never came after the cancel has an unknown outcome.
 pub(crate) async fn bounded<T>(
     client: &Client,
+    cancel: &CancelTarget,
     limit: Option<Duration>,
     write: bool,
     statement: impl Future<Output = Result<T>>,
@@ -44,21 +158,21 @@ pub(crate) async fn bounded<T>(
     };
     tokio::pin!(statement);
     let Ok(done) = tokio::time::timeout(limit, &mut statement).await else {
-        return cancel(client, limit, write, statement).await;
+        return cancel_after(client, cancel, limit, write, statement).await;
     };
     (done, Fate::Reusable)
 }
 
-async fn cancel<T>(
+async fn cancel_after<T>(
     client: &Client,
+    target: &CancelTarget,
     limit: Duration,
     write: bool,
     statement: impl Future<Output = Result<T>>,
 ) -> (Result<T>, Fate) {
-    let token = client.cancel_token();
     // The cancel goes over a new connection, which may itself hang: both waits are bounded.
     let (sent, answer) = tokio::join!(
-        tokio::time::timeout(CANCEL_GRACE, token.cancel_query(NoTls)),
+        tokio::time::timeout(CANCEL_GRACE, target.send(client.cancel_token())),
         tokio::time::timeout(CANCEL_GRACE, statement)
     );
     if !matches!(sent, Ok(Ok(()))) {
@@ -89,5 +203,38 @@ async fn cancel<T>(
             )),
             Fate::Discard,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(dsn: &str) -> CancelTarget {
+        CancelTarget::of(&dsn.parse().unwrap())
+    }
+
+    #[test]
+    fn a_cancel_goes_to_the_one_server_the_dsn_names() {
+        assert!(matches!(
+            target("postgres://app@bouncer.internal:6432/shop"),
+            CancelTarget::Tcp(host, 6432) if host == "bouncer.internal"
+        ));
+        assert!(matches!(
+            target("host=db.internal hostaddr=10.0.0.7 user=app"),
+            CancelTarget::Tcp(host, 5432) if host == "10.0.0.7"
+        ));
+        assert!(matches!(
+            target("host=/run/postgresql port=5433 user=app"),
+            CancelTarget::Unix(path) if path == std::path::Path::new("/run/postgresql/.s.PGSQL.5433")
+        ));
+        assert!(matches!(
+            target("host=a.internal,b.internal user=app"),
+            CancelTarget::Driver
+        ));
+        assert!(matches!(
+            target("host=a.internal,b.internal port=5432,5433 user=app"),
+            CancelTarget::Driver
+        ));
     }
 }

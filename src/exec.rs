@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, Row};
 
-use crate::deadline::{bounded, Fate};
+use crate::deadline::{bounded, CancelTarget, Fate};
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
@@ -81,13 +81,15 @@ impl RowPlan {
         })
     }
 
-    /// Run on `client` within `limit`; NotFound when no row came back.
+    /// Run on `client` within `limit` (past it, cancelled through
+    /// `cancel`); NotFound when no row came back.
     pub(crate) async fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         limit: Option<Duration>,
     ) -> (Result<Record>, Fate) {
-        bounded(client, limit, self.write, self.fetch(client)).await
+        bounded(client, cancel, limit, self.write, self.fetch(client)).await
     }
 
     /// [`RowPlan::run`], then the primary's WAL position after the commit:
@@ -96,13 +98,14 @@ impl RowPlan {
     pub(crate) async fn run_with_token(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         limit: Option<Duration>,
     ) -> (Result<(Record, ConsistencyToken)>, Fate) {
         let both = async {
             let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
             Ok((record?, token?))
         };
-        bounded(client, limit, self.write, both).await
+        bounded(client, cancel, limit, self.write, both).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Record> {
@@ -145,14 +148,16 @@ impl PagePlan {
         })
     }
 
-    /// Run on `client` within `limit`. Both statements go out together and
-    /// tokio-postgres pipelines them on the connection: one round trip.
+    /// Run on `client` within `limit` (past it, cancelled through
+    /// `cancel`). Both statements go out together and tokio-postgres
+    /// pipelines them on the connection: one round trip.
     pub(crate) async fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         limit: Option<Duration>,
     ) -> (Result<Page>, Fate) {
-        bounded(client, limit, false, self.fetch(client)).await
+        bounded(client, cancel, limit, false, self.fetch(client)).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Page> {

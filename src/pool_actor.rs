@@ -10,7 +10,7 @@ use tracing::{Instrument, Span};
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
-use crate::deadline::Fate;
+use crate::deadline::{CancelTarget, Fate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
@@ -196,7 +196,7 @@ async fn run_on<P: Plan>(
     }
     // Bounded by the deadline (cancelled on the server past it) and by the
     // session's statement_timeout.
-    let (result, fate) = plan.run(&client, deadline).await;
+    let (result, fate) = plan.run(&client, &pool.cancel, deadline).await;
     if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
         pool.discard(client);
     }
@@ -211,6 +211,7 @@ pub(crate) trait Plan: Send + Sync + 'static {
     fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
@@ -223,9 +224,10 @@ impl Plan for RowPlan {
     fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
-        RowPlan::run(self, client, deadline)
+        RowPlan::run(self, client, cancel, deadline)
     }
 }
 
@@ -240,9 +242,10 @@ impl Plan for WithToken {
     fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
-        self.0.run_with_token(client, deadline)
+        self.0.run_with_token(client, cancel, deadline)
     }
 }
 
@@ -254,9 +257,10 @@ impl Plan for PagePlan {
     fn run(
         &self,
         client: &Client,
+        cancel: &CancelTarget,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
-        PagePlan::run(self, client, deadline)
+        PagePlan::run(self, client, cancel, deadline)
     }
 }
 

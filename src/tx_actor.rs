@@ -116,7 +116,9 @@ pub(crate) async fn begin(
     };
     // On failure `held` is dropped, closing the connection: whatever state
     // a failed or cancelled BEGIN left is never handed to the next borrower.
-    bounded(client, query_timeout, false, begin).await.0?;
+    bounded(client, &pool.cancel, query_timeout, false, begin)
+        .await
+        .0?;
     let args = TxArgs {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
@@ -238,7 +240,8 @@ impl TxState {
     async fn run_page(&mut self, plan: Result<PagePlan>) -> Result<crate::Page> {
         let client = self.usable()?;
         let plan = plan?;
-        let (result, fate) = plan.run(client, self.query_timeout).await;
+        let cancel = &self.held.pool.cancel;
+        let (result, fate) = plan.run(client, cancel, self.query_timeout).await;
         self.settle(result, fate)
     }
 
@@ -246,7 +249,8 @@ impl TxState {
         let client = self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
-        let (result, fate) = plan.run(client, self.query_timeout).await;
+        let cancel = &self.held.pool.cancel;
+        let (result, fate) = plan.run(client, cancel, self.query_timeout).await;
         self.settle(result, fate)
     }
 
@@ -336,7 +340,8 @@ impl TxState {
                 .await
                 .map_err(|e| Error::from_statement(e, write))
         };
-        bounded(client, self.query_timeout, write, statement).await
+        let cancel = &self.held.pool.cancel;
+        bounded(client, cancel, self.query_timeout, write, statement).await
     }
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to
