@@ -1,19 +1,38 @@
-//! Shared helpers: server addresses, per-test schemas, an outside observer.
+//! Shared helpers: server addresses, per-test schemas, an outside observer,
+//! captured logs.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
 
-/// The primary's URL. Tests never skip: without the topology they fail loudly.
+/// A variable of the topology's env file. Tests never skip: without the
+/// topology they fail loudly.
+fn topology(var: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run the suite with scripts/test.sh"))
+}
+
+/// The primary's URL.
 pub fn primary_url() -> String {
-    std::env::var("PGACTOR_PRIMARY_URL")
-        .expect("PGACTOR_PRIMARY_URL is not set: run the suite with scripts/test.sh")
+    topology("PGACTOR_PRIMARY_URL")
 }
 
 /// The streaming replica's URL.
 pub fn replica_url() -> String {
-    std::env::var("PGACTOR_REPLICA_URL")
-        .expect("PGACTOR_REPLICA_URL is not set: run the suite with scripts/test.sh")
+    topology("PGACTOR_REPLICA_URL")
+}
+
+/// The PgBouncer (transaction pooling) in front of the primary.
+pub fn bouncer_url() -> String {
+    topology("PGACTOR_BOUNCER_URL")
+}
+
+/// The bouncer's `default_pool_size`: server connections per database and user.
+pub fn bouncer_pool_size() -> usize {
+    topology("PGACTOR_BOUNCER_POOL_SIZE")
+        .parse()
+        .expect("PGACTOR_BOUNCER_POOL_SIZE is a number")
 }
 
 /// A schema name no other test (or earlier run) uses.
@@ -67,6 +86,38 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
         .await
         .expect("open");
     (db, schema)
+}
+
+/// A `tracing` writer that keeps everything written to it.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Run `body` with every `tracing` event of this thread (a `#[tokio::test]`
+/// runtime and the tasks it spawns) written as plain text into a buffer;
+/// answer `body`'s output and the text.
+pub async fn capturing_logs<T>(body: impl std::future::Future<Output = T>) -> (T, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let output = body.await;
+    drop(guard);
+    let text = captured.0.lock().unwrap().clone();
+    (output, String::from_utf8(text).unwrap())
 }
 
 /// How long [`eventually`] waits: generous, since replicas lag and CI is slow.

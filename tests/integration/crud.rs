@@ -1,12 +1,19 @@
 //! Create, read, update, delete and list through the `Db` handle.
 
-use pgactor::{ErrorKind, Filter, Query, Record};
+use pgactor::{Db, ErrorKind, Filter, Query, Record};
 
 use crate::common::{open_primary, stock_model};
 
 #[tokio::test]
 async fn a_row_goes_through_its_whole_life() {
     let (db, _) = open_primary("crud", [stock_model()]).await;
+    row_life(&db).await;
+    db.close().await;
+}
+
+/// Create, read, update, list and delete one `StockBalance` row of a fresh
+/// schema; also run through PgBouncer in `bouncer.rs`.
+pub(crate) async fn row_life(db: &Db) {
     let created = db
         .create(
             "StockBalance",
@@ -48,5 +55,4 @@ async fn a_row_goes_through_its_whole_life() {
     let err = db.read("StockBalance", id).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::NotFound);
     assert_eq!(err.http_status(), 404);
-    db.close().await;
 }

@@ -1,9 +1,11 @@
 //! Integration tests against the real topology started by `scripts/test.sh`
-//! (a primary and a streaming replica). One binary, one module per concern;
-//! every test works in a schema of its own so they run in parallel.
+//! (a primary, a streaming replica and PgBouncer in transaction pooling
+//! mode). One binary, one module per concern; every test works in a schema
+//! of its own so they run in parallel.
 
 mod actors;
 mod bad_input;
+mod bouncer;
 mod common;
 mod crud;
 mod errors;

@@ -3,12 +3,11 @@
 //! capacity warning at open.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Role, SessionConfig};
 
-use crate::common::{observer, primary_url, registry, stock_model, unique_schema};
+use crate::common::{capturing_logs, observer, primary_url, registry, stock_model, unique_schema};
 
 fn custom_session(schema: &str) -> SessionConfig {
     SessionConfig {
@@ -108,34 +107,12 @@ async fn the_default_settings_are_the_documented_ones() {
     db.close().await;
 }
 
-/// A `tracing` writer that keeps everything written to it.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn open_capturing(write_max: usize, read_max: usize) -> String {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
     let pool = |n| PoolConfig {
         max_open: Some(n),
         ..PoolConfig::default()
     };
-    let db = pgactor::OpenOptions::new(primary_url())
+    let opening = pgactor::OpenOptions::new(primary_url())
         .registry(registry([stock_model()]))
         .write_pool(pool(write_max))
         .read_pool(pool(read_max))
@@ -143,12 +120,12 @@ async fn open_capturing(write_max: usize, read_max: usize) -> String {
             schema: Some(unique_schema("cap")),
             ..SessionConfig::default()
         })
-        .open()
-        .await
-        .expect("a capacity warning never fails the open");
-    db.close().await;
-    let text = captured.0.lock().unwrap().clone();
-    String::from_utf8(text).unwrap()
+        .open();
+    let (db, logs) = capturing_logs(opening).await;
+    db.expect("a capacity warning never fails the open")
+        .close()
+        .await;
+    logs
 }
 
 #[tokio::test]

@@ -42,11 +42,11 @@ async fn open_default() -> (Db, String) {
     open_tagged("", SessionConfig::default(), PoolConfig::default()).await
 }
 
-fn account_model() -> Model {
+pub(crate) fn account_model() -> Model {
     Model::new("Account").field(Field::new("balance", FieldType::I64))
 }
 
-async fn stock(db: &Db, quantity: i64) -> uuid::Uuid {
+pub(crate) async fn stock(db: &Db, quantity: i64) -> uuid::Uuid {
     let row = db
         .create(
             "StockBalance",
@@ -162,10 +162,24 @@ async fn a_transaction_reads_its_own_writes_on_the_primary_while_the_replica_doe
 
 #[tokio::test]
 async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
-    const CALLERS: usize = 60;
-    const STOCK: i64 = 20;
     let (db, _) = open_default().await;
-    let id = stock(&db, STOCK).await;
+    k_of_n_callers_reserve_a_unit(&db, 60, 20).await;
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let missing = tx
+        .lock_for_update("StockBalance", uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    tx.rollback().await.unwrap();
+    db.close().await;
+}
+
+/// `callers` concurrent transactions each take one unit of a stock of
+/// `stock_units` (fewer) with `lock_for_update`: exactly `stock_units`
+/// succeed and the quantity ends at 0.
+pub(crate) async fn k_of_n_callers_reserve_a_unit(db: &Db, callers: usize, stock_units: i64) {
+    let id = stock(db, stock_units).await;
 
     let reserve = |db: Db| async move {
         db.with_transaction(TxOptions::default(), |tx| async move {
@@ -184,7 +198,7 @@ async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
         })
         .await
     };
-    let callers: Vec<_> = (0..CALLERS)
+    let callers: Vec<_> = (0..callers)
         .map(|_| tokio::spawn(reserve(db.clone())))
         .collect();
     let mut reserved = 0;
@@ -193,7 +207,7 @@ async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
             reserved += 1;
         }
     }
-    assert_eq!(reserved, STOCK, "exactly K callers got a unit");
+    assert_eq!(reserved, stock_units, "exactly K callers got a unit");
     let left: i64 = db
         .read("StockBalance", id)
         .await
@@ -201,26 +215,56 @@ async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
         .get("quantity")
         .unwrap();
     assert_eq!(left, 0, "never negative, nothing lost");
-
-    let tx = db.begin(TxOptions::default()).await.unwrap();
-    let missing = tx
-        .lock_for_update("StockBalance", uuid::Uuid::new_v4())
-        .await
-        .unwrap_err();
-    assert_eq!(missing.kind(), &ErrorKind::NotFound);
-    tx.rollback().await.unwrap();
-    db.close().await;
 }
 
 #[tokio::test]
 async fn a_serialization_failure_is_a_conflict_and_a_retried_transfer_applies_once() {
     let (db, schema) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let id = a_conflicted_transfer_retried_applies_once(&db, &schema, &admin).await;
+
+    // Without retry the caller sees the conflict itself, as a 409.
+    let tx = db
+        .begin(TxOptions {
+            isolation: IsolationLevel::Serializable,
+            ..TxOptions::default()
+        })
+        .await
+        .unwrap();
+    tx.read("Account", id).await.unwrap();
+    admin
+        .execute(
+            &format!("UPDATE \"{schema}\".account SET balance = 0 WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let err = tx
+        .update("Account", id, Record::new().with("balance", 1_i64))
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind(), err.http_status()), (&ErrorKind::Conflict, 409));
+    assert!(err.is_retryable());
+    let after = tx.read("Account", id).await.unwrap_err();
+    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
+    tx.rollback().await.unwrap();
+    db.close().await;
+}
+
+/// A serializable transfer in `with_transaction` whose row `admin` (a
+/// session on the primary) changes after the transfer's snapshot: the first
+/// run fails with a serialization failure, the retry applies it once.
+/// Answers the account's id.
+pub(crate) async fn a_conflicted_transfer_retried_applies_once(
+    db: &Db,
+    schema: &str,
+    admin: &tokio_postgres::Client,
+) -> uuid::Uuid {
     let account = db
         .create("Account", Record::new().with("balance", 100_i64))
         .await
         .unwrap();
     let id: uuid::Uuid = account.get("id").unwrap();
-    let admin = observer(&primary_url()).await;
     let runs = Arc::new(AtomicU32::new(0));
 
     let opts = TxOptions {
@@ -230,7 +274,7 @@ async fn a_serialization_failure_is_a_conflict_and_a_retried_transfer_applies_on
     };
     let outcome = db
         .with_transaction(opts, |tx| {
-            let (admin, schema, runs) = (&admin, schema.clone(), runs.clone());
+            let (schema, runs) = (schema.to_owned(), runs.clone());
             async move {
                 let balance: i64 = tx.read("Account", id).await?.get("balance")?;
                 if runs.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -260,33 +304,7 @@ async fn a_serialization_failure_is_a_conflict_and_a_retried_transfer_applies_on
         .get("balance")
         .unwrap();
     assert_eq!(balance, 91, "the transfer is applied exactly once");
-
-    // Without retry the caller sees the conflict itself, as a 409.
-    let tx = db
-        .begin(TxOptions {
-            isolation: IsolationLevel::Serializable,
-            ..TxOptions::default()
-        })
-        .await
-        .unwrap();
-    tx.read("Account", id).await.unwrap();
-    admin
-        .execute(
-            &format!("UPDATE \"{schema}\".account SET balance = 0 WHERE id = $1"),
-            &[&id],
-        )
-        .await
-        .unwrap();
-    let err = tx
-        .update("Account", id, Record::new().with("balance", 1_i64))
-        .await
-        .unwrap_err();
-    assert_eq!((err.kind(), err.http_status()), (&ErrorKind::Conflict, 409));
-    assert!(err.is_retryable());
-    let after = tx.read("Account", id).await.unwrap_err();
-    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
-    tx.rollback().await.unwrap();
-    db.close().await;
+    id
 }
 
 #[tokio::test]
@@ -687,7 +705,15 @@ async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
 #[tokio::test]
 async fn with_transaction_commits_on_ok_and_rolls_back_on_err_or_panic() {
     let (db, app) = open_default().await;
+    only_the_ok_body_is_committed(&db).await;
     let admin = observer(&primary_url()).await;
+    assert_nothing_left_open(&admin, &app).await;
+    db.close().await;
+}
+
+/// `with_transaction` in a fresh schema: a body that returns `Ok` is
+/// committed, one that returns `Err` or panics is rolled back.
+pub(crate) async fn only_the_ok_body_is_committed(db: &Db) {
     let create = |tx: pgactor::Tx, sku: &'static str| async move {
         tx.create("StockBalance", Record::new().with("sku", sku))
             .await
@@ -715,10 +741,8 @@ async fn with_transaction_commits_on_ok_and_rolls_back_on_err_or_panic() {
         })
     };
     assert!(panicking.await.unwrap_err().is_panic());
-    assert_nothing_left_open(&admin, &app).await;
 
     let page = db.list("StockBalance", Query::new()).await.unwrap();
     let skus: Vec<String> = page.rows.iter().map(|r| r.get("sku").unwrap()).collect();
     assert_eq!(skus, ["kept"], "only the Ok body was committed");
-    db.close().await;
 }
