@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 /// A variable of the topology's env file. Tests never skip: without the
 /// topology they fail loudly.
@@ -88,9 +89,9 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
     (db, schema)
 }
 
-/// A `tracing` writer that keeps everything written to it.
+/// Everything a `tracing` fmt subscriber writes, kept in memory.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -103,21 +104,35 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Run `body` with every `tracing` event of this thread (a `#[tokio::test]`
-/// runtime and the tasks it spawns) written as plain text into a buffer;
-/// answer `body`'s output and the text.
+impl Captured {
+    /// Install a subscriber that records every event and span close, at
+    /// every level, as plain text, for the current thread (a
+    /// `#[tokio::test]` runtime and the tasks it spawns).
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Run `body` with everything `tracing` logs [`Captured`]; answer `body`'s
+/// output and the text.
 pub async fn capturing_logs<T>(body: impl std::future::Future<Output = T>) -> (T, String) {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let guard = captured.install();
     let output = body.await;
     drop(guard);
-    let text = captured.0.lock().unwrap().clone();
-    (output, String::from_utf8(text).unwrap())
+    (output, captured.text())
 }
 
 /// How long [`eventually`] waits: generous, since replicas lag and CI is slow.

@@ -2,46 +2,9 @@
 //! fields, a span per transaction around its operations, connection events,
 //! and never a password, whatever is logged or printed.
 
-use std::sync::{Arc, Mutex};
-
 use pgactor::{Db, Query, Record, SessionConfig, TxOptions};
-use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::common::{primary_url, registry, stock_model, unique_schema};
-
-/// Everything a `tracing` fmt subscriber writes, kept in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Install a subscriber that records every event and span close, at
-    /// every level, for the current thread (the test's runtime).
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(FmtSpan::CLOSE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
+use crate::common::{primary_url, registry, stock_model, unique_schema, Captured};
 
 async fn open_in(url: &str, read: &str) -> Db {
     pgactor::OpenOptions::new(url)
