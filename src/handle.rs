@@ -247,7 +247,11 @@ impl OpenOptions {
             }
         }
         drop(read_client);
-        warn_on_capacity(&client, &write, &read).await;
+        // Behind a transaction-pooling bouncer a client connection takes no
+        // server slot: the bouncer's pool size is what counts.
+        if session.pooler == PoolerMode::Direct {
+            warn_on_capacity(&client, &write, &read).await;
+        }
         ensure_schema(&client, &session.schema).await?;
         if self.auto_migrate {
             auto_migrate(&mut client, &session, &self.registry).await?;
