@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::{Client, Row};
 
 use crate::deadline::{bounded, Fate};
@@ -79,13 +80,15 @@ impl RowPlan {
         })
     }
 
-    /// Run on `client` within `limit`; NotFound when no row came back.
+    /// Run on `client` within `limit` (cancelled through `tls` past it);
+    /// NotFound when no row came back.
     pub(crate) async fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Record>, Fate) {
-        bounded(client, limit, self.write, self.fetch(client)).await
+        bounded(client, tls, limit, self.write, self.fetch(client)).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Record> {
@@ -115,14 +118,16 @@ impl PagePlan {
         })
     }
 
-    /// Run on `client` within `limit`. Both statements go out together and
-    /// tokio-postgres pipelines them on the connection: one round trip.
+    /// Run on `client` within `limit` (cancelled through `tls` past it).
+    /// Both statements go out together and tokio-postgres pipelines them on
+    /// the connection: one round trip.
     pub(crate) async fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Page>, Fate) {
-        bounded(client, limit, false, self.fetch(client)).await
+        bounded(client, tls, limit, false, self.fetch(client)).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Page> {

@@ -19,6 +19,7 @@ mod record;
 mod sql;
 mod stats;
 mod supervisor;
+mod tls;
 mod transaction;
 mod tx_actor;
 mod value;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postgres_openssl::MakeTlsConnector;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
 use tracing::Instrument;
@@ -105,7 +106,7 @@ fn spawn_plan<P: Plan>(
             }
             // Bounded by the deadline (cancelled on the server past it) and
             // by the session's statement_timeout.
-            let (result, fate) = plan.run(&client, deadline).await;
+            let (result, fate) = plan.run(&client, &ctx.pool.connector, deadline).await;
             if fate == Fate::Discard {
                 ctx.pool.discard(client);
             }
@@ -127,6 +128,7 @@ pub(crate) trait Plan: Send + 'static {
     fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
@@ -136,9 +138,10 @@ impl Plan for RowPlan {
     fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
-        RowPlan::run(self, client, deadline)
+        RowPlan::run(self, client, tls, deadline)
     }
 }
 
@@ -147,9 +150,10 @@ impl Plan for PagePlan {
     fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
-        PagePlan::run(self, client, deadline)
+        PagePlan::run(self, client, tls, deadline)
     }
 }
 

@@ -108,7 +108,9 @@ pub(crate) async fn begin(
     };
     // On failure `held` is dropped, closing the connection: whatever state
     // a failed or cancelled BEGIN left is never handed to the next borrower.
-    bounded(client, query_timeout, false, begin).await.0?;
+    bounded(client, &pool.connector, query_timeout, false, begin)
+        .await
+        .0?;
     let args = TxArgs {
         held,
         catalog,
@@ -163,7 +165,8 @@ impl Actor for TxActor {
                 let result = match (state.usable(), PagePlan::new(&state.catalog, req)) {
                     (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                     (Ok(client), Ok(plan)) => {
-                        let (result, fate) = plan.run(client, state.query_timeout).await;
+                        let tls = &state.held.pool.connector;
+                        let (result, fate) = plan.run(client, tls, state.query_timeout).await;
                         state.settle(result, fate)
                     }
                 };
@@ -211,7 +214,8 @@ impl TxState {
         let client = self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
-        let (result, fate) = plan.run(client, self.query_timeout).await;
+        let tls = &self.held.pool.connector;
+        let (result, fate) = plan.run(client, tls, self.query_timeout).await;
         self.settle(result, fate)
     }
 
@@ -276,7 +280,8 @@ impl TxState {
                 .await
                 .map_err(|e| Error::from_statement(e, write))
         };
-        bounded(client, self.query_timeout, write, statement).await
+        let tls = &self.held.pool.connector;
+        bounded(client, tls, self.query_timeout, write, statement).await
     }
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to
