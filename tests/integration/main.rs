@@ -16,5 +16,6 @@ mod schema;
 mod session;
 mod settings;
 mod stats;
+mod tls;
 mod transactions;
 mod types;
