@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, Row};
 
@@ -81,13 +82,15 @@ impl RowPlan {
         })
     }
 
-    /// Run on `client` within `limit`; NotFound when no row came back.
+    /// Run on `client` within `limit` (cancelled through `tls` past it);
+    /// NotFound when no row came back.
     pub(crate) async fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Record>, Fate) {
-        bounded(client, limit, self.write, self.fetch(client)).await
+        bounded(client, tls, limit, self.write, self.fetch(client)).await
     }
 
     /// [`RowPlan::run`], then the primary's WAL position after the commit:
@@ -96,13 +99,14 @@ impl RowPlan {
     pub(crate) async fn run_with_token(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<(Record, ConsistencyToken)>, Fate) {
         let both = async {
             let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
             Ok((record?, token?))
         };
-        bounded(client, limit, self.write, both).await
+        bounded(client, tls, limit, self.write, both).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Record> {
@@ -150,9 +154,10 @@ impl PagePlan {
     pub(crate) async fn run(
         &self,
         client: &Client,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Page>, Fate) {
-        bounded(client, limit, false, self.fetch(client)).await
+        bounded(client, tls, limit, false, self.fetch(client)).await
     }
 
     async fn fetch(&self, client: &Client) -> Result<Page> {
