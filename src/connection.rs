@@ -9,7 +9,6 @@ use deadpool_postgres::{
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 
 use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
 use crate::deadline::CancelTarget;
@@ -18,6 +17,7 @@ use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
 use crate::model::quote_ident;
 use crate::stats::{Counters, PoolStats, Reason};
+use crate::tls::Tls;
 
 /// One role's pool, with what its error messages need to say.
 #[derive(Clone)]
@@ -29,7 +29,10 @@ pub(crate) struct ConnectionPool {
     pub(crate) settings: PoolSettings,
     /// What the pool has done: closings by reason, waits.
     pub(crate) counters: Arc<Counters>,
-    /// Where its connections' CancelRequests go.
+    /// The DSN's TLS settings, for explaining refused connections.
+    tls: Arc<Tls>,
+    /// Where its connections' CancelRequests go, over the connector of its
+    /// connections: a server that wants TLS wants it for cancels too.
     pub(crate) cancel: CancelTarget,
 }
 
@@ -98,15 +101,20 @@ async fn apply_session(
 }
 
 impl ConnectionPool {
-    /// Build the pool of `role`. Connections open lazily; see [`ConnectionPool::check`].
+    /// Build the pool of `role`, reading the DSN's certificate files.
+    /// Connections open lazily; see [`ConnectionPool::check`].
     pub(crate) fn build(
         role: Role,
         dsn: &Dsn,
         settings: PoolSettings,
         session: Arc<SessionSettings>,
     ) -> Result<Self> {
+        let connector = dsn
+            .tls
+            .connector()
+            .map_err(|e| e.prefixed(&format!("{role} DSN")))?;
         let mut config = dsn.config.clone();
-        let cancel = CancelTarget::of(&config);
+        let cancel = CancelTarget::new(&config, connector.clone());
         // Visible in pg_stat_activity from the first packet, before the hook runs.
         config.application_name(&session.application_name);
         if config.get_connect_timeout().is_none() {
@@ -114,7 +122,7 @@ impl ConnectionPool {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig {
                 // Fast: connections come back from autocommit statements only;
                 // transactions (which could leave one dirty) never return theirs.
@@ -150,6 +158,7 @@ impl ConnectionPool {
             target: dsn.target.as_str().into(),
             settings,
             counters,
+            tls: Arc::new(dsn.tls.clone()),
             cancel,
         })
     }
@@ -209,10 +218,19 @@ impl ConnectionPool {
                 "{role} pool: connecting to {target} took longer than {:?}",
                 self.settings.connect_timeout
             )),
-            PoolError::Backend(e) => Error::unavailable(format!(
-                "{role} pool: cannot connect to {target}: {}",
-                describe(&e)
-            ))
+            // A server without TLS, or a certificate that fails verification,
+            // is a mismatch between the DSN and the server that retrying
+            // cannot fix: Config, as a refused session setting is.
+            PoolError::Backend(e) => match self.tls.refusal(&e) {
+                Some(why) => Error::config(format!(
+                    "{role} pool: cannot connect to {target}: {why}: {}",
+                    describe(&e)
+                )),
+                None => Error::unavailable(format!(
+                    "{role} pool: cannot connect to {target}: {}",
+                    describe(&e)
+                )),
+            }
             .with_source(e),
             PoolError::PostCreateHook(HookError::Backend(e)) if e.as_db_error().is_some() => {
                 Error::config(format!(

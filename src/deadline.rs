@@ -23,9 +23,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use postgres_openssl::MakeTlsConnector;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
-use tokio_postgres::{CancelToken, Client, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{CancelToken, Client};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -41,12 +43,24 @@ pub(crate) enum Fate {
     Discard,
 }
 
-/// Where the CancelRequests for a pool's connections go: the one server its
-/// DSN names.
-#[derive(Debug, Clone)]
-pub(crate) enum CancelTarget {
-    /// Host name or address, and port.
-    Tcp(String, u16),
+/// How the CancelRequests for a pool's connections are sent: to the one
+/// server its DSN names, over the pool's TLS connector, so a cancel is
+/// encrypted (and the server verified) exactly as the connection was.
+#[derive(Clone)]
+pub(crate) struct CancelTarget {
+    to: Address,
+    tls: MakeTlsConnector,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Address {
+    /// Where to connect (host name or address), the port, and the host
+    /// name TLS verifies (none when the DSN gives only an address).
+    Tcp {
+        connect: String,
+        port: u16,
+        hostname: Option<String>,
+    },
     /// The server's Unix socket.
     Unix(PathBuf),
     /// The DSN names several hosts and we cannot tell which one a
@@ -54,19 +68,18 @@ pub(crate) enum CancelTarget {
     Driver,
 }
 
+impl std::fmt::Debug for CancelTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CancelTarget").field(&self.to).finish()
+    }
+}
+
 impl CancelTarget {
-    /// The target of connections made with `config`.
-    pub(crate) fn of(config: &tokio_postgres::Config) -> CancelTarget {
-        let port = match config.get_ports() {
-            [] => 5432,
-            [port] => *port,
-            _ => return CancelTarget::Driver,
-        };
-        match (config.get_hostaddrs(), config.get_hosts()) {
-            ([addr], _) => CancelTarget::Tcp(addr.to_string(), port),
-            ([], [Host::Tcp(host)]) => CancelTarget::Tcp(host.clone(), port),
-            ([], [Host::Unix(dir)]) => CancelTarget::Unix(dir.join(format!(".s.PGSQL.{port}"))),
-            _ => CancelTarget::Driver,
+    /// The target of connections made with `config` and `tls`.
+    pub(crate) fn new(config: &tokio_postgres::Config, tls: MakeTlsConnector) -> CancelTarget {
+        CancelTarget {
+            to: Address::of(config),
+            tls,
         }
     }
 
@@ -76,25 +89,61 @@ impl CancelTarget {
         &self,
         token: CancelToken,
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        match self {
-            CancelTarget::Tcp(host, port) => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+        let mut tls = self.tls.clone();
+        match &self.to {
+            Address::Tcp {
+                connect,
+                port,
+                hostname,
+            } => {
+                let stream = tokio::net::TcpStream::connect((connect.as_str(), *port)).await?;
+                let tls =
+                    MakeTlsConnect::<UntilServerCloses<tokio::net::TcpStream>>::make_tls_connect(
+                        &mut tls,
+                        hostname.as_deref().unwrap_or(""),
+                    )?;
                 token
-                    .cancel_query_raw(UntilServerCloses(stream), NoTls)
+                    .cancel_query_raw(UntilServerCloses(stream), tls)
                     .await?;
             }
             #[cfg(unix)]
-            CancelTarget::Unix(path) => {
+            Address::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path).await?;
+                let tls =
+                    MakeTlsConnect::<UntilServerCloses<tokio::net::UnixStream>>::make_tls_connect(
+                        &mut tls, "",
+                    )?;
                 token
-                    .cancel_query_raw(UntilServerCloses(stream), NoTls)
+                    .cancel_query_raw(UntilServerCloses(stream), tls)
                     .await?;
             }
             #[cfg(not(unix))]
-            CancelTarget::Unix(_) => token.cancel_query(NoTls).await?,
-            CancelTarget::Driver => token.cancel_query(NoTls).await?,
+            Address::Unix(_) => token.cancel_query(tls).await?,
+            Address::Driver => token.cancel_query(tls).await?,
         }
         Ok(())
+    }
+}
+
+impl Address {
+    fn of(config: &tokio_postgres::Config) -> Address {
+        let port = match config.get_ports() {
+            [] => 5432,
+            [port] => *port,
+            _ => return Address::Driver,
+        };
+        let tcp = |connect: String, hostname: Option<&String>| Address::Tcp {
+            connect,
+            port,
+            hostname: hostname.cloned(),
+        };
+        match (config.get_hostaddrs(), config.get_hosts()) {
+            ([addr], [Host::Tcp(host)]) => tcp(addr.to_string(), Some(host)),
+            ([addr], []) => tcp(addr.to_string(), None),
+            ([], [Host::Tcp(host)]) => tcp(host.clone(), Some(host)),
+            ([], [Host::Unix(dir)]) => Address::Unix(dir.join(format!(".s.PGSQL.{port}"))),
+            _ => Address::Driver,
+        }
     }
 }
 
@@ -145,7 +194,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for UntilServerCloses<S> {
 /// `limit`, the CancelRequest goes to `cancel`.
 ///
 /// `write` says whether the statement may change data: a write whose answer
-/// never came after the cancel has an unknown outcome.
+/// never came after the cancel has an unknown outcome. The cancel request
+/// goes through `tls`, the connector `client` was opened with, so it is
+/// encrypted (and the server verified) exactly as the connection was.
 pub(crate) async fn bounded<T>(
     client: &Client,
     cancel: &CancelTarget,
@@ -210,31 +261,43 @@ async fn cancel_after<T>(
 mod tests {
     use super::*;
 
-    fn target(dsn: &str) -> CancelTarget {
-        CancelTarget::of(&dsn.parse().unwrap())
+    fn address(dsn: &str) -> Address {
+        Address::of(&dsn.parse().unwrap())
+    }
+
+    fn tcp(connect: &str, port: u16, hostname: Option<&str>) -> Address {
+        Address::Tcp {
+            connect: connect.into(),
+            port,
+            hostname: hostname.map(Into::into),
+        }
     }
 
     #[test]
     fn a_cancel_goes_to_the_one_server_the_dsn_names() {
-        assert!(matches!(
-            target("postgres://app@bouncer.internal:6432/shop"),
-            CancelTarget::Tcp(host, 6432) if host == "bouncer.internal"
-        ));
-        assert!(matches!(
-            target("host=db.internal hostaddr=10.0.0.7 user=app"),
-            CancelTarget::Tcp(host, 5432) if host == "10.0.0.7"
-        ));
-        assert!(matches!(
-            target("host=/run/postgresql port=5433 user=app"),
-            CancelTarget::Unix(path) if path == std::path::Path::new("/run/postgresql/.s.PGSQL.5433")
-        ));
-        assert!(matches!(
-            target("host=a.internal,b.internal user=app"),
-            CancelTarget::Driver
-        ));
-        assert!(matches!(
-            target("host=a.internal,b.internal port=5432,5433 user=app"),
-            CancelTarget::Driver
-        ));
+        assert_eq!(
+            address("postgres://app@bouncer.internal:6432/shop"),
+            tcp("bouncer.internal", 6432, Some("bouncer.internal"))
+        );
+        assert_eq!(
+            address("host=db.internal hostaddr=10.0.0.7 user=app"),
+            tcp("10.0.0.7", 5432, Some("db.internal"))
+        );
+        assert_eq!(
+            address("hostaddr=10.0.0.7 user=app"),
+            tcp("10.0.0.7", 5432, None)
+        );
+        assert_eq!(
+            address("host=/run/postgresql port=5433 user=app"),
+            Address::Unix("/run/postgresql/.s.PGSQL.5433".into())
+        );
+        assert_eq!(
+            address("host=a.internal,b.internal user=app"),
+            Address::Driver
+        );
+        assert_eq!(
+            address("host=a.internal,b.internal port=5432,5433 user=app"),
+            Address::Driver
+        );
     }
 }

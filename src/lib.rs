@@ -23,6 +23,7 @@ mod sql;
 mod stats;
 mod supervisor;
 mod telemetry;
+mod tls;
 mod transaction;
 mod tx_actor;
 mod value;

@@ -22,11 +22,11 @@ use crate::sql::Catalog;
 use crate::telemetry::{self, InstrumentRecorded};
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
-/// The transaction's connection, and the transaction's place in the pool's
-/// count of open transactions. Dropped while still holding the connection
-/// (a panic, a kill, a failed spawn: the paths where `post_stop` does not
-/// run) it closes it, so the server rolls back and the pool never sees a
-/// connection inside a transaction.
+/// The transaction's connection. The transaction counts as open in the
+/// pool's statistics exactly while it holds one. Dropped while still
+/// holding it (a panic, a kill, a failed spawn: the paths where `post_stop`
+/// does not run) it closes it, so the server rolls back and the pool never
+/// sees a connection inside a transaction.
 struct Held {
     conn: Option<Object>,
     pool: ConnectionPool,
@@ -47,13 +47,16 @@ impl Held {
 
     /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
     fn release(&mut self) {
-        self.conn.take();
+        if self.conn.take().is_some() {
+            self.pool.counters.transaction_ended();
+        }
     }
 
     /// Close the connection; the server rolls back whatever was open.
     fn discard(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.discard(conn);
+            self.pool.counters.transaction_ended();
         }
     }
 }
@@ -61,7 +64,6 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.discard();
-        self.pool.counters.transaction_ended();
     }
 }
 
@@ -298,7 +300,9 @@ impl TxState {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.commit_keeping_connection().await.map(drop)
+        let committed = self.commit_keeping_connection().await;
+        self.held.release();
+        committed.map(drop)
     }
 
     /// COMMIT. On success the connection stays held (`true`) for a caller

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
@@ -23,8 +24,15 @@ impl Topology {
             "/tmp/pgr.{}",
             &uuid::Uuid::new_v4().simple().to_string()[..10]
         );
+        // A port window of this topology's own: while a test has a server
+        // stopped, another topology starting meanwhile must not take its port.
+        static STARTED: AtomicU16 = AtomicU16::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed) % 4;
+        let base = 58_000 + (std::process::id() % 100) as u16 * 40 + n * 10;
         let out = Command::new(script())
             .args(["up", &dir])
+            .env("PGACTOR_PORT_BASE", base.to_string())
+            .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
             .output()
             .expect("run scripts/cluster.sh");
         assert!(
