@@ -89,13 +89,40 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
     (db, schema)
 }
 
-/// Everything a `tracing` fmt subscriber writes, kept in memory.
+/// Everything `tracing` writes on one test's thread, kept in memory.
+///
+/// One fmt subscriber, installed once as the global default, writes each
+/// event and span close (every level, plain text) to the capture of the
+/// thread it happens on, if any: a `#[tokio::test]` runtime and the tasks it
+/// spawns run on the test's thread. Thread-local subscribers
+/// (`set_default`) are not used: tracing caches each callsite's interest
+/// globally, and a callsite first hit on a thread without a subscriber while
+/// another test installs one can stay cached as "never", losing events.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Captured {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The global subscriber's writer: this thread's capture, or nowhere.
+struct ThreadCapture;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadCapture {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> CaptureWriter {
+        CaptureWriter(CAPTURE.with(|c| c.borrow().clone()))
+    }
+}
+
+struct CaptureWriter(Option<Captured>);
+
+impl std::io::Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        if let Some(captured) = &self.0 {
+            captured.0.lock().unwrap().extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
 
@@ -104,19 +131,34 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Ends a capture when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
 impl Captured {
-    /// Install a subscriber that records every event and span close, at
-    /// every level, as plain text, for the current thread (a
-    /// `#[tokio::test]` runtime and the tasks it spawns).
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(FmtSpan::CLOSE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// Capture what this thread logs until the guard is dropped.
+    pub fn install(&self) -> CaptureGuard {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_span_events(FmtSpan::CLOSE)
+                .with_writer(ThreadCapture)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the test binary");
+        });
+        // A callsite another thread registered while the global subscriber
+        // was being installed may still be cached as uninterested.
+        tracing::callsite::rebuild_interest_cache();
+        CAPTURE.with(|c| *c.borrow_mut() = Some(self.clone()));
+        CaptureGuard(())
     }
 
     /// What was written so far.
