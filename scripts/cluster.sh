@@ -180,6 +180,14 @@ pgx() {
     as_run_user "$PG_BIN/$b" "$@"
 }
 
+# Ask pgbouncer's admin console (database `pgbouncer`) and print the result.
+bouncer_q() {
+    local port=$1 sql=$2
+    PGCONNECT_TIMEOUT=3 "$PG_BIN/psql" -X -w -A -t -q \
+        -d "host=127.0.0.1 port=$port user=$DB_SUPERUSER dbname=pgbouncer" \
+        -c "$sql" 2>/dev/null
+}
+
 # Query a server over TCP (trust auth) and print the unaligned result.
 psql_q() {
     local port=$1 sql=$2
@@ -541,11 +549,20 @@ bouncer_running() {
     pid=$(bouncer_pid) && kill -0 "$pid" 2>/dev/null
 }
 
+# The lines pgbouncer logged after line MARK of its log (no pipe into
+# `grep -q`: under pipefail its early exit can fail the pipeline).
+bouncer_log_since() {
+    tail -n +"$(($1 + 1))" "$DIR/pgbouncer.log" 2>/dev/null || true
+}
+
 # Start pgbouncer as the run user (it refuses to run as root) and wait until
-# a query goes through it to the primary. Retries on another port when the
-# chosen one was taken meanwhile.
+# it is up on its TCP port, its admin console answers and a query goes
+# through it to the primary. pgbouncer 1.18 keeps running when it cannot bind
+# its TCP port (on its unix socket only), and whatever holds the port could
+# answer a query, so the bind is checked in its log once it says "process
+# up"; when the port was taken meanwhile it retries on another.
 start_bouncer() {
-    local attempt deadline mark
+    local attempt deadline mark logged
     for attempt in 1 2 3 4 5; do
         [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT")
         write_bouncer_conf
@@ -557,21 +574,28 @@ start_bouncer() {
         as_run_user sh -c 'ulimit -n 4096 2>/dev/null || true; exec "$@"' sh \
             "$BOUNCER_BIN" -d -q "$BOUNCER_DIR/pgbouncer.ini" >&2 || true
         deadline=$((SECONDS + START_TIMEOUT))
-        while [ "$SECONDS" -lt "$deadline" ]; do
-            if [ "$(psql_q "$BOUNCER_PORT" 'SELECT 1' || true)" = 1 ]; then
-                return 0
-            fi
-            if tail -n +"$((mark + 1))" "$DIR/pgbouncer.log" 2>/dev/null | grep -q 'Address already in use'; then
-                break
-            fi
+        while :; do
+            logged=$(bouncer_log_since "$mark")
+            case $logged in
+                *"Address already in use"*) break ;;
+                *"process up"*)
+                    if [ "$(bouncer_q "$BOUNCER_PORT" 'SHOW VERSION' || true)" != "" ] \
+                        && [ "$(psql_q "$BOUNCER_PORT" 'SELECT 1' || true)" = 1 ]; then
+                        return 0
+                    fi
+                    ;;
+            esac
+            [ "$SECONDS" -lt "$deadline" ] || break
             sleep 0.1
         done
         stop_bouncer
-        if tail -n +"$((mark + 1))" "$DIR/pgbouncer.log" 2>/dev/null | grep -q 'Address already in use'; then
-            log "port $BOUNCER_PORT was taken; retrying pgbouncer on another port (attempt $attempt)"
-            BOUNCER_PORT=""
-            continue
-        fi
+        case $logged in
+            *"Address already in use"*)
+                log "port $BOUNCER_PORT was taken; retrying pgbouncer on another port (attempt $attempt)"
+                BOUNCER_PORT=""
+                continue
+                ;;
+        esac
         die "pgbouncer did not answer on 127.0.0.1:$BOUNCER_PORT within ${START_TIMEOUT}s"
     done
     die "pgbouncer could not find a free port"
