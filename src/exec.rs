@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use tokio_postgres::types::PgLsn;
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use crate::deadline::{bounded, Fate};
@@ -28,11 +30,31 @@ fn record(row: &Row) -> Result<Record> {
     Ok(record)
 }
 
-async fn query(client: &Client, stmt: &Statement, write: bool) -> Result<Vec<Row>> {
-    client
-        .query_typed(&stmt.sql, &stmt.bound())
-        .await
-        .map_err(|e| Error::from_statement(e, write))
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Statements {
+    /// Prepared once per connection (named, cached by deadpool) and then
+    /// only bound and executed: half the server work of an unnamed
+    /// statement for a primary-key read. For direct connections.
+    Prepared,
+    /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
+    /// nothing kept on the server between statements: safe behind a
+    /// transaction-pooling PgBouncer.
+    Unnamed,
+}
+
+async fn query(client: &ClientWrapper, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+    let answer = match mode {
+        Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
+        Statements::Prepared => {
+            let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
+            match client.prepare_typed_cached(&stmt.sql, &types).await {
+                Ok(prepared) => client.query(&prepared, &stmt.values()).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    answer.map_err(|e| Error::from_statement(e, write))
 }
 
 /// A statement that answers one row by id: `Read` and every `Write`.
@@ -43,6 +65,7 @@ pub(crate) struct RowPlan {
     stmt: Statement,
     model: String,
     write: bool,
+    mode: Statements,
 }
 
 impl RowPlan {
@@ -53,6 +76,7 @@ impl RowPlan {
             stmt: table.read(req.id)?,
             model: req.model,
             write: false,
+            mode: catalog.statements,
         })
     }
 
@@ -63,6 +87,7 @@ impl RowPlan {
             stmt: table.lock_for_update(req.id)?,
             model: req.model,
             write: false,
+            mode: catalog.statements,
         })
     }
 
@@ -78,13 +103,14 @@ impl RowPlan {
             stmt,
             model: req.model,
             write: true,
+            mode: catalog.statements,
         })
     }
 
     /// Run on `client` within `limit`; NotFound when no row came back.
     pub(crate) async fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         limit: Option<Duration>,
     ) -> (Result<Record>, Fate) {
         bounded(client, limit, self.write, self.fetch(client)).await
@@ -95,7 +121,7 @@ impl RowPlan {
     /// one round trip.
     pub(crate) async fn run_with_token(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         limit: Option<Duration>,
     ) -> (Result<(Record, ConsistencyToken)>, Fate) {
         let both = async {
@@ -105,8 +131,8 @@ impl RowPlan {
         bounded(client, limit, self.write, both).await
     }
 
-    async fn fetch(&self, client: &Client) -> Result<Record> {
-        let rows = query(client, &self.stmt, self.write).await?;
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
+        let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
             .map(record)
             .unwrap_or_else(|| Err(Error::not_found(&self.model)))
@@ -132,6 +158,7 @@ pub(crate) struct PagePlan {
     count: Statement,
     limit: u64,
     offset: u64,
+    mode: Statements,
 }
 
 impl PagePlan {
@@ -142,6 +169,7 @@ impl PagePlan {
             count,
             limit,
             offset: req.query.offset,
+            mode: catalog.statements,
         })
     }
 
@@ -149,16 +177,16 @@ impl PagePlan {
     /// tokio-postgres pipelines them on the connection: one round trip.
     pub(crate) async fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         limit: Option<Duration>,
     ) -> (Result<Page>, Fate) {
         bounded(client, limit, false, self.fetch(client)).await
     }
 
-    async fn fetch(&self, client: &Client) -> Result<Page> {
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
-            query(client, &self.page, false),
-            query(client, &self.count, false)
+            query(client, &self.page, false, self.mode),
+            query(client, &self.count, false, self.mode)
         )?;
         let total: i64 = total
             .first()

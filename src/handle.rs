@@ -11,6 +11,7 @@ use crate::config::{PoolConfig, Role, SessionConfig, SessionSettings};
 use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
+use crate::exec::Statements;
 use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
@@ -118,6 +119,7 @@ pub struct OpenOptions {
     session: SessionConfig,
     replica: ReplicaConfig,
     auto_migrate: bool,
+    statement_cache: bool,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -132,6 +134,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("session", &self.session)
             .field("replica", &self.replica)
             .field("auto_migrate", &self.auto_migrate)
+            .field("statement_cache", &self.statement_cache)
             .finish()
     }
 }
@@ -148,6 +151,7 @@ impl OpenOptions {
             session: SessionConfig::default(),
             replica: ReplicaConfig::default(),
             auto_migrate: true,
+            statement_cache: true,
         }
     }
 
@@ -185,6 +189,16 @@ impl OpenOptions {
     /// used only with a read DSN.
     pub fn replica(mut self, config: ReplicaConfig) -> OpenOptions {
         self.replica = config;
+        self
+    }
+
+    /// Prepare each statement once per connection and reuse it (default
+    /// `true`): about half the server work of sending it unnamed each time.
+    /// Turn it off behind a pooler that keeps no prepared statements across
+    /// transactions (PgBouncer in transaction mode before 1.21): statements
+    /// are then sent unnamed, parsed on every execution.
+    pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
+        self.statement_cache = enabled;
         self
     }
 
@@ -236,7 +250,12 @@ impl OpenOptions {
             watch
         });
         let registry = Arc::new(self.registry);
-        let catalog = Arc::new(Catalog::new(&registry, &session.schema));
+        let statements = if self.statement_cache {
+            Statements::Prepared
+        } else {
+            Statements::Unnamed
+        };
+        let catalog = Arc::new(Catalog::new(&registry, &session.schema, statements));
         let routes = Arc::new(Routes::default());
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![

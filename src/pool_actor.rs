@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio_postgres::Client;
+use deadpool_postgres::ClientWrapper;
 use tracing::{Instrument, Span};
 
 use crate::connection::ConnectionPool;
@@ -207,7 +207,7 @@ pub(crate) trait Plan: Send + Sync + 'static {
     fn rows(output: &Self::Output) -> u64;
     fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
@@ -219,7 +219,7 @@ impl Plan for RowPlan {
     }
     fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
         RowPlan::run(self, client, deadline)
@@ -236,7 +236,7 @@ impl Plan for WithToken {
     }
     fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
         self.0.run_with_token(client, deadline)
@@ -250,7 +250,7 @@ impl Plan for PagePlan {
     }
     fn run(
         &self,
-        client: &Client,
+        client: &ClientWrapper,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
         PagePlan::run(self, client, deadline)
