@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bring up / tear down the real-server test topology for pgactor:
 # a PostgreSQL primary plus one streaming hot-standby replica, both on
-# 127.0.0.1, both with their own data directory under DIR.
+# 127.0.0.1, both with their own data directory under DIR. The primary
+# accepts TLS (and still plain connections); the replica has ssl = off, so
+# tests have one server without TLS.
 #
 #   scripts/cluster.sh up DIR [--primary-port P] [--replica-port R]
 #   scripts/cluster.sh down DIR
@@ -26,6 +28,10 @@
 #   DIR/.pgactor-cluster     marker (down refuses to delete dirs without it)
 #   DIR/primary, DIR/replica data directories
 #   DIR/s                    unix socket directory (shared, sockets differ by port)
+#   DIR/tls                  a throw-away CA (ca.crt), the primary's certificate
+#                            (server.crt: DNS localhost, IP 127.0.0.1), a client
+#                            certificate for the role pgactor_cert (client.crt/.key)
+#                            and a second CA that signed nothing (other-ca.crt)
 #   DIR/*.log                initdb/basebackup/server logs
 #   DIR/env                  the environment file
 #
@@ -43,12 +49,14 @@ PORT_BASE=${PGACTOR_PORT_BASE:-55432}
 PORT_LIMIT=${PGACTOR_PORT_LIMIT:-$((PORT_BASE + 2000))}
 START_TIMEOUT=${PGACTOR_START_TIMEOUT:-60}
 REPLICA_APP_NAME=pgactor_replica
+CERT_USER=pgactor_cert           # role that logs in with a client certificate only
 
 # Globals filled in by the functions below.
 PG_BIN=${PG_BIN:-}
 RUN_USER=""        # OS user that owns and runs the servers
 DIR=""
 SOCK_DIR=""
+TLS_DIR=""
 PRIMARY_DATA=""
 REPLICA_DATA=""
 PRIMARY_PORT=""
@@ -115,6 +123,11 @@ ensure_pg_bin() {
     for b in initdb pg_ctl postgres pg_basebackup psql; do
         [ -x "$PG_BIN/$b" ] || die "$PG_BIN/$b is missing (install postgresql and postgresql-client)"
     done
+}
+
+ensure_openssl() {
+    command -v openssl >/dev/null 2>&1 \
+        || die "the openssl command is missing (it makes the test certificates): install it (e.g. 'sudo apt-get install -y openssl')"
 }
 
 ensure_run_user() {
@@ -206,6 +219,59 @@ set_conf() {
     as_run_user sh -c 'printf "%s = %s\n" "$2" "$3" >> "$1"' sh "$file" "$key" "$value"
 }
 
+# ---------------------------------------------------------------------------
+# TLS material (made fresh by every `up`; EC keys, so it takes milliseconds;
+# openssl's output goes to DIR/tls.log)
+# ---------------------------------------------------------------------------
+
+# new_key_and_csr NAME SUBJECT: TLS_DIR/NAME.key (0600) and TLS_DIR/NAME.csr.
+new_key_and_csr() {
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TLS_DIR/$1.key" -out "$TLS_DIR/$1.csr" -subj "$2" >>"$DIR/tls.log" 2>&1
+    chmod 0600 "$TLS_DIR/$1.key"
+}
+
+# new_ca NAME SUBJECT: a self-signed CA, TLS_DIR/NAME.crt and NAME.key.
+new_ca() {
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TLS_DIR/$1.key" -out "$TLS_DIR/$1.crt" -days 3650 -subj "$2" >>"$DIR/tls.log" 2>&1
+    chmod 0600 "$TLS_DIR/$1.key"
+}
+
+# issue NAME SUBJECT EXTENSIONS: TLS_DIR/NAME.crt signed by TLS_DIR/ca.
+issue() {
+    local name=$1 subject=$2 ext=$3
+    new_key_and_csr "$name" "$subject"
+    printf '%s\n' "$ext" >"$TLS_DIR/$name.ext"
+    openssl x509 -req -in "$TLS_DIR/$name.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+        -set_serial "0x$(openssl rand -hex 8)" -days 3650 -extfile "$TLS_DIR/$name.ext" \
+        -out "$TLS_DIR/$name.crt" >>"$DIR/tls.log" 2>&1
+    rm -f "$TLS_DIR/$name.csr" "$TLS_DIR/$name.ext"
+}
+
+# The CA, the primary's certificate (valid for host=localhost and
+# host=127.0.0.1, so verify-full works with both), a client certificate
+# for $CERT_USER and a second CA. Owned by the run user: the server refuses
+# a key file that is not its own (or root's) with mode 0600.
+make_certs() {
+    log "making a test CA and certificates in $TLS_DIR"
+    mkdir -p "$TLS_DIR"
+    new_ca ca "/CN=pgactor test CA"
+    issue server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth"
+    issue client "/CN=$CERT_USER" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+    new_ca other-ca "/CN=pgactor unrelated CA"
+    rm -f "$TLS_DIR/other-ca.key"
+    chmod 0644 "$TLS_DIR"/*.crt
+    if is_root && [ "$RUN_USER" != root ]; then
+        chown -R "$RUN_USER:" "$TLS_DIR"
+    fi
+}
+
 write_primary_conf() {
     local conf=$PRIMARY_DATA/postgresql.conf
     set_conf "$conf" listen_addresses "'127.0.0.1'"
@@ -226,6 +292,12 @@ write_primary_conf() {
     # Lets tests see from outside which statements the adapter sent.
     set_conf "$conf" shared_preload_libraries "'pg_stat_statements'"
     set_conf "$conf" pg_stat_statements.track all
+    # TLS on; plain connections stay allowed (pg_hba has `host` lines).
+    set_conf "$conf" ssl on
+    set_conf "$conf" ssl_cert_file "'$TLS_DIR/server.crt'"
+    set_conf "$conf" ssl_key_file "'$TLS_DIR/server.key'"
+    # Client certificates are checked against the same CA.
+    set_conf "$conf" ssl_ca_file "'$TLS_DIR/ca.crt'"
 }
 
 # Objects every test may rely on; made before the base backup so the
@@ -233,19 +305,24 @@ write_primary_conf() {
 init_primary_objects() {
     psql_q "$PRIMARY_PORT" 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null \
         || die "cannot create extension pg_stat_statements on the primary"
+    psql_q "$PRIMARY_PORT" "CREATE ROLE $CERT_USER LOGIN" >/dev/null \
+        || die "cannot create role $CERT_USER on the primary"
 }
 
 write_primary_hba() {
-    # shellcheck disable=SC2016 # expanded by the inner sh
-    as_run_user sh -c 'cat > "$1"' sh "$PRIMARY_DATA/pg_hba.conf" <<'EOF'
-# pgactor test topology: trust everything local (test-only!)
-# TYPE  DATABASE     USER  ADDRESS        METHOD
-local   all          all                  trust
-host    all          all   127.0.0.1/32   trust
-host    all          all   ::1/128        trust
-local   replication  all                  trust
-host    replication  all   127.0.0.1/32   trust
-host    replication  all   ::1/128        trust
+    # shellcheck disable=SC2016 # $1 is expanded by the inner sh
+    as_run_user sh -c 'cat > "$1"' sh "$PRIMARY_DATA/pg_hba.conf" <<EOF
+# pgactor test topology: trust everything local (test-only!), except that
+# $CERT_USER logs in over TLS with a client certificate and never otherwise.
+# TYPE    DATABASE     USER          ADDRESS        METHOD
+hostssl   all          $CERT_USER  127.0.0.1/32   cert
+hostnossl all          $CERT_USER  127.0.0.1/32   reject
+local     all          all                          trust
+host      all          all           127.0.0.1/32   trust
+host      all          all           ::1/128        trust
+local     replication  all                          trust
+host      replication  all           127.0.0.1/32   trust
+host      replication  all           ::1/128        trust
 EOF
 }
 
@@ -259,6 +336,11 @@ write_replica_conf() {
     set_conf "$conf" hot_standby_feedback on
     # Reconnect quickly after the primary is restarted by a test (default 5s).
     set_conf "$conf" wal_retrieve_retry_interval "'200ms'"
+    # The one server without TLS: tests check that sslmode=require refuses
+    # it and prefer falls back to plain text. (Cheaper than a third server;
+    # the copied pg_hba's hostssl line then logs that it cannot match, and
+    # $CERT_USER cannot log in here.)
+    set_conf "$conf" ssl off
 }
 
 # ---------------------------------------------------------------------------
@@ -383,6 +465,11 @@ PGACTOR_REPLICA_PORT=$REPLICA_PORT
 PGACTOR_PG_USER=$RUN_USER
 PGACTOR_CLUSTER_DIR=$DIR
 PGACTOR_SOCKET_DIR=$SOCK_DIR
+PGACTOR_CA_FILE=$TLS_DIR/ca.crt
+PGACTOR_OTHER_CA_FILE=$TLS_DIR/other-ca.crt
+PGACTOR_CLIENT_CERT=$TLS_DIR/client.crt
+PGACTOR_CLIENT_KEY=$TLS_DIR/client.key
+PGACTOR_CERT_USER=$CERT_USER
 EOF
     chmod 0644 "$DIR/env"
 }
@@ -408,6 +495,7 @@ resolve_dir() {
     esac
     [ "$DIR" != / ] || die "refusing to use / as DIR"
     SOCK_DIR=$DIR/s
+    TLS_DIR=$DIR/tls
     PRIMARY_DATA=$DIR/primary
     REPLICA_DATA=$DIR/replica
 }
@@ -471,6 +559,7 @@ cmd_up() {
     fi
 
     ensure_pg_bin
+    ensure_openssl
     ensure_run_user
 
     mkdir -p "$dir_arg" || die "cannot create '$dir_arg'"
@@ -521,6 +610,7 @@ cmd_up() {
     trap on_up_exit EXIT
     local t0=$SECONDS
 
+    make_certs
     init_primary
     if [ -z "$PRIMARY_PORT" ]; then
         PRIMARY_PORT_AUTO=1

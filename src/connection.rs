@@ -7,9 +7,9 @@ use deadpool_postgres::{
     ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
     RecyclingMethod, Runtime,
 };
+use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::NoTls;
 
 use crate::config::{PoolSettings, Role, SessionSettings};
 use crate::dsn::Dsn;
@@ -17,6 +17,7 @@ use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
 use crate::model::quote_ident;
 use crate::stats::{Counters, PoolStats, Reason};
+use crate::tls::Tls;
 
 /// One role's pool, with what its error messages need to say.
 #[derive(Clone)]
@@ -28,6 +29,11 @@ pub(crate) struct ConnectionPool {
     pub(crate) settings: PoolSettings,
     /// What the pool has done: closings by reason, waits.
     pub(crate) counters: Arc<Counters>,
+    /// The DSN's TLS settings, for explaining refused connections.
+    tls: Arc<Tls>,
+    /// The connector of every connection, and of every cancel request sent
+    /// to them: a server that wants TLS wants it for cancels too.
+    pub(crate) connector: MakeTlsConnector,
 }
 
 /// The statement that applies the session settings: one round trip, every
@@ -84,13 +90,18 @@ async fn apply_session(
 }
 
 impl ConnectionPool {
-    /// Build the pool of `role`. Connections open lazily; see [`ConnectionPool::check`].
+    /// Build the pool of `role`, reading the DSN's certificate files.
+    /// Connections open lazily; see [`ConnectionPool::check`].
     pub(crate) fn build(
         role: Role,
         dsn: &Dsn,
         settings: PoolSettings,
         session: Arc<SessionSettings>,
     ) -> Result<Self> {
+        let connector = dsn
+            .tls
+            .connector()
+            .map_err(|e| e.prefixed(&format!("{role} DSN")))?;
         let mut config = dsn.config.clone();
         // Visible in pg_stat_activity from the first packet, before the hook runs.
         config.application_name(&session.application_name);
@@ -99,7 +110,7 @@ impl ConnectionPool {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 // Fast: connections come back from autocommit statements only;
                 // transactions (which could leave one dirty) never return theirs.
@@ -135,6 +146,8 @@ impl ConnectionPool {
             target: dsn.target.as_str().into(),
             settings,
             counters,
+            tls: Arc::new(dsn.tls.clone()),
+            connector,
         })
     }
 
@@ -201,10 +214,19 @@ impl ConnectionPool {
                 "{role} pool: connecting to {target} took longer than {:?}",
                 self.settings.connect_timeout
             )),
-            PoolError::Backend(e) => Error::unavailable(format!(
-                "{role} pool: cannot connect to {target}: {}",
-                describe(&e)
-            ))
+            // A server without TLS, or a certificate that fails verification,
+            // is a mismatch between the DSN and the server that retrying
+            // cannot fix: Config, as a refused session setting is.
+            PoolError::Backend(e) => match self.tls.refusal(&e) {
+                Some(why) => Error::config(format!(
+                    "{role} pool: cannot connect to {target}: {why}: {}",
+                    describe(&e)
+                )),
+                None => Error::unavailable(format!(
+                    "{role} pool: cannot connect to {target}: {}",
+                    describe(&e)
+                )),
+            }
             .with_source(e),
             PoolError::PostCreateHook(HookError::Backend(e)) if e.as_db_error().is_some() => {
                 Error::config(format!(

@@ -12,7 +12,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio_postgres::{Client, NoTls};
+use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::Client;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -32,9 +33,12 @@ pub(crate) enum Fate {
 /// the session's `statement_timeout` still applies on the server).
 ///
 /// `write` says whether the statement may change data: a write whose answer
-/// never came after the cancel has an unknown outcome.
+/// never came after the cancel has an unknown outcome. The cancel request
+/// goes through `tls`, the connector `client` was opened with, so it is
+/// encrypted (and the server verified) exactly as the connection was.
 pub(crate) async fn bounded<T>(
     client: &Client,
+    tls: &MakeTlsConnector,
     limit: Option<Duration>,
     write: bool,
     statement: impl Future<Output = Result<T>>,
@@ -44,13 +48,14 @@ pub(crate) async fn bounded<T>(
     };
     tokio::pin!(statement);
     let Ok(done) = tokio::time::timeout(limit, &mut statement).await else {
-        return cancel(client, limit, write, statement).await;
+        return cancel(client, tls, limit, write, statement).await;
     };
     (done, Fate::Reusable)
 }
 
 async fn cancel<T>(
     client: &Client,
+    tls: &MakeTlsConnector,
     limit: Duration,
     write: bool,
     statement: impl Future<Output = Result<T>>,
@@ -58,7 +63,7 @@ async fn cancel<T>(
     let token = client.cancel_token();
     // The cancel goes over a new connection, which may itself hang: both waits are bounded.
     let (sent, answer) = tokio::join!(
-        tokio::time::timeout(CANCEL_GRACE, token.cancel_query(NoTls)),
+        tokio::time::timeout(CANCEL_GRACE, token.cancel_query(tls.clone())),
         tokio::time::timeout(CANCEL_GRACE, statement)
     );
     if !matches!(sent, Ok(Ok(()))) {

@@ -1,4 +1,7 @@
 //! DSN parsing (libpq URLs and key=value strings) with a password-free description.
+//!
+//! The TLS options are taken out first ([`Tls::extract`]); the driver parses
+//! the rest.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,6 +10,7 @@ use tokio_postgres::config::Host;
 
 use crate::config::Role;
 use crate::error::{describe, Error, Result};
+use crate::tls::Tls;
 
 /// A parsed connection string. Its `Debug` and `Display` never show the password.
 #[derive(Clone)]
@@ -14,6 +18,8 @@ pub(crate) struct Dsn {
     pub(crate) config: tokio_postgres::Config,
     /// `user@host:port/dbname`, for messages.
     pub(crate) target: String,
+    /// `sslmode`, `sslrootcert`, `sslcert` and `sslkey`.
+    pub(crate) tls: Tls,
 }
 
 impl Dsn {
@@ -22,14 +28,21 @@ impl Dsn {
         if dsn.trim().is_empty() {
             return Err(Error::config(format!("the {role} DSN is empty")));
         }
+        let invalid = format!("invalid {role} DSN");
+        let (tls, rest) = Tls::extract(dsn).map_err(|e| e.prefixed(&invalid))?;
         // The driver's parse errors name the offending option, never its value.
-        let config = tokio_postgres::Config::from_str(dsn)
-            .map_err(|e| Error::config(format!("invalid {role} DSN: {}", describe(&e))))?;
+        let mut config = tokio_postgres::Config::from_str(&rest)
+            .map_err(|e| Error::config(format!("{invalid}: {}", describe(&e))))?;
+        config.ssl_mode(tls.driver_mode());
         if config.get_hosts().is_empty() {
             return Err(Error::config(format!("the {role} DSN names no host")));
         }
         let target = target_of(&config);
-        Ok(Dsn { config, target })
+        Ok(Dsn {
+            config,
+            target,
+            tls,
+        })
     }
 }
 
@@ -102,6 +115,26 @@ mod tests {
             assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
             assert_eq!(err.kind(), &crate::ErrorKind::Config);
         }
+    }
+
+    #[test]
+    fn tls_options_are_taken_out_before_the_driver_parses() {
+        use tokio_postgres::config::SslMode;
+        for dsn in [
+            "postgres://app:s3cret@db/shop?sslmode=verify-full&sslrootcert=/ca.pem",
+            "host=db user=app password=s3cret dbname=shop sslmode=verify-full sslrootcert=/ca.pem",
+        ] {
+            let dsn = Dsn::parse(dsn, Role::Write).unwrap();
+            assert_eq!(dsn.config.get_ssl_mode(), SslMode::Require);
+            assert_eq!(dsn.config.get_password(), Some(&b"s3cret"[..]));
+            assert_eq!(dsn.target, "app@db:5432/shop");
+        }
+        let err = Dsn::parse("host=db sslmode=verify-fool", Role::Read).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid read DSN: unknown sslmode \"verify-fool\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub enum ErrorKind {
     OutcomeUnknown,
     /// A stored value could not be turned into the Rust type asked for (HTTP 500).
     Decode,
-    /// The configuration or a DSN is invalid (HTTP 500).
+    /// The configuration or a DSN is invalid, or the server does not match
+    /// it: the session settings refused, TLS required but not offered, a
+    /// certificate that fails verification (HTTP 500).
     Config,
     /// Any other database error; see [`Error::sqlstate`] (HTTP 500).
     Database,
@@ -308,13 +310,18 @@ fn constraint_kind(code: &SqlState) -> Option<ConstraintKind> {
 
 /// An error with its whole cause chain ("error connecting to server:
 /// Connection refused"): the driver's own `Display` names only the first
-/// link ("db error"). Driver errors never carry the DSN's password.
+/// link ("db error"). A cause whose text is already shown (OpenSSL's errors
+/// repeat their source's) is not repeated. Driver errors never carry the
+/// DSN's password.
 pub(crate) fn describe(err: &(dyn StdError + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string().replace('\n', " "));
+        let next_text = next.to_string().replace('\n', " ");
+        if !text.contains(&next_text) {
+            text.push_str(": ");
+            text.push_str(&next_text);
+        }
         cause = next.source();
     }
     text

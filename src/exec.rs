@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use tokio_postgres::types::PgLsn;
 use deadpool_postgres::ClientWrapper;
+use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
@@ -43,7 +44,12 @@ pub(crate) enum Statements {
     Unnamed,
 }
 
-async fn query(client: &ClientWrapper, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+async fn query(
+    client: &ClientWrapper,
+    stmt: &Statement,
+    write: bool,
+    mode: Statements,
+) -> Result<Vec<Row>> {
     let answer = match mode {
         Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
         Statements::Prepared => {
@@ -107,13 +113,15 @@ impl RowPlan {
         })
     }
 
-    /// Run on `client` within `limit`; NotFound when no row came back.
+    /// Run on `client` within `limit` (cancelled through `tls` past it);
+    /// NotFound when no row came back.
     pub(crate) async fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Record>, Fate) {
-        bounded(client, limit, self.write, self.fetch(client)).await
+        bounded(client, tls, limit, self.write, self.fetch(client)).await
     }
 
     /// [`RowPlan::run`], then the primary's WAL position after the commit:
@@ -122,13 +130,14 @@ impl RowPlan {
     pub(crate) async fn run_with_token(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<(Record, ConsistencyToken)>, Fate) {
         let both = async {
             let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
             Ok((record?, token?))
         };
-        bounded(client, limit, self.write, both).await
+        bounded(client, tls, limit, self.write, both).await
     }
 
     async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
@@ -178,9 +187,10 @@ impl PagePlan {
     pub(crate) async fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         limit: Option<Duration>,
     ) -> (Result<Page>, Fate) {
-        bounded(client, limit, false, self.fetch(client)).await
+        bounded(client, tls, limit, false, self.fetch(client)).await
     }
 
     async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {

@@ -22,6 +22,7 @@ mod sql;
 mod stats;
 mod supervisor;
 mod telemetry;
+mod tls;
 mod transaction;
 mod tx_actor;
 mod value;

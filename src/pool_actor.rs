@@ -4,8 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use deadpool_postgres::ClientWrapper;
+use postgres_openssl::MakeTlsConnector;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{Instrument, Span};
 
 use crate::connection::ConnectionPool;
@@ -193,7 +194,7 @@ async fn run_on<P: Plan>(
     }
     // Bounded by the deadline (cancelled on the server past it) and by the
     // session's statement_timeout.
-    let (result, fate) = plan.run(&client, deadline).await;
+    let (result, fate) = plan.run(&client, &pool.connector, deadline).await;
     if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
         pool.discard(client);
     }
@@ -208,6 +209,7 @@ pub(crate) trait Plan: Send + Sync + 'static {
     fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
@@ -220,9 +222,10 @@ impl Plan for RowPlan {
     fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
-        RowPlan::run(self, client, deadline)
+        RowPlan::run(self, client, tls, deadline)
     }
 }
 
@@ -237,9 +240,10 @@ impl Plan for WithToken {
     fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
-        self.0.run_with_token(client, deadline)
+        self.0.run_with_token(client, tls, deadline)
     }
 }
 
@@ -251,9 +255,10 @@ impl Plan for PagePlan {
     fn run(
         &self,
         client: &ClientWrapper,
+        tls: &MakeTlsConnector,
         deadline: Deadline,
     ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
-        PagePlan::run(self, client, deadline)
+        PagePlan::run(self, client, tls, deadline)
     }
 }
 

@@ -78,7 +78,10 @@ impl Statement {
 
     /// The parameter values, in the form a prepared statement takes.
     pub(crate) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|(p, _)| p as &(dyn ToSql + Sync)).collect()
+        self.params
+            .iter()
+            .map(|(p, _)| p as &(dyn ToSql + Sync))
+            .collect()
     }
 
     /// The parameters in the form `query_typed` takes.

@@ -235,7 +235,11 @@ mod tests {
     /// Pools are lazy, so a supervisor over an unreachable server starts fine.
     fn contexts() -> Vec<Arc<PoolContext>> {
         let session = Arc::new(SessionConfig::default().resolve().unwrap());
-        let catalog = Arc::new(Catalog::new(&Registry::new(), "public", crate::exec::Statements::Unnamed));
+        let catalog = Arc::new(Catalog::new(
+            &Registry::new(),
+            "public",
+            crate::exec::Statements::Unnamed,
+        ));
         [Role::Write, Role::Read]
             .into_iter()
             .map(|role| {

@@ -116,7 +116,9 @@ pub(crate) async fn begin(
     };
     // On failure `held` is dropped, closing the connection: whatever state
     // a failed or cancelled BEGIN left is never handed to the next borrower.
-    bounded(client, query_timeout, false, begin).await.0?;
+    bounded(client, &pool.connector, query_timeout, false, begin)
+        .await
+        .0?;
     let args = TxArgs {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
@@ -238,7 +240,9 @@ impl TxState {
     async fn run_page(&mut self, plan: Result<PagePlan>) -> Result<crate::Page> {
         let client = self.usable()?;
         let plan = plan?;
-        let (result, fate) = plan.run(client, self.query_timeout).await;
+        let (result, fate) = plan
+            .run(client, &self.held.pool.connector, self.query_timeout)
+            .await;
         self.settle(result, fate)
     }
 
@@ -246,7 +250,9 @@ impl TxState {
         let client = self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
-        let (result, fate) = plan.run(client, self.query_timeout).await;
+        let (result, fate) = plan
+            .run(client, &self.held.pool.connector, self.query_timeout)
+            .await;
         self.settle(result, fate)
     }
 
@@ -338,7 +344,14 @@ impl TxState {
                 .await
                 .map_err(|e| Error::from_statement(e, write))
         };
-        bounded(client, self.query_timeout, write, statement).await
+        bounded(
+            client,
+            &self.held.pool.connector,
+            self.query_timeout,
+            write,
+            statement,
+        )
+        .await
     }
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to

@@ -19,5 +19,6 @@ mod session;
 mod settings;
 mod shutdown;
 mod stats;
+mod tls;
 mod transactions;
 mod types;

@@ -19,7 +19,7 @@ use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
 
 /// The password every DSN here carries; no error may show it.
-const PASSWORD: &str = "s3cr3t-pw";
+pub(crate) const PASSWORD: &str = "s3cr3t-pw";
 
 /// A URL with [`PASSWORD`] to 127.0.0.1 on a port nothing listens on, and
 /// that `host:port`.
@@ -44,7 +44,9 @@ fn everything_shown(err: &Error) -> String {
     shown
 }
 
-fn assert_open_error(err: &Error, kind: ErrorKind, mentions: &[&str]) {
+/// `err` is of `kind`, its message mentions each of `mentions`, and nothing
+/// it shows (sources included) holds [`PASSWORD`].
+pub(crate) fn assert_open_error(err: &Error, kind: ErrorKind, mentions: &[&str]) {
     assert_eq!(err.kind(), &kind, "{err}");
     for part in mentions {
         assert!(err.to_string().contains(part), "{part:?} missing in: {err}");

@@ -485,7 +485,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
 
 /// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
 /// statement on demand.
-async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
+pub(crate) async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
     admin
         .batch_execute(&format!(
             "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -497,7 +497,12 @@ async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
         .unwrap();
 }
 
-async fn active_sleeps(admin: &tokio_postgres::Client, app: &str) -> i64 {
+/// A patch whose update sleeps 5 s in the trigger of [`make_updates_slow`].
+pub(crate) fn slow_patch() -> Record {
+    Record::new().with("quantity", 5_000_i64)
+}
+
+pub(crate) async fn active_sleeps(admin: &tokio_postgres::Client, app: &str) -> i64 {
     sessions_in_state(admin, app, "active").await
 }
 
@@ -514,11 +519,7 @@ async fn a_query_timeout_cancels_the_statement_on_the_server() {
 
     let hasty = db.with_query_timeout(Duration::from_millis(200));
     let err = hasty
-        .update(
-            "StockBalance",
-            id,
-            Record::new().with("quantity", 5_000_i64),
-        )
+        .update("StockBalance", id, slow_patch())
         .await
         .unwrap_err();
     assert_eq!(
@@ -568,11 +569,7 @@ async fn a_query_timeout_inside_a_transaction_aborts_it() {
         .await
         .unwrap();
     let err = tx
-        .update(
-            "StockBalance",
-            id,
-            Record::new().with("quantity", 5_000_i64),
-        )
+        .update("StockBalance", id, slow_patch())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
