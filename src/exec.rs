@@ -1,6 +1,7 @@
 //! Running one operation on one connection: shared by the pool tasks and,
 //! inside transactions, by the transaction actor.
 
+use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::ClientWrapper;
@@ -75,26 +76,25 @@ pub(crate) struct RowPlan {
 }
 
 impl RowPlan {
+    fn new(catalog: &Catalog, model: String, write: bool, stmt: Statement) -> RowPlan {
+        RowPlan {
+            stmt,
+            model,
+            write,
+            mode: catalog.statements,
+        }
+    }
+
     /// `Read`: the row with this id.
     pub(crate) fn read(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        Ok(RowPlan {
-            stmt: table.read(req.id)?,
-            model: req.model,
-            write: false,
-            mode: catalog.statements,
-        })
+        let stmt = catalog.table(&req.model)?.read(req.id)?;
+        Ok(RowPlan::new(catalog, req.model, false, stmt))
     }
 
     /// `LockForUpdate`: the row with this id, locked until the transaction ends.
     pub(crate) fn lock_for_update(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        Ok(RowPlan {
-            stmt: table.lock_for_update(req.id)?,
-            model: req.model,
-            write: false,
-            mode: catalog.statements,
-        })
+        let stmt = catalog.table(&req.model)?.lock_for_update(req.id)?;
+        Ok(RowPlan::new(catalog, req.model, false, stmt))
     }
 
     /// `Write`: create, update or delete, answering the row.
@@ -105,39 +105,7 @@ impl RowPlan {
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,
         };
-        Ok(RowPlan {
-            stmt,
-            model: req.model,
-            write: true,
-            mode: catalog.statements,
-        })
-    }
-
-    /// Run on `client` within `limit` (cancelled through `tls` past it);
-    /// NotFound when no row came back.
-    pub(crate) async fn run(
-        &self,
-        client: &ClientWrapper,
-        tls: &MakeTlsConnector,
-        limit: Option<Duration>,
-    ) -> (Result<Record>, Fate) {
-        bounded(client, tls, limit, self.write, self.fetch(client)).await
-    }
-
-    /// [`RowPlan::run`], then the primary's WAL position after the commit:
-    /// the SELECT goes out right behind the autocommitted write, so both take
-    /// one round trip.
-    pub(crate) async fn run_with_token(
-        &self,
-        client: &ClientWrapper,
-        tls: &MakeTlsConnector,
-        limit: Option<Duration>,
-    ) -> (Result<(Record, ConsistencyToken)>, Fate) {
-        let both = async {
-            let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
-            Ok((record?, token?))
-        };
-        bounded(client, tls, limit, self.write, both).await
+        Ok(RowPlan::new(catalog, req.model, true, stmt))
     }
 
     async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
@@ -182,17 +150,6 @@ impl PagePlan {
         })
     }
 
-    /// Run on `client` within `limit`. Both statements go out together and
-    /// tokio-postgres pipelines them on the connection: one round trip.
-    pub(crate) async fn run(
-        &self,
-        client: &ClientWrapper,
-        tls: &MakeTlsConnector,
-        limit: Option<Duration>,
-    ) -> (Result<Page>, Fate) {
-        bounded(client, tls, limit, false, self.fetch(client)).await
-    }
-
     async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false, self.mode),
@@ -209,5 +166,75 @@ impl PagePlan {
             limit: self.limit,
             offset: self.offset,
         })
+    }
+}
+
+/// A plan a pool task or a transaction runs on a checked-out connection.
+pub(crate) trait Plan: Send + Sync + 'static {
+    type Output: Send + 'static;
+    /// How many rows an answer holds, for its span.
+    fn rows(output: &Self::Output) -> u64;
+    /// Run on `client` within `deadline` (cancelled through `tls` past it).
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        tls: &MakeTlsConnector,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
+}
+
+impl Plan for RowPlan {
+    type Output = Record;
+    fn rows(_: &Record) -> u64 {
+        1
+    }
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        tls: &MakeTlsConnector,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Record>, Fate)> + Send {
+        bounded(client, tls, deadline, self.write, self.fetch(client))
+    }
+}
+
+/// A write that also reads the primary's WAL position after its commit:
+/// the SELECT goes out right behind the autocommitted write, so both take
+/// one round trip.
+pub(crate) struct WithToken(pub(crate) RowPlan);
+
+impl Plan for WithToken {
+    type Output = (Record, ConsistencyToken);
+    fn rows(_: &Self::Output) -> u64 {
+        1
+    }
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        tls: &MakeTlsConnector,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
+        let both = async {
+            let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
+            Ok((record?, token?))
+        };
+        bounded(client, tls, deadline, self.0.write, both)
+    }
+}
+
+impl Plan for PagePlan {
+    type Output = Page;
+    fn rows(page: &Page) -> u64 {
+        page.rows.len() as u64
+    }
+    /// Both statements go out together and tokio-postgres pipelines them
+    /// on the connection: one round trip.
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        tls: &MakeTlsConnector,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Page>, Fate)> + Send {
+        bounded(client, tls, deadline, false, self.fetch(client))
     }
 }

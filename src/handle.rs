@@ -12,7 +12,7 @@ use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::Statements;
-use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{write_shorthands, DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
 use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
@@ -486,27 +486,7 @@ impl Db {
         }
     }
 
-    /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
-    pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
-        self.write(model, WriteOp::Create(record)).await
-    }
-
-    /// Change only the fields in `patch`; answers the row as updated.
-    pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
-        self.write(
-            model,
-            WriteOp::Update {
-                id: id.into(),
-                patch,
-            },
-        )
-        .await
-    }
-
-    /// Delete a row; answers it as it was.
-    pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        self.write(model, WriteOp::Delete { id: id.into() }).await
-    }
+    write_shorthands!("");
 
     /// Start a transaction: its actor holds one write connection (on the
     /// primary, even with a replica configured) until [`Tx::commit`] or

@@ -57,6 +57,29 @@ pub enum WriteOp {
     },
 }
 
+/// The write shorthands `create`, `update` and `delete`, over the `write`
+/// method of the handle they are expanded in (`Db` and `Tx` share them);
+/// `$place` says where the write runs, for the docs.
+macro_rules! write_shorthands {
+    ($place:literal) => {
+        #[doc = concat!("Insert a row", $place, "; answers it as stored (with `id`, defaults, timestamps).")]
+        pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
+            self.write(model, WriteOp::Create(record)).await
+        }
+
+        #[doc = concat!("Change only the fields in `patch`", $place, "; answers the row as updated.")]
+        pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
+            self.write(model, WriteOp::Update { id: id.into(), patch }).await
+        }
+
+        #[doc = concat!("Delete a row", $place, "; answers it as it was.")]
+        pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+            self.write(model, WriteOp::Delete { id: id.into() }).await
+        }
+    };
+}
+pub(crate) use write_shorthands;
+
 impl WriteOp {
     /// `create`, `update` or `delete`, as spans name the operation.
     pub(crate) fn name(&self) -> &'static str {
