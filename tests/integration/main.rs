@@ -17,5 +17,6 @@ mod schema;
 mod session;
 mod settings;
 mod stats;
+mod topology;
 mod transactions;
 mod types;
