@@ -1,8 +1,9 @@
 //! The typed messages callers send to the adapter's actors.
 
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::Result;
+use crate::listener::Notification;
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::stats::Stats;
@@ -83,4 +84,10 @@ pub enum DbMsg {
     Begin(TxOptions, RpcReplyPort<Result<Tx>>),
     /// The pools' statistics now (answered at once, no I/O).
     Stats(RpcReplyPort<Stats>),
+    /// Deliver the notifications of a channel to an actor: see
+    /// [`crate::Db::subscribe`].
+    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+    /// Stop delivering a channel's notifications to an actor: see
+    /// [`crate::Db::unsubscribe`].
+    Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
 }

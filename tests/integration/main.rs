@@ -9,6 +9,7 @@ mod crud;
 mod errors;
 mod lifetimes;
 mod list;
+mod listen;
 mod migrate;
 mod open;
 mod replicas;
