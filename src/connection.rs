@@ -124,7 +124,9 @@ impl ConnectionPool {
             Box::pin(async move {
                 apply_session(client, role, &session)
                     .await
-                    .map_err(HookError::Backend)
+                    .map_err(HookError::Backend)?;
+                tracing::debug!(target: "pgactor.pool", role = role.as_str(), "connection opened");
+                Ok(())
             })
         });
         let lifetimes = Lifetimes::new(role, &settings);

@@ -113,11 +113,13 @@ impl RowPlan {
     }
 }
 
-/// The primary's current WAL position: after a commit on this connection,
-/// at or past that commit.
+/// The primary's current WAL insert position: after a commit on this
+/// connection, at or past the end of its commit record. (Not
+/// `pg_current_wal_lsn()`, the *write* position: with asynchronous commit
+/// the commit record may still sit in the WAL buffers, before it.)
 pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
     let row = client
-        .query_typed_one("SELECT pg_current_wal_lsn()", &[])
+        .query_typed_one("SELECT pg_current_wal_insert_lsn()", &[])
         .await
         .map_err(|e| Error::from_statement(e, false))?;
     let lsn: PgLsn = row.get(0);

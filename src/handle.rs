@@ -19,6 +19,7 @@ use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
@@ -244,15 +245,18 @@ impl OpenOptions {
             &session,
             write.settings.connect_timeout,
         ));
+        let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
                 catalog: catalog.clone(),
                 replica: None,
+                in_flight: in_flight.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
+                in_flight: in_flight.clone(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,
                     primary: write,
@@ -286,10 +290,11 @@ impl OpenOptions {
         Ok(Db {
             call: Call {
                 deadline: session.query_deadline(),
-                after: None,
+                ..Call::default()
             },
             inner: Arc::new(DbInner {
                 replica,
+                in_flight,
                 supervisor,
                 routes,
                 registry,
@@ -361,6 +366,8 @@ struct DbInner {
     read_pool: ConnectionPool,
     /// The read pool's replica watch, when a read DSN was given.
     replica: Option<Arc<ReplicaWatch>>,
+    /// Operations running now, for graceful shutdown.
+    in_flight: Arc<InFlight>,
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -389,7 +396,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::Read(req, self.call, reply),
+            |reply| PoolMsg::Read(req, self.here(), reply),
             false,
         )
         .await
@@ -403,7 +410,7 @@ impl Db {
         };
         self.call(
             Role::Read,
-            |reply| PoolMsg::List(req, self.call, reply),
+            |reply| PoolMsg::List(req, self.here(), reply),
             false,
         )
         .await
@@ -417,7 +424,7 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::Write(req, self.call, reply),
+            |reply| PoolMsg::Write(req, self.here(), reply),
             true,
         )
         .await
@@ -437,7 +444,7 @@ impl Db {
         };
         self.call(
             Role::Write,
-            |reply| PoolMsg::WriteWithToken(req, self.call, reply),
+            |reply| PoolMsg::WriteWithToken(req, self.here(), reply),
             true,
         )
         .await
@@ -463,7 +470,7 @@ impl Db {
             inner: self.inner.clone(),
             call: Call {
                 after: Some(self.call.after.map_or(token, |t| t.max(token))),
-                ..self.call
+                ..self.call.clone()
             },
         }
     }
@@ -634,7 +641,7 @@ impl Db {
             inner: self.inner.clone(),
             call: Call {
                 deadline: Some(timeout).filter(|d| !d.is_zero()),
-                ..self.call
+                ..self.call.clone()
             },
         }
     }
@@ -695,16 +702,37 @@ impl Db {
         &self.inner.session
     }
 
-    /// Stop the actors, close every pooled connection and the listener's
-    /// connection. Operations already
-    /// handed to a pool finish; later calls on any clone of this handle fail
-    /// with [`ErrorKind::Closed`].
+    /// Shut down gracefully within [`DEFAULT_SHUTDOWN_GRACE`]; see
+    /// [`Db::close_within`].
     pub async fn close(&self) {
-        let _ = self
-            .inner
-            .supervisor
-            .stop_and_wait(Some("closed".into()), None)
-            .await;
+        self.close_within(DEFAULT_SHUTDOWN_GRACE).await;
+    }
+
+    /// Shut down gracefully: new operations and transactions are refused at
+    /// once ([`ErrorKind::Closed`]); operations already running and open
+    /// transactions get `grace` to finish (a transaction can still commit);
+    /// then the transactions still open are rolled back, every connection
+    /// is closed and the actors stop. Later calls on any clone of this
+    /// handle fail with [`ErrorKind::Closed`].
+    pub async fn close_within(&self, grace: Duration) {
+        let inner = &self.inner;
+        shutdown(
+            &inner.routes,
+            &inner.in_flight,
+            &inner.write_pool,
+            &inner.supervisor,
+            grace,
+        )
+        .await;
+    }
+
+    /// This handle's call options, with the caller's span as the parent of
+    /// the operation's span.
+    fn here(&self) -> Call {
+        Call {
+            parent: tracing::Span::current().id(),
+            ..self.call.clone()
+        }
     }
 
     /// Send `msg` to the pool actor of `role` and await the answer.

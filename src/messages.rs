@@ -58,6 +58,17 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// `create`, `update` or `delete`, as spans name the operation.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            WriteOp::Create(_) => "create",
+            WriteOp::Update { .. } => "update",
+            WriteOp::Delete { .. } => "delete",
+        }
+    }
+}
+
 /// The messages the adapter's supervisor takes. Send them from any ractor
 /// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
 ///
@@ -84,6 +95,10 @@ pub enum DbMsg {
     Begin(TxOptions, RpcReplyPort<Result<Tx>>),
     /// The pools' statistics now (answered at once, no I/O).
     Stats(RpcReplyPort<Stats>),
+    /// Shut down gracefully: refuse new work, give running operations and
+    /// open transactions this long, then roll back and close everything.
+    /// Answers when done.
+    Shutdown(std::time::Duration, RpcReplyPort<()>),
     /// Deliver the notifications of a channel to an actor: see
     /// [`crate::Db::subscribe`].
     Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::Client;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::connection::ConnectionPool;
 use crate::deadline::Fate;
@@ -14,18 +14,22 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
+use crate::shutdown::InFlight;
 use crate::sql::Catalog;
+use crate::telemetry;
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
 
 /// How one operation is run, besides what it does.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Call {
     /// The statement's client-side deadline.
     pub(crate) deadline: Deadline,
     /// A read must see the writes up to this token.
     pub(crate) after: Option<ConsistencyToken>,
+    /// The caller's span, parent of the operation's span across the actor hop.
+    pub(crate) parent: Option<tracing::Id>,
 }
 
 /// The operations a pool actor runs, each on a connection of its own pool.
@@ -42,6 +46,18 @@ pub(crate) enum PoolMsg {
     ),
 }
 
+impl PoolMsg {
+    /// Answer `err` without running the operation.
+    pub(crate) fn refuse(self, err: Error) {
+        match self {
+            PoolMsg::Read(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
+        }
+    }
+}
+
 /// What a pool actor needs; shared with the tasks it spawns.
 pub(crate) struct PoolContext {
     pub(crate) pool: ConnectionPool,
@@ -49,6 +65,8 @@ pub(crate) struct PoolContext {
     /// For the read pool on a replica: the replica's watch and the primary
     /// to read from instead.
     pub(crate) replica: Option<ReplicaRoute>,
+    /// Operations running now, across both pools (for graceful shutdown).
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 /// How the read pool reaches past its replica.
@@ -95,23 +113,21 @@ impl Actor for PoolActor {
         let role = ctx.pool.role.as_str();
         match msg {
             PoolMsg::Read(req, call, reply) => {
-                let span =
-                    tracing::debug_span!(target: "pgactor.pool", "read", role, model = %req.model);
+                let span = telemetry::operation(call.parent.clone(), "read", role, &req.model);
                 spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), call, reply, span);
             }
             PoolMsg::List(req, call, reply) => {
-                let span =
-                    tracing::debug_span!(target: "pgactor.pool", "list", role, model = %req.model);
+                let span = telemetry::operation(call.parent.clone(), "list", role, &req.model);
                 spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), call, reply, span);
             }
             PoolMsg::Write(req, call, reply) => {
                 let span =
-                    tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
+                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
                 spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), call, reply, span);
             }
             PoolMsg::WriteWithToken(req, call, reply) => {
                 let span =
-                    tracing::debug_span!(target: "pgactor.pool", "write", role, model = %req.model);
+                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
                 let plan = RowPlan::write(&ctx.catalog, req).map(WithToken);
                 spawn_plan(ctx, plan, call, reply, span);
             }
@@ -131,7 +147,9 @@ fn spawn_plan<P: Plan>(
     span: tracing::Span,
 ) {
     let ctx = ctx.clone();
+    let running = ctx.in_flight.start();
     let task = async move {
+        let _running = running;
         let result = async {
             let plan = plan?;
             let (pool, on_replica) = ctx.route(call.after);
@@ -149,6 +167,7 @@ fn spawn_plan<P: Plan>(
             }
         }
         .await;
+        telemetry::record(&Span::current(), &result, P::rows);
         if let Err(err) = &result {
             tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
         }
@@ -184,6 +203,8 @@ async fn run_on<P: Plan>(
 /// A statement plan a pool task can run on a checked-out connection.
 pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
+    /// How many rows an answer holds, for its span.
+    fn rows(output: &Self::Output) -> u64;
     fn run(
         &self,
         client: &Client,
@@ -193,6 +214,9 @@ pub(crate) trait Plan: Send + Sync + 'static {
 
 impl Plan for RowPlan {
     type Output = crate::Record;
+    fn rows(_: &crate::Record) -> u64 {
+        1
+    }
     fn run(
         &self,
         client: &Client,
@@ -207,6 +231,9 @@ pub(crate) struct WithToken(RowPlan);
 
 impl Plan for WithToken {
     type Output = (crate::Record, ConsistencyToken);
+    fn rows(_: &Self::Output) -> u64 {
+        1
+    }
     fn run(
         &self,
         client: &Client,
@@ -218,6 +245,9 @@ impl Plan for WithToken {
 
 impl Plan for PagePlan {
     type Output = crate::Page;
+    fn rows(page: &crate::Page) -> u64 {
+        page.rows.len() as u64
+    }
     fn run(
         &self,
         client: &Client,

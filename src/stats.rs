@@ -35,6 +35,130 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// The statistics in the Prometheus text exposition format, ready to be
+    /// served on `/metrics`. Gauges for what is true now, counters
+    /// (`_total`) for what happened since open; pool metrics carry a `role`
+    /// label, closings a `reason` label.
+    ///
+    /// ```
+    /// # fn demo(db: pgactor::Db) {
+    /// let text = db.stats().to_prometheus();
+    /// assert!(text.contains("pgactor_pool_in_use{role=\"write\"}"));
+    /// # }
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let pools = [("write", &self.write), ("read", &self.read)];
+        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        let per_pool = |value: &dyn Fn(&PoolStats) -> String| {
+            pools
+                .iter()
+                .map(|(role, stats)| (format!("{{role=\"{role}\"}}"), value(stats)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            "pgactor_pool_max_open",
+            "gauge",
+            "Most connections the pool opens.",
+            per_pool(&|p| p.max_open.to_string()),
+        );
+        family(
+            "pgactor_pool_open",
+            "gauge",
+            "Connections open now.",
+            per_pool(&|p| p.open.to_string()),
+        );
+        family(
+            "pgactor_pool_in_use",
+            "gauge",
+            "Connections checked out now.",
+            per_pool(&|p| p.in_use.to_string()),
+        );
+        family(
+            "pgactor_pool_idle",
+            "gauge",
+            "Connections open and idle now.",
+            per_pool(&|p| p.idle.to_string()),
+        );
+        family(
+            "pgactor_pool_waiting",
+            "gauge",
+            "Callers waiting for a connection now.",
+            per_pool(&|p| p.waiting.to_string()),
+        );
+        family(
+            "pgactor_pool_waits_total",
+            "counter",
+            "Checkouts that had to wait.",
+            per_pool(&|p| p.waits_total.to_string()),
+        );
+        family(
+            "pgactor_pool_wait_seconds_total",
+            "counter",
+            "Time spent waiting for connections.",
+            per_pool(&|p| p.wait_time_total.as_secs_f64().to_string()),
+        );
+        let closed = pools
+            .iter()
+            .flat_map(|(role, stats)| {
+                let c = stats.closed;
+                [
+                    ("max_lifetime", c.max_lifetime),
+                    ("max_idle_time", c.max_idle_time),
+                    ("max_idle_count", c.max_idle_count),
+                    ("broken", c.broken),
+                ]
+                .map(|(reason, n)| {
+                    (
+                        format!("{{role=\"{role}\",reason=\"{reason}\"}}"),
+                        n.to_string(),
+                    )
+                })
+            })
+            .collect();
+        family(
+            "pgactor_pool_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+            closed,
+        );
+        family(
+            "pgactor_open_transactions",
+            "gauge",
+            "Transactions open now.",
+            vec![(String::new(), self.open_transactions.to_string())],
+        );
+        if let Some(replica) = &self.replica {
+            let one = |v: String| vec![(String::new(), v)];
+            family(
+                "pgactor_replica_up",
+                "gauge",
+                "1 when the replica was reachable at the last probe.",
+                one(u8::from(replica.up).to_string()),
+            );
+            family(
+                "pgactor_replica_lag_seconds",
+                "gauge",
+                "The replica's replay lag.",
+                one(replica.lag.as_secs_f64().to_string()),
+            );
+            family(
+                "pgactor_replica_primary_reads_total",
+                "counter",
+                "Reads the primary served instead of the replica.",
+                one(replica.primary_reads.to_string()),
+            );
+        }
+        out
+    }
+}
+
 /// One pool's numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
@@ -151,5 +275,57 @@ impl Counters {
                 broken: load(&self.closed_broken),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_one_family_per_metric_with_labels() {
+        let pool = PoolStats {
+            max_open: 20,
+            open: 3,
+            in_use: 2,
+            idle: 1,
+            waiting: 0,
+            waits_total: 4,
+            wait_time_total: Duration::from_millis(1500),
+            closed: ClosedStats {
+                broken: 2,
+                ..ClosedStats::default()
+            },
+        };
+        let stats = Stats {
+            write: pool.clone(),
+            read: PoolStats {
+                max_open: 40,
+                ..pool
+            },
+            open_transactions: 1,
+            replica: Some(ReplicaStats {
+                up: true,
+                lag: Duration::from_millis(250),
+                primary_reads: 9,
+            }),
+        };
+        let text = stats.to_prometheus();
+        for line in [
+            "# TYPE pgactor_pool_in_use gauge",
+            "pgactor_pool_in_use{role=\"write\"} 2",
+            "pgactor_pool_max_open{role=\"read\"} 40",
+            "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
+            "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
+            "pgactor_open_transactions 1",
+            "pgactor_replica_lag_seconds 0.25",
+            "pgactor_replica_primary_reads_total 9",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert_eq!(text.matches("# TYPE pgactor_pool_in_use ").count(), 1);
     }
 }

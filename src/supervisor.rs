@@ -3,6 +3,7 @@
 //! started on the first subscribe.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -11,20 +12,26 @@ use crate::config::Role;
 use crate::error::Result;
 use crate::listener::{Listener, ListenerContext, ListenerMsg};
 use crate::messages::DbMsg;
-use crate::pool_actor::{Call, Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::pool_actor::{gone, Call, Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::shutdown::shutdown;
 use crate::stats::Stats;
 use crate::tx_actor::begin;
 
 /// The current pool actor of each role, shared with the `Db` handles so an
 /// operation takes one hop (handle → pool actor). The supervisor replaces an
 /// entry when it restarts a pool actor.
+/// Once closed (shutdown began) it routes nowhere.
 #[derive(Default)]
 pub(crate) struct Routes {
     pools: RwLock<HashMap<Role, ActorRef<PoolMsg>>>,
+    closing: AtomicBool,
 }
 
 impl Routes {
     pub(crate) fn get(&self, role: Role) -> Option<ActorRef<PoolMsg>> {
+        if self.is_closing() {
+            return None;
+        }
         self.pools
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -37,6 +44,15 @@ impl Routes {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(role, actor);
+    }
+
+    /// Refuse new work from now on.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     fn clear(&self) {
@@ -139,12 +155,29 @@ impl Actor for Supervisor {
         let deadline = state.deadline;
         let call = Call {
             deadline,
-            after: None,
+            ..Call::default()
         };
         let (role, msg) = match msg {
-            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call, reply)),
+            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call.clone(), reply)),
             DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, call, reply)),
             DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, call, reply)),
+            DbMsg::Begin(_, reply) if state.routes.is_closing() => {
+                let _ = reply.send(Err(gone("BEGIN was")));
+                return Ok(());
+            }
+            DbMsg::Shutdown(grace, reply) => {
+                let (routes, write, in_flight, supervisor) = (
+                    state.routes.clone(),
+                    state.contexts[&Role::Write].pool.clone(),
+                    state.contexts[&Role::Write].in_flight.clone(),
+                    myself.clone(),
+                );
+                tokio::spawn(async move {
+                    shutdown(&routes, &in_flight, &write, &supervisor, grace).await;
+                    let _ = reply.send(());
+                });
+                return Ok(());
+            }
             DbMsg::Begin(options, reply) => {
                 let ctx = state.contexts[&Role::Write].clone();
                 let supervisor = myself.get_cell();
@@ -167,6 +200,10 @@ impl Actor for Supervisor {
                 let watch = read.replica.as_ref().map(|r| &*r.watch);
                 let stats = Stats::gather(&state.contexts[&Role::Write].pool, &read.pool, watch);
                 let _ = reply.send(stats);
+                return Ok(());
+            }
+            DbMsg::Subscribe(_, _, reply) if state.routes.is_closing() => {
+                let _ = reply.send(Err(gone("SUBSCRIBE was")));
                 return Ok(());
             }
             DbMsg::Subscribe(channel, subscriber, reply) => {
@@ -204,10 +241,11 @@ impl Actor for Supervisor {
                 return Ok(());
             }
         };
-        if let Some(pool) = state.routes.get(role) {
+        match state.routes.get(role) {
             // A pool actor that is gone drops the message and with it the
             // reply port: the caller sees the adapter as closed.
-            let _ = pool.send_message(msg);
+            Some(pool) => drop(pool.send_message(msg)),
+            None => msg.refuse(gone("the operation was")),
         }
         Ok(())
     }
@@ -293,6 +331,7 @@ mod tests {
                     pool: ConnectionPool::build(role, &dsn, settings, session.clone()).unwrap(),
                     catalog: catalog.clone(),
                     replica: None,
+                    in_flight: Arc::default(),
                 })
             })
             .collect()

@@ -28,6 +28,15 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
+    /// `read_committed`, `repeatable_read` or `serializable`, for spans.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadCommitted => "read_committed",
+            IsolationLevel::RepeatableRead => "repeatable_read",
+            IsolationLevel::Serializable => "serializable",
+        }
+    }
+
     fn sql(self) -> &'static str {
         match self {
             IsolationLevel::ReadCommitted => "READ COMMITTED",

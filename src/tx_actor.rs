@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use tracing::Span;
 
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate};
@@ -17,13 +18,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, RowPlan};
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
+use crate::telemetry::{self, InstrumentRecorded};
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
-/// The transaction's connection, and the transaction's place in the pool's
-/// count of open transactions. Dropped while still holding the connection
-/// (a panic, a kill, a failed spawn: the paths where `post_stop` does not
-/// run) it closes it, so the server rolls back and the pool never sees a
-/// connection inside a transaction.
+/// The transaction's connection. The transaction counts as open in the
+/// pool's statistics exactly while it holds one. Dropped while still
+/// holding it (a panic, a kill, a failed spawn: the paths where `post_stop`
+/// does not run) it closes it, so the server rolls back and the pool never
+/// sees a connection inside a transaction.
 struct Held {
     conn: Option<Object>,
     pool: ConnectionPool,
@@ -44,13 +46,16 @@ impl Held {
 
     /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
     fn release(&mut self) {
-        self.conn.take();
+        if self.conn.take().is_some() {
+            self.pool.counters.transaction_ended();
+        }
     }
 
     /// Close the connection; the server rolls back whatever was open.
     fn discard(&mut self) {
         if let Some(conn) = self.conn.take() {
             self.pool.discard(conn);
+            self.pool.counters.transaction_ended();
         }
     }
 }
@@ -58,7 +63,6 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.discard();
-        self.pool.counters.transaction_ended();
     }
 }
 
@@ -72,12 +76,15 @@ enum Status {
 }
 
 pub(crate) struct TxArgs {
+    span: Span,
     held: Held,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
 }
 
 pub(crate) struct TxState {
+    /// The transaction's span; its operations' spans are its children.
+    span: Span,
     held: Held,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
@@ -111,6 +118,7 @@ pub(crate) async fn begin(
     // a failed or cancelled BEGIN left is never handed to the next borrower.
     bounded(client, query_timeout, false, begin).await.0?;
     let args = TxArgs {
+        span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
         catalog,
         query_timeout,
@@ -133,6 +141,7 @@ impl Actor for TxActor {
         args: TxArgs,
     ) -> Result<TxState, ActorProcessingErr> {
         Ok(TxState {
+            span: args.span,
             held: args.held,
             catalog: args.catalog,
             query_timeout: args.query_timeout,
@@ -149,39 +158,48 @@ impl Actor for TxActor {
         // Replies ignore a caller that has gone: that is not the actor's failure.
         match msg {
             TxMsg::Read(req, reply) => {
+                let span = state.operation_span("read", &req.model);
                 let plan = RowPlan::read(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::LockForUpdate(req, reply) => {
+                let span = state.operation_span("lock_for_update", &req.model);
                 let plan = RowPlan::lock_for_update(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::Write(req, reply) => {
+                let span = state.operation_span(req.op.name(), &req.model);
                 let plan = RowPlan::write(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).await);
+                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
             }
             TxMsg::List(req, reply) => {
-                let result = match (state.usable(), PagePlan::new(&state.catalog, req)) {
-                    (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-                    (Ok(client), Ok(plan)) => {
-                        let (result, fate) = plan.run(client, state.query_timeout).await;
-                        state.settle(result, fate)
-                    }
-                };
-                let _ = reply.send(result);
+                let span = state.operation_span("list", &req.model);
+                let plan = PagePlan::new(&state.catalog, req);
+                let _ = reply.send(
+                    state
+                        .run_page(plan)
+                        .instrument_recorded(span, |p| p.rows.len() as u64)
+                        .await,
+                );
             }
             TxMsg::Commit(reply) => {
-                let _ = reply.send(state.commit().await);
+                let result = state.commit().await;
+                telemetry::record(&state.span, &result, |_| 0);
+                let _ = reply.send(result);
                 // Drain, not stop: messages already queued get a clear
                 // TxClosed instead of a dropped reply.
                 let _ = myself.drain();
             }
             TxMsg::CommitWithToken(reply) => {
-                let _ = reply.send(state.commit_with_token().await);
+                let result = state.commit_with_token().await;
+                telemetry::record(&state.span, &result, |_| 0);
+                let _ = reply.send(result);
                 let _ = myself.drain();
             }
             TxMsg::Rollback(reply) => {
-                let _ = reply.send(state.rollback().await);
+                let result = state.rollback().await;
+                state.span.record("outcome", "rolled_back");
+                let _ = reply.send(result);
                 let _ = myself.drain();
             }
         }
@@ -210,6 +228,18 @@ impl TxState {
             (Status::Failed(reason), _) => Err(aborted(reason)),
             (Status::Finished, _) | (Status::Open, None) => Err(crate::transaction::closed()),
         }
+    }
+
+    /// The span of one operation inside this transaction.
+    fn operation_span(&self, operation: &'static str, model: &str) -> Span {
+        telemetry::operation(self.span.id(), operation, "tx", model)
+    }
+
+    async fn run_page(&mut self, plan: Result<PagePlan>) -> Result<crate::Page> {
+        let client = self.usable()?;
+        let plan = plan?;
+        let (result, fate) = plan.run(client, self.query_timeout).await;
+        self.settle(result, fate)
     }
 
     async fn run_row(&mut self, plan: Result<RowPlan>) -> Result<crate::Record> {
@@ -264,7 +294,9 @@ impl TxState {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.commit_keeping_connection().await.map(drop)
+        let committed = self.commit_keeping_connection().await;
+        self.held.release();
+        committed.map(drop)
     }
 
     /// COMMIT. On success the connection stays held (`true`) for a caller

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pgactor::{Db, DbMsg, ErrorKind, Notification, OpenOptions, SessionConfig};
+use pgactor::{Db, DbMsg, ErrorKind, Notification, OpenOptions, SessionConfig, TxOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -126,6 +126,16 @@ async fn listener_sessions(obs: &tokio_postgres::Client, app: &str) -> Vec<(i32,
 async fn listener_pids(obs: &tokio_postgres::Client, app: &str) -> Vec<i32> {
     let sessions = listener_sessions(obs, app).await;
     sessions.into_iter().map(|(pid, _)| pid).collect()
+}
+
+/// Wait until no listener session named `app` is left.
+async fn no_listener_left(app: &str) {
+    let obs = observer(&primary_url()).await;
+    eventually("the listener session ends", || async {
+        let left = listener_pids(&obs, app).await;
+        ready(left.is_empty(), left)
+    })
+    .await;
 }
 
 /// The backend pids of every session named `app`, in order.
@@ -336,17 +346,42 @@ async fn close_leaves_no_listener_session() {
     let obs = observer(&primary_url()).await;
     assert_eq!(listener_pids(&obs, &app).await.len(), 1);
     db.close().await;
-    eventually("the listener session ends", || async {
-        let left = listener_pids(&obs, &app).await;
-        ready(left.is_empty(), left)
-    })
-    .await;
+    no_listener_left(&app).await;
     let (other, _rx) = subscriber().await;
     let err = db
         .subscribe(&unique_channel("late"), other)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Closed);
+}
+
+#[tokio::test]
+async fn during_a_graceful_shutdown_subscribers_still_get_notifications_and_subscribes_are_refused()
+{
+    let app = unique_app_name("listen_shut");
+    let db = open(&app).await;
+    let channel = unique_channel("shut");
+    let (_sub, mut rx) = subscribed(&db, &[&channel]).await;
+    // An open transaction keeps the shutdown in its grace period.
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let closing = {
+        let db = db.clone();
+        tokio::spawn(async move { db.close_within(Duration::from_secs(20)).await })
+    };
+    let (late, _rx) = subscriber().await;
+    eventually("subscribes are refused", || async {
+        match db.subscribe(&channel, late.clone()).await {
+            Err(err) if err.kind() == &ErrorKind::Closed => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let (client, pid) = sender().await;
+    notify(&client, &channel, "while closing").await;
+    assert_eq!(next(&mut rx).await, message(&channel, "while closing", pid));
+    tx.commit().await.unwrap();
+    closing.await.unwrap();
+    no_listener_left(&app).await;
 }
 
 /// Restarting the primary: the listener reconnects after it is back and

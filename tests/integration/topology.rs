@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 
 /// A primary and a streaming replica of this test's own, torn down on drop.
 pub struct Topology {
@@ -16,8 +17,16 @@ impl Topology {
             "/tmp/pgr.{}",
             &uuid::Uuid::new_v4().simple().to_string()[..10]
         );
+        // A port window of this topology's own: while a test has a server
+        // stopped, another topology starting meanwhile must not take its
+        // port. Eight windows: more than the tests that start a topology.
+        static STARTED: AtomicU16 = AtomicU16::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed) % 8;
+        let base = 58_000 + (std::process::id() % 50) as u16 * 80 + n * 10;
         let out = Command::new(script())
             .args(["up", &dir])
+            .env("PGACTOR_PORT_BASE", base.to_string())
+            .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
             .output()
             .expect("run scripts/cluster.sh");
         assert!(

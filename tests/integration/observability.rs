@@ -1,0 +1,188 @@
+//! What operators see: one span per operation with OpenTelemetry-style
+//! fields, a span per transaction around its operations, connection events,
+//! and never a password, whatever is logged or printed.
+
+use std::sync::{Arc, Mutex};
+
+use pgactor::{Db, Query, Record, SessionConfig, TxOptions};
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::common::{primary_url, registry, stock_model, unique_schema};
+
+/// Everything a `tracing` fmt subscriber writes, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Install a subscriber that records every event and span close, at
+    /// every level, for the current thread (the test's runtime).
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+async fn open_in(url: &str, read: &str) -> Db {
+    pgactor::OpenOptions::new(url)
+        .read_dsn(read)
+        .registry(registry([stock_model()]))
+        .session(SessionConfig {
+            schema: Some(unique_schema("obs")),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_operation_has_a_span_with_otel_fields_and_transactions_wrap_theirs() {
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let db = open_in(&primary_url(), "").await;
+    let row = db
+        .create("StockBalance", Record::new().with("sku", "a"))
+        .await
+        .unwrap();
+    let id: uuid::Uuid = row.get("id").unwrap();
+    db.read("StockBalance", id).await.unwrap();
+    db.list("StockBalance", Query::new()).await.unwrap();
+    let _ = db
+        .read("StockBalance", uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.lock_for_update("StockBalance", id).await.unwrap();
+    tx.update("StockBalance", id, Record::new().with("quantity", 2_i64))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    db.close().await;
+
+    let text = captured.text();
+    let closes: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+    let span_with = |needles: &[&str]| closes.iter().any(|l| needles.iter().all(|n| l.contains(n)));
+    for (operation, role) in [("create", "write"), ("read", "read"), ("list", "read")] {
+        assert!(
+            span_with(&[
+                "db{",
+                "db.system=\"postgresql\"",
+                &format!("db.operation=\"{operation}\""),
+                "db.collection.name=\"StockBalance\"",
+                &format!("pgactor.role=\"{role}\""),
+                "outcome=\"ok\"",
+            ]),
+            "no {operation} span in\n{text}"
+        );
+    }
+    assert!(
+        span_with(&[
+            "db.operation=\"read\"",
+            "outcome=\"error\"",
+            "error.code=\"NOT_FOUND\""
+        ]),
+        "{text}"
+    );
+    assert!(
+        span_with(&["db.operation=\"list\"", "db.response.rows=1"]),
+        "{text}"
+    );
+    // Operations inside the transaction are children of its span.
+    for operation in ["lock_for_update", "update"] {
+        assert!(
+            span_with(&[
+                "tx{",
+                &format!("db.operation=\"{operation}\""),
+                "pgactor.role=\"tx\""
+            ]),
+            "no {operation} inside a tx span in\n{text}"
+        );
+    }
+    assert!(
+        span_with(&[
+            "tx{",
+            "db.transaction.isolation=\"read_committed\"",
+            "outcome=\"ok\""
+        ]),
+        "{text}"
+    );
+    assert!(text.contains("connection opened"), "{text}");
+}
+
+#[tokio::test]
+async fn a_password_in_the_dsn_never_appears_in_any_output() {
+    const SECRET: &str = "Pgactor-Secret-4f1b";
+    let with_password = primary_url().replacen(
+        "postgres://postgres@",
+        &format!("postgres://postgres:{SECRET}@"),
+        1,
+    );
+    assert!(
+        with_password.contains(SECRET),
+        "the DSN carries the password"
+    );
+    let captured = Captured::default();
+    let _guard = captured.install();
+
+    let db = open_in(&with_password, &with_password).await;
+    let row = db
+        .create("StockBalance", Record::new().with("sku", "p"))
+        .await
+        .unwrap();
+    let bad = db
+        .create("StockBalance", Record::new().with("sku", "p"))
+        .await
+        .unwrap_err();
+    let mut printed = format!(
+        "{db:?} {bad} {bad:?} {:?} {}",
+        db.stats(),
+        db.stats().to_prometheus()
+    );
+    printed.push_str(&format!("{row:?}"));
+    let options = pgactor::OpenOptions::new(with_password.clone()).read_dsn(with_password.clone());
+    printed.push_str(&format!("{options:?}"));
+    // Errors of opening: an unreachable server and a malformed DSN.
+    let unreachable = with_password
+        .replace("127.0.0.1", "127.0.0.2")
+        .replace(":5", ":1");
+    for dsn in [unreachable, format!("{with_password}&sslmode=bogus")] {
+        let err = pgactor::open(&dsn, "", registry([stock_model()]))
+            .await
+            .unwrap_err();
+        printed.push_str(&format!("{err} {err:?}"));
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            printed.push_str(&format!("{cause} {cause:?}"));
+            source = cause.source();
+        }
+    }
+    db.close().await;
+
+    let everything = format!("{}\n{printed}", captured.text());
+    assert!(everything.contains("pgactor open"), "the capture works");
+    assert!(
+        !everything.contains(SECRET),
+        "the password leaked:\n{everything}"
+    );
+}
