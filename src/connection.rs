@@ -2,6 +2,7 @@
 //! connection gets before its first use, checkout, and the schema.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{
     ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
@@ -89,6 +90,23 @@ async fn apply_session(
     client.query_typed(APPLY_SESSION, &params).await.map(drop)
 }
 
+/// The driver configuration of every connection the adapter opens to
+/// `dsn`, pooled or not: the DSN's, with the session's `application_name`
+/// (visible in pg_stat_activity from the first packet, before any
+/// statement) and `connect_timeout` unless the DSN sets one.
+pub(crate) fn client_config(
+    dsn: &Dsn,
+    session: &SessionSettings,
+    connect_timeout: Duration,
+) -> tokio_postgres::Config {
+    let mut config = dsn.config.clone();
+    config.application_name(&session.application_name);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(connect_timeout);
+    }
+    config
+}
+
 impl ConnectionPool {
     /// Build the pool of `role`, reading the DSN's certificate files.
     /// Connections open lazily; see [`ConnectionPool::check`].
@@ -102,12 +120,7 @@ impl ConnectionPool {
             .tls
             .connector()
             .map_err(|e| e.prefixed(&format!("{role} DSN")))?;
-        let mut config = dsn.config.clone();
-        // Visible in pg_stat_activity from the first packet, before the hook runs.
-        config.application_name(&session.application_name);
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(settings.connect_timeout);
-        }
+        let config = client_config(dsn, &session, settings.connect_timeout);
         let manager = Manager::from_config(
             config,
             connector.clone(),

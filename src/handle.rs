@@ -12,6 +12,7 @@ use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::Statements;
+use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
@@ -257,6 +258,13 @@ impl OpenOptions {
         };
         let catalog = Arc::new(Catalog::new(&registry, &session.schema, statements));
         let routes = Arc::new(Routes::default());
+        // The listener connects on the first subscribe, to the primary.
+        let listener = Arc::new(ListenerContext::new(
+            &write_dsn,
+            write.connector.clone(),
+            &session,
+            write.settings.connect_timeout,
+        ));
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
@@ -282,6 +290,7 @@ impl OpenOptions {
                 pools: pools.clone(),
                 routes: routes.clone(),
                 deadline: session.query_deadline(),
+                listener,
             },
         )
         .await
@@ -501,14 +510,66 @@ impl Db {
                 .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
-        match self
-            .inner
-            .supervisor
-            .call(|reply| DbMsg::Begin(options, reply), None)
+        self.ask_supervisor(|reply| DbMsg::Begin(options, reply), "BEGIN was")
             .await
-        {
+    }
+
+    /// Deliver every notification on `channel` to the `subscriber` actor,
+    /// as [`Notification::Message`], from now until [`Db::unsubscribe`],
+    /// the adapter closes or the actor stops.
+    ///
+    /// Answers once `LISTEN` is in force: every notification committed
+    /// after that is delivered, in commit order, unless the listener's
+    /// connection is lost. Then the listener reconnects (with backoff),
+    /// LISTENs again, and sends the subscriber [`Notification::Gap`]:
+    /// whatever was sent meanwhile may be lost.
+    ///
+    /// The first subscribe opens the adapter's one listener connection to
+    /// the primary (never a pooled one), with the session's
+    /// `application_name`. While that connection is down, a subscribe
+    /// waits for one connection attempt and answers
+    /// [`ErrorKind::Unavailable`] when it fails (the subscription is not
+    /// kept). `channel` is a plain identifier (`[A-Za-z_][A-Za-z0-9_$]*`),
+    /// case-sensitive as `pg_notify`'s argument is; anything else is
+    /// [`ErrorKind::InvalidInput`] and sends no SQL. Subscribing twice is
+    /// one subscription.
+    ///
+    /// See [`Notification`] for a subscriber actor.
+    pub async fn subscribe(&self, channel: &str, subscriber: ActorRef<Notification>) -> Result<()> {
+        let channel = channel.to_owned();
+        self.ask_supervisor(
+            |reply| DbMsg::Subscribe(channel, subscriber, reply),
+            "SUBSCRIBE was",
+        )
+        .await
+    }
+
+    /// Stop delivering `channel`'s notifications to `subscriber` (its
+    /// queued ones still arrive); `UNLISTEN` when no subscriber is left.
+    /// Unsubscribing what was not subscribed is not an error.
+    pub async fn unsubscribe(
+        &self,
+        channel: &str,
+        subscriber: &ActorRef<Notification>,
+    ) -> Result<()> {
+        let (channel, subscriber) = (channel.to_owned(), subscriber.clone());
+        self.ask_supervisor(
+            |reply| DbMsg::Unsubscribe(channel, subscriber, reply),
+            "UNSUBSCRIBE was",
+        )
+        .await
+    }
+
+    /// Send `msg` to the supervisor and await the answer; `what` names the
+    /// message when the adapter is gone.
+    async fn ask_supervisor<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> DbMsg,
+        what: &str,
+    ) -> Result<T> {
+        match self.inner.supervisor.call(msg, None).await {
             Ok(CallResult::Success(result)) => result,
-            Ok(_) | Err(_) => Err(gone("BEGIN was")),
+            Ok(_) | Err(_) => Err(gone(what)),
         }
     }
 

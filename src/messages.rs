@@ -1,8 +1,9 @@
 //! The typed messages callers send to the adapter's actors.
 
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::Result;
+use crate::listener::Notification;
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::stats::Stats;
@@ -121,4 +122,10 @@ pub enum DbMsg {
     /// open transactions this long, then roll back and close everything.
     /// Answers when done.
     Shutdown(std::time::Duration, RpcReplyPort<()>),
+    /// Deliver the notifications of a channel to an actor: see
+    /// [`crate::Db::subscribe`].
+    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+    /// Stop delivering a channel's notifications to an actor: see
+    /// [`crate::Db::unsubscribe`].
+    Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
 }
