@@ -20,18 +20,28 @@ impl Topology {
         // A port window of this topology's own: while a test has a server
         // stopped, another topology starting meanwhile must not take its
         // port. Eight windows: more than the tests that start a topology.
+        // A start that fails (a loaded machine, a port another process
+        // took) is tried again in the next window.
         static STARTED: AtomicU16 = AtomicU16::new(0);
-        let n = STARTED.fetch_add(1, Ordering::Relaxed) % 8;
-        let base = 58_000 + (std::process::id() % 50) as u16 * 80 + n * 10;
-        let out = Command::new(script())
-            .args(["up", &dir])
-            .env("PGACTOR_PORT_BASE", base.to_string())
-            .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
-            .output()
-            .expect("run scripts/cluster.sh");
+        let mut attempts = 0;
+        let out = loop {
+            let n = STARTED.fetch_add(1, Ordering::Relaxed) % 8;
+            let base = 58_000 + (std::process::id() % 50) as u16 * 80 + n * 10;
+            let out = Command::new(script())
+                .args(["up", &dir])
+                .env("PGACTOR_PORT_BASE", base.to_string())
+                .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
+                .output()
+                .expect("run scripts/cluster.sh");
+            attempts += 1;
+            if out.status.success() || attempts == 3 {
+                break out;
+            }
+            let _ = Command::new(script()).args(["down", &dir]).output();
+        };
         assert!(
             out.status.success(),
-            "cluster.sh up: {}",
+            "cluster.sh up failed {attempts} times; last: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let env = String::from_utf8(out.stdout)
