@@ -2,11 +2,13 @@
 //! connection gets before its first use, checkout, and the schema.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{
     ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
     RecyclingMethod, Runtime,
 };
+use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
@@ -31,8 +33,10 @@ pub(crate) struct ConnectionPool {
     pub(crate) counters: Arc<Counters>,
     /// The DSN's TLS settings, for explaining refused connections.
     tls: Arc<Tls>,
-    /// Where its connections' CancelRequests go, over the connector of its
-    /// connections: a server that wants TLS wants it for cancels too.
+    /// The connector of every connection, and of every cancel request sent
+    /// to them: a server that wants TLS wants it for cancels too.
+    pub(crate) connector: MakeTlsConnector,
+    /// Where its connections' CancelRequests go (over `connector`).
     pub(crate) cancel: CancelTarget,
 }
 
@@ -100,6 +104,23 @@ async fn apply_session(
     client.query_typed(APPLY_SESSION, &params).await.map(drop)
 }
 
+/// The driver configuration of every connection the adapter opens to
+/// `dsn`, pooled or not: the DSN's, with the session's `application_name`
+/// (visible in pg_stat_activity from the first packet, before any
+/// statement) and `connect_timeout` unless the DSN sets one.
+pub(crate) fn client_config(
+    dsn: &Dsn,
+    session: &SessionSettings,
+    connect_timeout: Duration,
+) -> tokio_postgres::Config {
+    let mut config = dsn.config.clone();
+    config.application_name(&session.application_name);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(connect_timeout);
+    }
+    config
+}
+
 impl ConnectionPool {
     /// Build the pool of `role`, reading the DSN's certificate files.
     /// Connections open lazily; see [`ConnectionPool::check`].
@@ -113,16 +134,11 @@ impl ConnectionPool {
             .tls
             .connector()
             .map_err(|e| e.prefixed(&format!("{role} DSN")))?;
-        let mut config = dsn.config.clone();
+        let config = client_config(dsn, &session, settings.connect_timeout);
         let cancel = CancelTarget::new(&config, connector.clone());
-        // Visible in pg_stat_activity from the first packet, before the hook runs.
-        config.application_name(&session.application_name);
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(settings.connect_timeout);
-        }
         let manager = Manager::from_config(
             config,
-            connector,
+            connector.clone(),
             ManagerConfig {
                 // Fast: connections come back from autocommit statements only;
                 // transactions (which could leave one dirty) never return theirs.
@@ -159,6 +175,7 @@ impl ConnectionPool {
             settings,
             counters,
             tls: Arc::new(dsn.tls.clone()),
+            connector,
             cancel,
         })
     }

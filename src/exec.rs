@@ -1,9 +1,12 @@
 //! Running one operation on one connection: shared by the pool tasks and,
 //! inside transactions, by the transaction actor.
 
+use std::future::Future;
 use std::time::Duration;
 
+use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::PgLsn;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use crate::deadline::{bounded, CancelTarget, Fate};
@@ -28,11 +31,36 @@ fn record(row: &Row) -> Result<Record> {
     Ok(record)
 }
 
-async fn query(client: &Client, stmt: &Statement, write: bool) -> Result<Vec<Row>> {
-    client
-        .query_typed(&stmt.sql, &stmt.bound())
-        .await
-        .map_err(|e| Error::from_statement(e, write))
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Statements {
+    /// Prepared once per connection (named, cached by deadpool) and then
+    /// only bound and executed: half the server work of an unnamed
+    /// statement for a primary-key read. For direct connections.
+    Prepared,
+    /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
+    /// nothing kept on the server between statements: safe behind a
+    /// transaction-pooling PgBouncer.
+    Unnamed,
+}
+
+async fn query(
+    client: &ClientWrapper,
+    stmt: &Statement,
+    write: bool,
+    mode: Statements,
+) -> Result<Vec<Row>> {
+    let answer = match mode {
+        Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
+        Statements::Prepared => {
+            let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
+            match client.prepare_typed_cached(&stmt.sql, &types).await {
+                Ok(prepared) => client.query(&prepared, &stmt.values()).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    answer.map_err(|e| Error::from_statement(e, write))
 }
 
 /// A statement that answers one row by id: `Read` and every `Write`.
@@ -43,27 +71,29 @@ pub(crate) struct RowPlan {
     stmt: Statement,
     model: String,
     write: bool,
+    mode: Statements,
 }
 
 impl RowPlan {
+    fn new(catalog: &Catalog, model: String, write: bool, stmt: Statement) -> RowPlan {
+        RowPlan {
+            stmt,
+            model,
+            write,
+            mode: catalog.statements,
+        }
+    }
+
     /// `Read`: the row with this id.
     pub(crate) fn read(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        Ok(RowPlan {
-            stmt: table.read(req.id)?,
-            model: req.model,
-            write: false,
-        })
+        let stmt = catalog.table(&req.model)?.read(req.id)?;
+        Ok(RowPlan::new(catalog, req.model, false, stmt))
     }
 
     /// `LockForUpdate`: the row with this id, locked until the transaction ends.
     pub(crate) fn lock_for_update(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        Ok(RowPlan {
-            stmt: table.lock_for_update(req.id)?,
-            model: req.model,
-            write: false,
-        })
+        let stmt = catalog.table(&req.model)?.lock_for_update(req.id)?;
+        Ok(RowPlan::new(catalog, req.model, false, stmt))
     }
 
     /// `Write`: create, update or delete, answering the row.
@@ -74,42 +104,11 @@ impl RowPlan {
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,
         };
-        Ok(RowPlan {
-            stmt,
-            model: req.model,
-            write: true,
-        })
+        Ok(RowPlan::new(catalog, req.model, true, stmt))
     }
 
-    /// Run on `client` within `limit` (past it, cancelled through
-    /// `cancel`); NotFound when no row came back.
-    pub(crate) async fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        limit: Option<Duration>,
-    ) -> (Result<Record>, Fate) {
-        bounded(client, cancel, limit, self.write, self.fetch(client)).await
-    }
-
-    /// [`RowPlan::run`], then the primary's WAL position after the commit:
-    /// the SELECT goes out right behind the autocommitted write, so both take
-    /// one round trip.
-    pub(crate) async fn run_with_token(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        limit: Option<Duration>,
-    ) -> (Result<(Record, ConsistencyToken)>, Fate) {
-        let both = async {
-            let (record, token) = tokio::join!(self.fetch(client), wal_position(client));
-            Ok((record?, token?))
-        };
-        bounded(client, cancel, limit, self.write, both).await
-    }
-
-    async fn fetch(&self, client: &Client) -> Result<Record> {
-        let rows = query(client, &self.stmt, self.write).await?;
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
+        let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
             .map(record)
             .unwrap_or_else(|| Err(Error::not_found(&self.model)))
@@ -135,6 +134,7 @@ pub(crate) struct PagePlan {
     count: Statement,
     limit: u64,
     offset: u64,
+    mode: Statements,
 }
 
 impl PagePlan {
@@ -145,25 +145,14 @@ impl PagePlan {
             count,
             limit,
             offset: req.query.offset,
+            mode: catalog.statements,
         })
     }
 
-    /// Run on `client` within `limit` (past it, cancelled through
-    /// `cancel`). Both statements go out together and tokio-postgres
-    /// pipelines them on the connection: one round trip.
-    pub(crate) async fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        limit: Option<Duration>,
-    ) -> (Result<Page>, Fate) {
-        bounded(client, cancel, limit, false, self.fetch(client)).await
-    }
-
-    async fn fetch(&self, client: &Client) -> Result<Page> {
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
-            query(client, &self.page, false),
-            query(client, &self.count, false)
+            query(client, &self.page, false, self.mode),
+            query(client, &self.count, false, self.mode)
         )?;
         let total: i64 = total
             .first()
@@ -176,5 +165,75 @@ impl PagePlan {
             limit: self.limit,
             offset: self.offset,
         })
+    }
+}
+
+/// A plan a pool task or a transaction runs on a checked-out connection.
+pub(crate) trait Plan: Send + Sync + 'static {
+    type Output: Send + 'static;
+    /// How many rows an answer holds, for its span.
+    fn rows(output: &Self::Output) -> u64;
+    /// Run on `client` within `deadline` (past it, cancelled through `cancel`).
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        cancel: &CancelTarget,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
+}
+
+impl Plan for RowPlan {
+    type Output = Record;
+    fn rows(_: &Record) -> u64 {
+        1
+    }
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        cancel: &CancelTarget,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Record>, Fate)> + Send {
+        bounded(client, cancel, deadline, self.write, self.fetch(client))
+    }
+}
+
+/// A write that also reads the primary's WAL position after its commit:
+/// the SELECT goes out right behind the autocommitted write, so both take
+/// one round trip.
+pub(crate) struct WithToken(pub(crate) RowPlan);
+
+impl Plan for WithToken {
+    type Output = (Record, ConsistencyToken);
+    fn rows(_: &Self::Output) -> u64 {
+        1
+    }
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        cancel: &CancelTarget,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
+        let both = async {
+            let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
+            Ok((record?, token?))
+        };
+        bounded(client, cancel, deadline, self.0.write, both)
+    }
+}
+
+impl Plan for PagePlan {
+    type Output = Page;
+    fn rows(page: &Page) -> u64 {
+        page.rows.len() as u64
+    }
+    /// Both statements go out together and tokio-postgres pipelines them
+    /// on the connection: one round trip.
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        cancel: &CancelTarget,
+        deadline: Option<Duration>,
+    ) -> impl Future<Output = (Result<Page>, Fate)> + Send {
+        bounded(client, cancel, deadline, false, self.fetch(client))
     }
 }

@@ -11,7 +11,9 @@ use crate::config::{PoolConfig, PoolerMode, Role, SessionConfig, SessionSettings
 use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::exec::Statements;
+use crate::listener::{ListenerContext, Notification};
+use crate::messages::{write_shorthands, DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
 use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
@@ -120,6 +122,7 @@ pub struct OpenOptions {
     replica: ReplicaConfig,
     auto_migrate: bool,
     pooler: PoolerMode,
+    statement_cache: bool,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -135,6 +138,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("replica", &self.replica)
             .field("auto_migrate", &self.auto_migrate)
             .field("pooler", &self.pooler)
+            .field("statement_cache", &self.statement_cache)
             .finish()
     }
 }
@@ -152,6 +156,7 @@ impl OpenOptions {
             replica: ReplicaConfig::default(),
             auto_migrate: true,
             pooler: PoolerMode::Direct,
+            statement_cache: true,
         }
     }
 
@@ -189,6 +194,16 @@ impl OpenOptions {
     /// used only with a read DSN.
     pub fn replica(mut self, config: ReplicaConfig) -> OpenOptions {
         self.replica = config;
+        self
+    }
+
+    /// Prepare each statement once per connection and reuse it (default
+    /// `true`): about half the server work of sending it unnamed each time.
+    /// Turn it off behind a pooler that keeps no prepared statements across
+    /// transactions (PgBouncer in transaction mode before 1.21): statements
+    /// are then sent unnamed, parsed on every execution.
+    pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
+        self.statement_cache = enabled;
         self
     }
 
@@ -267,8 +282,20 @@ impl OpenOptions {
             watch
         });
         let registry = Arc::new(self.registry);
-        let catalog = Arc::new(Catalog::new(&registry, &session.schema));
+        let statements = if self.statement_cache {
+            Statements::Prepared
+        } else {
+            Statements::Unnamed
+        };
+        let catalog = Arc::new(Catalog::new(&registry, &session.schema, statements));
         let routes = Arc::new(Routes::default());
+        // The listener connects on the first subscribe, to the primary.
+        let listener = Arc::new(ListenerContext::new(
+            &write_dsn,
+            write.connector.clone(),
+            &session,
+            write.settings.connect_timeout,
+        ));
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
@@ -296,6 +323,7 @@ impl OpenOptions {
                 pools: pools.clone(),
                 routes: routes.clone(),
                 deadline: session.query_deadline(),
+                listener,
             },
         )
         .await
@@ -501,27 +529,7 @@ impl Db {
         }
     }
 
-    /// Insert a row; answers it as stored (with `id`, defaults, timestamps).
-    pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
-        self.write(model, WriteOp::Create(record)).await
-    }
-
-    /// Change only the fields in `patch`; answers the row as updated.
-    pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
-        self.write(
-            model,
-            WriteOp::Update {
-                id: id.into(),
-                patch,
-            },
-        )
-        .await
-    }
-
-    /// Delete a row; answers it as it was.
-    pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        self.write(model, WriteOp::Delete { id: id.into() }).await
-    }
+    write_shorthands!("");
 
     /// Start a transaction: its actor holds one write connection (on the
     /// primary, even with a replica configured) until [`Tx::commit`] or
@@ -536,14 +544,66 @@ impl Db {
                 .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
-        match self
-            .inner
-            .supervisor
-            .call(|reply| DbMsg::Begin(options, reply), None)
+        self.ask_supervisor(|reply| DbMsg::Begin(options, reply), "BEGIN was")
             .await
-        {
+    }
+
+    /// Deliver every notification on `channel` to the `subscriber` actor,
+    /// as [`Notification::Message`], from now until [`Db::unsubscribe`],
+    /// the adapter closes or the actor stops.
+    ///
+    /// Answers once `LISTEN` is in force: every notification committed
+    /// after that is delivered, in commit order, unless the listener's
+    /// connection is lost. Then the listener reconnects (with backoff),
+    /// LISTENs again, and sends the subscriber [`Notification::Gap`]:
+    /// whatever was sent meanwhile may be lost.
+    ///
+    /// The first subscribe opens the adapter's one listener connection to
+    /// the primary (never a pooled one), with the session's
+    /// `application_name`. While that connection is down, a subscribe
+    /// waits for one connection attempt and answers
+    /// [`ErrorKind::Unavailable`] when it fails (the subscription is not
+    /// kept). `channel` is a plain identifier (`[A-Za-z_][A-Za-z0-9_$]*`),
+    /// case-sensitive as `pg_notify`'s argument is; anything else is
+    /// [`ErrorKind::InvalidInput`] and sends no SQL. Subscribing twice is
+    /// one subscription.
+    ///
+    /// See [`Notification`] for a subscriber actor.
+    pub async fn subscribe(&self, channel: &str, subscriber: ActorRef<Notification>) -> Result<()> {
+        let channel = channel.to_owned();
+        self.ask_supervisor(
+            |reply| DbMsg::Subscribe(channel, subscriber, reply),
+            "SUBSCRIBE was",
+        )
+        .await
+    }
+
+    /// Stop delivering `channel`'s notifications to `subscriber` (its
+    /// queued ones still arrive); `UNLISTEN` when no subscriber is left.
+    /// Unsubscribing what was not subscribed is not an error.
+    pub async fn unsubscribe(
+        &self,
+        channel: &str,
+        subscriber: &ActorRef<Notification>,
+    ) -> Result<()> {
+        let (channel, subscriber) = (channel.to_owned(), subscriber.clone());
+        self.ask_supervisor(
+            |reply| DbMsg::Unsubscribe(channel, subscriber, reply),
+            "UNSUBSCRIBE was",
+        )
+        .await
+    }
+
+    /// Send `msg` to the supervisor and await the answer; `what` names the
+    /// message when the adapter is gone.
+    async fn ask_supervisor<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> DbMsg,
+        what: &str,
+    ) -> Result<T> {
+        match self.inner.supervisor.call(msg, None).await {
             Ok(CallResult::Success(result)) => result,
-            Ok(_) | Err(_) => Err(gone("BEGIN was")),
+            Ok(_) | Err(_) => Err(gone(what)),
         }
     }
 

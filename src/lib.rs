@@ -10,6 +10,7 @@ mod error;
 mod exec;
 mod handle;
 mod lifetime;
+mod listener;
 mod messages;
 mod migrate;
 mod model;
@@ -37,6 +38,7 @@ pub use config::{
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
+pub use listener::Notification;
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use model::{

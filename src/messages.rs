@@ -1,8 +1,9 @@
 //! The typed messages callers send to the adapter's actors.
 
-use ractor::RpcReplyPort;
+use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::Result;
+use crate::listener::Notification;
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::stats::Stats;
@@ -57,6 +58,29 @@ pub enum WriteOp {
     },
 }
 
+/// The write shorthands `create`, `update` and `delete`, over the `write`
+/// method of the handle they are expanded in (`Db` and `Tx` share them);
+/// `$place` says where the write runs, for the docs.
+macro_rules! write_shorthands {
+    ($place:literal) => {
+        #[doc = concat!("Insert a row", $place, "; answers it as stored (with `id`, defaults, timestamps).")]
+        pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
+            self.write(model, WriteOp::Create(record)).await
+        }
+
+        #[doc = concat!("Change only the fields in `patch`", $place, "; answers the row as updated.")]
+        pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
+            self.write(model, WriteOp::Update { id: id.into(), patch }).await
+        }
+
+        #[doc = concat!("Delete a row", $place, "; answers it as it was.")]
+        pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+            self.write(model, WriteOp::Delete { id: id.into() }).await
+        }
+    };
+}
+pub(crate) use write_shorthands;
+
 impl WriteOp {
     /// `create`, `update` or `delete`, as spans name the operation.
     pub(crate) fn name(&self) -> &'static str {
@@ -98,4 +122,10 @@ pub enum DbMsg {
     /// open transactions this long, then roll back and close everything.
     /// Answers when done.
     Shutdown(std::time::Duration, RpcReplyPort<()>),
+    /// Deliver the notifications of a channel to an actor: see
+    /// [`crate::Db::subscribe`].
+    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+    /// Stop delivering a channel's notifications to an actor: see
+    /// [`crate::Db::unsubscribe`].
+    Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
 }

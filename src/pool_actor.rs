@@ -1,18 +1,16 @@
 //! The pool actor: one per role. It routes; it never awaits I/O in `handle`.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio_postgres::Client;
 use tracing::{Instrument, Span};
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
-use crate::deadline::{CancelTarget, Fate};
+use crate::deadline::Fate;
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, RowPlan};
+use crate::exec::{PagePlan, Plan, RowPlan, WithToken};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::shutdown::InFlight;
@@ -201,67 +199,6 @@ async fn run_on<P: Plan>(
         pool.discard(client);
     }
     result
-}
-
-/// A statement plan a pool task can run on a checked-out connection.
-pub(crate) trait Plan: Send + Sync + 'static {
-    type Output: Send + 'static;
-    /// How many rows an answer holds, for its span.
-    fn rows(output: &Self::Output) -> u64;
-    fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        deadline: Deadline,
-    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
-}
-
-impl Plan for RowPlan {
-    type Output = crate::Record;
-    fn rows(_: &crate::Record) -> u64 {
-        1
-    }
-    fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        deadline: Deadline,
-    ) -> impl Future<Output = (Result<crate::Record>, Fate)> + Send {
-        RowPlan::run(self, client, cancel, deadline)
-    }
-}
-
-/// A write that also reads the primary's WAL position after its commit.
-pub(crate) struct WithToken(RowPlan);
-
-impl Plan for WithToken {
-    type Output = (crate::Record, ConsistencyToken);
-    fn rows(_: &Self::Output) -> u64 {
-        1
-    }
-    fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        deadline: Deadline,
-    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
-        self.0.run_with_token(client, cancel, deadline)
-    }
-}
-
-impl Plan for PagePlan {
-    type Output = crate::Page;
-    fn rows(page: &crate::Page) -> u64 {
-        page.rows.len() as u64
-    }
-    fn run(
-        &self,
-        client: &Client,
-        cancel: &CancelTarget,
-        deadline: Deadline,
-    ) -> impl Future<Output = (Result<crate::Page>, Fate)> + Send {
-        PagePlan::run(self, client, cancel, deadline)
-    }
 }
 
 /// The answer a caller gets when the actor it sent to is gone.

@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::error::{Error, Result};
+use crate::exec::Statements;
 use crate::model::{quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT};
 use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
 use crate::record::{unknown_field, Record};
@@ -75,6 +76,14 @@ impl Statement {
         Ok(self)
     }
 
+    /// The parameter values, in the form a prepared statement takes.
+    pub(crate) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|(p, _)| p as &(dyn ToSql + Sync))
+            .collect()
+    }
+
     /// The parameters in the form `query_typed` takes.
     pub(crate) fn bound(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         self.params
@@ -98,10 +107,12 @@ pub(crate) struct Table {
 #[derive(Debug)]
 pub(crate) struct Catalog {
     tables: HashMap<String, Table>,
+    /// How this adapter's statements reach the server.
+    pub(crate) statements: Statements,
 }
 
 impl Catalog {
-    pub(crate) fn new(registry: &Registry, schema: &str) -> Catalog {
+    pub(crate) fn new(registry: &Registry, schema: &str, statements: Statements) -> Catalog {
         let tables = registry
             .models()
             .map(|model| {
@@ -117,7 +128,7 @@ impl Catalog {
                 (model.name().to_owned(), table)
             })
             .collect();
-        Catalog { tables }
+        Catalog { tables, statements }
     }
 
     /// The table of a model, or InvalidInput for an unknown model.
@@ -408,7 +419,7 @@ mod tests {
                     .index(Index::on(["quantity"])),
             )
             .unwrap();
-        Catalog::new(&registry, "shop")
+        Catalog::new(&registry, "shop", Statements::Unnamed)
             .tables
             .remove("Stock")
             .unwrap()

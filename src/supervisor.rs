@@ -1,5 +1,6 @@
 //! The supervisor: owns one pool actor per role, restarts a failed one, and
-//! routes `DbMsg`s to the right pool.
+//! routes `DbMsg`s to the right pool; owns the LISTEN/NOTIFY listener too,
+//! started on the first subscribe.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,8 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::config::Role;
+use crate::error::Result;
+use crate::listener::{Listener, ListenerContext, ListenerMsg};
 use crate::messages::DbMsg;
 use crate::pool_actor::{gone, Call, Deadline, PoolActor, PoolContext, PoolMsg};
 use crate::shutdown::shutdown;
@@ -65,6 +68,8 @@ pub(crate) struct SupervisorArgs {
     pub(crate) routes: Arc<Routes>,
     /// The session's statement deadline, for messages that carry none.
     pub(crate) deadline: Deadline,
+    /// The LISTEN/NOTIFY listener's context; the actor starts on the first subscribe.
+    pub(crate) listener: Arc<ListenerContext>,
 }
 
 pub(crate) struct SupervisorState {
@@ -72,6 +77,10 @@ pub(crate) struct SupervisorState {
     contexts: HashMap<Role, Arc<PoolContext>>,
     routes: Arc<Routes>,
     deadline: Deadline,
+    /// Kept to start (and restart) the listener with every subscription.
+    listener_ctx: Arc<ListenerContext>,
+    /// The listener actor, once something subscribed.
+    listener: Option<ActorRef<ListenerMsg>>,
 }
 
 pub(crate) struct Supervisor;
@@ -88,6 +97,26 @@ impl Supervisor {
         let (actor, _) = Actor::spawn_linked(None, PoolActor, ctx, myself.get_cell()).await?;
         routes.set(role, actor);
         Ok(())
+    }
+
+    /// The listener actor, started (unnamed, linked) when there is none.
+    async fn listener(
+        myself: &ActorRef<DbMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<ActorRef<ListenerMsg>> {
+        if let Some(listener) = state
+            .listener
+            .as_ref()
+            .filter(|l| l.get_status() <= ractor::ActorStatus::Running)
+        {
+            return Ok(listener.clone());
+        }
+        let ctx = state.listener_ctx.clone();
+        let (listener, _) = Actor::spawn_linked(None, Listener, ctx, myself.get_cell())
+            .await
+            .map_err(|e| crate::Error::closed(format!("cannot start the listener: {e}")))?;
+        state.listener = Some(listener.clone());
+        Ok(listener)
     }
 }
 
@@ -110,11 +139,13 @@ impl Actor for Supervisor {
             contexts,
             routes: args.routes,
             deadline: args.deadline,
+            listener_ctx: args.listener,
+            listener: None,
         })
     }
 
-    /// Forward to the pool actor of the message's role, or start a
-    /// transaction in a task of its own: no I/O here.
+    /// Forward to the pool actor of the message's role or to the listener,
+    /// or start a transaction in a task of its own: no I/O here.
     async fn handle(
         &self,
         myself: ActorRef<DbMsg>,
@@ -172,6 +203,44 @@ impl Actor for Supervisor {
                 let _ = reply.send(stats);
                 return Ok(());
             }
+            DbMsg::Subscribe(_, _, reply) if state.routes.is_closing() => {
+                let _ = reply.send(Err(gone("SUBSCRIBE was")));
+                return Ok(());
+            }
+            DbMsg::Subscribe(channel, subscriber, reply) => {
+                // Checked here, so a refused subscribe starts nothing and sends no SQL.
+                if let Err(err) = state.listener_ctx.admit(&channel) {
+                    let _ = reply.send(Err(err));
+                    return Ok(());
+                }
+                match Supervisor::listener(&myself, state).await {
+                    Ok(listener) => {
+                        let _ = listener
+                            .send_message(ListenerMsg::Subscribe(channel, subscriber, reply));
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+                return Ok(());
+            }
+            DbMsg::Unsubscribe(channel, subscriber, reply) => {
+                if let Err(err) = crate::listener::check_channel(&channel) {
+                    let _ = reply.send(Err(err));
+                    return Ok(());
+                }
+                match &state.listener {
+                    Some(listener) => {
+                        let msg = ListenerMsg::Unsubscribe(channel, subscriber.get_id(), reply);
+                        let _ = listener.send_message(msg);
+                    }
+                    // No listener: nothing is subscribed.
+                    None => {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                return Ok(());
+            }
         };
         match state.routes.get(role) {
             // A pool actor that is gone drops the message and with it the
@@ -184,6 +253,8 @@ impl Actor for Supervisor {
 
     /// Overridden because ractor's default stops the supervisor when any
     /// child exits. A pool actor that fails is restarted on the same pool.
+    /// The listener is restarted while anything is subscribed (its
+    /// subscribers get a `Gap`), else forgotten until the next subscribe.
     /// A transaction actor ending (even by a panic) is routine: its drop
     /// guard has already closed its connection.
     async fn handle_supervisor_evt(
@@ -197,6 +268,20 @@ impl Actor for Supervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.clone()),
             _ => return Ok(()),
         };
+        if state
+            .listener
+            .as_ref()
+            .is_some_and(|l| l.get_id() == cell.get_id())
+        {
+            state.listener = None;
+            if state.listener_ctx.has_subscriptions() {
+                tracing::warn!(target: "pgactor.supervisor", reason = ?failure, "listener stopped; restarting it");
+                if let Err(err) = Supervisor::listener(&myself, state).await {
+                    tracing::error!(target: "pgactor.supervisor", error = %err, "the listener could not be restarted");
+                }
+            }
+            return Ok(());
+        }
         let role = state.contexts.keys().copied().find(|role| {
             state
                 .routes
@@ -229,6 +314,7 @@ mod tests {
     use crate::config::{PoolConfig, SessionConfig};
     use crate::connection::ConnectionPool;
     use crate::dsn::Dsn;
+    use crate::listener::tests::sink;
     use crate::model::Registry;
     use crate::sql::Catalog;
     use std::time::Duration;
@@ -236,7 +322,11 @@ mod tests {
     /// Pools are lazy, so a supervisor over an unreachable server starts fine.
     fn contexts() -> Vec<Arc<PoolContext>> {
         let session = Arc::new(SessionConfig::default().resolve().unwrap());
-        let catalog = Arc::new(Catalog::new(&Registry::new(), "public"));
+        let catalog = Arc::new(Catalog::new(
+            &Registry::new(),
+            "public",
+            crate::exec::Statements::Unnamed,
+        ));
         [Role::Write, Role::Read]
             .into_iter()
             .map(|role| {
@@ -253,14 +343,122 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_killed_pool_actor_is_replaced_and_the_supervisor_stays() {
-        let routes = Arc::new(Routes::default());
-        let args = SupervisorArgs {
+    /// A listener whose server is unreachable, like the pools'.
+    fn listener_context() -> ListenerContext {
+        let session = SessionConfig::default().resolve().unwrap();
+        let dsn = Dsn::parse("postgres://nobody@127.0.0.1:1/none", Role::Write).unwrap();
+        ListenerContext::new(
+            &dsn,
+            dsn.tls.connector().unwrap(),
+            &session,
+            Duration::from_secs(1),
+        )
+    }
+
+    fn args(routes: &Arc<Routes>, listener: ListenerContext) -> SupervisorArgs {
+        SupervisorArgs {
             pools: contexts(),
             routes: routes.clone(),
             deadline: None,
-        };
+            listener: Arc::new(listener),
+        }
+    }
+
+    /// The supervisor's children that are not pool actors.
+    fn others(supervisor: &ActorRef<DbMsg>, routes: &Routes) -> Vec<ractor::ActorCell> {
+        let pools: Vec<_> = [Role::Write, Role::Read]
+            .iter()
+            .filter_map(|r| routes.get(*r).map(|a| a.get_id()))
+            .collect();
+        supervisor
+            .get_children()
+            .into_iter()
+            .filter(|c| !pools.contains(&c.get_id()))
+            .collect()
+    }
+
+    async fn eventually_true(what: &str, mut check: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test]
+    async fn the_listener_starts_on_subscribe_and_its_exit_is_routine() {
+        let routes = Arc::new(Routes::default());
+        let (supervisor, _) = Actor::spawn(None, Supervisor, args(&routes, listener_context()))
+            .await
+            .unwrap();
+        assert!(
+            others(&supervisor, &routes).is_empty(),
+            "no listener before a subscribe"
+        );
+        let sub = sink().await;
+        let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub.clone()).unwrap();
+        assert_eq!(refused.unwrap_err().kind(), &crate::ErrorKind::Unavailable);
+        let listener = others(&supervisor, &routes);
+        assert_eq!(listener.len(), 1, "one listener");
+
+        // Killed with nothing subscribed: forgotten, and the supervisor stays.
+        listener[0].kill();
+        eventually_true("the listener is gone", || {
+            others(&supervisor, &routes).is_empty()
+        })
+        .await;
+        assert_eq!(supervisor.get_status(), ractor::ActorStatus::Running);
+
+        // The next subscribe starts a new one.
+        let _ = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub).unwrap();
+        assert_eq!(others(&supervisor, &routes).len(), 1);
+        supervisor.stop_and_wait(None, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_listener_with_subscriptions_is_restarted() {
+        let routes = Arc::new(Routes::default());
+        let ctx = listener_context();
+        ctx.keep_for_test("c", sink().await);
+        let (supervisor, _) = Actor::spawn(None, Supervisor, args(&routes, ctx))
+            .await
+            .unwrap();
+        let sub = sink().await;
+        let _ = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub).unwrap();
+        let first = others(&supervisor, &routes);
+        assert_eq!(first.len(), 1);
+        first[0].kill();
+        eventually_true("a new listener runs", || {
+            others(&supervisor, &routes)
+                .iter()
+                .any(|c| c.get_id() != first[0].get_id())
+        })
+        .await;
+        assert_eq!(supervisor.get_status(), ractor::ActorStatus::Running);
+        supervisor.stop_and_wait(None, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn behind_a_pooler_subscribe_is_refused_and_starts_nothing() {
+        let routes = Arc::new(Routes::default());
+        let mut ctx = listener_context();
+        ctx.listen_allowed = false;
+        let (supervisor, _) = Actor::spawn(None, Supervisor, args(&routes, ctx))
+            .await
+            .unwrap();
+        let sub = sink().await;
+        let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub).unwrap();
+        assert_eq!(refused.unwrap_err().kind(), &crate::ErrorKind::Config);
+        assert!(others(&supervisor, &routes).is_empty());
+        supervisor.stop_and_wait(None, None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_killed_pool_actor_is_replaced_and_the_supervisor_stays() {
+        let routes = Arc::new(Routes::default());
+        let args = args(&routes, listener_context());
         let (supervisor, _) = Actor::spawn(None, Supervisor, args).await.unwrap();
         let first = routes.get(Role::Read).unwrap();
         first.kill();

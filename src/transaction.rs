@@ -8,7 +8,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::replica::ConsistencyToken;
@@ -254,27 +254,7 @@ impl Tx {
         self.call(|reply| TxMsg::Write(req, reply), false).await
     }
 
-    /// Insert a row inside the transaction.
-    pub async fn create(&self, model: &str, record: Record) -> Result<Record> {
-        self.write(model, WriteOp::Create(record)).await
-    }
-
-    /// Change only the fields in `patch`, inside the transaction.
-    pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
-        self.write(
-            model,
-            WriteOp::Update {
-                id: id.into(),
-                patch,
-            },
-        )
-        .await
-    }
-
-    /// Delete a row inside the transaction.
-    pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        self.write(model, WriteOp::Delete { id: id.into() }).await
-    }
+    write_shorthands!(" inside the transaction");
 
     /// Commit. A lost answer is [`ErrorKind::OutcomeUnknown`], never a guess;
     /// a serialization failure at commit is [`ErrorKind::Conflict`].

@@ -16,7 +16,7 @@ use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{wal_position, PagePlan, RowPlan};
+use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry::{self, InstrumentRecorded};
@@ -164,25 +164,40 @@ impl Actor for TxActor {
             TxMsg::Read(req, reply) => {
                 let span = state.operation_span("read", &req.model);
                 let plan = RowPlan::read(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
+                let _ = reply.send(
+                    state
+                        .run_plan(plan)
+                        .instrument_recorded(span, RowPlan::rows)
+                        .await,
+                );
             }
             TxMsg::LockForUpdate(req, reply) => {
                 let span = state.operation_span("lock_for_update", &req.model);
                 let plan = RowPlan::lock_for_update(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
+                let _ = reply.send(
+                    state
+                        .run_plan(plan)
+                        .instrument_recorded(span, RowPlan::rows)
+                        .await,
+                );
             }
             TxMsg::Write(req, reply) => {
                 let span = state.operation_span(req.op.name(), &req.model);
                 let plan = RowPlan::write(&state.catalog, req);
-                let _ = reply.send(state.run_row(plan).instrument_recorded(span, |_| 1).await);
+                let _ = reply.send(
+                    state
+                        .run_plan(plan)
+                        .instrument_recorded(span, RowPlan::rows)
+                        .await,
+                );
             }
             TxMsg::List(req, reply) => {
                 let span = state.operation_span("list", &req.model);
                 let plan = PagePlan::new(&state.catalog, req);
                 let _ = reply.send(
                     state
-                        .run_page(plan)
-                        .instrument_recorded(span, |p| p.rows.len() as u64)
+                        .run_plan(plan)
+                        .instrument_recorded(span, PagePlan::rows)
                         .await,
                 );
             }
@@ -239,15 +254,7 @@ impl TxState {
         telemetry::operation(self.span.id(), operation, "tx", model)
     }
 
-    async fn run_page(&mut self, plan: Result<PagePlan>) -> Result<crate::Page> {
-        let client = self.usable()?;
-        let plan = plan?;
-        let cancel = &self.held.pool.cancel;
-        let (result, fate) = plan.run(client, cancel, self.query_timeout).await;
-        self.settle(result, fate)
-    }
-
-    async fn run_row(&mut self, plan: Result<RowPlan>) -> Result<crate::Record> {
+    async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
         let client = self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;

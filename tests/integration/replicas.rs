@@ -3,101 +3,12 @@
 //! writes that follow a promoted standby. Each test stops, pauses or
 //! promotes servers, so each brings up a topology of its own.
 
-use std::collections::HashMap;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
 
 use crate::common::{eventually, observer, ready, registry, stock_model};
-
-/// A primary and a streaming replica of this test's own, torn down on drop.
-struct Topology {
-    dir: String,
-    env: HashMap<String, String>,
-}
-
-impl Topology {
-    fn up() -> Topology {
-        let dir = format!(
-            "/tmp/pgr.{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        );
-        // A port window of this topology's own: while a test has a server
-        // stopped, another topology starting meanwhile must not take its port.
-        static STARTED: AtomicU16 = AtomicU16::new(0);
-        let n = STARTED.fetch_add(1, Ordering::Relaxed) % 4;
-        let base = 58_000 + (std::process::id() % 100) as u16 * 40 + n * 10;
-        let out = Command::new(script())
-            .args(["up", &dir])
-            .env("PGACTOR_PORT_BASE", base.to_string())
-            .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
-            .output()
-            .expect("run scripts/cluster.sh");
-        assert!(
-            out.status.success(),
-            "cluster.sh up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Topology { dir, env }
-    }
-
-    fn var(&self, name: &str) -> &str {
-        &self.env[name]
-    }
-
-    fn primary(&self) -> &str {
-        self.var("PGACTOR_PRIMARY_URL")
-    }
-
-    fn replica(&self) -> &str {
-        self.var("PGACTOR_REPLICA_URL")
-    }
-
-    /// Run pg_ctl on a data directory as the servers' OS user.
-    fn pg_ctl(&self, data: &str, args: &[&str]) {
-        let pg_ctl = format!("{}/pg_ctl", self.var("PGACTOR_PG_BIN"));
-        let log = format!("{data}.pg_ctl.log");
-        let mut cmd = if self.var("PGACTOR_PG_USER") == whoami() {
-            Command::new(&pg_ctl)
-        } else {
-            let mut c = Command::new("runuser");
-            c.args(["-u", self.var("PGACTOR_PG_USER"), "--", &pg_ctl]);
-            c
-        };
-        // -l: a server started by pg_ctl must not keep our pipes open.
-        let status = cmd
-            .args(["-D", data, "-l", &log, "-w"])
-            .args(args)
-            .current_dir("/")
-            .stdout(Stdio::null())
-            .status()
-            .expect("run pg_ctl");
-        assert!(status.success(), "pg_ctl {args:?} on {data} failed");
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).args(["down", &self.dir]).output();
-    }
-}
-
-fn script() -> String {
-    format!("{}/scripts/cluster.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use crate::topology::Topology;
 
 async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
     pgactor::OpenOptions::new(write)

@@ -1,0 +1,777 @@
+//! LISTEN/NOTIFY as actor messages: one listener actor per adapter, on one
+//! dedicated connection to the primary (never a pooled one), fanning each
+//! notification out to the subscriber actors of its channel.
+//!
+//! The supervisor spawns the listener on the first subscribe, so an adapter
+//! that never subscribes opens no connection for it. The connection is
+//! driven by a task of its own: tokio-postgres hands notifications out only
+//! through `Connection::poll_message`, and the task forwards each one to the
+//! listener as a message, then tells it when the connection ends. The
+//! listener then reconnects with backoff (a `send_after` timer, never a
+//! sleep in `handle`), LISTENs again on every channel that has subscribers,
+//! and sends each subscriber [`Notification::Gap`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use postgres_openssl::MakeTlsConnector;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::AbortHandle;
+use tokio_postgres::{AsyncMessage, Client, Connection};
+
+use crate::config::SessionSettings;
+use crate::connection::client_config;
+use crate::dsn::Dsn;
+use crate::error::{describe, Error, ErrorKind, Result};
+use crate::model::{quote_ident, validate_identifier};
+use crate::transaction::RetryPolicy;
+
+/// What a subscriber actor receives from [`crate::Db::subscribe`].
+///
+/// A subscriber is any ractor actor whose message type is `Notification`:
+///
+/// ```no_run
+/// use pgactor::Notification;
+/// use ractor::{Actor, ActorProcessingErr, ActorRef};
+///
+/// struct OrderWatcher;
+///
+/// impl Actor for OrderWatcher {
+///     type Msg = Notification;
+///     type State = ();
+///     type Arguments = ();
+///
+///     async fn pre_start(&self, _: ActorRef<Notification>, _: ()) -> Result<(), ActorProcessingErr> {
+///         Ok(())
+///     }
+///
+///     async fn handle(
+///         &self,
+///         _: ActorRef<Notification>,
+///         msg: Notification,
+///         _: &mut (),
+///     ) -> Result<(), ActorProcessingErr> {
+///         match msg {
+///             Notification::Message { channel, payload, .. } => println!("{channel}: {payload}"),
+///             // Some notifications may have been lost: re-read what they describe.
+///             Notification::Gap { channel } => println!("{channel}: re-reading the orders"),
+///             _ => {}
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// let (watcher, _) = Actor::spawn(None, OrderWatcher, ()).await?;
+/// db.subscribe("orders", watcher.clone()).await?;
+/// // Any session: SELECT pg_notify('orders', 'A-1 shipped')
+/// db.unsubscribe("orders", &watcher).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// A `NOTIFY` (or `pg_notify`) on a channel the actor subscribed to,
+    /// delivered after the sending transaction committed, in commit order.
+    Message {
+        /// The channel, as subscribed.
+        channel: String,
+        /// The payload (`""` when none was given).
+        payload: String,
+        /// The backend process id of the session that sent it.
+        process_id: i32,
+    },
+    /// The listener's connection was lost and is back, LISTENing on
+    /// `channel` again. Notifications sent on `channel` while it was down
+    /// are lost: re-read the state they describe. Every notification
+    /// committed after the `Gap` arrives is delivered.
+    Gap {
+        /// The channel, as subscribed.
+        channel: String,
+    },
+}
+
+/// Check a channel name before any SQL: a plain identifier
+/// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes). It reaches `LISTEN` quoted,
+/// so it is case-sensitive, exactly as `pg_notify`'s first argument is.
+pub(crate) fn check_channel(channel: &str) -> Result<()> {
+    validate_identifier(channel).map_err(|e| Error::invalid_input(format!("channel: {e}")))
+}
+
+/// The backoff between reconnection attempts: from 100 ms, doubling, at
+/// most 5 s, with full jitter so many instances do not reconnect in step.
+const RECONNECT: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    base_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// TCP keepalives of the listener's connection, unless the DSN sets its
+/// own: a connection that only receives would otherwise never notice that
+/// a firewall or NAT dropped it (the driver's default waits 2 h before the
+/// first probe). A dead peer is noticed in about a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// What the listener needs, kept by the supervisor so that a listener it
+/// restarts takes over every subscription.
+pub(crate) struct ListenerContext {
+    /// The primary's driver configuration: the write DSN's, with the
+    /// session's `application_name`, the connect timeout and keepalives.
+    config: tokio_postgres::Config,
+    /// The write pool's TLS connector: the listener's connection is
+    /// encrypted and verified as the pool's are.
+    connector: MakeTlsConnector,
+    /// `user@host:port/db`, for messages.
+    target: String,
+    /// Bound on opening the connection, and on each LISTEN or UNLISTEN.
+    timeout: Duration,
+    /// `false` where LISTEN cannot work (behind a transaction-pooling
+    /// bouncer): subscribe then answers [`ErrorKind::Config`].
+    pub(crate) listen_allowed: bool,
+    /// Who listens to what. Only the listener actor changes it, never
+    /// across an await; it lives here rather than in the actor's state so
+    /// that it outlives a listener that fails.
+    subscriptions: Mutex<Subscriptions>,
+}
+
+impl ListenerContext {
+    /// The listener of the primary at `dsn`, opening its connection within `connect_timeout`.
+    pub(crate) fn new(
+        dsn: &Dsn,
+        connector: MakeTlsConnector,
+        session: &SessionSettings,
+        connect_timeout: Duration,
+    ) -> ListenerContext {
+        let mut config = client_config(dsn, session, connect_timeout);
+        if config.get_keepalives_idle() == tokio_postgres::Config::new().get_keepalives_idle() {
+            config.keepalives_idle(KEEPALIVE_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(KEEPALIVE_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        ListenerContext {
+            config,
+            connector,
+            target: dsn.target.clone(),
+            timeout: connect_timeout,
+            listen_allowed: true,
+            subscriptions: Mutex::default(),
+        }
+    }
+
+    /// Whether a subscription to `channel` may be taken: a valid name, and
+    /// a connection where LISTEN works.
+    pub(crate) fn admit(&self, channel: &str) -> Result<()> {
+        check_channel(channel)?;
+        if !self.listen_allowed {
+            return Err(Error::config(
+                "LISTEN/NOTIFY needs a direct connection to the primary; \
+                 it does not work through a transaction-pooling PgBouncer",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Record a subscription without LISTEN, as a failed listener leaves them.
+    #[cfg(test)]
+    pub(crate) fn keep_for_test(&self, channel: &str, subscriber: ActorRef<Notification>) {
+        self.table().add(channel.into(), subscriber);
+    }
+
+    /// Whether any actor is subscribed to anything.
+    pub(crate) fn has_subscriptions(&self) -> bool {
+        !self.table().channels.is_empty()
+    }
+
+    fn table(&self) -> MutexGuard<'_, Subscriptions> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The subscribers of each channel. A channel is present only while it
+/// has subscribers, and while the listener is connected every present
+/// channel is LISTENed to.
+#[derive(Default)]
+struct Subscriptions {
+    channels: HashMap<String, Vec<ActorRef<Notification>>>,
+}
+
+impl Subscriptions {
+    /// Add `subscriber` to `channel`, once however often it subscribes.
+    fn add(&mut self, channel: String, subscriber: ActorRef<Notification>) {
+        let subscribers = self.channels.entry(channel).or_default();
+        if !subscribers
+            .iter()
+            .any(|s| s.get_id() == subscriber.get_id())
+        {
+            subscribers.push(subscriber);
+        }
+    }
+
+    /// Remove the subscriber `id` from `channel`; `true` when that left the
+    /// channel without subscribers.
+    fn remove(&mut self, channel: &str, id: ActorId) -> bool {
+        let Some(subscribers) = self.channels.get_mut(channel) else {
+            return false;
+        };
+        subscribers.retain(|s| s.get_id() != id);
+        if subscribers.is_empty() {
+            self.channels.remove(channel);
+            return true;
+        }
+        false
+    }
+
+    fn of(&self, channel: &str) -> Vec<ActorRef<Notification>> {
+        self.channels.get(channel).cloned().unwrap_or_default()
+    }
+
+    fn every(&self) -> Vec<(String, ActorRef<Notification>)> {
+        self.channels
+            .iter()
+            .flat_map(|(c, subs)| subs.iter().map(|s| (c.clone(), s.clone())))
+            .collect()
+    }
+}
+
+/// The listener's messages: from the supervisor (subscribe, unsubscribe),
+/// from its connection task, and from its backoff timer.
+pub(crate) enum ListenerMsg {
+    /// Answered once LISTEN on the channel is in force.
+    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+    Unsubscribe(String, ActorId, RpcReplyPort<Result<()>>),
+    /// The connection of this generation is open; its task drives it.
+    Connected(u64, Client),
+    /// The connection of this generation could not be opened.
+    ConnectFailed(u64, Error),
+    /// A notification, from whichever connection received it.
+    Notified(tokio_postgres::Notification),
+    /// The connection of this generation ended, for this reason.
+    Ended(u64, String),
+    /// The backoff timer: connect again if still down.
+    Reconnect,
+}
+
+/// A subscribe waiting for the connection to open.
+type Waiting = (String, ActorRef<Notification>, RpcReplyPort<Result<()>>);
+
+enum Link {
+    /// No connection and none being opened (a reconnect may be scheduled).
+    Down,
+    /// The connection task is connecting.
+    Connecting(AbortHandle),
+    /// LISTEN and UNLISTEN run on the client; the task drives the connection.
+    Up(Client, AbortHandle),
+}
+
+pub(crate) struct ListenerState {
+    ctx: Arc<ListenerContext>,
+    link: Link,
+    /// Numbers the connections, so that news of an old one is not taken
+    /// for news of the current one.
+    generation: u64,
+    /// Connection attempts failed in a row, for the backoff.
+    failures: u32,
+    /// Subscribes that came while there was no connection: answered when
+    /// it opens (`Ok`, once LISTEN is in force) or fails (`Unavailable`).
+    waiting: Vec<Waiting>,
+}
+
+/// Whatever way the listener goes (stop, kill, panic), an open
+/// connection closes when its `Client` is dropped with the state: the task
+/// then sends Terminate and ends. One still being opened is abandoned.
+impl Drop for ListenerState {
+    fn drop(&mut self) {
+        if let Link::Connecting(task) = &self.link {
+            task.abort();
+        }
+    }
+}
+
+pub(crate) struct Listener;
+
+impl Actor for Listener {
+    type Msg = ListenerMsg;
+    type State = ListenerState;
+    type Arguments = Arc<ListenerContext>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<ListenerMsg>,
+        ctx: Arc<ListenerContext>,
+    ) -> Result<ListenerState, ActorProcessingErr> {
+        Ok(ListenerState {
+            ctx,
+            link: Link::Down,
+            generation: 0,
+            failures: 0,
+            waiting: Vec::new(),
+        })
+    }
+
+    /// A listener started in place of one that failed finds subscriptions
+    /// already there: it connects at once, and they get a `Gap`.
+    async fn post_start(
+        &self,
+        myself: ActorRef<ListenerMsg>,
+        state: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.ctx.has_subscriptions() {
+            state.connect(&myself);
+        }
+        Ok(())
+    }
+
+    /// Handled in order. The awaits here are LISTEN and UNLISTEN on the
+    /// listener's own connection, each bounded by the connect timeout;
+    /// connecting happens in the connection task. Failures are answered,
+    /// never returned (an `Err` would kill the actor).
+    async fn handle(
+        &self,
+        myself: ActorRef<ListenerMsg>,
+        msg: ListenerMsg,
+        state: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ListenerMsg::Subscribe(channel, subscriber, reply) => {
+                state.subscribe(&myself, channel, subscriber, reply).await;
+            }
+            ListenerMsg::Unsubscribe(channel, id, reply) => {
+                state.unsubscribe(&myself, &channel, id).await;
+                let _ = reply.send(Ok(()));
+            }
+            ListenerMsg::Connected(generation, client) => {
+                state.connected(&myself, generation, client).await;
+            }
+            ListenerMsg::ConnectFailed(generation, err) => {
+                state.connect_failed(&myself, generation, err);
+            }
+            ListenerMsg::Notified(notification) => state.deliver(&myself, notification).await,
+            ListenerMsg::Ended(generation, reason) => {
+                if generation == state.generation && matches!(state.link, Link::Up(..)) {
+                    state.lost(&myself, &reason);
+                }
+            }
+            ListenerMsg::Reconnect => {
+                if matches!(state.link, Link::Down) && state.ctx.has_subscriptions() {
+                    state.connect(&myself);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ListenerState {
+    /// Start opening a connection in a task of its own.
+    fn connect(&mut self, myself: &ActorRef<ListenerMsg>) {
+        self.generation += 1;
+        let task = tokio::spawn(run_connection(
+            self.ctx.clone(),
+            myself.clone(),
+            self.generation,
+        ));
+        self.link = Link::Connecting(task.abort_handle());
+    }
+
+    async fn subscribe(
+        &mut self,
+        myself: &ActorRef<ListenerMsg>,
+        channel: String,
+        subscriber: ActorRef<Notification>,
+        reply: RpcReplyPort<Result<()>>,
+    ) {
+        match self.link {
+            Link::Up(..) => {
+                // A channel with subscribers is already LISTENed to.
+                let listening = self.ctx.table().channels.contains_key(&channel);
+                let result = match listening {
+                    true => Ok(()),
+                    false => self.execute(myself, &listen(&channel)).await,
+                };
+                if result.is_ok() {
+                    self.ctx.table().add(channel, subscriber);
+                }
+                let _ = reply.send(result);
+            }
+            Link::Connecting(_) => self.waiting.push((channel, subscriber, reply)),
+            Link::Down => {
+                self.waiting.push((channel, subscriber, reply));
+                self.connect(myself);
+            }
+        }
+    }
+
+    /// Remove a subscriber; UNLISTEN when its channel has no other. A
+    /// failed UNLISTEN is not the caller's problem: notifications on a
+    /// channel without subscribers are dropped.
+    async fn unsubscribe(&mut self, myself: &ActorRef<ListenerMsg>, channel: &str, id: ActorId) {
+        // A subscribe still waiting for the connection took effect and was
+        // undone at once.
+        for (_, _, reply) in extract(&mut self.waiting, |(c, s, _)| {
+            c == channel && s.get_id() == id
+        }) {
+            let _ = reply.send(Ok(()));
+        }
+        let emptied = self.ctx.table().remove(channel, id);
+        if emptied && matches!(self.link, Link::Up(..)) {
+            let _ = self
+                .execute(myself, &format!("UNLISTEN {}", quote_ident(channel)))
+                .await;
+        }
+    }
+
+    /// The connection is open: LISTEN on every channel wanted (one round
+    /// trip), then `Gap` to those who were subscribed before and `Ok` to
+    /// those who were waiting.
+    async fn connected(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64, client: Client) {
+        if generation != self.generation || !matches!(self.link, Link::Connecting(_)) {
+            // A connection nobody waits for any more: dropping the client closes it.
+            return;
+        }
+        if let Link::Connecting(task) = std::mem::replace(&mut self.link, Link::Down) {
+            self.link = Link::Up(client, task);
+        }
+        let before = self.ctx.table().every();
+        let channels: BTreeSet<&str> = before
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .chain(self.waiting.iter().map(|(c, _, _)| c.as_str()))
+            .collect();
+        let sql: String = channels.into_iter().map(listen).collect();
+        let result = match sql.is_empty() {
+            true => Ok(()),
+            false => self.execute(myself, &sql).await,
+        };
+        if let Err(err) = result {
+            // Not every channel is listened to: this connection will not do.
+            if matches!(self.link, Link::Up(..)) {
+                self.lost(myself, &err.to_string());
+            }
+            self.fail_waiting(&err);
+            return;
+        }
+        self.failures = 0;
+        tracing::info!(
+            target: "pgactor.listener",
+            target_db = %self.ctx.target,
+            subscriptions = before.len(),
+            "listener connected"
+        );
+        for (channel, subscriber) in before {
+            let gap = Notification::Gap {
+                channel: channel.clone(),
+            };
+            if subscriber.send_message(gap).is_err() {
+                self.unsubscribe(myself, &channel, subscriber.get_id())
+                    .await;
+            }
+        }
+        for (channel, subscriber, reply) in std::mem::take(&mut self.waiting) {
+            self.ctx.table().add(channel, subscriber);
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    fn connect_failed(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64, err: Error) {
+        if generation != self.generation || !matches!(self.link, Link::Connecting(_)) {
+            return;
+        }
+        self.link = Link::Down;
+        tracing::warn!(target: "pgactor.listener", error = %err, "listener cannot connect");
+        self.fail_waiting(&err);
+        self.retry_later(myself);
+    }
+
+    /// The connection is gone (or no longer trusted): close it, and
+    /// reconnect after a backoff while anyone is subscribed.
+    fn lost(&mut self, myself: &ActorRef<ListenerMsg>, reason: &str) {
+        if let Link::Up(_, task) = std::mem::replace(&mut self.link, Link::Down) {
+            task.abort();
+        }
+        tracing::warn!(target: "pgactor.listener", reason, "listener connection lost");
+        self.retry_later(myself);
+    }
+
+    fn retry_later(&mut self, myself: &ActorRef<ListenerMsg>) {
+        if !self.ctx.has_subscriptions() {
+            // Nobody to serve: the next subscribe connects.
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        myself.send_after(RECONNECT.backoff(self.failures), || ListenerMsg::Reconnect);
+    }
+
+    /// Answer every waiting subscribe with `err`'s kind and message.
+    fn fail_waiting(&mut self, err: &Error) {
+        for (_, _, reply) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Err(Error::new(err.kind().clone(), err.to_string())));
+        }
+    }
+
+    /// Hand a notification to each subscriber of its channel; forget the
+    /// subscribers whose actors are gone.
+    async fn deliver(
+        &mut self,
+        myself: &ActorRef<ListenerMsg>,
+        notification: tokio_postgres::Notification,
+    ) {
+        let channel = notification.channel();
+        let subscribers = self.ctx.table().of(channel);
+        for subscriber in subscribers {
+            let message = Notification::Message {
+                channel: channel.to_owned(),
+                payload: notification.payload().to_owned(),
+                process_id: notification.process_id(),
+            };
+            if subscriber.send_message(message).is_err() {
+                self.unsubscribe(myself, channel, subscriber.get_id()).await;
+            }
+        }
+    }
+
+    /// Run LISTEN or UNLISTEN statements on the connection, bounded by the
+    /// timeout: a connection that breaks or does not answer in time is
+    /// closed and replaced.
+    async fn execute(&mut self, myself: &ActorRef<ListenerMsg>, sql: &str) -> Result<()> {
+        let Link::Up(client, _) = &self.link else {
+            return Err(Error::unavailable("the listener has no connection"));
+        };
+        // Bounded: one round trip on a healthy connection.
+        let err = match tokio::time::timeout(self.ctx.timeout, client.batch_execute(sql)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => Error::from_statement(e, false),
+            Err(_) => Error::unavailable(format!(
+                "the listener's connection did not answer within {:?}",
+                self.ctx.timeout
+            )),
+        };
+        let broken = err.kind() == &ErrorKind::Unavailable || client.is_closed();
+        if broken {
+            self.lost(myself, &err.to_string());
+        }
+        Err(err.prefixed("listener"))
+    }
+}
+
+/// Take the items that match out of `items`.
+fn extract<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Vec<T> {
+    let (taken, kept) = std::mem::take(items)
+        .into_iter()
+        .partition(|item| matches(item));
+    *items = kept;
+    taken
+}
+
+fn listen(channel: &str) -> String {
+    format!("LISTEN {};", quote_ident(channel))
+}
+
+/// Open the listener's connection, then drive it until it ends, telling
+/// the listener each step.
+async fn run_connection(
+    ctx: Arc<ListenerContext>,
+    listener: ActorRef<ListenerMsg>,
+    generation: u64,
+) {
+    let connecting = ctx.config.connect(ctx.connector.clone());
+    // Bounded as a whole: the driver's connect_timeout covers only the TCP connect.
+    let (client, connection) = match tokio::time::timeout(ctx.timeout, connecting).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => {
+            let message = format!(
+                "the listener cannot connect to {}: {}",
+                ctx.target,
+                describe(&e)
+            );
+            let err = Error::unavailable(message).with_source(e);
+            let _ = listener.send_message(ListenerMsg::ConnectFailed(generation, err));
+            return;
+        }
+        Err(_) => {
+            let err = Error::unavailable(format!(
+                "the listener's connection to {} took longer than {:?}",
+                ctx.target, ctx.timeout
+            ));
+            let _ = listener.send_message(ListenerMsg::ConnectFailed(generation, err));
+            return;
+        }
+    };
+    if listener
+        .send_message(ListenerMsg::Connected(generation, client))
+        .is_err()
+    {
+        // The listener is gone; dropping the connection closes it.
+        return;
+    }
+    let reason = drive(connection, &listener).await;
+    let _ = listener.send_message(ListenerMsg::Ended(generation, reason));
+}
+
+/// Poll the connection, forwarding every notification to the listener,
+/// until it ends; answer why it ended.
+async fn drive<S, T>(mut connection: Connection<S, T>, listener: &ActorRef<ListenerMsg>) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(notification))) => {
+                if listener
+                    .send_message(ListenerMsg::Notified(notification))
+                    .is_err()
+                {
+                    return "the listener stopped".into();
+                }
+            }
+            Some(Ok(AsyncMessage::Notice(notice))) => {
+                tracing::debug!(target: "pgactor.listener", notice = notice.message(), "server notice");
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return describe(&e),
+            None => return "the connection closed".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{Role, SessionConfig};
+
+    fn context(dsn: &str) -> ListenerContext {
+        let session = SessionConfig {
+            application_name: Some("orders-api".into()),
+            ..SessionConfig::default()
+        };
+        let dsn = Dsn::parse(dsn, Role::Write).unwrap();
+        ListenerContext::new(
+            &dsn,
+            dsn.tls.connector().unwrap(),
+            &session.resolve().unwrap(),
+            Duration::from_secs(3),
+        )
+    }
+
+    /// A server that takes the connection and never answers: connecting
+    /// to it takes the whole connect timeout.
+    async fn silent_server() -> (tokio::net::TcpListener, String) {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        (server, format!("postgres://app@127.0.0.1:{port}/db"))
+    }
+
+    /// A subscriber that ignores what it gets.
+    pub(crate) async fn sink() -> ActorRef<Notification> {
+        struct Sink;
+        impl Actor for Sink {
+            type Msg = Notification;
+            type State = ();
+            type Arguments = ();
+            async fn pre_start(
+                &self,
+                _: ActorRef<Notification>,
+                _: (),
+            ) -> Result<(), ActorProcessingErr> {
+                Ok(())
+            }
+        }
+        Actor::spawn(None, Sink, ()).await.unwrap().0
+    }
+
+    async fn spawn(ctx: ListenerContext) -> (ActorRef<ListenerMsg>, ActorRef<Notification>) {
+        let (listener, _) = Actor::spawn(None, Listener, Arc::new(ctx)).await.unwrap();
+        (listener, sink().await)
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_opens_fails_the_waiting_subscribe() {
+        let (_server, url) = silent_server().await;
+        let mut ctx = context(&url);
+        ctx.timeout = Duration::from_millis(200);
+        let (listener, sink) = spawn(ctx).await;
+        let answer = ractor::call!(listener, ListenerMsg::Subscribe, "c".into(), sink).unwrap();
+        let err = answer.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Unavailable);
+        assert!(err.to_string().contains("took longer than"), "{err}");
+        listener.stop(None);
+    }
+
+    #[tokio::test]
+    async fn unsubscribing_a_waiting_subscribe_answers_both() {
+        let (_server, url) = silent_server().await;
+        let (listener, sink) = spawn(context(&url)).await;
+        let (tx, rx) = ractor::concurrency::oneshot();
+        let subscribe = ListenerMsg::Subscribe("c".into(), sink.clone(), tx.into());
+        listener.send_message(subscribe).unwrap();
+        let unsubscribed = ractor::call!(
+            listener,
+            ListenerMsg::Unsubscribe,
+            "c".into(),
+            sink.get_id()
+        );
+        assert!(unsubscribed.unwrap().is_ok());
+        // Answered by the unsubscribe: the failed connection would answer Unavailable.
+        assert!(rx.await.unwrap().is_ok());
+        listener.stop(None);
+    }
+
+    #[test]
+    fn channel_names_are_plain_identifiers() {
+        for ok in ["orders", "Orders_2", "_x$y"] {
+            assert!(check_channel(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a-b",
+            "1x",
+            "x\"; DROP TABLE t; --",
+            "sp ace",
+            &"n".repeat(64),
+        ] {
+            let err = check_channel(bad).unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_connection_is_the_sessions_with_keepalives() {
+        let ctx = context("postgres://app:pw@db/shop");
+        assert_eq!(ctx.config.get_application_name(), Some("orders-api"));
+        assert_eq!(
+            ctx.config.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        assert_eq!(ctx.config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(ctx.config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        // The DSN's own keepalive settings win.
+        let own = context("host=db user=app keepalives_idle=600 keepalives_interval=5");
+        assert_eq!(own.config.get_keepalives_idle(), Duration::from_secs(600));
+        assert_eq!(
+            own.config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn behind_a_pooler_subscribing_is_a_config_error() {
+        let mut ctx = context("postgres://app@db/shop");
+        assert!(ctx.admit("orders").is_ok());
+        ctx.listen_allowed = false;
+        assert_eq!(ctx.admit("orders").unwrap_err().kind(), &ErrorKind::Config);
+        // A bad name is still bad input first.
+        assert_eq!(
+            ctx.admit("a-b").unwrap_err().kind(),
+            &ErrorKind::InvalidInput
+        );
+    }
+}
