@@ -165,6 +165,8 @@ pub enum PoolerMode {
     /// would stay on a server session other clients use next. No session
     /// setting is ever sent; each transaction sets its own (statement_timeout,
     /// lock_timeout, idle_in_transaction_session_timeout, TimeZone) locally.
+    /// Statements go unnamed unless [`crate::OpenOptions::statement_cache`]
+    /// asks for prepared ones, and LISTEN/NOTIFY is refused.
     Transaction,
 }
 

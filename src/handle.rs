@@ -122,7 +122,8 @@ pub struct OpenOptions {
     replica: ReplicaConfig,
     auto_migrate: bool,
     pooler: PoolerMode,
-    statement_cache: bool,
+    /// `None`: prepared in direct mode, unnamed in pooler mode.
+    statement_cache: Option<bool>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -156,7 +157,7 @@ impl OpenOptions {
             replica: ReplicaConfig::default(),
             auto_migrate: true,
             pooler: PoolerMode::Direct,
-            statement_cache: true,
+            statement_cache: None,
         }
     }
 
@@ -197,13 +198,15 @@ impl OpenOptions {
         self
     }
 
-    /// Prepare each statement once per connection and reuse it (default
-    /// `true`): about half the server work of sending it unnamed each time.
-    /// Turn it off behind a pooler that keeps no prepared statements across
-    /// transactions (PgBouncer in transaction mode before 1.21): statements
-    /// are then sent unnamed, parsed on every execution.
+    /// Prepare each statement once per connection and reuse it: about half
+    /// the server work of sending it unnamed each time. On by default, off
+    /// by default in [`PoolerMode::Transaction`]: a pooler that keeps no
+    /// prepared statements across transactions (PgBouncer in transaction
+    /// mode before 1.21) needs statements sent unnamed, parsed on every
+    /// execution. An explicit call wins over the mode's default, e.g.
+    /// `true` behind PgBouncer 1.21 or later with `max_prepared_statements`.
     pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
-        self.statement_cache = enabled;
+        self.statement_cache = Some(enabled);
         self
     }
 
@@ -220,7 +223,10 @@ impl OpenOptions {
     /// transaction sets its own in the same round trip as its `BEGIN`, and
     /// statements outside transactions run with the server's defaults for the
     /// role, which `open` compares with the [`SessionConfig`] (a `tracing`
-    /// warning per difference). Applies to both pools.
+    /// warning per difference). Statements are sent unnamed unless
+    /// [`OpenOptions::statement_cache`] says otherwise, and
+    /// [`Db::subscribe`] answers [`ErrorKind::Config`]: LISTEN needs a
+    /// session of its own. Applies to both pools.
     pub fn pooler(mut self, mode: PoolerMode) -> OpenOptions {
         self.pooler = mode;
         self
@@ -282,7 +288,10 @@ impl OpenOptions {
             watch
         });
         let registry = Arc::new(self.registry);
-        let statements = if self.statement_cache {
+        let statements = if self
+            .statement_cache
+            .unwrap_or(session.pooler == PoolerMode::Direct)
+        {
             Statements::Prepared
         } else {
             Statements::Unnamed

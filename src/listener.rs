@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
-use crate::config::SessionSettings;
+use crate::config::{PoolerMode, SessionSettings};
 use crate::connection::client_config;
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
@@ -162,7 +162,7 @@ impl ListenerContext {
             connector,
             target: dsn.target.clone(),
             timeout: connect_timeout,
-            listen_allowed: true,
+            listen_allowed: session.pooler == PoolerMode::Direct,
             subscriptions: Mutex::default(),
         }
     }

@@ -28,7 +28,7 @@ use crate::common::{
     registry, replica_url, stock_model, unique_schema,
 };
 use crate::crud::row_life;
-use crate::routing::{url_with_db, TempDatabase};
+use crate::routing::{unique_app_name, url_with_db, TempDatabase};
 use crate::transactions::{
     a_conflicted_transfer_retried_applies_once, account_model, k_of_n_callers_reserve_a_unit,
     only_the_ok_body_is_committed, stock,
@@ -691,4 +691,53 @@ async fn query_timeouts_cancel_through_the_bouncer_and_the_bouncer_survives_them
         "each cancel was confirmed"
     );
     own.close().await;
+}
+
+/// The bouncer's client connections carrying `application_name` `app`,
+/// from its admin console (`SHOW CLIENTS`).
+async fn bouncer_clients_named(app: &str) -> usize {
+    let console = observer(&url_with_db(&bouncer_url(), "pgbouncer")).await;
+    let messages = console.simple_query("SHOW CLIENTS").await.unwrap();
+    messages
+        .iter()
+        .filter(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get("application_name") == Some(app),
+            _ => false,
+        })
+        .count()
+}
+
+/// A LISTEN through a transaction-pooling bouncer would sit on a server
+/// connection other clients get next: pooler mode refuses to subscribe,
+/// before opening anything.
+#[tokio::test]
+async fn subscribe_is_refused_in_pooler_mode_and_opens_no_connection() {
+    let app = unique_app_name("bnc_listen");
+    let (db, _) = open_pooled(
+        "bnc_listen",
+        SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        },
+    )
+    .await;
+    let before = bouncer_clients_named(&app).await;
+    assert!(
+        before >= 1,
+        "the adapter's pools are among the bouncer's clients"
+    );
+    let (subscriber, _) = crate::listen::subscriber().await;
+    let err = db
+        .subscribe("orders", subscriber.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("PgBouncer"), "{err}");
+    assert_eq!(
+        bouncer_clients_named(&app).await,
+        before,
+        "no listener connection"
+    );
+    subscriber.stop(None);
+    db.close().await;
 }

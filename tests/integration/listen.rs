@@ -41,7 +41,8 @@ impl Actor for Forward {
     }
 }
 
-async fn subscriber() -> (ActorRef<Notification>, UnboundedReceiver<Notification>) {
+/// A subscriber actor and what it receives.
+pub(crate) async fn subscriber() -> (ActorRef<Notification>, UnboundedReceiver<Notification>) {
     let (tx, rx) = unbounded_channel();
     let (actor, _) = Actor::spawn(None, Forward, tx).await.expect("spawn");
     (actor, rx)
