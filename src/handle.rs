@@ -250,12 +250,16 @@ impl OpenOptions {
             self.write_pool.resolve(Role::Write)?,
             session.clone(),
         )?;
+        // Until open succeeds, a failure closes what was built (its reaper
+        // tasks and connections would otherwise outlive the failed open).
+        let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
         let read = ConnectionPool::build(
             Role::Read,
             &read_dsn,
             self.read_pool.resolve(Role::Read)?,
             session.clone(),
         )?;
+        built.0.push(read.pool.clone());
 
         // Both pools must connect before anything is created on the server.
         let mut client = write.check().await?;
@@ -350,6 +354,7 @@ impl OpenOptions {
             pooler = ?session.pooler,
             "pgactor open"
         );
+        built.0.clear();
         Ok(Db {
             call: Call {
                 deadline: session.query_deadline(),
@@ -393,6 +398,17 @@ async fn warn_on_capacity(
             "the pools may open {claimed} connections, more than half of the server's max_connections ({max}); \
              keep the sum over all instances under max_connections"
         );
+    }
+}
+
+/// Closes the pools it holds when dropped; emptied once `open` succeeds.
+struct CloseUnlessOpened(Vec<deadpool_postgres::Pool>);
+
+impl Drop for CloseUnlessOpened {
+    fn drop(&mut self) {
+        for pool in &self.0 {
+            pool.close();
+        }
     }
 }
 

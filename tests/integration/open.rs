@@ -301,3 +301,39 @@ async fn two_adapters_in_one_process_serve_side_by_side() {
     crud_round_trip(&b).await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_failed_open_leaves_no_connection_behind() {
+    let app = unique_app_name("failed_open");
+    let (bad_read, _) = unreachable_dsn();
+    let err = pgactor::OpenOptions::new(primary_url())
+        .read_dsn(bad_read)
+        .registry(registry([stock_model()]))
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            schema: Some(unique_schema("failed_open")),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
+    // The write pool had connected before the read pool failed: it is closed.
+    let admin = observer(&primary_url()).await;
+    eventually("the write pool's connection is closed", || async {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            Ok(())
+        } else {
+            Err(format!("{n} sessions left"))
+        }
+    })
+    .await;
+}
