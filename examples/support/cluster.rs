@@ -5,7 +5,8 @@
 //! example works there, in a fresh schema that is dropped at the end.
 //! Otherwise it starts a throwaway primary + streaming replica with
 //! `scripts/cluster.sh` and always tears it down again, also on error, panic
-//! or Ctrl-C. `RUST_LOG` sets the library's log level (default info).
+//! or Ctrl-C. `RUST_LOG` sets the library's log level (default info, or
+//! what the example passes to [`main_with`]).
 //!
 //! Each example includes this file with
 //! `#[path = "support/cluster.rs"] mod cluster;`.
@@ -69,7 +70,21 @@ where
     F: FnOnce(Db, Target) -> Fut,
     Fut: Future<Output = Result<(), BoxError>>,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let configure = |options: OpenOptions| Ok(options.registry(registry()?));
+    main_with(name, "info", configure, example).await
+}
+
+/// [`main`] for an example that sets more than the models: `configure` gets
+/// the options [`main`] would open with (both DSNs, the schema,
+/// `application_name`) and may change any of them, e.g. pool sizes or
+/// where reads go; `log` is the log level when `RUST_LOG` is unset.
+pub async fn main_with<C, F, Fut>(name: &str, log: &str, configure: C, example: F) -> ExitCode
+where
+    C: FnOnce(OpenOptions) -> pgactor::Result<OpenOptions>,
+    F: FnOnce(Db, Target) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>>,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log));
     tracing_subscriber::fmt().with_env_filter(filter).init();
     // Catch Ctrl-C from the start, so an interrupted run still drops (and
     // tears down) its cluster instead of dying with the servers running.
@@ -82,7 +97,7 @@ where
         let cleanup = target.schema.clone().map(|s| (target.write.clone(), s));
         let run = async {
             let application_name = format!("pgactor-{name}");
-            let options = target.options(&application_name).registry(registry()?);
+            let options = configure(target.options(&application_name))?;
             let db = options.open().await?;
             let result = example(db.clone(), target).await;
             db.close().await; // stop the actors and close the pools, whatever happened
