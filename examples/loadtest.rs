@@ -14,7 +14,7 @@
 //! pgactor-unnamed / raw-unnamed, and one
 //! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… errors=…` line per
 //! cell. The defaults (four workloads, c = 1, 16, 64, four implementations,
-//! 2.5 s + 0.5 s per cell) take about two and a half minutes.
+//! 2.5 s + 0.5 s per cell) take under three minutes.
 //!
 //! The workloads, the table and the implementations are in
 //! `examples/support/workload.rs`, shared with the criterion bench;
@@ -192,7 +192,7 @@ async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
             for &imp in &args.impls {
                 let cell = measure(&bench, workload, imp, callers, &args, cells.len()).await;
                 eprintln!("{}", cell.summary());
-                if workload == Workload::Insert {
+                if workload.writes() {
                     bench.reset().await.map_err(boxed)?;
                 }
                 cells.push(cell);

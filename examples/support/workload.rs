@@ -118,6 +118,11 @@ impl Workload {
         Workload::TxLock,
     ];
 
+    /// Whether it changes the table, which [`Bench::reset`] then restores.
+    pub fn writes(self) -> bool {
+        !matches!(self, Workload::ReadPk | Workload::ListPage)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::ReadPk => "read_pk",
@@ -438,7 +443,10 @@ impl Bench {
     }
 
     /// Delete the rows inserts added and vacuum, so every measurement
-    /// starts from the same table.
+    /// starts from the same table: each update (in `update` and `tx_lock`)
+    /// leaves a dead row version and, `qty` being indexed, dead entries in
+    /// every index; left there, the hot rows' lookups in later cells would
+    /// wade through more and more of them.
     pub async fn reset(&self) -> Result<(), OpError> {
         let table = &self.sql.table;
         self.execute(&format!("DELETE FROM {table} WHERE \"id\" > {ROWS}"))
