@@ -1,7 +1,7 @@
 //! Load test: pgactor next to the raw driver under N concurrent callers.
 //!
 //! ```sh
-//! cargo run --release --example loadtest -- [--seconds 3] [--warmup 0.5]
+//! cargo run --release --example loadtest -- [--seconds 2.5] [--warmup 0.5]
 //!     [--workload read_pk,list_page,insert,tx_lock] [--concurrency 1,16,64]
 //!     [--impl pgactor,raw-prepared,pgactor-unnamed,raw-unnamed] [--pool 16]
 //! ```
@@ -52,8 +52,8 @@ usage: cargo run --release --example loadtest -- [options]
   --concurrency N,M  concurrent callers (default 1,16,64)
   --impl A,B         pgactor, raw-prepared, pgactor-unnamed, raw-unnamed
                      (default all four)
-  --pool N           connections in each pool: pgactor's write and read
-                     pools, and each raw baseline's pool (default 16)
+  --pool N           connections in each pool (default 16): each pgactor
+                     mode has a write and a read pool, each raw baseline one
 
 Runs on DATABASE_URL in a fresh schema, or on a throwaway cluster.
 ";
@@ -187,8 +187,8 @@ async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
     let mut cells = Vec::with_capacity(args.cells());
     for &workload in &args.workloads {
         for &callers in &args.concurrency {
-            // The implementations of one cell run back to back, so a busy
-            // moment on the machine hits neighbours in the table alike.
+            // The implementations of one table row run back to back, so a
+            // busy moment on the machine hits the numbers compared alike.
             for &imp in &args.impls {
                 let cell = measure(&bench, workload, imp, callers, &args, cells.len()).await;
                 eprintln!("{}", cell.summary());
