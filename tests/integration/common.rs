@@ -209,3 +209,20 @@ pub fn ready<T>(ready: bool, value: T) -> Result<T, &'static str> {
         Err("not yet")
     }
 }
+
+/// Wait until the primary shows no session named `app` (bounded).
+pub async fn no_session_left(app: &str) {
+    let admin = observer(&primary_url()).await;
+    eventually("no session of the adapter is left", || async {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        ready(n == 0, ())
+    })
+    .await;
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 use tokio_postgres::Client;
 
-use crate::common::eventually;
+use crate::common::{eventually, no_session_left};
 use crate::common::{observer, open_primary, primary_url, registry, stock_model, unique_schema};
 use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
@@ -319,21 +319,5 @@ async fn a_failed_open_leaves_no_connection_behind() {
         .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
     // The write pool had connected before the read pool failed: it is closed.
-    let admin = observer(&primary_url()).await;
-    eventually("the write pool's connection is closed", || async {
-        let n: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            Ok(())
-        } else {
-            Err(format!("{n} sessions left"))
-        }
-    })
-    .await;
+    no_session_left(&app).await;
 }

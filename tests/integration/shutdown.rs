@@ -7,7 +7,7 @@ use std::time::Duration;
 use pgactor::{Db, DbMsg, ErrorKind, Query, Record, SessionConfig, TxOptions};
 
 use crate::common::{
-    eventually, observer, primary_url, ready, registry, stock_model, unique_schema,
+    eventually, no_session_left, observer, primary_url, ready, registry, stock_model, unique_schema,
 };
 
 /// An adapter whose sessions carry a unique application_name.
@@ -24,22 +24,6 @@ async fn open_tagged() -> (Db, String) {
         .await
         .unwrap();
     (db, schema)
-}
-
-async fn sessions_left(app: &str) {
-    let admin = observer(&primary_url()).await;
-    eventually("no session of the adapter is left", || async {
-        let n: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        ready(n == 0, ())
-    })
-    .await;
 }
 
 async fn committed_skus(app: &str) -> Vec<String> {
@@ -87,7 +71,7 @@ async fn an_open_transaction_may_commit_while_new_work_is_refused() {
         .expect("the open transaction finishes within the grace");
     closing.await.unwrap();
     assert_eq!(committed_skus(&app).await, ["in time"]);
-    sessions_left(&app).await;
+    no_session_left(&app).await;
 }
 
 #[tokio::test]
@@ -105,7 +89,7 @@ async fn past_the_grace_open_transactions_are_rolled_back() {
         "{err}"
     );
     assert!(committed_skus(&app).await.is_empty());
-    sessions_left(&app).await;
+    no_session_left(&app).await;
 }
 
 #[tokio::test]
@@ -151,5 +135,5 @@ async fn a_running_operation_finishes_and_the_shutdown_message_answers_when_done
         .unwrap()
         .expect("the running update finished");
     assert_eq!(updated.get::<i64>("quantity").unwrap(), 7);
-    sessions_left(&app).await;
+    no_session_left(&app).await;
 }
