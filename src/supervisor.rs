@@ -158,7 +158,7 @@ impl Actor for Supervisor {
             ..Call::default()
         };
         let (role, msg) = match msg {
-            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call.clone(), reply)),
+            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call, reply)),
             DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, call, reply)),
             DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, call, reply)),
             DbMsg::Begin(_, reply) if state.routes.is_closing() => {
