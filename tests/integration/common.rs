@@ -226,3 +226,36 @@ pub async fn no_session_left(app: &str) {
     })
     .await;
 }
+
+/// Open on the primary in a fresh schema (`<prefix>_…`) whose name is also
+/// the sessions' application_name, so a test can find them; both pools use
+/// `pool`.
+pub async fn open_tagged(prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
+    let schema = unique_schema(prefix);
+    let db = pgactor::OpenOptions::new(primary_url())
+        .registry(registry([stock_model()]))
+        .write_pool(pool.clone())
+        .read_pool(pool)
+        .session(SessionConfig {
+            schema: Some(schema.clone()),
+            application_name: Some(schema.clone()),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+/// Sessions named `app` that wait for a lock now.
+pub async fn lock_waiters(client: &tokio_postgres::Client, app: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0)
+}

@@ -15,7 +15,9 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::common::{observer, open_primary, primary_url, registry, stock_model, unique_schema};
+use crate::common::{
+    lock_waiters, observer, open_primary, primary_url, registry, stock_model, unique_schema,
+};
 
 /// Run `ddl` (with `{s}` standing for the schema) from an observer.
 async fn by_hand(schema: &str, ddl: &str) {
@@ -243,16 +245,7 @@ async fn lock_row(schema: &str, id: Uuid) -> tokio_postgres::Client {
 async fn wait_for_lock_waiters(app: &str, count: i64) {
     let obs = observer(&primary_url()).await;
     for _ in 0..3000 {
-        let waiting: i64 = obs
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        if waiting == count {
+        if lock_waiters(&obs, app).await == count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -5,30 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pgactor::{Db, PoolConfig, Query, SessionConfig, TxOptions};
+use pgactor::{Db, PoolConfig, Query, TxOptions};
 
-use crate::common::{
-    eventually, observer, primary_url, ready, registry, stock_model, unique_schema,
-};
-
-/// An adapter whose sessions carry a unique application_name, both pools
-/// configured alike.
-async fn open_tagged(pool: PoolConfig) -> (Db, String) {
-    let schema = unique_schema("life");
-    let db = pgactor::OpenOptions::new(primary_url())
-        .registry(registry([stock_model()]))
-        .write_pool(pool.clone())
-        .read_pool(pool)
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(schema.clone()),
-            ..SessionConfig::default()
-        })
-        .open()
-        .await
-        .expect("open");
-    (db, schema)
-}
+use crate::common::{eventually, observer, open_tagged, primary_url, ready};
 
 async fn backend_pids(admin: &tokio_postgres::Client, app: &str) -> BTreeSet<i32> {
     admin
@@ -57,10 +36,13 @@ async fn use_connections(db: &Db, n: usize) {
 
 #[tokio::test]
 async fn connections_older_than_max_lifetime_are_replaced() {
-    let (db, app) = open_tagged(PoolConfig {
-        max_lifetime: Some(Duration::from_secs(1)),
-        ..PoolConfig::default()
-    })
+    let (db, app) = open_tagged(
+        "life",
+        PoolConfig {
+            max_lifetime: Some(Duration::from_secs(1)),
+            ..PoolConfig::default()
+        },
+    )
     .await;
     let admin = observer(&primary_url()).await;
     db.create("StockBalance", pgactor::Record::new().with("sku", "a"))
@@ -89,10 +71,13 @@ async fn connections_older_than_max_lifetime_are_replaced() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_max_idle_time_without_any_checkout() {
-    let (db, schema) = open_tagged(PoolConfig {
-        max_idle_time: Some(Duration::from_secs(1)),
-        ..PoolConfig::default()
-    })
+    let (db, schema) = open_tagged(
+        "life",
+        PoolConfig {
+            max_idle_time: Some(Duration::from_secs(1)),
+            ..PoolConfig::default()
+        },
+    )
     .await;
     let admin = observer(&primary_url()).await;
     use_connections(&db, 3).await;
@@ -112,11 +97,14 @@ async fn idle_connections_are_closed_after_max_idle_time_without_any_checkout() 
 
 #[tokio::test]
 async fn the_idle_set_is_trimmed_to_max_idle() {
-    let (db, _) = open_tagged(PoolConfig {
-        max_open: Some(6),
-        max_idle: Some(2),
-        ..PoolConfig::default()
-    })
+    let (db, _) = open_tagged(
+        "life",
+        PoolConfig {
+            max_open: Some(6),
+            max_idle: Some(2),
+            ..PoolConfig::default()
+        },
+    )
     .await;
     use_connections(&db, 6).await;
     let stats = eventually("the idle write connections are trimmed to 2", || async {

@@ -11,10 +11,11 @@
 use std::time::Duration;
 
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
-use tokio_postgres::Client;
 
 use crate::common::{eventually, no_session_left};
-use crate::common::{observer, open_primary, primary_url, registry, stock_model, unique_schema};
+use crate::common::{
+    lock_waiters, observer, open_primary, primary_url, registry, stock_model, unique_schema,
+};
 use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
 
@@ -55,19 +56,6 @@ pub(crate) fn assert_open_error(err: &Error, kind: ErrorKind, mentions: &[&str])
         !everything_shown(err).contains(PASSWORD),
         "the password leaked: {err:?}"
     );
-}
-
-/// Sessions named `app` that wait for a lock.
-async fn lock_waiters(client: &Client, app: &str) -> i64 {
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE application_name = $1 AND wait_event_type = 'Lock'",
-            &[&app],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .get(0)
 }
 
 /// Open on the primary in `schema` with `pool` for both pools and `session`,

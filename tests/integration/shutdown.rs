@@ -4,27 +4,9 @@
 
 use std::time::Duration;
 
-use pgactor::{Db, DbMsg, ErrorKind, Query, Record, SessionConfig, TxOptions};
+use pgactor::{DbMsg, ErrorKind, PoolConfig, Query, Record, TxOptions};
 
-use crate::common::{
-    eventually, no_session_left, observer, primary_url, ready, registry, stock_model, unique_schema,
-};
-
-/// An adapter whose sessions carry a unique application_name.
-async fn open_tagged() -> (Db, String) {
-    let schema = unique_schema("shut");
-    let db = pgactor::OpenOptions::new(primary_url())
-        .registry(registry([stock_model()]))
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(schema.clone()),
-            ..SessionConfig::default()
-        })
-        .open()
-        .await
-        .unwrap();
-    (db, schema)
-}
+use crate::common::{eventually, no_session_left, observer, open_tagged, primary_url, ready};
 
 async fn committed_skus(app: &str) -> Vec<String> {
     let admin = observer(&primary_url()).await;
@@ -42,7 +24,7 @@ async fn committed_skus(app: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn an_open_transaction_may_commit_while_new_work_is_refused() {
-    let (db, app) = open_tagged().await;
+    let (db, app) = open_tagged("shut", PoolConfig::default()).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create("StockBalance", Record::new().with("sku", "in time"))
         .await
@@ -76,7 +58,7 @@ async fn an_open_transaction_may_commit_while_new_work_is_refused() {
 
 #[tokio::test]
 async fn past_the_grace_open_transactions_are_rolled_back() {
-    let (db, app) = open_tagged().await;
+    let (db, app) = open_tagged("shut", PoolConfig::default()).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create("StockBalance", Record::new().with("sku", "too late"))
         .await
@@ -94,7 +76,7 @@ async fn past_the_grace_open_transactions_are_rolled_back() {
 
 #[tokio::test]
 async fn a_running_operation_finishes_and_the_shutdown_message_answers_when_done() {
-    let (db, app) = open_tagged().await;
+    let (db, app) = open_tagged("shut", PoolConfig::default()).await;
     let admin = observer(&primary_url()).await;
     let row = db
         .create("StockBalance", Record::new().with("sku", "slow"))
