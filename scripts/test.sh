@@ -5,6 +5,10 @@
 #
 #   scripts/test.sh [extra args for `cargo test --all-targets`]
 #
+# PGACTOR_TEST_SELECT replaces `--all-targets` (scripts/reliability.sh sets
+# `--test reliability`); doc tests run only with the default selection.
+# The reliability suite's figures table is printed after the run.
+#
 # e.g. scripts/test.sh --no-run        # build tests only (still brings up the cluster)
 #      scripts/test.sh replica          # filter tests by name
 #      scripts/test.sh -- --nocapture   # pass args to the test binaries
@@ -71,9 +75,21 @@ for arg in "$@"; do
     if [ "$arg" = --no-run ]; then no_run=1; fi
 done
 
+select=${PGACTOR_TEST_SELECT:---all-targets}
+figures="${CARGO_TARGET_DIR:-$ROOT/target}/tmp/reliability"
+rm -rf "$figures"
+
 status=0
-cargo test --all-targets "$@" || status=$?
-if [ "$status" -eq 0 ] && [ "$no_run" -eq 1 ]; then
+# shellcheck disable=SC2086 # the selection is several words
+cargo test $select "$@" || status=$?
+if [ -d "$figures" ]; then
+    log "reliability figures (docs/reliability.md):"
+    cat "$figures/header"
+    sort -V "$figures"/*.row
+fi
+if [ "$select" != --all-targets ]; then
+    :
+elif [ "$status" -eq 0 ] && [ "$no_run" -eq 1 ]; then
     log "--no-run given: skipping doc tests"
 elif [ "$status" -eq 0 ]; then
     cargo test --doc || status=$?
