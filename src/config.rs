@@ -42,6 +42,12 @@ pub const DEFAULT_MAX_IDLE_TIME: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on opening one new connection (TCP, TLS, startup, session settings).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on operations waiting for a connection of one pool at once.
+/// A waiting operation costs about 6 KiB (its task, request and reply, the
+/// caller's own task included; measured by the reliability suite, scenario
+/// 6b), so this caps a saturated pool's queue near 60 MiB however many
+/// callers pile up.
+pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
 /// Settings of one pool. Every `None` takes the default that [`crate::open`] uses.
 ///
@@ -53,6 +59,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `max_idle_time` | 5 min ([`DEFAULT_MAX_IDLE_TIME`]) |
 /// | `wait_timeout` | 30 s ([`DEFAULT_WAIT_TIMEOUT`]) |
 /// | `connect_timeout` | 10 s ([`DEFAULT_CONNECT_TIMEOUT`]) |
+/// | `max_queued` | 10,000 ([`DEFAULT_MAX_QUEUED`]) |
 ///
 /// ```
 /// use pgactor::PoolConfig;
@@ -74,6 +81,11 @@ pub struct PoolConfig {
     pub wait_timeout: Option<Duration>,
     /// Give up opening a new connection after this long.
     pub connect_timeout: Option<Duration>,
+    /// Most operations waiting for a connection at once. One more is
+    /// refused at once with [`crate::ErrorKind::Unavailable`] (and counted
+    /// in [`crate::PoolStats::refused_total`]) instead of queueing without
+    /// bound while the pool is saturated. At least 1.
+    pub max_queued: Option<usize>,
 }
 
 /// A [`PoolConfig`] with every default filled in.
@@ -91,6 +103,8 @@ pub struct PoolSettings {
     pub wait_timeout: Duration,
     /// Bound on opening one connection.
     pub connect_timeout: Duration,
+    /// Most operations waiting for a connection at once.
+    pub max_queued: usize,
 }
 
 impl PoolConfig {
@@ -129,6 +143,15 @@ impl PoolConfig {
                 DEFAULT_CONNECT_TIMEOUT,
                 "connect_timeout",
             )?,
+            max_queued: match self.max_queued {
+                Some(0) => {
+                    return Err(Error::config(format!(
+                        "{role} pool: max_queued must be at least 1"
+                    )))
+                }
+                Some(n) => n,
+                None => DEFAULT_MAX_QUEUED,
+            },
         })
     }
 }
@@ -309,6 +332,7 @@ mod tests {
         assert_eq!((read.max_open, read.max_idle), (40, 20));
         assert_eq!(write.max_lifetime, Duration::from_secs(1800));
         assert_eq!(write.max_idle_time, Duration::from_secs(300));
+        assert_eq!((write.max_queued, read.max_queued), (10_000, 10_000));
         let custom = PoolConfig {
             max_open: Some(7),
             ..PoolConfig::default()
@@ -351,5 +375,10 @@ mod tests {
             ..PoolConfig::default()
         };
         assert!(zero.resolve(Role::Write).is_err());
+        let no_queue = PoolConfig {
+            max_queued: Some(0),
+            ..PoolConfig::default()
+        };
+        assert!(no_queue.resolve(Role::Read).is_err());
     }
 }

@@ -182,8 +182,17 @@ impl ConnectionPool {
 
     /// Take a connection, waiting at most the pool's wait timeout. A
     /// checkout that finds every connection busy and no room for a new one
-    /// is counted as a wait.
+    /// is counted as a wait; one that finds `max_queued` checkouts already
+    /// in progress is refused at once, so a saturated pool's queue (and the
+    /// memory it holds) stays bounded.
     pub(crate) async fn get(&self) -> Result<Object> {
+        let max_queued = self.settings.max_queued;
+        let Some(_queued) = self.counters.enqueue(max_queued) else {
+            return Err(Error::unavailable(format!(
+                "{} pool: {max_queued} operations already waiting for a connection (max_queued); refused without waiting",
+                self.role
+            )));
+        };
         let status = self.pool.status();
         let waits = status.available == 0 && status.size >= status.max_size;
         let started = std::time::Instant::now();

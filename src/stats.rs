@@ -1,6 +1,6 @@
 //! Pool statistics: what each pool holds now and what it has done.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::Role;
@@ -104,6 +104,12 @@ impl Stats {
             "Time spent waiting for connections.",
             per_pool(&|p| p.wait_time_total.as_secs_f64().to_string()),
         );
+        family(
+            "pgactor_pool_refused_total",
+            "counter",
+            "Operations refused because max_queued were already waiting.",
+            per_pool(&|p| p.refused_total.to_string()),
+        );
         let closed = pools
             .iter()
             .flat_map(|(role, stats)| {
@@ -176,6 +182,9 @@ pub struct PoolStats {
     pub waits_total: u64,
     /// Time spent in those waits, since open.
     pub wait_time_total: Duration,
+    /// Operations refused at once because `max_queued` were already
+    /// waiting for a connection, since open.
+    pub refused_total: u64,
     /// Connections closed since open, by reason.
     pub closed: ClosedStats,
 }
@@ -224,6 +233,18 @@ pub(crate) struct Counters {
     waits: AtomicU64,
     wait_micros: AtomicU64,
     transactions: AtomicI64,
+    /// Checkouts in progress (waiting for a connection or about to get one).
+    queued: AtomicUsize,
+    refused: AtomicU64,
+}
+
+/// One checkout in progress, counted against `max_queued` until dropped.
+pub(crate) struct Queued<'a>(&'a Counters);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -244,6 +265,17 @@ impl Counters {
             time.as_micros().min(u64::MAX as u128) as u64,
             Ordering::Relaxed,
         );
+    }
+
+    /// Count a checkout in, unless `limit` are in progress already (then
+    /// it is counted as refused).
+    pub(crate) fn enqueue(&self, limit: usize) -> Option<Queued<'_>> {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= limit {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Queued(self))
     }
 
     pub(crate) fn transaction_opened(&self) {
@@ -268,6 +300,7 @@ impl Counters {
             waiting: status.waiting,
             waits_total: load(&self.waits),
             wait_time_total: Duration::from_micros(load(&self.wait_micros)),
+            refused_total: load(&self.refused),
             closed: ClosedStats {
                 max_lifetime: load(&self.closed_max_lifetime),
                 max_idle_time: load(&self.closed_max_idle_time),
@@ -292,6 +325,7 @@ mod tests {
             waiting: 0,
             waits_total: 4,
             wait_time_total: Duration::from_millis(1500),
+            refused_total: 7,
             closed: ClosedStats {
                 broken: 2,
                 ..ClosedStats::default()
@@ -316,6 +350,7 @@ mod tests {
             "pgactor_pool_in_use{role=\"write\"} 2",
             "pgactor_pool_max_open{role=\"read\"} 40",
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
+            "pgactor_pool_refused_total{role=\"read\"} 7",
             "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
             "pgactor_open_transactions 1",
             "pgactor_replica_lag_seconds 0.25",

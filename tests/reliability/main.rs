@@ -15,4 +15,5 @@ mod common;
 #[path = "../integration/topology.rs"]
 mod topology;
 
+mod exhaustion;
 mod figures;
