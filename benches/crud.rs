@@ -2,8 +2,10 @@
 //! `read_by_id`, `list_page`, `insert`, `update` and `tx_lock`
 //! (LockForUpdate + update + commit), each with `pgactor` (default:
 //! prepared-statement cache), `raw-prepared` (deadpool-postgres,
-//! `prepare_cached`), `pgactor-unnamed` (`statement_cache(false)`) and
-//! `raw-unnamed` (`query_typed`), so the HTML report puts them side by side. One caller at a time: this is
+//! `prepare_cached`), `pgactor-shared` (`shared_reads(4)`: reads
+//! pipelined on shared connections), `pgactor-unnamed`
+//! (`statement_cache(false)`) and `raw-unnamed` (`query_typed`), so the
+//! HTML report puts them side by side. One caller at a time: this is
 //! the latency of one operation; `examples/loadtest.rs` adds concurrency.
 //! The table and the operations are `examples/support/workload.rs`, shared
 //! with the load test; docs/performance.md says what each measures.
@@ -42,7 +44,8 @@ async fn fixture(url: &str) -> Result<Bench, OpError> {
     };
     let options = workload::configure(OpenOptions::new(url).session(session), POOL)?;
     let mut bench = Bench::new(options.open().await?, url, POOL)?;
-    bench.open_unnamed(url, POOL).await?;
+    bench.open_variant(Impl::PgactorUnnamed, url, POOL).await?;
+    bench.open_variant(Impl::PgactorShared, url, POOL).await?;
     bench.fill().await?;
     Ok(bench)
 }

@@ -3,18 +3,18 @@
 //! ```sh
 //! cargo run --release --example loadtest -- [--seconds 2.5] [--warmup 0.5]
 //!     [--workload read_pk,list_page,insert,tx_lock] [--concurrency 1,16,64]
-//!     [--impl pgactor,raw-prepared,pgactor-unnamed,raw-unnamed] [--pool 16]
+//!     [--impl pgactor,raw-prepared,pgactor-shared,pgactor-unnamed,raw-unnamed] [--pool 16]
 //! ```
 //!
 //! For every workload × concurrency × implementation (a cell), N tasks each
 //! run the operation in a loop for `--seconds` after an uncounted warm-up;
 //! every operation's latency is kept. A progress line is redrawn on stderr
 //! while a cell runs; at the end come a table of ops/s, p50 and p99 per
-//! implementation with the ratios pgactor / raw-prepared and
-//! pgactor-unnamed / raw-unnamed, and one
+//! implementation with the ratios pgactor / raw-prepared,
+//! pgactor-shared / raw-prepared and pgactor-unnamed / raw-unnamed, and one
 //! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… errors=…` line per
-//! cell. The defaults (four workloads, c = 1, 16, 64, four implementations,
-//! 2.5 s + 0.5 s per cell) take under three minutes.
+//! cell. The defaults (four workloads, c = 1, 16, 64, five implementations,
+//! 2.5 s + 0.5 s per cell) take about three minutes.
 //!
 //! The workloads, the table and the implementations are in
 //! `examples/support/workload.rs`, shared with the criterion bench;
@@ -50,7 +50,7 @@ usage: cargo run --release --example loadtest -- [options]
   --workload A,B     read_pk, list_page, insert, tx_lock, update
                      (default read_pk,list_page,insert,tx_lock)
   --concurrency N,M  concurrent callers (default 1,16,64)
-  --impl A,B         pgactor, raw-prepared, pgactor-unnamed, raw-unnamed
+  --impl A,B         pgactor, raw-prepared, pgactor-shared, pgactor-unnamed, raw-unnamed
                      (default all four)
   --pool N           connections in each pool (default 16): each pgactor
                      mode has a write and a read pool, each raw baseline one
@@ -175,9 +175,11 @@ async fn main() -> ExitCode {
 
 async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
     let mut bench = Bench::new(db, &target.write, args.pool).map_err(boxed)?;
-    if args.impls.contains(&Impl::PgactorUnnamed) {
-        let opened = bench.open_unnamed(&target.write, args.pool).await;
-        opened.map_err(boxed)?;
+    for variant in [Impl::PgactorUnnamed, Impl::PgactorShared] {
+        if args.impls.contains(&variant) {
+            let opened = bench.open_variant(variant, &target.write, args.pool).await;
+            opened.map_err(boxed)?;
+        }
     }
     let bench = Arc::new(bench);
     let version = bench.server_version().await.map_err(boxed)?;

@@ -30,6 +30,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Client};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::shared::Ride;
 
 /// How long, after the deadline, to wait for the cancelled statement's answer.
 pub(crate) const CANCEL_GRACE: Duration = Duration::from_secs(1);
@@ -189,9 +190,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for UntilServerCloses<S> {
     }
 }
 
+/// What happens to a statement past its client-side deadline.
+#[derive(Clone, Copy)]
+pub(crate) enum Overrun<'a> {
+    /// Its connection runs nothing else: cancel it through this target.
+    Cancel(&'a CancelTarget),
+    /// It shares its connection ([`crate::shared`]): the lane is retired,
+    /// and the statement is cancelled only if it is the lane's last one
+    /// (a cancel would stop whatever the backend runs, maybe another
+    /// caller's statement). Either way the connection is closed afterwards.
+    Shared(&'a CancelTarget, &'a Ride),
+}
+
+impl<'a> Overrun<'a> {
+    /// Where to send the CancelRequest, if one may be sent now.
+    fn cancel(self) -> Option<&'a CancelTarget> {
+        match self {
+            Overrun::Cancel(target) => Some(target),
+            Overrun::Shared(target, ride) => ride.abandon().then_some(target),
+        }
+    }
+}
+
 /// Run `statement` on `client`, bounded by `limit` (none: unbounded here;
 /// the session's `statement_timeout` still applies on the server). Past
-/// `limit`, the CancelRequest goes to `cancel`.
+/// `limit`, `overrun` says whether a CancelRequest is sent.
 ///
 /// `write` says whether the statement may change data: a write whose answer
 /// never came after the cancel has an unknown outcome. The cancel request
@@ -199,7 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for UntilServerCloses<S> {
 /// encrypted (and the server verified) exactly as the connection was.
 pub(crate) async fn bounded<T>(
     client: &Client,
-    cancel: &CancelTarget,
+    overrun: Overrun<'_>,
     limit: Option<Duration>,
     write: bool,
     statement: impl Future<Output = Result<T>>,
@@ -209,9 +232,34 @@ pub(crate) async fn bounded<T>(
     };
     tokio::pin!(statement);
     let Ok(done) = tokio::time::timeout(limit, &mut statement).await else {
-        return cancel_after(client, cancel, limit, write, statement).await;
+        return match overrun.cancel() {
+            Some(target) => cancel_after(client, target, limit, write, statement).await,
+            None => (
+                Err(overran(
+                    limit,
+                    write,
+                    "was left to the server's statement_timeout (its connection is shared)",
+                )),
+                Fate::Discard,
+            ),
+        };
     };
     (done, Fate::Reusable)
+}
+
+/// The answer for a statement past its deadline whose end we did not see.
+fn overran(limit: Duration, write: bool, what_then: &str) -> Error {
+    if write {
+        Error::new(
+            ErrorKind::OutcomeUnknown,
+            format!("the write ran past the {limit:?} query timeout and {what_then}; it may or may not have been applied"),
+        )
+    } else {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("the statement ran past the {limit:?} query timeout and {what_then}"),
+        )
+    }
 }
 
 async fn cancel_after<T>(
@@ -240,18 +288,8 @@ async fn cancel_after<T>(
         // It finished after all (or failed otherwise): keep the answer, but
         // our cancel may still reach the backend, so the connection goes.
         Ok(finished) => (finished, Fate::Discard),
-        Err(_) if write => (
-            Err(Error::new(
-                ErrorKind::OutcomeUnknown,
-                format!("the write ran past the {limit:?} query timeout and its cancel was not confirmed; it may or may not have been applied"),
-            )),
-            Fate::Discard,
-        ),
         Err(_) => (
-            Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the statement ran past the {limit:?} query timeout and the server did not confirm the cancel"),
-            )),
+            Err(overran(limit, write, "its cancel was not confirmed")),
             Fate::Discard,
         ),
     }

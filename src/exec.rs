@@ -9,7 +9,7 @@ use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
-use crate::deadline::{bounded, CancelTarget, Fate};
+use crate::deadline::{bounded, Fate, Overrun};
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
@@ -173,11 +173,14 @@ pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
     /// How many rows an answer holds, for its span.
     fn rows(output: &Self::Output) -> u64;
-    /// Run on `client` within `deadline` (past it, cancelled through `cancel`).
+    /// Whether it may share a connection with other callers' statements
+    /// (a read outside a transaction).
+    fn shareable(&self) -> bool;
+    /// Run on `client` within `deadline` (past it, handled as `overrun` says).
     fn run(
         &self,
         client: &ClientWrapper,
-        cancel: &CancelTarget,
+        overrun: Overrun<'_>,
         deadline: Option<Duration>,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
 }
@@ -187,13 +190,16 @@ impl Plan for RowPlan {
     fn rows(_: &Record) -> u64 {
         1
     }
+    fn shareable(&self) -> bool {
+        !self.write
+    }
     fn run(
         &self,
         client: &ClientWrapper,
-        cancel: &CancelTarget,
+        overrun: Overrun<'_>,
         deadline: Option<Duration>,
     ) -> impl Future<Output = (Result<Record>, Fate)> + Send {
-        bounded(client, cancel, deadline, self.write, self.fetch(client))
+        bounded(client, overrun, deadline, self.write, self.fetch(client))
     }
 }
 
@@ -207,17 +213,20 @@ impl Plan for WithToken {
     fn rows(_: &Self::Output) -> u64 {
         1
     }
+    fn shareable(&self) -> bool {
+        false
+    }
     fn run(
         &self,
         client: &ClientWrapper,
-        cancel: &CancelTarget,
+        overrun: Overrun<'_>,
         deadline: Option<Duration>,
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
         let both = async {
             let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
             Ok((record?, token?))
         };
-        bounded(client, cancel, deadline, self.0.write, both)
+        bounded(client, overrun, deadline, self.0.write, both)
     }
 }
 
@@ -226,14 +235,17 @@ impl Plan for PagePlan {
     fn rows(page: &Page) -> u64 {
         page.rows.len() as u64
     }
+    fn shareable(&self) -> bool {
+        true
+    }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.
     fn run(
         &self,
         client: &ClientWrapper,
-        cancel: &CancelTarget,
+        overrun: Overrun<'_>,
         deadline: Option<Duration>,
     ) -> impl Future<Output = (Result<Page>, Fate)> + Send {
-        bounded(client, cancel, deadline, false, self.fetch(client))
+        bounded(client, overrun, deadline, false, self.fetch(client))
     }
 }

@@ -21,6 +21,7 @@ use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
@@ -124,6 +125,8 @@ pub struct OpenOptions {
     pooler: PoolerMode,
     /// `None`: prepared in direct mode, unnamed in pooler mode.
     statement_cache: Option<bool>,
+    /// Connections reads outside transactions share; 0: none.
+    shared_reads: usize,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -140,6 +143,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("auto_migrate", &self.auto_migrate)
             .field("pooler", &self.pooler)
             .field("statement_cache", &self.statement_cache)
+            .field("shared_reads", &self.shared_reads)
             .finish()
     }
 }
@@ -158,6 +162,7 @@ impl OpenOptions {
             auto_migrate: true,
             pooler: PoolerMode::Direct,
             statement_cache: None,
+            shared_reads: 0,
         }
     }
 
@@ -210,6 +215,40 @@ impl OpenOptions {
         self
     }
 
+    /// Let reads outside transactions ([`Db::read`], [`Db::list`]) share
+    /// `lanes` read-pool connections, taking turns in order, instead of
+    /// taking one connection each (default 0: off). tokio-postgres
+    /// pipelines the statements of one connection, so under many
+    /// concurrent reads the server works through a few streams instead of
+    /// waking a backend per statement: on a 2-core machine, primary-key
+    /// reads at 64 callers went well past a pool of one connection per
+    /// read (docs/performance.md). Transactions and writes still get a
+    /// connection each.
+    ///
+    /// The trade-off: a slow read delays the reads behind it on its lane,
+    /// and a read past its query timeout is cancelled on the server only
+    /// when it is alone on its lane (a CancelRequest would stop whatever
+    /// the backend runs); otherwise the server's `statement_timeout` ends
+    /// it. Either way that lane's connection is closed and replaced. A
+    /// read whose lane breaks runs again once on a connection of its own.
+    /// The lanes count in the read pool's `in_use` and in
+    /// [`crate::PoolStats::shared`]; `lanes` must not exceed the read
+    /// pool's `max_open`.
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
+    /// let db = pgactor::OpenOptions::new(url)
+    ///     .registry(registry)
+    ///     .shared_reads(4)
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn shared_reads(mut self, lanes: usize) -> OpenOptions {
+        self.shared_reads = lanes;
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -253,12 +292,14 @@ impl OpenOptions {
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
-        let read = ConnectionPool::build(
-            Role::Read,
-            &read_dsn,
-            self.read_pool.resolve(Role::Read)?,
-            session.clone(),
-        )?;
+        let read_settings = self.read_pool.resolve(Role::Read)?;
+        if self.shared_reads > read_settings.max_open {
+            return Err(Error::config(format!(
+                "shared_reads ({}) exceeds the read pool's max_open ({})",
+                self.shared_reads, read_settings.max_open
+            )));
+        }
+        let read = ConnectionPool::build(Role::Read, &read_dsn, read_settings, session.clone())?;
         built.0.push(read.pool.clone());
 
         // Both pools must connect before anything is created on the server.
@@ -317,12 +358,14 @@ impl OpenOptions {
                 session: session.clone(),
                 replica: None,
                 in_flight: in_flight.clone(),
+                shared: None,
             }),
             Arc::new(PoolContext {
                 pool: read,
                 catalog,
                 session: session.clone(),
                 in_flight: in_flight.clone(),
+                shared: (self.shared_reads > 0).then(|| SharedReads::new(self.shared_reads)),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,
                     primary: write,

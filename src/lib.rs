@@ -19,6 +19,7 @@ mod pooler;
 mod query;
 mod record;
 mod replica;
+mod shared;
 mod shutdown;
 mod sql;
 mod stats;

@@ -8,11 +8,12 @@ use tracing::{Instrument, Span};
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
-use crate::deadline::Fate;
+use crate::deadline::{Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan, WithToken};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
+use crate::shared::SharedReads;
 use crate::shutdown::InFlight;
 use crate::sql::Catalog;
 use crate::telemetry;
@@ -68,6 +69,9 @@ pub(crate) struct PoolContext {
     pub(crate) replica: Option<ReplicaRoute>,
     /// Operations running now, across both pools (for graceful shutdown).
     pub(crate) in_flight: Arc<InFlight>,
+    /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
+    /// connections reads share.
+    pub(crate) shared: Option<SharedReads>,
 }
 
 /// How the read pool reaches past its replica.
@@ -77,12 +81,16 @@ pub(crate) struct ReplicaRoute {
 }
 
 impl PoolContext {
-    /// The pool a read runs on, and whether it is the replica.
-    fn route(&self, after: Option<ConsistencyToken>) -> (&ConnectionPool, bool) {
+    /// The pool a read runs on, whether it is the replica, and the shared
+    /// connections it may take turns on.
+    fn route(
+        &self,
+        after: Option<ConsistencyToken>,
+    ) -> (&ConnectionPool, bool, Option<&SharedReads>) {
         match &self.replica {
-            Some(r) if r.watch.route(after) == Route::Primary => (&r.primary, false),
-            Some(_) => (&self.pool, true),
-            None => (&self.pool, false),
+            Some(r) if r.watch.route(after) == Route::Primary => (&r.primary, false, None),
+            Some(_) => (&self.pool, true, self.shared.as_ref()),
+            None => (&self.pool, false, self.shared.as_ref()),
         }
     }
 }
@@ -153,8 +161,12 @@ fn spawn_plan<P: Plan>(
         let _running = running;
         let result = async {
             let plan = plan?;
-            let (pool, on_replica) = ctx.route(call.after);
-            match run_on(pool, &plan, call.deadline, &reply).await {
+            let (pool, on_replica, shared) = ctx.route(call.after);
+            let first = match shared.filter(|_| plan.shareable()) {
+                Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, &reply).await,
+                None => run_on(pool, &plan, call.deadline, &reply).await,
+            };
+            match first {
                 Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => {
                     match &ctx.replica {
                         Some(r) if r.watch.falls_back() => {
@@ -194,11 +206,44 @@ async fn run_on<P: Plan>(
     }
     // Bounded by the deadline (cancelled on the server past it) and by the
     // session's statement_timeout.
-    let (result, fate) = plan.run(&client, &pool.cancel, deadline).await;
+    let (result, fate) = plan
+        .run(&client, Overrun::Cancel(&pool.cancel), deadline)
+        .await;
     if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
         pool.discard(client);
     }
     result
+}
+
+/// Run a read on one of the shared connections of `pool`. A lane whose
+/// connection turns out broken is retired, and the read (which changes
+/// nothing) runs again once, on a connection of its own.
+async fn run_shared<P: Plan>(
+    lanes: &SharedReads,
+    pool: &ConnectionPool,
+    plan: &P,
+    deadline: Deadline,
+    reply: &RpcReplyPort<Result<P::Output>>,
+) -> Result<P::Output> {
+    let ride = lanes.lane(pool).await?;
+    if reply.is_closed() {
+        return Err(Error::closed("the caller stopped waiting"));
+    }
+    let overrun = Overrun::Shared(&pool.cancel, &ride);
+    let (result, fate) = plan.run(ride.client(), overrun, deadline).await;
+    match result {
+        Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
+            ride.failed();
+            drop(ride);
+            run_on(pool, plan, deadline, reply).await
+        }
+        other => {
+            if fate == Fate::Discard {
+                ride.failed();
+            }
+            other
+        }
+    }
 }
 
 /// The answer a caller gets when the actor it sent to is gone.

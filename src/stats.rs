@@ -81,6 +81,12 @@ impl Stats {
             per_pool(&|p| p.in_use.to_string()),
         );
         family(
+            "pgactor_pool_shared",
+            "gauge",
+            "Connections that reads outside transactions share now (counted in in_use).",
+            per_pool(&|p| p.shared.to_string()),
+        );
+        family(
             "pgactor_pool_idle",
             "gauge",
             "Connections open and idle now.",
@@ -172,8 +178,12 @@ pub struct PoolStats {
     pub max_open: usize,
     /// Connections open now.
     pub open: usize,
-    /// Connections checked out now (running a statement or held by a transaction).
+    /// Connections checked out now (running a statement, held by a
+    /// transaction, or serving shared reads).
     pub in_use: usize,
+    /// Of those, connections that reads outside transactions share now
+    /// ([`crate::OpenOptions::shared_reads`]; always 0 without it).
+    pub shared: usize,
     /// Connections open and idle now.
     pub idle: usize,
     /// Callers waiting for a connection now.
@@ -236,6 +246,7 @@ pub(crate) struct Counters {
     /// Checkouts in progress (waiting for a connection or about to get one).
     queued: AtomicUsize,
     refused: AtomicU64,
+    lanes: AtomicUsize,
 }
 
 /// One checkout in progress, counted against `max_queued` until dropped.
@@ -278,6 +289,14 @@ impl Counters {
         Some(Queued(self))
     }
 
+    pub(crate) fn lane_opened(&self) {
+        self.lanes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lane_closed(&self) {
+        self.lanes.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn transaction_opened(&self) {
         self.transactions.fetch_add(1, Ordering::Relaxed);
     }
@@ -296,6 +315,7 @@ impl Counters {
             max_open: status.max_size,
             open: status.size,
             in_use: status.size.saturating_sub(status.available),
+            shared: self.lanes.load(Ordering::Relaxed),
             idle: status.available,
             waiting: status.waiting,
             waits_total: load(&self.waits),
@@ -321,6 +341,7 @@ mod tests {
             max_open: 20,
             open: 3,
             in_use: 2,
+            shared: 1,
             idle: 1,
             waiting: 0,
             waits_total: 4,
@@ -348,6 +369,7 @@ mod tests {
         for line in [
             "# TYPE pgactor_pool_in_use gauge",
             "pgactor_pool_in_use{role=\"write\"} 2",
+            "pgactor_pool_shared{role=\"read\"} 1",
             "pgactor_pool_max_open{role=\"read\"} 40",
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
             "pgactor_pool_refused_total{role=\"read\"} 7",

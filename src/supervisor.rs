@@ -302,6 +302,9 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.routes.clear();
         for ctx in state.contexts.values() {
+            if let Some(lanes) = &ctx.shared {
+                lanes.close();
+            }
             ctx.pool.pool.close();
         }
         Ok(())
@@ -338,6 +341,7 @@ mod tests {
                     session: session.clone(),
                     replica: None,
                     in_flight: Arc::default(),
+                    shared: None,
                 })
             })
             .collect()

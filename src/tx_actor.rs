@@ -14,7 +14,7 @@ use tracing::Span;
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
-use crate::deadline::{bounded, Fate};
+use crate::deadline::{bounded, Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
 use crate::replica::ConsistencyToken;
@@ -118,9 +118,15 @@ pub(crate) async fn begin(
     };
     // On failure `held` is dropped, closing the connection: whatever state
     // a failed or cancelled BEGIN left is never handed to the next borrower.
-    bounded(client, &pool.cancel, query_timeout, false, begin)
-        .await
-        .0?;
+    bounded(
+        client,
+        Overrun::Cancel(&pool.cancel),
+        query_timeout,
+        false,
+        begin,
+    )
+    .await
+    .0?;
     let args = TxArgs {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
@@ -259,7 +265,9 @@ impl TxState {
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
         let cancel = &self.held.pool.cancel;
-        let (result, fate) = plan.run(client, cancel, self.query_timeout).await;
+        let (result, fate) = plan
+            .run(client, Overrun::Cancel(cancel), self.query_timeout)
+            .await;
         self.settle(result, fate)
     }
 
@@ -352,7 +360,14 @@ impl TxState {
                 .map_err(|e| Error::from_statement(e, write))
         };
         let cancel = &self.held.pool.cancel;
-        bounded(client, cancel, self.query_timeout, write, statement).await
+        bounded(
+            client,
+            Overrun::Cancel(cancel),
+            self.query_timeout,
+            write,
+            statement,
+        )
+        .await
     }
 
     /// After COMMIT or ROLLBACK: the connection is clean and goes back to

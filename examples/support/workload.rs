@@ -3,9 +3,10 @@
 //! share, so both measure the same thing. Each includes this file with
 //! `#[path]`.
 //!
-//! Every operation has four implementations ([`Impl`]): pgactor in its
+//! Every operation has five implementations ([`Impl`]): pgactor in its
 //! two statement modes (the default per-connection prepared-statement
-//! cache, and unnamed statements for poolers), and two raw baselines
+//! cache, and unnamed statements for poolers) and with shared reads, and
+//! two raw baselines
 //! written the way a careful user writes them by hand on deadpool-postgres
 //! and tokio-postgres: `prepare_cached` statements, and unnamed
 //! `query_typed` statements (the PgBouncer-safe way). The raw baselines
@@ -134,6 +135,9 @@ impl Workload {
     }
 }
 
+/// The connections [`Impl::PgactorShared`]'s reads share.
+pub const SHARED_LANES: usize = 4;
+
 /// Who runs the operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Impl {
@@ -144,6 +148,9 @@ pub enum Impl {
     /// pgactor opened with `statement_cache(false)`: unnamed statements,
     /// as behind PgBouncer in transaction mode.
     PgactorUnnamed,
+    /// pgactor opened with `shared_reads(SHARED_LANES)`: reads pipelined
+    /// on a few shared connections (writes and transactions as `Pgactor`).
+    PgactorShared,
     /// deadpool-postgres, unnamed `query_typed` statements.
     RawUnnamed,
 }
@@ -151,9 +158,10 @@ pub enum Impl {
 impl Impl {
     /// Each pgactor mode next to the raw baseline that sends its statements
     /// the same way.
-    pub const ALL: [Impl; 4] = [
+    pub const ALL: [Impl; 5] = [
         Impl::Pgactor,
         Impl::RawPrepared,
+        Impl::PgactorShared,
         Impl::PgactorUnnamed,
         Impl::RawUnnamed,
     ];
@@ -163,6 +171,7 @@ impl Impl {
             Impl::Pgactor => "pgactor",
             Impl::RawPrepared => "raw-prepared",
             Impl::PgactorUnnamed => "pgactor-unnamed",
+            Impl::PgactorShared => "pgactor-shared",
             Impl::RawUnnamed => "raw-unnamed",
         }
     }
@@ -170,7 +179,7 @@ impl Impl {
     /// The raw baseline this pgactor mode is held against.
     pub fn baseline(self) -> Option<Impl> {
         match self {
-            Impl::Pgactor => Some(Impl::RawPrepared),
+            Impl::Pgactor | Impl::PgactorShared => Some(Impl::RawPrepared),
             Impl::PgactorUnnamed => Some(Impl::RawUnnamed),
             Impl::RawPrepared | Impl::RawUnnamed => None,
         }
@@ -364,8 +373,8 @@ fn raw_pool(url: &str, size: usize, application_name: &str) -> Result<Pool, OpEr
 pub struct Bench {
     /// pgactor, default options: the one that made the table.
     pub db: Db,
-    /// pgactor with unnamed statements, once [`Bench::open_unnamed`] ran.
-    db_unnamed: Option<Db>,
+    /// pgactor in its other modes, once [`Bench::open_variant`] ran.
+    variants: Vec<(Impl, Db)>,
     prepared: Pool,
     unnamed: Pool,
     sql: Sql,
@@ -384,32 +393,36 @@ impl Bench {
             prepared: raw_pool(url, size, "pgactor-bench-raw-prepared")?,
             unnamed: raw_pool(url, size, "pgactor-bench-raw-unnamed")?,
             db,
-            db_unnamed: None,
+            variants: Vec::new(),
             sql,
             nonce,
             inserted: AtomicU64::new(0),
         })
     }
 
-    /// Open pgactor a second time on the same server and schema, with the
-    /// statement cache off, for [`Impl::PgactorUnnamed`]: its own pools of
-    /// `size`, like every implementation.
-    pub async fn open_unnamed(&mut self, url: &str, size: usize) -> Result<(), OpError> {
+    /// Open pgactor again on the same server and schema in the mode of
+    /// `imp` ([`Impl::PgactorUnnamed`] or [`Impl::PgactorShared`]): its
+    /// own pools of `size`, like every implementation.
+    pub async fn open_variant(&mut self, imp: Impl, url: &str, size: usize) -> Result<(), OpError> {
         let session = SessionConfig {
             schema: Some(self.db.session().schema.clone()),
-            application_name: Some("pgactor-bench-unnamed".into()),
+            application_name: Some(format!("pgactor-bench-{}", imp.name())),
             ..SessionConfig::default()
         };
-        let options = configure(OpenOptions::new(url).session(session), size)?;
-        let db = options.statement_cache(false).auto_migrate(false);
-        self.db_unnamed = Some(db.open().await?);
+        let options = configure(OpenOptions::new(url).session(session), size)?.auto_migrate(false);
+        let options = match imp {
+            Impl::PgactorUnnamed => options.statement_cache(false),
+            Impl::PgactorShared => options.shared_reads(SHARED_LANES),
+            other => return Err(format!("{} is not a pgactor variant", other.name()).into()),
+        };
+        self.variants.push((imp, options.open().await?));
         Ok(())
     }
 
     /// Close every pgactor handle (closing one twice is harmless).
     pub async fn close(&self) {
         self.db.close().await;
-        if let Some(db) = &self.db_unnamed {
+        for (_, db) in &self.variants {
             db.close().await;
         }
     }
@@ -461,10 +474,12 @@ impl Bench {
         let draw = Draw(random);
         match imp {
             Impl::Pgactor => self.pgactor(&self.db, workload, draw).await,
-            Impl::PgactorUnnamed => match &self.db_unnamed {
-                Some(db) => self.pgactor(db, workload, draw).await,
-                None => Err("pgactor-unnamed needs Bench::open_unnamed first".into()),
-            },
+            Impl::PgactorUnnamed | Impl::PgactorShared => {
+                match self.variants.iter().find(|(i, _)| *i == imp) {
+                    Some((_, db)) => self.pgactor(db, workload, draw).await,
+                    None => Err(format!("{} needs Bench::open_variant first", imp.name()).into()),
+                }
+            }
             Impl::RawPrepared => {
                 self.raw(&self.prepared, Mode::Prepared, workload, draw)
                     .await

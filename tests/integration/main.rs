@@ -20,6 +20,7 @@ mod routing;
 mod schema;
 mod session;
 mod settings;
+mod shared;
 mod shutdown;
 mod stats;
 mod tls;

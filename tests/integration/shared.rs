@@ -1,0 +1,157 @@
+//! Shared reads (`OpenOptions::shared_reads`): many concurrent reads take
+//! turns on a few connections, each caller still gets its own answer, the
+//! stats say what is shared, and a read past its query timeout retires its
+//! lane instead of leaving a possibly busy connection in the pool.
+
+use std::time::Duration;
+
+use pgactor::{Db, ErrorKind, PoolConfig, Record, SessionConfig};
+
+use crate::common::{eventually, no_session_left, observer, primary_url, ready, registry};
+use crate::common::{stock_model, unique_schema};
+
+/// Open on the primary with `lanes` shared read connections out of a read
+/// pool of 8; the schema is also the sessions' application_name.
+async fn open_shared(prefix: &str, lanes: usize) -> (Db, String) {
+    let schema = unique_schema(prefix);
+    let db = pgactor::OpenOptions::new(primary_url())
+        .registry(registry([stock_model()]))
+        .read_pool(PoolConfig {
+            max_open: Some(8),
+            ..PoolConfig::default()
+        })
+        .session(SessionConfig {
+            schema: Some(schema.clone()),
+            application_name: Some(schema.clone()),
+            ..SessionConfig::default()
+        })
+        .shared_reads(lanes)
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+async fn create_rows(db: &Db, n: usize) -> Vec<uuid::Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let row = Record::new()
+            .with("sku", format!("s-{i}"))
+            .with("quantity", i as i64);
+        let row = db.create("StockBalance", row).await.expect("create");
+        ids.push(row.get("id").expect("id"));
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_few_connections_and_each_gets_its_own_row() {
+    let (db, schema) = open_shared("shared_many", 2).await;
+    let ids = create_rows(&db, 40).await;
+
+    let mut reads = Vec::new();
+    for round in 0..10 {
+        for (i, id) in ids.iter().enumerate() {
+            let (db, id) = (db.clone(), *id);
+            reads.push(tokio::spawn(async move {
+                let row = db.read("StockBalance", id).await.expect("read");
+                let page = db
+                    .list(
+                        "StockBalance",
+                        pgactor::Query::new().filter(pgactor::Filter::eq("quantity", i as i64)),
+                    )
+                    .await
+                    .expect("list");
+                (round, i, id, row, page)
+            }));
+        }
+    }
+    for read in reads {
+        let (_, i, id, row, page) = read.await.unwrap();
+        assert_eq!(
+            row.get::<uuid::Uuid>("id").unwrap(),
+            id,
+            "a read answered another caller's row"
+        );
+        assert_eq!(row.get::<i64>("quantity").unwrap(), i as i64);
+        assert_eq!(page.total, 1);
+        assert_eq!(page.rows[0].get::<uuid::Uuid>("id").unwrap(), id);
+    }
+
+    let stats = db.stats();
+    assert_eq!(stats.read.shared, 2, "{stats:?}");
+    assert!(
+        stats.read.in_use >= 2,
+        "shared connections count as in use: {stats:?}"
+    );
+    // 800 concurrent statements, and the read pool never opened more than
+    // its two lanes (plus the one `open` checks the server with).
+    assert!(stats.read.open <= 3, "{stats:?}");
+
+    db.close_within(Duration::from_secs(5)).await;
+    no_session_left(&schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_past_its_timeout_retires_its_lane_and_reads_go_on() {
+    let (db, schema) = open_shared("shared_timeout", 1).await;
+    let ids = create_rows(&db, 1).await;
+    db.read("StockBalance", ids[0])
+        .await
+        .expect("warm the lane");
+
+    // A lock that every read of the table waits for.
+    let admin = observer(&primary_url()).await;
+    admin
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+    let err = db
+        .with_query_timeout(Duration::from_millis(300))
+        .read("StockBalance", ids[0])
+        .await
+        .expect_err("the table is locked");
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    admin.batch_execute("ROLLBACK").await.unwrap();
+
+    // The lane's connection is closed, never given back, and a new one serves.
+    let row = db
+        .read("StockBalance", ids[0])
+        .await
+        .expect("read after the timeout");
+    assert_eq!(row.get::<uuid::Uuid>("id").unwrap(), ids[0]);
+    eventually("the timed-out lane's connection is closed", || async {
+        let stats = db.stats();
+        ready(stats.read.closed.broken >= 1 && stats.read.shared == 1, ())
+    })
+    .await;
+    // Its statement did not outlive it on the server.
+    let waiting: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 0);
+    db.close_within(Duration::from_secs(5)).await;
+    no_session_left(&schema).await;
+}
+
+#[tokio::test]
+async fn more_lanes_than_read_connections_is_refused_at_open() {
+    let err = pgactor::OpenOptions::new(primary_url())
+        .read_pool(PoolConfig {
+            max_open: Some(2),
+            ..PoolConfig::default()
+        })
+        .shared_reads(3)
+        .open()
+        .await
+        .expect_err("3 lanes need 3 connections");
+    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("shared_reads"), "{err}");
+}
