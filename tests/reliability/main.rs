@@ -16,4 +16,6 @@ mod common;
 mod topology;
 
 mod figures;
+mod network;
+mod proxy;
 mod storm;
