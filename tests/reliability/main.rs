@@ -17,3 +17,6 @@ mod topology;
 
 mod exhaustion;
 mod figures;
+mod network;
+mod proxy;
+mod storm;
