@@ -231,8 +231,13 @@ pub async fn no_session_left(app: &str) {
 /// the sessions' application_name, so a test can find them; both pools use
 /// `pool`.
 pub async fn open_tagged(prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
+    open_tagged_at(&primary_url(), prefix, pool).await
+}
+
+/// [`open_tagged`] on the server at `url` (e.g. a proxy in front of the primary).
+pub async fn open_tagged_at(url: &str, prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
     let schema = unique_schema(prefix);
-    let db = pgactor::OpenOptions::new(primary_url())
+    let db = pgactor::OpenOptions::new(url)
         .registry(registry([stock_model()]))
         .write_pool(pool.clone())
         .read_pool(pool)

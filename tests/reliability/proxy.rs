@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgactor::{Db, PoolConfig, SessionConfig};
+use pgactor::{Db, PoolConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -138,24 +138,9 @@ impl Proxy {
         )
     }
 
-    /// `common::open_tagged` through this proxy: the adapter on the primary,
-    /// in a fresh schema (`<prefix>_…`) that is also the sessions'
-    /// application_name; both pools use `pool`.
+    /// `common::open_tagged` through this proxy.
     pub async fn open_tagged(&self, prefix: &str, pool: PoolConfig) -> (Db, String) {
-        let schema = common::unique_schema(prefix);
-        let db = pgactor::OpenOptions::new(self.dsn(&common::primary_url()))
-            .registry(common::registry([common::stock_model()]))
-            .write_pool(pool.clone())
-            .read_pool(pool)
-            .session(SessionConfig {
-                schema: Some(schema.clone()),
-                application_name: Some(schema.clone()),
-                ..SessionConfig::default()
-            })
-            .open()
-            .await
-            .expect("open through the proxy");
-        (db, schema)
+        common::open_tagged_at(&self.dsn(&common::primary_url()), prefix, pool).await
     }
 }
 
