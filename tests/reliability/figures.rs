@@ -103,7 +103,9 @@ impl Figures {
         println!("FIGURES {row}");
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
         std::fs::create_dir_all(&dir).expect("create the figures directory");
-        let rule = HEADER.split('|').map(|c| if c.is_empty() { "" } else { "---" });
+        let rule = HEADER
+            .split('|')
+            .map(|c| if c.is_empty() { "" } else { "---" });
         let header = format!("{HEADER}\n{}\n", rule.collect::<Vec<_>>().join("|"));
         std::fs::write(dir.join("header"), header).expect("write the figures header");
         std::fs::write(dir.join(format!("{}.row", self.id)), row + "\n")
