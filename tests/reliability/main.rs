@@ -16,3 +16,5 @@ mod common;
 mod topology;
 
 mod figures;
+mod killed;
+mod ledger;
