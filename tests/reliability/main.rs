@@ -18,3 +18,4 @@ mod topology;
 mod figures;
 mod killed;
 mod ledger;
+mod restart;
