@@ -17,6 +17,9 @@ mod topology;
 
 mod exhaustion;
 mod figures;
+mod killed;
+mod ledger;
 mod network;
 mod proxy;
+mod restart;
 mod storm;
