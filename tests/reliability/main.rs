@@ -17,3 +17,4 @@ mod topology;
 
 mod figures;
 mod owners;
+mod replica_faults;
