@@ -453,9 +453,7 @@ async fn an_owner_actor_that_stops_is_killed_or_panics_leaves_nothing() {
         ended.await.expect("the owner's task ends");
         s.after_repetition().await;
     }
-    let each = REPETITIONS / endings.len() as u64;
-    s.figures
-        .note(format!("about {each} each stopped, killed, panicked"));
+    s.figures.note("stopped, killed, panicked in turn");
     s.finish(&[]).await;
 }
 
@@ -487,6 +485,8 @@ async fn a_transaction_actor_killed_or_stopped_leaves_nothing() {
         drop(tx);
         s.after_repetition().await;
     }
+    s.figures
+        .note("killed, stopped, killed during a statement in turn");
     s.figures
         .note("actor panic: not reachable (no TxMsg panics)");
     s.finish(&["TX_ABORTED", "TX_CLOSED"]).await;
