@@ -4,7 +4,9 @@
 //! A monitor task probes the replica (and the primary's WAL position) every
 //! `poll_interval`; reads consult the last probe, which costs them nothing.
 //! A read that finds the replica unreachable marks it down at once and, with
-//! fallback on, runs on the primary instead.
+//! fallback on, runs on the primary instead. A standby that leaves
+//! recovery (promoted) is marked down for good: it no longer follows the
+//! primary.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,6 +89,9 @@ pub(crate) struct ReplicaWatch {
     replayed: AtomicU64,
     lag_ms: AtomicU64,
     primary_reads: AtomicU64,
+    /// A probe has found the server in recovery: it is a standby, and
+    /// leaving recovery later means it was promoted.
+    standby: AtomicBool,
 }
 
 impl ReplicaWatch {
@@ -98,6 +103,7 @@ impl ReplicaWatch {
             replayed: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             primary_reads: AtomicU64::new(0),
+            standby: AtomicBool::new(false),
         }
     }
 
@@ -124,8 +130,13 @@ impl ReplicaWatch {
 
     /// Record that the replica was found unreachable.
     pub(crate) fn mark_down(&self) {
+        self.down("replica unreachable");
+    }
+
+    /// Record that the replica cannot serve reads, saying why.
+    fn down(&self, why: &str) {
         if self.up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(target: "pgactor.replica", "replica unreachable; reads fall back to the primary");
+            tracing::warn!(target: "pgactor.replica", "{why}; reads fall back to the primary");
         }
     }
 
@@ -160,7 +171,15 @@ impl ReplicaWatch {
                     probe(&replica),
                 );
                 match probe.await {
-                    Ok(Ok((replayed, lag))) => self.mark_up(replayed, lag),
+                    Ok(Ok(Probe {
+                        in_recovery: false, ..
+                    })) if self.standby.load(Ordering::Relaxed) => {
+                        self.down("the replica was promoted: it no longer follows the primary")
+                    }
+                    Ok(Ok(found)) => {
+                        self.standby.fetch_or(found.in_recovery, Ordering::Relaxed);
+                        self.mark_up(found.replayed, found.lag);
+                    }
                     Ok(Err(_)) | Err(_) => self.mark_down(),
                 }
             }
@@ -168,24 +187,34 @@ impl ReplicaWatch {
     }
 }
 
-/// The replica's replay position and lag. A server that is not in recovery
-/// (a promoted replica) reports position 0: reads that carry a token go to
-/// the primary.
-async fn probe(replica: &ConnectionPool) -> Result<(u64, Duration)> {
+/// What one probe of the read server found.
+struct Probe {
+    /// `pg_is_in_recovery()`: a standby. A read DSN may also name a server
+    /// that never was one (a logical replica, another database).
+    in_recovery: bool,
+    /// Its replay position; 0 on a server that never was in recovery.
+    replayed: u64,
+    lag: Duration,
+}
+
+/// Probe the read server: whether it is in recovery, its replay position
+/// and its lag.
+async fn probe(replica: &ConnectionPool) -> Result<Probe> {
     let client = replica.get().await?;
     let row = client
         .query_typed_one(
-            "SELECT pg_last_wal_replay_lsn(), \
+            "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), \
              CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
              ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0) END::float8",
             &[],
         )
         .await
         .map_err(|e| crate::Error::from_statement(e, false))?;
-    let replayed: Option<PgLsn> = row.get(0);
-    let lag_ms: f64 = row.get(1);
-    Ok((
-        replayed.map_or(0, u64::from),
-        Duration::from_millis(lag_ms.max(0.0) as u64),
-    ))
+    let replayed: Option<PgLsn> = row.get(1);
+    let lag_ms: f64 = row.get(2);
+    Ok(Probe {
+        in_recovery: row.get(0),
+        replayed: replayed.map_or(0, u64::from),
+        lag: Duration::from_millis(lag_ms.max(0.0) as u64),
+    })
 }

@@ -1,6 +1,7 @@
 //! Transactions as actors: options, the messages a transaction takes, and
 //! the `Tx` handle.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,7 +196,20 @@ pub struct Tx {
 #[derive(Debug)]
 struct Owner {
     actor: ActorRef<TxMsg>,
+    /// Set by the actor just before it sends COMMIT: only after that can a
+    /// commit whose answer is lost be in doubt.
+    commit_sent: Arc<AtomicBool>,
 }
+
+impl Owner {
+    fn commit_sent(&self) -> bool {
+        self.commit_sent.load(Ordering::SeqCst)
+    }
+}
+
+/// A commit whose actor stopped after sending COMMIT.
+const IN_DOUBT: &str =
+    "the transaction stopped while committing; the commit may or may not have happened";
 
 impl Drop for Owner {
     fn drop(&mut self) {
@@ -204,9 +218,9 @@ impl Drop for Owner {
 }
 
 impl Tx {
-    pub(crate) fn new(actor: ActorRef<TxMsg>) -> Tx {
+    pub(crate) fn new(actor: ActorRef<TxMsg>, commit_sent: Arc<AtomicBool>) -> Tx {
         Tx {
-            owner: Arc::new(Owner { actor }),
+            owner: Arc::new(Owner { actor, commit_sent }),
         }
     }
 
@@ -274,8 +288,9 @@ impl Tx {
     }
 
     /// Send `msg` and await the answer. An actor that stops while answering
-    /// took its uncommitted work with it, except during COMMIT (`committing`),
-    /// whose outcome is then unknown.
+    /// took its uncommitted work with it, except once it has sent COMMIT
+    /// (for a `committing` message): that outcome is unknown. An actor
+    /// stopped or killed before it sent COMMIT committed nothing.
     async fn call<T: Send + 'static>(
         &self,
         msg: impl FnOnce(RpcReplyPort<Result<T>>) -> TxMsg,
@@ -283,10 +298,9 @@ impl Tx {
     ) -> Result<T> {
         match self.owner.actor.call(msg, None).await {
             Ok(CallResult::Success(result)) => result,
-            Ok(CallResult::SenderError) if committing => Err(Error::new(
-                ErrorKind::OutcomeUnknown,
-                "the transaction stopped while committing; the commit may or may not have happened",
-            )),
+            Ok(CallResult::SenderError) if committing && self.owner.commit_sent() => {
+                Err(Error::new(ErrorKind::OutcomeUnknown, IN_DOUBT))
+            }
             Ok(CallResult::SenderError) | Ok(CallResult::Timeout) => Err(Error::new(
                 ErrorKind::TxAborted,
                 "the transaction stopped while answering and was rolled back",

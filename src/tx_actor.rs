@@ -5,6 +5,7 @@
 //! one after another on one connection anyway, so its mailbox is the right
 //! queue. Every await is bounded by the query timeout.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,7 @@ enum Status {
 
 pub(crate) struct TxArgs {
     span: Span,
+    commit_sent: Arc<AtomicBool>,
     held: Held,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
@@ -90,6 +92,8 @@ pub(crate) struct TxState {
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
     status: Status,
+    /// Shared with the `Tx`: set just before COMMIT is sent.
+    commit_sent: Arc<AtomicBool>,
 }
 
 pub(crate) struct TxActor;
@@ -127,7 +131,9 @@ pub(crate) async fn begin(
     )
     .await
     .0?;
+    let commit_sent = Arc::new(AtomicBool::new(false));
     let args = TxArgs {
+        commit_sent: commit_sent.clone(),
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
         catalog,
@@ -137,7 +143,7 @@ pub(crate) async fn begin(
     let (actor, _) = Actor::spawn_linked(None, TxActor, args, supervisor)
         .await
         .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
-    Ok(Tx::new(actor))
+    Ok(Tx::new(actor, commit_sent))
 }
 
 impl Actor for TxActor {
@@ -156,6 +162,7 @@ impl Actor for TxActor {
             catalog: args.catalog,
             query_timeout: args.query_timeout,
             status: Status::Open,
+            commit_sent: args.commit_sent,
         })
     }
 
@@ -333,6 +340,7 @@ impl TxState {
                 "its connection was lost before COMMIT; nothing was committed",
             ));
         }
+        self.commit_sent.store(true, Ordering::SeqCst);
         let (result, fate) = self.finish("COMMIT", true).await;
         let clean = result.is_ok() && fate == Fate::Reusable;
         self.end(result, fate, clean)?;

@@ -20,6 +20,8 @@ mod figures;
 mod killed;
 mod ledger;
 mod network;
+mod owners;
 mod proxy;
+mod replica_faults;
 mod restart;
 mod storm;
