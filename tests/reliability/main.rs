@@ -16,3 +16,4 @@ mod common;
 mod topology;
 
 mod figures;
+mod hostile;
