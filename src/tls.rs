@@ -457,7 +457,11 @@ fn extract_from_key_value(dsn: &str, written: &mut Written) -> Result<String> {
         let start = cursor.pos;
         let keyword = cursor.take_while(|c| !c.is_whitespace() && c != '=');
         if keyword.is_empty() {
-            // The driver stops reading here too.
+            // The driver silently stops reading at a stray `=`, dropping
+            // every option after it (a later sslmode too); libpq refuses it.
+            if cursor.peek().is_some() {
+                return Err(malformed("expected a keyword", start));
+            }
             break;
         }
         cursor.skip_while(char::is_whitespace);
