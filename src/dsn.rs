@@ -143,6 +143,9 @@ mod tests {
         for bad in [
             "postgres://app:s3cret@h/db?sslmode=bogus",
             "host=h password=s3cret port=notaport",
+            "postgres:/app:s3cret@h/db?sslmode=disable",
+            "postgresql+psycopg://app:s3cret@h/db?sslmode=disable",
+            "jdbc:postgresql://h/db?user=app&password=s3cret",
         ] {
             let err = Dsn::parse(bad, Role::Write).unwrap_err();
             assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");

@@ -464,6 +464,17 @@ fn extract_from_key_value(dsn: &str, written: &mut Written) -> Result<String> {
             }
             break;
         }
+        if !keyword
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            // No option is named so; the driver's error would echo the
+            // keyword, which here is likely a URL with its password.
+            return Err(malformed(
+                "a keyword that is not a plain word (a URL starts with postgres:// or postgresql://)",
+                start,
+            ));
+        }
         cursor.skip_while(char::is_whitespace);
         if cursor.bump() != Some('=') {
             return Err(malformed("expected `=` after the keyword", start));
