@@ -31,7 +31,9 @@
 //! - Timestamps and dates before 4713 BC (chrono reaches 262,143 BC) are
 //!   sent and refused by the server, 22008, as INVALID_INPUT; inside a
 //!   transaction that aborts it. `infinity` written by another client reads
-//!   back as a DECODE error, not a panic.
+//!   back as a DECODE error, not a panic; a delete of that row answers
+//!   DECODE too, although it was applied (the decode fails on the row the
+//!   DELETE returned).
 //! - A 10 MB string is stored in a text field; in a field with a unique
 //!   index the server refuses it (54000, index row too large), answered as
 //!   DATABASE.

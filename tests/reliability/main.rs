@@ -16,4 +16,5 @@ mod common;
 mod topology;
 
 mod figures;
+mod fuzz;
 mod hostile;
