@@ -37,6 +37,17 @@ impl Dsn {
         if config.get_hosts().is_empty() {
             return Err(Error::config(format!("the {role} DSN names no host")));
         }
+        if config.get_ports().contains(&0) {
+            // libpq: "invalid port number"; the driver would dial it.
+            return Err(Error::config(format!("{invalid}: port 0")));
+        }
+        if let Some(option) = nul_in(&config) {
+            // The startup packet's strings end at NUL: the driver would
+            // send a corrupt packet. The value is not shown (the password).
+            return Err(Error::config(format!(
+                "{invalid}: {option} contains a NUL byte"
+            )));
+        }
         let target = target_of(&config);
         Ok(Dsn {
             config,
@@ -44,6 +55,28 @@ impl Dsn {
             tls,
         })
     }
+}
+
+/// The first option whose value holds a NUL byte.
+fn nul_in(config: &tokio_postgres::Config) -> Option<&'static str> {
+    let has_nul = |s: Option<&str>| s.is_some_and(|s| s.contains('\0'));
+    let hosts = config
+        .get_hosts()
+        .iter()
+        .any(|h| matches!(h, Host::Tcp(name) if name.contains('\0')));
+    [
+        ("host", hosts),
+        ("user", has_nul(config.get_user())),
+        ("dbname", has_nul(config.get_dbname())),
+        ("options", has_nul(config.get_options())),
+        ("application_name", has_nul(config.get_application_name())),
+        (
+            "password",
+            config.get_password().is_some_and(|p| p.contains(&0)),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(option, nul)| nul.then_some(option))
 }
 
 fn target_of(config: &tokio_postgres::Config) -> String {
@@ -110,6 +143,9 @@ mod tests {
         for bad in [
             "postgres://app:s3cret@h/db?sslmode=bogus",
             "host=h password=s3cret port=notaport",
+            "postgres:/app:s3cret@h/db?sslmode=disable",
+            "postgresql+psycopg://app:s3cret@h/db?sslmode=disable",
+            "jdbc:postgresql://h/db?user=app&password=s3cret",
         ] {
             let err = Dsn::parse(bad, Role::Write).unwrap_err();
             assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
@@ -135,6 +171,22 @@ mod tests {
                 .starts_with("invalid read DSN: unknown sslmode \"verify-fool\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn port_0_nul_bytes_and_stray_equals_are_refused() {
+        for bad in [
+            "postgres://app@h:0/db",
+            "host=h port=0",
+            "postgres://app@h/db?application_name=a%00b",
+            "postgres://app:s3%00cret@h/db",
+            "host=h dbname=a\0b",
+            "host=h =x sslmode=verify-full",
+        ] {
+            let err = Dsn::parse(bad, Role::Write).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::Config, "{bad}: {err}");
+            assert!(!err.to_string().contains("s3"), "{err}");
+        }
     }
 
     #[test]

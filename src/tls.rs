@@ -457,8 +457,23 @@ fn extract_from_key_value(dsn: &str, written: &mut Written) -> Result<String> {
         let start = cursor.pos;
         let keyword = cursor.take_while(|c| !c.is_whitespace() && c != '=');
         if keyword.is_empty() {
-            // The driver stops reading here too.
+            // The driver silently stops reading at a stray `=`, dropping
+            // every option after it (a later sslmode too); libpq refuses it.
+            if cursor.peek().is_some() {
+                return Err(malformed("expected a keyword", start));
+            }
             break;
+        }
+        if !keyword
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            // No option is named so; the driver's error would echo the
+            // keyword, which here is likely a URL with its password.
+            return Err(malformed(
+                "a keyword that is not a plain word (a URL starts with postgres:// or postgresql://)",
+                start,
+            ));
         }
         cursor.skip_while(char::is_whitespace);
         if cursor.bump() != Some('=') {

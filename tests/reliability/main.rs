@@ -17,6 +17,8 @@ mod topology;
 
 mod exhaustion;
 mod figures;
+mod fuzz;
+mod hostile;
 mod killed;
 mod ledger;
 mod network;
