@@ -11,12 +11,12 @@ use crate::config::{PoolConfig, PoolerMode, Role, SessionConfig, SessionSettings
 use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::Statements;
+use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
-use crate::pool_actor::{gone, Call, PoolContext, PoolMsg, ReplicaRoute};
+use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
@@ -26,8 +26,10 @@ use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
 use crate::value::Value;
+use tracing::Instrument;
 
 /// Open the adapter with the production defaults.
 ///
@@ -410,8 +412,7 @@ impl OpenOptions {
                 routes,
                 registry,
                 session,
-                write_pool: pools[0].pool.clone(),
-                read_pool: pools[1].pool.clone(),
+                pools: [pools[0].clone(), pools[1].clone()],
             }),
         })
     }
@@ -484,12 +485,23 @@ struct DbInner {
     routes: Arc<Routes>,
     registry: Arc<Registry>,
     session: Arc<SessionSettings>,
-    write_pool: ConnectionPool,
-    read_pool: ConnectionPool,
+    /// The write pool's context, then the read pool's: what the pool
+    /// actors serve messages with, and what [`Db`] runs operations on.
+    pools: [Arc<PoolContext>; 2],
     /// The read pool's replica watch, when a read DSN was given.
     replica: Option<Arc<ReplicaWatch>>,
     /// Operations running now, for graceful shutdown.
     in_flight: Arc<InFlight>,
+}
+
+impl DbInner {
+    /// The context of the pool of `role`.
+    fn context(&self, role: Role) -> &Arc<PoolContext> {
+        match role {
+            Role::Write => &self.pools[0],
+            Role::Read => &self.pools[1],
+        }
+    }
 }
 
 /// The last handle gone: nobody can send to the adapter any more, so its
@@ -503,7 +515,7 @@ impl Drop for DbInner {
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
-            .field("write", &self.inner.write_pool.target)
+            .field("write", &self.inner.context(Role::Write).pool.target)
             .field("schema", &self.inner.session.schema)
             .finish_non_exhaustive()
     }
@@ -516,12 +528,8 @@ impl Db {
             model: model.into(),
             id: id.into(),
         };
-        self.call(
-            Role::Read,
-            |reply| PoolMsg::Read(req, self.here(), reply),
-            false,
-        )
-        .await
+        self.run(Role::Read, "read", model, |c| RowPlan::read(c, req))
+            .await
     }
 
     /// List one page of rows from the read pool, with the total count.
@@ -530,12 +538,8 @@ impl Db {
             model: model.into(),
             query,
         };
-        self.call(
-            Role::Read,
-            |reply| PoolMsg::List(req, self.here(), reply),
-            false,
-        )
-        .await
+        self.run(Role::Read, "list", model, |c| PagePlan::new(c, req))
+            .await
     }
 
     /// Run a write on the write pool and answer the row it touched.
@@ -544,11 +548,9 @@ impl Db {
             model: model.into(),
             op,
         };
-        self.call(
-            Role::Write,
-            |reply| PoolMsg::Write(req, self.here(), reply),
-            true,
-        )
+        self.run(Role::Write, req.op.name(), model, |c| {
+            RowPlan::write(c, req)
+        })
         .await
     }
 
@@ -564,11 +566,9 @@ impl Db {
             model: model.into(),
             op,
         };
-        self.call(
-            Role::Write,
-            |reply| PoolMsg::WriteWithToken(req, self.here(), reply),
-            true,
-        )
+        self.run(Role::Write, req.op.name(), model, |c| {
+            RowPlan::write(c, req).map(WithToken)
+        })
         .await
     }
 
@@ -612,8 +612,21 @@ impl Db {
                 .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
             ..options
         };
-        self.ask_supervisor(|reply| DbMsg::Begin(options, reply), "BEGIN was")
-            .await
+        // In this task: the supervisor would only spawn a task to do it.
+        if self.inner.routes.is_closing() {
+            return Err(gone("BEGIN was"));
+        }
+        let ctx = self.inner.context(Role::Write);
+        let supervisor = self.inner.supervisor.get_cell();
+        crate::tx_actor::begin(
+            &ctx.pool,
+            ctx.catalog.clone(),
+            &ctx.session,
+            options,
+            self.call.deadline,
+            supervisor,
+        )
+        .await
     }
 
     /// Deliver every notification on `channel` to the `subscriber` actor,
@@ -755,8 +768,20 @@ impl Db {
     /// `default_transaction_read_only = on`.
     pub async fn settings_in_force(&self, role: Role) -> Result<Vec<(String, String)>> {
         match role {
-            Role::Write => self.inner.write_pool.settings_in_force().await,
-            Role::Read => self.inner.read_pool.settings_in_force().await,
+            Role::Write => {
+                self.inner
+                    .context(Role::Write)
+                    .pool
+                    .settings_in_force()
+                    .await
+            }
+            Role::Read => {
+                self.inner
+                    .context(Role::Read)
+                    .pool
+                    .settings_in_force()
+                    .await
+            }
         }
     }
 
@@ -771,15 +796,15 @@ impl Db {
     /// ```
     pub fn stats(&self) -> Stats {
         Stats::gather(
-            &self.inner.write_pool,
-            &self.inner.read_pool,
+            &self.inner.context(Role::Write).pool,
+            &self.inner.context(Role::Read).pool,
             self.inner.replica.as_deref(),
         )
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).
     pub async fn migrate(&self) -> Result<MigrationReport> {
-        let mut client = self.inner.write_pool.get().await?;
+        let mut client = self.inner.context(Role::Write).pool.get().await?;
         auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await
     }
 
@@ -816,7 +841,7 @@ impl Db {
         shutdown(
             &inner.routes,
             &inner.in_flight,
-            &inner.write_pool,
+            &inner.context(Role::Write).pool,
             &inner.supervisor,
             grace,
         )
@@ -832,29 +857,28 @@ impl Db {
         }
     }
 
-    /// Send `msg` to the pool actor of `role` and await the answer.
-    ///
-    /// A lost answer to a write means its outcome is unknown; to a read,
-    /// that the adapter is gone.
-    async fn call<T: Send + 'static>(
+    /// Run one autocommit operation on the pool of `role`, in the
+    /// caller's own task: what the pool actor's spawned task does for a
+    /// message, without the two task hand-offs (mailbox, then spawn) that
+    /// only add latency for a caller that is already a task of its own.
+    /// If the caller's future is dropped mid-statement, the connection is
+    /// closed, never given back busy.
+    async fn run<P: Plan>(
         &self,
         role: Role,
-        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> PoolMsg,
-        write: bool,
-    ) -> Result<T> {
-        let pool = self
-            .inner
-            .routes
-            .get(role)
-            .ok_or_else(|| gone("the message was"))?;
-        match pool.call(msg, None).await {
-            Ok(CallResult::Success(result)) => result,
-            Ok(CallResult::Timeout) => Err(Error::new(ErrorKind::Timeout, "no answer in time")),
-            Ok(CallResult::SenderError) if write => Err(Error::new(
-                ErrorKind::OutcomeUnknown,
-                "the write's answer was lost; it may or may not have been applied",
-            )),
-            Ok(CallResult::SenderError) | Err(_) => Err(gone("the operation was")),
+        op: &'static str,
+        model: &str,
+        plan: impl FnOnce(&Catalog) -> Result<P>,
+    ) -> Result<P::Output> {
+        if self.inner.routes.is_closing() {
+            return Err(gone("the operation was"));
         }
+        let ctx = self.inner.context(role);
+        let call = self.here();
+        let span = telemetry::operation(call.parent.clone(), op, role.as_str(), model);
+        let _running = ctx.in_flight.start();
+        serve(ctx, plan(&ctx.catalog), &call, &|| false)
+            .instrument(span)
+            .await
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{Instrument, Span};
 
@@ -10,7 +11,7 @@ use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::{Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, Plan, RowPlan, WithToken};
+use crate::exec::{PagePlan, Plan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::shared::SharedReads;
@@ -38,12 +39,6 @@ pub(crate) enum PoolMsg {
     Read(ReadRequest, Call, RpcReplyPort<Result<crate::Record>>),
     List(ListRequest, Call, RpcReplyPort<Result<crate::Page>>),
     Write(WriteRequest, Call, RpcReplyPort<Result<crate::Record>>),
-    /// A write that also answers the WAL position after its commit.
-    WriteWithToken(
-        WriteRequest,
-        Call,
-        RpcReplyPort<Result<(crate::Record, ConsistencyToken)>>,
-    ),
 }
 
 impl PoolMsg {
@@ -53,7 +48,6 @@ impl PoolMsg {
             PoolMsg::Read(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
-            PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -134,20 +128,12 @@ impl Actor for PoolActor {
                     telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
                 spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), call, reply, span);
             }
-            PoolMsg::WriteWithToken(req, call, reply) => {
-                let span =
-                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
-                let plan = RowPlan::write(&ctx.catalog, req).map(WithToken);
-                spawn_plan(ctx, plan, call, reply, span);
-            }
         }
         Ok(())
     }
 }
 
-/// Run a plan in a task of its own, and answer. A read goes where the
-/// replica watch says; one that finds the replica unreachable runs on the
-/// primary instead when fallback is on.
+/// Run a plan in a task of its own, and answer.
 fn spawn_plan<P: Plan>(
     ctx: &Arc<PoolContext>,
     plan: Result<P>,
@@ -159,35 +145,48 @@ fn spawn_plan<P: Plan>(
     let running = ctx.in_flight.start();
     let task = async move {
         let _running = running;
-        let result = async {
-            let plan = plan?;
-            let (pool, on_replica, shared) = ctx.route(call.after);
-            let first = match shared.filter(|_| plan.shareable()) {
-                Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, &reply).await,
-                None => run_on(pool, &plan, call.deadline, &reply).await,
-            };
-            match first {
-                Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => {
-                    match &ctx.replica {
-                        Some(r) if r.watch.falls_back() => {
-                            r.watch.mark_down();
-                            run_on(&r.primary, &plan, call.deadline, &reply).await
-                        }
-                        _ => Err(err),
-                    }
-                }
-                other => other,
-            }
-        }
-        .await;
-        telemetry::record(&Span::current(), &result, P::rows);
-        if let Err(err) = &result {
-            tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
-        }
+        let result = serve(&ctx, plan, &call, &|| reply.is_closed()).await;
         // A caller that has gone is not the pool's failure: ignore the send error.
         let _ = reply.send(result);
     };
     tokio::spawn(task.instrument(span));
+}
+
+/// Run one operation on `ctx`'s pool and record its outcome on the current
+/// span: by a pool actor's task, and by [`crate::Db`] in the caller's own
+/// task. A read goes where the replica watch says; one that finds the
+/// replica unreachable runs on the primary instead when fallback is on.
+/// `gone` says whether the caller has stopped waiting.
+pub(crate) async fn serve<P: Plan>(
+    ctx: &PoolContext,
+    plan: Result<P>,
+    call: &Call,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<P::Output> {
+    let result = async {
+        let plan = plan?;
+        let (pool, on_replica, shared) = ctx.route(call.after);
+        let first = match shared.filter(|_| plan.shareable()) {
+            Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
+            None => run_on(pool, &plan, call.deadline, gone).await,
+        };
+        match first {
+            Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => match &ctx.replica {
+                Some(r) if r.watch.falls_back() => {
+                    r.watch.mark_down();
+                    run_on(&r.primary, &plan, call.deadline, gone).await
+                }
+                _ => Err(err),
+            },
+            other => other,
+        }
+    }
+    .await;
+    telemetry::record(&Span::current(), &result, P::rows);
+    if let Err(err) = &result {
+        tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
+    }
+    result
 }
 
 /// Run `plan` on a connection of `pool`.
@@ -195,13 +194,14 @@ async fn run_on<P: Plan>(
     pool: &ConnectionPool,
     plan: &P,
     deadline: Deadline,
-    reply: &RpcReplyPort<Result<P::Output>>,
+    gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
     // Bounded by the pool's wait timeout.
-    let client = pool.get().await?;
-    if reply.is_closed() {
+    let client = Busy::new(pool, pool.get().await?);
+    if gone() {
         // The caller gave up while we waited: do not start work whose
         // answer nobody will read (a write's outcome would be unknown).
+        client.release(false);
         return Err(Error::closed("the caller stopped waiting"));
     }
     // Bounded by the deadline (cancelled on the server past it) and by the
@@ -209,10 +209,52 @@ async fn run_on<P: Plan>(
     let (result, fate) = plan
         .run(&client, Overrun::Cancel(&pool.cancel), deadline)
         .await;
-    if fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server) {
-        pool.discard(client);
-    }
+    let broken = fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server);
+    client.release(broken);
     result
+}
+
+/// A connection running a statement. Dropped before its answer came (the
+/// caller's future was dropped), it is closed, never given back with the
+/// statement still running on it.
+struct Busy<'a> {
+    pool: &'a ConnectionPool,
+    conn: Option<Object>,
+}
+
+impl<'a> Busy<'a> {
+    fn new(pool: &'a ConnectionPool, conn: Object) -> Busy<'a> {
+        Busy {
+            pool,
+            conn: Some(conn),
+        }
+    }
+
+    /// The answer came: give the connection back, or close it if `broken`.
+    fn release(mut self, broken: bool) {
+        if let Some(conn) = self.conn.take() {
+            if broken {
+                self.pool.discard(conn);
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Busy<'_> {
+    type Target = deadpool_postgres::ClientWrapper;
+    fn deref(&self) -> &Self::Target {
+        self.conn
+            .as_ref()
+            .expect("a busy connection until released")
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.discard(conn);
+        }
+    }
 }
 
 /// Run a read on one of the shared connections of `pool`. A lane whose
@@ -223,10 +265,10 @@ async fn run_shared<P: Plan>(
     pool: &ConnectionPool,
     plan: &P,
     deadline: Deadline,
-    reply: &RpcReplyPort<Result<P::Output>>,
+    gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
     let ride = lanes.lane(pool).await?;
-    if reply.is_closed() {
+    if gone() {
         return Err(Error::closed("the caller stopped waiting"));
     }
     let overrun = Overrun::Shared(&pool.cancel, &ride);
@@ -235,7 +277,7 @@ async fn run_shared<P: Plan>(
         Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
             ride.failed();
             drop(ride);
-            run_on(pool, plan, deadline, reply).await
+            run_on(pool, plan, deadline, gone).await
         }
         other => {
             if fate == Fate::Discard {

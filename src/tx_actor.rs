@@ -99,7 +99,8 @@ pub(crate) struct TxState {
 pub(crate) struct TxActor;
 
 /// BEGIN on a write connection, then the actor that owns it, linked to the
-/// supervisor. Runs in a task of its own, never in an actor's `handle`.
+/// supervisor. Runs in the caller's task ([`crate::Db::begin`]) or in one
+/// the supervisor spawns, never in an actor's `handle`.
 pub(crate) async fn begin(
     pool: &ConnectionPool,
     catalog: Arc<Catalog>,
@@ -139,11 +140,21 @@ pub(crate) async fn begin(
         catalog,
         query_timeout,
     };
-    // Unnamed: actor names are process-global.
-    let (actor, _) = Actor::spawn_linked(None, TxActor, args, supervisor)
-        .await
-        .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
-    Ok(Tx::new(actor, commit_sent))
+    // Unnamed: actor names are process-global. Started in a task of its
+    // own, so a caller that stops waiting now cannot leave an actor
+    // half-started with the connection: the task finishes, and the `Tx`
+    // nobody receives is dropped, which rolls back.
+    let started = tokio::spawn(async move {
+        let (actor, _) = Actor::spawn_linked(None, TxActor, args, supervisor)
+            .await
+            .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
+        Ok(Tx::new(actor, commit_sent))
+    });
+    started.await.unwrap_or_else(|e| {
+        Err(Error::closed(format!(
+            "cannot start a transaction actor: {e}"
+        )))
+    })
 }
 
 impl Actor for TxActor {
