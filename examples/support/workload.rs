@@ -136,7 +136,7 @@ impl Workload {
 }
 
 /// The connections [`Impl::PgactorShared`]'s reads share.
-pub const SHARED_LANES: usize = 4;
+pub const SHARED_LANES: usize = 2;
 
 /// Who runs the operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
