@@ -861,8 +861,8 @@ impl Db {
     /// caller's own task: what the pool actor's spawned task does for a
     /// message, without the two task hand-offs (mailbox, then spawn) that
     /// only add latency for a caller that is already a task of its own.
-    /// If the caller's future is dropped mid-statement, the connection is
-    /// closed, never given back busy.
+    /// If the caller's future is dropped mid-statement, the connection goes
+    /// back to the pool only once idle again (see `pool_actor::Busy`).
     async fn run<P: Plan>(
         &self,
         role: Role,

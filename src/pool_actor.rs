@@ -7,7 +7,7 @@ use deadpool_postgres::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{Instrument, Span};
 
-use crate::config::SessionSettings;
+use crate::config::{SessionSettings, DEFAULT_QUERY_TIMEOUT};
 use crate::connection::ConnectionPool;
 use crate::deadline::{Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
@@ -197,7 +197,8 @@ async fn run_on<P: Plan>(
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
     // Bounded by the pool's wait timeout.
-    let client = Busy::new(pool, pool.get().await?);
+    let drain = deadline.unwrap_or(DEFAULT_QUERY_TIMEOUT);
+    let client = Busy::new(pool, pool.get().await?, drain);
     if gone() {
         // The caller gave up while we waited: do not start work whose
         // answer nobody will read (a write's outcome would be unknown).
@@ -215,18 +216,22 @@ async fn run_on<P: Plan>(
 }
 
 /// A connection running a statement. Dropped before its answer came (the
-/// caller's future was dropped), it is closed, never given back with the
-/// statement still running on it.
+/// caller's future was dropped), it is never given back with the statement
+/// still running on it: a task waits for it to answer an empty query sent
+/// behind the statement (so it is idle again) and gives it back then, or
+/// closes it if that takes longer than `drain`.
 struct Busy<'a> {
     pool: &'a ConnectionPool,
     conn: Option<Object>,
+    drain: Duration,
 }
 
 impl<'a> Busy<'a> {
-    fn new(pool: &'a ConnectionPool, conn: Object) -> Busy<'a> {
+    fn new(pool: &'a ConnectionPool, conn: Object, drain: Duration) -> Busy<'a> {
         Busy {
             pool,
             conn: Some(conn),
+            drain,
         }
     }
 
@@ -251,9 +256,17 @@ impl std::ops::Deref for Busy<'_> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.discard(conn);
-        }
+        let Some(conn) = self.conn.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.pool.discard(conn);
+        };
+        let (pool, drain) = (self.pool.clone(), self.drain);
+        runtime.spawn(async move {
+            match tokio::time::timeout(drain, conn.simple_query("")).await {
+                Ok(Ok(_)) => drop(conn),
+                _ => pool.discard(conn),
+            }
+        });
     }
 }
 

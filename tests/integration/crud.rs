@@ -56,3 +56,52 @@ pub(crate) async fn row_life(db: &Db) {
     assert_eq!(err.kind(), &ErrorKind::NotFound);
     assert_eq!(err.http_status(), 404);
 }
+
+/// A caller that stops waiting while its read waits on the server: the
+/// statement runs on, and its connection goes back to the pool once the
+/// read has finished (never closed, never handed out busy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_leaves_its_connection_to_the_pool_once_idle() {
+    let pool = pgactor::PoolConfig {
+        max_open: Some(1),
+        ..pgactor::PoolConfig::default()
+    };
+    let (db, schema) = crate::common::open_tagged("crud_drop", pool).await;
+    let row = db
+        .create("StockBalance", Record::new().with("sku", "D-1"))
+        .await
+        .unwrap();
+    let id: uuid::Uuid = row.get("id").unwrap();
+    let admin = crate::common::observer(&crate::common::primary_url()).await;
+    admin
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .unwrap();
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        db.read("StockBalance", id),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the read waits for the lock");
+    assert_eq!(db.stats().read.in_use, 1, "the read is still running");
+    admin.batch_execute("ROLLBACK").await.unwrap();
+
+    crate::common::eventually("the connection is back in the pool", || async {
+        let stats = db.stats().read;
+        crate::common::ready(stats.in_use == 0 && stats.idle == 1, ())
+    })
+    .await;
+    let stats = db.stats().read;
+    assert_eq!(stats.closed.broken, 0, "{stats:?}");
+    assert_eq!(
+        db.read("StockBalance", id)
+            .await
+            .unwrap()
+            .get::<String>("sku")
+            .unwrap(),
+        "D-1"
+    );
+    db.close().await;
+}
