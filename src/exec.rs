@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
@@ -54,13 +55,49 @@ async fn query(
         Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
         Statements::Prepared => {
             let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
-            match client.prepare_typed_cached(&stmt.sql, &types).await {
-                Ok(prepared) => client.query(&prepared, &stmt.values()).await,
-                Err(e) => Err(e),
+            match prepared(client, stmt, &types).await {
+                // A schema change (ALTER TABLE … TYPE, DROP and re-CREATE)
+                // made the cached statement stale: prepare it afresh and
+                // run it once more. Inside a transaction the failure has
+                // aborted it, so the second run answers 25P02: report the
+                // first failure then.
+                Err(stale) if is_stale(&stale) => {
+                    client.statement_cache.remove(&stmt.sql, &types);
+                    match prepared(client, stmt, &types).await {
+                        Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
+                            Err(stale)
+                        }
+                        other => other,
+                    }
+                }
+                other => other,
             }
         }
     };
     answer.map_err(|e| Error::from_statement(e, write))
+}
+
+/// Run `stmt` as a statement prepared (once) on this connection.
+async fn prepared(
+    client: &ClientWrapper,
+    stmt: &Statement,
+    types: &[Type],
+) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+    let prepared = client.prepare_typed_cached(&stmt.sql, types).await?;
+    client.query(&prepared, &stmt.values()).await
+}
+
+/// Whether a prepared statement failed because it no longer matches the
+/// schema ("cached plan must not change result type", raised by the
+/// server's plan revalidation) or no longer exists on the server. Known by
+/// SQLSTATE and routine, never by the (localised) message.
+fn is_stale(err: &tokio_postgres::Error) -> bool {
+    let revalidation = err.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+        && err
+            .as_db_error()
+            .and_then(|db| db.routine())
+            .is_some_and(|routine| routine == "RevalidateCachedQuery");
+    revalidation || err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
 }
 
 /// A statement that answers one row by id: `Read` and every `Write`.

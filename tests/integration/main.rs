@@ -18,6 +18,7 @@ mod open;
 mod replicas;
 mod routing;
 mod schema;
+mod schema_change;
 mod session;
 mod settings;
 mod shared;
