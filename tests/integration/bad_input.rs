@@ -17,7 +17,7 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
+use crate::common::{observer, primary_url, registry, tagged_options, unique_schema};
 
 const MODEL: &str = "Product";
 
@@ -56,15 +56,7 @@ impl Fixture {
             max_open: Some(1),
             ..PoolConfig::default()
         };
-        let db = OpenOptions::new(primary_url())
-            .registry(registry([product_model()]))
-            .write_pool(one.clone())
-            .read_pool(one)
-            .session(SessionConfig {
-                schema: Some(schema.clone()),
-                application_name: Some(app.clone()),
-                ..SessionConfig::default()
-            })
+        let db = tagged_options(&primary_url(), [product_model()], one, &schema, &app)
             .open()
             .await
             .expect("open");

@@ -237,19 +237,31 @@ pub async fn open_tagged(prefix: &str, pool: pgactor::PoolConfig) -> (Db, String
 /// [`open_tagged`] on the server at `url` (e.g. a proxy in front of the primary).
 pub async fn open_tagged_at(url: &str, prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
     let schema = unique_schema(prefix);
-    let db = pgactor::OpenOptions::new(url)
-        .registry(registry([stock_model()]))
-        .write_pool(pool.clone())
-        .read_pool(pool)
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(schema.clone()),
-            ..SessionConfig::default()
-        })
+    let db = tagged_options(url, [stock_model()], pool, &schema, &schema)
         .open()
         .await
         .expect("open");
     (db, schema)
+}
+
+/// Options for `url` with `models`, both pools `pool`, everything in
+/// `schema` and every session named `app` (for pg_stat_activity checks).
+pub fn tagged_options(
+    url: &str,
+    models: impl IntoIterator<Item = Model>,
+    pool: pgactor::PoolConfig,
+    schema: &str,
+    app: &str,
+) -> pgactor::OpenOptions {
+    pgactor::OpenOptions::new(url)
+        .registry(registry(models))
+        .write_pool(pool.clone())
+        .read_pool(pool)
+        .session(SessionConfig {
+            schema: Some(schema.to_owned()),
+            application_name: Some(app.to_owned()),
+            ..SessionConfig::default()
+        })
 }
 
 /// Sessions named `app` that wait for a lock now.

@@ -5,26 +5,20 @@
 
 use std::time::Duration;
 
-use pgactor::{Db, ErrorKind, PoolConfig, Record, SessionConfig};
+use pgactor::{Db, ErrorKind, PoolConfig, Record};
 
-use crate::common::{eventually, no_session_left, observer, primary_url, ready, registry};
+use crate::common::{eventually, no_session_left, observer, primary_url, ready, tagged_options};
 use crate::common::{stock_model, unique_schema};
 
-/// Open on the primary with `lanes` shared read connections out of a read
-/// pool of 8; the schema is also the sessions' application_name.
+/// Open on the primary with `lanes` shared read connections out of pools
+/// of 8; the schema is also the sessions' application_name.
 async fn open_shared(prefix: &str, lanes: usize) -> (Db, String) {
     let schema = unique_schema(prefix);
-    let db = pgactor::OpenOptions::new(primary_url())
-        .registry(registry([stock_model()]))
-        .read_pool(PoolConfig {
-            max_open: Some(8),
-            ..PoolConfig::default()
-        })
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(schema.clone()),
-            ..SessionConfig::default()
-        })
+    let pool = PoolConfig {
+        max_open: Some(8),
+        ..PoolConfig::default()
+    };
+    let db = tagged_options(&primary_url(), [stock_model()], pool, &schema, &schema)
         .shared_reads(lanes)
         .open()
         .await

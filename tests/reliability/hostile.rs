@@ -57,7 +57,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
+use crate::common::{observer, primary_url, tagged_options, unique_schema};
 use crate::figures::{self, Figures};
 
 /// The model every case goes through: one nullable field per type.
@@ -264,15 +264,7 @@ impl Fixture {
         let odd = Model::new(ODD_MODEL)
             .table_name("odd")
             .field(Field::new("name", FieldType::Text));
-        let db = OpenOptions::new(primary_url())
-            .registry(registry([hostile_model(), odd]))
-            .write_pool(one.clone())
-            .read_pool(one)
-            .session(SessionConfig {
-                schema: Some(schema.clone()),
-                application_name: Some(app.clone()),
-                ..SessionConfig::default()
-            })
+        let db = tagged_options(&primary_url(), [hostile_model(), odd], one, &schema, &app)
             .open()
             .await
             .expect("open");

@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgactor::{Db, ErrorKind, Field, FieldType, Index, Model, Record, Result, SessionConfig};
+use pgactor::{Db, ErrorKind, Field, FieldType, Index, Model, Record, Result};
 use uuid::Uuid;
 
 use crate::figures::Figures;
@@ -74,17 +74,8 @@ pub async fn open(
     extra: impl IntoIterator<Item = Model>,
 ) -> (Db, String) {
     let schema = crate::common::unique_schema(prefix);
-    let db = pgactor::OpenOptions::new(url)
-        .registry(crate::common::registry(
-            std::iter::once(model()).chain(extra),
-        ))
-        .write_pool(pool.clone())
-        .read_pool(pool)
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(schema.clone()),
-            ..SessionConfig::default()
-        })
+    let models = std::iter::once(model()).chain(extra);
+    let db = crate::common::tagged_options(url, models, pool, &schema, &schema)
         .open()
         .await
         .expect("open the ledger's adapter");
