@@ -210,9 +210,10 @@ pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
     /// How many rows an answer holds, for its span.
     fn rows(output: &Self::Output) -> u64;
-    /// Whether it may share a connection with other callers' statements
-    /// (a read outside a transaction).
-    fn shareable(&self) -> bool;
+    /// Whether it only reads. Outside a transaction such a plan may share a
+    /// connection with other callers' statements; as a transaction's first
+    /// statement it goes out in the same round trip as BEGIN.
+    fn reads_only(&self) -> bool;
     /// Run on `client` within `deadline` (past it, handled as `overrun` says).
     fn run(
         &self,
@@ -227,7 +228,7 @@ impl Plan for RowPlan {
     fn rows(_: &Record) -> u64 {
         1
     }
-    fn shareable(&self) -> bool {
+    fn reads_only(&self) -> bool {
         !self.write
     }
     fn run(
@@ -250,7 +251,7 @@ impl Plan for WithToken {
     fn rows(_: &Self::Output) -> u64 {
         1
     }
-    fn shareable(&self) -> bool {
+    fn reads_only(&self) -> bool {
         false
     }
     fn run(
@@ -272,7 +273,7 @@ impl Plan for PagePlan {
     fn rows(page: &Page) -> u64 {
         page.rows.len() as u64
     }
-    fn shareable(&self) -> bool {
+    fn reads_only(&self) -> bool {
         true
     }
     /// Both statements go out together and tokio-postgres pipelines them

@@ -602,7 +602,9 @@ impl Db {
     /// Start a transaction: its actor holds one write connection (on the
     /// primary, even with a replica configured) until [`Tx::commit`] or
     /// [`Tx::rollback`], or until the last [`Tx`] clone is dropped, which
-    /// rolls back.
+    /// rolls back. `BEGIN` goes out with the first statement, in the same
+    /// round trip when that statement only reads; a failed `BEGIN` fails
+    /// that statement.
     pub async fn begin(&self, options: TxOptions) -> Result<Tx> {
         let options = TxOptions {
             // Resolved here so this handle's deadline (none included) wins

@@ -4,6 +4,13 @@
 //! Unlike a pool actor it awaits in `handle`: a transaction's statements run
 //! one after another on one connection anyway, so its mailbox is the right
 //! queue. Every await is bounded by the query timeout.
+//!
+//! BEGIN waits for the transaction's first statement. When that statement
+//! only reads (a read, a list, `LockForUpdate`) both go out together and
+//! take one round trip: should BEGIN fail, the read ran outside any
+//! transaction, which changes nothing, and the caller gets BEGIN's error.
+//! A first write waits for BEGIN's answer. A transaction that ends before
+//! its first statement never sends BEGIN at all.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,6 +75,29 @@ impl Drop for Held {
     }
 }
 
+/// A BEGIN not sent yet.
+struct PendingBegin {
+    sql: String,
+    /// In pooler mode, the transaction's settings follow BEGIN.
+    session: Arc<SessionSettings>,
+}
+
+impl PendingBegin {
+    async fn send(
+        &self,
+        client: &Object,
+        overrun: Overrun<'_>,
+        deadline: Option<Duration>,
+    ) -> (Result<()>, Fate) {
+        let begin = async {
+            crate::pooler::begin(client, &self.sql, &self.session)
+                .await
+                .map_err(|e| Error::from_statement(e, false))
+        };
+        bounded(client, overrun, deadline, false, begin).await
+    }
+}
+
 /// Whether later statements may run.
 enum Status {
     Open,
@@ -79,6 +109,7 @@ enum Status {
 
 pub(crate) struct TxArgs {
     span: Span,
+    begin: PendingBegin,
     commit_sent: Arc<AtomicBool>,
     held: Held,
     catalog: Arc<Catalog>,
@@ -89,6 +120,8 @@ pub(crate) struct TxState {
     /// The transaction's span; its operations' spans are its children.
     span: Span,
     held: Held,
+    /// BEGIN until it is sent, with the first statement.
+    begin: Option<PendingBegin>,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
     status: Status,
@@ -98,13 +131,14 @@ pub(crate) struct TxState {
 
 pub(crate) struct TxActor;
 
-/// BEGIN on a write connection, then the actor that owns it, linked to the
-/// supervisor. Runs in the caller's task ([`crate::Db::begin`]) or in one
-/// the supervisor spawns, never in an actor's `handle`.
+/// A write connection, then the actor that owns it (and sends BEGIN with
+/// the first statement), linked to the supervisor. Runs in the caller's
+/// task ([`crate::Db::begin`]) or in one the supervisor spawns, never in an
+/// actor's `handle`.
 pub(crate) async fn begin(
     pool: &ConnectionPool,
     catalog: Arc<Catalog>,
-    session: &SessionSettings,
+    session: &Arc<SessionSettings>,
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
@@ -114,28 +148,14 @@ pub(crate) async fn begin(
         None => default_timeout,
     };
     let held = Held::new(pool, pool.get().await?);
-    let client = held.client().expect("just checked out");
-    // In pooler mode the transaction's settings go in the same round trip.
-    let begin = async {
-        crate::pooler::begin(client, &options.begin_sql(), session)
-            .await
-            .map_err(|e| Error::from_statement(e, false))
-    };
-    // On failure `held` is dropped, closing the connection: whatever state
-    // a failed or cancelled BEGIN left is never handed to the next borrower.
-    bounded(
-        client,
-        Overrun::Cancel(&pool.cancel),
-        query_timeout,
-        false,
-        begin,
-    )
-    .await
-    .0?;
     let commit_sent = Arc::new(AtomicBool::new(false));
     let args = TxArgs {
         commit_sent: commit_sent.clone(),
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
+        begin: PendingBegin {
+            sql: options.begin_sql(),
+            session: session.clone(),
+        },
         held,
         catalog,
         query_timeout,
@@ -170,6 +190,7 @@ impl Actor for TxActor {
         Ok(TxState {
             span: args.span,
             held: args.held,
+            begin: Some(args.begin),
             catalog: args.catalog,
             query_timeout: args.query_timeout,
             status: Status::Open,
@@ -279,13 +300,32 @@ impl TxState {
     }
 
     async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
-        let client = self.usable()?;
+        self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
-        let cancel = &self.held.pool.cancel;
-        let (result, fate) = plan
-            .run(client, Overrun::Cancel(cancel), self.query_timeout)
-            .await;
+        let begin = self.begin.take();
+        let client = self.usable()?;
+        let overrun = Overrun::Cancel(&self.held.pool.cancel);
+        let deadline = self.query_timeout;
+        let (result, fate) = match begin {
+            None => plan.run(client, overrun, deadline).await,
+            // `biased`: BEGIN is polled, and so written, first.
+            Some(begin) if plan.reads_only() => {
+                let (began, ran) = tokio::join!(
+                    biased;
+                    begin.send(client, overrun, deadline),
+                    plan.run(client, overrun, deadline)
+                );
+                behind_begin(began, ran)
+            }
+            Some(begin) => match begin.send(client, overrun, deadline).await {
+                (Ok(()), Fate::Reusable) => plan.run(client, overrun, deadline).await,
+                (began, _) => (
+                    began.and(Err(aborted("BEGIN was answered too late"))),
+                    Fate::Discard,
+                ),
+            },
+        };
         self.settle(result, fate)
     }
 
@@ -345,6 +385,11 @@ impl TxState {
             let _ = self.rollback().await;
             return Err(err);
         }
+        if self.begin.take().is_some() {
+            // Nothing ran, BEGIN never went out: nothing to commit.
+            self.end(Ok(()), Fate::Reusable, true)?;
+            return Ok(self.held.client().is_some());
+        }
         if self.held.client().is_some_and(|c| c.is_closed()) {
             self.held.discard();
             return Err(aborted(
@@ -363,6 +408,10 @@ impl TxState {
             // Nothing to undo: the connection (and with it the transaction) is gone.
             self.status = Status::Finished;
             return Ok(());
+        }
+        if self.begin.take().is_some() {
+            // BEGIN never went out: nothing to undo.
+            return self.end(Ok(()), Fate::Reusable, false);
         }
         let (result, fate) = self.finish("ROLLBACK", false).await;
         self.end(result, fate, false)
@@ -404,6 +453,18 @@ impl TxState {
         self.status = Status::Finished;
         result
     }
+}
+
+/// The answer of a statement that went out behind BEGIN: BEGIN's error if
+/// it failed (the statement then ran outside the transaction), else the
+/// statement's; the connection is discarded if either left it unusable.
+fn behind_begin<T>(began: (Result<()>, Fate), ran: (Result<T>, Fate)) -> (Result<T>, Fate) {
+    let fate = if began.1 == Fate::Reusable && ran.1 == Fate::Reusable {
+        Fate::Reusable
+    } else {
+        Fate::Discard
+    };
+    (began.0.and(ran.0), fate)
 }
 
 fn aborted(reason: &str) -> Error {

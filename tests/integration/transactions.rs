@@ -501,6 +501,107 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
     db.close().await;
 }
 
+/// BEGIN goes out with the first statement (in the same round trip when it
+/// reads), so a begun transaction holds no server transaction until then;
+/// that first statement still runs inside it; one that ends without a
+/// statement sends nothing and frees its connection.
+#[tokio::test]
+async fn begin_waits_for_the_first_statement_which_runs_inside_the_transaction() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let id = stock(&db, 7).await;
+    let table = format!("\"{app}\".stock_balance");
+    let nowait = format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE NOWAIT");
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    assert_eq!(
+        sessions_in_state(&admin, &app, "idle in transaction").await,
+        0,
+        "no server transaction before the first statement"
+    );
+    let locked = tx.lock_for_update("StockBalance", id).await.unwrap();
+    assert_eq!(locked.get::<i64>("quantity").unwrap(), 7);
+    assert_eq!(
+        sessions_in_state(&admin, &app, "idle in transaction").await,
+        1
+    );
+    let err = admin.query(&nowait, &[&id]).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+        "the first statement's lock is held by the transaction: {err}"
+    );
+    tx.update("StockBalance", id, Record::new().with("quantity", 6_i64))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    admin.query(&nowait, &[&id]).await.unwrap();
+    let row = db.read("StockBalance", id).await.unwrap();
+    assert_eq!(row.get::<i64>("quantity").unwrap(), 6);
+
+    // Transactions without a statement: nothing reaches the server.
+    db.begin(TxOptions::default())
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    db.begin(TxOptions::default())
+        .await
+        .unwrap()
+        .rollback()
+        .await
+        .unwrap();
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.commit_with_token().await.unwrap();
+    drop(db.begin(TxOptions::default()).await.unwrap());
+    eventually("every connection back in the pool", || async {
+        let stats = db.stats();
+        ready(stats.write.in_use == 0 && stats.open_transactions == 0, ())
+    })
+    .await;
+    assert_nothing_left_open(&admin, &app).await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    // Every session of the adapter, the transaction's among them.
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    eventually("the sessions are gone", || async {
+        ready(sessions_in_state(&admin, &app, "idle").await == 0, ())
+    })
+    .await;
+
+    let first = tx
+        .lock_for_update("StockBalance", uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert_eq!(first.kind(), &ErrorKind::Unavailable, "{first}");
+    let commit = tx.commit().await.unwrap_err();
+    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+    // The next transaction gets a new connection.
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", "after"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        1
+    );
+    db.close().await;
+}
+
 /// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
 /// statement on demand.
 pub(crate) async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
