@@ -220,20 +220,25 @@ impl<'a> Overrun<'a> {
 /// never came after the cancel has an unknown outcome. The cancel request
 /// goes through `tls`, the connector `client` was opened with, so it is
 /// encrypted (and the server verified) exactly as the connection was.
+///
+/// `statement` comes pinned by the caller, so its (large) future is stored
+/// once, in the caller's, and not copied into this one.
 pub(crate) async fn bounded<T>(
     client: &Client,
     overrun: Overrun<'_>,
     limit: Option<Duration>,
     write: bool,
-    statement: impl Future<Output = Result<T>>,
+    mut statement: Pin<&mut impl Future<Output = Result<T>>>,
 ) -> (Result<T>, Fate) {
     let Some(limit) = limit else {
         return (statement.await, Fate::Reusable);
     };
-    tokio::pin!(statement);
-    let Ok(done) = tokio::time::timeout(limit, &mut statement).await else {
+    let Ok(done) = tokio::time::timeout(limit, statement.as_mut()).await else {
         return match overrun.cancel() {
-            Some(target) => cancel_after(client, target, limit, write, statement).await,
+            // Boxed: the cancel's connection and TLS handshake would
+            // otherwise make every statement's future kilobytes larger,
+            // memory that is moved with it on every message and spawn.
+            Some(target) => Box::pin(cancel_after(client, target, limit, write, statement)).await,
             None => (
                 Err(overran(
                     limit,

@@ -2,6 +2,7 @@
 //! inside transactions, by the transaction actor.
 
 use std::future::Future;
+use std::pin::pin;
 use std::time::Duration;
 
 use deadpool_postgres::ClientWrapper;
@@ -231,13 +232,14 @@ impl Plan for RowPlan {
     fn reads_only(&self) -> bool {
         !self.write
     }
-    fn run(
+    async fn run(
         &self,
         client: &ClientWrapper,
         overrun: Overrun<'_>,
         deadline: Option<Duration>,
-    ) -> impl Future<Output = (Result<Record>, Fate)> + Send {
-        bounded(client, overrun, deadline, self.write, self.fetch(client))
+    ) -> (Result<Record>, Fate) {
+        let statement = pin!(self.fetch(client));
+        bounded(client, overrun, deadline, self.write, statement).await
     }
 }
 
@@ -254,17 +256,17 @@ impl Plan for WithToken {
     fn reads_only(&self) -> bool {
         false
     }
-    fn run(
+    async fn run(
         &self,
         client: &ClientWrapper,
         overrun: Overrun<'_>,
         deadline: Option<Duration>,
-    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
-        let both = async {
+    ) -> (Result<Self::Output>, Fate) {
+        let both = pin!(async {
             let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
             Ok((record?, token?))
-        };
-        bounded(client, overrun, deadline, self.0.write, both)
+        });
+        bounded(client, overrun, deadline, self.0.write, both).await
     }
 }
 
@@ -278,12 +280,13 @@ impl Plan for PagePlan {
     }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.
-    fn run(
+    async fn run(
         &self,
         client: &ClientWrapper,
         overrun: Overrun<'_>,
         deadline: Option<Duration>,
-    ) -> impl Future<Output = (Result<Page>, Fate)> + Send {
-        bounded(client, overrun, deadline, false, self.fetch(client))
+    ) -> (Result<Page>, Fate) {
+        let statement = pin!(self.fetch(client));
+        bounded(client, overrun, deadline, false, statement).await
     }
 }

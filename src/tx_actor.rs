@@ -12,12 +12,14 @@
 //! A first write waits for BEGIN's answer. A transaction that ends before
 //! its first statement never sends BEGIN at all.
 
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::Span;
 
 use crate::config::SessionSettings;
@@ -94,7 +96,7 @@ impl PendingBegin {
                 .await
                 .map_err(|e| Error::from_statement(e, false))
         };
-        bounded(client, overrun, deadline, false, begin).await
+        bounded(client, overrun, deadline, false, pin!(begin)).await
     }
 }
 
@@ -209,42 +211,22 @@ impl Actor for TxActor {
             TxMsg::Read(req, reply) => {
                 let span = state.operation_span("read", &req.model);
                 let plan = RowPlan::read(&state.catalog, req);
-                let _ = reply.send(
-                    state
-                        .run_plan(plan)
-                        .instrument_recorded(span, RowPlan::rows)
-                        .await,
-                );
+                state.answer(plan, span, reply).await;
             }
             TxMsg::LockForUpdate(req, reply) => {
                 let span = state.operation_span("lock_for_update", &req.model);
                 let plan = RowPlan::lock_for_update(&state.catalog, req);
-                let _ = reply.send(
-                    state
-                        .run_plan(plan)
-                        .instrument_recorded(span, RowPlan::rows)
-                        .await,
-                );
+                state.answer(plan, span, reply).await;
             }
             TxMsg::Write(req, reply) => {
                 let span = state.operation_span(req.op.name(), &req.model);
                 let plan = RowPlan::write(&state.catalog, req);
-                let _ = reply.send(
-                    state
-                        .run_plan(plan)
-                        .instrument_recorded(span, RowPlan::rows)
-                        .await,
-                );
+                state.answer(plan, span, reply).await;
             }
             TxMsg::List(req, reply) => {
                 let span = state.operation_span("list", &req.model);
                 let plan = PagePlan::new(&state.catalog, req);
-                let _ = reply.send(
-                    state
-                        .run_plan(plan)
-                        .instrument_recorded(span, PagePlan::rows)
-                        .await,
-                );
+                state.answer(plan, span, reply).await;
             }
             TxMsg::Commit(reply) => {
                 let result = state.commit().await;
@@ -297,6 +279,22 @@ impl TxState {
     /// The span of one operation inside this transaction.
     fn operation_span(&self, operation: &'static str, model: &str) -> Span {
         telemetry::operation(self.span.id(), operation, "tx", model)
+    }
+
+    /// Run one statement and answer it. Boxed: a statement's future is
+    /// kilobytes (the prepared-statement cache, the deadline, a pipelined
+    /// BEGIN), and ractor moves the `handle` future, as large as its
+    /// largest arm, for every message.
+    fn answer<P: Plan>(
+        &mut self,
+        plan: Result<P>,
+        span: Span,
+        reply: RpcReplyPort<Result<P::Output>>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let result = self.run_plan(plan).instrument_recorded(span, P::rows).await;
+            let _ = reply.send(result);
+        })
     }
 
     async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
@@ -433,7 +431,7 @@ impl TxState {
             Overrun::Cancel(cancel),
             self.query_timeout,
             write,
-            statement,
+            pin!(statement),
         )
         .await
     }
