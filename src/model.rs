@@ -403,7 +403,16 @@ pub(crate) fn validate_identifier(name: &str) -> std::result::Result<(), String>
 
 /// Double-quote an identifier that passed [`validate_identifier`].
 pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{name}\"")
+    let mut quoted = String::with_capacity(name.len() + 2);
+    push_ident(&mut quoted, name);
+    quoted
+}
+
+/// [`quote_ident`], appended to `sql`.
+pub(crate) fn push_ident(sql: &mut String, name: &str) {
+    sql.push('"');
+    sql.push_str(name);
+    sql.push('"');
 }
 
 /// The models an adapter knows, by name. Identifiers in SQL come from here only.

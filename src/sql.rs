@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -9,7 +10,9 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::error::{Error, Result};
 use crate::exec::Statements;
-use crate::model::{quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT};
+use crate::model::{
+    push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
+};
 use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
 use crate::record::{unknown_field, Record};
 use crate::value::{FieldType, Value};
@@ -64,6 +67,12 @@ impl Statement {
     fn bind(&mut self, param: Param, ty: Type) -> String {
         self.params.push((param, ty));
         format!("${}", self.params.len())
+    }
+
+    /// Add a parameter and append its placeholder to the text.
+    fn push_bound(&mut self, param: Param, ty: Type) {
+        self.params.push((param, ty));
+        let _ = write!(self.sql, "${}", self.params.len());
     }
 
     fn checked(self) -> Result<Statement> {
@@ -156,11 +165,6 @@ impl Table {
             .ok_or_else(|| unknown_field(&self.model, field))
     }
 
-    fn bind_id(&self, stmt: &mut Statement, id: Value) -> Result<String> {
-        let (id, ty) = self.id_param(id)?;
-        Ok(stmt.bind(id, ty))
-    }
-
     /// `id` as the bound parameter of the primary key.
     fn id_param(&self, id: Value) -> Result<(Param, Type)> {
         let ty = self.model.key().field_type();
@@ -211,63 +215,64 @@ impl Table {
                 )));
             }
         }
-        let mut stmt = Statement::new(String::new());
-        let mut columns = Vec::with_capacity(record.len());
-        let mut placeholders = Vec::with_capacity(record.len());
+        // Written into two buffers, joined once: this runs for every insert.
+        let mut stmt = Statement::new(String::with_capacity(
+            64 + self.qualified.len() + 2 * self.select_list.len(),
+        ));
+        let mut placeholders = String::with_capacity(4 * record.len());
+        let _ = write!(stmt.sql, "INSERT INTO {} (", self.qualified);
         for (field, value) in record {
             let ty = self.settable_type(&field, &value)?;
-            columns.push(quote_ident(&field));
-            placeholders.push(stmt.bind(Param::One(ty.coerce(&field, value)?), ty.pg_type()));
+            if !stmt.params.is_empty() {
+                stmt.sql.push_str(", ");
+                placeholders.push_str(", ");
+            }
+            push_ident(&mut stmt.sql, &field);
+            stmt.params
+                .push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
+            let _ = write!(placeholders, "${}", stmt.params.len());
         }
-        stmt.sql = if columns.is_empty() {
-            format!(
-                "INSERT INTO {} DEFAULT VALUES RETURNING {}",
-                self.qualified, self.select_list
-            )
+        if stmt.params.is_empty() {
+            stmt.sql = format!("INSERT INTO {} DEFAULT VALUES", self.qualified);
         } else {
-            format!(
-                "INSERT INTO {} ({}) VALUES ({}) RETURNING {}",
-                self.qualified,
-                columns.join(", "),
-                placeholders.join(", "),
-                self.select_list
-            )
-        };
+            let _ = write!(stmt.sql, ") VALUES ({placeholders})");
+        }
+        let _ = write!(stmt.sql, " RETURNING {}", self.select_list);
         stmt.checked()
     }
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
-        let mut stmt = Statement::new(String::new());
-        let mut sets = Vec::with_capacity(patch.len() + 1);
+        let mut stmt = Statement::new(String::with_capacity(
+            64 + self.qualified.len() + 2 * self.select_list.len(),
+        ));
+        let _ = write!(stmt.sql, "UPDATE {} SET ", self.qualified);
         for (field, value) in patch {
             if field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
             }
             let ty = self.settable_type(&field, &value)?;
-            let placeholder = stmt.bind(Param::One(ty.coerce(&field, value)?), ty.pg_type());
-            sets.push(format!("{} = {placeholder}", quote_ident(&field)));
+            push_ident(&mut stmt.sql, &field);
+            stmt.sql.push_str(" = ");
+            stmt.push_bound(Param::One(ty.coerce(&field, value)?), ty.pg_type());
+            stmt.sql.push_str(", ");
         }
-        sets.push("\"updated_at\" = now()".into());
-        let id = self.bind_id(&mut stmt, id)?;
-        stmt.sql = format!(
-            "UPDATE {} SET {} WHERE \"id\" = {id} RETURNING {}",
-            self.qualified,
-            sets.join(", "),
-            self.select_list
-        );
+        stmt.sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
+        let (id, ty) = self.id_param(id)?;
+        stmt.push_bound(id, ty);
+        let _ = write!(stmt.sql, " RETURNING {}", self.select_list);
         stmt.checked()
     }
 
     /// `DELETE … WHERE id = $1 RETURNING …`
     pub(crate) fn delete(&self, id: Value) -> Result<Statement> {
-        let mut stmt = Statement::new(String::new());
-        let id = self.bind_id(&mut stmt, id)?;
-        stmt.sql = format!(
-            "DELETE FROM {} WHERE \"id\" = {id} RETURNING {}",
-            self.qualified, self.select_list
-        );
-        Ok(stmt)
+        Ok(Statement {
+            sql: format!(
+                "DELETE FROM {} WHERE \"id\" = $1 RETURNING {}",
+                self.qualified, self.select_list
+            ),
+            params: vec![self.id_param(id)?],
+        })
     }
 
     /// The page statement and the count statement of a `List`.
