@@ -43,10 +43,10 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on opening one new connection (TCP, TLS, startup, session settings).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on operations waiting for a connection of one pool at once.
-/// A waiting operation costs 4–6 KiB (its request and its wait, the
+/// A waiting operation costs at most 6 KiB (its request and its wait, the
 /// caller's own task included; measured by the reliability suite, scenario
-/// 6b), so this caps a saturated pool's queue near 60 MiB however many
-/// callers pile up.
+/// 6b: about 2 KiB now), so this caps a saturated pool's queue under
+/// 60 MiB however many callers pile up.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
 /// Settings of one pool. Every `None` takes the default that [`crate::open`] uses.
