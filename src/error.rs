@@ -128,6 +128,12 @@ impl Error {
         self
     }
 
+    /// The same error (message, source, SQLSTATE) as another kind.
+    pub(crate) fn reclassified(mut self, kind: ErrorKind) -> Error {
+        self.0.kind = kind;
+        self
+    }
+
     /// The same error, its message prefixed with where it happened.
     pub(crate) fn prefixed(mut self, prefix: &str) -> Error {
         self.0.message = format!("{prefix}: {}", self.0.message);

@@ -111,6 +111,7 @@ enum Status {
 
 pub(crate) struct TxArgs {
     span: Span,
+    read_only: bool,
     begin: PendingBegin,
     commit_sent: Arc<AtomicBool>,
     held: Held,
@@ -124,6 +125,9 @@ pub(crate) struct TxState {
     held: Held,
     /// BEGIN until it is sent, with the first statement.
     begin: Option<PendingBegin>,
+    /// Began `READ ONLY`: a write is refused by the server (25006), which
+    /// then says nothing about the server itself.
+    read_only: bool,
     catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
     status: Status,
@@ -154,6 +158,7 @@ pub(crate) async fn begin(
     let args = TxArgs {
         commit_sent: commit_sent.clone(),
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
+        read_only: options.read_only,
         begin: PendingBegin {
             sql: options.begin_sql(),
             session: session.clone(),
@@ -193,6 +198,7 @@ impl Actor for TxActor {
             span: args.span,
             held: args.held,
             begin: Some(args.begin),
+            read_only: args.read_only,
             catalog: args.catalog,
             query_timeout: args.query_timeout,
             status: Status::Open,
@@ -329,9 +335,13 @@ impl TxState {
 
     /// Record what a statement did to the transaction.
     fn settle<T>(&mut self, result: Result<T>, fate: Fate) -> Result<T> {
+        // 25006 is a server that takes no writes (a demoted primary), except
+        // in a READ ONLY transaction: there it is the caller's write refused.
+        let read_only_server = result.as_ref().is_err_and(Error::is_read_only_server);
+        let refused_write = read_only_server && self.read_only;
         let broken = fate == Fate::Discard
             || self.held.client().is_some_and(|c| c.is_closed())
-            || result.as_ref().is_err_and(Error::is_read_only_server);
+            || (read_only_server && !refused_write);
         if broken {
             self.held.discard();
         }
@@ -342,6 +352,8 @@ impl TxState {
             ErrorKind::OutcomeUnknown => Error::unavailable(format!(
                 "the transaction's connection was lost; nothing was committed ({err})"
             )),
+            // Not Unavailable, which `with_transaction` would retry in vain.
+            _ if refused_write => err.reclassified(ErrorKind::Database),
             _ => err,
         });
         if let Err(err) = &result {

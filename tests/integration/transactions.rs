@@ -602,6 +602,65 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
     db.close().await;
 }
 
+/// A write in a `READ ONLY` transaction is the caller's mistake, not a sign
+/// of a read-only server: a database error (25006) that is not retried,
+/// and the connection is kept.
+#[tokio::test]
+async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection() {
+    let (db, _) = open_default().await;
+    let id = stock(&db, 3).await;
+    let read_only = TxOptions {
+        read_only: true,
+        ..TxOptions::default()
+    };
+    let broken_before = db.stats().write.closed.broken;
+
+    let tx = db.begin(read_only.clone()).await.unwrap();
+    let row = tx.read("StockBalance", id).await.unwrap();
+    assert_eq!(row.get::<i64>("quantity").unwrap(), 3);
+    let err = tx
+        .update("StockBalance", id, Record::new().with("quantity", 0_i64))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Database, "{err}");
+    assert_eq!(err.sqlstate().map(|s| s.code()), Some("25006"), "{err}");
+    let commit = tx.commit().await.unwrap_err();
+    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+
+    let runs = AtomicU32::new(0);
+    let err = db
+        .with_transaction(
+            TxOptions {
+                retry: RetryPolicy::attempts(3),
+                ..read_only
+            },
+            |tx| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tx.create("StockBalance", Record::new().with("sku", "nope"))
+                        .await
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Database, "{err}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "not retried");
+
+    assert_eq!(
+        db.stats().write.closed.broken,
+        broken_before,
+        "no connection closed"
+    );
+    let row = db.read("StockBalance", id).await.unwrap();
+    assert_eq!(row.get::<i64>("quantity").unwrap(), 3);
+    assert_eq!(
+        db.list("StockBalance", Query::new()).await.unwrap().total,
+        1
+    );
+    db.close().await;
+}
+
 /// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
 /// statement on demand.
 pub(crate) async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
