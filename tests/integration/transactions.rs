@@ -59,6 +59,11 @@ pub(crate) async fn stock(db: &Db, quantity: i64) -> uuid::Uuid {
     row.get("id").unwrap()
 }
 
+/// How many StockBalance rows the adapter sees outside any transaction.
+async fn stock_rows(db: &Db) -> u64 {
+    db.list("StockBalance", Query::new()).await.unwrap().total
+}
+
 /// Sessions of the adapter tagged `app` in `state` (e.g. "idle in transaction").
 async fn sessions_in_state(admin: &tokio_postgres::Client, app: &str, state: &str) -> i64 {
     admin
@@ -345,10 +350,7 @@ async fn messages_to_a_finished_transaction_are_refused_as_closed() {
     ] {
         assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
     }
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        1
-    );
+    assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
 
@@ -365,10 +367,7 @@ async fn bad_input_inside_a_transaction_does_not_abort_it() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        1
-    );
+    assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
 
@@ -457,10 +456,7 @@ async fn the_servers_idle_in_transaction_timeout_fails_the_transaction_and_nothi
     assert_ne!(first.kind(), &ErrorKind::InvalidInput, "{first}");
     let commit = tx.commit().await.unwrap_err();
     assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        0
-    );
+    assert_eq!(stock_rows(&db).await, 0);
     assert_nothing_left_open(&admin, &app).await;
     db.close().await;
 }
@@ -494,10 +490,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
     ] {
         assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
     }
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        0
-    );
+    assert_eq!(stock_rows(&db).await, 0);
     db.close().await;
 }
 
@@ -595,10 +588,7 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        1
-    );
+    assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
 
@@ -654,10 +644,7 @@ async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection(
     );
     let row = db.read("StockBalance", id).await.unwrap();
     assert_eq!(row.get::<i64>("quantity").unwrap(), 3);
-    assert_eq!(
-        db.list("StockBalance", Query::new()).await.unwrap().total,
-        1
-    );
+    assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
 
