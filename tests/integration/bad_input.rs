@@ -17,7 +17,10 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, registry, tagged_options, unique_schema};
+use crate::common::{
+    last_statement_starts, observer, primary_url, registry, statements_containing, tagged_options,
+    unique_schema,
+};
 
 const MODEL: &str = "Product";
 
@@ -73,31 +76,9 @@ impl Fixture {
     }
 
     async fn seen(&self) -> Seen {
-        let statements: i64 = self
-            .obs
-            .query_one(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
-                 WHERE strpos(query, $1) > 0",
-                &[&format!("\"{}\"", self.schema)],
-            )
-            .await
-            .expect("pg_stat_statements")
-            .get(0);
-        let last_starts = self
-            .obs
-            .query(
-                "SELECT pid, coalesce(query_start::text, '') FROM pg_stat_activity \
-                 WHERE application_name = $1 ORDER BY pid",
-                &[&self.app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
         Seen {
-            statements,
-            last_starts,
+            statements: statements_containing(&self.obs, &format!("\"{}\"", self.schema)).await,
+            last_starts: last_statement_starts(&self.obs, &self.app).await,
         }
     }
 

@@ -51,6 +51,34 @@ pub async fn observer(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Statements completed on the server (pg_stat_statements) whose text
+/// contains `needle`: how a test proves that refused input sent no SQL.
+pub async fn statements_containing(obs: &tokio_postgres::Client, needle: &str) -> i64 {
+    obs.query_one(
+        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+         WHERE strpos(query, $1) > 0",
+        &[&needle],
+    )
+    .await
+    .expect("pg_stat_statements")
+    .get(0)
+}
+
+/// (pid, start of the last statement) of each session tagged `app`: it
+/// changes when any of them runs a statement, even one not counted yet.
+pub async fn last_statement_starts(obs: &tokio_postgres::Client, app: &str) -> Vec<(i32, String)> {
+    obs.query(
+        "SELECT pid, coalesce(query_start::text, '') FROM pg_stat_activity \
+         WHERE application_name = $1 ORDER BY pid",
+        &[&app],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
 /// The seed's stock example as a model.
 pub fn stock_model() -> Model {
     Model::new("StockBalance")

@@ -57,7 +57,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, tagged_options, unique_schema};
+use crate::common::{
+    last_statement_starts, observer, primary_url, statements_containing, tagged_options,
+    unique_schema,
+};
 use crate::figures::{self, Figures};
 
 /// The model every case goes through: one nullable field per type.
@@ -282,31 +285,9 @@ impl Fixture {
     }
 
     async fn seen(&self) -> Seen {
-        let statements = self
-            .obs
-            .query_one(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
-                 WHERE strpos(query, $1) > 0",
-                &[&self.schema],
-            )
-            .await
-            .expect("pg_stat_statements")
-            .get(0);
-        let sessions = self
-            .obs
-            .query(
-                "SELECT pid, coalesce(query_start::text, '') FROM pg_stat_activity \
-                 WHERE application_name = $1 ORDER BY pid",
-                &[&self.app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
         Seen {
-            statements,
-            sessions,
+            statements: statements_containing(&self.obs, &self.schema).await,
+            sessions: last_statement_starts(&self.obs, &self.app).await,
             dialled: self.trap.dialled.load(Ordering::SeqCst),
         }
     }
