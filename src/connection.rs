@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{
     ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
-    RecyclingMethod, Runtime,
+    RecyclingMethod, Runtime, Timeouts,
 };
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::error::SqlState;
@@ -162,7 +162,8 @@ impl ConnectionPool {
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(settings.wait_timeout))
             .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.connect_timeout))
+            // No recycle timeout: `Fast` recycling sends nothing, and a
+            // timeout would cost a clock read on every checkout.
             .post_create(hook)
             .pre_recycle(lifetimes.pre_recycle_hook(counters.clone()))
             .build()
@@ -193,14 +194,23 @@ impl ConnectionPool {
                 self.role
             )));
         };
-        let status = self.pool.status();
-        let waits = status.available == 0 && status.size >= status.max_size;
-        let started = std::time::Instant::now();
-        let got = self.pool.get().await.map_err(|e| self.checkout_error(e));
-        if waits {
-            self.counters.waited(started.elapsed());
-        }
-        got
+        // First without waiting: a free connection, or room for a new one,
+        // is taken at once, with no clock read and no pool-wide lock.
+        let at_once = Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        };
+        let got = match self.pool.timeout_get(&at_once).await {
+            Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
+                // Every connection busy and no room for another: a wait.
+                let started = std::time::Instant::now();
+                let got = self.pool.get().await;
+                self.counters.waited(started.elapsed());
+                got
+            }
+            other => other,
+        };
+        got.map_err(|e| self.checkout_error(e))
     }
 
     /// Close a checked-out connection whose state is unknown instead of

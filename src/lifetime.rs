@@ -7,9 +7,8 @@
 //! lifetime or idle time and trims the idle set to `max_idle`, so an idle
 //! process gives its server slots back.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{ClientWrapper, Hook, HookError, Metrics, Pool};
 
@@ -27,6 +26,9 @@ pub(crate) struct Lifetimes {
     max_lifetime: Duration,
     max_idle_time: Duration,
     max_idle: usize,
+    /// When the pool was built: connection creation instants are measured
+    /// from it to derive each one's jitter.
+    epoch: Instant,
 }
 
 impl Lifetimes {
@@ -36,25 +38,33 @@ impl Lifetimes {
             max_lifetime: settings.max_lifetime,
             max_idle_time: settings.max_idle_time,
             max_idle: settings.max_idle,
+            epoch: Instant::now(),
         }
     }
 
     /// This connection's lifetime: `max_lifetime` less a jitter fixed per
-    /// connection (derived from its creation instant).
+    /// connection, derived from the nanoseconds of its creation instant
+    /// (which differ from connection to connection at random).
     fn lifetime_of(&self, metrics: &Metrics) -> Duration {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        metrics.created.hash(&mut hasher);
-        let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
+        const STEPS: u32 = 10_007;
+        let nanos = metrics
+            .created
+            .saturating_duration_since(self.epoch)
+            .subsec_nanos();
+        let fraction = f64::from(nanos % STEPS) / f64::from(STEPS);
         self.max_lifetime.mul_f64(1.0 - LIFETIME_JITTER * fraction)
     }
 
-    /// Why an idle connection must go, if it must.
+    /// Why an idle connection must go, if it must. Runs on every checkout:
+    /// one clock read.
     fn expired(&self, client: &ClientWrapper, metrics: &Metrics) -> Option<Reason> {
+        let now = Instant::now();
+        let since = |instant: Instant| now.saturating_duration_since(instant);
         if client.is_closed() {
             Some(Reason::Broken)
-        } else if metrics.age() >= self.lifetime_of(metrics) {
+        } else if since(metrics.created) >= self.lifetime_of(metrics) {
             Some(Reason::MaxLifetime)
-        } else if metrics.last_used() >= self.max_idle_time {
+        } else if since(metrics.recycled.unwrap_or(metrics.created)) >= self.max_idle_time {
             Some(Reason::MaxIdleTime)
         } else {
             None
