@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::ClientWrapper;
@@ -17,20 +18,23 @@ use crate::replica::ConsistencyToken;
 use crate::error::{Error, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::query::Page;
-use crate::record::Record;
-use crate::sql::{Catalog, Statement};
+use crate::record::{Columns, Record};
+use crate::sql::{Catalog, Statement, Table};
 use crate::value::Value;
 
-/// Turn a row into a record, column by column.
-fn record(row: &Row) -> Result<Record> {
-    let mut record = Record::new();
-    for (i, column) in row.columns().iter().enumerate() {
-        let value: Value = row
-            .try_get(i)
-            .map_err(|e| Error::decode(format!("column \"{}\": {e}", column.name())))?;
-        record.set(column.name(), value);
+/// Turn a row of a table's statement into a record, column by column.
+fn record(columns: &Columns, row: &Row) -> Result<Record> {
+    if row.len() != columns.len() {
+        return Err(Error::decode(format!(
+            "the row has {} columns where the model has {}",
+            row.len(),
+            columns.len()
+        )));
     }
-    Ok(record)
+    Record::from_row(columns, |i| {
+        row.try_get::<_, Value>(i)
+            .map_err(|e| Error::decode(format!("column \"{}\": {e}", row.columns()[i].name())))
+    })
 }
 
 /// How statements reach the server.
@@ -107,15 +111,23 @@ fn is_stale(err: &tokio_postgres::Error) -> bool {
 /// checkout and sends no SQL.
 pub(crate) struct RowPlan {
     stmt: Statement,
+    columns: Arc<Columns>,
     model: String,
     write: bool,
     mode: Statements,
 }
 
 impl RowPlan {
-    fn new(catalog: &Catalog, model: String, write: bool, stmt: Statement) -> RowPlan {
+    fn new(
+        catalog: &Catalog,
+        table: &Table,
+        model: String,
+        write: bool,
+        stmt: Statement,
+    ) -> RowPlan {
         RowPlan {
             stmt,
+            columns: table.columns.clone(),
             model,
             write,
             mode: catalog.statements,
@@ -124,14 +136,16 @@ impl RowPlan {
 
     /// `Read`: the row with this id.
     pub(crate) fn read(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let stmt = catalog.table(&req.model)?.read(req.id)?;
-        Ok(RowPlan::new(catalog, req.model, false, stmt))
+        let table = catalog.table(&req.model)?;
+        let stmt = table.read(req.id)?;
+        Ok(RowPlan::new(catalog, table, req.model, false, stmt))
     }
 
     /// `LockForUpdate`: the row with this id, locked until the transaction ends.
     pub(crate) fn lock_for_update(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let stmt = catalog.table(&req.model)?.lock_for_update(req.id)?;
-        Ok(RowPlan::new(catalog, req.model, false, stmt))
+        let table = catalog.table(&req.model)?;
+        let stmt = table.lock_for_update(req.id)?;
+        Ok(RowPlan::new(catalog, table, req.model, false, stmt))
     }
 
     /// `Write`: create, update or delete, answering the row.
@@ -142,13 +156,13 @@ impl RowPlan {
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,
         };
-        Ok(RowPlan::new(catalog, req.model, true, stmt))
+        Ok(RowPlan::new(catalog, table, req.model, true, stmt))
     }
 
     async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
         let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
-            .map(record)
+            .map(|row| record(&self.columns, row))
             .unwrap_or_else(|| Err(Error::not_found(&self.model)))
     }
 }
@@ -169,6 +183,7 @@ pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
 /// `List`: a page statement and a count statement.
 pub(crate) struct PagePlan {
     page: Statement,
+    columns: Arc<Columns>,
     count: Statement,
     limit: u64,
     offset: u64,
@@ -177,9 +192,11 @@ pub(crate) struct PagePlan {
 
 impl PagePlan {
     pub(crate) fn new(catalog: &Catalog, req: ListRequest) -> Result<PagePlan> {
-        let (page, count, limit) = catalog.table(&req.model)?.list(&req.query)?;
+        let table = catalog.table(&req.model)?;
+        let (page, count, limit) = table.list(&req.query)?;
         Ok(PagePlan {
             page,
+            columns: table.columns.clone(),
             count,
             limit,
             offset: req.query.offset,
@@ -198,7 +215,10 @@ impl PagePlan {
             .try_get(0)
             .map_err(|e| Error::decode(format!("count(*): {e}")))?;
         Ok(Page {
-            rows: rows.iter().map(record).collect::<Result<_>>()?,
+            rows: rows
+                .iter()
+                .map(|row| record(&self.columns, row))
+                .collect::<Result<_>>()?,
             total: total.max(0) as u64,
             limit: self.limit,
             offset: self.offset,

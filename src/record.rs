@@ -1,6 +1,6 @@
 //! Records: the typed value maps that cross the API, with serde conversion.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,9 +19,11 @@ use crate::value::{FromValue, Value};
 /// assert!(row.get::<bool>("quantity").is_err());
 /// # Ok::<(), pgactor::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Record {
-    values: BTreeMap<String, Value>,
+    /// Sorted by name, each name once. Names are shared: every record a
+    /// table's statements answer holds the table's own (see [`Columns`]).
+    fields: Vec<(Arc<str>, Value)>,
 }
 
 impl Record {
@@ -38,15 +40,18 @@ impl Record {
 
     /// Set a field, replacing any previous value.
     pub fn set(&mut self, field: impl Into<String>, value: impl Into<Value>) {
-        self.values.insert(field.into(), value.into());
+        let field: String = field.into();
+        match self.position(&field) {
+            Ok(at) => self.fields[at].1 = value.into(),
+            Err(at) => self.fields.insert(at, (field.into(), value.into())),
+        }
     }
 
     /// Read a field as `T`. Fails with [`crate::ErrorKind::Decode`] when the
     /// field is missing or holds another type; read nullable fields as `Option<T>`.
     pub fn get<T: FromValue>(&self, field: &str) -> Result<T> {
         let value = self
-            .values
-            .get(field)
+            .value(field)
             .ok_or_else(|| Error::decode(format!("the record has no field \"{field}\"")))?;
         T::from_value(value).ok_or_else(|| {
             Error::decode(format!(
@@ -59,27 +64,49 @@ impl Record {
 
     /// The raw value of a field.
     pub fn value(&self, field: &str) -> Option<&Value> {
-        self.values.get(field)
+        let at = self.position(field).ok()?;
+        Some(&self.fields[at].1)
     }
 
     /// Remove a field and return its value.
     pub fn remove(&mut self, field: &str) -> Option<Value> {
-        self.values.remove(field)
+        let at = self.position(field).ok()?;
+        Some(self.fields.remove(at).1)
     }
 
     /// The fields in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.values.iter().map(|(k, v)| (k.as_str(), v))
+        self.fields.iter().map(|(k, v)| (&**k, v))
     }
 
     /// The number of fields.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.fields.len()
     }
 
     /// True when the record has no fields.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.fields.is_empty()
+    }
+
+    /// Where `field` is, or where it would go.
+    fn position(&self, field: &str) -> std::result::Result<usize, usize> {
+        self.fields
+            .binary_search_by(|(name, _)| (**name).cmp(field))
+    }
+
+    /// The record of one row a table's statement answered: `values` in the
+    /// order of `columns`' select list.
+    pub(crate) fn from_row(
+        columns: &Columns,
+        mut value: impl FnMut(usize) -> Result<Value>,
+    ) -> Result<Record> {
+        let fields = columns
+            .by_name
+            .iter()
+            .map(|&i| Ok((columns.names[i].clone(), value(i)?)))
+            .collect::<Result<_>>()?;
+        Ok(Record { fields })
     }
 
     /// Build a record for `model` from any serde-serializable struct or map.
@@ -113,9 +140,8 @@ impl Record {
     /// `NaiveDate`, `Decimal`, `Vec<u8>` and `serde_json::Value` fields work.
     pub fn to_serde<T: DeserializeOwned>(&self) -> Result<T> {
         let map: serde_json::Map<String, serde_json::Value> = self
-            .values
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
+            .map(|(k, v)| (k.to_owned(), v.to_json()))
             .collect();
         serde_json::from_value(serde_json::Value::Object(map))
             .map_err(|e| Error::decode(format!("cannot convert the record: {e}")))
@@ -126,23 +152,59 @@ pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
     Error::invalid_input(format!("model \"{}\" has no field {field:?}", model.name()))
 }
 
+/// The columns a table's statements answer, in select-list order, with
+/// their names shared by every record decoded from them (a clone of a name
+/// is a reference count, not an allocation).
+#[derive(Debug)]
+pub(crate) struct Columns {
+    names: Vec<Arc<str>>,
+    /// Indices into `names`, in name order: the order of a record's fields.
+    by_name: Vec<usize>,
+}
+
+impl Columns {
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Columns {
+        let names: Vec<Arc<str>> = names.into_iter().map(Arc::from).collect();
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_by(|&a, &b| names[a].cmp(&names[b]));
+        Columns { names, by_name }
+    }
+
+    /// How many columns a row holds.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Record {
+    /// A field given twice keeps its last value.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Record {
-        Record {
-            values: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+        let mut record = Record::new();
+        for (field, value) in iter {
+            record.set(field, value);
         }
+        record
     }
 }
 
 impl IntoIterator for Record {
     type Item = (String, Value);
-    type IntoIter = std::collections::btree_map::IntoIter<String, Value>;
+    type IntoIter = std::iter::Map<
+        std::vec::IntoIter<(Arc<str>, Value)>,
+        fn((Arc<str>, Value)) -> (String, Value),
+    >;
 
+    /// The fields in name order.
     fn into_iter(self) -> Self::IntoIter {
-        self.values.into_iter()
+        self.fields
+            .into_iter()
+            .map(|(name, value)| (String::from(&*name), value))
     }
 }
 
@@ -167,6 +229,49 @@ mod tests {
             .field(Field::new("quantity", FieldType::I32))
             .field(Field::new("seen", FieldType::Timestamptz))
             .field(Field::new("note", FieldType::Text).nullable())
+    }
+
+    #[test]
+    fn fields_stay_in_name_order_and_a_name_holds_one_value() {
+        let mut record = Record::new()
+            .with("b", 1_i64)
+            .with("a", 2_i64)
+            .with("c", 3_i64);
+        record.set("b", 4_i64);
+        assert_eq!(
+            record.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(record.get::<i64>("b").unwrap(), 4);
+        assert_eq!(record.remove("a"), Some(Value::I64(2)));
+        assert_eq!(record.remove("a"), None);
+        assert_eq!(record.len(), 2);
+        assert_eq!(format!("{record:?}"), r#"{"b": I64(4), "c": I64(3)}"#);
+        let owned: Vec<(String, Value)> = record.into_iter().collect();
+        assert_eq!(
+            owned,
+            [("b".into(), Value::I64(4)), ("c".into(), Value::I64(3))]
+        );
+        let collected: Record = [("x", 1_i64), ("x", 2_i64)].into_iter().collect();
+        assert_eq!(collected, Record::new().with("x", 2_i64));
+    }
+
+    #[test]
+    fn a_row_decodes_into_fields_in_name_order() {
+        let columns = Columns::new(["id", "sku", "created_at"]);
+        let row = [Value::I64(7), Value::from("A-1"), Value::Null];
+        let record = Record::from_row(&columns, |i| Ok(row[i].clone())).unwrap();
+        assert_eq!(
+            record,
+            Record::new()
+                .with("sku", "A-1")
+                .with("id", 7_i64)
+                .with("created_at", Value::Null)
+        );
+        assert_eq!(
+            record.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["created_at", "id", "sku"]
+        );
     }
 
     #[test]

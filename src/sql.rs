@@ -14,7 +14,7 @@ use crate::model::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
 use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
-use crate::record::{unknown_field, Record};
+use crate::record::{unknown_field, Columns, Record};
 use crate::value::{FieldType, Value};
 
 /// PostgreSQL's limit on bind parameters in one statement.
@@ -110,6 +110,8 @@ pub(crate) struct Table {
     pub(crate) qualified: String,
     /// `"id", "a", …, "updated_at"`
     select_list: String,
+    /// The columns of `select_list`: what every row statement answers.
+    pub(crate) columns: Arc<Columns>,
     /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
     by_id: String,
     /// The same, `FOR UPDATE`.
@@ -155,6 +157,7 @@ impl Table {
             by_id,
             qualified,
             select_list,
+            columns: Arc::new(Columns::new(model.column_names())),
             model: model.clone(),
         }
     }
