@@ -243,6 +243,9 @@ struct Cell {
     ops: f64,
     p50_us: u32,
     p99_us: u32,
+    /// This process's CPU time (user + system: callers, driver, pool)
+    /// in the window per operation, in µs; `None` where the OS cannot say.
+    cpu_us: Option<f64>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -261,7 +264,8 @@ impl Cell {
             0 => String::new(),
             n => format!("   {n} errors"),
         };
-        format!("  {workload:<10} {imp:<15} c={c:<4} {ops:>9} ops/s   p50 {p50:>7} µs   p99 {p99:>7} µs{errors}")
+        let cpu = self.cpu_us.map_or("-".to_owned(), |us| format!("{us:.1}"));
+        format!("  {workload:<10} {imp:<15} c={c:<4} {ops:>9} ops/s   p50 {p50:>7} µs   p99 {p99:>7} µs   cpu {cpu:>5} µs/op{errors}")
     }
 
     /// The machine-readable line: ops/s rounded, latencies in µs.
@@ -278,7 +282,8 @@ impl Cell {
             self.imp.name(),
             self.ops.round() as u64,
         );
-        format!("RESULT workload={workload} impl={imp} c={callers} ops={ops} p50_us={p50_us} p99_us={p99_us} errors={errors}")
+        let cpu = self.cpu_us.map_or("-".to_owned(), |us| format!("{us:.1}"));
+        format!("RESULT workload={workload} impl={imp} c={callers} ops={ops} p50_us={p50_us} p99_us={p99_us} cpu_us={cpu} errors={errors}")
     }
 }
 
@@ -344,6 +349,12 @@ async fn measure(
         from,
         until,
     };
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let before = cpu_time();
+        tokio::time::sleep_until(until.into()).await;
+        Some(cpu_time()?.saturating_sub(before?))
+    });
     progress.run(&counted).await;
 
     let mut all = Tally::default();
@@ -361,6 +372,7 @@ async fn measure(
         }
     }
     all.latencies.sort_unstable();
+    let cpu = cpu.await.ok().flatten();
     Cell {
         workload,
         imp,
@@ -368,9 +380,39 @@ async fn measure(
         ops: all.latencies.len() as f64 / window.as_secs_f64(),
         p50_us: percentile(&all.latencies, 0.50),
         p99_us: percentile(&all.latencies, 0.99),
+        cpu_us: cpu
+            .filter(|_| !all.latencies.is_empty())
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / all.latencies.len() as f64),
         errors: all.errors,
         first_error: all.first_error,
     }
+}
+
+/// The CPU time this process has used (user + system, every thread).
+#[cfg(unix)]
+fn cpu_time() -> Option<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a whole `rusage` through the pointer, which
+    // points to one; we read it only when the call succeeded.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| -> Option<Duration> {
+        Some(
+            Duration::from_secs(t.tv_sec.try_into().ok()?)
+                + Duration::from_micros(t.tv_usec.try_into().ok()?),
+        )
+    };
+    Some(time(usage.ru_utime)? + time(usage.ru_stime)?)
+}
+
+/// The CPU time this process has used: unknown here.
+#[cfg(not(unix))]
+fn cpu_time() -> Option<Duration> {
+    None
 }
 
 /// The nearest-rank percentile of sorted values (0 when there are none).
