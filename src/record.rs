@@ -101,11 +101,10 @@ impl Record {
         columns: &Columns,
         mut value: impl FnMut(usize) -> Result<Value>,
     ) -> Result<Record> {
-        let fields = columns
-            .by_name
-            .iter()
-            .map(|&i| Ok((columns.names[i].clone(), value(i)?)))
-            .collect::<Result<_>>()?;
+        let mut fields = Vec::with_capacity(columns.len());
+        for &i in &columns.by_name {
+            fields.push((columns.names[i].clone(), value(i)?));
+        }
         Ok(Record { fields })
     }
 
