@@ -33,15 +33,15 @@ impl Record {
     }
 
     /// Set a field, builder style.
-    pub fn with(mut self, field: impl Into<String>, value: impl Into<Value>) -> Record {
+    pub fn with(mut self, field: impl AsRef<str>, value: impl Into<Value>) -> Record {
         self.set(field, value);
         self
     }
 
     /// Set a field, replacing any previous value.
-    pub fn set(&mut self, field: impl Into<String>, value: impl Into<Value>) {
-        let field: String = field.into();
-        match self.position(&field) {
+    pub fn set(&mut self, field: impl AsRef<str>, value: impl Into<Value>) {
+        let field = field.as_ref();
+        match self.position(field) {
             Ok(at) => self.fields[at].1 = value.into(),
             Err(at) => self.fields.insert(at, (field.into(), value.into())),
         }
@@ -87,6 +87,11 @@ impl Record {
     /// True when the record has no fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+
+    /// The fields in name order, by value, names shared.
+    pub(crate) fn into_fields(self) -> std::vec::IntoIter<(Arc<str>, Value)> {
+        self.fields.into_iter()
     }
 
     /// Where `field` is, or where it would go.
@@ -181,7 +186,7 @@ impl std::fmt::Debug for Record {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Record {
+impl<K: AsRef<str>, V: Into<Value>> FromIterator<(K, V)> for Record {
     /// A field given twice keeps its last value.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Record {
         let mut record = Record::new();

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -48,6 +47,24 @@ impl ToSql for Param {
     to_sql_checked!();
 }
 
+/// Append the placeholder `$n`: without `fmt`, since every write runs this
+/// once per field.
+fn push_placeholder(sql: &mut String, n: usize) {
+    sql.push('$');
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    sql.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// One statement: text with `$n` placeholders, and its typed parameters.
 #[derive(Debug)]
 pub(crate) struct Statement {
@@ -72,7 +89,7 @@ impl Statement {
     /// Add a parameter and append its placeholder to the text.
     fn push_bound(&mut self, param: Param, ty: Type) {
         self.params.push((param, ty));
-        let _ = write!(self.sql, "${}", self.params.len());
+        push_placeholder(&mut self.sql, self.params.len());
     }
 
     fn checked(self) -> Result<Statement> {
@@ -223,8 +240,10 @@ impl Table {
             64 + self.qualified.len() + 2 * self.select_list.len(),
         ));
         let mut placeholders = String::with_capacity(4 * record.len());
-        let _ = write!(stmt.sql, "INSERT INTO {} (", self.qualified);
-        for (field, value) in record {
+        stmt.sql.push_str("INSERT INTO ");
+        stmt.sql.push_str(&self.qualified);
+        stmt.sql.push_str(" (");
+        for (field, value) in record.into_fields() {
             let ty = self.settable_type(&field, &value)?;
             if !stmt.params.is_empty() {
                 stmt.sql.push_str(", ");
@@ -233,14 +252,17 @@ impl Table {
             push_ident(&mut stmt.sql, &field);
             stmt.params
                 .push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
-            let _ = write!(placeholders, "${}", stmt.params.len());
+            push_placeholder(&mut placeholders, stmt.params.len());
         }
         if stmt.params.is_empty() {
             stmt.sql = format!("INSERT INTO {} DEFAULT VALUES", self.qualified);
         } else {
-            let _ = write!(stmt.sql, ") VALUES ({placeholders})");
+            stmt.sql.push_str(") VALUES (");
+            stmt.sql.push_str(&placeholders);
+            stmt.sql.push(')');
         }
-        let _ = write!(stmt.sql, " RETURNING {}", self.select_list);
+        stmt.sql.push_str(" RETURNING ");
+        stmt.sql.push_str(&self.select_list);
         stmt.checked()
     }
 
@@ -249,9 +271,11 @@ impl Table {
         let mut stmt = Statement::new(String::with_capacity(
             64 + self.qualified.len() + 2 * self.select_list.len(),
         ));
-        let _ = write!(stmt.sql, "UPDATE {} SET ", self.qualified);
-        for (field, value) in patch {
-            if field == ID {
+        stmt.sql.push_str("UPDATE ");
+        stmt.sql.push_str(&self.qualified);
+        stmt.sql.push_str(" SET ");
+        for (field, value) in patch.into_fields() {
+            if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
             }
             let ty = self.settable_type(&field, &value)?;
@@ -263,7 +287,8 @@ impl Table {
         stmt.sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
         let (id, ty) = self.id_param(id)?;
         stmt.push_bound(id, ty);
-        let _ = write!(stmt.sql, " RETURNING {}", self.select_list);
+        stmt.sql.push_str(" RETURNING ");
+        stmt.sql.push_str(&self.select_list);
         stmt.checked()
     }
 
@@ -445,6 +470,15 @@ mod tests {
             .tables
             .remove("Stock")
             .unwrap()
+    }
+
+    #[test]
+    fn placeholders_are_written_in_decimal() {
+        for (n, text) in [(1, "$1"), (9, "$9"), (10, "$10"), (65_535, "$65535")] {
+            let mut sql = String::from("x");
+            push_placeholder(&mut sql, n);
+            assert_eq!(sql, format!("x{text}"));
+        }
     }
 
     #[test]
