@@ -20,6 +20,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -49,7 +50,8 @@ pub(crate) enum Fate {
 /// encrypted (and the server verified) exactly as the connection was.
 #[derive(Clone)]
 pub(crate) struct CancelTarget {
-    to: Address,
+    /// Shared: every transaction's pool handle clones its target.
+    to: Arc<Address>,
     tls: MakeTlsConnector,
 }
 
@@ -79,7 +81,7 @@ impl CancelTarget {
     /// The target of connections made with `config` and `tls`.
     pub(crate) fn new(config: &tokio_postgres::Config, tls: MakeTlsConnector) -> CancelTarget {
         CancelTarget {
-            to: Address::of(config),
+            to: Arc::new(Address::of(config)),
             tls,
         }
     }
@@ -91,7 +93,7 @@ impl CancelTarget {
         token: CancelToken,
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut tls = self.tls.clone();
-        match &self.to {
+        match &*self.to {
             Address::Tcp {
                 connect,
                 port,

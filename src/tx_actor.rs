@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, RpcReplyPort};
 use tracing::Span;
 
 use crate::config::SessionSettings;
@@ -167,21 +167,15 @@ pub(crate) async fn begin(
         catalog,
         query_timeout,
     };
-    // Unnamed: actor names are process-global. Started in a task of its
-    // own, so a caller that stops waiting now cannot leave an actor
-    // half-started with the connection: the task finishes, and the `Tx`
-    // nobody receives is dropped, which rolls back.
-    let started = tokio::spawn(async move {
-        let (actor, _) = Actor::spawn_linked(None, TxActor, args, supervisor)
-            .await
-            .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
-        Ok(Tx::new(actor, commit_sent))
-    });
-    started.await.unwrap_or_else(|e| {
-        Err(Error::closed(format!(
-            "cannot start a transaction actor: {e}"
-        )))
-    })
+    // Unnamed: actor names are process-global. Spawned without waiting
+    // for its start: nothing here awaits, so a caller that stops waiting
+    // cannot leave an actor half-started, and the first statement is
+    // queued in its mailbox at once. Should the start fail (the supervisor
+    // is stopping), the arguments are dropped, which closes the connection,
+    // and the transaction's statements answer that it is closed.
+    let (actor, _) = ActorRuntime::spawn_linked_instant(None, TxActor, args, supervisor)
+        .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
+    Ok(Tx::new(actor, commit_sent))
 }
 
 impl Actor for TxActor {
