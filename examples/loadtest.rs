@@ -4,15 +4,18 @@
 //! cargo run --release --example loadtest -- [--seconds 2.5] [--warmup 0.5]
 //!     [--workload read_pk,list_page,insert,tx_lock] [--concurrency 1,16,64]
 //!     [--impl pgactor,raw-prepared,pgactor-shared,pgactor-unnamed,raw-unnamed] [--pool 16]
+//!     [--rounds 1]
 //! ```
 //!
 //! For every workload × concurrency × implementation (a cell), N tasks each
 //! run the operation in a loop for `--seconds` after an uncounted warm-up;
-//! every operation's latency is kept. A progress line is redrawn on stderr
+//! every operation's latency is kept; with `--rounds N` every cell is
+//! measured N times, the implementations in alternating order, and the
+//! medians are reported. A progress line is redrawn on stderr
 //! while a cell runs; at the end come a table of ops/s, p50 and p99 per
 //! implementation with the ratios pgactor / raw-prepared,
 //! pgactor-shared / raw-prepared and pgactor-unnamed / raw-unnamed, and one
-//! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… errors=…` line per
+//! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… cpu_us=… errors=…` line per
 //! cell. The defaults (four workloads, c = 1, 16, 64, five implementations,
 //! 2.5 s + 0.5 s per cell) take about three minutes.
 //!
@@ -54,6 +57,8 @@ usage: cargo run --release --example loadtest -- [options]
                      (default all four)
   --pool N           connections in each pool (default 16): each pgactor
                      mode has a write and a read pool, each raw baseline one
+  --rounds N         measure every cell N times, the implementations in
+                     alternating order, and report the medians (default 1)
 
 Runs on DATABASE_URL in a fresh schema, or on a throwaway cluster.
 ";
@@ -67,6 +72,7 @@ struct Args {
     concurrency: Vec<usize>,
     impls: Vec<Impl>,
     pool: usize,
+    rounds: usize,
 }
 
 impl Args {
@@ -84,6 +90,7 @@ impl Args {
             concurrency: vec![1, 16, 64],
             impls: Impl::ALL.to_vec(),
             pool: 16,
+            rounds: 1,
         };
         while let Some(arg) = argv.next() {
             if arg == "-h" || arg == "--help" {
@@ -123,14 +130,19 @@ impl Args {
                     let count = |n: &usize| *n > 0;
                     args.pool = number(&value, count).ok_or_else(|| bad("a count ≥ 1"))?;
                 }
+                "--rounds" => {
+                    let count = |n: &usize| *n > 0;
+                    args.rounds = number(&value, count).ok_or_else(|| bad("a count ≥ 1"))?;
+                }
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
         Ok(Some(args))
     }
 
-    fn cells(&self) -> usize {
-        self.workloads.len() * self.concurrency.len() * self.impls.len()
+    /// How many cells are measured, rounds included.
+    fn runs(&self) -> usize {
+        self.workloads.len() * self.concurrency.len() * self.impls.len() * self.rounds
     }
 }
 
@@ -186,18 +198,31 @@ async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
     eprintln!("filling the table with {ROWS} rows");
     bench.fill().await.map_err(boxed)?;
 
-    let mut cells = Vec::with_capacity(args.cells());
+    let mut cells = Vec::with_capacity(args.runs() / args.rounds);
+    let mut measured = 0;
     for &workload in &args.workloads {
         for &callers in &args.concurrency {
             // The implementations of one table row run back to back, so a
-            // busy moment on the machine hits the numbers compared alike.
-            for &imp in &args.impls {
-                let cell = measure(&bench, workload, imp, callers, &args, cells.len()).await;
-                eprintln!("{}", cell.summary());
-                if workload.writes() {
-                    bench.reset().await.map_err(boxed)?;
+            // busy moment on the machine hits the numbers compared alike;
+            // in every other round in reverse, so none always goes first.
+            let mut runs: Vec<Cell> = Vec::with_capacity(args.impls.len() * args.rounds);
+            for round in 0..args.rounds {
+                let mut order = args.impls.clone();
+                if round % 2 == 1 {
+                    order.reverse();
                 }
-                cells.push(cell);
+                for imp in order {
+                    let cell = measure(&bench, workload, imp, callers, &args, measured).await;
+                    measured += 1;
+                    eprintln!("{}", cell.summary());
+                    if workload.writes() {
+                        bench.reset().await.map_err(boxed)?;
+                    }
+                    runs.push(cell);
+                }
+            }
+            for &imp in &args.impls {
+                cells.push(Cell::median(runs.iter().filter(|run| run.imp == imp)));
             }
         }
     }
@@ -206,8 +231,14 @@ async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
 
     println!();
     println!(
-        "{} s per cell after {} s of warm-up; pools of {} connections; {ROWS} rows; PostgreSQL {version}",
-        args.seconds, args.warmup, args.pool
+        "{} s per cell after {} s of warm-up{}; pools of {} connections; {ROWS} rows; PostgreSQL {version}",
+        args.seconds,
+        args.warmup,
+        match args.rounds {
+            1 => String::new(),
+            n => format!(", medians of {n} rounds"),
+        },
+        args.pool
     );
     print_table(&cells, &args);
     println!();
@@ -251,6 +282,30 @@ struct Cell {
 }
 
 impl Cell {
+    /// The median of each figure over the runs of one cell (at least one);
+    /// errors add up.
+    fn median<'a>(runs: impl Iterator<Item = &'a Cell>) -> Cell {
+        let runs: Vec<&Cell> = runs.collect();
+        let first = runs[0];
+        let of =
+            |figure: &dyn Fn(&Cell) -> f64| median(runs.iter().map(|run| figure(run)).collect());
+        Cell {
+            workload: first.workload,
+            imp: first.imp,
+            callers: first.callers,
+            ops: of(&|c| c.ops),
+            p50_us: of(&|c| c.p50_us.into()).round() as u32,
+            p99_us: of(&|c| c.p99_us.into()).round() as u32,
+            cpu_us: runs
+                .iter()
+                .map(|c| c.cpu_us)
+                .collect::<Option<Vec<f64>>>()
+                .map(median),
+            errors: runs.iter().map(|c| c.errors).sum(),
+            first_error: runs.iter().find_map(|c| c.first_error.clone()),
+        }
+    }
+
     /// The line printed when the cell is done.
     fn summary(&self) -> String {
         let (workload, imp, c) = (self.workload.name(), self.imp.name(), self.callers);
@@ -341,7 +396,7 @@ async fn measure(
         label: format!(
             "[{}/{}] {} {} c={callers}",
             index + 1,
-            args.cells(),
+            args.runs(),
             workload.name(),
             imp.name()
         ),
@@ -385,6 +440,17 @@ async fn measure(
             .map(|cpu| cpu.as_secs_f64() * 1e6 / all.latencies.len() as f64),
         errors: all.errors,
         first_error: all.first_error,
+    }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
     }
 }
 
@@ -582,12 +648,15 @@ mod tests {
         assert_eq!(twice.concurrency, [16, 1]);
         assert_eq!(args.workloads.len(), 4);
         assert_eq!(args.pool, 16);
+        assert_eq!(args.rounds, 1);
+        assert_eq!(parse("--rounds 3").unwrap().unwrap().rounds, 3);
         assert!(parse("--help").unwrap().is_none());
         for bad in [
             "--seconds 0",
             "--seconds",
             "--workload read_pk,nope",
             "--concurrency 0",
+            "--rounds 0",
             "--impl",
             "--frobnicate 1",
         ] {
@@ -602,6 +671,8 @@ mod tests {
         assert_eq!(percentile(&values, 0.99), 99);
         assert_eq!(percentile(&[7], 0.99), 7);
         assert_eq!(percentile(&[], 0.5), 0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(999), "999");
     }

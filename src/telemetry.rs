@@ -55,17 +55,3 @@ pub(crate) fn record<T>(span: &Span, result: &Result<T>, rows: impl FnOnce(&T) -
         }
     }
 }
-
-/// Run a future in `span`, then record its outcome (and the rows it
-/// answered) there.
-pub(crate) trait InstrumentRecorded<T>:
-    std::future::Future<Output = Result<T>> + Sized
-{
-    async fn instrument_recorded(self, span: Span, rows: impl FnOnce(&T) -> u64) -> Result<T> {
-        let result = tracing::Instrument::instrument(self, span.clone()).await;
-        record(&span, &result, rows);
-        result
-    }
-}
-
-impl<T, F: std::future::Future<Output = Result<T>>> InstrumentRecorded<T> for F {}

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, RpcReplyPort};
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
-use crate::telemetry::{self, InstrumentRecorded};
+use crate::telemetry;
 use crate::transaction::{Tx, TxMsg, TxOptions};
 
 /// The transaction's connection. The transaction counts as open in the
@@ -292,7 +292,10 @@ impl TxState {
         reply: RpcReplyPort<Result<P::Output>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            let result = self.run_plan(plan).instrument_recorded(span, P::rows).await;
+            // Not through an `async fn` taking the statement's future: its
+            // argument and its awaitee would each take the future's size.
+            let result = self.run_plan(plan).instrument(span.clone()).await;
+            telemetry::record(&span, &result, P::rows);
             let _ = reply.send(result);
         })
     }
