@@ -200,10 +200,13 @@ psql_q() {
 # Ports
 # ---------------------------------------------------------------------------
 
+# A port is in use when any TCP socket has it as its local port, listening
+# or not: a client connection that was given it as its ephemeral port makes
+# a listener's bind fail as surely as another server does.
 port_in_use() {
     local port=$1
     if command -v ss >/dev/null 2>&1; then
-        [ -n "$(ss -ltnH "sport = :$port" 2>/dev/null)" ]
+        [ -n "$(ss -tanH "sport = :$port" 2>/dev/null)" ]
     else
         # Connecting succeeds only if something listens.
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
@@ -562,9 +565,10 @@ bouncer_log_since() {
 # answer a query, so the bind is checked in its log once it says "process
 # up"; when the port was taken meanwhile it retries on another.
 start_bouncer() {
-    local attempt deadline mark logged
+    local attempt deadline mark logged taken=""
     for attempt in 1 2 3 4 5; do
-        [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT")
+        # shellcheck disable=SC2086 # $taken is a list of ports
+        [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT" $taken)
         write_bouncer_conf
         log "starting pgbouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
         mark=0
@@ -592,6 +596,7 @@ start_bouncer() {
         case $logged in
             *"Address already in use"*)
                 log "port $BOUNCER_PORT was taken; retrying pgbouncer on another port (attempt $attempt)"
+                taken="$taken $BOUNCER_PORT"
                 BOUNCER_PORT=""
                 continue
                 ;;
