@@ -292,9 +292,11 @@ impl TxState {
         reply: RpcReplyPort<Result<P::Output>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            // Not through an `async fn` taking the statement's future: its
-            // argument and its awaitee would each take the future's size.
-            let result = self.run_plan(plan).instrument(span.clone()).await;
+            // Pinned where it is made and instrumented by reference: every
+            // wrapper that took the statement's future by value would copy
+            // its kilobytes, and an `async fn` wrapper would hold it twice.
+            let statement = pin!(self.run_plan(plan));
+            let result = statement.instrument(span.clone()).await;
             telemetry::record(&span, &result, P::rows);
             let _ = reply.send(result);
         })
