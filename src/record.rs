@@ -100,8 +100,8 @@ impl Record {
             .binary_search_by(|(name, _)| (**name).cmp(field))
     }
 
-    /// The record of one row a table's statement answered: `values` in the
-    /// order of `columns`' select list.
+    /// The record of one row a table's statement answered: `value(i)` is
+    /// the row's `i`-th column, in the order of `columns`' select list.
     pub(crate) fn from_row(
         columns: &Columns,
         mut value: impl FnMut(usize) -> Result<Value>,
