@@ -172,7 +172,8 @@ pub(crate) async fn begin(
     // cannot leave an actor half-started, and the first statement is
     // queued in its mailbox at once. Should the start fail (the supervisor
     // is stopping), the arguments are dropped, which closes the connection,
-    // and the transaction's statements answer that it is closed.
+    // and the transaction's statements answer TxAborted (queued) or
+    // TxClosed (sent later).
     let (actor, _) = ActorRuntime::spawn_linked_instant(None, TxActor, args, supervisor)
         .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
     Ok(Tx::new(actor, commit_sent))
