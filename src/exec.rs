@@ -231,10 +231,15 @@ pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
     /// How many rows an answer holds, for its span.
     fn rows(output: &Self::Output) -> u64;
-    /// Whether it only reads. Outside a transaction such a plan may share a
-    /// connection with other callers' statements; as a transaction's first
-    /// statement it goes out in the same round trip as BEGIN.
+    /// Whether it only reads: as a transaction's first statement it goes
+    /// out in the same round trip as BEGIN.
     fn reads_only(&self) -> bool;
+    /// Whether, outside a transaction, it may take turns on a shared read
+    /// connection: only a read of small, bounded cost (one row by its
+    /// primary key), so no statement on a lane waits long behind it.
+    fn shares_connection(&self) -> bool {
+        false
+    }
     /// Run on `client` within `deadline` (past it, handled as `overrun` says).
     fn run(
         &self,
@@ -250,6 +255,9 @@ impl Plan for RowPlan {
         1
     }
     fn reads_only(&self) -> bool {
+        !self.write
+    }
+    fn shares_connection(&self) -> bool {
         !self.write
     }
     async fn run(

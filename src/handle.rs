@@ -217,15 +217,19 @@ impl OpenOptions {
         self
     }
 
-    /// Let reads outside transactions ([`Db::read`], [`Db::list`]) share
-    /// `lanes` read-pool connections, taking turns in order, instead of
-    /// taking one connection each (default 0: off). tokio-postgres
-    /// pipelines the statements of one connection, so under many
-    /// concurrent reads the server works through a few streams instead of
-    /// waking a backend per statement: on a 2-core machine, primary-key
-    /// reads at 64 callers went well past a pool of one connection per
-    /// read (docs/performance.md). Transactions and writes still get a
-    /// connection each.
+    /// Let reads by id outside transactions ([`Db::read`]) share `lanes`
+    /// read-pool connections, taking turns in order, instead of taking one
+    /// connection each (default 0: off). tokio-postgres pipelines the
+    /// statements of one connection, so under many concurrent reads the
+    /// server works through a few streams instead of waking a backend per
+    /// statement: on a 2-core machine, primary-key reads at 64 callers
+    /// went well past a pool of one connection per read (docs/performance.md).
+    /// Each lane is one server backend working through its stream in
+    /// order, so `lanes` is how many server cores these reads may use at
+    /// once; on the 2-core test machine, whose cores the server shares with
+    /// the application, one lane measured best. Lists, writes and
+    /// transactions still get a connection each: a list's cost grows with
+    /// the rows it scans, and on a lane every read behind it would wait.
     ///
     /// The trade-off: a slow read delays the reads behind it on its lane,
     /// and a read past its query timeout is cancelled on the server only

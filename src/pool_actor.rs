@@ -166,7 +166,7 @@ pub(crate) async fn serve<P: Plan>(
     let result = async {
         let plan = plan?;
         let (pool, on_replica, shared) = ctx.route(call.after);
-        let first = match shared.filter(|_| plan.reads_only()) {
+        let first = match shared.filter(|_| plan.shares_connection()) {
             Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
             None => run_on(pool, &plan, call.deadline, gone).await,
         };

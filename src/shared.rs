@@ -1,6 +1,6 @@
 //! Shared read connections ([`crate::OpenOptions::shared_reads`]): reads
-//! outside transactions take turns on a few read-pool connections instead
-//! of one connection each, and tokio-postgres pipelines them: their
+//! by id outside transactions take turns on a few read-pool connections
+//! instead of one connection each, and tokio-postgres pipelines them: their
 //! statements go out back to back without waiting for each other's
 //! answers. The server then works through one stream per connection
 //! instead of a wake-up per statement on many backends.
