@@ -132,3 +132,40 @@ impl Lifetimes {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PoolConfig;
+
+    #[test]
+    fn each_connection_lives_up_to_a_tenth_less_than_max_lifetime() {
+        let settings = PoolConfig::default().resolve(Role::Write).unwrap();
+        let lifetimes = Lifetimes::new(Role::Write, &settings);
+        let born = |nanos: u64| Metrics {
+            created: lifetimes.epoch + Duration::from_nanos(nanos),
+            recycled: None,
+            recycle_count: 0,
+        };
+        let shortest = settings.max_lifetime.mul_f64(1.0 - LIFETIME_JITTER);
+        let spans: Vec<Duration> = (0..200u64)
+            .map(|i| lifetimes.lifetime_of(&born(i * 7_919_133)))
+            .collect();
+        for span in &spans {
+            assert!(
+                (shortest..=settings.max_lifetime).contains(span),
+                "{span:?}"
+            );
+        }
+        // Fixed per connection, and spread over the range.
+        assert_eq!(
+            lifetimes.lifetime_of(&born(123_456_789)),
+            lifetimes.lifetime_of(&born(123_456_789))
+        );
+        let (min, max) = (spans.iter().min().unwrap(), spans.iter().max().unwrap());
+        assert!(
+            *max - *min > (settings.max_lifetime - shortest) / 2,
+            "{min:?}..{max:?}"
+        );
+    }
+}
