@@ -292,6 +292,19 @@ pub fn tagged_options(
         })
 }
 
+/// A session holding an ACCESS EXCLUSIVE lock on `schema`'s stock_balance
+/// table, which every statement on it waits for, until it rolls back.
+pub async fn lock_stock_table(schema: &str) -> tokio_postgres::Client {
+    let locker = observer(&primary_url()).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .expect("lock the table");
+    locker
+}
+
 /// Sessions named `app` that wait for a lock now.
 pub async fn lock_waiters(client: &tokio_postgres::Client, app: &str) -> i64 {
     client

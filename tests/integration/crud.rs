@@ -2,7 +2,7 @@
 
 use pgactor::{Db, ErrorKind, Filter, Query, Record};
 
-use crate::common::{open_primary, stock_model};
+use crate::common::{lock_stock_table, open_primary, stock_model};
 
 #[tokio::test]
 async fn a_row_goes_through_its_whole_life() {
@@ -72,13 +72,7 @@ async fn a_caller_that_stops_waiting_leaves_its_connection_to_the_pool_once_idle
         .await
         .unwrap();
     let id: uuid::Uuid = row.get("id").unwrap();
-    let admin = crate::common::observer(&crate::common::primary_url()).await;
-    admin
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    let admin = lock_stock_table(&schema).await;
     let gave_up = tokio::time::timeout(
         std::time::Duration::from_millis(200),
         db.read("StockBalance", id),

@@ -14,7 +14,8 @@ use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, Ses
 
 use crate::common::{eventually, no_session_left};
 use crate::common::{
-    lock_waiters, observer, open_primary, primary_url, registry, stock_model, unique_schema,
+    lock_stock_table, lock_waiters, observer, open_primary, primary_url, registry, stock_model,
+    unique_schema,
 };
 use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
@@ -188,13 +189,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
         ..SessionConfig::default()
     };
     let db = open_with_pools(&app, &schema, pool, session).await;
-    let locker = observer(&primary_url()).await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    let locker = lock_stock_table(&schema).await;
     let create = |sku: &'static str| {
         let db = db.clone();
         async move {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, PoolConfig, Record};
 
-use crate::common::{eventually, no_session_left, observer, primary_url, ready, tagged_options};
-use crate::common::{stock_model, unique_schema};
+use crate::common::{eventually, lock_stock_table, lock_waiters, no_session_left, observer};
+use crate::common::{primary_url, ready, stock_model, tagged_options, unique_schema};
 
 /// Open on the primary with `lanes` shared read connections out of pools
 /// of 8; the schema is also the sessions' application_name.
@@ -88,14 +88,7 @@ async fn lists_run_on_connections_of_their_own() {
     let id = create_rows(&db, 1).await[0];
     db.read("StockBalance", id).await.expect("warm the lane");
 
-    // A lock that every statement on the table waits for.
-    let admin = observer(&primary_url()).await;
-    admin
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    let admin = lock_stock_table(&schema).await;
     let read = tokio::spawn({
         let db = db.clone();
         async move { db.read("StockBalance", id).await }
@@ -108,23 +101,8 @@ async fn lists_run_on_connections_of_their_own() {
     // pg_stat_activity is a snapshot taken once per transaction.
     let watcher = observer(&primary_url()).await;
     eventually("the read and the list wait on two backends", || async {
-        let sessions: Vec<String> = watcher
-            .query(
-                "SELECT coalesce(wait_event_type, '-') || ' ' || state || ' ' || left(query, 40) \
-                 FROM pg_stat_activity WHERE application_name = $1",
-                &[&schema],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let waiting = sessions.iter().filter(|s| s.starts_with("Lock ")).count();
-        if waiting == 2 {
-            Ok(())
-        } else {
-            Err(sessions)
-        }
+        let waiting = lock_waiters(&watcher, &schema).await;
+        ready(waiting == 2, waiting)
     })
     .await;
     admin.batch_execute("ROLLBACK").await.unwrap();
@@ -145,14 +123,7 @@ async fn a_read_past_its_timeout_retires_its_lane_and_reads_go_on() {
         .await
         .expect("warm the lane");
 
-    // A lock that every read of the table waits for.
-    let admin = observer(&primary_url()).await;
-    admin
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .unwrap();
+    let admin = lock_stock_table(&schema).await;
     let err = db
         .with_query_timeout(Duration::from_millis(300))
         .read("StockBalance", ids[0])
