@@ -163,7 +163,7 @@ impl PoolConfig {
 /// | mode | session settings | statements outside transactions |
 /// |---|---|---|
 /// | [`PoolerMode::Direct`] (default) | set once per physical connection (`set_config(…, false)`) | run with the configured settings |
-/// | [`PoolerMode::Transaction`] | never set on the session; applied with `set_config(…, true)` (`SET LOCAL`) in the same round trip as every `BEGIN` | run with the server's defaults for the role, checked at open |
+/// | [`PoolerMode::Transaction`] | never set on the session; applied with `SET LOCAL` in the same message as every `BEGIN` | run with the server's defaults for the role, checked at open |
 ///
 /// ```no_run
 /// # async fn demo(bouncer_url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {

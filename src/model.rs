@@ -415,6 +415,24 @@ pub(crate) fn push_ident(sql: &mut String, name: &str) {
     sql.push('"');
 }
 
+/// Append `value` to `sql` as a string literal, quoted as PostgreSQL's
+/// `quote_literal` does: quotes doubled, and when a backslash is present
+/// the `E'…'` form with backslashes doubled, so the literal means the same
+/// whatever `standard_conforming_strings` says.
+pub(crate) fn push_literal(sql: &mut String, value: &str) {
+    if value.contains('\\') {
+        sql.push('E');
+    }
+    sql.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            sql.push(c);
+        }
+        sql.push(c);
+    }
+    sql.push('\'');
+}
+
 /// The models an adapter knows, by name. Identifiers in SQL come from here only.
 ///
 /// ```
@@ -506,6 +524,20 @@ mod tests {
         ] {
             assert!(validate_identifier(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn literals_stay_one_literal() {
+        let quoted = |value: &str| {
+            let mut sql = String::new();
+            push_literal(&mut sql, value);
+            sql
+        };
+        assert_eq!(quoted("UTC"), "'UTC'");
+        assert_eq!(quoted(""), "''");
+        assert_eq!(quoted("it's"), "'it''s'");
+        assert_eq!(quoted(r"a\'; x"), r"E'a\\''; x'");
+        assert_eq!(quoted("Europe/Zürich"), "'Europe/Zürich'");
     }
 
     #[test]

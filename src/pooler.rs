@@ -8,20 +8,19 @@
 //! reaches the next client there, while our next statement may run on
 //! another one. So in this mode nothing is set on the session:
 //!
-//! - each transaction sets its own settings with `set_config(…, true)`
-//!   (`SET LOCAL`), pipelined right behind its `BEGIN`: one round trip, and
-//!   they end with the transaction;
+//! - each transaction sets its own settings with `SET LOCAL`, in the same
+//!   simple-query message as its `BEGIN`: one round trip, and they end with
+//!   the transaction;
 //! - a statement outside a transaction runs with the server's defaults for
 //!   the role; [`check_server_defaults`] compares them with the configuration
 //!   at open and logs a warning for each that differs.
 
-use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::config::{PoolerMode, Role, SessionSettings};
 use crate::connection::{read_settings, session_values, MANAGED_SETTINGS};
 use crate::error::{describe, Error, Result};
-use crate::model::quote_ident;
+use crate::model::{push_ident, push_literal, quote_ident};
 
 /// What a transaction sets locally in pooler mode: the settings that act
 /// inside a transaction and reach the server no other way.
@@ -37,23 +36,25 @@ pub(crate) const TRANSACTION_SETTINGS: [&str; 4] = [
     "TimeZone",
 ];
 
-/// Names and values both bound: no setting can inject SQL.
-const SET_LOCAL: &str =
-    "SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)";
-
-/// Set [`TRANSACTION_SETTINGS`] for the rest of the transaction open on `client`.
-async fn set_local(
-    client: &Client,
-    session: &SessionSettings,
-) -> Result<(), tokio_postgres::Error> {
-    let (names, values): (Vec<&str>, Vec<String>) = MANAGED_SETTINGS
+/// [`TRANSACTION_SETTINGS`] as `SET LOCAL` statements, for the rest of the
+/// transaction they run in. Names are fixed; values are quoted literals (a
+/// time zone with a quote or a backslash in it stays one literal).
+fn set_local_sql(session: &SessionSettings) -> String {
+    let mut sql = String::new();
+    for (name, value) in MANAGED_SETTINGS
         .into_iter()
         .zip(session_values(Role::Write, session))
         .filter(|(name, _)| TRANSACTION_SETTINGS.contains(name))
-        .unzip();
-    let params: [(&(dyn ToSql + Sync), Type); 2] =
-        [(&names, Type::TEXT_ARRAY), (&values, Type::TEXT_ARRAY)];
-    client.query_typed(SET_LOCAL, &params).await.map(drop)
+    {
+        if !sql.is_empty() {
+            sql.push_str("; ");
+        }
+        sql.push_str("SET LOCAL ");
+        push_ident(&mut sql, name);
+        sql.push_str(" = ");
+        push_literal(&mut sql, &value);
+    }
+    sql
 }
 
 /// In pooler mode, set the transaction's settings on `client`, which must
@@ -65,28 +66,19 @@ pub(crate) async fn in_transaction(
 ) -> Result<(), tokio_postgres::Error> {
     match session.pooler {
         PoolerMode::Direct => Ok(()),
-        PoolerMode::Transaction => set_local(client, session).await,
+        PoolerMode::Transaction => client.batch_execute(&set_local_sql(session)).await,
     }
 }
 
-/// Start a transaction with `begin_sql`; in pooler mode its settings follow
-/// in the same round trip.
-///
-/// Both requests are written before either answer is read, BEGIN first
-/// (`biased` polls in order, and each future sends its request on its first
-/// poll), so the server runs `set_config` inside the new transaction. If
-/// BEGIN fails the caller discards the connection.
-pub(crate) async fn begin(
-    client: &Client,
-    begin_sql: &str,
-    session: &SessionSettings,
-) -> Result<(), tokio_postgres::Error> {
+/// What starts a transaction: `begin_sql`, and in pooler mode the
+/// transaction's settings behind it in the same simple-query message, which
+/// the server runs in order inside the new transaction: one message, one
+/// round trip, no statement to parse and plan. Sent with
+/// `batch_execute`; if it fails the caller discards the connection.
+pub(crate) fn begin_sql(begin_sql: String, session: &SessionSettings) -> String {
     match session.pooler {
-        PoolerMode::Direct => client.batch_execute(begin_sql).await,
-        PoolerMode::Transaction => {
-            tokio::try_join!(biased; client.batch_execute(begin_sql), set_local(client, session))
-                .map(drop)
-        }
+        PoolerMode::Direct => begin_sql,
+        PoolerMode::Transaction => format!("{begin_sql}; {}", set_local_sql(session)),
     }
 }
 
@@ -122,7 +114,8 @@ pub(crate) async fn check_server_defaults(
     };
 
     // The configured values as the server spells them (`30s`, `UTC`).
-    begin(client, "BEGIN", session).await.map_err(|e| {
+    let begin = begin_sql("BEGIN".to_owned(), session);
+    client.batch_execute(&begin).await.map_err(|e| {
         if e.as_db_error().is_some() {
             Error::config(format!(
                 "{role} pool: the server refused the transaction settings: {}",
@@ -164,4 +157,35 @@ pub(crate) async fn check_server_defaults(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SessionConfig;
+
+    #[test]
+    fn pooler_mode_begins_with_the_transaction_settings_in_the_same_message() {
+        let mut session = SessionConfig::default().resolve().unwrap();
+        let begin = |session: &SessionSettings| {
+            begin_sql(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE".into(),
+                session,
+            )
+        };
+        assert_eq!(
+            begin(&session),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE"
+        );
+        session.pooler = PoolerMode::Transaction;
+        session.time_zone = "Asia/Kathmandu".into();
+        assert_eq!(
+            begin(&session),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE; \
+             SET LOCAL \"statement_timeout\" = '30000ms'; \
+             SET LOCAL \"lock_timeout\" = '5000ms'; \
+             SET LOCAL \"idle_in_transaction_session_timeout\" = '60000ms'; \
+             SET LOCAL \"TimeZone\" = 'Asia/Kathmandu'"
+        );
+    }
 }

@@ -77,11 +77,10 @@ impl Drop for Held {
     }
 }
 
-/// A BEGIN not sent yet.
+/// A BEGIN not sent yet: in pooler mode, with the transaction's settings
+/// behind it in the same message.
 struct PendingBegin {
     sql: String,
-    /// In pooler mode, the transaction's settings follow BEGIN.
-    session: Arc<SessionSettings>,
 }
 
 impl PendingBegin {
@@ -92,7 +91,8 @@ impl PendingBegin {
         deadline: Option<Duration>,
     ) -> (Result<()>, Fate) {
         let begin = async {
-            crate::pooler::begin(client, &self.sql, &self.session)
+            client
+                .batch_execute(&self.sql)
                 .await
                 .map_err(|e| Error::from_statement(e, false))
         };
@@ -144,7 +144,7 @@ pub(crate) struct TxActor;
 pub(crate) async fn begin(
     pool: &ConnectionPool,
     catalog: Arc<Catalog>,
-    session: &Arc<SessionSettings>,
+    session: &SessionSettings,
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
@@ -160,8 +160,7 @@ pub(crate) async fn begin(
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         read_only: options.read_only,
         begin: PendingBegin {
-            sql: options.begin_sql(),
-            session: session.clone(),
+            sql: crate::pooler::begin_sql(options.begin_sql(), session),
         },
         held,
         catalog,

@@ -444,6 +444,43 @@ async fn a_time_zone_the_server_refuses_fails_the_open_in_pooler_mode_too() {
     assert!(err.to_string().contains("Mars/Olympus_Mons"), "{err}");
 }
 
+/// Pooler mode sends the transaction settings as `SET LOCAL` text behind
+/// BEGIN: a value with quotes and a backslash in it stays one literal, and
+/// the statement it tries to smuggle in never runs. (The server takes both
+/// values as POSIX time zones, so they make it to a transaction.)
+#[tokio::test]
+async fn a_setting_value_cannot_smuggle_statements_into_pooler_mode_transactions() {
+    for zone in [
+        r"UTC'; SET LOCAL statement_timeout = '1",
+        r"UTC\'; SET LOCAL statement_timeout = '1",
+    ] {
+        let schema = unique_schema("bnc_quote");
+        let session = SessionConfig {
+            time_zone: Some(zone.into()),
+            ..marked_settings()
+        };
+        let db = pooled(&bouncer_url(), &schema, session)
+            .open()
+            .await
+            .unwrap();
+        record_settings_on_insert(&observer(&primary_url()).await, &schema).await;
+        let row = db
+            .with_transaction(TxOptions::default(), |tx| async move {
+                tx.create("StockBalance", Record::new().with("sku", "quoted"))
+                    .await
+            })
+            .await
+            .unwrap();
+        let note: String = row.get::<Option<String>>("note").unwrap().unwrap();
+        assert_eq!(
+            note.to_uppercase(),
+            format!("4321MS 1234MS 54321MS {}", zone.to_uppercase()),
+            "{zone}"
+        );
+        db.close().await;
+    }
+}
+
 /// A login role of the test's own, with `defaults` set on it by `ALTER ROLE`.
 struct TempRole {
     name: String,
