@@ -23,6 +23,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use openssl::error::ErrorStack;
 use openssl::pkey::PKey;
@@ -243,10 +244,31 @@ impl Tls {
     /// The OpenSSL connector for these settings, reading the certificate
     /// and key files (a `Config` error naming the file when one cannot be
     /// used). With `disable` the driver never calls it.
+    ///
+    /// Settings that verify nothing and present no certificate read no
+    /// file, so they share one connector per process: OpenSSL's builder
+    /// loads the system's CA store whether it is used or not (about 30 ms
+    /// here), and every pool and listener would pay that at each open.
     pub(crate) fn connector(&self) -> Result<MakeTlsConnector> {
+        static UNVERIFIED: OnceLock<MakeTlsConnector> = OnceLock::new();
+        let check = self.check();
+        let client = self
+            .client
+            .as_ref()
+            .filter(|_| self.mode != SslMode::Disable);
+        if check != Check::Nothing || client.is_some() {
+            return self.build(check, client);
+        }
+        if let Some(shared) = UNVERIFIED.get() {
+            return Ok(shared.clone());
+        }
+        let built = self.build(check, None)?;
+        Ok(UNVERIFIED.get_or_init(|| built).clone())
+    }
+
+    fn build(&self, check: Check, client: Option<&ClientCert>) -> Result<MakeTlsConnector> {
         let mut builder = SslConnector::builder(SslMethod::tls_client())
             .map_err(|e| Error::config(format!("cannot set up OpenSSL: {e}")))?;
-        let check = self.check();
         if check == Check::Nothing {
             builder.set_verify(SslVerifyMode::NONE);
         } else {
@@ -256,11 +278,7 @@ impl Tls {
                 builder.set_cert_store(trusted_cas(path)?);
             }
         }
-        if let Some(client) = self
-            .client
-            .as_ref()
-            .filter(|_| self.mode != SslMode::Disable)
-        {
+        if let Some(client) = client {
             client.install(&mut builder)?;
         }
         let mut connector = MakeTlsConnector::new(builder.build());
