@@ -15,6 +15,8 @@
 //!   the role; [`check_server_defaults`] compares them with the configuration
 //!   at open and logs a warning for each that differs.
 
+use std::borrow::Cow;
+
 use tokio_postgres::Client;
 
 use crate::config::{PoolerMode, Role, SessionSettings};
@@ -75,10 +77,10 @@ pub(crate) async fn in_transaction(
 /// the server runs in order inside the new transaction: one message, one
 /// round trip, no statement to parse and plan. Sent with
 /// `batch_execute`; if it fails the caller discards the connection.
-pub(crate) fn begin_sql(begin_sql: String, session: &SessionSettings) -> String {
+pub(crate) fn begin_sql(begin_sql: &'static str, session: &SessionSettings) -> Cow<'static, str> {
     match session.pooler {
-        PoolerMode::Direct => begin_sql,
-        PoolerMode::Transaction => format!("{begin_sql}; {}", set_local_sql(session)),
+        PoolerMode::Direct => Cow::Borrowed(begin_sql),
+        PoolerMode::Transaction => format!("{begin_sql}; {}", set_local_sql(session)).into(),
     }
 }
 
@@ -114,7 +116,7 @@ pub(crate) async fn check_server_defaults(
     };
 
     // The configured values as the server spells them (`30s`, `UTC`).
-    let begin = begin_sql("BEGIN".to_owned(), session);
+    let begin = begin_sql("BEGIN", session);
     client.batch_execute(&begin).await.map_err(|e| {
         if e.as_db_error().is_some() {
             Error::config(format!(
@@ -168,10 +170,7 @@ mod tests {
     fn pooler_mode_begins_with_the_transaction_settings_in_the_same_message() {
         let mut session = SessionConfig::default().resolve().unwrap();
         let begin = |session: &SessionSettings| {
-            begin_sql(
-                "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE".into(),
-                session,
-            )
+            begin_sql("BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE", session)
         };
         assert_eq!(
             begin(&session),

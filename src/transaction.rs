@@ -37,14 +37,6 @@ impl IsolationLevel {
             IsolationLevel::Serializable => "serializable",
         }
     }
-
-    fn sql(self) -> &'static str {
-        match self {
-            IsolationLevel::ReadCommitted => "READ COMMITTED",
-            IsolationLevel::RepeatableRead => "REPEATABLE READ",
-            IsolationLevel::Serializable => "SERIALIZABLE",
-        }
-    }
 }
 
 /// How [`crate::Db::with_transaction`] re-runs a transaction that failed
@@ -132,13 +124,17 @@ pub struct TxOptions {
 }
 
 impl TxOptions {
-    pub(crate) fn begin_sql(&self) -> String {
-        let access = if self.read_only {
-            "READ ONLY"
-        } else {
-            "READ WRITE"
-        };
-        format!("BEGIN ISOLATION LEVEL {} {access}", self.isolation.sql())
+    /// `BEGIN ISOLATION LEVEL … READ WRITE` or `READ ONLY`.
+    pub(crate) fn begin_sql(&self) -> &'static str {
+        use IsolationLevel::*;
+        match (self.isolation, self.read_only) {
+            (ReadCommitted, false) => "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",
+            (ReadCommitted, true) => "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY",
+            (RepeatableRead, false) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ WRITE",
+            (RepeatableRead, true) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            (Serializable, false) => "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE",
+            (Serializable, true) => "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY",
+        }
     }
 }
 

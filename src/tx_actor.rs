@@ -12,6 +12,7 @@
 //! A first write waits for BEGIN's answer. A transaction that ends before
 //! its first statement never sends BEGIN at all.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,7 +81,7 @@ impl Drop for Held {
 /// A BEGIN not sent yet: in pooler mode, with the transaction's settings
 /// behind it in the same message.
 struct PendingBegin {
-    sql: String,
+    sql: Cow<'static, str>,
 }
 
 impl PendingBegin {

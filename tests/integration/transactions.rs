@@ -592,6 +592,50 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
     db.close().await;
 }
 
+/// Each isolation level is the one in force: read committed sees a commit
+/// made between two of its reads, repeatable read and serializable keep
+/// the snapshot of their first read; `READ ONLY` holds at every level.
+#[tokio::test]
+async fn each_isolation_level_is_in_force_on_the_server() {
+    let (db, _) = open_default().await;
+    for (isolation, sees_the_commit) in [
+        (IsolationLevel::ReadCommitted, true),
+        (IsolationLevel::RepeatableRead, false),
+        (IsolationLevel::Serializable, false),
+    ] {
+        for read_only in [false, true] {
+            let id = stock(&db, 1).await;
+            let tx = db
+                .begin(TxOptions {
+                    isolation,
+                    read_only,
+                    ..TxOptions::default()
+                })
+                .await
+                .unwrap();
+            let quantity = |row: Record| row.get::<i64>("quantity").unwrap();
+            assert_eq!(quantity(tx.read("StockBalance", id).await.unwrap()), 1);
+            db.update("StockBalance", id, Record::new().with("quantity", 2_i64))
+                .await
+                .unwrap();
+            let second = quantity(tx.read("StockBalance", id).await.unwrap());
+            assert_eq!(second == 2, sees_the_commit, "{isolation:?}: read {second}");
+            let write = tx
+                .update("StockBalance", id, Record::new().with("sku", "x"))
+                .await;
+            let refused = write
+                .as_ref()
+                .is_err_and(|e| e.sqlstate().map(|s| s.code()) == Some("25006"));
+            assert_eq!(
+                refused, read_only,
+                "{isolation:?}, read_only {read_only}: {write:?}"
+            );
+            tx.rollback().await.unwrap();
+        }
+    }
+    db.close().await;
+}
+
 /// A write in a `READ ONLY` transaction is the caller's mistake, not a sign
 /// of a read-only server: a database error (25006) that is not retried,
 /// and the connection is kept.
