@@ -624,15 +624,7 @@ impl Db {
         }
         let ctx = self.inner.context(Role::Write);
         let supervisor = self.inner.supervisor.get_cell();
-        crate::tx_actor::begin(
-            &ctx.pool,
-            ctx.catalog.clone(),
-            &ctx.session,
-            options,
-            self.call.deadline,
-            supervisor,
-        )
-        .await
+        crate::tx_actor::begin(ctx, options, self.call.deadline, supervisor).await
     }
 
     /// Deliver every notification on `channel` to the `subscriber` actor,

@@ -23,11 +23,11 @@ use deadpool_postgres::Object;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, RpcReplyPort};
 use tracing::{Instrument, Span};
 
-use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
+use crate::pool_actor::PoolContext;
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry;
@@ -40,16 +40,25 @@ use crate::transaction::{Tx, TxMsg, TxOptions};
 /// sees a connection inside a transaction.
 struct Held {
     conn: Option<Object>,
-    pool: ConnectionPool,
+    /// The write pool's context: its pool, and the catalog statements use.
+    write: Arc<PoolContext>,
 }
 
 impl Held {
-    fn new(pool: &ConnectionPool, conn: Object) -> Held {
-        pool.counters.transaction_opened();
+    fn new(write: Arc<PoolContext>, conn: Object) -> Held {
+        write.pool.counters.transaction_opened();
         Held {
             conn: Some(conn),
-            pool: pool.clone(),
+            write,
         }
+    }
+
+    fn pool(&self) -> &ConnectionPool {
+        &self.write.pool
+    }
+
+    fn catalog(&self) -> &Catalog {
+        &self.write.catalog
     }
 
     fn client(&self) -> Option<&Object> {
@@ -59,15 +68,15 @@ impl Held {
     /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
     fn release(&mut self) {
         if self.conn.take().is_some() {
-            self.pool.counters.transaction_ended();
+            self.pool().counters.transaction_ended();
         }
     }
 
     /// Close the connection; the server rolls back whatever was open.
     fn discard(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.discard(conn);
-            self.pool.counters.transaction_ended();
+            self.pool().discard(conn);
+            self.pool().counters.transaction_ended();
         }
     }
 }
@@ -116,7 +125,6 @@ pub(crate) struct TxArgs {
     begin: PendingBegin,
     commit_sent: Arc<AtomicBool>,
     held: Held,
-    catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
 }
 
@@ -129,7 +137,6 @@ pub(crate) struct TxState {
     /// Began `READ ONLY`: a write is refused by the server (25006), which
     /// then says nothing about the server itself.
     read_only: bool,
-    catalog: Arc<Catalog>,
     query_timeout: Option<Duration>,
     status: Status,
     /// Shared with the `Tx`: set just before COMMIT is sent.
@@ -143,9 +150,7 @@ pub(crate) struct TxActor;
 /// task ([`crate::Db::begin`]) or in one the supervisor spawns, never in an
 /// actor's `handle`.
 pub(crate) async fn begin(
-    pool: &ConnectionPool,
-    catalog: Arc<Catalog>,
-    session: &SessionSettings,
+    write: &Arc<PoolContext>,
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
@@ -154,17 +159,16 @@ pub(crate) async fn begin(
         Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
         None => default_timeout,
     };
-    let held = Held::new(pool, pool.get().await?);
+    let held = Held::new(write.clone(), write.pool.get().await?);
     let commit_sent = Arc::new(AtomicBool::new(false));
     let args = TxArgs {
         commit_sent: commit_sent.clone(),
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         read_only: options.read_only,
         begin: PendingBegin {
-            sql: crate::pooler::begin_sql(options.begin_sql(), session),
+            sql: crate::pooler::begin_sql(options.begin_sql(), &write.session),
         },
         held,
-        catalog,
         query_timeout,
     };
     // Unnamed: actor names are process-global. Spawned without waiting
@@ -194,7 +198,6 @@ impl Actor for TxActor {
             held: args.held,
             begin: Some(args.begin),
             read_only: args.read_only,
-            catalog: args.catalog,
             query_timeout: args.query_timeout,
             status: Status::Open,
             commit_sent: args.commit_sent,
@@ -211,26 +214,28 @@ impl Actor for TxActor {
         match msg {
             TxMsg::Read(req, reply) => {
                 let span = state.operation_span("read", &req.model);
-                let plan = RowPlan::read(&state.catalog, req);
+                let plan = RowPlan::read(state.held.catalog(), req);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::LockForUpdate(req, reply) => {
                 let span = state.operation_span("lock_for_update", &req.model);
-                let plan = RowPlan::lock_for_update(&state.catalog, req);
+                let plan = RowPlan::lock_for_update(state.held.catalog(), req);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::Write(req, reply) => {
                 let span = state.operation_span(req.op.name(), &req.model);
-                let plan = RowPlan::write(&state.catalog, req);
+                let plan = RowPlan::write(state.held.catalog(), req);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::List(req, reply) => {
                 let span = state.operation_span("list", &req.model);
-                let plan = PagePlan::new(&state.catalog, req);
+                let plan = PagePlan::new(state.held.catalog(), req);
                 state.answer(plan, span, reply).await;
             }
+            // Boxed, like `answer`: these futures would otherwise size
+            // (and be copied with) every message's.
             TxMsg::Commit(reply) => {
-                let result = state.commit().await;
+                let result = Box::pin(state.commit()).await;
                 telemetry::record(&state.span, &result, |_| 0);
                 let _ = reply.send(result);
                 // Drain, not stop: messages already queued get a clear
@@ -238,13 +243,13 @@ impl Actor for TxActor {
                 let _ = myself.drain();
             }
             TxMsg::CommitWithToken(reply) => {
-                let result = state.commit_with_token().await;
+                let result = Box::pin(state.commit_with_token()).await;
                 telemetry::record(&state.span, &result, |_| 0);
                 let _ = reply.send(result);
                 let _ = myself.drain();
             }
             TxMsg::Rollback(reply) => {
-                let result = state.rollback().await;
+                let result = Box::pin(state.rollback()).await;
                 state.span.record("outcome", "rolled_back");
                 let _ = reply.send(result);
                 let _ = myself.drain();
@@ -309,7 +314,7 @@ impl TxState {
         let plan = plan?;
         let begin = self.begin.take();
         let client = self.usable()?;
-        let overrun = Overrun::Cancel(&self.held.pool.cancel);
+        let overrun = Overrun::Cancel(&self.held.pool().cancel);
         let deadline = self.query_timeout;
         let (result, fate) = match begin {
             None => plan.run(client, overrun, deadline).await,
@@ -437,7 +442,7 @@ impl TxState {
                 .await
                 .map_err(|e| Error::from_statement(e, write))
         };
-        let cancel = &self.held.pool.cancel;
+        let cancel = &self.held.pool().cancel;
         bounded(
             client,
             Overrun::Cancel(cancel),
