@@ -9,6 +9,7 @@ mod dsn;
 mod error;
 mod exec;
 mod handle;
+mod handoff;
 mod lifetime;
 mod listener;
 mod messages;

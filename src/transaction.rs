@@ -9,6 +9,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::handoff::{self, Starter};
 use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::query::{Page, Query};
 use crate::record::Record;
@@ -159,6 +160,44 @@ pub enum TxMsg {
     CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
+    /// A statement of a [`Tx`] method, whose caller takes the answer
+    /// itself (see `crate::handoff`); not for ractor code, which sends the
+    /// variants above.
+    #[doc(hidden)]
+    Drive(Drive),
+}
+
+impl TxMsg {
+    /// Answer `err` without running anything.
+    pub(crate) fn refuse(self, err: Error) {
+        match self {
+            TxMsg::Read(_, reply) | TxMsg::LockForUpdate(_, reply) => drop(reply.send(Err(err))),
+            TxMsg::Write(_, reply) => drop(reply.send(Err(err))),
+            TxMsg::List(_, reply) => drop(reply.send(Err(err))),
+            TxMsg::Commit(reply) | TxMsg::Rollback(reply) => drop(reply.send(Err(err))),
+            TxMsg::CommitWithToken(reply) => drop(reply.send(Err(err))),
+            TxMsg::Drive(Drive(job)) => match job {
+                Job::Read(_, answer) | Job::LockForUpdate(_, answer) | Job::Write(_, answer) => {
+                    answer.answer(Err(err))
+                }
+                Job::List(_, answer) => answer.answer(Err(err)),
+            },
+        }
+    }
+}
+
+/// A statement sent by a [`Tx`] method (opaque).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Drive(pub(crate) Job);
+
+/// What a [`Drive`] asks for, with the actor's end of its answer.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Read(ReadRequest, Starter<Record>),
+    LockForUpdate(ReadRequest, Starter<Record>),
+    Write(WriteRequest, Starter<Record>),
+    List(ListRequest, Starter<Page>),
 }
 
 /// A handle to one open transaction: cheap to clone, sends [`TxMsg`]s to the
@@ -232,7 +271,7 @@ impl Tx {
             model: model.into(),
             id: id.into(),
         };
-        self.call(|reply| TxMsg::Read(req, reply), false).await
+        self.drive(|answer| Job::Read(req, answer)).await
     }
 
     /// List a page of rows on the transaction's connection.
@@ -241,7 +280,7 @@ impl Tx {
             model: model.into(),
             query,
         };
-        self.call(|reply| TxMsg::List(req, reply), false).await
+        self.drive(|answer| Job::List(req, answer)).await
     }
 
     /// Read one row and lock it (`SELECT … FOR UPDATE`) until the
@@ -251,8 +290,7 @@ impl Tx {
             model: model.into(),
             id: id.into(),
         };
-        self.call(|reply| TxMsg::LockForUpdate(req, reply), false)
-            .await
+        self.drive(|answer| Job::LockForUpdate(req, answer)).await
     }
 
     /// Run a write inside the transaction.
@@ -261,7 +299,7 @@ impl Tx {
             model: model.into(),
             op,
         };
-        self.call(|reply| TxMsg::Write(req, reply), false).await
+        self.drive(|answer| Job::Write(req, answer)).await
     }
 
     write_shorthands!(" inside the transaction");
@@ -281,6 +319,21 @@ impl Tx {
     /// Roll back.
     pub async fn rollback(&self) -> Result<()> {
         self.call(TxMsg::Rollback, false).await
+    }
+
+    /// Send a statement to the actor, which starts it, and take its answer
+    /// here (see `crate::handoff`).
+    async fn drive<T: Send + 'static>(&self, job: impl FnOnce(Starter<T>) -> Job) -> Result<T> {
+        let (starter, answer) = handoff::pair();
+        if self
+            .owner
+            .actor
+            .send_message(TxMsg::Drive(Drive(job(starter))))
+            .is_err()
+        {
+            return Err(closed());
+        }
+        answer.await
     }
 
     /// Send `msg` and await the answer. An actor that stops while answering

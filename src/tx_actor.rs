@@ -1,9 +1,12 @@
 //! The transaction actor: one per open transaction, holding ONE write
 //! connection from BEGIN to COMMIT or ROLLBACK.
 //!
-//! Unlike a pool actor it awaits in `handle`: a transaction's statements run
-//! one after another on one connection anyway, so its mailbox is the right
-//! queue. Every await is bounded by the query timeout.
+//! Unlike a pool actor it takes the next message only once the statement
+//! before it has ended: a transaction's statements run one after another on
+//! one connection anyway, so its mailbox is the right queue. A `Tx`
+//! method's statement is started here and finished by its caller (see
+//! [`crate::handoff`]); `TxMsg`s from ractor code are answered here. Every
+//! statement is bounded by the query timeout.
 //!
 //! BEGIN waits for the transaction's first statement. When that statement
 //! only reads (a read, a list, `LockForUpdate`) both go out together and
@@ -27,11 +30,12 @@ use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate, Overrun};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
+use crate::handoff::Starter;
 use crate::pool_actor::PoolContext;
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry;
-use crate::transaction::{Tx, TxMsg, TxOptions};
+use crate::transaction::{Drive, Job, Tx, TxMsg, TxOptions};
 
 /// The transaction's connection. The transaction counts as open in the
 /// pool's statistics exactly while it holds one. Dropped while still
@@ -183,17 +187,22 @@ pub(crate) async fn begin(
     Ok(Tx::new(actor, commit_sent))
 }
 
+/// The actor's state: the transaction, away while a caller runs one of its
+/// statements (see [`crate::handoff`]), gone if that statement never ended
+/// (its connection was closed with it).
+pub(crate) type Slot = Option<Box<TxState>>;
+
 impl Actor for TxActor {
     type Msg = TxMsg;
-    type State = TxState;
+    type State = Slot;
     type Arguments = TxArgs;
 
     async fn pre_start(
         &self,
         _: ActorRef<TxMsg>,
         args: TxArgs,
-    ) -> Result<TxState, ActorProcessingErr> {
-        Ok(TxState {
+    ) -> Result<Slot, ActorProcessingErr> {
+        Ok(Some(Box::new(TxState {
             span: args.span,
             held: args.held,
             begin: Some(args.begin),
@@ -201,15 +210,27 @@ impl Actor for TxActor {
             query_timeout: args.query_timeout,
             status: Status::Open,
             commit_sent: args.commit_sent,
-        })
+        })))
     }
 
     async fn handle(
         &self,
         myself: ActorRef<TxMsg>,
         msg: TxMsg,
-        state: &mut TxState,
+        slot: &mut Slot,
     ) -> Result<(), ActorProcessingErr> {
+        let msg = match msg {
+            TxMsg::Drive(Drive(job)) => {
+                hand_off(slot, job).await;
+                return Ok(());
+            }
+            msg => msg,
+        };
+        let Some(state) = slot.as_deref_mut() else {
+            msg.refuse(lost());
+            let _ = myself.drain();
+            return Ok(());
+        };
         // Replies ignore a caller that has gone: that is not the actor's failure.
         match msg {
             TxMsg::Read(req, reply) => {
@@ -254,6 +275,7 @@ impl Actor for TxActor {
                 let _ = reply.send(result);
                 let _ = myself.drain();
             }
+            TxMsg::Drive(_) => unreachable!("handed off above"),
         }
         Ok(())
     }
@@ -263,13 +285,72 @@ impl Actor for TxActor {
     async fn post_stop(
         &self,
         _: ActorRef<TxMsg>,
-        state: &mut TxState,
+        slot: &mut Slot,
     ) -> Result<(), ActorProcessingErr> {
-        if state.held.client().is_some() {
-            let _ = state.rollback().await;
+        if let Some(state) = slot.as_deref_mut() {
+            if state.held.client().is_some() {
+                let _ = state.rollback().await;
+            }
         }
         Ok(())
     }
+}
+
+/// Start a [`Tx`] method's statement and leave it to its caller; the
+/// transaction comes back when the statement ends (see
+/// [`crate::handoff`]). Messages queued meanwhile wait their turn.
+async fn hand_off(slot: &mut Slot, job: Job) {
+    match job {
+        Job::Read(req, answer) => {
+            let plan = |state: &TxState| {
+                let span = state.operation_span("read", &req.model);
+                (RowPlan::read(state.held.catalog(), req), span)
+            };
+            run_handed_off(slot, plan, answer).await;
+        }
+        Job::LockForUpdate(req, answer) => {
+            let plan = |state: &TxState| {
+                let span = state.operation_span("lock_for_update", &req.model);
+                (RowPlan::lock_for_update(state.held.catalog(), req), span)
+            };
+            run_handed_off(slot, plan, answer).await;
+        }
+        Job::Write(req, answer) => {
+            let plan = |state: &TxState| {
+                let span = state.operation_span(req.op.name(), &req.model);
+                (RowPlan::write(state.held.catalog(), req), span)
+            };
+            run_handed_off(slot, plan, answer).await;
+        }
+        Job::List(req, answer) => {
+            let plan = |state: &TxState| {
+                let span = state.operation_span("list", &req.model);
+                (PagePlan::new(state.held.catalog(), req), span)
+            };
+            run_handed_off(slot, plan, answer).await;
+        }
+    }
+}
+
+async fn run_handed_off<P: Plan + 'static>(
+    slot: &mut Slot,
+    plan: impl FnOnce(&TxState) -> (Result<P>, Span),
+    answer: Starter<P::Output>,
+) where
+    P::Output: Send + 'static,
+{
+    let Some(mut state) = slot.take() else {
+        answer.answer(Err(lost()));
+        return;
+    };
+    let (plan, span) = plan(&state);
+    let (back, returned) = tokio::sync::oneshot::channel();
+    answer.start(Box::pin(async move {
+        let result = state.run_recorded(plan, span).await;
+        let _ = back.send(state);
+        result
+    }));
+    *slot = returned.await.ok();
 }
 
 impl TxState {
@@ -298,14 +379,20 @@ impl TxState {
         reply: RpcReplyPort<Result<P::Output>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            // Pinned where it is made and instrumented by reference: every
-            // wrapper that took the statement's future by value would copy
-            // its kilobytes, and an `async fn` wrapper would hold it twice.
-            let statement = pin!(self.run_plan(plan));
-            let result = statement.instrument(span.clone()).await;
-            telemetry::record(&span, &result, P::rows);
+            let result = self.run_recorded(plan, span).await;
             let _ = reply.send(result);
         })
+    }
+
+    /// Run one statement in its span and record its outcome there.
+    async fn run_recorded<P: Plan>(&mut self, plan: Result<P>, span: Span) -> Result<P::Output> {
+        // Pinned where it is made and instrumented by reference: every
+        // wrapper that took the statement's future by value would copy its
+        // kilobytes.
+        let statement = pin!(self.run_plan(plan));
+        let result = statement.instrument(span.clone()).await;
+        telemetry::record(&span, &result, P::rows);
+        result
     }
 
     async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
@@ -487,4 +574,10 @@ fn aborted(reason: &str) -> Error {
         ErrorKind::TxAborted,
         format!("the transaction cannot continue: {reason}"),
     )
+}
+
+/// The answer to a message that finds the transaction gone: a statement
+/// of it never ended, and its connection was closed with it.
+fn lost() -> Error {
+    aborted("a statement of it never ended, and its connection was closed")
 }

@@ -592,6 +592,47 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
     db.close().await;
 }
 
+/// A `Tx` call whose caller stops waiting (a timeout around it, a
+/// cancelled task) does not stop its statement: the statement runs to its
+/// end, and the transaction goes on with the caller's next call, in order.
+#[tokio::test]
+async fn a_caller_that_stops_waiting_mid_statement_leaves_the_transaction_usable() {
+    let (db, app) = open_default().await;
+    let id = stock(&db, 5).await;
+    let mut outside = observer(&primary_url()).await;
+    let holder = outside.transaction().await.unwrap();
+    holder
+        .execute(
+            &format!("SELECT 1 FROM \"{app}\".stock_balance WHERE id = $1 FOR UPDATE"),
+            &[&id],
+        )
+        .await
+        .unwrap();
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        tx.lock_for_update("StockBalance", id),
+    )
+    .await;
+    assert!(waited.is_err(), "the row is locked outside: {waited:?}");
+    holder.rollback().await.unwrap();
+
+    // Behind the abandoned lock_for_update, which now gets the lock.
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        tx.update("StockBalance", id, Record::new().with("quantity", 4_i64)),
+    )
+    .await
+    .expect("the transaction goes on once the abandoned statement ends")
+    .unwrap();
+    assert_eq!(next.get::<i64>("quantity").unwrap(), 4);
+    tx.commit().await.unwrap();
+    let row = db.read("StockBalance", id).await.unwrap();
+    assert_eq!(row.get::<i64>("quantity").unwrap(), 4);
+    db.close().await;
+}
+
 /// Each isolation level is the one in force: read committed sees a commit
 /// made between two of its reads, repeatable read and serializable keep
 /// the snapshot of their first read; `READ ONLY` holds at every level.
