@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 
 /// A started statement, with its answer as output.
 pub(crate) type Statement<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
@@ -140,13 +140,7 @@ impl<T: Send + 'static> Starter<T> {
 impl<T: Send + 'static> Drop for Starter<T> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            answered(
-                &shared,
-                Err(Error::new(
-                    ErrorKind::TxAborted,
-                    "the transaction stopped while answering and was rolled back",
-                )),
-            );
+            answered(&shared, Err(crate::transaction::stopped_while_answering()));
         }
     }
 }
@@ -226,6 +220,7 @@ fn run_detached<T: Send + 'static>(statement: Statement<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use std::time::Duration;
     use tokio::sync::oneshot;
 

@@ -350,13 +350,19 @@ impl Tx {
             Ok(CallResult::SenderError) if committing && self.owner.commit_sent() => {
                 Err(Error::new(ErrorKind::OutcomeUnknown, IN_DOUBT))
             }
-            Ok(CallResult::SenderError) | Ok(CallResult::Timeout) => Err(Error::new(
-                ErrorKind::TxAborted,
-                "the transaction stopped while answering and was rolled back",
-            )),
+            Ok(CallResult::SenderError) | Ok(CallResult::Timeout) => Err(stopped_while_answering()),
             Err(_) => Err(closed()),
         }
     }
+}
+
+/// The answer to a caller whose transaction's actor stopped before the
+/// statement ended: nothing of the transaction was committed.
+pub(crate) fn stopped_while_answering() -> Error {
+    Error::new(
+        ErrorKind::TxAborted,
+        "the transaction stopped while answering and was rolled back",
+    )
 }
 
 pub(crate) fn closed() -> Error {

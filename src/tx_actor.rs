@@ -344,11 +344,23 @@ async fn run_handed_off<P: Plan + 'static>(
         return;
     };
     let (plan, span) = plan(&state);
-    let (back, returned) = tokio::sync::oneshot::channel();
+    let (mut back, returned) = tokio::sync::oneshot::channel();
     answer.start(Box::pin(async move {
-        let result = state.run_recorded(plan, span).await;
-        let _ = back.send(state);
-        result
+        // An actor killed meanwhile (no longer waiting for the transaction)
+        // ends the statement half-way: the transaction's state is dropped,
+        // which closes its connection, and the caller is answered at once.
+        let ended = tokio::select! {
+            biased;
+            result = state.run_recorded(plan, span) => Some(result),
+            () = back.closed() => None,
+        };
+        match ended {
+            Some(result) => {
+                let _ = back.send(state);
+                result
+            }
+            None => Err(crate::transaction::stopped_while_answering()),
+        }
     }));
     *slot = returned.await.ok();
 }
