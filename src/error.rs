@@ -241,6 +241,14 @@ impl Error {
         self.sqlstate() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
     }
 
+    /// True when the server ended the session with this error (a
+    /// terminated backend, a shutdown): the connection closes right after,
+    /// so it must not go back to the pool, where the next checkout could
+    /// take it before the driver has seen it close.
+    pub(crate) fn ended_session(&self) -> bool {
+        self.sqlstate().is_some_and(ends_session)
+    }
+
     /// True when the server sent this error: the statement reached it (and,
     /// inside a transaction, aborted it).
     pub(crate) fn is_server_error(&self) -> bool {

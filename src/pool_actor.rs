@@ -210,7 +210,10 @@ async fn run_on<P: Plan>(
     let (result, fate) = plan
         .run(&client, Overrun::Cancel(&pool.cancel), deadline)
         .await;
-    let broken = fate == Fate::Discard || result.as_ref().is_err_and(Error::is_read_only_server);
+    let broken = fate == Fate::Discard
+        || result
+            .as_ref()
+            .is_err_and(|e| e.is_read_only_server() || e.ended_session());
     client.release(broken);
     result
 }

@@ -445,6 +445,7 @@ impl TxState {
         let refused_write = read_only_server && self.read_only;
         let broken = fate == Fate::Discard
             || self.held.client().is_some_and(|c| c.is_closed())
+            || result.as_ref().is_err_and(Error::ended_session)
             || (read_only_server && !refused_write);
         if broken {
             self.held.discard();
