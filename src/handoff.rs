@@ -109,15 +109,18 @@ impl<T: Send + 'static> Starter<T> {
     /// the first) and leave it to the caller; a caller that has gone
     /// leaves it to a task of its own.
     pub(crate) fn start(mut self, mut statement: Statement<T>) {
-        let Some(shared) = self.shared.take() else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
         let mut stage = shared.stage();
         if !matches!(*stage, Stage::Queued) {
             drop(stage);
+            self.shared = None;
             run_detached(statement);
             return;
         }
+        // `self` stays armed through the poll: should it panic, its drop
+        // answers the caller instead of leaving it waiting.
         let waker = Waker::from(shared.clone());
         match statement.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(answer) => {
@@ -127,6 +130,7 @@ impl<T: Send + 'static> Starter<T> {
             }
             Poll::Pending => *stage = Stage::Running(statement),
         }
+        self.shared = None;
     }
 
     /// Answer without a statement.
@@ -270,6 +274,21 @@ mod tests {
         let (starter, answer) = pair::<u32>();
         drop(starter);
         let err = within("the answer", answer).await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_statement_that_panics_when_started_answers_its_caller() {
+        let (starter, answer) = pair::<u32>();
+        let waiting = tokio::spawn(answer);
+        tokio::task::yield_now().await;
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            starter.start(Box::pin(async {
+                panic!("a statement that panics (expected)")
+            }))
+        }));
+        assert!(started.is_err());
+        let err = within("the answer", waiting).await.unwrap().unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
     }
 
