@@ -24,8 +24,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::common::{
-    bouncer_pool_size, bouncer_url, capturing_logs, eventually, observer, primary_url, ready,
-    registry, replica_url, stock_model, unique_schema,
+    bouncer_pool_size, bouncer_url, capturing_logs, eventually, lock_row_outside, observer,
+    primary_url, ready, registry, replica_url, stock_model, unique_schema,
 };
 use crate::crud::row_life;
 use crate::routing::{unique_app_name, url_with_db, TempDatabase};
@@ -84,17 +84,7 @@ impl OwnPool {
     /// A session straight on the primary that holds the row lock of
     /// `StockBalance` `id` until its ROLLBACK.
     async fn lock_row_outside(&self, id: uuid::Uuid) -> tokio_postgres::Client {
-        let outsider = observer(&self.temp.url).await;
-        outsider.batch_execute("BEGIN").await.unwrap();
-        let sql = format!(
-            "SELECT 1 FROM \"{}\".stock_balance WHERE id = $1 FOR UPDATE",
-            self.schema
-        );
-        outsider
-            .query_typed(&sql, &[(&id, tokio_postgres::types::Type::UUID)])
-            .await
-            .unwrap();
-        outsider
+        lock_row_outside(&self.temp.url, &self.schema, id).await
     }
 
     async fn close(self) {

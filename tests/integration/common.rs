@@ -305,6 +305,21 @@ pub async fn lock_stock_table(schema: &str) -> tokio_postgres::Client {
     locker
 }
 
+/// A session on the server of `url` holding the row lock of `schema`'s
+/// stock_balance row `id` (`SELECT … FOR UPDATE`) until it rolls back.
+pub async fn lock_row_outside(url: &str, schema: &str, id: uuid::Uuid) -> tokio_postgres::Client {
+    let holder = observer(url).await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    holder
+        .query_typed(
+            &format!("SELECT 1 FROM \"{schema}\".stock_balance WHERE id = $1 FOR UPDATE"),
+            &[(&id, tokio_postgres::types::Type::UUID)],
+        )
+        .await
+        .expect("lock the row");
+    holder
+}
+
 /// Sessions named `app` that wait for a lock now.
 pub async fn lock_waiters(client: &tokio_postgres::Client, app: &str) -> i64 {
     client

@@ -12,7 +12,8 @@ use pgactor::{
 };
 
 use crate::common::{
-    eventually, observer, primary_url, ready, registry, replica_url, stock_model, unique_schema,
+    eventually, lock_row_outside, observer, primary_url, ready, registry, replica_url, stock_model,
+    unique_schema,
 };
 
 /// An adapter in a fresh schema whose sessions carry a unique
@@ -599,15 +600,7 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
 async fn a_caller_that_stops_waiting_mid_statement_leaves_the_transaction_usable() {
     let (db, app) = open_default().await;
     let id = stock(&db, 5).await;
-    let mut outside = observer(&primary_url()).await;
-    let holder = outside.transaction().await.unwrap();
-    holder
-        .execute(
-            &format!("SELECT 1 FROM \"{app}\".stock_balance WHERE id = $1 FOR UPDATE"),
-            &[&id],
-        )
-        .await
-        .unwrap();
+    let holder = lock_row_outside(&primary_url(), &app, id).await;
 
     let tx = db.begin(TxOptions::default()).await.unwrap();
     let waited = tokio::time::timeout(
@@ -616,7 +609,7 @@ async fn a_caller_that_stops_waiting_mid_statement_leaves_the_transaction_usable
     )
     .await;
     assert!(waited.is_err(), "the row is locked outside: {waited:?}");
-    holder.rollback().await.unwrap();
+    holder.batch_execute("ROLLBACK").await.unwrap();
 
     // Behind the abandoned lock_for_update, which now gets the lock.
     let next = tokio::time::timeout(
@@ -853,22 +846,14 @@ async fn server_statement_and_lock_timeouts_are_timeouts_named_in_the_message() 
     assert_eq!(slow.kind(), &ErrorKind::Timeout);
     assert!(slow.to_string().contains("statement timeout"), "{slow}");
 
-    let mut outside = observer(&primary_url()).await;
-    let holder = outside.transaction().await.unwrap();
-    holder
-        .execute(
-            &format!("SELECT 1 FROM \"{app}\".stock_balance WHERE id = $1 FOR UPDATE"),
-            &[&id],
-        )
-        .await
-        .unwrap();
+    let holder = lock_row_outside(&primary_url(), &app, id).await;
     let locked = db
         .update("StockBalance", id, Record::new().with("quantity", 2_i64))
         .await
         .unwrap_err();
     assert_eq!(locked.kind(), &ErrorKind::Timeout);
     assert!(locked.to_string().contains("lock timeout"), "{locked}");
-    holder.rollback().await.unwrap();
+    holder.batch_execute("ROLLBACK").await.unwrap();
     db.close().await;
 }
 
