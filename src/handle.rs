@@ -28,6 +28,7 @@ use crate::stats::Stats;
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
+use crate::tx_actor::SpareActors;
 use crate::value::Value;
 use tracing::Instrument;
 
@@ -359,6 +360,7 @@ impl OpenOptions {
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
+                spare_tx: Arc::new(SpareActors::new(write.settings.max_open)),
                 pool: write.clone(),
                 catalog: catalog.clone(),
                 session: session.clone(),
@@ -372,6 +374,7 @@ impl OpenOptions {
                 session: session.clone(),
                 in_flight: in_flight.clone(),
                 shared: (self.shared_reads > 0).then(|| SharedReads::new(self.shared_reads)),
+                spare_tx: Arc::default(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,
                     primary: write,

@@ -18,6 +18,7 @@ use crate::shared::SharedReads;
 use crate::shutdown::InFlight;
 use crate::sql::Catalog;
 use crate::telemetry;
+use crate::tx_actor::SpareActors;
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
@@ -66,6 +67,8 @@ pub(crate) struct PoolContext {
     /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
     /// connections reads share.
     pub(crate) shared: Option<SharedReads>,
+    /// For the write pool: transaction actors ready for the next transaction.
+    pub(crate) spare_tx: Arc<SpareActors>,
 }
 
 /// How the read pool reaches past its replica.

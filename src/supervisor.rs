@@ -334,6 +334,7 @@ mod tests {
                     replica: None,
                     in_flight: Arc::default(),
                     shared: None,
+                    spare_tx: Arc::default(),
                 })
             })
             .collect()

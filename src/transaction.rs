@@ -14,6 +14,7 @@ use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, Write
 use crate::query::{Page, Query};
 use crate::record::Record;
 use crate::replica::ConsistencyToken;
+use crate::tx_actor::{SpareActors, TxState};
 use crate::value::Value;
 
 /// The isolation level a transaction runs at.
@@ -165,6 +166,9 @@ pub enum TxMsg {
     /// variants above.
     #[doc(hidden)]
     Drive(Drive),
+    /// A new transaction for a spare actor (internal).
+    #[doc(hidden)]
+    Adopt(Adopt),
 }
 
 impl TxMsg {
@@ -182,7 +186,17 @@ impl TxMsg {
                 }
                 Job::List(_, answer) => answer.answer(Err(err)),
             },
+            // Dropping the transaction closes its connection.
+            TxMsg::Adopt(_) => {}
         }
+    }
+
+    /// Whether this message ends the transaction (COMMIT or ROLLBACK).
+    pub(crate) fn ends_transaction(&self) -> bool {
+        matches!(
+            self,
+            TxMsg::Commit(_) | TxMsg::CommitWithToken(_) | TxMsg::Rollback(_)
+        )
     }
 }
 
@@ -190,6 +204,16 @@ impl TxMsg {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Drive(pub(crate) Job);
+
+/// A transaction handed to a spare actor (opaque).
+#[doc(hidden)]
+pub struct Adopt(pub(crate) Box<TxState>);
+
+impl std::fmt::Debug for Adopt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adopt")
+    }
+}
 
 /// What a [`Drive`] asks for, with the actor's end of its answer.
 #[derive(Debug)]
@@ -225,15 +249,29 @@ pub struct Tx {
     owner: Arc<Owner>,
 }
 
-/// Stops the transaction actor when the last handle goes: its `post_stop`
-/// rolls back, and its state's drop guard closes the connection on paths
-/// where `post_stop` does not run.
-#[derive(Debug)]
+/// Ends the transaction actor's part in this transaction when the last
+/// handle goes. A transaction that ended (its COMMIT or ROLLBACK was
+/// answered) leaves its actor to the spares, unless the actor was handed
+/// out ([`Tx::actor`]): what ractor code holds must never reach another
+/// transaction. Otherwise the actor stops: its `post_stop` rolls back, and
+/// its state's drop guard closes the connection on paths where `post_stop`
+/// does not run.
 struct Owner {
     actor: ActorRef<TxMsg>,
     /// Set by the actor just before it sends COMMIT: only after that can a
     /// commit whose answer is lost be in doubt.
     commit_sent: Arc<AtomicBool>,
+    /// COMMIT or ROLLBACK was answered.
+    ended: AtomicBool,
+    /// [`Tx::actor`] was called.
+    handed_out: AtomicBool,
+    spares: Arc<SpareActors>,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").field("actor", &self.actor).finish()
+    }
 }
 
 impl Owner {
@@ -248,20 +286,35 @@ const IN_DOUBT: &str =
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.actor.stop(Some("transaction handle dropped".into()));
+        let spare = self.ended.load(Ordering::Acquire) && !self.handed_out.load(Ordering::Acquire);
+        if !(spare && self.spares.keep(&self.actor)) {
+            self.actor.stop(Some("transaction handle dropped".into()));
+        }
     }
 }
 
 impl Tx {
-    pub(crate) fn new(actor: ActorRef<TxMsg>, commit_sent: Arc<AtomicBool>) -> Tx {
+    pub(crate) fn new(
+        actor: ActorRef<TxMsg>,
+        commit_sent: Arc<AtomicBool>,
+        spares: Arc<SpareActors>,
+    ) -> Tx {
         Tx {
-            owner: Arc::new(Owner { actor, commit_sent }),
+            owner: Arc::new(Owner {
+                actor,
+                commit_sent,
+                ended: AtomicBool::new(false),
+                handed_out: AtomicBool::new(false),
+                spares,
+            }),
         }
     }
 
     /// The transaction actor, to send [`TxMsg`]s from ractor code. Keep this
-    /// `Tx` alive meanwhile: dropping the last one rolls back.
+    /// `Tx` alive meanwhile: dropping the last one rolls back. The actor
+    /// serves this transaction only; it stops when the last `Tx` goes.
     pub fn actor(&self) -> ActorRef<TxMsg> {
+        self.owner.handed_out.store(true, Ordering::Release);
         self.owner.actor.clone()
     }
 
@@ -336,7 +389,8 @@ impl Tx {
         answer.await
     }
 
-    /// Send `msg` and await the answer. An actor that stops while answering
+    /// Send `msg`, which ends the transaction, and await the answer. An
+    /// actor that stops while answering
     /// took its uncommitted work with it, except once it has sent COMMIT
     /// (for a `committing` message): that outcome is unknown. An actor
     /// stopped or killed before it sent COMMIT committed nothing.
@@ -346,7 +400,10 @@ impl Tx {
         committing: bool,
     ) -> Result<T> {
         match self.owner.actor.call(msg, None).await {
-            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::Success(result)) => {
+                self.owner.ended.store(true, Ordering::Release);
+                result
+            }
             Ok(CallResult::SenderError) if committing && self.owner.commit_sent() => {
                 Err(Error::new(ErrorKind::OutcomeUnknown, IN_DOUBT))
             }

@@ -8,6 +8,12 @@
 //! [`crate::handoff`]); `TxMsg`s from ractor code are answered here. Every
 //! statement is bounded by the query timeout.
 //!
+//! An actor outlives its transaction: once the last `Tx` handle of a
+//! transaction that ended (COMMIT or ROLLBACK answered) is dropped, the
+//! actor goes back to the write pool's spares, and the next `begin` hands
+//! it a new transaction instead of spawning an actor (see
+//! [`SpareActors`]).
+//!
 //! BEGIN waits for the transaction's first statement. When that statement
 //! only reads (a read, a list, `LockForUpdate`) both go out together and
 //! take one round trip: should BEGIN fail, the read ran outside any
@@ -19,11 +25,13 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, RpcReplyPort};
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr, RpcReplyPort,
+};
 use tracing::{Instrument, Span};
 
 use crate::connection::ConnectionPool;
@@ -35,7 +43,7 @@ use crate::pool_actor::PoolContext;
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry;
-use crate::transaction::{Drive, Job, Tx, TxMsg, TxOptions};
+use crate::transaction::{closed, Adopt, Drive, Job, Tx, TxMsg, TxOptions};
 
 /// The transaction's connection. The transaction counts as open in the
 /// pool's statistics exactly while it holds one. Dropped while still
@@ -123,15 +131,6 @@ enum Status {
     Finished,
 }
 
-pub(crate) struct TxArgs {
-    span: Span,
-    read_only: bool,
-    begin: PendingBegin,
-    commit_sent: Arc<AtomicBool>,
-    held: Held,
-    query_timeout: Option<Duration>,
-}
-
 pub(crate) struct TxState {
     /// The transaction's span; its operations' spans are its children.
     span: Span,
@@ -149,10 +148,51 @@ pub(crate) struct TxState {
 
 pub(crate) struct TxActor;
 
-/// A write connection, then the actor that owns it (and sends BEGIN with
-/// the first statement), linked to the supervisor. Runs in the caller's
-/// task ([`crate::Db::begin`]) or in one the supervisor spawns, never in an
-/// actor's `handle`.
+/// Transaction actors between transactions, ready for the next one: a
+/// `begin` that finds one sends it the new transaction in a message, where
+/// spawning an actor would create its channels and tasks and report its
+/// start and its end to the supervisor. At most as many as the write pool
+/// has connections (each open transaction holds one); more are stopped.
+#[derive(Default)]
+pub(crate) struct SpareActors {
+    idle: Mutex<Vec<ActorRef<TxMsg>>>,
+    most: usize,
+}
+
+impl SpareActors {
+    /// Keeping at most `most` actors.
+    pub(crate) fn new(most: usize) -> SpareActors {
+        SpareActors {
+            idle: Mutex::default(),
+            most,
+        }
+    }
+
+    fn take(&self) -> Option<ActorRef<TxMsg>> {
+        self.lock().pop()
+    }
+
+    /// Keep `actor`, whose transaction has ended and whose `Tx` handles
+    /// are all gone; `false` if there are enough spares already.
+    pub(crate) fn keep(&self, actor: &ActorRef<TxMsg>) -> bool {
+        let mut idle = self.lock();
+        let room = idle.len() < self.most;
+        if room {
+            idle.push(actor.clone());
+        }
+        room
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<ActorRef<TxMsg>>> {
+        // The list stays valid whatever a panicking holder did.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A write connection, then an actor that owns it (and sends BEGIN with
+/// the first statement): a spare one, else a new one linked to the
+/// supervisor. Runs in the caller's task ([`crate::Db::begin`]) or in one
+/// the supervisor spawns, never in an actor's `handle`.
 pub(crate) async fn begin(
     write: &Arc<PoolContext>,
     options: TxOptions,
@@ -165,57 +205,78 @@ pub(crate) async fn begin(
     };
     let held = Held::new(write.clone(), write.pool.get().await?);
     let commit_sent = Arc::new(AtomicBool::new(false));
-    let args = TxArgs {
-        commit_sent: commit_sent.clone(),
+    let state = Box::new(TxState {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
-        read_only: options.read_only,
-        begin: PendingBegin {
-            sql: crate::pooler::begin_sql(options.begin_sql(), &write.session),
-        },
         held,
+        begin: Some(PendingBegin {
+            sql: crate::pooler::begin_sql(options.begin_sql(), &write.session),
+        }),
+        read_only: options.read_only,
         query_timeout,
-    };
-    // Unnamed: actor names are process-global. Spawned without waiting
-    // for its start: nothing here awaits, so a caller that stops waiting
-    // cannot leave an actor half-started, and the first statement is
-    // queued in its mailbox at once. Should the start fail (the supervisor
-    // is stopping), the arguments are dropped, which closes the connection,
-    // and the transaction's statements answer TxAborted (queued) or
-    // TxClosed (sent later).
-    let (actor, _) = ActorRuntime::spawn_linked_instant(None, TxActor, args, supervisor)
-        .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
-    Ok(Tx::new(actor, commit_sent))
+        status: Status::Open,
+        commit_sent: commit_sent.clone(),
+    });
+    let actor = adopt(&write.spare_tx, state, supervisor)?;
+    Ok(Tx::new(actor, commit_sent, write.spare_tx.clone()))
 }
 
-/// The actor's state: the transaction, away while a caller runs one of its
-/// statements (see [`crate::handoff`]), gone if that statement never ended
-/// (its connection was closed with it).
-pub(crate) type Slot = Option<Box<TxState>>;
+/// The actor for a new transaction: a spare that takes it (a spare that
+/// stopped meanwhile gives it back), else a new one. Nothing here awaits,
+/// so a caller that stops waiting cannot leave an actor half-started, and
+/// the first statement is queued behind the transaction at once. Should a
+/// new actor's start fail (the supervisor is stopping), the state is
+/// dropped, which closes the connection, and the transaction's statements
+/// answer TxAborted (queued) or TxClosed (sent later).
+fn adopt(
+    spares: &SpareActors,
+    mut state: Box<TxState>,
+    supervisor: ActorCell,
+) -> Result<ActorRef<TxMsg>> {
+    while let Some(actor) = spares.take() {
+        match actor.send_message(TxMsg::Adopt(Adopt(state))) {
+            Ok(()) => return Ok(actor),
+            Err(MessagingErr::SendErr(TxMsg::Adopt(Adopt(returned)))) => state = returned,
+            Err(_) => {
+                return Err(Error::closed(
+                    "the transaction actor refused its transaction",
+                ))
+            }
+        }
+    }
+    // Unnamed: actor names are process-global.
+    let (actor, _) = ActorRuntime::spawn_linked_instant(None, TxActor, state, supervisor)
+        .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
+    Ok(actor)
+}
+
+/// The actor's state.
+pub(crate) enum Slot {
+    /// A transaction (away while a caller runs one of its statements, see
+    /// [`crate::handoff`]).
+    Open(Box<TxState>),
+    /// A statement of the transaction never ended; its connection was
+    /// closed with it.
+    Lost,
+    /// COMMIT or ROLLBACK answered: waiting for the next transaction.
+    Ended,
+}
 
 impl Actor for TxActor {
     type Msg = TxMsg;
     type State = Slot;
-    type Arguments = TxArgs;
+    type Arguments = Box<TxState>;
 
     async fn pre_start(
         &self,
         _: ActorRef<TxMsg>,
-        args: TxArgs,
+        state: Box<TxState>,
     ) -> Result<Slot, ActorProcessingErr> {
-        Ok(Some(Box::new(TxState {
-            span: args.span,
-            held: args.held,
-            begin: Some(args.begin),
-            read_only: args.read_only,
-            query_timeout: args.query_timeout,
-            status: Status::Open,
-            commit_sent: args.commit_sent,
-        })))
+        Ok(Slot::Open(state))
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<TxMsg>,
+        _: ActorRef<TxMsg>,
         msg: TxMsg,
         slot: &mut Slot,
     ) -> Result<(), ActorProcessingErr> {
@@ -224,12 +285,27 @@ impl Actor for TxActor {
                 hand_off(slot, job).await;
                 return Ok(());
             }
+            // Sent to a spare only, whose slot is `Ended`.
+            TxMsg::Adopt(Adopt(state)) => {
+                *slot = Slot::Open(state);
+                return Ok(());
+            }
             msg => msg,
         };
-        let Some(state) = slot.as_deref_mut() else {
-            msg.refuse(lost());
-            let _ = myself.drain();
-            return Ok(());
+        let state = match slot {
+            Slot::Open(state) => state,
+            Slot::Ended => {
+                msg.refuse(closed());
+                return Ok(());
+            }
+            Slot::Lost => {
+                let ends = msg.ends_transaction();
+                msg.refuse(lost());
+                if ends {
+                    *slot = Slot::Ended;
+                }
+                return Ok(());
+            }
         };
         // Replies ignore a caller that has gone: that is not the actor's failure.
         match msg {
@@ -254,28 +330,28 @@ impl Actor for TxActor {
                 state.answer(plan, span, reply).await;
             }
             // Boxed, like `answer`: these futures would otherwise size
-            // (and be copied with) every message's.
+            // (and be copied with) every message's. The transaction's
+            // state (and its span) ends before the answer goes out;
+            // messages after it are answered TxClosed.
             TxMsg::Commit(reply) => {
                 let result = Box::pin(state.commit()).await;
                 telemetry::record(&state.span, &result, |_| 0);
+                *slot = Slot::Ended;
                 let _ = reply.send(result);
-                // Drain, not stop: messages already queued get a clear
-                // TxClosed instead of a dropped reply.
-                let _ = myself.drain();
             }
             TxMsg::CommitWithToken(reply) => {
                 let result = Box::pin(state.commit_with_token()).await;
                 telemetry::record(&state.span, &result, |_| 0);
+                *slot = Slot::Ended;
                 let _ = reply.send(result);
-                let _ = myself.drain();
             }
             TxMsg::Rollback(reply) => {
                 let result = Box::pin(state.rollback()).await;
                 state.span.record("outcome", "rolled_back");
+                *slot = Slot::Ended;
                 let _ = reply.send(result);
-                let _ = myself.drain();
             }
-            TxMsg::Drive(_) => unreachable!("handed off above"),
+            TxMsg::Drive(_) | TxMsg::Adopt(_) => unreachable!("taken above"),
         }
         Ok(())
     }
@@ -287,7 +363,7 @@ impl Actor for TxActor {
         _: ActorRef<TxMsg>,
         slot: &mut Slot,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(state) = slot.as_deref_mut() {
+        if let Slot::Open(state) = slot {
             if state.held.client().is_some() {
                 let _ = state.rollback().await;
             }
@@ -339,9 +415,13 @@ async fn run_handed_off<P: Plan + 'static>(
 ) where
     P::Output: Send + 'static,
 {
-    let Some(mut state) = slot.take() else {
-        answer.answer(Err(lost()));
-        return;
+    let mut state = match std::mem::replace(slot, Slot::Lost) {
+        Slot::Open(state) => state,
+        Slot::Lost => return answer.answer(Err(lost())),
+        Slot::Ended => {
+            *slot = Slot::Ended;
+            return answer.answer(Err(closed()));
+        }
     };
     let (plan, span) = plan(&state);
     let (mut back, returned) = tokio::sync::oneshot::channel();
@@ -362,7 +442,7 @@ async fn run_handed_off<P: Plan + 'static>(
             None => Err(crate::transaction::stopped_while_answering()),
         }
     }));
-    *slot = returned.await.ok();
+    *slot = returned.await.map_or(Slot::Lost, Slot::Open);
 }
 
 impl TxState {
@@ -371,7 +451,7 @@ impl TxState {
         match (&self.status, self.held.client()) {
             (Status::Open, Some(client)) => Ok(client),
             (Status::Failed(reason), _) => Err(aborted(reason)),
-            (Status::Finished, _) | (Status::Open, None) => Err(crate::transaction::closed()),
+            (Status::Finished, _) | (Status::Open, None) => Err(closed()),
         }
     }
 
@@ -534,7 +614,7 @@ impl TxState {
 
     async fn finish(&self, sql: &str, write: bool) -> (Result<()>, Fate) {
         let Some(client) = self.held.client() else {
-            return (Err(crate::transaction::closed()), Fate::Discard);
+            return (Err(closed()), Fate::Discard);
         };
         let statement = async {
             client

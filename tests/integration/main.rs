@@ -23,6 +23,7 @@ mod session;
 mod settings;
 mod shared;
 mod shutdown;
+mod spare_actors;
 mod stats;
 mod tls;
 mod topology;
