@@ -6,7 +6,8 @@
 //! such a chain wakes the other worker thread on every statement, which is
 //! most of what a transaction at one caller pays over the raw driver.
 //!
-//! So a [`crate::Tx`] call goes the other way round: the actor takes the
+//! So a [`crate::Tx`] call (a statement, or the COMMIT or ROLLBACK that
+//! ends the transaction) goes the other way round: the actor takes the
 //! message (in order with every other message of the transaction), starts
 //! the statement, which sends its request, and leaves it here; the caller
 //! polls it to its end. The connection task then wakes the caller directly

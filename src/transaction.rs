@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -185,6 +184,8 @@ impl TxMsg {
                     answer.answer(Err(err))
                 }
                 Job::List(_, answer) => answer.answer(Err(err)),
+                Job::Commit(answer) | Job::Rollback(answer) => answer.answer(Err(err)),
+                Job::CommitWithToken(answer) => answer.answer(Err(err)),
             },
             // Dropping the transaction closes its connection.
             TxMsg::Adopt(_) => {}
@@ -222,6 +223,9 @@ pub(crate) enum Job {
     LockForUpdate(ReadRequest, Starter<Record>),
     Write(WriteRequest, Starter<Record>),
     List(ListRequest, Starter<Page>),
+    Commit(Starter<()>),
+    CommitWithToken(Starter<ConsistencyToken>),
+    Rollback(Starter<()>),
 }
 
 /// A handle to one open transaction: cheap to clone, sends [`TxMsg`]s to the
@@ -258,9 +262,6 @@ pub struct Tx {
 /// does not run.
 struct Owner {
     actor: ActorRef<TxMsg>,
-    /// Set by the actor just before it sends COMMIT: only after that can a
-    /// commit whose answer is lost be in doubt.
-    commit_sent: Arc<AtomicBool>,
     /// COMMIT or ROLLBACK was answered.
     ended: AtomicBool,
     /// [`Tx::actor`] was called.
@@ -274,16 +275,6 @@ impl std::fmt::Debug for Owner {
     }
 }
 
-impl Owner {
-    fn commit_sent(&self) -> bool {
-        self.commit_sent.load(Ordering::SeqCst)
-    }
-}
-
-/// A commit whose actor stopped after sending COMMIT.
-const IN_DOUBT: &str =
-    "the transaction stopped while committing; the commit may or may not have happened";
-
 impl Drop for Owner {
     fn drop(&mut self) {
         let spare = self.ended.load(Ordering::Acquire) && !self.handed_out.load(Ordering::Acquire);
@@ -294,15 +285,10 @@ impl Drop for Owner {
 }
 
 impl Tx {
-    pub(crate) fn new(
-        actor: ActorRef<TxMsg>,
-        commit_sent: Arc<AtomicBool>,
-        spares: Arc<SpareActors>,
-    ) -> Tx {
+    pub(crate) fn new(actor: ActorRef<TxMsg>, spares: Arc<SpareActors>) -> Tx {
         Tx {
             owner: Arc::new(Owner {
                 actor,
-                commit_sent,
                 ended: AtomicBool::new(false),
                 handed_out: AtomicBool::new(false),
                 spares,
@@ -360,18 +346,18 @@ impl Tx {
     /// Commit. A lost answer is [`ErrorKind::OutcomeUnknown`], never a guess;
     /// a serialization failure at commit is [`ErrorKind::Conflict`].
     pub async fn commit(&self) -> Result<()> {
-        self.call(TxMsg::Commit, true).await
+        self.end(Job::Commit).await
     }
 
     /// [`Tx::commit`], also answering a [`ConsistencyToken`]: reads through
     /// [`crate::Db::after`]`(token)` see this transaction's writes, even on a replica.
     pub async fn commit_with_token(&self) -> Result<ConsistencyToken> {
-        self.call(TxMsg::CommitWithToken, true).await
+        self.end(Job::CommitWithToken).await
     }
 
     /// Roll back.
     pub async fn rollback(&self) -> Result<()> {
-        self.call(TxMsg::Rollback, false).await
+        self.end(Job::Rollback).await
     }
 
     /// Send a statement to the actor, which starts it, and take its answer
@@ -389,27 +375,13 @@ impl Tx {
         answer.await
     }
 
-    /// Send `msg`, which ends the transaction, and await the answer. An
-    /// actor that stops while answering
-    /// took its uncommitted work with it, except once it has sent COMMIT
-    /// (for a `committing` message): that outcome is unknown. An actor
-    /// stopped or killed before it sent COMMIT committed nothing.
-    async fn call<T: Send + 'static>(
-        &self,
-        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> TxMsg,
-        committing: bool,
-    ) -> Result<T> {
-        match self.owner.actor.call(msg, None).await {
-            Ok(CallResult::Success(result)) => {
-                self.owner.ended.store(true, Ordering::Release);
-                result
-            }
-            Ok(CallResult::SenderError) if committing && self.owner.commit_sent() => {
-                Err(Error::new(ErrorKind::OutcomeUnknown, IN_DOUBT))
-            }
-            Ok(CallResult::SenderError) | Ok(CallResult::Timeout) => Err(stopped_while_answering()),
-            Err(_) => Err(closed()),
-        }
+    /// Send COMMIT or ROLLBACK the way of a statement. Once answered, the
+    /// transaction has ended and its actor may serve another one when the
+    /// last handle goes.
+    async fn end<T: Send + 'static>(&self, job: impl FnOnce(Starter<T>) -> Job) -> Result<T> {
+        let result = self.drive(job).await;
+        self.owner.ended.store(true, Ordering::Release);
+        result
     }
 }
 
@@ -419,6 +391,15 @@ pub(crate) fn stopped_while_answering() -> Error {
     Error::new(
         ErrorKind::TxAborted,
         "the transaction stopped while answering and was rolled back",
+    )
+}
+
+/// The answer to a commit whose transaction's actor stopped after it sent
+/// COMMIT.
+pub(crate) fn in_doubt() -> Error {
+    Error::new(
+        ErrorKind::OutcomeUnknown,
+        "the transaction stopped while committing; the commit may or may not have happened",
     )
 }
 

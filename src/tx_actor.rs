@@ -24,7 +24,6 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -43,7 +42,9 @@ use crate::pool_actor::PoolContext;
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry;
-use crate::transaction::{closed, Adopt, Drive, Job, Tx, TxMsg, TxOptions};
+use crate::transaction::{
+    closed, in_doubt, stopped_while_answering, Adopt, Drive, Job, Tx, TxMsg, TxOptions,
+};
 
 /// The transaction's connection. The transaction counts as open in the
 /// pool's statistics exactly while it holds one. Dropped while still
@@ -142,8 +143,9 @@ pub(crate) struct TxState {
     read_only: bool,
     query_timeout: Option<Duration>,
     status: Status,
-    /// Shared with the `Tx`: set just before COMMIT is sent.
-    commit_sent: Arc<AtomicBool>,
+    /// Set just before COMMIT is sent: only after that can a commit whose
+    /// answer is lost be in doubt.
+    commit_sent: bool,
 }
 
 pub(crate) struct TxActor;
@@ -204,7 +206,6 @@ pub(crate) async fn begin(
         None => default_timeout,
     };
     let held = Held::new(write.clone(), write.pool.get().await?);
-    let commit_sent = Arc::new(AtomicBool::new(false));
     let state = Box::new(TxState {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
@@ -214,10 +215,10 @@ pub(crate) async fn begin(
         read_only: options.read_only,
         query_timeout,
         status: Status::Open,
-        commit_sent: commit_sent.clone(),
+        commit_sent: false,
     });
     let actor = adopt(&write.spare_tx, state, supervisor)?;
-    Ok(Tx::new(actor, commit_sent, write.spare_tx.clone()))
+    Ok(Tx::new(actor, write.spare_tx.clone()))
 }
 
 /// The actor for a new transaction: a spare that takes it (a spare that
@@ -334,20 +335,17 @@ impl Actor for TxActor {
             // state (and its span) ends before the answer goes out;
             // messages after it are answered TxClosed.
             TxMsg::Commit(reply) => {
-                let result = Box::pin(state.commit()).await;
-                telemetry::record(&state.span, &result, |_| 0);
+                let result = Box::pin(Commit.run(state)).await;
                 *slot = Slot::Ended;
                 let _ = reply.send(result);
             }
             TxMsg::CommitWithToken(reply) => {
-                let result = Box::pin(state.commit_with_token()).await;
-                telemetry::record(&state.span, &result, |_| 0);
+                let result = Box::pin(CommitWithToken.run(state)).await;
                 *slot = Slot::Ended;
                 let _ = reply.send(result);
             }
             TxMsg::Rollback(reply) => {
-                let result = Box::pin(state.rollback()).await;
-                state.span.record("outcome", "rolled_back");
+                let result = Box::pin(Rollback.run(state)).await;
                 *slot = Slot::Ended;
                 let _ = reply.send(result);
             }
@@ -372,66 +370,74 @@ impl Actor for TxActor {
     }
 }
 
-/// Start a [`Tx`] method's statement and leave it to its caller; the
-/// transaction comes back when the statement ends (see
+/// Start a [`Tx`] method's statement (or its COMMIT or ROLLBACK) and
+/// leave it to its caller; the transaction comes back when it ends (see
 /// [`crate::handoff`]). Messages queued meanwhile wait their turn.
 async fn hand_off(slot: &mut Slot, job: Job) {
     match job {
         Job::Read(req, answer) => {
-            let plan = |state: &TxState| {
-                let span = state.operation_span("read", &req.model);
-                (RowPlan::read(state.held.catalog(), req), span)
+            let step = |state: &TxState| Statement {
+                span: state.operation_span("read", &req.model),
+                plan: RowPlan::read(state.held.catalog(), req),
             };
-            run_handed_off(slot, plan, answer).await;
+            run_handed_off(slot, step, answer).await;
         }
         Job::LockForUpdate(req, answer) => {
-            let plan = |state: &TxState| {
-                let span = state.operation_span("lock_for_update", &req.model);
-                (RowPlan::lock_for_update(state.held.catalog(), req), span)
+            let step = |state: &TxState| Statement {
+                span: state.operation_span("lock_for_update", &req.model),
+                plan: RowPlan::lock_for_update(state.held.catalog(), req),
             };
-            run_handed_off(slot, plan, answer).await;
+            run_handed_off(slot, step, answer).await;
         }
         Job::Write(req, answer) => {
-            let plan = |state: &TxState| {
-                let span = state.operation_span(req.op.name(), &req.model);
-                (RowPlan::write(state.held.catalog(), req), span)
+            let step = |state: &TxState| Statement {
+                span: state.operation_span(req.op.name(), &req.model),
+                plan: RowPlan::write(state.held.catalog(), req),
             };
-            run_handed_off(slot, plan, answer).await;
+            run_handed_off(slot, step, answer).await;
         }
         Job::List(req, answer) => {
-            let plan = |state: &TxState| {
-                let span = state.operation_span("list", &req.model);
-                (PagePlan::new(state.held.catalog(), req), span)
+            let step = |state: &TxState| Statement {
+                span: state.operation_span("list", &req.model),
+                plan: PagePlan::new(state.held.catalog(), req),
             };
-            run_handed_off(slot, plan, answer).await;
+            run_handed_off(slot, step, answer).await;
         }
+        Job::Commit(answer) => run_handed_off(slot, |_: &TxState| Commit, answer).await,
+        Job::CommitWithToken(answer) => {
+            run_handed_off(slot, |_: &TxState| CommitWithToken, answer).await
+        }
+        Job::Rollback(answer) => run_handed_off(slot, |_: &TxState| Rollback, answer).await,
     }
 }
 
-async fn run_handed_off<P: Plan + 'static>(
+async fn run_handed_off<S: Step>(
     slot: &mut Slot,
-    plan: impl FnOnce(&TxState) -> (Result<P>, Span),
-    answer: Starter<P::Output>,
-) where
-    P::Output: Send + 'static,
-{
+    step: impl FnOnce(&TxState) -> S,
+    answer: Starter<S::Output>,
+) {
     let mut state = match std::mem::replace(slot, Slot::Lost) {
         Slot::Open(state) => state,
-        Slot::Lost => return answer.answer(Err(lost())),
+        Slot::Lost => {
+            if S::ENDS {
+                *slot = Slot::Ended;
+            }
+            return answer.answer(Err(lost()));
+        }
         Slot::Ended => {
             *slot = Slot::Ended;
             return answer.answer(Err(closed()));
         }
     };
-    let (plan, span) = plan(&state);
+    let step = step(&state);
     let (mut back, returned) = tokio::sync::oneshot::channel();
     answer.start(Box::pin(async move {
         // An actor killed meanwhile (no longer waiting for the transaction)
-        // ends the statement half-way: the transaction's state is dropped,
+        // ends the step half-way: the transaction's state is dropped,
         // which closes its connection, and the caller is answered at once.
         let ended = tokio::select! {
             biased;
-            result = state.run_recorded(plan, span) => Some(result),
+            result = step.run(&mut state) => Some(result),
             () = back.closed() => None,
         };
         match ended {
@@ -439,13 +445,109 @@ async fn run_handed_off<P: Plan + 'static>(
                 let _ = back.send(state);
                 result
             }
-            None => Err(crate::transaction::stopped_while_answering()),
+            None => Err(S::cut_short(&state)),
         }
     }));
-    *slot = returned.await.map_or(Slot::Lost, Slot::Open);
+    let returned = returned.await;
+    // The transaction (and its span) ends here, after COMMIT or ROLLBACK;
+    // messages after it are answered TxClosed.
+    *slot = match returned {
+        _ if S::ENDS => Slot::Ended,
+        Ok(state) => Slot::Open(state),
+        Err(_) => Slot::Lost,
+    };
+}
+
+/// What a handed-off job runs on the transaction.
+trait Step: Send + 'static {
+    type Output: Send + 'static;
+    /// Whether the transaction ends with it (COMMIT, ROLLBACK).
+    const ENDS: bool;
+
+    fn run(self, state: &mut TxState) -> impl Future<Output = Result<Self::Output>> + Send + '_;
+
+    /// The answer when the actor is killed while this runs.
+    fn cut_short(_: &TxState) -> Error {
+        stopped_while_answering()
+    }
+}
+
+/// One statement, in its span.
+struct Statement<P> {
+    plan: Result<P>,
+    span: Span,
+}
+
+impl<P: Plan + Send + 'static> Step for Statement<P>
+where
+    P::Output: Send + 'static,
+{
+    type Output = P::Output;
+    const ENDS: bool = false;
+
+    fn run(self, state: &mut TxState) -> impl Future<Output = Result<P::Output>> + Send + '_ {
+        state.run_recorded(self.plan, self.span)
+    }
+}
+
+struct Commit;
+
+impl Step for Commit {
+    type Output = ();
+    const ENDS: bool = true;
+
+    async fn run(self, state: &mut TxState) -> Result<()> {
+        let result = state.commit().await;
+        telemetry::record(&state.span, &result, |_| 0);
+        result
+    }
+
+    fn cut_short(state: &TxState) -> Error {
+        state.cut_short_commit()
+    }
+}
+
+struct CommitWithToken;
+
+impl Step for CommitWithToken {
+    type Output = ConsistencyToken;
+    const ENDS: bool = true;
+
+    async fn run(self, state: &mut TxState) -> Result<ConsistencyToken> {
+        let result = state.commit_with_token().await;
+        telemetry::record(&state.span, &result, |_| 0);
+        result
+    }
+
+    fn cut_short(state: &TxState) -> Error {
+        state.cut_short_commit()
+    }
+}
+
+struct Rollback;
+
+impl Step for Rollback {
+    type Output = ();
+    const ENDS: bool = true;
+
+    async fn run(self, state: &mut TxState) -> Result<()> {
+        let result = state.rollback().await;
+        state.span.record("outcome", "rolled_back");
+        result
+    }
 }
 
 impl TxState {
+    /// The answer to a commit whose actor stopped: in doubt once COMMIT
+    /// went out, else nothing was committed.
+    fn cut_short_commit(&self) -> Error {
+        if self.commit_sent {
+            in_doubt()
+        } else {
+            stopped_while_answering()
+        }
+    }
+
     /// The connection, if the transaction can still run statements.
     fn usable(&self) -> Result<&Object> {
         match (&self.status, self.held.client()) {
@@ -591,7 +693,7 @@ impl TxState {
                 "its connection was lost before COMMIT; nothing was committed",
             ));
         }
-        self.commit_sent.store(true, Ordering::SeqCst);
+        self.commit_sent = true;
         let (result, fate) = self.finish("COMMIT", true).await;
         let clean = result.is_ok() && fate == Fate::Reusable;
         self.end(result, fate, clean)?;

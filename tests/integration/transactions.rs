@@ -857,11 +857,18 @@ async fn server_statement_and_lock_timeouts_are_timeouts_named_in_the_message() 
     db.close().await;
 }
 
-#[tokio::test]
-async fn a_connection_lost_during_commit_is_outcome_unknown() {
-    let (db, app) = open_default().await;
-    let admin = observer(&primary_url()).await;
-    // A deferred constraint trigger that sleeps makes COMMIT itself slow.
+/// A transaction that inserted a row, and the pid of its backend while
+/// its COMMIT runs: a deferred constraint trigger that sleeps 2 s makes
+/// COMMIT itself slow. The caller's `commit()` runs in the task answered.
+async fn commit_in_flight(
+    db: &Db,
+    app: &str,
+    admin: &tokio_postgres::Client,
+) -> (
+    pgactor::Tx,
+    tokio::task::JoinHandle<pgactor::Result<()>>,
+    i32,
+) {
     admin
         .batch_execute(&format!(
             "CREATE FUNCTION \"{app}\".slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -875,14 +882,42 @@ async fn a_connection_lost_during_commit_is_outcome_unknown() {
     tx.create("StockBalance", Record::new().with("sku", "in doubt"))
         .await
         .unwrap();
-    let committing = tokio::spawn(async move { tx.commit().await });
-    let pid = backend_where(&admin, &app, "query = 'COMMIT' AND state = 'active'").await;
+    let committing = {
+        let tx = tx.clone();
+        tokio::spawn(async move { tx.commit().await })
+    };
+    let pid = backend_where(admin, app, "query = 'COMMIT' AND state = 'active'").await;
+    (tx, committing, pid)
+}
+
+#[tokio::test]
+async fn a_connection_lost_during_commit_is_outcome_unknown() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let (_tx, committing, pid) = commit_in_flight(&db, &app, &admin).await;
     admin
         .execute("SELECT pg_terminate_backend($1)", &[&pid])
         .await
         .unwrap();
     let err = committing.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_transaction_actor_killed_during_commit_is_outcome_unknown() {
+    let (db, app) = open_default().await;
+    let admin = observer(&primary_url()).await;
+    let (tx, committing, _) = commit_in_flight(&db, &app, &admin).await;
+    tx.actor().kill();
+    let err = committing.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    // And in doubt it was: the server finished the COMMIT it had received.
+    eventually("the in-doubt row committed", || async {
+        let page = db.list("StockBalance", Query::new()).await.unwrap();
+        ready(page.total == 1, ())
+    })
+    .await;
     db.close().await;
 }
 
