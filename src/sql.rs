@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::BytesMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -20,6 +20,8 @@ use crate::value::{FieldType, Value};
 pub(crate) const MAX_PARAMS: usize = u16::MAX as usize;
 /// How deeply AND/OR filters may nest; deeper trees are refused, not recursed.
 const MAX_FILTER_DEPTH: usize = 32;
+/// How many INSERT texts a table keeps, one per set of fields inserted.
+const MAX_CACHED_INSERTS: usize = 16;
 
 /// A bound parameter: one value, or a list bound as one array (`= ANY($n)`).
 #[derive(Debug)]
@@ -133,6 +135,18 @@ pub(crate) struct Table {
     by_id: String,
     /// The same, `FOR UPDATE`.
     by_id_for_update: String,
+    /// The declared fields an insert must set: not nullable, no default.
+    required: Vec<Slot>,
+    /// INSERT texts already written, by the fields they set: a record's
+    /// fields come sorted by name, so one set of fields is one text.
+    inserts: RwLock<Vec<(Box<[Slot]>, String)>>,
+}
+
+/// A field a caller may set: the id, or a declared field by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Id,
+    Declared(usize),
 }
 
 /// Every model's [`Table`], by model name.
@@ -169,8 +183,17 @@ impl Table {
             .collect::<Vec<_>>()
             .join(", ");
         let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1");
+        let required = model
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_nullable() && f.default().is_none())
+            .map(|(at, _)| Slot::Declared(at))
+            .collect();
         Table {
             by_id_for_update: format!("{by_id} FOR UPDATE"),
+            required,
+            inserts: RwLock::default(),
             by_id,
             qualified,
             select_list,
@@ -223,47 +246,80 @@ impl Table {
                 record.set(ID, uuid::Uuid::now_v7());
             }
         }
-        for field in self.model.fields() {
-            if record.value(field.name()).is_none()
-                && !field.is_nullable()
-                && field.default().is_none()
-            {
-                return Err(Error::invalid_input(format!(
-                    "field \"{}\" of {} is required",
-                    field.name(),
-                    self.model.name()
-                )));
-            }
-        }
-        // Written into two buffers, joined once: this runs for every insert.
-        let mut stmt = Statement::new(String::with_capacity(
-            64 + self.qualified.len() + 2 * self.select_list.len(),
-        ));
-        let mut placeholders = String::with_capacity(4 * record.len());
-        stmt.sql.push_str("INSERT INTO ");
-        stmt.sql.push_str(&self.qualified);
-        stmt.sql.push_str(" (");
+        let mut fields = Vec::with_capacity(record.len());
+        let mut params = Vec::with_capacity(record.len());
         for (field, value) in record.into_fields() {
-            let ty = self.settable_type(&field, &value)?;
-            if !stmt.params.is_empty() {
-                stmt.sql.push_str(", ");
-                placeholders.push_str(", ");
-            }
-            push_ident(&mut stmt.sql, &field);
-            stmt.params
-                .push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
-            push_placeholder(&mut placeholders, stmt.params.len());
+            let (slot, ty) = self.settable(&field, &value)?;
+            fields.push(slot);
+            params.push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
         }
-        if stmt.params.is_empty() {
-            stmt.sql = format!("INSERT INTO {} DEFAULT VALUES", self.qualified);
+        if let Some(Slot::Declared(at)) = self.required.iter().find(|r| !fields.contains(r)) {
+            return Err(Error::invalid_input(format!(
+                "field \"{}\" of {} is required",
+                self.model.fields()[*at].name(),
+                self.model.name()
+            )));
+        }
+        Statement {
+            sql: self.insert_text(&fields),
+            params,
+        }
+        .checked()
+    }
+
+    /// The INSERT text that sets `fields`, written once per set of fields
+    /// (up to [`MAX_CACHED_INSERTS`] sets; more are written every time).
+    fn insert_text(&self, fields: &[Slot]) -> String {
+        let cached = |inserts: &[(Box<[Slot]>, String)]| {
+            inserts
+                .iter()
+                .find(|(set, _)| **set == *fields)
+                .map(|(_, text)| text.clone())
+        };
+        let inserts = self.inserts.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(text) = cached(&inserts) {
+            return text;
+        }
+        drop(inserts);
+        let text = self.render_insert(fields);
+        let mut inserts = self.inserts.write().unwrap_or_else(PoisonError::into_inner);
+        if inserts.len() < MAX_CACHED_INSERTS && cached(&inserts).is_none() {
+            inserts.push((fields.into(), text.clone()));
+        }
+        text
+    }
+
+    fn render_insert(&self, fields: &[Slot]) -> String {
+        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
+        sql.push_str("INSERT INTO ");
+        sql.push_str(&self.qualified);
+        if fields.is_empty() {
+            sql.push_str(" DEFAULT VALUES");
         } else {
-            stmt.sql.push_str(") VALUES (");
-            stmt.sql.push_str(&placeholders);
-            stmt.sql.push(')');
+            let mut placeholders = String::with_capacity(4 * fields.len());
+            sql.push_str(" (");
+            for (n, slot) in fields.iter().enumerate() {
+                if n > 0 {
+                    sql.push_str(", ");
+                    placeholders.push_str(", ");
+                }
+                push_ident(&mut sql, self.slot_name(*slot));
+                push_placeholder(&mut placeholders, n + 1);
+            }
+            sql.push_str(") VALUES (");
+            sql.push_str(&placeholders);
+            sql.push(')');
         }
-        stmt.sql.push_str(" RETURNING ");
-        stmt.sql.push_str(&self.select_list);
-        stmt.checked()
+        sql.push_str(" RETURNING ");
+        sql.push_str(&self.select_list);
+        sql
+    }
+
+    fn slot_name(&self, slot: Slot) -> &str {
+        match slot {
+            Slot::Id => ID,
+            Slot::Declared(at) => self.model.fields()[at].name(),
+        }
     }
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
@@ -278,7 +334,7 @@ impl Table {
             if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
             }
-            let ty = self.settable_type(&field, &value)?;
+            let (_, ty) = self.settable(&field, &value)?;
             push_ident(&mut stmt.sql, &field);
             stmt.sql.push_str(" = ");
             stmt.push_bound(Param::One(ty.coerce(&field, value)?), ty.pg_type());
@@ -423,22 +479,34 @@ impl Table {
         })
     }
 
-    /// The type of a field a caller may set; the adapter keeps the timestamps.
-    fn settable_type(&self, field: &str, value: &Value) -> Result<FieldType> {
-        if field == CREATED_AT || field == UPDATED_AT {
-            return Err(Error::invalid_input(format!(
-                "\"{field}\" is kept by the adapter"
-            )));
-        }
-        let ty = self.column_type(field)?;
-        let nullable = self.model.declared(field).is_some_and(|f| f.is_nullable());
+    /// A field a caller may set, and its type; the adapter keeps the
+    /// timestamps, and only nullable fields take a null.
+    fn settable(&self, field: &str, value: &Value) -> Result<(Slot, FieldType)> {
+        let (slot, ty, nullable) = match field {
+            CREATED_AT | UPDATED_AT => {
+                return Err(Error::invalid_input(format!(
+                    "\"{field}\" is kept by the adapter"
+                )))
+            }
+            ID => (Slot::Id, self.model.key().field_type(), false),
+            _ => {
+                let at = self
+                    .model
+                    .fields()
+                    .iter()
+                    .position(|f| f.name() == field)
+                    .ok_or_else(|| unknown_field(&self.model, field))?;
+                let declared = &self.model.fields()[at];
+                (Slot::Declared(at), declared.ty(), declared.is_nullable())
+            }
+        };
         if value.is_null() && !nullable {
             return Err(Error::invalid_input(format!(
                 "field \"{field}\" of {} cannot be null",
                 self.model.name()
             )));
         }
-        Ok(ty)
+        Ok((slot, ty))
     }
 }
 
@@ -493,6 +561,61 @@ mod tests {
         );
         assert!(matches!(stmt.params[0].0, Param::One(Value::Uuid(_))));
         assert!(!stmt.sql.contains("DROP"));
+    }
+
+    #[test]
+    fn each_set_of_inserted_fields_has_its_own_text_and_a_missing_one_is_named() {
+        let t = table();
+        let with_note = || Record::new().with("sku", "a").with("note", "n");
+        let first = t.insert(with_note()).unwrap();
+        let again = t.insert(with_note()).unwrap();
+        assert_eq!(first.sql, again.sql);
+        assert_eq!(
+            first.sql,
+            "INSERT INTO \"shop\".\"stock\" (\"id\", \"note\", \"sku\") VALUES ($1, $2, $3) RETURNING \
+             \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+        let with_quantity = t
+            .insert(Record::new().with("sku", "b").with("quantity", 2_i64))
+            .unwrap();
+        assert_eq!(
+            with_quantity.sql,
+            "INSERT INTO \"shop\".\"stock\" (\"id\", \"quantity\", \"sku\") VALUES ($1, $2, $3) RETURNING \
+             \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+        // More sets than are kept: each is still written right.
+        let registry = Registry::new()
+            .with((0..6).fold(Model::new("Wide"), |model, n| {
+                model.field(Field::new(format!("f{n}"), FieldType::I64).nullable())
+            }))
+            .unwrap();
+        let wide = Catalog::new(&registry, "shop", Statements::Unnamed)
+            .tables
+            .remove("Wide")
+            .unwrap();
+        for set in 1..=2 * MAX_CACHED_INSERTS {
+            let names: Vec<String> = (0..6)
+                .filter(|n| set & (1 << n) != 0)
+                .map(|n| format!("f{n}"))
+                .collect();
+            let record = names
+                .iter()
+                .fold(Record::new(), |r, name| r.with(name.as_str(), 1_i64));
+            let stmt = wide.insert(record).unwrap();
+            // In the record's order: by name.
+            let mut columns: Vec<String> = std::iter::once("\"id\"".to_owned())
+                .chain(names.iter().map(|n| format!("\"{n}\"")))
+                .collect();
+            columns.sort();
+            let expected = format!(
+                "INSERT INTO \"shop\".\"wide\" ({}) VALUES",
+                columns.join(", ")
+            );
+            assert!(stmt.sql.starts_with(&expected), "{}", stmt.sql);
+            assert_eq!(stmt.params.len(), columns.len());
+        }
+        let missing = t.insert(Record::new().with("note", "n")).unwrap_err();
+        assert_eq!(missing.to_string(), "field \"sku\" of Stock is required");
     }
 
     #[test]
