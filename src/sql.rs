@@ -136,15 +136,15 @@ pub(crate) struct Table {
     /// The same, `FOR UPDATE`.
     by_id_for_update: String,
     /// The declared fields an insert must set: not nullable, no default.
-    required: Vec<Slot>,
+    required: Vec<Settable>,
     /// INSERT texts already written, by the fields they set: a record's
     /// fields come sorted by name, so one set of fields is one text.
-    inserts: RwLock<Vec<(Box<[Slot]>, String)>>,
+    inserts: RwLock<Vec<(Box<[Settable]>, String)>>,
 }
 
 /// A field a caller may set: the id, or a declared field by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
+enum Settable {
     Id,
     Declared(usize),
 }
@@ -188,7 +188,7 @@ impl Table {
             .iter()
             .enumerate()
             .filter(|(_, f)| !f.is_nullable() && f.default().is_none())
-            .map(|(at, _)| Slot::Declared(at))
+            .map(|(at, _)| Settable::Declared(at))
             .collect();
         Table {
             by_id_for_update: format!("{by_id} FOR UPDATE"),
@@ -249,11 +249,11 @@ impl Table {
         let mut fields = Vec::with_capacity(record.len());
         let mut params = Vec::with_capacity(record.len());
         for (field, value) in record.into_fields() {
-            let (slot, ty) = self.settable(&field, &value)?;
-            fields.push(slot);
+            let (settable, ty) = self.settable(&field, &value)?;
+            fields.push(settable);
             params.push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
         }
-        if let Some(Slot::Declared(at)) = self.required.iter().find(|r| !fields.contains(r)) {
+        if let Some(Settable::Declared(at)) = self.required.iter().find(|r| !fields.contains(r)) {
             return Err(Error::invalid_input(format!(
                 "field \"{}\" of {} is required",
                 self.model.fields()[*at].name(),
@@ -269,8 +269,8 @@ impl Table {
 
     /// The INSERT text that sets `fields`, written once per set of fields
     /// (up to [`MAX_CACHED_INSERTS`] sets; more are written every time).
-    fn insert_text(&self, fields: &[Slot]) -> String {
-        let cached = |inserts: &[(Box<[Slot]>, String)]| {
+    fn insert_text(&self, fields: &[Settable]) -> String {
+        let cached = |inserts: &[(Box<[Settable]>, String)]| {
             inserts
                 .iter()
                 .find(|(set, _)| **set == *fields)
@@ -289,7 +289,7 @@ impl Table {
         text
     }
 
-    fn render_insert(&self, fields: &[Slot]) -> String {
+    fn render_insert(&self, fields: &[Settable]) -> String {
         let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
         sql.push_str("INSERT INTO ");
         sql.push_str(&self.qualified);
@@ -298,12 +298,12 @@ impl Table {
         } else {
             let mut placeholders = String::with_capacity(4 * fields.len());
             sql.push_str(" (");
-            for (n, slot) in fields.iter().enumerate() {
+            for (n, &settable) in fields.iter().enumerate() {
                 if n > 0 {
                     sql.push_str(", ");
                     placeholders.push_str(", ");
                 }
-                push_ident(&mut sql, self.slot_name(*slot));
+                push_ident(&mut sql, self.settable_name(settable));
                 push_placeholder(&mut placeholders, n + 1);
             }
             sql.push_str(") VALUES (");
@@ -315,10 +315,10 @@ impl Table {
         sql
     }
 
-    fn slot_name(&self, slot: Slot) -> &str {
-        match slot {
-            Slot::Id => ID,
-            Slot::Declared(at) => self.model.fields()[at].name(),
+    fn settable_name(&self, field: Settable) -> &str {
+        match field {
+            Settable::Id => ID,
+            Settable::Declared(at) => self.model.fields()[at].name(),
         }
     }
 
@@ -481,14 +481,14 @@ impl Table {
 
     /// A field a caller may set, and its type; the adapter keeps the
     /// timestamps, and only nullable fields take a null.
-    fn settable(&self, field: &str, value: &Value) -> Result<(Slot, FieldType)> {
-        let (slot, ty, nullable) = match field {
+    fn settable(&self, field: &str, value: &Value) -> Result<(Settable, FieldType)> {
+        let (settable, ty, nullable) = match field {
             CREATED_AT | UPDATED_AT => {
                 return Err(Error::invalid_input(format!(
                     "\"{field}\" is kept by the adapter"
                 )))
             }
-            ID => (Slot::Id, self.model.key().field_type(), false),
+            ID => (Settable::Id, self.model.key().field_type(), false),
             _ => {
                 let at = self
                     .model
@@ -497,7 +497,11 @@ impl Table {
                     .position(|f| f.name() == field)
                     .ok_or_else(|| unknown_field(&self.model, field))?;
                 let declared = &self.model.fields()[at];
-                (Slot::Declared(at), declared.ty(), declared.is_nullable())
+                (
+                    Settable::Declared(at),
+                    declared.ty(),
+                    declared.is_nullable(),
+                )
             }
         };
         if value.is_null() && !nullable {
@@ -506,7 +510,7 @@ impl Table {
                 self.model.name()
             )));
         }
-        Ok((slot, ty))
+        Ok((settable, ty))
     }
 }
 
