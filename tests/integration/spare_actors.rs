@@ -2,7 +2,7 @@
 //! ended and whose `Tx` handles are gone serves the next `begin`, and
 //! nothing that belonged to the old transaction ever reaches the new one.
 
-use pgactor::{Db, ErrorKind, Query, Record, TxMsg, TxOptions, WriteOp, WriteRequest};
+use pgactor::{Db, ErrorKind, Query, Record, Tx, TxMsg, TxOptions, WriteOp, WriteRequest};
 use ractor::{call, ActorCell, ActorStatus};
 
 use crate::common::{eventually, open_primary, ready, stock_model};
@@ -14,6 +14,15 @@ fn transaction_actors(db: &Db) -> Vec<ActorCell> {
         .into_iter()
         .filter(|child| child.is_message_type_of::<TxMsg>() == Some(true))
         .collect()
+}
+
+/// A transaction that has inserted one stock row with this sku.
+async fn begun_with(db: &Db, sku: &str) -> Tx {
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create("StockBalance", Record::new().with("sku", sku))
+        .await
+        .unwrap();
+    tx
 }
 
 async fn skus(db: &Db) -> Vec<String> {
@@ -32,10 +41,7 @@ async fn sequential_transactions_take_turns_on_one_actor_and_concurrent_ones_sta
 {
     let (db, _) = open_primary("spare_reuse", [stock_model()]).await;
     for n in 0..10 {
-        let tx = db.begin(TxOptions::default()).await.unwrap();
-        tx.create("StockBalance", Record::new().with("sku", format!("s{n}")))
-            .await
-            .unwrap();
+        let tx = begun_with(&db, &format!("s{n}")).await;
         if n % 2 == 0 {
             tx.commit().await.unwrap();
         } else {
@@ -77,20 +83,12 @@ async fn sequential_transactions_take_turns_on_one_actor_and_concurrent_ones_sta
 #[tokio::test]
 async fn a_handle_kept_after_commit_never_reaches_the_next_transaction() {
     let (db, _) = open_primary("spare_kept_handle", [stock_model()]).await;
-    let first = db.begin(TxOptions::default()).await.unwrap();
-    first
-        .create("StockBalance", Record::new().with("sku", "first"))
-        .await
-        .unwrap();
+    let first = begun_with(&db, "first").await;
     let kept = first.clone();
     first.commit().await.unwrap();
     drop(first);
 
-    let second = db.begin(TxOptions::default()).await.unwrap();
-    second
-        .create("StockBalance", Record::new().with("sku", "second"))
-        .await
-        .unwrap();
+    let second = begun_with(&db, "second").await;
     let late = kept
         .create("StockBalance", Record::new().with("sku", "late"))
         .await
@@ -111,11 +109,7 @@ async fn an_actor_handed_to_ractor_code_serves_its_transaction_only() {
     first.commit().await.unwrap();
     drop(first);
 
-    let second = db.begin(TxOptions::default()).await.unwrap();
-    second
-        .create("StockBalance", Record::new().with("sku", "second"))
-        .await
-        .unwrap();
+    let second = begun_with(&db, "second").await;
     let req = WriteRequest {
         model: "StockBalance".into(),
         op: WriteOp::Create(Record::new().with("sku", "stray")),
@@ -147,10 +141,7 @@ async fn a_spare_actor_that_died_is_replaced_by_a_new_one() {
     })
     .await;
 
-    let tx = db.begin(TxOptions::default()).await.unwrap();
-    tx.create("StockBalance", Record::new().with("sku", "after"))
-        .await
-        .unwrap();
+    let tx = begun_with(&db, "after").await;
     tx.commit().await.unwrap();
     assert_eq!(skus(&db).await, ["after"]);
     db.close().await;
