@@ -1,7 +1,9 @@
 //! Physical connections: building a pool, the session settings every new
 //! connection gets before its first use, checkout, and the schema.
 
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -13,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
-use crate::deadline::CancelTarget;
+use crate::deadline::{CancelTarget, Timer};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
@@ -160,7 +162,8 @@ impl ConnectionPool {
         let pool = Pool::builder(manager)
             .max_size(settings.max_open)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.wait_timeout))
+            // No wait timeout: `checkout` bounds the wait on the
+            // operation's own timer.
             .create_timeout(Some(settings.connect_timeout))
             // No recycle timeout: `Fast` recycling sends nothing, and a
             // timeout would cost a clock read on every checkout.
@@ -181,12 +184,18 @@ impl ConnectionPool {
         })
     }
 
-    /// Take a connection, waiting at most the pool's wait timeout. A
-    /// checkout that finds every connection busy and no room for a new one
-    /// is counted as a wait; one that finds `max_queued` checkouts already
-    /// in progress is refused at once, so a saturated pool's queue (and the
-    /// memory it holds) stays bounded.
+    /// Take a connection, waiting at most the pool's wait timeout.
     pub(crate) async fn get(&self) -> Result<Object> {
+        self.checkout(&mut Timer::default()).await
+    }
+
+    /// Take a connection, waiting at most the pool's wait timeout on
+    /// `timer` (the operation's one timer, see [`Timer`]). A checkout that
+    /// finds every connection busy and no room for a new one is counted as
+    /// a wait; one that finds `max_queued` checkouts already in progress is
+    /// refused at once, so a saturated pool's queue (and the memory it
+    /// holds) stays bounded.
+    pub(crate) async fn checkout(&self, timer: &mut Timer) -> Result<Object> {
         let max_queued = self.settings.max_queued;
         let Some(_queued) = self.counters.enqueue(max_queued) else {
             return Err(Error::unavailable(format!(
@@ -194,21 +203,33 @@ impl ConnectionPool {
                 self.role
             )));
         };
-        // First without waiting: a free connection, or room for a new one,
-        // is taken at once, with no clock read and no pool-wide lock.
-        let at_once = Timeouts {
-            wait: Some(Duration::ZERO),
+        // Bounded on the operation's timer, not on one of deadpool's, and
+        // pinned here: moved into `within`, the (large) future would be copied.
+        let unbounded = Timeouts {
+            wait: None,
             ..self.pool.timeouts()
         };
-        let got = match self.pool.timeout_get(&at_once).await {
-            Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
-                // Every connection busy and no room for another: a wait.
+        let mut get = std::pin::pin!(self.pool.timeout_get(&unbounded));
+        // A free connection is taken at the first poll, with no clock read,
+        // no timer and no pool-wide lock.
+        let first = poll_fn(|cx| Poll::Ready(get.as_mut().poll(cx))).await;
+        let got = match first {
+            Poll::Ready(got) => got,
+            Poll::Pending => {
+                // Opening a new connection, or waiting: a wait when every
+                // connection is busy and there is no room for another
+                // (deadpool counts holders and waiters, us among them, as users).
+                let status = self.pool.status();
+                let waits = status.available == 0 && status.size + status.waiting > status.max_size;
                 let started = std::time::Instant::now();
-                let got = self.pool.get().await;
-                self.counters.waited(started.elapsed());
-                got
+                let got = timer.within(self.settings.wait_timeout, get).await;
+                if waits {
+                    self.counters.waited(started.elapsed());
+                }
+                got.unwrap_or(Err(PoolError::Timeout(
+                    deadpool_postgres::TimeoutType::Wait,
+                )))
             }
-            other => other,
         };
         got.map_err(|e| self.checkout_error(e))
     }

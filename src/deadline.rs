@@ -16,7 +16,7 @@
 //! after 1.18): the bouncer frees the cancel client, then touches it again
 //! when the server finishes the cancel.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Client};
@@ -214,9 +215,46 @@ impl<'a> Overrun<'a> {
     }
 }
 
-/// Run `statement` on `client`, bounded by `limit` (none: unbounded here;
-/// the session's `statement_timeout` still applies on the server). Past
-/// `limit`, `overrun` says whether a CancelRequest is sent.
+/// The one timer of an operation: it bounds the wait for a connection,
+/// then, set again, each statement the operation runs. A timer already
+/// running is moved to a later instant without touching the runtime's
+/// timer wheel, where each new timer is put in it (under the wheel's lock)
+/// and taken out again when it is dropped: one timer per operation (per
+/// transaction, inside one) instead of one per wait and per statement.
+#[derive(Default)]
+pub(crate) struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    /// `work`'s output, or `None` if `limit` passes first. `work` is polled
+    /// first, so one that is ready is never reported late.
+    pub(crate) async fn within<F: Future>(
+        &mut self,
+        limit: Duration,
+        work: F,
+    ) -> Option<F::Output> {
+        let Some(deadline) = Instant::now().checked_add(limit) else {
+            // Past any instant the clock can name: unbounded.
+            return Some(work.await);
+        };
+        let sleep = match &mut self.0 {
+            Some(sleep) => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            None => self.0.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        let mut work = std::pin::pin!(work);
+        poll_fn(|cx| match work.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => sleep.as_mut().poll(cx).map(|()| None),
+        })
+        .await
+    }
+}
+
+/// Run `statement` on `client`, bounded by `limit` on `timer` (none:
+/// unbounded here; the session's `statement_timeout` still applies on the
+/// server). Past `limit`, `overrun` says whether a CancelRequest is sent.
 ///
 /// `write` says whether the statement may change data: a write whose answer
 /// never came after the cancel has an unknown outcome. The cancel request
@@ -231,11 +269,12 @@ pub(crate) async fn bounded<T>(
     limit: Option<Duration>,
     write: bool,
     mut statement: Pin<&mut impl Future<Output = Result<T>>>,
+    timer: &mut Timer,
 ) -> (Result<T>, Fate) {
     let Some(limit) = limit else {
         return (statement.await, Fate::Reusable);
     };
-    let Ok(done) = tokio::time::timeout(limit, statement.as_mut()).await else {
+    let Some(done) = timer.within(limit, statement.as_mut()).await else {
         return match overrun.cancel() {
             // Boxed: the cancel's connection and TLS handshake would
             // otherwise make every statement's future kilobytes larger,
@@ -316,6 +355,32 @@ mod tests {
             port,
             hostname: hostname.map(Into::into),
         }
+    }
+
+    /// `within(limit, never)` on `timer`: `None` once `limit` passes (an
+    /// outer bound turns a timer that never fires into a failure, not a hang).
+    async fn expires(timer: &mut Timer, limit: Duration) -> bool {
+        let never = std::future::pending::<()>();
+        let bounded = timer.within(limit, never);
+        tokio::time::timeout(Duration::from_secs(30), bounded).await == Ok(None)
+    }
+
+    #[tokio::test]
+    async fn one_timer_bounds_each_wait_by_its_own_limit() {
+        let hour = Duration::from_secs(3600);
+        let short = Duration::from_millis(20);
+        let mut timer = Timer::default();
+        // Work that is ready is never reported late, even with no time left.
+        assert_eq!(timer.within(Duration::ZERO, async { 7 }).await, Some(7));
+        // No instant is that far: unbounded.
+        assert_eq!(timer.within(Duration::MAX, async { 8 }).await, Some(8));
+        assert!(expires(&mut timer, short).await);
+        // Fired, then set again later: work that ends well before is done.
+        let slept = timer.within(hour, tokio::time::sleep(short)).await;
+        assert_eq!(slept, Some(()));
+        // In the wheel for an hour now, moved earlier: it fires.
+        assert!(expires(&mut timer, short).await);
+        assert_eq!(timer.within(hour, async { 9 }).await, Some(9));
     }
 
     #[test]

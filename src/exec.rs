@@ -12,7 +12,7 @@ use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
-use crate::deadline::{bounded, Fate, Overrun};
+use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
@@ -158,13 +158,6 @@ impl RowPlan {
         };
         Ok(RowPlan::new(catalog, table, req.model, true, stmt))
     }
-
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
-        let rows = query(client, &self.stmt, self.write, self.mode).await?;
-        rows.first()
-            .map(|row| record(&self.columns, row))
-            .unwrap_or_else(|| Err(Error::not_found(&self.model)))
-    }
 }
 
 /// The primary's current WAL insert position: after a commit on this
@@ -203,7 +196,92 @@ impl PagePlan {
             mode: catalog.statements,
         })
     }
+}
 
+/// A plan a pool task or a transaction runs on a checked-out connection.
+pub(crate) trait Plan: Send + Sync + 'static {
+    type Output: Send + 'static;
+    /// How many rows an answer holds, for its span.
+    fn rows(output: &Self::Output) -> u64;
+    /// Whether it may change data: a write whose answer was lost has an
+    /// unknown outcome. One that only reads goes out, as a transaction's
+    /// first statement, in the same round trip as BEGIN.
+    fn writes(&self) -> bool;
+    /// Whether, outside a transaction, it may take turns on a shared read
+    /// connection: only a read of small, bounded cost (one row by its
+    /// primary key), so no statement on a lane waits long behind it.
+    fn shares_connection(&self) -> bool {
+        false
+    }
+    /// Its statements on `client`, unbounded: [`Plan::run`] bounds them.
+    fn fetch<'a>(
+        &'a self,
+        client: &'a ClientWrapper,
+    ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
+    /// Run on `client` within `deadline` on `timer` (past it, handled as
+    /// `overrun` says).
+    fn run(
+        &self,
+        client: &ClientWrapper,
+        overrun: Overrun<'_>,
+        deadline: Option<Duration>,
+        timer: &mut Timer,
+    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
+        async move {
+            let statement = pin!(self.fetch(client));
+            bounded(client, overrun, deadline, self.writes(), statement, timer).await
+        }
+    }
+}
+
+impl Plan for RowPlan {
+    type Output = Record;
+    fn rows(_: &Record) -> u64 {
+        1
+    }
+    fn writes(&self) -> bool {
+        self.write
+    }
+    fn shares_connection(&self) -> bool {
+        !self.write
+    }
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
+        let rows = query(client, &self.stmt, self.write, self.mode).await?;
+        rows.first()
+            .map(|row| record(&self.columns, row))
+            .unwrap_or_else(|| Err(Error::not_found(&self.model)))
+    }
+}
+
+/// A write that also reads the primary's WAL position after its commit:
+/// the SELECT goes out right behind the autocommitted write, so both take
+/// one round trip.
+pub(crate) struct WithToken(pub(crate) RowPlan);
+
+impl Plan for WithToken {
+    type Output = (Record, ConsistencyToken);
+    fn rows(_: &Self::Output) -> u64 {
+        1
+    }
+    fn writes(&self) -> bool {
+        true
+    }
+    async fn fetch(&self, client: &ClientWrapper) -> Result<Self::Output> {
+        let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
+        Ok((record?, token?))
+    }
+}
+
+impl Plan for PagePlan {
+    type Output = Page;
+    fn rows(page: &Page) -> u64 {
+        page.rows.len() as u64
+    }
+    fn writes(&self) -> bool {
+        false
+    }
+    /// Both statements go out together and tokio-postgres pipelines them
+    /// on the connection: one round trip.
     async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false, self.mode),
@@ -223,98 +301,5 @@ impl PagePlan {
             limit: self.limit,
             offset: self.offset,
         })
-    }
-}
-
-/// A plan a pool task or a transaction runs on a checked-out connection.
-pub(crate) trait Plan: Send + Sync + 'static {
-    type Output: Send + 'static;
-    /// How many rows an answer holds, for its span.
-    fn rows(output: &Self::Output) -> u64;
-    /// Whether it only reads: as a transaction's first statement it goes
-    /// out in the same round trip as BEGIN.
-    fn reads_only(&self) -> bool;
-    /// Whether, outside a transaction, it may take turns on a shared read
-    /// connection: only a read of small, bounded cost (one row by its
-    /// primary key), so no statement on a lane waits long behind it.
-    fn shares_connection(&self) -> bool {
-        false
-    }
-    /// Run on `client` within `deadline` (past it, handled as `overrun` says).
-    fn run(
-        &self,
-        client: &ClientWrapper,
-        overrun: Overrun<'_>,
-        deadline: Option<Duration>,
-    ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send;
-}
-
-impl Plan for RowPlan {
-    type Output = Record;
-    fn rows(_: &Record) -> u64 {
-        1
-    }
-    fn reads_only(&self) -> bool {
-        !self.write
-    }
-    fn shares_connection(&self) -> bool {
-        !self.write
-    }
-    async fn run(
-        &self,
-        client: &ClientWrapper,
-        overrun: Overrun<'_>,
-        deadline: Option<Duration>,
-    ) -> (Result<Record>, Fate) {
-        let statement = pin!(self.fetch(client));
-        bounded(client, overrun, deadline, self.write, statement).await
-    }
-}
-
-/// A write that also reads the primary's WAL position after its commit:
-/// the SELECT goes out right behind the autocommitted write, so both take
-/// one round trip.
-pub(crate) struct WithToken(pub(crate) RowPlan);
-
-impl Plan for WithToken {
-    type Output = (Record, ConsistencyToken);
-    fn rows(_: &Self::Output) -> u64 {
-        1
-    }
-    fn reads_only(&self) -> bool {
-        false
-    }
-    async fn run(
-        &self,
-        client: &ClientWrapper,
-        overrun: Overrun<'_>,
-        deadline: Option<Duration>,
-    ) -> (Result<Self::Output>, Fate) {
-        let both = pin!(async {
-            let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
-            Ok((record?, token?))
-        });
-        bounded(client, overrun, deadline, self.0.write, both).await
-    }
-}
-
-impl Plan for PagePlan {
-    type Output = Page;
-    fn rows(page: &Page) -> u64 {
-        page.rows.len() as u64
-    }
-    fn reads_only(&self) -> bool {
-        true
-    }
-    /// Both statements go out together and tokio-postgres pipelines them
-    /// on the connection: one round trip.
-    async fn run(
-        &self,
-        client: &ClientWrapper,
-        overrun: Overrun<'_>,
-        deadline: Option<Duration>,
-    ) -> (Result<Page>, Fate) {
-        let statement = pin!(self.fetch(client));
-        bounded(client, overrun, deadline, false, statement).await
     }
 }

@@ -9,7 +9,7 @@ use tracing::{Instrument, Span};
 
 use crate::config::{SessionSettings, DEFAULT_QUERY_TIMEOUT};
 use crate::connection::ConnectionPool;
-use crate::deadline::{Fate, Overrun};
+use crate::deadline::{Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
@@ -199,9 +199,10 @@ async fn run_on<P: Plan>(
     deadline: Deadline,
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
-    // Bounded by the pool's wait timeout.
+    // One timer bounds the wait (by the pool's wait timeout), then the statement.
+    let mut timer = Timer::default();
     let drain = deadline.unwrap_or(DEFAULT_QUERY_TIMEOUT);
-    let client = Busy::new(pool, pool.get().await?, drain);
+    let client = Busy::new(pool, pool.checkout(&mut timer).await?, drain);
     if gone() {
         // The caller gave up while we waited: do not start work whose
         // answer nobody will read (a write's outcome would be unknown).
@@ -211,7 +212,7 @@ async fn run_on<P: Plan>(
     // Bounded by the deadline (cancelled on the server past it) and by the
     // session's statement_timeout.
     let (result, fate) = plan
-        .run(&client, Overrun::Cancel(&pool.cancel), deadline)
+        .run(&client, Overrun::Cancel(&pool.cancel), deadline, &mut timer)
         .await;
     let broken = fate == Fate::Discard
         || result
@@ -291,7 +292,9 @@ async fn run_shared<P: Plan>(
         return Err(Error::closed("the caller stopped waiting"));
     }
     let overrun = Overrun::Shared(&pool.cancel, &ride);
-    let (result, fate) = plan.run(ride.client(), overrun, deadline).await;
+    let (result, fate) = plan
+        .run(ride.client(), overrun, deadline, &mut Timer::default())
+        .await;
     match result {
         Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
             ride.failed();

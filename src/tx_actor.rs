@@ -34,7 +34,7 @@ use ractor::{
 use tracing::{Instrument, Span};
 
 use crate::connection::ConnectionPool;
-use crate::deadline::{bounded, Fate, Overrun};
+use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
 use crate::handoff::Starter;
@@ -107,19 +107,12 @@ struct PendingBegin {
 }
 
 impl PendingBegin {
-    async fn send(
-        &self,
-        client: &Object,
-        overrun: Overrun<'_>,
-        deadline: Option<Duration>,
-    ) -> (Result<()>, Fate) {
-        let begin = async {
-            client
-                .batch_execute(&self.sql)
-                .await
-                .map_err(|e| Error::from_statement(e, false))
-        };
-        bounded(client, overrun, deadline, false, pin!(begin)).await
+    /// BEGIN (with the settings behind it), unbounded: the caller bounds it.
+    async fn send(&self, client: &Object) -> Result<()> {
+        client
+            .batch_execute(&self.sql)
+            .await
+            .map_err(|e| Error::from_statement(e, false))
     }
 }
 
@@ -142,6 +135,8 @@ pub(crate) struct TxState {
     /// then says nothing about the server itself.
     read_only: bool,
     query_timeout: Option<Duration>,
+    /// Bounds the checkout, then each statement in turn (see [`Timer`]).
+    timer: Timer,
     status: Status,
     /// Set just before COMMIT is sent: only after that can a commit whose
     /// answer is lost be in doubt.
@@ -205,7 +200,8 @@ pub(crate) async fn begin(
         Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
         None => default_timeout,
     };
-    let held = Held::new(write.clone(), write.pool.get().await?);
+    let mut timer = Timer::default();
+    let held = Held::new(write.clone(), write.pool.checkout(&mut timer).await?);
     let state = Box::new(TxState {
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
@@ -214,6 +210,7 @@ pub(crate) async fn begin(
         }),
         read_only: options.read_only,
         query_timeout,
+        timer,
         status: Status::Open,
         commit_sent: false,
     });
@@ -594,28 +591,36 @@ impl TxState {
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
         let begin = self.begin.take();
+        let mut timer = std::mem::take(&mut self.timer);
         let client = self.usable()?;
         let overrun = Overrun::Cancel(&self.held.pool().cancel);
         let deadline = self.query_timeout;
         let (result, fate) = match begin {
-            None => plan.run(client, overrun, deadline).await,
-            // `biased`: BEGIN is polled, and so written, first.
-            Some(begin) if plan.reads_only() => {
-                let (began, ran) = tokio::join!(
-                    biased;
-                    begin.send(client, overrun, deadline),
-                    plan.run(client, overrun, deadline)
-                );
-                behind_begin(began, ran)
+            None => plan.run(client, overrun, deadline, &mut timer).await,
+            // `biased`: BEGIN is polled, and so written, first. Should it
+            // fail, the read ran outside any transaction, which changes
+            // nothing, and BEGIN's error is the answer.
+            Some(begin) if !plan.writes() => {
+                let both = pin!(async {
+                    let (began, ran) = tokio::join!(biased; begin.send(client), plan.fetch(client));
+                    began.and(ran)
+                });
+                bounded(client, overrun, deadline, false, both, &mut timer).await
             }
-            Some(begin) => match begin.send(client, overrun, deadline).await {
-                (Ok(()), Fate::Reusable) => plan.run(client, overrun, deadline).await,
-                (began, _) => (
-                    began.and(Err(aborted("BEGIN was answered too late"))),
-                    Fate::Discard,
-                ),
-            },
+            Some(begin) => {
+                let began = pin!(begin.send(client));
+                match bounded(client, overrun, deadline, false, began, &mut timer).await {
+                    (Ok(()), Fate::Reusable) => {
+                        plan.run(client, overrun, deadline, &mut timer).await
+                    }
+                    (began, _) => (
+                        began.and(Err(aborted("BEGIN was answered too late"))),
+                        Fate::Discard,
+                    ),
+                }
+            }
         };
+        self.timer = timer;
         self.settle(result, fate)
     }
 
@@ -656,16 +661,33 @@ impl TxState {
 
     /// COMMIT, then the primary's WAL position on the same connection. A
     /// position that cannot be read gives the largest token, which sends
-    /// every read made after it to the primary: never a stale read.
+    /// every read made after it to the primary: never a stale read. The
+    /// read is bounded by the query timeout, as every statement is.
     async fn commit_with_token(&mut self) -> Result<ConsistencyToken> {
         let committed = self.commit_keeping_connection().await?;
+        let mut fate = Fate::Reusable;
         let token = match self.held.client() {
-            Some(client) if committed => wal_position(client)
-                .await
-                .unwrap_or(ConsistencyToken(u64::MAX)),
+            Some(client) if committed => {
+                let cancel = Overrun::Cancel(&self.held.pool().cancel);
+                let position = pin!(wal_position(client));
+                let read;
+                (read, fate) = bounded(
+                    client,
+                    cancel,
+                    self.query_timeout,
+                    false,
+                    position,
+                    &mut self.timer,
+                )
+                .await;
+                read.unwrap_or(ConsistencyToken(u64::MAX))
+            }
             _ => ConsistencyToken(u64::MAX),
         };
-        self.held.release();
+        match fate {
+            Fate::Reusable => self.held.release(),
+            Fate::Discard => self.held.discard(),
+        }
         Ok(token)
     }
 
@@ -714,7 +736,7 @@ impl TxState {
         self.end(result, fate, false)
     }
 
-    async fn finish(&self, sql: &str, write: bool) -> (Result<()>, Fate) {
+    async fn finish(&mut self, sql: &str, write: bool) -> (Result<()>, Fate) {
         let Some(client) = self.held.client() else {
             return (Err(closed()), Fate::Discard);
         };
@@ -731,6 +753,7 @@ impl TxState {
             self.query_timeout,
             write,
             pin!(statement),
+            &mut self.timer,
         )
         .await
     }
@@ -750,18 +773,6 @@ impl TxState {
         self.status = Status::Finished;
         result
     }
-}
-
-/// The answer of a statement that went out behind BEGIN: BEGIN's error if
-/// it failed (the statement then ran outside the transaction), else the
-/// statement's; the connection is discarded if either left it unusable.
-fn behind_begin<T>(began: (Result<()>, Fate), ran: (Result<T>, Fate)) -> (Result<T>, Fate) {
-    let fate = if began.1 == Fate::Reusable && ran.1 == Fate::Reusable {
-        Fate::Reusable
-    } else {
-        Fate::Discard
-    };
-    (began.0.and(ran.0), fate)
 }
 
 fn aborted(reason: &str) -> Error {
