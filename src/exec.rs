@@ -16,7 +16,8 @@ use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
-use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{ListRequest, WriteOp, WriteRequest};
+use crate::model::Model;
 use crate::query::Page;
 use crate::record::{Columns, Record};
 use crate::sql::{Catalog, Statement, Table};
@@ -112,40 +113,36 @@ fn is_stale(err: &tokio_postgres::Error) -> bool {
 pub(crate) struct RowPlan {
     stmt: Statement,
     columns: Arc<Columns>,
-    model: String,
+    /// The table's model, named when the row is not found.
+    model: Arc<Model>,
     write: bool,
     mode: Statements,
 }
 
 impl RowPlan {
-    fn new(
-        catalog: &Catalog,
-        table: &Table,
-        model: String,
-        write: bool,
-        stmt: Statement,
-    ) -> RowPlan {
+    fn new(catalog: &Catalog, table: &Table, write: bool, stmt: Statement) -> RowPlan {
         RowPlan {
             stmt,
             columns: table.columns.clone(),
-            model,
+            model: table.model.clone(),
             write,
             mode: catalog.statements,
         }
     }
 
-    /// `Read`: the row with this id.
-    pub(crate) fn read(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        let stmt = table.read(req.id)?;
-        Ok(RowPlan::new(catalog, table, req.model, false, stmt))
+    /// `Read`: the row of `model` with this id.
+    pub(crate) fn read(catalog: &Catalog, model: &str, id: Value) -> Result<RowPlan> {
+        let table = catalog.table(model)?;
+        let stmt = table.read(id)?;
+        Ok(RowPlan::new(catalog, table, false, stmt))
     }
 
-    /// `LockForUpdate`: the row with this id, locked until the transaction ends.
-    pub(crate) fn lock_for_update(catalog: &Catalog, req: ReadRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        let stmt = table.lock_for_update(req.id)?;
-        Ok(RowPlan::new(catalog, table, req.model, false, stmt))
+    /// `LockForUpdate`: the row of `model` with this id, locked until the
+    /// transaction ends.
+    pub(crate) fn lock_for_update(catalog: &Catalog, model: &str, id: Value) -> Result<RowPlan> {
+        let table = catalog.table(model)?;
+        let stmt = table.lock_for_update(id)?;
+        Ok(RowPlan::new(catalog, table, false, stmt))
     }
 
     /// `Write`: create, update or delete, answering the row.
@@ -156,7 +153,7 @@ impl RowPlan {
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,
         };
-        Ok(RowPlan::new(catalog, table, req.model, true, stmt))
+        Ok(RowPlan::new(catalog, table, true, stmt))
     }
 }
 
@@ -249,7 +246,7 @@ impl Plan for RowPlan {
         let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
             .map(|row| record(&self.columns, row))
-            .unwrap_or_else(|| Err(Error::not_found(&self.model)))
+            .unwrap_or_else(|| Err(Error::not_found(self.model.name())))
     }
 }
 

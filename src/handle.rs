@@ -13,7 +13,7 @@ use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
-use crate::messages::{write_shorthands, DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
 use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
@@ -531,11 +531,8 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Read one row by id from the read pool; [`ErrorKind::NotFound`] when absent.
     pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        let req = ReadRequest {
-            model: model.into(),
-            id: id.into(),
-        };
-        self.run(Role::Read, "read", model, |c| RowPlan::read(c, req))
+        let id = id.into();
+        self.run(Role::Read, "read", model, |c| RowPlan::read(c, model, id))
             .await
     }
 

@@ -120,7 +120,8 @@ impl Actor for PoolActor {
         match msg {
             PoolMsg::Read(req, call, reply) => {
                 let span = telemetry::operation(call.parent.clone(), "read", role, &req.model);
-                spawn_plan(ctx, RowPlan::read(&ctx.catalog, req), call, reply, span);
+                let plan = RowPlan::read(&ctx.catalog, &req.model, req.id);
+                spawn_plan(ctx, plan, call, reply, span);
             }
             PoolMsg::List(req, call, reply) => {
                 let span = telemetry::operation(call.parent.clone(), "list", role, &req.model);

@@ -67,17 +67,36 @@ fn push_placeholder(sql: &mut String, n: usize) {
     sql.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
+/// A statement's text: one its table keeps (shared, not copied for each
+/// statement) or one written for this statement.
+#[derive(Debug)]
+pub(crate) enum Sql {
+    Kept(Arc<str>),
+    Written(String),
+}
+
+impl std::ops::Deref for Sql {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Sql::Kept(text) => text,
+            Sql::Written(text) => text,
+        }
+    }
+}
+
 /// One statement: text with `$n` placeholders, and its typed parameters.
 #[derive(Debug)]
 pub(crate) struct Statement {
-    pub(crate) sql: String,
+    pub(crate) sql: Sql,
     pub(crate) params: Vec<(Param, Type)>,
 }
 
 impl Statement {
-    fn new(sql: String) -> Statement {
+    /// No text yet, no parameters.
+    fn new() -> Statement {
         Statement {
-            sql,
+            sql: Sql::Written(String::new()),
             params: Vec::new(),
         }
     }
@@ -88,10 +107,10 @@ impl Statement {
         format!("${}", self.params.len())
     }
 
-    /// Add a parameter and append its placeholder to the text.
-    fn push_bound(&mut self, param: Param, ty: Type) {
+    /// Add a parameter and append its placeholder to `sql`.
+    fn push_bound(&mut self, sql: &mut String, param: Param, ty: Type) {
         self.params.push((param, ty));
-        push_placeholder(&mut self.sql, self.params.len());
+        push_placeholder(sql, self.params.len());
     }
 
     fn checked(self) -> Result<Statement> {
@@ -132,14 +151,21 @@ pub(crate) struct Table {
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
     /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
-    by_id: String,
+    by_id: Arc<str>,
     /// The same, `FOR UPDATE`.
-    by_id_for_update: String,
+    by_id_for_update: Arc<str>,
     /// The declared fields an insert must set: not nullable, no default.
     required: Vec<Settable>,
     /// INSERT texts already written, by the fields they set: a record's
     /// fields come sorted by name, so one set of fields is one text.
-    inserts: RwLock<Vec<(Box<[Settable]>, String)>>,
+    inserts: RwLock<Vec<KeptInsert>>,
+}
+
+/// An INSERT text a table keeps, and the fields it sets.
+#[derive(Debug)]
+struct KeptInsert {
+    fields: Box<[Settable]>,
+    text: Arc<str>,
 }
 
 /// A field a caller may set: the id, or a declared field by position.
@@ -191,10 +217,10 @@ impl Table {
             .map(|(at, _)| Settable::Declared(at))
             .collect();
         Table {
-            by_id_for_update: format!("{by_id} FOR UPDATE"),
+            by_id_for_update: format!("{by_id} FOR UPDATE").into(),
             required,
             inserts: RwLock::default(),
-            by_id,
+            by_id: by_id.into(),
             qualified,
             select_list,
             columns: Arc::new(Columns::new(model.column_names())),
@@ -230,9 +256,9 @@ impl Table {
     }
 
     /// `sql`, whose one parameter `$1` is the id.
-    fn select_by_id(&self, id: Value, sql: &str) -> Result<Statement> {
+    fn select_by_id(&self, id: Value, sql: &Arc<str>) -> Result<Statement> {
         Ok(Statement {
-            sql: sql.to_owned(),
+            sql: Sql::Kept(sql.clone()),
             params: vec![self.id_param(id)?],
         })
     }
@@ -261,7 +287,7 @@ impl Table {
             )));
         }
         Statement {
-            sql: self.insert_text(&fields),
+            sql: Sql::Kept(self.insert_text(&fields)),
             params,
         }
         .checked()
@@ -269,22 +295,25 @@ impl Table {
 
     /// The INSERT text that sets `fields`, written once per set of fields
     /// (up to [`MAX_CACHED_INSERTS`] sets; more are written every time).
-    fn insert_text(&self, fields: &[Settable]) -> String {
-        let cached = |inserts: &[(Box<[Settable]>, String)]| {
+    fn insert_text(&self, fields: &[Settable]) -> Arc<str> {
+        let cached = |inserts: &[KeptInsert]| {
             inserts
                 .iter()
-                .find(|(set, _)| **set == *fields)
-                .map(|(_, text)| text.clone())
+                .find(|kept| *kept.fields == *fields)
+                .map(|kept| kept.text.clone())
         };
         let inserts = self.inserts.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(text) = cached(&inserts) {
             return text;
         }
         drop(inserts);
-        let text = self.render_insert(fields);
+        let text: Arc<str> = self.render_insert(fields).into();
         let mut inserts = self.inserts.write().unwrap_or_else(PoisonError::into_inner);
         if inserts.len() < MAX_CACHED_INSERTS && cached(&inserts).is_none() {
-            inserts.push((fields.into(), text.clone()));
+            inserts.push(KeptInsert {
+                fields: fields.into(),
+                text: text.clone(),
+            });
         }
         text
     }
@@ -324,45 +353,49 @@ impl Table {
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
-        let mut stmt = Statement::new(String::with_capacity(
-            64 + self.qualified.len() + 2 * self.select_list.len(),
-        ));
-        stmt.sql.push_str("UPDATE ");
-        stmt.sql.push_str(&self.qualified);
-        stmt.sql.push_str(" SET ");
+        let mut stmt = Statement::new();
+        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
+        sql.push_str("UPDATE ");
+        sql.push_str(&self.qualified);
+        sql.push_str(" SET ");
         for (field, value) in patch.into_fields() {
             if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
             }
             let (_, ty) = self.settable(&field, &value)?;
-            push_ident(&mut stmt.sql, &field);
-            stmt.sql.push_str(" = ");
-            stmt.push_bound(Param::One(ty.coerce(&field, value)?), ty.pg_type());
-            stmt.sql.push_str(", ");
+            push_ident(&mut sql, &field);
+            sql.push_str(" = ");
+            stmt.push_bound(
+                &mut sql,
+                Param::One(ty.coerce(&field, value)?),
+                ty.pg_type(),
+            );
+            sql.push_str(", ");
         }
-        stmt.sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
+        sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
         let (id, ty) = self.id_param(id)?;
-        stmt.push_bound(id, ty);
-        stmt.sql.push_str(" RETURNING ");
-        stmt.sql.push_str(&self.select_list);
+        stmt.push_bound(&mut sql, id, ty);
+        sql.push_str(" RETURNING ");
+        sql.push_str(&self.select_list);
+        stmt.sql = Sql::Written(sql);
         stmt.checked()
     }
 
     /// `DELETE … WHERE id = $1 RETURNING …`
     pub(crate) fn delete(&self, id: Value) -> Result<Statement> {
         Ok(Statement {
-            sql: format!(
+            sql: Sql::Written(format!(
                 "DELETE FROM {} WHERE \"id\" = $1 RETURNING {}",
                 self.qualified, self.select_list
-            ),
+            )),
             params: vec![self.id_param(id)?],
         })
     }
 
     /// The page statement and the count statement of a `List`.
     pub(crate) fn list(&self, query: &Query) -> Result<(Statement, Statement, u64)> {
-        let mut page = Statement::new(String::new());
-        let mut count = Statement::new(String::new());
+        let mut page = Statement::new();
+        let mut count = Statement::new();
         let condition = match &query.filter {
             Some(filter) => {
                 let condition = self.condition(filter, &mut page, 0)?;
@@ -396,13 +429,16 @@ impl Table {
             Param::One(Value::I64(as_i64(query.offset, "offset")?)),
             Type::INT8,
         );
-        page.sql = format!(
+        page.sql = Sql::Written(format!(
             "SELECT {} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
             self.select_list,
             self.qualified,
             order.join(", ")
-        );
-        count.sql = format!("SELECT count(*) FROM {} WHERE {condition}", self.qualified);
+        ));
+        count.sql = Sql::Written(format!(
+            "SELECT count(*) FROM {} WHERE {condition}",
+            self.qualified
+        ));
         Ok((page.checked()?, count.checked()?, limit))
     }
 
@@ -559,7 +595,7 @@ mod tests {
             .insert(Record::new().with("sku", "x'); DROP TABLE stock; --"))
             .unwrap();
         assert_eq!(
-            stmt.sql,
+            &*stmt.sql,
             "INSERT INTO \"shop\".\"stock\" (\"id\", \"sku\") VALUES ($1, $2) RETURNING \
              \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
         );
@@ -573,9 +609,9 @@ mod tests {
         let with_note = || Record::new().with("sku", "a").with("note", "n");
         let first = t.insert(with_note()).unwrap();
         let again = t.insert(with_note()).unwrap();
-        assert_eq!(first.sql, again.sql);
+        assert_eq!(*first.sql, *again.sql);
         assert_eq!(
-            first.sql,
+            &*first.sql,
             "INSERT INTO \"shop\".\"stock\" (\"id\", \"note\", \"sku\") VALUES ($1, $2, $3) RETURNING \
              \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
         );
@@ -583,7 +619,7 @@ mod tests {
             .insert(Record::new().with("sku", "b").with("quantity", 2_i64))
             .unwrap();
         assert_eq!(
-            with_quantity.sql,
+            &*with_quantity.sql,
             "INSERT INTO \"shop\".\"stock\" (\"id\", \"quantity\", \"sku\") VALUES ($1, $2, $3) RETURNING \
              \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
         );
@@ -615,7 +651,7 @@ mod tests {
                 "INSERT INTO \"shop\".\"wide\" ({}) VALUES",
                 columns.join(", ")
             );
-            assert!(stmt.sql.starts_with(&expected), "{}", stmt.sql);
+            assert!(stmt.sql.starts_with(&expected), "{}", &*stmt.sql);
             assert_eq!(stmt.params.len(), columns.len());
         }
         let missing = t.insert(Record::new().with("note", "n")).unwrap_err();
@@ -631,7 +667,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            stmt.sql,
+            &*stmt.sql,
             "UPDATE \"shop\".\"stock\" SET \"quantity\" = $1, \"updated_at\" = now() WHERE \"id\" = $2 \
              RETURNING \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
         );
@@ -652,14 +688,14 @@ mod tests {
         let cond =
             "(\"quantity\" >= $1 AND (\"sku\" ILIKE $2 OR \"note\" IS NULL) AND \"sku\" = ANY($3))";
         assert_eq!(
-            page.sql,
+            &*page.sql,
             format!(
                 "SELECT \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\" FROM \
                  \"shop\".\"stock\" WHERE {cond} ORDER BY \"quantity\" DESC, \"id\" ASC LIMIT $4 OFFSET $5"
             )
         );
         assert_eq!(
-            count.sql,
+            &*count.sql,
             format!("SELECT count(*) FROM \"shop\".\"stock\" WHERE {cond}")
         );
         assert_eq!((page.params.len(), count.params.len(), limit), (5, 3, 10));

@@ -309,12 +309,12 @@ impl Actor for TxActor {
         match msg {
             TxMsg::Read(req, reply) => {
                 let span = state.operation_span("read", &req.model);
-                let plan = RowPlan::read(state.held.catalog(), req);
+                let plan = RowPlan::read(state.held.catalog(), &req.model, req.id);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::LockForUpdate(req, reply) => {
                 let span = state.operation_span("lock_for_update", &req.model);
-                let plan = RowPlan::lock_for_update(state.held.catalog(), req);
+                let plan = RowPlan::lock_for_update(state.held.catalog(), &req.model, req.id);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::Write(req, reply) => {
@@ -375,14 +375,14 @@ async fn hand_off(slot: &mut Slot, job: Job) {
         Job::Read(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span("read", &req.model),
-                plan: RowPlan::read(state.held.catalog(), req),
+                plan: RowPlan::read(state.held.catalog(), &req.model, req.id),
             };
             run_handed_off(slot, step, answer).await;
         }
         Job::LockForUpdate(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span("lock_for_update", &req.model),
-                plan: RowPlan::lock_for_update(state.held.catalog(), req),
+                plan: RowPlan::lock_for_update(state.held.catalog(), &req.model, req.id),
             };
             run_handed_off(slot, step, answer).await;
         }
