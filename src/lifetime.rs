@@ -24,6 +24,10 @@ const LIFETIME_JITTER: f64 = 0.1;
 pub(crate) struct Lifetimes {
     role: Role,
     max_lifetime: Duration,
+    /// The shortest lifetime the jitter gives: a connection younger than
+    /// this is within its own, which is then not derived (a float
+    /// multiplication on every checkout).
+    shortest_lifetime: Duration,
     max_idle_time: Duration,
     max_idle: usize,
     /// When the pool was built: connection creation instants are measured
@@ -36,6 +40,7 @@ impl Lifetimes {
         Lifetimes {
             role,
             max_lifetime: settings.max_lifetime,
+            shortest_lifetime: settings.max_lifetime.mul_f64(1.0 - LIFETIME_JITTER),
             max_idle_time: settings.max_idle_time,
             max_idle: settings.max_idle,
             epoch: Instant::now(),
@@ -60,9 +65,10 @@ impl Lifetimes {
     fn expired(&self, client: &ClientWrapper, metrics: &Metrics) -> Option<Reason> {
         let now = Instant::now();
         let since = |instant: Instant| now.saturating_duration_since(instant);
+        let age = since(metrics.created);
         if client.is_closed() {
             Some(Reason::Broken)
-        } else if since(metrics.created) >= self.lifetime_of(metrics) {
+        } else if age >= self.shortest_lifetime && age >= self.lifetime_of(metrics) {
             Some(Reason::MaxLifetime)
         } else if since(metrics.recycled.unwrap_or(metrics.created)) >= self.max_idle_time {
             Some(Reason::MaxIdleTime)
@@ -147,7 +153,12 @@ mod tests {
             recycled: None,
             recycle_count: 0,
         };
-        let shortest = settings.max_lifetime.mul_f64(1.0 - LIFETIME_JITTER);
+        // The early-out of `expired` rests on no lifetime being shorter.
+        let shortest = lifetimes.shortest_lifetime;
+        assert_eq!(
+            shortest,
+            settings.max_lifetime.mul_f64(1.0 - LIFETIME_JITTER)
+        );
         let spans: Vec<Duration> = (0..200u64)
             .map(|i| lifetimes.lifetime_of(&born(i * 7_919_133)))
             .collect();
