@@ -47,7 +47,7 @@ pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
-pub use record::Record;
+pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, PoolStats, Stats};

@@ -1,9 +1,8 @@
 //! Records: the typed value maps that cross the API, with serde conversion.
 
-use std::sync::Arc;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use smol_str::SmolStr;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -21,9 +20,11 @@ use crate::value::{FromValue, Value};
 /// ```
 #[derive(Clone, Default, PartialEq)]
 pub struct Record {
-    /// Sorted by name, each name once. Names are shared: every record a
-    /// table's statements answer holds the table's own (see [`Columns`]).
-    fields: Vec<(Arc<str>, Value)>,
+    /// Sorted by name, each name once. A name of up to 23 bytes is held
+    /// inline (setting a field allocates nothing for its name); a longer
+    /// one is shared: every record a table's statements answer holds the
+    /// table's own (see [`Columns`]).
+    fields: Vec<(SmolStr, Value)>,
 }
 
 impl Record {
@@ -43,7 +44,7 @@ impl Record {
         let field = field.as_ref();
         match self.position(field) {
             Ok(at) => self.fields[at].1 = value.into(),
-            Err(at) => self.fields.insert(at, (field.into(), value.into())),
+            Err(at) => self.fields.insert(at, (SmolStr::new(field), value.into())),
         }
     }
 
@@ -89,8 +90,8 @@ impl Record {
         self.fields.is_empty()
     }
 
-    /// The fields in name order, by value, names shared.
-    pub(crate) fn into_fields(self) -> std::vec::IntoIter<(Arc<str>, Value)> {
+    /// The fields in name order, by value, names as held.
+    pub(crate) fn into_fields(self) -> std::vec::IntoIter<(SmolStr, Value)> {
         self.fields.into_iter()
     }
 
@@ -157,18 +158,19 @@ pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
 }
 
 /// The columns a table's statements answer, in select-list order, with
-/// their names shared by every record decoded from them (a clone of a name
-/// is a reference count, not an allocation).
+/// their names as every record decoded from them holds them (a clone of a
+/// name is a copy of it when short, a reference count when long, never an
+/// allocation).
 #[derive(Debug)]
 pub(crate) struct Columns {
-    names: Vec<Arc<str>>,
+    names: Vec<SmolStr>,
     /// Indices into `names`, in name order: the order of a record's fields.
     by_name: Vec<usize>,
 }
 
 impl Columns {
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Columns {
-        let names: Vec<Arc<str>> = names.into_iter().map(Arc::from).collect();
+        let names: Vec<SmolStr> = names.into_iter().map(SmolStr::new).collect();
         let mut by_name: Vec<usize> = (0..names.len()).collect();
         by_name.sort_by(|&a, &b| names[a].cmp(&names[b]));
         Columns { names, by_name }
@@ -199,18 +201,33 @@ impl<K: AsRef<str>, V: Into<Value>> FromIterator<(K, V)> for Record {
 
 impl IntoIterator for Record {
     type Item = (String, Value);
-    type IntoIter = std::iter::Map<
-        std::vec::IntoIter<(Arc<str>, Value)>,
-        fn((Arc<str>, Value)) -> (String, Value),
-    >;
+    type IntoIter = RecordIntoIter;
 
     /// The fields in name order.
-    fn into_iter(self) -> Self::IntoIter {
-        self.fields
-            .into_iter()
-            .map(|(name, value)| (String::from(&*name), value))
+    fn into_iter(self) -> RecordIntoIter {
+        RecordIntoIter(self.fields.into_iter())
     }
 }
+
+/// A record's fields by value, in name order: what iterating over a
+/// [`Record`] (not a reference to one) yields.
+#[derive(Debug)]
+pub struct RecordIntoIter(std::vec::IntoIter<(SmolStr, Value)>);
+
+impl Iterator for RecordIntoIter {
+    type Item = (String, Value);
+
+    fn next(&mut self) -> Option<(String, Value)> {
+        let (name, value) = self.0.next()?;
+        Some((name.into(), value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for RecordIntoIter {}
 
 #[cfg(test)]
 mod tests {
