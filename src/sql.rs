@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::BytesMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -158,7 +158,7 @@ pub(crate) struct Table {
     required: Vec<Settable>,
     /// INSERT texts already written, by the fields they set: a record's
     /// fields come sorted by name, so one set of fields is one text.
-    inserts: RwLock<Vec<KeptInsert>>,
+    inserts: [OnceLock<KeptInsert>; MAX_CACHED_INSERTS],
 }
 
 /// An INSERT text a table keeps, and the fields it sets.
@@ -219,7 +219,7 @@ impl Table {
         Table {
             by_id_for_update: format!("{by_id} FOR UPDATE").into(),
             required,
-            inserts: RwLock::default(),
+            inserts: Default::default(),
             by_id: by_id.into(),
             qualified,
             select_list,
@@ -265,19 +265,24 @@ impl Table {
 
     /// `INSERT … RETURNING …`; generates a UUIDv7 id when the model's key is
     /// a uuid and the record has none.
-    pub(crate) fn insert(&self, mut record: Record) -> Result<Statement> {
-        if !record.value(ID).is_some_and(|v| !v.is_null()) {
-            record.remove(ID);
-            if self.model.key() == PrimaryKey::Uuid {
-                record.set(ID, uuid::Uuid::now_v7());
-            }
-        }
-        let mut fields = Vec::with_capacity(record.len());
-        let mut params = Vec::with_capacity(record.len());
+    pub(crate) fn insert(&self, record: Record) -> Result<Statement> {
+        let mut fields = Vec::with_capacity(record.len() + 1);
+        let mut params = Vec::with_capacity(record.len() + 1);
         for (field, value) in record.into_fields() {
+            // A null id is no id: the key is generated.
+            if &*field == ID && value.is_null() {
+                continue;
+            }
             let (settable, ty) = self.settable(&field, &value)?;
             fields.push(settable);
             params.push((Param::One(ty.coerce(&field, value)?), ty.pg_type()));
+        }
+        if self.model.key() == PrimaryKey::Uuid && !fields.contains(&Settable::Id) {
+            // In name order, as if the record had held it.
+            let at = fields.partition_point(|&f| self.settable_name(f) < ID);
+            fields.insert(at, Settable::Id);
+            let id = Value::Uuid(uuid::Uuid::now_v7());
+            params.insert(at, (Param::One(id), FieldType::Uuid.pg_type()));
         }
         if let Some(Settable::Declared(at)) = self.required.iter().find(|r| !fields.contains(r)) {
             return Err(Error::invalid_input(format!(
@@ -293,29 +298,29 @@ impl Table {
         .checked()
     }
 
-    /// The INSERT text that sets `fields`, written once per set of fields
-    /// (up to [`MAX_CACHED_INSERTS`] sets; more are written every time).
+    /// The INSERT text that sets `fields`, written once per list of fields
+    /// (up to [`MAX_CACHED_INSERTS`] lists; more are written every time).
+    /// Finding a kept text takes no lock: each slot is set once.
     fn insert_text(&self, fields: &[Settable]) -> Arc<str> {
-        let cached = |inserts: &[KeptInsert]| {
-            inserts
-                .iter()
-                .find(|kept| *kept.fields == *fields)
-                .map(|kept| kept.text.clone())
-        };
-        let inserts = self.inserts.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(text) = cached(&inserts) {
-            return text;
+        let mut text: Option<Arc<str>> = None;
+        for slot in &self.inserts {
+            let kept = match slot.get() {
+                Some(kept) => kept,
+                None => {
+                    let text = text.get_or_insert_with(|| Arc::from(self.render_insert(fields)));
+                    // Another caller may fill the slot first, with these
+                    // fields or others: then it is looked at like the rest.
+                    slot.get_or_init(|| KeptInsert {
+                        fields: fields.into(),
+                        text: text.clone(),
+                    })
+                }
+            };
+            if *kept.fields == *fields {
+                return kept.text.clone();
+            }
         }
-        drop(inserts);
-        let text: Arc<str> = self.render_insert(fields).into();
-        let mut inserts = self.inserts.write().unwrap_or_else(PoisonError::into_inner);
-        if inserts.len() < MAX_CACHED_INSERTS && cached(&inserts).is_none() {
-            inserts.push(KeptInsert {
-                fields: fields.into(),
-                text: text.clone(),
-            });
-        }
-        text
+        text.unwrap_or_else(|| self.render_insert(fields).into())
     }
 
     fn render_insert(&self, fields: &[Settable]) -> String {
