@@ -16,7 +16,7 @@ use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
-use crate::messages::{ListRequest, WriteOp, WriteRequest};
+use crate::messages::{ListRequest, WriteOp};
 use crate::model::Model;
 use crate::query::Page;
 use crate::record::{Columns, Record};
@@ -146,9 +146,9 @@ impl RowPlan {
     }
 
     /// `Write`: create, update or delete, answering the row.
-    pub(crate) fn write(catalog: &Catalog, req: WriteRequest) -> Result<RowPlan> {
-        let table = catalog.table(&req.model)?;
-        let stmt = match req.op {
+    pub(crate) fn write(catalog: &Catalog, model: &str, op: WriteOp) -> Result<RowPlan> {
+        let table = catalog.table(model)?;
+        let stmt = match op {
             WriteOp::Create(record) => table.insert(record)?,
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,

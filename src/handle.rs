@@ -13,7 +13,7 @@ use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
-use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp, WriteRequest};
+use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::model::Registry;
 use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
@@ -548,12 +548,8 @@ impl Db {
 
     /// Run a write on the write pool and answer the row it touched.
     pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
-        let req = WriteRequest {
-            model: model.into(),
-            op,
-        };
-        self.run(Role::Write, req.op.name(), model, |c| {
-            RowPlan::write(c, req)
+        self.run(Role::Write, op.name(), model, |c| {
+            RowPlan::write(c, model, op)
         })
         .await
     }
@@ -566,12 +562,8 @@ impl Db {
         model: &str,
         op: WriteOp,
     ) -> Result<(Record, ConsistencyToken)> {
-        let req = WriteRequest {
-            model: model.into(),
-            op,
-        };
-        self.run(Role::Write, req.op.name(), model, |c| {
-            RowPlan::write(c, req).map(WithToken)
+        self.run(Role::Write, op.name(), model, |c| {
+            RowPlan::write(c, model, op).map(WithToken)
         })
         .await
     }

@@ -130,7 +130,8 @@ impl Actor for PoolActor {
             PoolMsg::Write(req, call, reply) => {
                 let span =
                     telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
-                spawn_plan(ctx, RowPlan::write(&ctx.catalog, req), call, reply, span);
+                let plan = RowPlan::write(&ctx.catalog, &req.model, req.op);
+                spawn_plan(ctx, plan, call, reply, span);
             }
         }
         Ok(())

@@ -319,7 +319,7 @@ impl Actor for TxActor {
             }
             TxMsg::Write(req, reply) => {
                 let span = state.operation_span(req.op.name(), &req.model);
-                let plan = RowPlan::write(state.held.catalog(), req);
+                let plan = RowPlan::write(state.held.catalog(), &req.model, req.op);
                 state.answer(plan, span, reply).await;
             }
             TxMsg::List(req, reply) => {
@@ -389,7 +389,7 @@ async fn hand_off(slot: &mut Slot, job: Job) {
         Job::Write(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span(req.op.name(), &req.model),
-                plan: RowPlan::write(state.held.catalog(), req),
+                plan: RowPlan::write(state.held.catalog(), &req.model, req.op),
             };
             run_handed_off(slot, step, answer).await;
         }
