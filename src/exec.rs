@@ -24,7 +24,7 @@ use crate::sql::{Catalog, Statement, Table};
 use crate::value::Value;
 
 /// Turn a row of a table's statement into a record, column by column.
-fn record(columns: &Columns, row: &Row) -> Result<Record> {
+fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
     if row.len() != columns.len() {
         return Err(Error::decode(format!(
             "the row has {} columns where the model has {}",

@@ -1,5 +1,7 @@
 //! Records: the typed value maps that cross the API, with serde conversion.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smol_str::SmolStr;
@@ -18,13 +20,57 @@ use crate::value::{FromValue, Value};
 /// assert!(row.get::<bool>("quantity").is_err());
 /// # Ok::<(), pgactor::Error>(())
 /// ```
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Record {
-    /// Sorted by name, each name once. A name of up to 23 bytes is held
-    /// inline (setting a field allocates nothing for its name); a longer
-    /// one is shared: every record a table's statements answer holds the
-    /// table's own (see [`Columns`]).
-    fields: Vec<(SmolStr, Value)>,
+    /// The field names, sorted, each once.
+    names: Names,
+    /// The values, in the order of `names`.
+    values: Vec<Value>,
+}
+
+/// A record's field names.
+#[derive(Clone)]
+enum Names {
+    /// The columns of the statement that answered the row, shared by every
+    /// record decoded from it: one reference count for the row, not one
+    /// name per column. A record changed in its names takes its own copy.
+    Columns(Arc<Columns>),
+    /// Names of its own. A name of up to 23 bytes is held inline: setting
+    /// a field allocates nothing for its name.
+    Own(Vec<SmolStr>),
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names::Own(Vec::new())
+    }
+}
+
+impl Names {
+    fn as_slice(&self) -> &[SmolStr] {
+        match self {
+            Names::Columns(columns) => &columns.sorted,
+            Names::Own(names) => names,
+        }
+    }
+
+    /// The names as the record's own, to add or remove one.
+    fn to_mut(&mut self) -> &mut Vec<SmolStr> {
+        if let Names::Columns(columns) = self {
+            *self = Names::Own(columns.sorted.clone());
+        }
+        match self {
+            Names::Own(names) => names,
+            Names::Columns(_) => unreachable!("made its own above"),
+        }
+    }
+
+    fn into_vec(self) -> Vec<SmolStr> {
+        match self {
+            Names::Columns(columns) => columns.sorted.clone(),
+            Names::Own(names) => names,
+        }
+    }
 }
 
 impl Record {
@@ -43,8 +89,11 @@ impl Record {
     pub fn set(&mut self, field: impl AsRef<str>, value: impl Into<Value>) {
         let field = field.as_ref();
         match self.position(field) {
-            Ok(at) => self.fields[at].1 = value.into(),
-            Err(at) => self.fields.insert(at, (SmolStr::new(field), value.into())),
+            Ok(at) => self.values[at] = value.into(),
+            Err(at) => {
+                self.names.to_mut().insert(at, SmolStr::new(field));
+                self.values.insert(at, value.into());
+            }
         }
     }
 
@@ -66,52 +115,58 @@ impl Record {
     /// The raw value of a field.
     pub fn value(&self, field: &str) -> Option<&Value> {
         let at = self.position(field).ok()?;
-        Some(&self.fields[at].1)
+        Some(&self.values[at])
     }
 
     /// Remove a field and return its value.
     pub fn remove(&mut self, field: &str) -> Option<Value> {
         let at = self.position(field).ok()?;
-        Some(self.fields.remove(at).1)
+        self.names.to_mut().remove(at);
+        Some(self.values.remove(at))
     }
 
     /// The fields in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.fields.iter().map(|(k, v)| (&**k, v))
+        let names = self.names.as_slice().iter().map(SmolStr::as_str);
+        names.zip(&self.values)
     }
 
     /// The number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.values.len()
     }
 
     /// True when the record has no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.values.is_empty()
     }
 
-    /// The fields in name order, by value, names as held.
-    pub(crate) fn into_fields(self) -> std::vec::IntoIter<(SmolStr, Value)> {
-        self.fields.into_iter()
+    /// The fields in name order, by value.
+    pub(crate) fn into_fields(self) -> Fields {
+        self.names.into_vec().into_iter().zip(self.values)
     }
 
     /// Where `field` is, or where it would go.
     fn position(&self, field: &str) -> std::result::Result<usize, usize> {
-        self.fields
-            .binary_search_by(|(name, _)| (**name).cmp(field))
+        self.names
+            .as_slice()
+            .binary_search_by(|name| name.as_str().cmp(field))
     }
 
     /// The record of one row a table's statement answered: `value(i)` is
     /// the row's `i`-th column, in the order of `columns`' select list.
     pub(crate) fn from_row(
-        columns: &Columns,
+        columns: &Arc<Columns>,
         mut value: impl FnMut(usize) -> Result<Value>,
     ) -> Result<Record> {
-        let mut fields = Vec::with_capacity(columns.len());
-        for &i in &columns.by_name {
-            fields.push((columns.names[i].clone(), value(i)?));
+        let mut values = Vec::with_capacity(columns.len());
+        for &i in &columns.selected {
+            values.push(value(i)?);
         }
-        Ok(Record { fields })
+        Ok(Record {
+            names: Names::Columns(columns.clone()),
+            values,
+        })
     }
 
     /// Build a record for `model` from any serde-serializable struct or map.
@@ -157,28 +212,43 @@ pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
     Error::invalid_input(format!("model \"{}\" has no field {field:?}", model.name()))
 }
 
-/// The columns a table's statements answer, in select-list order, with
-/// their names as every record decoded from them holds them (a clone of a
-/// name is a copy of it when short, a reference count when long, never an
-/// allocation).
+/// The columns a table's statements answer: their names in name order,
+/// shared by every record decoded from them, and where each stands in the
+/// select list.
 #[derive(Debug)]
 pub(crate) struct Columns {
-    names: Vec<SmolStr>,
-    /// Indices into `names`, in name order: the order of a record's fields.
-    by_name: Vec<usize>,
+    sorted: Vec<SmolStr>,
+    /// For each name of `sorted`, its column's index in the select list.
+    selected: Vec<usize>,
 }
 
 impl Columns {
+    /// The columns of a select list, in its order.
     pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Columns {
-        let names: Vec<SmolStr> = names.into_iter().map(SmolStr::new).collect();
-        let mut by_name: Vec<usize> = (0..names.len()).collect();
-        by_name.sort_by(|&a, &b| names[a].cmp(&names[b]));
-        Columns { names, by_name }
+        let mut columns: Vec<(SmolStr, usize)> = names
+            .into_iter()
+            .enumerate()
+            .map(|(at, name)| (SmolStr::new(name), at))
+            .collect();
+        columns.sort();
+        let (sorted, selected) = columns.into_iter().unzip();
+        Columns { sorted, selected }
     }
 
     /// How many columns a row holds.
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.sorted.len()
+    }
+}
+
+/// A record's fields by value, in name order.
+pub(crate) type Fields = std::iter::Zip<std::vec::IntoIter<SmolStr>, std::vec::IntoIter<Value>>;
+
+impl PartialEq for Record {
+    /// Equal when they hold the same fields with the same values, however
+    /// their names are held.
+    fn eq(&self, other: &Record) -> bool {
+        self.names.as_slice() == other.names.as_slice() && self.values == other.values
     }
 }
 
@@ -205,14 +275,14 @@ impl IntoIterator for Record {
 
     /// The fields in name order.
     fn into_iter(self) -> RecordIntoIter {
-        RecordIntoIter(self.fields.into_iter())
+        RecordIntoIter(self.into_fields())
     }
 }
 
 /// A record's fields by value, in name order: what iterating over a
 /// [`Record`] (not a reference to one) yields.
 #[derive(Debug)]
-pub struct RecordIntoIter(std::vec::IntoIter<(SmolStr, Value)>);
+pub struct RecordIntoIter(Fields);
 
 impl Iterator for RecordIntoIter {
     type Item = (String, Value);
@@ -279,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_row_decodes_into_fields_in_name_order() {
-        let columns = Columns::new(["id", "sku", "created_at"]);
+        let columns = Arc::new(Columns::new(["id", "sku", "created_at"]));
         let row = [Value::I64(7), Value::from("A-1"), Value::Null];
         let record = Record::from_row(&columns, |i| Ok(row[i].clone())).unwrap();
         assert_eq!(
@@ -292,6 +362,32 @@ mod tests {
         assert_eq!(
             record.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             ["created_at", "id", "sku"]
+        );
+    }
+
+    #[test]
+    fn a_decoded_record_changes_like_any_other() {
+        let columns = Arc::new(Columns::new(["sku", "id"]));
+        let row = [Value::from("A-1"), Value::I64(7)];
+        let decoded = || Record::from_row(&columns, |i| Ok(row[i].clone())).unwrap();
+        let mut changed = decoded();
+        changed.set("sku", "B-2");
+        changed.set("note", "new");
+        assert_eq!(changed.remove("id"), Some(Value::I64(7)));
+        assert_eq!(
+            changed,
+            Record::new().with("sku", "B-2").with("note", "new")
+        );
+        // The records decoded from the same columns keep their names.
+        let fresh = decoded();
+        assert_eq!(fresh, Record::new().with("id", 7_i64).with("sku", "A-1"));
+        let owned: Vec<(String, Value)> = fresh.into_iter().collect();
+        assert_eq!(
+            owned,
+            [
+                ("id".into(), Value::I64(7)),
+                ("sku".into(), Value::from("A-1"))
+            ]
         );
     }
 
