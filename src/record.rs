@@ -56,8 +56,8 @@ impl Names {
 
     /// The names as the record's own, to add or remove one.
     fn to_mut(&mut self) -> &mut Vec<SmolStr> {
-        if let Names::Columns(columns) = self {
-            *self = Names::Own(columns.sorted.clone());
+        if let Names::Columns(_) = self {
+            *self = Names::Own(std::mem::take(self).into_vec());
         }
         match self {
             Names::Own(names) => names,
