@@ -1,6 +1,5 @@
 //! SQL building: identifiers from the registry only, values always bound.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::{Arc, OnceLock};
 
@@ -178,25 +177,32 @@ enum Settable {
 /// Every model's [`Table`], by model name.
 #[derive(Debug)]
 pub(crate) struct Catalog {
-    tables: HashMap<String, Table>,
+    /// Sorted by model name: every statement looks its table up, and a
+    /// binary search over a few names costs less than hashing one.
+    tables: Box<[Table]>,
     /// How this adapter's statements reach the server.
     pub(crate) statements: Statements,
 }
 
 impl Catalog {
     pub(crate) fn new(registry: &Registry, schema: &str, statements: Statements) -> Catalog {
-        let tables = registry
+        let mut tables: Vec<Table> = registry
             .models()
-            .map(|model| (model.name().to_owned(), Table::new(model, schema)))
+            .map(|model| Table::new(model, schema))
             .collect();
-        Catalog { tables, statements }
+        tables.sort_unstable_by(|a, b| a.model.name().cmp(b.model.name()));
+        Catalog {
+            tables: tables.into(),
+            statements,
+        }
     }
 
     /// The table of a model, or InvalidInput for an unknown model.
     pub(crate) fn table(&self, model: &str) -> Result<&Table> {
         self.tables
-            .get(model)
-            .ok_or_else(|| Error::invalid_input(format!("unknown model {model:?}")))
+            .binary_search_by(|table| table.model.name().cmp(model))
+            .map(|at| &self.tables[at])
+            .map_err(|_| Error::invalid_input(format!("unknown model {model:?}")))
     }
 }
 
@@ -579,10 +585,31 @@ mod tests {
                     .index(Index::on(["quantity"])),
             )
             .unwrap();
-        Catalog::new(&registry, "shop", Statements::Unnamed)
-            .tables
-            .remove("Stock")
-            .unwrap()
+        only_table(&registry)
+    }
+
+    /// The table of a registry's one model.
+    fn only_table(registry: &Registry) -> Table {
+        let catalog = Catalog::new(registry, "shop", Statements::Unnamed);
+        let [table] = <[Table; 1]>::try_from(catalog.tables.into_vec()).unwrap();
+        table
+    }
+
+    #[test]
+    fn every_model_is_found_by_name_and_no_other() {
+        // Registered out of order: the lookup must not depend on it.
+        let names = ["Order", "Account", "Zone", "Item", "Basket"];
+        let registry = names.iter().fold(Registry::new(), |registry, name| {
+            registry.with(Model::new(*name)).unwrap()
+        });
+        let catalog = Catalog::new(&registry, "shop", Statements::Unnamed);
+        for name in names {
+            assert_eq!(catalog.table(name).unwrap().model.name(), name);
+        }
+        for unknown in ["", "A", "Items", "item", "Zzz"] {
+            let err = catalog.table(unknown).unwrap_err();
+            assert!(err.to_string().contains("unknown model"), "{err}");
+        }
     }
 
     #[test]
@@ -634,10 +661,7 @@ mod tests {
                 model.field(Field::new(format!("f{n}"), FieldType::I64).nullable())
             }))
             .unwrap();
-        let wide = Catalog::new(&registry, "shop", Statements::Unnamed)
-            .tables
-            .remove("Wide")
-            .unwrap();
+        let wide = only_table(&registry);
         for set in 1..=2 * MAX_CACHED_INSERTS {
             let names: Vec<String> = (0..6)
                 .filter(|n| set & (1 << n) != 0)
