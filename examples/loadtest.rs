@@ -10,8 +10,8 @@
 //! For every workload × concurrency × implementation (a cell), N tasks each
 //! run the operation in a loop for `--seconds` after an uncounted warm-up;
 //! every operation's latency is kept; with `--rounds N` every cell is
-//! measured N times, the implementations in alternating order, and the
-//! medians are reported. A progress line is redrawn on stderr
+//! measured N times, the implementations' order turned by one place per
+//! round, and the medians are reported. A progress line is redrawn on stderr
 //! while a cell runs; at the end come a table of ops/s, p50 and p99 per
 //! implementation with the ratios pgactor / raw-prepared,
 //! pgactor-shared / raw-prepared and pgactor-unnamed / raw-unnamed, and one
@@ -54,14 +54,31 @@ usage: cargo run --release --example loadtest -- [options]
                      (default read_pk,list_page,insert,tx_lock)
   --concurrency N,M  concurrent callers (default 1,16,64)
   --impl A,B         pgactor, raw-prepared, pgactor-shared, pgactor-unnamed, raw-unnamed
-                     (default all four)
+                     (default all five)
   --pool N           connections in each pool (default 16): each pgactor
                      mode has a write and a read pool, each raw baseline one
-  --rounds N         measure every cell N times, the implementations in
-                     alternating order, and report the medians (default 1)
+  --rounds N         measure every cell N times, the implementations in an
+                     order turned by one place per round, and report the
+                     medians (default 1)
 
 Runs on DATABASE_URL in a fresh schema, or on a throwaway cluster.
 ";
+
+/// The order of the implementations in `round`: the list turned by one
+/// place per round. A cell's place in its row matters on a small shared
+/// machine: the first follows another workload or concurrency, and the
+/// same code under two names (`pgactor` and `pgactor-shared` on inserts
+/// and transactions) came out 10–20 % apart, the same way round, in run
+/// after run while the order only reversed. Over as many rounds as there
+/// are implementations, each takes every place once.
+fn turn(impls: &[Impl], round: usize) -> Vec<Impl> {
+    let mut order = impls.to_vec();
+    if !order.is_empty() {
+        let places = round % order.len();
+        order.rotate_left(places);
+    }
+    order
+}
 
 /// The command line.
 #[derive(Debug)]
@@ -203,15 +220,11 @@ async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
     for &workload in &args.workloads {
         for &callers in &args.concurrency {
             // The implementations of one table row run back to back, so a
-            // busy moment on the machine hits the numbers compared alike;
-            // in every other round in reverse, so none always goes first.
+            // busy moment on the machine hits the numbers compared alike,
+            // in an order that turns from round to round.
             let mut runs: Vec<Cell> = Vec::with_capacity(args.impls.len() * args.rounds);
             for round in 0..args.rounds {
-                let mut order = args.impls.clone();
-                if round % 2 == 1 {
-                    order.reverse();
-                }
-                for imp in order {
+                for imp in turn(&args.impls, round) {
                     let cell = measure(&bench, workload, imp, callers, &args, measured).await;
                     measured += 1;
                     eprintln!("{}", cell.summary());
@@ -662,6 +675,28 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn over_as_many_rounds_as_implementations_each_takes_every_place_once() {
+        let impls = Impl::ALL.to_vec();
+        let rounds: Vec<Vec<Impl>> = (0..impls.len()).map(|r| turn(&impls, r)).collect();
+        assert_eq!(rounds[0], impls);
+        for round in &rounds {
+            let mut sorted = round.clone();
+            sorted.sort_by_key(|imp| imp.name());
+            let mut all = impls.clone();
+            all.sort_by_key(|imp| imp.name());
+            assert_eq!(sorted, all, "every implementation once a round");
+        }
+        for place in 0..impls.len() {
+            let mut at_place: Vec<&str> = rounds.iter().map(|r| r[place].name()).collect();
+            at_place.sort_unstable();
+            at_place.dedup();
+            assert_eq!(at_place.len(), impls.len(), "place {place}");
+        }
+        assert_eq!(turn(&impls, impls.len()), impls);
+        assert!(turn(&[], 3).is_empty());
     }
 
     #[test]
