@@ -496,7 +496,7 @@ impl Registry {
             .ok_or_else(|| Error::invalid_input(format!("unknown model {name:?}")))
     }
 
-    /// Every registered model, by name.
+    /// Every registered model, in name order.
     pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
         self.models.values()
     }

@@ -186,15 +186,12 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     pub(crate) fn new(registry: &Registry, schema: &str, statements: Statements) -> Catalog {
-        let mut tables: Vec<Table> = registry
+        // The registry yields its models in name order.
+        let tables = registry
             .models()
             .map(|model| Table::new(model, schema))
             .collect();
-        tables.sort_unstable_by(|a, b| a.model.name().cmp(b.model.name()));
-        Catalog {
-            tables: tables.into(),
-            statements,
-        }
+        Catalog { tables, statements }
     }
 
     /// The table of a model, or InvalidInput for an unknown model.
