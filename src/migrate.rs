@@ -10,7 +10,7 @@ use crate::config::SessionSettings;
 use crate::pooler::in_transaction;
 
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::model::{fnv1a, quote_ident, ColumnDefault, Field, Model, PrimaryKey, Registry};
+use crate::model::{fnv1a, quote_ident, ColumnDefault, Field, Index, Model, PrimaryKey, Registry};
 use crate::value::{FieldType, Value};
 
 /// What one AutoMigrate run did.
@@ -25,8 +25,69 @@ pub struct MigrationReport {
 
 /// The columns of each table: column name → type as `format_type` spells it.
 type Columns = HashMap<String, HashMap<String, String>>;
-/// The indexes of the schema: index name → its table.
-type Indexes = HashMap<String, String>;
+/// Every relation of the schema (tables, indexes, sequences, views, …) by name.
+type Relations = HashMap<String, Relation>;
+
+/// One relation of the schema, as `pg_class` and `pg_index` describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Relation {
+    /// `pg_class.relkind`: `r` table, `p` partitioned table, `i` index, …
+    kind: char,
+    /// For an index, what it indexes.
+    index: Option<IndexShape>,
+}
+
+/// What an existing index is, for comparing it with a declared [`Index`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexShape {
+    table: String,
+    /// The key columns in order (an expression shows as an empty name).
+    columns: Vec<String>,
+    unique: bool,
+    /// Valid, immediate, btree, with no predicate and no expression: an
+    /// index AutoMigrate could have made.
+    plain: bool,
+}
+
+impl IndexShape {
+    fn is(&self, table: &str, index: &Index) -> bool {
+        self.plain
+            && self.table == table
+            && self.unique == index.is_unique()
+            && self.columns == index.columns()
+    }
+}
+
+/// What `relkind` means, for messages.
+fn relkind_name(kind: char) -> &'static str {
+    match kind {
+        'r' => "table",
+        'p' => "partitioned table",
+        'i' | 'I' => "index",
+        'S' => "sequence",
+        'v' => "view",
+        'm' => "materialized view",
+        'c' => "composite type",
+        'f' => "foreign table",
+        _ => "relation",
+    }
+}
+
+/// A relation for messages: `an index on table "order" (id)`, `a sequence`.
+fn describe_relation(relation: &Relation) -> String {
+    let kind = relkind_name(relation.kind);
+    let what = match &relation.index {
+        Some(shape) => format!(
+            "{}{kind} on table \"{}\" ({})",
+            if shape.unique { "unique " } else { "" },
+            shape.table,
+            shape.columns.join(", ")
+        ),
+        None => kind.to_owned(),
+    };
+    let article = if what.starts_with("index") { "an" } else { "a" };
+    format!("{article} {what}")
+}
 
 /// Bring `schema` up to the registry's models in one transaction, under an
 /// advisory lock so processes starting together migrate one after another
@@ -72,21 +133,43 @@ pub(crate) async fn auto_migrate(
     {
         columns.entry(row.get(0)).or_default().insert(row.get(1), row.get(2));
     }
-    let indexes: Indexes = tx
+    let mut relations = Relations::new();
+    for row in tx
         .query_typed(
-            "SELECT indexname::text, tablename::text FROM pg_catalog.pg_indexes WHERE schemaname = $1",
+            "SELECT c.relname::text, c.relkind::text, t.relname::text, i.indisunique, \
+                    i.indisvalid AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL \
+                      AND am.amname = 'btree', \
+                    ARRAY(SELECT coalesce(a.attname::text, '') \
+                          FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) \
+                          LEFT JOIN pg_catalog.pg_attribute a \
+                            ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0 \
+                          WHERE k.n <= i.indnkeyatts ORDER BY k.n) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid \
+             LEFT JOIN pg_catalog.pg_class t ON t.oid = i.indrelid \
+             LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam \
+             WHERE n.nspname = $1",
             &[(&schema, Type::TEXT)],
         )
         .await
         .map_err(ddl_error)?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    {
+        let kind: String = row.get(1);
+        let index = row.get::<_, Option<String>>(2).map(|table| IndexShape {
+            table,
+            unique: row.get(3),
+            plain: row.get::<_, Option<bool>>(4).unwrap_or(false),
+            columns: row.get(5),
+        });
+        let kind = kind.chars().next().unwrap_or('?');
+        relations.insert(row.get(0), Relation { kind, index });
+    }
 
     let mut report = MigrationReport::default();
     for model in registry.models() {
         let existing = columns.get(model.table());
-        plan_model(schema, model, existing, &indexes, &mut report)?;
+        plan_model(schema, model, existing, &relations, &mut report)?;
     }
     for sql in &report.statements {
         tx.batch_execute(sql).await.map_err(ddl_error)?;
@@ -102,33 +185,51 @@ pub(crate) async fn auto_migrate(
 }
 
 /// The DDL a model needs and the drift it shows, given what exists.
+///
+/// An object that holds the name of the model's table or of one of its
+/// indexes but is not that table or index is a `Config` error: AutoMigrate
+/// never leaves a declared table or unique index missing. A declared index
+/// that exists under another name (one an earlier pgactor gave it, or one
+/// made by hand) is recognised by what it indexes and gets no DDL. The DDL
+/// has no `IF NOT EXISTS`: whatever the catalog read under the lock did not
+/// show makes the migration fail instead of being skipped.
 fn plan_model(
     schema: &str,
     model: &Model,
     existing: Option<&HashMap<String, String>>,
-    indexes: &Indexes,
+    relations: &Relations,
     report: &mut MigrationReport,
 ) -> Result<()> {
     let table = format!("{}.{}", quote_ident(schema), quote_ident(model.table()));
+    let taken = |name: &str, what: String, relation: &Relation| {
+        Error::config(format!(
+            "model {}: {what} \"{name}\" cannot be made: schema \"{schema}\" already has {} \
+             of that name; rename or drop it, or give the model another table name",
+            model.name(),
+            describe_relation(relation),
+        ))
+    };
     match existing {
         None => {
+            if let Some(relation) = relations.get(model.table()) {
+                return Err(taken(model.table(), "its table".into(), relation));
+            }
             let mut defs = vec![primary_key_column(model.key())];
             for field in model.fields() {
                 defs.push(column_definition(field)?);
             }
             defs.push("\"created_at\" timestamptz NOT NULL DEFAULT now()".into());
             defs.push("\"updated_at\" timestamptz NOT NULL DEFAULT now()".into());
-            report.statements.push(format!(
-                "CREATE TABLE IF NOT EXISTS {table} ({})",
-                defs.join(", ")
-            ));
+            report
+                .statements
+                .push(format!("CREATE TABLE {table} ({})", defs.join(", ")));
         }
         Some(existing) => {
             for name in model.column_names() {
                 let expected = model.column_type(name).unwrap_or(FieldType::Text);
                 match (existing.get(name), model.declared(name)) {
                     (None, Some(field)) => report.statements.push(format!(
-                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}",
+                        "ALTER TABLE {table} ADD COLUMN {}",
                         column_definition(field)?
                     )),
                     (None, None) => report.warnings.push(format!(
@@ -160,20 +261,36 @@ fn plan_model(
     }
     for index in model.indexes() {
         let name = index.name(model.table());
-        match indexes.get(&name) {
-            Some(table) if table == model.table() => continue,
-            Some(table) => {
-                return Err(Error::config(format!(
-                    "model {}: its index \"{name}\" would clash with the index of that name on table \"{table}\"",
-                    model.name()
-                )))
+        let unique = if index.is_unique() { "UNIQUE " } else { "" };
+        let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
+        match relations.get(&name) {
+            Some(found)
+                if found
+                    .index
+                    .as_ref()
+                    .is_some_and(|s| s.is(model.table(), &index)) =>
+            {
+                continue
+            }
+            Some(found) => {
+                let what = format!(
+                    "its {}index on ({})",
+                    unique.to_lowercase(),
+                    index.columns().join(", ")
+                );
+                return Err(taken(&name, what, found));
             }
             None => {}
         }
-        let unique = if index.is_unique() { "UNIQUE " } else { "" };
-        let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
+        let exists_under_another_name = relations
+            .values()
+            .filter_map(|r| r.index.as_ref())
+            .any(|shape| shape.is(model.table(), &index));
+        if exists_under_another_name {
+            continue;
+        }
         report.statements.push(format!(
-            "CREATE {unique}INDEX IF NOT EXISTS {} ON {table} ({})",
+            "CREATE {unique}INDEX {} ON {table} ({})",
             quote_ident(&name),
             columns.join(", ")
         ));
@@ -234,7 +351,6 @@ fn literal(value: &Value, ty: FieldType) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Index;
 
     fn model() -> Model {
         Model::new("Stock")
@@ -245,19 +361,33 @@ mod tests {
             .index(Index::on(["quantity", "sku"]))
     }
 
+    fn relation(kind: char, index: Option<IndexShape>) -> Relation {
+        Relation { kind, index }
+    }
+
+    fn index(table: &str, columns: &[&str], unique: bool) -> Relation {
+        let shape = IndexShape {
+            table: table.into(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            unique,
+            plain: true,
+        };
+        relation('i', Some(shape))
+    }
+
     #[test]
     fn a_missing_table_is_created_with_its_indexes() {
         let mut report = MigrationReport::default();
-        plan_model("shop", &model(), None, &Indexes::new(), &mut report).unwrap();
+        plan_model("shop", &model(), None, &Relations::new(), &mut report).unwrap();
         assert_eq!(
             report.statements,
             vec![
-                "CREATE TABLE IF NOT EXISTS \"shop\".\"stock\" (\"id\" uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
+                "CREATE TABLE \"shop\".\"stock\" (\"id\" uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
                  \"sku\" varchar(32) NOT NULL, \"quantity\" bigint NOT NULL DEFAULT 0, \
                  \"label\" text NOT NULL DEFAULT 'it''s'::text, \"note\" text, \
                  \"created_at\" timestamptz NOT NULL DEFAULT now(), \"updated_at\" timestamptz NOT NULL DEFAULT now())",
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"stock_sku_key\" ON \"shop\".\"stock\" (\"sku\")",
-                "CREATE INDEX IF NOT EXISTS \"stock_quantity_sku_idx\" ON \"shop\".\"stock\" (\"quantity\", \"sku\")",
+                "CREATE UNIQUE INDEX \"stock_key(sku)\" ON \"shop\".\"stock\" (\"sku\")",
+                "CREATE INDEX \"stock_idx(quantity,sku)\" ON \"shop\".\"stock\" (\"quantity\", \"sku\")",
             ]
         );
     }
@@ -276,15 +406,24 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let indexes: Indexes = ["stock_sku_key", "stock_quantity_sku_idx"]
-            .into_iter()
-            .map(|name| (name.to_owned(), "stock".to_owned()))
-            .collect();
+        let relations: Relations = [
+            ("stock", relation('r', None)),
+            ("stock_key(sku)", index("stock", &["sku"], true)),
+            (
+                "stock_quantity_sku_idx",
+                index("stock", &["quantity", "sku"], false),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, relation)| (name.to_owned(), relation))
+        .collect();
         let mut report = MigrationReport::default();
-        plan_model("shop", &model(), Some(&existing), &indexes, &mut report).unwrap();
+        plan_model("shop", &model(), Some(&existing), &relations, &mut report).unwrap();
         assert_eq!(
             report.statements,
-            vec!["ALTER TABLE \"shop\".\"stock\" ADD COLUMN IF NOT EXISTS \"quantity\" bigint NOT NULL DEFAULT 0"]
+            vec![
+                "ALTER TABLE \"shop\".\"stock\" ADD COLUMN \"quantity\" bigint NOT NULL DEFAULT 0"
+            ]
         );
         assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
         assert!(report.warnings[0].contains(
@@ -292,5 +431,55 @@ mod tests {
         ));
         assert!(report.warnings[1].contains("\"legacy\" is not in model"));
         assert!(report.statements.iter().all(|s| !s.contains("DROP")));
+    }
+
+    #[test]
+    fn an_object_holding_a_declared_name_must_be_the_declared_object() {
+        let ok = |relations: Relations| {
+            let mut report = MigrationReport::default();
+            plan_model("shop", &model(), None, &relations, &mut report).map(|()| report)
+        };
+        let with = |name: &str, relation: Relation| -> Relations {
+            [(name.to_owned(), relation)].into_iter().collect()
+        };
+        let impostors = [
+            ("stock", relation('S', None), "a sequence"),
+            (
+                "stock",
+                index("other", &["x"], false),
+                "an index on table \"other\" (x)",
+            ),
+            (
+                "stock_key(sku)",
+                index("stock", &["sku"], false),
+                "an index on table \"stock\" (sku)",
+            ),
+            (
+                "stock_key(sku)",
+                index("stock", &["quantity"], true),
+                "a unique index on table \"stock\" (quantity)",
+            ),
+            (
+                "stock_key(sku)",
+                index("other", &["sku"], true),
+                "on table \"other\"",
+            ),
+            ("stock_key(sku)", relation('v', None), "a view"),
+        ];
+        for (name, found, says) in impostors {
+            let err = ok(with(name, found)).unwrap_err();
+            assert_eq!(err.kind(), &crate::ErrorKind::Config, "{name}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("\"{name}\"")) && text.contains(says),
+                "{text}"
+            );
+        }
+        let mut partial = index("stock", &["sku"], true);
+        partial.index.as_mut().unwrap().plain = false;
+        assert!(
+            ok(with("stock_key(sku)", partial)).is_err(),
+            "a partial index is not it"
+        );
     }
 }

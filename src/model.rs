@@ -171,19 +171,57 @@ impl Index {
         self.unique
     }
 
-    /// The index name AutoMigrate gives it: `<table>_<col>_…_key` for unique
-    /// indexes, `…_idx` otherwise, shortened with a hash to fit 63 bytes.
+    /// The index name AutoMigrate gives it: `<table>_key(<col>,…)` for a
+    /// unique index, `<table>_idx(<col>,…)` otherwise.
+    ///
+    /// Table and column names are plain identifiers, which hold no `(`, `,`
+    /// or `)`, so no two distinct indexes get one name, and no index gets the
+    /// name of a table, a primary key (`<table>_pkey`) or a sequence. A name
+    /// past PostgreSQL's 63 bytes is cut to 46 and ends in `#` and a 64-bit
+    /// hash of the whole name; the registry refuses the (unlikely) clash of
+    /// two such names.
     pub(crate) fn name(&self, table: &str) -> String {
-        let suffix = if self.unique { "key" } else { "idx" };
-        let name = format!("{table}_{}_{suffix}", self.columns.join("_"));
-        if name.len() <= 63 {
+        let kind = if self.unique { "key" } else { "idx" };
+        let name = format!("{table}_{kind}({})", self.columns.join(","));
+        if name.len() <= MAX_IDENTIFIER {
             return name;
         }
-        let hash = format!("{:016x}", fnv1a(name.as_bytes()));
+        let hash = format!("#{:016x}", fnv1a(name.as_bytes()));
+        // Identifiers are ASCII (validate_identifier), so any byte is a
+        // character boundary.
+        format!("{}{hash}", &name[..MAX_IDENTIFIER - hash.len()])
+    }
+
+    /// What the index is, for messages: `the unique index on "t" (a, b)`.
+    fn describe(&self, table: &str) -> String {
+        let unique = if self.unique { "unique " } else { "" };
         format!(
-            "{}_{hash}_{suffix}",
-            &name[..63 - hash.len() - suffix.len() - 2]
+            "the {unique}index on \"{table}\" ({})",
+            self.columns.join(", ")
         )
+    }
+}
+
+/// PostgreSQL's longest identifier in bytes (NAMEDATALEN - 1).
+const MAX_IDENTIFIER: usize = 63;
+
+/// The name PostgreSQL gives an object it makes for a table (its primary
+/// key, `<table>_pkey`; an identity column's sequence, `<table>_<col>_seq`),
+/// cut as the server's `makeObjectName` cuts it to fit 63 bytes. The server
+/// appends a digit instead when the name is taken at that moment.
+fn server_name(table: &str, column: Option<&str>, label: &str) -> String {
+    let available = MAX_IDENTIFIER - label.len() - 1 - usize::from(column.is_some());
+    let (mut table_len, mut column_len) = (table.len(), column.map_or(0, str::len));
+    while table_len + column_len > available {
+        if table_len > column_len {
+            table_len -= 1;
+        } else {
+            column_len -= 1;
+        }
+    }
+    match column {
+        Some(column) => format!("{}_{}_{label}", &table[..table_len], &column[..column_len]),
+        None => format!("{}_{label}", &table[..table_len]),
     }
 }
 
@@ -284,6 +322,28 @@ impl Model {
         unique_fields.chain(self.indexes.iter().cloned())
     }
 
+    /// Every name the model needs in its schema, with what holds it: its
+    /// table, the primary key index and identity sequence PostgreSQL makes
+    /// for the table, and its indexes.
+    fn relation_names(&self) -> Vec<(String, String)> {
+        let table = &self.table;
+        let mut names = vec![
+            (table.clone(), format!("table \"{table}\"")),
+            (
+                server_name(table, None, "pkey"),
+                format!("the primary key index of table \"{table}\""),
+            ),
+        ];
+        if self.primary_key == PrimaryKey::Identity {
+            names.push((
+                server_name(table, Some(ID), "seq"),
+                format!("the identity sequence of table \"{table}\""),
+            ));
+        }
+        names.extend(self.indexes().map(|i| (i.name(table), i.describe(table))));
+        names
+    }
+
     /// The type of any column, including `id`, `created_at` and `updated_at`.
     pub(crate) fn column_type(&self, name: &str) -> Option<FieldType> {
         match name {
@@ -358,6 +418,16 @@ impl Model {
                 if self.column_type(column).is_none() {
                     return Err(what(format!("index on unknown field \"{column}\"")));
                 }
+            }
+        }
+        let names = self.relation_names();
+        for (at, (name, holder)) in names.iter().enumerate() {
+            if let Some((_, first)) = names[..at].iter().find(|(n, _)| n == name) {
+                return Err(what(if first == holder {
+                    format!("{holder} is declared twice (a unique field is a unique index on it)")
+                } else {
+                    format!("{first} and {holder} would both be named \"{name}\"")
+                }));
             }
         }
         Ok(())
@@ -455,6 +525,12 @@ impl Registry {
     }
 
     /// Add a model after checking its names, types, defaults and indexes.
+    ///
+    /// Refused with a [`crate::ErrorKind::Config`] error: a model whose
+    /// schema objects (its table; the primary key index PostgreSQL names
+    /// `<table>_pkey`; with [`PrimaryKey::Identity`], the sequence
+    /// `<table>_id_seq`; its indexes) would share a name with another
+    /// model's or with each other, such as one index declared twice.
     pub fn register(&mut self, model: Model) -> Result<()> {
         model.validate()?;
         if self.models.contains_key(&model.name) {
@@ -463,20 +539,16 @@ impl Registry {
                 model.name
             )));
         }
-        // Tables and indexes share one namespace per schema.
-        let names = |m: &Model| {
-            let indexes: Vec<String> = m.indexes().map(|i| i.name(&m.table)).collect();
-            std::iter::once(m.table.clone())
-                .chain(indexes)
-                .collect::<HashSet<_>>()
-        };
-        let new_names = names(&model);
+        // Tables, indexes and sequences share one namespace per schema.
+        let new_names = model.relation_names();
         for other in self.models.values() {
-            if let Some(clash) = names(other).intersection(&new_names).next() {
-                return Err(Error::config(format!(
-                    "models \"{}\" and \"{}\" both need a table or index named \"{clash}\"",
-                    other.name, model.name
-                )));
+            for (name, holder) in other.relation_names() {
+                if let Some((_, clash)) = new_names.iter().find(|(n, _)| *n == name) {
+                    return Err(Error::config(format!(
+                        "models \"{}\" and \"{}\" both need the name \"{name}\": {holder} and {clash}",
+                        other.name, model.name
+                    )));
+                }
             }
         }
         self.models.insert(model.name.clone(), Arc::new(model));
@@ -547,23 +619,171 @@ mod tests {
     }
 
     #[test]
-    fn long_index_names_fit_63_bytes() {
-        let idx = Index::on(["a".repeat(40), "b".repeat(40)]).unique();
-        let name = idx.name("t");
-        assert!(name.len() <= 63 && name.ends_with("_key"), "{name}");
-        assert_eq!(name, idx.name("t"));
+    fn index_names_say_table_kind_and_columns() {
+        assert_eq!(Index::on(["sku"]).unique().name("stock"), "stock_key(sku)");
+        assert_eq!(
+            Index::on(["tenant", "sku"]).name("stock"),
+            "stock_idx(tenant,sku)"
+        );
     }
 
     #[test]
-    fn models_whose_tables_or_indexes_clash_are_refused() {
+    fn distinct_indexes_never_share_a_name() {
+        // Every split of one underscored string into table and columns, in
+        // both kinds: the joins that once met in `t_a_b_key`.
+        let parts = [
+            "t", "a", "b", "c", "a_b", "b_c", "t_a", "_a", "a_", "a$b", "$",
+        ];
+        let mut names = HashSet::new();
+        let mut count = 0;
+        for table in ["t", "t_a", "T", "t_"] {
+            for first in parts {
+                for second in [None, Some("b"), Some("b_c"), Some("_c"), Some("c")] {
+                    for unique in [false, true] {
+                        let columns: Vec<&str> = std::iter::once(first).chain(second).collect();
+                        let mut index = Index::on(columns);
+                        if unique {
+                            index = index.unique();
+                        }
+                        count += 1;
+                        let name = index.name(table);
+                        assert!(name.len() <= MAX_IDENTIFIER, "{name}");
+                        assert!(names.insert(name.clone()), "{name} twice");
+                        assert!(
+                            validate_identifier(&name).is_err(),
+                            "{name} is no table name"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(names.len(), count);
+    }
+
+    #[test]
+    fn long_index_names_fit_63_bytes_and_stay_apart() {
+        let long = |c: char| c.to_string().repeat(MAX_IDENTIFIER);
+        let name = |columns: &[String], unique: bool| {
+            let index = Index::on(columns.to_vec());
+            if unique { index.unique() } else { index }.name("t")
+        };
+        let mut seen = HashSet::new();
+        for columns in [
+            vec![long('a')],
+            vec![long('a'), long('b')],
+            vec![long('a'), long('c')],
+            vec![format!("{}x", &long('a')[1..])],
+        ] {
+            for unique in [false, true] {
+                let got = name(&columns, unique);
+                assert_eq!(got.len(), MAX_IDENTIFIER, "{got}");
+                assert!(got.starts_with("t_"), "{got}");
+                assert_eq!(got, name(&columns, unique), "stable");
+                assert!(seen.insert(got.clone()), "{got} twice");
+            }
+        }
+        // The longest name that is not cut.
+        let fits = Index::on(["a".repeat(MAX_IDENTIFIER - 7)]).name("t");
+        assert_eq!(fits.len(), MAX_IDENTIFIER);
+        assert!(fits.ends_with(')'), "{fits}");
+    }
+
+    #[test]
+    fn case_is_kept_and_no_quote_reaches_a_name() {
+        let upper = Index::on(["Sku"]).unique().name("Stock");
+        let lower = Index::on(["sku"]).unique().name("stock");
+        assert_ne!(upper, lower);
+        assert_eq!(upper, "Stock_key(Sku)");
+        let refused = Model::new("Stock").field(Field::new("a\"b", FieldType::Text));
+        assert!(Registry::new().register(refused).is_err());
+    }
+
+    #[test]
+    fn server_names_are_cut_as_postgresql_cuts_them() {
+        assert_eq!(server_name("order", None, "pkey"), "order_pkey");
+        assert_eq!(server_name("order", Some("id"), "seq"), "order_id_seq");
+        let long = "x".repeat(MAX_IDENTIFIER);
+        // makeObjectName keeps 58 bytes of the table before "_pkey" and
+        // 56 before "_id_seq" (the shorter name is cut last).
+        assert_eq!(
+            server_name(&long, None, "pkey"),
+            format!("{}_pkey", &long[..58])
+        );
+        assert_eq!(
+            server_name(&long, Some("id"), "seq"),
+            format!("{}_id_seq", &long[..56])
+        );
+    }
+
+    #[test]
+    fn an_index_declared_twice_in_one_model_is_refused() {
+        let twice = [
+            Model::new("T")
+                .field(Field::new("a", FieldType::Text).unique())
+                .index(Index::on(["a"]).unique()),
+            Model::new("T")
+                .field(Field::new("a", FieldType::Text))
+                .index(Index::on(["a"]))
+                .index(Index::on(["a"])),
+        ];
+        for model in twice {
+            let err = Registry::new().register(model.clone()).unwrap_err();
+            assert!(err.to_string().contains("declared twice"), "{err}");
+        }
+        let apart = Model::new("T")
+            .field(Field::new("a", FieldType::Text).unique())
+            .field(Field::new("b", FieldType::Text))
+            .field(Field::new("a_b", FieldType::Text).unique())
+            .index(Index::on(["a"]))
+            .index(Index::on(["a", "b"]).unique())
+            .index(Index::on(["a", "b"]));
+        Registry::new().register(apart).expect("all distinct");
+    }
+
+    #[test]
+    fn a_table_named_like_another_models_primary_key_or_sequence_is_refused() {
+        let order = || Model::new("Order");
+        let err = Registry::new()
+            .with(order())
+            .unwrap()
+            .with(Model::new("OrderPkey"))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("\"order_pkey\"")
+                && text.contains("primary key index of table \"order\""),
+            "{text}"
+        );
+        // Either order of registration.
+        assert!(Registry::new()
+            .with(Model::new("OrderPkey"))
+            .unwrap()
+            .with(order())
+            .is_err());
+        let identity = order().primary_key(PrimaryKey::Identity);
+        let err = Registry::new()
+            .with(Model::new("OrderIdSeq"))
+            .unwrap()
+            .with(identity)
+            .unwrap_err();
+        assert!(err.to_string().contains("identity sequence"), "{err}");
+        // A uuid key has no sequence.
+        Registry::new()
+            .with(order())
+            .unwrap()
+            .with(Model::new("OrderIdSeq"))
+            .expect("no sequence to clash with");
+    }
+
+    #[test]
+    fn models_whose_tables_clash_are_refused_and_joined_names_no_longer_do() {
         let stock = Model::new("Stock").field(Field::new("balance_sku", FieldType::Text).unique());
         let balance = Model::new("StockBalance").field(Field::new("sku", FieldType::Text).unique());
-        let err = Registry::new()
+        Registry::new()
             .with(stock)
             .unwrap()
             .with(balance)
-            .unwrap_err();
-        assert!(err.to_string().contains("stock_balance_sku_key"), "{err}");
+            .expect("stock_key(balance_sku) and stock_balance_key(sku)");
         let twin = Model::new("Other").table_name("stock");
         assert!(Registry::new()
             .with(Model::new("Stock"))

@@ -98,7 +98,7 @@ async fn a_duplicate_unique_field_is_a_409_naming_table_and_column() {
     let v = violation(&err, ConstraintKind::Unique, "SKU-SECRET-1");
     assert_eq!(v.table.as_deref(), Some("stock_balance"));
     assert_eq!(v.columns, ["sku"]);
-    assert_eq!(v.constraint.as_deref(), Some("stock_balance_sku_key"));
+    assert_eq!(v.constraint.as_deref(), Some("stock_balance_key(sku)"));
 
     let other = create_stock(&db, "SKU-2", 1).await.expect("other");
     let id: Uuid = other.get("id").expect("id");

@@ -185,9 +185,9 @@ async fn open_creates_tables_with_declared_columns_defaults_and_indexes() {
     assert_eq!(
         cat.indexes("stock").await,
         [
+            "CREATE INDEX \"stock_idx(quantity,sku)\" ON stock USING btree (quantity, sku)",
+            "CREATE UNIQUE INDEX \"stock_key(sku)\" ON stock USING btree (sku)",
             "CREATE UNIQUE INDEX stock_pkey ON stock USING btree (id)",
-            "CREATE INDEX stock_quantity_sku_idx ON stock USING btree (quantity, sku)",
-            "CREATE UNIQUE INDEX stock_sku_key ON stock USING btree (sku)",
         ]
     );
     assert_eq!(
@@ -480,9 +480,9 @@ async fn indexes_declared_later_are_created_on_the_next_open() {
     assert_eq!(
         cat.indexes("stock").await,
         [
+            "CREATE INDEX \"stock_idx(quantity)\" ON stock USING btree (quantity)",
+            "CREATE UNIQUE INDEX \"stock_key(tenant,sku)\" ON stock USING btree (tenant, sku)",
             "CREATE UNIQUE INDEX stock_pkey ON stock USING btree (id)",
-            "CREATE INDEX stock_quantity_idx ON stock USING btree (quantity)",
-            "CREATE UNIQUE INDEX stock_tenant_sku_key ON stock USING btree (tenant, sku)",
         ]
     );
     let row = || {
@@ -506,41 +506,244 @@ async fn indexes_declared_later_are_created_on_the_next_open() {
 #[tokio::test]
 async fn a_unique_field_is_never_left_unenforced_by_an_index_name_clash() {
     // Table "stock" + field "balance_sku" and table "stock_balance" + field
-    // "sku" both get the index name "stock_balance_sku_key". Refusing the
-    // models (a Config error naming the index) is fine; so is enforcing
-    // both; silently skipping the second index is not.
+    // "sku" once both got the index name "stock_balance_sku_key", and the
+    // second index was skipped. Index names keep table and columns apart.
     let stock = Model::new("Stock").field(Field::new("balance_sku", FieldType::Text).unique());
     let balance = Model::new("StockBalance").field(Field::new("sku", FieldType::Text).unique());
-    let refused = |err: pgactor::Error| {
-        assert_eq!(err.kind(), &ErrorKind::Config, "{err:?}");
-        assert!(err.to_string().contains("stock_balance_sku_key"), "{err}");
-    };
-    let mut models = pgactor::Registry::new();
-    models.register(stock).expect("valid model");
-    if let Err(err) = models.register(balance) {
-        return refused(err);
-    }
     let schema = unique_schema("mig_collide");
-    let opened = OpenOptions::new(primary_url())
-        .registry(models)
-        .session(in_schema(&schema))
-        .open()
-        .await;
-    let db = match opened {
-        Ok(db) => db,
-        Err(err) => return refused(err),
-    };
+    let db = open_in(&schema, vec![stock, balance], true)
+        .await
+        .expect("open");
     for (model, field) in [("Stock", "balance_sku"), ("StockBalance", "sku")] {
         create(&db, model, Record::new().with(field, "A")).await;
-        let err = db
-            .create(model, Record::new().with(field, "A"))
-            .await
-            .expect_err(&format!("{model}.{field} is declared unique"));
-        assert_eq!(
-            err.constraint().map(|c| c.kind),
-            Some(ConstraintKind::Unique),
-            "{model}"
+        assert_unique_violation(
+            db.create(model, Record::new().with(field, "A")).await,
+            &format!("{model}.{field} is declared unique"),
         );
     }
     db.close().await;
+}
+
+/// A model whose unique field `a_b` and composite unique index on `(a, b)`
+/// were once given one name.
+fn pair() -> Model {
+    Model::new("Pair")
+        .field(Field::new("a", FieldType::I64))
+        .field(Field::new("b", FieldType::I64))
+        .field(Field::new("a_b", FieldType::Text))
+        .index(Index::on(["a_b"]).unique())
+        .index(Index::on(["a", "b"]).unique())
+}
+
+fn pair_row(a: i64, b: i64, a_b: &str) -> Record {
+    Record::new().with("a", a).with("b", b).with("a_b", a_b)
+}
+
+/// Whether `create` was refused by a unique index.
+fn assert_unique_violation(result: pgactor::Result<Record>, what: &str) {
+    let err = result.expect_err(what);
+    assert_eq!(
+        err.constraint().map(|c| c.kind),
+        Some(ConstraintKind::Unique),
+        "{what}: {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_composite_unique_index_and_a_unique_field_whose_names_join_alike_are_both_enforced() {
+    let schema = unique_schema("mig_join");
+    let db = open_in(&schema, vec![pair()], true).await.expect("open");
+    let cat = Catalog::new(&schema).await;
+    assert_eq!(cat.indexes("pair").await.len(), 3, "pkey, (a_b), (a, b)");
+    db.create("Pair", pair_row(1, 1, "x")).await.expect("first");
+    assert_unique_violation(
+        db.create("Pair", pair_row(1, 1, "y")).await,
+        "(a, b) is declared unique",
+    );
+    assert_unique_violation(
+        db.create("Pair", pair_row(2, 2, "x")).await,
+        "a_b is declared unique",
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_object_that_holds_a_declared_index_name_but_is_not_that_index_fails_open() {
+    // Each case replaces the index AutoMigrate made (found by its columns)
+    // with something else of the same name, then opens again.
+    let cases = [
+        ("non-unique", "CREATE INDEX {name} ON {s}.pair (a, b)"),
+        (
+            "other columns",
+            "CREATE UNIQUE INDEX {name} ON {s}.pair (b, a)",
+        ),
+        (
+            "partial",
+            "CREATE UNIQUE INDEX {name} ON {s}.pair (a, b) WHERE a > 0",
+        ),
+        (
+            "on another table",
+            "CREATE UNIQUE INDEX {name} ON {s}.other (a, b)",
+        ),
+        ("a sequence", "CREATE SEQUENCE {name}"),
+    ];
+    let pair = || {
+        Model::new("Pair")
+            .field(Field::new("a", FieldType::I64))
+            .field(Field::new("b", FieldType::I64))
+            .index(Index::on(["a", "b"]).unique())
+    };
+    for (what, ddl) in cases {
+        let schema = unique_schema("mig_impostor");
+        let db = open_in(&schema, vec![pair()], true)
+            .await
+            .expect("first open");
+        db.close().await;
+        let cat = Catalog::new(&schema).await;
+        let name: String = cat
+            .obs
+            .query_one(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 \
+                 AND tablename = 'pair' AND indexdef LIKE '%(a, b)'",
+                &[&schema],
+            )
+            .await
+            .expect("the (a, b) index")
+            .get(0);
+        let quoted = format!("\"{schema}\".\"{name}\"");
+        let ddl = ddl
+            .replace("{name}", &format!("\"{name}\""))
+            .replace("{s}", &format!("\"{schema}\""))
+            .replace(
+                "CREATE SEQUENCE \"",
+                &format!("CREATE SEQUENCE \"{schema}\".\""),
+            );
+        cat.obs
+            .batch_execute(&format!(
+                "SET search_path = \"{schema}\"; CREATE TABLE other (a bigint, b bigint); \
+                 DROP INDEX {quoted}; {ddl}"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let err = open_in(&schema, vec![pair()], true).await.expect_err(what);
+        assert_eq!(err.kind(), &ErrorKind::Config, "{what}: {err:?}");
+        assert!(err.to_string().contains(&name), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_declared_index_found_under_another_name_gets_no_ddl_and_a_missing_one_is_created() {
+    // A schema made by an earlier pgactor, which named indexes
+    // `<table>_<columns>_key` and so gave (a_b) and (a, b) one name: only the
+    // first was made. Its (a_b) index is recognised by what it is; the
+    // missing (a, b) index is created and enforced from then on.
+    let schema = unique_schema("mig_legacy");
+    let obs = observer(&primary_url()).await;
+    obs.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\"; SET search_path = \"{schema}\"; \
+         CREATE TABLE pair (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), a bigint NOT NULL, \
+           b bigint NOT NULL, a_b text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), \
+           updated_at timestamptz NOT NULL DEFAULT now()); \
+         CREATE UNIQUE INDEX pair_a_b_key ON pair (a_b); \
+         INSERT INTO pair (a, b, a_b) VALUES (1, 1, 'x'), (1, 1, 'y');"
+    ))
+    .await
+    .expect("legacy schema");
+    let cat = Catalog::new(&schema).await;
+
+    // Rows that break the declared (a, b) constraint: open fails, naming why.
+    let err = open_in(&schema, vec![pair()], true)
+        .await
+        .expect_err("duplicate (a, b) rows cannot get a unique index");
+    assert_eq!(err.sqlstate().map(|s| s.code()), Some("23505"), "{err:?}");
+    assert_eq!(cat.indexes("pair").await.len(), 2, "nothing half done");
+
+    obs.batch_execute(&format!("DELETE FROM \"{schema}\".pair WHERE a_b = 'y'"))
+        .await
+        .expect("dedupe");
+    let db = open_in(&schema, vec![pair()], true).await.expect("open");
+    let indexes = cat.indexes("pair").await;
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    assert!(
+        indexes.contains(&"CREATE UNIQUE INDEX pair_a_b_key ON pair USING btree (a_b)".to_owned()),
+        "the legacy index is kept: {indexes:?}"
+    );
+    assert!(db.migrate().await.expect("migrate").statements.is_empty());
+    assert_unique_violation(
+        db.create("Pair", pair_row(1, 1, "z")).await,
+        "(a, b) is enforced",
+    );
+    assert_unique_violation(
+        db.create("Pair", pair_row(3, 3, "x")).await,
+        "a_b is enforced by the legacy index",
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_model_whose_table_is_named_like_another_models_primary_key_is_refused() {
+    // "Order" gets table "order", whose primary key PostgreSQL names
+    // "order_pkey": the table of "OrderPkey".
+    let cases = [
+        (PrimaryKey::Uuid, "OrderPkey", "order_pkey"),
+        (PrimaryKey::Identity, "OrderIdSeq", "order_id_seq"),
+    ];
+    for (key, other, name) in cases {
+        let order = Model::new("Order")
+            .primary_key(key)
+            .field(Field::new("total", FieldType::I64));
+        let clash = Model::new(other).field(Field::new("note", FieldType::Text));
+        let mut models = pgactor::Registry::new();
+        models.register(order).expect("valid model");
+        let err = match models.register(clash) {
+            Err(err) => err,
+            Ok(()) => {
+                let schema = unique_schema("mig_pkey");
+                let opened = OpenOptions::new(primary_url())
+                    .registry(models)
+                    .session(in_schema(&schema))
+                    .open()
+                    .await;
+                let db = match opened {
+                    Err(err) => err,
+                    Ok(db) => {
+                        let answer = db.list(other, Default::default()).await;
+                        db.close().await;
+                        panic!("{other}: open succeeded; a list answered {answer:?}");
+                    }
+                };
+                db
+            }
+        };
+        assert_eq!(err.kind(), &ErrorKind::Config, "{other}: {err:?}");
+        assert!(err.to_string().contains(name), "{other}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_relation_that_is_not_a_table_under_a_models_table_name_fails_open() {
+    for (kind, ddl) in [
+        ("sequence", "CREATE SEQUENCE stock"),
+        ("view", "CREATE VIEW stock AS SELECT 1 AS one"),
+        (
+            "index",
+            "CREATE TABLE other (x int); CREATE INDEX stock ON other (x)",
+        ),
+    ] {
+        let schema = unique_schema("mig_relkind");
+        let obs = observer(&primary_url()).await;
+        obs.batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; SET search_path = \"{schema}\"; {ddl}"
+        ))
+        .await
+        .expect(kind);
+        let stock = Model::new("Stock").field(Field::new("sku", FieldType::Text));
+        let err = open_in(&schema, vec![stock], true).await.expect_err(kind);
+        assert_eq!(err.kind(), &ErrorKind::Config, "{kind}: {err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"stock\"") && text.contains(kind),
+            "{kind}: {text}"
+        );
+    }
 }
