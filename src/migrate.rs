@@ -99,10 +99,13 @@ pub(crate) async fn auto_migrate(
 ) -> Result<MigrationReport> {
     let schema = session.schema.as_str();
     let ddl_error = |e: tokio_postgres::Error| {
-        let msg = format!(
-            "AutoMigrate failed in schema \"{schema}\": {}",
-            describe(&e)
-        );
+        // The server's message and code, not its DETAIL: a unique index
+        // that existing rows break is detailed with their key values.
+        let why = match e.as_db_error() {
+            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+            None => describe(&e),
+        };
+        let msg = format!("AutoMigrate failed in schema \"{schema}\": {why}");
         Error::new(ErrorKind::Database, msg).with_source(e)
     };
     let tx = client.transaction().await.map_err(ddl_error)?;

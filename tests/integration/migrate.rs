@@ -645,7 +645,7 @@ async fn a_declared_index_found_under_another_name_gets_no_ddl_and_a_missing_one
            b bigint NOT NULL, a_b text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), \
            updated_at timestamptz NOT NULL DEFAULT now()); \
          CREATE UNIQUE INDEX pair_a_b_key ON pair (a_b); \
-         INSERT INTO pair (a, b, a_b) VALUES (1, 1, 'x'), (1, 1, 'y');"
+         INSERT INTO pair (a, b, a_b) VALUES (4242, 1, 'x'), (4242, 1, 'y');"
     ))
     .await
     .expect("legacy schema");
@@ -656,6 +656,15 @@ async fn a_declared_index_found_under_another_name_gets_no_ddl_and_a_missing_one
         .await
         .expect_err("duplicate (a, b) rows cannot get a unique index");
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("23505"), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("could not create unique index \"pair_key(a,b)\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("4242"),
+        "no stored value in the message: {text}"
+    );
     assert_eq!(cat.indexes("pair").await.len(), 2, "nothing half done");
 
     obs.batch_execute(&format!("DELETE FROM \"{schema}\".pair WHERE a_b = 'y'"))
@@ -670,7 +679,7 @@ async fn a_declared_index_found_under_another_name_gets_no_ddl_and_a_missing_one
     );
     assert!(db.migrate().await.expect("migrate").statements.is_empty());
     assert_unique_violation(
-        db.create("Pair", pair_row(1, 1, "z")).await,
+        db.create("Pair", pair_row(4242, 1, "z")).await,
         "(a, b) is enforced",
     );
     assert_unique_violation(
