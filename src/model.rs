@@ -790,6 +790,22 @@ mod tests {
             .unwrap()
             .with(twin)
             .is_err());
+        // Model names that snake_case folds together.
+        for (a, b) in [("StockBalance", "Stock_Balance"), ("ABC", "A_B_C")] {
+            assert_eq!(snake_case(a), snake_case(b));
+            let err = Registry::new()
+                .with(Model::new(a))
+                .unwrap()
+                .with(Model::new(b))
+                .unwrap_err();
+            assert!(err.to_string().contains("both need the name"), "{err}");
+        }
+        // Quoted names keep their case: "Stock" is not "stock".
+        Registry::new()
+            .with(Model::new("Stock"))
+            .unwrap()
+            .with(Model::new("Upper").table_name("Stock"))
+            .expect("distinct tables");
     }
 
     #[test]
