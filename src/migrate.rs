@@ -191,7 +191,9 @@ pub(crate) async fn auto_migrate(
 ///
 /// An object that holds the name of the model's table or of one of its
 /// indexes but is not that table or index is a `Config` error: AutoMigrate
-/// never leaves a declared table or unique index missing. A declared index
+/// never leaves a declared table or unique index missing. A view,
+/// materialized view or foreign table of the table's name is the model's
+/// relation, made by hand and left alone; its declared indexes must exist. A declared index
 /// that exists under another name (one an earlier pgactor gave it, or one
 /// made by hand) is recognised by what it indexes and gets no DDL. The DDL
 /// has no `IF NOT EXISTS`: whatever the catalog read under the lock did not
@@ -212,7 +214,13 @@ fn plan_model(
             describe_relation(relation),
         ))
     };
+    // A view, materialized view or foreign table under the table's name is
+    // taken as the model's relation, made and kept by hand.
+    let by_hand = relations
+        .get(model.table())
+        .filter(|r| matches!(r.kind, 'v' | 'm' | 'f'));
     match existing {
+        None if by_hand.is_some() => {}
         None => {
             if let Some(relation) = relations.get(model.table()) {
                 return Err(taken(model.table(), "its table".into(), relation));
@@ -291,6 +299,17 @@ fn plan_model(
             .any(|shape| shape.is(model.table(), &index));
         if exists_under_another_name {
             continue;
+        }
+        if let Some(relation) = by_hand {
+            return Err(Error::config(format!(
+                "model {}: its {}index on ({}) is missing, and \"{}\" is {}: \
+                 AutoMigrate makes indexes on its own tables only; make the index by hand",
+                model.name(),
+                unique.to_lowercase(),
+                index.columns().join(", "),
+                model.table(),
+                describe_relation(relation),
+            )));
         }
         report.statements.push(format!(
             "CREATE {unique}INDEX {} ON {table} ({})",
@@ -447,6 +466,7 @@ mod tests {
         };
         let impostors = [
             ("stock", relation('S', None), "a sequence"),
+            ("stock", relation('c', None), "a composite type"),
             (
                 "stock",
                 index("other", &["x"], false),
@@ -478,6 +498,22 @@ mod tests {
                 "{text}"
             );
         }
+        // A view as the model's relation is left alone, but a declared
+        // index it lacks is an error, never skipped.
+        let view = with("stock", relation('v', None));
+        let err = ok(view).unwrap_err();
+        assert!(err.to_string().contains("is a view"), "{err}");
+        let bare = Model::new("Stock").field(Field::new("sku", FieldType::Text));
+        let mut report = MigrationReport::default();
+        plan_model(
+            "shop",
+            &bare,
+            None,
+            &with("stock", relation('v', None)),
+            &mut report,
+        )
+        .expect("a view without declared indexes");
+        assert_eq!(report, MigrationReport::default());
         let mut partial = index("stock", &["sku"], true);
         partial.index.as_mut().unwrap().plain = false;
         assert!(

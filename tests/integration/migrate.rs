@@ -730,14 +730,14 @@ async fn a_model_whose_table_is_named_like_another_models_primary_key_is_refused
 }
 
 #[tokio::test]
-async fn a_relation_that_is_not_a_table_under_a_models_table_name_fails_open() {
+async fn a_relation_that_is_not_a_table_or_view_under_a_models_table_name_fails_open() {
     for (kind, ddl) in [
         ("sequence", "CREATE SEQUENCE stock"),
-        ("view", "CREATE VIEW stock AS SELECT 1 AS one"),
         (
             "index",
             "CREATE TABLE other (x int); CREATE INDEX stock ON other (x)",
         ),
+        ("composite type", "CREATE TYPE stock AS (x int)"),
     ] {
         let schema = unique_schema("mig_relkind");
         let obs = observer(&primary_url()).await;
@@ -755,4 +755,34 @@ async fn a_relation_that_is_not_a_table_under_a_models_table_name_fails_open() {
             "{kind}: {text}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_view_under_a_models_table_name_is_left_alone_but_a_declared_index_it_lacks_fails_open() {
+    // A model may be served by a view made by hand (AutoMigrate makes
+    // tables only); a unique index it declares can never be on the view.
+    let schema = unique_schema("mig_view");
+    let obs = observer(&primary_url()).await;
+    obs.batch_execute(&format!(
+        "CREATE SCHEMA \"{schema}\"; SET search_path = \"{schema}\"; \
+         CREATE TABLE rows (id uuid PRIMARY KEY, sku text NOT NULL, \
+           created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now()); \
+         CREATE VIEW stock AS SELECT * FROM rows"
+    ))
+    .await
+    .expect("view");
+    let plain = || Model::new("Stock").field(Field::new("sku", FieldType::Text));
+    let db = open_in(&schema, vec![plain()], true)
+        .await
+        .expect("a view is the model's relation");
+    assert!(db.migrate().await.expect("migrate").statements.is_empty());
+    create(&db, "Stock", Record::new().with("sku", "A")).await;
+    db.close().await;
+
+    let unique = Model::new("Stock").field(Field::new("sku", FieldType::Text).unique());
+    let err = open_in(&schema, vec![unique], true)
+        .await
+        .expect_err("a unique field the view cannot enforce");
+    assert_eq!(err.kind(), &ErrorKind::Config, "{err:?}");
+    assert!(err.to_string().contains("is a view"), "{err}");
 }
