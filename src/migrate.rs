@@ -193,11 +193,11 @@ pub(crate) async fn auto_migrate(
 /// indexes but is not that table or index is a `Config` error: AutoMigrate
 /// never leaves a declared table or unique index missing. A view,
 /// materialized view or foreign table of the table's name is the model's
-/// relation, made by hand and left alone; its declared indexes must exist. A declared index
-/// that exists under another name (one an earlier pgactor gave it, or one
-/// made by hand) is recognised by what it indexes and gets no DDL. The DDL
-/// has no `IF NOT EXISTS`: whatever the catalog read under the lock did not
-/// show makes the migration fail instead of being skipped.
+/// relation, made by hand and left alone; its declared indexes must exist.
+/// A declared index that exists under another name (one an earlier pgactor
+/// gave it, or one made by hand) is recognised by what it indexes and gets
+/// no DDL. The DDL has no `IF NOT EXISTS`: whatever the catalog read under
+/// the lock did not show makes the migration fail instead of being skipped.
 fn plan_model(
     schema: &str,
     model: &Model,
@@ -273,7 +273,11 @@ fn plan_model(
     for index in model.indexes() {
         let name = index.name(model.table());
         let unique = if index.is_unique() { "UNIQUE " } else { "" };
-        let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
+        let what = format!(
+            "its {}index on ({})",
+            unique.to_lowercase(),
+            index.columns().join(", ")
+        );
         match relations.get(&name) {
             Some(found)
                 if found
@@ -283,14 +287,7 @@ fn plan_model(
             {
                 continue
             }
-            Some(found) => {
-                let what = format!(
-                    "its {}index on ({})",
-                    unique.to_lowercase(),
-                    index.columns().join(", ")
-                );
-                return Err(taken(&name, what, found));
-            }
+            Some(found) => return Err(taken(&name, what, found)),
             None => {}
         }
         let exists_under_another_name = relations
@@ -302,15 +299,14 @@ fn plan_model(
         }
         if let Some(relation) = by_hand {
             return Err(Error::config(format!(
-                "model {}: its {}index on ({}) is missing, and \"{}\" is {}: \
+                "model {}: {what} is missing, and \"{}\" is {}: \
                  AutoMigrate makes indexes on its own tables only; make the index by hand",
                 model.name(),
-                unique.to_lowercase(),
-                index.columns().join(", "),
                 model.table(),
                 describe_relation(relation),
             )));
         }
+        let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
         report.statements.push(format!(
             "CREATE {unique}INDEX {} ON {table} ({})",
             quote_ident(&name),
