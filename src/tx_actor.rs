@@ -157,6 +157,17 @@ pub(crate) struct TxState {
     begun_at: Option<&'static Location<'static>>,
 }
 
+/// A transaction dropped before its BEGIN went out (its `Adopt` message
+/// dropped by a spare that stopped, a failed spawn) has sent nothing on its
+/// connection: it goes back to the pool. Otherwise `Held`'s drop closes it.
+impl Drop for TxState {
+    fn drop(&mut self) {
+        if self.begin.is_some() {
+            self.held.release();
+        }
+    }
+}
+
 pub(crate) struct TxActor;
 
 /// Transaction actors between transactions, ready for the next one: a
