@@ -132,6 +132,10 @@ enum Status {
     Open,
     /// The server aborted the transaction, or the connection is gone.
     Failed(String),
+    /// The watch found the connection closed and freed it: the next
+    /// statement answers as one that met the closed connection would
+    /// (Unavailable: nothing was committed), and the status becomes `Failed`.
+    Lost(String),
     /// COMMIT or ROLLBACK ran.
     Finished,
 }
@@ -499,16 +503,20 @@ impl Serving {
         };
         let idle = self.quiet_since.elapsed();
         let limit = state.idle_limit();
+        let idle_ms = idle.as_millis();
         let why = if client.is_closed() {
             state.held.discard();
-            "the server closed its connection"
+            let why = "the server closed its connection";
+            state.status = Status::Lost(format!("{why} after {idle_ms} ms idle"));
+            why
         } else if !limit.is_zero() && idle >= limit {
             let _ = state.rollback().await;
-            "it was idle past idle_in_transaction_timeout; rolled back"
+            let why = "it was idle past idle_in_transaction_timeout and was rolled back";
+            state.status = Status::Failed(format!("{why} after {idle_ms} ms"));
+            why
         } else {
             return;
         };
-        state.status = Status::Failed(format!("{why} after {} ms idle", idle.as_millis()));
         let begun_at = state
             .begun_at
             .map_or_else(|| "a DbMsg::Begin".to_owned(), |at| at.to_string());
@@ -517,7 +525,7 @@ impl Serving {
             begun_at = %begun_at,
             idle_ms = idle.as_millis() as u64,
             idle_in_transaction_timeout_ms = limit.as_millis() as u64,
-            "transaction ended while idle ({why}); its connection is freed, and its Tx answers TX_ABORTED: a Tx kept without commit or rollback?"
+            "transaction ended while idle ({why}); its connection is freed and nothing of it was committed: a Tx kept without commit or rollback?"
         );
     }
 }
@@ -749,7 +757,7 @@ impl TxState {
     fn usable(&self) -> Result<&Object> {
         match (&self.status, self.held.client()) {
             (Status::Open, Some(client)) => Ok(client),
-            (Status::Failed(reason), _) => Err(aborted(reason)),
+            (Status::Failed(reason) | Status::Lost(reason), _) => Err(aborted(reason)),
             (Status::Finished, _) | (Status::Open, None) => Err(closed()),
         }
     }
@@ -786,7 +794,20 @@ impl TxState {
         result
     }
 
+    /// Answer a connection the watch found closed ([`Status::Lost`]) once.
+    fn lost_connection(&mut self) -> Result<()> {
+        let Status::Lost(reason) = &self.status else {
+            return Ok(());
+        };
+        let err = Error::unavailable(format!(
+            "the transaction's connection was lost; nothing was committed ({reason})"
+        ));
+        self.status = Status::Failed(err.to_string());
+        Err(err)
+    }
+
     async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
+        self.lost_connection()?;
         self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
