@@ -345,7 +345,7 @@ impl Drop for Ticker {
 
 /// The most time between two [`Watch`]es: how long a connection the
 /// server closed may stay counted in use.
-pub(crate) const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
+const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
 
 /// The least time between two [`Watch`]es.
 const WATCH_PERIOD_MIN: Duration = Duration::from_millis(10);
@@ -1007,4 +1007,19 @@ fn aborted(reason: &str) -> Error {
 /// of it never ended, and its connection was closed with it.
 fn lost() -> Error {
     aborted("a statement of it never ended, and its connection was closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_looks_every_quarter_of_the_idle_bound_between_10_ms_and_1_s() {
+        let ms = Duration::from_millis;
+        assert_eq!(watch_period(ms(1_000)), ms(250));
+        assert_eq!(watch_period(ms(60_000)), WATCH_PERIOD_MAX);
+        assert_eq!(watch_period(ms(1)), WATCH_PERIOD_MIN);
+        // No idle bound: it still looks for closed connections once a second.
+        assert_eq!(watch_period(Duration::ZERO), WATCH_PERIOD_MAX);
+    }
 }
