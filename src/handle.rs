@@ -1,6 +1,7 @@
 //! Opening the adapter, and the `Db` handle plain async code uses.
 
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -601,7 +602,23 @@ impl Db {
     /// rolls back. `BEGIN` goes out with the first statement, in the same
     /// round trip when that statement only reads; a failed `BEGIN` fails
     /// that statement.
-    pub async fn begin(&self, options: TxOptions) -> Result<Tx> {
+    ///
+    /// A transaction left idle past the session's
+    /// `idle_in_transaction_timeout` (60 s by default), `BEGIN` sent or
+    /// not, is rolled back and its connection freed; a WARN on `pgactor.tx`
+    /// names this call's file and line, and the `Tx` answers
+    /// [`ErrorKind::TxAborted`] from then on (see docs/transactions.md).
+    #[track_caller]
+    pub fn begin(&self, options: TxOptions) -> impl Future<Output = Result<Tx>> + '_ {
+        self.begin_at(options, Location::caller())
+    }
+
+    /// [`Db::begin`] on behalf of the code at `begun_at`.
+    async fn begin_at(
+        &self,
+        options: TxOptions,
+        begun_at: &'static Location<'static>,
+    ) -> Result<Tx> {
         let options = TxOptions {
             // Resolved here so this handle's deadline (none included) wins
             // over the session's.
@@ -616,7 +633,7 @@ impl Db {
         }
         let ctx = self.inner.context(Role::Write);
         let supervisor = self.inner.supervisor.get_cell();
-        crate::tx_actor::begin(ctx, options, self.call.deadline, supervisor).await
+        crate::tx_actor::begin(ctx, options, self.call.deadline, supervisor, Some(begun_at)).await
     }
 
     /// Deliver every notification on `channel` to the `subscriber` actor,
@@ -705,34 +722,44 @@ impl Db {
     /// .await
     /// # }
     /// ```
-    pub async fn with_transaction<T, F, Fut>(&self, options: TxOptions, mut body: F) -> Result<T>
+    #[track_caller]
+    pub fn with_transaction<'a, T, F, Fut>(
+        &'a self,
+        options: TxOptions,
+        mut body: F,
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        F: FnMut(Tx) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        F: FnMut(Tx) -> Fut + 'a,
+        Fut: Future<Output = Result<T>> + 'a,
+        T: 'a,
     {
-        let retry = options.retry;
-        let mut attempt = 1;
-        loop {
-            let outcome = async {
-                let tx = self.begin(options.clone()).await?;
-                match body(tx.clone()).await {
-                    Ok(value) => tx.commit().await.map(|()| value),
-                    Err(err) => {
-                        // The body's error is the one to report; a failed
-                        // rollback leaves the drop guard to close the connection.
-                        let _ = tx.rollback().await;
-                        Err(err)
+        // Taken here: inside the future it would name this file.
+        let begun_at = Location::caller();
+        async move {
+            let retry = options.retry;
+            let mut attempt = 1;
+            loop {
+                let outcome = async {
+                    let tx = self.begin_at(options.clone(), begun_at).await?;
+                    match body(tx.clone()).await {
+                        Ok(value) => tx.commit().await.map(|()| value),
+                        Err(err) => {
+                            // The body's error is the one to report; a failed
+                            // rollback leaves the drop guard to close the connection.
+                            let _ = tx.rollback().await;
+                            Err(err)
+                        }
                     }
                 }
-            }
-            .await;
-            match outcome {
-                Err(err) if retry.retries(&err, attempt) => {
-                    tracing::debug!(target: "pgactor.tx", attempt, error = %err, "transaction conflict; running it again");
-                    tokio::time::sleep(retry.backoff(attempt)).await;
-                    attempt += 1;
+                .await;
+                match outcome {
+                    Err(err) if retry.retries(&err, attempt) => {
+                        tracing::debug!(target: "pgactor.tx", attempt, error = %err, "transaction conflict; running it again");
+                        tokio::time::sleep(retry.backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
         }
     }

@@ -14,7 +14,7 @@ pub struct Stats {
     pub write: PoolStats,
     /// The read pool (the replica, or the primary when there is none).
     pub read: PoolStats,
-    /// Transactions open now (live transaction actors).
+    /// Transactions open now: each holds a write connection.
     pub open_transactions: u64,
     /// The replica as last probed; `None` without a read DSN.
     pub replica: Option<ReplicaStats>,

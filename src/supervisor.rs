@@ -182,7 +182,7 @@ impl Actor for Supervisor {
                 let ctx = state.contexts[&Role::Write].clone();
                 let supervisor = myself.get_cell();
                 tokio::spawn(async move {
-                    let tx = begin(&ctx, options, deadline, supervisor).await;
+                    let tx = begin(&ctx, options, deadline, supervisor, None).await;
                     // A Tx nobody receives is dropped here, which rolls it back.
                     let _ = reply.send(tx);
                 });

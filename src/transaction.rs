@@ -168,6 +168,9 @@ pub enum TxMsg {
     /// A new transaction for a spare actor (internal).
     #[doc(hidden)]
     Adopt(Adopt),
+    /// The actor's periodic look at an idle transaction (internal).
+    #[doc(hidden)]
+    Watch(Watch),
 }
 
 impl TxMsg {
@@ -188,7 +191,7 @@ impl TxMsg {
                 Job::CommitWithToken(answer) => answer.answer(Err(err)),
             },
             // Dropping the transaction closes its connection.
-            TxMsg::Adopt(_) => {}
+            TxMsg::Adopt(_) | TxMsg::Watch(_) => {}
         }
     }
 
@@ -205,6 +208,13 @@ impl TxMsg {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Drive(pub(crate) Job);
+
+/// The transaction actor's periodic look at its transaction (opaque): one
+/// idle past the session's `idle_in_transaction_timeout`, or whose
+/// connection the server closed, is ended.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Watch(pub(crate) ());
 
 /// A transaction handed to a spare actor (opaque).
 #[doc(hidden)]
@@ -234,7 +244,10 @@ pub(crate) enum Job {
 /// When the last clone is dropped before [`Tx::commit`] or [`Tx::rollback`]
 /// (an early return, a panic, a cancelled task) the transaction is rolled
 /// back: it never stays open, and its connection never returns to the pool
-/// inside it.
+/// inside it. A `Tx` kept idle past the session's
+/// `idle_in_transaction_timeout` (before its first statement too) is rolled
+/// back and its connection freed, with a WARN naming where it was begun;
+/// its calls then answer [`ErrorKind::TxAborted`] ([`Tx::rollback`]: `Ok`).
 ///
 /// ```no_run
 /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
@@ -344,7 +357,10 @@ impl Tx {
     write_shorthands!(" inside the transaction");
 
     /// Commit. A lost answer is [`ErrorKind::OutcomeUnknown`], never a guess;
-    /// a serialization failure at commit is [`ErrorKind::Conflict`].
+    /// a serialization failure at commit is [`ErrorKind::Conflict`]. A
+    /// commit whose future is dropped before `COMMIT` was sent (while queued
+    /// behind another clone's statement) is not sent: the transaction rolls
+    /// back.
     pub async fn commit(&self) -> Result<()> {
         self.end(Job::Commit).await
     }

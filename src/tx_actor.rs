@@ -14,6 +14,15 @@
 //! it a new transaction instead of spawning an actor (see
 //! [`SpareActors`]).
 //!
+//! The actor waits for no caller without bound: a statement whose caller
+//! stops polling it is taken back after [`crate::handoff`]'s grace, and a
+//! COMMIT whose caller has gone before it was sent is not sent: the
+//! transaction rolls back instead. A watch ([`Watch`]) bounds the
+//! transaction itself: one left idle past the session's
+//! `idle_in_transaction_timeout` (BEGIN sent or not) is rolled back and its
+//! connection freed, and one whose connection the server closed frees it,
+//! each with a WARN naming where the transaction was begun.
+//!
 //! BEGIN waits for the transaction's first statement. When that statement
 //! only reads (a read, a list, `LockForUpdate`) both go out together and
 //! take one round trip: should BEGIN fail, the read ran outside any
@@ -23,9 +32,11 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Object;
 use ractor::{
@@ -37,13 +48,13 @@ use crate::connection::ConnectionPool;
 use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
-use crate::handoff::Starter;
+use crate::handoff::{Starter, HANDOFF_GRACE};
 use crate::pool_actor::PoolContext;
 use crate::replica::ConsistencyToken;
 use crate::sql::Catalog;
 use crate::telemetry;
 use crate::transaction::{
-    closed, in_doubt, stopped_while_answering, Adopt, Drive, Job, Tx, TxMsg, TxOptions,
+    closed, in_doubt, stopped_while_answering, Adopt, Drive, Job, Tx, TxMsg, TxOptions, Watch,
 };
 
 /// The transaction's connection. The transaction counts as open in the
@@ -121,6 +132,10 @@ enum Status {
     Open,
     /// The server aborted the transaction, or the connection is gone.
     Failed(String),
+    /// The watch found the connection closed and freed it: the next
+    /// statement answers as one that met the closed connection would
+    /// (Unavailable: nothing was committed), and the status becomes `Failed`.
+    Lost(String),
     /// COMMIT or ROLLBACK ran.
     Finished,
 }
@@ -141,6 +156,20 @@ pub(crate) struct TxState {
     /// Set just before COMMIT is sent: only after that can a commit whose
     /// answer is lost be in doubt.
     commit_sent: bool,
+    /// Where the transaction was begun (`Db::begin`'s caller), for the
+    /// WARN of a transaction the watch ends; `None` for `DbMsg::Begin`.
+    begun_at: Option<&'static Location<'static>>,
+}
+
+/// A transaction dropped before its BEGIN went out (its `Adopt` message
+/// dropped by a spare that stopped, a failed spawn) has sent nothing on its
+/// connection: it goes back to the pool. Otherwise `Held`'s drop closes it.
+impl Drop for TxState {
+    fn drop(&mut self) {
+        if self.begin.is_some() {
+            self.held.release();
+        }
+    }
 }
 
 pub(crate) struct TxActor;
@@ -195,6 +224,7 @@ pub(crate) async fn begin(
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
+    begun_at: Option<&'static Location<'static>>,
 ) -> Result<Tx> {
     let query_timeout = match options.query_timeout {
         Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
@@ -213,6 +243,7 @@ pub(crate) async fn begin(
         timer,
         status: Status::Open,
         commit_sent: false,
+        begun_at,
     });
     let actor = adopt(&write.spare_tx, state, supervisor)?;
     Ok(Tx::new(actor, write.spare_tx.clone()))
@@ -259,34 +290,140 @@ pub(crate) enum Slot {
     Ended,
 }
 
+/// The actor's state: the slot of its transaction, and what the actor
+/// keeps from one transaction to the next.
+pub(crate) struct Serving {
+    slot: Slot,
+    /// Bounds the wait for a caller driving a statement ([`HANDOFF_GRACE`]).
+    timer: Timer,
+    /// When the actor last finished a message: the transaction has been
+    /// idle since, unless a message is being handled.
+    quiet_since: Instant,
+    /// Sends the actor a [`Watch`] every [`watch_period`]; stopped with it.
+    ticker: Ticker,
+}
+
+/// The task that sends the actor a [`Watch`] every period, never more than
+/// one at a time (a statement that runs long does not pile them up in the
+/// mailbox); aborted when the actor's state goes.
+struct Ticker {
+    task: tokio::task::JoinHandle<()>,
+    /// A [`Watch`] is in the mailbox.
+    queued: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(actor: ActorRef<TxMsg>, period: Duration) -> Ticker {
+        let queued = Arc::new(AtomicBool::new(false));
+        let flag = queued.clone();
+        let task = tokio::spawn(async move {
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if !flag.swap(true, Ordering::AcqRel)
+                    && actor.send_message(TxMsg::Watch(Watch(()))).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ticker { task, queued }
+    }
+
+    /// The [`Watch`] in the mailbox was taken.
+    fn taken(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The most time between two [`Watch`]es: how long a connection the
+/// server closed may stay counted in use.
+const WATCH_PERIOD_MAX: Duration = Duration::from_secs(1);
+
+/// The least time between two [`Watch`]es.
+const WATCH_PERIOD_MIN: Duration = Duration::from_millis(10);
+
+/// How often the watch looks at the transaction: a quarter of the idle
+/// bound (so one idle past it ends within a quarter more), between
+/// [`WATCH_PERIOD_MIN`] and [`WATCH_PERIOD_MAX`]; the latter with no idle bound.
+fn watch_period(idle_limit: Duration) -> Duration {
+    if idle_limit.is_zero() {
+        return WATCH_PERIOD_MAX;
+    }
+    (idle_limit / 4).clamp(WATCH_PERIOD_MIN, WATCH_PERIOD_MAX)
+}
+
 impl Actor for TxActor {
     type Msg = TxMsg;
-    type State = Slot;
+    type State = Serving;
     type Arguments = Box<TxState>;
 
     async fn pre_start(
         &self,
-        _: ActorRef<TxMsg>,
+        myself: ActorRef<TxMsg>,
         state: Box<TxState>,
-    ) -> Result<Slot, ActorProcessingErr> {
-        Ok(Slot::Open(state))
+    ) -> Result<Serving, ActorProcessingErr> {
+        // One pool, one session: every transaction of this actor has this bound.
+        let period = watch_period(state.idle_limit());
+        Ok(Serving {
+            slot: Slot::Open(state),
+            timer: Timer::default(),
+            quiet_since: Instant::now(),
+            ticker: Ticker::start(myself, period),
+        })
     }
 
     async fn handle(
         &self,
         _: ActorRef<TxMsg>,
         msg: TxMsg,
-        slot: &mut Slot,
+        serving: &mut Serving,
     ) -> Result<(), ActorProcessingErr> {
+        if let TxMsg::Watch(_) = msg {
+            serving.ticker.taken();
+            serving.watch().await;
+        } else {
+            serving.serve(msg).await;
+            serving.quiet_since = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// A graceful stop before COMMIT or ROLLBACK (the handle dropped, the
+    /// supervisor stopping): roll back. Other exits rely on `Held`'s drop.
+    async fn post_stop(
+        &self,
+        _: ActorRef<TxMsg>,
+        serving: &mut Serving,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Slot::Open(state) = &mut serving.slot {
+            if state.held.client().is_some() {
+                let _ = state.rollback().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serving {
+    async fn serve(&mut self, msg: TxMsg) {
+        let slot = &mut self.slot;
         let msg = match msg {
             TxMsg::Drive(Drive(job)) => {
-                hand_off(slot, job).await;
-                return Ok(());
+                hand_off(slot, &mut self.timer, job).await;
+                return;
             }
             // Sent to a spare only, whose slot is `Ended`.
             TxMsg::Adopt(Adopt(state)) => {
                 *slot = Slot::Open(state);
-                return Ok(());
+                return;
             }
             msg => msg,
         };
@@ -294,7 +431,7 @@ impl Actor for TxActor {
             Slot::Open(state) => state,
             Slot::Ended => {
                 msg.refuse(closed());
-                return Ok(());
+                return;
             }
             Slot::Lost => {
                 let ends = msg.ends_transaction();
@@ -302,7 +439,7 @@ impl Actor for TxActor {
                 if ends {
                     *slot = Slot::Ended;
                 }
-                return Ok(());
+                return;
             }
         };
         // Replies ignore a caller that has gone: that is not the actor's failure.
@@ -327,6 +464,10 @@ impl Actor for TxActor {
                 let plan = PagePlan::new(state.held.catalog(), req);
                 state.answer(plan, span, reply).await;
             }
+            // A commit whose caller has gone (a `call!` that timed out) is
+            // not sent: the transaction rolls back.
+            TxMsg::Commit(reply) if reply.is_closed() => state.abandon_commit().await,
+            TxMsg::CommitWithToken(reply) if reply.is_closed() => state.abandon_commit().await,
             // Boxed, like `answer`: these futures would otherwise size
             // (and be copied with) every message's. The transaction's
             // state (and its span) ends before the answer goes out;
@@ -346,74 +487,97 @@ impl Actor for TxActor {
                 *slot = Slot::Ended;
                 let _ = reply.send(result);
             }
-            TxMsg::Drive(_) | TxMsg::Adopt(_) => unreachable!("taken above"),
+            TxMsg::Drive(_) | TxMsg::Adopt(_) | TxMsg::Watch(_) => unreachable!("taken above"),
         }
-        Ok(())
     }
 
-    /// A graceful stop before COMMIT or ROLLBACK (the handle dropped, the
-    /// supervisor stopping): roll back. Other exits rely on `Held`'s drop.
-    async fn post_stop(
-        &self,
-        _: ActorRef<TxMsg>,
-        slot: &mut Slot,
-    ) -> Result<(), ActorProcessingErr> {
-        if let Slot::Open(state) = slot {
-            if state.held.client().is_some() {
-                let _ = state.rollback().await;
-            }
-        }
-        Ok(())
+    /// The watch: end a transaction idle past the idle bound, free the
+    /// connection of one whose session the server ended. Never while a
+    /// statement runs: the actor handles one message at a time.
+    async fn watch(&mut self) {
+        let Slot::Open(state) = &mut self.slot else {
+            return;
+        };
+        let Some(client) = state.held.client() else {
+            return;
+        };
+        let idle = self.quiet_since.elapsed();
+        let limit = state.idle_limit();
+        let idle_ms = idle.as_millis();
+        let why = if client.is_closed() {
+            state.held.discard();
+            let why = "the server closed its connection";
+            state.status = Status::Lost(format!("{why} after {idle_ms} ms idle"));
+            why
+        } else if !limit.is_zero() && idle >= limit {
+            let _ = state.rollback().await;
+            let why = "it was idle past idle_in_transaction_timeout and was rolled back";
+            state.status = Status::Failed(format!("{why} after {idle_ms} ms"));
+            why
+        } else {
+            return;
+        };
+        let begun_at = state
+            .begun_at
+            .map_or_else(|| "a DbMsg::Begin".to_owned(), |at| at.to_string());
+        tracing::warn!(
+            target: "pgactor.tx",
+            begun_at = %begun_at,
+            idle_ms = idle.as_millis() as u64,
+            idle_in_transaction_timeout_ms = limit.as_millis() as u64,
+            "transaction ended while idle ({why}); its connection is freed and nothing of it was committed: a Tx kept without commit or rollback?"
+        );
     }
 }
 
 /// Start a [`Tx`] method's statement (or its COMMIT or ROLLBACK) and
 /// leave it to its caller; the transaction comes back when it ends (see
 /// [`crate::handoff`]). Messages queued meanwhile wait their turn.
-async fn hand_off(slot: &mut Slot, job: Job) {
+async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
     match job {
         Job::Read(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span("read", &req.model),
                 plan: RowPlan::read(state.held.catalog(), &req.model, req.id),
             };
-            run_handed_off(slot, step, answer).await;
+            run_handed_off(slot, timer, step, answer).await;
         }
         Job::LockForUpdate(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span("lock_for_update", &req.model),
                 plan: RowPlan::lock_for_update(state.held.catalog(), &req.model, req.id),
             };
-            run_handed_off(slot, step, answer).await;
+            run_handed_off(slot, timer, step, answer).await;
         }
         Job::Write(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span(req.op.name(), &req.model),
                 plan: RowPlan::write(state.held.catalog(), &req.model, req.op),
             };
-            run_handed_off(slot, step, answer).await;
+            run_handed_off(slot, timer, step, answer).await;
         }
         Job::List(req, answer) => {
             let step = |state: &TxState| Statement {
                 span: state.operation_span("list", &req.model),
                 plan: PagePlan::new(state.held.catalog(), req),
             };
-            run_handed_off(slot, step, answer).await;
+            run_handed_off(slot, timer, step, answer).await;
         }
-        Job::Commit(answer) => run_handed_off(slot, |_: &TxState| Commit, answer).await,
+        Job::Commit(answer) => run_handed_off(slot, timer, |_: &TxState| Commit, answer).await,
         Job::CommitWithToken(answer) => {
-            run_handed_off(slot, |_: &TxState| CommitWithToken, answer).await
+            run_handed_off(slot, timer, |_: &TxState| CommitWithToken, answer).await
         }
-        Job::Rollback(answer) => run_handed_off(slot, |_: &TxState| Rollback, answer).await,
+        Job::Rollback(answer) => run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await,
     }
 }
 
 async fn run_handed_off<S: Step>(
     slot: &mut Slot,
+    timer: &mut Timer,
     step: impl FnOnce(&TxState) -> S,
     answer: Starter<S::Output>,
 ) {
-    let mut state = match std::mem::replace(slot, Slot::Lost) {
+    let state = match std::mem::replace(slot, Slot::Lost) {
         Slot::Open(state) => state,
         Slot::Lost => {
             if S::ENDS {
@@ -427,25 +591,48 @@ async fn run_handed_off<S: Step>(
         }
     };
     let step = step(&state);
-    let (mut back, returned) = tokio::sync::oneshot::channel();
-    answer.start(Box::pin(async move {
-        // An actor killed meanwhile (no longer waiting for the transaction)
-        // ends the step half-way: the transaction's state is dropped,
-        // which closes its connection, and the caller is answered at once.
-        let ended = tokio::select! {
-            biased;
-            result = step.run(&mut state) => Some(result),
-            () = back.closed() => None,
-        };
-        match ended {
-            Some(result) => {
-                let _ = back.send(state);
-                result
+    let (mut back, mut returned) = tokio::sync::oneshot::channel();
+    let statement = move |mut state: Box<TxState>| -> crate::handoff::Statement<S::Output> {
+        Box::pin(async move {
+            // An actor killed meanwhile (no longer waiting for the transaction)
+            // ends the step half-way: the transaction's state is dropped,
+            // which closes its connection, and the caller is answered at once.
+            let ended = tokio::select! {
+                biased;
+                result = step.run(&mut state) => Some(result),
+                () = back.closed() => None,
+            };
+            match ended {
+                Some(result) => {
+                    let _ = back.send(state);
+                    result
+                }
+                None => Err(S::cut_short(&state)),
             }
-            None => Err(S::cut_short(&state)),
+        })
+    };
+    let handed = if S::COMMITS {
+        match answer.start_unless_gone(state, statement) {
+            Ok(handed) => handed,
+            // Its caller has gone: COMMIT is not sent.
+            Err(mut state) => {
+                state.abandon_commit().await;
+                *slot = Slot::Open(state);
+                return;
+            }
         }
-    }));
-    let returned = returned.await;
+    } else {
+        answer.start(statement(state))
+    };
+    // A caller that stops polling (and keeps the future) gets the
+    // statement taken back; it then ends within its own bounds.
+    let returned = match timer.within(HANDOFF_GRACE, &mut returned).await {
+        Some(returned) => returned,
+        None => {
+            handed.take_back();
+            returned.await
+        }
+    };
     // The transaction (and its span) ends here, after COMMIT or ROLLBACK;
     // messages after it are answered TxClosed.
     *slot = match returned {
@@ -460,6 +647,8 @@ trait Step: Send + 'static {
     type Output: Send + 'static;
     /// Whether the transaction ends with it (COMMIT, ROLLBACK).
     const ENDS: bool;
+    /// Whether it commits: then it is not sent once its caller has gone.
+    const COMMITS: bool = false;
 
     fn run(self, state: &mut TxState) -> impl Future<Output = Result<Self::Output>> + Send + '_;
 
@@ -492,6 +681,7 @@ struct Commit;
 impl Step for Commit {
     type Output = ();
     const ENDS: bool = true;
+    const COMMITS: bool = true;
 
     async fn run(self, state: &mut TxState) -> Result<()> {
         let result = state.commit().await;
@@ -509,6 +699,7 @@ struct CommitWithToken;
 impl Step for CommitWithToken {
     type Output = ConsistencyToken;
     const ENDS: bool = true;
+    const COMMITS: bool = true;
 
     async fn run(self, state: &mut TxState) -> Result<ConsistencyToken> {
         let result = state.commit_with_token().await;
@@ -535,6 +726,23 @@ impl Step for Rollback {
 }
 
 impl TxState {
+    /// The session's `idle_in_transaction_timeout` (zero: no bound), which
+    /// the watch applies to the transaction client-side too.
+    fn idle_limit(&self) -> Duration {
+        self.held.write.session.idle_in_transaction_timeout
+    }
+
+    /// A COMMIT whose caller had gone before it was sent: never sent. The
+    /// transaction rolls back; later statements and commits answer
+    /// TxAborted, a rollback Ok.
+    async fn abandon_commit(&mut self) {
+        let _ = self.rollback().await;
+        self.status = Status::Failed(
+            "its caller abandoned the commit before it was sent, so it was rolled back".into(),
+        );
+        tracing::debug!(target: "pgactor.tx", "commit abandoned before it was sent; rolled back");
+    }
+
     /// The answer to a commit whose actor stopped: in doubt once COMMIT
     /// went out, else nothing was committed.
     fn cut_short_commit(&self) -> Error {
@@ -549,7 +757,7 @@ impl TxState {
     fn usable(&self) -> Result<&Object> {
         match (&self.status, self.held.client()) {
             (Status::Open, Some(client)) => Ok(client),
-            (Status::Failed(reason), _) => Err(aborted(reason)),
+            (Status::Failed(reason) | Status::Lost(reason), _) => Err(aborted(reason)),
             (Status::Finished, _) | (Status::Open, None) => Err(closed()),
         }
     }
@@ -586,7 +794,20 @@ impl TxState {
         result
     }
 
+    /// Answer a connection the watch found closed ([`Status::Lost`]) once.
+    fn lost_connection(&mut self) -> Result<()> {
+        let Status::Lost(reason) = &self.status else {
+            return Ok(());
+        };
+        let err = Error::unavailable(format!(
+            "the transaction's connection was lost; nothing was committed ({reason})"
+        ));
+        self.status = Status::Failed(err.to_string());
+        Err(err)
+    }
+
     async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
+        self.lost_connection()?;
         self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.
         let plan = plan?;
@@ -786,4 +1007,19 @@ fn aborted(reason: &str) -> Error {
 /// of it never ended, and its connection was closed with it.
 fn lost() -> Error {
     aborted("a statement of it never ended, and its connection was closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_looks_every_quarter_of_the_idle_bound_between_10_ms_and_1_s() {
+        let ms = Duration::from_millis;
+        assert_eq!(watch_period(ms(1_000)), ms(250));
+        assert_eq!(watch_period(ms(60_000)), WATCH_PERIOD_MAX);
+        assert_eq!(watch_period(ms(1)), WATCH_PERIOD_MIN);
+        // No idle bound: it still looks for closed connections once a second.
+        assert_eq!(watch_period(Duration::ZERO), WATCH_PERIOD_MAX);
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pgactor::{
     Db, ErrorKind, Field, FieldType, IsolationLevel, Model, PoolConfig, Query, Record, RetryPolicy,
-    SessionConfig, TxOptions,
+    SessionConfig, TxMsg, TxOptions,
 };
 
 use crate::common::{
@@ -623,6 +623,84 @@ async fn a_caller_that_stops_waiting_mid_statement_leaves_the_transaction_usable
     tx.commit().await.unwrap();
     let row = db.read("StockBalance", id).await.unwrap();
     assert_eq!(row.get::<i64>("quantity").unwrap(), 4);
+    db.close().await;
+}
+
+/// A `TxMsg::Commit` whose `call!` gave up while it was queued (behind a
+/// statement waiting for a lock) is never sent: the transaction rolls back
+/// and a later `Rollback` answers ok, as through the `Tx` door.
+#[tokio::test]
+async fn a_ractor_commit_whose_caller_gave_up_while_queued_is_not_sent() {
+    let (db, app) = open_default().await;
+    let id = stock(&db, 5).await;
+    let holder = lock_row_outside(&primary_url(), &app, id).await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let actor = tx.actor();
+    let blocked = tokio::spawn({
+        let tx = tx.clone();
+        async move {
+            tx.update("StockBalance", id, Record::new().with("quantity", 4_i64))
+                .await
+        }
+    });
+    let admin = observer(&primary_url()).await;
+    eventually("the update waits for the row lock", || async {
+        ready(crate::common::lock_waiters(&admin, &app).await > 0, ())
+    })
+    .await;
+    let gave_up = ractor::call_t!(actor, TxMsg::Commit, 100);
+    assert!(
+        gave_up.is_err(),
+        "the commit waits behind the update: {gave_up:?}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    blocked
+        .await
+        .unwrap()
+        .expect("the update, once the lock is free");
+    ractor::call!(actor, TxMsg::Rollback)
+        .expect("the actor answers")
+        .expect("the transaction was rolled back: rollback answers ok");
+    let row = db.read("StockBalance", id).await.unwrap();
+    assert_eq!(row.get::<i64>("quantity").unwrap(), 5, "nothing committed");
+    drop(tx);
+    assert_nothing_left_open(&admin, &app).await;
+    db.close().await;
+}
+
+/// A `with_transaction` body that idles past `idle_in_transaction_timeout`
+/// before its first statement (no BEGIN sent, so the server sees a plain
+/// idle session) is rolled back client-side: the statement answers
+/// TxAborted, nothing is committed, the connection is back, and a WARN
+/// names the `with_transaction` call's file.
+#[tokio::test]
+async fn a_transaction_idle_before_its_first_statement_is_ended_and_the_warn_names_its_caller() {
+    let session = SessionConfig {
+        idle_in_transaction_timeout: Some(Duration::from_millis(300)),
+        ..SessionConfig::default()
+    };
+    let (db, _app) = open_tagged("", session, PoolConfig::default()).await;
+    let (outcome, logs) =
+        crate::common::capturing_logs(db.with_transaction(TxOptions::default(), |tx| async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            tx.create("StockBalance", Record::new().with("sku", "late"))
+                .await
+        }))
+        .await;
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+    assert!(err.to_string().contains("idle"), "{err}");
+    assert_eq!(stock_rows(&db).await, 0);
+    let stats = db.stats();
+    assert_eq!((stats.open_transactions, stats.write.in_use), (0, 0));
+    let warned = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("tests/integration/transactions.rs:"))
+        .count();
+    assert_eq!(
+        warned, 1,
+        "one WARN naming the with_transaction call:\n{logs}"
+    );
     db.close().await;
 }
 

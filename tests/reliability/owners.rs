@@ -15,6 +15,16 @@
 //! - 5e: the server's `idle_in_transaction_session_timeout` (1 s) ends the
 //!   session of 20 transactions idle after a write (F1).
 //! - 5f: `Db::close_within` with 10 open transactions, repeated (E6).
+//! - 5g: a `commit()` dropped while queued behind a clone's statement, the
+//!   `Tx` kept: COMMIT is not sent, the transaction rolls back (E2).
+//! - 5h: a `Tx` statement future polled once and kept unpolled, then
+//!   `commit()`: the actor takes the statement back, the commit answers.
+//! - 5i, 5j: `Tx` handles kept idle past `idle_in_transaction_timeout`
+//!   (half before their first statement) on a write pool they fill, direct
+//!   and through PgBouncer: rolled back, connections freed, a WARN names
+//!   where each was begun (E4, F1).
+//! - 5k: the server ends the sessions of kept transactions with the idle
+//!   bound off: their connections are freed all the same.
 //!
 //! What each repetition proves, seen from an observer session: the abandoned
 //! writes are absent (never committed, not even by the next borrower of
@@ -28,12 +38,14 @@
 //! or caller was answered (`panic`, `TX_ABORTED`, …); leaked = repetitions
 //! whose sessions, locks or pool did not settle within 10 s.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use pgactor::{Db, PoolConfig, Query, Record, SessionConfig, Tx, TxOptions};
+use pgactor::{Db, PoolConfig, PoolerMode, Query, Record, SessionConfig, Tx, TxOptions};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::common::{lock_waiters, no_session_left, observer, primary_url, registry};
+use crate::common::{bouncer_url, capturing_logs, lock_waiters, no_session_left};
+use crate::common::{observer, primary_url, registry};
 use crate::common::{stock_model, unique_schema};
 use crate::figures::{self, Figures};
 
@@ -55,7 +67,8 @@ struct Owners {
     db: Db,
     app: String,
     session: SessionConfig,
-    max_open: usize,
+    /// Where the adapter connects, and its pools.
+    target: Target,
     admin: tokio_postgres::Client,
     figures: Figures,
     /// A committed row the slow and lock-waiting updates target.
@@ -67,13 +80,17 @@ struct Owners {
 
 impl Owners {
     async fn open(id: &str, scenario: &str, session: SessionConfig, max_open: usize) -> Owners {
+        Owners::open_at(id, scenario, session, Target::primary(max_open)).await
+    }
+
+    async fn open_at(id: &str, scenario: &str, session: SessionConfig, target: Target) -> Owners {
         let app = unique_schema("own");
         let session = SessionConfig {
             schema: Some(app.clone()),
             application_name: Some(app.clone()),
             ..session
         };
-        let db = open_db(&session, max_open).await;
+        let db = open_db(&session, &target).await;
         let admin = observer(&primary_url()).await;
         // Updates sleep `quantity` milliseconds: a slow statement on demand.
         admin
@@ -95,7 +112,7 @@ impl Owners {
             db,
             app,
             session,
-            max_open,
+            target,
             admin,
             figures: Figures::new(id, scenario),
             victim,
@@ -106,7 +123,7 @@ impl Owners {
 
     /// Open the adapter again on the same schema (after a shutdown).
     async fn reopen(&mut self) {
-        self.db = open_db(&self.session, self.max_open).await;
+        self.db = open_db(&self.session, &self.target).await;
     }
 
     /// Begin a transaction and write an abandoned row in it.
@@ -277,15 +294,33 @@ impl Owners {
     }
 }
 
-async fn open_db(session: &SessionConfig, max_open: usize) -> Db {
-    let pool = PoolConfig {
-        max_open: Some(max_open),
-        ..PoolConfig::default()
-    };
-    pgactor::OpenOptions::new(primary_url())
+/// Where a scenario's adapter connects, how, and its pools.
+struct Target {
+    url: String,
+    pooler: PoolerMode,
+    pool: PoolConfig,
+}
+
+impl Target {
+    /// Straight to the primary, pools of `max_open`.
+    fn primary(max_open: usize) -> Target {
+        Target {
+            url: primary_url(),
+            pooler: PoolerMode::Direct,
+            pool: PoolConfig {
+                max_open: Some(max_open),
+                ..PoolConfig::default()
+            },
+        }
+    }
+}
+
+async fn open_db(session: &SessionConfig, target: &Target) -> Db {
+    pgactor::OpenOptions::new(target.url.clone())
+        .pooler(target.pooler)
         .registry(registry([stock_model()]))
-        .write_pool(pool.clone())
-        .read_pool(pool)
+        .write_pool(target.pool.clone())
+        .read_pool(target.pool.clone())
         .session(session.clone())
         .open()
         .await
@@ -571,4 +606,315 @@ async fn shutdown_with_ten_open_transactions_rolls_them_all_back() {
         slowest_close.as_millis()
     ));
     s.finish(&["TX_CLOSED", "TX_ABORTED", "CLOSED"]).await;
+}
+
+/// Repetitions of the scenarios whose callers misbehave (5g, 5h).
+const MISBEHAVIOURS: u64 = 5;
+
+#[tokio::test]
+async fn a_commit_abandoned_while_queued_is_not_sent_and_the_transaction_rolls_back() {
+    let _serial = figures::serial().await;
+    let mut s = Owners::open(
+        "5g",
+        "commit() dropped while queued behind a lock wait, Tx kept",
+        SessionConfig::default(),
+        SMALL_POOL,
+    )
+    .await;
+    let outside = observer(&primary_url()).await;
+    let mut later = std::collections::BTreeMap::<String, u64>::new();
+    for _ in 0..MISBEHAVIOURS {
+        s.lock_victim(&outside).await;
+        let tx = s.begin_and_write().await;
+        // A clone's update waits for the row lock; the commit queues behind it.
+        let update = s.slow_update(tx.clone(), true).await;
+        let commit = tokio::time::timeout(Duration::from_millis(50), tx.commit()).await;
+        assert!(commit.is_err(), "the commit waits behind the update");
+        outside.batch_execute("ROLLBACK").await.unwrap();
+        update
+            .await
+            .unwrap()
+            .expect("the update, once the lock is free");
+        // The transaction was rolled back instead: rollback() says so, a
+        // second commit() cannot commit it.
+        let rollback = tx.rollback().await;
+        let commit = tx.commit().await;
+        for (call, result) in [("rollback", &rollback), ("commit", &commit)] {
+            let label = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+            *later.entry(format!("{call} {label}")).or_default() += 1;
+        }
+        drop(tx);
+        s.after_repetition().await;
+    }
+    s.figures
+        .note(format!("the caller's later calls answered: {later:?}"));
+    let expected = [
+        ("commit TX_CLOSED".to_owned(), MISBEHAVIOURS),
+        ("rollback ok".to_owned(), MISBEHAVIOURS),
+    ];
+    let later_ok = later == expected.into_iter().collect();
+    s.finish(&[]).await;
+    assert!(
+        later_ok,
+        "rollback() must answer ok, commit() TX_CLOSED: {later:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_future_polled_once_and_kept_does_not_hold_up_the_commit() {
+    let _serial = figures::serial().await;
+    let query_timeout = Duration::from_secs(1);
+    let session = SessionConfig {
+        query_timeout: Some(query_timeout),
+        ..SessionConfig::default()
+    };
+    // Each repetition that hangs keeps its connection: room for all of them.
+    let mut s = Owners::open(
+        "5h",
+        "a statement future polled once and kept, then commit() (query timeout 1 s)",
+        session,
+        MISBEHAVIOURS as usize + SMALL_POOL,
+    )
+    .await;
+    // The contract: the actor waits for a caller that stopped polling at
+    // most its 1 s hand-off grace, then the commit runs, bounded by the
+    // query timeout and the 1 s cancel grace; twice that before giving up.
+    let give_up = 2 * (Duration::from_secs(1) + query_timeout + Duration::from_secs(1));
+    let mut slowest = Duration::ZERO;
+    let mut kept_answers = std::collections::BTreeMap::<&str, u64>::new();
+    let mut rows = Vec::new();
+    for _ in 0..MISBEHAVIOURS {
+        let tx = s.db.begin(TxOptions::default()).await.expect("begin");
+        let sku = new_sku();
+        let mut kept = Box::pin(tx.create("StockBalance", Record::new().with("sku", sku.clone())));
+        // Polled once (as `select!` on `&mut fut` does), then kept unpolled.
+        let pending =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(kept.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(pending, "the create waits for its actor");
+        let started = Instant::now();
+        match tokio::time::timeout(give_up, tx.commit()).await {
+            Ok(result) => {
+                slowest = slowest.max(started.elapsed());
+                s.figures.outcome(&result);
+            }
+            Err(_) => {
+                s.figures.operations += 1;
+                s.figures.error("no answer");
+            }
+        }
+        // The kept future, polled again, answers what its statement did.
+        let kept = tokio::time::timeout(give_up, kept).await;
+        let label = match &kept {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(e)) => e.code(),
+            Err(_) => "no answer",
+        };
+        *kept_answers.entry(label).or_default() += 1;
+        rows.push(sku);
+        drop(tx);
+        s.settle().await;
+    }
+    let present: i64 = s
+        .admin
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM \"{}\".stock_balance WHERE sku = ANY($1)",
+                s.app
+            ),
+            &[&rows],
+        )
+        .await
+        .expect("count the kept statements' rows")
+        .get(0);
+    s.figures.note(format!(
+        "slowest commit answer {} ms (bound {} ms)",
+        slowest.as_millis(),
+        give_up.as_millis()
+    ));
+    s.figures
+        .note(format!("kept futures answered: {kept_answers:?}"));
+    s.figures.note(format!(
+        "kept statements committed: {present} of {MISBEHAVIOURS}"
+    ));
+    let f = &s.figures;
+    let all_answered =
+        f.acknowledged == f.operations && kept_answers.get("ok") == Some(&MISBEHAVIOURS);
+    s.figures.publish();
+    assert!(
+        all_answered,
+        "every commit and kept future answers ok: {:?}, {kept_answers:?}",
+        s.figures.errors
+    );
+    assert_eq!(
+        present as u64, MISBEHAVIOURS,
+        "the committed creates are present"
+    );
+    assert_eq!(
+        s.figures.leaked, 0,
+        "something was left: {:?}",
+        s.figures.notes
+    );
+}
+
+/// Transactions kept past the idle bound in 5i and 5j: as many as the
+/// write pool has connections, half with no statement (no BEGIN sent),
+/// half after a write.
+const KEPT: usize = 4;
+
+/// Keep [`KEPT`] transactions idle past a 1 s `idle_in_transaction_timeout`
+/// on a write pool of [`KEPT`] connections (`target`): each is rolled back,
+/// its connection freed and a WARN names where it was begun; the pool
+/// serves the next writes, and the kept handles answer `TX_ABORTED`
+/// (statements, commit) or ok (rollback).
+async fn kept_idle_transactions_are_ended(
+    id: &str,
+    scenario: &str,
+    url: String,
+    pooler: PoolerMode,
+) {
+    let _serial = figures::serial().await;
+    let session = SessionConfig {
+        idle_in_transaction_timeout: Some(Duration::from_secs(1)),
+        ..SessionConfig::default()
+    };
+    let target = Target {
+        url,
+        pooler,
+        pool: PoolConfig {
+            max_open: Some(KEPT),
+            wait_timeout: Some(Duration::from_secs(2)),
+            ..PoolConfig::default()
+        },
+    };
+    let (mut s, logs) = capturing_logs(async {
+        let mut s = Owners::open_at(id, scenario, session, target).await;
+        let mut kept = Vec::with_capacity(KEPT);
+        for i in 0..KEPT {
+            kept.push(if i % 2 == 0 {
+                s.db.begin(TxOptions::default()).await.expect("begin")
+            } else {
+                s.begin_and_write().await
+            });
+        }
+        let started = Instant::now();
+        s.settle().await;
+        s.figures
+            .note(format!("freed after {} ms", started.elapsed().as_millis()));
+        for _ in 0..KEPT {
+            s.next_operation().await;
+        }
+        kept_handles_answer(&mut s, &kept).await;
+        s
+    })
+    .await;
+    let warned = begin_warnings(&logs);
+    s.figures
+        .note(format!("WARNs naming where it was begun: {warned}"));
+    s.finish(&["TX_ABORTED"]).await;
+    assert_eq!(warned, KEPT, "one WARN per transaction ended:\n{logs}");
+}
+
+/// The answers of handles whose transaction the adapter ended: a statement
+/// and commit() on half (counted), rollback() (ok) on the others.
+async fn kept_handles_answer(s: &mut Owners, kept: &[Tx]) {
+    for (i, tx) in kept.iter().enumerate() {
+        if i % 2 == 0 {
+            answered(&mut s.figures, &tx.read("StockBalance", s.victim).await);
+            answered(&mut s.figures, &tx.commit().await);
+        } else {
+            tx.rollback()
+                .await
+                .expect("rollback() of an ended transaction");
+        }
+    }
+}
+
+/// WARN lines that name where a transaction was begun (in this file).
+fn begin_warnings(logs: &str) -> usize {
+    logs.lines()
+        .filter(|l| l.contains("WARN") && l.contains("owners.rs:"))
+        .count()
+}
+
+#[tokio::test]
+async fn transactions_kept_idle_are_rolled_back_and_their_connections_freed() {
+    kept_idle_transactions_are_ended(
+        "5i",
+        "4 Tx kept idle (2 without a statement) on a pool of 4, idle_in_transaction_timeout 1 s",
+        primary_url(),
+        PoolerMode::Direct,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transactions_kept_idle_behind_pgbouncer_are_rolled_back_and_their_connections_freed() {
+    kept_idle_transactions_are_ended(
+        "5j",
+        "5i through PgBouncer (pooler mode)",
+        bouncer_url(),
+        PoolerMode::Transaction,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_kept_transaction_whose_session_the_server_ended_frees_its_connection() {
+    let _serial = figures::serial().await;
+    // No idle bound on either side: only the server's end of the session frees it.
+    let session = SessionConfig {
+        idle_in_transaction_timeout: Some(Duration::ZERO),
+        ..SessionConfig::default()
+    };
+    const ENDED: usize = 2;
+    let target = Target {
+        pool: PoolConfig {
+            max_open: Some(ENDED),
+            wait_timeout: Some(Duration::from_secs(2)),
+            ..PoolConfig::default()
+        },
+        ..Target::primary(ENDED)
+    };
+    let (mut s, logs) = capturing_logs(async {
+        let mut s = Owners::open_at(
+            "5k",
+            "pg_terminate_backend of 2 kept idle transactions, idle bound off",
+            session,
+            target,
+        )
+        .await;
+        let mut kept = Vec::with_capacity(ENDED);
+        for _ in 0..ENDED {
+            kept.push(s.begin_and_write().await);
+        }
+        let ended: i64 = s
+            .admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND state = 'idle in transaction'",
+                &[&s.app],
+            )
+            .await
+            .expect("terminate the kept sessions")
+            .get(0);
+        assert_eq!(ended as usize, ENDED);
+        let started = Instant::now();
+        s.settle().await;
+        s.figures
+            .note(format!("freed after {} ms", started.elapsed().as_millis()));
+        for _ in 0..ENDED {
+            s.next_operation().await;
+        }
+        kept_handles_answer(&mut s, &kept).await;
+        s
+    })
+    .await;
+    let warned = begin_warnings(&logs);
+    s.figures
+        .note(format!("WARNs naming where it was begun: {warned}"));
+    // The first statement meets the lost connection (UNAVAILABLE: nothing
+    // was committed), the commit after it TX_ABORTED.
+    s.finish(&["TX_ABORTED", "UNAVAILABLE"]).await;
+    assert_eq!(warned, ENDED, "one WARN per transaction ended:\n{logs}");
 }
