@@ -341,6 +341,17 @@ pub(crate) fn describe(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// A value from the caller's configuration, for an error message that
+/// must say which value is wrong without showing it: at most its first
+/// three characters (never more than half of it), then its length, e.g.
+/// `"ver…" (11 bytes)`. Such a value may be part of a password that a
+/// malformed DSN put in the wrong place.
+pub(crate) fn redacted(value: &str) -> String {
+    let shown = value.chars().count().min(6) / 2;
+    let prefix: String = value.chars().take(shown).collect();
+    format!("\"{prefix}…\" ({} bytes)", value.len())
+}
+
 /// SQLSTATEs with which the server ends the session (admin or crash
 /// shutdown, a terminated backend, connection exceptions).
 fn ends_session(code: &SqlState) -> bool {
@@ -414,6 +425,15 @@ mod tests {
     fn composite_unique_detail_names_every_column() {
         let cols = constraint_columns(None, Some("Key (tenant, sku)=(1, A-1) already exists."));
         assert_eq!(cols, vec!["tenant", "sku"]);
+    }
+
+    #[test]
+    fn redacted_values_show_at_most_three_characters_and_half_the_value() {
+        assert_eq!(redacted("verify-fool"), "\"ver…\" (11 bytes)");
+        assert_eq!(redacted("abcd"), "\"ab…\" (4 bytes)");
+        assert_eq!(redacted("x"), "\"…\" (1 bytes)");
+        assert_eq!(redacted(""), "\"…\" (0 bytes)");
+        assert_eq!(redacted("éèê"), "\"é…\" (6 bytes)");
     }
 
     #[test]

@@ -522,3 +522,79 @@ async fn a_pool_of_one_serves_calls_an_idle_second_apart_on_one_connection() {
     );
     db.close().await;
 }
+
+/// The two halves of the password the malformed DSNs below carry.
+const HALVES: [&str; 2] = ["LEFTHALFpw", "RIGHTHALFpw"];
+
+/// Malformed DSNs whose password (or part of it) a parser could take for
+/// the user, the host, the database, an option name or an sslmode.
+fn malformed_with_password() -> Vec<String> {
+    let [left, right] = HALVES;
+    vec![
+        // An unencoded @ in the password.
+        format!("postgres://app:{left}@{right}@127.0.0.1:5432/shop"),
+        format!("postgres://app:{left}@{right}/x@127.0.0.1:5432/shop"),
+        // password= as a parameter, an @ later in the URL.
+        format!("postgres://127.0.0.1/shop?user=app&password={left}&application_name=x@{right}"),
+        format!("postgres://127.0.0.1?password={left}:{right}@x"),
+        // An unencoded & or an unquoted space in the password.
+        format!("postgres://app@127.0.0.1/shop?password={left}&{right}=1"),
+        format!("host=127.0.0.1 user=app password={left} {right}=1"),
+        // A password pasted where the sslmode goes.
+        format!("postgres://app@127.0.0.1/shop?sslmode={left}{right}"),
+        format!("host=127.0.0.1 sslmode='{left} {right}'"),
+    ]
+}
+
+fn shows_a_half(text: &str) -> bool {
+    HALVES.iter().any(|half| text.contains(half))
+}
+
+#[tokio::test]
+async fn malformed_dsns_never_show_any_part_of_the_password() {
+    for dsn in malformed_with_password() {
+        let options = pgactor::OpenOptions::new(dsn.as_str()).read_dsn(dsn.as_str());
+        let debug = format!("{options:?}");
+        assert!(!shows_a_half(&debug), "Debug shows the password: {debug}");
+        let err = options.open().await.expect_err("malformed");
+        let shown = everything_shown(&err);
+        assert!(
+            !shows_a_half(&shown),
+            "the error shows the password: {shown}"
+        );
+        assert_eq!(err.kind(), &ErrorKind::Config, "{dsn}: {err}");
+        let panicked = tokio::spawn({
+            let dsn = dsn.clone();
+            async move { pgactor::must_open(&dsn, "", Registry::new()).await }
+        })
+        .await
+        .expect_err("must_open panics")
+        .into_panic();
+        let message = panicked
+            .downcast_ref::<String>()
+            .cloned()
+            .expect("a text panic message");
+        assert!(
+            !shows_a_half(&message),
+            "the panic shows the password: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sslmode_is_quoted_as_a_short_prefix_only() {
+    let err = pgactor::open(
+        "postgres://app@127.0.0.1/shop?sslmode=verify-fulll",
+        "",
+        Registry::new(),
+    )
+    .await
+    .expect_err("unknown sslmode");
+    assert_eq!(err.kind(), &ErrorKind::Config);
+    let shown = err.to_string();
+    assert!(
+        shown.contains("unknown sslmode \"ver…\" (12 bytes)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("verify-fulll"), "{shown}");
+}

@@ -1024,6 +1024,24 @@ async fn opening(c: &mut Corpus<'_>) {
             "stray = before sslmode=verify-full",
             trap.key_value("=x sslmode=verify-full sslrootcert=/nonexistent/ca.pem"),
         ),
+        (
+            "unencoded @ in the password",
+            format!("postgres://app:{CANARY}@127.0.0.1:{}/db", trap.port),
+        ),
+        (
+            "password parameter, @ after the host",
+            format!(
+                "postgres://127.0.0.1:{}/db?user=app&password={CANARY}",
+                trap.port
+            ),
+        ),
+        (
+            "bare password with a space",
+            format!(
+                "host=127.0.0.1 port={} user=app password=CANARY {CANARY}=x",
+                trap.port
+            ),
+        ),
     ];
     for (what, dsn) in dsns {
         let opts = c.fx.trap_options(&dsn);
@@ -1062,6 +1080,34 @@ async fn opening(c: &mut Corpus<'_>) {
                 ..PoolConfig::default()
             },
         ),
+        (
+            "max_open usize::MAX",
+            PoolConfig {
+                max_open: Some(usize::MAX),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_open 2^36",
+            PoolConfig {
+                max_open: Some(1 << 36),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_queued usize::MAX",
+            PoolConfig {
+                max_queued: Some(usize::MAX),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_lifetime Duration::MAX",
+            PoolConfig {
+                max_lifetime: Some(Duration::MAX),
+                ..PoolConfig::default()
+            },
+        ),
     ];
     for (what, pool) in pools {
         let opts =
@@ -1096,6 +1142,20 @@ async fn opening(c: &mut Corpus<'_>) {
                 ..SessionConfig::default()
             },
         ),
+        (
+            "statement_timeout past the server's limit",
+            SessionConfig {
+                statement_timeout: Some(Duration::from_secs(30 * 24 * 3600)),
+                ..SessionConfig::default()
+            },
+        ),
+        (
+            "query_timeout Duration::MAX",
+            SessionConfig {
+                query_timeout: Some(Duration::MAX),
+                ..SessionConfig::default()
+            },
+        ),
     ];
     for (what, session) in sessions {
         let opts =
@@ -1108,6 +1168,18 @@ async fn opening(c: &mut Corpus<'_>) {
         )
         .await;
     }
+    let opts =
+        c.fx.trap_options(&trap.url("?sslmode=disable"))
+            .replica(pgactor::ReplicaConfig {
+                poll_interval: Duration::ZERO,
+                ..pgactor::ReplicaConfig::default()
+            });
+    c.case(
+        "open: replica poll_interval 0",
+        Expect::Refused(config),
+        opts.open(),
+    )
+    .await;
     // The control: a good DSN does dial the trap.
     let opts = c.fx.trap_options(&trap.url("?sslmode=disable"));
     c.case(
