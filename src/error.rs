@@ -352,6 +352,21 @@ pub(crate) fn redacted(value: &str) -> String {
     format!("\"{prefix}…\" ({} bytes)", value.len())
 }
 
+/// A name the caller passed (a model, a field, an identifier), quoted for
+/// an error message: whole up to 64 bytes, else its first 60 bytes (to a
+/// character boundary) and its length, so a name of any size (caller input,
+/// maybe an end user's) makes a message of bounded size.
+pub(crate) fn quoted_name(name: &str) -> String {
+    if name.len() <= 64 {
+        return format!("{name:?}");
+    }
+    let mut end = 60;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &name[..end], name.len())
+}
+
 /// SQLSTATEs with which the server ends the session (admin or crash
 /// shutdown, a terminated backend, connection exceptions).
 fn ends_session(code: &SqlState) -> bool {
@@ -434,6 +449,16 @@ mod tests {
         assert_eq!(redacted("x"), "\"…\" (1 bytes)");
         assert_eq!(redacted(""), "\"…\" (0 bytes)");
         assert_eq!(redacted("éèê"), "\"é…\" (6 bytes)");
+    }
+
+    #[test]
+    fn long_names_are_quoted_in_part() {
+        assert_eq!(quoted_name("sku"), "\"sku\"");
+        let long = "é".repeat(40);
+        assert_eq!(
+            quoted_name(&long),
+            format!("{:?}… (80 bytes)", "é".repeat(30))
+        );
     }
 
     #[test]

@@ -52,5 +52,6 @@ pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, PoolStats, Stats};
+pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
 pub use value::{FieldType, FromValue, Value};

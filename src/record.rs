@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smol_str::SmolStr;
 
-use crate::error::{Error, Result};
+use crate::error::{quoted_name, Error, Result};
 use crate::model::Model;
 use crate::value::{FromValue, Value};
 
@@ -100,9 +100,9 @@ impl Record {
     /// Read a field as `T`. Fails with [`crate::ErrorKind::Decode`] when the
     /// field is missing or holds another type; read nullable fields as `Option<T>`.
     pub fn get<T: FromValue>(&self, field: &str) -> Result<T> {
-        let value = self
-            .value(field)
-            .ok_or_else(|| Error::decode(format!("the record has no field \"{field}\"")))?;
+        let value = self.value(field).ok_or_else(|| {
+            Error::decode(format!("the record has no field {}", quoted_name(field)))
+        })?;
         T::from_value(value).ok_or_else(|| {
             Error::decode(format!(
                 "field \"{field}\" holds {} and cannot be read as {}",
@@ -209,7 +209,11 @@ impl Record {
 }
 
 pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
-    Error::invalid_input(format!("model \"{}\" has no field {field:?}", model.name()))
+    Error::invalid_input(format!(
+        "model \"{}\" has no field {}",
+        model.name(),
+        quoted_name(field)
+    ))
 }
 
 /// The columns a table's statements answer: their names in name order,

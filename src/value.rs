@@ -172,9 +172,11 @@ impl FieldType {
                 value.type_name()
             ))
         };
-        let out_of_range = |v: i128| {
+        // Messages name the field and its type, never the value: errors
+        // are logged, and values are user data.
+        let out_of_range = || {
             Error::invalid_input(format!(
-                "{v} is out of range for field \"{field}\" ({})",
+                "the value is out of range for field \"{field}\" ({})",
                 self.sql()
             ))
         };
@@ -184,9 +186,9 @@ impl FieldType {
             (FieldType::I16 | FieldType::I32 | FieldType::I64, v) if v.as_i128().is_some() => {
                 let n = v.as_i128().unwrap_or_default();
                 match self {
-                    FieldType::I16 => Value::I16(i16::try_from(n).map_err(|_| out_of_range(n))?),
-                    FieldType::I32 => Value::I32(i32::try_from(n).map_err(|_| out_of_range(n))?),
-                    _ => Value::I64(i64::try_from(n).map_err(|_| out_of_range(n))?),
+                    FieldType::I16 => Value::I16(i16::try_from(n).map_err(|_| out_of_range())?),
+                    FieldType::I32 => Value::I32(i32::try_from(n).map_err(|_| out_of_range())?),
+                    _ => Value::I64(i64::try_from(n).map_err(|_| out_of_range())?),
                 }
             }
             (FieldType::F32, Value::F32(f)) => Value::F32(f),
@@ -204,7 +206,7 @@ impl FieldType {
                 };
                 if n.abs() > exact {
                     return Err(Error::invalid_input(format!(
-                        "{n} cannot be stored exactly in field \"{field}\" ({})",
+                        "the integer cannot be stored exactly in field \"{field}\" ({})",
                         self.sql()
                     )));
                 }
@@ -342,8 +344,8 @@ impl Value {
             (_, J::Number(n)) => {
                 if let Some(i) = n.as_i64() {
                     Value::I64(i)
-                } else if let Some(u) = n.as_u64() {
-                    return Err(unreadable(&format!("{u} (out of range)")));
+                } else if n.as_u64().is_some() {
+                    return Err(unreadable("a number out of range"));
                 } else {
                     Value::F64(n.as_f64().unwrap_or(f64::NAN))
                 }
