@@ -54,4 +54,4 @@ pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, PoolStats, Stats};
 pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
-pub use value::{FieldType, FromValue, Value};
+pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

@@ -198,7 +198,18 @@ impl Record {
     /// Values are written as serde writes the matching Rust types (see
     /// [`Value::to_json`]), so structs with `Uuid`, `DateTime<Utc>`,
     /// `NaiveDate`, `Decimal`, `Vec<u8>` and `serde_json::Value` fields work.
+    ///
+    /// A [`Value::JsonText`] (a document nested deeper than
+    /// [`crate::MAX_JSON_DEPTH`]) has no tree to give: converting a record
+    /// holding one fails with [`crate::ErrorKind::Decode`] naming the field;
+    /// read it from the record instead.
     pub fn to_serde<T: DeserializeOwned>(&self) -> Result<T> {
+        if let Some((field, _)) = self.iter().find(|(_, v)| matches!(v, Value::JsonText(_))) {
+            return Err(Error::decode(format!(
+                "field \"{field}\" holds jsonb nested deeper than MAX_JSON_DEPTH, \
+                 kept as text (Value::JsonText); read it from the record"
+            )));
+        }
         let map: serde_json::Map<String, serde_json::Value> = self
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_json()))
