@@ -45,12 +45,26 @@ pub(crate) fn operation(
         "db",
         db.system = "postgresql",
         db.operation = operation,
-        db.collection.name = model,
+        db.collection.name = bounded(model),
         pgactor.role = role,
         db.response.rows = Empty,
         outcome = Empty,
         error.code = Empty,
     )
+}
+
+/// A model name as a span field: whole up to 64 bytes (every registered
+/// name is an identifier of at most 63), else its first 60 bytes, so a
+/// caller passing anything as a model name cannot put it all in the logs.
+fn bounded(model: &str) -> &str {
+    if model.len() <= 64 {
+        return model;
+    }
+    let mut end = 60;
+    while !model.is_char_boundary(end) {
+        end -= 1;
+    }
+    &model[..end]
 }
 
 /// The span of one transaction, from BEGIN to its end.

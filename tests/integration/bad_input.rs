@@ -529,10 +529,17 @@ async fn a_refused_value_is_never_quoted_in_the_error() {
 }
 
 #[tokio::test]
-async fn a_huge_name_is_quoted_only_in_part() {
+async fn a_huge_name_is_quoted_and_logged_only_in_part() {
     let f = Fixture::open("bad_huge_name").await;
     let huge = "n".repeat(100_000);
-    let unknown_model = f.db.read(&huge, Uuid::new_v4()).await.expect_err("unknown");
+    let (unknown_model, logged) =
+        crate::common::capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
+    let unknown_model = unknown_model.expect_err("unknown");
+    assert!(logged.contains("db.collection.name"), "{logged}");
+    assert!(
+        !logged.contains(&"n".repeat(61)),
+        "the span holds the whole name"
+    );
     let unknown_field =
         f.db.list(MODEL, Query::new().filter(Filter::eq(&huge, 1)))
             .await
