@@ -49,17 +49,81 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// 60 MiB however many callers pile up.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
+/// Largest `max_open` (and so `max_idle`) a pool accepts: PostgreSQL caps
+/// `max_connections` lower than any pool needs above this, and the pool
+/// reserves a slot per connection at open.
+pub const MAX_POOL_SIZE: usize = 10_000;
+/// Largest `max_queued` a pool accepts: at the measured cost of a waiting
+/// operation (under 6 KiB) about 6 GiB of callers.
+pub const MAX_QUEUED_LIMIT: usize = 1_000_000;
+/// Longest client-side duration a setting accepts (timeouts, lifetimes,
+/// intervals, lags): 365 days, "never" for any process, and far from the
+/// overflow of a clock instant.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Longest server-side timeout (`statement_timeout`, `lock_timeout`,
+/// `idle_in_transaction_timeout`): PostgreSQL's own limit, `i32::MAX`
+/// milliseconds (about 24.8 days).
+pub const MAX_SERVER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A count setting: `value` or `default`, within `min..=max`, else a
+/// `Config` error naming `what` (with its owner, e.g. "write pool: ").
+pub(crate) fn count(
+    owner: &str,
+    what: &str,
+    value: Option<usize>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize> {
+    let value = value.unwrap_or(default);
+    if !(min..=max).contains(&value) {
+        return Err(Error::config(format!(
+            "{owner}{what} must be {min} to {max}, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
+/// A duration setting: `value` or `default`, positive (or zero when
+/// `zero_allowed`: "none"/"disabled") and at most `max`, else a `Config`
+/// error naming `what`.
+pub(crate) fn duration(
+    owner: &str,
+    what: &str,
+    value: Option<Duration>,
+    default: Duration,
+    zero_allowed: bool,
+    max: Duration,
+) -> Result<Duration> {
+    let value = value.unwrap_or(default);
+    if value.is_zero() && !zero_allowed {
+        return Err(Error::config(format!("{owner}{what} must be positive")));
+    }
+    if value > max {
+        return Err(Error::config(format!(
+            "{owner}{what} must be at most {max:?}, got {value:?}"
+        )));
+    }
+    Ok(value)
+}
+
 /// Settings of one pool. Every `None` takes the default that [`crate::open`] uses.
 ///
 /// | field | default (write / read) |
 /// |---|---|
 /// | `max_open` | 20 / 40 ([`DEFAULT_WRITE_MAX_OPEN`], [`DEFAULT_READ_MAX_OPEN`]) |
-/// | `max_idle` | half of `max_open` |
+/// | `max_idle` | half of `max_open`, at least 1 |
 /// | `max_lifetime` | 30 min ([`DEFAULT_MAX_LIFETIME`]) |
 /// | `max_idle_time` | 5 min ([`DEFAULT_MAX_IDLE_TIME`]) |
 /// | `wait_timeout` | 30 s ([`DEFAULT_WAIT_TIMEOUT`]) |
 /// | `connect_timeout` | 10 s ([`DEFAULT_CONNECT_TIMEOUT`]) |
 /// | `max_queued` | 10,000 ([`DEFAULT_MAX_QUEUED`]) |
+///
+/// [`PoolConfig::resolve`] (and so `open`) refuses with
+/// [`crate::ErrorKind::Config`], naming the setting: `max_open` outside
+/// 1 to [`MAX_POOL_SIZE`], `max_idle` above `max_open`, `max_queued`
+/// outside 1 to [`MAX_QUEUED_LIMIT`], and a zero duration or one above
+/// [`MAX_DURATION`].
 ///
 /// ```
 /// use pgactor::PoolConfig;
@@ -68,10 +132,11 @@ pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Most connections open at once. Keep write + read of every instance
-    /// under the server's `max_connections`.
+    /// Most connections open at once, 1 to [`MAX_POOL_SIZE`]. Keep write +
+    /// read of every instance under the server's `max_connections`.
     pub max_open: Option<usize>,
-    /// Most idle connections kept open.
+    /// Most idle connections kept open, at most `max_open` (default: half
+    /// of `max_open`, at least 1, so a pool of one keeps its connection).
     pub max_idle: Option<usize>,
     /// Close a connection this long after it opened, to pick up failovers and DNS changes.
     pub max_lifetime: Option<Duration>,
@@ -84,7 +149,7 @@ pub struct PoolConfig {
     /// Most operations waiting for a connection at once. One more is
     /// refused at once with [`crate::ErrorKind::Unavailable`] (and counted
     /// in [`crate::PoolStats::refused_total`]) instead of queueing without
-    /// bound while the pool is saturated. At least 1.
+    /// bound while the pool is saturated. 1 to [`MAX_QUEUED_LIMIT`].
     pub max_queued: Option<usize>,
 }
 
@@ -108,50 +173,49 @@ pub struct PoolSettings {
 }
 
 impl PoolConfig {
-    /// Fill in the defaults of `role` and check the values.
+    /// Fill in the defaults of `role` and check every value (see the
+    /// bounds above): a [`crate::ErrorKind::Config`] error naming the first
+    /// one out of bounds.
     pub fn resolve(&self, role: Role) -> Result<PoolSettings> {
-        let max_open = self.max_open.unwrap_or(match role {
+        let owner = format!("{role} pool: ");
+        let default_open = match role {
             Role::Write => DEFAULT_WRITE_MAX_OPEN,
             Role::Read => DEFAULT_READ_MAX_OPEN,
-        });
-        if max_open == 0 {
-            return Err(Error::config(format!(
-                "{role} pool: max_open must be at least 1"
-            )));
-        }
-        let max_idle = self.max_idle.unwrap_or(max_open / 2);
-        if max_idle > max_open {
-            return Err(Error::config(format!(
-                "{role} pool: max_idle ({max_idle}) exceeds max_open ({max_open})"
-            )));
-        }
-        let nonzero = |d: Option<Duration>, default: Duration, what: &str| match d {
-            Some(d) if d.is_zero() => Err(Error::config(format!(
-                "{role} pool: {what} must be positive"
-            ))),
-            Some(d) => Ok(d),
-            None => Ok(default),
         };
+        let max_open = count(
+            &owner,
+            "max_open",
+            self.max_open,
+            default_open,
+            1,
+            MAX_POOL_SIZE,
+        )?;
+        let idle_default = (max_open / 2).max(1);
+        let pool_duration =
+            |what, value, default| duration(&owner, what, value, default, false, MAX_DURATION);
         Ok(PoolSettings {
             max_open,
-            max_idle,
-            max_lifetime: nonzero(self.max_lifetime, DEFAULT_MAX_LIFETIME, "max_lifetime")?,
-            max_idle_time: nonzero(self.max_idle_time, DEFAULT_MAX_IDLE_TIME, "max_idle_time")?,
-            wait_timeout: nonzero(self.wait_timeout, DEFAULT_WAIT_TIMEOUT, "wait_timeout")?,
-            connect_timeout: nonzero(
+            max_idle: count(&owner, "max_idle", self.max_idle, idle_default, 0, max_open)?,
+            max_lifetime: pool_duration("max_lifetime", self.max_lifetime, DEFAULT_MAX_LIFETIME)?,
+            max_idle_time: pool_duration(
+                "max_idle_time",
+                self.max_idle_time,
+                DEFAULT_MAX_IDLE_TIME,
+            )?,
+            wait_timeout: pool_duration("wait_timeout", self.wait_timeout, DEFAULT_WAIT_TIMEOUT)?,
+            connect_timeout: pool_duration(
+                "connect_timeout",
                 self.connect_timeout,
                 DEFAULT_CONNECT_TIMEOUT,
-                "connect_timeout",
             )?,
-            max_queued: match self.max_queued {
-                Some(0) => {
-                    return Err(Error::config(format!(
-                        "{role} pool: max_queued must be at least 1"
-                    )))
-                }
-                Some(n) => n,
-                None => DEFAULT_MAX_QUEUED,
-            },
+            max_queued: count(
+                &owner,
+                "max_queued",
+                self.max_queued,
+                DEFAULT_MAX_QUEUED,
+                1,
+                MAX_QUEUED_LIMIT,
+            )?,
         })
     }
 }
@@ -214,6 +278,9 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(35);
 /// first use (in [`PoolerMode::Transaction`]: to every transaction, see
 /// there). Every `None` takes the default that [`crate::open`] uses;
 /// `Some(Duration::ZERO)` for a timeout means "disabled" (the server's 0).
+/// The three server timeouts go up to [`MAX_SERVER_TIMEOUT`] (PostgreSQL's
+/// limit), `query_timeout` up to [`MAX_DURATION`]; past that, `open`
+/// answers [`crate::ErrorKind::Config`] naming the setting.
 ///
 /// | field | default | effect |
 /// |---|---|---|
@@ -288,25 +355,43 @@ impl SessionSettings {
 
 impl SessionConfig {
     /// Fill in the defaults and validate: the schema name against the
-    /// identifier pattern, text settings against NUL bytes and length.
+    /// identifier pattern, text settings against NUL bytes and length, the
+    /// server-side timeouts up to [`MAX_SERVER_TIMEOUT`] and
+    /// `query_timeout` up to [`MAX_DURATION`] (zero: disabled, for each).
     pub fn resolve(&self) -> Result<SessionSettings> {
         let schema = self.schema.clone().unwrap_or_else(|| DEFAULT_SCHEMA.into());
         validate_identifier(&schema).map_err(|e| Error::config(format!("schema: {e}")))?;
         let text = |value: &Option<String>, default: &str, what: &str| {
             let value = value.clone().unwrap_or_else(|| default.into());
             if value.contains('\0') || value.len() > 63 || value.is_empty() {
+                // The length only: the value is the caller's, of any size.
                 return Err(Error::config(format!(
-                    "{what} must be 1 to 63 bytes without NUL, got {value:?}"
+                    "{what} must be 1 to 63 bytes without NUL, got {} bytes{}",
+                    value.len(),
+                    if value.contains('\0') {
+                        " with a NUL"
+                    } else {
+                        ""
+                    }
                 )));
             }
             Ok(value)
         };
+        let server = |what, value, default| {
+            duration("session: ", what, value, default, true, MAX_SERVER_TIMEOUT)
+        };
         Ok(SessionSettings {
-            statement_timeout: self.statement_timeout.unwrap_or(DEFAULT_STATEMENT_TIMEOUT),
-            lock_timeout: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
-            idle_in_transaction_timeout: self
-                .idle_in_transaction_timeout
-                .unwrap_or(DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT),
+            statement_timeout: server(
+                "statement_timeout",
+                self.statement_timeout,
+                DEFAULT_STATEMENT_TIMEOUT,
+            )?,
+            lock_timeout: server("lock_timeout", self.lock_timeout, DEFAULT_LOCK_TIMEOUT)?,
+            idle_in_transaction_timeout: server(
+                "idle_in_transaction_timeout",
+                self.idle_in_transaction_timeout,
+                DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+            )?,
             application_name: text(
                 &self.application_name,
                 DEFAULT_APPLICATION_NAME,
@@ -314,7 +399,14 @@ impl SessionConfig {
             )?,
             time_zone: text(&self.time_zone, DEFAULT_TIME_ZONE, "time_zone")?,
             schema,
-            query_timeout: self.query_timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT),
+            query_timeout: duration(
+                "session: ",
+                "query_timeout",
+                self.query_timeout,
+                DEFAULT_QUERY_TIMEOUT,
+                true,
+                MAX_DURATION,
+            )?,
             pooler: PoolerMode::Direct,
         })
     }

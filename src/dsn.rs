@@ -10,7 +10,7 @@ use tokio_postgres::config::Host;
 
 use crate::config::Role;
 use crate::error::{describe, Error, Result};
-use crate::tls::Tls;
+use crate::tls::{Tls, URL_PREFIXES};
 
 /// A parsed connection string. Its `Debug` and `Display` never show the password.
 #[derive(Clone)]
@@ -29,6 +29,7 @@ impl Dsn {
             return Err(Error::config(format!("the {role} DSN is empty")));
         }
         let invalid = format!("invalid {role} DSN");
+        check_url_shape(dsn).map_err(|e| e.prefixed(&invalid))?;
         let (tls, rest) = Tls::extract(dsn).map_err(|e| e.prefixed(&invalid))?;
         // The driver's parse errors name the offending option, never its value.
         let mut config = tokio_postgres::Config::from_str(&rest)
@@ -55,6 +56,36 @@ impl Dsn {
             tls,
         })
     }
+}
+
+/// Refuse a URL the driver would split in the wrong place, putting part of
+/// the password (or a `password=` parameter) into the user, host or
+/// database name, and so into every message that names the target. The
+/// driver ends the credentials at the first `@`; it is right only when
+/// that `@` is the only one and comes before the host. The error shows
+/// nothing of the URL.
+fn check_url_shape(dsn: &str) -> Result<()> {
+    let Some(rest) = URL_PREFIXES.iter().find_map(|p| dsn.strip_prefix(p)) else {
+        return Ok(());
+    };
+    let Some((credentials, after)) = rest.split_once('@') else {
+        return Ok(());
+    };
+    let encode = "percent-encode @ as %40 and / as %2F in the user name and password";
+    if after.contains('@') {
+        return Err(Error::config(format!(
+            "the URL holds more than one unencoded @ ({encode}, and @ elsewhere)"
+        )));
+    }
+    let user = credentials.split(':').next().unwrap_or_default();
+    if credentials.contains('/') || user.contains('?') {
+        // libpq ends the host at the first `/`: an `@` after it is in the
+        // database name or a parameter, not the end of credentials.
+        return Err(Error::config(format!(
+            "the URL's @ is not in its credentials, or they hold an unencoded / or ? ({encode})"
+        )));
+    }
+    Ok(())
 }
 
 /// The first option whose value holds a NUL byte.
@@ -146,10 +177,34 @@ mod tests {
             "postgres:/app:s3cret@h/db?sslmode=disable",
             "postgresql+psycopg://app:s3cret@h/db?sslmode=disable",
             "jdbc:postgresql://h/db?user=app&password=s3cret",
+            "postgres://app:s3@cret@h/db",
+            "postgres://app:s3@cret/x@h/db",
+            "postgres://h/db?user=app&password=s3cret&application_name=a@b",
+            "postgres://h?password=s3cret@b",
+            "postgres://h?user=a&password=x:s3cret@b",
+            "postgres://app@h/db?password=x&s3cret=1",
+            "host=h password=x s3cret=1",
+            "postgres://app@h/db?sslmode=s3cret",
         ] {
             let err = Dsn::parse(bad, Role::Write).unwrap_err();
             assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
             assert_eq!(err.kind(), &crate::ErrorKind::Config);
+        }
+    }
+
+    #[test]
+    fn a_single_at_sign_ending_the_credentials_still_parses() {
+        for (dsn, password) in [
+            (
+                "postgres://app:s3%40cret@h/db?application_name=a%40b",
+                "s3@cret",
+            ),
+            ("postgres://app:p?w:x&y=z@h/db", "p?w:x&y=z"),
+            ("postgres://h/db?user=app&password=s3cret", "s3cret"),
+        ] {
+            let parsed = Dsn::parse(dsn, Role::Write).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+            assert_eq!(parsed.config.get_password(), Some(password.as_bytes()));
+            assert_eq!(parsed.target, "app@h:5432/db");
         }
     }
 
@@ -168,7 +223,7 @@ mod tests {
         let err = Dsn::parse("host=db sslmode=verify-fool", Role::Read).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("invalid read DSN: unknown sslmode \"verify-fool\""),
+                .starts_with("invalid read DSN: unknown sslmode \"ver…\" (11 bytes)"),
             "{err}"
         );
     }

@@ -74,8 +74,9 @@ pub enum ErrorKind {
     TxClosed,
 }
 
-/// Which constraint a write broke, on which table and columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which constraint a write broke, on which table and columns. Its `Debug`
+/// shows the length of `detail`, not its text (it quotes row values).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConstraintViolation {
     /// The kind of constraint.
     pub kind: ConstraintKind,
@@ -89,6 +90,57 @@ pub struct ConstraintViolation {
     /// is kept out of `Display`; show it to end users only if that is safe.
     pub detail: Option<String>,
 }
+
+impl fmt::Debug for ConstraintViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = self
+            .detail
+            .as_ref()
+            .map(|d| format!("<{} bytes, row values: read the field>", d.len()));
+        f.debug_struct("ConstraintViolation")
+            .field("kind", &self.kind)
+            .field("table", &self.table)
+            .field("columns", &self.columns)
+            .field("constraint", &self.constraint)
+            .field("detail", &detail)
+            .finish()
+    }
+}
+
+/// The server's error as the source of an [`Error`]: its message and
+/// SQLSTATE, never its detail, hint or context lines, which can quote row
+/// values (a unique violation's `Key (email)=(…)`), so that printing the
+/// error chain (`anyhow`'s `{:?}`, say) shows no value.
+struct ServerError(tokio_postgres::Error);
+
+impl ServerError {
+    fn db(&self) -> Option<&tokio_postgres::error::DbError> {
+        self.0.as_db_error()
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.db() {
+            Some(db) => write!(
+                f,
+                "db error: {}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => f.write_str("db error"),
+        }
+    }
+}
+
+impl fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerError({self})")
+    }
+}
+
+impl StdError for ServerError {}
 
 /// The four constraint kinds the adapter tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,9 +309,12 @@ impl Error {
 
     fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         let source = self.0.source.as_deref()?;
-        source
-            .downcast_ref::<tokio_postgres::Error>()
-            .and_then(|e| e.as_db_error())
+        match source.downcast_ref::<ServerError>() {
+            Some(server) => server.db(),
+            None => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(|e| e.as_db_error()),
+        }
     }
 
     /// Map a driver error from a statement that had been sent to the server.
@@ -308,7 +363,7 @@ impl Error {
             ),
             _ => format!("{} (SQLSTATE {})", db.message(), code.code()),
         };
-        Error::new(kind, message).with_source(err)
+        Error::new(kind, message).with_source(ServerError(err))
     }
 }
 
@@ -339,6 +394,32 @@ pub(crate) fn describe(err: &(dyn StdError + 'static)) -> String {
         cause = next.source();
     }
     text
+}
+
+/// A value from the caller's configuration, for an error message that
+/// must say which value is wrong without showing it: at most its first
+/// three characters (never more than half of it), then its length, e.g.
+/// `"ver…" (11 bytes)`. Such a value may be part of a password that a
+/// malformed DSN put in the wrong place.
+pub(crate) fn redacted(value: &str) -> String {
+    let shown = value.chars().count().min(6) / 2;
+    let prefix: String = value.chars().take(shown).collect();
+    format!("\"{prefix}…\" ({} bytes)", value.len())
+}
+
+/// A name the caller passed (a model, a field, an identifier), quoted for
+/// an error message: whole up to 64 bytes, else its first 60 bytes (to a
+/// character boundary) and its length, so a name of any size (caller input,
+/// maybe an end user's) makes a message of bounded size.
+pub(crate) fn quoted_name(name: &str) -> String {
+    if name.len() <= 64 {
+        return format!("{name:?}");
+    }
+    let mut end = 60;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &name[..end], name.len())
 }
 
 /// SQLSTATEs with which the server ends the session (admin or crash
@@ -414,6 +495,25 @@ mod tests {
     fn composite_unique_detail_names_every_column() {
         let cols = constraint_columns(None, Some("Key (tenant, sku)=(1, A-1) already exists."));
         assert_eq!(cols, vec!["tenant", "sku"]);
+    }
+
+    #[test]
+    fn redacted_values_show_at_most_three_characters_and_half_the_value() {
+        assert_eq!(redacted("verify-fool"), "\"ver…\" (11 bytes)");
+        assert_eq!(redacted("abcd"), "\"ab…\" (4 bytes)");
+        assert_eq!(redacted("x"), "\"…\" (1 bytes)");
+        assert_eq!(redacted(""), "\"…\" (0 bytes)");
+        assert_eq!(redacted("éèê"), "\"é…\" (6 bytes)");
+    }
+
+    #[test]
+    fn long_names_are_quoted_in_part() {
+        assert_eq!(quoted_name("sku"), "\"sku\"");
+        let long = "é".repeat(40);
+        assert_eq!(
+            quoted_name(&long),
+            format!("{:?}… (80 bytes)", "é".repeat(30))
+        );
     }
 
     #[test]

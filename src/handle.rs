@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
-use crate::config::{PoolConfig, PoolerMode, Role, SessionConfig, SessionSettings};
+use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
 use crate::connection::{ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
@@ -279,34 +279,41 @@ impl OpenOptions {
         self
     }
 
-    /// Check everything, connect each pool once, prepare the schema, start the actors.
-    pub async fn open(self) -> Result<Db> {
-        let session = Arc::new(SessionSettings {
+    /// Every setting checked before anything is parsed or connects: the
+    /// first one out of bounds is a [`ErrorKind::Config`] error naming it.
+    /// A new option adds its check here.
+    fn settings(&self) -> Result<(SessionSettings, PoolSettings, PoolSettings)> {
+        let session = SessionSettings {
             pooler: self.pooler,
             ..self.session.resolve()?
-        });
+        };
+        let write = self.write_pool.resolve(Role::Write)?;
+        let read = self.read_pool.resolve(Role::Read)?;
+        self.replica.validate()?;
+        if self.shared_reads > read.max_open {
+            return Err(Error::config(format!(
+                "shared_reads ({}) exceeds the read pool's max_open ({})",
+                self.shared_reads, read.max_open
+            )));
+        }
+        Ok((session, write, read))
+    }
+
+    /// Check everything, connect each pool once, prepare the schema, start the actors.
+    pub async fn open(self) -> Result<Db> {
+        let (session, write_settings, read_settings) = self.settings()?;
+        let session = Arc::new(session);
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
         let has_replica = !self.read_dsn.trim().is_empty();
         let read_dsn = match self.read_dsn.trim() {
             "" => write_dsn.clone(),
             dsn => Dsn::parse(dsn, Role::Read)?,
         };
-        let write = ConnectionPool::build(
-            Role::Write,
-            &write_dsn,
-            self.write_pool.resolve(Role::Write)?,
-            session.clone(),
-        )?;
+        let write =
+            ConnectionPool::build(Role::Write, &write_dsn, write_settings, session.clone())?;
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
-        let read_settings = self.read_pool.resolve(Role::Read)?;
-        if self.shared_reads > read_settings.max_open {
-            return Err(Error::config(format!(
-                "shared_reads ({}) exceeds the read pool's max_open ({})",
-                self.shared_reads, read_settings.max_open
-            )));
-        }
         let read = ConnectionPool::build(Role::Read, &read_dsn, read_settings, session.clone())?;
         built.0.push(read.pool.clone());
 

@@ -36,7 +36,8 @@ pub use config::{
     DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_QUEUED,
     DEFAULT_QUERY_TIMEOUT, DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
-    DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
+    DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN, MAX_DURATION, MAX_POOL_SIZE,
+    MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
@@ -51,5 +52,6 @@ pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, PoolStats, Stats};
+pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
-pub use value::{FieldType, FromValue, Value};
+pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

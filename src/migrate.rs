@@ -363,6 +363,7 @@ fn literal(value: &Value, ty: FieldType) -> String {
         Value::Timestamptz(t) => quoted(&t.to_rfc3339()),
         Value::Date(d) => quoted(&d.to_string()),
         Value::Json(j) => quoted(&j.to_string()),
+        Value::JsonText(text) => quoted(text),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{quoted_name, Error, Result};
 use crate::value::{FieldType, Value};
 
 /// The primary-key column every model has, named `id`.
@@ -460,12 +460,14 @@ pub(crate) fn validate_identifier(name: &str) -> std::result::Result<(), String>
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
     if !first_ok || !rest_ok {
         return Err(format!(
-            "{name:?} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_$]*)"
+            "{} is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_$]*)",
+            quoted_name(name)
         ));
     }
     if name.len() > 63 {
         return Err(format!(
-            "{name:?} is longer than PostgreSQL's 63-byte limit"
+            "{} is longer than PostgreSQL's 63-byte limit",
+            quoted_name(name)
         ));
     }
     Ok(())
@@ -565,7 +567,7 @@ impl Registry {
     pub fn model(&self, name: &str) -> Result<&Arc<Model>> {
         self.models
             .get(name)
-            .ok_or_else(|| Error::invalid_input(format!("unknown model {name:?}")))
+            .ok_or_else(|| Error::invalid_input(format!("unknown model {}", quoted_name(name))))
     }
 
     /// Every registered model, in name order.

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smol_str::SmolStr;
 
-use crate::error::{Error, Result};
+use crate::error::{quoted_name, Error, Result};
 use crate::model::Model;
 use crate::value::{FromValue, Value};
 
@@ -100,9 +100,9 @@ impl Record {
     /// Read a field as `T`. Fails with [`crate::ErrorKind::Decode`] when the
     /// field is missing or holds another type; read nullable fields as `Option<T>`.
     pub fn get<T: FromValue>(&self, field: &str) -> Result<T> {
-        let value = self
-            .value(field)
-            .ok_or_else(|| Error::decode(format!("the record has no field \"{field}\"")))?;
+        let value = self.value(field).ok_or_else(|| {
+            Error::decode(format!("the record has no field {}", quoted_name(field)))
+        })?;
         T::from_value(value).ok_or_else(|| {
             Error::decode(format!(
                 "field \"{field}\" holds {} and cannot be read as {}",
@@ -198,7 +198,18 @@ impl Record {
     /// Values are written as serde writes the matching Rust types (see
     /// [`Value::to_json`]), so structs with `Uuid`, `DateTime<Utc>`,
     /// `NaiveDate`, `Decimal`, `Vec<u8>` and `serde_json::Value` fields work.
+    ///
+    /// A [`Value::JsonText`] (a document nested deeper than
+    /// [`crate::MAX_JSON_DEPTH`]) has no tree to give: converting a record
+    /// holding one fails with [`crate::ErrorKind::Decode`] naming the field;
+    /// read it from the record instead.
     pub fn to_serde<T: DeserializeOwned>(&self) -> Result<T> {
+        if let Some((field, _)) = self.iter().find(|(_, v)| matches!(v, Value::JsonText(_))) {
+            return Err(Error::decode(format!(
+                "field \"{field}\" holds jsonb nested deeper than MAX_JSON_DEPTH, \
+                 kept as text (Value::JsonText); read it from the record"
+            )));
+        }
         let map: serde_json::Map<String, serde_json::Value> = self
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_json()))
@@ -209,7 +220,11 @@ impl Record {
 }
 
 pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
-    Error::invalid_input(format!("model \"{}\" has no field {field:?}", model.name()))
+    Error::invalid_input(format!(
+        "model \"{}\" has no field {}",
+        model.name(),
+        quoted_name(field)
+    ))
 }
 
 /// The columns a table's statements answer: their names in name order,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::PgLsn;
 
+use crate::config::{duration, MAX_DURATION};
 use crate::connection::ConnectionPool;
 use crate::error::Result;
 
@@ -45,10 +46,38 @@ pub struct ReplicaConfig {
     /// (default `true`). Off, such reads fail with `Unavailable`.
     pub fallback: bool,
     /// Serve reads from the primary while the replica is further behind
-    /// than this (default: no limit).
+    /// than this (default: no limit; at most [`crate::MAX_DURATION`]).
     pub max_lag: Option<Duration>,
-    /// How often the replica is probed (default 1 s).
+    /// How often the replica is probed (default 1 s; positive, at most
+    /// [`crate::MAX_DURATION`]).
     pub poll_interval: Duration,
+}
+
+impl ReplicaConfig {
+    /// Check every value: a [`crate::ErrorKind::Config`] error naming the
+    /// first one out of bounds. `open` checks it before connecting.
+    pub fn validate(&self) -> Result<()> {
+        let owner = "replica: ";
+        duration(
+            owner,
+            "poll_interval",
+            Some(self.poll_interval),
+            Duration::ZERO,
+            false,
+            MAX_DURATION,
+        )?;
+        if let Some(max_lag) = self.max_lag {
+            duration(
+                owner,
+                "max_lag",
+                Some(max_lag),
+                Duration::ZERO,
+                true,
+                MAX_DURATION,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for ReplicaConfig {

@@ -6,13 +6,14 @@ use std::sync::{Arc, OnceLock};
 use bytes::BytesMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
-use crate::error::{Error, Result};
+use crate::error::{quoted_name, Error, Result};
 use crate::exec::Statements;
 use crate::model::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
 use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
 use crate::record::{unknown_field, Columns, Record};
+use crate::telemetry::bound_values_logged;
 use crate::value::{FieldType, Value};
 
 /// PostgreSQL's limit on bind parameters in one statement.
@@ -23,10 +24,23 @@ const MAX_FILTER_DEPTH: usize = 32;
 const MAX_CACHED_INSERTS: usize = 16;
 
 /// A bound parameter: one value, or a list bound as one array (`= ANY($n)`).
-#[derive(Debug)]
 pub(crate) enum Param {
     One(Value),
     List(Vec<Value>),
+}
+
+/// What the driver logs of a parameter: its type only (`<text>`, `NULL`,
+/// `[3 values]`), unless [`crate::log_bound_values`] is on.
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Param::One(value) if bound_values_logged() => value.fmt(f),
+            Param::List(values) if bound_values_logged() => values.fmt(f),
+            Param::One(Value::Null) => f.write_str("NULL"),
+            Param::One(value) => write!(f, "<{}>", value.type_name()),
+            Param::List(values) => write!(f, "[{} values]", values.len()),
+        }
+    }
 }
 
 impl ToSql for Param {
@@ -199,7 +213,7 @@ impl Catalog {
         self.tables
             .binary_search_by(|table| table.model.name().cmp(model))
             .map(|at| &self.tables[at])
-            .map_err(|_| Error::invalid_input(format!("unknown model {model:?}")))
+            .map_err(|_| Error::invalid_input(format!("unknown model {}", quoted_name(model))))
     }
 }
 

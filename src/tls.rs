@@ -33,7 +33,7 @@ use openssl::x509::X509;
 use percent_encoding::percent_decode_str;
 use postgres_openssl::MakeTlsConnector;
 
-use crate::error::{Error, Result};
+use crate::error::{redacted, Error, Result};
 
 /// `sslmode`, with libpq's meanings. libpq's `allow` (plain text first, TLS
 /// only if the server insists) is not offered: tokio-postgres cannot do it.
@@ -64,8 +64,9 @@ impl SslMode {
         ("verify-full", SslMode::VerifyFull),
     ];
 
-    /// The mode an `sslmode` value names. The value is not secret, so an
-    /// unknown one is quoted in the error.
+    /// The mode an `sslmode` value names. An unknown one is quoted only as
+    /// a short redacted prefix: in a malformed DSN it can be part of the
+    /// password.
     fn parse(value: &str) -> Result<SslMode> {
         if let Some((_, mode)) = SslMode::ALL.iter().find(|(name, _)| *name == value) {
             return Ok(*mode);
@@ -77,7 +78,8 @@ impl SslMode {
             ));
         }
         Err(Error::config(format!(
-            "unknown sslmode \"{value}\" (expected disable, prefer, require, verify-ca or verify-full)"
+            "unknown sslmode {} (expected disable, prefer, require, verify-ca or verify-full)",
+            redacted(value)
         )))
     }
 
@@ -145,6 +147,40 @@ struct Written {
     sslrootcert: Option<String>,
     sslcert: Option<String>,
     sslkey: Option<String>,
+}
+
+/// The options the driver reads (tokio-postgres `Config::param`), besides
+/// the four of [`Written`]. Any other key is refused before the driver
+/// sees it: the driver's error would quote it, and in a malformed DSN (an
+/// unquoted space or an unencoded `&` in a password) a key can be part of
+/// the password.
+const DRIVER_OPTIONS: [&str; 18] = [
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslnegotiation",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// Refuse a key that no option has, quoting only a redacted prefix.
+fn known(key: &str) -> Result<()> {
+    if DRIVER_OPTIONS.contains(&key) {
+        return Ok(());
+    }
+    Err(Error::config(format!("unknown option {}", redacted(key))))
 }
 
 impl Written {
@@ -412,7 +448,7 @@ fn file_error(option: &str, path: &Path, why: impl fmt::Display) -> Error {
 }
 
 /// The prefixes that make the driver read a DSN as a URL.
-const URL_PREFIXES: [&str; 2] = ["postgres://", "postgresql://"];
+pub(crate) const URL_PREFIXES: [&str; 2] = ["postgres://", "postgresql://"];
 
 /// Take our options out of a URL's query, as the driver reads it: the
 /// credentials end at the first `@`, the query starts at the next `?`, and
@@ -435,21 +471,23 @@ fn extract_from_url(dsn: &str, written: &mut Written) -> Result<String> {
         let end = query[eq + 1..]
             .find('&')
             .map_or(query.len(), |amp| eq + 1 + amp);
-        let key = percent_decode_str(&query[..eq]).decode_utf8();
-        match key.ok().and_then(|key| written.slot(&key)) {
+        let key = percent_decode_str(&query[..eq]).decode_utf8_lossy();
+        match written.slot(&key) {
             Some(slot) => {
                 let value = percent_decode_str(&query[eq + 1..end])
                     .decode_utf8()
                     .map_err(|_| {
                         Error::config(format!(
-                            "the value of {} is not UTF-8 once percent-decoded",
-                            &query[..eq]
+                            "the value of {key} is not UTF-8 once percent-decoded"
                         ))
                     })?;
                 *slot = Some(value.into_owned());
                 taken = true;
             }
-            None => kept.push(&query[..end]),
+            None => {
+                known(&key)?;
+                kept.push(&query[..end]);
+            }
         }
         query = query.get(end + 1..).unwrap_or("");
     }
@@ -503,6 +541,8 @@ fn extract_from_key_value(dsn: &str, written: &mut Written) -> Result<String> {
             rest.push_str(&dsn[copied..start]);
             copied = cursor.pos;
             *slot = Some(value);
+        } else {
+            known(keyword)?;
         }
     }
     rest.push_str(&dsn[copied..]);
@@ -695,7 +735,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_modes_are_config_errors_naming_the_value() {
+    fn unknown_modes_are_config_errors_quoting_a_short_prefix() {
         for dsn in [
             "postgres://db?sslmode=bogus",
             "host=db sslmode=bogus",
@@ -703,12 +743,23 @@ mod tests {
         ] {
             let err = Tls::extract(dsn).unwrap_err();
             assert_eq!(err.kind(), &crate::ErrorKind::Config);
-            assert!(err.to_string().contains("sslmode \"bogus\""), "{err}");
+            assert!(
+                err.to_string().contains("sslmode \"bo…\" (5 bytes)"),
+                "{err}"
+            );
         }
         let err = Tls::extract("host=db sslmode=allow").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
         let err = Tls::extract("postgres://db?sslmode=").unwrap_err();
-        assert!(err.to_string().contains("sslmode \"\""), "{err}");
+        assert!(err.to_string().contains("sslmode \"…\" (0 bytes)"), "{err}");
+    }
+
+    #[test]
+    fn unknown_options_are_refused_quoting_a_short_prefix() {
+        for dsn in ["postgres://db?s3cret=1", "host=db s3cret=1"] {
+            let err = Tls::extract(dsn).unwrap_err();
+            assert_eq!(err.to_string(), "unknown option \"s3c…\" (6 bytes)");
+        }
     }
 
     #[test]

@@ -49,9 +49,21 @@ pub enum Value {
     Timestamptz(DateTime<Utc>),
     /// `date`
     Date(NaiveDate),
-    /// `jsonb`
+    /// `jsonb`, nested at most [`MAX_JSON_DEPTH`] levels (a deeper tree is
+    /// refused with [`crate::ErrorKind::InvalidInput`] before anything is sent).
     Json(serde_json::Value),
+    /// `jsonb` nested deeper than [`MAX_JSON_DEPTH`], kept as its JSON
+    /// text: what a read answers for such a document (another client
+    /// wrote it), and a way to write one. Not parsed into a tree:
+    /// serde_json parses no deeper, and a tree that deep would risk the
+    /// stack in its recursive `Drop`, `Clone` and `Debug`.
+    JsonText(String),
 }
+
+/// The deepest `jsonb` document held as a [`Value::Json`] tree: arrays and
+/// objects nested 127 levels (serde_json's own parsing limit). Deeper ones
+/// are read as [`Value::JsonText`] and written only as that.
+pub const MAX_JSON_DEPTH: usize = 127;
 
 /// The column types a model field can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,9 +184,11 @@ impl FieldType {
                 value.type_name()
             ))
         };
-        let out_of_range = |v: i128| {
+        // Messages name the field and its type, never the value: errors
+        // are logged, and values are user data.
+        let out_of_range = || {
             Error::invalid_input(format!(
-                "{v} is out of range for field \"{field}\" ({})",
+                "the value is out of range for field \"{field}\" ({})",
                 self.sql()
             ))
         };
@@ -184,9 +198,9 @@ impl FieldType {
             (FieldType::I16 | FieldType::I32 | FieldType::I64, v) if v.as_i128().is_some() => {
                 let n = v.as_i128().unwrap_or_default();
                 match self {
-                    FieldType::I16 => Value::I16(i16::try_from(n).map_err(|_| out_of_range(n))?),
-                    FieldType::I32 => Value::I32(i32::try_from(n).map_err(|_| out_of_range(n))?),
-                    _ => Value::I64(i64::try_from(n).map_err(|_| out_of_range(n))?),
+                    FieldType::I16 => Value::I16(i16::try_from(n).map_err(|_| out_of_range())?),
+                    FieldType::I32 => Value::I32(i32::try_from(n).map_err(|_| out_of_range())?),
+                    _ => Value::I64(i64::try_from(n).map_err(|_| out_of_range())?),
                 }
             }
             (FieldType::F32, Value::F32(f)) => Value::F32(f),
@@ -204,7 +218,7 @@ impl FieldType {
                 };
                 if n.abs() > exact {
                     return Err(Error::invalid_input(format!(
-                        "{n} cannot be stored exactly in field \"{field}\" ({})",
+                        "the integer cannot be stored exactly in field \"{field}\" ({})",
                         self.sql()
                     )));
                 }
@@ -235,12 +249,27 @@ impl FieldType {
             (FieldType::Timestamptz, v @ Value::Timestamptz(_)) => v,
             (FieldType::Date, v @ Value::Date(_)) => v,
             (FieldType::Json, Value::Json(j)) => {
+                // Checked first: the NUL check recurses.
+                if tree_deeper_than(&j, MAX_JSON_DEPTH) {
+                    return Err(Error::invalid_input(format!(
+                        "field \"{field}\": jsonb nested deeper than {MAX_JSON_DEPTH} levels \
+                         (MAX_JSON_DEPTH); write it as Value::JsonText"
+                    )));
+                }
                 if json_has_nul(&j) {
                     return Err(Error::invalid_input(format!(
                         "field \"{field}\": jsonb cannot store a NUL character (\\u0000)"
                     )));
                 }
                 Value::Json(j)
+            }
+            (FieldType::Json, Value::JsonText(text)) => {
+                if text.contains('\0') {
+                    return Err(Error::invalid_input(format!(
+                        "field \"{field}\": jsonb text cannot contain a NUL byte"
+                    )));
+                }
+                Value::JsonText(text)
             }
             (_, v) => return Err(mismatch(&v)),
         })
@@ -254,6 +283,73 @@ fn checked_text(field: &str, s: String) -> Result<String> {
         )));
     }
     Ok(s)
+}
+
+/// Whether `tree` nests arrays and objects more than `max` levels (a lone
+/// `[]` is one level). Iterative: the tree may be deeper than the stack.
+fn tree_deeper_than(tree: &serde_json::Value, max: usize) -> bool {
+    use serde_json::Value as J;
+    let mut pending = vec![(tree, 0)];
+    while let Some((value, above)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &J>> = match value {
+            J::Array(items) => Box::new(items.iter()),
+            J::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if above + 1 > max {
+            return true;
+        }
+        pending.extend(children.map(|child| (child, above + 1)));
+    }
+    false
+}
+
+/// Whether the JSON `text` nests arrays and objects more than `max` levels.
+fn text_deeper_than(text: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0_usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A `json` or `jsonb` column: a tree, or the text of a document nested
+/// deeper than [`MAX_JSON_DEPTH`] (which serde_json refuses to parse).
+fn json_from_sql(ty: &Type, raw: &[u8]) -> Result<Value, Box<dyn StdError + Sync + Send>> {
+    match serde_json::Value::from_sql(ty, raw) {
+        Ok(tree) => Ok(Value::Json(tree)),
+        Err(err) => {
+            // jsonb's binary form is a version byte, then the text.
+            let text = if *ty == Type::JSONB {
+                raw.get(1..).unwrap_or_default()
+            } else {
+                raw
+            };
+            if !text_deeper_than(text, MAX_JSON_DEPTH) {
+                return Err(err);
+            }
+            Ok(Value::JsonText(String::from_utf8(text.to_vec())?))
+        }
+    }
 }
 
 fn json_has_nul(j: &serde_json::Value) -> bool {
@@ -285,6 +381,7 @@ impl Value {
             Value::Timestamptz(_) => "timestamptz",
             Value::Date(_) => "date",
             Value::Json(_) => "json",
+            Value::JsonText(_) => "json text",
         }
     }
 
@@ -304,7 +401,9 @@ impl Value {
 
     /// The value as JSON, the way serde would write the matching Rust type:
     /// uuids, numerics, dates and timestamps (RFC 3339) as strings, bytes as an
-    /// array of numbers. NaN and infinities become `null`.
+    /// array of numbers. NaN and infinities become `null`; a
+    /// [`Value::JsonText`] (too deep for a tree) becomes its text as a JSON
+    /// string.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -322,6 +421,7 @@ impl Value {
             Value::Timestamptz(t) => J::String(t.to_rfc3339()),
             Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
             Value::Json(j) => j.clone(),
+            Value::JsonText(text) => J::String(text.clone()),
         }
     }
 
@@ -342,8 +442,8 @@ impl Value {
             (_, J::Number(n)) => {
                 if let Some(i) = n.as_i64() {
                     Value::I64(i)
-                } else if let Some(u) = n.as_u64() {
-                    return Err(unreadable(&format!("{u} (out of range)")));
+                } else if n.as_u64().is_some() {
+                    return Err(unreadable("a number out of range"));
                 } else {
                     Value::F64(n.as_f64().unwrap_or(f64::NAN))
                 }
@@ -482,6 +582,14 @@ impl ToSql for Value {
             Value::Timestamptz(v) => v.to_sql(ty, out),
             Value::Date(v) => v.to_sql(ty, out),
             Value::Json(v) => v.to_sql(ty, out),
+            Value::JsonText(text) => {
+                if *ty == Type::JSONB {
+                    // jsonb's binary format version.
+                    out.extend_from_slice(&[1]);
+                }
+                out.extend_from_slice(text.as_bytes());
+                Ok(IsNull::No)
+            }
         }
     }
 
@@ -511,7 +619,7 @@ impl<'a> FromSql<'a> for Value {
             Type::UUID => Value::Uuid(Uuid::from_sql(ty, raw)?),
             Type::TIMESTAMPTZ => Value::Timestamptz(DateTime::<Utc>::from_sql(ty, raw)?),
             Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
-            Type::JSON | Type::JSONB => Value::Json(serde_json::Value::from_sql(ty, raw)?),
+            Type::JSON | Type::JSONB => json_from_sql(ty, raw)?,
             _ => return Err(format!("pgactor cannot decode column type {ty}").into()),
         })
     }
@@ -562,6 +670,53 @@ mod tests {
             .is_err());
         let j = serde_json::json!({"k": ["x\u{0}"]});
         assert!(FieldType::Json.coerce("j", Value::Json(j)).is_err());
+    }
+
+    #[test]
+    fn max_json_depth_is_what_serde_json_parses() {
+        let text = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let deepest: serde_json::Value = serde_json::from_str(&text(MAX_JSON_DEPTH)).unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&text(MAX_JSON_DEPTH + 1)).is_err());
+        assert!(!tree_deeper_than(&deepest, MAX_JSON_DEPTH));
+        assert!(tree_deeper_than(&deepest, MAX_JSON_DEPTH - 1));
+        assert!(!text_deeper_than(
+            text(MAX_JSON_DEPTH).as_bytes(),
+            MAX_JSON_DEPTH
+        ));
+        assert!(text_deeper_than(
+            text(MAX_JSON_DEPTH + 1).as_bytes(),
+            MAX_JSON_DEPTH
+        ));
+        // Brackets inside strings, escaped quotes included, do not count.
+        let quoted = format!("[\"\\\"{}\"]", "[".repeat(200));
+        assert!(!text_deeper_than(quoted.as_bytes(), 1));
+        let objects = format!("{}{}", "{\"k\":".repeat(3), "1}}}");
+        assert!(text_deeper_than(objects.as_bytes(), 2));
+        assert!(!text_deeper_than(objects.as_bytes(), 3));
+    }
+
+    #[test]
+    fn jsonb_of_any_depth_decodes_and_a_too_deep_tree_is_refused() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let mut raw = vec![1_u8];
+        raw.extend_from_slice(deep.as_bytes());
+        assert_eq!(
+            Value::from_sql(&Type::JSONB, &raw).unwrap(),
+            Value::JsonText(deep.clone())
+        );
+        assert_eq!(
+            Value::from_sql(&Type::JSON, deep.as_bytes()).unwrap(),
+            Value::JsonText(deep)
+        );
+        assert!(Value::from_sql(&Type::JSONB, b"\x01[1").is_err());
+        let tree = (0..=MAX_JSON_DEPTH).fold(serde_json::json!(1), |t, _| serde_json::json!([t]));
+        let err = FieldType::Json
+            .coerce("doc", Value::Json(tree))
+            .unwrap_err();
+        assert_eq!(err.kind(), &crate::ErrorKind::InvalidInput);
+        assert!(FieldType::Json
+            .coerce("doc", Value::JsonText("[\"a\0\"]".into()))
+            .is_err());
     }
 
     #[test]

@@ -497,3 +497,63 @@ async fn an_application_name_with_quotes_is_stored_literally() {
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_refused_value_is_never_quoted_in_the_error() {
+    let f = Fixture::open("bad_quoted").await;
+    let cases = [
+        ("32768", valid().with("small", 32_768_i32)),
+        ("-32769", valid().with("small", -32_769_i64)),
+        (
+            "2147483648",
+            valid().with("medium", i64::from(i32::MAX) + 1),
+        ),
+    ];
+    for (value, record) in cases {
+        let err = f.db.create(MODEL, record).await.expect_err(value);
+        assert_invalid_input(&err, value);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains(value), "the value shows: {shown}");
+    }
+    let filter = Filter::eq("small", 40_000);
+    let err =
+        f.db.list(MODEL, Query::new().filter(filter))
+            .await
+            .expect_err("out of range");
+    assert!(!format!("{err} {err:?}").contains("40000"), "{err:?}");
+    // Through serde: a number past i64 for an integer field.
+    let model = product_model();
+    let err = Record::from_serde(&model, &json!({"small": u64::MAX})).expect_err("out of range");
+    assert!(!err.to_string().contains(&u64::MAX.to_string()), "{err}");
+    f.db.close().await;
+}
+
+#[tokio::test]
+async fn a_huge_name_is_quoted_and_logged_only_in_part() {
+    let f = Fixture::open("bad_huge_name").await;
+    let huge = "n".repeat(100_000);
+    let (unknown_model, logged) =
+        crate::common::capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
+    let unknown_model = unknown_model.expect_err("unknown");
+    assert!(logged.contains("db.collection.name"), "{logged}");
+    assert!(
+        !logged.contains(&"n".repeat(61)),
+        "the span holds the whole name"
+    );
+    let unknown_field =
+        f.db.list(MODEL, Query::new().filter(Filter::eq(&huge, 1)))
+            .await
+            .expect_err("unknown");
+    let missing = Record::new().get::<i64>(&huge).expect_err("missing");
+    for err in [unknown_model, unknown_field, missing] {
+        let shown = err.to_string();
+        assert!(
+            shown.len() < 200,
+            "{} bytes: {}…",
+            shown.len(),
+            &shown[..200]
+        );
+        assert!(shown.contains("(100000 bytes)"), "{shown}");
+    }
+    f.db.close().await;
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// A variable of the topology's env file. Tests never skip: without the
 /// topology they fail loudly.
@@ -119,7 +120,8 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
 
 /// Everything `tracing` writes on one test's thread, kept in memory.
 ///
-/// One fmt subscriber, installed once as the global default, writes each
+/// One fmt subscriber, installed once as the global default (and as the
+/// `log` crate's logger, so the driver's records come too), writes each
 /// event and span close (every level, plain text) to the capture of the
 /// thread it happens on, if any: a `#[tokio::test]` runtime and the tasks it
 /// spawns run on the test's thread. Thread-local subscribers
@@ -179,8 +181,11 @@ impl Captured {
                 .with_writer(ThreadCapture)
                 .with_ansi(false)
                 .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber in the test binary");
+            // try_init also forwards the `log` crate's records (the
+            // driver's, tokio-postgres logs through `log`) to it.
+            subscriber
+                .try_init()
+                .expect("no other global subscriber or logger in the test binary");
         });
         // A callsite another thread registered while the global subscriber
         // was being installed may still be cached as uninterested.

@@ -44,8 +44,9 @@ fn documented(kind: ConstraintKind) -> (u16, &'static str) {
 }
 
 /// The error's constraint, after checking its kind, status and code, and
-/// that `Display` shows neither the server's detail line nor `value`, a
-/// value of the offending row that the detail does contain.
+/// that neither `Display`, `Debug` nor the source chain shows the server's
+/// detail line or `value`, a value of the offending row that the detail does
+/// contain.
 fn violation(err: &Error, kind: ConstraintKind, value: &str) -> ConstraintViolation {
     let v = err
         .constraint()
@@ -62,6 +63,18 @@ fn violation(err: &Error, kind: ConstraintKind, value: &str) -> ConstraintViolat
     assert!(
         !shown.contains(detail) && !shown.contains(value),
         "Display leaks the detail: {shown}"
+    );
+    // Nor its Debug, nor any error of its source chain, printed either way
+    // (as `anyhow`'s `{:?}` does).
+    let mut printed = format!("{err:?} {v:?}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        printed.push_str(&format!(" {cause} {cause:?}"));
+        source = cause.source();
+    }
+    assert!(
+        !printed.contains(value),
+        "a print leaks the value: {printed}"
     );
     v
 }

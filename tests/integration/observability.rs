@@ -149,3 +149,65 @@ async fn a_password_in_the_dsn_never_appears_in_any_output() {
         "the password leaked:\n{everything}"
     );
 }
+
+/// Create a row with `secret` in a text field, find it with a filter on
+/// `secret`, update it to `secret` again, inside a transaction too: every
+/// way a value is bound. Answers what was logged, at every level.
+async fn bind_everywhere(db: &Db, secret: &str) -> String {
+    let captured = Captured::default();
+    let guard = captured.install();
+    let row = db
+        .create("StockBalance", Record::new().with("sku", secret))
+        .await
+        .unwrap();
+    let id: uuid::Uuid = row.get("id").unwrap();
+    let page = db
+        .list(
+            "StockBalance",
+            Query::new().filter(pgactor::Filter::eq("sku", secret)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.rows.len(), 1);
+    db.update("StockBalance", id, Record::new().with("sku", secret))
+        .await
+        .unwrap();
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.update("StockBalance", id, Record::new().with("sku", secret))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    drop(guard);
+    captured.text()
+}
+
+#[tokio::test]
+async fn bound_values_never_appear_in_logs_unless_the_switch_allows_them() {
+    let db = open_in(&primary_url(), "").await;
+    let logged = bind_everywhere(&db, "SECRET-VALUE-1").await;
+    // The driver logs each statement it runs with prepared parameters.
+    assert!(
+        logged.contains("with parameters"),
+        "the driver's DEBUG records were not captured: {logged}"
+    );
+    assert!(
+        !logged.contains("SECRET-VALUE-1"),
+        "a bound value was logged: {logged}"
+    );
+    assert!(logged.contains("<text>"), "the redacted value: {logged}");
+
+    // The one switch lets them through, for debugging; and back off.
+    pgactor::log_bound_values(true);
+    let logged = bind_everywhere(&db, "SECRET-VALUE-2").await;
+    pgactor::log_bound_values(false);
+    assert!(
+        logged.contains("SECRET-VALUE-2"),
+        "the switch did not show the value: {logged}"
+    );
+    let logged = bind_everywhere(&db, "SECRET-VALUE-3").await;
+    assert!(
+        !logged.contains("SECRET-VALUE-3"),
+        "a bound value was logged: {logged}"
+    );
+    db.close().await;
+}

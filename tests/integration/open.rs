@@ -304,3 +304,297 @@ async fn a_failed_open_leaves_no_connection_behind() {
     // The write pool had connected before the read pool failed: it is closed.
     no_session_left(&app).await;
 }
+
+/// Options on the primary (and the replica as read DSN) with one setting changed.
+fn options_with(
+    change: impl FnOnce(pgactor::OpenOptions) -> pgactor::OpenOptions,
+) -> pgactor::OpenOptions {
+    change(
+        pgactor::OpenOptions::new(primary_url())
+            .read_dsn(crate::common::replica_url())
+            .registry(registry([stock_model()]))
+            .session(crate::common::in_schema(&unique_schema("open_bounds"))),
+    )
+}
+
+#[tokio::test]
+async fn every_setting_out_of_bounds_fails_open_with_a_config_error_naming_it() {
+    use pgactor::ReplicaConfig;
+    let huge = Duration::from_secs(u64::MAX / 4);
+    let pool = |config: PoolConfig| move |o: pgactor::OpenOptions| o.write_pool(config);
+    let read_pool = |config: PoolConfig| move |o: pgactor::OpenOptions| o.read_pool(config);
+    let session = |config: SessionConfig| move |o: pgactor::OpenOptions| o.session(config);
+    let replica = |config: ReplicaConfig| move |o: pgactor::OpenOptions| o.replica(config);
+    type Change = Box<dyn FnOnce(pgactor::OpenOptions) -> pgactor::OpenOptions>;
+    let cases: Vec<(&str, Change)> = vec![
+        // Panicked inside open (a semaphore of usize::MAX permits).
+        (
+            "max_open",
+            Box::new(pool(PoolConfig {
+                max_open: Some(usize::MAX),
+                ..PoolConfig::default()
+            })),
+        ),
+        // Aborted the process (a slot reserved per connection).
+        (
+            "max_open",
+            Box::new(read_pool(PoolConfig {
+                max_open: Some(1 << 36),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "max_open",
+            Box::new(pool(PoolConfig {
+                max_open: Some(pgactor::MAX_POOL_SIZE + 1),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "max_idle",
+            Box::new(pool(PoolConfig {
+                max_open: Some(2),
+                max_idle: Some(3),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "max_queued",
+            Box::new(pool(PoolConfig {
+                max_queued: Some(usize::MAX),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "max_lifetime",
+            Box::new(pool(PoolConfig {
+                max_lifetime: Some(huge),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "max_idle_time",
+            Box::new(read_pool(PoolConfig {
+                max_idle_time: Some(huge),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "wait_timeout",
+            Box::new(pool(PoolConfig {
+                wait_timeout: Some(huge),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "connect_timeout",
+            Box::new(pool(PoolConfig {
+                connect_timeout: Some(huge),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "wait_timeout",
+            Box::new(pool(PoolConfig {
+                wait_timeout: Some(Duration::ZERO),
+                ..PoolConfig::default()
+            })),
+        ),
+        (
+            "statement_timeout",
+            Box::new(session(SessionConfig {
+                statement_timeout: Some(pgactor::MAX_SERVER_TIMEOUT + Duration::from_millis(1)),
+                ..SessionConfig::default()
+            })),
+        ),
+        (
+            "lock_timeout",
+            Box::new(session(SessionConfig {
+                lock_timeout: Some(huge),
+                ..SessionConfig::default()
+            })),
+        ),
+        (
+            "idle_in_transaction_timeout",
+            Box::new(session(SessionConfig {
+                idle_in_transaction_timeout: Some(huge),
+                ..SessionConfig::default()
+            })),
+        ),
+        (
+            "query_timeout",
+            Box::new(session(SessionConfig {
+                query_timeout: Some(Duration::MAX),
+                ..SessionConfig::default()
+            })),
+        ),
+        // Killed the replica monitor while stats still said up.
+        (
+            "poll_interval",
+            Box::new(replica(ReplicaConfig {
+                poll_interval: Duration::ZERO,
+                ..ReplicaConfig::default()
+            })),
+        ),
+        (
+            "poll_interval",
+            Box::new(replica(ReplicaConfig {
+                poll_interval: Duration::MAX,
+                ..ReplicaConfig::default()
+            })),
+        ),
+        (
+            "max_lag",
+            Box::new(replica(ReplicaConfig {
+                max_lag: Some(Duration::MAX),
+                ..ReplicaConfig::default()
+            })),
+        ),
+        (
+            "shared_reads",
+            Box::new(|o: pgactor::OpenOptions| o.shared_reads(usize::MAX)),
+        ),
+    ];
+    for (setting, change) in cases {
+        let opened = tokio::spawn(options_with(change).open()).await;
+        let err = match opened {
+            Ok(Ok(db)) => {
+                db.close().await;
+                panic!("{setting}: open succeeded");
+            }
+            Ok(Err(err)) => err,
+            Err(panicked) => panic!("{setting}: open panicked: {panicked}"),
+        };
+        assert_open_error(&err, ErrorKind::Config, &[setting]);
+    }
+}
+
+#[test]
+fn a_pool_of_one_keeps_its_connection_when_idle() {
+    use pgactor::Role;
+    for role in [Role::Write, Role::Read] {
+        let one = PoolConfig {
+            max_open: Some(1),
+            ..PoolConfig::default()
+        };
+        let settings = one.resolve(role).expect("valid");
+        assert_eq!((settings.max_open, settings.max_idle), (1, 1), "{role}");
+    }
+}
+
+#[tokio::test]
+async fn a_pool_of_one_serves_calls_an_idle_second_apart_on_one_connection() {
+    let schema = unique_schema("open_one");
+    let db = pgactor::OpenOptions::new(primary_url())
+        .registry(registry([stock_model()]))
+        .session(crate::common::in_schema(&schema))
+        .write_pool(PoolConfig {
+            max_open: Some(1),
+            ..PoolConfig::default()
+        })
+        .read_pool(PoolConfig {
+            max_open: Some(1),
+            ..PoolConfig::default()
+        })
+        .open()
+        .await
+        .expect("open");
+    let row = db
+        .create(
+            "StockBalance",
+            Record::new().with("sku", "one").with("quantity", 1_i64),
+        )
+        .await
+        .expect("create");
+    let id: uuid::Uuid = row.get("id").expect("id");
+    // The reaper looks at idle connections at least every second: after
+    // two seconds it has had its passes over the idle connection.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    db.read("StockBalance", id).await.expect("read");
+    let stats = db.stats();
+    assert_eq!(
+        (
+            stats.write.closed.max_idle_count,
+            stats.read.closed.max_idle_count
+        ),
+        (0, 0),
+        "an idle connection of a pool of one was closed: {stats:?}"
+    );
+    db.close().await;
+}
+
+/// The two halves of the password the malformed DSNs below carry.
+const HALVES: [&str; 2] = ["LEFTHALFpw", "RIGHTHALFpw"];
+
+/// Malformed DSNs whose password (or part of it) a parser could take for
+/// the user, the host, the database, an option name or an sslmode.
+fn malformed_with_password() -> Vec<String> {
+    let [left, right] = HALVES;
+    vec![
+        // An unencoded @ in the password.
+        format!("postgres://app:{left}@{right}@127.0.0.1:5432/shop"),
+        format!("postgres://app:{left}@{right}/x@127.0.0.1:5432/shop"),
+        // password= as a parameter, an @ later in the URL.
+        format!("postgres://127.0.0.1/shop?user=app&password={left}&application_name=x@{right}"),
+        format!("postgres://127.0.0.1?password={left}:{right}@x"),
+        // An unencoded & or an unquoted space in the password.
+        format!("postgres://app@127.0.0.1/shop?password={left}&{right}=1"),
+        format!("host=127.0.0.1 user=app password={left} {right}=1"),
+        // A password pasted where the sslmode goes.
+        format!("postgres://app@127.0.0.1/shop?sslmode={left}{right}"),
+        format!("host=127.0.0.1 sslmode='{left} {right}'"),
+    ]
+}
+
+fn shows_a_half(text: &str) -> bool {
+    HALVES.iter().any(|half| text.contains(half))
+}
+
+#[tokio::test]
+async fn malformed_dsns_never_show_any_part_of_the_password() {
+    for dsn in malformed_with_password() {
+        let options = pgactor::OpenOptions::new(dsn.as_str()).read_dsn(dsn.as_str());
+        let debug = format!("{options:?}");
+        assert!(!shows_a_half(&debug), "Debug shows the password: {debug}");
+        let err = options.open().await.expect_err("malformed");
+        let shown = everything_shown(&err);
+        assert!(
+            !shows_a_half(&shown),
+            "the error shows the password: {shown}"
+        );
+        assert_eq!(err.kind(), &ErrorKind::Config, "{dsn}: {err}");
+        let panicked = tokio::spawn({
+            let dsn = dsn.clone();
+            async move { pgactor::must_open(&dsn, "", Registry::new()).await }
+        })
+        .await
+        .expect_err("must_open panics")
+        .into_panic();
+        let message = panicked
+            .downcast_ref::<String>()
+            .cloned()
+            .expect("a text panic message");
+        assert!(
+            !shows_a_half(&message),
+            "the panic shows the password: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sslmode_is_quoted_as_a_short_prefix_only() {
+    let err = pgactor::open(
+        "postgres://app@127.0.0.1/shop?sslmode=verify-fulll",
+        "",
+        Registry::new(),
+    )
+    .await
+    .expect_err("unknown sslmode");
+    assert_eq!(err.kind(), &ErrorKind::Config);
+    let shown = err.to_string();
+    assert!(
+        shown.contains("unknown sslmode \"ver…\" (12 bytes)"),
+        "{shown}"
+    );
+    assert!(!shown.contains("verify-fulll"), "{shown}");
+}

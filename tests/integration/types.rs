@@ -425,3 +425,95 @@ async fn stored_values_the_rust_types_cannot_hold_are_a_decode_error() {
     }
     db.close().await;
 }
+
+/// A JSON array nested `depth` levels deep around `1`.
+fn nested(depth: usize) -> serde_json::Value {
+    (0..depth).fold(json!(1), |inner, _| json!([inner]))
+}
+
+/// Its text, as the server writes jsonb (`[[1]]`).
+fn nested_text(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// Rows of `Sample` in `schema`, counted from outside.
+async fn samples(obs: &tokio_postgres::Client, schema: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM \"{schema}\".sample");
+    obs.query_one(&sql, &[]).await.expect("count").get(0)
+}
+
+#[tokio::test]
+async fn a_jsonb_document_too_deep_is_refused_before_it_is_sent() {
+    let (db, schema) = open_typed([sample_model()]).await;
+    let obs = observer(&primary_url()).await;
+    let deepest = db
+        .create(
+            "Sample",
+            Record::new().with("doc", nested(pgactor::MAX_JSON_DEPTH)),
+        )
+        .await
+        .expect("the deepest tree pgactor holds is stored");
+    assert_eq!(
+        deepest.get::<serde_json::Value>("doc").unwrap(),
+        nested(pgactor::MAX_JSON_DEPTH)
+    );
+    // One level more was stored and answered DECODE (a retry stored it
+    // twice); now it is refused and nothing is sent.
+    let err = db
+        .create(
+            "Sample",
+            Record::new().with("doc", nested(pgactor::MAX_JSON_DEPTH + 1)),
+        )
+        .await
+        .expect_err("too deep");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("doc"), "{err}");
+    assert_eq!(
+        samples(&obs, &schema).await,
+        1,
+        "only the first create stored a row"
+    );
+    let page = db.list("Sample", Query::new()).await.expect("list");
+    assert_eq!(page.rows.len(), 1);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_jsonb_document_of_any_depth_the_server_holds_reads_back_as_its_text() {
+    let (db, schema) = open_typed([sample_model()]).await;
+    let obs = observer(&primary_url()).await;
+    // Written by another client, as deep as the server's parser takes.
+    for depth in [pgactor::MAX_JSON_DEPTH + 1, 5_000] {
+        let sql = format!("INSERT INTO \"{schema}\".sample (id, doc) VALUES ($1, $2::text::jsonb)");
+        obs.execute(&sql, &[&Uuid::now_v7(), &nested_text(depth)])
+            .await
+            .expect("insert");
+    }
+    // Written through pgactor as text: the create answers the row.
+    let created = db
+        .create(
+            "Sample",
+            Record::new().with("doc", Value::JsonText(nested_text(10_000))),
+        )
+        .await
+        .expect("a deep document written as text is stored and answered");
+    assert_eq!(
+        created.value("doc"),
+        Some(&Value::JsonText(nested_text(10_000)))
+    );
+    let page = db
+        .list("Sample", Query::new())
+        .await
+        .expect("every row reads");
+    let mut depths: Vec<usize> = page
+        .rows
+        .iter()
+        .map(|row| match row.value("doc") {
+            Some(Value::JsonText(text)) => text.chars().take_while(|c| *c == '[').count(),
+            other => panic!("not kept as text: {other:?}"),
+        })
+        .collect();
+    depths.sort_unstable();
+    assert_eq!(depths, [pgactor::MAX_JSON_DEPTH + 1, 5_000, 10_000]);
+    db.close().await;
+}

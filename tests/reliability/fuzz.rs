@@ -3,7 +3,10 @@
 //!
 //! Properties, each over generated input:
 //! - DSNs: any string, well-formed or not, with a canary password in URL,
-//!   key=value or garbage form. `OpenOptions`'s `Debug` parses it without
+//!   key=value or garbage form: percent-encoded or quoted, or as typed
+//!   (an unencoded `@`, `/`, `?` or `&` in a URL's credentials, a
+//!   `password=` parameter with an `@` after the host, a bare value); no
+//!   part of it (either end) may show. `OpenOptions`'s `Debug` parses it without
 //!   connecting; it never panics and never shows the password. A DSN that
 //!   does not parse makes `open` fail with CONFIG before dialling (it is
 //!   the same parse), and that error never shows the password, raw or
@@ -100,15 +103,33 @@ fn pick(options: &'static [&'static str]) -> BoxedStrategy<String> {
     .boxed()
 }
 
-/// A password that starts with `CANARY`, then URL and quoting metacharacters.
+/// A password that starts with `CANARY` and ends with `YRANAC`, URL and
+/// quoting metacharacters between: a parser that splits it in the wrong
+/// place shows one end or the other.
 fn password() -> impl Strategy<Value = String> {
-    "CANARY[ -~]{0,10}"
+    "CANARY[ -~]{0,10}YRANAC"
 }
 
-/// The password in `text`, raw or percent-encoded.
+/// The password in `text`, raw or percent-encoded, whole or either end of it.
 fn shows(text: &str, password: &str) -> bool {
     let encoded = utf8_percent_encode(password, NON_ALPHANUMERIC).to_string();
-    text.contains(password) || text.contains(&encoded)
+    text.contains(password)
+        || text.contains(&encoded)
+        || text.contains("CANARY")
+        || text.contains("YRANAC")
+}
+
+/// How a URL carries its password.
+#[derive(Debug, Clone, Copy)]
+enum InUrl {
+    /// `user:password@`, percent-encoded: well-formed.
+    Encoded,
+    /// `user:password@`, as typed: `@`, `/`, `?`, `&`, `:` unencoded.
+    Raw,
+    /// `?password=…` as typed (but `&`, which starts another parameter
+    /// of a well-formed URL), no credentials: an `@` in it comes after
+    /// the host.
+    Parameter,
 }
 
 const KEYS: &[&str] = &[
@@ -145,13 +166,15 @@ const VALUES: &[&str] = &[
     "a%00b",
 ];
 
-/// `postgres://user:password@host:port/db?k=v&…`, the password encoded.
+/// `postgres://user:password@host:port/db?k=v&…`, the password encoded,
+/// as typed, or as a `password` parameter.
 fn url_dsn() -> impl Strategy<Value = (String, Option<String>)> {
     let prefixes = select(&["postgres://", "postgresql://", "postgres:/", "pg://", ""][..]);
     let hosts = pick(&["127.0.0.1", "", "[::1]", "[::1", "a,b", "h ost"]);
     let ports = pick(&["", ":5432", ":0", ":99999", ":-1", ":x", ":", ":5432,5433"]);
     let params = prop::collection::vec((pick(KEYS), pick(VALUES)), 0..4);
     let separators = select(&["&", "&&", "?", ";"][..]);
+    let forms = select(&[InUrl::Encoded, InUrl::Raw, InUrl::Parameter][..]);
     (
         prefixes,
         password(),
@@ -159,33 +182,48 @@ fn url_dsn() -> impl Strategy<Value = (String, Option<String>)> {
         ports,
         pick(&["db", "", "d b"]),
         params,
-        separators,
+        (separators, forms),
     )
-        .prop_map(|(prefix, password, host, port, db, params, sep)| {
-            let encoded = utf8_percent_encode(&password, NON_ALPHANUMERIC);
-            let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        .prop_map(|(prefix, password, host, port, db, params, (sep, form))| {
+            let password = match form {
+                InUrl::Parameter => password.replace('&', ""),
+                InUrl::Encoded | InUrl::Raw => password,
+            };
+            let mut query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let credentials = match form {
+                InUrl::Encoded => {
+                    format!("app:{}@", utf8_percent_encode(&password, NON_ALPHANUMERIC))
+                }
+                InUrl::Raw => format!("app:{password}@"),
+                InUrl::Parameter => {
+                    query.insert(0, format!("password={password}"));
+                    String::new()
+                }
+            };
             let query = if query.is_empty() {
                 String::new()
             } else {
                 format!("?{}", query.join(sep))
             };
-            let dsn = format!("{prefix}app:{encoded}@{host}{port}/{db}{query}");
+            let dsn = format!("{prefix}{credentials}{host}{port}/{db}{query}");
             (dsn, Some(password))
         })
 }
 
-/// `key=value …` with `password='…'` among the pairs, every value escaped
-/// so the password stays the password.
+/// `key=value …` with `password=…` among the pairs: quoted and escaped so
+/// the password stays the password, or bare as typed (without whitespace,
+/// which would make a well-formed string of other options).
 fn key_value_dsn() -> impl Strategy<Value = (String, Option<String>)> {
     let key = prop_oneof![3 => select(KEYS).prop_map(str::to_owned), 1 => "[A-Za-z_]{1,10}"];
     let pairs = prop::collection::vec((key, pick(VALUES), any::<bool>()), 0..5);
     (
         pairs,
         password(),
+        any::<bool>(),
         any::<prop::sample::Index>(),
         select(&[" ", "  ", "\t", " \n "][..]),
     )
-        .prop_map(|(pairs, password, at, ws)| {
+        .prop_map(|(pairs, password, as_typed, at, ws)| {
             let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
             let bare = |v: &str| {
                 v.chars().fold(String::new(), |mut out, c| {
@@ -207,8 +245,18 @@ fn key_value_dsn() -> impl Strategy<Value = (String, Option<String>)> {
                     format!("{k}={v}")
                 })
                 .collect();
+            let password = if as_typed {
+                password.replace(char::is_whitespace, "")
+            } else {
+                password
+            };
+            let written = if as_typed {
+                password.clone()
+            } else {
+                quote(&password)
+            };
             let at = at.index(rendered.len() + 1);
-            rendered.insert(at, format!("password={}", quote(&password)));
+            rendered.insert(at, format!("password={written}"));
             (rendered.join(ws), Some(password))
         })
 }

@@ -34,6 +34,9 @@
 //!   back as a DECODE error, not a panic; a delete of that row answers
 //!   DECODE too, although it was applied (the decode fails on the row the
 //!   DELETE returned).
+//! - A jsonb tree nested deeper than `MAX_JSON_DEPTH` is refused before it
+//!   is sent; a document 5,000 levels deep, written as `Value::JsonText`,
+//!   is stored and lists back as that text.
 //! - A 10 MB string is stored in a text field; in a field with a unique
 //!   index the server refuses it (54000, index row too large), answered as
 //!   DATABASE.
@@ -522,7 +525,12 @@ async fn names(c: &mut Corpus<'_>, id: Uuid, sink: &ActorRef<Notification>) {
     .await;
 }
 
-/// Text: NUL bytes, bytes for text, sizes, varchar(n) + 1.
+/// A JSON array nested `depth` levels around `1`.
+fn nested_json(depth: usize) -> serde_json::Value {
+    (0..depth).fold(json!(1), |inner, _| json!([inner]))
+}
+
+/// Text: NUL bytes, bytes for text, sizes, varchar(n) + 1, jsonb depth.
 async fn text(c: &mut Corpus<'_>, id: Uuid) {
     let (db, invalid) = (&c.fx.db.clone(), "INVALID_INPUT");
     let nul = "a\0b";
@@ -547,6 +555,10 @@ async fn text(c: &mut Corpus<'_>, id: Uuid) {
         (
             "10 MB into varchar(8)",
             Record::new().with("code", "x".repeat(10 << 20)),
+        ),
+        (
+            "jsonb nested MAX_JSON_DEPTH + 1",
+            Record::new().with("doc", nested_json(pgactor::MAX_JSON_DEPTH + 1)),
         ),
     ];
     for (what, record) in refused {
@@ -585,6 +597,34 @@ async fn text(c: &mut Corpus<'_>, id: Uuid) {
         async { Record::from_serde(&hostile_model(), &json!({"name": [255, 254]})) },
     )
     .await;
+
+    // A document too deep for a tree is stored and read back as its text.
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let stored = c
+        .case("create: jsonb nested 5,000 as text", Expect::Ok, async {
+            db.create(
+                MODEL,
+                Record::new().with("doc", Value::JsonText(deep.clone())),
+            )
+            .await
+        })
+        .await;
+    let deep_id: Option<Value> = stored.and_then(|r| r.value("id").cloned());
+    let found = c
+        .case(
+            "list: a row holding jsonb nested 5,000",
+            Expect::Ok,
+            async {
+                let id = deep_id.clone().unwrap_or(Value::Null);
+                db.list(MODEL, Query::new().filter(Filter::eq("id", id)))
+                    .await
+            },
+        )
+        .await;
+    assert_eq!(
+        found.map(|page| page.rows.first().and_then(|r| r.value("doc").cloned())),
+        Some(Some(Value::JsonText(deep)))
+    );
 
     // Invalid UTF-8 has a type of its own: bytea keeps every byte.
     let raw = vec![0xff_u8, 0xfe, 0x00, 0xc3];
@@ -1024,6 +1064,24 @@ async fn opening(c: &mut Corpus<'_>) {
             "stray = before sslmode=verify-full",
             trap.key_value("=x sslmode=verify-full sslrootcert=/nonexistent/ca.pem"),
         ),
+        (
+            "unencoded @ in the password",
+            format!("postgres://app:{CANARY}@127.0.0.1:{}/db", trap.port),
+        ),
+        (
+            "password parameter, @ after the host",
+            format!(
+                "postgres://127.0.0.1:{}/db?user=app&password={CANARY}",
+                trap.port
+            ),
+        ),
+        (
+            "bare password with a space",
+            format!(
+                "host=127.0.0.1 port={} user=app password=CANARY {CANARY}=x",
+                trap.port
+            ),
+        ),
     ];
     for (what, dsn) in dsns {
         let opts = c.fx.trap_options(&dsn);
@@ -1062,6 +1120,34 @@ async fn opening(c: &mut Corpus<'_>) {
                 ..PoolConfig::default()
             },
         ),
+        (
+            "max_open usize::MAX",
+            PoolConfig {
+                max_open: Some(usize::MAX),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_open 2^36",
+            PoolConfig {
+                max_open: Some(1 << 36),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_queued usize::MAX",
+            PoolConfig {
+                max_queued: Some(usize::MAX),
+                ..PoolConfig::default()
+            },
+        ),
+        (
+            "max_lifetime Duration::MAX",
+            PoolConfig {
+                max_lifetime: Some(Duration::MAX),
+                ..PoolConfig::default()
+            },
+        ),
     ];
     for (what, pool) in pools {
         let opts =
@@ -1096,6 +1182,20 @@ async fn opening(c: &mut Corpus<'_>) {
                 ..SessionConfig::default()
             },
         ),
+        (
+            "statement_timeout past the server's limit",
+            SessionConfig {
+                statement_timeout: Some(Duration::from_secs(30 * 24 * 3600)),
+                ..SessionConfig::default()
+            },
+        ),
+        (
+            "query_timeout Duration::MAX",
+            SessionConfig {
+                query_timeout: Some(Duration::MAX),
+                ..SessionConfig::default()
+            },
+        ),
     ];
     for (what, session) in sessions {
         let opts =
@@ -1108,6 +1208,18 @@ async fn opening(c: &mut Corpus<'_>) {
         )
         .await;
     }
+    let opts =
+        c.fx.trap_options(&trap.url("?sslmode=disable"))
+            .replica(pgactor::ReplicaConfig {
+                poll_interval: Duration::ZERO,
+                ..pgactor::ReplicaConfig::default()
+            });
+    c.case(
+        "open: replica poll_interval 0",
+        Expect::Refused(config),
+        opts.open(),
+    )
+    .await;
     // The control: a good DSN does dial the trap.
     let opts = c.fx.trap_options(&trap.url("?sslmode=disable"));
     c.case(
