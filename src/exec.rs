@@ -18,7 +18,7 @@ use crate::replica::ConsistencyToken;
 use crate::error::{Error, Result};
 use crate::messages::{ListRequest, WriteOp};
 use crate::model::Model;
-use crate::query::Page;
+use crate::query::{Page, DEFAULT_LIMIT};
 use crate::record::{Columns, Record};
 use crate::sql::{Catalog, Statement, Table};
 use crate::value::Value;
@@ -181,8 +181,21 @@ pub(crate) struct PagePlan {
 }
 
 impl PagePlan {
-    pub(crate) fn new(catalog: &Catalog, req: ListRequest) -> Result<PagePlan> {
+    /// Refuses a page larger than the catalog's `max_page` (a query
+    /// without a limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less).
+    pub(crate) fn new(catalog: &Catalog, mut req: ListRequest) -> Result<PagePlan> {
         let table = catalog.table(&req.model)?;
+        match req.query.limit {
+            Some(limit) if limit > catalog.max_page => {
+                return Err(Error::invalid_input(format!(
+                    "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
+                     read page by page",
+                    catalog.max_page
+                )));
+            }
+            Some(_) => {}
+            None => req.query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page)),
+        }
         let (page, count, limit) = table.list(&req.query)?;
         Ok(PagePlan {
             page,

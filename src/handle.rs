@@ -130,6 +130,8 @@ pub struct OpenOptions {
     statement_cache: Option<bool>,
     /// Connections reads outside transactions share; 0: none.
     shared_reads: usize,
+    /// The largest page a `List` answers.
+    max_page: u64,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -147,6 +149,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("pooler", &self.pooler)
             .field("statement_cache", &self.statement_cache)
             .field("shared_reads", &self.shared_reads)
+            .field("max_page", &self.max_page)
             .finish()
     }
 }
@@ -166,6 +169,7 @@ impl OpenOptions {
             pooler: PoolerMode::Direct,
             statement_cache: None,
             shared_reads: 0,
+            max_page: crate::query::MAX_PAGE,
         }
     }
 
@@ -256,6 +260,18 @@ impl OpenOptions {
         self
     }
 
+    /// The largest page a `List` answers, in rows (default
+    /// [`crate::MAX_PAGE`] = 10,000; at least 1). A [`Query::limit`] above
+    /// it is refused with [`ErrorKind::InvalidInput`] before any SQL is
+    /// sent, and a query without a limit gets [`crate::DEFAULT_LIMIT`] rows
+    /// or `rows`, whichever is less. A page is held whole in memory, so
+    /// this bounds what one `List` can take: about 700 bytes a row of a few
+    /// short columns, more with wide ones.
+    pub fn max_page(mut self, rows: u64) -> OpenOptions {
+        self.max_page = rows;
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -280,6 +296,9 @@ impl OpenOptions {
 
     /// Check everything, connect each pool once, prepare the schema, start the actors.
     pub async fn open(self) -> Result<Db> {
+        if self.max_page == 0 {
+            return Err(Error::config("max_page must be at least 1 row"));
+        }
         let session = Arc::new(SessionSettings {
             pooler: self.pooler,
             ..self.session.resolve()?
@@ -348,7 +367,9 @@ impl OpenOptions {
         } else {
             Statements::Unnamed
         };
-        let catalog = Arc::new(Catalog::new(&registry, &session.schema, statements));
+        let mut catalog = Catalog::new(&registry, &session.schema, statements);
+        catalog.max_page = self.max_page;
+        let catalog = Arc::new(catalog);
         let routes = Arc::new(Routes::default());
         // The listener connects on the first subscribe, to the primary.
         let listener = Arc::new(ListenerContext::new(

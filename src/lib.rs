@@ -46,7 +46,7 @@ pub use migrate::MigrationReport;
 pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
+pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
 pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;

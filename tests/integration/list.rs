@@ -7,11 +7,13 @@
 
 use std::cmp::Ordering;
 
-use pgactor::{Db, Field, FieldType, Filter, Model, Page, Query, Record, DEFAULT_LIMIT};
+use pgactor::{
+    Db, ErrorKind, Field, FieldType, Filter, Model, Page, Query, Record, DEFAULT_LIMIT, MAX_PAGE,
+};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::common::open_primary;
+use crate::common::{open_primary, registry, unique_schema};
 
 const MODEL: &str = "Item";
 /// More rows than [`DEFAULT_LIMIT`], so the default page is a strict subset.
@@ -308,5 +310,46 @@ async fn a_query_without_limit_returns_the_default_page_size() {
     let mut first: Vec<Uuid> = sorted(items.iter().map(|r| r.id).collect());
     first.truncate(DEFAULT_LIMIT as usize);
     assert_eq!(ids(&page), first, "unsorted pages are ordered by id");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_limit_above_the_maximum_page_is_refused_and_the_maximum_itself_is_served() {
+    let (db, items) = seeded("list_max_page").await;
+    let err = db
+        .list(MODEL, Query::new().limit(MAX_PAGE + 1))
+        .await
+        .expect_err("a page above MAX_PAGE");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("max_page"), "{err}");
+    let page = list(&db, Query::new().limit(MAX_PAGE)).await;
+    assert_eq!(page.rows.len(), items.len());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() {
+    let schema = unique_schema("list_own_max");
+    let options = |rows| {
+        pgactor::OpenOptions::new(crate::common::primary_url())
+            .registry(registry([item_model()]))
+            .session(crate::common::in_schema(&schema))
+            .max_page(rows)
+    };
+    let zero = options(0).open().await.expect_err("max_page 0");
+    assert_eq!(zero.kind(), &ErrorKind::Config, "{zero}");
+    let db = options(5).open().await.expect("open");
+    for i in 0..8 {
+        db.create(MODEL, Item::nth(i).record()).await.expect("seed");
+    }
+    let err = db
+        .list(MODEL, Query::new().limit(6))
+        .await
+        .expect_err("a page above max_page");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    let page = list(&db, Query::new()).await;
+    assert_eq!((page.limit, page.rows.len(), page.total), (5, 5, 8));
+    let page = list(&db, Query::new().limit(5)).await;
+    assert_eq!(page.rows.len(), 5);
     db.close().await;
 }
