@@ -6,12 +6,12 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::ClientWrapper;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
+use crate::connection::Conn;
 use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::replica::ConsistencyToken;
 
@@ -41,9 +41,10 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
 /// How statements reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Statements {
-    /// Prepared once per connection (named, cached by deadpool) and then
-    /// only bound and executed: half the server work of an unnamed
-    /// statement for a primary-key read. For direct connections.
+    /// Prepared once per connection (named, kept in the connection's
+    /// bounded cache, see `crate::prepared`) and then only bound and
+    /// executed: half the server work of an unnamed statement for a
+    /// primary-key read. For direct connections.
     Prepared,
     /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
     /// nothing kept on the server between statements: safe behind a
@@ -51,12 +52,7 @@ pub(crate) enum Statements {
     Unnamed,
 }
 
-async fn query(
-    client: &ClientWrapper,
-    stmt: &Statement,
-    write: bool,
-    mode: Statements,
-) -> Result<Vec<Row>> {
+async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
     let answer = match mode {
         Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
         Statements::Prepared => {
@@ -68,7 +64,7 @@ async fn query(
                 // aborted it, so the second run answers 25P02: report the
                 // first failure then.
                 Err(stale) if is_stale(&stale) => {
-                    client.statement_cache.remove(&stmt.sql, &types);
+                    client.prepared.remove(&stmt.sql);
                     match prepared(client, stmt, &types).await {
                         Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
                             Err(stale)
@@ -83,13 +79,20 @@ async fn query(
     answer.map_err(|e| Error::from_statement(e, write))
 }
 
-/// Run `stmt` as a statement prepared (once) on this connection.
+/// Run `stmt` as a statement prepared on this connection: taken from its
+/// bounded cache, or prepared now and kept there.
 async fn prepared(
-    client: &ClientWrapper,
+    client: &Conn,
     stmt: &Statement,
     types: &[Type],
 ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
-    let prepared = client.prepare_typed_cached(&stmt.sql, types).await?;
+    let prepared = match client.prepared.get(&stmt.sql, types) {
+        Some(prepared) => prepared,
+        None => {
+            let fresh = client.prepare_typed(&stmt.sql, types).await?;
+            client.prepared.insert(&stmt.sql, types, fresh)
+        }
+    };
     client.query(&prepared, &stmt.values()).await
 }
 
@@ -226,13 +229,13 @@ pub(crate) trait Plan: Send + Sync + 'static {
     /// Its statements on `client`, unbounded: [`Plan::run`] bounds them.
     fn fetch<'a>(
         &'a self,
-        client: &'a ClientWrapper,
+        client: &'a Conn,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
     /// Run on `client` within `deadline` on `timer` (past it, handled as
     /// `overrun` says).
     fn run(
         &self,
-        client: &ClientWrapper,
+        client: &Conn,
         overrun: Overrun<'_>,
         deadline: Option<Duration>,
         timer: &mut Timer,
@@ -255,7 +258,7 @@ impl Plan for RowPlan {
     fn shares_connection(&self) -> bool {
         !self.write
     }
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
+    async fn fetch(&self, client: &Conn) -> Result<Record> {
         let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
             .map(|row| record(&self.columns, row))
@@ -276,7 +279,7 @@ impl Plan for WithToken {
     fn writes(&self) -> bool {
         true
     }
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Self::Output> {
+    async fn fetch(&self, client: &Conn) -> Result<Self::Output> {
         let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
         Ok((record?, token?))
     }
@@ -292,7 +295,7 @@ impl Plan for PagePlan {
     }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
+    async fn fetch(&self, client: &Conn) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false, self.mode),
             query(client, &self.count, false, self.mode)

@@ -132,6 +132,8 @@ pub struct OpenOptions {
     shared_reads: usize,
     /// The largest page a `List` answers.
     max_page: u64,
+    /// Prepared statements kept per connection.
+    statement_cache_size: usize,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -150,6 +152,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("statement_cache", &self.statement_cache)
             .field("shared_reads", &self.shared_reads)
             .field("max_page", &self.max_page)
+            .field("statement_cache_size", &self.statement_cache_size)
             .finish()
     }
 }
@@ -170,6 +173,7 @@ impl OpenOptions {
             statement_cache: None,
             shared_reads: 0,
             max_page: crate::query::MAX_PAGE,
+            statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
         }
     }
 
@@ -219,6 +223,20 @@ impl OpenOptions {
     /// `true` behind PgBouncer 1.21 or later with `max_prepared_statements`.
     pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
         self.statement_cache = Some(enabled);
+        self
+    }
+
+    /// How many prepared statements each connection keeps (default
+    /// [`crate::DEFAULT_STATEMENT_CACHE_SIZE`] = 256; at least 1), when
+    /// statements are prepared ([`OpenOptions::statement_cache`]). Every
+    /// `List` filter shape and `update` patch shape is a statement text of
+    /// its own, and each prepared statement costs its server backend memory
+    /// (measured: about 18 KiB each for list statements); past this size
+    /// the least recently used one is closed on the server, counted in
+    /// [`crate::PoolStats::statements_evicted`], and prepared again when
+    /// next used.
+    pub fn statement_cache_size(mut self, statements: usize) -> OpenOptions {
+        self.statement_cache_size = statements;
         self
     }
 
@@ -299,6 +317,11 @@ impl OpenOptions {
         if self.max_page == 0 {
             return Err(Error::config("max_page must be at least 1 row"));
         }
+        if self.statement_cache_size == 0 {
+            return Err(Error::config(
+                "statement_cache_size must be at least 1 (statement_cache(false) prepares none)",
+            ));
+        }
         let session = Arc::new(SessionSettings {
             pooler: self.pooler,
             ..self.session.resolve()?
@@ -314,6 +337,7 @@ impl OpenOptions {
             &write_dsn,
             self.write_pool.resolve(Role::Write)?,
             session.clone(),
+            self.statement_cache_size,
         )?;
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
@@ -325,7 +349,13 @@ impl OpenOptions {
                 self.shared_reads, read_settings.max_open
             )));
         }
-        let read = ConnectionPool::build(Role::Read, &read_dsn, read_settings, session.clone())?;
+        let read = ConnectionPool::build(
+            Role::Read,
+            &read_dsn,
+            read_settings,
+            session.clone(),
+            self.statement_cache_size,
+        )?;
         built.0.push(read.pool.clone());
 
         // Both pools must connect before anything is created on the server.
@@ -474,7 +504,7 @@ async fn warn_on_capacity(
 }
 
 /// Closes the pools it holds when dropped; emptied once `open` succeeds.
-struct CloseUnlessOpened(Vec<deadpool_postgres::Pool>);
+struct CloseUnlessOpened(Vec<crate::connection::Pool>);
 
 impl Drop for CloseUnlessOpened {
     fn drop(&mut self) {

@@ -17,6 +17,7 @@ mod migrate;
 mod model;
 mod pool_actor;
 mod pooler;
+mod prepared;
 mod query;
 mod record;
 mod replica;
@@ -46,6 +47,7 @@ pub use migrate::MigrationReport;
 pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
+pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
 pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};

@@ -27,7 +27,7 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use deadpool_postgres::Object;
+use crate::connection::Object;
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr, RpcReplyPort,
 };

@@ -353,3 +353,63 @@ async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() 
     assert_eq!(page.rows.len(), 5);
     db.close().await;
 }
+
+/// A model read from a view that answers, in the session that reads it,
+/// how many named prepared statements that session holds.
+fn probe_model() -> Model {
+    Model::new("Probe").field(Field::new("prepared", FieldType::I64))
+}
+
+#[tokio::test]
+async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_size_on_the_server()
+{
+    const CACHE: usize = 8;
+    const SHAPES: usize = 40;
+    // AutoMigrate creates the item table; the probe is a view made by hand.
+    let (setup, schema) = open_primary("list_stmt_cache", [item_model()]).await;
+    setup.close().await;
+    let admin = crate::common::observer(&crate::common::primary_url()).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE VIEW \"{schema}\".probe AS SELECT gen_random_uuid() AS id, \
+             (SELECT count(*) FROM pg_prepared_statements) AS prepared, \
+             now() AS created_at, now() AS updated_at"
+        ))
+        .await
+        .expect("probe view");
+    let one = pgactor::PoolConfig {
+        max_open: Some(1),
+        ..pgactor::PoolConfig::default()
+    };
+    let db = pgactor::OpenOptions::new(crate::common::primary_url())
+        .registry(registry([item_model(), probe_model()]))
+        .session(crate::common::in_schema(&schema))
+        .write_pool(one.clone())
+        .read_pool(one)
+        .auto_migrate(false)
+        .statement_cache_size(CACHE)
+        .open()
+        .await
+        .expect("open");
+    db.create(MODEL, Item::nth(0).record()).await.expect("seed");
+    // Each shape is a page statement and a count statement of its own.
+    for shape in 1..=SHAPES {
+        let filter = Filter::And((0..shape).map(|i| Filter::ge("qty", i as i64)).collect());
+        list(&db, Query::new().filter(filter)).await;
+    }
+    let probe = db.list("Probe", Query::new()).await.expect("probe");
+    let prepared: i64 = probe.rows[0].get("prepared").expect("prepared");
+    assert!(
+        prepared as usize <= CACHE,
+        "the read connection holds {prepared} prepared statements, more than {CACHE}"
+    );
+    let evicted = db.stats().read.statements_evicted;
+    // Two statements per shape and two for the probe, less what is kept.
+    assert!(
+        evicted as usize >= 2 * SHAPES + 2 - CACHE,
+        "{evicted} statements evicted"
+    );
+    // The hot statements still answer, prepared again when evicted.
+    assert_eq!(list(&db, Query::new()).await.rows.len(), 1);
+    db.close().await;
+}
