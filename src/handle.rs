@@ -134,6 +134,8 @@ pub struct OpenOptions {
     max_page: u64,
     /// Prepared statements kept per connection.
     statement_cache_size: usize,
+    /// Notifications a subscription may have sent and not yet taken.
+    notification_buffer: usize,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -153,6 +155,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("shared_reads", &self.shared_reads)
             .field("max_page", &self.max_page)
             .field("statement_cache_size", &self.statement_cache_size)
+            .field("notification_buffer", &self.notification_buffer)
             .finish()
     }
 }
@@ -174,6 +177,7 @@ impl OpenOptions {
             shared_reads: 0,
             max_page: crate::query::MAX_PAGE,
             statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
+            notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
         }
     }
 
@@ -237,6 +241,21 @@ impl OpenOptions {
     /// next used.
     pub fn statement_cache_size(mut self, statements: usize) -> OpenOptions {
         self.statement_cache_size = statements;
+        self
+    }
+
+    /// How many notifications each subscription ([`Db::subscribe`]) may
+    /// have been sent and not yet taken (default
+    /// [`crate::DEFAULT_NOTIFICATION_BUFFER`] = 1,024; at least 1). A
+    /// subscriber that falls this far behind on a channel gets a
+    /// [`Notification::Gap`] and no notification of that channel until it
+    /// has taken every one sent before: re-read on the `Gap`. So a slow
+    /// subscriber's mailbox holds at most this many notifications (each at
+    /// most 8,000 bytes of payload) and two `Gap`s, however fast they come.
+    /// It is also how many notifications may wait for the listener itself
+    /// before it stops reading its connection and lets the server queue them.
+    pub fn notification_buffer(mut self, notifications: usize) -> OpenOptions {
+        self.notification_buffer = notifications;
         self
     }
 
@@ -316,6 +335,11 @@ impl OpenOptions {
     pub async fn open(self) -> Result<Db> {
         if self.max_page == 0 {
             return Err(Error::config("max_page must be at least 1 row"));
+        }
+        if self.notification_buffer == 0 {
+            return Err(Error::config(
+                "notification_buffer must be at least 1 notification",
+            ));
         }
         if self.statement_cache_size == 0 {
             return Err(Error::config(
@@ -402,12 +426,14 @@ impl OpenOptions {
         let catalog = Arc::new(catalog);
         let routes = Arc::new(Routes::default());
         // The listener connects on the first subscribe, to the primary.
-        let listener = Arc::new(ListenerContext::new(
+        let mut listener = ListenerContext::new(
             &write_dsn,
             write.connector.clone(),
             &session,
             write.settings.connect_timeout,
-        ));
+        );
+        listener.buffer = self.notification_buffer;
+        let listener = Arc::new(listener);
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {

@@ -41,7 +41,7 @@ pub use config::{
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
-pub use listener::Notification;
+pub use listener::{Backlog, Notification, DEFAULT_NOTIFICATION_BUFFER};
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use model::{

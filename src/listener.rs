@@ -13,12 +13,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
@@ -83,16 +85,77 @@ pub enum Notification {
         payload: String,
         /// The backend process id of the session that sent it.
         process_id: i32,
+        /// This message's place in its subscriber's backlog, freed when
+        /// the message is dropped (match with `..` and ignore it).
+        backlog: Backlog,
     },
-    /// The listener's connection was lost and is back, LISTENing on
-    /// `channel` again. Notifications sent on `channel` while it was down
-    /// are lost: re-read the state they describe. Every notification
-    /// committed after the `Gap` arrives is delivered.
+    /// Notifications on `channel` may have been lost: re-read the state
+    /// they describe. Sent when the listener's connection was lost and is
+    /// back, LISTENing on `channel` again (every notification committed
+    /// after the `Gap` arrives is delivered), and when this subscriber fell
+    /// [`crate::OpenOptions::notification_buffer`] notifications behind on
+    /// `channel`: the listener then drops its notifications until it has
+    /// taken every one already sent, so a slow subscriber cannot make the
+    /// adapter's memory grow without bound.
     Gap {
         /// The channel, as subscribed.
         channel: String,
     },
 }
+
+/// A notification's place in its subscriber's backlog: the listener counts
+/// the [`Notification::Message`]s of each subscription that were sent and
+/// not yet dropped, and past [`crate::OpenOptions::notification_buffer`]
+/// sends no more until the subscriber has caught up. A message is dropped
+/// once the subscriber's `handle` is done with it, unless the subscriber
+/// keeps it (or its `Backlog`): then it still counts.
+///
+/// All `Backlog`s compare equal, so messages compare by their contents;
+/// `Backlog::default()` counts in no backlog.
+#[derive(Clone, Default)]
+pub struct Backlog {
+    _place: Option<Arc<Place>>,
+}
+
+impl std::fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backlog")
+    }
+}
+
+impl PartialEq for Backlog {
+    fn eq(&self, _: &Backlog) -> bool {
+        true
+    }
+}
+
+impl Eq for Backlog {}
+
+/// One counted message of a [`Queue`]: uncounted when the last clone of
+/// its [`Backlog`] is dropped.
+struct Place(Arc<Queue>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the listener knows of one subscription's backlog.
+#[derive(Default)]
+struct Queue {
+    /// Messages sent and not yet dropped by the subscriber.
+    queued: AtomicUsize,
+    /// The subscriber fell behind and was sent a `Gap`: its notifications
+    /// are dropped until `queued` is back to 0. Only the listener sets it.
+    behind: AtomicBool,
+}
+
+/// Notifications each subscription may have sent and not yet taken unless
+/// [`crate::OpenOptions::notification_buffer`] says otherwise; also how many
+/// may wait for the listener actor itself before it stops reading its
+/// connection.
+pub const DEFAULT_NOTIFICATION_BUFFER: usize = 1024;
 
 /// Check a channel name before any SQL: a plain identifier
 /// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes). It reaches `LISTEN` quoted,
@@ -137,6 +200,9 @@ pub(crate) struct ListenerContext {
     /// across an await; it lives here rather than in the actor's state so
     /// that it outlives a listener that fails.
     subscriptions: Mutex<Subscriptions>,
+    /// Most notifications a subscription may have sent and not yet taken,
+    /// and most that wait for the listener actor.
+    pub(crate) buffer: usize,
 }
 
 impl ListenerContext {
@@ -164,6 +230,7 @@ impl ListenerContext {
             timeout: connect_timeout,
             listen_allowed: session.pooler == PoolerMode::Direct,
             subscriptions: Mutex::default(),
+            buffer: DEFAULT_NOTIFICATION_BUFFER,
         }
     }
 
@@ -201,7 +268,21 @@ impl ListenerContext {
 /// channel is LISTENed to.
 #[derive(Default)]
 struct Subscriptions {
-    channels: HashMap<String, Vec<ActorRef<Notification>>>,
+    channels: HashMap<String, Vec<Subscriber>>,
+}
+
+/// A subscriber actor on one channel, and its backlog there.
+#[derive(Clone)]
+struct Subscriber {
+    actor: ActorRef<Notification>,
+    queue: Arc<Queue>,
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = ActorRef<Notification>;
+    fn deref(&self) -> &ActorRef<Notification> {
+        &self.actor
+    }
 }
 
 impl Subscriptions {
@@ -212,7 +293,10 @@ impl Subscriptions {
             .iter()
             .any(|s| s.get_id() == subscriber.get_id())
         {
-            subscribers.push(subscriber);
+            subscribers.push(Subscriber {
+                actor: subscriber,
+                queue: Arc::default(),
+            });
         }
     }
 
@@ -230,11 +314,11 @@ impl Subscriptions {
         false
     }
 
-    fn of(&self, channel: &str) -> Vec<ActorRef<Notification>> {
+    fn of(&self, channel: &str) -> Vec<Subscriber> {
         self.channels.get(channel).cloned().unwrap_or_default()
     }
 
-    fn every(&self) -> Vec<(String, ActorRef<Notification>)> {
+    fn every(&self) -> Vec<(String, Subscriber)> {
         self.channels
             .iter()
             .flat_map(|(c, subs)| subs.iter().map(|s| (c.clone(), s.clone())))
@@ -252,8 +336,9 @@ pub(crate) enum ListenerMsg {
     Connected(u64, Client),
     /// The connection of this generation could not be opened.
     ConnectFailed(u64, Error),
-    /// A notification, from whichever connection received it.
-    Notified(tokio_postgres::Notification),
+    /// A notification, from whichever connection received it, with its
+    /// place among those waiting for the listener.
+    Notified(tokio_postgres::Notification, OwnedSemaphorePermit),
     /// The connection of this generation ended, for this reason.
     Ended(u64, String),
     /// The backoff timer: connect again if still down.
@@ -354,7 +439,9 @@ impl Actor for Listener {
             ListenerMsg::ConnectFailed(generation, err) => {
                 state.connect_failed(&myself, generation, err);
             }
-            ListenerMsg::Notified(notification) => state.deliver(&myself, notification).await,
+            ListenerMsg::Notified(notification, _place) => {
+                state.deliver(&myself, notification).await
+            }
             ListenerMsg::Ended(generation, reason) => {
                 if generation == state.generation && matches!(state.link, Link::Up(..)) {
                     state.lost(&myself, &reason);
@@ -517,8 +604,14 @@ impl ListenerState {
         }
     }
 
-    /// Hand a notification to each subscriber of its channel; forget the
-    /// subscribers whose actors are gone.
+    /// Hand a notification to each subscriber of its channel, within its
+    /// backlog; forget the subscribers whose actors are gone.
+    ///
+    /// A subscriber with `buffer` messages sent and not yet taken gets a
+    /// `Gap` instead, and nothing more until it has taken them all (the
+    /// `Gap` then comes next, and a re-read on it covers every notification
+    /// dropped before). So its mailbox holds at most `buffer` messages and
+    /// two `Gap`s.
     async fn deliver(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -527,12 +620,37 @@ impl ListenerState {
         let channel = notification.channel();
         let subscribers = self.ctx.table().of(channel);
         for subscriber in subscribers {
-            let message = Notification::Message {
-                channel: channel.to_owned(),
-                payload: notification.payload().to_owned(),
-                process_id: notification.process_id(),
+            let queue = &subscriber.queue;
+            let queued = queue.queued.load(Ordering::Relaxed);
+            let sent = if queue.behind.load(Ordering::Relaxed) && queued > 0 {
+                continue;
+            } else if queued >= self.ctx.buffer {
+                queue.behind.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    target: "pgactor.listener",
+                    channel,
+                    subscriber = %subscriber.get_id(),
+                    buffer = self.ctx.buffer,
+                    "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
+                );
+                let gap = Notification::Gap {
+                    channel: channel.to_owned(),
+                };
+                subscriber.send_message(gap).is_ok()
+            } else {
+                queue.behind.store(false, Ordering::Relaxed);
+                queue.queued.fetch_add(1, Ordering::Relaxed);
+                let message = Notification::Message {
+                    channel: channel.to_owned(),
+                    payload: notification.payload().to_owned(),
+                    process_id: notification.process_id(),
+                    backlog: Backlog {
+                        _place: Some(Arc::new(Place(queue.clone()))),
+                    },
+                };
+                subscriber.send_message(message).is_ok()
             };
-            if subscriber.send_message(message).is_err() {
+            if !sent {
                 self.unsubscribe(myself, channel, subscriber.get_id()).await;
             }
         }
@@ -612,22 +730,36 @@ async fn run_connection(
         // The listener is gone; dropping the connection closes it.
         return;
     }
-    let reason = drive(connection, &listener).await;
+    let reason = drive(connection, &listener, ctx.buffer).await;
     let _ = listener.send_message(ListenerMsg::Ended(generation, reason));
 }
 
 /// Poll the connection, forwarding every notification to the listener,
 /// until it ends; answer why it ended.
-async fn drive<S, T>(mut connection: Connection<S, T>, listener: &ActorRef<ListenerMsg>) -> String
+///
+/// At most `buffer` notifications wait for the listener actor: past that,
+/// the connection is not read until the listener takes one, so the
+/// server's notification queue holds the rest. (Were the listener then
+/// waiting for a LISTEN's answer on this connection, that wait ends at its
+/// timeout, and the connection is replaced with a `Gap` to every subscriber.)
+async fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    listener: &ActorRef<ListenerMsg>,
+    buffer: usize,
+) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let places = Arc::new(Semaphore::new(buffer.clamp(1, Semaphore::MAX_PERMITS)));
     loop {
+        let Ok(place) = places.clone().acquire_owned().await else {
+            return "the listener stopped".into();
+        };
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {
                 if listener
-                    .send_message(ListenerMsg::Notified(notification))
+                    .send_message(ListenerMsg::Notified(notification, place))
                     .is_err()
                 {
                     return "the listener stopped".into();

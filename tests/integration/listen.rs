@@ -113,6 +113,7 @@ fn message(channel: &str, payload: &str, process_id: i32) -> Notification {
         channel: channel.into(),
         payload: payload.into(),
         process_id,
+        backlog: Default::default(),
     }
 }
 
