@@ -13,6 +13,7 @@ use tokio_postgres::{Client, Row};
 
 use crate::connection::Conn;
 use crate::deadline::{bounded, Fate, Overrun, Timer};
+use crate::prepared::MAX_PREPARED_TEXT;
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
@@ -53,6 +54,11 @@ pub(crate) enum Statements {
 }
 
 async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+    // A text too long to keep (a filter of thousands of terms) goes unnamed.
+    let mode = match stmt.sql.len() > MAX_PREPARED_TEXT {
+        true => Statements::Unnamed,
+        false => mode,
+    };
     let answer = match mode {
         Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
         Statements::Prepared => {

@@ -238,7 +238,8 @@ impl OpenOptions {
     /// (measured: about 18 KiB each for list statements); past this size
     /// the least recently used one is closed on the server, counted in
     /// [`crate::PoolStats::statements_evicted`], and prepared again when
-    /// next used.
+    /// next used. A statement text longer than 16 KiB (a filter of
+    /// thousands of terms) is never kept: it is sent unnamed.
     pub fn statement_cache_size(mut self, statements: usize) -> OpenOptions {
         self.statement_cache_size = statements;
         self

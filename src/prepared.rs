@@ -21,6 +21,13 @@ use crate::stats::Counters;
 /// [`crate::OpenOptions::statement_cache_size`] says otherwise.
 pub const DEFAULT_STATEMENT_CACHE_SIZE: usize = 256;
 
+/// The longest statement text that is prepared and kept, in bytes; a
+/// longer one (a `List` filter of thousands of terms) is sent unnamed. So
+/// a connection's cache holds at most [`DEFAULT_STATEMENT_CACHE_SIZE`] (or
+/// the configured size) texts of at most 16 KiB, on the client and on the
+/// server.
+pub(crate) const MAX_PREPARED_TEXT: usize = 16 * 1024;
+
 /// One connection's statement cache.
 pub(crate) struct Prepared {
     capacity: usize,

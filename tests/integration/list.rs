@@ -357,7 +357,9 @@ async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() 
 /// A model read from a view that answers, in the session that reads it,
 /// how many named prepared statements that session holds.
 fn probe_model() -> Model {
-    Model::new("Probe").field(Field::new("prepared", FieldType::I64))
+    Model::new("Probe")
+        .field(Field::new("prepared", FieldType::I64))
+        .field(Field::new("long", FieldType::I64))
 }
 
 #[tokio::test]
@@ -373,6 +375,7 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
         .batch_execute(&format!(
             "CREATE VIEW \"{schema}\".probe AS SELECT gen_random_uuid() AS id, \
              (SELECT count(*) FROM pg_prepared_statements) AS prepared, \
+             (SELECT count(*) FROM pg_prepared_statements WHERE length(statement) > 16384) AS long, \
              now() AS created_at, now() AS updated_at"
         ))
         .await
@@ -411,5 +414,11 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
     );
     // The hot statements still answer, prepared again when evicted.
     assert_eq!(list(&db, Query::new()).await.rows.len(), 1);
+    // A text past 16 KiB is never kept: it goes unnamed.
+    let huge = Filter::Or((0..2_000).map(|i| Filter::eq("qty", i as i64)).collect());
+    assert_eq!(list(&db, Query::new().filter(huge)).await.rows.len(), 1);
+    let probe = db.list("Probe", Query::new()).await.expect("probe");
+    let long: i64 = probe.rows[0].get("long").expect("long");
+    assert_eq!(long, 0, "a statement longer than 16 KiB was kept prepared");
     db.close().await;
 }
