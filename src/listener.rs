@@ -907,3 +907,115 @@ pub(crate) mod tests {
         );
     }
 }
+
+/// The listener's own queue, against the real primary of the test
+/// topology (`scripts/cluster.sh`; `PGACTOR_PRIMARY_URL`).
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+    /// A listener that takes every notification and never lets go of it.
+    struct Hoarder;
+
+    impl Actor for Hoarder {
+        type Msg = ListenerMsg;
+        type State = (Vec<OwnedSemaphorePermit>, UnboundedSender<usize>);
+        type Arguments = UnboundedSender<usize>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<ListenerMsg>,
+            tx: UnboundedSender<usize>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((Vec::new(), tx))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<ListenerMsg>,
+            msg: ListenerMsg,
+            (kept, tx): &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            if let ListenerMsg::Notified(_, place) = msg {
+                kept.push(place);
+                let _ = tx.send(kept.len());
+            }
+            Ok(())
+        }
+    }
+
+    async fn connect() -> (
+        Client,
+        Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ) {
+        let url = std::env::var("PGACTOR_PRIMARY_URL")
+            .expect("PGACTOR_PRIMARY_URL: start the topology with scripts/cluster.sh");
+        tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the primary")
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_takes_nothing_gets_at_most_its_buffer_and_the_server_keeps_the_rest() {
+        const BUFFER: usize = 10;
+        let (tx, mut taken) = unbounded_channel();
+        let (hoarder, _) = Actor::spawn(None, Hoarder, tx).await.unwrap();
+        let (client, connection) = connect().await;
+        let driven = tokio::spawn(async move { drive(connection, &hoarder, BUFFER).await });
+        let channel = format!("hoard_{}", uuid::Uuid::new_v4().simple());
+        client.batch_execute(&listen(&channel)).await.unwrap();
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+
+        let (sender, sending) = connect().await;
+        tokio::spawn(sending);
+        sender
+            .execute(
+                "SELECT pg_notify($1, lpad(i::text, 1000, 'x')) FROM generate_series(1, 20000) AS i",
+                &[&channel],
+            )
+            .await
+            .unwrap();
+        // Guards against hanging, not timing checks.
+        let patience = Duration::from_secs(30);
+        let mut most = 0;
+        while most < BUFFER {
+            let n = tokio::time::timeout(patience, taken.recv()).await;
+            most = n.expect("notifications reach the listener").unwrap();
+        }
+        // The listening backend ends up blocked writing to a client that
+        // stopped reading.
+        let mut blocked = false;
+        for _ in 0..600 {
+            let wait: Option<String> = sender
+                .query_one(
+                    "SELECT wait_event FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if wait.as_deref() == Some("ClientWrite") {
+                blocked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while let Ok(n) = taken.try_recv() {
+            most = most.max(n);
+        }
+        assert!(
+            most <= BUFFER,
+            "{most} notifications waited for the listener"
+        );
+        assert!(
+            blocked,
+            "the listener's connection was read past its buffer"
+        );
+        driven.abort();
+    }
+}
