@@ -250,9 +250,10 @@ impl OpenOptions {
     /// [`crate::DEFAULT_NOTIFICATION_BUFFER`] = 1,024; at least 1). A
     /// subscriber that falls this far behind on a channel gets a
     /// [`Notification::Gap`] and no notification of that channel until it
-    /// has taken every one sent before: re-read on the `Gap`. So a slow
-    /// subscriber's mailbox holds at most this many notifications (each at
-    /// most 8,000 bytes of payload) and two `Gap`s, however fast they come.
+    /// has taken every one sent before and the `Gap`: re-read on the `Gap`.
+    /// So a slow subscriber's mailbox holds at most this many notifications
+    /// (each at most 8,000 bytes of payload) and one `Gap`, however fast
+    /// they come.
     /// It is also how many notifications may wait for the listener itself
     /// before it stops reading its connection and lets the server queue them.
     pub fn notification_buffer(mut self, notifications: usize) -> OpenOptions {

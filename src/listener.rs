@@ -59,7 +59,7 @@ use crate::transaction::RetryPolicy;
 ///         match msg {
 ///             Notification::Message { channel, payload, .. } => println!("{channel}: {payload}"),
 ///             // Some notifications may have been lost: re-read what they describe.
-///             Notification::Gap { channel } => println!("{channel}: re-reading the orders"),
+///             Notification::Gap { channel, .. } => println!("{channel}: re-reading the orders"),
 ///             _ => {}
 ///         }
 ///         Ok(())
@@ -94,19 +94,23 @@ pub enum Notification {
     /// back, LISTENing on `channel` again (every notification committed
     /// after the `Gap` arrives is delivered), and when this subscriber fell
     /// [`crate::OpenOptions::notification_buffer`] notifications behind on
-    /// `channel`: the listener then drops its notifications until it has
-    /// taken every one already sent, so a slow subscriber cannot make the
-    /// adapter's memory grow without bound.
+    /// `channel`. Until it has taken the `Gap` (and everything sent before
+    /// it), the listener sends it nothing more on `channel`, no other `Gap`
+    /// included: the re-read on this one covers whatever is dropped
+    /// meanwhile. So a slow subscriber cannot make the adapter's memory
+    /// grow without bound.
     Gap {
         /// The channel, as subscribed.
         channel: String,
+        /// This `Gap`'s place in its subscriber's backlog, as a message's.
+        backlog: Backlog,
     },
 }
 
 /// A notification's place in its subscriber's backlog: the listener counts
-/// the [`Notification::Message`]s of each subscription that were sent and
-/// not yet dropped, and past [`crate::OpenOptions::notification_buffer`]
-/// sends no more until the subscriber has caught up. A message is dropped
+/// the notifications of each subscription that were sent and not yet
+/// dropped, and past [`crate::OpenOptions::notification_buffer`] sends a
+/// [`Notification::Gap`] and nothing more until the subscriber has caught up. A message is dropped
 /// once the subscriber's `handle` is done with it, unless the subscriber
 /// keeps it (or its `Backlog`): then it still counts.
 ///
@@ -131,8 +135,8 @@ impl PartialEq for Backlog {
 
 impl Eq for Backlog {}
 
-/// One counted message of a [`Queue`]: uncounted when the last clone of
-/// its [`Backlog`] is dropped.
+/// One counted notification of a [`Queue`]: uncounted when the last clone
+/// of its [`Backlog`] is dropped.
 struct Place(Arc<Queue>);
 
 impl Drop for Place {
@@ -144,10 +148,11 @@ impl Drop for Place {
 /// What the listener knows of one subscription's backlog.
 #[derive(Default)]
 struct Queue {
-    /// Messages sent and not yet dropped by the subscriber.
+    /// Notifications sent and not yet dropped by the subscriber.
     queued: AtomicUsize,
-    /// The subscriber fell behind and was sent a `Gap`: its notifications
-    /// are dropped until `queued` is back to 0. Only the listener sets it.
+    /// The subscriber was sent a `Gap`, the last thing sent to it: nothing
+    /// more is sent while `queued` is above 0 (the `Gap` not yet taken).
+    /// Only the listener sets it.
     behind: AtomicBool,
 }
 
@@ -276,6 +281,36 @@ struct Subscriptions {
 struct Subscriber {
     actor: ActorRef<Notification>,
     queue: Arc<Queue>,
+}
+
+impl Subscriber {
+    /// A counted place in this subscriber's backlog.
+    fn place(&self) -> Backlog {
+        self.queue.queued.fetch_add(1, Ordering::Relaxed);
+        Backlog {
+            _place: Some(Arc::new(Place(self.queue.clone()))),
+        }
+    }
+
+    /// Whether a `Gap` sent earlier is still waiting to be taken; then it
+    /// is the last thing sent, and everything sent after it is dropped.
+    fn gap_pending(&self) -> bool {
+        self.queue.behind.load(Ordering::Relaxed) && self.queue.queued.load(Ordering::Relaxed) > 0
+    }
+
+    /// Send a `Gap` on `channel`, unless one is still pending (its re-read
+    /// comes later and covers this one's); `false` when the actor is gone.
+    fn gap(&self, channel: &str) -> bool {
+        if self.gap_pending() {
+            return true;
+        }
+        self.queue.behind.store(true, Ordering::Relaxed);
+        let gap = Notification::Gap {
+            channel: channel.to_owned(),
+            backlog: self.place(),
+        };
+        self.send_message(gap).is_ok()
+    }
 }
 
 impl std::ops::Deref for Subscriber {
@@ -554,10 +589,7 @@ impl ListenerState {
             "listener connected"
         );
         for (channel, subscriber) in before {
-            let gap = Notification::Gap {
-                channel: channel.clone(),
-            };
-            if subscriber.send_message(gap).is_err() {
+            if !subscriber.gap(&channel) {
                 self.unsubscribe(myself, &channel, subscriber.get_id())
                     .await;
             }
@@ -607,11 +639,11 @@ impl ListenerState {
     /// Hand a notification to each subscriber of its channel, within its
     /// backlog; forget the subscribers whose actors are gone.
     ///
-    /// A subscriber with `buffer` messages sent and not yet taken gets a
-    /// `Gap` instead, and nothing more until it has taken them all (the
-    /// `Gap` then comes next, and a re-read on it covers every notification
-    /// dropped before). So its mailbox holds at most `buffer` messages and
-    /// two `Gap`s.
+    /// A subscriber with `buffer` notifications sent and not yet taken
+    /// gets a `Gap` instead, and nothing more until it has taken them all
+    /// and the `Gap` (a re-read on it covers every notification dropped
+    /// before). So its mailbox holds at most `buffer` notifications and
+    /// one `Gap`.
     async fn deliver(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -620,12 +652,9 @@ impl ListenerState {
         let channel = notification.channel();
         let subscribers = self.ctx.table().of(channel);
         for subscriber in subscribers {
-            let queue = &subscriber.queue;
-            let queued = queue.queued.load(Ordering::Relaxed);
-            let sent = if queue.behind.load(Ordering::Relaxed) && queued > 0 {
+            let sent = if subscriber.gap_pending() {
                 continue;
-            } else if queued >= self.ctx.buffer {
-                queue.behind.store(true, Ordering::Relaxed);
+            } else if subscriber.queue.queued.load(Ordering::Relaxed) >= self.ctx.buffer {
                 tracing::warn!(
                     target: "pgactor.listener",
                     channel,
@@ -633,20 +662,14 @@ impl ListenerState {
                     buffer = self.ctx.buffer,
                     "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
                 );
-                let gap = Notification::Gap {
-                    channel: channel.to_owned(),
-                };
-                subscriber.send_message(gap).is_ok()
+                subscriber.gap(channel)
             } else {
-                queue.behind.store(false, Ordering::Relaxed);
-                queue.queued.fetch_add(1, Ordering::Relaxed);
+                subscriber.queue.behind.store(false, Ordering::Relaxed);
                 let message = Notification::Message {
                     channel: channel.to_owned(),
                     payload: notification.payload().to_owned(),
                     process_id: notification.process_id(),
-                    backlog: Backlog {
-                        _place: Some(Arc::new(Place(queue.clone()))),
-                    },
+                    backlog: subscriber.place(),
                 };
                 subscriber.send_message(message).is_ok()
             };

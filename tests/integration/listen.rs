@@ -328,7 +328,8 @@ async fn a_terminated_listener_session_comes_back_with_a_gap_then_notifications(
     assert_eq!(
         next(&mut rx).await,
         Notification::Gap {
-            channel: channel.clone()
+            channel: channel.clone(),
+            backlog: Default::default(),
         }
     );
     // The Gap comes once LISTEN is in force again: nothing sent now is lost.
@@ -408,7 +409,8 @@ async fn the_listener_follows_a_primary_restart() {
     assert_eq!(
         next(&mut rx).await,
         Notification::Gap {
-            channel: channel.clone()
+            channel: channel.clone(),
+            backlog: Default::default(),
         }
     );
     let client = observer(topo.primary()).await;

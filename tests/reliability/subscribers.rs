@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions};
+use pgactor::{Notification, OpenOptions, SessionConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
@@ -24,6 +24,8 @@ const SENT: usize = 20_000;
 const PAYLOAD: usize = 1_000;
 /// A guard against hanging forever, never a timing check.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// Times the listener's connection is cut while the subscriber is stuck.
+const RECONNECTS: usize = 3;
 
 /// What a subscriber saw: the payload of a message (the message itself,
 /// and its place in the backlog, dropped at once), or a gap.
@@ -85,11 +87,27 @@ async fn a_stuck_subscriber_holds_at_most_the_notification_buffer_and_gets_a_gap
     let _serial = serial().await;
     let mut figures = Figures::new(
         "9a",
-        "20,000 notifications of 1 KB to a stuck subscriber, notification_buffer 100",
+        "20,000 notifications of 1 KB to a stuck subscriber, notification_buffer 100, 3 reconnections",
     );
-    let bounded = flood(BUFFER).await;
+    let mut bounded = flood(BUFFER).await;
     let mut slow_seen = bounded.seen;
     figures.operations = SENT as u64;
+    // Each reconnection owes the subscriber a Gap; the one it has not
+    // taken yet covers them.
+    for _ in 0..RECONNECTS {
+        let killed: i64 = bounded
+            .sender
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+                &[&bounded.app],
+            )
+            .await
+            .expect("terminate the listener")
+            .get(0);
+        assert_eq!(killed, 1, "one listener session");
+        assert_eq!(next(&mut bounded.barrier).await, Seen::Gap);
+    }
 
     // Let it take what it was sent: BUFFER messages, in order, then the Gap.
     bounded.open_gate.send(true).expect("open the gate");
@@ -108,6 +126,7 @@ async fn a_stuck_subscriber_holds_at_most_the_notification_buffer_and_gets_a_gap
     }
     figures.acknowledged = messages as u64;
     assert_eq!(messages, BUFFER, "{BUFFER} notifications before the Gap");
+    // One Gap: the reconnections' were covered by it.
     // Caught up, it gets what comes next.
     bounded
         .sender
@@ -123,7 +142,7 @@ async fn a_stuck_subscriber_holds_at_most_the_notification_buffer_and_gets_a_gap
     let unbounded = flood(usize::MAX).await;
     unbounded.db.close().await;
     figures.note(format!(
-        "delivered before the Gap {messages}, dropped {}, Gaps 1, next notification delivered: yes; \
+        "delivered before the Gap {messages}, dropped {}, Gaps 1 (listener reconnected {RECONNECTS} times meanwhile), next notification delivered: yes; \
          RSS growth {} KiB vs {} KiB with no bound",
         SENT - messages,
         bounded.growth_kib,
@@ -139,6 +158,10 @@ struct Flood {
     sender: tokio_postgres::Client,
     open_gate: watch::Sender<bool>,
     seen: UnboundedReceiver<Seen>,
+    /// What the subscriber of the marker channel sees.
+    barrier: UnboundedReceiver<Seen>,
+    /// The adapter's application_name.
+    app: String,
     /// The process's RSS growth while the listener handed them out.
     growth_kib: u64,
 }
@@ -149,7 +172,12 @@ struct Flood {
 async fn flood(buffer: usize) -> Flood {
     let channel = unique_schema("slow");
     let marker = unique_schema("marker");
+    let app = unique_schema("subs");
     let db = OpenOptions::new(primary_url())
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        })
         .notification_buffer(buffer)
         .open()
         .await
@@ -188,6 +216,8 @@ async fn flood(buffer: usize) -> Flood {
         sender,
         open_gate,
         seen: slow_seen,
+        barrier: barrier_seen,
+        app,
         growth_kib,
     }
 }
