@@ -380,8 +380,10 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
         ))
         .await
         .expect("probe view");
+    // One connection, kept while idle: every statement runs in one session.
     let one = pgactor::PoolConfig {
         max_open: Some(1),
+        max_idle: Some(1),
         ..pgactor::PoolConfig::default()
     };
     let db = pgactor::OpenOptions::new(crate::common::primary_url())
@@ -400,6 +402,10 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
         let filter = Filter::And((0..shape).map(|i| Filter::ge("qty", i as i64)).collect());
         list(&db, Query::new().filter(filter)).await;
     }
+    // The probe's two statements are prepared together: while the second
+    // is, the server holds one more than the cache until its eviction's
+    // Close. Read once they are both cached, nothing is prepared.
+    db.list("Probe", Query::new()).await.expect("probe");
     let probe = db.list("Probe", Query::new()).await.expect("probe");
     let prepared: i64 = probe.rows[0].get("prepared").expect("prepared");
     assert!(
