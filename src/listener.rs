@@ -504,6 +504,9 @@ impl ListenerState {
         self.link = Link::Connecting(task.abort_handle());
     }
 
+    /// Subscribe; first forget the subscribers whose actors have stopped
+    /// (UNLISTENing channels left without any), so subscriptions of
+    /// short-lived actors on quiet channels do not pile up.
     async fn subscribe(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -511,6 +514,17 @@ impl ListenerState {
         subscriber: ActorRef<Notification>,
         reply: RpcReplyPort<Result<()>>,
     ) {
+        let stopped: Vec<(String, ActorId)> = self
+            .ctx
+            .table()
+            .every()
+            .into_iter()
+            .filter(|(_, s)| s.get_status() == ractor::ActorStatus::Stopped)
+            .map(|(c, s)| (c, s.get_id()))
+            .collect();
+        for (stale, id) in stopped {
+            self.unsubscribe(myself, &stale, id).await;
+        }
         match self.link {
             Link::Up(..) => {
                 // A channel with subscribers is already LISTENed to.
@@ -803,7 +817,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::{Role, SessionConfig};
 
-    fn context(dsn: &str) -> ListenerContext {
+    pub(crate) fn context(dsn: &str) -> ListenerContext {
         let session = SessionConfig {
             application_name: Some("orders-api".into()),
             ..SessionConfig::default()
@@ -1040,5 +1054,28 @@ mod queue_tests {
             "the listener's connection was read past its buffer"
         );
         driven.abort();
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_forgets_the_subscribers_that_have_stopped() {
+        let url = std::env::var("PGACTOR_PRIMARY_URL")
+            .expect("PGACTOR_PRIMARY_URL: start the topology with scripts/cluster.sh");
+        let ctx = Arc::new(tests::context(&url));
+        let (listener, _) = Actor::spawn(None, Listener, ctx.clone()).await.unwrap();
+        let gone = tests::sink().await;
+        let quiet = ractor::call!(
+            listener,
+            ListenerMsg::Subscribe,
+            "quiet".into(),
+            gone.clone()
+        );
+        quiet.unwrap().unwrap();
+        gone.stop_and_wait(None, None).await.unwrap();
+        let live = tests::sink().await;
+        let busy = ractor::call!(listener, ListenerMsg::Subscribe, "busy".into(), live);
+        busy.unwrap().unwrap();
+        let channels: Vec<String> = ctx.table().channels.keys().cloned().collect();
+        assert_eq!(channels, ["busy"]);
+        listener.stop(None);
     }
 }
