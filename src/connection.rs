@@ -13,6 +13,7 @@ use deadpool_postgres::{
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
+use tokio_postgres::Statement;
 
 use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
 use crate::deadline::{CancelTarget, Timer};
@@ -36,6 +37,21 @@ pub(crate) type Hook = deadpool::managed::Hook<Connector>;
 pub(crate) struct Conn {
     client: ClientWrapper,
     pub(crate) prepared: Prepared,
+    /// The pool's counters, where statement evictions are counted.
+    counters: Arc<Counters>,
+}
+
+impl Conn {
+    /// Keep `statement`, just prepared for `sql` and `types`, in this
+    /// connection's cache (see [`Prepared::insert`]), counting an eviction;
+    /// answer the statement to run.
+    pub(crate) fn keep(&self, sql: &str, types: &[Type], statement: Statement) -> Statement {
+        let (kept, evicted) = self.prepared.insert(sql, types, statement);
+        if evicted {
+            self.counters.statement_evicted();
+        }
+        kept
+    }
 }
 
 impl std::ops::Deref for Conn {
@@ -68,7 +84,8 @@ impl deadpool::managed::Manager for Connector {
     async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
         Ok(Conn {
             client: self.manager.create().await?,
-            prepared: Prepared::new(self.statements, self.counters.clone()),
+            prepared: Prepared::new(self.statements),
+            counters: self.counters.clone(),
         })
     }
 

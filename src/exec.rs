@@ -96,7 +96,7 @@ async fn prepared(
         Some(prepared) => prepared,
         None => {
             let fresh = client.prepare_typed(&stmt.sql, types).await?;
-            client.prepared.insert(&stmt.sql, types, fresh)
+            client.keep(&stmt.sql, types, fresh)
         }
     };
     client.query(&prepared, &stmt.values()).await

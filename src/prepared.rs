@@ -10,12 +10,10 @@
 //! server (at once, or when a statement still running on it ends).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use tokio_postgres::types::Type;
 use tokio_postgres::Statement;
-
-use crate::stats::Counters;
 
 /// Prepared statements kept per connection unless
 /// [`crate::OpenOptions::statement_cache_size`] says otherwise.
@@ -31,17 +29,14 @@ pub(crate) const MAX_PREPARED_TEXT: usize = 16 * 1024;
 /// One connection's statement cache.
 pub(crate) struct Prepared {
     capacity: usize,
-    /// The pool's counters, where evictions are counted.
-    counters: Arc<Counters>,
     cache: Mutex<Lru<Statement>>,
 }
 
 impl Prepared {
     /// An empty cache of at most `capacity` statements (at least 1).
-    pub(crate) fn new(capacity: usize, counters: Arc<Counters>) -> Prepared {
+    pub(crate) fn new(capacity: usize) -> Prepared {
         Prepared {
             capacity: capacity.max(1),
-            counters,
             cache: Mutex::new(Lru::default()),
         }
     }
@@ -57,16 +52,19 @@ impl Prepared {
 
     /// Keep `statement`, just prepared for `sql` and `types`, and answer
     /// the one to run: it, or one prepared meanwhile by a concurrent
-    /// caller (ours is then closed). A full cache first closes its least
-    /// recently used statement.
-    pub(crate) fn insert(&self, sql: &str, types: &[Type], statement: Statement) -> Statement {
+    /// caller (ours is then closed); and whether a statement was evicted.
+    /// A full cache first closes its least recently used statement.
+    pub(crate) fn insert(
+        &self,
+        sql: &str,
+        types: &[Type],
+        statement: Statement,
+    ) -> (Statement, bool) {
         let (kept, closed) = self.lock().insert(sql, types, statement, self.capacity);
-        if closed.evicted {
-            self.counters.statement_evicted();
-        }
+        let evicted = closed.evicted;
         // Dropped outside the lock: the Close goes out now.
         drop(closed);
-        kept
+        (kept, evicted)
     }
 
     /// Forget the statement of `sql` (stale after a schema change).
