@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use deadpool::managed::{Metrics, RecycleResult};
 use deadpool_postgres::{
-    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError,
-    RecyclingMethod, Runtime, Timeouts,
+    ClientWrapper, HookError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
 use postgres_openssl::MakeTlsConnector;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
+use tokio_postgres::Statement;
 
 use crate::config::{PoolSettings, PoolerMode, Role, SessionSettings};
 use crate::deadline::{CancelTarget, Timer};
@@ -20,8 +21,86 @@ use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
 use crate::model::quote_ident;
+use crate::prepared::Prepared;
 use crate::stats::{Counters, PoolStats, Reason};
 use crate::tls::Tls;
+
+/// A pool of the adapter's connections.
+pub(crate) type Pool = deadpool::managed::Pool<Connector>;
+/// A connection checked out of a [`Pool`].
+pub(crate) type Object = deadpool::managed::Object<Connector>;
+/// A hook of a [`Pool`].
+pub(crate) type Hook = deadpool::managed::Hook<Connector>;
+
+/// One physical connection: deadpool-postgres's client, and the prepared
+/// statements of its session, at most the pool's statement cache size.
+pub(crate) struct Conn {
+    client: ClientWrapper,
+    pub(crate) prepared: Prepared,
+    /// The pool's counters, where statement evictions are counted.
+    counters: Arc<Counters>,
+}
+
+impl Conn {
+    /// Keep `statement`, just prepared for `sql` and `types`, in this
+    /// connection's cache (see [`Prepared::insert`]), counting an eviction;
+    /// answer the statement to run.
+    pub(crate) fn keep(&self, sql: &str, types: &[Type], statement: Statement) -> Statement {
+        let (kept, evicted) = self.prepared.insert(sql, types, statement);
+        if evicted {
+            self.counters.statement_evicted();
+        }
+        kept
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = ClientWrapper;
+    fn deref(&self) -> &ClientWrapper {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut ClientWrapper {
+        &mut self.client
+    }
+}
+
+/// Opens and recycles [`Conn`]s: deadpool-postgres's manager, with a
+/// bounded statement cache for each connection it opens.
+pub(crate) struct Connector {
+    manager: Manager,
+    /// Prepared statements kept per connection.
+    statements: usize,
+    /// The pool's counters, where statement evictions are counted.
+    counters: Arc<Counters>,
+}
+
+impl deadpool::managed::Manager for Connector {
+    type Type = Conn;
+    type Error = tokio_postgres::Error;
+
+    async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
+        Ok(Conn {
+            client: self.manager.create().await?,
+            prepared: Prepared::new(self.statements),
+            counters: self.counters.clone(),
+        })
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Conn,
+        metrics: &Metrics,
+    ) -> RecycleResult<tokio_postgres::Error> {
+        self.manager.recycle(&mut conn.client, metrics).await
+    }
+
+    fn detach(&self, conn: &mut Conn) {
+        deadpool::managed::Manager::detach(&self.manager, &mut conn.client);
+    }
+}
 
 /// One role's pool, with what its error messages need to say.
 #[derive(Clone)]
@@ -124,13 +203,15 @@ pub(crate) fn client_config(
 }
 
 impl ConnectionPool {
-    /// Build the pool of `role`, reading the DSN's certificate files.
-    /// Connections open lazily; see [`ConnectionPool::check`].
+    /// Build the pool of `role`, reading the DSN's certificate files, with
+    /// at most `statements` prepared statements per connection. Connections
+    /// open lazily; see [`ConnectionPool::check`].
     pub(crate) fn build(
         role: Role,
         dsn: &Dsn,
         settings: PoolSettings,
         session: Arc<SessionSettings>,
+        statements: usize,
     ) -> Result<Self> {
         let connector = dsn
             .tls
@@ -147,7 +228,13 @@ impl ConnectionPool {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let hook = Hook::async_fn(move |client: &mut ClientWrapper, _| {
+        let counters = Arc::new(Counters::default());
+        let manager = Connector {
+            manager,
+            statements,
+            counters: counters.clone(),
+        };
+        let hook = Hook::async_fn(move |client: &mut Conn, _| {
             let session = session.clone();
             Box::pin(async move {
                 apply_session(client, role, &session)
@@ -158,7 +245,6 @@ impl ConnectionPool {
             })
         });
         let lifetimes = Lifetimes::new(role, &settings);
-        let counters = Arc::new(Counters::default());
         let pool = Pool::builder(manager)
             .max_size(settings.max_open)
             .runtime(Runtime::Tokio1)

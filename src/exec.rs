@@ -6,19 +6,20 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::ClientWrapper;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
+use crate::connection::Conn;
 use crate::deadline::{bounded, Fate, Overrun, Timer};
+use crate::prepared::MAX_PREPARED_TEXT;
 use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, Result};
 use crate::messages::{ListRequest, WriteOp};
 use crate::model::Model;
-use crate::query::Page;
+use crate::query::{Page, DEFAULT_LIMIT};
 use crate::record::{Columns, Record};
 use crate::sql::{Catalog, Statement, Table};
 use crate::value::Value;
@@ -41,9 +42,10 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
 /// How statements reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Statements {
-    /// Prepared once per connection (named, cached by deadpool) and then
-    /// only bound and executed: half the server work of an unnamed
-    /// statement for a primary-key read. For direct connections.
+    /// Prepared once per connection (named, kept in the connection's
+    /// bounded cache, see `crate::prepared`) and then only bound and
+    /// executed: half the server work of an unnamed statement for a
+    /// primary-key read. For direct connections.
     Prepared,
     /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
     /// nothing kept on the server between statements: safe behind a
@@ -51,12 +53,12 @@ pub(crate) enum Statements {
     Unnamed,
 }
 
-async fn query(
-    client: &ClientWrapper,
-    stmt: &Statement,
-    write: bool,
-    mode: Statements,
-) -> Result<Vec<Row>> {
+async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+    // A text too long to keep (a filter of thousands of terms) goes unnamed.
+    let mode = match stmt.sql.len() > MAX_PREPARED_TEXT {
+        true => Statements::Unnamed,
+        false => mode,
+    };
     let answer = match mode {
         Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
         Statements::Prepared => {
@@ -68,7 +70,7 @@ async fn query(
                 // aborted it, so the second run answers 25P02: report the
                 // first failure then.
                 Err(stale) if is_stale(&stale) => {
-                    client.statement_cache.remove(&stmt.sql, &types);
+                    client.prepared.remove(&stmt.sql);
                     match prepared(client, stmt, &types).await {
                         Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
                             Err(stale)
@@ -83,13 +85,20 @@ async fn query(
     answer.map_err(|e| Error::from_statement(e, write))
 }
 
-/// Run `stmt` as a statement prepared (once) on this connection.
+/// Run `stmt` as a statement prepared on this connection: taken from its
+/// bounded cache, or prepared now and kept there.
 async fn prepared(
-    client: &ClientWrapper,
+    client: &Conn,
     stmt: &Statement,
     types: &[Type],
 ) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
-    let prepared = client.prepare_typed_cached(&stmt.sql, types).await?;
+    let prepared = match client.prepared.get(&stmt.sql, types) {
+        Some(prepared) => prepared,
+        None => {
+            let fresh = client.prepare_typed(&stmt.sql, types).await?;
+            client.keep(&stmt.sql, types, fresh)
+        }
+    };
     client.query(&prepared, &stmt.values()).await
 }
 
@@ -181,8 +190,21 @@ pub(crate) struct PagePlan {
 }
 
 impl PagePlan {
-    pub(crate) fn new(catalog: &Catalog, req: ListRequest) -> Result<PagePlan> {
+    /// Refuses a page larger than the catalog's `max_page` (a query
+    /// without a limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less).
+    pub(crate) fn new(catalog: &Catalog, mut req: ListRequest) -> Result<PagePlan> {
         let table = catalog.table(&req.model)?;
+        match req.query.limit {
+            Some(limit) if limit > catalog.max_page => {
+                return Err(Error::invalid_input(format!(
+                    "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
+                     read page by page",
+                    catalog.max_page
+                )));
+            }
+            Some(_) => {}
+            None => req.query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page)),
+        }
         let (page, count, limit) = table.list(&req.query)?;
         Ok(PagePlan {
             page,
@@ -213,13 +235,13 @@ pub(crate) trait Plan: Send + Sync + 'static {
     /// Its statements on `client`, unbounded: [`Plan::run`] bounds them.
     fn fetch<'a>(
         &'a self,
-        client: &'a ClientWrapper,
+        client: &'a Conn,
     ) -> impl Future<Output = Result<Self::Output>> + Send + 'a;
     /// Run on `client` within `deadline` on `timer` (past it, handled as
     /// `overrun` says).
     fn run(
         &self,
-        client: &ClientWrapper,
+        client: &Conn,
         overrun: Overrun<'_>,
         deadline: Option<Duration>,
         timer: &mut Timer,
@@ -242,7 +264,7 @@ impl Plan for RowPlan {
     fn shares_connection(&self) -> bool {
         !self.write
     }
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Record> {
+    async fn fetch(&self, client: &Conn) -> Result<Record> {
         let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
             .map(|row| record(&self.columns, row))
@@ -263,7 +285,7 @@ impl Plan for WithToken {
     fn writes(&self) -> bool {
         true
     }
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Self::Output> {
+    async fn fetch(&self, client: &Conn) -> Result<Self::Output> {
         let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
         Ok((record?, token?))
     }
@@ -279,7 +301,7 @@ impl Plan for PagePlan {
     }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.
-    async fn fetch(&self, client: &ClientWrapper) -> Result<Page> {
+    async fn fetch(&self, client: &Conn) -> Result<Page> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false, self.mode),
             query(client, &self.count, false, self.mode)

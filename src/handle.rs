@@ -131,6 +131,12 @@ pub struct OpenOptions {
     statement_cache: Option<bool>,
     /// Connections reads outside transactions share; 0: none.
     shared_reads: usize,
+    /// The largest page a `List` answers.
+    max_page: u64,
+    /// Prepared statements kept per connection.
+    statement_cache_size: usize,
+    /// Notifications a subscription may have sent and not yet taken.
+    notification_buffer: usize,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -148,6 +154,9 @@ impl std::fmt::Debug for OpenOptions {
             .field("pooler", &self.pooler)
             .field("statement_cache", &self.statement_cache)
             .field("shared_reads", &self.shared_reads)
+            .field("max_page", &self.max_page)
+            .field("statement_cache_size", &self.statement_cache_size)
+            .field("notification_buffer", &self.notification_buffer)
             .finish()
     }
 }
@@ -167,6 +176,9 @@ impl OpenOptions {
             pooler: PoolerMode::Direct,
             statement_cache: None,
             shared_reads: 0,
+            max_page: crate::query::MAX_PAGE,
+            statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
+            notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
         }
     }
 
@@ -219,6 +231,37 @@ impl OpenOptions {
         self
     }
 
+    /// How many prepared statements each connection keeps (default
+    /// [`crate::DEFAULT_STATEMENT_CACHE_SIZE`] = 256; at least 1), when
+    /// statements are prepared ([`OpenOptions::statement_cache`]). Every
+    /// `List` filter shape and `update` patch shape is a statement text of
+    /// its own, and each prepared statement costs its server backend memory
+    /// (measured: about 18 KiB each for list statements); past this size
+    /// the least recently used one is closed on the server, counted in
+    /// [`crate::PoolStats::statements_evicted`], and prepared again when
+    /// next used. A statement text longer than 16 KiB (a filter of
+    /// thousands of terms) is never kept: it is sent unnamed.
+    pub fn statement_cache_size(mut self, statements: usize) -> OpenOptions {
+        self.statement_cache_size = statements;
+        self
+    }
+
+    /// How many notifications each subscription ([`Db::subscribe`]) may
+    /// have been sent and not yet taken (default
+    /// [`crate::DEFAULT_NOTIFICATION_BUFFER`] = 1,024; at least 1). A
+    /// subscriber that falls this far behind on a channel gets a
+    /// [`Notification::Gap`] and no notification of that channel until it
+    /// has taken every one sent before and the `Gap`: re-read on the `Gap`.
+    /// So a slow subscriber's mailbox holds at most this many notifications
+    /// (each at most 8,000 bytes of payload) and one `Gap`, however fast
+    /// they come.
+    /// It is also how many notifications may wait for the listener itself
+    /// before it stops reading its connection and lets the server queue them.
+    pub fn notification_buffer(mut self, notifications: usize) -> OpenOptions {
+        self.notification_buffer = notifications;
+        self
+    }
+
     /// Let reads by id outside transactions ([`Db::read`]) share `lanes`
     /// read-pool connections, taking turns in order, instead of taking one
     /// connection each (default 0: off). tokio-postgres pipelines the
@@ -257,6 +300,18 @@ impl OpenOptions {
         self
     }
 
+    /// The largest page a `List` answers, in rows (default
+    /// [`crate::MAX_PAGE`] = 10,000; at least 1). A [`Query::limit`] above
+    /// it is refused with [`ErrorKind::InvalidInput`] before any SQL is
+    /// sent, and a query without a limit gets [`crate::DEFAULT_LIMIT`] rows
+    /// or `rows`, whichever is less. A page is held whole in memory, so
+    /// this bounds what one `List` can take: about 700 bytes a row of a few
+    /// short columns, more with wide ones.
+    pub fn max_page(mut self, rows: u64) -> OpenOptions {
+        self.max_page = rows;
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -283,6 +338,19 @@ impl OpenOptions {
     /// first one out of bounds is a [`ErrorKind::Config`] error naming it.
     /// A new option adds its check here.
     fn settings(&self) -> Result<(SessionSettings, PoolSettings, PoolSettings)> {
+        if self.max_page == 0 {
+            return Err(Error::config("max_page must be at least 1 row"));
+        }
+        if self.notification_buffer == 0 {
+            return Err(Error::config(
+                "notification_buffer must be at least 1 notification",
+            ));
+        }
+        if self.statement_cache_size == 0 {
+            return Err(Error::config(
+                "statement_cache_size must be at least 1 (statement_cache(false) prepares none)",
+            ));
+        }
         let session = SessionSettings {
             pooler: self.pooler,
             ..self.session.resolve()?
@@ -309,12 +377,23 @@ impl OpenOptions {
             "" => write_dsn.clone(),
             dsn => Dsn::parse(dsn, Role::Read)?,
         };
-        let write =
-            ConnectionPool::build(Role::Write, &write_dsn, write_settings, session.clone())?;
+        let write = ConnectionPool::build(
+            Role::Write,
+            &write_dsn,
+            write_settings,
+            session.clone(),
+            self.statement_cache_size,
+        )?;
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
-        let read = ConnectionPool::build(Role::Read, &read_dsn, read_settings, session.clone())?;
+        let read = ConnectionPool::build(
+            Role::Read,
+            &read_dsn,
+            read_settings,
+            session.clone(),
+            self.statement_cache_size,
+        )?;
         built.0.push(read.pool.clone());
 
         // Both pools must connect before anything is created on the server.
@@ -356,15 +435,19 @@ impl OpenOptions {
         } else {
             Statements::Unnamed
         };
-        let catalog = Arc::new(Catalog::new(&registry, &session.schema, statements));
+        let mut catalog = Catalog::new(&registry, &session.schema, statements);
+        catalog.max_page = self.max_page;
+        let catalog = Arc::new(catalog);
         let routes = Arc::new(Routes::default());
         // The listener connects on the first subscribe, to the primary.
-        let listener = Arc::new(ListenerContext::new(
+        let mut listener = ListenerContext::new(
             &write_dsn,
             write.connector.clone(),
             &session,
             write.settings.connect_timeout,
-        ));
+        );
+        listener.buffer = self.notification_buffer;
+        let listener = Arc::new(listener);
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
             Arc::new(PoolContext {
@@ -461,7 +544,7 @@ async fn warn_on_capacity(
 }
 
 /// Closes the pools it holds when dropped; emptied once `open` succeeds.
-struct CloseUnlessOpened(Vec<deadpool_postgres::Pool>);
+struct CloseUnlessOpened(Vec<crate::connection::Pool>);
 
 impl Drop for CloseUnlessOpened {
     fn drop(&mut self) {

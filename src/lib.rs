@@ -17,6 +17,7 @@ mod migrate;
 mod model;
 mod pool_actor;
 mod pooler;
+mod prepared;
 mod query;
 mod record;
 mod replica;
@@ -41,13 +42,14 @@ pub use config::{
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
-pub use listener::Notification;
+pub use listener::{Backlog, Notification, DEFAULT_NOTIFICATION_BUFFER};
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT};
+pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
+pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
 pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{ClientWrapper, Hook, HookError, Metrics, Pool};
+use deadpool_postgres::{ClientWrapper, HookError, Metrics};
+
+use crate::connection::{Conn, Hook, Pool};
 
 use crate::config::{PoolSettings, Role};
 use crate::stats::{Counters, Reason};
@@ -80,7 +82,7 @@ impl Lifetimes {
     /// The checkout-time check: an expired connection is refused (deadpool
     /// then closes it and tries another or opens a new one).
     pub(crate) fn pre_recycle_hook(self, counters: Arc<Counters>) -> Hook {
-        Hook::sync_fn(move |client: &mut ClientWrapper, metrics: &Metrics| {
+        Hook::sync_fn(move |client: &mut Conn, metrics: &Metrics| {
             match self.expired(client, metrics) {
                 Some(reason) => {
                     counters.closed(self.role, reason);

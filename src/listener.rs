@@ -13,12 +13,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
@@ -57,7 +59,7 @@ use crate::transaction::RetryPolicy;
 ///         match msg {
 ///             Notification::Message { channel, payload, .. } => println!("{channel}: {payload}"),
 ///             // Some notifications may have been lost: re-read what they describe.
-///             Notification::Gap { channel } => println!("{channel}: re-reading the orders"),
+///             Notification::Gap { channel, .. } => println!("{channel}: re-reading the orders"),
 ///             _ => {}
 ///         }
 ///         Ok(())
@@ -83,16 +85,82 @@ pub enum Notification {
         payload: String,
         /// The backend process id of the session that sent it.
         process_id: i32,
+        /// This message's place in its subscriber's backlog, freed when
+        /// the message is dropped (match with `..` and ignore it).
+        backlog: Backlog,
     },
-    /// The listener's connection was lost and is back, LISTENing on
-    /// `channel` again. Notifications sent on `channel` while it was down
-    /// are lost: re-read the state they describe. Every notification
-    /// committed after the `Gap` arrives is delivered.
+    /// Notifications on `channel` may have been lost: re-read the state
+    /// they describe. Sent when the listener's connection was lost and is
+    /// back, LISTENing on `channel` again (every notification committed
+    /// after the `Gap` arrives is delivered), and when this subscriber fell
+    /// [`crate::OpenOptions::notification_buffer`] notifications behind on
+    /// `channel`. Until it has taken the `Gap` (and everything sent before
+    /// it), the listener sends it nothing more on `channel`, no other `Gap`
+    /// included: the re-read on this one covers whatever is dropped
+    /// meanwhile. So a slow subscriber cannot make the adapter's memory
+    /// grow without bound.
     Gap {
         /// The channel, as subscribed.
         channel: String,
+        /// This `Gap`'s place in its subscriber's backlog, as a message's.
+        backlog: Backlog,
     },
 }
+
+/// A notification's place in its subscriber's backlog: the listener counts
+/// the notifications of each subscription that were sent and not yet
+/// dropped, and past [`crate::OpenOptions::notification_buffer`] sends a
+/// [`Notification::Gap`] and nothing more until the subscriber has caught up. A message is dropped
+/// once the subscriber's `handle` is done with it, unless the subscriber
+/// keeps it (or its `Backlog`): then it still counts.
+///
+/// All `Backlog`s compare equal, so messages compare by their contents;
+/// `Backlog::default()` counts in no backlog.
+#[derive(Clone, Default)]
+pub struct Backlog {
+    _place: Option<Arc<Place>>,
+}
+
+impl std::fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backlog")
+    }
+}
+
+impl PartialEq for Backlog {
+    fn eq(&self, _: &Backlog) -> bool {
+        true
+    }
+}
+
+impl Eq for Backlog {}
+
+/// One counted notification of a [`Queue`]: uncounted when the last clone
+/// of its [`Backlog`] is dropped.
+struct Place(Arc<Queue>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the listener knows of one subscription's backlog.
+#[derive(Default)]
+struct Queue {
+    /// Notifications sent and not yet dropped by the subscriber.
+    queued: AtomicUsize,
+    /// The subscriber was sent a `Gap`, the last thing sent to it: nothing
+    /// more is sent while `queued` is above 0 (the `Gap` not yet taken).
+    /// Only the listener sets it.
+    behind: AtomicBool,
+}
+
+/// Notifications each subscription may have sent and not yet taken unless
+/// [`crate::OpenOptions::notification_buffer`] says otherwise; also how many
+/// may wait for the listener actor itself before it stops reading its
+/// connection.
+pub const DEFAULT_NOTIFICATION_BUFFER: usize = 1024;
 
 /// Check a channel name before any SQL: a plain identifier
 /// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes). It reaches `LISTEN` quoted,
@@ -137,6 +205,9 @@ pub(crate) struct ListenerContext {
     /// across an await; it lives here rather than in the actor's state so
     /// that it outlives a listener that fails.
     subscriptions: Mutex<Subscriptions>,
+    /// Most notifications a subscription may have sent and not yet taken,
+    /// and most that wait for the listener actor.
+    pub(crate) buffer: usize,
 }
 
 impl ListenerContext {
@@ -164,6 +235,7 @@ impl ListenerContext {
             timeout: connect_timeout,
             listen_allowed: session.pooler == PoolerMode::Direct,
             subscriptions: Mutex::default(),
+            buffer: DEFAULT_NOTIFICATION_BUFFER,
         }
     }
 
@@ -201,7 +273,51 @@ impl ListenerContext {
 /// channel is LISTENed to.
 #[derive(Default)]
 struct Subscriptions {
-    channels: HashMap<String, Vec<ActorRef<Notification>>>,
+    channels: HashMap<String, Vec<Subscriber>>,
+}
+
+/// A subscriber actor on one channel, and its backlog there.
+#[derive(Clone)]
+struct Subscriber {
+    actor: ActorRef<Notification>,
+    queue: Arc<Queue>,
+}
+
+impl Subscriber {
+    /// A counted place in this subscriber's backlog.
+    fn place(&self) -> Backlog {
+        self.queue.queued.fetch_add(1, Ordering::Relaxed);
+        Backlog {
+            _place: Some(Arc::new(Place(self.queue.clone()))),
+        }
+    }
+
+    /// Whether a `Gap` sent earlier is still waiting to be taken; then it
+    /// is the last thing sent, and everything sent after it is dropped.
+    fn gap_pending(&self) -> bool {
+        self.queue.behind.load(Ordering::Relaxed) && self.queue.queued.load(Ordering::Relaxed) > 0
+    }
+
+    /// Send a `Gap` on `channel`, unless one is still pending (its re-read
+    /// comes later and covers this one's); `false` when the actor is gone.
+    fn gap(&self, channel: &str) -> bool {
+        if self.gap_pending() {
+            return true;
+        }
+        self.queue.behind.store(true, Ordering::Relaxed);
+        let gap = Notification::Gap {
+            channel: channel.to_owned(),
+            backlog: self.place(),
+        };
+        self.send_message(gap).is_ok()
+    }
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = ActorRef<Notification>;
+    fn deref(&self) -> &ActorRef<Notification> {
+        &self.actor
+    }
 }
 
 impl Subscriptions {
@@ -212,7 +328,10 @@ impl Subscriptions {
             .iter()
             .any(|s| s.get_id() == subscriber.get_id())
         {
-            subscribers.push(subscriber);
+            subscribers.push(Subscriber {
+                actor: subscriber,
+                queue: Arc::default(),
+            });
         }
     }
 
@@ -230,11 +349,11 @@ impl Subscriptions {
         false
     }
 
-    fn of(&self, channel: &str) -> Vec<ActorRef<Notification>> {
+    fn of(&self, channel: &str) -> Vec<Subscriber> {
         self.channels.get(channel).cloned().unwrap_or_default()
     }
 
-    fn every(&self) -> Vec<(String, ActorRef<Notification>)> {
+    fn every(&self) -> Vec<(String, Subscriber)> {
         self.channels
             .iter()
             .flat_map(|(c, subs)| subs.iter().map(|s| (c.clone(), s.clone())))
@@ -252,8 +371,9 @@ pub(crate) enum ListenerMsg {
     Connected(u64, Client),
     /// The connection of this generation could not be opened.
     ConnectFailed(u64, Error),
-    /// A notification, from whichever connection received it.
-    Notified(tokio_postgres::Notification),
+    /// A notification, from whichever connection received it, with its
+    /// place among those waiting for the listener.
+    Notified(tokio_postgres::Notification, OwnedSemaphorePermit),
     /// The connection of this generation ended, for this reason.
     Ended(u64, String),
     /// The backoff timer: connect again if still down.
@@ -354,7 +474,9 @@ impl Actor for Listener {
             ListenerMsg::ConnectFailed(generation, err) => {
                 state.connect_failed(&myself, generation, err);
             }
-            ListenerMsg::Notified(notification) => state.deliver(&myself, notification).await,
+            ListenerMsg::Notified(notification, _place) => {
+                state.deliver(&myself, notification).await
+            }
             ListenerMsg::Ended(generation, reason) => {
                 if generation == state.generation && matches!(state.link, Link::Up(..)) {
                     state.lost(&myself, &reason);
@@ -382,6 +504,9 @@ impl ListenerState {
         self.link = Link::Connecting(task.abort_handle());
     }
 
+    /// Subscribe; first forget the subscribers whose actors have stopped
+    /// (UNLISTENing channels left without any), so subscriptions of
+    /// short-lived actors on quiet channels do not pile up.
     async fn subscribe(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -389,6 +514,17 @@ impl ListenerState {
         subscriber: ActorRef<Notification>,
         reply: RpcReplyPort<Result<()>>,
     ) {
+        let stopped: Vec<(String, ActorId)> = self
+            .ctx
+            .table()
+            .every()
+            .into_iter()
+            .filter(|(_, s)| s.get_status() == ractor::ActorStatus::Stopped)
+            .map(|(c, s)| (c, s.get_id()))
+            .collect();
+        for (stale, id) in stopped {
+            self.unsubscribe(myself, &stale, id).await;
+        }
         match self.link {
             Link::Up(..) => {
                 // A channel with subscribers is already LISTENed to.
@@ -467,10 +603,7 @@ impl ListenerState {
             "listener connected"
         );
         for (channel, subscriber) in before {
-            let gap = Notification::Gap {
-                channel: channel.clone(),
-            };
-            if subscriber.send_message(gap).is_err() {
+            if !subscriber.gap(&channel) {
                 self.unsubscribe(myself, &channel, subscriber.get_id())
                     .await;
             }
@@ -517,8 +650,14 @@ impl ListenerState {
         }
     }
 
-    /// Hand a notification to each subscriber of its channel; forget the
-    /// subscribers whose actors are gone.
+    /// Hand a notification to each subscriber of its channel, within its
+    /// backlog; forget the subscribers whose actors are gone.
+    ///
+    /// A subscriber with `buffer` notifications sent and not yet taken
+    /// gets a `Gap` instead, and nothing more until it has taken them all
+    /// and the `Gap` (a re-read on it covers every notification dropped
+    /// before). So its mailbox holds at most `buffer` notifications and
+    /// one `Gap`.
     async fn deliver(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -527,12 +666,28 @@ impl ListenerState {
         let channel = notification.channel();
         let subscribers = self.ctx.table().of(channel);
         for subscriber in subscribers {
-            let message = Notification::Message {
-                channel: channel.to_owned(),
-                payload: notification.payload().to_owned(),
-                process_id: notification.process_id(),
+            let sent = if subscriber.gap_pending() {
+                continue;
+            } else if subscriber.queue.queued.load(Ordering::Relaxed) >= self.ctx.buffer {
+                tracing::warn!(
+                    target: "pgactor.listener",
+                    channel,
+                    subscriber = %subscriber.get_id(),
+                    buffer = self.ctx.buffer,
+                    "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
+                );
+                subscriber.gap(channel)
+            } else {
+                subscriber.queue.behind.store(false, Ordering::Relaxed);
+                let message = Notification::Message {
+                    channel: channel.to_owned(),
+                    payload: notification.payload().to_owned(),
+                    process_id: notification.process_id(),
+                    backlog: subscriber.place(),
+                };
+                subscriber.send_message(message).is_ok()
             };
-            if subscriber.send_message(message).is_err() {
+            if !sent {
                 self.unsubscribe(myself, channel, subscriber.get_id()).await;
             }
         }
@@ -612,22 +767,36 @@ async fn run_connection(
         // The listener is gone; dropping the connection closes it.
         return;
     }
-    let reason = drive(connection, &listener).await;
+    let reason = drive(connection, &listener, ctx.buffer).await;
     let _ = listener.send_message(ListenerMsg::Ended(generation, reason));
 }
 
 /// Poll the connection, forwarding every notification to the listener,
 /// until it ends; answer why it ended.
-async fn drive<S, T>(mut connection: Connection<S, T>, listener: &ActorRef<ListenerMsg>) -> String
+///
+/// At most `buffer` notifications wait for the listener actor: past that,
+/// the connection is not read until the listener takes one, so the
+/// server's notification queue holds the rest. (Were the listener then
+/// waiting for a LISTEN's answer on this connection, that wait ends at its
+/// timeout, and the connection is replaced with a `Gap` to every subscriber.)
+async fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    listener: &ActorRef<ListenerMsg>,
+    buffer: usize,
+) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let places = Arc::new(Semaphore::new(buffer.clamp(1, Semaphore::MAX_PERMITS)));
     loop {
+        let Ok(place) = places.clone().acquire_owned().await else {
+            return "the listener stopped".into();
+        };
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {
                 if listener
-                    .send_message(ListenerMsg::Notified(notification))
+                    .send_message(ListenerMsg::Notified(notification, place))
                     .is_err()
                 {
                     return "the listener stopped".into();
@@ -648,7 +817,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::{Role, SessionConfig};
 
-    fn context(dsn: &str) -> ListenerContext {
+    pub(crate) fn context(dsn: &str) -> ListenerContext {
         let session = SessionConfig {
             application_name: Some("orders-api".into()),
             ..SessionConfig::default()
@@ -773,5 +942,140 @@ pub(crate) mod tests {
             ctx.admit("a-b").unwrap_err().kind(),
             &ErrorKind::InvalidInput
         );
+    }
+}
+
+/// The listener's own queue, against the real primary of the test
+/// topology (`scripts/cluster.sh`; `PGACTOR_PRIMARY_URL`).
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+    /// A listener that takes every notification and never lets go of it.
+    struct Hoarder;
+
+    impl Actor for Hoarder {
+        type Msg = ListenerMsg;
+        type State = (Vec<OwnedSemaphorePermit>, UnboundedSender<usize>);
+        type Arguments = UnboundedSender<usize>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<ListenerMsg>,
+            tx: UnboundedSender<usize>,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((Vec::new(), tx))
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<ListenerMsg>,
+            msg: ListenerMsg,
+            (kept, tx): &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            if let ListenerMsg::Notified(_, place) = msg {
+                kept.push(place);
+                let _ = tx.send(kept.len());
+            }
+            Ok(())
+        }
+    }
+
+    async fn connect() -> (
+        Client,
+        Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ) {
+        let url = std::env::var("PGACTOR_PRIMARY_URL")
+            .expect("PGACTOR_PRIMARY_URL: start the topology with scripts/cluster.sh");
+        tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the primary")
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_takes_nothing_gets_at_most_its_buffer_and_the_server_keeps_the_rest() {
+        const BUFFER: usize = 10;
+        let (tx, mut taken) = unbounded_channel();
+        let (hoarder, _) = Actor::spawn(None, Hoarder, tx).await.unwrap();
+        let (client, connection) = connect().await;
+        let driven = tokio::spawn(async move { drive(connection, &hoarder, BUFFER).await });
+        let channel = format!("hoard_{}", uuid::Uuid::new_v4().simple());
+        client.batch_execute(&listen(&channel)).await.unwrap();
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+
+        let (sender, sending) = connect().await;
+        tokio::spawn(sending);
+        sender
+            .execute(
+                "SELECT pg_notify($1, lpad(i::text, 1000, 'x')) FROM generate_series(1, 20000) AS i",
+                &[&channel],
+            )
+            .await
+            .unwrap();
+        // Guards against hanging, not timing checks.
+        let patience = Duration::from_secs(30);
+        let mut most = 0;
+        while most < BUFFER {
+            let n = tokio::time::timeout(patience, taken.recv()).await;
+            most = n.expect("notifications reach the listener").unwrap();
+        }
+        // The listening backend ends up blocked writing to a client that
+        // stopped reading.
+        let mut blocked = false;
+        for _ in 0..600 {
+            let wait: Option<String> = sender
+                .query_one(
+                    "SELECT wait_event FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if wait.as_deref() == Some("ClientWrite") {
+                blocked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while let Ok(n) = taken.try_recv() {
+            most = most.max(n);
+        }
+        assert!(
+            most <= BUFFER,
+            "{most} notifications waited for the listener"
+        );
+        assert!(
+            blocked,
+            "the listener's connection was read past its buffer"
+        );
+        driven.abort();
+    }
+
+    #[tokio::test]
+    async fn a_subscribe_forgets_the_subscribers_that_have_stopped() {
+        let url = std::env::var("PGACTOR_PRIMARY_URL")
+            .expect("PGACTOR_PRIMARY_URL: start the topology with scripts/cluster.sh");
+        let ctx = Arc::new(tests::context(&url));
+        let (listener, _) = Actor::spawn(None, Listener, ctx.clone()).await.unwrap();
+        let gone = tests::sink().await;
+        let quiet = ractor::call!(
+            listener,
+            ListenerMsg::Subscribe,
+            "quiet".into(),
+            gone.clone()
+        );
+        quiet.unwrap().unwrap();
+        gone.stop_and_wait(None, None).await.unwrap();
+        let live = tests::sink().await;
+        let busy = ractor::call!(listener, ListenerMsg::Subscribe, "busy".into(), live);
+        busy.unwrap().unwrap();
+        let channels: Vec<String> = ctx.table().channels.keys().cloned().collect();
+        assert_eq!(channels, ["busy"]);
+        listener.stop(None);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Object;
+use crate::connection::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{Instrument, Span};
 
@@ -255,7 +255,7 @@ impl<'a> Busy<'a> {
 }
 
 impl std::ops::Deref for Busy<'_> {
-    type Target = deadpool_postgres::ClientWrapper;
+    type Target = crate::connection::Conn;
     fn deref(&self) -> &Self::Target {
         self.conn
             .as_ref()

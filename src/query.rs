@@ -2,8 +2,17 @@
 
 use crate::value::Value;
 
-/// The page size a [`Query`] uses when it sets no limit.
+/// The page size a [`Query`] uses when it sets no limit (or
+/// [`crate::OpenOptions::max_page`], when that is smaller).
 pub const DEFAULT_LIMIT: u64 = 100;
+
+/// The largest page a `List` answers unless [`crate::OpenOptions::max_page`]
+/// says otherwise: a larger [`Query::limit`] is refused with
+/// [`crate::ErrorKind::InvalidInput`] before any SQL is sent. A page is
+/// held whole in memory, decoded rows and all (about 700 bytes a row of a
+/// few short columns, several times its size on the server), so its size
+/// is bounded; walk a larger result page by page.
+pub const MAX_PAGE: u64 = 10_000;
 
 /// A comparison operator for [`Filter::Compare`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +222,9 @@ pub struct Sort {
 /// A `List` request: filter, multi-column sort, limit and offset.
 ///
 /// Rows are always ordered: after the given sort keys comes `id`, so pages
-/// are stable. Without [`Query::limit`] a page holds [`DEFAULT_LIMIT`] rows.
+/// are stable. Without [`Query::limit`] a page holds [`DEFAULT_LIMIT`] rows;
+/// a limit above the adapter's maximum page ([`MAX_PAGE`] by default) is
+/// refused.
 ///
 /// ```
 /// use pgactor::{Filter, Query};
@@ -267,7 +278,9 @@ impl Query {
         self
     }
 
-    /// At most `limit` rows per page.
+    /// At most `limit` rows per page; above the adapter's maximum page
+    /// ([`MAX_PAGE`] by default, see [`crate::OpenOptions::max_page`]) the
+    /// `List` is refused with [`crate::ErrorKind::InvalidInput`].
     pub fn limit(mut self, limit: u64) -> Query {
         self.limit = Some(limit);
         self

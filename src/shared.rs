@@ -20,7 +20,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use deadpool_postgres::{ClientWrapper, Object};
+use crate::connection::{Conn, Object};
 
 use crate::connection::ConnectionPool;
 use crate::error::{Error, Result};
@@ -165,7 +165,7 @@ pub(crate) struct Ride(Arc<Lane>);
 
 impl Ride {
     /// The lane's connection.
-    pub(crate) fn client(&self) -> &ClientWrapper {
+    pub(crate) fn client(&self) -> &Conn {
         self.0
             .conn
             .as_ref()

@@ -196,6 +196,8 @@ pub(crate) struct Catalog {
     tables: Box<[Table]>,
     /// How this adapter's statements reach the server.
     pub(crate) statements: Statements,
+    /// The largest page a `List` may ask for ([`crate::OpenOptions::max_page`]).
+    pub(crate) max_page: u64,
 }
 
 impl Catalog {
@@ -205,7 +207,11 @@ impl Catalog {
             .models()
             .map(|model| Table::new(model, schema))
             .collect();
-        Catalog { tables, statements }
+        Catalog {
+            tables,
+            statements,
+            max_page: crate::query::MAX_PAGE,
+        }
     }
 
     /// The table of a model, or InvalidInput for an unknown model.

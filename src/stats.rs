@@ -116,6 +116,12 @@ impl Stats {
             "Operations refused because max_queued were already waiting.",
             per_pool(&|p| p.refused_total.to_string()),
         );
+        family(
+            "pgactor_pool_statements_evicted_total",
+            "counter",
+            "Prepared statements closed to keep a connection's statement cache within its size.",
+            per_pool(&|p| p.statements_evicted.to_string()),
+        );
         let closed = pools
             .iter()
             .flat_map(|(role, stats)| {
@@ -197,6 +203,11 @@ pub struct PoolStats {
     pub refused_total: u64,
     /// Connections closed since open, by reason.
     pub closed: ClosedStats,
+    /// Prepared statements closed on the server to keep a connection's
+    /// statement cache within [`crate::OpenOptions::statement_cache_size`],
+    /// since open. Steady growth means more distinct statement texts
+    /// (filter or patch shapes) than the cache holds.
+    pub statements_evicted: u64,
 }
 
 /// Connections closed, by reason.
@@ -247,6 +258,7 @@ pub(crate) struct Counters {
     queued: AtomicUsize,
     refused: AtomicU64,
     lanes: AtomicUsize,
+    statements_evicted: AtomicU64,
 }
 
 /// One checkout in progress, counted against `max_queued` until dropped.
@@ -289,6 +301,10 @@ impl Counters {
         Some(Queued(self))
     }
 
+    pub(crate) fn statement_evicted(&self) {
+        self.statements_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn lane_opened(&self) {
         self.lanes.fetch_add(1, Ordering::Relaxed);
     }
@@ -327,6 +343,7 @@ impl Counters {
                 max_idle_count: load(&self.closed_max_idle_count),
                 broken: load(&self.closed_broken),
             },
+            statements_evicted: load(&self.statements_evicted),
         }
     }
 }
@@ -351,6 +368,7 @@ mod tests {
                 broken: 2,
                 ..ClosedStats::default()
             },
+            statements_evicted: 5,
         };
         let stats = Stats {
             write: pool.clone(),
@@ -373,6 +391,7 @@ mod tests {
             "pgactor_pool_max_open{role=\"read\"} 40",
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
             "pgactor_pool_refused_total{role=\"read\"} 7",
+            "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
             "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
             "pgactor_open_transactions 1",
             "pgactor_replica_lag_seconds 0.25",

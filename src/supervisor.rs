@@ -328,7 +328,14 @@ mod tests {
                 let dsn = Dsn::parse("postgres://nobody@127.0.0.1:1/none", role).unwrap();
                 let settings = PoolConfig::default().resolve(role).unwrap();
                 Arc::new(PoolContext {
-                    pool: ConnectionPool::build(role, &dsn, settings, session.clone()).unwrap(),
+                    pool: ConnectionPool::build(
+                        role,
+                        &dsn,
+                        settings,
+                        session.clone(),
+                        crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
+                    )
+                    .unwrap(),
                     catalog: catalog.clone(),
                     session: session.clone(),
                     replica: None,

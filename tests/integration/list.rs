@@ -7,11 +7,13 @@
 
 use std::cmp::Ordering;
 
-use pgactor::{Db, Field, FieldType, Filter, Model, Page, Query, Record, DEFAULT_LIMIT};
+use pgactor::{
+    Db, ErrorKind, Field, FieldType, Filter, Model, Page, Query, Record, DEFAULT_LIMIT, MAX_PAGE,
+};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::common::open_primary;
+use crate::common::{open_primary, registry, unique_schema};
 
 const MODEL: &str = "Item";
 /// More rows than [`DEFAULT_LIMIT`], so the default page is a strict subset.
@@ -308,5 +310,121 @@ async fn a_query_without_limit_returns_the_default_page_size() {
     let mut first: Vec<Uuid> = sorted(items.iter().map(|r| r.id).collect());
     first.truncate(DEFAULT_LIMIT as usize);
     assert_eq!(ids(&page), first, "unsorted pages are ordered by id");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_limit_above_the_maximum_page_is_refused_and_the_maximum_itself_is_served() {
+    let (db, items) = seeded("list_max_page").await;
+    let err = db
+        .list(MODEL, Query::new().limit(MAX_PAGE + 1))
+        .await
+        .expect_err("a page above MAX_PAGE");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("max_page"), "{err}");
+    let page = list(&db, Query::new().limit(MAX_PAGE)).await;
+    assert_eq!(page.rows.len(), items.len());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() {
+    let schema = unique_schema("list_own_max");
+    let options = |rows| {
+        pgactor::OpenOptions::new(crate::common::primary_url())
+            .registry(registry([item_model()]))
+            .session(crate::common::in_schema(&schema))
+            .max_page(rows)
+    };
+    let zero = options(0).open().await.expect_err("max_page 0");
+    assert_eq!(zero.kind(), &ErrorKind::Config, "{zero}");
+    let db = options(5).open().await.expect("open");
+    for i in 0..8 {
+        db.create(MODEL, Item::nth(i).record()).await.expect("seed");
+    }
+    let err = db
+        .list(MODEL, Query::new().limit(6))
+        .await
+        .expect_err("a page above max_page");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    let page = list(&db, Query::new()).await;
+    assert_eq!((page.limit, page.rows.len(), page.total), (5, 5, 8));
+    let page = list(&db, Query::new().limit(5)).await;
+    assert_eq!(page.rows.len(), 5);
+    db.close().await;
+}
+
+/// A model read from a view that answers, in the session that reads it,
+/// how many named prepared statements that session holds.
+fn probe_model() -> Model {
+    Model::new("Probe")
+        .field(Field::new("prepared", FieldType::I64))
+        .field(Field::new("long", FieldType::I64))
+}
+
+#[tokio::test]
+async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_size_on_the_server()
+{
+    const CACHE: usize = 8;
+    const SHAPES: usize = 40;
+    // AutoMigrate creates the item table; the probe is a view made by hand.
+    let (setup, schema) = open_primary("list_stmt_cache", [item_model()]).await;
+    setup.close().await;
+    let admin = crate::common::observer(&crate::common::primary_url()).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE VIEW \"{schema}\".probe AS SELECT gen_random_uuid() AS id, \
+             (SELECT count(*) FROM pg_prepared_statements) AS prepared, \
+             (SELECT count(*) FROM pg_prepared_statements WHERE length(statement) > 16384) AS long, \
+             now() AS created_at, now() AS updated_at"
+        ))
+        .await
+        .expect("probe view");
+    // One connection, kept while idle: every statement runs in one session.
+    let one = pgactor::PoolConfig {
+        max_open: Some(1),
+        max_idle: Some(1),
+        ..pgactor::PoolConfig::default()
+    };
+    let db = pgactor::OpenOptions::new(crate::common::primary_url())
+        .registry(registry([item_model(), probe_model()]))
+        .session(crate::common::in_schema(&schema))
+        .write_pool(one.clone())
+        .read_pool(one)
+        .auto_migrate(false)
+        .statement_cache_size(CACHE)
+        .open()
+        .await
+        .expect("open");
+    db.create(MODEL, Item::nth(0).record()).await.expect("seed");
+    // Each shape is a page statement and a count statement of its own.
+    for shape in 1..=SHAPES {
+        let filter = Filter::And((0..shape).map(|i| Filter::ge("qty", i as i64)).collect());
+        list(&db, Query::new().filter(filter)).await;
+    }
+    // The probe's two statements are prepared together: while the second
+    // is, the server holds one more than the cache until its eviction's
+    // Close. Read once they are both cached, nothing is prepared.
+    db.list("Probe", Query::new()).await.expect("probe");
+    let probe = db.list("Probe", Query::new()).await.expect("probe");
+    let prepared: i64 = probe.rows[0].get("prepared").expect("prepared");
+    assert!(
+        prepared as usize <= CACHE,
+        "the read connection holds {prepared} prepared statements, more than {CACHE}"
+    );
+    let evicted = db.stats().read.statements_evicted;
+    // Two statements per shape and two for the probe, less what is kept.
+    assert!(
+        evicted as usize >= 2 * SHAPES + 2 - CACHE,
+        "{evicted} statements evicted"
+    );
+    // The hot statements still answer, prepared again when evicted.
+    assert_eq!(list(&db, Query::new()).await.rows.len(), 1);
+    // A text past 16 KiB is never kept: it goes unnamed.
+    let huge = Filter::Or((0..2_000).map(|i| Filter::eq("qty", i as i64)).collect());
+    assert_eq!(list(&db, Query::new().filter(huge)).await.rows.len(), 1);
+    let probe = db.list("Probe", Query::new()).await.expect("probe");
+    let long: i64 = probe.rows[0].get("long").expect("long");
+    assert_eq!(long, 0, "a statement longer than 16 KiB was kept prepared");
     db.close().await;
 }

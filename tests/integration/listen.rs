@@ -113,6 +113,7 @@ fn message(channel: &str, payload: &str, process_id: i32) -> Notification {
         channel: channel.into(),
         payload: payload.into(),
         process_id,
+        backlog: Default::default(),
     }
 }
 
@@ -327,7 +328,8 @@ async fn a_terminated_listener_session_comes_back_with_a_gap_then_notifications(
     assert_eq!(
         next(&mut rx).await,
         Notification::Gap {
-            channel: channel.clone()
+            channel: channel.clone(),
+            backlog: Default::default(),
         }
     );
     // The Gap comes once LISTEN is in force again: nothing sent now is lost.
@@ -407,7 +409,8 @@ async fn the_listener_follows_a_primary_restart() {
     assert_eq!(
         next(&mut rx).await,
         Notification::Gap {
-            channel: channel.clone()
+            channel: channel.clone(),
+            backlog: Default::default(),
         }
     );
     let client = observer(topo.primary()).await;

@@ -598,3 +598,27 @@ async fn an_unknown_sslmode_is_quoted_as_a_short_prefix_only() {
     );
     assert!(!shown.contains("verify-fulll"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_size_of_zero_for_the_statement_cache_the_notification_buffer_or_the_page_fails_open_naming_it(
+) {
+    let cases = [
+        (
+            "statement_cache_size",
+            pgactor::OpenOptions::new(primary_url()).statement_cache_size(0),
+        ),
+        (
+            "notification_buffer",
+            pgactor::OpenOptions::new(primary_url()).notification_buffer(0),
+        ),
+        (
+            "max_page",
+            pgactor::OpenOptions::new(primary_url()).max_page(0),
+        ),
+    ];
+    for (setting, options) in cases {
+        let err = options.open().await.expect_err(setting);
+        assert_eq!(err.kind(), &ErrorKind::Config, "{setting}: {err}");
+        assert!(err.to_string().contains(setting), "{setting}: {err}");
+    }
+}

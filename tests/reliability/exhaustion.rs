@@ -127,7 +127,7 @@ async fn waiters_are_served_in_arrival_order_and_refused_past_the_wait_timeout()
 }
 
 /// The process's resident memory now, in KiB (Linux).
-fn rss_kib() -> u64 {
+pub(crate) fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()

@@ -27,3 +27,4 @@ mod proxy;
 mod replica_faults;
 mod restart;
 mod storm;
+mod subscribers;
