@@ -214,8 +214,31 @@ impl Record {
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_json()))
             .collect();
-        serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| Error::decode(format!("cannot convert the record: {e}")))
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            Error::decode(format!("cannot convert the record: {}", without_values(&e)))
+        })
+    }
+}
+
+/// serde's reason a record did not convert, without the value it quotes
+/// (`invalid type: string "078-05-1120", expected i64` becomes `invalid
+/// type: string, expected i64`): the value is the caller's data, and errors
+/// reach logs. Field names and what the type expected are kept; a message
+/// of another shape (a type's own deserializer may quote what it found) is
+/// replaced by a generic one.
+fn without_values(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    let named_field = ["missing field ", "unknown field ", "duplicate field "];
+    if named_field.iter().any(|p| message.starts_with(p)) {
+        return message;
+    }
+    let quotes_a_value = ["invalid type: ", "invalid value: ", "invalid length "];
+    match message.split_once(", expected ") {
+        Some((found, expected)) if quotes_a_value.iter().any(|p| found.starts_with(p)) => {
+            let kind = found.find(['`', '"']).map_or(found, |at| &found[..at]);
+            format!("{}, expected {expected}", kind.trim_end())
+        }
+        _ => "a value does not fit the type it converts to".to_owned(),
     }
 }
 
@@ -418,6 +441,45 @@ mod tests {
         assert_eq!(record.get::<i32>("quantity").unwrap(), 4);
         assert_eq!(record.value("note"), Some(&Value::Null));
         assert_eq!(record.to_serde::<Stock>().unwrap(), stock);
+    }
+
+    #[test]
+    fn a_record_that_does_not_convert_is_not_quoted_in_the_error() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Person {
+            ssn: i64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Tier {
+            Gold,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Member {
+            tier: Tier,
+            id: uuid::Uuid,
+        }
+        let wrong_type = Record::new().with("ssn", "SECRET-078-05-1120");
+        let err = wrong_type.to_serde::<Person>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot convert the record: invalid type: string, expected i64"
+        );
+        let records = [
+            Record::new()
+                .with("tier", "SECRET")
+                .with("id", uuid::Uuid::nil()),
+            Record::new().with("tier", "Gold").with("id", "SECRET"),
+        ];
+        for record in records {
+            let err = record.to_serde::<Member>().unwrap_err();
+            assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
+        }
+        let missing = Record::new().with("tier", "Gold");
+        let err = missing.to_serde::<Member>().unwrap_err();
+        assert!(err.to_string().contains("missing field `id`"), "{err}");
     }
 
     #[test]
