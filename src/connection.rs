@@ -201,7 +201,8 @@ impl ConnectionPool {
             return Err(Error::unavailable(format!(
                 "{} pool: {max_queued} operations already waiting for a connection (max_queued); refused without waiting",
                 self.role
-            )));
+            ))
+            .exhausted());
         };
         // Bounded on the operation's timer, not on one of deadpool's, and
         // pinned here: moved into `within`, the (large) future would be copied.
@@ -270,6 +271,7 @@ impl ConnectionPool {
                     self.settings.wait_timeout,
                     self.pool.status().size
                 ))
+                .exhausted()
             }
             PoolError::Timeout(_) => Error::unavailable(format!(
                 "{role} pool: connecting to {target} took longer than {:?}",

@@ -8,7 +8,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::config::{PoolConfig, PoolerMode, Role, SessionConfig, SessionSettings};
-use crate::connection::{ensure_schema, ConnectionPool};
+use crate::connection::{client_config, ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
@@ -20,7 +20,7 @@ use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
-use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::replica::{ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch};
 use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
@@ -334,9 +334,22 @@ impl OpenOptions {
         // With a replica of its own, the read pool is watched: reads go to the
         // primary while the replica is down, too far behind, or not yet at a
         // read's consistency token.
+        // The watch probes on connections of its own, never the pools'.
         let replica = has_replica.then(|| {
-            let watch = Arc::new(ReplicaWatch::new(self.replica));
-            watch.clone().spawn_monitor(read.clone());
+            let link = |dsn: &Dsn, pool: &ConnectionPool| {
+                let timeout = pool.settings.connect_timeout;
+                let config = client_config(dsn, &session, timeout);
+                ProbeLink::new(config, pool.connector.clone(), timeout)
+            };
+            let (to_replica, to_primary) = (link(&read_dsn, &read), link(&write_dsn, &write));
+            let watch = Arc::new(ReplicaWatch::new(
+                self.replica,
+                read.settings.connect_timeout,
+                write.settings.max_open,
+            ));
+            watch
+                .clone()
+                .spawn_monitor(read.clone(), to_replica, to_primary);
             watch
         });
         let registry = Arc::new(self.registry);

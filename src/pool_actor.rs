@@ -171,18 +171,32 @@ pub(crate) async fn serve<P: Plan>(
     let result = async {
         let plan = plan?;
         let (pool, on_replica, shared) = ctx.route(call.after);
+        // A read sent to the primary instead of its replica takes one of the
+        // places such reads have there, so they cannot take every write
+        // connection.
+        let _spilled = match &ctx.replica {
+            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
+            _ => None,
+        };
         let first = match shared.filter(|_| plan.shares_connection()) {
             Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
             None => run_on(pool, &plan, call.deadline, gone).await,
         };
         match first {
-            Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => match &ctx.replica {
-                Some(r) if r.watch.falls_back() => {
-                    r.watch.mark_down();
-                    run_on(&r.primary, &plan, call.deadline, gone).await
+            // A replica that cannot be reached, not a read pool without room
+            // (that is no sign of a failed replica).
+            Err(err)
+                if on_replica && err.kind() == &ErrorKind::Unavailable && !err.is_exhausted() =>
+            {
+                match &ctx.replica {
+                    Some(r) if r.watch.falls_back() => {
+                        r.watch.mark_down();
+                        let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
+                        run_on(&r.primary, &plan, call.deadline, gone).await
+                    }
+                    _ => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
             other => other,
         }
     }

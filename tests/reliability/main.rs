@@ -25,5 +25,6 @@ mod network;
 mod owners;
 mod proxy;
 mod replica_faults;
+mod replica_health;
 mod restart;
 mod storm;
