@@ -232,15 +232,30 @@ impl OpenOptions {
     /// transactions still get a connection each: a list's cost grows with
     /// the rows it scans, and on a lane every read behind it would wait.
     ///
-    /// The trade-off: a slow read delays the reads behind it on its lane,
-    /// and a read past its query timeout is cancelled on the server only
-    /// when it is alone on its lane (a CancelRequest would stop whatever
-    /// the backend runs); otherwise the server's `statement_timeout` ends
-    /// it. Either way that lane's connection is closed and replaced. A
-    /// read whose lane breaks runs again once on a connection of its own.
+    /// The trade-off: a slow read delays the reads behind it on its lane.
+    /// A read by id waits only for a table lock (an ALTER, TRUNCATE or
+    /// LOCK TABLE holding ACCESS EXCLUSIVE); on a lane it waits at most
+    /// 50 ms for one (the lane's `lock_timeout`, or the session's when
+    /// shorter), then runs again on a connection of its own, where it
+    /// waits as the session's `lock_timeout` says and its query timeout
+    /// starts again: one blocked read holds up the reads behind it for at
+    /// most those 50 ms. A read past its query timeout is cancelled on the
+    /// server only when it is alone on its lane (a CancelRequest would
+    /// stop whatever the backend runs); otherwise the server's
+    /// `statement_timeout` ends it. Either way that lane's connection is
+    /// closed and replaced. A read whose lane breaks runs again once on a
+    /// connection of its own. A lane that can serve no more gives its
+    /// connection back before its replacement is checked out, and a read
+    /// waiting for a lane to be (re)opened waits as a checkout does: at
+    /// most the read pool's `wait_timeout` in all, counted in `max_queued`.
+    ///
     /// The lanes count in the read pool's `in_use` and in
-    /// [`crate::PoolStats::shared`]; `lanes` must not exceed the read
-    /// pool's `max_open`.
+    /// [`crate::PoolStats::shared`]; `lanes` must be below the read pool's
+    /// `max_open` (lists and a lane's replacement need a connection of
+    /// their own), and shared reads need [`PoolerMode::Direct`] (a lane
+    /// sets its session's `lock_timeout`, which behind a
+    /// transaction-pooling bouncer would reach other clients); otherwise
+    /// `open` answers [`ErrorKind::Config`].
     ///
     /// ```no_run
     /// # async fn demo(url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
@@ -300,11 +315,21 @@ impl OpenOptions {
         // tasks and connections would otherwise outlive the failed open).
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
         let read_settings = self.read_pool.resolve(Role::Read)?;
-        if self.shared_reads > read_settings.max_open {
+        // Lanes hold their connections for as long as they serve: lists,
+        // retries and replacement lanes need one more.
+        if self.shared_reads > 0 && self.shared_reads >= read_settings.max_open {
             return Err(Error::config(format!(
-                "shared_reads ({}) exceeds the read pool's max_open ({})",
+                "shared_reads ({}) must be below the read pool's max_open ({}): the lanes hold their connections, and lists need one of their own",
                 self.shared_reads, read_settings.max_open
             )));
+        }
+        // A lane bounds its lock waits with a session setting, which must
+        // not reach a server session a transaction-pooling bouncer shares.
+        if self.shared_reads > 0 && self.pooler == PoolerMode::Transaction {
+            return Err(Error::config(
+                "shared_reads needs PoolerMode::Direct: a shared connection sets its own lock_timeout, \
+                 which behind a transaction-pooling bouncer would reach other clients' sessions",
+            ));
         }
         let read = ConnectionPool::build(Role::Read, &read_dsn, read_settings, session.clone())?;
         built.0.push(read.pool.clone());
@@ -386,7 +411,8 @@ impl OpenOptions {
                 catalog,
                 session: session.clone(),
                 in_flight: in_flight.clone(),
-                shared: (self.shared_reads > 0).then(|| SharedReads::new(self.shared_reads)),
+                shared: (self.shared_reads > 0)
+                    .then(|| SharedReads::new(self.shared_reads, session.lock_timeout)),
                 spare_tx: Arc::default(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,

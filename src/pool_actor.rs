@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
 use crate::config::{SessionSettings, DEFAULT_QUERY_TIMEOUT};
@@ -295,7 +296,9 @@ impl Drop for Busy<'_> {
 
 /// Run a read on one of the shared connections of `pool`. A lane whose
 /// connection turns out broken is retired, and the read (which changes
-/// nothing) runs again once, on a connection of its own.
+/// nothing) runs again once, on a connection of its own; so does a read
+/// that waited for a lock past the lane's bound
+/// ([`crate::shared::LANE_LOCK_TIMEOUT`]), its deadline starting again.
 async fn run_shared<P: Plan>(
     lanes: &SharedReads,
     pool: &ConnectionPool,
@@ -314,12 +317,22 @@ async fn run_shared<P: Plan>(
     match result {
         Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
             ride.failed();
+            lanes.evict(ride);
+            run_on(pool, plan, deadline, gone).await
+        }
+        // It waited for a lock past the lane's bound (the reads behind it
+        // waited too): the lane is fine, and the read waits for its lock on
+        // a connection of its own, as long as the session says.
+        Err(err)
+            if fate == Fate::Reusable && err.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+        {
             drop(ride);
             run_on(pool, plan, deadline, gone).await
         }
         other => {
             if fate == Fate::Discard {
                 ride.failed();
+                lanes.evict(ride);
             }
             other
         }

@@ -20,6 +20,7 @@ mod figures;
 mod fuzz;
 mod hostile;
 mod killed;
+mod lanes;
 mod ledger;
 mod network;
 mod owners;
