@@ -148,16 +148,19 @@ impl SharedReads {
         }
         let left = wait.saturating_sub(started.elapsed());
         let conn = pool.take(&mut timer, left).await?;
-        let set = set_lock_timeout(&conn, &self.lock_timeout.lane);
+        // Set through the lane: should this caller stop waiting meanwhile,
+        // the lane's drop gives the connection back with the session's
+        // lock_timeout again.
+        let lane = Arc::new(Lane::new(conn, pool.clone(), self.lock_timeout.clone()));
+        let set = set_lock_timeout(lane.client(), &self.lock_timeout.lane);
         let left = wait.saturating_sub(started.elapsed());
         if !matches!(timer.within(left, set).await, Some(Ok(_))) {
-            pool.discard(conn);
+            lane.broken.store(true, Ordering::SeqCst);
             return Err(Error::unavailable(format!(
                 "{} pool: a new shared connection did not take its lock_timeout",
                 pool.role
             )));
         }
-        let lane = Arc::new(Lane::new(conn, pool.clone(), self.lock_timeout.clone()));
         let Some(ride) = lane.board() else {
             return Err(Error::unavailable(format!(
                 "{} pool: a new shared connection closed at once",
@@ -207,6 +210,13 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
+    /// Its connection, while it has one (until dropped).
+    fn client(&self) -> &ClientWrapper {
+        self.conn
+            .as_ref()
+            .expect("a lane has its connection until dropped")
+    }
+
     fn new(conn: Object, pool: ConnectionPool, lock_timeout: LockTimeouts) -> Lane {
         pool.counters.lane_opened();
         Lane {
@@ -270,10 +280,7 @@ pub(crate) struct Ride(Arc<Lane>);
 impl Ride {
     /// The lane's connection.
     pub(crate) fn client(&self) -> &ClientWrapper {
-        self.0
-            .conn
-            .as_ref()
-            .expect("a boarded lane has its connection")
+        self.0.client()
     }
 
     /// The statement ran past its deadline: retire the lane, closing its
