@@ -407,7 +407,7 @@ impl Drop for Watching {
                 "the replica monitor stopped; the replica reads down from now on"
             );
             self.watch.probed.store(0, Ordering::Relaxed);
-            self.watch.down("the replica monitor stopped");
+            self.watch.up.store(false, Ordering::Relaxed);
         }
     }
 }
