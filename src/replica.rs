@@ -306,6 +306,11 @@ impl ReplicaWatch {
         self.standby.fetch_or(in_recovery, Ordering::Relaxed);
         if in_recovery {
             if let Some((at, position)) = primary {
+                if samples.back().is_some_and(|&(_, last)| position < last) {
+                    // A primary behind the positions kept is another
+                    // server (a failover): they say nothing about it.
+                    samples.clear();
+                }
                 if samples.back().map_or(true, |&(_, last)| position > last) {
                     if samples.len() == MAX_SAMPLES {
                         samples.pop_back();
@@ -406,7 +411,6 @@ impl Drop for Watching {
                 target: "pgactor.replica",
                 "the replica monitor stopped; the replica reads down from now on"
             );
-            self.watch.probed.store(0, Ordering::Relaxed);
             self.watch.up.store(false, Ordering::Relaxed);
         }
     }
@@ -509,6 +513,11 @@ mod tests {
         assert!(w.lag(w.now()) > Duration::from_secs(5));
         assert_eq!(w.route(None), Route::Primary);
         assert!(w.stats().up, "behind, not down");
+        // A primary behind the positions kept (another server after a
+        // failover): they are dropped, and only its own position counts.
+        let mut kept = samples.clone();
+        w.record(&mut kept, Ok((true, 500)), Some((5_500, 550)));
+        assert_eq!(w.lag(6_000), Duration::from_millis(500));
         // It replays the first missing position: behind since the second.
         w.record(&mut samples, Ok((true, 600)), Some((6_000, 700)));
         assert_eq!(w.lag(6_000), Duration::from_secs(1));
