@@ -323,6 +323,11 @@ impl OpenOptions {
                 self.shared_reads, read_settings.max_open
             )));
         }
+        if has_replica && self.replica.max_primary_reads == Some(0) {
+            return Err(Error::config(
+                "replica max_primary_reads must be at least 1 (None: half the write pool)",
+            ));
+        }
         // A lane bounds its lock waits with a session setting, which must
         // not reach a server session a transaction-pooling bouncer shares.
         if self.shared_reads > 0 && self.pooler == PoolerMode::Transaction {

@@ -70,7 +70,8 @@ pub struct ReplicaConfig {
     /// read's consistency token), so that they cannot take every write
     /// connection (default: half the write pool's `max_open`, at least 1).
     /// A read past it waits for a place at most the write pool's
-    /// `wait_timeout`, then fails with `Unavailable`.
+    /// `wait_timeout`, then fails with `Unavailable`. `Some(0)` is refused
+    /// at open ([`crate::ErrorKind::Config`]).
     pub max_primary_reads: Option<usize>,
 }
 

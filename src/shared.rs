@@ -304,3 +304,20 @@ impl Drop for Ride {
         self.0.riders.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_waits_for_a_lock_at_most_50_ms_or_the_sessions_lock_timeout_when_shorter() {
+        let timeouts = |session_ms| {
+            let t = SharedReads::new(1, Duration::from_millis(session_ms)).lock_timeout;
+            (t.lane.to_string(), t.session.to_string())
+        };
+        assert_eq!(timeouts(5_000), ("50ms".into(), "5000ms".into()));
+        assert_eq!(timeouts(20), ("20ms".into(), "20ms".into()));
+        // Disabled in the session: the lane still has its bound.
+        assert_eq!(timeouts(0), ("50ms".into(), "0ms".into()));
+    }
+}
