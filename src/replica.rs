@@ -361,12 +361,18 @@ impl Watching {
                 ),
                 primary.query("SELECT pg_current_wal_flush_lsn()", limit),
             );
-            let found = on_replica.map(|row| {
-                let replayed: Option<PgLsn> = row.get(1);
-                (row.get(0), replayed.map_or(0, u64::from))
+            // Read with try_get: a server that answers other types is a
+            // failed probe, never a panic.
+            let decoded = |e: tokio_postgres::Error| Error::decode(describe(&e));
+            let found = on_replica.and_then(|row| {
+                let replayed: Option<PgLsn> = row.try_get(1).map_err(decoded)?;
+                Ok((
+                    row.try_get(0).map_err(decoded)?,
+                    replayed.map_or(0, u64::from),
+                ))
             });
             let position = on_primary.and_then(|row| {
-                let flushed: PgLsn = row.try_get(0).map_err(|e| Error::decode(describe(&e)))?;
+                let flushed: PgLsn = row.try_get(0).map_err(decoded)?;
                 Ok((watch.now(), u64::from(flushed)))
             });
             if position.is_ok() != primary_seen {
@@ -385,9 +391,7 @@ impl Watching {
             watch.record(&mut samples, found, position.ok());
         }
     }
-}
 
-impl Watching {
     /// Wait for the next probe's turn; `false` once the adapter has
     /// closed (seen within [`CLOSE_CHECK`]), so that the monitor's
     /// connections close with the pools.
