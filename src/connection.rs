@@ -22,7 +22,7 @@ use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
 use crate::model::quote_ident;
 use crate::prepared::Prepared;
-use crate::stats::{Counters, PoolStats, Reason};
+use crate::stats::{Counters, PoolStats, Queued, Reason};
 use crate::tls::Tls;
 
 /// A pool of the adapter's connections.
@@ -282,13 +282,26 @@ impl ConnectionPool {
     /// refused at once, so a saturated pool's queue (and the memory it
     /// holds) stays bounded.
     pub(crate) async fn checkout(&self, timer: &mut Timer) -> Result<Object> {
+        let _queued = self.enqueue()?;
+        self.take(timer, self.settings.wait_timeout).await
+    }
+
+    /// Count one operation waiting for this pool against `max_queued`
+    /// until the answer is dropped; refused at once when the queue is full.
+    pub(crate) fn enqueue(&self) -> Result<Queued<'_>> {
         let max_queued = self.settings.max_queued;
-        let Some(_queued) = self.counters.enqueue(max_queued) else {
-            return Err(Error::unavailable(format!(
+        self.counters.enqueue(max_queued).ok_or_else(|| {
+            Error::unavailable(format!(
                 "{} pool: {max_queued} operations already waiting for a connection (max_queued); refused without waiting",
                 self.role
-            )));
-        };
+            ))
+            .exhausted()
+        })
+    }
+
+    /// Take a connection within `wait` on `timer`, for an operation the
+    /// caller has counted in the queue ([`ConnectionPool::enqueue`]).
+    pub(crate) async fn take(&self, timer: &mut Timer, wait: Duration) -> Result<Object> {
         // Bounded on the operation's timer, not on one of deadpool's, and
         // pinned here: moved into `within`, the (large) future would be copied.
         let unbounded = Timeouts {
@@ -308,7 +321,7 @@ impl ConnectionPool {
                 let status = self.pool.status();
                 let waits = status.available == 0 && status.size + status.waiting > status.max_size;
                 let started = std::time::Instant::now();
-                let got = timer.within(self.settings.wait_timeout, get).await;
+                let got = timer.within(wait, get).await;
                 if waits {
                     self.counters.waited(started.elapsed());
                 }
@@ -318,6 +331,12 @@ impl ConnectionPool {
             }
         };
         got.map_err(|e| self.checkout_error(e))
+    }
+
+    /// The answer to an operation that found no free connection within
+    /// the pool's wait timeout.
+    pub(crate) fn wait_timed_out(&self) -> Error {
+        self.checkout_error(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait))
     }
 
     /// Close a checked-out connection whose state is unknown instead of
@@ -356,6 +375,7 @@ impl ConnectionPool {
                     self.settings.wait_timeout,
                     self.pool.status().size
                 ))
+                .exhausted()
             }
             PoolError::Timeout(_) => Error::unavailable(format!(
                 "{role} pool: connecting to {target} took longer than {:?}",

@@ -28,6 +28,9 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    /// A pool (or a share of one) had no room: the server behind it may
+    /// be healthy.
+    exhausted: bool,
 }
 
 /// What kind of failure an [`Error`] is.
@@ -172,12 +175,26 @@ impl Error {
             kind,
             message: message.into(),
             source: None,
+            exhausted: false,
         }))
     }
 
     pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Error {
         self.0.source = Some(Box::new(source));
         self
+    }
+
+    /// The same error, marked as a pool with no room rather than a server
+    /// that cannot be reached.
+    pub(crate) fn exhausted(mut self) -> Error {
+        self.0.exhausted = true;
+        self
+    }
+
+    /// True when a pool had no room (see [`Error::exhausted`]): not a sign
+    /// that its server is down.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.0.exhausted
     }
 
     /// The same error (message, source, SQLSTATE) as another kind.

@@ -9,7 +9,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
-use crate::connection::{ensure_schema, ConnectionPool};
+use crate::connection::{client_config, ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
@@ -21,7 +21,7 @@ use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
-use crate::replica::{ConsistencyToken, ReplicaConfig, ReplicaWatch};
+use crate::replica::{ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch};
 use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
@@ -276,15 +276,30 @@ impl OpenOptions {
     /// transactions still get a connection each: a list's cost grows with
     /// the rows it scans, and on a lane every read behind it would wait.
     ///
-    /// The trade-off: a slow read delays the reads behind it on its lane,
-    /// and a read past its query timeout is cancelled on the server only
-    /// when it is alone on its lane (a CancelRequest would stop whatever
-    /// the backend runs); otherwise the server's `statement_timeout` ends
-    /// it. Either way that lane's connection is closed and replaced. A
-    /// read whose lane breaks runs again once on a connection of its own.
+    /// The trade-off: a slow read delays the reads behind it on its lane.
+    /// A read by id waits only for a table lock (an ALTER, TRUNCATE or
+    /// LOCK TABLE holding ACCESS EXCLUSIVE); on a lane it waits at most
+    /// 50 ms for one (the lane's `lock_timeout`, or the session's when
+    /// shorter), then runs again on a connection of its own, where it
+    /// waits as the session's `lock_timeout` says and its query timeout
+    /// starts again: one blocked read holds up the reads behind it for at
+    /// most those 50 ms. A read past its query timeout is cancelled on the
+    /// server only when it is alone on its lane (a CancelRequest would
+    /// stop whatever the backend runs); otherwise the server's
+    /// `statement_timeout` ends it. Either way that lane's connection is
+    /// closed and replaced. A read whose lane breaks runs again once on a
+    /// connection of its own. A lane that can serve no more gives its
+    /// connection back before its replacement is checked out, and a read
+    /// waiting for a lane to be (re)opened waits as a checkout does: at
+    /// most the read pool's `wait_timeout` in all, counted in `max_queued`.
+    ///
     /// The lanes count in the read pool's `in_use` and in
-    /// [`crate::PoolStats::shared`]; `lanes` must not exceed the read
-    /// pool's `max_open`.
+    /// [`crate::PoolStats::shared`]; `lanes` must be below the read pool's
+    /// `max_open` (lists and a lane's replacement need a connection of
+    /// their own), and shared reads need [`PoolerMode::Direct`] (a lane
+    /// sets its session's `lock_timeout`, which behind a
+    /// transaction-pooling bouncer would reach other clients); otherwise
+    /// `open` answers [`ErrorKind::Config`].
     ///
     /// ```no_run
     /// # async fn demo(url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
@@ -358,11 +373,21 @@ impl OpenOptions {
         let write = self.write_pool.resolve(Role::Write)?;
         let read = self.read_pool.resolve(Role::Read)?;
         self.replica.validate()?;
-        if self.shared_reads > read.max_open {
+        // Lanes hold their connections for as long as they serve: lists,
+        // retries and replacement lanes need one more.
+        if self.shared_reads > 0 && self.shared_reads >= read.max_open {
             return Err(Error::config(format!(
-                "shared_reads ({}) exceeds the read pool's max_open ({})",
+                "shared_reads ({}) must be below the read pool's max_open ({}): the lanes hold their connections, and lists need one of their own",
                 self.shared_reads, read.max_open
             )));
+        }
+        // A lane bounds its lock waits with a session setting, which must
+        // not reach a server session a transaction-pooling bouncer shares.
+        if self.shared_reads > 0 && self.pooler == PoolerMode::Transaction {
+            return Err(Error::config(
+                "shared_reads needs PoolerMode::Direct: a shared connection sets its own lock_timeout, \
+                 which behind a transaction-pooling bouncer would reach other clients' sessions",
+            ));
         }
         Ok((session, write, read))
     }
@@ -421,9 +446,22 @@ impl OpenOptions {
         // With a replica of its own, the read pool is watched: reads go to the
         // primary while the replica is down, too far behind, or not yet at a
         // read's consistency token.
+        // The watch probes on connections of its own, never the pools'.
         let replica = has_replica.then(|| {
-            let watch = Arc::new(ReplicaWatch::new(self.replica));
-            watch.clone().spawn_monitor(read.clone());
+            let link = |dsn: &Dsn, pool: &ConnectionPool| {
+                let timeout = pool.settings.connect_timeout;
+                let config = client_config(dsn, &session, timeout);
+                ProbeLink::new(config, pool.connector.clone(), timeout)
+            };
+            let (to_replica, to_primary) = (link(&read_dsn, &read), link(&write_dsn, &write));
+            let watch = Arc::new(ReplicaWatch::new(
+                self.replica,
+                read.settings.connect_timeout,
+                write.settings.max_open,
+            ));
+            watch
+                .clone()
+                .spawn_monitor(read.clone(), to_replica, to_primary);
             watch
         });
         let registry = Arc::new(self.registry);
@@ -464,7 +502,8 @@ impl OpenOptions {
                 catalog,
                 session: session.clone(),
                 in_flight: in_flight.clone(),
-                shared: (self.shared_reads > 0).then(|| SharedReads::new(self.shared_reads)),
+                shared: (self.shared_reads > 0)
+                    .then(|| SharedReads::new(self.shared_reads, session.lock_timeout)),
                 spare_tx: Arc::default(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::connection::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
 use crate::config::{SessionSettings, DEFAULT_QUERY_TIMEOUT};
@@ -171,18 +172,32 @@ pub(crate) async fn serve<P: Plan>(
     let result = async {
         let plan = plan?;
         let (pool, on_replica, shared) = ctx.route(call.after);
+        // A read sent to the primary instead of its replica takes one of the
+        // places such reads have there, so they cannot take every write
+        // connection.
+        let _spilled = match &ctx.replica {
+            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
+            _ => None,
+        };
         let first = match shared.filter(|_| plan.shares_connection()) {
             Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
             None => run_on(pool, &plan, call.deadline, gone).await,
         };
         match first {
-            Err(err) if on_replica && err.kind() == &ErrorKind::Unavailable => match &ctx.replica {
-                Some(r) if r.watch.falls_back() => {
-                    r.watch.mark_down();
-                    run_on(&r.primary, &plan, call.deadline, gone).await
+            // A replica that cannot be reached, not a read pool without room
+            // (that is no sign of a failed replica).
+            Err(err)
+                if on_replica && err.kind() == &ErrorKind::Unavailable && !err.is_exhausted() =>
+            {
+                match &ctx.replica {
+                    Some(r) if r.watch.falls_back() => {
+                        r.watch.mark_down();
+                        let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
+                        run_on(&r.primary, &plan, call.deadline, gone).await
+                    }
+                    _ => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
             other => other,
         }
     }
@@ -281,7 +296,9 @@ impl Drop for Busy<'_> {
 
 /// Run a read on one of the shared connections of `pool`. A lane whose
 /// connection turns out broken is retired, and the read (which changes
-/// nothing) runs again once, on a connection of its own.
+/// nothing) runs again once, on a connection of its own; so does a read
+/// that waited for a lock past the lane's bound
+/// ([`crate::shared::LANE_LOCK_TIMEOUT`]), its deadline starting again.
 async fn run_shared<P: Plan>(
     lanes: &SharedReads,
     pool: &ConnectionPool,
@@ -300,12 +317,22 @@ async fn run_shared<P: Plan>(
     match result {
         Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
             ride.failed();
+            lanes.evict(ride);
+            run_on(pool, plan, deadline, gone).await
+        }
+        // It waited for a lock past the lane's bound (the reads behind it
+        // waited too): the lane is fine, and the read waits for its lock on
+        // a connection of its own, as long as the session says.
+        Err(err)
+            if fate == Fate::Reusable && err.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+        {
             drop(ride);
             run_on(pool, plan, deadline, gone).await
         }
         other => {
             if fate == Fate::Discard {
                 ride.failed();
+                lanes.evict(ride);
             }
             other
         }

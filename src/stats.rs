@@ -157,14 +157,20 @@ impl Stats {
             family(
                 "pgactor_replica_up",
                 "gauge",
-                "1 when the replica was reachable at the last probe.",
+                "1 when the replica was reachable and following the primary at a recent probe.",
                 one(u8::from(replica.up).to_string()),
             );
             family(
                 "pgactor_replica_lag_seconds",
                 "gauge",
-                "The replica's replay lag.",
+                "Time since the primary had flushed WAL the replica has not replayed.",
                 one(replica.lag.as_secs_f64().to_string()),
+            );
+            family(
+                "pgactor_replica_probe_age_seconds",
+                "gauge",
+                "Time since the last probe that reached the replica.",
+                one(replica.probe_age.as_secs_f64().to_string()),
             );
             family(
                 "pgactor_replica_primary_reads_total",
@@ -381,6 +387,7 @@ mod tests {
                 up: true,
                 lag: Duration::from_millis(250),
                 primary_reads: 9,
+                probe_age: Duration::from_millis(500),
             }),
         };
         let text = stats.to_prometheus();
@@ -396,6 +403,7 @@ mod tests {
             "pgactor_open_transactions 1",
             "pgactor_replica_lag_seconds 0.25",
             "pgactor_replica_primary_reads_total 9",
+            "pgactor_replica_probe_age_seconds 0.5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
 
-use crate::common::{eventually, observer, ready, registry, stock_model};
+use crate::common::{eventually, observer, primary_url, ready, registry, replica_url, stock_model};
 use crate::topology::Topology;
 
 async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
@@ -210,4 +210,20 @@ async fn writes_follow_a_promoted_standby_without_reopening() {
         .get(0);
     assert_eq!(found, 1);
     db.close().await;
+}
+
+/// Reads spilled to the primary need at least one place there.
+#[tokio::test]
+async fn no_place_for_reads_on_the_primary_is_refused_at_open() {
+    let err = pgactor::OpenOptions::new(primary_url())
+        .read_dsn(replica_url())
+        .replica(ReplicaConfig {
+            max_primary_reads: Some(0),
+            ..ReplicaConfig::default()
+        })
+        .open()
+        .await
+        .expect_err("max_primary_reads 0");
+    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("max_primary_reads"), "{err}");
 }

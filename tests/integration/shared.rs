@@ -123,9 +123,11 @@ async fn a_read_past_its_timeout_retires_its_lane_and_reads_go_on() {
         .await
         .expect("warm the lane");
 
+    // A deadline shorter than the lane's lock bound: the read times out on
+    // its lane, before it could move to a connection of its own.
     let admin = lock_stock_table(&schema).await;
     let err = db
-        .with_query_timeout(Duration::from_millis(300))
+        .with_query_timeout(Duration::from_millis(20))
         .read("StockBalance", ids[0])
         .await
         .expect_err("the table is locked");
@@ -157,17 +159,35 @@ async fn a_read_past_its_timeout_retires_its_lane_and_reads_go_on() {
     no_session_left(&schema).await;
 }
 
+/// Lanes hold their connections for as long as they serve: as many lanes
+/// as read connections would leave none for lists or a lane's replacement.
 #[tokio::test]
-async fn more_lanes_than_read_connections_is_refused_at_open() {
-    let err = pgactor::OpenOptions::new(primary_url())
-        .read_pool(PoolConfig {
-            max_open: Some(2),
-            ..PoolConfig::default()
-        })
-        .shared_reads(3)
+async fn as_many_lanes_as_read_connections_or_more_is_refused_at_open() {
+    for lanes in [2, 3] {
+        let err = pgactor::OpenOptions::new(primary_url())
+            .read_pool(PoolConfig {
+                max_open: Some(2),
+                ..PoolConfig::default()
+            })
+            .shared_reads(lanes)
+            .open()
+            .await
+            .expect_err("lanes need a read connection to spare");
+        assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("shared_reads"), "{err}");
+    }
+}
+
+/// A lane sets its own lock_timeout, which behind a transaction-pooling
+/// bouncer would reach other clients' sessions.
+#[tokio::test]
+async fn shared_reads_behind_a_transaction_pooling_bouncer_are_refused_at_open() {
+    let err = pgactor::OpenOptions::new(crate::common::bouncer_url())
+        .pooler(pgactor::PoolerMode::Transaction)
+        .shared_reads(1)
         .open()
         .await
-        .expect_err("3 lanes need 3 connections");
+        .expect_err("lanes need a session of their own");
     assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("shared_reads"), "{err}");
 }
