@@ -26,7 +26,7 @@ use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
 use crate::stats::Stats;
-use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::supervisor::{close_now, Routes, Supervisor, SupervisorArgs};
 use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
 use crate::tx_actor::SpareActors;
@@ -643,8 +643,11 @@ impl DbInner {
 
 /// The last handle gone: nobody can send to the adapter any more, so its
 /// actors stop and its connections close (open transactions roll back).
+/// The pools are closed here too, not only by the supervisor: one that was
+/// killed, or never gets to the stop, must not leave them open.
 impl Drop for DbInner {
     fn drop(&mut self) {
+        close_now(&self.routes, &self.pools);
         self.supervisor.stop(Some("every Db handle dropped".into()));
     }
 }
@@ -956,6 +959,8 @@ impl Db {
 
     /// The supervisor actor: send it [`DbMsg`]s from ractor code. Keep a
     /// `Db` alive meanwhile: when the last one is dropped the adapter stops.
+    /// Stopping or killing this actor closes the adapter: every later call
+    /// on any `Db` answers [`ErrorKind::Closed`].
     pub fn actor(&self) -> ActorRef<DbMsg> {
         self.inner.supervisor.clone()
     }

@@ -286,20 +286,34 @@ impl Actor for Supervisor {
         }
         Ok(())
     }
+}
 
-    async fn post_stop(
-        &self,
-        _: ActorRef<DbMsg>,
-        state: &mut SupervisorState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.routes.clear();
-        for ctx in state.contexts.values() {
-            if let Some(lanes) = &ctx.shared {
-                lanes.close();
-            }
-            ctx.pool.pool.close();
+/// However the supervisor goes (stopped, killed, failed: ractor runs no
+/// `post_stop` after a kill or a panic), the adapter closes with it: the
+/// state is dropped on every path.
+impl Drop for SupervisorState {
+    fn drop(&mut self) {
+        close_now(&self.routes, self.contexts.values());
+    }
+}
+
+/// Close the adapter at once, without waiting for anything: new work is
+/// refused (`Closed`), the routing table empties, the shared-read lanes
+/// retire and both pools close. Idle connections close now, checked-out
+/// ones when they come back; checkouts still waiting fail with `Closed`.
+/// The pools' reapers and the replica monitor end at their next tick,
+/// once they see their pool closed. Synchronous, for `Drop`s; idempotent.
+pub(crate) fn close_now<'a>(
+    routes: &Routes,
+    pools: impl IntoIterator<Item = &'a Arc<PoolContext>>,
+) {
+    routes.close();
+    routes.clear();
+    for ctx in pools {
+        if let Some(lanes) = &ctx.shared {
+            lanes.close();
         }
-        Ok(())
+        ctx.pool.pool.close();
     }
 }
 

@@ -30,3 +30,4 @@ mod replica_health;
 mod restart;
 mod storm;
 mod subscribers;
+mod supervisor;
