@@ -371,7 +371,11 @@ impl Tx {
         self.end(Job::CommitWithToken).await
     }
 
-    /// Roll back.
+    /// Roll back. `Ok` also when the transaction was already aborted (a
+    /// failed statement, a lost connection, a statement that never ended,
+    /// the idle bound): nothing of it is committed, which is what a
+    /// rollback asks for. [`ErrorKind::TxClosed`] once it has ended by
+    /// `commit()` or `rollback()`, or its actor is gone.
     pub async fn rollback(&self) -> Result<()> {
         self.end(Job::Rollback).await
     }

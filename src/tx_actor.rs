@@ -434,10 +434,13 @@ impl Serving {
                 return;
             }
             Slot::Lost => {
-                let ends = msg.ends_transaction();
-                msg.refuse(lost());
-                if ends {
+                if msg.ends_transaction() {
                     *slot = Slot::Ended;
+                }
+                match msg {
+                    // Nothing of it was committed: see `Rollback::after_lost`.
+                    TxMsg::Rollback(reply) => drop(reply.send(Ok(()))),
+                    msg => msg.refuse(lost()),
                 }
                 return;
             }
@@ -583,7 +586,7 @@ async fn run_handed_off<S: Step>(
             if S::ENDS {
                 *slot = Slot::Ended;
             }
-            return answer.answer(Err(lost()));
+            return answer.answer(S::after_lost());
         }
         Slot::Ended => {
             *slot = Slot::Ended;
@@ -656,6 +659,13 @@ trait Step: Send + 'static {
     fn cut_short(_: &TxState) -> Error {
         stopped_while_answering()
     }
+
+    /// The answer once a statement of the transaction never ended
+    /// ([`Slot::Lost`]): its connection closed with it, so nothing of the
+    /// transaction was committed and nothing more can run.
+    fn after_lost() -> Result<Self::Output> {
+        Err(lost())
+    }
 }
 
 /// One statement, in its span.
@@ -722,6 +732,12 @@ impl Step for Rollback {
         let result = state.rollback().await;
         state.span.record("outcome", "rolled_back");
         result
+    }
+
+    /// Rolled back already: the server ended the transaction with its
+    /// connection. `Ok`, as a rollback after any other abort.
+    fn after_lost() -> Result<()> {
+        Ok(())
     }
 }
 

@@ -1073,3 +1073,107 @@ pub(crate) async fn only_the_ok_body_is_committed(db: &Db) {
     let skus: Vec<String> = page.rows.iter().map(|r| r.get("sku").unwrap()).collect();
     assert_eq!(skus, ["kept"], "only the Ok body was committed");
 }
+
+/// A transaction whose update of `victim` (row-locked by another session)
+/// never ends: a runtime of its own polls it until it waits for the lock,
+/// then shuts down, dropping the statement with it. The transaction's
+/// connection closes with the statement (the transaction actor's lost
+/// state); the transaction wrote one row before, which must never appear.
+/// The backends of earlier such updates still wait for the lock (the
+/// session's `lock_timeout` is long): this one is the next waiter.
+async fn a_transaction_whose_statement_never_ended(
+    db: &Db,
+    admin: &tokio_postgres::Client,
+    app: &str,
+    victim: uuid::Uuid,
+) -> pgactor::Tx {
+    let waiting = crate::common::lock_waiters(admin, app).await;
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    tx.create(
+        "StockBalance",
+        Record::new().with("sku", format!("lost-{}", uuid::Uuid::new_v4())),
+    )
+    .await
+    .expect("BEGIN and a write");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let waits = {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let update = tx.update(
+                    "StockBalance",
+                    victim,
+                    Record::new().with("quantity", 1_i64),
+                );
+                tokio::select! {
+                    ended = update => panic!("the update was to wait for the lock: {ended:?}"),
+                    _ = stopped => {}
+                }
+            });
+            // The statement, left to a task of this runtime, goes with it.
+            drop(runtime);
+        })
+    };
+    eventually("the update waits for the row lock", || async {
+        ready(
+            crate::common::lock_waiters(admin, app).await == waiting + 1,
+            (),
+        )
+    })
+    .await;
+    stop.send(()).unwrap();
+    waits.join().expect("the caller's runtime shut down");
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_statement_never_ended_rolls_back_ok_and_commits_nothing() {
+    let session = SessionConfig {
+        lock_timeout: Some(Duration::from_secs(60)),
+        ..SessionConfig::default()
+    };
+    let (db, app) = open_tagged("", session, PoolConfig::default()).await;
+    let admin = observer(&primary_url()).await;
+    let victim: uuid::Uuid = db
+        .create("StockBalance", Record::new().with("sku", "victim"))
+        .await
+        .unwrap()
+        .get("id")
+        .unwrap();
+    let holder = lock_row_outside(&primary_url(), &app, victim).await;
+
+    // rollback() from a Tx: nothing was committed and the transaction is
+    // over, which is what a rollback asks for.
+    let tx = a_transaction_whose_statement_never_ended(&db, &admin, &app, victim).await;
+    tx.rollback()
+        .await
+        .expect("rollback after a statement that never ended");
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
+
+    // The same through the actor door.
+    let tx = a_transaction_whose_statement_never_ended(&db, &admin, &app, victim).await;
+    ractor::call!(tx.actor(), TxMsg::Rollback)
+        .expect("the transaction actor answers")
+        .expect("TxMsg::Rollback after a statement that never ended");
+
+    // A commit is refused: nothing of the transaction is left to commit.
+    let tx = a_transaction_whose_statement_never_ended(&db, &admin, &app, victim).await;
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+
+    // The backends of the three lost updates waited for the lock all
+    // along (a backend waiting for a lock does not notice its client has
+    // gone); they get it now, and end at their next read.
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert_nothing_left_open(&admin, &app).await;
+    let page = db.list("StockBalance", Query::new()).await.unwrap();
+    assert_eq!(page.total, 1, "only the victim, none of the lost writes");
+    let quantity: i64 = page.rows[0].get("quantity").unwrap();
+    assert_eq!(quantity, 0, "none of the lost updates");
+    db.close().await;
+}
