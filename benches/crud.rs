@@ -2,7 +2,7 @@
 //! `read_by_id`, `list_page`, `insert`, `update` and `tx_lock`
 //! (LockForUpdate + update + commit), each with `pgactor` (default:
 //! prepared-statement cache), `raw-prepared` (deadpool-postgres,
-//! `prepare_cached`), `pgactor-shared` (`shared_reads(2)`: reads
+//! `prepare_cached`), `pgactor-shared` (`shared_reads(1)`: reads
 //! pipelined on shared connections), `pgactor-unnamed`
 //! (`statement_cache(false)`) and `raw-unnamed` (`query_typed`), so the
 //! HTML report puts them side by side. One caller at a time: this is

@@ -444,6 +444,25 @@ mod tests {
     }
 
     #[test]
+    fn numeric_fields_round_trip_through_records_exactly() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Price {
+            amount: rust_decimal::Decimal,
+        }
+        let model = Model::new("Price").field(Field::new("amount", FieldType::Numeric));
+        for text in ["1234567890123456.789012345678", "12.50", "-0.001"] {
+            let price = Price {
+                amount: text.parse().unwrap(),
+            };
+            let record = Record::from_serde(&model, &price).unwrap();
+            assert_eq!(record.value("amount"), Some(&Value::Numeric(price.amount)));
+            let back = record.to_serde::<Price>().unwrap();
+            assert_eq!(back, price);
+            assert_eq!(back.amount.to_string(), text, "scale kept");
+        }
+    }
+
+    #[test]
     fn a_record_that_does_not_convert_is_not_quoted_in_the_error() {
         #[derive(Debug, serde::Deserialize)]
         #[allow(dead_code)]

@@ -404,6 +404,11 @@ impl Value {
     /// array of numbers. NaN and infinities become `null`; a
     /// [`Value::JsonText`] (too deep for a tree) becomes its text as a JSON
     /// string.
+    ///
+    /// A numeric is written as its decimal text (`"12.50"`), never through a
+    /// float, so every digit and the scale come back unchanged, whichever
+    /// serde features of `rust_decimal` the application turns on: a
+    /// `Decimal` field reads a string with or without them.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
@@ -414,6 +419,8 @@ impl Value {
             Value::I64(n) => J::from(*n),
             Value::F32(f) => serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number),
             Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            // Written here, not by `Decimal`'s `Serialize`: exact whatever
+            // rust_decimal's features are.
             Value::Numeric(d) => J::String(d.to_string()),
             Value::Text(s) => J::String(s.clone()),
             Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
@@ -747,5 +754,41 @@ mod tests {
         for (ty, v) in cases {
             assert_eq!(Value::from_json(ty, "f", v.to_json()).unwrap(), v, "{ty:?}");
         }
+    }
+
+    #[test]
+    fn numerics_round_trip_through_json_exactly() {
+        // 28 significant digits and trailing zeros: a trip through f64 would
+        // lose digits, and a normalising one the scale.
+        for text in [
+            "1234567890123456.789012345678",
+            "-0.0000000000000000000000000001",
+            "79228162514264337593543950335",
+            "12.50",
+            "0.00",
+        ] {
+            let d: Decimal = text.parse().unwrap();
+            let json = Value::Numeric(d).to_json();
+            assert_eq!(json, serde_json::Value::String(text.into()));
+            let back = Value::from_json(FieldType::Numeric, "f", json).unwrap();
+            match back {
+                Value::Numeric(b) => {
+                    assert_eq!(b, d);
+                    assert_eq!(b.to_string(), text, "scale kept");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_keeps_its_default_serde_for_the_application() {
+        // The application's own `Decimal` fields read JSON numbers and
+        // strings alike: pgactor turns on no rust_decimal serde feature
+        // (`serde-str` would refuse the number).
+        let number: Decimal = serde_json::from_str("12.5").unwrap();
+        let string: Decimal = serde_json::from_str("\"12.50\"").unwrap();
+        assert_eq!(number, "12.5".parse::<Decimal>().unwrap());
+        assert_eq!(string.to_string(), "12.50");
     }
 }
