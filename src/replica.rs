@@ -346,7 +346,7 @@ impl ReplicaWatch {
                     // server (a failover): they say nothing about it.
                     samples.clear();
                 }
-                if samples.back().map_or(true, |&(_, last)| position > last) {
+                if samples.back().is_none_or(|&(_, last)| position > last) {
                     if samples.len() == MAX_SAMPLES {
                         samples.pop_back();
                     }
