@@ -12,7 +12,7 @@ use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, S
 use crate::connection::{client_config, ensure_schema, ConnectionPool};
 use crate::dsn::Dsn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, Plan, RowPlan, Statements, WithToken};
+use crate::exec::{wal_position, PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
@@ -438,9 +438,12 @@ impl OpenOptions {
             warn_on_capacity(&client, &write, &read).await;
         }
         ensure_schema(&client, &session.schema).await?;
-        if self.auto_migrate {
-            auto_migrate(&mut client, &session, &self.registry).await?;
-        }
+        let schema_changed = if self.auto_migrate {
+            let report = auto_migrate(&mut client, &session, &self.registry).await?;
+            schema_change(&client, &report).await?
+        } else {
+            None
+        };
         drop(client);
 
         // With a replica of its own, the read pool is watched: reads go to the
@@ -462,6 +465,9 @@ impl OpenOptions {
             watch
                 .clone()
                 .spawn_monitor(read.clone(), to_replica, to_primary);
+            if let Some(token) = schema_changed {
+                watch.schema_changed(token);
+            }
             watch
         });
         let registry = Arc::new(self.registry);
@@ -553,6 +559,18 @@ impl OpenOptions {
             }),
         })
     }
+}
+
+/// Where the primary's WAL stands after a migration that ran DDL, so that
+/// reads wait for a replica to have replayed it; `None` when nothing changed.
+async fn schema_change(
+    client: &tokio_postgres::Client,
+    report: &MigrationReport,
+) -> Result<Option<ConsistencyToken>> {
+    if report.statements.is_empty() {
+        return Ok(None);
+    }
+    wal_position(client).await.map(Some)
 }
 
 /// Log a warning when the two pools together may open more than half of
@@ -954,7 +972,13 @@ impl Db {
     /// Run AutoMigrate now, on the write pool (also when it is off at open).
     pub async fn migrate(&self) -> Result<MigrationReport> {
         let mut client = self.inner.context(Role::Write).pool.get().await?;
-        auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await
+        let report = auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await?;
+        if let Some(watch) = &self.inner.replica {
+            if let Some(token) = schema_change(&client, &report).await? {
+                watch.schema_changed(token);
+            }
+        }
+        Ok(report)
     }
 
     /// The supervisor actor: send it [`DbMsg`]s from ractor code. Keep a

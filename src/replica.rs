@@ -179,6 +179,12 @@ pub(crate) struct ReplicaWatch {
     /// A probe has found the server in recovery: it is a standby, and
     /// leaving recovery later means it was promoted.
     standby: AtomicBool,
+    /// The primary's position after the schema changes this adapter made
+    /// (AutoMigrate): every read goes to the primary until the replica has
+    /// replayed that far, so a table just created is never looked for
+    /// where it does not exist yet. 0: none. A probe that finds the server
+    /// is no standby clears it (its positions say nothing of the primary's).
+    schema_floor: AtomicU64,
     /// Places for reads that run on the primary instead of the replica.
     spill: Semaphore,
     spill_limit: usize,
@@ -209,6 +215,7 @@ impl ReplicaWatch {
                 .saturating_add(config.poll_interval.saturating_mul(2)),
             primary_reads: AtomicU64::new(0),
             standby: AtomicBool::new(false),
+            schema_floor: AtomicU64::new(0),
             spill: Semaphore::new(spill_limit),
             spill_limit,
         }
@@ -236,7 +243,9 @@ impl ReplicaWatch {
 
     /// Where a read that must see `after` goes now.
     pub(crate) fn route(&self, after: Option<ConsistencyToken>) -> Route {
-        let behind = after.is_some_and(|t| t.0 > self.replayed.load(Ordering::Relaxed));
+        let need = after.map_or(0, |t| t.0);
+        let need = need.max(self.schema_floor.load(Ordering::Relaxed));
+        let behind = need > self.replayed.load(Ordering::Relaxed);
         let check = behind || self.config.fallback || self.config.max_lag.is_some();
         // Neither check nor clock for a plain read with fallback off and no max_lag.
         let now = if check { self.now() } else { 0 };
@@ -247,6 +256,12 @@ impl ReplicaWatch {
         } else {
             Route::Replica
         }
+    }
+
+    /// The schema changed on the primary up to `token`: reads go to the
+    /// primary until the replica has replayed it.
+    pub(crate) fn schema_changed(&self, token: ConsistencyToken) {
+        self.schema_floor.fetch_max(token.0, Ordering::Relaxed);
     }
 
     /// A place for one read on the primary instead of the replica, waiting
@@ -360,6 +375,7 @@ impl ReplicaWatch {
             // Not a standby (a logical replica, another database): no
             // position of the primary's to compare with.
             samples.clear();
+            self.schema_floor.store(0, Ordering::Relaxed);
         }
         let since = samples.front().map_or(CAUGHT_UP, |&(at, _)| at);
         self.behind_since.store(since, Ordering::Relaxed);

@@ -227,3 +227,47 @@ async fn no_place_for_reads_on_the_primary_is_refused_at_open() {
     assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("max_primary_reads"), "{err}");
 }
+
+#[tokio::test]
+async fn a_table_automigrate_just_created_is_read_on_the_primary_until_the_replica_has_replayed_it()
+{
+    let topo = Topology::up();
+    let replica = observer(topo.replica()).await;
+    replica
+        .execute("SELECT pg_wal_replay_pause()", &[])
+        .await
+        .unwrap();
+    // Open creates the schema and its table; the replica has neither yet.
+    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
+    let id = create(&db, "fresh").await;
+    let row = db
+        .read("StockBalance", id)
+        .await
+        .expect("read while replay is paused");
+    assert_eq!(row.get::<String>("sku").unwrap(), "fresh");
+    let page = db
+        .list("StockBalance", pgactor::Query::default())
+        .await
+        .expect("list while replay is paused");
+    assert_eq!(page.rows.len(), 1);
+    // Still behind once the watch has probed it: the reads stay on the primary.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.read("StockBalance", id)
+        .await
+        .expect("read after probes");
+    let spilled = db.stats().replica.unwrap().primary_reads;
+    assert!(spilled >= 3, "reads that went to the primary: {spilled}");
+
+    replica
+        .execute("SELECT pg_wal_replay_resume()", &[])
+        .await
+        .unwrap();
+    // Once the replica has replayed the migration, plain reads use it again.
+    eventually("reads go back to the replica", || async {
+        let before = db.stats().replica.unwrap().primary_reads;
+        db.read("StockBalance", id).await.unwrap();
+        ready(db.stats().replica.unwrap().primary_reads == before, ())
+    })
+    .await;
+    db.close().await;
+}
