@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions, SessionConfig};
+use pgactor::{Notification, OpenOptions, PoolConfig, SessionConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
@@ -220,4 +220,134 @@ async fn flood(buffer: usize) -> Flood {
         app,
         growth_kib,
     }
+}
+
+/// Channels subscribed before the listener's backend is terminated: in one
+/// batch their LISTENs would take well past `CHANNELS_CONNECT_TIMEOUT`
+/// (measured: 20,000 in 1.28 s).
+const CHANNELS: usize = 20_000;
+/// The write pool's connect timeout: the bound of the listener's
+/// connection and of each of its LISTEN round trips.
+const CHANNELS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Catalogue: a cache keyed by caller input, and a wait that outlasts its
+/// bound. Each subscribed channel costs the listener's server session, and
+/// after a reconnection the listener LISTENs on all of them again: in
+/// chunks of 500, each bounded by the connect timeout, so the connection
+/// comes back however many channels there are (up to `max_channels`), and
+/// a chunk that ran past its bound is cancelled on the server rather than
+/// left running in an abandoned backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_channels_are_listened_again_after_the_listeners_backend_is_terminated_and_max_channels_holds(
+) {
+    let _serial = serial().await;
+    let mut figures = Figures::new(
+        "9b",
+        "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
+    );
+    let app = unique_schema("chans");
+    let db = OpenOptions::new(primary_url())
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        })
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+        .max_channels(CHANNELS)
+        .open()
+        .await
+        .expect("open");
+    let (_, always_open) = watch::channel(true);
+    let (actor, mut seen) = gated(always_open).await;
+    let prefix = unique_schema("c");
+    let channel = |i: usize| format!("{prefix}_{i:05}");
+    let mut subscribing = tokio::task::JoinSet::new();
+    for i in 0..CHANNELS {
+        let (db, actor, channel) = (db.clone(), actor.clone(), channel(i));
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+    assert_eq!(
+        figures.acknowledged, CHANNELS as u64,
+        "{:?}",
+        figures.errors
+    );
+    // One channel more is refused, and the existing ones stay.
+    let past = db.subscribe(&format!("{prefix}_past"), actor.clone()).await;
+    figures.outcome(&past);
+    let refused = past.expect_err("a channel past max_channels");
+    assert_eq!(
+        refused.kind(),
+        &pgactor::ErrorKind::Unavailable,
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("max_channels"), "{refused}");
+    assert_eq!(db.stats().listener.channels, CHANNELS);
+
+    let obs = observer(&primary_url()).await;
+    let killed: i64 = obs
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("terminate the listener")
+        .get(0);
+    assert_eq!(killed, 1, "one listener session");
+    let terminated = std::time::Instant::now();
+    // The contract's bound: a reconnection backoff of at most 5 s, then
+    // the connect timeout for the connection and for each chunk of 500.
+    let chunks = CHANNELS.div_ceil(500) as u32;
+    let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);
+    let mut gaps = 0;
+    while gaps < CHANNELS {
+        let left = bound.saturating_sub(terminated.elapsed());
+        match tokio::time::timeout(left, actor_next(&mut seen)).await {
+            Ok(Seen::Gap) => gaps += 1,
+            Ok(other) => panic!("{other:?} before the Gaps"),
+            Err(_) => {
+                panic!("{gaps} of {CHANNELS} Gaps within {bound:?}: the listener did not come back")
+            }
+        }
+    }
+    // LISTEN is in force on every channel again, the last one included.
+    obs.execute("SELECT pg_notify($1, 'back')", &[&channel(CHANNELS - 1)])
+        .await
+        .expect("notify");
+    assert_eq!(next(&mut seen).await, Seen::Message("back".into()));
+    figures.recovery = Some(terminated.elapsed());
+    let stats = db.stats().listener;
+    assert!(stats.connected && stats.reconnects == 1, "{stats:?}");
+    // No abandoned backend still runs a LISTEN batch.
+    let sessions: i64 = obs
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(sessions, 1, "listener sessions after the reconnection");
+    figures.note(format!(
+        "Gaps {gaps} (one per channel), notification after them delivered: yes; listener sessions afterwards {sessions}; \
+         reconnects {}; subscribe past max_channels: UNAVAILABLE",
+        stats.reconnects
+    ));
+    db.close().await;
+    figures.publish();
+}
+
+/// The next thing the subscriber saw.
+async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
+    rx.recv().await.expect("the subscriber stopped")
 }
