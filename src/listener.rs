@@ -5,8 +5,9 @@
 //! The supervisor spawns the listener on the first subscribe, so an adapter
 //! that never subscribes opens no connection for it. The connection is
 //! driven by a task of its own: tokio-postgres hands notifications out only
-//! through `Connection::poll_message`, and the task forwards each one to the
-//! listener as a message, then tells it when the connection ends. The
+//! through `Connection::poll_message`, and the task puts each one in a
+//! bounded [`Inbox`] with a [`ListenerMsg::Drain`] to the listener (one at
+//! a time), then tells it when the connection ends. The
 //! listener then reconnects with backoff (a `send_after` timer, never a
 //! sleep in `handle`), LISTENs again on every channel that has subscribers
 //! ([`LISTEN_CHUNK`] per round trip, each bounded by the connect timeout
@@ -27,7 +28,7 @@ use std::time::Duration;
 use postgres_openssl::MakeTlsConnector;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
@@ -450,6 +451,13 @@ impl Subscriptions {
         false
     }
 
+    /// Whether the actor `id` is subscribed to `channel`.
+    fn has(&self, channel: &str, id: ActorId) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|subs| subs.iter().any(|s| s.get_id() == id))
+    }
+
     /// The subscribers whose actors have stopped, with their channel.
     fn stopped(&self) -> Vec<(String, ActorId)> {
         self.channels
@@ -480,31 +488,46 @@ pub(crate) enum ListenerMsg {
     /// Answered once LISTEN on the channel is in force.
     Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
     Unsubscribe(String, ActorId, RpcReplyPort<Result<()>>),
-    /// The connection of this generation is open; its task drives it.
-    Connected(u64, Client),
+    /// The connection of this generation is open; its task drives it,
+    /// handing notifications over through the inbox.
+    Connected(u64, Client, Inbox),
     /// The connection of this generation could not be opened.
     ConnectFailed(u64, Error),
-    /// A notification, from whichever connection received it, with its
-    /// place among those waiting for the listener.
-    Notified(tokio_postgres::Notification, OwnedSemaphorePermit),
+    /// Notifications wait in the inbox of the connection of this generation.
+    Drain(u64),
     /// The connection of this generation ended, for this reason.
     Ended(u64, String),
     /// The backoff timer: connect again if still down.
     Reconnect,
     /// The sweep timer: forget the subscribers that have stopped.
     Sweep,
+    /// LISTEN on the next chunk of channels on the connection of this
+    /// generation, after the notifications that came meanwhile.
+    Relisten(u64),
 }
 
 /// A subscribe waiting for the connection to open.
 type Waiting = (String, ActorRef<Notification>, RpcReplyPort<Result<()>>);
+
+/// The notifications one connection received, waiting for the listener:
+/// at most `notification_buffer` of them. The connection task stops
+/// reading its connection while the inbox is full, so the server's
+/// notification queue holds the rest.
+pub(crate) struct Inbox {
+    notifications: mpsc::Receiver<tokio_postgres::Notification>,
+    /// A [`ListenerMsg::Drain`] is on its way: the connection task sends
+    /// no other until the listener takes it, so they never pile up.
+    drain_sent: Arc<AtomicBool>,
+}
 
 enum Link {
     /// No connection and none being opened (a reconnect may be scheduled).
     Down,
     /// The connection task is connecting.
     Connecting(AbortHandle),
-    /// LISTEN and UNLISTEN run on the client; the task drives the connection.
-    Up(Client, AbortHandle),
+    /// LISTEN and UNLISTEN run on the client; the task drives the
+    /// connection, and its notifications wait in the inbox.
+    Up(Client, AbortHandle, Inbox),
 }
 
 pub(crate) struct ListenerState {
@@ -515,9 +538,26 @@ pub(crate) struct ListenerState {
     generation: u64,
     /// Connection attempts failed in a row, for the backoff.
     failures: u32,
-    /// Subscribes that came while there was no connection: answered when
-    /// it opens (`Ok`, once LISTEN is in force) or fails (`Unavailable`).
+    /// Subscribes that came while there was no connection (or while it
+    /// was LISTENing again): answered when it opens (`Ok`, once LISTEN is
+    /// in force) or fails (`Unavailable`).
     waiting: Vec<Waiting>,
+    /// A new connection LISTENing again on every channel, one chunk per
+    /// message; `None` once it is done (or when there is no connection).
+    relisten: Option<Relisten>,
+}
+
+/// The LISTENs a new connection still owes, one [`LISTEN_CHUNK`] per
+/// [`ListenerMsg::Relisten`]: between two, the listener takes the
+/// notifications that came meanwhile (on the channels already LISTENed
+/// again), so its connection task, which stops reading past
+/// `notification_buffer` of them, is never stuck behind the next answer.
+struct Relisten {
+    /// Channels still to LISTEN on.
+    pending: BTreeSet<String>,
+    /// The subscriptions when the connection opened: each gets a `Gap` once
+    /// every channel is LISTENed again.
+    before: Vec<(String, Subscriber)>,
 }
 
 /// Whatever way the listener goes (stop, kill, panic), an open
@@ -550,6 +590,7 @@ impl Actor for Listener {
             generation: 0,
             failures: 0,
             waiting: Vec::new(),
+            relisten: None,
         })
     }
 
@@ -585,15 +626,13 @@ impl Actor for Listener {
                 state.unsubscribe(&myself, &channel, id).await;
                 let _ = reply.send(Ok(()));
             }
-            ListenerMsg::Connected(generation, client) => {
-                state.connected(&myself, generation, client).await;
+            ListenerMsg::Connected(generation, client, inbox) => {
+                state.connected(&myself, generation, client, inbox).await;
             }
             ListenerMsg::ConnectFailed(generation, err) => {
                 state.connect_failed(&myself, generation, err);
             }
-            ListenerMsg::Notified(notification, _place) => {
-                state.deliver(&myself, notification).await
-            }
+            ListenerMsg::Drain(generation) => state.drain(&myself, generation).await,
             ListenerMsg::Ended(generation, reason) => {
                 if generation == state.generation && matches!(state.link, Link::Up(..)) {
                     state.lost(&myself, &reason);
@@ -603,6 +642,9 @@ impl Actor for Listener {
                 if matches!(state.link, Link::Down) && state.ctx.has_subscriptions() {
                     state.connect(&myself);
                 }
+            }
+            ListenerMsg::Relisten(generation) => {
+                state.relisten(&myself, generation).await;
             }
             ListenerMsg::Sweep => {
                 state.sweep(&myself).await;
@@ -651,6 +693,12 @@ impl ListenerState {
                 return;
             }
         }
+        if let Some(relisten) = &mut self.relisten {
+            // Answered once every channel is LISTENed again, this one included.
+            relisten.pending.insert(channel.clone());
+            self.waiting.push((channel, subscriber, reply));
+            return;
+        }
         match self.link {
             Link::Up(..) => {
                 // A channel with subscribers is already LISTENed to.
@@ -660,11 +708,11 @@ impl ListenerState {
                     false => self.execute(myself, &listen(&channel)).await,
                 };
                 let id = subscriber.get_id();
-                let kept = result.is_ok();
-                if kept {
+                let added = result.is_ok() && !self.ctx.table().has(&channel, id);
+                if result.is_ok() {
                     self.ctx.table().add(channel.clone(), subscriber);
                 }
-                if reply.send(result).is_err() && kept {
+                if reply.send(result).is_err() && added {
                     // Nobody learns of it: not kept.
                     self.unsubscribe(myself, &channel, id).await;
                 }
@@ -747,44 +795,77 @@ impl ListenerState {
     }
 
     /// The connection is open: LISTEN on every channel wanted,
-    /// [`LISTEN_CHUNK`] per round trip, each bounded by the connect timeout,
-    /// then `Gap` to those who were subscribed before and `Ok` to those who
-    /// were waiting (and still are).
-    async fn connected(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64, client: Client) {
+    /// [`LISTEN_CHUNK`] per round trip, each bounded by the connect timeout
+    /// (see [`Relisten`]), then `Gap` to those who were subscribed before
+    /// and `Ok` to those who were waiting (and still are).
+    async fn connected(
+        &mut self,
+        myself: &ActorRef<ListenerMsg>,
+        generation: u64,
+        client: Client,
+        inbox: Inbox,
+    ) {
         if generation != self.generation || !matches!(self.link, Link::Connecting(_)) {
             // A connection nobody waits for any more: dropping the client closes it.
             return;
         }
         if let Link::Connecting(task) = std::mem::replace(&mut self.link, Link::Down) {
-            self.link = Link::Up(client, task);
+            self.link = Link::Up(client, task, inbox);
         }
         // Those who gave up waiting get nothing, and their channels no LISTEN.
         self.waiting.retain(|(_, _, reply)| !reply.is_closed());
         let before = self.ctx.table().every();
-        let channels: Vec<String> = before
+        let pending = before
             .iter()
-            .map(|(c, _)| c.as_str())
-            .chain(self.waiting.iter().map(|(c, _, _)| c.as_str()))
-            .collect::<BTreeSet<&str>>()
-            .into_iter()
-            .map(str::to_owned)
+            .map(|(c, _)| c.clone())
+            .chain(self.waiting.iter().map(|(c, _, _)| c.clone()))
             .collect();
-        let mut result = Ok(());
-        for chunk in channels.chunks(LISTEN_CHUNK) {
-            let sql: String = chunk.iter().map(|c| listen(c)).collect();
-            result = self.execute(myself, &sql).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if let Err(err) = result {
-            // Not every channel is listened to: this connection will not do.
-            if matches!(self.link, Link::Up(..)) {
-                self.lost(myself, &err.to_string());
-            }
-            self.fail_waiting(&err);
+        self.relisten = Some(Relisten { pending, before });
+        self.relisten(myself, generation).await;
+    }
+
+    /// LISTEN on the next chunk of channels still wanted; then ask for the
+    /// next one, or, when none is left, tell the subscribers.
+    async fn relisten(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64) {
+        if generation != self.generation || !matches!(self.link, Link::Up(..)) {
             return;
         }
+        let Some(relisten) = &mut self.relisten else {
+            return;
+        };
+        let mut chunk = Vec::with_capacity(LISTEN_CHUNK);
+        {
+            let table = self.ctx.table();
+            let waiting: HashSet<&str> = self.waiting.iter().map(|(c, _, _)| c.as_str()).collect();
+            while chunk.len() < LISTEN_CHUNK {
+                let Some(channel) = relisten.pending.pop_first() else {
+                    break;
+                };
+                // Unsubscribed meanwhile: no LISTEN.
+                if table.channels.contains_key(&channel) || waiting.contains(channel.as_str()) {
+                    chunk.push(channel);
+                }
+            }
+        }
+        let more = !relisten.pending.is_empty();
+        if !chunk.is_empty() {
+            let sql: String = chunk.iter().map(|c| listen(c)).collect();
+            if let Err(err) = self.execute(myself, &sql).await {
+                // Not every channel is listened to: this connection will not do.
+                if matches!(self.link, Link::Up(..)) {
+                    self.lost(myself, &err.to_string());
+                }
+                self.fail_waiting(&err);
+                return;
+            }
+        }
+        if more {
+            let _ = myself.send_message(ListenerMsg::Relisten(generation));
+            return;
+        }
+        let Some(Relisten { before, .. }) = self.relisten.take() else {
+            return;
+        };
         self.failures = 0;
         let figures = &self.ctx.figures;
         figures.connected.store(true, Ordering::Relaxed);
@@ -798,15 +879,17 @@ impl ListenerState {
             "listener connected"
         );
         for (channel, subscriber) in before {
-            if !subscriber.gap(&channel, &self.ctx.figures.gaps) {
-                self.unsubscribe(myself, &channel, subscriber.get_id())
-                    .await;
+            let id = subscriber.get_id();
+            let still = self.ctx.table().has(&channel, id);
+            if still && !subscriber.gap(&channel, &self.ctx.figures.gaps) {
+                self.unsubscribe(myself, &channel, id).await;
             }
         }
         for (channel, subscriber, reply) in std::mem::take(&mut self.waiting) {
             let id = subscriber.get_id();
+            let added = !self.ctx.table().has(&channel, id);
             self.ctx.table().add(channel.clone(), subscriber);
-            if reply.send(Ok(())).is_err() {
+            if reply.send(Ok(())).is_err() && added {
                 // Its caller gave up meanwhile: not kept.
                 self.unsubscribe(myself, &channel, id).await;
             }
@@ -827,7 +910,8 @@ impl ListenerState {
     /// reconnect after a backoff while anyone is subscribed.
     fn lost(&mut self, myself: &ActorRef<ListenerMsg>, reason: &str) {
         self.ctx.figures.connected.store(false, Ordering::Relaxed);
-        if let Link::Up(_, task) = std::mem::replace(&mut self.link, Link::Down) {
+        self.relisten = None;
+        if let Link::Up(_, task, _) = std::mem::replace(&mut self.link, Link::Down) {
             task.abort();
         }
         tracing::warn!(target: "pgactor.listener", reason, "listener connection lost");
@@ -850,46 +934,25 @@ impl ListenerState {
         }
     }
 
-    /// Hand a notification to each subscriber of its channel, within its
-    /// backlog; forget the subscribers whose actors are gone.
-    ///
-    /// A subscriber with `buffer` notifications sent and not yet taken
-    /// gets a `Gap` instead, and nothing more until it has taken them all
-    /// and the `Gap` (a re-read on it covers every notification dropped
-    /// before). So its mailbox holds at most `buffer` notifications and
-    /// one `Gap`.
-    async fn deliver(
-        &mut self,
-        myself: &ActorRef<ListenerMsg>,
-        notification: tokio_postgres::Notification,
-    ) {
-        let channel = notification.channel();
-        let subscribers = self.ctx.table().of(channel);
-        for subscriber in subscribers {
-            let sent = if subscriber.gap_pending() {
-                continue;
-            } else if subscriber.queue.queued.load(Ordering::Relaxed) >= self.ctx.buffer {
-                tracing::warn!(
-                    target: "pgactor.listener",
-                    channel,
-                    subscriber = %subscriber.get_id(),
-                    buffer = self.ctx.buffer,
-                    "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
-                );
-                subscriber.gap(channel, &self.ctx.figures.gaps)
-            } else {
-                subscriber.queue.behind.store(false, Ordering::Relaxed);
-                let message = Notification::Message {
-                    channel: channel.to_owned(),
-                    payload: notification.payload().to_owned(),
-                    process_id: notification.process_id(),
-                    backlog: subscriber.place(),
-                };
-                subscriber.send_message(message).is_ok()
-            };
-            if !sent {
-                self.unsubscribe(myself, channel, subscriber.get_id()).await;
-            }
+    /// Hand the notifications waiting in the inbox of the connection of
+    /// `generation` to their subscribers; then forget the subscribers
+    /// found gone.
+    async fn drain(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64) {
+        let Link::Up(_, _, inbox) = &mut self.link else {
+            return;
+        };
+        if generation != self.generation {
+            return;
+        }
+        // Cleared first: a notification that comes after the last one
+        // taken here sends another Drain.
+        inbox.drain_sent.store(false, Ordering::Relaxed);
+        let mut gone = false;
+        while let Ok(notification) = inbox.notifications.try_recv() {
+            gone |= !deliver(&self.ctx, &notification);
+        }
+        if gone {
+            self.sweep(myself).await;
         }
     }
 
@@ -898,19 +961,41 @@ impl ListenerState {
     /// closed and replaced, and statements that ran past the bound are
     /// cancelled on the server (a backend busy with them would otherwise
     /// run on, unaware that its client left, and slow the next connection).
+    ///
+    /// Meanwhile the notifications that come are delivered: the answer
+    /// follows them on the connection, and the connection task reads no
+    /// further than a full inbox.
     async fn execute(&mut self, myself: &ActorRef<ListenerMsg>, sql: &str) -> Result<()> {
-        let Link::Up(client, _) = &self.link else {
+        let ctx = &self.ctx;
+        let Link::Up(client, _, inbox) = &mut self.link else {
             return Err(Error::unavailable("the listener has no connection"));
         };
-        // Bounded: one round trip on a healthy connection.
-        let err = match tokio::time::timeout(self.ctx.timeout, client.batch_execute(sql)).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => Error::from_statement(e, false),
-            Err(_) => {
-                self.ctx.cancel_abandoned(client.cancel_token());
+        let client: &Client = client;
+        let outcome = {
+            let running = client.batch_execute(sql);
+            // Bounded: one round trip on a healthy connection.
+            let bound = tokio::time::sleep(ctx.timeout);
+            tokio::pin!(running, bound);
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut running => break Some(answer),
+                    Some(notification) = inbox.notifications.recv() => {
+                        // A subscriber found gone is left to the sweep.
+                        deliver(ctx, &notification);
+                    }
+                    _ = &mut bound => break None,
+                }
+            }
+        };
+        let err = match outcome {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => Error::from_statement(e, false),
+            None => {
+                ctx.cancel_abandoned(client.cancel_token());
                 Error::unavailable(format!(
                     "the listener's connection did not answer within {:?}",
-                    self.ctx.timeout
+                    ctx.timeout
                 ))
             }
         };
@@ -920,6 +1005,43 @@ impl ListenerState {
         }
         Err(err.prefixed("listener"))
     }
+}
+
+/// Hand a notification to each subscriber of its channel, within its
+/// backlog; `false` when some subscriber's actor is gone.
+///
+/// A subscriber with `buffer` notifications sent and not yet taken gets a
+/// `Gap` instead, and nothing more until it has taken them all and the
+/// `Gap` (a re-read on it covers every notification dropped before). So
+/// its mailbox holds at most `buffer` notifications and one `Gap`.
+fn deliver(ctx: &ListenerContext, notification: &tokio_postgres::Notification) -> bool {
+    let channel = notification.channel();
+    let mut all_there = true;
+    for subscriber in ctx.table().of(channel) {
+        let sent = if subscriber.gap_pending() {
+            continue;
+        } else if subscriber.queue.queued.load(Ordering::Relaxed) >= ctx.buffer {
+            tracing::warn!(
+                target: "pgactor.listener",
+                channel,
+                subscriber = %subscriber.get_id(),
+                buffer = ctx.buffer,
+                "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
+            );
+            subscriber.gap(channel, &ctx.figures.gaps)
+        } else {
+            subscriber.queue.behind.store(false, Ordering::Relaxed);
+            let message = Notification::Message {
+                channel: channel.to_owned(),
+                payload: notification.payload().to_owned(),
+                process_id: notification.process_id(),
+                backlog: subscriber.place(),
+            };
+            subscriber.send_message(message).is_ok()
+        };
+        all_there &= sent;
+    }
+    all_there
 }
 
 /// Take the items that match out of `items`.
@@ -969,45 +1091,67 @@ async fn run_connection(
             return;
         }
     };
+    let (inbox, notifications) = mpsc::channel(ctx.buffer.clamp(1, Semaphore::MAX_PERMITS));
+    let drain_sent = Arc::new(AtomicBool::new(false));
+    let inbox_end = Inbox {
+        notifications,
+        drain_sent: drain_sent.clone(),
+    };
     if listener
-        .send_message(ListenerMsg::Connected(generation, client))
+        .send_message(ListenerMsg::Connected(generation, client, inbox_end))
         .is_err()
     {
         // The listener is gone; dropping the connection closes it.
         return;
     }
-    let reason = drive(connection, &listener, ctx.buffer).await;
+    let drains = Drains {
+        listener: &listener,
+        generation,
+        sent: &drain_sent,
+    };
+    let reason = drive(connection, &inbox, &drains).await;
     let _ = listener.send_message(ListenerMsg::Ended(generation, reason));
 }
 
-/// Poll the connection, forwarding every notification to the listener,
-/// until it ends; answer why it ended.
+/// How the connection task tells the listener that notifications wait.
+struct Drains<'a> {
+    listener: &'a ActorRef<ListenerMsg>,
+    generation: u64,
+    sent: &'a AtomicBool,
+}
+
+impl Drains<'_> {
+    /// Send a [`ListenerMsg::Drain`] unless one is on its way; `false` when
+    /// the listener is gone.
+    fn send(&self) -> bool {
+        self.sent.swap(true, Ordering::Relaxed)
+            || self
+                .listener
+                .send_message(ListenerMsg::Drain(self.generation))
+                .is_ok()
+    }
+}
+
+/// Poll the connection, putting every notification in the inbox and
+/// telling the listener, until it ends; answer why it ended.
 ///
-/// At most `buffer` notifications wait for the listener actor: past that,
-/// the connection is not read until the listener takes one, so the
-/// server's notification queue holds the rest. (Were the listener then
-/// waiting for a LISTEN's answer on this connection, that wait ends at its
-/// timeout, and the connection is replaced with a `Gap` to every subscriber.)
+/// At most the inbox's capacity (`notification_buffer`) wait for the
+/// listener: past that, the connection is not read until the listener
+/// takes one, so the server's notification queue holds the rest. While
+/// the listener waits for a LISTEN's answer it takes them as they come.
 async fn drive<S, T>(
     mut connection: Connection<S, T>,
-    listener: &ActorRef<ListenerMsg>,
-    buffer: usize,
+    inbox: &mpsc::Sender<tokio_postgres::Notification>,
+    drains: &Drains<'_>,
 ) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let places = Arc::new(Semaphore::new(buffer.clamp(1, Semaphore::MAX_PERMITS)));
     loop {
-        let Ok(place) = places.clone().acquire_owned().await else {
-            return "the listener stopped".into();
-        };
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {
-                if listener
-                    .send_message(ListenerMsg::Notified(notification, place))
-                    .is_err()
-                {
+                if inbox.send(notification).await.is_err() || !drains.send() {
                     return "the listener stopped".into();
                 }
             }
@@ -1161,31 +1305,31 @@ mod queue_tests {
     use super::*;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-    /// A listener that takes every notification and never lets go of it.
+    /// A listener that never takes a notification from its inbox; it
+    /// reports each Drain it is sent.
     struct Hoarder;
 
     impl Actor for Hoarder {
         type Msg = ListenerMsg;
-        type State = (Vec<OwnedSemaphorePermit>, UnboundedSender<usize>);
-        type Arguments = UnboundedSender<usize>;
+        type State = UnboundedSender<()>;
+        type Arguments = UnboundedSender<()>;
 
         async fn pre_start(
             &self,
             _: ActorRef<ListenerMsg>,
-            tx: UnboundedSender<usize>,
+            tx: UnboundedSender<()>,
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((Vec::new(), tx))
+            Ok(tx)
         }
 
         async fn handle(
             &self,
             _: ActorRef<ListenerMsg>,
             msg: ListenerMsg,
-            (kept, tx): &mut Self::State,
+            tx: &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
-            if let ListenerMsg::Notified(_, place) = msg {
-                kept.push(place);
-                let _ = tx.send(kept.len());
+            if let ListenerMsg::Drain(_) = msg {
+                let _ = tx.send(());
             }
             Ok(())
         }
@@ -1205,10 +1349,19 @@ mod queue_tests {
     #[tokio::test]
     async fn a_listener_that_takes_nothing_gets_at_most_its_buffer_and_the_server_keeps_the_rest() {
         const BUFFER: usize = 10;
-        let (tx, mut taken) = unbounded_channel();
+        let (tx, mut drains) = unbounded_channel();
         let (hoarder, _) = Actor::spawn(None, Hoarder, tx).await.unwrap();
         let (client, connection) = connect().await;
-        let driven = tokio::spawn(async move { drive(connection, &hoarder, BUFFER).await });
+        let (inbox, mut waiting) = mpsc::channel(BUFFER);
+        let driven = tokio::spawn(async move {
+            let sent = AtomicBool::new(false);
+            let drains = Drains {
+                listener: &hoarder,
+                generation: 1,
+                sent: &sent,
+            };
+            drive(connection, &inbox, &drains).await
+        });
         let channel = format!("hoard_{}", uuid::Uuid::new_v4().simple());
         client.batch_execute(&listen(&channel)).await.unwrap();
         let pid: i32 = client
@@ -1228,11 +1381,8 @@ mod queue_tests {
             .unwrap();
         // Guards against hanging, not timing checks.
         let patience = Duration::from_secs(30);
-        let mut most = 0;
-        while most < BUFFER {
-            let n = tokio::time::timeout(patience, taken.recv()).await;
-            most = n.expect("notifications reach the listener").unwrap();
-        }
+        let first = tokio::time::timeout(patience, drains.recv()).await;
+        first.expect("notifications reach the listener").unwrap();
         // The listening backend ends up blocked writing to a client that
         // stopped reading.
         let mut blocked = false;
@@ -1251,13 +1401,17 @@ mod queue_tests {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        while let Ok(n) = taken.try_recv() {
-            most = most.max(n);
+        let mut most = 0;
+        while waiting.try_recv().is_ok() {
+            most += 1;
         }
-        assert!(
-            most <= BUFFER,
-            "{most} notifications waited for the listener"
-        );
+        assert_eq!(most, BUFFER, "notifications waiting for the listener");
+        // One Drain on its way is enough: they do not pile up either.
+        let mut sent = 1;
+        while drains.try_recv().is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 1, "Drain messages");
         assert!(
             blocked,
             "the listener's connection was read past its buffer"

@@ -351,3 +351,130 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
 async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
     rx.recv().await.expect("the subscriber stopped")
 }
+
+/// Catalogue: a fast producer and a slow consumer, meeting a reconnection.
+/// While the listener LISTENs again, chunk by chunk, the channels already
+/// LISTENed again receive notifications; the connection task stops
+/// reading past `notification_buffer` of them until the listener takes
+/// them. The listener takes them between chunks, so a flood on one
+/// channel cannot hold up the answer to the next chunk (which would time
+/// the connection out, again and again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reconnection() {
+    const QUIET: usize = 5_000;
+    let _serial = serial().await;
+    let mut figures = Figures::new(
+        "9c",
+        "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
+    );
+    let app = unique_schema("flood");
+    let db = OpenOptions::new(primary_url())
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        })
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+        .notification_buffer(10)
+        .open()
+        .await
+        .expect("open");
+    let prefix = unique_schema("f");
+    // Sorted first: LISTENed again in the first chunk.
+    let flooded = format!("{prefix}_0_flooded");
+    let quiet = |i: usize| format!("{prefix}_1_{i:05}");
+    let (_, always_open) = watch::channel(true);
+    let (sink, mut flood_seen) = gated(always_open.clone()).await;
+    db.subscribe(&flooded, sink).await.expect("subscribe");
+    let (actor, mut seen) = gated(always_open).await;
+    let mut subscribing = tokio::task::JoinSet::new();
+    for i in 0..QUIET {
+        let (db, actor, channel) = (db.clone(), actor.clone(), quiet(i));
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+    assert_eq!(figures.acknowledged, QUIET as u64, "{:?}", figures.errors);
+
+    // The flood: batches of notifications, without pause, until the end.
+    let flooder = observer(&primary_url()).await;
+    let (stop_flood, stopping) = watch::channel(false);
+    let flooding = {
+        let flooded = flooded.clone();
+        tokio::spawn(async move {
+            let mut sent = 0_u64;
+            while !*stopping.borrow() {
+                flooder
+                    .execute(
+                        "SELECT pg_notify($1, 'flood') FROM generate_series(1, 200)",
+                        &[&flooded],
+                    )
+                    .await
+                    .expect("flood");
+                sent += 200;
+            }
+            sent
+        })
+    };
+    // Drained as it comes: the flooded subscriber is not the slow one here.
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let draining = {
+        let taken = taken.clone();
+        tokio::spawn(async move {
+            while flood_seen.recv().await.is_some() {
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let obs = observer(&primary_url()).await;
+    let killed: i64 = obs
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("terminate the listener")
+        .get(0);
+    assert_eq!(killed, 1, "one listener session");
+    let terminated = std::time::Instant::now();
+    let chunks = (QUIET + 1).div_ceil(500) as u32;
+    let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);
+    let mut gaps = 0;
+    while gaps < QUIET {
+        let left = bound.saturating_sub(terminated.elapsed());
+        match tokio::time::timeout(left, actor_next(&mut seen)).await {
+            Ok(Seen::Gap) => gaps += 1,
+            Ok(other) => panic!("{other:?} before the Gaps"),
+            Err(_) => panic!(
+                "{gaps} of {QUIET} Gaps within {bound:?} under the flood: the reconnection stalled"
+            ),
+        }
+    }
+    obs.execute("SELECT pg_notify($1, 'back')", &[&quiet(QUIET - 1)])
+        .await
+        .expect("notify");
+    assert_eq!(next(&mut seen).await, Seen::Message("back".into()));
+    figures.recovery = Some(terminated.elapsed());
+    let stats = db.stats().listener;
+    assert!(stats.connected && stats.reconnects == 1, "{stats:?}");
+    stop_flood.send(true).expect("stop the flood");
+    let sent = flooding.await.expect("flooder");
+    db.close().await;
+    draining.abort();
+    let delivered = taken.load(std::sync::atomic::Ordering::Relaxed);
+    figures.note(format!(
+        "Gaps to the quiet subscriber {gaps}, notification after them delivered: yes; reconnects {}; \
+         flood sent {sent}, flooded subscriber took {delivered} (messages and Gaps)",
+        stats.reconnects
+    ));
+    figures.publish();
+}
