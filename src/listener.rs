@@ -910,7 +910,11 @@ impl ListenerState {
     /// reconnect after a backoff while anyone is subscribed.
     fn lost(&mut self, myself: &ActorRef<ListenerMsg>, reason: &str) {
         self.ctx.figures.connected.store(false, Ordering::Relaxed);
-        self.relisten = None;
+        if self.relisten.take().is_some() {
+            // Subscribes that came during the re-LISTEN wait for no other connection.
+            let err = Error::unavailable(format!("the listener's connection was lost: {reason}"));
+            self.fail_waiting(&err);
+        }
         if let Link::Up(_, task, _) = std::mem::replace(&mut self.link, Link::Down) {
             task.abort();
         }
