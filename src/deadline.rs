@@ -89,7 +89,7 @@ impl CancelTarget {
 
     /// Send a CancelRequest for `token`'s connection and wait until the
     /// server has closed the cancel connection.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         token: CancelToken,
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -137,6 +137,8 @@ pub struct OpenOptions {
     statement_cache_size: usize,
     /// Notifications a subscription may have sent and not yet taken.
     notification_buffer: usize,
+    /// Channels the listener LISTENs on at most.
+    max_channels: usize,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -157,6 +159,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("max_page", &self.max_page)
             .field("statement_cache_size", &self.statement_cache_size)
             .field("notification_buffer", &self.notification_buffer)
+            .field("max_channels", &self.max_channels)
             .finish()
     }
 }
@@ -179,6 +182,7 @@ impl OpenOptions {
             max_page: crate::query::MAX_PAGE,
             statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
+            max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
         }
     }
 
@@ -259,6 +263,19 @@ impl OpenOptions {
     /// before it stops reading its connection and lets the server queue them.
     pub fn notification_buffer(mut self, notifications: usize) -> OpenOptions {
         self.notification_buffer = notifications;
+        self
+    }
+
+    /// How many channels the listener may LISTEN on at once (default
+    /// [`crate::DEFAULT_MAX_CHANNELS`] = 10,000; at least 1). A
+    /// [`Db::subscribe`] to one more channel (after forgetting stopped
+    /// subscribers) answers [`ErrorKind::Unavailable`]: unsubscribe from one
+    /// first. Channel names usually come from callers (one per order, per
+    /// user), and each costs the server: PostgreSQL's LISTEN slows with the
+    /// channels a session already listens on, and after a reconnection the
+    /// listener LISTENs on all of them again, 500 per round trip.
+    pub fn max_channels(mut self, channels: usize) -> OpenOptions {
+        self.max_channels = channels;
         self
     }
 
@@ -360,6 +377,9 @@ impl OpenOptions {
             return Err(Error::config(
                 "notification_buffer must be at least 1 notification",
             ));
+        }
+        if self.max_channels == 0 {
+            return Err(Error::config("max_channels must be at least 1 channel"));
         }
         if self.statement_cache_size == 0 {
             return Err(Error::config(
@@ -491,6 +511,7 @@ impl OpenOptions {
             write.settings.connect_timeout,
         );
         listener.buffer = self.notification_buffer;
+        listener.max_channels = self.max_channels;
         let listener = Arc::new(listener);
         let in_flight = Arc::new(InFlight::default());
         let pools = vec![
@@ -524,7 +545,7 @@ impl OpenOptions {
                 pools: pools.clone(),
                 routes: routes.clone(),
                 deadline: session.query_deadline(),
-                listener,
+                listener: listener.clone(),
             },
         )
         .await
@@ -556,6 +577,7 @@ impl OpenOptions {
                 registry,
                 session,
                 pools: [pools[0].clone(), pools[1].clone()],
+                listener,
             }),
         })
     }
@@ -647,6 +669,8 @@ struct DbInner {
     replica: Option<Arc<ReplicaWatch>>,
     /// Operations running now, for graceful shutdown.
     in_flight: Arc<InFlight>,
+    /// The LISTEN/NOTIFY listener's context: its bounds and figures.
+    listener: Arc<ListenerContext>,
 }
 
 impl DbInner {
@@ -804,44 +828,63 @@ impl Db {
     /// kept). `channel` is a plain identifier (`[A-Za-z_][A-Za-z0-9_$]*`),
     /// case-sensitive as `pg_notify`'s argument is; anything else is
     /// [`ErrorKind::InvalidInput`] and sends no SQL. Subscribing twice is
-    /// one subscription.
+    /// one subscription. A subscribe to a channel beyond
+    /// [`OpenOptions::max_channels`] answers [`ErrorKind::Unavailable`].
+    ///
+    /// Waits at most twice the write pool's `connect_timeout` plus 1 s
+    /// (21 s by default) for the listener, which takes subscribes one at a
+    /// time; past that it answers [`ErrorKind::Timeout`] and the
+    /// subscription is not kept (the listener skips it, or undoes it if
+    /// its LISTEN was under way).
     ///
     /// See [`Notification`] for a subscriber actor.
     pub async fn subscribe(&self, channel: &str, subscriber: ActorRef<Notification>) -> Result<()> {
         let channel = channel.to_owned();
-        self.ask_supervisor(
+        self.ask_listener(
             |reply| DbMsg::Subscribe(channel, subscriber, reply),
-            "SUBSCRIBE was",
+            "SUBSCRIBE",
+            "the subscription is not kept",
         )
         .await
     }
 
     /// Stop delivering `channel`'s notifications to `subscriber` (its
     /// queued ones still arrive); `UNLISTEN` when no subscriber is left.
-    /// Unsubscribing what was not subscribed is not an error.
+    /// Unsubscribing what was not subscribed is not an error. Waits for the
+    /// listener as long as [`Db::subscribe`] does; past that it answers
+    /// [`ErrorKind::Timeout`], and the listener still unsubscribes when it
+    /// gets to it.
     pub async fn unsubscribe(
         &self,
         channel: &str,
         subscriber: &ActorRef<Notification>,
     ) -> Result<()> {
         let (channel, subscriber) = (channel.to_owned(), subscriber.clone());
-        self.ask_supervisor(
+        self.ask_listener(
             |reply| DbMsg::Unsubscribe(channel, subscriber, reply),
-            "UNSUBSCRIBE was",
+            "UNSUBSCRIBE",
+            "the listener still unsubscribes when it gets to it",
         )
         .await
     }
 
-    /// Send `msg` to the supervisor and await the answer; `what` names the
-    /// message when the adapter is gone.
-    async fn ask_supervisor<T: Send + 'static>(
+    /// Send `msg` to the supervisor (which hands it to the listener) and
+    /// await the answer, at most the listener's answer bound; `what` names
+    /// the message, `after` says what a timeout leaves behind.
+    async fn ask_listener(
         &self,
-        msg: impl FnOnce(RpcReplyPort<Result<T>>) -> DbMsg,
+        msg: impl FnOnce(RpcReplyPort<Result<()>>) -> DbMsg,
         what: &str,
-    ) -> Result<T> {
-        match self.inner.supervisor.call(msg, None).await {
+        after: &str,
+    ) -> Result<()> {
+        let within = self.inner.listener.answer_within();
+        match self.inner.supervisor.call(msg, Some(within)).await {
             Ok(CallResult::Success(result)) => result,
-            Ok(_) | Err(_) => Err(gone(what)),
+            Ok(CallResult::Timeout) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{what} was not answered within {within:?} (the listener is busy or its connection slow); {after}"),
+            )),
+            Ok(_) | Err(_) => Err(gone(&format!("{what} was"))),
         }
     }
 
@@ -966,6 +1009,7 @@ impl Db {
             &self.inner.context(Role::Write).pool,
             &self.inner.context(Role::Read).pool,
             self.inner.replica.as_deref(),
+            &self.inner.listener,
         )
     }
 

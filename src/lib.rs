@@ -42,7 +42,9 @@ pub use config::{
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
-pub use listener::{Backlog, Notification, DEFAULT_NOTIFICATION_BUFFER};
+pub use listener::{
+    Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
+};
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use model::{
@@ -53,7 +55,7 @@ pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_
 pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
-pub use stats::{ClosedStats, PoolStats, Stats};
+pub use stats::{ClosedStats, ListenerStats, PoolStats, Stats};
 pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
 pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

@@ -5,30 +5,40 @@
 //! The supervisor spawns the listener on the first subscribe, so an adapter
 //! that never subscribes opens no connection for it. The connection is
 //! driven by a task of its own: tokio-postgres hands notifications out only
-//! through `Connection::poll_message`, and the task forwards each one to the
-//! listener as a message, then tells it when the connection ends. The
+//! through `Connection::poll_message`, and the task puts each one in a
+//! bounded [`Inbox`] with a [`ListenerMsg::Drain`] to the listener (one at
+//! a time), then tells it when the connection ends. The
 //! listener then reconnects with backoff (a `send_after` timer, never a
-//! sleep in `handle`), LISTENs again on every channel that has subscribers,
-//! and sends each subscriber [`Notification::Gap`].
+//! sleep in `handle`), LISTENs again on every channel that has subscribers
+//! ([`LISTEN_CHUNK`] per round trip, each bounded by the connect timeout
+//! and cancelled on the server past it), and sends each subscriber
+//! [`Notification::Gap`].
+//!
+//! Every bound: at most `max_channels` channels; each subscription's
+//! backlog within `notification_buffer`; stopped subscribers forgotten
+//! every [`SUBSCRIBER_SWEEP`]; callers of subscribe and unsubscribe
+//! answered within [`ListenerContext::answer_within`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::AbortHandle;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
 use crate::config::{PoolerMode, SessionSettings};
 use crate::connection::client_config;
+use crate::deadline::{CancelTarget, CANCEL_GRACE};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::model::{quote_ident, validate_identifier};
+use crate::stats::ListenerStats;
 use crate::transaction::RetryPolicy;
 
 /// What a subscriber actor receives from [`crate::Db::subscribe`].
@@ -162,6 +172,28 @@ struct Queue {
 /// connection.
 pub const DEFAULT_NOTIFICATION_BUFFER: usize = 1024;
 
+/// Channels the listener LISTENs on at most unless
+/// [`crate::OpenOptions::max_channels`] says otherwise: past it a subscribe
+/// to one more channel answers [`ErrorKind::Unavailable`].
+pub const DEFAULT_MAX_CHANNELS: usize = 10_000;
+
+/// Channels LISTENed per round trip when the listener (re)connects, each
+/// round trip bounded by the connect timeout. PostgreSQL's LISTEN cost in
+/// one session grows with the channels it already listens on (measured:
+/// 5,000 channels in one batch 0.15 s, 20,000 1.28 s, 40,000 4.8 s), so one
+/// batch of every channel could outlast any bound; 500 at a time stay far
+/// below it.
+pub(crate) const LISTEN_CHUNK: usize = 500;
+
+/// How often the listener forgets the subscribers whose actors have
+/// stopped, UNLISTENing channels left without any.
+pub const SUBSCRIBER_SWEEP: Duration = Duration::from_secs(1);
+
+/// What [`crate::Db::subscribe`] and [`crate::Db::unsubscribe`] wait for the
+/// listener beyond twice the connect timeout (one connection attempt, then
+/// the LISTEN).
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(1);
+
 /// Check a channel name before any SQL: a plain identifier
 /// (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes). It reaches `LISTEN` quoted,
 /// so it is case-sensitive, exactly as `pg_notify`'s first argument is.
@@ -208,6 +240,23 @@ pub(crate) struct ListenerContext {
     /// Most notifications a subscription may have sent and not yet taken,
     /// and most that wait for the listener actor.
     pub(crate) buffer: usize,
+    /// Most channels with subscribers.
+    pub(crate) max_channels: usize,
+    /// Where a LISTEN that ran past its bound is cancelled.
+    cancel: CancelTarget,
+    /// The health figures ([`ListenerStats`]).
+    figures: Figures,
+}
+
+/// What the listener has done, for [`ListenerStats`].
+#[derive(Default)]
+struct Figures {
+    /// The connection is open and LISTENs on every channel.
+    connected: AtomicBool,
+    /// A connection was ever open: the next ones are reconnections.
+    ever_connected: AtomicBool,
+    reconnects: AtomicU64,
+    gaps: AtomicU64,
 }
 
 impl ListenerContext {
@@ -229,6 +278,7 @@ impl ListenerContext {
             config.keepalives_retries(KEEPALIVE_RETRIES);
         }
         ListenerContext {
+            cancel: CancelTarget::new(&config, connector.clone()),
             config,
             connector,
             target: dsn.target.clone(),
@@ -236,6 +286,53 @@ impl ListenerContext {
             listen_allowed: session.pooler == PoolerMode::Direct,
             subscriptions: Mutex::default(),
             buffer: DEFAULT_NOTIFICATION_BUFFER,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            figures: Figures::default(),
+        }
+    }
+
+    /// How long a caller of subscribe or unsubscribe waits for the
+    /// listener: one connection attempt and one LISTEN, each bounded by
+    /// the connect timeout, and [`ANSWER_GRACE`].
+    pub(crate) fn answer_within(&self) -> Duration {
+        self.timeout.saturating_mul(2).saturating_add(ANSWER_GRACE)
+    }
+
+    /// Cancel on the server what the connection of `token` runs: its
+    /// client stopped waiting and is closing it, and the backend would
+    /// otherwise run on (a batch of LISTENs for seconds) before it noticed.
+    /// Sent from a task of its own, within [`CANCEL_GRACE`]; answers whether
+    /// the server took the request.
+    fn cancel_abandoned(&self, token: tokio_postgres::CancelToken) -> JoinHandle<bool> {
+        let target = self.cancel.clone();
+        tokio::spawn(async move {
+            // Bounded: the cancel's own connection may hang too.
+            let sent = tokio::time::timeout(CANCEL_GRACE, target.send(token)).await;
+            let sent = matches!(sent, Ok(Ok(())));
+            if !sent {
+                tracing::warn!(
+                    target: "pgactor.listener",
+                    "could not cancel the listener's statements that ran past the connect timeout"
+                );
+            }
+            sent
+        })
+    }
+
+    /// The listener's health now.
+    pub(crate) fn stats(&self) -> ListenerStats {
+        let (channels, subscriptions) = {
+            let table = self.table();
+            let subscriptions = table.channels.values().map(Vec::len).sum();
+            (table.channels.len(), subscriptions)
+        };
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ListenerStats {
+            connected: self.figures.connected.load(Ordering::Relaxed),
+            channels,
+            subscriptions,
+            reconnects: load(&self.figures.reconnects),
+            gaps: load(&self.figures.gaps),
         }
     }
 
@@ -299,8 +396,9 @@ impl Subscriber {
     }
 
     /// Send a `Gap` on `channel`, unless one is still pending (its re-read
-    /// comes later and covers this one's); `false` when the actor is gone.
-    fn gap(&self, channel: &str) -> bool {
+    /// comes later and covers this one's), counting it in `gaps`; `false`
+    /// when the actor is gone.
+    fn gap(&self, channel: &str, gaps: &AtomicU64) -> bool {
         if self.gap_pending() {
             return true;
         }
@@ -309,7 +407,11 @@ impl Subscriber {
             channel: channel.to_owned(),
             backlog: self.place(),
         };
-        self.send_message(gap).is_ok()
+        let sent = self.send_message(gap).is_ok();
+        if sent {
+            gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
     }
 }
 
@@ -349,6 +451,25 @@ impl Subscriptions {
         false
     }
 
+    /// Whether the actor `id` is subscribed to `channel`.
+    fn has(&self, channel: &str, id: ActorId) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|subs| subs.iter().any(|s| s.get_id() == id))
+    }
+
+    /// The subscribers whose actors have stopped, with their channel.
+    fn stopped(&self) -> Vec<(String, ActorId)> {
+        self.channels
+            .iter()
+            .flat_map(|(c, subs)| {
+                subs.iter()
+                    .filter(|s| s.get_status() == ractor::ActorStatus::Stopped)
+                    .map(move |s| (c.clone(), s.get_id()))
+            })
+            .collect()
+    }
+
     fn of(&self, channel: &str) -> Vec<Subscriber> {
         self.channels.get(channel).cloned().unwrap_or_default()
     }
@@ -367,29 +488,46 @@ pub(crate) enum ListenerMsg {
     /// Answered once LISTEN on the channel is in force.
     Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
     Unsubscribe(String, ActorId, RpcReplyPort<Result<()>>),
-    /// The connection of this generation is open; its task drives it.
-    Connected(u64, Client),
+    /// The connection of this generation is open; its task drives it,
+    /// handing notifications over through the inbox.
+    Connected(u64, Client, Inbox),
     /// The connection of this generation could not be opened.
     ConnectFailed(u64, Error),
-    /// A notification, from whichever connection received it, with its
-    /// place among those waiting for the listener.
-    Notified(tokio_postgres::Notification, OwnedSemaphorePermit),
+    /// Notifications wait in the inbox of the connection of this generation.
+    Drain(u64),
     /// The connection of this generation ended, for this reason.
     Ended(u64, String),
     /// The backoff timer: connect again if still down.
     Reconnect,
+    /// The sweep timer: forget the subscribers that have stopped.
+    Sweep,
+    /// LISTEN on the next chunk of channels on the connection of this
+    /// generation, after the notifications that came meanwhile.
+    Relisten(u64),
 }
 
 /// A subscribe waiting for the connection to open.
 type Waiting = (String, ActorRef<Notification>, RpcReplyPort<Result<()>>);
+
+/// The notifications one connection received, waiting for the listener:
+/// at most `notification_buffer` of them. The connection task stops
+/// reading its connection while the inbox is full, so the server's
+/// notification queue holds the rest.
+pub(crate) struct Inbox {
+    notifications: mpsc::Receiver<tokio_postgres::Notification>,
+    /// A [`ListenerMsg::Drain`] is on its way: the connection task sends
+    /// no other until the listener takes it, so they never pile up.
+    drain_sent: Arc<AtomicBool>,
+}
 
 enum Link {
     /// No connection and none being opened (a reconnect may be scheduled).
     Down,
     /// The connection task is connecting.
     Connecting(AbortHandle),
-    /// LISTEN and UNLISTEN run on the client; the task drives the connection.
-    Up(Client, AbortHandle),
+    /// LISTEN and UNLISTEN run on the client; the task drives the
+    /// connection, and its notifications wait in the inbox.
+    Up(Client, AbortHandle, Inbox),
 }
 
 pub(crate) struct ListenerState {
@@ -400,9 +538,26 @@ pub(crate) struct ListenerState {
     generation: u64,
     /// Connection attempts failed in a row, for the backoff.
     failures: u32,
-    /// Subscribes that came while there was no connection: answered when
-    /// it opens (`Ok`, once LISTEN is in force) or fails (`Unavailable`).
+    /// Subscribes that came while there was no connection (or while it
+    /// was LISTENing again): answered when it opens (`Ok`, once LISTEN is
+    /// in force) or fails (`Unavailable`).
     waiting: Vec<Waiting>,
+    /// A new connection LISTENing again on every channel, one chunk per
+    /// message; `None` once it is done (or when there is no connection).
+    relisten: Option<Relisten>,
+}
+
+/// The LISTENs a new connection still owes, one [`LISTEN_CHUNK`] per
+/// [`ListenerMsg::Relisten`]: between two, the listener takes the
+/// notifications that came meanwhile (on the channels already LISTENed
+/// again), so its connection task, which stops reading past
+/// `notification_buffer` of them, is never stuck behind the next answer.
+struct Relisten {
+    /// Channels still to LISTEN on.
+    pending: BTreeSet<String>,
+    /// The subscriptions when the connection opened: each gets a `Gap` once
+    /// every channel is LISTENed again.
+    before: Vec<(String, Subscriber)>,
 }
 
 /// Whatever way the listener goes (stop, kill, panic), an open
@@ -410,6 +565,7 @@ pub(crate) struct ListenerState {
 /// then sends Terminate and ends. One still being opened is abandoned.
 impl Drop for ListenerState {
     fn drop(&mut self) {
+        self.ctx.figures.connected.store(false, Ordering::Relaxed);
         if let Link::Connecting(task) = &self.link {
             task.abort();
         }
@@ -434,6 +590,7 @@ impl Actor for Listener {
             generation: 0,
             failures: 0,
             waiting: Vec::new(),
+            relisten: None,
         })
     }
 
@@ -447,6 +604,7 @@ impl Actor for Listener {
         if state.ctx.has_subscriptions() {
             state.connect(&myself);
         }
+        myself.send_after(SUBSCRIBER_SWEEP, || ListenerMsg::Sweep);
         Ok(())
     }
 
@@ -468,15 +626,13 @@ impl Actor for Listener {
                 state.unsubscribe(&myself, &channel, id).await;
                 let _ = reply.send(Ok(()));
             }
-            ListenerMsg::Connected(generation, client) => {
-                state.connected(&myself, generation, client).await;
+            ListenerMsg::Connected(generation, client, inbox) => {
+                state.connected(&myself, generation, client, inbox).await;
             }
             ListenerMsg::ConnectFailed(generation, err) => {
                 state.connect_failed(&myself, generation, err);
             }
-            ListenerMsg::Notified(notification, _place) => {
-                state.deliver(&myself, notification).await
-            }
+            ListenerMsg::Drain(generation) => state.drain(&myself, generation).await,
             ListenerMsg::Ended(generation, reason) => {
                 if generation == state.generation && matches!(state.link, Link::Up(..)) {
                     state.lost(&myself, &reason);
@@ -486,6 +642,14 @@ impl Actor for Listener {
                 if matches!(state.link, Link::Down) && state.ctx.has_subscriptions() {
                     state.connect(&myself);
                 }
+            }
+            ListenerMsg::Relisten(generation) => {
+                state.relisten(&myself, generation).await;
+            }
+            ListenerMsg::Sweep => {
+                state.sweep(&myself).await;
+                // The next one once this one is done: never a pile of them.
+                myself.send_after(SUBSCRIBER_SWEEP, || ListenerMsg::Sweep);
             }
         }
         Ok(())
@@ -504,9 +668,9 @@ impl ListenerState {
         self.link = Link::Connecting(task.abort_handle());
     }
 
-    /// Subscribe; first forget the subscribers whose actors have stopped
-    /// (UNLISTENing channels left without any), so subscriptions of
-    /// short-lived actors on quiet channels do not pile up.
+    /// Subscribe, unless the caller has given up already (then nothing is
+    /// done) or the channel would be one past `max_channels`. A
+    /// subscription whose caller gave up while its LISTEN ran is undone.
     async fn subscribe(
         &mut self,
         myself: &ActorRef<ListenerMsg>,
@@ -514,16 +678,26 @@ impl ListenerState {
         subscriber: ActorRef<Notification>,
         reply: RpcReplyPort<Result<()>>,
     ) {
-        let stopped: Vec<(String, ActorId)> = self
-            .ctx
-            .table()
-            .every()
-            .into_iter()
-            .filter(|(_, s)| s.get_status() == ractor::ActorStatus::Stopped)
-            .map(|(c, s)| (c, s.get_id()))
-            .collect();
-        for (stale, id) in stopped {
-            self.unsubscribe(myself, &stale, id).await;
+        if reply.is_closed() {
+            return;
+        }
+        if self.at_limit(&channel) {
+            // Stopped subscribers may hold channels nobody needs any more.
+            self.sweep(myself).await;
+            if self.at_limit(&channel) {
+                let _ = reply.send(Err(Error::unavailable(format!(
+                    "the listener already listens on {} channels (max_channels); \
+                     unsubscribe from one first",
+                    self.ctx.max_channels
+                ))));
+                return;
+            }
+        }
+        if let Some(relisten) = &mut self.relisten {
+            // Answered once every channel is LISTENed again, this one included.
+            relisten.pending.insert(channel.clone());
+            self.waiting.push((channel, subscriber, reply));
+            return;
         }
         match self.link {
             Link::Up(..) => {
@@ -533,16 +707,73 @@ impl ListenerState {
                     true => Ok(()),
                     false => self.execute(myself, &listen(&channel)).await,
                 };
+                let id = subscriber.get_id();
+                let added = result.is_ok() && !self.ctx.table().has(&channel, id);
                 if result.is_ok() {
-                    self.ctx.table().add(channel, subscriber);
+                    self.ctx.table().add(channel.clone(), subscriber);
                 }
-                let _ = reply.send(result);
+                if reply.send(result).is_err() && added {
+                    // Nobody learns of it: not kept.
+                    self.unsubscribe(myself, &channel, id).await;
+                }
             }
             Link::Connecting(_) => self.waiting.push((channel, subscriber, reply)),
             Link::Down => {
                 self.waiting.push((channel, subscriber, reply));
                 self.connect(myself);
             }
+        }
+    }
+
+    /// Whether `channel` would be one past `max_channels`: a new channel
+    /// (neither subscribed nor waiting) with `max_channels` wanted already.
+    fn at_limit(&self, channel: &str) -> bool {
+        let table = self.ctx.table();
+        if table.channels.contains_key(channel) {
+            return false;
+        }
+        // A cheap bound first: the subscribes waiting are usually few.
+        if table.channels.len() + self.waiting.len() < self.ctx.max_channels {
+            return false;
+        }
+        let waiting: HashSet<&str> = self
+            .waiting
+            .iter()
+            .map(|(c, _, _)| c.as_str())
+            .filter(|c| !table.channels.contains_key(*c))
+            .collect();
+        !waiting.contains(channel) && table.channels.len() + waiting.len() >= self.ctx.max_channels
+    }
+
+    /// Forget the subscribers whose actors have stopped, UNLISTENing the
+    /// channels left without any (in chunks, each bounded), so that the
+    /// subscriptions of short-lived actors on quiet channels do not pile up.
+    async fn sweep(&mut self, myself: &ActorRef<ListenerMsg>) {
+        let stopped = self.ctx.table().stopped();
+        if stopped.is_empty() {
+            return;
+        }
+        let emptied: Vec<String> = {
+            let mut table = self.ctx.table();
+            stopped
+                .into_iter()
+                .filter(|(channel, id)| table.remove(channel, *id))
+                .map(|(channel, _)| channel)
+                .collect()
+        };
+        tracing::debug!(
+            target: "pgactor.listener",
+            channels = emptied.len(),
+            "forgot stopped subscribers"
+        );
+        for chunk in emptied.chunks(LISTEN_CHUNK) {
+            if !matches!(self.link, Link::Up(..)) {
+                // The next connection LISTENs only on the channels still wanted.
+                return;
+            }
+            let sql = chunk.iter().map(|c| unlisten(c)).collect::<Vec<_>>();
+            let sql = sql.join("; ");
+            let _ = self.execute(myself, &sql).await;
         }
     }
 
@@ -559,43 +790,88 @@ impl ListenerState {
         }
         let emptied = self.ctx.table().remove(channel, id);
         if emptied && matches!(self.link, Link::Up(..)) {
-            let _ = self
-                .execute(myself, &format!("UNLISTEN {}", quote_ident(channel)))
-                .await;
+            let _ = self.execute(myself, &unlisten(channel)).await;
         }
     }
 
-    /// The connection is open: LISTEN on every channel wanted (one round
-    /// trip), then `Gap` to those who were subscribed before and `Ok` to
-    /// those who were waiting.
-    async fn connected(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64, client: Client) {
+    /// The connection is open: LISTEN on every channel wanted,
+    /// [`LISTEN_CHUNK`] per round trip, each bounded by the connect timeout
+    /// (see [`Relisten`]), then `Gap` to those who were subscribed before
+    /// and `Ok` to those who were waiting (and still are).
+    async fn connected(
+        &mut self,
+        myself: &ActorRef<ListenerMsg>,
+        generation: u64,
+        client: Client,
+        inbox: Inbox,
+    ) {
         if generation != self.generation || !matches!(self.link, Link::Connecting(_)) {
             // A connection nobody waits for any more: dropping the client closes it.
             return;
         }
         if let Link::Connecting(task) = std::mem::replace(&mut self.link, Link::Down) {
-            self.link = Link::Up(client, task);
+            self.link = Link::Up(client, task, inbox);
         }
+        // Those who gave up waiting get nothing, and their channels no LISTEN.
+        self.waiting.retain(|(_, _, reply)| !reply.is_closed());
         let before = self.ctx.table().every();
-        let channels: BTreeSet<&str> = before
+        let pending = before
             .iter()
-            .map(|(c, _)| c.as_str())
-            .chain(self.waiting.iter().map(|(c, _, _)| c.as_str()))
+            .map(|(c, _)| c.clone())
+            .chain(self.waiting.iter().map(|(c, _, _)| c.clone()))
             .collect();
-        let sql: String = channels.into_iter().map(listen).collect();
-        let result = match sql.is_empty() {
-            true => Ok(()),
-            false => self.execute(myself, &sql).await,
-        };
-        if let Err(err) = result {
-            // Not every channel is listened to: this connection will not do.
-            if matches!(self.link, Link::Up(..)) {
-                self.lost(myself, &err.to_string());
-            }
-            self.fail_waiting(&err);
+        self.relisten = Some(Relisten { pending, before });
+        self.relisten(myself, generation).await;
+    }
+
+    /// LISTEN on the next chunk of channels still wanted; then ask for the
+    /// next one, or, when none is left, tell the subscribers.
+    async fn relisten(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64) {
+        if generation != self.generation || !matches!(self.link, Link::Up(..)) {
             return;
         }
+        let Some(relisten) = &mut self.relisten else {
+            return;
+        };
+        let mut chunk = Vec::with_capacity(LISTEN_CHUNK);
+        {
+            let table = self.ctx.table();
+            let waiting: HashSet<&str> = self.waiting.iter().map(|(c, _, _)| c.as_str()).collect();
+            while chunk.len() < LISTEN_CHUNK {
+                let Some(channel) = relisten.pending.pop_first() else {
+                    break;
+                };
+                // Unsubscribed meanwhile: no LISTEN.
+                if table.channels.contains_key(&channel) || waiting.contains(channel.as_str()) {
+                    chunk.push(channel);
+                }
+            }
+        }
+        let more = !relisten.pending.is_empty();
+        if !chunk.is_empty() {
+            let sql: String = chunk.iter().map(|c| listen(c)).collect();
+            if let Err(err) = self.execute(myself, &sql).await {
+                // Not every channel is listened to: this connection will not do.
+                if matches!(self.link, Link::Up(..)) {
+                    self.lost(myself, &err.to_string());
+                }
+                self.fail_waiting(&err);
+                return;
+            }
+        }
+        if more {
+            let _ = myself.send_message(ListenerMsg::Relisten(generation));
+            return;
+        }
+        let Some(Relisten { before, .. }) = self.relisten.take() else {
+            return;
+        };
         self.failures = 0;
+        let figures = &self.ctx.figures;
+        figures.connected.store(true, Ordering::Relaxed);
+        if figures.ever_connected.swap(true, Ordering::Relaxed) {
+            figures.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(
             target: "pgactor.listener",
             target_db = %self.ctx.target,
@@ -603,14 +879,20 @@ impl ListenerState {
             "listener connected"
         );
         for (channel, subscriber) in before {
-            if !subscriber.gap(&channel) {
-                self.unsubscribe(myself, &channel, subscriber.get_id())
-                    .await;
+            let id = subscriber.get_id();
+            let still = self.ctx.table().has(&channel, id);
+            if still && !subscriber.gap(&channel, &self.ctx.figures.gaps) {
+                self.unsubscribe(myself, &channel, id).await;
             }
         }
         for (channel, subscriber, reply) in std::mem::take(&mut self.waiting) {
-            self.ctx.table().add(channel, subscriber);
-            let _ = reply.send(Ok(()));
+            let id = subscriber.get_id();
+            let added = !self.ctx.table().has(&channel, id);
+            self.ctx.table().add(channel.clone(), subscriber);
+            if reply.send(Ok(())).is_err() && added {
+                // Its caller gave up meanwhile: not kept.
+                self.unsubscribe(myself, &channel, id).await;
+            }
         }
     }
 
@@ -627,7 +909,13 @@ impl ListenerState {
     /// The connection is gone (or no longer trusted): close it, and
     /// reconnect after a backoff while anyone is subscribed.
     fn lost(&mut self, myself: &ActorRef<ListenerMsg>, reason: &str) {
-        if let Link::Up(_, task) = std::mem::replace(&mut self.link, Link::Down) {
+        self.ctx.figures.connected.store(false, Ordering::Relaxed);
+        if self.relisten.take().is_some() {
+            // Subscribes that came during the re-LISTEN wait for no other connection.
+            let err = Error::unavailable(format!("the listener's connection was lost: {reason}"));
+            self.fail_waiting(&err);
+        }
+        if let Link::Up(_, task, _) = std::mem::replace(&mut self.link, Link::Down) {
             task.abort();
         }
         tracing::warn!(target: "pgactor.listener", reason, "listener connection lost");
@@ -650,64 +938,70 @@ impl ListenerState {
         }
     }
 
-    /// Hand a notification to each subscriber of its channel, within its
-    /// backlog; forget the subscribers whose actors are gone.
-    ///
-    /// A subscriber with `buffer` notifications sent and not yet taken
-    /// gets a `Gap` instead, and nothing more until it has taken them all
-    /// and the `Gap` (a re-read on it covers every notification dropped
-    /// before). So its mailbox holds at most `buffer` notifications and
-    /// one `Gap`.
-    async fn deliver(
-        &mut self,
-        myself: &ActorRef<ListenerMsg>,
-        notification: tokio_postgres::Notification,
-    ) {
-        let channel = notification.channel();
-        let subscribers = self.ctx.table().of(channel);
-        for subscriber in subscribers {
-            let sent = if subscriber.gap_pending() {
-                continue;
-            } else if subscriber.queue.queued.load(Ordering::Relaxed) >= self.ctx.buffer {
-                tracing::warn!(
-                    target: "pgactor.listener",
-                    channel,
-                    subscriber = %subscriber.get_id(),
-                    buffer = self.ctx.buffer,
-                    "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
-                );
-                subscriber.gap(channel)
-            } else {
-                subscriber.queue.behind.store(false, Ordering::Relaxed);
-                let message = Notification::Message {
-                    channel: channel.to_owned(),
-                    payload: notification.payload().to_owned(),
-                    process_id: notification.process_id(),
-                    backlog: subscriber.place(),
-                };
-                subscriber.send_message(message).is_ok()
-            };
-            if !sent {
-                self.unsubscribe(myself, channel, subscriber.get_id()).await;
-            }
+    /// Hand the notifications waiting in the inbox of the connection of
+    /// `generation` to their subscribers; then forget the subscribers
+    /// found gone.
+    async fn drain(&mut self, myself: &ActorRef<ListenerMsg>, generation: u64) {
+        let Link::Up(_, _, inbox) = &mut self.link else {
+            return;
+        };
+        if generation != self.generation {
+            return;
+        }
+        // Cleared first: a notification that comes after the last one
+        // taken here sends another Drain.
+        inbox.drain_sent.store(false, Ordering::Relaxed);
+        let mut gone = false;
+        while let Ok(notification) = inbox.notifications.try_recv() {
+            gone |= !deliver(&self.ctx, &notification);
+        }
+        if gone {
+            self.sweep(myself).await;
         }
     }
 
     /// Run LISTEN or UNLISTEN statements on the connection, bounded by the
     /// timeout: a connection that breaks or does not answer in time is
-    /// closed and replaced.
+    /// closed and replaced, and statements that ran past the bound are
+    /// cancelled on the server (a backend busy with them would otherwise
+    /// run on, unaware that its client left, and slow the next connection).
+    ///
+    /// Meanwhile the notifications that come are delivered: the answer
+    /// follows them on the connection, and the connection task reads no
+    /// further than a full inbox.
     async fn execute(&mut self, myself: &ActorRef<ListenerMsg>, sql: &str) -> Result<()> {
-        let Link::Up(client, _) = &self.link else {
+        let ctx = &self.ctx;
+        let Link::Up(client, _, inbox) = &mut self.link else {
             return Err(Error::unavailable("the listener has no connection"));
         };
-        // Bounded: one round trip on a healthy connection.
-        let err = match tokio::time::timeout(self.ctx.timeout, client.batch_execute(sql)).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => Error::from_statement(e, false),
-            Err(_) => Error::unavailable(format!(
-                "the listener's connection did not answer within {:?}",
-                self.ctx.timeout
-            )),
+        let client: &Client = client;
+        let outcome = {
+            let running = client.batch_execute(sql);
+            // Bounded: one round trip on a healthy connection.
+            let bound = tokio::time::sleep(ctx.timeout);
+            tokio::pin!(running, bound);
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut running => break Some(answer),
+                    Some(notification) = inbox.notifications.recv() => {
+                        // A subscriber found gone is left to the sweep.
+                        deliver(ctx, &notification);
+                    }
+                    _ = &mut bound => break None,
+                }
+            }
+        };
+        let err = match outcome {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(e)) => Error::from_statement(e, false),
+            None => {
+                ctx.cancel_abandoned(client.cancel_token());
+                Error::unavailable(format!(
+                    "the listener's connection did not answer within {:?}",
+                    ctx.timeout
+                ))
+            }
         };
         let broken = err.kind() == &ErrorKind::Unavailable || client.is_closed();
         if broken {
@@ -715,6 +1009,43 @@ impl ListenerState {
         }
         Err(err.prefixed("listener"))
     }
+}
+
+/// Hand a notification to each subscriber of its channel, within its
+/// backlog; `false` when some subscriber's actor is gone.
+///
+/// A subscriber with `buffer` notifications sent and not yet taken gets a
+/// `Gap` instead, and nothing more until it has taken them all and the
+/// `Gap` (a re-read on it covers every notification dropped before). So
+/// its mailbox holds at most `buffer` notifications and one `Gap`.
+fn deliver(ctx: &ListenerContext, notification: &tokio_postgres::Notification) -> bool {
+    let channel = notification.channel();
+    let mut all_there = true;
+    for subscriber in ctx.table().of(channel) {
+        let sent = if subscriber.gap_pending() {
+            continue;
+        } else if subscriber.queue.queued.load(Ordering::Relaxed) >= ctx.buffer {
+            tracing::warn!(
+                target: "pgactor.listener",
+                channel,
+                subscriber = %subscriber.get_id(),
+                buffer = ctx.buffer,
+                "a subscriber fell behind: its notifications are dropped until it catches up, and it gets a Gap"
+            );
+            subscriber.gap(channel, &ctx.figures.gaps)
+        } else {
+            subscriber.queue.behind.store(false, Ordering::Relaxed);
+            let message = Notification::Message {
+                channel: channel.to_owned(),
+                payload: notification.payload().to_owned(),
+                process_id: notification.process_id(),
+                backlog: subscriber.place(),
+            };
+            subscriber.send_message(message).is_ok()
+        };
+        all_there &= sent;
+    }
+    all_there
 }
 
 /// Take the items that match out of `items`.
@@ -728,6 +1059,10 @@ fn extract<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Vec<T> {
 
 fn listen(channel: &str) -> String {
     format!("LISTEN {};", quote_ident(channel))
+}
+
+fn unlisten(channel: &str) -> String {
+    format!("UNLISTEN {}", quote_ident(channel))
 }
 
 /// Open the listener's connection, then drive it until it ends, telling
@@ -760,45 +1095,67 @@ async fn run_connection(
             return;
         }
     };
+    let (inbox, notifications) = mpsc::channel(ctx.buffer.clamp(1, Semaphore::MAX_PERMITS));
+    let drain_sent = Arc::new(AtomicBool::new(false));
+    let inbox_end = Inbox {
+        notifications,
+        drain_sent: drain_sent.clone(),
+    };
     if listener
-        .send_message(ListenerMsg::Connected(generation, client))
+        .send_message(ListenerMsg::Connected(generation, client, inbox_end))
         .is_err()
     {
         // The listener is gone; dropping the connection closes it.
         return;
     }
-    let reason = drive(connection, &listener, ctx.buffer).await;
+    let drains = Drains {
+        listener: &listener,
+        generation,
+        sent: &drain_sent,
+    };
+    let reason = drive(connection, &inbox, &drains).await;
     let _ = listener.send_message(ListenerMsg::Ended(generation, reason));
 }
 
-/// Poll the connection, forwarding every notification to the listener,
-/// until it ends; answer why it ended.
+/// How the connection task tells the listener that notifications wait.
+struct Drains<'a> {
+    listener: &'a ActorRef<ListenerMsg>,
+    generation: u64,
+    sent: &'a AtomicBool,
+}
+
+impl Drains<'_> {
+    /// Send a [`ListenerMsg::Drain`] unless one is on its way; `false` when
+    /// the listener is gone.
+    fn send(&self) -> bool {
+        self.sent.swap(true, Ordering::Relaxed)
+            || self
+                .listener
+                .send_message(ListenerMsg::Drain(self.generation))
+                .is_ok()
+    }
+}
+
+/// Poll the connection, putting every notification in the inbox and
+/// telling the listener, until it ends; answer why it ended.
 ///
-/// At most `buffer` notifications wait for the listener actor: past that,
-/// the connection is not read until the listener takes one, so the
-/// server's notification queue holds the rest. (Were the listener then
-/// waiting for a LISTEN's answer on this connection, that wait ends at its
-/// timeout, and the connection is replaced with a `Gap` to every subscriber.)
+/// At most the inbox's capacity (`notification_buffer`) wait for the
+/// listener: past that, the connection is not read until the listener
+/// takes one, so the server's notification queue holds the rest. While
+/// the listener waits for a LISTEN's answer it takes them as they come.
 async fn drive<S, T>(
     mut connection: Connection<S, T>,
-    listener: &ActorRef<ListenerMsg>,
-    buffer: usize,
+    inbox: &mpsc::Sender<tokio_postgres::Notification>,
+    drains: &Drains<'_>,
 ) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let places = Arc::new(Semaphore::new(buffer.clamp(1, Semaphore::MAX_PERMITS)));
     loop {
-        let Ok(place) = places.clone().acquire_owned().await else {
-            return "the listener stopped".into();
-        };
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(notification))) => {
-                if listener
-                    .send_message(ListenerMsg::Notified(notification, place))
-                    .is_err()
-                {
+                if inbox.send(notification).await.is_err() || !drains.send() {
                     return "the listener stopped".into();
                 }
             }
@@ -952,31 +1309,31 @@ mod queue_tests {
     use super::*;
     use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-    /// A listener that takes every notification and never lets go of it.
+    /// A listener that never takes a notification from its inbox; it
+    /// reports each Drain it is sent.
     struct Hoarder;
 
     impl Actor for Hoarder {
         type Msg = ListenerMsg;
-        type State = (Vec<OwnedSemaphorePermit>, UnboundedSender<usize>);
-        type Arguments = UnboundedSender<usize>;
+        type State = UnboundedSender<()>;
+        type Arguments = UnboundedSender<()>;
 
         async fn pre_start(
             &self,
             _: ActorRef<ListenerMsg>,
-            tx: UnboundedSender<usize>,
+            tx: UnboundedSender<()>,
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((Vec::new(), tx))
+            Ok(tx)
         }
 
         async fn handle(
             &self,
             _: ActorRef<ListenerMsg>,
             msg: ListenerMsg,
-            (kept, tx): &mut Self::State,
+            tx: &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
-            if let ListenerMsg::Notified(_, place) = msg {
-                kept.push(place);
-                let _ = tx.send(kept.len());
+            if let ListenerMsg::Drain(_) = msg {
+                let _ = tx.send(());
             }
             Ok(())
         }
@@ -996,10 +1353,19 @@ mod queue_tests {
     #[tokio::test]
     async fn a_listener_that_takes_nothing_gets_at_most_its_buffer_and_the_server_keeps_the_rest() {
         const BUFFER: usize = 10;
-        let (tx, mut taken) = unbounded_channel();
+        let (tx, mut drains) = unbounded_channel();
         let (hoarder, _) = Actor::spawn(None, Hoarder, tx).await.unwrap();
         let (client, connection) = connect().await;
-        let driven = tokio::spawn(async move { drive(connection, &hoarder, BUFFER).await });
+        let (inbox, mut waiting) = mpsc::channel(BUFFER);
+        let driven = tokio::spawn(async move {
+            let sent = AtomicBool::new(false);
+            let drains = Drains {
+                listener: &hoarder,
+                generation: 1,
+                sent: &sent,
+            };
+            drive(connection, &inbox, &drains).await
+        });
         let channel = format!("hoard_{}", uuid::Uuid::new_v4().simple());
         client.batch_execute(&listen(&channel)).await.unwrap();
         let pid: i32 = client
@@ -1019,11 +1385,8 @@ mod queue_tests {
             .unwrap();
         // Guards against hanging, not timing checks.
         let patience = Duration::from_secs(30);
-        let mut most = 0;
-        while most < BUFFER {
-            let n = tokio::time::timeout(patience, taken.recv()).await;
-            most = n.expect("notifications reach the listener").unwrap();
-        }
+        let first = tokio::time::timeout(patience, drains.recv()).await;
+        first.expect("notifications reach the listener").unwrap();
         // The listening backend ends up blocked writing to a client that
         // stopped reading.
         let mut blocked = false;
@@ -1042,13 +1405,17 @@ mod queue_tests {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        while let Ok(n) = taken.try_recv() {
-            most = most.max(n);
+        let mut most = 0;
+        while waiting.try_recv().is_ok() {
+            most += 1;
         }
-        assert!(
-            most <= BUFFER,
-            "{most} notifications waited for the listener"
-        );
+        assert_eq!(most, BUFFER, "notifications waiting for the listener");
+        // One Drain on its way is enough: they do not pile up either.
+        let mut sent = 1;
+        while drains.try_recv().is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 1, "Drain messages");
         assert!(
             blocked,
             "the listener's connection was read past its buffer"
@@ -1056,11 +1423,15 @@ mod queue_tests {
         driven.abort();
     }
 
-    #[tokio::test]
-    async fn a_subscribe_forgets_the_subscribers_that_have_stopped() {
+    fn primary() -> Arc<ListenerContext> {
         let url = std::env::var("PGACTOR_PRIMARY_URL")
             .expect("PGACTOR_PRIMARY_URL: start the topology with scripts/cluster.sh");
-        let ctx = Arc::new(tests::context(&url));
+        Arc::new(tests::context(&url))
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_stops_on_a_quiet_channel_is_forgotten_without_another_subscribe() {
+        let ctx = primary();
         let (listener, _) = Actor::spawn(None, Listener, ctx.clone()).await.unwrap();
         let gone = tests::sink().await;
         let quiet = ractor::call!(
@@ -1070,12 +1441,122 @@ mod queue_tests {
             gone.clone()
         );
         quiet.unwrap().unwrap();
+        assert_eq!(ctx.stats().channels, 1);
         gone.stop_and_wait(None, None).await.unwrap();
-        let live = tests::sink().await;
-        let busy = ractor::call!(listener, ListenerMsg::Subscribe, "busy".into(), live);
-        busy.unwrap().unwrap();
-        let channels: Vec<String> = ctx.table().channels.keys().cloned().collect();
-        assert_eq!(channels, ["busy"]);
+        // No notification, no subscribe: the sweep alone forgets it.
+        let mut forgotten = false;
+        for _ in 0..100 {
+            if ctx.stats().channels == 0 {
+                forgotten = true;
+                break;
+            }
+            tokio::time::sleep(SUBSCRIBER_SWEEP / 10).await;
+        }
+        assert!(
+            forgotten,
+            "still subscribed after {:?}",
+            SUBSCRIBER_SWEEP * 10
+        );
+        assert_eq!(ctx.stats().subscriptions, 0);
+        listener.stop(None);
+    }
+
+    #[tokio::test]
+    async fn past_max_channels_a_subscribe_first_forgets_stopped_subscribers_then_is_refused() {
+        let mut ctx = tests::context(&std::env::var("PGACTOR_PRIMARY_URL").unwrap());
+        ctx.max_channels = 2;
+        let ctx = Arc::new(ctx);
+        let (listener, _) = Actor::spawn(None, Listener, ctx.clone()).await.unwrap();
+        let (gone, live) = (tests::sink().await, tests::sink().await);
+        for (channel, actor) in [("one", &gone), ("two", &live)] {
+            let answer = ractor::call!(
+                listener,
+                ListenerMsg::Subscribe,
+                channel.into(),
+                actor.clone()
+            );
+            answer.unwrap().unwrap();
+        }
+        gone.stop_and_wait(None, None).await.unwrap();
+        // At the limit, the stopped subscriber's channel is freed first.
+        let three = ractor::call!(
+            listener,
+            ListenerMsg::Subscribe,
+            "three".into(),
+            live.clone()
+        );
+        three.unwrap().unwrap();
+        // A channel already listened to takes no more room.
+        let other = tests::sink().await;
+        let again = ractor::call!(listener, ListenerMsg::Subscribe, "two".into(), other);
+        again.unwrap().unwrap();
+        let four = ractor::call!(
+            listener,
+            ListenerMsg::Subscribe,
+            "four".into(),
+            live.clone()
+        );
+        let err = four.unwrap().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Unavailable);
+        assert!(err.to_string().contains("max_channels"), "{err}");
+        let mut channels: Vec<String> = ctx.table().channels.keys().cloned().collect();
+        channels.sort();
+        assert_eq!(channels, ["three", "two"]);
+        listener.stop(None);
+    }
+
+    #[tokio::test]
+    async fn a_statement_of_the_listener_past_its_bound_is_cancelled_on_the_server() {
+        let ctx = primary();
+        let (client, connection) = ctx.config.connect(ctx.connector.clone()).await.unwrap();
+        tokio::spawn(connection);
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let slow = client.batch_execute("SELECT pg_sleep(60)");
+        assert!(tokio::time::timeout(Duration::from_millis(300), slow)
+            .await
+            .is_err());
+        let token = client.cancel_token();
+        // Abandoned as the listener abandons it: the client goes away.
+        drop(client);
+        assert!(ctx.cancel_abandoned(token).await.unwrap(), "cancel sent");
+        let (observer, observing) = connect().await;
+        tokio::spawn(observing);
+        let mut sleeping = true;
+        for _ in 0..100 {
+            let row = observer
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+                    &[&pid],
+                )
+                .await
+                .unwrap();
+            if row.is_none() {
+                sleeping = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!sleeping, "the abandoned backend still runs its statement");
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_cannot_connect_reads_down_in_its_stats() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let mut ctx = tests::context(&format!("postgres://app@127.0.0.1:{port}/db"));
+        ctx.timeout = Duration::from_millis(100);
+        let ctx = Arc::new(ctx);
+        // A subscription taken over from a listener that failed.
+        ctx.keep_for_test("kept", tests::sink().await);
+        let (listener, _) = Actor::spawn(None, Listener, ctx.clone()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stats = ctx.stats();
+        assert!(!stats.connected, "{stats:?}");
+        assert_eq!((stats.channels, stats.subscriptions), (1, 1));
         listener.stop(None);
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::Role;
 use crate::connection::ConnectionPool;
+use crate::listener::ListenerContext;
 use crate::replica::{ReplicaStats, ReplicaWatch};
 
 /// A snapshot of the adapter's pools and transactions ([`crate::Db::stats`]).
@@ -18,6 +19,31 @@ pub struct Stats {
     pub open_transactions: u64,
     /// The replica as last probed; `None` without a read DSN.
     pub replica: Option<ReplicaStats>,
+    /// The LISTEN/NOTIFY listener ([`crate::Db::subscribe`]).
+    pub listener: ListenerStats,
+}
+
+/// The LISTEN/NOTIFY listener's health: whether its connection is up, what
+/// it serves, and how often it reconnected or dropped notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Its connection is open and LISTENs on every channel with
+    /// subscribers. `false` with `channels` above 0 means notifications are
+    /// not being received: the listener is reconnecting (or cannot).
+    /// `false` with no channels is normal: the listener connects on the
+    /// first subscribe, and stays down while nobody is subscribed.
+    pub connected: bool,
+    /// Channels with subscribers now (at most
+    /// [`crate::OpenOptions::max_channels`]).
+    pub channels: usize,
+    /// Subscriptions now: subscriber actors, counted once per channel.
+    pub subscriptions: usize,
+    /// Times the connection was opened again after being lost, since open.
+    pub reconnects: u64,
+    /// [`crate::Notification::Gap`]s sent, since open: one per subscription
+    /// at each reconnection, and one per fall behind
+    /// [`crate::OpenOptions::notification_buffer`].
+    pub gaps: u64,
 }
 
 impl Stats {
@@ -25,12 +51,14 @@ impl Stats {
         write: &ConnectionPool,
         read: &ConnectionPool,
         replica: Option<&ReplicaWatch>,
+        listener: &ListenerContext,
     ) -> Stats {
         Stats {
             write: write.stats(),
             read: read.stats(),
             open_transactions: write.counters.open_transactions(),
             replica: replica.map(ReplicaWatch::stats),
+            listener: listener.stats(),
         }
     }
 }
@@ -152,8 +180,39 @@ impl Stats {
             "Transactions open now.",
             vec![(String::new(), self.open_transactions.to_string())],
         );
+        let one = |v: String| vec![(String::new(), v)];
+        let listener = &self.listener;
+        family(
+            "pgactor_listener_connected",
+            "gauge",
+            "1 when the LISTEN connection is open and listens on every channel.",
+            one(u8::from(listener.connected).to_string()),
+        );
+        family(
+            "pgactor_listener_channels",
+            "gauge",
+            "Channels with subscribers.",
+            one(listener.channels.to_string()),
+        );
+        family(
+            "pgactor_listener_subscriptions",
+            "gauge",
+            "Subscriber actors, once per channel.",
+            one(listener.subscriptions.to_string()),
+        );
+        family(
+            "pgactor_listener_reconnects_total",
+            "counter",
+            "Times the LISTEN connection was opened again after being lost.",
+            one(listener.reconnects.to_string()),
+        );
+        family(
+            "pgactor_listener_gaps_total",
+            "counter",
+            "Gap messages sent to subscribers (notifications may have been lost).",
+            one(listener.gaps.to_string()),
+        );
         if let Some(replica) = &self.replica {
-            let one = |v: String| vec![(String::new(), v)];
             family(
                 "pgactor_replica_up",
                 "gauge",
@@ -389,6 +448,13 @@ mod tests {
                 primary_reads: 9,
                 probe_age: Duration::from_millis(500),
             }),
+            listener: ListenerStats {
+                connected: true,
+                channels: 3,
+                subscriptions: 4,
+                reconnects: 2,
+                gaps: 6,
+            },
         };
         let text = stats.to_prometheus();
         for line in [
@@ -404,6 +470,11 @@ mod tests {
             "pgactor_replica_lag_seconds 0.25",
             "pgactor_replica_primary_reads_total 9",
             "pgactor_replica_probe_age_seconds 0.5",
+            "pgactor_listener_connected 1",
+            "pgactor_listener_channels 3",
+            "pgactor_listener_subscriptions 4",
+            "pgactor_listener_reconnects_total 2",
+            "pgactor_listener_gaps_total 6",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

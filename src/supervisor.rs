@@ -191,7 +191,8 @@ impl Actor for Supervisor {
             DbMsg::Stats(reply) => {
                 let read = &state.contexts[&Role::Read];
                 let watch = read.replica.as_ref().map(|r| &*r.watch);
-                let stats = Stats::gather(&state.contexts[&Role::Write].pool, &read.pool, watch);
+                let write = &state.contexts[&Role::Write].pool;
+                let stats = Stats::gather(write, &read.pool, watch, &state.listener_ctx);
                 let _ = reply.send(stats);
                 return Ok(());
             }

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use pgactor::{Db, DbMsg, ErrorKind, Notification, OpenOptions, SessionConfig, TxOptions};
+use pgactor::{
+    Db, DbMsg, ErrorKind, ListenerStats, Notification, OpenOptions, PoolConfig, SessionConfig,
+    TxOptions,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -427,5 +430,164 @@ async fn the_listener_follows_a_primary_restart() {
     assert_eq!(next(&mut rx).await, message(&channel, "back", pid));
     // The refused subscription was not kept: its first message is the marker.
     assert_eq!(next(&mut rx_during).await, message(&control, "marker", pid));
+    db.close().await;
+}
+
+/// A subscriber actor that stops while its channel is quiet is forgotten
+/// by the listener's periodic sweep (every `SUBSCRIBER_SWEEP`), and its
+/// channel UNLISTENed, without any notification or subscribe to notice it.
+#[tokio::test]
+async fn a_subscriber_that_stops_on_a_quiet_channel_is_unlistened_without_another_subscribe_or_notification(
+) {
+    let app = unique_app_name("listen_sweep");
+    let db = open(&app).await;
+    let channel = unique_channel("quiet");
+    let (sub, _rx) = subscribed(&db, &[&channel]).await;
+    let stats = db.stats().listener;
+    assert_eq!((stats.channels, stats.subscriptions), (1, 1), "{stats:?}");
+    sub.stop_and_wait(None, None).await.unwrap();
+
+    let obs = observer(&primary_url()).await;
+    let unlisten = format!("UNLISTEN \"{channel}\"");
+    eventually(
+        "the listener UNLISTENs the stopped subscriber's channel",
+        || async {
+            let last: Vec<String> = listener_sessions(&obs, &app)
+                .await
+                .into_iter()
+                .map(|(_, query)| query)
+                .collect();
+            let channels = db.stats().listener.channels;
+            ready(
+                last == [unlisten.clone()] && channels == 0,
+                (last, channels),
+            )
+        },
+    )
+    .await;
+    db.close().await;
+}
+
+/// The listener's health in `Stats`: down before anything subscribes, then
+/// connected with its channels and subscriptions; a lost connection counts
+/// one reconnection and a `Gap` per subscription.
+#[tokio::test]
+async fn listener_stats_show_its_connection_channels_subscriptions_reconnects_and_gaps() {
+    let app = unique_app_name("listen_stats");
+    let db = open(&app).await;
+    assert_eq!(db.stats().listener, ListenerStats::default());
+    let (a, b) = (unique_channel("sa"), unique_channel("sb"));
+    let (_x, mut rx_x) = subscribed(&db, &[&a, &b]).await;
+    let (_y, mut rx_y) = subscribed(&db, &[&a]).await;
+    let up = ListenerStats {
+        connected: true,
+        channels: 2,
+        subscriptions: 3,
+        reconnects: 0,
+        gaps: 0,
+    };
+    assert_eq!(db.stats().listener, up);
+
+    let obs = observer(&primary_url()).await;
+    let killed = listener_pids(&obs, &app).await;
+    assert_eq!(killed.len(), 1);
+    obs.execute("SELECT pg_terminate_backend($1)", &[&killed[0]])
+        .await
+        .unwrap();
+    for rx in [&mut rx_x, &mut rx_y] {
+        assert!(matches!(next(rx).await, Notification::Gap { .. }));
+    }
+    assert!(matches!(next(&mut rx_x).await, Notification::Gap { .. }));
+    let back = ListenerStats {
+        reconnects: 1,
+        gaps: 3,
+        ..up
+    };
+    assert_eq!(db.stats().listener, back);
+    // The same through the supervisor's message, and as metrics.
+    let stats = ractor::call!(db.actor(), DbMsg::Stats).expect("stats");
+    assert_eq!(stats.listener, back);
+    let text = stats.to_prometheus();
+    for line in [
+        "pgactor_listener_connected 1",
+        "pgactor_listener_channels 2",
+        "pgactor_listener_subscriptions 3",
+        "pgactor_listener_reconnects_total 1",
+        "pgactor_listener_gaps_total 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}");
+    }
+    db.close().await;
+    eventually("the closed listener reads down", || async {
+        let stats = db.stats().listener;
+        ready(!stats.connected, stats)
+    })
+    .await;
+}
+
+/// `subscribe` waits for the listener at most twice `connect_timeout` plus
+/// 1 s, even when the listener has thousands of LISTENs to run before it:
+/// then it answers `Timeout`, and the listener skips the subscribe when it
+/// gets to it (not kept). `unsubscribe` is bounded the same way.
+#[tokio::test]
+async fn a_subscribe_queued_behind_a_busy_listener_answers_timeout_within_its_bound_and_is_not_kept(
+) {
+    const QUEUED: usize = 30_000;
+    let connect_timeout = Duration::from_millis(500);
+    let bound = connect_timeout * 2 + Duration::from_secs(1);
+    let db = OpenOptions::new(primary_url())
+        .write_pool(PoolConfig {
+            connect_timeout: Some(connect_timeout),
+            ..PoolConfig::default()
+        })
+        .max_channels(QUEUED + 2)
+        .open()
+        .await
+        .expect("open");
+    let (sub, mut rx) = subscriber().await;
+    let first = unique_channel("first");
+    db.subscribe(&first, sub.clone()).await.expect("subscribe");
+    // Thousands of subscribes ahead, each a LISTEN round trip.
+    let prefix = unique_channel("queued");
+    let mut answers = Vec::with_capacity(QUEUED);
+    for i in 0..QUEUED {
+        let (tx, answer) = ractor::concurrency::oneshot();
+        let msg = DbMsg::Subscribe(format!("{prefix}_{i}"), sub.clone(), tx.into());
+        db.actor().send_message(msg).expect("queued");
+        answers.push(answer);
+    }
+    let late = unique_channel("late");
+    let started = std::time::Instant::now();
+    let err = db.subscribe(&late, sub.clone()).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert!(err.to_string().contains("not kept"), "{err}");
+    // The bound, and the timer's own lateness on a loaded machine.
+    let slack = Duration::from_millis(500);
+    assert!(waited <= bound + slack, "answered after {waited:?}");
+    let started = std::time::Instant::now();
+    let err = db.unsubscribe(&first, &sub).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() <= bound + slack);
+
+    // Every queued subscribe is answered in turn, the late one was skipped,
+    // and the unsubscribe was done after them.
+    for answer in answers {
+        let answered = tokio::time::timeout(PATIENCE, answer).await;
+        answered
+            .expect("answered")
+            .expect("a reply")
+            .expect("subscribed");
+    }
+    eventually("the unsubscribe is done", || async {
+        let channels = db.stats().listener.channels;
+        ready(channels == QUEUED, channels)
+    })
+    .await;
+    let (client, pid) = sender().await;
+    notify(&client, &late, "not subscribed").await;
+    notify(&client, &format!("{prefix}_0"), "marker").await;
+    let marker = message(&format!("{prefix}_0"), "marker", pid);
+    assert_eq!(next(&mut rx).await, marker, "the late subscribe was kept");
     db.close().await;
 }

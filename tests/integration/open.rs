@@ -600,7 +600,7 @@ async fn an_unknown_sslmode_is_quoted_as_a_short_prefix_only() {
 }
 
 #[tokio::test]
-async fn a_size_of_zero_for_the_statement_cache_the_notification_buffer_or_the_page_fails_open_naming_it(
+async fn a_size_of_zero_for_the_statement_cache_the_notification_buffer_the_channels_or_the_page_fails_open_naming_it(
 ) {
     let cases = [
         (
@@ -610,6 +610,10 @@ async fn a_size_of_zero_for_the_statement_cache_the_notification_buffer_or_the_p
         (
             "notification_buffer",
             pgactor::OpenOptions::new(primary_url()).notification_buffer(0),
+        ),
+        (
+            "max_channels",
+            pgactor::OpenOptions::new(primary_url()).max_channels(0),
         ),
         (
             "max_page",

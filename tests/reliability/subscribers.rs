@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions, SessionConfig};
+use pgactor::{Notification, OpenOptions, PoolConfig, SessionConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
@@ -220,4 +220,261 @@ async fn flood(buffer: usize) -> Flood {
         app,
         growth_kib,
     }
+}
+
+/// Channels subscribed before the listener's backend is terminated: in one
+/// batch their LISTENs would take well past `CHANNELS_CONNECT_TIMEOUT`
+/// (measured: 20,000 in 1.28 s).
+const CHANNELS: usize = 20_000;
+/// The write pool's connect timeout: the bound of the listener's
+/// connection and of each of its LISTEN round trips.
+const CHANNELS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Catalogue: a cache keyed by caller input, and a wait that outlasts its
+/// bound. Each subscribed channel costs the listener's server session, and
+/// after a reconnection the listener LISTENs on all of them again: in
+/// chunks of 500, each bounded by the connect timeout, so the connection
+/// comes back however many channels there are (up to `max_channels`), and
+/// a chunk that ran past its bound is cancelled on the server rather than
+/// left running in an abandoned backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_channels_are_listened_again_after_the_listeners_backend_is_terminated_and_max_channels_holds(
+) {
+    let _serial = serial().await;
+    let mut figures = Figures::new(
+        "9b",
+        "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
+    );
+    let app = unique_schema("chans");
+    let db = OpenOptions::new(primary_url())
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        })
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+        .max_channels(CHANNELS)
+        .open()
+        .await
+        .expect("open");
+    let (_, always_open) = watch::channel(true);
+    let (actor, mut seen) = gated(always_open).await;
+    let prefix = unique_schema("c");
+    let channel = |i: usize| format!("{prefix}_{i:05}");
+    let mut subscribing = tokio::task::JoinSet::new();
+    for i in 0..CHANNELS {
+        let (db, actor, channel) = (db.clone(), actor.clone(), channel(i));
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+    assert_eq!(
+        figures.acknowledged, CHANNELS as u64,
+        "{:?}",
+        figures.errors
+    );
+    // One channel more is refused, and the existing ones stay.
+    let past = db.subscribe(&format!("{prefix}_past"), actor.clone()).await;
+    figures.outcome(&past);
+    let refused = past.expect_err("a channel past max_channels");
+    assert_eq!(
+        refused.kind(),
+        &pgactor::ErrorKind::Unavailable,
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("max_channels"), "{refused}");
+    assert_eq!(db.stats().listener.channels, CHANNELS);
+
+    let obs = observer(&primary_url()).await;
+    let killed: i64 = obs
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("terminate the listener")
+        .get(0);
+    assert_eq!(killed, 1, "one listener session");
+    let terminated = std::time::Instant::now();
+    // The contract's bound: a reconnection backoff of at most 5 s, then
+    // the connect timeout for the connection and for each chunk of 500.
+    let chunks = CHANNELS.div_ceil(500) as u32;
+    let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);
+    let mut gaps = 0;
+    while gaps < CHANNELS {
+        let left = bound.saturating_sub(terminated.elapsed());
+        match tokio::time::timeout(left, actor_next(&mut seen)).await {
+            Ok(Seen::Gap) => gaps += 1,
+            Ok(other) => panic!("{other:?} before the Gaps"),
+            Err(_) => {
+                panic!("{gaps} of {CHANNELS} Gaps within {bound:?}: the listener did not come back")
+            }
+        }
+    }
+    // LISTEN is in force on every channel again, the last one included.
+    obs.execute("SELECT pg_notify($1, 'back')", &[&channel(CHANNELS - 1)])
+        .await
+        .expect("notify");
+    assert_eq!(next(&mut seen).await, Seen::Message("back".into()));
+    figures.recovery = Some(terminated.elapsed());
+    let stats = db.stats().listener;
+    assert!(stats.connected && stats.reconnects == 1, "{stats:?}");
+    // No abandoned backend still runs a LISTEN batch.
+    let sessions: i64 = obs
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0);
+    assert_eq!(sessions, 1, "listener sessions after the reconnection");
+    figures.note(format!(
+        "Gaps {gaps} (one per channel), notification after them delivered: yes; listener sessions afterwards {sessions}; \
+         reconnects {}; subscribe past max_channels: UNAVAILABLE",
+        stats.reconnects
+    ));
+    db.close().await;
+    figures.publish();
+}
+
+/// The next thing the subscriber saw.
+async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
+    rx.recv().await.expect("the subscriber stopped")
+}
+
+/// Catalogue: a fast producer and a slow consumer, meeting a reconnection.
+/// While the listener LISTENs again, chunk by chunk, the channels already
+/// LISTENed again receive notifications; the connection task stops
+/// reading past `notification_buffer` of them until the listener takes
+/// them. The listener takes them between chunks, so a flood on one
+/// channel cannot hold up the answer to the next chunk (which would time
+/// the connection out, again and again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reconnection() {
+    const QUIET: usize = 5_000;
+    let _serial = serial().await;
+    let mut figures = Figures::new(
+        "9c",
+        "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
+    );
+    let app = unique_schema("flood");
+    let db = OpenOptions::new(primary_url())
+        .session(SessionConfig {
+            application_name: Some(app.clone()),
+            ..SessionConfig::default()
+        })
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+        .notification_buffer(10)
+        .open()
+        .await
+        .expect("open");
+    let prefix = unique_schema("f");
+    // Sorted first: LISTENed again in the first chunk.
+    let flooded = format!("{prefix}_0_flooded");
+    let quiet = |i: usize| format!("{prefix}_1_{i:05}");
+    let (_, always_open) = watch::channel(true);
+    let (sink, mut flood_seen) = gated(always_open.clone()).await;
+    db.subscribe(&flooded, sink).await.expect("subscribe");
+    let (actor, mut seen) = gated(always_open).await;
+    let mut subscribing = tokio::task::JoinSet::new();
+    for i in 0..QUIET {
+        let (db, actor, channel) = (db.clone(), actor.clone(), quiet(i));
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+    assert_eq!(figures.acknowledged, QUIET as u64, "{:?}", figures.errors);
+
+    // The flood: batches of notifications, without pause, until the end.
+    let flooder = observer(&primary_url()).await;
+    let (stop_flood, stopping) = watch::channel(false);
+    let flooding = {
+        let flooded = flooded.clone();
+        tokio::spawn(async move {
+            let mut sent = 0_u64;
+            while !*stopping.borrow() {
+                flooder
+                    .execute(
+                        "SELECT pg_notify($1, 'flood') FROM generate_series(1, 200)",
+                        &[&flooded],
+                    )
+                    .await
+                    .expect("flood");
+                sent += 200;
+            }
+            sent
+        })
+    };
+    // Drained as it comes: the flooded subscriber is not the slow one here.
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let draining = {
+        let taken = taken.clone();
+        tokio::spawn(async move {
+            while flood_seen.recv().await.is_some() {
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let obs = observer(&primary_url()).await;
+    let killed: i64 = obs
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
+            &[&app],
+        )
+        .await
+        .expect("terminate the listener")
+        .get(0);
+    assert_eq!(killed, 1, "one listener session");
+    let terminated = std::time::Instant::now();
+    let chunks = (QUIET + 1).div_ceil(500) as u32;
+    let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);
+    let mut gaps = 0;
+    while gaps < QUIET {
+        let left = bound.saturating_sub(terminated.elapsed());
+        match tokio::time::timeout(left, actor_next(&mut seen)).await {
+            Ok(Seen::Gap) => gaps += 1,
+            Ok(other) => panic!("{other:?} before the Gaps"),
+            Err(_) => panic!(
+                "{gaps} of {QUIET} Gaps within {bound:?} under the flood: the reconnection stalled"
+            ),
+        }
+    }
+    obs.execute("SELECT pg_notify($1, 'back')", &[&quiet(QUIET - 1)])
+        .await
+        .expect("notify");
+    assert_eq!(next(&mut seen).await, Seen::Message("back".into()));
+    figures.recovery = Some(terminated.elapsed());
+    let stats = db.stats().listener;
+    assert!(stats.connected && stats.reconnects == 1, "{stats:?}");
+    stop_flood.send(true).expect("stop the flood");
+    let sent = flooding.await.expect("flooder");
+    db.close().await;
+    draining.abort();
+    let delivered = taken.load(std::sync::atomic::Ordering::Relaxed);
+    figures.note(format!(
+        "Gaps to the quiet subscriber {gaps}, notification after them delivered: yes; reconnects {}; \
+         flood sent {sent}, flooded subscriber took {delivered} (messages and Gaps)",
+        stats.reconnects
+    ));
+    figures.publish();
 }
