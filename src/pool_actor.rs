@@ -203,10 +203,15 @@ pub(crate) async fn serve_apart<P: Plan + 'static>(
     let ctx = ctx.clone();
     let running = ctx.in_flight.start();
     let (mut answer, answered) = tokio::sync::oneshot::channel();
-    let task = async move {
+    // Boxed where it is made: the operation's future is large, and the
+    // task's future, moved into the spawned task (several copies), then
+    // holds only its address.
+    let mut work = Box::pin(async move {
         let _running = running;
+        serve(&ctx, plan, &call, &|| false).await
+    });
+    let task = async move {
         let done = {
-            let mut work = pin!(serve(&ctx, plan, &call, &|| false));
             poll_fn(|cx| {
                 if let Poll::Ready(done) = work.as_mut().poll(cx) {
                     return Poll::Ready(Some(done));
