@@ -88,11 +88,14 @@ impl CancelTarget {
     }
 
     /// Send a CancelRequest for `token`'s connection and wait until the
-    /// server has closed the cancel connection.
+    /// server has closed the cancel connection. Answers whether it did
+    /// wait: `false` when the driver's own cancel sent it (several hosts),
+    /// which closes the cancel connection right after writing, so the
+    /// server may not have signalled the backend yet.
     pub(crate) async fn send(
         &self,
         token: CancelToken,
-    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ) -> std::result::Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         let mut tls = self.tls.clone();
         match &*self.to {
             Address::Tcp {
@@ -122,10 +125,16 @@ impl CancelTarget {
                     .await?;
             }
             #[cfg(not(unix))]
-            Address::Unix(_) => token.cancel_query(tls).await?,
-            Address::Driver => token.cancel_query(tls).await?,
+            Address::Unix(_) => {
+                token.cancel_query(tls).await?;
+                return Ok(false);
+            }
+            Address::Driver => {
+                token.cancel_query(tls).await?;
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -320,7 +329,7 @@ async fn cancel_after<T>(
         tokio::time::timeout(CANCEL_GRACE, target.send(client.cancel_token())),
         tokio::time::timeout(CANCEL_GRACE, statement)
     );
-    if !matches!(sent, Ok(Ok(()))) {
+    if !matches!(sent, Ok(Ok(_))) {
         tracing::warn!(target: "pgactor.pool", "could not send the cancel request; the connection will be closed");
     }
     match answer {
@@ -339,6 +348,56 @@ async fn cancel_after<T>(
             Fate::Discard,
         ),
     }
+}
+
+/// Make `client`'s connection idle again after its caller went away
+/// mid-statement (the statement's future was dropped, so its answer is
+/// lost), or after a timeout that may have left pipelined statements
+/// running behind the cancelled one: send a CancelRequest through
+/// `target`, then an empty query behind whatever runs, each within
+/// [`CANCEL_GRACE`]. An empty query that does not answer in time (a
+/// second statement was pipelined behind the first, and waits in turn)
+/// gets one more round: another cancel, another empty query.
+///
+/// The empty query is sent only once the server has closed the cancel
+/// connection, and the server closes it only after it has signalled the
+/// backend. Whatever the backend ran then (the statement, or nothing), the
+/// cancel is consumed before the empty query is read (a backend reading
+/// its next command ignores a cancel) or by the empty query itself, which
+/// then answers "canceling statement due to user request": in both cases
+/// the connection may serve again, no cancel of ours still on its way. A
+/// cancel that was not sent, or not confirmed so (the driver's own cancel,
+/// for a DSN with several hosts), or no answer in time: the connection is
+/// discarded.
+///
+/// A write whose cancel arrives after it committed stays committed: its
+/// outcome was unknown from the moment its caller stopped waiting.
+pub(crate) async fn abandon(client: &Client, target: &CancelTarget) -> Fate {
+    const ROUNDS: usize = 2;
+    for _ in 0..ROUNDS {
+        let sent = tokio::time::timeout(CANCEL_GRACE, target.send(client.cancel_token())).await;
+        let confirmed = matches!(sent, Ok(Ok(true)));
+        if !matches!(sent, Ok(Ok(_))) {
+            tracing::warn!(target: "pgactor.pool", "could not cancel an abandoned statement; its connection will be closed");
+        }
+        match tokio::time::timeout(CANCEL_GRACE, client.simple_query("")).await {
+            Ok(Ok(_)) if confirmed => return Fate::Reusable,
+            Ok(Err(err)) if cancelled_by_user(&err) => return Fate::Reusable,
+            // Still waiting behind a statement the cancel did not reach.
+            Err(_) if confirmed => continue,
+            _ => return Fate::Discard,
+        }
+    }
+    Fate::Discard
+}
+
+/// The driver's error is "canceling statement due to user request" (see
+/// [`Error::is_user_cancel`]).
+fn cancelled_by_user(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        db.code() == &tokio_postgres::error::SqlState::QUERY_CANCELED
+            && db.message().contains("user request")
+    })
 }
 
 #[cfg(test)]

@@ -12,11 +12,11 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use crate::connection::Conn;
-use crate::deadline::{bounded, Fate, Overrun, Timer};
+use crate::deadline::{abandon, bounded, Fate, Overrun, Timer};
 use crate::prepared::MAX_PREPARED_TEXT;
 use crate::replica::ConsistencyToken;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, WriteOp};
 use crate::model::Model;
 use crate::query::{Page, DEFAULT_LIMIT};
@@ -232,6 +232,11 @@ pub(crate) trait Plan: Send + Sync + 'static {
     fn shares_connection(&self) -> bool {
         false
     }
+    /// Whether it sends several statements at once (pipelined): when the
+    /// first fails, the ones behind it may still run.
+    fn pipelines(&self) -> bool {
+        false
+    }
     /// Its statements on `client`, unbounded: [`Plan::run`] bounds them.
     fn fetch<'a>(
         &'a self,
@@ -248,7 +253,23 @@ pub(crate) trait Plan: Send + Sync + 'static {
     ) -> impl Future<Output = (Result<Self::Output>, Fate)> + Send {
         async move {
             let statement = pin!(self.fetch(client));
-            bounded(client, overrun, deadline, self.writes(), statement, timer).await
+            let (result, fate) =
+                bounded(client, overrun, deadline, self.writes(), statement, timer).await;
+            // A pipelined statement timed out (at our deadline, or the
+            // server's statement or lock timeout): the one behind it may
+            // now wait as long (a page's count behind a locked table), on
+            // a connection that would look idle. Cancel and drain it first.
+            let timed_out = result
+                .as_ref()
+                .is_err_and(|e| e.kind() == &ErrorKind::Timeout);
+            match overrun {
+                Overrun::Cancel(target)
+                    if timed_out && self.pipelines() && fate == Fate::Reusable =>
+                {
+                    (result, abandon(client, target).await)
+                }
+                _ => (result, fate),
+            }
         }
     }
 }
@@ -285,6 +306,9 @@ impl Plan for WithToken {
     fn writes(&self) -> bool {
         true
     }
+    fn pipelines(&self) -> bool {
+        true
+    }
     async fn fetch(&self, client: &Conn) -> Result<Self::Output> {
         let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
         Ok((record?, token?))
@@ -298,6 +322,9 @@ impl Plan for PagePlan {
     }
     fn writes(&self) -> bool {
         false
+    }
+    fn pipelines(&self) -> bool {
+        true
     }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.

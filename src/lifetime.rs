@@ -127,17 +127,45 @@ impl Lifetimes {
 
     /// Run the reaper until the pool is closed.
     pub(crate) fn spawn_reaper(self, pool: Pool, counters: Arc<Counters>) {
+        let reaping = Reaping {
+            role: self.role,
+            pool,
+            counters,
+        };
+        reaping.counters.reaper_started();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.tick());
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if pool.is_closed() {
+                if reaping.pool.is_closed() {
                     break;
                 }
-                self.reap(&pool, &counters);
+                self.reap(&reaping.pool, &reaping.counters);
             }
         });
+    }
+}
+
+/// The reaper task's state; dropped when the task ends, however it ends.
+struct Reaping {
+    role: Role,
+    pool: Pool,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        if !self.pool.is_closed() {
+            // A panic, or the runtime shutting down: from now on idle
+            // connections are closed only when a checkout finds them expired.
+            tracing::error!(
+                target: "pgactor.pool",
+                role = self.role.as_str(),
+                "the pool's reaper stopped; idle connections past their lifetime or beyond max_idle stay open until a checkout finds them"
+            );
+            self.counters.reaper_stopped();
+        }
     }
 }
 
@@ -145,6 +173,37 @@ impl Lifetimes {
 mod tests {
     use super::*;
     use crate::config::PoolConfig;
+
+    #[tokio::test]
+    async fn a_reaper_that_stops_while_its_pool_is_open_says_so_in_stats() {
+        let session = Arc::new(crate::config::SessionConfig::default().resolve().unwrap());
+        let dsn =
+            crate::dsn::Dsn::parse("postgres://app@127.0.0.1:1/db?sslmode=disable", Role::Write)
+                .unwrap();
+        let settings = PoolConfig::default().resolve(Role::Write).unwrap();
+        let pool =
+            crate::connection::ConnectionPool::build(Role::Write, &dsn, settings, session, 1)
+                .unwrap();
+        // Building the pool started its reaper.
+        assert!(pool.stats().reaper_running);
+        // The reaper's task ends while its pool is open (a panic, an abort).
+        drop(Reaping {
+            role: Role::Write,
+            pool: pool.pool.clone(),
+            counters: pool.counters.clone(),
+        });
+        assert!(!pool.stats().reaper_running);
+        // Once the pool is closed, a reaper ending is the normal end.
+        let counters = Arc::new(Counters::default());
+        counters.reaper_started();
+        pool.pool.close();
+        drop(Reaping {
+            role: Role::Write,
+            pool: pool.pool.clone(),
+            counters: counters.clone(),
+        });
+        assert!(counters.snapshot(pool.pool.status()).reaper_running);
+    }
 
     #[test]
     fn each_connection_lives_up_to_a_tenth_less_than_max_lifetime() {

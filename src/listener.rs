@@ -308,7 +308,7 @@ impl ListenerContext {
         tokio::spawn(async move {
             // Bounded: the cancel's own connection may hang too.
             let sent = tokio::time::timeout(CANCEL_GRACE, target.send(token)).await;
-            let sent = matches!(sent, Ok(Ok(())));
+            let sent = matches!(sent, Ok(Ok(_)));
             if !sent {
                 tracing::warn!(
                     target: "pgactor.listener",

@@ -1,16 +1,21 @@
 //! The pool actor: one per role. It routes; it never awaits I/O in `handle`.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::connection::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
-use crate::config::{SessionSettings, DEFAULT_QUERY_TIMEOUT};
+use crate::config::SessionSettings;
 use crate::connection::ConnectionPool;
-use crate::deadline::{Fate, Overrun, Timer};
+use crate::deadline::{self, Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{PagePlan, Plan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
@@ -139,7 +144,14 @@ impl Actor for PoolActor {
     }
 }
 
-/// Run a plan in a task of its own, and answer.
+/// How often a pool task checks whether its actor caller still waits
+/// (ractor's reply port can be asked, not awaited).
+pub(crate) const GONE_CHECK: Duration = Duration::from_millis(100);
+
+/// Run a plan in a task of its own, and answer. A caller that stops
+/// waiting (its `call_t!` timed out, or it stopped) is seen within
+/// [`GONE_CHECK`]: the operation is dropped, its statement cancelled on
+/// the server (see [`Busy`]).
 fn spawn_plan<P: Plan>(
     ctx: &Arc<PoolContext>,
     plan: Result<P>,
@@ -151,11 +163,73 @@ fn spawn_plan<P: Plan>(
     let running = ctx.in_flight.start();
     let task = async move {
         let _running = running;
-        let result = serve(&ctx, plan, &call, &|| reply.is_closed()).await;
+        let answer = {
+            let gone = || reply.is_closed();
+            let mut work = pin!(serve(&ctx, plan, &call, &gone));
+            let mut checks = tokio::time::interval_at(Instant::now() + GONE_CHECK, GONE_CHECK);
+            poll_fn(|cx| {
+                if let Poll::Ready(answer) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Some(answer));
+                }
+                while checks.poll_tick(cx).is_ready() {
+                    if gone() {
+                        return Poll::Ready(None);
+                    }
+                }
+                Poll::Pending
+            })
+            .await
+        };
         // A caller that has gone is not the pool's failure: ignore the send error.
-        let _ = reply.send(result);
+        if let Some(answer) = answer {
+            let _ = reply.send(answer);
+        }
     };
     tokio::spawn(task.instrument(span));
+}
+
+/// Run one operation of a [`crate::Db`] in a task of its own and answer
+/// through a channel: the operation ends within its deadline (and the
+/// connection goes back) even when the caller polled its future once and
+/// keeps it without polling it again; a caller whose future is dropped is
+/// seen at once, and the operation is dropped with it, its statement
+/// cancelled on the server (see [`Busy`]).
+pub(crate) async fn serve_apart<P: Plan + 'static>(
+    ctx: &Arc<PoolContext>,
+    plan: Result<P>,
+    call: Call,
+    span: tracing::Span,
+) -> Result<P::Output> {
+    let ctx = ctx.clone();
+    let running = ctx.in_flight.start();
+    let (mut answer, answered) = tokio::sync::oneshot::channel();
+    // Boxed where it is made: the operation's future is large, and the
+    // task's future, moved into the spawned task (several copies), then
+    // holds only its address.
+    let mut work = Box::pin(async move {
+        let _running = running;
+        serve(&ctx, plan, &call, &|| false).await
+    });
+    let task = async move {
+        let done = {
+            poll_fn(|cx| {
+                if let Poll::Ready(done) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Some(done));
+                }
+                answer.poll_closed(cx).map(|()| None)
+            })
+            .await
+        };
+        if let Some(done) = done {
+            let _ = answer.send(done);
+        }
+    };
+    tokio::spawn(task.instrument(span));
+    answered.await.unwrap_or_else(|_| {
+        Err(Error::closed(
+            "the operation's task ended without an answer (the runtime is shutting down)",
+        ))
+    })
 }
 
 /// Run one operation on `ctx`'s pool and record its outcome on the current
@@ -218,8 +292,7 @@ async fn run_on<P: Plan>(
 ) -> Result<P::Output> {
     // One timer bounds the wait (by the pool's wait timeout), then the statement.
     let mut timer = Timer::default();
-    let drain = deadline.unwrap_or(DEFAULT_QUERY_TIMEOUT);
-    let client = Busy::new(pool, pool.checkout(&mut timer).await?, drain);
+    let client = Busy::new(pool, pool.checkout(&mut timer).await?);
     if gone() {
         // The caller gave up while we waited: do not start work whose
         // answer nobody will read (a write's outcome would be unknown).
@@ -240,22 +313,23 @@ async fn run_on<P: Plan>(
 }
 
 /// A connection running a statement. Dropped before its answer came (the
-/// caller's future was dropped), it is never given back with the statement
-/// still running on it: a task waits for it to answer an empty query sent
-/// behind the statement (so it is idle again) and gives it back then, or
-/// closes it if that takes longer than `drain`.
+/// caller's future was dropped, or the pool task's caller stopped
+/// waiting), it is never given back with the statement still running on
+/// it: a task cancels the statement on the server and waits for the
+/// connection to answer an empty query sent behind it, then gives it back
+/// or closes it ([`deadline::abandon`] says which): within
+/// [`CANCEL_GRACE`](crate::deadline::CANCEL_GRACE) for the cancel and as
+/// long for the empty query, twice at most.
 struct Busy<'a> {
     pool: &'a ConnectionPool,
     conn: Option<Object>,
-    drain: Duration,
 }
 
 impl<'a> Busy<'a> {
-    fn new(pool: &'a ConnectionPool, conn: Object, drain: Duration) -> Busy<'a> {
+    fn new(pool: &'a ConnectionPool, conn: Object) -> Busy<'a> {
         Busy {
             pool,
             conn: Some(conn),
-            drain,
         }
     }
 
@@ -284,11 +358,11 @@ impl Drop for Busy<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return self.pool.discard(conn);
         };
-        let (pool, drain) = (self.pool.clone(), self.drain);
+        let pool = self.pool.clone();
         runtime.spawn(async move {
-            match tokio::time::timeout(drain, conn.simple_query("")).await {
-                Ok(Ok(_)) => drop(conn),
-                _ => pool.discard(conn),
+            match deadline::abandon(&conn, &pool.cancel).await {
+                Fate::Reusable => drop(conn),
+                Fate::Discard => pool.discard(conn),
             }
         });
     }

@@ -1,6 +1,6 @@
 //! Pool statistics: what each pool holds now and what it has done.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::Role;
@@ -169,6 +169,12 @@ impl Stats {
             })
             .collect();
         family(
+            "pgactor_pool_reaper_up",
+            "gauge",
+            "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
+            per_pool(&|p| u8::from(p.reaper_running).to_string()),
+        );
+        family(
             "pgactor_pool_closed_total",
             "counter",
             "Connections closed, by reason.",
@@ -273,6 +279,12 @@ pub struct PoolStats {
     /// since open. Steady growth means more distinct statement texts
     /// (filter or patch shapes) than the cache holds.
     pub statements_evicted: u64,
+    /// Whether the pool's reaper task runs: the task that closes idle
+    /// connections past `max_lifetime` or `max_idle_time` and beyond
+    /// `max_idle` between checkouts. `false` only if it stopped while the
+    /// pool is open (it panicked; an ERROR is logged): idle connections
+    /// are then closed only when a checkout finds them expired.
+    pub reaper_running: bool,
 }
 
 /// Connections closed, by reason.
@@ -324,6 +336,9 @@ pub(crate) struct Counters {
     refused: AtomicU64,
     lanes: AtomicUsize,
     statements_evicted: AtomicU64,
+    /// The reaper's task runs (set when it starts, cleared if it ends
+    /// while the pool is open).
+    reaper: AtomicBool,
 }
 
 /// One checkout in progress, counted against `max_queued` until dropped.
@@ -370,6 +385,14 @@ impl Counters {
         self.statements_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn reaper_started(&self) {
+        self.reaper.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reaper_stopped(&self) {
+        self.reaper.store(false, Ordering::Relaxed);
+    }
+
     pub(crate) fn lane_opened(&self) {
         self.lanes.fetch_add(1, Ordering::Relaxed);
     }
@@ -409,6 +432,7 @@ impl Counters {
                 broken: load(&self.closed_broken),
             },
             statements_evicted: load(&self.statements_evicted),
+            reaper_running: self.reaper.load(Ordering::Relaxed),
         }
     }
 }
@@ -434,6 +458,7 @@ mod tests {
                 ..ClosedStats::default()
             },
             statements_evicted: 5,
+            reaper_running: true,
         };
         let stats = Stats {
             write: pool.clone(),
@@ -466,6 +491,7 @@ mod tests {
             "pgactor_pool_refused_total{role=\"read\"} 7",
             "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
             "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
+            "pgactor_pool_reaper_up{role=\"write\"} 1",
             "pgactor_open_transactions 1",
             "pgactor_replica_lag_seconds 0.25",
             "pgactor_replica_primary_reads_total 9",

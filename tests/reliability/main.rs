@@ -15,6 +15,7 @@ mod common;
 #[path = "../integration/topology.rs"]
 mod topology;
 
+mod dropped;
 mod exhaustion;
 mod figures;
 mod fuzz;
