@@ -188,50 +188,6 @@ fn spawn_plan<P: Plan>(
     tokio::spawn(task.instrument(span));
 }
 
-/// Run one operation of a [`crate::Db`] in a task of its own and answer
-/// through a channel: the operation ends within its deadline (and the
-/// connection goes back) even when the caller polled its future once and
-/// keeps it without polling it again; a caller whose future is dropped is
-/// seen at once, and the operation is dropped with it, its statement
-/// cancelled on the server (see [`Busy`]).
-pub(crate) async fn serve_apart<P: Plan + 'static>(
-    ctx: &Arc<PoolContext>,
-    plan: Result<P>,
-    call: Call,
-    span: tracing::Span,
-) -> Result<P::Output> {
-    let ctx = ctx.clone();
-    let running = ctx.in_flight.start();
-    let (mut answer, answered) = tokio::sync::oneshot::channel();
-    // Boxed where it is made: the operation's future is large, and the
-    // task's future, moved into the spawned task (several copies), then
-    // holds only its address.
-    let mut work = Box::pin(async move {
-        let _running = running;
-        serve(&ctx, plan, &call, &|| false).await
-    });
-    let task = async move {
-        let done = {
-            poll_fn(|cx| {
-                if let Poll::Ready(done) = work.as_mut().poll(cx) {
-                    return Poll::Ready(Some(done));
-                }
-                answer.poll_closed(cx).map(|()| None)
-            })
-            .await
-        };
-        if let Some(done) = done {
-            let _ = answer.send(done);
-        }
-    };
-    tokio::spawn(task.instrument(span));
-    answered.await.unwrap_or_else(|_| {
-        Err(Error::closed(
-            "the operation's task ended without an answer (the runtime is shutting down)",
-        ))
-    })
-}
-
 /// Run one operation on `ctx`'s pool and record its outcome on the current
 /// span: by a pool actor's task, and by [`crate::Db`] in the caller's own
 /// task. A read goes where the replica watch says; one that finds the
