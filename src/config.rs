@@ -44,8 +44,8 @@ pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on operations waiting for a connection of one pool at once.
 /// A waiting operation costs at most 6 KiB (its request and its wait, the
-/// caller's own task and the operation's task included; measured by the
-/// reliability suite, scenario 6b: 4.6 KiB in the last run), so this caps
+/// caller's own task included; measured by the reliability suite,
+/// scenario 6b: 3.9 KiB in the last run), so this caps
 /// a saturated pool's queue under 60 MiB however many callers pile up.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
