@@ -21,7 +21,9 @@ use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pooler::check_server_defaults;
 use crate::query::{Page, Query};
 use crate::record::Record;
-use crate::replica::{ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch};
+use crate::replica::{
+    replayed_within, ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch, SCHEMA_REPLAY_WAIT,
+};
 use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
@@ -460,7 +462,7 @@ impl OpenOptions {
         ensure_schema(&client, &session.schema).await?;
         let schema_changed = if self.auto_migrate {
             let report = auto_migrate(&mut client, &session, &self.registry).await?;
-            schema_change(&client, &report).await?
+            unreplayed_schema(&client, &report, has_replica.then_some(&read)).await?
         } else {
             None
         };
@@ -583,16 +585,24 @@ impl OpenOptions {
     }
 }
 
-/// Where the primary's WAL stands after a migration that ran DDL, so that
-/// reads wait for a replica to have replayed it; `None` when nothing changed.
-async fn schema_change(
-    client: &tokio_postgres::Client,
+/// After a migration that ran DDL, wait up to [`SCHEMA_REPLAY_WAIT`] for
+/// the replica (a connection of its read pool) to replay it: answers the
+/// primary's position if it has not, so reads go to the primary until it
+/// has; `None` when nothing changed, there is no replica, or it caught up.
+async fn unreplayed_schema(
+    primary: &tokio_postgres::Client,
     report: &MigrationReport,
+    replica: Option<&ConnectionPool>,
 ) -> Result<Option<ConsistencyToken>> {
-    if report.statements.is_empty() {
+    let Some(replica) = replica.filter(|_| !report.statements.is_empty()) else {
         return Ok(None);
-    }
-    wal_position(client).await.map(Some)
+    };
+    let token = wal_position(primary).await?;
+    let Ok(conn) = replica.get().await else {
+        return Ok(Some(token));
+    };
+    let caught_up = replayed_within(&conn, token, SCHEMA_REPLAY_WAIT).await;
+    Ok((!caught_up).then_some(token))
 }
 
 /// Log a warning when the two pools together may open more than half of
@@ -1018,7 +1028,8 @@ impl Db {
         let mut client = self.inner.context(Role::Write).pool.get().await?;
         let report = auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await?;
         if let Some(watch) = &self.inner.replica {
-            if let Some(token) = schema_change(&client, &report).await? {
+            let replica = &self.inner.context(Role::Read).pool;
+            if let Some(token) = unreplayed_schema(&client, &report, Some(replica)).await? {
                 watch.schema_changed(token);
             }
         }

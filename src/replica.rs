@@ -258,8 +258,9 @@ impl ReplicaWatch {
         }
     }
 
-    /// The schema changed on the primary up to `token`: reads go to the
-    /// primary until the replica has replayed it.
+    /// The schema changed on the primary up to `token` and the replica had
+    /// not replayed it within [`SCHEMA_REPLAY_WAIT`]: reads go to the
+    /// primary until it has.
     pub(crate) fn schema_changed(&self, token: ConsistencyToken) {
         self.schema_floor.fetch_max(token.0, Ordering::Relaxed);
     }
@@ -382,6 +383,36 @@ impl ReplicaWatch {
         self.replayed.store(replayed, Ordering::Relaxed);
         self.mark_up();
     }
+}
+
+/// How long `open` (and `Db::migrate`) waits for the replica to replay
+/// the DDL AutoMigrate ran; past it, reads go to the primary until the
+/// replica has replayed it ([`ReplicaWatch::schema_changed`]).
+pub(crate) const SCHEMA_REPLAY_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the replica `client` reaches has replayed up to `token` within
+/// `wait` (polled every 10 ms). A server that is no standby has nothing to
+/// replay: yes. An error or the bound: no.
+pub(crate) async fn replayed_within(
+    client: &Client,
+    token: ConsistencyToken,
+    wait: Duration,
+) -> bool {
+    let caught_up = async {
+        loop {
+            // Unnamed, as a probe: the read DSN may be a pooler's.
+            let row = client
+                .query_typed_one("SELECT pg_last_wal_replay_lsn()", &[])
+                .await
+                .ok()?;
+            match row.try_get::<_, Option<PgLsn>>(0).ok()? {
+                None => return Some(()),
+                Some(lsn) if u64::from(lsn) >= token.0 => return Some(()),
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    };
+    matches!(tokio::time::timeout(wait, caught_up).await, Ok(Some(())))
 }
 
 /// The bound on each statement of a probe.
