@@ -45,7 +45,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on operations waiting for a connection of one pool at once.
 /// A waiting operation costs at most 6 KiB (its request and its wait, the
 /// caller's own task included; measured by the reliability suite,
-/// scenario 6b: 3.9 KiB in the last run), so this caps
+/// scenario 6b: 4–5 KiB), so this caps
 /// a saturated pool's queue under 60 MiB however many callers pile up.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
