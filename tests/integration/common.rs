@@ -298,12 +298,19 @@ pub fn tagged_options(
 }
 
 /// A session holding an ACCESS EXCLUSIVE lock on `schema`'s stock_balance
-/// table, which every statement on it waits for, until it rolls back.
+/// table on the primary, which every statement on it waits for, until it
+/// rolls back.
 pub async fn lock_stock_table(schema: &str) -> tokio_postgres::Client {
-    let locker = observer(&primary_url()).await;
+    lock_table(&primary_url(), schema, "stock_balance").await
+}
+
+/// A session on the server of `url` holding an ACCESS EXCLUSIVE lock on
+/// `schema`.`table` until it rolls back (or is dropped).
+pub async fn lock_table(url: &str, schema: &str, table: &str) -> tokio_postgres::Client {
+    let locker = observer(url).await;
     locker
         .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".stock_balance IN ACCESS EXCLUSIVE MODE"
+            "BEGIN; LOCK TABLE \"{schema}\".{table} IN ACCESS EXCLUSIVE MODE"
         ))
         .await
         .expect("lock the table");

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, Field, FieldType, Model, PoolConfig, Record};
 
-use crate::common::{observer, primary_url, stock_model, tagged_options, unique_schema};
+use crate::common::{
+    lock_table, lock_waiters, observer, primary_url, stock_model, tagged_options, unique_schema,
+};
 use crate::figures::{self, Figures};
 
 /// The read pool's wait timeout in these scenarios.
@@ -70,30 +72,6 @@ where
     }
 }
 
-/// A session holding an ACCESS EXCLUSIVE lock on `schema`.`table` until dropped.
-async fn lock(schema: &str, table: &str) -> tokio_postgres::Client {
-    let locker = observer(&primary_url()).await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{schema}\".{table} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .expect("lock the table");
-    locker
-}
-
-/// Sessions named `app` waiting for a lock now.
-async fn lock_waiters(obs: &tokio_postgres::Client, app: &str) -> i64 {
-    obs.query_one(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        &[&app],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .get(0)
-}
-
 /// Two lists of the notes, waiting on `schema`'s locked note table, each
 /// holding a read connection.
 fn waiting_lists(
@@ -126,7 +104,7 @@ async fn a_dead_lane_gives_its_connection_back_and_reads_go_on_with_the_pool_oth
     db.read("StockBalance", id).await.expect("open the lane");
 
     // The read pool's other connection: a list waiting on a lock.
-    let locker = lock(&schema, "note").await;
+    let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 1);
     until("the list waits on the lock", || async {
         lock_waiters(&obs, &schema).await == 1
@@ -179,7 +157,7 @@ async fn reads_waiting_for_a_lane_wait_as_checkouts_do_bounded_and_queued() {
     let id = create_stock(&db).await;
 
     // Both read connections: lists waiting on a lock, before any lane opened.
-    let locker = lock(&schema, "note").await;
+    let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 2);
     until("the lists wait on the lock", || async {
         lock_waiters(&obs, &schema).await == 2
@@ -251,7 +229,7 @@ async fn a_lane_read_waiting_for_a_lock_does_not_hold_up_the_reads_behind_it() {
         "6e",
         "a lane read waits on a table lock, another table's read behind it",
     );
-    let locker = lock(&schema, "stock_balance").await;
+    let locker = lock_table(&primary_url(), &schema, "stock_balance").await;
     let blocked = tokio::spawn({
         let db = db.clone();
         async move { db.read("StockBalance", stock).await }

@@ -22,7 +22,10 @@ use pgactor::{
     Db, ErrorKind, Field, FieldType, Model, PoolConfig, Record, ReplicaConfig, SessionConfig,
 };
 
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
+use crate::common::{
+    lock_table, lock_waiters, observer, primary_url, registry, replica_url, stock_model,
+    unique_schema,
+};
 use crate::figures::{self, Figures};
 use crate::topology::Topology;
 
@@ -103,31 +106,6 @@ async fn on_replica(replica: &tokio_postgres::Client, app: &str, row: uuid::Uuid
         }
     })
     .await;
-}
-
-/// A session holding an ACCESS EXCLUSIVE lock on `app`'s stock_balance
-/// on the server of `url`, until it is dropped.
-async fn lock_stock(url: &str, app: &str) -> tokio_postgres::Client {
-    let locker = observer(url).await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE \"{app}\".stock_balance IN ACCESS EXCLUSIVE MODE"
-        ))
-        .await
-        .expect("lock the table");
-    locker
-}
-
-/// Sessions named `app` on the server behind `obs` waiting for a lock now.
-async fn lock_waiters(obs: &tokio_postgres::Client, app: &str) -> i64 {
-    obs.query_one(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        &[&app],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -261,7 +239,7 @@ async fn a_replica_cut_off_from_its_primary_reads_as_lagging_and_its_reads_spill
         "7e",
         "reads spilled to the primary wait on a lock, writes go on",
     );
-    let locker = lock_stock(topo.primary(), &app).await;
+    let locker = lock_table(topo.primary(), &app, "stock_balance").await;
     let spilled: Vec<_> = (0..8)
         .map(|_| {
             let (db, id) = (db.clone(), first);
@@ -370,7 +348,7 @@ async fn a_saturated_read_pool_leaves_the_replica_up_and_the_writes_alone() {
 
     // A table lock on the primary, replayed on the replica: reads of the
     // table wait there, holding both read connections.
-    let locker = lock_stock(&primary_url(), &app).await;
+    let locker = lock_table(&primary_url(), &app, "stock_balance").await;
     let held = format!(
         "SELECT count(*) FROM pg_locks WHERE relation = '\"{app}\".stock_balance'::regclass \
          AND mode = 'AccessExclusiveLock'"
