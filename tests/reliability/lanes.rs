@@ -22,12 +22,10 @@ use crate::common::{
     lock_table, lock_waiters, observer, primary_url, stock_model, tagged_options, unique_schema,
 };
 use crate::figures::{self, Figures};
+use crate::until;
 
 /// The read pool's wait timeout in these scenarios.
 const WAIT: Duration = Duration::from_secs(1);
-
-/// Give-up bound of every wait for the adapter or the server.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A second table, which a lock on the first leaves alone.
 fn note_model() -> Model {
@@ -57,19 +55,6 @@ async fn open(max_queued: usize) -> (Db, String) {
     .await
     .expect("open");
     (db, schema)
-}
-
-/// Wait (bounded by [`PATIENCE`]) until `ready` holds.
-async fn until<F, Fut>(what: &str, mut ready: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Two lists of the notes, waiting on `schema`'s locked note table, each

@@ -31,12 +31,10 @@ use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, SessionCon
 use crate::common::{observer, registry, stock_model, unique_schema};
 use crate::figures::{self, Figures};
 use crate::topology::Topology;
+use crate::until;
 
 /// The replica watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);
-
-/// Give-up bound of every wait for the adapter or the servers.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// One acknowledged write.
 #[derive(Clone, Copy)]
@@ -225,20 +223,6 @@ impl Rig {
         f.note(format!("plain reads missing a row {}", tally.plain_misses));
         f
     }
-}
-
-/// Wait (bounded by [`PATIENCE`]) until `ready` holds; answer how long it took.
-async fn until<F, Fut>(what: &str, mut ready: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
 }
 
 fn merged(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {

@@ -28,6 +28,7 @@ use crate::common::{
 };
 use crate::figures::{self, Figures};
 use crate::topology::Topology;
+use crate::until;
 
 /// The watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);
@@ -35,26 +36,9 @@ const POLL: Duration = Duration::from_millis(200);
 /// The `max_lag` of 7d.
 const MAX_LAG: Duration = Duration::from_secs(1);
 
-/// Give-up bound of every wait for the adapter or the servers.
-const PATIENCE: Duration = Duration::from_secs(30);
-
 /// A second table for the writes, which a lock on stock_balance leaves alone.
 fn note_model() -> Model {
     Model::new("Note").field(Field::new("body", FieldType::Text))
-}
-
-/// Wait (bounded by [`PATIENCE`]) until `ready` holds; answer how long it took.
-async fn until<F, Fut>(what: &str, mut ready: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
 }
 
 /// Open on `primary` with `replica` as read DSN, in a fresh schema that is
