@@ -797,14 +797,7 @@ async fn kept_idle_transactions_are_ended(
                 s.begin_and_write().await
             });
         }
-        let started = Instant::now();
-        s.settle().await;
-        s.figures
-            .note(format!("freed after {} ms", started.elapsed().as_millis()));
-        for _ in 0..KEPT {
-            s.next_operation().await;
-        }
-        kept_handles_answer(&mut s, &kept).await;
+        freed_and_answered(&mut s, &kept).await;
         s
     })
     .await;
@@ -813,6 +806,20 @@ async fn kept_idle_transactions_are_ended(
         .note(format!("WARNs naming where it was begun: {warned}"));
     s.finish(&["TX_ABORTED"]).await;
     assert_eq!(warned, KEPT, "one WARN per transaction ended:\n{logs}");
+}
+
+/// Once the adapter has ended the kept transactions: how long until the
+/// pool settled, as many next operations as there were transactions, and
+/// the kept handles' answers.
+async fn freed_and_answered(s: &mut Owners, kept: &[Tx]) {
+    let started = Instant::now();
+    s.settle().await;
+    s.figures
+        .note(format!("freed after {} ms", started.elapsed().as_millis()));
+    for _ in 0..kept.len() {
+        s.next_operation().await;
+    }
+    kept_handles_answer(s, kept).await;
 }
 
 /// The answers of handles whose transaction the adapter ended: a statement
@@ -899,14 +906,7 @@ async fn a_kept_transaction_whose_session_the_server_ended_frees_its_connection(
             .expect("terminate the kept sessions")
             .get(0);
         assert_eq!(ended as usize, ENDED);
-        let started = Instant::now();
-        s.settle().await;
-        s.figures
-            .note(format!("freed after {} ms", started.elapsed().as_millis()));
-        for _ in 0..ENDED {
-            s.next_operation().await;
-        }
-        kept_handles_answer(&mut s, &kept).await;
+        freed_and_answered(&mut s, &kept).await;
         s
     })
     .await;
