@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::model::validate_identifier;
+use crate::schema::validate_identifier;
 
 /// Which pool an operation runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -20,8 +20,8 @@ use crate::deadline::{CancelTarget, Timer};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::lifetime::Lifetimes;
-use crate::model::quote_ident;
 use crate::prepared::Prepared;
+use crate::schema::quote_ident;
 use crate::stats::{Counters, PoolStats, Queued, Reason};
 use crate::tls::Tls;
 

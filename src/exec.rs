@@ -18,11 +18,11 @@ use crate::replica::ConsistencyToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, WriteOp};
-use crate::model::Model;
-use crate::query::{Page, DEFAULT_LIMIT};
-use crate::record::{Columns, Record};
+use crate::schema::Model;
+use crate::schema::Value;
+use crate::schema::{Columns, Record};
+use crate::schema::{Page, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Table};
-use crate::value::Value;
 
 /// Turn a row of a table's statement into a record, column by column.
 fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {

@@ -16,14 +16,15 @@ use crate::exec::{wal_position, PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
-use crate::model::Registry;
 use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pooler::check_server_defaults;
-use crate::query::{Page, Query};
-use crate::record::Record;
 use crate::replica::{
     replayed_within, ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch, SCHEMA_REPLAY_WAIT,
 };
+use crate::schema::Record;
+use crate::schema::Registry;
+use crate::schema::Value;
+use crate::schema::{Page, Query};
 use crate::shared::SharedReads;
 use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
@@ -32,7 +33,6 @@ use crate::supervisor::{close_now, Routes, Supervisor, SupervisorArgs};
 use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
 use crate::tx_actor::SpareActors;
-use crate::value::Value;
 use tracing::Instrument;
 
 /// Open the adapter with the production defaults.
@@ -181,7 +181,7 @@ impl OpenOptions {
             pooler: PoolerMode::Direct,
             statement_cache: None,
             shared_reads: 0,
-            max_page: crate::query::MAX_PAGE,
+            max_page: crate::schema::MAX_PAGE,
             statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,

@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
-
 mod config;
 mod connection;
 mod deadline;
@@ -14,13 +13,11 @@ mod lifetime;
 mod listener;
 mod messages;
 mod migrate;
-mod model;
 mod pool_actor;
 mod pooler;
 mod prepared;
-mod query;
-mod record;
 mod replica;
+mod schema;
 mod shared;
 mod shutdown;
 mod sql;
@@ -30,7 +27,6 @@ mod telemetry;
 mod tls;
 mod transaction;
 mod tx_actor;
-mod value;
 
 pub use config::{
     PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings,
@@ -47,15 +43,14 @@ pub use listener::{
 };
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
-pub use model::{
-    ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
-};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
-pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
-pub use record::{Record, RecordIntoIter};
 pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
+pub use schema::{
+    CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,
+    PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, Value, CREATED_AT, DEFAULT_LIMIT,
+    ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
+};
 pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
 pub use stats::{ClosedStats, ListenerStats, PoolStats, Stats};
 pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
-pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

@@ -37,7 +37,7 @@ use crate::connection::client_config;
 use crate::deadline::{CancelTarget, CANCEL_GRACE};
 use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::model::{quote_ident, validate_identifier};
+use crate::schema::{quote_ident, validate_identifier};
 use crate::stats::ListenerStats;
 use crate::transaction::RetryPolicy;
 

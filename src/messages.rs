@@ -4,11 +4,11 @@ use ractor::{ActorRef, RpcReplyPort};
 
 use crate::error::Result;
 use crate::listener::Notification;
-use crate::query::{Page, Query};
-use crate::record::Record;
+use crate::schema::Record;
+use crate::schema::Value;
+use crate::schema::{Page, Query};
 use crate::stats::Stats;
 use crate::transaction::{Tx, TxOptions};
-use crate::value::Value;
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
 #[derive(Debug, Clone, PartialEq)]

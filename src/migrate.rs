@@ -10,8 +10,8 @@ use crate::config::SessionSettings;
 use crate::pooler::in_transaction;
 
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::model::{fnv1a, quote_ident, ColumnDefault, Field, Index, Model, PrimaryKey, Registry};
-use crate::value::{FieldType, Value};
+use crate::schema::{fnv1a, quote_ident, ColumnDefault, Field, Index, Model, PrimaryKey, Registry};
+use crate::schema::{FieldType, Value};
 
 /// What one AutoMigrate run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 use crate::config::{PoolerMode, Role, SessionSettings};
 use crate::connection::{read_settings, session_values, MANAGED_SETTINGS};
 use crate::error::{describe, Error, Result};
-use crate::model::{push_ident, push_literal, quote_ident};
+use crate::schema::{push_ident, push_literal, quote_ident};
 
 /// What a transaction sets locally in pooler mode: the settings that act
 /// inside a transaction and reach the server no other way.

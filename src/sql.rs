@@ -8,13 +8,13 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::error::{quoted_name, Error, Result};
 use crate::exec::Statements;
-use crate::model::{
+use crate::schema::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-use crate::query::{Direction, Filter, Query, DEFAULT_LIMIT};
-use crate::record::{unknown_field, Columns, Record};
+use crate::schema::{unknown_field, Columns, Record};
+use crate::schema::{Direction, Filter, Query, DEFAULT_LIMIT};
+use crate::schema::{FieldType, Value};
 use crate::telemetry::bound_values_logged;
-use crate::value::{FieldType, Value};
 
 /// PostgreSQL's limit on bind parameters in one statement.
 pub(crate) const MAX_PARAMS: usize = u16::MAX as usize;
@@ -210,7 +210,7 @@ impl Catalog {
         Catalog {
             tables,
             statements,
-            max_page: crate::query::MAX_PAGE,
+            max_page: crate::schema::MAX_PAGE,
         }
     }
 

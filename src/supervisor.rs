@@ -325,7 +325,7 @@ mod tests {
     use crate::connection::ConnectionPool;
     use crate::dsn::Dsn;
     use crate::listener::tests::sink;
-    use crate::model::Registry;
+    use crate::schema::Registry;
     use crate::sql::Catalog;
     use std::time::Duration;
 

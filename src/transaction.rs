@@ -10,11 +10,11 @@ use ractor::{ActorRef, RpcReplyPort};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handoff::{self, Starter};
 use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::query::{Page, Query};
-use crate::record::Record;
 use crate::replica::ConsistencyToken;
+use crate::schema::Record;
+use crate::schema::Value;
+use crate::schema::{Page, Query};
 use crate::tx_actor::{SpareActors, TxState};
-use crate::value::Value;
 
 /// The isolation level a transaction runs at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

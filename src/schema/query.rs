@@ -1,6 +1,6 @@
 //! What a `List` asks for: filters, sort order and a page window.
 
-use crate::value::Value;
+use super::value::Value;
 
 /// The page size a [`Query`] uses when it sets no limit (or
 /// [`crate::OpenOptions::max_page`], when that is smaller).
@@ -297,7 +297,7 @@ impl Query {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     /// The rows of this page, in the query's order.
-    pub rows: Vec<crate::Record>,
+    pub rows: Vec<super::record::Record>,
     /// How many rows match the filter across all pages.
     pub total: u64,
     /// The page size used.

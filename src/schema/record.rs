@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smol_str::SmolStr;
 
+use super::model::Model;
+use super::value::{FromValue, Value};
 use crate::error::{quoted_name, Error, Result};
-use crate::model::Model;
-use crate::value::{FromValue, Value};
 
 /// A row as a map from column name to [`Value`].
 ///

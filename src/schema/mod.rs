@@ -1,0 +1,17 @@
+//! What the adapter knows of the data: models and their registry, values,
+//! records (rows), and queries (filters, sorts, pages).
+
+mod ident;
+mod model;
+mod query;
+mod record;
+mod value;
+
+pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
+pub use model::{
+    ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
+};
+pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
+pub(crate) use record::{unknown_field, Columns};
+pub use record::{Record, RecordIntoIter};
+pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};
