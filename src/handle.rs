@@ -9,15 +9,13 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
 use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
-use crate::connection::{client_config, ensure_schema, ConnectionPool};
-use crate::dsn::Dsn;
+use crate::connection::ConnectionPool;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{wal_position, PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
-use crate::pooler::check_server_defaults;
 use crate::replica::{
     replayed_within, ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch, SCHEMA_REPLAY_WAIT,
 };
@@ -33,6 +31,7 @@ use crate::supervisor::{close_now, Routes, Supervisor, SupervisorArgs};
 use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
 use crate::tx_actor::SpareActors;
+use crate::wire::{check_server_defaults, client_config, ensure_schema, Dsn};
 use tracing::Instrument;
 
 /// Open the adapter with the production defaults.

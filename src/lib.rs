@@ -4,7 +4,7 @@
 mod config;
 mod connection;
 mod deadline;
-mod dsn;
+
 mod error;
 mod exec;
 mod handle;
@@ -14,7 +14,7 @@ mod listener;
 mod messages;
 mod migrate;
 mod pool_actor;
-mod pooler;
+
 mod prepared;
 mod replica;
 mod schema;
@@ -24,9 +24,10 @@ mod sql;
 mod stats;
 mod supervisor;
 mod telemetry;
-mod tls;
+
 mod transaction;
 mod tx_actor;
+mod wire;
 
 pub use config::{
     PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings,

@@ -178,7 +178,7 @@ mod tests {
     async fn a_reaper_that_stops_while_its_pool_is_open_says_so_in_stats() {
         let session = Arc::new(crate::config::SessionConfig::default().resolve().unwrap());
         let dsn =
-            crate::dsn::Dsn::parse("postgres://app@127.0.0.1:1/db?sslmode=disable", Role::Write)
+            crate::wire::Dsn::parse("postgres://app@127.0.0.1:1/db?sslmode=disable", Role::Write)
                 .unwrap();
         let settings = PoolConfig::default().resolve(Role::Write).unwrap();
         let pool =

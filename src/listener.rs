@@ -33,13 +33,11 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, Client, Connection};
 
 use crate::config::{PoolerMode, SessionSettings};
-use crate::connection::client_config;
-use crate::deadline::{CancelTarget, CANCEL_GRACE};
-use crate::dsn::Dsn;
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::schema::{quote_ident, validate_identifier};
 use crate::stats::ListenerStats;
 use crate::transaction::RetryPolicy;
+use crate::wire::{client_config, CancelTarget, Dsn, CANCEL_GRACE};
 
 /// What a subscriber actor receives from [`crate::Db::subscribe`].
 ///

@@ -7,7 +7,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use crate::config::SessionSettings;
-use crate::pooler::in_transaction;
+use crate::wire::in_transaction;
 
 use crate::error::{describe, Error, ErrorKind, Result};
 use crate::schema::{fnv1a, quote_ident, ColumnDefault, Field, Index, Model, PrimaryKey, Registry};

@@ -340,7 +340,8 @@ async fn run_shared<P: Plan>(
     if gone() {
         return Err(Error::closed("the caller stopped waiting"));
     }
-    let overrun = Overrun::Shared(&pool.cancel, &ride);
+    let last = || ride.abandon();
+    let overrun = Overrun::Shared(&pool.cancel, &last);
     let (result, fate) = plan
         .run(ride.client(), overrun, deadline, &mut Timer::default())
         .await;

@@ -655,7 +655,7 @@ mod tests {
     #[tokio::test]
     async fn a_monitor_that_stops_marks_the_replica_down_and_says_so() {
         let session = Arc::new(crate::config::SessionConfig::default().resolve().unwrap());
-        let dsn = crate::dsn::Dsn::parse(
+        let dsn = crate::wire::Dsn::parse(
             "postgres://app@127.0.0.1:1/db?sslmode=disable",
             crate::config::Role::Read,
         )

@@ -38,8 +38,9 @@ use std::time::Duration;
 use tokio_postgres::types::Type;
 
 use crate::connection::{Conn, ConnectionPool, Object};
-use crate::deadline::{Timer, CANCEL_GRACE};
+use crate::deadline::Timer;
 use crate::error::{Error, Result};
+use crate::wire::CANCEL_GRACE;
 
 /// The longest a read on a lane waits for a lock (or the session's
 /// `lock_timeout`, when shorter and not disabled) before it moves to a

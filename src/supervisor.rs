@@ -323,10 +323,10 @@ mod tests {
     use super::*;
     use crate::config::{PoolConfig, SessionConfig};
     use crate::connection::ConnectionPool;
-    use crate::dsn::Dsn;
     use crate::listener::tests::sink;
     use crate::schema::Registry;
     use crate::sql::Catalog;
+    use crate::wire::Dsn;
     use std::time::Duration;
 
     /// Pools are lazy, so a supervisor over an unreachable server starts fine.

@@ -236,7 +236,7 @@ pub(crate) async fn begin(
         span: telemetry::transaction(None, options.isolation.name(), options.read_only),
         held,
         begin: Some(PendingBegin {
-            sql: crate::pooler::begin_sql(options.begin_sql(), &write.session),
+            sql: crate::wire::begin_sql(options.begin_sql(), &write.session),
         }),
         read_only: options.read_only,
         query_timeout,

@@ -8,9 +8,9 @@ use std::str::FromStr;
 
 use tokio_postgres::config::Host;
 
+use super::tls::{Tls, URL_PREFIXES};
 use crate::config::Role;
 use crate::error::{describe, Error, Result};
-use crate::tls::{Tls, URL_PREFIXES};
 
 /// A parsed connection string. Its `Debug` and `Display` never show the password.
 #[derive(Clone)]

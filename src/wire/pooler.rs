@@ -19,8 +19,8 @@ use std::borrow::Cow;
 
 use tokio_postgres::Client;
 
+use super::session::{read_settings, session_values, MANAGED_SETTINGS};
 use crate::config::{PoolerMode, Role, SessionSettings};
-use crate::connection::{read_settings, session_values, MANAGED_SETTINGS};
 use crate::error::{describe, Error, Result};
 use crate::schema::{push_ident, push_literal, quote_ident};
 

@@ -1,0 +1,17 @@
+//! Talking to a server: DSNs and TLS (`sslmode`), the session settings
+//! every connection gets, CancelRequests, and what a transaction-pooling
+//! PgBouncer needs instead of session settings.
+
+mod cancel;
+mod dsn;
+mod pooler;
+mod session;
+mod tls;
+
+pub(crate) use cancel::{CancelTarget, CANCEL_GRACE};
+pub(crate) use dsn::Dsn;
+pub(crate) use pooler::{begin_sql, check_server_defaults, in_transaction};
+pub(crate) use session::{
+    apply_session, client_config, ensure_schema, read_settings, MANAGED_SETTINGS,
+};
+pub(crate) use tls::Tls;
