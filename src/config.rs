@@ -40,6 +40,10 @@ pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_IDLE_TIME: Duration = Duration::from_secs(5 * 60);
 /// Default bound on waiting for a free connection.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`crate::Db::close`] lets running operations and open
+/// transactions finish before it rolls the transactions back.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default bound on opening one new connection (TCP, TLS, startup, session settings).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on operations waiting for a connection of one pool at once.

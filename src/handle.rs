@@ -8,26 +8,28 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, RpcReplyPort};
 
+use crate::config::DEFAULT_SHUTDOWN_GRACE;
 use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
-use crate::connection::ConnectionPool;
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{wal_position, PagePlan, Plan, RowPlan, Statements, WithToken};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
-use crate::pool_actor::{gone, serve, Call, PoolContext, ReplicaRoute};
-use crate::replica::{
+use crate::pool::ConnectionPool;
+use crate::pool::InFlight;
+use crate::pool::SharedReads;
+use crate::pool::{gone, serve, Call, PoolContext, ReplicaRoute};
+use crate::pool::{
     replayed_within, ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch, SCHEMA_REPLAY_WAIT,
 };
+use crate::pool::{wal_position, PagePlan, Plan, RowPlan, WithToken};
 use crate::schema::Record;
 use crate::schema::Registry;
 use crate::schema::Value;
 use crate::schema::{Page, Query};
-use crate::shared::SharedReads;
-use crate::shutdown::{shutdown, InFlight, DEFAULT_SHUTDOWN_GRACE};
 use crate::sql::Catalog;
+use crate::sql::Statements;
 use crate::stats::Stats;
-use crate::supervisor::{close_now, Routes, Supervisor, SupervisorArgs};
+use crate::supervisor::{close_now, gather_stats, shutdown, Routes, Supervisor, SupervisorArgs};
 use crate::telemetry;
 use crate::transaction::{Tx, TxOptions};
 use crate::tx_actor::SpareActors;
@@ -181,7 +183,7 @@ impl OpenOptions {
             statement_cache: None,
             shared_reads: 0,
             max_page: crate::schema::MAX_PAGE,
-            statement_cache_size: crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
+            statement_cache_size: crate::pool::DEFAULT_STATEMENT_CACHE_SIZE,
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
         }
@@ -632,7 +634,7 @@ async fn warn_on_capacity(
 }
 
 /// Closes the pools it holds when dropped; emptied once `open` succeeds.
-struct CloseUnlessOpened(Vec<crate::connection::Pool>);
+struct CloseUnlessOpened(Vec<crate::pool::Pool>);
 
 impl Drop for CloseUnlessOpened {
     fn drop(&mut self) {
@@ -1014,7 +1016,7 @@ impl Db {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        Stats::gather(
+        gather_stats(
             &self.inner.context(Role::Write).pool,
             &self.inner.context(Role::Read).pool,
             self.inner.replica.as_deref(),

@@ -2,24 +2,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 mod config;
-mod connection;
-mod deadline;
 
 mod error;
-mod exec;
 mod handle;
 mod handoff;
-mod lifetime;
 mod listener;
 mod messages;
 mod migrate;
-mod pool_actor;
+mod pool;
 
-mod prepared;
-mod replica;
 mod schema;
-mod shared;
-mod shutdown;
 mod sql;
 mod stats;
 mod supervisor;
@@ -33,9 +25,9 @@ pub use config::{
     PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings,
     DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_QUEUED,
-    DEFAULT_QUERY_TIMEOUT, DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
-    DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN, MAX_DURATION, MAX_POOL_SIZE,
-    MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
+    DEFAULT_QUERY_TIMEOUT, DEFAULT_READ_MAX_OPEN, DEFAULT_SCHEMA, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
+    MAX_DURATION, MAX_POOL_SIZE, MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
@@ -44,14 +36,12 @@ pub use listener::{
 };
 pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
-pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
-pub use replica::{ConsistencyToken, ReplicaConfig, ReplicaStats};
+pub use pool::{ConsistencyToken, ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
 pub use schema::{
     CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,
     PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, Value, CREATED_AT, DEFAULT_LIMIT,
     ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
-pub use shutdown::DEFAULT_SHUTDOWN_GRACE;
-pub use stats::{ClosedStats, ListenerStats, PoolStats, Stats};
+pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use telemetry::log_bound_values;
 pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};

@@ -7,7 +7,6 @@ use bytes::BytesMut;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use crate::error::{quoted_name, Error, Result};
-use crate::exec::Statements;
 use crate::schema::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
@@ -96,6 +95,20 @@ impl std::ops::Deref for Sql {
             Sql::Written(text) => text,
         }
     }
+}
+
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Statements {
+    /// Prepared once per connection (named, kept in the connection's
+    /// bounded cache, see `super::prepared`) and then only bound and
+    /// executed: half the server work of an unnamed statement for a
+    /// primary-key read. For direct connections.
+    Prepared,
+    /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
+    /// nothing kept on the server between statements: safe behind a
+    /// transaction-pooling PgBouncer.
+    Unnamed,
 }
 
 /// One statement: text with `$n` placeholders, and its typed parameters.

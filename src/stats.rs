@@ -1,12 +1,6 @@
 //! Pool statistics: what each pool holds now and what it has done.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-
-use crate::config::Role;
-use crate::connection::ConnectionPool;
-use crate::listener::ListenerContext;
-use crate::replica::{ReplicaStats, ReplicaWatch};
 
 /// A snapshot of the adapter's pools and transactions ([`crate::Db::stats`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,23 +38,6 @@ pub struct ListenerStats {
     /// at each reconnection, and one per fall behind
     /// [`crate::OpenOptions::notification_buffer`].
     pub gaps: u64,
-}
-
-impl Stats {
-    pub(crate) fn gather(
-        write: &ConnectionPool,
-        read: &ConnectionPool,
-        replica: Option<&ReplicaWatch>,
-        listener: &ListenerContext,
-    ) -> Stats {
-        Stats {
-            write: write.stats(),
-            read: read.stats(),
-            open_transactions: write.counters.open_transactions(),
-            replica: replica.map(ReplicaWatch::stats),
-            listener: listener.stats(),
-        }
-    }
 }
 
 impl Stats {
@@ -248,6 +225,24 @@ impl Stats {
     }
 }
 
+/// The replica as last seen ([`Stats::replica`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// The last probe reached it, it was following the primary, and that
+    /// probe is recent (no older than the watch's staleness bound: a
+    /// monitor that stopped probing reads down, never healthy).
+    pub up: bool,
+    /// How far its replay is behind the primary: the time since the
+    /// primary had flushed WAL the replica has not replayed (zero when it
+    /// had replayed all of it at the last probe).
+    pub lag: Duration,
+    /// Reads outside transactions served by the primary instead: replica
+    /// down, too far behind, or not yet at a read's consistency token.
+    pub primary_reads: u64,
+    /// Time since the last probe that reached the replica.
+    pub probe_age: Duration,
+}
+
 /// One pool's numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
@@ -299,142 +294,6 @@ pub struct ClosedStats {
     /// Found closed, or discarded because its state was unknown (a cancel not
     /// confirmed, a transaction not ended cleanly).
     pub broken: u64,
-}
-
-/// Why a connection is closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reason {
-    MaxLifetime,
-    MaxIdleTime,
-    MaxIdleCount,
-    Broken,
-}
-
-impl Reason {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Reason::MaxLifetime => "max_lifetime",
-            Reason::MaxIdleTime => "max_idle_time",
-            Reason::MaxIdleCount => "max_idle_count",
-            Reason::Broken => "broken",
-        }
-    }
-}
-
-/// The counters one pool keeps, shared by its checkouts, hooks and reaper.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    closed_max_lifetime: AtomicU64,
-    closed_max_idle_time: AtomicU64,
-    closed_max_idle_count: AtomicU64,
-    closed_broken: AtomicU64,
-    waits: AtomicU64,
-    wait_micros: AtomicU64,
-    transactions: AtomicI64,
-    /// Checkouts in progress (waiting for a connection or about to get one).
-    queued: AtomicUsize,
-    refused: AtomicU64,
-    lanes: AtomicUsize,
-    statements_evicted: AtomicU64,
-    /// The reaper's task runs (set when it starts, cleared if it ends
-    /// while the pool is open).
-    reaper: AtomicBool,
-}
-
-/// One checkout in progress, counted against `max_queued` until dropped.
-pub(crate) struct Queued<'a>(&'a Counters);
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.queued.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Counters {
-    pub(crate) fn closed(&self, role: Role, reason: Reason) {
-        let counter = match reason {
-            Reason::MaxLifetime => &self.closed_max_lifetime,
-            Reason::MaxIdleTime => &self.closed_max_idle_time,
-            Reason::MaxIdleCount => &self.closed_max_idle_count,
-            Reason::Broken => &self.closed_broken,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(target: "pgactor.pool", role = role.as_str(), reason = reason.as_str(), "connection closed");
-    }
-
-    pub(crate) fn waited(&self, time: Duration) {
-        self.waits.fetch_add(1, Ordering::Relaxed);
-        self.wait_micros.fetch_add(
-            time.as_micros().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Count a checkout in, unless `limit` are in progress already (then
-    /// it is counted as refused).
-    pub(crate) fn enqueue(&self, limit: usize) -> Option<Queued<'_>> {
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= limit {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(Queued(self))
-    }
-
-    pub(crate) fn statement_evicted(&self) {
-        self.statements_evicted.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn reaper_started(&self) {
-        self.reaper.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn reaper_stopped(&self) {
-        self.reaper.store(false, Ordering::Relaxed);
-    }
-
-    pub(crate) fn lane_opened(&self) {
-        self.lanes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn lane_closed(&self) {
-        self.lanes.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn transaction_opened(&self) {
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn transaction_ended(&self) {
-        self.transactions.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn open_transactions(&self) -> u64 {
-        self.transactions.load(Ordering::Relaxed).max(0) as u64
-    }
-
-    pub(crate) fn snapshot(&self, status: deadpool_postgres::Status) -> PoolStats {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PoolStats {
-            max_open: status.max_size,
-            open: status.size,
-            in_use: status.size.saturating_sub(status.available),
-            shared: self.lanes.load(Ordering::Relaxed),
-            idle: status.available,
-            waiting: status.waiting,
-            waits_total: load(&self.waits),
-            wait_time_total: Duration::from_micros(load(&self.wait_micros)),
-            refused_total: load(&self.refused),
-            closed: ClosedStats {
-                max_lifetime: load(&self.closed_max_lifetime),
-                max_idle_time: load(&self.closed_max_idle_time),
-                max_idle_count: load(&self.closed_max_idle_count),
-                broken: load(&self.closed_broken),
-            },
-            statements_evicted: load(&self.statements_evicted),
-            reaper_running: self.reaper.load(Ordering::Relaxed),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,13 @@ use std::sync::{Arc, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::config::Role;
+use std::time::Duration;
+
 use crate::error::Result;
 use crate::listener::{Listener, ListenerContext, ListenerMsg};
 use crate::messages::DbMsg;
-use crate::pool_actor::{gone, Call, Deadline, PoolActor, PoolContext, PoolMsg};
-use crate::shutdown::shutdown;
+use crate::pool::{gone, Call, Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::pool::{ConnectionPool, InFlight, ReplicaWatch};
 use crate::stats::Stats;
 use crate::tx_actor::begin;
 
@@ -192,7 +194,7 @@ impl Actor for Supervisor {
                 let read = &state.contexts[&Role::Read];
                 let watch = read.replica.as_ref().map(|r| &*r.watch);
                 let write = &state.contexts[&Role::Write].pool;
-                let stats = Stats::gather(write, &read.pool, watch, &state.listener_ctx);
+                let stats = gather_stats(write, &read.pool, watch, &state.listener_ctx);
                 let _ = reply.send(stats);
                 return Ok(());
             }
@@ -318,12 +320,64 @@ pub(crate) fn close_now<'a>(
     }
 }
 
+/// Shut the adapter down: new operations and transactions are refused at
+/// once; running operations and open transactions get `grace` to finish;
+/// then the supervisor stops, which ends the transactions still open (their
+/// connections are closed, so the server rolls them back) and closes the
+/// pools.
+pub(crate) async fn shutdown(
+    routes: &Routes,
+    in_flight: &InFlight,
+    write: &ConnectionPool,
+    supervisor: &ActorRef<DbMsg>,
+    grace: Duration,
+) {
+    routes.close();
+    let settled = || in_flight.count() == 0 && write.counters.open_transactions() == 0;
+    let drained = tokio::time::timeout(grace, async {
+        // Polled: both counts change in many places, and shutdown is rare.
+        while !settled() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .is_ok();
+    if !drained {
+        tracing::warn!(
+            target: "pgactor",
+            operations = in_flight.count(),
+            transactions = write.counters.open_transactions(),
+            "shutdown grace of {grace:?} elapsed; rolling back what is still open"
+        );
+    }
+    let _ = supervisor
+        .stop_and_wait(Some("shut down".into()), None)
+        .await;
+    tracing::info!(target: "pgactor", "pgactor closed");
+}
+
+/// The statistics of the pools, the replica and the listener now.
+pub(crate) fn gather_stats(
+    write: &ConnectionPool,
+    read: &ConnectionPool,
+    replica: Option<&ReplicaWatch>,
+    listener: &ListenerContext,
+) -> Stats {
+    Stats {
+        write: write.stats(),
+        read: read.stats(),
+        open_transactions: write.counters.open_transactions(),
+        replica: replica.map(ReplicaWatch::stats),
+        listener: listener.stats(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{PoolConfig, SessionConfig};
-    use crate::connection::ConnectionPool;
     use crate::listener::tests::sink;
+    use crate::pool::ConnectionPool;
     use crate::schema::Registry;
     use crate::sql::Catalog;
     use crate::wire::Dsn;
@@ -335,7 +389,7 @@ mod tests {
         let catalog = Arc::new(Catalog::new(
             &Registry::new(),
             "public",
-            crate::exec::Statements::Unnamed,
+            crate::sql::Statements::Unnamed,
         ));
         [Role::Write, Role::Read]
             .into_iter()
@@ -348,7 +402,7 @@ mod tests {
                         &dsn,
                         settings,
                         session.clone(),
-                        crate::prepared::DEFAULT_STATEMENT_CACHE_SIZE,
+                        crate::pool::DEFAULT_STATEMENT_CACHE_SIZE,
                     )
                     .unwrap(),
                     catalog: catalog.clone(),

@@ -10,7 +10,7 @@ use ractor::{ActorRef, RpcReplyPort};
 use crate::error::{Error, ErrorKind, Result};
 use crate::handoff::{self, Starter};
 use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::replica::ConsistencyToken;
+use crate::pool::ConsistencyToken;
 use crate::schema::Record;
 use crate::schema::Value;
 use crate::schema::{Page, Query};

@@ -38,19 +38,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::connection::Object;
+use crate::pool::Object;
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr, RpcReplyPort,
 };
 use tracing::{Instrument, Span};
 
-use crate::connection::ConnectionPool;
-use crate::deadline::{bounded, Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{wal_position, PagePlan, Plan, RowPlan};
 use crate::handoff::{Starter, HANDOFF_GRACE};
-use crate::pool_actor::PoolContext;
-use crate::replica::ConsistencyToken;
+use crate::pool::ConnectionPool;
+use crate::pool::ConsistencyToken;
+use crate::pool::PoolContext;
+use crate::pool::{bounded, Fate, Overrun, Timer};
+use crate::pool::{wal_position, PagePlan, Plan, RowPlan};
 use crate::sql::Catalog;
 use crate::telemetry;
 use crate::transaction::{

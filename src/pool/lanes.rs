@@ -37,8 +37,9 @@ use std::time::Duration;
 
 use tokio_postgres::types::Type;
 
-use crate::connection::{Conn, ConnectionPool, Object};
-use crate::deadline::Timer;
+use super::conn::{Conn, Object};
+use super::connections::ConnectionPool;
+use super::deadline::Timer;
 use crate::error::{Error, Result};
 use crate::wire::CANCEL_GRACE;
 

@@ -29,9 +29,10 @@ use tokio::time::Instant;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::Client;
 
+use super::connections::ConnectionPool;
 use crate::config::{duration, MAX_DURATION};
-use crate::connection::ConnectionPool;
 use crate::error::{describe, Error, Result};
+use crate::stats::ReplicaStats;
 
 /// A position in the primary's write-ahead log, returned by writes that ask
 /// for it ([`crate::Db::write_with_token`], [`crate::Tx::commit_with_token`]).
@@ -118,24 +119,6 @@ impl Default for ReplicaConfig {
             max_primary_reads: None,
         }
     }
-}
-
-/// The replica as last seen ([`crate::Stats::replica`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaStats {
-    /// The last probe reached it, it was following the primary, and that
-    /// probe is recent (no older than the watch's staleness bound: a
-    /// monitor that stopped probing reads down, never healthy).
-    pub up: bool,
-    /// How far its replay is behind the primary: the time since the
-    /// primary had flushed WAL the replica has not replayed (zero when it
-    /// had replayed all of it at the last probe).
-    pub lag: Duration,
-    /// Reads outside transactions served by the primary instead: replica
-    /// down, too far behind, or not yet at a read's consistency token.
-    pub primary_reads: u64,
-    /// Time since the last probe that reached the replica.
-    pub probe_age: Duration,
 }
 
 /// Where one read goes.

@@ -11,10 +11,10 @@ use tokio_postgres::types::PgLsn;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
-use crate::connection::Conn;
-use crate::deadline::{abandon, bounded, Fate, Overrun, Timer};
-use crate::prepared::MAX_PREPARED_TEXT;
-use crate::replica::ConsistencyToken;
+use super::conn::Conn;
+use super::deadline::{abandon, bounded, Fate, Overrun, Timer};
+use super::prepared::MAX_PREPARED_TEXT;
+use super::replica::ConsistencyToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, WriteOp};
@@ -22,7 +22,7 @@ use crate::schema::Model;
 use crate::schema::Value;
 use crate::schema::{Columns, Record};
 use crate::schema::{Page, DEFAULT_LIMIT};
-use crate::sql::{Catalog, Statement, Table};
+use crate::sql::{Catalog, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
 fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
@@ -37,20 +37,6 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
         row.try_get::<_, Value>(i)
             .map_err(|e| Error::decode(format!("column \"{}\": {e}", row.columns()[i].name())))
     })
-}
-
-/// How statements reach the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Statements {
-    /// Prepared once per connection (named, kept in the connection's
-    /// bounded cache, see `crate::prepared`) and then only bound and
-    /// executed: half the server work of an unnamed statement for a
-    /// primary-key read. For direct connections.
-    Prepared,
-    /// Unnamed (`query_typed`: parse, bind and execute in one round trip),
-    /// nothing kept on the server between statements: safe behind a
-    /// transaction-pooling PgBouncer.
-    Unnamed,
 }
 
 async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {

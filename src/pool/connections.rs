@@ -6,100 +6,21 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use deadpool::managed::{Metrics, RecycleResult};
 use deadpool_postgres::{
-    ClientWrapper, HookError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime, Timeouts,
+    HookError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
 use postgres_openssl::MakeTlsConnector;
-use tokio_postgres::types::Type;
-use tokio_postgres::Statement;
 
+use super::conn::{Conn, Connector, Hook, Object, Pool};
+use super::counters::{Counters, Queued, Reason};
+use super::deadline::Timer;
+use super::lifetime::Lifetimes;
 use crate::config::{PoolSettings, Role, SessionSettings};
-use crate::deadline::Timer;
 use crate::error::{describe, Error, Result};
-use crate::lifetime::Lifetimes;
-use crate::prepared::Prepared;
-use crate::stats::{Counters, PoolStats, Queued, Reason};
+use crate::stats::PoolStats;
 use crate::wire::{
     apply_session, client_config, read_settings, CancelTarget, Dsn, Tls, MANAGED_SETTINGS,
 };
-
-/// A pool of the adapter's connections.
-pub(crate) type Pool = deadpool::managed::Pool<Connector>;
-/// A connection checked out of a [`Pool`].
-pub(crate) type Object = deadpool::managed::Object<Connector>;
-/// A hook of a [`Pool`].
-pub(crate) type Hook = deadpool::managed::Hook<Connector>;
-
-/// One physical connection: deadpool-postgres's client, and the prepared
-/// statements of its session, at most the pool's statement cache size.
-pub(crate) struct Conn {
-    client: ClientWrapper,
-    pub(crate) prepared: Prepared,
-    /// The pool's counters, where statement evictions are counted.
-    counters: Arc<Counters>,
-}
-
-impl Conn {
-    /// Keep `statement`, just prepared for `sql` and `types`, in this
-    /// connection's cache (see [`Prepared::insert`]), counting an eviction;
-    /// answer the statement to run.
-    pub(crate) fn keep(&self, sql: &str, types: &[Type], statement: Statement) -> Statement {
-        let (kept, evicted) = self.prepared.insert(sql, types, statement);
-        if evicted {
-            self.counters.statement_evicted();
-        }
-        kept
-    }
-}
-
-impl std::ops::Deref for Conn {
-    type Target = ClientWrapper;
-    fn deref(&self) -> &ClientWrapper {
-        &self.client
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut ClientWrapper {
-        &mut self.client
-    }
-}
-
-/// Opens and recycles [`Conn`]s: deadpool-postgres's manager, with a
-/// bounded statement cache for each connection it opens.
-pub(crate) struct Connector {
-    manager: Manager,
-    /// Prepared statements kept per connection.
-    statements: usize,
-    /// The pool's counters, where statement evictions are counted.
-    counters: Arc<Counters>,
-}
-
-impl deadpool::managed::Manager for Connector {
-    type Type = Conn;
-    type Error = tokio_postgres::Error;
-
-    async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
-        Ok(Conn {
-            client: self.manager.create().await?,
-            prepared: Prepared::new(self.statements),
-            counters: self.counters.clone(),
-        })
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut Conn,
-        metrics: &Metrics,
-    ) -> RecycleResult<tokio_postgres::Error> {
-        self.manager.recycle(&mut conn.client, metrics).await
-    }
-
-    fn detach(&self, conn: &mut Conn) {
-        deadpool::managed::Manager::detach(&self.manager, &mut conn.client);
-    }
-}
 
 /// One role's pool, with what its error messages need to say.
 #[derive(Clone)]
@@ -147,11 +68,7 @@ impl ConnectionPool {
             },
         );
         let counters = Arc::new(Counters::default());
-        let manager = Connector {
-            manager,
-            statements,
-            counters: counters.clone(),
-        };
+        let manager = Connector::new(manager, statements, counters.clone());
         let hook = Hook::async_fn(move |client: &mut Conn, _| {
             let session = session.clone();
             Box::pin(async move {

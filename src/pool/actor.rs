@@ -8,20 +8,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::connection::Object;
+use super::conn::Object;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
+use super::connections::ConnectionPool;
+use super::counters::InFlight;
+use super::deadline::{self, Fate, Overrun, Timer};
+use super::lanes::SharedReads;
+use super::plan::{PagePlan, Plan, RowPlan};
+use super::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::config::SessionSettings;
-use crate::connection::ConnectionPool;
-use crate::deadline::{self, Fate, Overrun, Timer};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{PagePlan, Plan, RowPlan};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
-use crate::replica::{ConsistencyToken, ReplicaWatch, Route};
-use crate::shared::SharedReads;
-use crate::shutdown::InFlight;
 use crate::sql::Catalog;
 use crate::telemetry;
 use crate::tx_actor::SpareActors;
@@ -274,7 +274,7 @@ async fn run_on<P: Plan>(
 /// it: a task cancels the statement on the server and waits for the
 /// connection to answer an empty query sent behind it, then gives it back
 /// or closes it ([`deadline::abandon`] says which): within
-/// [`CANCEL_GRACE`](crate::deadline::CANCEL_GRACE) for the cancel and as
+/// [`CANCEL_GRACE`](super::deadline::CANCEL_GRACE) for the cancel and as
 /// long for the empty query, twice at most.
 struct Busy<'a> {
     pool: &'a ConnectionPool,
@@ -300,7 +300,7 @@ impl<'a> Busy<'a> {
 }
 
 impl std::ops::Deref for Busy<'_> {
-    type Target = crate::connection::Conn;
+    type Target = super::conn::Conn;
     fn deref(&self) -> &Self::Target {
         self.conn
             .as_ref()
@@ -328,7 +328,7 @@ impl Drop for Busy<'_> {
 /// connection turns out broken is retired, and the read (which changes
 /// nothing) runs again once, on a connection of its own; so does a read
 /// that waited for a lock past the lane's bound
-/// ([`crate::shared::LANE_LOCK_TIMEOUT`]), its deadline starting again.
+/// ([`super::lanes::LANE_LOCK_TIMEOUT`]), its deadline starting again.
 async fn run_shared<P: Plan>(
     lanes: &SharedReads,
     pool: &ConnectionPool,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{ClientWrapper, HookError, Metrics};
 
-use crate::connection::{Conn, Hook, Pool};
+use super::conn::{Conn, Hook, Pool};
 
+use super::counters::{Counters, Reason};
 use crate::config::{PoolSettings, Role};
-use crate::stats::{Counters, Reason};
 
 /// A connection's lifetime is shortened by up to this fraction, differently
 /// for each connection, so a pool opened at once does not reconnect at once.
@@ -182,8 +182,7 @@ mod tests {
                 .unwrap();
         let settings = PoolConfig::default().resolve(Role::Write).unwrap();
         let pool =
-            crate::connection::ConnectionPool::build(Role::Write, &dsn, settings, session, 1)
-                .unwrap();
+            crate::pool::ConnectionPool::build(Role::Write, &dsn, settings, session, 1).unwrap();
         // Building the pool started its reaper.
         assert!(pool.stats().reaper_running);
         // The reaper's task ends while its pool is open (a panic, an abort).

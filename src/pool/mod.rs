@@ -1,0 +1,29 @@
+//! The pools: one per role, each with its connections and their lifetimes,
+//! the deadlines that cancel statements on the server, the plans that run
+//! requests as SQL, the replica watch that routes reads, the shared-read
+//! lanes, the counters behind [`crate::PoolStats`], and the pool actor that
+//! runs the messages of its role.
+
+mod actor;
+mod conn;
+mod connections;
+mod counters;
+mod deadline;
+mod lanes;
+mod lifetime;
+mod plan;
+mod prepared;
+mod replica;
+
+pub(crate) use actor::{
+    gone, serve, Call, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute,
+};
+pub(crate) use conn::{Object, Pool};
+pub(crate) use connections::ConnectionPool;
+pub(crate) use counters::InFlight;
+pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
+pub(crate) use lanes::SharedReads;
+pub(crate) use plan::{wal_position, PagePlan, Plan, RowPlan, WithToken};
+pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
+pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};
+pub use replica::{ConsistencyToken, ReplicaConfig};
