@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
@@ -234,6 +235,74 @@ impl Error {
         Error::new(ErrorKind::Closed, message)
     }
 
+    /// The answer to a message the adapter's actors will not run: it is
+    /// shut down (or shutting down); `what` names what was not delivered.
+    pub(crate) fn shut_down(what: &str) -> Error {
+        Error::closed(format!("the adapter is shut down ({what} not delivered)"))
+    }
+
+    /// A field the model does not declare.
+    pub(crate) fn unknown_field(model: &str, field: &str) -> Error {
+        Error::invalid_input(format!(
+            "model \"{model}\" has no field {}",
+            quoted_name(field)
+        ))
+    }
+
+    /// A statement past its client-side deadline whose end was not seen:
+    /// a write's outcome is unknown, a read timed out; `what_then` says
+    /// what became of it.
+    pub(crate) fn overran(limit: Duration, write: bool, what_then: &str) -> Error {
+        if write {
+            Error::new(
+                ErrorKind::OutcomeUnknown,
+                format!("the write ran past the {limit:?} query timeout and {what_then}; it may or may not have been applied"),
+            )
+        } else {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("the statement ran past the {limit:?} query timeout and {what_then}"),
+            )
+        }
+    }
+
+    /// The answer to a caller whose transaction's actor stopped before the
+    /// statement ended: nothing of the transaction was committed.
+    pub(crate) fn tx_stopped_while_answering() -> Error {
+        Error::new(
+            ErrorKind::TxAborted,
+            "the transaction stopped while answering and was rolled back",
+        )
+    }
+
+    /// The answer to a commit whose transaction's actor stopped after it
+    /// sent COMMIT.
+    pub(crate) fn tx_in_doubt() -> Error {
+        Error::new(
+            ErrorKind::OutcomeUnknown,
+            "the transaction stopped while committing; the commit may or may not have happened",
+        )
+    }
+
+    /// The answer to a message for a transaction that has ended.
+    pub(crate) fn tx_closed() -> Error {
+        Error::new(ErrorKind::TxClosed, "the transaction is finished")
+    }
+
+    /// The answer to a statement of a transaction that failed earlier.
+    pub(crate) fn tx_aborted(reason: &str) -> Error {
+        Error::new(
+            ErrorKind::TxAborted,
+            format!("the transaction cannot continue: {reason}"),
+        )
+    }
+
+    /// The answer to a message that finds the transaction gone: a statement
+    /// of it never ended, and its connection was closed with it.
+    pub(crate) fn tx_lost() -> Error {
+        Error::tx_aborted("a statement of it never ended, and its connection was closed")
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> &ErrorKind {
         &self.0.kind
@@ -290,10 +359,14 @@ impl Error {
         self.db_error().map(|db| db.code())
     }
 
-    /// True for errors where re-running the whole transaction may succeed:
-    /// [`ErrorKind::Conflict`].
+    /// True for errors where nothing was applied and running the work
+    /// again (a whole transaction) may succeed: [`ErrorKind::Conflict`]
+    /// (a serialization failure or deadlock) and [`ErrorKind::Unavailable`]
+    /// (no connection, or the connection lost before anything was
+    /// committed). Never [`ErrorKind::OutcomeUnknown`]. What
+    /// [`crate::RetryPolicy`] re-runs.
     pub fn is_retryable(&self) -> bool {
-        self.0.kind == ErrorKind::Conflict
+        matches!(self.0.kind, ErrorKind::Conflict | ErrorKind::Unavailable)
     }
 
     /// True when the server answered "canceling statement due to user

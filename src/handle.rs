@@ -12,15 +12,15 @@ use crate::config::DEFAULT_SHUTDOWN_GRACE;
 use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{ListenerContext, Notification};
-use crate::messages::{write_shorthands, DbMsg, ListRequest, WriteOp};
+use crate::messages::{write_shorthands, ListRequest, WriteOp};
 use crate::migrate::{auto_migrate, MigrationReport};
 use crate::pool::ConnectionPool;
 use crate::pool::InFlight;
 use crate::pool::SharedReads;
-use crate::pool::{gone, serve, Call, PoolContext, ReplicaRoute};
 use crate::pool::{
     replayed_within, ConsistencyToken, ProbeLink, ReplicaConfig, ReplicaWatch, SCHEMA_REPLAY_WAIT,
 };
+use crate::pool::{serve, Call, PoolContext, ReplicaRoute};
 use crate::pool::{wal_position, PagePlan, Plan, RowPlan, WithToken};
 use crate::schema::Record;
 use crate::schema::Registry;
@@ -29,10 +29,11 @@ use crate::schema::{Page, Query};
 use crate::sql::Catalog;
 use crate::sql::Statements;
 use crate::stats::Stats;
-use crate::supervisor::{close_now, gather_stats, shutdown, Routes, Supervisor, SupervisorArgs};
+use crate::supervisor::{
+    close_now, gather_stats, shutdown, DbMsg, Routes, Supervisor, SupervisorArgs,
+};
 use crate::telemetry;
-use crate::transaction::{Tx, TxOptions};
-use crate::tx_actor::SpareActors;
+use crate::tx::{begin, SpareActors, Tx, TxOptions};
 use crate::wire::{check_server_defaults, client_config, ensure_schema, Dsn};
 use tracing::Instrument;
 
@@ -517,9 +518,10 @@ impl OpenOptions {
         listener.max_channels = self.max_channels;
         let listener = Arc::new(listener);
         let in_flight = Arc::new(InFlight::default());
+        // At most one spare per write connection: each open transaction holds one.
+        let spares = Arc::new(SpareActors::new(write.settings.max_open));
         let pools = vec![
             Arc::new(PoolContext {
-                spare_tx: Arc::new(SpareActors::new(write.settings.max_open)),
                 pool: write.clone(),
                 catalog: catalog.clone(),
                 session: session.clone(),
@@ -534,7 +536,6 @@ impl OpenOptions {
                 in_flight: in_flight.clone(),
                 shared: (self.shared_reads > 0)
                     .then(|| SharedReads::new(self.shared_reads, session.lock_timeout)),
-                spare_tx: Arc::default(),
                 replica: replica.clone().map(|watch| ReplicaRoute {
                     watch,
                     primary: write,
@@ -549,6 +550,7 @@ impl OpenOptions {
                 routes: routes.clone(),
                 deadline: session.query_deadline(),
                 listener: listener.clone(),
+                spares: spares.clone(),
             },
         )
         .await
@@ -581,6 +583,7 @@ impl OpenOptions {
                 session,
                 pools: [pools[0].clone(), pools[1].clone()],
                 listener,
+                spares,
             }),
         })
     }
@@ -682,6 +685,8 @@ struct DbInner {
     in_flight: Arc<InFlight>,
     /// The LISTEN/NOTIFY listener's context: its bounds and figures.
     listener: Arc<ListenerContext>,
+    /// Transaction actors ready for the next transaction.
+    spares: Arc<SpareActors>,
 }
 
 impl DbInner {
@@ -814,11 +819,19 @@ impl Db {
         };
         // In this task: the supervisor would only spawn a task to do it.
         if self.inner.routes.is_closing() {
-            return Err(gone("BEGIN was"));
+            return Err(Error::shut_down("BEGIN was"));
         }
         let ctx = self.inner.context(Role::Write);
         let supervisor = self.inner.supervisor.get_cell();
-        crate::tx_actor::begin(ctx, options, self.call.deadline, supervisor, Some(begun_at)).await
+        begin(
+            ctx,
+            &self.inner.spares,
+            options,
+            self.call.deadline,
+            supervisor,
+            Some(begun_at),
+        )
+        .await
     }
 
     /// Deliver every notification on `channel` to the `subscriber` actor,
@@ -895,7 +908,7 @@ impl Db {
                 ErrorKind::Timeout,
                 format!("{what} was not answered within {within:?} (the listener is busy or its connection slow); {after}"),
             )),
-            Ok(_) | Err(_) => Err(gone(&format!("{what} was"))),
+            Ok(_) | Err(_) => Err(Error::shut_down(&format!("{what} was"))),
         }
     }
 
@@ -1105,7 +1118,7 @@ impl Db {
         plan: impl FnOnce(&Catalog) -> Result<P>,
     ) -> Result<P::Output> {
         if self.inner.routes.is_closing() {
-            return Err(gone("the operation was"));
+            return Err(Error::shut_down("the operation was"));
         }
         let ctx = self.inner.context(role);
         let call = self.here();

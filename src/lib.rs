@@ -5,20 +5,19 @@ mod config;
 
 mod error;
 mod handle;
-mod handoff;
 mod listener;
 mod messages;
 mod migrate;
 mod pool;
 
+mod retry;
 mod schema;
 mod sql;
 mod stats;
 mod supervisor;
 mod telemetry;
+mod tx;
 
-mod transaction;
-mod tx_actor;
 mod wire;
 
 pub use config::{
@@ -34,14 +33,16 @@ pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
-pub use messages::{DbMsg, ListRequest, ReadRequest, WriteOp, WriteRequest};
+pub use messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use pool::{ConsistencyToken, ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
+pub use retry::RetryPolicy;
 pub use schema::{
     CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,
     PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, Value, CREATED_AT, DEFAULT_LIMIT,
     ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
+pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;
-pub use transaction::{IsolationLevel, RetryPolicy, Tx, TxMsg, TxOptions};
+pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions};

@@ -34,9 +34,9 @@ use tokio_postgres::{AsyncMessage, Client, Connection};
 
 use crate::config::{PoolerMode, SessionSettings};
 use crate::error::{describe, Error, ErrorKind, Result};
+use crate::retry::RetryPolicy;
 use crate::schema::{quote_ident, validate_identifier};
 use crate::stats::ListenerStats;
-use crate::transaction::RetryPolicy;
 use crate::wire::{client_config, CancelTarget, Dsn, CANCEL_GRACE};
 
 /// What a subscriber actor receives from [`crate::Db::subscribe`].

@@ -1,14 +1,7 @@
-//! The typed messages callers send to the adapter's actors.
+//! The requests callers make outside and inside transactions: read a row,
+//! list a page, write a row. [`crate::DbMsg`] and [`crate::TxMsg`] carry them.
 
-use ractor::{ActorRef, RpcReplyPort};
-
-use crate::error::Result;
-use crate::listener::Notification;
-use crate::schema::Record;
-use crate::schema::Value;
-use crate::schema::{Page, Query};
-use crate::stats::Stats;
-use crate::transaction::{Tx, TxOptions};
+use crate::schema::{Query, Record, Value};
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
 #[derive(Debug, Clone, PartialEq)]
@@ -90,42 +83,4 @@ impl WriteOp {
             WriteOp::Delete { .. } => "delete",
         }
     }
-}
-
-/// The messages the adapter's supervisor takes. Send them from any ractor
-/// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
-///
-/// `Read` and `List` run on the read pool (the replica when one is
-/// configured); `Write` runs on the write pool.
-///
-/// ```no_run
-/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
-/// use pgactor::{DbMsg, ReadRequest};
-/// let req = ReadRequest { model: "StockBalance".into(), id: uuid::Uuid::nil().into() };
-/// let row = ractor::call!(db.actor(), DbMsg::Read, req)?;
-/// # let _ = row; Ok(()) }
-/// ```
-#[derive(Debug)]
-pub enum DbMsg {
-    /// See [`ReadRequest`].
-    Read(ReadRequest, RpcReplyPort<Result<Record>>),
-    /// See [`ListRequest`].
-    List(ListRequest, RpcReplyPort<Result<Page>>),
-    /// See [`WriteRequest`].
-    Write(WriteRequest, RpcReplyPort<Result<Record>>),
-    /// Start a transaction: answers a [`Tx`] whose actor holds one write
-    /// connection until commit or rollback.
-    Begin(TxOptions, RpcReplyPort<Result<Tx>>),
-    /// The pools' statistics now (answered at once, no I/O).
-    Stats(RpcReplyPort<Stats>),
-    /// Shut down gracefully: refuse new work, give running operations and
-    /// open transactions this long, then roll back and close everything.
-    /// Answers when done.
-    Shutdown(std::time::Duration, RpcReplyPort<()>),
-    /// Deliver the notifications of a channel to an actor: see
-    /// [`crate::Db::subscribe`].
-    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
-    /// Stop delivering a channel's notifications to an actor: see
-    /// [`crate::Db::unsubscribe`].
-    Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
 }

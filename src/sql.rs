@@ -10,7 +10,7 @@ use crate::error::{quoted_name, Error, Result};
 use crate::schema::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-use crate::schema::{unknown_field, Columns, Record};
+use crate::schema::{Columns, Record};
 use crate::schema::{Direction, Filter, Query, DEFAULT_LIMIT};
 use crate::schema::{FieldType, Value};
 use crate::telemetry::bound_values_logged;
@@ -267,7 +267,7 @@ impl Table {
     fn column_type(&self, field: &str) -> Result<FieldType> {
         self.model
             .column_type(field)
-            .ok_or_else(|| unknown_field(&self.model, field))
+            .ok_or_else(|| Error::unknown_field(self.model.name(), field))
     }
 
     /// `id` as the bound parameter of the primary key.
@@ -572,7 +572,7 @@ impl Table {
                     .fields()
                     .iter()
                     .position(|f| f.name() == field)
-                    .ok_or_else(|| unknown_field(&self.model, field))?;
+                    .ok_or_else(|| Error::unknown_field(self.model.name(), field))?;
                 let declared = &self.model.fields()[at];
                 (
                     Settable::Declared(at),

@@ -6,18 +6,59 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::config::Role;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::listener::Notification;
 use crate::listener::{Listener, ListenerContext, ListenerMsg};
-use crate::messages::DbMsg;
-use crate::pool::{gone, Call, Deadline, PoolActor, PoolContext, PoolMsg};
+use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::pool::{Call, Deadline, PoolActor, PoolContext, PoolMsg};
 use crate::pool::{ConnectionPool, InFlight, ReplicaWatch};
+use crate::schema::{Page, Record};
 use crate::stats::Stats;
-use crate::tx_actor::begin;
+use crate::tx::{begin, SpareActors};
+use crate::tx::{Tx, TxOptions};
+
+/// The messages the adapter's supervisor takes. Send them from any ractor
+/// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
+///
+/// `Read` and `List` run on the read pool (the replica when one is
+/// configured); `Write` runs on the write pool.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{DbMsg, ReadRequest};
+/// let req = ReadRequest { model: "StockBalance".into(), id: uuid::Uuid::nil().into() };
+/// let row = ractor::call!(db.actor(), DbMsg::Read, req)?;
+/// # let _ = row; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub enum DbMsg {
+    /// See [`ReadRequest`].
+    Read(ReadRequest, RpcReplyPort<Result<Record>>),
+    /// See [`ListRequest`].
+    List(ListRequest, RpcReplyPort<Result<Page>>),
+    /// See [`WriteRequest`].
+    Write(WriteRequest, RpcReplyPort<Result<Record>>),
+    /// Start a transaction: answers a [`Tx`] whose actor holds one write
+    /// connection until commit or rollback.
+    Begin(TxOptions, RpcReplyPort<Result<Tx>>),
+    /// The pools' statistics now (answered at once, no I/O).
+    Stats(RpcReplyPort<Stats>),
+    /// Shut down gracefully: refuse new work, give running operations and
+    /// open transactions this long, then roll back and close everything.
+    /// Answers when done.
+    Shutdown(std::time::Duration, RpcReplyPort<()>),
+    /// Deliver the notifications of a channel to an actor: see
+    /// [`crate::Db::subscribe`].
+    Subscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+    /// Stop delivering a channel's notifications to an actor: see
+    /// [`crate::Db::unsubscribe`].
+    Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+}
 
 /// The current pool actor of each role, shared with the `Db` handles so an
 /// operation takes one hop (handle → pool actor). The supervisor replaces an
@@ -72,6 +113,8 @@ pub(crate) struct SupervisorArgs {
     pub(crate) deadline: Deadline,
     /// The LISTEN/NOTIFY listener's context; the actor starts on the first subscribe.
     pub(crate) listener: Arc<ListenerContext>,
+    /// Transaction actors ready for the next transaction.
+    pub(crate) spares: Arc<SpareActors>,
 }
 
 pub(crate) struct SupervisorState {
@@ -83,6 +126,8 @@ pub(crate) struct SupervisorState {
     listener_ctx: Arc<ListenerContext>,
     /// The listener actor, once something subscribed.
     listener: Option<ActorRef<ListenerMsg>>,
+    /// Transaction actors ready for the next transaction.
+    spares: Arc<SpareActors>,
 }
 
 pub(crate) struct Supervisor;
@@ -143,6 +188,7 @@ impl Actor for Supervisor {
             deadline: args.deadline,
             listener_ctx: args.listener,
             listener: None,
+            spares: args.spares,
         })
     }
 
@@ -164,7 +210,7 @@ impl Actor for Supervisor {
             DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, call, reply)),
             DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, call, reply)),
             DbMsg::Begin(_, reply) if state.routes.is_closing() => {
-                let _ = reply.send(Err(gone("BEGIN was")));
+                let _ = reply.send(Err(Error::shut_down("BEGIN was")));
                 return Ok(());
             }
             DbMsg::Shutdown(grace, reply) => {
@@ -182,9 +228,10 @@ impl Actor for Supervisor {
             }
             DbMsg::Begin(options, reply) => {
                 let ctx = state.contexts[&Role::Write].clone();
+                let spares = state.spares.clone();
                 let supervisor = myself.get_cell();
                 tokio::spawn(async move {
-                    let tx = begin(&ctx, options, deadline, supervisor, None).await;
+                    let tx = begin(&ctx, &spares, options, deadline, supervisor, None).await;
                     // A Tx nobody receives is dropped here, which rolls it back.
                     let _ = reply.send(tx);
                 });
@@ -199,7 +246,7 @@ impl Actor for Supervisor {
                 return Ok(());
             }
             DbMsg::Subscribe(_, _, reply) if state.routes.is_closing() => {
-                let _ = reply.send(Err(gone("SUBSCRIBE was")));
+                let _ = reply.send(Err(Error::shut_down("SUBSCRIBE was")));
                 return Ok(());
             }
             DbMsg::Subscribe(channel, subscriber, reply) => {
@@ -241,7 +288,7 @@ impl Actor for Supervisor {
             // A pool actor that is gone drops the message and with it the
             // reply port: the caller sees the adapter as closed.
             Some(pool) => drop(pool.send_message(msg)),
-            None => msg.refuse(gone("the operation was")),
+            None => msg.refuse(Error::shut_down("the operation was")),
         }
         Ok(())
     }
@@ -410,7 +457,6 @@ mod tests {
                     replica: None,
                     in_flight: Arc::default(),
                     shared: None,
-                    spare_tx: Arc::default(),
                 })
             })
             .collect()
@@ -434,6 +480,7 @@ mod tests {
             routes: routes.clone(),
             deadline: None,
             listener: Arc::new(listener),
+            spares: Arc::default(),
         }
     }
 

@@ -24,7 +24,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::sql::Catalog;
 use crate::telemetry;
-use crate::tx_actor::SpareActors;
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
@@ -73,8 +72,6 @@ pub(crate) struct PoolContext {
     /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
     /// connections reads share.
     pub(crate) shared: Option<SharedReads>,
-    /// For the write pool: transaction actors ready for the next transaction.
-    pub(crate) spare_tx: Arc<SpareActors>,
 }
 
 /// How the read pool reaches past its replica.
@@ -368,9 +365,4 @@ async fn run_shared<P: Plan>(
             other
         }
     }
-}
-
-/// The answer a caller gets when the actor it sent to is gone.
-pub(crate) fn gone(what: &str) -> Error {
-    Error::closed(format!("the adapter is shut down ({what} not delivered)"))
 }

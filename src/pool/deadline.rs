@@ -117,7 +117,7 @@ pub(crate) async fn bounded<T>(
             // memory that is moved with it on every message and spawn.
             Some(target) => Box::pin(cancel_after(client, target, limit, write, statement)).await,
             None => (
-                Err(overran(
+                Err(Error::overran(
                     limit,
                     write,
                     "was left to the server's statement_timeout (its connection is shared)",
@@ -127,21 +127,6 @@ pub(crate) async fn bounded<T>(
         };
     };
     (done, Fate::Reusable)
-}
-
-/// The answer for a statement past its deadline whose end we did not see.
-fn overran(limit: Duration, write: bool, what_then: &str) -> Error {
-    if write {
-        Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!("the write ran past the {limit:?} query timeout and {what_then}; it may or may not have been applied"),
-        )
-    } else {
-        Error::new(
-            ErrorKind::Timeout,
-            format!("the statement ran past the {limit:?} query timeout and {what_then}"),
-        )
-    }
 }
 
 async fn cancel_after<T>(
@@ -171,7 +156,7 @@ async fn cancel_after<T>(
         // our cancel may still reach the backend, so the connection goes.
         Ok(finished) => (finished, Fate::Discard),
         Err(_) => (
-            Err(overran(limit, write, "its cancel was not confirmed")),
+            Err(Error::overran(limit, write, "its cancel was not confirmed")),
             Fate::Discard,
         ),
     }

@@ -15,9 +15,7 @@ mod plan;
 mod prepared;
 mod replica;
 
-pub(crate) use actor::{
-    gone, serve, Call, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute,
-};
+pub(crate) use actor::{serve, Call, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute};
 pub(crate) use conn::{Object, Pool};
 pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;

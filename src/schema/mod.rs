@@ -12,6 +12,6 @@ pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
-pub(crate) use record::{unknown_field, Columns};
+pub(crate) use record::Columns;
 pub use record::{Record, RecordIntoIter};
 pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

@@ -186,7 +186,7 @@ impl Record {
         for (field, json) in map {
             let ty = model
                 .column_type(&field)
-                .ok_or_else(|| unknown_field(model, &field))?;
+                .ok_or_else(|| Error::unknown_field(model.name(), &field))?;
             let value = Value::from_json(ty, &field, json)?;
             record.set(field, value);
         }
@@ -240,14 +240,6 @@ fn without_values(err: &serde_json::Error) -> String {
         }
         _ => "a value does not fit the type it converts to".to_owned(),
     }
-}
-
-pub(crate) fn unknown_field(model: &Model, field: &str) -> Error {
-    Error::invalid_input(format!(
-        "model \"{}\" has no field {}",
-        model.name(),
-        quoted_name(field)
-    ))
 }
 
 /// The columns a table's statements answer: their names in name order,

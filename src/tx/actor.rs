@@ -30,190 +30,28 @@
 //! A first write waits for BEGIN's answer. A transaction that ends before
 //! its first statement never sends BEGIN at all.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::panic::Location;
-use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::pool::Object;
-use ractor::{
-    Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr, RpcReplyPort,
-};
-use tracing::{Instrument, Span};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr};
+use tracing::Span;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::handoff::{Starter, HANDOFF_GRACE};
-use crate::pool::ConnectionPool;
-use crate::pool::ConsistencyToken;
-use crate::pool::PoolContext;
-use crate::pool::{bounded, Fate, Overrun, Timer};
-use crate::pool::{wal_position, PagePlan, Plan, RowPlan};
-use crate::sql::Catalog;
+use crate::error::{Error, Result};
+use crate::pool::{ConsistencyToken, PagePlan, Plan, PoolContext, RowPlan, Timer};
 use crate::telemetry;
-use crate::transaction::{
-    closed, in_doubt, stopped_while_answering, Adopt, Drive, Job, Tx, TxMsg, TxOptions, Watch,
-};
 
-/// The transaction's connection. The transaction counts as open in the
-/// pool's statistics exactly while it holds one. Dropped while still
-/// holding it (a panic, a kill, a failed spawn: the paths where `post_stop`
-/// does not run) it closes it, so the server rolls back and the pool never
-/// sees a connection inside a transaction.
-struct Held {
-    conn: Option<Object>,
-    /// The write pool's context: its pool, and the catalog statements use.
-    write: Arc<PoolContext>,
-}
+use super::handle::Tx;
+use super::handoff::{self, Starter, HANDOFF_GRACE};
+use super::msg::{Adopt, Drive, Job, TxMsg, Watch};
+use super::options::TxOptions;
+use super::spares::SpareActors;
+use super::state::{Held, PendingBegin, Status, TxState};
 
-impl Held {
-    fn new(write: Arc<PoolContext>, conn: Object) -> Held {
-        write.pool.counters.transaction_opened();
-        Held {
-            conn: Some(conn),
-            write,
-        }
-    }
-
-    fn pool(&self) -> &ConnectionPool {
-        &self.write.pool
-    }
-
-    fn catalog(&self) -> &Catalog {
-        &self.write.catalog
-    }
-
-    fn client(&self) -> Option<&Object> {
-        self.conn.as_ref()
-    }
-
-    /// Give the connection back to the pool: only after COMMIT or ROLLBACK succeeded.
-    fn release(&mut self) {
-        if self.conn.take().is_some() {
-            self.pool().counters.transaction_ended();
-        }
-    }
-
-    /// Close the connection; the server rolls back whatever was open.
-    fn discard(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool().discard(conn);
-            self.pool().counters.transaction_ended();
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.discard();
-    }
-}
-
-/// A BEGIN not sent yet: in pooler mode, with the transaction's settings
-/// behind it in the same message.
-struct PendingBegin {
-    sql: Cow<'static, str>,
-}
-
-impl PendingBegin {
-    /// BEGIN (with the settings behind it), unbounded: the caller bounds it.
-    async fn send(&self, client: &Object) -> Result<()> {
-        client
-            .batch_execute(&self.sql)
-            .await
-            .map_err(|e| Error::from_statement(e, false))
-    }
-}
-
-/// Whether later statements may run.
-enum Status {
-    Open,
-    /// The server aborted the transaction, or the connection is gone.
-    Failed(String),
-    /// The watch found the connection closed and freed it: the next
-    /// statement answers as one that met the closed connection would
-    /// (Unavailable: nothing was committed), and the status becomes `Failed`.
-    Lost(String),
-    /// COMMIT or ROLLBACK ran.
-    Finished,
-}
-
-pub(crate) struct TxState {
-    /// The transaction's span; its operations' spans are its children.
-    span: Span,
-    held: Held,
-    /// BEGIN until it is sent, with the first statement.
-    begin: Option<PendingBegin>,
-    /// Began `READ ONLY`: a write is refused by the server (25006), which
-    /// then says nothing about the server itself.
-    read_only: bool,
-    query_timeout: Option<Duration>,
-    /// Bounds the checkout, then each statement in turn (see [`Timer`]).
-    timer: Timer,
-    status: Status,
-    /// Set just before COMMIT is sent: only after that can a commit whose
-    /// answer is lost be in doubt.
-    commit_sent: bool,
-    /// Where the transaction was begun (`Db::begin`'s caller), for the
-    /// WARN of a transaction the watch ends; `None` for `DbMsg::Begin`.
-    begun_at: Option<&'static Location<'static>>,
-}
-
-/// A transaction dropped before its BEGIN went out (its `Adopt` message
-/// dropped by a spare that stopped, a failed spawn) has sent nothing on its
-/// connection: it goes back to the pool. Otherwise `Held`'s drop closes it.
-impl Drop for TxState {
-    fn drop(&mut self) {
-        if self.begin.is_some() {
-            self.held.release();
-        }
-    }
-}
-
+/// The transaction actor: serves one transaction at a time, in order.
 pub(crate) struct TxActor;
-
-/// Transaction actors between transactions, ready for the next one: a
-/// `begin` that finds one sends it the new transaction in a message, where
-/// spawning an actor would create its channels and tasks and report its
-/// start and its end to the supervisor. At most as many as the write pool
-/// has connections (each open transaction holds one); more are stopped.
-#[derive(Default)]
-pub(crate) struct SpareActors {
-    idle: Mutex<Vec<ActorRef<TxMsg>>>,
-    most: usize,
-}
-
-impl SpareActors {
-    /// Keeping at most `most` actors.
-    pub(crate) fn new(most: usize) -> SpareActors {
-        SpareActors {
-            idle: Mutex::default(),
-            most,
-        }
-    }
-
-    fn take(&self) -> Option<ActorRef<TxMsg>> {
-        self.lock().pop()
-    }
-
-    /// Keep `actor`, whose transaction has ended and whose `Tx` handles
-    /// are all gone; `false` if there are enough spares already.
-    pub(crate) fn keep(&self, actor: &ActorRef<TxMsg>) -> bool {
-        let mut idle = self.lock();
-        let room = idle.len() < self.most;
-        if room {
-            idle.push(actor.clone());
-        }
-        room
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<ActorRef<TxMsg>>> {
-        // The list stays valid whatever a panicking holder did.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// A write connection, then an actor that owns it (and sends BEGIN with
 /// the first statement): a spare one, else a new one linked to the
@@ -221,6 +59,7 @@ impl SpareActors {
 /// the supervisor spawns, never in an actor's `handle`.
 pub(crate) async fn begin(
     write: &Arc<PoolContext>,
+    spares: &Arc<SpareActors>,
     options: TxOptions,
     default_timeout: Option<Duration>,
     supervisor: ActorCell,
@@ -245,8 +84,8 @@ pub(crate) async fn begin(
         commit_sent: false,
         begun_at,
     });
-    let actor = adopt(&write.spare_tx, state, supervisor)?;
-    Ok(Tx::new(actor, write.spare_tx.clone()))
+    let actor = adopt(spares, state, supervisor)?;
+    Ok(Tx::new(actor, spares.clone()))
 }
 
 /// The actor for a new transaction: a spare that takes it (a spare that
@@ -430,7 +269,7 @@ impl Serving {
         let state = match slot {
             Slot::Open(state) => state,
             Slot::Ended => {
-                msg.refuse(closed());
+                msg.refuse(Error::tx_closed());
                 return;
             }
             Slot::Lost => {
@@ -440,7 +279,7 @@ impl Serving {
                 match msg {
                     // Nothing of it was committed: see `Rollback::after_lost`.
                     TxMsg::Rollback(reply) => drop(reply.send(Ok(()))),
-                    msg => msg.refuse(lost()),
+                    msg => msg.refuse(Error::tx_lost()),
                 }
                 return;
             }
@@ -590,12 +429,12 @@ async fn run_handed_off<S: Step>(
         }
         Slot::Ended => {
             *slot = Slot::Ended;
-            return answer.answer(Err(closed()));
+            return answer.answer(Err(Error::tx_closed()));
         }
     };
     let step = step(&state);
     let (mut back, mut returned) = tokio::sync::oneshot::channel();
-    let statement = move |mut state: Box<TxState>| -> crate::handoff::Statement<S::Output> {
+    let statement = move |mut state: Box<TxState>| -> handoff::Statement<S::Output> {
         Box::pin(async move {
             // An actor killed meanwhile (no longer waiting for the transaction)
             // ends the step half-way: the transaction's state is dropped,
@@ -657,14 +496,14 @@ trait Step: Send + 'static {
 
     /// The answer when the actor is killed while this runs.
     fn cut_short(_: &TxState) -> Error {
-        stopped_while_answering()
+        Error::tx_stopped_while_answering()
     }
 
     /// The answer once a statement of the transaction never ended
     /// ([`Slot::Lost`]): its connection closed with it, so nothing of the
     /// transaction was committed and nothing more can run.
     fn after_lost() -> Result<Self::Output> {
-        Err(lost())
+        Err(Error::tx_lost())
     }
 }
 
@@ -739,290 +578,6 @@ impl Step for Rollback {
     fn after_lost() -> Result<()> {
         Ok(())
     }
-}
-
-impl TxState {
-    /// The session's `idle_in_transaction_timeout` (zero: no bound), which
-    /// the watch applies to the transaction client-side too.
-    fn idle_limit(&self) -> Duration {
-        self.held.write.session.idle_in_transaction_timeout
-    }
-
-    /// A COMMIT whose caller had gone before it was sent: never sent. The
-    /// transaction rolls back; later statements and commits answer
-    /// TxAborted, a rollback Ok.
-    async fn abandon_commit(&mut self) {
-        let _ = self.rollback().await;
-        self.status = Status::Failed(
-            "its caller abandoned the commit before it was sent, so it was rolled back".into(),
-        );
-        tracing::debug!(target: "pgactor.tx", "commit abandoned before it was sent; rolled back");
-    }
-
-    /// The answer to a commit whose actor stopped: in doubt once COMMIT
-    /// went out, else nothing was committed.
-    fn cut_short_commit(&self) -> Error {
-        if self.commit_sent {
-            in_doubt()
-        } else {
-            stopped_while_answering()
-        }
-    }
-
-    /// The connection, if the transaction can still run statements.
-    fn usable(&self) -> Result<&Object> {
-        match (&self.status, self.held.client()) {
-            (Status::Open, Some(client)) => Ok(client),
-            (Status::Failed(reason) | Status::Lost(reason), _) => Err(aborted(reason)),
-            (Status::Finished, _) | (Status::Open, None) => Err(closed()),
-        }
-    }
-
-    /// The span of one operation inside this transaction.
-    fn operation_span(&self, operation: &'static str, model: &str) -> Span {
-        telemetry::operation(self.span.id(), operation, "tx", model)
-    }
-
-    /// Run one statement and answer it. Boxed: a statement's future is
-    /// kilobytes (the prepared-statement cache, the deadline, a pipelined
-    /// BEGIN), and ractor moves the `handle` future, as large as its
-    /// largest arm, for every message.
-    fn answer<P: Plan>(
-        &mut self,
-        plan: Result<P>,
-        span: Span,
-        reply: RpcReplyPort<Result<P::Output>>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let result = self.run_recorded(plan, span).await;
-            let _ = reply.send(result);
-        })
-    }
-
-    /// Run one statement in its span and record its outcome there.
-    async fn run_recorded<P: Plan>(&mut self, plan: Result<P>, span: Span) -> Result<P::Output> {
-        // Pinned where it is made and instrumented by reference: every
-        // wrapper that took the statement's future by value would copy its
-        // kilobytes.
-        let statement = pin!(self.run_plan(plan));
-        let result = statement.instrument(span.clone()).await;
-        telemetry::record(&span, &result, P::rows);
-        result
-    }
-
-    /// Answer a connection the watch found closed ([`Status::Lost`]) once.
-    fn lost_connection(&mut self) -> Result<()> {
-        let Status::Lost(reason) = &self.status else {
-            return Ok(());
-        };
-        let err = Error::unavailable(format!(
-            "the transaction's connection was lost; nothing was committed ({reason})"
-        ));
-        self.status = Status::Failed(err.to_string());
-        Err(err)
-    }
-
-    async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
-        self.lost_connection()?;
-        self.usable()?;
-        // Bad input is refused before any SQL: the transaction stays usable.
-        let plan = plan?;
-        let begin = self.begin.take();
-        let mut timer = std::mem::take(&mut self.timer);
-        let client = self.usable()?;
-        let overrun = Overrun::Cancel(&self.held.pool().cancel);
-        let deadline = self.query_timeout;
-        let (result, fate) = match begin {
-            None => plan.run(client, overrun, deadline, &mut timer).await,
-            // `biased`: BEGIN is polled, and so written, first. Should it
-            // fail, the read ran outside any transaction, which changes
-            // nothing, and BEGIN's error is the answer.
-            Some(begin) if !plan.writes() => {
-                let both = pin!(async {
-                    let (began, ran) = tokio::join!(biased; begin.send(client), plan.fetch(client));
-                    began.and(ran)
-                });
-                bounded(client, overrun, deadline, false, both, &mut timer).await
-            }
-            Some(begin) => {
-                let began = pin!(begin.send(client));
-                match bounded(client, overrun, deadline, false, began, &mut timer).await {
-                    (Ok(()), Fate::Reusable) => {
-                        plan.run(client, overrun, deadline, &mut timer).await
-                    }
-                    (began, _) => (
-                        began.and(Err(aborted("BEGIN was answered too late"))),
-                        Fate::Discard,
-                    ),
-                }
-            }
-        };
-        self.timer = timer;
-        self.settle(result, fate)
-    }
-
-    /// Record what a statement did to the transaction.
-    fn settle<T>(&mut self, result: Result<T>, fate: Fate) -> Result<T> {
-        // 25006 is a server that takes no writes (a demoted primary), except
-        // in a READ ONLY transaction: there it is the caller's write refused.
-        let read_only_server = result.as_ref().is_err_and(Error::is_read_only_server);
-        let refused_write = read_only_server && self.read_only;
-        let broken = fate == Fate::Discard
-            || self.held.client().is_some_and(|c| c.is_closed())
-            || result.as_ref().is_err_and(Error::ended_session)
-            || (read_only_server && !refused_write);
-        if broken {
-            self.held.discard();
-        }
-        // Nothing inside a transaction is committed before COMMIT, so a
-        // statement whose answer was lost is not in doubt: the transaction
-        // is simply gone (and may be run again).
-        let result = result.map_err(|err| match err.kind() {
-            ErrorKind::OutcomeUnknown => Error::unavailable(format!(
-                "the transaction's connection was lost; nothing was committed ({err})"
-            )),
-            // Not Unavailable, which `with_transaction` would retry in vain.
-            _ if refused_write => err.reclassified(ErrorKind::Database),
-            _ => err,
-        });
-        if let Err(err) = &result {
-            // NotFound and Decode follow a statement that succeeded.
-            if broken || !matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Decode) {
-                self.status = Status::Failed(err.to_string());
-            }
-        } else if broken {
-            self.status = Status::Failed("its connection was closed".into());
-        }
-        result
-    }
-
-    /// COMMIT, then the primary's WAL position on the same connection. A
-    /// position that cannot be read gives the largest token, which sends
-    /// every read made after it to the primary: never a stale read. The
-    /// read is bounded by the query timeout, as every statement is.
-    async fn commit_with_token(&mut self) -> Result<ConsistencyToken> {
-        let committed = self.commit_keeping_connection().await?;
-        let mut fate = Fate::Reusable;
-        let token = match self.held.client() {
-            Some(client) if committed => {
-                let cancel = Overrun::Cancel(&self.held.pool().cancel);
-                let position = pin!(wal_position(client));
-                let read;
-                (read, fate) = bounded(
-                    client,
-                    cancel,
-                    self.query_timeout,
-                    false,
-                    position,
-                    &mut self.timer,
-                )
-                .await;
-                read.unwrap_or(ConsistencyToken(u64::MAX))
-            }
-            _ => ConsistencyToken(u64::MAX),
-        };
-        match fate {
-            Fate::Reusable => self.held.release(),
-            Fate::Discard => self.held.discard(),
-        }
-        Ok(token)
-    }
-
-    async fn commit(&mut self) -> Result<()> {
-        let committed = self.commit_keeping_connection().await;
-        self.held.release();
-        committed.map(drop)
-    }
-
-    /// COMMIT. On success the connection stays held (`true`) for a caller
-    /// that still needs it, to be released by that caller.
-    async fn commit_keeping_connection(&mut self) -> Result<bool> {
-        if let Err(err) = self.usable() {
-            let _ = self.rollback().await;
-            return Err(err);
-        }
-        if self.begin.take().is_some() {
-            // Nothing ran, BEGIN never went out: nothing to commit.
-            self.end(Ok(()), Fate::Reusable, true)?;
-            return Ok(self.held.client().is_some());
-        }
-        if self.held.client().is_some_and(|c| c.is_closed()) {
-            self.held.discard();
-            return Err(aborted(
-                "its connection was lost before COMMIT; nothing was committed",
-            ));
-        }
-        self.commit_sent = true;
-        let (result, fate) = self.finish("COMMIT", true).await;
-        let clean = result.is_ok() && fate == Fate::Reusable;
-        self.end(result, fate, clean)?;
-        Ok(clean)
-    }
-
-    async fn rollback(&mut self) -> Result<()> {
-        if self.held.client().is_none() {
-            // Nothing to undo: the connection (and with it the transaction) is gone.
-            self.status = Status::Finished;
-            return Ok(());
-        }
-        if self.begin.take().is_some() {
-            // BEGIN never went out: nothing to undo.
-            return self.end(Ok(()), Fate::Reusable, false);
-        }
-        let (result, fate) = self.finish("ROLLBACK", false).await;
-        self.end(result, fate, false)
-    }
-
-    async fn finish(&mut self, sql: &str, write: bool) -> (Result<()>, Fate) {
-        let Some(client) = self.held.client() else {
-            return (Err(closed()), Fate::Discard);
-        };
-        let statement = async {
-            client
-                .batch_execute(sql)
-                .await
-                .map_err(|e| Error::from_statement(e, write))
-        };
-        let cancel = &self.held.pool().cancel;
-        bounded(
-            client,
-            Overrun::Cancel(cancel),
-            self.query_timeout,
-            write,
-            pin!(statement),
-            &mut self.timer,
-        )
-        .await
-    }
-
-    /// After COMMIT or ROLLBACK: the connection is clean and goes back to
-    /// the pool only if the statement answered.
-    fn end(&mut self, result: Result<()>, fate: Fate, keep: bool) -> Result<()> {
-        let answered = result.is_ok() || result.as_ref().is_err_and(Error::is_server_error);
-        let clean = answered
-            && fate == Fate::Reusable
-            && self.held.client().is_some_and(|c| !c.is_closed());
-        if !clean {
-            self.held.discard();
-        } else if !keep {
-            self.held.release();
-        }
-        self.status = Status::Finished;
-        result
-    }
-}
-
-fn aborted(reason: &str) -> Error {
-    Error::new(
-        ErrorKind::TxAborted,
-        format!("the transaction cannot continue: {reason}"),
-    )
-}
-
-/// The answer to a message that finds the transaction gone: a statement
-/// of it never ended, and its connection was closed with it.
-fn lost() -> Error {
-    aborted("a statement of it never ended, and its connection was closed")
 }
 
 #[cfg(test)]

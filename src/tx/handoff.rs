@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long the actor waits for a caller to drive a statement it started
 /// before it takes the statement back and runs it itself.
@@ -195,7 +195,7 @@ impl<T: Send + 'static> Starter<T> {
 impl<T: Send + 'static> Drop for Starter<T> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            answered(&shared, Err(crate::transaction::stopped_while_answering()));
+            answered(&shared, Err(Error::tx_stopped_while_answering()));
         }
     }
 }
@@ -251,7 +251,7 @@ impl<T: Send + 'static> Drop for TakenBack<T> {
             let answer = self
                 .answer
                 .take()
-                .unwrap_or_else(|| Err(crate::transaction::stopped_while_answering()));
+                .unwrap_or_else(|| Err(Error::tx_stopped_while_answering()));
             *stage = Stage::Answered(answer);
             drop(stage);
             self.shared.wake_caller();
@@ -304,7 +304,7 @@ impl<T: Send + 'static> Future for Answer<T> {
                 shared.remember(cx.waker());
                 Poll::Pending
             }
-            Stage::Closed => Poll::Ready(Err(crate::transaction::closed())),
+            Stage::Closed => Poll::Ready(Err(Error::tx_closed())),
         }
     }
 }

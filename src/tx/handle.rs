@@ -1,0 +1,183 @@
+//! The `Tx` handle: a transaction's methods, each a statement its actor
+//! starts and the caller finishes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ractor::ActorRef;
+
+use crate::error::{Error, Result};
+use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::pool::ConsistencyToken;
+use crate::schema::{Page, Query, Record, Value};
+
+use super::handoff::{self, Starter};
+use super::msg::{Drive, Job, TxMsg};
+use super::spares::SpareActors;
+
+/// A handle to one open transaction: cheap to clone, sends [`TxMsg`]s to the
+/// transaction's actor.
+///
+/// When the last clone is dropped before [`Tx::commit`] or [`Tx::rollback`]
+/// (an early return, a panic, a cancelled task) the transaction is rolled
+/// back: it never stays open, and its connection never returns to the pool
+/// inside it. A `Tx` kept idle past the session's
+/// `idle_in_transaction_timeout` (before its first statement too) is rolled
+/// back and its connection freed, with a WARN naming where it was begun;
+/// its calls then answer [`crate::ErrorKind::TxAborted`] ([`Tx::rollback`]: `Ok`).
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
+/// use pgactor::{Record, TxOptions};
+/// let tx = db.begin(TxOptions::default()).await?;
+/// let stock = tx.lock_for_update("StockBalance", id).await?;
+/// let quantity: i64 = stock.get("quantity")?;
+/// if quantity > 0 {
+///     tx.update("StockBalance", id, Record::new().with("quantity", quantity - 1)).await?;
+/// }
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tx {
+    owner: Arc<Owner>,
+}
+
+/// Ends the transaction actor's part in this transaction when the last
+/// handle goes. A transaction that ended (its COMMIT or ROLLBACK was
+/// answered) leaves its actor to the spares, unless the actor was handed
+/// out ([`Tx::actor`]): what ractor code holds must never reach another
+/// transaction. Otherwise the actor stops: its `post_stop` rolls back, and
+/// its state's drop guard closes the connection on paths where `post_stop`
+/// does not run.
+struct Owner {
+    actor: ActorRef<TxMsg>,
+    /// COMMIT or ROLLBACK was answered.
+    ended: AtomicBool,
+    /// [`Tx::actor`] was called.
+    handed_out: AtomicBool,
+    spares: Arc<SpareActors>,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").field("actor", &self.actor).finish()
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let spare = self.ended.load(Ordering::Acquire) && !self.handed_out.load(Ordering::Acquire);
+        if !(spare && self.spares.keep(&self.actor)) {
+            self.actor.stop(Some("transaction handle dropped".into()));
+        }
+    }
+}
+
+impl Tx {
+    pub(crate) fn new(actor: ActorRef<TxMsg>, spares: Arc<SpareActors>) -> Tx {
+        Tx {
+            owner: Arc::new(Owner {
+                actor,
+                ended: AtomicBool::new(false),
+                handed_out: AtomicBool::new(false),
+                spares,
+            }),
+        }
+    }
+
+    /// The transaction actor, to send [`TxMsg`]s from ractor code. Keep this
+    /// `Tx` alive meanwhile: dropping the last one rolls back. The actor
+    /// serves this transaction only; it stops when the last `Tx` goes.
+    pub fn actor(&self) -> ActorRef<TxMsg> {
+        self.owner.handed_out.store(true, Ordering::Release);
+        self.owner.actor.clone()
+    }
+
+    /// Read one row by id on the transaction's connection.
+    pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.drive(|answer| Job::Read(req, answer)).await
+    }
+
+    /// List a page of rows on the transaction's connection.
+    pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
+        self.drive(|answer| Job::List(req, answer)).await
+    }
+
+    /// Read one row and lock it (`SELECT … FOR UPDATE`) until the
+    /// transaction ends; [`crate::ErrorKind::NotFound`] when absent.
+    pub async fn lock_for_update(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.drive(|answer| Job::LockForUpdate(req, answer)).await
+    }
+
+    /// Run a write inside the transaction.
+    pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.drive(|answer| Job::Write(req, answer)).await
+    }
+
+    write_shorthands!(" inside the transaction");
+
+    /// Commit. A lost answer is [`crate::ErrorKind::OutcomeUnknown`], never a guess;
+    /// a serialization failure at commit is [`crate::ErrorKind::Conflict`]. A
+    /// commit whose future is dropped before `COMMIT` was sent (while queued
+    /// behind another clone's statement) is not sent: the transaction rolls
+    /// back.
+    pub async fn commit(&self) -> Result<()> {
+        self.end(Job::Commit).await
+    }
+
+    /// [`Tx::commit`], also answering a [`ConsistencyToken`]: reads through
+    /// [`crate::Db::after`]`(token)` see this transaction's writes, even on a replica.
+    pub async fn commit_with_token(&self) -> Result<ConsistencyToken> {
+        self.end(Job::CommitWithToken).await
+    }
+
+    /// Roll back. `Ok` also when the transaction was already aborted (a
+    /// failed statement, a lost connection, a statement that never ended,
+    /// the idle bound): nothing of it is committed, which is what a
+    /// rollback asks for. [`crate::ErrorKind::TxClosed`] once it has ended by
+    /// `commit()` or `rollback()`, or its actor is gone.
+    pub async fn rollback(&self) -> Result<()> {
+        self.end(Job::Rollback).await
+    }
+
+    /// Send a statement to the actor, which starts it, and take its answer
+    /// here (see `crate::handoff`).
+    async fn drive<T: Send + 'static>(&self, job: impl FnOnce(Starter<T>) -> Job) -> Result<T> {
+        let (starter, answer) = handoff::pair();
+        if self
+            .owner
+            .actor
+            .send_message(TxMsg::Drive(Drive(job(starter))))
+            .is_err()
+        {
+            return Err(Error::tx_closed());
+        }
+        answer.await
+    }
+
+    /// Send COMMIT or ROLLBACK the way of a statement. Once answered, the
+    /// transaction has ended and its actor may serve another one when the
+    /// last handle goes.
+    async fn end<T: Send + 'static>(&self, job: impl FnOnce(Starter<T>) -> Job) -> Result<T> {
+        let result = self.drive(job).await;
+        self.owner.ended.store(true, Ordering::Release);
+        result
+    }
+}
