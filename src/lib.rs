@@ -3,11 +3,12 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 mod config;
 
+mod db;
 mod error;
-mod handle;
 mod listener;
 mod messages;
 mod migrate;
+mod open;
 mod pool;
 
 mod retry;
@@ -28,13 +29,14 @@ pub use config::{
     DEFAULT_STATEMENT_TIMEOUT, DEFAULT_TIME_ZONE, DEFAULT_WAIT_TIMEOUT, DEFAULT_WRITE_MAX_OPEN,
     MAX_DURATION, MAX_POOL_SIZE, MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
+pub use db::Db;
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
-pub use handle::{must_open, open, open_with_config, Db, OpenOptions};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
 pub use messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
+pub use open::{must_open, open, open_with_config, OpenOptions};
 pub use pool::{ConsistencyToken, ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
 pub use retry::RetryPolicy;
 pub use schema::{

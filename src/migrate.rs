@@ -10,8 +10,12 @@ use crate::config::SessionSettings;
 use crate::wire::in_transaction;
 
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::schema::{fnv1a, quote_ident, ColumnDefault, Field, Index, Model, PrimaryKey, Registry};
-use crate::schema::{FieldType, Value};
+use crate::pool::{
+    replayed_within, wal_position, ConnectionPool, ConsistencyToken, SCHEMA_REPLAY_WAIT,
+};
+use crate::schema::{
+    fnv1a, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey, Registry, Value,
+};
 
 /// What one AutoMigrate run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -365,6 +369,26 @@ fn literal(value: &Value, ty: FieldType) -> String {
         Value::Json(j) => quoted(&j.to_string()),
         Value::JsonText(text) => quoted(text),
     }
+}
+
+/// After a migration that ran DDL, wait up to [`SCHEMA_REPLAY_WAIT`] for
+/// the replica (a connection of its read pool) to replay it: answers the
+/// primary's position if it has not, so reads go to the primary until it
+/// has; `None` when nothing changed, there is no replica, or it caught up.
+pub(crate) async fn unreplayed_schema(
+    primary: &tokio_postgres::Client,
+    report: &MigrationReport,
+    replica: Option<&ConnectionPool>,
+) -> Result<Option<ConsistencyToken>> {
+    let Some(replica) = replica.filter(|_| !report.statements.is_empty()) else {
+        return Ok(None);
+    };
+    let token = wal_position(primary).await?;
+    let Ok(conn) = replica.get().await else {
+        return Ok(Some(token));
+    };
+    let caught_up = replayed_within(&conn, token, SCHEMA_REPLAY_WAIT).await;
+    Ok((!caught_up).then_some(token))
 }
 
 #[cfg(test)]

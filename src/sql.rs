@@ -10,9 +10,7 @@ use crate::error::{quoted_name, Error, Result};
 use crate::schema::{
     push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-use crate::schema::{Columns, Record};
-use crate::schema::{Direction, Filter, Query, DEFAULT_LIMIT};
-use crate::schema::{FieldType, Value};
+use crate::schema::{Columns, Direction, FieldType, Filter, Query, Record, Value, DEFAULT_LIMIT};
 use crate::telemetry::bound_values_logged;
 
 /// PostgreSQL's limit on bind parameters in one statement.

@@ -12,15 +12,14 @@ use crate::config::Role;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::listener::Notification;
-use crate::listener::{Listener, ListenerContext, ListenerMsg};
+use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
-use crate::pool::{Call, Deadline, PoolActor, PoolContext, PoolMsg};
-use crate::pool::{ConnectionPool, InFlight, ReplicaWatch};
+use crate::pool::{
+    Call, ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch,
+};
 use crate::schema::{Page, Record};
 use crate::stats::Stats;
-use crate::tx::{begin, SpareActors};
-use crate::tx::{Tx, TxOptions};
+use crate::tx::{begin, SpareActors, Tx, TxOptions};
 
 /// The messages the adapter's supervisor takes. Send them from any ractor
 /// actor with `call!`, or use the [`crate::Db`] handle, which does the same.

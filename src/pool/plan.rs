@@ -18,10 +18,7 @@ use super::replica::ConsistencyToken;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, WriteOp};
-use crate::schema::Model;
-use crate::schema::Value;
-use crate::schema::{Columns, Record};
-use crate::schema::{Page, DEFAULT_LIMIT};
+use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
