@@ -111,7 +111,7 @@ pub(crate) fn duration(
     Ok(value)
 }
 
-/// Settings of one pool. Every `None` takes the default that [`crate::open`] uses.
+/// Settings of one pool. Every `None` takes the default that [`crate::open()`] uses.
 ///
 /// | field | default (write / read) |
 /// |---|---|
@@ -280,7 +280,7 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// Session settings applied to every new physical connection before its
 /// first use (in [`PoolerMode::Transaction`]: to every transaction, see
-/// there). Every `None` takes the default that [`crate::open`] uses;
+/// there). Every `None` takes the default that [`crate::open()`] uses;
 /// `Some(Duration::ZERO)` for a timeout means "disabled" (the server's 0).
 /// The three server timeouts go up to [`MAX_SERVER_TIMEOUT`] (PostgreSQL's
 /// limit), `query_timeout` up to [`MAX_DURATION`]; past that, `open`

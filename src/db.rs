@@ -241,7 +241,7 @@ impl Db {
     /// case-sensitive as `pg_notify`'s argument is; anything else is
     /// [`ErrorKind::InvalidInput`] and sends no SQL. Subscribing twice is
     /// one subscription. A subscribe to a channel beyond
-    /// [`OpenOptions::max_channels`] answers [`ErrorKind::Unavailable`].
+    /// [`crate::OpenOptions::max_channels`] answers [`ErrorKind::Unavailable`].
     ///
     /// Waits at most twice the write pool's `connect_timeout` plus 1 s
     /// (21 s by default) for the listener, which takes subscribes one at a

@@ -242,7 +242,7 @@ impl OpenOptions {
     /// have been sent and not yet taken (default
     /// [`crate::DEFAULT_NOTIFICATION_BUFFER`] = 1,024; at least 1). A
     /// subscriber that falls this far behind on a channel gets a
-    /// [`Notification::Gap`] and no notification of that channel until it
+    /// [`crate::Notification::Gap`] and no notification of that channel until it
     /// has taken every one sent before and the `Gap`: re-read on the `Gap`.
     /// So a slow subscriber's mailbox holds at most this many notifications
     /// (each at most 8,000 bytes of payload) and one `Gap`, however fast
@@ -321,7 +321,7 @@ impl OpenOptions {
     }
 
     /// The largest page a `List` answers, in rows (default
-    /// [`crate::MAX_PAGE`] = 10,000; at least 1). A [`Query::limit`] above
+    /// [`crate::MAX_PAGE`] = 10,000; at least 1). A [`crate::Query::limit`] above
     /// it is refused with [`ErrorKind::InvalidInput`] before any SQL is
     /// sent, and a query without a limit gets [`crate::DEFAULT_LIMIT`] rows
     /// or `rows`, whichever is less. A page is held whole in memory, so

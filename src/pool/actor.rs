@@ -271,7 +271,7 @@ async fn run_on<P: Plan>(
 /// it: a task cancels the statement on the server and waits for the
 /// connection to answer an empty query sent behind it, then gives it back
 /// or closes it ([`deadline::abandon`] says which): within
-/// [`CANCEL_GRACE`](super::deadline::CANCEL_GRACE) for the cancel and as
+/// [`CANCEL_GRACE`](crate::wire::CANCEL_GRACE) for the cancel and as
 /// long for the empty query, twice at most.
 struct Busy<'a> {
     pool: &'a ConnectionPool,

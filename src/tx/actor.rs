@@ -5,7 +5,7 @@
 //! before it has ended: a transaction's statements run one after another on
 //! one connection anyway, so its mailbox is the right queue. A `Tx`
 //! method's statement is started here and finished by its caller (see
-//! [`crate::handoff`]); `TxMsg`s from ractor code are answered here. Every
+//! [`super::handoff`]); `TxMsg`s from ractor code are answered here. Every
 //! statement is bounded by the query timeout.
 //!
 //! An actor outlives its transaction: once the last `Tx` handle of a
@@ -15,7 +15,7 @@
 //! [`SpareActors`]).
 //!
 //! The actor waits for no caller without bound: a statement whose caller
-//! stops polling it is taken back after [`crate::handoff`]'s grace, and a
+//! stops polling it is taken back after [`super::handoff`]'s grace, and a
 //! COMMIT whose caller has gone before it was sent is not sent: the
 //! transaction rolls back instead. A watch ([`Watch`]) bounds the
 //! transaction itself: one left idle past the session's
@@ -120,7 +120,7 @@ fn adopt(
 /// The actor's state.
 pub(crate) enum Slot {
     /// A transaction (away while a caller runs one of its statements, see
-    /// [`crate::handoff`]).
+    /// [`super::handoff`]).
     Open(Box<TxState>),
     /// A statement of the transaction never ended; its connection was
     /// closed with it.
@@ -374,7 +374,7 @@ impl Serving {
 
 /// Start a [`Tx`] method's statement (or its COMMIT or ROLLBACK) and
 /// leave it to its caller; the transaction comes back when it ends (see
-/// [`crate::handoff`]). Messages queued meanwhile wait their turn.
+/// [`super::handoff`]). Messages queued meanwhile wait their turn.
 async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
     match job {
         Job::Read(req, answer) => {

@@ -32,7 +32,7 @@ pub enum TxMsg {
     CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
-    /// A statement of a [`Tx`] method, whose caller takes the answer
+    /// A statement of a [`crate::Tx`] method, whose caller takes the answer
     /// itself (see `crate::handoff`); not for ractor code, which sends the
     /// variants above.
     #[doc(hidden)]
