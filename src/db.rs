@@ -12,14 +12,13 @@ use ractor::{ActorRef, RpcReplyPort};
 use crate::config::{Role, SessionSettings, DEFAULT_SHUTDOWN_GRACE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{ListenerContext, Notification};
-use crate::messages::{write_shorthands, ListRequest, WriteOp};
+use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
-    serve, Call, ConsistencyToken, InFlight, PagePlan, Plan, PoolContext, ReplicaWatch, RowPlan,
-    WithToken,
+    serve, Call, ConsistencyToken, InFlight, Plan, PoolContext, ReplicaWatch, Request,
+    WriteWithToken,
 };
 use crate::schema::{Page, Query, Record, Registry, Value};
-use crate::sql::Catalog;
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
 use crate::telemetry;
@@ -110,9 +109,11 @@ impl Db {
 
     /// Read one row by id from the read pool; [`ErrorKind::NotFound`] when absent.
     pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        let id = id.into();
-        self.run(Role::Read, "read", model, |c| RowPlan::read(c, model, id))
-            .await
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.run(Role::Read, req).await
     }
 
     /// List one page of rows from the read pool, with the total count.
@@ -121,16 +122,16 @@ impl Db {
             model: model.into(),
             query,
         };
-        self.run(Role::Read, "list", model, |c| PagePlan::new(c, req))
-            .await
+        self.run(Role::Read, req).await
     }
 
     /// Run a write on the write pool and answer the row it touched.
     pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
-        self.run(Role::Write, op.name(), model, |c| {
-            RowPlan::write(c, model, op)
-        })
-        .await
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.run(Role::Write, req).await
     }
 
     /// [`Db::write`], also answering a [`ConsistencyToken`]: the primary's
@@ -141,10 +142,11 @@ impl Db {
         model: &str,
         op: WriteOp,
     ) -> Result<(Record, ConsistencyToken)> {
-        self.run(Role::Write, op.name(), model, |c| {
-            RowPlan::write(c, model, op).map(WithToken)
-        })
-        .await
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.run(Role::Write, WriteWithToken(req)).await
     }
 
     /// A handle whose reads see every write up to `token` (read-your-writes
@@ -498,21 +500,20 @@ impl Db {
     /// to its end or dropped, like any driver's future; dropped
     /// mid-statement, its statement is cancelled on the server and the
     /// connection goes back only once idle again (see `pool_actor::Busy`).
-    async fn run<P: Plan>(
-        &self,
-        role: Role,
-        op: &'static str,
-        model: &str,
-        plan: impl FnOnce(&Catalog) -> Result<P>,
-    ) -> Result<P::Output> {
+    async fn run<R: Request>(&self, role: Role, req: R) -> Result<<R::Plan as Plan>::Output> {
         if self.inner.routes.is_closing() {
             return Err(Error::shut_down("the operation was"));
         }
         let ctx = self.inner.context(role);
         let call = self.here();
-        let span = telemetry::operation(call.parent.clone(), op, role.as_str(), model);
+        let span = telemetry::operation(
+            call.parent.clone(),
+            req.operation(),
+            role.as_str(),
+            req.model(),
+        );
         let _running = ctx.in_flight.start();
-        serve(ctx, plan(&ctx.catalog), &call, &|| false)
+        serve(ctx, req.plan(&ctx.catalog), &call, &|| false)
             .instrument(span)
             .await
     }

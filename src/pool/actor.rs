@@ -17,7 +17,7 @@ use super::connections::ConnectionPool;
 use super::counters::InFlight;
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
-use super::plan::{PagePlan, Plan, RowPlan};
+use super::plan::{Plan, Request};
 use super::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::config::SessionSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -119,23 +119,10 @@ impl Actor for PoolActor {
         msg: PoolMsg,
         ctx: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let role = ctx.pool.role.as_str();
         match msg {
-            PoolMsg::Read(req, call, reply) => {
-                let span = telemetry::operation(call.parent.clone(), "read", role, &req.model);
-                let plan = RowPlan::read(&ctx.catalog, &req.model, req.id);
-                spawn_plan(ctx, plan, call, reply, span);
-            }
-            PoolMsg::List(req, call, reply) => {
-                let span = telemetry::operation(call.parent.clone(), "list", role, &req.model);
-                spawn_plan(ctx, PagePlan::new(&ctx.catalog, req), call, reply, span);
-            }
-            PoolMsg::Write(req, call, reply) => {
-                let span =
-                    telemetry::operation(call.parent.clone(), req.op.name(), role, &req.model);
-                let plan = RowPlan::write(&ctx.catalog, &req.model, req.op);
-                spawn_plan(ctx, plan, call, reply, span);
-            }
+            PoolMsg::Read(req, call, reply) => spawn_request(ctx, req, call, reply),
+            PoolMsg::List(req, call, reply) => spawn_request(ctx, req, call, reply),
+            PoolMsg::Write(req, call, reply) => spawn_request(ctx, req, call, reply),
         }
         Ok(())
     }
@@ -145,17 +132,23 @@ impl Actor for PoolActor {
 /// (ractor's reply port can be asked, not awaited).
 pub(crate) const GONE_CHECK: Duration = Duration::from_millis(100);
 
-/// Run a plan in a task of its own, and answer. A caller that stops
-/// waiting (its `call_t!` timed out, or it stopped) is seen within
-/// [`GONE_CHECK`]: the operation is dropped, its statement cancelled on
-/// the server (see [`Busy`]).
-fn spawn_plan<P: Plan>(
+/// Run a request in a task of its own, in its span, and answer. A caller
+/// that stops waiting (its `call_t!` timed out, or it stopped) is seen
+/// within [`GONE_CHECK`]: the operation is dropped, its statement
+/// cancelled on the server (see [`Busy`]).
+fn spawn_request<R: Request>(
     ctx: &Arc<PoolContext>,
-    plan: Result<P>,
+    req: R,
     call: Call,
-    reply: RpcReplyPort<Result<P::Output>>,
-    span: tracing::Span,
+    reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
 ) {
+    let span = telemetry::operation(
+        call.parent.clone(),
+        req.operation(),
+        ctx.pool.role.as_str(),
+        req.model(),
+    );
+    let plan = req.plan(&ctx.catalog);
     let ctx = ctx.clone();
     let running = ctx.in_flight.start();
     let task = async move {

@@ -21,7 +21,7 @@ pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;
 pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
-pub(crate) use plan::{wal_position, PagePlan, Plan, RowPlan, WithToken};
+pub(crate) use plan::{wal_position, LockForUpdate, Plan, Request, WriteWithToken};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};
 pub use replica::{ConsistencyToken, ReplicaConfig};

@@ -17,7 +17,7 @@ use super::prepared::MAX_PREPARED_TEXT;
 use super::replica::ConsistencyToken;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{ListRequest, WriteOp};
+use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 
@@ -121,31 +121,125 @@ impl RowPlan {
             mode: catalog.statements,
         }
     }
+}
 
-    /// `Read`: the row of `model` with this id.
-    pub(crate) fn read(catalog: &Catalog, model: &str, id: Value) -> Result<RowPlan> {
-        let table = catalog.table(model)?;
-        let stmt = table.read(id)?;
+/// A request a plan runs, in one place for both doors and transactions:
+/// what spans call it, its model, and the plan the catalog makes of it.
+pub(crate) trait Request: Send + 'static {
+    type Plan: Plan;
+    /// The operation, as spans name it.
+    fn operation(&self) -> &'static str;
+    /// The model's name in the registry.
+    fn model(&self) -> &str;
+    /// Its plan; refused (before any SQL is sent) when the catalog cannot
+    /// make one.
+    fn plan(self, catalog: &Catalog) -> Result<Self::Plan>;
+}
+
+/// `LockForUpdate`: the row of a model with this id, locked until the
+/// transaction ends.
+#[derive(Debug)]
+pub(crate) struct LockForUpdate(pub(crate) ReadRequest);
+
+impl Request for ReadRequest {
+    type Plan = RowPlan;
+    fn operation(&self) -> &'static str {
+        "read"
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
+        let table = catalog.table(&self.model)?;
+        let stmt = table.read(self.id)?;
         Ok(RowPlan::new(catalog, table, false, stmt))
     }
+}
 
-    /// `LockForUpdate`: the row of `model` with this id, locked until the
-    /// transaction ends.
-    pub(crate) fn lock_for_update(catalog: &Catalog, model: &str, id: Value) -> Result<RowPlan> {
-        let table = catalog.table(model)?;
-        let stmt = table.lock_for_update(id)?;
+impl Request for LockForUpdate {
+    type Plan = RowPlan;
+    fn operation(&self) -> &'static str {
+        "lock_for_update"
+    }
+    fn model(&self) -> &str {
+        &self.0.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
+        let table = catalog.table(&self.0.model)?;
+        let stmt = table.lock_for_update(self.0.id)?;
         Ok(RowPlan::new(catalog, table, false, stmt))
     }
+}
 
-    /// `Write`: create, update or delete, answering the row.
-    pub(crate) fn write(catalog: &Catalog, model: &str, op: WriteOp) -> Result<RowPlan> {
-        let table = catalog.table(model)?;
-        let stmt = match op {
+impl Request for WriteRequest {
+    type Plan = RowPlan;
+    fn operation(&self) -> &'static str {
+        self.op.name()
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
+        let table = catalog.table(&self.model)?;
+        let stmt = match self.op {
             WriteOp::Create(record) => table.insert(record)?,
             WriteOp::Update { id, patch } => table.update(id, patch)?,
             WriteOp::Delete { id } => table.delete(id)?,
         };
         Ok(RowPlan::new(catalog, table, true, stmt))
+    }
+}
+
+/// A write that also answers the primary's WAL position after it
+/// committed ([`crate::Db::write_with_token`]).
+#[derive(Debug)]
+pub(crate) struct WriteWithToken(pub(crate) WriteRequest);
+
+impl Request for WriteWithToken {
+    type Plan = WithToken;
+    fn operation(&self) -> &'static str {
+        self.0.operation()
+    }
+    fn model(&self) -> &str {
+        self.0.model()
+    }
+    fn plan(self, catalog: &Catalog) -> Result<WithToken> {
+        self.0.plan(catalog).map(WithToken)
+    }
+}
+
+impl Request for ListRequest {
+    type Plan = PagePlan;
+    fn operation(&self) -> &'static str {
+        "list"
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    /// Refuses a page larger than the catalog's `max_page` (a query
+    /// without a limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less).
+    fn plan(mut self, catalog: &Catalog) -> Result<PagePlan> {
+        let table = catalog.table(&self.model)?;
+        match self.query.limit {
+            Some(limit) if limit > catalog.max_page => {
+                return Err(Error::invalid_input(format!(
+                    "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
+                     read page by page",
+                    catalog.max_page
+                )));
+            }
+            Some(_) => {}
+            None => self.query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page)),
+        }
+        let (page, count, limit) = table.list(&self.query)?;
+        Ok(PagePlan {
+            page,
+            columns: table.columns.clone(),
+            count,
+            limit,
+            offset: self.query.offset,
+            mode: catalog.statements,
+        })
     }
 }
 
@@ -170,34 +264,6 @@ pub(crate) struct PagePlan {
     limit: u64,
     offset: u64,
     mode: Statements,
-}
-
-impl PagePlan {
-    /// Refuses a page larger than the catalog's `max_page` (a query
-    /// without a limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less).
-    pub(crate) fn new(catalog: &Catalog, mut req: ListRequest) -> Result<PagePlan> {
-        let table = catalog.table(&req.model)?;
-        match req.query.limit {
-            Some(limit) if limit > catalog.max_page => {
-                return Err(Error::invalid_input(format!(
-                    "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
-                     read page by page",
-                    catalog.max_page
-                )));
-            }
-            Some(_) => {}
-            None => req.query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page)),
-        }
-        let (page, count, limit) = table.list(&req.query)?;
-        Ok(PagePlan {
-            page,
-            columns: table.columns.clone(),
-            count,
-            limit,
-            offset: req.query.offset,
-            mode: catalog.statements,
-        })
-    }
 }
 
 /// A plan a pool task or a transaction runs on a checked-out connection.

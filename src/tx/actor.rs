@@ -3,10 +3,12 @@
 //!
 //! Unlike a pool actor it takes the next message only once the statement
 //! before it has ended: a transaction's statements run one after another on
-//! one connection anyway, so its mailbox is the right queue. A `Tx`
-//! method's statement is started here and finished by its caller (see
-//! [`super::handoff`]); `TxMsg`s from ractor code are answered here. Every
-//! statement is bounded by the query timeout.
+//! one connection anyway, so its mailbox is the right queue. Every
+//! statement takes one path, whoever sends it: the actor starts it and
+//! hands it off (see [`super::handoff`]); a `Tx` method's caller finishes
+//! it, and for a `TxMsg` from ractor code the actor finishes it itself, in
+//! the caller's place, and answers the reply port. Every statement is
+//! bounded by the query timeout.
 //!
 //! An actor outlives its transaction: once the last `Tx` handle of a
 //! transaction that ended (COMMIT or ROLLBACK answered) is dropped, the
@@ -36,16 +38,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr};
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, ActorRuntime, MessagingErr, RpcReplyPort,
+};
 use tracing::Span;
 
 use crate::error::{Error, Result};
-use crate::pool::{ConsistencyToken, PagePlan, Plan, PoolContext, RowPlan, Timer};
+use crate::pool::{ConsistencyToken, LockForUpdate, Plan, PoolContext, Request, Timer};
 use crate::telemetry;
 
 use super::handle::Tx;
 use super::handoff::{self, Starter, HANDOFF_GRACE};
-use super::msg::{Adopt, Drive, Job, TxMsg, Watch};
+use super::msg::{Inbox, Job, TxMsg};
 use super::options::TxOptions;
 use super::spares::SpareActors;
 use super::state::{Held, PendingBegin, Status, TxState};
@@ -99,11 +103,11 @@ fn adopt(
     spares: &SpareActors,
     mut state: Box<TxState>,
     supervisor: ActorCell,
-) -> Result<ActorRef<TxMsg>> {
+) -> Result<ActorRef<Inbox>> {
     while let Some(actor) = spares.take() {
-        match actor.send_message(TxMsg::Adopt(Adopt(state))) {
+        match actor.send_message(Inbox::Adopt(state)) {
             Ok(()) => return Ok(actor),
-            Err(MessagingErr::SendErr(TxMsg::Adopt(Adopt(returned)))) => state = returned,
+            Err(MessagingErr::SendErr(Inbox::Adopt(returned))) => state = returned,
             Err(_) => {
                 return Err(Error::closed(
                     "the transaction actor refused its transaction",
@@ -152,7 +156,7 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(actor: ActorRef<TxMsg>, period: Duration) -> Ticker {
+    fn start(actor: ActorRef<Inbox>, period: Duration) -> Ticker {
         let queued = Arc::new(AtomicBool::new(false));
         let flag = queued.clone();
         let task = tokio::spawn(async move {
@@ -160,9 +164,7 @@ impl Ticker {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if !flag.swap(true, Ordering::AcqRel)
-                    && actor.send_message(TxMsg::Watch(Watch(()))).is_err()
-                {
+                if !flag.swap(true, Ordering::AcqRel) && actor.send_message(Inbox::Watch).is_err() {
                     return;
                 }
             }
@@ -200,13 +202,13 @@ fn watch_period(idle_limit: Duration) -> Duration {
 }
 
 impl Actor for TxActor {
-    type Msg = TxMsg;
+    type Msg = Inbox;
     type State = Serving;
     type Arguments = Box<TxState>;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<TxMsg>,
+        myself: ActorRef<Inbox>,
         state: Box<TxState>,
     ) -> Result<Serving, ActorProcessingErr> {
         // One pool, one session: every transaction of this actor has this bound.
@@ -221,17 +223,25 @@ impl Actor for TxActor {
 
     async fn handle(
         &self,
-        _: ActorRef<TxMsg>,
-        msg: TxMsg,
+        _: ActorRef<Inbox>,
+        msg: Inbox,
         serving: &mut Serving,
     ) -> Result<(), ActorProcessingErr> {
-        if let TxMsg::Watch(_) = msg {
-            serving.ticker.taken();
-            serving.watch().await;
-        } else {
-            serving.serve(msg).await;
-            serving.quiet_since = Instant::now();
+        let Serving { slot, timer, .. } = serving;
+        match msg {
+            Inbox::Watch => {
+                serving.ticker.taken();
+                serving.watch().await;
+                return Ok(());
+            }
+            Inbox::Drive(job) => hand_off(slot, timer, job).await,
+            // Boxed: the message's future would otherwise size (and be
+            // copied with) every message's.
+            Inbox::Message(msg) => Box::pin(on_behalf(slot, timer, msg)).await,
+            // Sent to a spare only, whose slot is `Ended`.
+            Inbox::Adopt(state) => *slot = Slot::Open(state),
         }
+        serving.quiet_since = Instant::now();
         Ok(())
     }
 
@@ -239,7 +249,7 @@ impl Actor for TxActor {
     /// supervisor stopping): roll back. Other exits rely on `Held`'s drop.
     async fn post_stop(
         &self,
-        _: ActorRef<TxMsg>,
+        _: ActorRef<Inbox>,
         serving: &mut Serving,
     ) -> Result<(), ActorProcessingErr> {
         if let Slot::Open(state) = &mut serving.slot {
@@ -252,87 +262,6 @@ impl Actor for TxActor {
 }
 
 impl Serving {
-    async fn serve(&mut self, msg: TxMsg) {
-        let slot = &mut self.slot;
-        let msg = match msg {
-            TxMsg::Drive(Drive(job)) => {
-                hand_off(slot, &mut self.timer, job).await;
-                return;
-            }
-            // Sent to a spare only, whose slot is `Ended`.
-            TxMsg::Adopt(Adopt(state)) => {
-                *slot = Slot::Open(state);
-                return;
-            }
-            msg => msg,
-        };
-        let state = match slot {
-            Slot::Open(state) => state,
-            Slot::Ended => {
-                msg.refuse(Error::tx_closed());
-                return;
-            }
-            Slot::Lost => {
-                if msg.ends_transaction() {
-                    *slot = Slot::Ended;
-                }
-                match msg {
-                    // Nothing of it was committed: see `Rollback::after_lost`.
-                    TxMsg::Rollback(reply) => drop(reply.send(Ok(()))),
-                    msg => msg.refuse(Error::tx_lost()),
-                }
-                return;
-            }
-        };
-        // Replies ignore a caller that has gone: that is not the actor's failure.
-        match msg {
-            TxMsg::Read(req, reply) => {
-                let span = state.operation_span("read", &req.model);
-                let plan = RowPlan::read(state.held.catalog(), &req.model, req.id);
-                state.answer(plan, span, reply).await;
-            }
-            TxMsg::LockForUpdate(req, reply) => {
-                let span = state.operation_span("lock_for_update", &req.model);
-                let plan = RowPlan::lock_for_update(state.held.catalog(), &req.model, req.id);
-                state.answer(plan, span, reply).await;
-            }
-            TxMsg::Write(req, reply) => {
-                let span = state.operation_span(req.op.name(), &req.model);
-                let plan = RowPlan::write(state.held.catalog(), &req.model, req.op);
-                state.answer(plan, span, reply).await;
-            }
-            TxMsg::List(req, reply) => {
-                let span = state.operation_span("list", &req.model);
-                let plan = PagePlan::new(state.held.catalog(), req);
-                state.answer(plan, span, reply).await;
-            }
-            // A commit whose caller has gone (a `call!` that timed out) is
-            // not sent: the transaction rolls back.
-            TxMsg::Commit(reply) if reply.is_closed() => state.abandon_commit().await,
-            TxMsg::CommitWithToken(reply) if reply.is_closed() => state.abandon_commit().await,
-            // Boxed, like `answer`: these futures would otherwise size
-            // (and be copied with) every message's. The transaction's
-            // state (and its span) ends before the answer goes out;
-            // messages after it are answered TxClosed.
-            TxMsg::Commit(reply) => {
-                let result = Box::pin(Commit.run(state)).await;
-                *slot = Slot::Ended;
-                let _ = reply.send(result);
-            }
-            TxMsg::CommitWithToken(reply) => {
-                let result = Box::pin(CommitWithToken.run(state)).await;
-                *slot = Slot::Ended;
-                let _ = reply.send(result);
-            }
-            TxMsg::Rollback(reply) => {
-                let result = Box::pin(Rollback.run(state)).await;
-                *slot = Slot::Ended;
-                let _ = reply.send(result);
-            }
-            TxMsg::Drive(_) | TxMsg::Adopt(_) | TxMsg::Watch(_) => unreachable!("taken above"),
-        }
-    }
-
     /// The watch: end a transaction idle past the idle bound, free the
     /// connection of one whose session the server ended. Never while a
     /// statement runs: the actor handles one message at a time.
@@ -372,45 +301,79 @@ impl Serving {
     }
 }
 
+/// A [`TxMsg`] from ractor code, run the way of a [`Tx`] method's job
+/// (one path, whoever sends): the actor starts it, then drives it to its
+/// end itself, in the caller's place, and answers the reply port once the
+/// transaction is back (or ended). A COMMIT whose caller has gone before it
+/// is sent (a `call_t!` that timed out) is not sent: the transaction rolls
+/// back, as for a [`Tx::commit`] future dropped while queued.
+async fn on_behalf(slot: &mut Slot, timer: &mut Timer, msg: TxMsg) {
+    match msg {
+        TxMsg::Read(req, reply) => drive(slot, timer, |a| Job::Read(req, a), reply).await,
+        TxMsg::LockForUpdate(req, reply) => {
+            drive(slot, timer, |a| Job::LockForUpdate(req, a), reply).await
+        }
+        TxMsg::Write(req, reply) => drive(slot, timer, |a| Job::Write(req, a), reply).await,
+        TxMsg::List(req, reply) => drive(slot, timer, |a| Job::List(req, a), reply).await,
+        TxMsg::Commit(reply) => drive(slot, timer, Job::Commit, reply).await,
+        TxMsg::CommitWithToken(reply) => drive(slot, timer, Job::CommitWithToken, reply).await,
+        TxMsg::Rollback(reply) => drive(slot, timer, Job::Rollback, reply).await,
+    }
+}
+
+/// Hand `job` off and take its answer here, for `reply`.
+async fn drive<T: Send + 'static>(
+    slot: &mut Slot,
+    timer: &mut Timer,
+    job: impl FnOnce(Starter<T>) -> Job,
+    reply: RpcReplyPort<Result<T>>,
+) {
+    let (starter, answer) = handoff::pair();
+    // A caller that has gone leaves no answer to take: a COMMIT is then
+    // not sent, any other statement runs to its end in a task of its own.
+    let answer = (!reply.is_closed()).then_some(answer);
+    let taken = async move {
+        match answer {
+            Some(answer) => Some(answer.await),
+            None => None,
+        }
+    };
+    let ((), answer) = tokio::join!(hand_off(slot, timer, job(starter)), taken);
+    // A caller that has gone meanwhile is not the actor's failure.
+    if let Some(answer) = answer {
+        let _ = reply.send(answer);
+    }
+}
+
 /// Start a [`Tx`] method's statement (or its COMMIT or ROLLBACK) and
 /// leave it to its caller; the transaction comes back when it ends (see
 /// [`super::handoff`]). Messages queued meanwhile wait their turn.
 async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
     match job {
-        Job::Read(req, answer) => {
-            let step = |state: &TxState| Statement {
-                span: state.operation_span("read", &req.model),
-                plan: RowPlan::read(state.held.catalog(), &req.model, req.id),
-            };
-            run_handed_off(slot, timer, step, answer).await;
-        }
-        Job::LockForUpdate(req, answer) => {
-            let step = |state: &TxState| Statement {
-                span: state.operation_span("lock_for_update", &req.model),
-                plan: RowPlan::lock_for_update(state.held.catalog(), &req.model, req.id),
-            };
-            run_handed_off(slot, timer, step, answer).await;
-        }
-        Job::Write(req, answer) => {
-            let step = |state: &TxState| Statement {
-                span: state.operation_span(req.op.name(), &req.model),
-                plan: RowPlan::write(state.held.catalog(), &req.model, req.op),
-            };
-            run_handed_off(slot, timer, step, answer).await;
-        }
-        Job::List(req, answer) => {
-            let step = |state: &TxState| Statement {
-                span: state.operation_span("list", &req.model),
-                plan: PagePlan::new(state.held.catalog(), req),
-            };
-            run_handed_off(slot, timer, step, answer).await;
-        }
+        Job::Read(req, answer) => statement(slot, timer, req, answer).await,
+        Job::LockForUpdate(req, answer) => statement(slot, timer, LockForUpdate(req), answer).await,
+        Job::Write(req, answer) => statement(slot, timer, req, answer).await,
+        Job::List(req, answer) => statement(slot, timer, req, answer).await,
         Job::Commit(answer) => run_handed_off(slot, timer, |_: &TxState| Commit, answer).await,
         Job::CommitWithToken(answer) => {
             run_handed_off(slot, timer, |_: &TxState| CommitWithToken, answer).await
         }
         Job::Rollback(answer) => run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await,
     }
+}
+
+/// Hand off the statement of `req`, in its span.
+async fn statement<R: Request>(
+    slot: &mut Slot,
+    timer: &mut Timer,
+    req: R,
+    answer: Starter<<R::Plan as Plan>::Output>,
+) {
+    let step = |state: &TxState| Statement {
+        span: state.operation_span(req.operation(), req.model()),
+        plan: req.plan(state.held.catalog()),
+    };
+    run_handed_off(slot, timer, step, answer).await;
 }
 
 async fn run_handed_off<S: Step>(

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ractor::ActorRef;
+use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
 use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
@@ -12,7 +12,7 @@ use crate::pool::ConsistencyToken;
 use crate::schema::{Page, Query, Record, Value};
 
 use super::handoff::{self, Starter};
-use super::msg::{Drive, Job, TxMsg};
+use super::msg::{Inbox, Job, TxMsg};
 use super::spares::SpareActors;
 
 /// A handle to one open transaction: cheap to clone, sends [`TxMsg`]s to the
@@ -51,7 +51,7 @@ pub struct Tx {
 /// its state's drop guard closes the connection on paths where `post_stop`
 /// does not run.
 struct Owner {
-    actor: ActorRef<TxMsg>,
+    actor: ActorRef<Inbox>,
     /// COMMIT or ROLLBACK was answered.
     ended: AtomicBool,
     /// [`Tx::actor`] was called.
@@ -75,7 +75,7 @@ impl Drop for Owner {
 }
 
 impl Tx {
-    pub(crate) fn new(actor: ActorRef<TxMsg>, spares: Arc<SpareActors>) -> Tx {
+    pub(crate) fn new(actor: ActorRef<Inbox>, spares: Arc<SpareActors>) -> Tx {
         Tx {
             owner: Arc::new(Owner {
                 actor,
@@ -86,12 +86,13 @@ impl Tx {
         }
     }
 
-    /// The transaction actor, to send [`TxMsg`]s from ractor code. Keep this
-    /// `Tx` alive meanwhile: dropping the last one rolls back. The actor
-    /// serves this transaction only; it stops when the last `Tx` goes.
-    pub fn actor(&self) -> ActorRef<TxMsg> {
+    /// The transaction actor, to send [`TxMsg`]s from ractor code
+    /// (`ractor::call!` works on it as on an `ActorRef`). Keep this `Tx`
+    /// alive meanwhile: dropping the last one rolls back. The actor serves
+    /// this transaction only; it stops when the last `Tx` goes.
+    pub fn actor(&self) -> DerivedActorRef<TxMsg> {
         self.owner.handed_out.store(true, Ordering::Release);
-        self.owner.actor.clone()
+        self.owner.actor.get_derived()
     }
 
     /// Read one row by id on the transaction's connection.
@@ -164,7 +165,7 @@ impl Tx {
         if self
             .owner
             .actor
-            .send_message(TxMsg::Drive(Drive(job(starter))))
+            .send_message(Inbox::Drive(job(starter)))
             .is_err()
         {
             return Err(Error::tx_closed());

@@ -3,7 +3,7 @@
 
 use ractor::RpcReplyPort;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
 use crate::pool::ConsistencyToken;
 use crate::schema::{Page, Record};
@@ -32,73 +32,46 @@ pub enum TxMsg {
     CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
-    /// A statement of a [`crate::Tx`] method, whose caller takes the answer
-    /// itself (see `crate::handoff`); not for ractor code, which sends the
-    /// variants above.
-    #[doc(hidden)]
-    Drive(Drive),
-    /// A new transaction for a spare actor (internal).
-    #[doc(hidden)]
-    Adopt(Adopt),
-    /// The actor's periodic look at an idle transaction (internal).
-    #[doc(hidden)]
-    Watch(Watch),
 }
 
-impl TxMsg {
-    /// Answer `err` without running anything.
-    pub(crate) fn refuse(self, err: Error) {
-        match self {
-            TxMsg::Read(_, reply) | TxMsg::LockForUpdate(_, reply) => drop(reply.send(Err(err))),
-            TxMsg::Write(_, reply) => drop(reply.send(Err(err))),
-            TxMsg::List(_, reply) => drop(reply.send(Err(err))),
-            TxMsg::Commit(reply) | TxMsg::Rollback(reply) => drop(reply.send(Err(err))),
-            TxMsg::CommitWithToken(reply) => drop(reply.send(Err(err))),
-            TxMsg::Drive(Drive(job)) => match job {
-                Job::Read(_, answer) | Job::LockForUpdate(_, answer) | Job::Write(_, answer) => {
-                    answer.answer(Err(err))
-                }
-                Job::List(_, answer) => answer.answer(Err(err)),
-                Job::Commit(answer) | Job::Rollback(answer) => answer.answer(Err(err)),
-                Job::CommitWithToken(answer) => answer.answer(Err(err)),
-            },
-            // Dropping the transaction closes its connection.
-            TxMsg::Adopt(_) | TxMsg::Watch(_) => {}
+/// What a transaction actor takes: a [`TxMsg`] from ractor code (sent
+/// through the [`ractor::DerivedActorRef`] that [`crate::Tx::actor`]
+/// answers), and what only the adapter sends.
+pub(crate) enum Inbox {
+    /// A ractor caller's message: the actor drives its statement to the
+    /// end in the caller's place and answers the reply port.
+    Message(TxMsg),
+    /// A statement of a [`crate::Tx`] method, whose caller takes the
+    /// answer itself (see [`super::handoff`]).
+    Drive(Job),
+    /// A new transaction for a spare actor.
+    Adopt(Box<TxState>),
+    /// The actor's periodic look at its transaction: one idle past the
+    /// session's `idle_in_transaction_timeout`, or whose connection the
+    /// server closed, is ended.
+    Watch,
+}
+
+impl From<TxMsg> for Inbox {
+    fn from(msg: TxMsg) -> Inbox {
+        Inbox::Message(msg)
+    }
+}
+
+/// The way back for a [`TxMsg`] the actor's mailbox refused (ractor hands
+/// it back to the sender).
+impl TryFrom<Inbox> for TxMsg {
+    type Error = Inbox;
+    fn try_from(inbox: Inbox) -> std::result::Result<TxMsg, Inbox> {
+        match inbox {
+            Inbox::Message(msg) => Ok(msg),
+            other => Err(other),
         }
     }
-
-    /// Whether this message ends the transaction (COMMIT or ROLLBACK).
-    pub(crate) fn ends_transaction(&self) -> bool {
-        matches!(
-            self,
-            TxMsg::Commit(_) | TxMsg::CommitWithToken(_) | TxMsg::Rollback(_)
-        )
-    }
 }
 
-/// A statement sent by a [`Tx`] method (opaque).
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Drive(pub(crate) Job);
-
-/// The transaction actor's periodic look at its transaction (opaque): one
-/// idle past the session's `idle_in_transaction_timeout`, or whose
-/// connection the server closed, is ended.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Watch(pub(crate) ());
-
-/// A transaction handed to a spare actor (opaque).
-#[doc(hidden)]
-pub struct Adopt(pub(crate) Box<TxState>);
-
-impl std::fmt::Debug for Adopt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Adopt")
-    }
-}
-
-/// What a [`Drive`] asks for, with the actor's end of its answer.
+/// A statement (or the COMMIT or ROLLBACK that ends the transaction),
+/// with the actor's end of its answer.
 #[derive(Debug)]
 pub(crate) enum Job {
     Read(ReadRequest, Starter<Record>),

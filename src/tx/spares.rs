@@ -4,7 +4,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ractor::ActorRef;
 
-use super::msg::TxMsg;
+use super::msg::Inbox;
 
 /// Transaction actors between transactions, ready for the next one: a
 /// `begin` that finds one sends it the new transaction in a message, where
@@ -13,7 +13,7 @@ use super::msg::TxMsg;
 /// has connections (each open transaction holds one); more are stopped.
 #[derive(Default)]
 pub(crate) struct SpareActors {
-    idle: Mutex<Vec<ActorRef<TxMsg>>>,
+    idle: Mutex<Vec<ActorRef<Inbox>>>,
     most: usize,
 }
 
@@ -26,13 +26,13 @@ impl SpareActors {
         }
     }
 
-    pub(super) fn take(&self) -> Option<ActorRef<TxMsg>> {
+    pub(super) fn take(&self) -> Option<ActorRef<Inbox>> {
         self.lock().pop()
     }
 
     /// Keep `actor`, whose transaction has ended and whose `Tx` handles
     /// are all gone; `false` if there are enough spares already.
-    pub(crate) fn keep(&self, actor: &ActorRef<TxMsg>) -> bool {
+    pub(crate) fn keep(&self, actor: &ActorRef<Inbox>) -> bool {
         let mut idle = self.lock();
         let room = idle.len() < self.most;
         if room {
@@ -41,7 +41,7 @@ impl SpareActors {
         room
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<ActorRef<TxMsg>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<ActorRef<Inbox>>> {
         // The list stays valid whatever a panicking holder did.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -2,13 +2,11 @@
 //! COMMIT and ROLLBACK it runs on that connection.
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::panic::Location;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::RpcReplyPort;
 use tracing::{Instrument, Span};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -174,22 +172,6 @@ impl TxState {
     /// The span of one operation inside this transaction.
     pub(super) fn operation_span(&self, operation: &'static str, model: &str) -> Span {
         telemetry::operation(self.span.id(), operation, "tx", model)
-    }
-
-    /// Run one statement and answer it. Boxed: a statement's future is
-    /// kilobytes (the prepared-statement cache, the deadline, a pipelined
-    /// BEGIN), and ractor moves the `handle` future, as large as its
-    /// largest arm, for every message.
-    pub(super) fn answer<P: Plan>(
-        &mut self,
-        plan: Result<P>,
-        span: Span,
-        reply: RpcReplyPort<Result<P::Output>>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let result = self.run_recorded(plan, span).await;
-            let _ = reply.send(result);
-        })
     }
 
     /// Run one statement in its span and record its outcome there.

@@ -3,16 +3,27 @@
 //! nothing that belonged to the old transaction ever reaches the new one.
 
 use pgactor::{Db, ErrorKind, Query, Record, Tx, TxMsg, TxOptions, WriteOp, WriteRequest};
-use ractor::{call, ActorCell, ActorStatus};
+use ractor::{call, ActorCell, ActorId, ActorStatus};
 
 use crate::common::{eventually, open_primary, ready, stock_model};
 
-/// The supervisor's transaction actors, open or spare.
-fn transaction_actors(db: &Db) -> Vec<ActorCell> {
+/// The supervisor's children at open: its pool actors (nothing here
+/// subscribes, so no listener runs).
+fn pool_actors(db: &Db) -> Vec<ActorId> {
+    db.actor()
+        .get_children()
+        .iter()
+        .map(ActorCell::get_id)
+        .collect()
+}
+
+/// The supervisor's transaction actors, open or spare: its children but
+/// the pool actors it had at open.
+fn transaction_actors(db: &Db, pool_actors: &[ActorId]) -> Vec<ActorCell> {
     db.actor()
         .get_children()
         .into_iter()
-        .filter(|child| child.is_message_type_of::<TxMsg>() == Some(true))
+        .filter(|child| !pool_actors.contains(&child.get_id()))
         .collect()
 }
 
@@ -40,6 +51,7 @@ async fn skus(db: &Db) -> Vec<String> {
 async fn sequential_transactions_take_turns_on_one_actor_and_concurrent_ones_stay_within_the_pool()
 {
     let (db, _) = open_primary("spare_reuse", [stock_model()]).await;
+    let pools = pool_actors(&db);
     for n in 0..10 {
         let tx = begun_with(&db, &format!("s{n}")).await;
         if n % 2 == 0 {
@@ -49,7 +61,7 @@ async fn sequential_transactions_take_turns_on_one_actor_and_concurrent_ones_sta
         }
     }
     assert_eq!(
-        transaction_actors(&db).len(),
+        transaction_actors(&db, &pools).len(),
         1,
         "ten transactions one after another: one actor, kept between them"
     );
@@ -72,7 +84,7 @@ async fn sequential_transactions_take_turns_on_one_actor_and_concurrent_ones_sta
     }
     // Actors beyond that stop (asynchronously: wait for them to go).
     eventually("at most 20 transaction actors kept", || async {
-        let actors = transaction_actors(&db).len();
+        let actors = transaction_actors(&db, &pools).len();
         ready((1..=20).contains(&actors), actors)
     })
     .await;
@@ -130,10 +142,11 @@ async fn an_actor_handed_to_ractor_code_serves_its_transaction_only() {
 #[tokio::test]
 async fn a_spare_actor_that_died_is_replaced_by_a_new_one() {
     let (db, _) = open_primary("spare_died", [stock_model()]).await;
+    let pools = pool_actors(&db);
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.commit().await.unwrap();
     drop(tx);
-    let spares = transaction_actors(&db);
+    let spares = transaction_actors(&db, &pools);
     assert_eq!(spares.len(), 1);
     spares[0].kill();
     eventually("the spare has stopped", || async {
