@@ -18,7 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// use pgactor::{Error, ErrorKind};
 ///
 /// let err = Error::invalid_input("unknown model \"Nope\"");
-/// assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// assert_eq!(err.http_status(), 400);
 /// assert_eq!(err.code(), "INVALID_INPUT");
 /// ```
@@ -32,17 +32,19 @@ struct Inner {
     /// A pool (or a share of one) had no room: the server behind it may
     /// be healthy.
     exhausted: bool,
+    /// For [`ErrorKind::Constraint`]: the constraint a write broke.
+    violation: Option<ConstraintViolation>,
 }
 
 /// What kind of failure an [`Error`] is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The row does not exist (HTTP 404).
     NotFound,
     /// A unique, foreign-key, not-null or check constraint refused the write
     /// (HTTP 409 for unique, 422 for the others).
-    Constraint(ConstraintViolation),
+    Constraint(ConstraintKind),
     /// A serialization failure (SQLSTATE 40001) or a deadlock (40P01): retry
     /// the whole transaction (HTTP 409).
     Conflict,
@@ -147,7 +149,7 @@ impl fmt::Debug for ServerError {
 impl StdError for ServerError {}
 
 /// The four constraint kinds the adapter tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConstraintKind {
     /// SQLSTATE 23505.
     Unique,
@@ -177,6 +179,7 @@ impl Error {
             message: message.into(),
             source: None,
             exhausted: false,
+            violation: None,
         }))
     }
 
@@ -304,23 +307,20 @@ impl Error {
     }
 
     /// What kind of failure this is.
-    pub fn kind(&self) -> &ErrorKind {
-        &self.0.kind
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
     }
 
     /// The constraint a write broke, if this is a constraint error.
     pub fn constraint(&self) -> Option<&ConstraintViolation> {
-        match &self.0.kind {
-            ErrorKind::Constraint(violation) => Some(violation),
-            _ => None,
-        }
+        self.0.violation.as_ref()
     }
 
     /// The HTTP status a web layer should answer with.
     pub fn http_status(&self) -> u16 {
         match &self.0.kind {
             ErrorKind::NotFound => 404,
-            ErrorKind::Constraint(v) if v.kind == ConstraintKind::Unique => 409,
+            ErrorKind::Constraint(ConstraintKind::Unique) => 409,
             ErrorKind::Constraint(_) => 422,
             ErrorKind::Conflict => 409,
             ErrorKind::Timeout => 504,
@@ -339,7 +339,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match &self.0.kind {
             ErrorKind::NotFound => "NOT_FOUND",
-            ErrorKind::Constraint(v) => v.kind.code(),
+            ErrorKind::Constraint(kind) => kind.code(),
             ErrorKind::Conflict => "CONFLICT",
             ErrorKind::Timeout => "TIMEOUT",
             ErrorKind::InvalidInput => "INVALID_INPUT",
@@ -424,36 +424,44 @@ impl Error {
             return Error::new(kind, format!("{what}: {}", describe(&err))).with_source(err);
         };
         let code = db.code();
-        let kind = if write && ends_session(code) {
-            // The server ended the session while the write ran: whether it
-            // committed cannot be known from here.
-            ErrorKind::OutcomeUnknown
-        } else if let Some(constraint) = constraint_kind(code) {
-            ErrorKind::Constraint(ConstraintViolation {
-                kind: constraint,
+        let violation = constraint_kind(code)
+            .filter(|_| !(write && ends_session(code)))
+            .map(|kind| ConstraintViolation {
+                kind,
                 table: db.table().map(str::to_owned),
                 columns: constraint_columns(db.column(), db.detail()),
                 constraint: db.constraint().map(str::to_owned),
                 detail: db.detail().map(str::to_owned),
-            })
-        } else {
-            kind_of_sqlstate(code)
-        };
-        let message = match &kind {
-            ErrorKind::Constraint(v) => format!(
-                "{} on {}{}{}",
-                v.kind.code().to_ascii_lowercase().replace('_', " "),
-                v.table.as_deref().unwrap_or("?"),
-                if v.columns.is_empty() {
-                    ""
-                } else {
-                    " columns "
-                },
-                v.columns.join(", ")
+            });
+        let (kind, message) = match &violation {
+            // The server ended the session while the write ran: whether it
+            // committed cannot be known from here.
+            _ if write && ends_session(code) => (
+                ErrorKind::OutcomeUnknown,
+                format!("{} (SQLSTATE {})", db.message(), code.code()),
             ),
-            _ => format!("{} (SQLSTATE {})", db.message(), code.code()),
+            Some(v) => (
+                ErrorKind::Constraint(v.kind),
+                format!(
+                    "{} on {}{}{}",
+                    v.kind.code().to_ascii_lowercase().replace('_', " "),
+                    v.table.as_deref().unwrap_or("?"),
+                    if v.columns.is_empty() {
+                        ""
+                    } else {
+                        " columns "
+                    },
+                    v.columns.join(", ")
+                ),
+            ),
+            None => (
+                kind_of_sqlstate(code),
+                format!("{} (SQLSTATE {})", db.message(), code.code()),
+            ),
         };
-        Error::new(kind, message).with_source(ServerError(err))
+        let mut err = Error::new(kind, message).with_source(ServerError(err));
+        err.0.violation = violation;
+        err
     }
 }
 
@@ -613,21 +621,18 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_documented_table() {
-        let unique = ConstraintViolation {
-            kind: ConstraintKind::Unique,
-            table: None,
-            columns: vec![],
-            constraint: None,
-            detail: None,
-        };
-        let check = ConstraintViolation {
-            kind: ConstraintKind::Check,
-            ..unique.clone()
-        };
         let cases = [
             (ErrorKind::NotFound, 404, "NOT_FOUND"),
-            (ErrorKind::Constraint(unique), 409, "UNIQUE_VIOLATION"),
-            (ErrorKind::Constraint(check), 422, "CHECK_VIOLATION"),
+            (
+                ErrorKind::Constraint(ConstraintKind::Unique),
+                409,
+                "UNIQUE_VIOLATION",
+            ),
+            (
+                ErrorKind::Constraint(ConstraintKind::Check),
+                422,
+                "CHECK_VIOLATION",
+            ),
             (ErrorKind::Conflict, 409, "CONFLICT"),
             (ErrorKind::Timeout, 504, "TIMEOUT"),
             (ErrorKind::InvalidInput, 400, "INVALID_INPUT"),

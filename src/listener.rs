@@ -932,7 +932,7 @@ impl ListenerState {
     /// Answer every waiting subscribe with `err`'s kind and message.
     fn fail_waiting(&mut self, err: &Error) {
         for (_, _, reply) in std::mem::take(&mut self.waiting) {
-            let _ = reply.send(Err(Error::new(err.kind().clone(), err.to_string())));
+            let _ = reply.send(Err(Error::new(err.kind(), err.to_string())));
         }
     }
 
@@ -1001,7 +1001,7 @@ impl ListenerState {
                 ))
             }
         };
-        let broken = err.kind() == &ErrorKind::Unavailable || client.is_closed();
+        let broken = err.kind() == ErrorKind::Unavailable || client.is_closed();
         if broken {
             self.lost(myself, &err.to_string());
         }
@@ -1225,7 +1225,7 @@ pub(crate) mod tests {
         let (listener, sink) = spawn(ctx).await;
         let answer = ractor::call!(listener, ListenerMsg::Subscribe, "c".into(), sink).unwrap();
         let err = answer.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.to_string().contains("took longer than"), "{err}");
         listener.stop(None);
     }
@@ -1263,7 +1263,7 @@ pub(crate) mod tests {
             &"n".repeat(64),
         ] {
             let err = check_channel(bad).unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{bad}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         }
     }
 
@@ -1291,11 +1291,11 @@ pub(crate) mod tests {
         let mut ctx = context("postgres://app@db/shop");
         assert!(ctx.admit("orders").is_ok());
         ctx.listen_allowed = false;
-        assert_eq!(ctx.admit("orders").unwrap_err().kind(), &ErrorKind::Config);
+        assert_eq!(ctx.admit("orders").unwrap_err().kind(), ErrorKind::Config);
         // A bad name is still bad input first.
         assert_eq!(
             ctx.admit("a-b").unwrap_err().kind(),
-            &ErrorKind::InvalidInput
+            ErrorKind::InvalidInput
         );
     }
 }
@@ -1495,7 +1495,7 @@ mod queue_tests {
             live.clone()
         );
         let err = four.unwrap().unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Unavailable);
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(err.to_string().contains("max_channels"), "{err}");
         let mut channels: Vec<String> = ctx.table().channels.keys().cloned().collect();
         channels.sort();

@@ -518,7 +518,7 @@ mod tests {
         );
         let sub = sink().await;
         let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub.clone()).unwrap();
-        assert_eq!(refused.unwrap_err().kind(), &crate::ErrorKind::Unavailable);
+        assert_eq!(refused.unwrap_err().kind(), crate::ErrorKind::Unavailable);
         let listener = others(&supervisor, &routes);
         assert_eq!(listener.len(), 1, "one listener");
 
@@ -569,7 +569,7 @@ mod tests {
             .unwrap();
         let sub = sink().await;
         let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub).unwrap();
-        assert_eq!(refused.unwrap_err().kind(), &crate::ErrorKind::Config);
+        assert_eq!(refused.unwrap_err().kind(), crate::ErrorKind::Config);
         assert!(others(&supervisor, &routes).is_empty());
         supervisor.stop_and_wait(None, None).await.unwrap();
     }

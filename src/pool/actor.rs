@@ -207,7 +207,7 @@ pub(crate) async fn serve<P: Plan>(
             // A replica that cannot be reached, not a read pool without room
             // (that is no sign of a failed replica).
             Err(err)
-                if on_replica && err.kind() == &ErrorKind::Unavailable && !err.is_exhausted() =>
+                if on_replica && err.kind() == ErrorKind::Unavailable && !err.is_exhausted() =>
             {
                 match &ctx.replica {
                     Some(r) if r.watch.falls_back() => {
@@ -336,7 +336,7 @@ async fn run_shared<P: Plan>(
         .run(ride.client(), overrun, deadline, &mut Timer::default())
         .await;
     match result {
-        Err(err) if err.kind() == &ErrorKind::Unavailable && fate == Fate::Reusable => {
+        Err(err) if err.kind() == ErrorKind::Unavailable && fate == Fate::Reusable => {
             ride.failed();
             lanes.evict(ride);
             run_on(pool, plan, deadline, gone).await

@@ -310,7 +310,7 @@ pub(crate) trait Plan: Send + Sync + 'static {
             // a connection that would look idle. Cancel and drain it first.
             let timed_out = result
                 .as_ref()
-                .is_err_and(|e| e.kind() == &ErrorKind::Timeout);
+                .is_err_and(|e| e.kind() == ErrorKind::Timeout);
             match overrun {
                 Overrun::Cancel(target)
                     if timed_out && self.pipelines() && fate == Fate::Reusable =>

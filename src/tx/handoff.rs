@@ -390,7 +390,7 @@ mod tests {
         let (starter, answer) = pair::<u32>();
         drop(starter);
         let err = within("the answer", answer).await.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+        assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
     }
 
     #[tokio::test]
@@ -405,7 +405,7 @@ mod tests {
         }));
         assert!(started.is_err());
         let err = within("the answer", waiting).await.unwrap().unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+        assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
     }
 
     #[tokio::test]
@@ -460,7 +460,7 @@ mod tests {
         handed.take_back();
         go.send(()).unwrap();
         let err = within("the answer", waiting).await.unwrap().unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+        assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
     }
 
     #[tokio::test]

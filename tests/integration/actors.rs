@@ -104,7 +104,7 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
         id: id.into(),
     };
     let missed = call!(sup, DbMsg::Read, read).unwrap().unwrap_err();
-    assert_eq!(missed.kind(), &ErrorKind::NotFound);
+    assert_eq!(missed.kind(), ErrorKind::NotFound);
     let list = ListRequest {
         model: "StockBalance".into(),
         query: Query::new(),
@@ -198,6 +198,6 @@ async fn calls_after_close_fail_as_closed() {
     let clone = db.clone();
     db.close().await;
     let err = clone.list("StockBalance", Query::new()).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Closed);
+    assert_eq!(err.kind(), ErrorKind::Closed);
     assert_eq!(err.http_status(), 503);
 }

@@ -141,7 +141,7 @@ impl Fixture {
 }
 
 fn assert_invalid_input(err: &Error, label: &str) {
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{label}: {err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{label}: {err:?}");
     assert_eq!(
         (err.http_status(), err.code()),
         (400, "INVALID_INPUT"),
@@ -442,7 +442,7 @@ async fn injected_session_settings_are_a_config_error_and_create_nothing() {
             .open()
             .await
             .expect_err(&format!("{session:?}"));
-        assert_eq!(err.kind(), &ErrorKind::Config, "{session:?}: {err:?}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{session:?}: {err:?}");
         let created: i64 = obs
             .query_one(
                 "SELECT count(*) FROM pg_namespace WHERE nspname::text = $1",

@@ -145,7 +145,7 @@ async fn transactions_commit_and_roll_back_through_the_bouncer() {
     );
     tx.rollback().await.unwrap();
     let err = db.read("StockBalance", undone).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::NotFound, "rolled back");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "rolled back");
 
     let tx = db.begin(TxOptions::default()).await.unwrap();
     let row = tx
@@ -402,13 +402,13 @@ async fn transactions_run_with_the_configured_settings_autocommit_with_the_serve
     let holder = own.lock_row_outside(id).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     let err = tx.lock_for_update("StockBalance", id).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.sqlstate(), Some(&SqlState::LOCK_NOT_AVAILABLE), "{err}");
     tx.rollback().await.unwrap();
     // Outside a transaction the server's lock_timeout (none) applies: only
     // the client's deadline ends the wait, with a cancel through the bouncer.
     let err = hasty_update(db, id, 300).await;
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.sqlstate(), None, "{err}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     let row = db.read("StockBalance", id).await.unwrap();
@@ -430,7 +430,7 @@ async fn a_time_zone_the_server_refuses_fails_the_open_in_pooler_mode_too() {
         .open()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("Mars/Olympus_Mons"), "{err}");
 }
 
@@ -673,7 +673,7 @@ async fn a_write_queued_in_the_bouncer_past_its_query_timeout_is_outcome_unknown
         holders.push(client);
     }
     let err = hasty_update(db, id, 300).await;
-    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     for holder in &holders {
         holder.batch_execute("COMMIT").await.unwrap();
     }
@@ -696,7 +696,7 @@ async fn query_timeouts_cancel_through_the_bouncer_and_the_bouncer_survives_them
         let err = hasty_update(db, id, 100).await;
         assert_eq!(
             err.kind(),
-            &ErrorKind::Timeout,
+            ErrorKind::Timeout,
             "cancelled on the server: {err}"
         );
     }
@@ -758,7 +758,7 @@ async fn subscribe_is_refused_in_pooler_mode_and_opens_no_connection() {
         .subscribe("orders", subscriber.clone())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("PgBouncer"), "{err}");
     assert_eq!(
         bouncer_clients_named(&app).await,

@@ -53,7 +53,7 @@ pub(crate) async fn row_life(db: &Db) {
 
     db.delete("StockBalance", id).await.unwrap();
     let err = db.read("StockBalance", id).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.http_status(), 404);
 }
 

@@ -95,7 +95,7 @@ async fn a_missing_id_is_not_found_for_read_update_and_delete() {
     ];
     for (op, result) in ["read", "update", "delete"].into_iter().zip(results) {
         let err = result.expect_err(op);
-        assert_eq!(err.kind(), &ErrorKind::NotFound, "{op}: {err:?}");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{op}: {err:?}");
         assert_eq!((err.http_status(), err.code()), (404, "NOT_FOUND"), "{op}");
     }
     db.close().await;
@@ -281,7 +281,7 @@ async fn a_write_waiting_past_lock_timeout_is_a_504() {
         .update("StockBalance", id, Record::new().with("quantity", 2_i64))
         .await
         .expect_err("blocked by the observer's lock");
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
     assert_eq!((err.http_status(), err.code()), (504, "TIMEOUT"));
     assert_eq!(
         err.sqlstate().map(|s| s.code()),
@@ -330,7 +330,7 @@ async fn a_pool_with_no_free_connection_answers_503() {
     let err = create_stock(&db, "NEVER-SENT", 1)
         .await
         .expect_err("no connection");
-    assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
     assert_eq!((err.http_status(), err.code()), (503, "UNAVAILABLE"));
 
     holder.batch_execute("ROLLBACK").await.expect("release");

@@ -320,7 +320,7 @@ async fn a_limit_above_the_maximum_page_is_refused_and_the_maximum_itself_is_ser
         .list(MODEL, Query::new().limit(MAX_PAGE + 1))
         .await
         .expect_err("a page above MAX_PAGE");
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("max_page"), "{err}");
     let page = list(&db, Query::new().limit(MAX_PAGE)).await;
     assert_eq!(page.rows.len(), items.len());
@@ -337,7 +337,7 @@ async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() 
             .max_page(rows)
     };
     let zero = options(0).open().await.expect_err("max_page 0");
-    assert_eq!(zero.kind(), &ErrorKind::Config, "{zero}");
+    assert_eq!(zero.kind(), ErrorKind::Config, "{zero}");
     let db = options(5).open().await.expect("open");
     for i in 0..8 {
         db.create(MODEL, Item::nth(i).record()).await.expect("seed");
@@ -346,7 +346,7 @@ async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() 
         .list(MODEL, Query::new().limit(6))
         .await
         .expect_err("a page above max_page");
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let page = list(&db, Query::new()).await;
     assert_eq!((page.limit, page.rows.len(), page.total), (5, 5, 8));
     let page = list(&db, Query::new().limit(5)).await;

@@ -273,9 +273,9 @@ async fn bad_channel_names_are_invalid_input_and_send_no_sql() {
     let long = "c".repeat(64);
     for bad in ["", "bad-name", "1st", "x\"; NOTIFY y; --", "sp ace", &long] {
         let err = db.subscribe(bad, sub.clone()).await.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{bad:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
         let err = db.unsubscribe(bad, &sub).await.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{bad:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}: {err}");
     }
     // No new session, no statement on the old ones.
     assert_eq!(
@@ -358,7 +358,7 @@ async fn close_leaves_no_listener_session() {
         .subscribe(&unique_channel("late"), other)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Closed);
+    assert_eq!(err.kind(), ErrorKind::Closed);
 }
 
 #[tokio::test]
@@ -377,7 +377,7 @@ async fn during_a_graceful_shutdown_subscribers_still_get_notifications_and_subs
     let (late, _rx) = subscriber().await;
     eventually("subscribes are refused", || async {
         match db.subscribe(&channel, late.clone()).await {
-            Err(err) if err.kind() == &ErrorKind::Closed => Ok(()),
+            Err(err) if err.kind() == ErrorKind::Closed => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })
@@ -406,7 +406,7 @@ async fn the_listener_follows_a_primary_restart() {
     let fresh = unique_channel("fresh");
     let (during, mut rx_during) = subscriber().await;
     let refused = db.subscribe(&fresh, during.clone()).await.unwrap_err();
-    assert_eq!(refused.kind(), &ErrorKind::Unavailable, "{refused}");
+    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
     topo.pg_ctl(&data, &["start"]);
 
     assert_eq!(
@@ -560,14 +560,14 @@ async fn a_subscribe_queued_behind_a_busy_listener_answers_timeout_within_its_bo
     let started = std::time::Instant::now();
     let err = db.subscribe(&late, sub.clone()).await.unwrap_err();
     let waited = started.elapsed();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.to_string().contains("not kept"), "{err}");
     // The bound, and the timer's own lateness on a loaded machine.
     let slack = Duration::from_millis(500);
     assert!(waited <= bound + slack, "answered after {waited:?}");
     let started = std::time::Instant::now();
     let err = db.unsubscribe(&first, &sub).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(started.elapsed() <= bound + slack);
 
     // Every queued subscribe is answered in turn, the late one was skipped,

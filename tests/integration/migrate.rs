@@ -289,7 +289,7 @@ async fn a_required_field_that_existing_rows_cannot_fill_fails_open_and_changes_
         "the migration is all or nothing"
     );
     assert!(cat.columns("stock").await.iter().all(|c| c.0 != "weight"));
-    assert_eq!(err.kind(), &ErrorKind::Database, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Database, "{err:?}");
     assert_eq!(
         err.sqlstate().map(|s| s.code()),
         Some("23502"),
@@ -402,7 +402,7 @@ async fn without_auto_migrate_open_creates_no_tables_and_reads_name_the_missing_
         .read("Stock", Uuid::now_v7())
         .await
         .expect_err("no table");
-    assert_eq!(err.kind(), &ErrorKind::Database, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Database, "{err:?}");
     assert_eq!((err.http_status(), err.code()), (500, "DATABASE"));
     assert_eq!(
         err.sqlstate().map(|s| s.code()),
@@ -419,7 +419,7 @@ async fn without_auto_migrate_open_creates_no_tables_and_reads_name_the_missing_
     assert!(!report.statements.is_empty());
     assert_eq!(cat.tables().await, ["stock"]);
     let err = db.read("Stock", Uuid::now_v7()).await.expect_err("no row");
-    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    assert_eq!(err.kind(), ErrorKind::NotFound);
     db.close().await;
 }
 
@@ -626,7 +626,7 @@ async fn an_object_that_holds_a_declared_index_name_but_is_not_that_index_fails_
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let err = open_in(&schema, vec![pair()], true).await.expect_err(what);
-        assert_eq!(err.kind(), &ErrorKind::Config, "{what}: {err:?}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{what}: {err:?}");
         assert!(err.to_string().contains(&name), "{what}: {err}");
     }
 }
@@ -724,7 +724,7 @@ async fn a_model_whose_table_is_named_like_another_models_primary_key_is_refused
                 db
             }
         };
-        assert_eq!(err.kind(), &ErrorKind::Config, "{other}: {err:?}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{other}: {err:?}");
         assert!(err.to_string().contains(name), "{other}: {err}");
     }
 }
@@ -748,7 +748,7 @@ async fn a_relation_that_is_not_a_table_or_view_under_a_models_table_name_fails_
         .expect(kind);
         let stock = Model::new("Stock").field(Field::new("sku", FieldType::Text));
         let err = open_in(&schema, vec![stock], true).await.expect_err(kind);
-        assert_eq!(err.kind(), &ErrorKind::Config, "{kind}: {err:?}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{kind}: {err:?}");
         let text = err.to_string();
         assert!(
             text.contains("\"stock\"") && text.contains(kind),
@@ -783,6 +783,6 @@ async fn a_view_under_a_models_table_name_is_left_alone_but_a_declared_index_it_
     let err = open_in(&schema, vec![unique], true)
         .await
         .expect_err("a unique field the view cannot enforce");
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
     assert!(err.to_string().contains("is a view"), "{err}");
 }

@@ -49,7 +49,7 @@ fn everything_shown(err: &Error) -> String {
 /// `err` is of `kind`, its message mentions each of `mentions`, and nothing
 /// it shows (sources included) holds [`PASSWORD`].
 pub(crate) fn assert_open_error(err: &Error, kind: ErrorKind, mentions: &[&str]) {
-    assert_eq!(err.kind(), &kind, "{err}");
+    assert_eq!(err.kind(), kind, "{err}");
     for part in mentions {
         assert!(err.to_string().contains(part), "{part:?} missing in: {err}");
     }
@@ -214,7 +214,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
         .await
         .expect("the third write waits for the pool, not for the lock");
     let err = third.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("write pool"), "{err}");
     assert_eq!(lock_waiters(&watcher, &app).await, 2, "no third connection");
 
@@ -276,11 +276,11 @@ async fn two_adapters_in_one_process_serve_side_by_side() {
     crud_round_trip(&b).await;
     a.read("StockBalance", in_a).await.expect("a reads its row");
     let err = b.read("StockBalance", in_a).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::NotFound, "b has its own schema");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "b has its own schema");
 
     a.close().await;
     let err = a.read("StockBalance", in_a).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Closed, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
     crud_round_trip(&b).await;
     b.close().await;
 }
@@ -300,7 +300,7 @@ async fn a_failed_open_leaves_no_connection_behind() {
         .open()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     // The write pool had connected before the read pool failed: it is closed.
     no_session_left(&app).await;
 }
@@ -562,7 +562,7 @@ async fn malformed_dsns_never_show_any_part_of_the_password() {
             !shows_a_half(&shown),
             "the error shows the password: {shown}"
         );
-        assert_eq!(err.kind(), &ErrorKind::Config, "{dsn}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{dsn}: {err}");
         let panicked = tokio::spawn({
             let dsn = dsn.clone();
             async move { pgactor::must_open(&dsn, "", Registry::new()).await }
@@ -590,7 +590,7 @@ async fn an_unknown_sslmode_is_quoted_as_a_short_prefix_only() {
     )
     .await
     .expect_err("unknown sslmode");
-    assert_eq!(err.kind(), &ErrorKind::Config);
+    assert_eq!(err.kind(), ErrorKind::Config);
     let shown = err.to_string();
     assert!(
         shown.contains("unknown sslmode \"ver…\" (12 bytes)"),
@@ -622,7 +622,7 @@ async fn a_size_of_zero_for_the_statement_cache_the_notification_buffer_the_chan
     ];
     for (setting, options) in cases {
         let err = options.open().await.expect_err(setting);
-        assert_eq!(err.kind(), &ErrorKind::Config, "{setting}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{setting}: {err}");
         assert!(err.to_string().contains(setting), "{setting}: {err}");
     }
 }

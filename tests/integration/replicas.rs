@@ -70,7 +70,7 @@ async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_th
 
     // Outside a transaction, the replica's lag shows: the row is not there.
     let stale = db.read("StockBalance", id).await.unwrap_err();
-    assert_eq!(stale.kind(), &ErrorKind::NotFound);
+    assert_eq!(stale.kind(), ErrorKind::NotFound);
     // Inside a transaction everything runs on the primary.
     let tx = db.begin(TxOptions::default()).await.unwrap();
     assert_eq!(tx.read("StockBalance", id).await.unwrap(), row);
@@ -155,7 +155,7 @@ async fn reads_fall_back_to_the_primary_while_the_replica_is_down_and_return() {
     let refused = strict.read("StockBalance", id).await.unwrap_err();
     assert_eq!(
         refused.kind(),
-        &ErrorKind::Unavailable,
+        ErrorKind::Unavailable,
         "fallback off: {refused}"
     );
 
@@ -224,7 +224,7 @@ async fn no_place_for_reads_on_the_primary_is_refused_at_open() {
         .open()
         .await
         .expect_err("max_primary_reads 0");
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("max_primary_reads"), "{err}");
 }
 

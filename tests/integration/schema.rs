@@ -46,7 +46,7 @@ pub(crate) async fn crud_round_trip(db: &Db) {
     assert_eq!(updated.get::<i64>("quantity").unwrap(), 9);
     db.delete("StockBalance", id).await.expect("delete");
     let gone = db.read("StockBalance", id).await.unwrap_err();
-    assert_eq!(gone.kind(), &ErrorKind::NotFound, "{gone}");
+    assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
 }
 
 /// A LOGIN role of the test's own, with no privilege beyond PUBLIC's: in
@@ -218,14 +218,14 @@ async fn bad_schema_names_fail_open_with_config_before_any_sql() {
         let err = open_in(&primary_url(), name, registry([stock_model()]), true)
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Config, "{name:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{name:?}: {err}");
         assert!(err.to_string().contains("schema"), "{name:?}: {err}");
         // Checked before connecting: against a server that is not there,
         // the answer is still Config, not Unavailable.
         let err = open_in(&unreachable, name, Registry::new(), true)
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Config, "{name:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{name:?}: {err}");
     }
 
     let admin = observer(&primary_url()).await;
@@ -302,7 +302,7 @@ async fn a_role_without_create_cannot_get_a_missing_schema_and_open_names_it() {
     let err = open_in(&role.url, &schema, registry([stock_model()]), true)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains(&format!("\"{schema}\"")), "{err}");
     assert!(!schema_exists(&admin, &schema).await);
     role.remove(&admin).await;

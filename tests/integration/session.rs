@@ -280,7 +280,7 @@ async fn an_unknown_time_zone_fails_open_with_config_naming_the_pool() {
         .open()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("write pool"), "{err}");
     let admin = observer(&primary_url()).await;
     assert!(
@@ -319,7 +319,7 @@ async fn a_statement_running_past_statement_timeout_fails_with_timeout() {
     let db = open_with("", session, model).await;
 
     let err = db.read("SlowRead", id).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("57014"), "{err}");
     db.close().await;
 }
@@ -354,7 +354,7 @@ async fn a_write_waiting_past_lock_timeout_fails_with_timeout() {
         .update("StockBalance", id, Record::new().with("quantity", 1_i64))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("55P03"), "{err}");
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(db.read("StockBalance", id).await.unwrap(), row, "unchanged");

@@ -131,7 +131,7 @@ async fn a_read_past_its_timeout_retires_its_lane_and_reads_go_on() {
         .read("StockBalance", ids[0])
         .await
         .expect_err("the table is locked");
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     admin.batch_execute("ROLLBACK").await.unwrap();
 
     // The lane's connection is closed, never given back, and a new one serves.
@@ -173,7 +173,7 @@ async fn as_many_lanes_as_read_connections_or_more_is_refused_at_open() {
             .open()
             .await
             .expect_err("lanes need a read connection to spare");
-        assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
         assert!(err.to_string().contains("shared_reads"), "{err}");
     }
 }
@@ -188,6 +188,6 @@ async fn shared_reads_behind_a_transaction_pooling_bouncer_are_refused_at_open()
         .open()
         .await
         .expect_err("lanes need a session of their own");
-    assert_eq!(err.kind(), &ErrorKind::Config, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("shared_reads"), "{err}");
 }

@@ -36,13 +36,13 @@ async fn an_open_transaction_may_commit_while_new_work_is_refused() {
     };
     eventually("new work is refused", || async {
         match db.list("StockBalance", Query::new()).await {
-            Err(err) if err.kind() == &ErrorKind::Closed => Ok(()),
+            Err(err) if err.kind() == ErrorKind::Closed => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })
     .await;
     let begin = db.begin(TxOptions::default()).await.unwrap_err();
-    assert_eq!(begin.kind(), &ErrorKind::Closed);
+    assert_eq!(begin.kind(), ErrorKind::Closed);
     assert!(
         !closing.is_finished(),
         "shutdown waits for the open transaction"

@@ -105,9 +105,9 @@ async fn a_handle_kept_after_commit_never_reaches_the_next_transaction() {
         .create("StockBalance", Record::new().with("sku", "late"))
         .await
         .unwrap_err();
-    assert_eq!(late.kind(), &ErrorKind::TxClosed, "{late}");
+    assert_eq!(late.kind(), ErrorKind::TxClosed, "{late}");
     let late_commit = kept.commit().await.unwrap_err();
-    assert_eq!(late_commit.kind(), &ErrorKind::TxClosed, "{late_commit}");
+    assert_eq!(late_commit.kind(), ErrorKind::TxClosed, "{late_commit}");
     second.rollback().await.unwrap();
     assert_eq!(skus(&db).await, ["first"]);
     db.close().await;
@@ -130,7 +130,7 @@ async fn an_actor_handed_to_ractor_code_serves_its_transaction_only() {
         Err(_) => {} // the actor has stopped
         Ok(answer) => assert_eq!(
             answer.unwrap_err().kind(),
-            &ErrorKind::TxClosed,
+            ErrorKind::TxClosed,
             "the old transaction's actor answers for the old transaction"
         ),
     }

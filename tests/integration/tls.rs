@@ -253,7 +253,7 @@ async fn a_client_certificate_logs_in_where_the_server_demands_one() {
     };
 
     let err = open(base.clone()).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.to_string().contains("client certificate"), "{err}");
 
     let with_cert = format!(
@@ -360,7 +360,7 @@ async fn a_query_timeout_cancels_the_statement_over_tls() {
         .update("StockBalance", id, slow_patch())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     // Said only when the server answered "canceling statement due to user request".
     assert!(err.to_string().contains("cancelled on the server"), "{err}");
     assert_eq!(

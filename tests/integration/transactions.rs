@@ -154,7 +154,7 @@ async fn a_transaction_reads_its_own_writes_on_the_primary_while_the_replica_doe
     let err = db.read("StockBalance", id).await.unwrap_err();
     assert_eq!(
         err.kind(),
-        &ErrorKind::NotFound,
+        ErrorKind::NotFound,
         "a read outside the transaction goes to the replica"
     );
 
@@ -176,7 +176,7 @@ async fn lock_for_update_serialises_a_stock_of_k_among_n_callers() {
         .lock_for_update("StockBalance", uuid::Uuid::new_v4())
         .await
         .unwrap_err();
-    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
     tx.rollback().await.unwrap();
     db.close().await;
 }
@@ -249,10 +249,10 @@ async fn a_serialization_failure_is_a_conflict_and_a_retried_transfer_applies_on
         .update("Account", id, Record::new().with("balance", 1_i64))
         .await
         .unwrap_err();
-    assert_eq!((err.kind(), err.http_status()), (&ErrorKind::Conflict, 409));
+    assert_eq!((err.kind(), err.http_status()), (ErrorKind::Conflict, 409));
     assert!(err.is_retryable());
     let after = tx.read("Account", id).await.unwrap_err();
-    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
+    assert_eq!(after.kind(), ErrorKind::TxAborted, "{after}");
     tx.rollback().await.unwrap();
     db.close().await;
 }
@@ -327,7 +327,7 @@ async fn a_deadlock_is_a_conflict() {
     };
     let other = second.lock_for_update("StockBalance", a).await;
     let crossing = crossing.await.unwrap();
-    let kinds = [&other, &crossing].map(|r| r.as_ref().err().map(|e| e.kind().clone()));
+    let kinds = [&other, &crossing].map(|r| r.as_ref().err().map(|e| e.kind()));
     assert!(
         kinds.contains(&Some(ErrorKind::Conflict)),
         "one side is chosen as the deadlock victim: {kinds:?}"
@@ -349,7 +349,7 @@ async fn messages_to_a_finished_transaction_are_refused_as_closed() {
         tx.list("StockBalance", Query::new()).await.unwrap_err(),
         tx.commit().await.unwrap_err(),
     ] {
-        assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
+        assert_eq!(err.kind(), ErrorKind::TxClosed, "{err}");
     }
     assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
@@ -363,7 +363,7 @@ async fn bad_input_inside_a_transaction_does_not_abort_it() {
         .create("StockBalance", Record::new().with("sku", 5_i64))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
     tx.create("StockBalance", Record::new().with("sku", "fine"))
         .await
         .unwrap();
@@ -454,9 +454,9 @@ async fn the_servers_idle_in_transaction_timeout_fails_the_transaction_and_nothi
     })
     .await;
     let first = tx.list("StockBalance", Query::new()).await.unwrap_err();
-    assert_ne!(first.kind(), &ErrorKind::InvalidInput, "{first}");
+    assert_ne!(first.kind(), ErrorKind::InvalidInput, "{first}");
     let commit = tx.commit().await.unwrap_err();
-    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+    assert_eq!(commit.kind(), ErrorKind::TxAborted, "{commit}");
     assert_eq!(stock_rows(&db).await, 0);
     assert_nothing_left_open(&admin, &app).await;
     db.close().await;
@@ -482,14 +482,14 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
         .unwrap_err();
     assert_ne!(
         first.kind(),
-        &ErrorKind::NotFound,
+        ErrorKind::NotFound,
         "the transaction does not reconnect: {first}"
     );
     for err in [
         tx.list("StockBalance", Query::new()).await.unwrap_err(),
         tx.commit().await.unwrap_err(),
     ] {
-        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+        assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
     }
     assert_eq!(stock_rows(&db).await, 0);
     db.close().await;
@@ -580,9 +580,9 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
         .lock_for_update("StockBalance", uuid::Uuid::new_v4())
         .await
         .unwrap_err();
-    assert_eq!(first.kind(), &ErrorKind::Unavailable, "{first}");
+    assert_eq!(first.kind(), ErrorKind::Unavailable, "{first}");
     let commit = tx.commit().await.unwrap_err();
-    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+    assert_eq!(commit.kind(), ErrorKind::TxAborted, "{commit}");
     // The next transaction gets a new connection.
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create("StockBalance", Record::new().with("sku", "after"))
@@ -688,7 +688,7 @@ async fn a_transaction_idle_before_its_first_statement_is_ended_and_the_warn_nam
         }))
         .await;
     let err = outcome.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
     assert!(err.to_string().contains("idle"), "{err}");
     assert_eq!(stock_rows(&db).await, 0);
     let stats = db.stats();
@@ -768,10 +768,10 @@ async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection(
         .update("StockBalance", id, Record::new().with("quantity", 0_i64))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Database, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Database, "{err}");
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("25006"), "{err}");
     let commit = tx.commit().await.unwrap_err();
-    assert_eq!(commit.kind(), &ErrorKind::TxAborted, "{commit}");
+    assert_eq!(commit.kind(), ErrorKind::TxAborted, "{commit}");
 
     let runs = AtomicU32::new(0);
     let err = db
@@ -790,7 +790,7 @@ async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection(
         )
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Database, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Database, "{err}");
     assert_eq!(runs.load(Ordering::SeqCst), 1, "not retried");
 
     assert_eq!(
@@ -845,7 +845,7 @@ async fn a_query_timeout_cancels_the_statement_on_the_server() {
         .unwrap_err();
     assert_eq!(
         (err.kind(), err.http_status(), err.code()),
-        (&ErrorKind::Timeout, 504, "TIMEOUT")
+        (ErrorKind::Timeout, 504, "TIMEOUT")
     );
     assert_eq!(
         active_sleeps(&admin, &app).await,
@@ -893,9 +893,9 @@ async fn a_query_timeout_inside_a_transaction_aborts_it() {
         .update("StockBalance", id, slow_patch())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     let after = tx.read("StockBalance", id).await.unwrap_err();
-    assert_eq!(after.kind(), &ErrorKind::TxAborted, "{after}");
+    assert_eq!(after.kind(), ErrorKind::TxAborted, "{after}");
     tx.rollback().await.unwrap();
     assert_nothing_left_open(&admin, &app).await;
     db.close().await;
@@ -921,7 +921,7 @@ async fn server_statement_and_lock_timeouts_are_timeouts_named_in_the_message() 
         )
         .await
         .unwrap_err();
-    assert_eq!(slow.kind(), &ErrorKind::Timeout);
+    assert_eq!(slow.kind(), ErrorKind::Timeout);
     assert!(slow.to_string().contains("statement timeout"), "{slow}");
 
     let holder = lock_row_outside(&primary_url(), &app, id).await;
@@ -929,7 +929,7 @@ async fn server_statement_and_lock_timeouts_are_timeouts_named_in_the_message() 
         .update("StockBalance", id, Record::new().with("quantity", 2_i64))
         .await
         .unwrap_err();
-    assert_eq!(locked.kind(), &ErrorKind::Timeout);
+    assert_eq!(locked.kind(), ErrorKind::Timeout);
     assert!(locked.to_string().contains("lock timeout"), "{locked}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     db.close().await;
@@ -978,7 +978,7 @@ async fn a_connection_lost_during_commit_is_outcome_unknown() {
         .await
         .unwrap();
     let err = committing.await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     db.close().await;
 }
 
@@ -989,7 +989,7 @@ async fn a_transaction_actor_killed_during_commit_is_outcome_unknown() {
     let (tx, committing, _) = commit_in_flight(&db, &app, &admin).await;
     tx.actor().kill();
     let err = committing.await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     // And in doubt it was: the server finished the COMMIT it had received.
     eventually("the in-doubt row committed", || async {
         let page = db.list("StockBalance", Query::new()).await.unwrap();
@@ -1022,7 +1022,7 @@ async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
         .await
         .unwrap();
     let err = writing.await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     // A read whose connection is lost the same way is merely unavailable,
     // and the pool serves the next operation on a new connection.
     db.read("StockBalance", id).await.unwrap();
@@ -1056,7 +1056,7 @@ pub(crate) async fn only_the_ok_body_is_committed(db: &Db) {
         })
         .await
         .unwrap_err();
-    assert_eq!(refused.kind(), &ErrorKind::InvalidInput);
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput);
     let panicking = {
         let db = db.clone();
         tokio::spawn(async move {
@@ -1153,7 +1153,7 @@ async fn a_transaction_whose_statement_never_ended_rolls_back_ok_and_commits_not
         .await
         .expect("rollback after a statement that never ended");
     let err = tx.commit().await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TxClosed, "{err}");
 
     // The same through the actor door.
     let tx = a_transaction_whose_statement_never_ended(&db, &admin, &app, victim).await;
@@ -1164,7 +1164,7 @@ async fn a_transaction_whose_statement_never_ended_rolls_back_ok_and_commits_not
     // A commit is refused: nothing of the transaction is left to commit.
     let tx = a_transaction_whose_statement_never_ended(&db, &admin, &app, victim).await;
     let err = tx.commit().await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
+    assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
 
     // The backends of the three lost updates waited for the lock all
     // along (a backend waiting for a lock does not notice its client has

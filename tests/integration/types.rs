@@ -386,7 +386,7 @@ async fn typed_getters_read_the_stored_type_and_refuse_others() {
     ];
     for (i, result) in wrong.into_iter().enumerate() {
         let err = result.expect_err(&format!("case {i} must fail"));
-        assert_eq!(err.kind(), &ErrorKind::Decode, "case {i}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Decode, "case {i}: {err}");
         assert_eq!((err.http_status(), err.code()), (500, "DECODE"));
     }
     db.close().await;
@@ -407,11 +407,7 @@ async fn stored_values_the_rust_types_cannot_hold_are_a_decode_error() {
             format!("INSERT INTO \"{schema}\".sample (id, \"{field}\") VALUES ($1, {stored})");
         obs.execute(&sql, &[&id]).await.expect("written by hand");
         let err = db.read("Sample", id).await.expect_err(stored);
-        assert_eq!(
-            err.kind(),
-            &ErrorKind::Decode,
-            "{field} = {stored}: {err:?}"
-        );
+        assert_eq!(err.kind(), ErrorKind::Decode, "{field} = {stored}: {err:?}");
         assert!(
             err.to_string().contains(field),
             "{field} = {stored}: names the column: {err}"
@@ -466,7 +462,7 @@ async fn a_jsonb_document_too_deep_is_refused_before_it_is_sent() {
         )
         .await
         .expect_err("too deep");
-    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("doc"), "{err}");
     assert_eq!(
         samples(&obs, &schema).await,

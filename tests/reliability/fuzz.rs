@@ -492,7 +492,7 @@ fn fuzzed_dsns_and_queries_never_panic_leak_or_become_sql() {
         let Err(err) = result else {
             return Err(TestCaseError::fail("a DSN Debug could not parse opened"));
         };
-        prop_assert_eq!(err.kind(), &ErrorKind::Config, "{:?}", err);
+        prop_assert_eq!(err.kind(), ErrorKind::Config, "{:?}", err);
         if let Some(password) = &password {
             let text = format!("{err} {err:?}");
             prop_assert!(
@@ -532,7 +532,7 @@ fn fuzzed_dsns_and_queries_never_panic_leak_or_become_sql() {
         if err.sqlstate().map(|s| s.code()) == Some("42601") {
             *syntax_errors.lock().unwrap() += 1;
         }
-        prop_assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{:?}", err);
+        prop_assert_eq!(err.kind(), ErrorKind::InvalidInput, "{:?}", err);
         Ok(())
     });
     findings.extend(queries);
@@ -544,7 +544,7 @@ fn fuzzed_dsns_and_queries_never_panic_leak_or_become_sql() {
         tally(&figures, &created);
         if s.contains('\0') {
             prop_assert!(
-                created.is_err_and(|e| e.kind() == &ErrorKind::InvalidInput),
+                created.is_err_and(|e| e.kind() == ErrorKind::InvalidInput),
                 "NUL is refused"
             );
             return Ok(());

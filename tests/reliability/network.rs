@@ -156,7 +156,7 @@ fn tally(f: &mut Figures, answers: &[Answer], expect: impl Fn(Kind) -> ErrorKind
     for (kind, answer, _) in answers {
         f.outcome(answer);
         match answer {
-            Err(e) => assert_eq!(e.kind(), &expect(*kind), "{kind:?}: {e}"),
+            Err(e) => assert_eq!(e.kind(), expect(*kind), "{kind:?}: {e}"),
             Ok(()) => panic!("a {kind:?} succeeded through the fault"),
         }
     }

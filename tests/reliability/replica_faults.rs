@@ -131,10 +131,10 @@ impl Load {
                     for (result, token) in [(with_token, true), (plain, false)] {
                         match result {
                             Ok(_) => {}
-                            Err(e) if e.kind() == &ErrorKind::NotFound && token => {
+                            Err(e) if e.kind() == ErrorKind::NotFound && token => {
                                 t.stale_token_reads += 1
                             }
-                            Err(e) if e.kind() == &ErrorKind::NotFound => t.plain_misses += 1,
+                            Err(e) if e.kind() == ErrorKind::NotFound => t.plain_misses += 1,
                             Err(e) => {
                                 *t.errors.entry(format!("read {}", e.code())).or_default() += 1
                             }

@@ -191,7 +191,7 @@ async fn a_replica_cut_off_from_its_primary_reads_as_lagging_and_its_reads_spill
         {
             reads += 1;
             match db.read("StockBalance", id).await {
-                Err(e) if e.kind() == &ErrorKind::NotFound => {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
                     misses += 1;
                     f.operations += 1;
                     f.acknowledged += 1;
@@ -208,7 +208,7 @@ async fn a_replica_cut_off_from_its_primary_reads_as_lagging_and_its_reads_spill
     for &(_, id) in &written {
         late_reads += 1;
         match db.read("StockBalance", id).await {
-            Err(e) if e.kind() == &ErrorKind::NotFound => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 late_misses += 1;
                 f.operations += 1;
                 f.acknowledged += 1;

@@ -284,11 +284,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     let past = db.subscribe(&format!("{prefix}_past"), actor.clone()).await;
     figures.outcome(&past);
     let refused = past.expect_err("a channel past max_channels");
-    assert_eq!(
-        refused.kind(),
-        &pgactor::ErrorKind::Unavailable,
-        "{refused}"
-    );
+    assert_eq!(refused.kind(), pgactor::ErrorKind::Unavailable, "{refused}");
     assert!(refused.to_string().contains("max_channels"), "{refused}");
     assert_eq!(db.stats().listener.channels, CHANNELS);
 
