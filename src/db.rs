@@ -391,22 +391,7 @@ impl Db {
     /// and diagnostics. Read-pool sessions report
     /// `default_transaction_read_only = on`.
     pub async fn settings_in_force(&self, role: Role) -> Result<Vec<(String, String)>> {
-        match role {
-            Role::Write => {
-                self.inner
-                    .context(Role::Write)
-                    .pool
-                    .settings_in_force()
-                    .await
-            }
-            Role::Read => {
-                self.inner
-                    .context(Role::Read)
-                    .pool
-                    .settings_in_force()
-                    .await
-            }
-        }
+        self.inner.context(role).pool.settings_in_force().await
     }
 
     /// The pools' statistics now: open, in use, idle and waiting

@@ -33,6 +33,7 @@
 //! its first statement never sends BEGIN at all.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ use ractor::{
 use tracing::Span;
 
 use crate::error::{Error, Result};
-use crate::pool::{ConsistencyToken, LockForUpdate, Plan, PoolContext, Request, Timer};
+use crate::pool::{LockForUpdate, Plan, PoolContext, Request, Timer};
 use crate::telemetry;
 
 use super::handle::Tx;
@@ -52,7 +53,7 @@ use super::handoff::{self, Starter, HANDOFF_GRACE};
 use super::msg::{Inbox, Job, TxMsg};
 use super::options::TxOptions;
 use super::spares::SpareActors;
-use super::state::{Held, PendingBegin, Status, TxState};
+use super::state::{Held, PendingBegin, Receipt, Status, TxState};
 
 /// The transaction actor: serves one transaction at a time, in order.
 pub(crate) struct TxActor;
@@ -354,12 +355,15 @@ async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
         Job::LockForUpdate(req, answer) => statement(slot, timer, LockForUpdate(req), answer).await,
         Job::Write(req, answer) => statement(slot, timer, req, answer).await,
         Job::List(req, answer) => statement(slot, timer, req, answer).await,
-        Job::Commit(answer) => run_handed_off(slot, timer, |_: &TxState| Commit, answer).await,
-        Job::CommitWithToken(answer) => {
-            run_handed_off(slot, timer, |_: &TxState| CommitWithToken, answer).await
-        }
+        Job::Commit(answer) => commit(slot, timer, answer).await,
+        Job::CommitWithToken(answer) => commit(slot, timer, answer).await,
         Job::Rollback(answer) => run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await,
     }
+}
+
+/// Hand off COMMIT, answering `R`.
+async fn commit<R: Receipt>(slot: &mut Slot, timer: &mut Timer, answer: Starter<R>) {
+    run_handed_off(slot, timer, |_: &TxState| Commit(PhantomData), answer).await;
 }
 
 /// Hand off the statement of `req`, in its span.
@@ -488,33 +492,16 @@ where
     }
 }
 
-struct Commit;
+/// COMMIT, answering `R`: nothing, or a [`crate::ConsistencyToken`].
+struct Commit<R>(PhantomData<fn() -> R>);
 
-impl Step for Commit {
-    type Output = ();
+impl<R: Receipt> Step for Commit<R> {
+    type Output = R;
     const ENDS: bool = true;
     const COMMITS: bool = true;
 
-    async fn run(self, state: &mut TxState) -> Result<()> {
+    async fn run(self, state: &mut TxState) -> Result<R> {
         let result = state.commit().await;
-        telemetry::record(&state.span, &result, |_| 0);
-        result
-    }
-
-    fn cut_short(state: &TxState) -> Error {
-        state.cut_short_commit()
-    }
-}
-
-struct CommitWithToken;
-
-impl Step for CommitWithToken {
-    type Output = ConsistencyToken;
-    const ENDS: bool = true;
-    const COMMITS: bool = true;
-
-    async fn run(self, state: &mut TxState) -> Result<ConsistencyToken> {
-        let result = state.commit_with_token().await;
         telemetry::record(&state.span, &result, |_| 0);
         result
     }

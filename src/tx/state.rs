@@ -2,6 +2,7 @@
 //! COMMIT and ROLLBACK it runs on that connection.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::panic::Location;
 use std::pin::pin;
 use std::sync::Arc;
@@ -279,38 +280,29 @@ impl TxState {
     /// position that cannot be read gives the largest token, which sends
     /// every read made after it to the primary: never a stale read. The
     /// read is bounded by the query timeout, as every statement is.
-    pub(super) async fn commit_with_token(&mut self) -> Result<ConsistencyToken> {
-        let committed = self.commit_keeping_connection().await?;
-        let mut fate = Fate::Reusable;
-        let token = match self.held.client() {
+    /// COMMIT, then the receipt `R` read on the connection (bounded by
+    /// the query timeout); the connection goes back to the pool unless
+    /// that read left it in doubt.
+    pub(super) async fn commit<R: Receipt>(&mut self) -> Result<R> {
+        let committed = match self.commit_keeping_connection().await {
+            Ok(committed) => committed,
+            Err(err) => {
+                self.held.release();
+                return Err(err);
+            }
+        };
+        let (receipt, fate) = match self.held.client() {
             Some(client) if committed => {
                 let cancel = Overrun::Cancel(&self.held.pool().cancel);
-                let position = pin!(wal_position(client));
-                let read;
-                (read, fate) = bounded(
-                    client,
-                    cancel,
-                    self.query_timeout,
-                    false,
-                    position,
-                    &mut self.timer,
-                )
-                .await;
-                read.unwrap_or(ConsistencyToken(u64::MAX))
+                R::read(client, cancel, self.query_timeout, &mut self.timer).await
             }
-            _ => ConsistencyToken(u64::MAX),
+            _ => (R::unread(), Fate::Reusable),
         };
         match fate {
             Fate::Reusable => self.held.release(),
             Fate::Discard => self.held.discard(),
         }
-        Ok(token)
-    }
-
-    pub(super) async fn commit(&mut self) -> Result<()> {
-        let committed = self.commit_keeping_connection().await;
-        self.held.release();
-        committed.map(drop)
+        Ok(receipt)
     }
 
     /// COMMIT. On success the connection stays held (`true`) for a caller
@@ -388,5 +380,47 @@ impl TxState {
         }
         self.status = Status::Finished;
         result
+    }
+}
+
+/// What a COMMIT answers besides its success.
+pub(super) trait Receipt: Sized + Send + 'static {
+    /// Read it on `client` after a COMMIT that succeeded, within `limit`
+    /// on `timer`; the fate says whether the connection may serve again.
+    fn read(
+        client: &Object,
+        overrun: Overrun<'_>,
+        limit: Option<Duration>,
+        timer: &mut Timer,
+    ) -> impl Future<Output = (Self, Fate)> + Send;
+    /// When there is no connection to read it on (the COMMIT needed none,
+    /// or the connection is gone).
+    fn unread() -> Self;
+}
+
+/// [`crate::Tx::commit`]: nothing to read.
+impl Receipt for () {
+    async fn read(_: &Object, _: Overrun<'_>, _: Option<Duration>, _: &mut Timer) -> ((), Fate) {
+        ((), Fate::Reusable)
+    }
+    fn unread() {}
+}
+
+/// [`crate::Tx::commit_with_token`]: the primary's WAL position after the
+/// commit; unread or unreadable, the highest position (reads then wait for
+/// the replica to pass any position, or go to the primary).
+impl Receipt for ConsistencyToken {
+    async fn read(
+        client: &Object,
+        overrun: Overrun<'_>,
+        limit: Option<Duration>,
+        timer: &mut Timer,
+    ) -> (ConsistencyToken, Fate) {
+        let position = pin!(wal_position(client));
+        let (read, fate) = bounded(client, overrun, limit, false, position, timer).await;
+        (read.unwrap_or(ConsistencyToken::unread()), fate)
+    }
+    fn unread() -> ConsistencyToken {
+        ConsistencyToken(u64::MAX)
     }
 }
