@@ -6,7 +6,9 @@ use pgactor::{
 };
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::common::{observer, open_primary, primary_url, registry, stock_model};
+use crate::support::db::{open_primary, registry, stock_model};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// A caller that is itself an actor: it creates a stock row through the
 /// adapter's supervisor and answers the created row's sku.

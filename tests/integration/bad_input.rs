@@ -17,10 +17,10 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{
-    last_statement_starts, observer, primary_url, registry, statements_containing, tagged_options,
-    unique_schema,
-};
+use crate::support::db::{registry, tagged_options, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::{last_statement_starts, observer, statements_containing};
+use crate::support::topology::primary_url;
 
 const MODEL: &str = "Product";
 
@@ -532,8 +532,7 @@ async fn a_refused_value_is_never_quoted_in_the_error() {
 async fn a_huge_name_is_quoted_and_logged_only_in_part() {
     let f = Fixture::open("bad_huge_name").await;
     let huge = "n".repeat(100_000);
-    let (unknown_model, logged) =
-        crate::common::capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
+    let (unknown_model, logged) = capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
     let unknown_model = unknown_model.expect_err("unknown");
     assert!(logged.contains("db.collection.name"), "{logged}");
     assert!(

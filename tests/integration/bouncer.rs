@@ -23,12 +23,14 @@ use pgactor::{
 use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::common::{
-    bouncer_pool_size, bouncer_url, capturing_logs, eventually, lock_row_outside, observer,
-    primary_url, ready, registry, replica_url, stock_model, unique_schema,
-};
 use crate::crud::row_life;
 use crate::routing::{unique_app_name, url_with_db, TempDatabase};
+use crate::support::blocking::lock_row_outside;
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::{bouncer_pool_size, bouncer_url, primary_url, replica_url};
+use crate::support::wait::{eventually, ready};
 use crate::transactions::{
     a_conflicted_transfer_retried_applies_once, account_model, k_of_n_callers_reserve_a_unit,
     only_the_ok_body_is_committed, stock,

@@ -15,9 +15,10 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::common::{
-    lock_waiters, observer, open_primary, primary_url, registry, stock_model, unique_schema,
-};
+use crate::support::blocking::lock_waiters;
+use crate::support::db::{open_primary, registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Run `ddl` (with `{s}` standing for the schema) from an observer.
 async fn by_hand(schema: &str, ddl: &str) {

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Query, TxOptions};
 
-use crate::common::{eventually, observer, open_tagged, primary_url, ready};
+use crate::support::db::open_tagged;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
+use crate::support::wait::{eventually, ready};
 
 async fn backend_pids(admin: &tokio_postgres::Client, app: &str) -> BTreeSet<i32> {
     admin

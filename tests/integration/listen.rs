@@ -13,9 +13,10 @@ use pgactor::{
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::common::{eventually, observer, primary_url, ready};
 use crate::routing::{sessions_named, unique_app_name};
-use crate::topology::Topology;
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, Topology};
+use crate::support::wait::{eventually, ready};
 
 /// A subscriber actor that forwards what it receives to the test.
 struct Forward;

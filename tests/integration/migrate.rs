@@ -11,7 +11,9 @@ use pgactor::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::common::{in_schema, observer, primary_url, registry, unique_schema};
+use crate::support::db::{in_schema, registry, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Open the primary in `schema` with `models`.
 async fn open_in(schema: &str, models: Vec<Model>, auto_migrate: bool) -> pgactor::Result<Db> {

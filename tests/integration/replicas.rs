@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
 
-use crate::common::{eventually, observer, primary_url, ready, registry, replica_url, stock_model};
-use crate::topology::Topology;
+use crate::support::db::{registry, stock_model};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url, Topology};
+use crate::support::wait::{eventually, ready};
 
 async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
     pgactor::OpenOptions::new(write)

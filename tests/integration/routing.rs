@@ -17,9 +17,11 @@ use pgactor::{Db, ErrorKind, Query, Record, SessionConfig};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
 use crate::schema::statements_mentioning;
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::eventually;
 
 /// `db.read` of a row just written, retried until the read pool's server
 /// (a replica, which lags) has it.

@@ -15,9 +15,11 @@ use pgactor::{Db, ErrorKind, OpenOptions, Record, Registry, Result};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{in_schema, observer, primary_url, registry, stock_model, unique_schema};
 use crate::open::unreachable_dsn;
+use crate::support::db::{in_schema, registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
+use crate::support::wait::eventually;
 
 /// Every statement `pg_stat_statements` has seen whose text contains `needle`.
 pub(crate) async fn statements_mentioning(client: &Client, needle: &str) -> Vec<String> {

@@ -29,12 +29,12 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Model, OpenOptions, Record, Sessi
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{
-    in_schema, observer, primary_url, registry, replica_url, stock_model, unique_schema,
-};
 use crate::routing::{read_when_replicated, unique_app_name};
 use crate::schema::schema_exists;
+use crate::support::db::{in_schema, registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::eventually;
 
 /// The probe model: its "table" is a view of the session it is read in.
 const PROBE: &str = "SessionProbe";

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Role, SessionConfig};
 
-use crate::common::{capturing_logs, observer, primary_url, registry, stock_model, unique_schema};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 fn custom_session(schema: &str) -> SessionConfig {
     SessionConfig {

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, PoolConfig, Record};
 
-use crate::common::{eventually, lock_stock_table, lock_waiters, no_session_left, observer};
-use crate::common::{primary_url, ready, stock_model, tagged_options, unique_schema};
+use crate::support::blocking::{lock_stock_table, lock_waiters};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::{bouncer_url, primary_url};
+use crate::support::wait::{eventually, ready};
 
 /// Open on the primary with `lanes` shared read connections out of pools
 /// of 8; the schema is also the sessions' application_name.
@@ -182,7 +185,7 @@ async fn as_many_lanes_as_read_connections_or_more_is_refused_at_open() {
 /// bouncer would reach other clients' sessions.
 #[tokio::test]
 async fn shared_reads_behind_a_transaction_pooling_bouncer_are_refused_at_open() {
-    let err = pgactor::OpenOptions::new(crate::common::bouncer_url())
+    let err = pgactor::OpenOptions::new(bouncer_url())
         .pooler(pgactor::PoolerMode::Transaction)
         .shared_reads(1)
         .open()

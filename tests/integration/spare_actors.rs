@@ -5,7 +5,8 @@
 use pgactor::{Db, ErrorKind, Query, Record, Tx, TxMsg, TxOptions, WriteOp, WriteRequest};
 use ractor::{call, ActorCell, ActorStatus};
 
-use crate::common::{eventually, open_primary, ready, stock_model};
+use crate::support::db::{open_primary, stock_model};
+use crate::support::wait::{eventually, ready};
 
 /// The supervisor's transaction actors, open or spare.
 fn transaction_actors(db: &Db) -> Vec<ActorCell> {

@@ -15,9 +15,11 @@ use pgactor::{ErrorKind, OpenOptions, PoolConfig, Record, SessionConfig};
 use tokio::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
 use crate::open::{assert_open_error, PASSWORD};
 use crate::schema::crud_round_trip;
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
 use crate::transactions::{active_sleeps, make_updates_slow, slow_patch};
 
 fn env(name: &str) -> String {

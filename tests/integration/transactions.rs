@@ -11,10 +11,12 @@ use pgactor::{
     SessionConfig, TxMsg, TxOptions,
 };
 
-use crate::common::{
-    eventually, lock_row_outside, observer, primary_url, ready, registry, replica_url, stock_model,
-    unique_schema,
-};
+use crate::support::blocking::{lock_row_outside, lock_waiters};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::{eventually, ready};
 
 /// An adapter in a fresh schema whose sessions carry a unique
 /// application_name (the schema's name), so a test can find them.
@@ -645,7 +647,7 @@ async fn a_ractor_commit_whose_caller_gave_up_while_queued_is_not_sent() {
     });
     let admin = observer(&primary_url()).await;
     eventually("the update waits for the row lock", || async {
-        ready(crate::common::lock_waiters(&admin, &app).await > 0, ())
+        ready(lock_waiters(&admin, &app).await > 0, ())
     })
     .await;
     let gave_up = ractor::call_t!(actor, TxMsg::Commit, 100);
@@ -681,7 +683,7 @@ async fn a_transaction_idle_before_its_first_statement_is_ended_and_the_warn_nam
     };
     let (db, _app) = open_tagged("", session, PoolConfig::default()).await;
     let (outcome, logs) =
-        crate::common::capturing_logs(db.with_transaction(TxOptions::default(), |tx| async move {
+        capturing_logs(db.with_transaction(TxOptions::default(), |tx| async move {
             tokio::time::sleep(Duration::from_millis(800)).await;
             tx.create("StockBalance", Record::new().with("sku", "late"))
                 .await
@@ -1087,7 +1089,7 @@ async fn a_transaction_whose_statement_never_ended(
     app: &str,
     victim: uuid::Uuid,
 ) -> pgactor::Tx {
-    let waiting = crate::common::lock_waiters(admin, app).await;
+    let waiting = lock_waiters(admin, app).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create(
         "StockBalance",
@@ -1119,10 +1121,7 @@ async fn a_transaction_whose_statement_never_ended(
         })
     };
     eventually("the update waits for the row lock", || async {
-        ready(
-            crate::common::lock_waiters(admin, app).await == waiting + 1,
-            (),
-        )
+        ready(lock_waiters(admin, app).await == waiting + 1, ())
     })
     .await;
     stop.send(()).unwrap();

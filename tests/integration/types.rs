@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
+use crate::support::db::{registry, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// One nullable column per field type.
 const COLUMNS: [(&str, FieldType); 14] = [

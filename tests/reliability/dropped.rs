@@ -27,9 +27,11 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, DbMsg, PoolConfig, Query, Record, WriteOp, WriteRequest};
 use uuid::Uuid;
 
-use crate::common::{lock_row_outside, lock_stock_table, observer, primary_url, tagged_options};
-use crate::common::{stock_model, unique_schema};
 use crate::figures::{self, Figures};
+use crate::support::blocking::{lock_row_outside, lock_stock_table};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 5;

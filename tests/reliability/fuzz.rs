@@ -44,9 +44,11 @@ use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner
 use rust_decimal::Decimal;
 use tokio::runtime::Runtime;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
 use crate::figures::{self, Figures};
 use crate::hostile::{hostile_model, panics, MODEL};
+use crate::support::db::{registry, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 const DSN_CASES: u32 = 3_000;
 const QUERY_CASES: u32 = 500;

@@ -60,11 +60,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{
-    last_statement_starts, observer, primary_url, statements_containing, tagged_options,
-    unique_schema,
-};
 use crate::figures::{self, Figures};
+use crate::support::db::{tagged_options, unique_schema};
+use crate::support::observer::{last_statement_starts, observer, statements_containing};
+use crate::support::topology::primary_url;
 
 /// The model every case goes through: one nullable field per type.
 pub const MODEL: &str = "Hostile";

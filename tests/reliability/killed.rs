@@ -25,9 +25,13 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, PoolConfig, Query, Record, Result, TxOptions};
 
-use crate::common::{lock_waiters, no_session_left, observer, primary_url, stock_model};
 use crate::figures::{self, Figures};
 use crate::ledger::{self, Ledger};
+use crate::support::blocking::lock_waiters;
+use crate::support::db::stock_model;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
+use crate::support::wait::{eventually, ready};
 
 /// Connections per pool: 8, all kept when idle, short bounds.
 fn pool() -> PoolConfig {
@@ -147,8 +151,8 @@ async fn b2_b3_busy_connections_terminated() {
             tokio::spawn(async move { busy_transaction(&db, &ledger, worker).await })
         })
         .collect();
-    crate::common::eventually("12 adapter statements wait for the lock", || async {
-        crate::common::ready(lock_waiters(&admin, &app).await == 12, ())
+    eventually("12 adapter statements wait for the lock", || async {
+        ready(lock_waiters(&admin, &app).await == 12, ())
     })
     .await;
     let killed = terminate(&admin, &app, "wait_event_type = 'Lock'").await;
@@ -321,7 +325,7 @@ async fn terminate(admin: &tokio_postgres::Client, app: &str, condition: &str) -
 
 /// Wait until the backends `pids` are gone from the server.
 async fn gone(admin: &tokio_postgres::Client, pids: &[i32]) {
-    crate::common::eventually("the terminated backends to go away", || async {
+    eventually("the terminated backends to go away", || async {
         let left: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
@@ -330,7 +334,7 @@ async fn gone(admin: &tokio_postgres::Client, pids: &[i32]) {
             .await
             .expect("pg_stat_activity")
             .get(0);
-        crate::common::ready(left == 0, ())
+        ready(left == 0, ())
     })
     .await;
 }

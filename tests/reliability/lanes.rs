@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, Field, FieldType, Model, PoolConfig, Record};
 
-use crate::common::{
-    lock_table, lock_waiters, observer, primary_url, stock_model, tagged_options, unique_schema,
-};
 use crate::figures::{self, Figures};
+use crate::support::blocking::{lock_table, lock_waiters};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 use crate::until;
 
 /// The read pool's wait timeout in these scenarios.

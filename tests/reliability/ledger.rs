@@ -49,6 +49,7 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Index, Model, Record, Result};
 use uuid::Uuid;
 
 use crate::figures::Figures;
+use crate::support::db::{tagged_options, unique_schema};
 
 /// The ledger's model name.
 pub const MODEL: &str = "LedgerEntry";
@@ -73,9 +74,9 @@ pub async fn open(
     pool: pgactor::PoolConfig,
     extra: impl IntoIterator<Item = Model>,
 ) -> (Db, String) {
-    let schema = crate::common::unique_schema(prefix);
+    let schema = unique_schema(prefix);
     let models = std::iter::once(model()).chain(extra);
-    let db = crate::common::tagged_options(url, models, pool, &schema, &schema)
+    let db = tagged_options(url, models, pool, &schema, &schema)
         .open()
         .await
         .expect("open the ledger's adapter");

@@ -7,13 +7,13 @@
 //! disturb another scenario's measurements. `scripts/reliability.sh` runs
 //! this suite alone and prints the table that docs/reliability.md shows.
 
-// Shared with the integration suite; each binary uses part of it.
+// The helpers both suites share (`tests/support`). The integration suite
+// uses every one of them; this suite only those its scenarios need (it
+// never opens with `open_primary` or asks the bouncer's pool size), and
+// the rest would be dead code in this binary.
 #[allow(dead_code)]
-#[path = "../integration/common.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "../integration/topology.rs"]
-mod topology;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod dropped;
 mod exhaustion;

@@ -44,10 +44,12 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, PoolConfig, PoolerMode, Query, Record, SessionConfig, Tx, TxOptions};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::common::{bouncer_url, capturing_logs, lock_waiters, no_session_left};
-use crate::common::{observer, primary_url, registry};
-use crate::common::{stock_model, unique_schema};
 use crate::figures::{self, Figures};
+use crate::support::blocking::lock_waiters;
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::{bouncer_url, primary_url};
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 20;

@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, SessionConfig, WriteOp};
 
-use crate::common::{observer, registry, stock_model, unique_schema};
 use crate::figures::{self, Figures};
-use crate::topology::Topology;
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::Topology;
 use crate::until;
 
 /// The replica watch's probe interval.

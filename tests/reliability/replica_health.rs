@@ -22,12 +22,11 @@ use pgactor::{
     Db, ErrorKind, Field, FieldType, Model, PoolConfig, Record, ReplicaConfig, SessionConfig,
 };
 
-use crate::common::{
-    lock_table, lock_waiters, observer, primary_url, registry, replica_url, stock_model,
-    unique_schema,
-};
 use crate::figures::{self, Figures};
-use crate::topology::Topology;
+use crate::support::blocking::{lock_table, lock_waiters};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url, Topology};
 use crate::until;
 
 /// The watch's probe interval.

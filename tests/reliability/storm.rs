@@ -24,8 +24,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::common;
 use crate::figures::{self, Figures};
+use crate::support::db::open_tagged;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
 
 /// How long [`leaked`] gives the adapter (and the server) to calm down.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -35,7 +37,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// sessions named `app` on the primary that are not idle (active, idle in
 /// a transaction), seen directly, never through a proxy. 0: nothing leaked.
 pub async fn leaked(db: &Db, app: &str) -> u64 {
-    let admin = common::observer(&common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     let deadline = Instant::now() + SETTLE;
     loop {
         let busy: i64 = admin
@@ -351,7 +353,7 @@ async fn a_cancellation_storm_leaks_nothing() {
         max_idle: Some(4),
         ..PoolConfig::default()
     };
-    let (db, app) = common::open_tagged("storm", pool).await;
+    let (db, app) = open_tagged("storm", pool).await;
     let mut rows = Vec::new();
     for i in 0..64 {
         let row = db
@@ -369,7 +371,7 @@ async fn a_cancellation_storm_leaks_nothing() {
     let leaked = leaked(&db, &app).await;
     let settled = calm.elapsed();
     let after = batch(&db, &rows, &mut rng, AFTER, 16, false, &crosstalk).await;
-    let admin = common::observer(&common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     let sum = format!("SELECT sum(quantity)::bigint FROM \"{app}\".stock_balance");
     let increments = admin
         .query_one(&sum, &[])
@@ -433,5 +435,5 @@ async fn a_cancellation_storm_leaks_nothing() {
         after.errors
     );
     db.close().await;
-    common::no_session_left(&app).await;
+    no_session_left(&app).await;
 }

@@ -12,9 +12,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use crate::common::{observer, primary_url, unique_schema};
 use crate::exhaustion::rss_kib;
 use crate::figures::{serial, Figures};
+use crate::support::db::unique_schema;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Notifications a subscription may have sent and not yet taken, here.
 const BUFFER: usize = 100;

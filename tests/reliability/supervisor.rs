@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use pgactor::{Record, TxOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::common::unique_schema;
-use crate::common::{observer, primary_url, replica_url, stock_model, tagged_options};
 use crate::figures::{self, Figures};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 3;

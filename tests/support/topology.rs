@@ -1,9 +1,41 @@
-//! A private topology (a primary and a streaming replica) for tests that
-//! stop, restart, pause or promote servers, which the shared one must not see.
+//! Where the servers are: the shared topology that `scripts/test.sh`
+//! starts (a primary, a streaming replica and PgBouncer in transaction
+//! pooling mode), and private topologies (a primary and a streaming
+//! replica) for tests that stop, restart, pause or promote servers, which
+//! the shared one must not see.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+
+/// A variable of the shared topology's env file. Tests never skip: without
+/// the topology they fail loudly.
+pub fn shared_var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
+}
+
+/// The primary's URL.
+pub fn primary_url() -> String {
+    shared_var("PGACTOR_PRIMARY_URL")
+}
+
+/// The streaming replica's URL.
+pub fn replica_url() -> String {
+    shared_var("PGACTOR_REPLICA_URL")
+}
+
+/// The PgBouncer (transaction pooling) in front of the primary.
+pub fn bouncer_url() -> String {
+    shared_var("PGACTOR_BOUNCER_URL")
+}
+
+/// The bouncer's `default_pool_size`: server connections per database and user.
+pub fn bouncer_pool_size() -> usize {
+    shared_var("PGACTOR_BOUNCER_POOL_SIZE")
+        .parse()
+        .expect("PGACTOR_BOUNCER_POOL_SIZE is a number")
+}
 
 /// A primary and a streaming replica of this test's own, torn down on drop.
 pub struct Topology {

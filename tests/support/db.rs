@@ -1,0 +1,86 @@
+//! Opening the adapter under test: fresh schema names, models, registries,
+//! session settings and open options.
+
+use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
+
+use super::topology::primary_url;
+
+/// A schema name no other test (or earlier run) uses.
+pub fn unique_schema(prefix: &str) -> String {
+    format!("t_{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The seed's stock example as a model.
+pub fn stock_model() -> Model {
+    Model::new("StockBalance")
+        .field(Field::new("sku", FieldType::Text).unique())
+        .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
+        .field(Field::new("note", FieldType::Text).nullable())
+        .index(Index::on(["quantity"]))
+}
+
+/// A registry holding `models`.
+pub fn registry(models: impl IntoIterator<Item = Model>) -> Registry {
+    let mut registry = Registry::new();
+    for model in models {
+        registry.register(model).expect("valid model");
+    }
+    registry
+}
+
+/// Session settings that put everything in `schema`.
+pub fn in_schema(schema: &str) -> SessionConfig {
+    SessionConfig {
+        schema: Some(schema.into()),
+        ..SessionConfig::default()
+    }
+}
+
+/// Open on the primary only, in a fresh schema, with `models`.
+pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>) -> (Db, String) {
+    let schema = unique_schema(prefix);
+    let db = pgactor::OpenOptions::new(primary_url())
+        .registry(registry(models))
+        .session(in_schema(&schema))
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+/// Open on the primary in a fresh schema (`<prefix>_…`) whose name is also
+/// the sessions' application_name, so a test can find them; both pools use
+/// `pool`.
+pub async fn open_tagged(prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
+    open_tagged_at(&primary_url(), prefix, pool).await
+}
+
+/// [`open_tagged`] on the server at `url` (e.g. a proxy in front of the primary).
+pub async fn open_tagged_at(url: &str, prefix: &str, pool: pgactor::PoolConfig) -> (Db, String) {
+    let schema = unique_schema(prefix);
+    let db = tagged_options(url, [stock_model()], pool, &schema, &schema)
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+/// Options for `url` with `models`, both pools `pool`, everything in
+/// `schema` and every session named `app` (for pg_stat_activity checks).
+pub fn tagged_options(
+    url: &str,
+    models: impl IntoIterator<Item = Model>,
+    pool: pgactor::PoolConfig,
+    schema: &str,
+    app: &str,
+) -> pgactor::OpenOptions {
+    pgactor::OpenOptions::new(url)
+        .registry(registry(models))
+        .write_pool(pool.clone())
+        .read_pool(pool)
+        .session(SessionConfig {
+            schema: Some(schema.to_owned()),
+            application_name: Some(app.to_owned()),
+            ..SessionConfig::default()
+        })
+}
