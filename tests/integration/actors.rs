@@ -9,6 +9,7 @@ use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::support::db::{open_primary, registry, stock_model};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
+use crate::support::wait::until;
 
 /// A caller that is itself an actor: it creates a stock row through the
 /// adapter's supervisor and answers the created row's sku.
@@ -154,8 +155,7 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
     };
     // Wait until the update is really waiting on the lock, seen from the server.
     let admin = observer(&primary_url()).await;
-    for attempt in 0.. {
-        assert!(attempt < 1000, "the update never waited on the lock");
+    until("the update waits on the lock", || async {
         let waiting: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
@@ -164,11 +164,9 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
             .await
             .unwrap()
             .get(0);
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        waiting > 0
+    })
+    .await;
 
     // Other writes and reads on the same pool actors are served meanwhile.
     let b_id: uuid::Uuid = b.get("id").unwrap();

@@ -15,7 +15,7 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::support::blocking::lock_waiters;
+use crate::support::blocking::until_lock_waiters;
 use crate::support::db::{open_primary, registry, stock_model, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
@@ -254,19 +254,6 @@ async fn lock_row(schema: &str, id: Uuid) -> tokio_postgres::Client {
     obs
 }
 
-/// Wait until `count` sessions named `app` wait for a lock (bounded, so a
-/// session that never blocks fails the test instead of hanging it).
-async fn wait_for_lock_waiters(app: &str, count: i64) {
-    let obs = observer(&primary_url()).await;
-    for _ in 0..3000 {
-        if lock_waiters(&obs, app).await == count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{count} sessions of {app} never waited for a lock");
-}
-
 #[tokio::test]
 async fn a_write_waiting_past_lock_timeout_is_a_504() {
     let session = SessionConfig {
@@ -326,7 +313,7 @@ async fn a_pool_with_no_free_connection_answers_503() {
                 .await
         }
     });
-    wait_for_lock_waiters(&app, 1).await;
+    until_lock_waiters(&observer(&primary_url()).await, &app, 1).await;
 
     let err = create_stock(&db, "NEVER-SENT", 1)
         .await

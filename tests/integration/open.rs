@@ -14,11 +14,10 @@ use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, Ses
 
 use crate::routing::{unique_app_name, TempDatabase};
 use crate::schema::{crud_round_trip, stored_rows};
-use crate::support::blocking::{lock_stock_table, lock_waiters};
+use crate::support::blocking::{lock_stock_table, lock_waiters, until_lock_waiters};
 use crate::support::db::{in_schema, open_primary, registry, stock_model, unique_schema};
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::{primary_url, replica_url};
-use crate::support::wait::eventually;
 
 /// The password every DSN here carries; no error may show it.
 pub(crate) const PASSWORD: &str = "s3cr3t-pw";
@@ -199,13 +198,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
     };
     let blocked = [tokio::spawn(create("B-1")), tokio::spawn(create("B-2"))];
     let watcher = observer(&primary_url()).await;
-    eventually("two write connections waiting on the lock", || async {
-        match lock_waiters(&watcher, &app).await {
-            2 => Ok(()),
-            n => Err(format!("{n} waiting")),
-        }
-    })
-    .await;
+    until_lock_waiters(&watcher, &app, 2).await;
 
     // Both write connections are busy: the third write waits for one, then gives up.
     // (A guard, not a timing check: were max_open not honoured, this write

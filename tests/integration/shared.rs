@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, PoolConfig, Record};
 
-use crate::support::blocking::{lock_stock_table, lock_waiters};
+use crate::support::blocking::{lock_stock_table, until_lock_waiters};
 use crate::support::db::{stock_model, tagged_options, unique_schema};
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::{bouncer_url, primary_url};
@@ -103,11 +103,7 @@ async fn lists_run_on_connections_of_their_own() {
     // Watched from outside the locking transaction, whose view of
     // pg_stat_activity is a snapshot taken once per transaction.
     let watcher = observer(&primary_url()).await;
-    eventually("the read and the list wait on two backends", || async {
-        let waiting = lock_waiters(&watcher, &schema).await;
-        ready(waiting == 2, waiting)
-    })
-    .await;
+    until_lock_waiters(&watcher, &schema, 2).await;
     admin.batch_execute("ROLLBACK").await.unwrap();
     let row = read.await.unwrap().expect("read");
     assert_eq!(row.get::<uuid::Uuid>("id").unwrap(), id);

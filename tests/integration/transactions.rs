@@ -11,7 +11,7 @@ use pgactor::{
     SessionConfig, TxMsg, TxOptions,
 };
 
-use crate::support::blocking::{lock_row_outside, lock_waiters};
+use crate::support::blocking::{lock_row_outside, lock_waiters, until_lock_waiters};
 use crate::support::db::{registry, stock_model, unique_schema};
 use crate::support::logs::capturing_logs;
 use crate::support::observer::observer;
@@ -1120,10 +1120,7 @@ async fn a_transaction_whose_statement_never_ended(
             drop(runtime);
         })
     };
-    eventually("the update waits for the row lock", || async {
-        ready(lock_waiters(admin, app).await == waiting + 1, ())
-    })
-    .await;
+    until_lock_waiters(admin, app, waiting + 1).await;
     stop.send(()).unwrap();
     waits.join().expect("the caller's runtime shut down");
     tx

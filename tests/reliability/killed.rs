@@ -27,7 +27,7 @@ use pgactor::{Db, PoolConfig, Query, Record, Result, TxOptions};
 
 use crate::figures::{self, Figures};
 use crate::ledger::{self, Ledger};
-use crate::support::blocking::lock_waiters;
+use crate::support::blocking::until_lock_waiters;
 use crate::support::db::stock_model;
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::primary_url;
@@ -151,10 +151,7 @@ async fn b2_b3_busy_connections_terminated() {
             tokio::spawn(async move { busy_transaction(&db, &ledger, worker).await })
         })
         .collect();
-    eventually("12 adapter statements wait for the lock", || async {
-        ready(lock_waiters(&admin, &app).await == 12, ())
-    })
-    .await;
+    until_lock_waiters(&admin, &app, 12).await;
     let killed = terminate(&admin, &app, "wait_event_type = 'Lock'").await;
     gone(&admin, &killed).await;
     let killed_at = Instant::now();

@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, Field, FieldType, Model, PoolConfig, Record};
 
 use crate::figures::{self, Figures};
-use crate::support::blocking::{lock_table, lock_waiters};
+use crate::support::blocking::{lock_table, lock_waiters, until_lock_waiters};
 use crate::support::db::{stock_model, tagged_options, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
-use crate::until;
 
 /// The read pool's wait timeout in these scenarios.
 const WAIT: Duration = Duration::from_secs(1);
@@ -92,10 +91,7 @@ async fn a_dead_lane_gives_its_connection_back_and_reads_go_on_with_the_pool_oth
     // The read pool's other connection: a list waiting on a lock.
     let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 1);
-    until("the list waits on the lock", || async {
-        lock_waiters(&obs, &schema).await == 1
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 1).await;
     // The lane's backend: the idle one whose last statement read stock_balance.
     let killed: i64 = obs
         .query_one(
@@ -145,10 +141,7 @@ async fn reads_waiting_for_a_lane_wait_as_checkouts_do_bounded_and_queued() {
     // Both read connections: lists waiting on a lock, before any lane opened.
     let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 2);
-    until("the lists wait on the lock", || async {
-        lock_waiters(&obs, &schema).await == 2
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 2).await;
     let refused_before = db.stats().read.refused_total;
 
     let mut f = Figures::new(
@@ -220,10 +213,7 @@ async fn a_lane_read_waiting_for_a_lock_does_not_hold_up_the_reads_behind_it() {
         let db = db.clone();
         async move { db.read("StockBalance", stock).await }
     });
-    until("the read waits on the lock", || async {
-        lock_waiters(&obs, &schema).await == 1
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 1).await;
     let started = Instant::now();
     let behind = tokio::time::timeout(Duration::from_secs(10), db.read("Note", note)).await;
     let took = started.elapsed();

@@ -32,19 +32,3 @@ mod restart;
 mod storm;
 mod subscribers;
 mod supervisor;
-
-/// Wait (at most 30 s: servers replaying or restarting under load) until
-/// `ready` holds; answer how long it took.
-async fn until<F, Fut>(what: &str, mut ready: F) -> std::time::Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-    let started = std::time::Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    started.elapsed()
-}

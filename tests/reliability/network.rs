@@ -26,10 +26,9 @@ use uuid::Uuid;
 use crate::figures::{self, Figures};
 use crate::proxy::{Mode, Proxy};
 use crate::storm::leaked;
-use crate::support::blocking::lock_waiters;
+use crate::support::blocking::until_lock_waiters;
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::primary_url;
-use crate::support::wait::{eventually, ready};
 
 /// The client-side query timeout of the stall scenario.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -284,10 +283,7 @@ async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
         .expect("lock");
     let mut ops = JoinSet::new();
     writes(&mut ops, &db, &ids[..2], 2, Write::Update("reset"));
-    eventually("two updates wait for the locks", || async {
-        ready(lock_waiters(&locker, &app).await == 2, ())
-    })
-    .await;
+    until_lock_waiters(&locker, &app, 2).await;
     // Two reads in flight in the proxy, never answered.
     proxy.set(Mode::Pause);
     reads(&mut ops, &db, &ids, 2);

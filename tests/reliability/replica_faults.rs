@@ -32,7 +32,7 @@ use crate::figures::{self, Figures};
 use crate::support::db::{registry, stock_model, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::Topology;
-use crate::until;
+use crate::support::wait::until;
 
 /// The replica watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);

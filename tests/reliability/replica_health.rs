@@ -27,7 +27,7 @@ use crate::support::blocking::{lock_table, lock_waiters};
 use crate::support::db::{registry, stock_model, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, Topology};
-use crate::until;
+use crate::support::wait::until;
 
 /// The watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);

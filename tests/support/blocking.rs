@@ -4,6 +4,7 @@
 
 use super::observer::observer;
 use super::topology::primary_url;
+use super::wait::until;
 
 /// A session holding an ACCESS EXCLUSIVE lock on `schema`'s stock_balance
 /// table on the primary, which every statement on it waits for, until it
@@ -51,4 +52,14 @@ pub async fn lock_waiters(client: &tokio_postgres::Client, app: &str) -> i64 {
         .await
         .expect("pg_stat_activity")
         .get(0)
+}
+
+/// Wait (bounded, see [`until`]) until exactly `n` sessions named `app`
+/// wait for a lock.
+pub async fn until_lock_waiters(client: &tokio_postgres::Client, app: &str, n: i64) {
+    until(
+        &format!("{n} sessions of {app} to wait for a lock"),
+        || async { lock_waiters(client, app).await == n },
+    )
+    .await;
 }

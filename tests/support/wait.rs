@@ -1,30 +1,28 @@
 //! Bounded waits, for states that arrive asynchronously (replication, a
-//! killed backend going away), never for timing.
+//! killed backend going away, a statement reaching a lock), never for
+//! timing: [`eventually`] for an attempt that answers a value or why not
+//! yet, [`until`] for a condition, answering how long it took.
 
+use std::future::Future;
 use std::time::Duration;
 
 /// How long [`eventually`] waits: generous, since replicas lag and CI is slow.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long [`until`] waits: servers replaying or restarting under load.
+const UNTIL_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Run `attempt` until it answers `Ok`, for at most [`PATIENCE`]; panic with
-/// the last error otherwise. For states that arrive asynchronously
-/// (replication, a killed backend going away), never for timing.
-pub async fn eventually<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+/// the last error otherwise.
+pub async fn eventually<T, E, F, Fut>(what: &str, attempt: F) -> T
 where
     E: std::fmt::Debug,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
+    Fut: Future<Output = Result<T, E>>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        match attempt().await {
-            Ok(value) => return value,
-            Err(err) if tokio::time::Instant::now() >= deadline => {
-                panic!("gave up after {PATIENCE:?} waiting for {what}; last: {err:?}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    poll(what, PATIENCE, Duration::from_millis(50), attempt)
+        .await
+        .0
 }
 
 /// `Ok(value)` when `ready`, for [`eventually`].
@@ -33,5 +31,47 @@ pub fn ready<T>(ready: bool, value: T) -> Result<T, &'static str> {
         Ok(value)
     } else {
         Err("not yet")
+    }
+}
+
+/// Wait (at most [`UNTIL_PATIENCE`]) until `holds` answers true; answer how
+/// long it took.
+pub async fn until<F, Fut>(what: &str, mut holds: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let attempt = || {
+        let check = holds();
+        async move { ready(check.await, ()) }
+    };
+    poll(what, UNTIL_PATIENCE, Duration::from_millis(20), attempt)
+        .await
+        .1
+}
+
+/// Run `attempt` every `pause` until it answers `Ok`, for at most
+/// `patience`; answer its value and how long it took, or panic with the
+/// last error.
+async fn poll<T, E, F, Fut>(
+    what: &str,
+    patience: Duration,
+    pause: Duration,
+    mut attempt: F,
+) -> (T, Duration)
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        match attempt().await {
+            Ok(value) => return (value, started.elapsed()),
+            Err(err) if started.elapsed() >= patience => {
+                panic!("gave up after {patience:?} waiting for {what}; last: {err:?}")
+            }
+            Err(_) => tokio::time::sleep(pause).await,
+        }
     }
 }
