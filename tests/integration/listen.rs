@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::routing::{sessions_named, unique_app_name};
+use crate::support::kill::terminate;
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, Topology};
 use crate::support::wait::{eventually, ready};
@@ -322,12 +323,7 @@ async fn a_terminated_listener_session_comes_back_with_a_gap_then_notifications(
     let obs = observer(&primary_url()).await;
     let killed = listener_pids(&obs, &app).await;
     assert_eq!(killed.len(), 1);
-    let terminated: bool = obs
-        .query_one("SELECT pg_terminate_backend($1)", &[&killed[0]])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(terminated);
+    assert_eq!(terminate(&obs, &killed).await, 1);
 
     assert_eq!(
         next(&mut rx).await,
@@ -492,9 +488,7 @@ async fn listener_stats_show_its_connection_channels_subscriptions_reconnects_an
     let obs = observer(&primary_url()).await;
     let killed = listener_pids(&obs, &app).await;
     assert_eq!(killed.len(), 1);
-    obs.execute("SELECT pg_terminate_backend($1)", &[&killed[0]])
-        .await
-        .unwrap();
+    terminate(&obs, &killed).await;
     for rx in [&mut rx_x, &mut rx_y] {
         assert!(matches!(next(rx).await, Notification::Gap { .. }));
     }

@@ -13,6 +13,7 @@ use pgactor::{
 
 use crate::support::blocking::{lock_row_outside, lock_waiters, until_lock_waiters};
 use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::kill::{terminate, terminate_sessions};
 use crate::support::logs::capturing_logs;
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url};
@@ -473,10 +474,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
         .await
         .unwrap();
     let pid = backend_where(&admin, &app, "state = 'idle in transaction'").await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
 
     let first = tx
         .read("StockBalance", uuid::Uuid::new_v4())
@@ -566,13 +564,7 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
     let admin = observer(&primary_url()).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     // Every session of the adapter, the transaction's among them.
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap();
+    terminate_sessions(&admin, &app, "true").await;
     eventually("the sessions are gone", || async {
         ready(sessions_in_state(&admin, &app, "idle").await == 0, ())
     })
@@ -975,10 +967,7 @@ async fn a_connection_lost_during_commit_is_outcome_unknown() {
     let (db, app) = open_default().await;
     let admin = observer(&primary_url()).await;
     let (_tx, committing, pid) = commit_in_flight(&db, &app, &admin).await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
     let err = committing.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
     db.close().await;
@@ -1019,10 +1008,7 @@ async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
         })
     };
     let pid = backend_where(&admin, &app, "state = 'active' AND query LIKE 'UPDATE%'").await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
     let err = writing.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::OutcomeUnknown, "{err}");
     // A read whose connection is lost the same way is merely unavailable,

@@ -21,6 +21,7 @@ use pgactor::{Db, Field, FieldType, Model, PoolConfig, Record};
 use crate::figures::{self, Figures};
 use crate::support::blocking::{lock_table, lock_waiters, until_lock_waiters};
 use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::kill::terminate_sessions;
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
 
@@ -93,16 +94,13 @@ async fn a_dead_lane_gives_its_connection_back_and_reads_go_on_with_the_pool_oth
     let lists = waiting_lists(&db, 1);
     until_lock_waiters(&obs, &schema, 1).await;
     // The lane's backend: the idle one whose last statement read stock_balance.
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND state = 'idle' AND query LIKE 'SELECT%stock_balance%'",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1, "the lane's backend");
+    let killed = terminate_sessions(
+        &obs,
+        &schema,
+        "state = 'idle' AND query LIKE 'SELECT%stock_balance%'",
+    )
+    .await;
+    assert_eq!(killed.len(), 1, "the lane's backend");
 
     let mut f = Figures::new(
         "6c",

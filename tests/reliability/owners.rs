@@ -47,6 +47,7 @@ use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::figures::{self, Figures};
 use crate::support::blocking::lock_waiters;
 use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::kill::terminate_sessions;
 use crate::support::logs::capturing_logs;
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::{bouncer_url, primary_url};
@@ -897,17 +898,8 @@ async fn a_kept_transaction_whose_session_the_server_ended_frees_its_connection(
         for _ in 0..ENDED {
             kept.push(s.begin_and_write().await);
         }
-        let ended: i64 = s
-            .admin
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state = 'idle in transaction'",
-                &[&s.app],
-            )
-            .await
-            .expect("terminate the kept sessions")
-            .get(0);
-        assert_eq!(ended as usize, ENDED);
+        let ended = terminate_sessions(&s.admin, &s.app, "state = 'idle in transaction'").await;
+        assert_eq!(ended.len(), ENDED);
         freed_and_answered(&mut s, &kept).await;
         s
     })

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::exhaustion::rss_kib;
 use crate::figures::{serial, Figures};
 use crate::support::db::unique_schema;
+use crate::support::kill::terminate_sessions;
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
 
@@ -97,17 +98,9 @@ async fn a_stuck_subscriber_holds_at_most_the_notification_buffer_and_gets_a_gap
     // Each reconnection owes the subscriber a Gap; the one it has not
     // taken yet covers them.
     for _ in 0..RECONNECTS {
-        let killed: i64 = bounded
-            .sender
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND query LIKE 'LISTEN%'",
-                &[&bounded.app],
-            )
-            .await
-            .expect("terminate the listener")
-            .get(0);
-        assert_eq!(killed, 1, "one listener session");
+        let killed =
+            terminate_sessions(&bounded.sender, &bounded.app, "query LIKE 'LISTEN%'").await;
+        assert_eq!(killed.len(), 1, "one listener session");
         assert_eq!(next(&mut bounded.barrier).await, Seen::Gap);
     }
 
@@ -295,16 +288,8 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     assert_eq!(db.stats().listener.channels, CHANNELS);
 
     let obs = observer(&primary_url()).await;
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
-            &[&app],
-        )
-        .await
-        .expect("terminate the listener")
-        .get(0);
-    assert_eq!(killed, 1, "one listener session");
+    let killed = terminate_sessions(&obs, &app, "query LIKE '%LISTEN%'").await;
+    assert_eq!(killed.len(), 1, "one listener session");
     let terminated = std::time::Instant::now();
     // The contract's bound: a reconnection backoff of at most 5 s, then
     // the connect timeout for the connection and for each chunk of 500.
@@ -437,16 +422,8 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let obs = observer(&primary_url()).await;
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
-            &[&app],
-        )
-        .await
-        .expect("terminate the listener")
-        .get(0);
-    assert_eq!(killed, 1, "one listener session");
+    let killed = terminate_sessions(&obs, &app, "query LIKE '%LISTEN%'").await;
+    assert_eq!(killed.len(), 1, "one listener session");
     let terminated = std::time::Instant::now();
     let chunks = (QUIET + 1).div_ceil(500) as u32;
     let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);

@@ -10,6 +10,7 @@
 //!   registries, session settings, open options.
 //! - [`observer`]: a plain session outside the adapter and what it sees of
 //!   the adapter's work: its sessions and its statements.
+//! - [`kill`]: ending the adapter's server sessions from outside.
 //! - [`blocking`]: holding the adapter's statements up from outside (table
 //!   and row locks) and seeing them wait.
 //! - [`wait`]: bounded waits for what arrives asynchronously.
@@ -17,6 +18,7 @@
 
 pub mod blocking;
 pub mod db;
+pub mod kill;
 pub mod logs;
 pub mod observer;
 pub mod topology;
