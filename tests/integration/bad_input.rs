@@ -17,9 +17,11 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::db::{registry, tagged_options, unique_schema};
+use crate::support::db::{like_literal, registry, tagged_options, unique_schema};
 use crate::support::logs::capturing_logs;
-use crate::support::observer::{last_statement_starts, observer, statements_containing};
+use crate::support::observer::{
+    canary_table, last_statement_starts, observer, statements_containing, tables_in,
+};
 use crate::support::topology::primary_url;
 
 const MODEL: &str = "Product";
@@ -64,9 +66,7 @@ impl Fixture {
             .await
             .expect("open");
         let obs = observer(&primary_url()).await;
-        obs.batch_execute(&format!("CREATE TABLE \"{schema}\".canary (x int)"))
-            .await
-            .expect("canary");
+        canary_table(&obs, &schema).await;
         Fixture {
             db,
             schema,
@@ -117,18 +117,10 @@ impl Fixture {
 
     /// The canary table and the model's table are still there.
     async fn assert_tables_intact(&self) {
-        let names: Vec<String> = self
-            .obs
-            .query(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
-                &[&self.schema],
-            )
-            .await
-            .expect("pg_tables")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(names, ["canary", "product"]);
+        assert_eq!(
+            tables_in(&self.obs, &self.schema).await,
+            ["canary", "product"]
+        );
     }
 
     async fn create(&self, record: Record) -> pgactor::Result<Record> {
@@ -353,13 +345,6 @@ async fn injected_identifiers_are_refused_without_sending_sql() {
     fx.db.close().await;
 }
 
-/// A LIKE pattern matching `s` literally (backslash is LIKE's escape).
-fn like_literal(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 #[tokio::test]
 async fn injected_values_are_bound_and_stored_literally() {
     let fx = Fixture::open("inject_value").await;
@@ -415,11 +400,7 @@ async fn injected_values_are_bound_and_stored_literally() {
 async fn injected_session_settings_are_a_config_error_and_create_nothing() {
     let obs = observer(&primary_url()).await;
     let canary = unique_schema("inject_schema");
-    obs.batch_execute(&format!(
-        "CREATE SCHEMA \"{canary}\"; CREATE TABLE \"{canary}\".canary (x int)"
-    ))
-    .await
-    .expect("canary");
+    canary_table(&obs, &canary).await;
     let in_schema = |schema: String| SessionConfig {
         schema: Some(schema),
         ..SessionConfig::default()
@@ -453,15 +434,11 @@ async fn injected_session_settings_are_a_config_error_and_create_nothing() {
             .get(0);
         assert_eq!(created, 0, "{session:?}: no schema created");
     }
-    let tables: i64 = obs
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
-            &[&canary],
-        )
-        .await
-        .expect("pg_tables")
-        .get(0);
-    assert_eq!(tables, 1, "the canary survived");
+    assert_eq!(
+        tables_in(&obs, &canary).await,
+        ["canary"],
+        "the canary survived"
+    );
 }
 
 #[tokio::test]

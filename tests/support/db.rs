@@ -1,5 +1,5 @@
-//! Opening the adapter under test: fresh schema names, models, registries,
-//! session settings and open options.
+//! The adapter under test: fresh schema names, models, registries, session
+//! settings and open options to open it with, and values to give it.
 
 use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
 
@@ -83,4 +83,11 @@ pub fn tagged_options(
             application_name: Some(app.to_owned()),
             ..SessionConfig::default()
         })
+}
+
+/// A LIKE pattern matching `s` literally (backslash is LIKE's escape).
+pub fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

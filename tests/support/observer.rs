@@ -1,6 +1,6 @@
 //! A plain session outside the adapter, and what it sees of the adapter's
-//! work on the server: its sessions (pg_stat_activity) and its statements
-//! (pg_stat_statements).
+//! work on the server: its sessions (pg_stat_activity), its statements
+//! (pg_stat_statements) and the tables in its schema.
 
 use super::topology::primary_url;
 use super::wait::{eventually, ready};
@@ -58,4 +58,27 @@ pub async fn no_session_left(app: &str) {
         ready(n == 0, ())
     })
     .await;
+}
+
+/// A table `canary` in `schema` (created too if missing), which no input
+/// given to the adapter may drop: see [`tables_in`].
+pub async fn canary_table(obs: &tokio_postgres::Client, schema: &str) {
+    obs.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; CREATE TABLE \"{schema}\".canary (x int)"
+    ))
+    .await
+    .expect("canary");
+}
+
+/// The tables of `schema`, sorted.
+pub async fn tables_in(obs: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    obs.query(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
+        &[&schema],
+    )
+    .await
+    .expect("pg_tables")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
