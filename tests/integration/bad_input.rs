@@ -17,7 +17,9 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::db::{like_literal, registry, tagged_options, unique_schema};
+use crate::support::db::{
+    like_literal, registry, tagged_options, tagged_session, unique_app_name, unique_schema,
+};
 use crate::support::logs::capturing_logs;
 use crate::support::observer::{
     canary_table, last_statement_starts, observer, statements_containing, tables_in,
@@ -56,7 +58,7 @@ impl Fixture {
     /// One connection per pool, so the adapter's connections stay the same.
     async fn open(prefix: &str) -> Fixture {
         let schema = unique_schema(prefix);
-        let app = format!("pga_{}", Uuid::new_v4().simple());
+        let app = unique_app_name("bad_input");
         let one = PoolConfig {
             max_open: Some(1),
             ..PoolConfig::default()
@@ -450,11 +452,7 @@ async fn an_application_name_with_quotes_is_stored_literally() {
     let schema = unique_schema("inject_app");
     let db = OpenOptions::new(primary_url())
         .registry(registry([product_model()]))
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(name.clone()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&schema, &name))
         .open()
         .await
         .expect("open");

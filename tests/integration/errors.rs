@@ -16,7 +16,7 @@ use pgactor::{
 use uuid::Uuid;
 
 use crate::support::blocking::until_lock_waiters;
-use crate::support::db::{open_primary, registry, stock_model, unique_schema};
+use crate::support::db::{open_primary, registry, stock_model, unique_app_name, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
 
@@ -288,7 +288,7 @@ async fn a_write_waiting_past_lock_timeout_is_a_504() {
 
 #[tokio::test]
 async fn a_pool_with_no_free_connection_answers_503() {
-    let app = format!("pga_busy_{}", Uuid::new_v4().simple());
+    let app = unique_app_name("busy");
     let pool = PoolConfig {
         max_open: Some(1),
         wait_timeout: Some(Duration::from_millis(200)),

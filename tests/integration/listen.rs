@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use pgactor::{
-    Db, DbMsg, ErrorKind, ListenerStats, Notification, OpenOptions, PoolConfig, SessionConfig,
-    TxOptions,
+    Db, DbMsg, ErrorKind, ListenerStats, Notification, OpenOptions, PoolConfig, TxOptions,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::routing::{sessions_named, unique_app_name};
+use crate::routing::sessions_named;
+use crate::support::db::{named_session, unique_app_name};
 use crate::support::kill::terminate;
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, Topology};
@@ -86,10 +86,7 @@ fn unique_channel(prefix: &str) -> String {
 /// An adapter on the primary whose sessions carry `app` as application_name.
 async fn open(app: &str) -> Db {
     OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.into()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(app))
         .open()
         .await
         .expect("open")

@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 
-use crate::routing::{unique_app_name, TempDatabase};
+use crate::routing::TempDatabase;
 use crate::schema::{crud_round_trip, stored_rows};
 use crate::support::blocking::{lock_stock_table, lock_waiters, until_lock_waiters};
-use crate::support::db::{in_schema, open_primary, registry, stock_model, unique_schema};
+use crate::support::db::{
+    in_schema, open_primary, registry, stock_model, unique_app_name, unique_schema,
+};
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::{primary_url, replica_url};
 

@@ -9,16 +9,17 @@
 //!   unique `application_name`), and by `pg_stat_statements` on the primary
 //!   (a read that never reached the primary left no statement there).
 //!
-//! Also home of helpers other modules use: [`eventually`],
-//! [`read_when_replicated`], [`sessions_named`], [`TempDatabase`],
-//! [`url_with_db`] and [`unique_app_name`].
+//! Also home of helpers other modules use: [`read_when_replicated`],
+//! [`sessions_named`], [`TempDatabase`] and [`url_with_db`].
 
-use pgactor::{Db, ErrorKind, Query, Record, SessionConfig};
+use pgactor::{Db, ErrorKind, Query, Record};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
 use crate::schema::statements_mentioning;
-use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::db::{
+    create_stock, registry, stock_model, tagged_session, unique_app_name, unique_schema,
+};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url};
 use crate::support::wait::eventually;
@@ -30,14 +31,6 @@ pub(crate) async fn read_when_replicated(db: &Db, model: &str, id: Uuid) -> Reco
         db.read(model, id)
     })
     .await
-}
-
-/// An `application_name` no other test uses (at most 63 bytes).
-pub(crate) fn unique_app_name(prefix: &str) -> String {
-    format!(
-        "pga_{prefix}_{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    )
 }
 
 /// `url` pointing at database `db` instead (same server, user and options).
@@ -134,23 +127,11 @@ async fn open_named(read_dsn: &str, app: &str) -> (Db, String) {
     let db = pgactor::OpenOptions::new(primary_url())
         .read_dsn(read_dsn)
         .registry(registry([stock_model()]))
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(app.into()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&schema, app))
         .open()
         .await
         .expect("open");
     (db, schema)
-}
-
-async fn create_sku(db: &Db, sku: &str) -> Uuid {
-    db.create("StockBalance", Record::new().with("sku", sku))
-        .await
-        .expect("create")
-        .get("id")
-        .unwrap()
 }
 
 #[tokio::test]
@@ -170,7 +151,7 @@ async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
         .expect("open");
     let (on_write, on_read) = (observer(&write_db.url).await, observer(&read_db.url).await);
 
-    let written = create_sku(&db, "W-1").await;
+    let written = create_stock(&db, "W-1").await;
     assert_eq!(skus(&on_write).await, ["W-1"], "the write went to db_w");
     assert!(skus(&on_read).await.is_empty(), "and not to db_r");
 
@@ -200,7 +181,7 @@ async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
 async fn with_a_replica_as_read_dsn_reads_run_on_the_replica() {
     let app = unique_app_name("routing_replica");
     let (db, schema) = open_named(&replica_url(), &app).await;
-    let id = create_sku(&db, "REP-1").await;
+    let id = create_stock(&db, "REP-1").await;
     let row = read_when_replicated(&db, "StockBalance", id).await;
     assert_eq!(row.get::<String>("sku").unwrap(), "REP-1");
 
@@ -235,7 +216,7 @@ async fn with_a_replica_as_read_dsn_reads_run_on_the_replica() {
 async fn with_an_empty_read_dsn_reads_run_on_the_primary() {
     let app = unique_app_name("routing_primary");
     let (db, schema) = open_named("", &app).await;
-    let id = create_sku(&db, "PRI-1").await;
+    let id = create_stock(&db, "PRI-1").await;
     let row = db.read("StockBalance", id).await.expect("read-your-write");
     assert_eq!(row.get::<String>("sku").unwrap(), "PRI-1");
 

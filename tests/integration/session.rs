@@ -29,9 +29,9 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Model, OpenOptions, Record, Sessi
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::routing::{read_when_replicated, unique_app_name};
+use crate::routing::read_when_replicated;
 use crate::schema::schema_exists;
-use crate::support::db::{in_schema, registry, stock_model, unique_schema};
+use crate::support::db::{in_schema, registry, stock_model, unique_app_name, unique_schema};
 use crate::support::kill::{gone, terminate};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url};

@@ -11,13 +11,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgactor::{ErrorKind, OpenOptions, PoolConfig, Record, SessionConfig};
+use pgactor::{ErrorKind, OpenOptions, PoolConfig, Record};
 use tokio::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::open::{assert_open_error, PASSWORD};
 use crate::schema::crud_round_trip;
-use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::db::{named_session, registry, stock_model, tagged_session, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url};
 use crate::transactions::{active_sleeps, make_updates_slow, slow_patch};
@@ -48,11 +48,7 @@ fn tagged(write_dsn: String) -> (OpenOptions, String) {
     let tag = unique_schema("tls");
     let options = OpenOptions::new(write_dsn)
         .registry(registry([stock_model()]))
-        .session(SessionConfig {
-            schema: Some(tag.clone()),
-            application_name: Some(tag.clone()),
-            ..SessionConfig::default()
-        });
+        .session(tagged_session(&tag, &tag));
     (options, tag)
 }
 
@@ -247,10 +243,7 @@ async fn a_client_certificate_logs_in_where_the_server_demands_one() {
     let open = |dsn: String| {
         OpenOptions::new(dsn)
             .auto_migrate(false)
-            .session(SessionConfig {
-                application_name: Some(tag.clone()),
-                ..SessionConfig::default()
-            })
+            .session(named_session(&tag))
             .open()
     };
 

@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, SessionConfig, WriteOp};
+use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, WriteOp};
 
 use crate::figures::{self, Figures};
-use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::db::{registry, stock_model, tagged_session, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::Topology;
 use crate::support::wait::until;
@@ -253,11 +253,7 @@ async fn replica_stopped_lagging_and_promoted_under_load() {
             poll_interval: POLL,
             ..ReplicaConfig::default()
         })
-        .session(SessionConfig {
-            schema: Some(app.clone()),
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&app, &app))
         .open()
         .await
         .expect("open");

@@ -7,14 +7,14 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions, PoolConfig, SessionConfig};
+use pgactor::{Notification, OpenOptions, PoolConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use crate::exhaustion::rss_kib;
 use crate::figures::{serial, Figures};
-use crate::support::db::unique_schema;
+use crate::support::db::{named_session, unique_schema};
 use crate::support::kill::terminate_sessions;
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
@@ -169,10 +169,7 @@ async fn flood(buffer: usize) -> Flood {
     let marker = unique_schema("marker");
     let app = unique_schema("subs");
     let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(&app))
         .notification_buffer(buffer)
         .open()
         .await
@@ -242,10 +239,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     );
     let app = unique_schema("chans");
     let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(&app))
         .write_pool(PoolConfig {
             connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
             ..PoolConfig::default()
@@ -356,10 +350,7 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
     );
     let app = unique_schema("flood");
     let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(&app))
         .write_pool(PoolConfig {
             connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
             ..PoolConfig::default()

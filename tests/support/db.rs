@@ -1,13 +1,21 @@
 //! The adapter under test: fresh schema names, models, registries, session
 //! settings and open options to open it with, and values to give it.
 
-use pgactor::{Db, Field, FieldType, Index, Model, Registry, SessionConfig};
+use pgactor::{Db, Field, FieldType, Index, Model, Record, Registry, SessionConfig};
 
 use super::topology::primary_url;
 
 /// A schema name no other test (or earlier run) uses.
 pub fn unique_schema(prefix: &str) -> String {
     format!("t_{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An `application_name` no other test uses (at most 63 bytes).
+pub fn unique_app_name(prefix: &str) -> String {
+    format!(
+        "pga_{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// The seed's stock example as a model.
@@ -33,6 +41,24 @@ pub fn in_schema(schema: &str) -> SessionConfig {
     SessionConfig {
         schema: Some(schema.into()),
         ..SessionConfig::default()
+    }
+}
+
+/// Session settings that name every session `app` (for pg_stat_activity
+/// checks), defaults otherwise.
+pub fn named_session(app: &str) -> SessionConfig {
+    SessionConfig {
+        application_name: Some(app.to_owned()),
+        ..SessionConfig::default()
+    }
+}
+
+/// Session settings that put everything in `schema` and name every
+/// session `app`.
+pub fn tagged_session(schema: &str, app: &str) -> SessionConfig {
+    SessionConfig {
+        schema: Some(schema.to_owned()),
+        ..named_session(app)
     }
 }
 
@@ -78,11 +104,16 @@ pub fn tagged_options(
         .registry(registry(models))
         .write_pool(pool.clone())
         .read_pool(pool)
-        .session(SessionConfig {
-            schema: Some(schema.to_owned()),
-            application_name: Some(app.to_owned()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(schema, app))
+}
+
+/// Create a `StockBalance` row with `sku`; answer its id.
+pub async fn create_stock(db: &Db, sku: &str) -> uuid::Uuid {
+    db.create("StockBalance", Record::new().with("sku", sku))
+        .await
+        .expect("create a stock row")
+        .get("id")
+        .expect("id")
 }
 
 /// A LIKE pattern matching `s` literally (backslash is LIKE's escape).
