@@ -12,10 +12,9 @@ use pgactor::{
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::routing::sessions_named;
 use crate::support::db::{named_session, unique_app_name};
 use crate::support::kill::terminate;
-use crate::support::observer::observer;
+use crate::support::observer::{observer, session_pids, sessions_named};
 use crate::support::topology::{primary_url, Topology};
 use crate::support::wait::{eventually, ready};
 
@@ -140,13 +139,6 @@ async fn no_listener_left(app: &str) {
         ready(left.is_empty(), left)
     })
     .await;
-}
-
-/// The backend pids of every session named `app`, in order.
-async fn session_pids(obs: &tokio_postgres::Client, app: &str) -> Vec<i32> {
-    let mut pids: Vec<i32> = sessions_named(obs, app).await.iter().map(|s| s.0).collect();
-    pids.sort();
-    pids
 }
 
 #[tokio::test]

@@ -13,12 +13,12 @@ use std::time::Duration;
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 
 use crate::routing::TempDatabase;
-use crate::schema::{crud_round_trip, stored_rows};
+use crate::schema::crud_round_trip;
 use crate::support::blocking::{lock_stock_table, lock_waiters, until_lock_waiters};
 use crate::support::db::{
     in_schema, open_primary, registry, stock_model, unique_app_name, unique_schema,
 };
-use crate::support::observer::{no_session_left, observer};
+use crate::support::observer::{no_session_left, observer, rows_in};
 use crate::support::topology::{primary_url, replica_url};
 
 /// The password every DSN here carries; no error may show it.
@@ -220,7 +220,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
             .expect("a queued write completes once the lock is gone");
     }
     assert_eq!(
-        stored_rows(&watcher, &schema).await,
+        rows_in(&watcher, &schema, "stock_balance").await,
         2,
         "the write that gave up was never sent"
     );

@@ -10,7 +10,7 @@ use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, Wr
 use crate::support::db::{create_stock, registry, stock_model};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, Topology};
-use crate::support::wait::{eventually, ready};
+use crate::support::wait::{eventually, read_when_replicated, ready};
 
 async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
     pgactor::OpenOptions::new(write)
@@ -33,20 +33,12 @@ fn fast_probe() -> ReplicaConfig {
     }
 }
 
-/// Wait until the replica has replayed everything the primary wrote so far.
-async fn caught_up(db: &Db, id: uuid::Uuid) {
-    eventually("the replica replays the row", || {
-        db.read("StockBalance", id)
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_them() {
     let topo = Topology::up();
     let db = open(topo.primary(), topo.replica(), fast_probe()).await;
     let first = create_stock(&db, "first").await;
-    caught_up(&db, first).await;
+    read_when_replicated(&db, "StockBalance", first).await;
 
     let replica = observer(topo.replica()).await;
     replica
@@ -83,7 +75,7 @@ async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_th
         .execute("SELECT pg_wal_replay_resume()", &[])
         .await
         .unwrap();
-    caught_up(&db, id).await;
+    read_when_replicated(&db, "StockBalance", id).await;
     // Once the replica has replayed past the token, token reads use it again.
     eventually("token reads go back to the replica", || async {
         let before = db.stats().replica.unwrap().primary_reads;
@@ -103,7 +95,7 @@ async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
     };
     let db = open(topo.primary(), topo.replica(), config).await;
     let first = create_stock(&db, "first").await;
-    caught_up(&db, first).await;
+    read_when_replicated(&db, "StockBalance", first).await;
     let replica = observer(topo.replica()).await;
     replica
         .execute("SELECT pg_wal_replay_pause()", &[])
@@ -138,7 +130,7 @@ async fn reads_fall_back_to_the_primary_while_the_replica_is_down_and_return() {
     )
     .await;
     let id = create_stock(&db, "a").await;
-    caught_up(&db, id).await;
+    read_when_replicated(&db, "StockBalance", id).await;
 
     let replica_data = topo.var("PGACTOR_REPLICA_DATA").to_owned();
     topo.pg_ctl(&replica_data, &["stop", "-m", "fast"]);

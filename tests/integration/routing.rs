@@ -12,26 +12,16 @@
 //! Also home of helpers other modules use: [`read_when_replicated`],
 //! [`sessions_named`], [`TempDatabase`] and [`url_with_db`].
 
-use pgactor::{Db, ErrorKind, Query, Record};
+use pgactor::{Db, ErrorKind, Query};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::schema::statements_mentioning;
 use crate::support::db::{
     create_stock, registry, stock_model, tagged_session, unique_app_name, unique_schema,
 };
-use crate::support::observer::observer;
+use crate::support::observer::{observer, sessions_named, statements_mentioning};
 use crate::support::topology::{primary_url, replica_url};
-use crate::support::wait::eventually;
-
-/// `db.read` of a row just written, retried until the read pool's server
-/// (a replica, which lags) has it.
-pub(crate) async fn read_when_replicated(db: &Db, model: &str, id: Uuid) -> Record {
-    eventually("the row to reach the read pool's server", || {
-        db.read(model, id)
-    })
-    .await
-}
+use crate::support::wait::read_when_replicated;
 
 /// `url` pointing at database `db` instead (same server, user and options).
 pub(crate) fn url_with_db(url: &str, db: &str) -> String {
@@ -84,21 +74,6 @@ async fn skus(client: &Client) -> Vec<String> {
         .expect("skus")
         .iter()
         .map(|row| row.get(0))
-        .collect()
-}
-
-/// Every session named `app` on `client`'s server: its backend pid and its
-/// last (or current) statement.
-pub(crate) async fn sessions_named(client: &Client, app: &str) -> Vec<(i32, String)> {
-    client
-        .query(
-            "SELECT pid, query FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
         .collect()
 }
 

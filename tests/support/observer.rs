@@ -28,6 +28,46 @@ pub async fn statements_containing(obs: &tokio_postgres::Client, needle: &str) -
     .get(0)
 }
 
+/// Every statement `pg_stat_statements` has seen whose text contains `needle`.
+pub async fn statements_mentioning(client: &tokio_postgres::Client, needle: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT query FROM pg_stat_statements WHERE strpos(query, $1) > 0",
+            &[&needle],
+        )
+        .await
+        .expect("pg_stat_statements")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Every session named `app` on `client`'s server: its backend pid and its
+/// last (or current) statement.
+pub async fn sessions_named(client: &tokio_postgres::Client, app: &str) -> Vec<(i32, String)> {
+    client
+        .query(
+            "SELECT pid, query FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+/// The backend pids of every session named `app` on `client`'s server, in order.
+pub async fn session_pids(client: &tokio_postgres::Client, app: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = sessions_named(client, app)
+        .await
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    pids.sort();
+    pids
+}
+
 /// (pid, start of the last statement) of each session tagged `app`: it
 /// changes when any of them runs a statement, even one not counted yet.
 pub async fn last_statement_starts(obs: &tokio_postgres::Client, app: &str) -> Vec<(i32, String)> {
@@ -47,15 +87,8 @@ pub async fn last_statement_starts(obs: &tokio_postgres::Client, app: &str) -> V
 pub async fn no_session_left(app: &str) {
     let admin = observer(&primary_url()).await;
     eventually("no session of the adapter is left", || async {
-        let n: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        ready(n == 0, ())
+        let left = session_pids(&admin, app).await;
+        ready(left.is_empty(), left)
     })
     .await;
 }
@@ -81,4 +114,10 @@ pub async fn tables_in(obs: &tokio_postgres::Client, schema: &str) -> Vec<String
     .iter()
     .map(|r| r.get(0))
     .collect()
+}
+
+/// How many rows `schema`.`table` holds.
+pub async fn rows_in(client: &tokio_postgres::Client, schema: &str, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM \"{schema}\".{table}");
+    client.query_one(&sql, &[]).await.expect(&sql).get(0)
 }

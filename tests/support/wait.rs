@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use pgactor::{Db, Record};
+
 /// How long [`eventually`] waits: generous, since replicas lag and CI is slow.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -32,6 +34,15 @@ pub fn ready<T>(ready: bool, value: T) -> Result<T, &'static str> {
     } else {
         Err("not yet")
     }
+}
+
+/// `db.read` of a row just written, retried (see [`eventually`]) until the
+/// read pool's server (a replica, which lags) has it.
+pub async fn read_when_replicated(db: &Db, model: &str, id: uuid::Uuid) -> Record {
+    eventually("the row to reach the read pool's server", || {
+        db.read(model, id)
+    })
+    .await
 }
 
 /// Wait (at most [`UNTIL_PATIENCE`]) until `holds` answers true; answer how
