@@ -1,12 +1,10 @@
 //! The actor face: `DbMsg`s sent with `call!` from ractor actors, routed by
 //! the supervisor, and pool actors that never serialise their callers.
 
-use pgactor::{
-    Db, DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest,
-};
+use pgactor::{DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::support::db::{open_primary, registry, stock_model};
+use crate::support::db::{open_primary, open_split, stock_model};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
 use crate::support::wait::until;
@@ -65,33 +63,9 @@ async fn a_ractor_actor_writes_with_call() {
     db.close().await;
 }
 
-/// Opens on two databases of the primary: writes land in `w`, reads come from `r`.
-async fn open_split(admin: &tokio_postgres::Client) -> (Db, String, String) {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (w, r) = (format!("w_{suffix}"), format!("r_{suffix}"));
-    for name in [&w, &r] {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-    }
-    let url = |db: &str| primary_url().replace("/postgres?", &format!("/{db}?"));
-    // AutoMigrate runs on the write side only: prepare the read side the same way.
-    pgactor::open(&url(&r), "", registry([stock_model()]))
-        .await
-        .unwrap()
-        .close()
-        .await;
-    let db = pgactor::open(&url(&w), &url(&r), registry([stock_model()]))
-        .await
-        .unwrap();
-    (db, w, r)
-}
-
 #[tokio::test]
 async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_pool() {
-    let admin = observer(&primary_url()).await;
-    let (db, w, r) = open_split(&admin).await;
+    let (db, w, r) = open_split("actors").await;
     let sup = db.actor();
 
     let write = WriteRequest {
@@ -115,12 +89,8 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
     assert_eq!(call!(sup, DbMsg::List, list).unwrap().unwrap().total, 0);
 
     db.close().await;
-    for name in [w, r] {
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
-    }
+    w.remove().await;
+    r.remove().await;
 }
 
 #[tokio::test]

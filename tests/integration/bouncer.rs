@@ -24,12 +24,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::crud::row_life;
-use crate::routing::{url_with_db, TempDatabase};
 use crate::support::blocking::lock_row_outside;
 use crate::support::db::{named_session, registry, stock_model, unique_app_name, unique_schema};
 use crate::support::logs::capturing_logs;
 use crate::support::observer::observer;
-use crate::support::topology::{bouncer_pool_size, bouncer_url, primary_url, replica_url};
+use crate::support::topology::{
+    bouncer_pool_size, bouncer_url, primary_url, replica_url, url_with_db, TempDatabase,
+};
 use crate::support::wait::{eventually, ready};
 use crate::transactions::{
     a_conflicted_transfer_retried_applies_once, account_model, k_of_n_callers_reserve_a_unit,

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 
-use crate::routing::TempDatabase;
 use crate::schema::crud_round_trip;
 use crate::support::blocking::{lock_stock_table, lock_waiters, until_lock_waiters};
 use crate::support::db::{
     in_schema, open_primary, registry, stock_model, unique_app_name, unique_schema,
 };
 use crate::support::observer::{no_session_left, observer, rows_in};
-use crate::support::topology::{primary_url, replica_url};
+use crate::support::topology::{primary_url, replica_url, TempDatabase};
 
 /// The password every DSN here carries; no error may show it.
 pub(crate) const PASSWORD: &str = "s3cr3t-pw";

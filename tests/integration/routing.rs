@@ -9,62 +9,16 @@
 //!   unique `application_name`), and by `pg_stat_statements` on the primary
 //!   (a read that never reached the primary left no statement there).
 //!
-//! Also home of helpers other modules use: [`read_when_replicated`],
-//! [`sessions_named`], [`TempDatabase`] and [`url_with_db`].
-
 use pgactor::{Db, ErrorKind, Query};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
 use crate::support::db::{
-    create_stock, registry, stock_model, tagged_session, unique_app_name, unique_schema,
+    create_stock, open_split, registry, stock_model, tagged_session, unique_app_name, unique_schema,
 };
 use crate::support::observer::{observer, sessions_named, statements_mentioning};
 use crate::support::topology::{primary_url, replica_url};
 use crate::support::wait::read_when_replicated;
-
-/// `url` pointing at database `db` instead (same server, user and options).
-pub(crate) fn url_with_db(url: &str, db: &str) -> String {
-    let (base, options) = url.split_once('?').unwrap_or((url, ""));
-    let (server, _) = base
-        .rsplit_once('/')
-        .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
-        .expect("a postgres:// URL with a database name");
-    match options {
-        "" => format!("{server}/{db}"),
-        options => format!("{server}/{db}?{options}"),
-    }
-}
-
-/// A database of the test's own on the primary; [`TempDatabase::remove`]
-/// drops it (closing any connection still open to it).
-pub(crate) struct TempDatabase {
-    pub(crate) name: String,
-    pub(crate) url: String,
-}
-
-impl TempDatabase {
-    pub(crate) async fn create(prefix: &str) -> TempDatabase {
-        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
-        admin_sql(&format!("CREATE DATABASE \"{name}\"")).await;
-        TempDatabase {
-            url: url_with_db(&primary_url(), &name),
-            name,
-        }
-    }
-
-    pub(crate) async fn remove(self) {
-        admin_sql(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).await;
-    }
-}
-
-async fn admin_sql(sql: &str) {
-    observer(&primary_url())
-        .await
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
 
 /// The `sku`s in `public.stock_balance` of the database `client` is on.
 async fn skus(client: &Client) -> Vec<String> {
@@ -111,19 +65,7 @@ async fn open_named(read_dsn: &str, app: &str) -> (Db, String) {
 
 #[tokio::test]
 async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
-    let (write_db, read_db) = (
-        TempDatabase::create("db_w").await,
-        TempDatabase::create("db_r").await,
-    );
-    // AutoMigrate runs on the write side only: give the read database its table.
-    pgactor::open(&read_db.url, "", registry([stock_model()]))
-        .await
-        .expect("migrate db_r")
-        .close()
-        .await;
-    let db = pgactor::open(&write_db.url, &read_db.url, registry([stock_model()]))
-        .await
-        .expect("open");
+    let (db, write_db, read_db) = open_split("db").await;
     let (on_write, on_read) = (observer(&write_db.url).await, observer(&read_db.url).await);
 
     let written = create_stock(&db, "W-1").await;

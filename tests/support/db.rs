@@ -3,7 +3,7 @@
 
 use pgactor::{Db, Field, FieldType, Index, Model, Record, Registry, SessionConfig};
 
-use super::topology::primary_url;
+use super::topology::{primary_url, TempDatabase};
 
 /// A schema name no other test (or earlier run) uses.
 pub fn unique_schema(prefix: &str) -> String {
@@ -72,6 +72,24 @@ pub async fn open_primary(prefix: &str, models: impl IntoIterator<Item = Model>)
         .await
         .expect("open");
     (db, schema)
+}
+
+/// Open on two databases of the test's own on the primary, each with the
+/// stock table: writes land in the first, reads come from the second
+/// (AutoMigrate runs on the write side only, so the read side is migrated
+/// first). [`TempDatabase::remove`] drops them.
+pub async fn open_split(prefix: &str) -> (Db, TempDatabase, TempDatabase) {
+    let write = TempDatabase::create(&format!("{prefix}_w")).await;
+    let read = TempDatabase::create(&format!("{prefix}_r")).await;
+    pgactor::open(&read.url, "", registry([stock_model()]))
+        .await
+        .expect("migrate the read database")
+        .close()
+        .await;
+    let db = pgactor::open(&write.url, &read.url, registry([stock_model()]))
+        .await
+        .expect("open");
+    (db, write, read)
 }
 
 /// Open on the primary in a fresh schema (`<prefix>_…`) whose name is also

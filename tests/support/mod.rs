@@ -4,12 +4,13 @@
 //! binary of its own from a subfolder of `tests/`). By what they hold:
 //!
 //! - [`topology`]: where the servers are: the shared topology that
-//!   `scripts/test.sh` starts, and private topologies for tests that stop,
-//!   pause or promote servers.
-//! - [`db`]: opening the adapter under test: fresh schema names, models,
-//!   registries, session settings, open options.
+//!   `scripts/test.sh` starts, databases of a test's own on its primary,
+//!   and private topologies for tests that stop, pause or promote servers.
+//! - [`db`]: the adapter under test: fresh schema and application names,
+//!   models, session settings and open options to open it with, and
+//!   values to give it.
 //! - [`observer`]: a plain session outside the adapter and what it sees of
-//!   the adapter's work: its sessions and its statements.
+//!   the adapter's work: its sessions, its statements, tables and rows.
 //! - [`kill`]: ending the adapter's server sessions from outside.
 //! - [`blocking`]: holding the adapter's statements up from outside (table
 //!   and row locks) and seeing them wait.
