@@ -15,7 +15,7 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::support::blocking::until_lock_waiters;
+use crate::support::blocking::{lock_row_outside, until_lock_waiters};
 use crate::support::db::{open_primary, registry, stock_model, unique_app_name, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::primary_url;
@@ -244,16 +244,6 @@ async fn open_with(prefix: &str, pool: PoolConfig, session: SessionConfig) -> (D
     (db, schema)
 }
 
-/// An observer holding a row lock on the stock row `id` until dropped
-/// (the connection closes and its transaction rolls back).
-async fn lock_row(schema: &str, id: Uuid) -> tokio_postgres::Client {
-    let obs = observer(&primary_url()).await;
-    obs.batch_execute("BEGIN").await.expect("begin");
-    let sql = format!("SELECT 1 FROM \"{schema}\".stock_balance WHERE id = $1 FOR UPDATE");
-    assert_eq!(obs.execute(&sql, &[&id]).await.expect("lock"), 1);
-    obs
-}
-
 #[tokio::test]
 async fn a_write_waiting_past_lock_timeout_is_a_504() {
     let session = SessionConfig {
@@ -263,7 +253,7 @@ async fn a_write_waiting_past_lock_timeout_is_a_504() {
     let (db, schema) = open_with("err_timeout", PoolConfig::default(), session).await;
     let row = create_stock(&db, "LOCKED", 1).await.expect("create");
     let id: Uuid = row.get("id").expect("id");
-    let holder = lock_row(&schema, id).await;
+    let holder = lock_row_outside(&primary_url(), &schema, id).await;
 
     let err = db
         .update("StockBalance", id, Record::new().with("quantity", 2_i64))
@@ -303,7 +293,7 @@ async fn a_pool_with_no_free_connection_answers_503() {
     let (db, schema) = open_with("err_busy", pool, session).await;
     let row = create_stock(&db, "BUSY", 1).await.expect("create");
     let id: Uuid = row.get("id").expect("id");
-    let holder = lock_row(&schema, id).await;
+    let holder = lock_row_outside(&primary_url(), &schema, id).await;
 
     // The write pool's only connection blocks on the observer's lock.
     let blocked = tokio::spawn({

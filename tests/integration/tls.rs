@@ -17,10 +17,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::open::{assert_open_error, PASSWORD};
 use crate::schema::crud_round_trip;
+use crate::support::blocking::make_updates_slow;
 use crate::support::db::{named_session, registry, stock_model, tagged_session, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, shared_var};
-use crate::transactions::{active_sleeps, make_updates_slow, slow_patch};
+use crate::transactions::{active_sleeps, slow_patch};
 
 fn primary_port() -> String {
     shared_var("PGACTOR_PRIMARY_PORT")

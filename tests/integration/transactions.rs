@@ -11,7 +11,9 @@ use pgactor::{
     SessionConfig, TxMsg, TxOptions,
 };
 
-use crate::support::blocking::{lock_row_outside, lock_waiters, until_lock_waiters};
+use crate::support::blocking::{
+    lock_row_outside, lock_waiters, make_updates_slow, until_lock_waiters,
+};
 use crate::support::db::{registry, stock_model, unique_schema};
 use crate::support::kill::{terminate, terminate_sessions};
 use crate::support::logs::capturing_logs;
@@ -796,20 +798,6 @@ async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection(
     assert_eq!(row.get::<i64>("quantity").unwrap(), 3);
     assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
-}
-
-/// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
-/// statement on demand.
-pub(crate) async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
-    admin
-        .batch_execute(&format!(
-            "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
-             CREATE TRIGGER slow BEFORE UPDATE ON \"{schema}\".stock_balance
-             FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow();"
-        ))
-        .await
-        .unwrap();
 }
 
 /// A patch whose update sleeps 5 s in the trigger of [`make_updates_slow`].

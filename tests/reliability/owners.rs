@@ -45,7 +45,7 @@ use pgactor::{Db, PoolConfig, PoolerMode, Query, Record, SessionConfig, Tx, TxOp
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::figures::{self, Figures};
-use crate::support::blocking::lock_waiters;
+use crate::support::blocking::{lock_waiters, make_updates_slow};
 use crate::support::db::{registry, stock_model, unique_schema};
 use crate::support::kill::terminate_sessions;
 use crate::support::logs::capturing_logs;
@@ -95,16 +95,7 @@ impl Owners {
         };
         let db = open_db(&session, &target).await;
         let admin = observer(&primary_url()).await;
-        // Updates sleep `quantity` milliseconds: a slow statement on demand.
-        admin
-            .batch_execute(&format!(
-                "CREATE FUNCTION \"{app}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
-                 CREATE TRIGGER slow BEFORE UPDATE ON \"{app}\".stock_balance
-                 FOR EACH ROW EXECUTE FUNCTION \"{app}\".slow();"
-            ))
-            .await
-            .expect("create the slow trigger");
+        make_updates_slow(&admin, &app).await;
         let victim = db
             .create("StockBalance", Record::new().with("sku", "victim"))
             .await

@@ -1,6 +1,6 @@
 //! Holding the adapter's statements up from outside: a session of the
-//! test's own holding a table or row lock; and the adapter's sessions seen
-//! waiting for a lock.
+//! test's own holding a table or row lock, a trigger that makes updates
+//! slow; and the adapter's sessions seen waiting for a lock.
 
 use super::observer::observer;
 use super::topology::primary_url;
@@ -27,18 +27,34 @@ pub async fn lock_table(url: &str, schema: &str, table: &str) -> tokio_postgres:
 }
 
 /// A session on the server of `url` holding the row lock of `schema`'s
-/// stock_balance row `id` (`SELECT … FOR UPDATE`) until it rolls back.
+/// stock_balance row `id` (`SELECT … FOR UPDATE`) until it rolls back (or
+/// is dropped: the connection closes and its transaction rolls back).
 pub async fn lock_row_outside(url: &str, schema: &str, id: uuid::Uuid) -> tokio_postgres::Client {
     let holder = observer(url).await;
     holder.batch_execute("BEGIN").await.expect("begin");
-    holder
+    let locked = holder
         .query_typed(
             &format!("SELECT 1 FROM \"{schema}\".stock_balance WHERE id = $1 FOR UPDATE"),
             &[(&id, tokio_postgres::types::Type::UUID)],
         )
         .await
         .expect("lock the row");
+    assert_eq!(locked.len(), 1, "the row to lock exists");
     holder
+}
+
+/// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
+/// statement on demand.
+pub async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
+             CREATE TRIGGER slow BEFORE UPDATE ON \"{schema}\".stock_balance
+             FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow();"
+        ))
+        .await
+        .expect("create the slow trigger");
 }
 
 /// Sessions named `app` that wait for a lock now.
