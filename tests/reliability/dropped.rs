@@ -66,8 +66,9 @@ async fn open() -> (Db, String, Uuid) {
     (db, schema, row.get("id").expect("id"))
 }
 
-/// Sessions named `app` running a statement that starts with `verb`.
-async fn running(admin: &tokio_postgres::Client, app: &str, verb: &str) -> i64 {
+/// Sessions named `app` running a statement that starts with `verb`
+/// (owners' slow updates are seen starting by it too).
+pub(crate) async fn running(admin: &tokio_postgres::Client, app: &str, verb: &str) -> i64 {
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity \

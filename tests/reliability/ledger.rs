@@ -259,12 +259,22 @@ const QUIESCE: Duration = Duration::from_secs(5);
 /// connections the pools still lend and the transactions still open. Waits
 /// up to [`QUIESCE`] for them to reach 0, then answers what is left.
 pub async fn leaks(db: &Db, observer: &tokio_postgres::Client, app: &str) -> u64 {
-    let deadline = tokio::time::Instant::now() + QUIESCE;
+    leaks_within(db, observer, app, QUIESCE).await
+}
+
+/// [`leaks`], waiting up to `within` for them to reach 0.
+pub async fn leaks_within(
+    db: &Db,
+    observer: &tokio_postgres::Client,
+    app: &str,
+    within: Duration,
+) -> u64 {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let busy: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state <> 'idle'",
+                 WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'",
                 &[&app],
             )
             .await

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, PoolConfig, PoolerMode, Query, Record, SessionConfig, Tx, TxOptions};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::dropped::running;
 use crate::figures::{self, Figures};
 use crate::support::blocking::{lock_waiters, make_updates_slow};
 use crate::support::db::{registry, stock_model, unique_schema};
@@ -147,24 +148,12 @@ impl Owners {
         while !(if blocked {
             lock_waiters(&self.admin, &self.app).await > 0
         } else {
-            self.running_updates().await > 0
+            running(&self.admin, &self.app, "UPDATE").await > 0
         }) {
             assert!(started.elapsed() < PATIENCE, "the update never started");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         task
-    }
-
-    async fn running_updates(&self) -> i64 {
-        self.admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
-                 AND state = 'active' AND query LIKE 'UPDATE%'",
-                &[&self.app],
-            )
-            .await
-            .unwrap()
-            .get(0)
     }
 
     /// Lock the victim row from outside the adapter, in `outside`'s open

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::figures::{self, Figures};
+use crate::ledger;
 use crate::support::db::open_tagged;
 use crate::support::observer::{no_session_left, observer};
 use crate::support::topology::primary_url;
@@ -38,25 +39,7 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// a transaction), seen directly, never through a proxy. 0: nothing leaked.
 pub async fn leaked(db: &Db, app: &str) -> u64 {
     let admin = observer(&primary_url()).await;
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let busy: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'",
-                &[&app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        let stats = db.stats();
-        let held = (stats.write.in_use + stats.read.in_use) as u64 + stats.open_transactions;
-        let leaked = held + busy as u64;
-        if leaked == 0 || Instant::now() >= deadline {
-            return leaked;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ledger::leaks_within(db, &admin, app, SETTLE).await
 }
 
 /// A tiny xorshift64*: reproducible from its printed seed, no dependency.

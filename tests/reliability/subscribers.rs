@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions, PoolConfig};
+use pgactor::{Db, Notification, OpenOptions, PoolConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
@@ -252,18 +252,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     let (actor, mut seen) = gated(always_open).await;
     let prefix = unique_schema("c");
     let channel = |i: usize| format!("{prefix}_{i:05}");
-    let mut subscribing = tokio::task::JoinSet::new();
-    for i in 0..CHANNELS {
-        let (db, actor, channel) = (db.clone(), actor.clone(), channel(i));
-        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
-        while subscribing.len() >= 64 {
-            let done = subscribing.join_next().await.expect("a subscribe");
-            figures.outcome(&done.expect("subscribe task"));
-        }
-    }
-    while let Some(done) = subscribing.join_next().await {
-        figures.outcome(&done.expect("subscribe task"));
-    }
+    subscribe_all(&db, &actor, (0..CHANNELS).map(channel), &mut figures).await;
     assert_eq!(
         figures.acknowledged, CHANNELS as u64,
         "{:?}",
@@ -328,6 +317,28 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     figures.publish();
 }
 
+/// Subscribe `actor` to every one of `channels`, 64 at a time, counting
+/// each answer in `figures`.
+async fn subscribe_all(
+    db: &Db,
+    actor: &ActorRef<Notification>,
+    channels: impl Iterator<Item = String>,
+    figures: &mut Figures,
+) {
+    let mut subscribing = tokio::task::JoinSet::new();
+    for channel in channels {
+        let (db, actor) = (db.clone(), actor.clone());
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+}
+
 /// The next thing the subscriber saw.
 async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
     rx.recv().await.expect("the subscriber stopped")
@@ -367,18 +378,7 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
     let (sink, mut flood_seen) = gated(always_open.clone()).await;
     db.subscribe(&flooded, sink).await.expect("subscribe");
     let (actor, mut seen) = gated(always_open).await;
-    let mut subscribing = tokio::task::JoinSet::new();
-    for i in 0..QUIET {
-        let (db, actor, channel) = (db.clone(), actor.clone(), quiet(i));
-        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
-        while subscribing.len() >= 64 {
-            let done = subscribing.join_next().await.expect("a subscribe");
-            figures.outcome(&done.expect("subscribe task"));
-        }
-    }
-    while let Some(done) = subscribing.join_next().await {
-        figures.outcome(&done.expect("subscribe task"));
-    }
+    subscribe_all(&db, &actor, (0..QUIET).map(quiet), &mut figures).await;
     assert_eq!(figures.acknowledged, QUIET as u64, "{:?}", figures.errors);
 
     // The flood: batches of notifications, without pause, until the end.
