@@ -70,6 +70,16 @@ async fn stock_rows(db: &Db) -> u64 {
     db.list("StockBalance", Query::new()).await.unwrap().total
 }
 
+/// A list and then a commit on `tx` are both refused as `kind`.
+async fn assert_list_and_commit_refused(tx: &pgactor::Tx, kind: ErrorKind) {
+    for err in [
+        tx.list("StockBalance", Query::new()).await.unwrap_err(),
+        tx.commit().await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), &kind, "{err}");
+    }
+}
+
 /// Sessions of the adapter tagged `app` in `state` (e.g. "idle in transaction").
 async fn sessions_in_state(admin: &tokio_postgres::Client, app: &str, state: &str) -> i64 {
     admin
@@ -350,12 +360,7 @@ async fn messages_to_a_finished_transaction_are_refused_as_closed() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    for err in [
-        tx.list("StockBalance", Query::new()).await.unwrap_err(),
-        tx.commit().await.unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), &ErrorKind::TxClosed, "{err}");
-    }
+    assert_list_and_commit_refused(&tx, ErrorKind::TxClosed).await;
     assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
@@ -487,12 +492,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
         &ErrorKind::NotFound,
         "the transaction does not reconnect: {first}"
     );
-    for err in [
-        tx.list("StockBalance", Query::new()).await.unwrap_err(),
-        tx.commit().await.unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), &ErrorKind::TxAborted, "{err}");
-    }
+    assert_list_and_commit_refused(&tx, ErrorKind::TxAborted).await;
     assert_eq!(stock_rows(&db).await, 0);
     db.close().await;
 }

@@ -222,6 +222,17 @@ const CHANNELS: usize = 20_000;
 /// connection and of each of its LISTEN round trips.
 const CHANNELS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Options on the primary with every session named `app` and the
+/// listener's round trips bounded by [`CHANNELS_CONNECT_TIMEOUT`].
+fn listener_bounded(app: &str) -> OpenOptions {
+    OpenOptions::new(primary_url())
+        .session(named_session(app))
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+}
+
 /// Catalogue: a cache keyed by caller input, and a wait that outlasts its
 /// bound. Each subscribed channel costs the listener's server session, and
 /// after a reconnection the listener LISTENs on all of them again: in
@@ -238,12 +249,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
         "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
     );
     let app = unique_schema("chans");
-    let db = OpenOptions::new(primary_url())
-        .session(named_session(&app))
-        .write_pool(PoolConfig {
-            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
-            ..PoolConfig::default()
-        })
+    let db = listener_bounded(&app)
         .max_channels(CHANNELS)
         .open()
         .await
@@ -360,12 +366,7 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
         "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
     );
     let app = unique_schema("flood");
-    let db = OpenOptions::new(primary_url())
-        .session(named_session(&app))
-        .write_pool(PoolConfig {
-            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
-            ..PoolConfig::default()
-        })
+    let db = listener_bounded(&app)
         .notification_buffer(10)
         .open()
         .await
