@@ -22,7 +22,8 @@ use crate::support::db::{
 };
 use crate::support::logs::capturing_logs;
 use crate::support::observer::{
-    canary_table, last_statement_starts, observer, session_pids, statements_containing, tables_in,
+    canary_table, last_statement_starts, observer, schema_exists, session_pids,
+    statements_containing, tables_in,
 };
 use crate::support::topology::primary_url;
 
@@ -426,15 +427,10 @@ async fn injected_session_settings_are_a_config_error_and_create_nothing() {
             .await
             .expect_err(&format!("{session:?}"));
         assert_eq!(err.kind(), &ErrorKind::Config, "{session:?}: {err:?}");
-        let created: i64 = obs
-            .query_one(
-                "SELECT count(*) FROM pg_namespace WHERE nspname::text = $1",
-                &[&schema],
-            )
-            .await
-            .expect("pg_namespace")
-            .get(0);
-        assert_eq!(created, 0, "{session:?}: no schema created");
+        assert!(
+            !schema_exists(&obs, &schema).await,
+            "{session:?}: no schema created"
+        );
     }
     assert_eq!(
         tables_in(&obs, &canary).await,

@@ -8,8 +8,7 @@
 //! statements reached the server, and as which role). Roles made here are
 //! named `r_<random>` and dropped at the end.
 //!
-//! Also home of helpers other modules use: [`crud_round_trip`] and
-//! [`schema_exists`].
+//! Also home of [`crud_round_trip`], which other modules run too.
 
 use pgactor::{Db, ErrorKind, OpenOptions, Record, Registry, Result};
 use tokio_postgres::Client;
@@ -17,7 +16,7 @@ use uuid::Uuid;
 
 use crate::open::unreachable_dsn;
 use crate::support::db::{in_schema, registry, stock_model, unique_schema};
-use crate::support::observer::{observer, rows_in, statements_mentioning};
+use crate::support::observer::{observer, rows_in, schema_exists, statements_mentioning};
 use crate::support::topology::primary_url;
 use crate::support::wait::eventually;
 
@@ -111,17 +110,6 @@ async fn open_in(dsn: &str, schema: &str, models: Registry, auto_migrate: bool) 
         .auto_migrate(auto_migrate)
         .open()
         .await
-}
-
-pub(crate) async fn schema_exists(admin: &Client, schema: &str) -> bool {
-    admin
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0)
 }
 
 /// Sessions waiting for a lock in a statement whose text contains `needle`.

@@ -29,10 +29,9 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Model, OpenOptions, Record, Sessi
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::schema::schema_exists;
 use crate::support::db::{in_schema, registry, stock_model, unique_app_name, unique_schema};
 use crate::support::kill::{gone, terminate};
-use crate::support::observer::observer;
+use crate::support::observer::{observer, schema_exists};
 use crate::support::topology::{primary_url, replica_url};
 use crate::support::wait::{eventually, read_when_replicated};
 

@@ -93,6 +93,19 @@ pub async fn no_session_left(app: &str) {
     .await;
 }
 
+/// Whether a schema named `schema` exists (compared as text: a name past
+/// PostgreSQL's 63 bytes is not an error, it just exists nowhere).
+pub async fn schema_exists(client: &tokio_postgres::Client, schema: &str) -> bool {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname::text = $1)",
+            &[&schema],
+        )
+        .await
+        .expect("pg_namespace")
+        .get(0)
+}
+
 /// A table `canary` in `schema` (created too if missing), which no input
 /// given to the adapter may drop: see [`tables_in`].
 pub async fn canary_table(obs: &tokio_postgres::Client, schema: &str) {
