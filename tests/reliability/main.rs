@@ -8,9 +8,10 @@
 //! this suite alone and prints the table that docs/reliability.md shows.
 
 // The helpers both suites share (`tests/support`). The integration suite
-// uses every one of them; this suite only those its scenarios need (it
-// never opens with `open_primary` or asks the bouncer's pool size), and
-// the rest would be dead code in this binary.
+// uses every one of them and needs no allow; this suite uses most but not
+// all (it opens no database of its own on the primary, reads no row back
+// from a replica through the adapter, asks nothing of the bouncer's pool
+// size), and those would be dead code in this binary only.
 #[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,5 +1,6 @@
-//! The adapter under test: fresh schema names, models, registries, session
-//! settings and open options to open it with, and values to give it.
+//! The adapter under test: fresh schema and application names, models,
+//! registries, session settings and open options to open it with, a stock
+//! row to work on, and values to give it.
 
 use pgactor::{Db, Field, FieldType, Index, Model, Record, Registry, SessionConfig};
 

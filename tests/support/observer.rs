@@ -1,6 +1,6 @@
 //! A plain session outside the adapter, and what it sees of the adapter's
 //! work on the server: its sessions (pg_stat_activity), its statements
-//! (pg_stat_statements) and the tables in its schema.
+//! (pg_stat_statements), its schemas, tables and rows.
 
 use super::topology::primary_url;
 use super::wait::{eventually, ready};
