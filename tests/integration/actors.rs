@@ -1,12 +1,13 @@
 //! The actor face: `DbMsg`s sent with `call!` from ractor actors, routed by
 //! the supervisor, and pool actors that never serialise their callers.
 
-use pgactor::{
-    Db, DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest,
-};
+use pgactor::{DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::common::{observer, open_primary, primary_url, registry, stock_model};
+use crate::support::db::{open_primary, open_split, stock_model};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
+use crate::support::wait::until;
 
 /// A caller that is itself an actor: it creates a stock row through the
 /// adapter's supervisor and answers the created row's sku.
@@ -62,33 +63,9 @@ async fn a_ractor_actor_writes_with_call() {
     db.close().await;
 }
 
-/// Opens on two databases of the primary: writes land in `w`, reads come from `r`.
-async fn open_split(admin: &tokio_postgres::Client) -> (Db, String, String) {
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (w, r) = (format!("w_{suffix}"), format!("r_{suffix}"));
-    for name in [&w, &r] {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-    }
-    let url = |db: &str| primary_url().replace("/postgres?", &format!("/{db}?"));
-    // AutoMigrate runs on the write side only: prepare the read side the same way.
-    pgactor::open(&url(&r), "", registry([stock_model()]))
-        .await
-        .unwrap()
-        .close()
-        .await;
-    let db = pgactor::open(&url(&w), &url(&r), registry([stock_model()]))
-        .await
-        .unwrap();
-    (db, w, r)
-}
-
 #[tokio::test]
 async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_pool() {
-    let admin = observer(&primary_url()).await;
-    let (db, w, r) = open_split(&admin).await;
+    let (db, w, r) = open_split("actors").await;
     let sup = db.actor();
 
     let write = WriteRequest {
@@ -112,12 +89,8 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
     assert_eq!(call!(sup, DbMsg::List, list).unwrap().unwrap().total, 0);
 
     db.close().await;
-    for name in [w, r] {
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
-    }
+    w.remove().await;
+    r.remove().await;
 }
 
 #[tokio::test]
@@ -152,8 +125,7 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
     };
     // Wait until the update is really waiting on the lock, seen from the server.
     let admin = observer(&primary_url()).await;
-    for attempt in 0.. {
-        assert!(attempt < 1000, "the update never waited on the lock");
+    until("the update waits on the lock", || async {
         let waiting: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
@@ -162,11 +134,9 @@ async fn a_blocked_write_does_not_hold_up_other_callers() {
             .await
             .unwrap()
             .get(0);
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        waiting > 0
+    })
+    .await;
 
     // Other writes and reads on the same pool actors are served meanwhile.
     let b_id: uuid::Uuid = b.get("id").unwrap();

@@ -17,10 +17,15 @@ use pgactor::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{
-    last_statement_starts, observer, primary_url, registry, statements_containing, tagged_options,
-    unique_schema,
+use crate::support::db::{
+    like_literal, registry, tagged_options, tagged_session, unique_app_name, unique_schema,
 };
+use crate::support::logs::capturing_logs;
+use crate::support::observer::{
+    canary_table, last_statement_starts, observer, schema_exists, session_pids,
+    statements_containing, tables_in,
+};
+use crate::support::topology::primary_url;
 
 const MODEL: &str = "Product";
 
@@ -54,7 +59,7 @@ impl Fixture {
     /// One connection per pool, so the adapter's connections stay the same.
     async fn open(prefix: &str) -> Fixture {
         let schema = unique_schema(prefix);
-        let app = format!("pga_{}", Uuid::new_v4().simple());
+        let app = unique_app_name("bad_input");
         let one = PoolConfig {
             max_open: Some(1),
             ..PoolConfig::default()
@@ -64,9 +69,7 @@ impl Fixture {
             .await
             .expect("open");
         let obs = observer(&primary_url()).await;
-        obs.batch_execute(&format!("CREATE TABLE \"{schema}\".canary (x int)"))
-            .await
-            .expect("canary");
+        canary_table(&obs, &schema).await;
         Fixture {
             db,
             schema,
@@ -117,18 +120,10 @@ impl Fixture {
 
     /// The canary table and the model's table are still there.
     async fn assert_tables_intact(&self) {
-        let names: Vec<String> = self
-            .obs
-            .query(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
-                &[&self.schema],
-            )
-            .await
-            .expect("pg_tables")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(names, ["canary", "product"]);
+        assert_eq!(
+            tables_in(&self.obs, &self.schema).await,
+            ["canary", "product"]
+        );
     }
 
     async fn create(&self, record: Record) -> pgactor::Result<Record> {
@@ -353,13 +348,6 @@ async fn injected_identifiers_are_refused_without_sending_sql() {
     fx.db.close().await;
 }
 
-/// A LIKE pattern matching `s` literally (backslash is LIKE's escape).
-fn like_literal(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 #[tokio::test]
 async fn injected_values_are_bound_and_stored_literally() {
     let fx = Fixture::open("inject_value").await;
@@ -415,11 +403,7 @@ async fn injected_values_are_bound_and_stored_literally() {
 async fn injected_session_settings_are_a_config_error_and_create_nothing() {
     let obs = observer(&primary_url()).await;
     let canary = unique_schema("inject_schema");
-    obs.batch_execute(&format!(
-        "CREATE SCHEMA \"{canary}\"; CREATE TABLE \"{canary}\".canary (x int)"
-    ))
-    .await
-    .expect("canary");
+    canary_table(&obs, &canary).await;
     let in_schema = |schema: String| SessionConfig {
         schema: Some(schema),
         ..SessionConfig::default()
@@ -443,25 +427,16 @@ async fn injected_session_settings_are_a_config_error_and_create_nothing() {
             .await
             .expect_err(&format!("{session:?}"));
         assert_eq!(err.kind(), ErrorKind::Config, "{session:?}: {err:?}");
-        let created: i64 = obs
-            .query_one(
-                "SELECT count(*) FROM pg_namespace WHERE nspname::text = $1",
-                &[&schema],
-            )
-            .await
-            .expect("pg_namespace")
-            .get(0);
-        assert_eq!(created, 0, "{session:?}: no schema created");
+        assert!(
+            !schema_exists(&obs, &schema).await,
+            "{session:?}: no schema created"
+        );
     }
-    let tables: i64 = obs
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
-            &[&canary],
-        )
-        .await
-        .expect("pg_tables")
-        .get(0);
-    assert_eq!(tables, 1, "the canary survived");
+    assert_eq!(
+        tables_in(&obs, &canary).await,
+        ["canary"],
+        "the canary survived"
+    );
 }
 
 #[tokio::test]
@@ -473,26 +448,14 @@ async fn an_application_name_with_quotes_is_stored_literally() {
     let schema = unique_schema("inject_app");
     let db = OpenOptions::new(primary_url())
         .registry(registry([product_model()]))
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(name.clone()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&schema, &name))
         .open()
         .await
         .expect("open");
     db.list(MODEL, Query::new()).await.expect("list");
     let obs = observer(&primary_url()).await;
-    let sessions: i64 = obs
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-            &[&name],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .get(0);
     assert!(
-        sessions >= 1,
+        !session_pids(&obs, &name).await.is_empty(),
         "the adapter's sessions carry the name as given"
     );
     db.close().await;
@@ -532,8 +495,7 @@ async fn a_refused_value_is_never_quoted_in_the_error() {
 async fn a_huge_name_is_quoted_and_logged_only_in_part() {
     let f = Fixture::open("bad_huge_name").await;
     let huge = "n".repeat(100_000);
-    let (unknown_model, logged) =
-        crate::common::capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
+    let (unknown_model, logged) = capturing_logs(f.db.read(&huge, Uuid::new_v4())).await;
     let unknown_model = unknown_model.expect_err("unknown");
     assert!(logged.contains("db.collection.name"), "{logged}");
     assert!(

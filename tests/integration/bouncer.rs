@@ -23,12 +23,15 @@ use pgactor::{
 use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::common::{
-    bouncer_pool_size, bouncer_url, capturing_logs, eventually, lock_row_outside, observer,
-    primary_url, ready, registry, replica_url, stock_model, unique_schema,
-};
 use crate::crud::row_life;
-use crate::routing::{unique_app_name, url_with_db, TempDatabase};
+use crate::support::blocking::lock_row_outside;
+use crate::support::db::{named_session, registry, stock_model, unique_app_name, unique_schema};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::{
+    bouncer_pool_size, bouncer_url, primary_url, replica_url, url_with_db, TempDatabase,
+};
+use crate::support::wait::{eventually, ready};
 use crate::transactions::{
     a_conflicted_transfer_retried_applies_once, account_model, k_of_n_callers_reserve_a_unit,
     only_the_ok_body_is_committed, stock,
@@ -740,14 +743,7 @@ async fn bouncer_clients_named(app: &str) -> usize {
 #[tokio::test]
 async fn subscribe_is_refused_in_pooler_mode_and_opens_no_connection() {
     let app = unique_app_name("bnc_listen");
-    let (db, _) = open_pooled(
-        "bnc_listen",
-        SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        },
-    )
-    .await;
+    let (db, _) = open_pooled("bnc_listen", named_session(&app)).await;
     let before = bouncer_clients_named(&app).await;
     assert!(
         before >= 1,

@@ -2,7 +2,9 @@
 
 use pgactor::{Db, ErrorKind, Filter, Query, Record};
 
-use crate::common::{lock_stock_table, open_primary, stock_model};
+use crate::support::blocking::lock_stock_table;
+use crate::support::db::{open_primary, open_tagged, stock_model};
+use crate::support::wait::{eventually, ready};
 
 #[tokio::test]
 async fn a_row_goes_through_its_whole_life() {
@@ -66,7 +68,7 @@ async fn a_caller_that_stops_waiting_leaves_its_connection_to_the_pool_once_idle
         max_open: Some(1),
         ..pgactor::PoolConfig::default()
     };
-    let (db, schema) = crate::common::open_tagged("crud_drop", pool).await;
+    let (db, schema) = open_tagged("crud_drop", pool).await;
     let row = db
         .create("StockBalance", Record::new().with("sku", "D-1"))
         .await
@@ -82,9 +84,9 @@ async fn a_caller_that_stops_waiting_leaves_its_connection_to_the_pool_once_idle
     assert_eq!(db.stats().read.in_use, 1, "the read is still running");
     admin.batch_execute("ROLLBACK").await.unwrap();
 
-    crate::common::eventually("the connection is back in the pool", || async {
+    eventually("the connection is back in the pool", || async {
         let stats = db.stats().read;
-        crate::common::ready(stats.in_use == 0 && stats.idle == 1, ())
+        ready(stats.in_use == 0 && stats.idle == 1, ())
     })
     .await;
     let stats = db.stats().read;

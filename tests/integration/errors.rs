@@ -15,9 +15,10 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::common::{
-    lock_waiters, observer, open_primary, primary_url, registry, stock_model, unique_schema,
-};
+use crate::support::blocking::{lock_row_outside, until_lock_waiters};
+use crate::support::db::{open_primary, registry, stock_model, unique_app_name, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Run `ddl` (with `{s}` standing for the schema) from an observer.
 async fn by_hand(schema: &str, ddl: &str) {
@@ -243,29 +244,6 @@ async fn open_with(prefix: &str, pool: PoolConfig, session: SessionConfig) -> (D
     (db, schema)
 }
 
-/// An observer holding a row lock on the stock row `id` until dropped
-/// (the connection closes and its transaction rolls back).
-async fn lock_row(schema: &str, id: Uuid) -> tokio_postgres::Client {
-    let obs = observer(&primary_url()).await;
-    obs.batch_execute("BEGIN").await.expect("begin");
-    let sql = format!("SELECT 1 FROM \"{schema}\".stock_balance WHERE id = $1 FOR UPDATE");
-    assert_eq!(obs.execute(&sql, &[&id]).await.expect("lock"), 1);
-    obs
-}
-
-/// Wait until `count` sessions named `app` wait for a lock (bounded, so a
-/// session that never blocks fails the test instead of hanging it).
-async fn wait_for_lock_waiters(app: &str, count: i64) {
-    let obs = observer(&primary_url()).await;
-    for _ in 0..3000 {
-        if lock_waiters(&obs, app).await == count {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{count} sessions of {app} never waited for a lock");
-}
-
 #[tokio::test]
 async fn a_write_waiting_past_lock_timeout_is_a_504() {
     let session = SessionConfig {
@@ -275,7 +253,7 @@ async fn a_write_waiting_past_lock_timeout_is_a_504() {
     let (db, schema) = open_with("err_timeout", PoolConfig::default(), session).await;
     let row = create_stock(&db, "LOCKED", 1).await.expect("create");
     let id: Uuid = row.get("id").expect("id");
-    let holder = lock_row(&schema, id).await;
+    let holder = lock_row_outside(&primary_url(), &schema, id).await;
 
     let err = db
         .update("StockBalance", id, Record::new().with("quantity", 2_i64))
@@ -300,7 +278,7 @@ async fn a_write_waiting_past_lock_timeout_is_a_504() {
 
 #[tokio::test]
 async fn a_pool_with_no_free_connection_answers_503() {
-    let app = format!("pga_busy_{}", Uuid::new_v4().simple());
+    let app = unique_app_name("busy");
     let pool = PoolConfig {
         max_open: Some(1),
         wait_timeout: Some(Duration::from_millis(200)),
@@ -315,7 +293,7 @@ async fn a_pool_with_no_free_connection_answers_503() {
     let (db, schema) = open_with("err_busy", pool, session).await;
     let row = create_stock(&db, "BUSY", 1).await.expect("create");
     let id: Uuid = row.get("id").expect("id");
-    let holder = lock_row(&schema, id).await;
+    let holder = lock_row_outside(&primary_url(), &schema, id).await;
 
     // The write pool's only connection blocks on the observer's lock.
     let blocked = tokio::spawn({
@@ -325,7 +303,7 @@ async fn a_pool_with_no_free_connection_answers_503() {
                 .await
         }
     });
-    wait_for_lock_waiters(&app, 1).await;
+    until_lock_waiters(&observer(&primary_url()).await, &app, 1).await;
 
     let err = create_stock(&db, "NEVER-SENT", 1)
         .await

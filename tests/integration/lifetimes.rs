@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Query, TxOptions};
 
-use crate::common::{eventually, observer, open_tagged, primary_url, ready};
-
-async fn backend_pids(admin: &tokio_postgres::Client, app: &str) -> BTreeSet<i32> {
-    admin
-        .query(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
+use crate::support::db::open_tagged;
+use crate::support::observer::{observer, session_pids};
+use crate::support::topology::primary_url;
+use crate::support::wait::{eventually, ready};
 
 /// Check out `n` write connections at once (each held by a transaction),
 /// then give them all back.
@@ -48,7 +38,7 @@ async fn connections_older_than_max_lifetime_are_replaced() {
     db.create("StockBalance", pgactor::Record::new().with("sku", "a"))
         .await
         .unwrap();
-    let before = backend_pids(&admin, &app).await;
+    let before: BTreeSet<i32> = session_pids(&admin, &app).await.into_iter().collect();
     assert!(!before.is_empty());
 
     eventually(
@@ -56,7 +46,7 @@ async fn connections_older_than_max_lifetime_are_replaced() {
         || async {
             // Keep using the pool: expired connections are refused at checkout too.
             db.list("StockBalance", Query::new()).await.unwrap();
-            let now = backend_pids(&admin, &app).await;
+            let now: BTreeSet<i32> = session_pids(&admin, &app).await.into_iter().collect();
             ready(now.is_disjoint(&before), ())
         },
     )
@@ -81,10 +71,10 @@ async fn idle_connections_are_closed_after_max_idle_time_without_any_checkout() 
     .await;
     let admin = observer(&primary_url()).await;
     use_connections(&db, 3).await;
-    assert!(backend_pids(&admin, &schema).await.len() >= 3);
+    assert!(session_pids(&admin, &schema).await.len() >= 3);
 
     eventually("the idle connections are closed", || async {
-        ready(backend_pids(&admin, &schema).await.is_empty(), ())
+        ready(session_pids(&admin, &schema).await.is_empty(), ())
     })
     .await;
     let stats = db.stats();

@@ -13,7 +13,9 @@ use pgactor::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::common::{open_primary, registry, unique_schema};
+use crate::support::db::{in_schema, open_primary, registry, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 const MODEL: &str = "Item";
 /// More rows than [`DEFAULT_LIMIT`], so the default page is a strict subset.
@@ -331,9 +333,9 @@ async fn a_limit_above_the_maximum_page_is_refused_and_the_maximum_itself_is_ser
 async fn a_configured_maximum_page_refuses_larger_limits_and_caps_the_default() {
     let schema = unique_schema("list_own_max");
     let options = |rows| {
-        pgactor::OpenOptions::new(crate::common::primary_url())
+        pgactor::OpenOptions::new(primary_url())
             .registry(registry([item_model()]))
-            .session(crate::common::in_schema(&schema))
+            .session(in_schema(&schema))
             .max_page(rows)
     };
     let zero = options(0).open().await.expect_err("max_page 0");
@@ -370,7 +372,7 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
     // AutoMigrate creates the item table; the probe is a view made by hand.
     let (setup, schema) = open_primary("list_stmt_cache", [item_model()]).await;
     setup.close().await;
-    let admin = crate::common::observer(&crate::common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     admin
         .batch_execute(&format!(
             "CREATE VIEW \"{schema}\".probe AS SELECT gen_random_uuid() AS id, \
@@ -386,9 +388,9 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
         max_idle: Some(1),
         ..pgactor::PoolConfig::default()
     };
-    let db = pgactor::OpenOptions::new(crate::common::primary_url())
+    let db = pgactor::OpenOptions::new(primary_url())
         .registry(registry([item_model(), probe_model()]))
-        .session(crate::common::in_schema(&schema))
+        .session(in_schema(&schema))
         .write_pool(one.clone())
         .read_pool(one)
         .auto_migrate(false)

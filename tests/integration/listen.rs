@@ -7,15 +7,16 @@
 use std::time::Duration;
 
 use pgactor::{
-    Db, DbMsg, ErrorKind, ListenerStats, Notification, OpenOptions, PoolConfig, SessionConfig,
-    TxOptions,
+    Db, DbMsg, ErrorKind, ListenerStats, Notification, OpenOptions, PoolConfig, TxOptions,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::common::{eventually, observer, primary_url, ready};
-use crate::routing::{sessions_named, unique_app_name};
-use crate::topology::Topology;
+use crate::support::db::{named_session, unique_app_name};
+use crate::support::kill::terminate;
+use crate::support::observer::{observer, session_pids, sessions_named};
+use crate::support::topology::{primary_url, Topology};
+use crate::support::wait::{eventually, ready};
 
 /// A subscriber actor that forwards what it receives to the test.
 struct Forward;
@@ -84,10 +85,7 @@ fn unique_channel(prefix: &str) -> String {
 /// An adapter on the primary whose sessions carry `app` as application_name.
 async fn open(app: &str) -> Db {
     OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.into()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(app))
         .open()
         .await
         .expect("open")
@@ -141,13 +139,6 @@ async fn no_listener_left(app: &str) {
         ready(left.is_empty(), left)
     })
     .await;
-}
-
-/// The backend pids of every session named `app`, in order.
-async fn session_pids(obs: &tokio_postgres::Client, app: &str) -> Vec<i32> {
-    let mut pids: Vec<i32> = sessions_named(obs, app).await.iter().map(|s| s.0).collect();
-    pids.sort();
-    pids
 }
 
 #[tokio::test]
@@ -321,12 +312,7 @@ async fn a_terminated_listener_session_comes_back_with_a_gap_then_notifications(
     let obs = observer(&primary_url()).await;
     let killed = listener_pids(&obs, &app).await;
     assert_eq!(killed.len(), 1);
-    let terminated: bool = obs
-        .query_one("SELECT pg_terminate_backend($1)", &[&killed[0]])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(terminated);
+    assert_eq!(terminate(&obs, &killed).await, 1);
 
     assert_eq!(
         next(&mut rx).await,
@@ -491,9 +477,7 @@ async fn listener_stats_show_its_connection_channels_subscriptions_reconnects_an
     let obs = observer(&primary_url()).await;
     let killed = listener_pids(&obs, &app).await;
     assert_eq!(killed.len(), 1);
-    obs.execute("SELECT pg_terminate_backend($1)", &[&killed[0]])
-        .await
-        .unwrap();
+    terminate(&obs, &killed).await;
     for rx in [&mut rx_x, &mut rx_y] {
         assert!(matches!(next(rx).await, Notification::Gap { .. }));
     }

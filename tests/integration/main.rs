@@ -3,10 +3,13 @@
 //! mode). One binary, one module per concern; every test works in a schema
 //! of its own so they run in parallel.
 
+// The helpers both suites share (`tests/support`).
+#[path = "../support/mod.rs"]
+mod support;
+
 mod actors;
 mod bad_input;
 mod bouncer;
-mod common;
 mod crud;
 mod errors;
 mod lifetimes;
@@ -26,6 +29,5 @@ mod shutdown;
 mod spare_actors;
 mod stats;
 mod tls;
-mod topology;
 mod transactions;
 mod types;

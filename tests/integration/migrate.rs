@@ -11,7 +11,9 @@ use pgactor::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::common::{in_schema, observer, primary_url, registry, unique_schema};
+use crate::support::db::{in_schema, registry, unique_schema};
+use crate::support::observer::{observer, tables_in};
+use crate::support::topology::primary_url;
 
 /// Open the primary in `schema` with `models`.
 async fn open_in(schema: &str, models: Vec<Model>, auto_migrate: bool) -> pgactor::Result<Db> {
@@ -52,8 +54,7 @@ impl Catalog {
     }
 
     async fn tables(&self) -> Vec<String> {
-        let sql = "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1";
-        self.strings(sql, "").await
+        tables_in(&self.obs, &self.schema).await
     }
 
     async fn columns(&self, table: &str) -> Vec<Column> {

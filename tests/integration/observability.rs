@@ -4,7 +4,9 @@
 
 use pgactor::{Db, Query, Record, SessionConfig, TxOptions};
 
-use crate::common::{primary_url, registry, stock_model, unique_schema, Captured};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::logs::Captured;
+use crate::support::topology::primary_url;
 
 async fn open_in(url: &str, read: &str) -> Db {
     pgactor::OpenOptions::new(url)

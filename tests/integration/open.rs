@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use pgactor::{Error, ErrorKind, PoolConfig, Record, Registry, SessionConfig, SessionSettings};
 
-use crate::common::{eventually, no_session_left};
-use crate::common::{
-    lock_stock_table, lock_waiters, observer, open_primary, primary_url, registry, stock_model,
-    unique_schema,
+use crate::schema::crud_round_trip;
+use crate::support::blocking::{lock_stock_table, lock_waiters, until_lock_waiters};
+use crate::support::db::{
+    in_schema, open_primary, registry, stock_model, unique_app_name, unique_schema,
 };
-use crate::routing::{unique_app_name, TempDatabase};
-use crate::schema::{crud_round_trip, stored_rows};
+use crate::support::observer::{no_session_left, observer, rows_in};
+use crate::support::topology::{primary_url, replica_url, TempDatabase};
 
 /// The password every DSN here carries; no error may show it.
 pub(crate) const PASSWORD: &str = "s3cr3t-pw";
@@ -103,7 +103,7 @@ async fn an_unreachable_read_server_fails_open_with_unavailable_naming_the_read_
     let err = pgactor::OpenOptions::new(primary_url())
         .read_dsn(read_dsn)
         .registry(registry([stock_model()]))
-        .session(crate::common::in_schema(&unique_schema("open_read")))
+        .session(in_schema(&unique_schema("open_read")))
         .open()
         .await
         .unwrap_err();
@@ -199,13 +199,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
     };
     let blocked = [tokio::spawn(create("B-1")), tokio::spawn(create("B-2"))];
     let watcher = observer(&primary_url()).await;
-    eventually("two write connections waiting on the lock", || async {
-        match lock_waiters(&watcher, &app).await {
-            2 => Ok(()),
-            n => Err(format!("{n} waiting")),
-        }
-    })
-    .await;
+    until_lock_waiters(&watcher, &app, 2).await;
 
     // Both write connections are busy: the third write waits for one, then gives up.
     // (A guard, not a timing check: were max_open not honoured, this write
@@ -225,7 +219,7 @@ async fn write_max_open_caps_the_write_pool_and_a_write_beyond_it_waits_then_fai
             .expect("a queued write completes once the lock is gone");
     }
     assert_eq!(
-        stored_rows(&watcher, &schema).await,
+        rows_in(&watcher, &schema, "stock_balance").await,
         2,
         "the write that gave up was never sent"
     );
@@ -311,9 +305,9 @@ fn options_with(
 ) -> pgactor::OpenOptions {
     change(
         pgactor::OpenOptions::new(primary_url())
-            .read_dsn(crate::common::replica_url())
+            .read_dsn(replica_url())
             .registry(registry([stock_model()]))
-            .session(crate::common::in_schema(&unique_schema("open_bounds"))),
+            .session(in_schema(&unique_schema("open_bounds"))),
     )
 }
 
@@ -487,7 +481,7 @@ async fn a_pool_of_one_serves_calls_an_idle_second_apart_on_one_connection() {
     let schema = unique_schema("open_one");
     let db = pgactor::OpenOptions::new(primary_url())
         .registry(registry([stock_model()]))
-        .session(crate::common::in_schema(&schema))
+        .session(in_schema(&schema))
         .write_pool(PoolConfig {
             max_open: Some(1),
             ..PoolConfig::default()

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
 
-use crate::common::{eventually, observer, primary_url, ready, registry, replica_url, stock_model};
-use crate::topology::Topology;
+use crate::support::db::{create_stock, registry, stock_model};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url, Topology};
+use crate::support::wait::{eventually, read_when_replicated, ready};
 
 async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
     pgactor::OpenOptions::new(write)
@@ -31,28 +33,12 @@ fn fast_probe() -> ReplicaConfig {
     }
 }
 
-async fn create(db: &Db, sku: &str) -> uuid::Uuid {
-    let row = db
-        .create("StockBalance", Record::new().with("sku", sku))
-        .await
-        .unwrap();
-    row.get("id").unwrap()
-}
-
-/// Wait until the replica has replayed everything the primary wrote so far.
-async fn caught_up(db: &Db, id: uuid::Uuid) {
-    eventually("the replica replays the row", || {
-        db.read("StockBalance", id)
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_them() {
     let topo = Topology::up();
     let db = open(topo.primary(), topo.replica(), fast_probe()).await;
-    let first = create(&db, "first").await;
-    caught_up(&db, first).await;
+    let first = create_stock(&db, "first").await;
+    read_when_replicated(&db, "StockBalance", first).await;
 
     let replica = observer(topo.replica()).await;
     replica
@@ -89,7 +75,7 @@ async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_th
         .execute("SELECT pg_wal_replay_resume()", &[])
         .await
         .unwrap();
-    caught_up(&db, id).await;
+    read_when_replicated(&db, "StockBalance", id).await;
     // Once the replica has replayed past the token, token reads use it again.
     eventually("token reads go back to the replica", || async {
         let before = db.stats().replica.unwrap().primary_reads;
@@ -108,14 +94,14 @@ async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
         ..fast_probe()
     };
     let db = open(topo.primary(), topo.replica(), config).await;
-    let first = create(&db, "first").await;
-    caught_up(&db, first).await;
+    let first = create_stock(&db, "first").await;
+    read_when_replicated(&db, "StockBalance", first).await;
     let replica = observer(topo.replica()).await;
     replica
         .execute("SELECT pg_wal_replay_pause()", &[])
         .await
         .unwrap();
-    let id = create(&db, "behind").await;
+    let id = create_stock(&db, "behind").await;
 
     // Once the probe sees the replica too far behind, plain reads go to the primary.
     eventually("reads move to the primary", || db.read("StockBalance", id)).await;
@@ -143,8 +129,8 @@ async fn reads_fall_back_to_the_primary_while_the_replica_is_down_and_return() {
         },
     )
     .await;
-    let id = create(&db, "a").await;
-    caught_up(&db, id).await;
+    let id = create_stock(&db, "a").await;
+    read_when_replicated(&db, "StockBalance", id).await;
 
     let replica_data = topo.var("PGACTOR_REPLICA_DATA").to_owned();
     topo.pg_ctl(&replica_data, &["stop", "-m", "fast"]);
@@ -183,7 +169,7 @@ async fn writes_follow_a_promoted_standby_without_reopening() {
         "host=127.0.0.1,127.0.0.1 port={p},{r} user=postgres dbname=postgres target_session_attrs=read-write"
     );
     let db = open(&write, "", ReplicaConfig::default()).await;
-    create(&db, "before").await;
+    create_stock(&db, "before").await;
 
     topo.pg_ctl(topo.var("PGACTOR_PRIMARY_DATA"), &["stop", "-m", "fast"]);
     topo.pg_ctl(topo.var("PGACTOR_REPLICA_DATA"), &["promote"]);
@@ -239,7 +225,7 @@ async fn a_table_automigrate_just_created_is_read_on_the_primary_until_the_repli
         .unwrap();
     // Open creates the schema and its table; the replica has neither yet.
     let db = open(topo.primary(), topo.replica(), fast_probe()).await;
-    let id = create(&db, "fresh").await;
+    let id = create_stock(&db, "fresh").await;
     let row = db
         .read("StockBalance", id)
         .await

@@ -9,77 +9,16 @@
 //!   unique `application_name`), and by `pg_stat_statements` on the primary
 //!   (a read that never reached the primary left no statement there).
 //!
-//! Also home of helpers other modules use: [`eventually`],
-//! [`read_when_replicated`], [`sessions_named`], [`TempDatabase`],
-//! [`url_with_db`] and [`unique_app_name`].
-
-use pgactor::{Db, ErrorKind, Query, Record, SessionConfig};
+use pgactor::{Db, ErrorKind, Query};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
-use crate::schema::statements_mentioning;
-
-/// `db.read` of a row just written, retried until the read pool's server
-/// (a replica, which lags) has it.
-pub(crate) async fn read_when_replicated(db: &Db, model: &str, id: Uuid) -> Record {
-    eventually("the row to reach the read pool's server", || {
-        db.read(model, id)
-    })
-    .await
-}
-
-/// An `application_name` no other test uses (at most 63 bytes).
-pub(crate) fn unique_app_name(prefix: &str) -> String {
-    format!(
-        "pga_{prefix}_{}",
-        &Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-/// `url` pointing at database `db` instead (same server, user and options).
-pub(crate) fn url_with_db(url: &str, db: &str) -> String {
-    let (base, options) = url.split_once('?').unwrap_or((url, ""));
-    let (server, _) = base
-        .rsplit_once('/')
-        .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
-        .expect("a postgres:// URL with a database name");
-    match options {
-        "" => format!("{server}/{db}"),
-        options => format!("{server}/{db}?{options}"),
-    }
-}
-
-/// A database of the test's own on the primary; [`TempDatabase::remove`]
-/// drops it (closing any connection still open to it).
-pub(crate) struct TempDatabase {
-    pub(crate) name: String,
-    pub(crate) url: String,
-}
-
-impl TempDatabase {
-    pub(crate) async fn create(prefix: &str) -> TempDatabase {
-        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
-        admin_sql(&format!("CREATE DATABASE \"{name}\"")).await;
-        TempDatabase {
-            url: url_with_db(&primary_url(), &name),
-            name,
-        }
-    }
-
-    pub(crate) async fn remove(self) {
-        admin_sql(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).await;
-    }
-}
-
-async fn admin_sql(sql: &str) {
-    observer(&primary_url())
-        .await
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
+use crate::support::db::{
+    create_stock, open_split, registry, stock_model, tagged_session, unique_app_name, unique_schema,
+};
+use crate::support::observer::{observer, sessions_named, statements_mentioning};
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::read_when_replicated;
 
 /// The `sku`s in `public.stock_balance` of the database `client` is on.
 async fn skus(client: &Client) -> Vec<String> {
@@ -89,21 +28,6 @@ async fn skus(client: &Client) -> Vec<String> {
         .expect("skus")
         .iter()
         .map(|row| row.get(0))
-        .collect()
-}
-
-/// Every session named `app` on `client`'s server: its backend pid and its
-/// last (or current) statement.
-pub(crate) async fn sessions_named(client: &Client, app: &str) -> Vec<(i32, String)> {
-    client
-        .query(
-            "SELECT pid, query FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
         .collect()
 }
 
@@ -132,43 +56,19 @@ async fn open_named(read_dsn: &str, app: &str) -> (Db, String) {
     let db = pgactor::OpenOptions::new(primary_url())
         .read_dsn(read_dsn)
         .registry(registry([stock_model()]))
-        .session(SessionConfig {
-            schema: Some(schema.clone()),
-            application_name: Some(app.into()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&schema, app))
         .open()
         .await
         .expect("open");
     (db, schema)
 }
 
-async fn create_sku(db: &Db, sku: &str) -> Uuid {
-    db.create("StockBalance", Record::new().with("sku", sku))
-        .await
-        .expect("create")
-        .get("id")
-        .unwrap()
-}
-
 #[tokio::test]
 async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
-    let (write_db, read_db) = (
-        TempDatabase::create("db_w").await,
-        TempDatabase::create("db_r").await,
-    );
-    // AutoMigrate runs on the write side only: give the read database its table.
-    pgactor::open(&read_db.url, "", registry([stock_model()]))
-        .await
-        .expect("migrate db_r")
-        .close()
-        .await;
-    let db = pgactor::open(&write_db.url, &read_db.url, registry([stock_model()]))
-        .await
-        .expect("open");
+    let (db, write_db, read_db) = open_split("db").await;
     let (on_write, on_read) = (observer(&write_db.url).await, observer(&read_db.url).await);
 
-    let written = create_sku(&db, "W-1").await;
+    let written = create_stock(&db, "W-1").await;
     assert_eq!(skus(&on_write).await, ["W-1"], "the write went to db_w");
     assert!(skus(&on_read).await.is_empty(), "and not to db_r");
 
@@ -198,7 +98,7 @@ async fn reads_use_the_read_dsn_and_writes_use_the_write_dsn() {
 async fn with_a_replica_as_read_dsn_reads_run_on_the_replica() {
     let app = unique_app_name("routing_replica");
     let (db, schema) = open_named(&replica_url(), &app).await;
-    let id = create_sku(&db, "REP-1").await;
+    let id = create_stock(&db, "REP-1").await;
     let row = read_when_replicated(&db, "StockBalance", id).await;
     assert_eq!(row.get::<String>("sku").unwrap(), "REP-1");
 
@@ -233,7 +133,7 @@ async fn with_a_replica_as_read_dsn_reads_run_on_the_replica() {
 async fn with_an_empty_read_dsn_reads_run_on_the_primary() {
     let app = unique_app_name("routing_primary");
     let (db, schema) = open_named("", &app).await;
-    let id = create_sku(&db, "PRI-1").await;
+    let id = create_stock(&db, "PRI-1").await;
     let row = db.read("StockBalance", id).await.expect("read-your-write");
     assert_eq!(row.get::<String>("sku").unwrap(), "PRI-1");
 

@@ -8,30 +8,17 @@
 //! statements reached the server, and as which role). Roles made here are
 //! named `r_<random>` and dropped at the end.
 //!
-//! Also home of helpers other modules use: [`statements_mentioning`],
-//! [`crud_round_trip`], [`stored_rows`] and [`schema_exists`].
+//! Also home of [`crud_round_trip`], which other modules run too.
 
 use pgactor::{Db, ErrorKind, OpenOptions, Record, Registry, Result};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{in_schema, observer, primary_url, registry, stock_model, unique_schema};
 use crate::open::unreachable_dsn;
-
-/// Every statement `pg_stat_statements` has seen whose text contains `needle`.
-pub(crate) async fn statements_mentioning(client: &Client, needle: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT query FROM pg_stat_statements WHERE strpos(query, $1) > 0",
-            &[&needle],
-        )
-        .await
-        .expect("pg_stat_statements")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
+use crate::support::db::{in_schema, registry, stock_model, unique_schema};
+use crate::support::observer::{observer, rows_in, schema_exists, statements_mentioning};
+use crate::support::topology::primary_url;
+use crate::support::wait::eventually;
 
 /// Create, read, update and delete a `StockBalance` through `db`.
 pub(crate) async fn crud_round_trip(db: &Db) {
@@ -125,23 +112,6 @@ async fn open_in(dsn: &str, schema: &str, models: Registry, auto_migrate: bool) 
         .await
 }
 
-/// How many rows `schema`'s `stock_balance` holds.
-pub(crate) async fn stored_rows(client: &Client, schema: &str) -> i64 {
-    let sql = format!("SELECT count(*) FROM \"{schema}\".stock_balance");
-    client.query_one(&sql, &[]).await.expect(&sql).get(0)
-}
-
-pub(crate) async fn schema_exists(admin: &Client, schema: &str) -> bool {
-    admin
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 /// Sessions waiting for a lock in a statement whose text contains `needle`.
 async fn lock_waits_mentioning(client: &Client, needle: &str) -> i64 {
     client
@@ -196,7 +166,11 @@ async fn a_missing_schema_is_created_at_open_with_its_exact_name_and_holds_the_t
     db.create("StockBalance", Record::new().with("sku", "S-1"))
         .await
         .unwrap();
-    assert_eq!(stored_rows(&admin, &schema).await, 1, "rows land in it");
+    assert_eq!(
+        rows_in(&admin, &schema, "stock_balance").await,
+        1,
+        "rows land in it"
+    );
     db.close().await;
 }
 

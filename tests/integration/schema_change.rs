@@ -6,7 +6,9 @@
 
 use pgactor::{PoolConfig, Record, TxOptions};
 
-use crate::common::{observer, open_tagged, primary_url};
+use crate::support::db::open_tagged;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_a_column_type_change_under_a_warm_statement_cache() {

@@ -29,12 +29,11 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Model, OpenOptions, Record, Sessi
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::common::eventually;
-use crate::common::{
-    in_schema, observer, primary_url, registry, replica_url, stock_model, unique_schema,
-};
-use crate::routing::{read_when_replicated, unique_app_name};
-use crate::schema::schema_exists;
+use crate::support::db::{in_schema, registry, stock_model, unique_app_name, unique_schema};
+use crate::support::kill::{gone, terminate};
+use crate::support::observer::{observer, schema_exists};
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::{eventually, read_when_replicated};
 
 /// The probe model: its "table" is a view of the session it is read in.
 const PROBE: &str = "SessionProbe";
@@ -168,31 +167,6 @@ async fn probe_read(db: &Db, id: Uuid) -> pgactor::Result<Probe> {
     Ok(Probe::from(&db.read(PROBE, id).await?))
 }
 
-/// Kill these backends and wait until the server has let them go.
-async fn terminate(admin: &Client, pids: &[i32]) {
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM unnest($1::int4[]) pid",
-            &[&pids],
-        )
-        .await
-        .expect("pg_terminate_backend");
-    eventually("the killed backends to go away", || async {
-        let row = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&pids],
-            )
-            .await
-            .expect("pg_stat_activity");
-        match row.get::<_, i64>(0) {
-            0 => Ok(()),
-            n => Err(format!("{n} still there")),
-        }
-    })
-    .await;
-}
-
 /// `application_name` of backend `pid` in `client`'s server's `pg_stat_activity`.
 async fn application_name_of(client: &Client, pid: i32) -> Option<String> {
     client
@@ -219,6 +193,7 @@ async fn default_settings_hold_on_every_new_connection_also_after_a_backend_is_k
 
     let killed = [write.pid, read.pid];
     terminate(&admin, &killed).await;
+    gone(&admin, &killed).await;
     // The first operation may still meet the dead connection in its pool;
     // what matters here is the connection that replaces it.
     let (id, write) = eventually("a write on a new connection", || probe_write(&db)).await;

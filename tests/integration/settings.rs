@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use pgactor::{Db, PoolConfig, Role, SessionConfig};
 
-use crate::common::{capturing_logs, observer, primary_url, registry, stock_model, unique_schema};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::kill::terminate_sessions;
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 fn custom_session(schema: &str) -> SessionConfig {
     SessionConfig {
@@ -57,13 +61,7 @@ async fn every_setting_is_back_on_the_connection_that_replaces_a_terminated_one(
     assert_eq!(in_force(&db, Role::Read).await, expected(&schema, "on"));
 
     let admin = observer(&primary_url()).await;
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&schema],
-        )
-        .await
-        .unwrap();
+    let killed = terminate_sessions(&admin, &schema, "true").await;
     assert!(!killed.is_empty());
     // The pool notices the dead connections and opens new ones, which get
     // every setting again before their first use.

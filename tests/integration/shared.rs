@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use pgactor::{Db, ErrorKind, PoolConfig, Record};
 
-use crate::common::{eventually, lock_stock_table, lock_waiters, no_session_left, observer};
-use crate::common::{primary_url, ready, stock_model, tagged_options, unique_schema};
+use crate::support::blocking::{lock_stock_table, until_lock_waiters};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::{bouncer_url, primary_url};
+use crate::support::wait::{eventually, ready};
 
 /// Open on the primary with `lanes` shared read connections out of pools
 /// of 8; the schema is also the sessions' application_name.
@@ -100,11 +103,7 @@ async fn lists_run_on_connections_of_their_own() {
     // Watched from outside the locking transaction, whose view of
     // pg_stat_activity is a snapshot taken once per transaction.
     let watcher = observer(&primary_url()).await;
-    eventually("the read and the list wait on two backends", || async {
-        let waiting = lock_waiters(&watcher, &schema).await;
-        ready(waiting == 2, waiting)
-    })
-    .await;
+    until_lock_waiters(&watcher, &schema, 2).await;
     admin.batch_execute("ROLLBACK").await.unwrap();
     let row = read.await.unwrap().expect("read");
     assert_eq!(row.get::<uuid::Uuid>("id").unwrap(), id);
@@ -182,7 +181,7 @@ async fn as_many_lanes_as_read_connections_or_more_is_refused_at_open() {
 /// bouncer would reach other clients' sessions.
 #[tokio::test]
 async fn shared_reads_behind_a_transaction_pooling_bouncer_are_refused_at_open() {
-    let err = pgactor::OpenOptions::new(crate::common::bouncer_url())
+    let err = pgactor::OpenOptions::new(bouncer_url())
         .pooler(pgactor::PoolerMode::Transaction)
         .shared_reads(1)
         .open()

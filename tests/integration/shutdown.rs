@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use pgactor::{DbMsg, ErrorKind, PoolConfig, Query, Record, TxOptions};
 
-use crate::common::{eventually, no_session_left, observer, open_tagged, primary_url, ready};
+use crate::support::db::open_tagged;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
+use crate::support::wait::{eventually, ready};
 
 async fn committed_skus(app: &str) -> Vec<String> {
     let admin = observer(&primary_url()).await;

@@ -5,7 +5,8 @@
 use pgactor::{Db, ErrorKind, Query, Record, Tx, TxMsg, TxOptions, WriteOp, WriteRequest};
 use ractor::{call, ActorCell, ActorId, ActorStatus};
 
-use crate::common::{eventually, open_primary, ready, stock_model};
+use crate::support::db::{open_primary, stock_model};
+use crate::support::wait::{eventually, ready};
 
 /// The supervisor's children at open: its pool actors (nothing here
 /// subscribes, so no listener runs).

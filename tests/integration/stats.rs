@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use pgactor::{DbMsg, PoolConfig, SessionConfig, TxOptions};
 
-use crate::common::{eventually, primary_url, ready, registry, stock_model, unique_schema};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::topology::primary_url;
+use crate::support::wait::{eventually, ready};
 
 #[tokio::test]
 async fn stats_count_connections_in_use_idle_and_waiting() {

@@ -11,27 +11,25 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgactor::{ErrorKind, OpenOptions, PoolConfig, Record, SessionConfig};
+use pgactor::{ErrorKind, OpenOptions, PoolConfig, Record};
 use tokio::io::{copy_bidirectional, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{observer, primary_url, registry, replica_url, stock_model, unique_schema};
 use crate::open::{assert_open_error, PASSWORD};
 use crate::schema::crud_round_trip;
-use crate::transactions::{active_sleeps, make_updates_slow, slow_patch};
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
-}
+use crate::support::blocking::make_updates_slow;
+use crate::support::db::{named_session, registry, stock_model, tagged_session, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url, shared_var};
+use crate::transactions::{active_sleeps, slow_patch};
 
 fn primary_port() -> String {
-    env("PGACTOR_PRIMARY_PORT")
+    shared_var("PGACTOR_PRIMARY_PORT")
 }
 
 /// The CA that signed the primary's certificate.
 fn ca() -> String {
-    env("PGACTOR_CA_FILE")
+    shared_var("PGACTOR_CA_FILE")
 }
 
 /// A key=value DSN (with a password, which no error may show) for the
@@ -46,11 +44,7 @@ fn tagged(write_dsn: String) -> (OpenOptions, String) {
     let tag = unique_schema("tls");
     let options = OpenOptions::new(write_dsn)
         .registry(registry([stock_model()]))
-        .session(SessionConfig {
-            schema: Some(tag.clone()),
-            application_name: Some(tag.clone()),
-            ..SessionConfig::default()
-        });
+        .session(tagged_session(&tag, &tag));
     (options, tag)
 }
 
@@ -132,7 +126,7 @@ async fn disable_connects_in_plain_text() {
 
 #[tokio::test]
 async fn a_certificate_from_a_ca_not_trusted_is_refused() {
-    let (port, other_ca) = (primary_port(), env("PGACTOR_OTHER_CA_FILE"));
+    let (port, other_ca) = (primary_port(), shared_var("PGACTOR_OTHER_CA_FILE"));
     let address = format!("127.0.0.1:{port}");
     // require with an sslrootcert verifies the chain too (libpq's rule).
     for mode in ["verify-full", "verify-ca", "require"] {
@@ -180,7 +174,7 @@ async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
 
 #[tokio::test]
 async fn require_and_stricter_never_fall_back_to_plain_text() {
-    let replica_port = env("PGACTOR_REPLICA_PORT");
+    let replica_port = shared_var("PGACTOR_REPLICA_PORT");
     let address = format!("127.0.0.1:{replica_port}");
     for mode in ["require", "verify-ca", "verify-full"] {
         let read_dsn = dsn("127.0.0.1", &replica_port, &format!("sslmode={mode}"));
@@ -198,7 +192,7 @@ async fn require_and_stricter_never_fall_back_to_plain_text() {
 
 #[tokio::test]
 async fn prefer_connects_in_plain_text_to_a_server_without_tls() {
-    let replica_port = env("PGACTOR_REPLICA_PORT");
+    let replica_port = shared_var("PGACTOR_REPLICA_PORT");
     let (open, tag) = tagged(dsn("127.0.0.1", &primary_port(), "sslmode=require"));
     let db = open
         .read_dsn(dsn("127.0.0.1", &replica_port, "sslmode=prefer"))
@@ -221,7 +215,7 @@ async fn prefer_connects_in_plain_text_to_a_server_without_tls() {
 
 #[tokio::test]
 async fn a_unix_socket_has_no_tls_so_require_fails_there_and_prefer_goes_plain() {
-    let socket_dir = env("PGACTOR_SOCKET_DIR");
+    let socket_dir = shared_var("PGACTOR_SOCKET_DIR");
     let (open, _) = tagged(dsn(&socket_dir, &primary_port(), "sslmode=require"));
     let err = open.open().await.unwrap_err();
     let mentions = ["write pool", socket_dir.as_str(), "does not accept TLS"];
@@ -234,7 +228,7 @@ async fn a_unix_socket_has_no_tls_so_require_fails_there_and_prefer_goes_plain()
 #[tokio::test]
 async fn a_client_certificate_logs_in_where_the_server_demands_one() {
     // pg_hba: this role logs in over TLS with a certificate (`cert`), only.
-    let user = env("PGACTOR_CERT_USER");
+    let user = shared_var("PGACTOR_CERT_USER");
     let base = format!(
         "host=localhost port={} user={user} dbname=postgres sslmode=verify-full sslrootcert={}",
         primary_port(),
@@ -245,10 +239,7 @@ async fn a_client_certificate_logs_in_where_the_server_demands_one() {
     let open = |dsn: String| {
         OpenOptions::new(dsn)
             .auto_migrate(false)
-            .session(SessionConfig {
-                application_name: Some(tag.clone()),
-                ..SessionConfig::default()
-            })
+            .session(named_session(&tag))
             .open()
     };
 
@@ -258,8 +249,8 @@ async fn a_client_certificate_logs_in_where_the_server_demands_one() {
 
     let with_cert = format!(
         "{base} sslcert={} sslkey={}",
-        env("PGACTOR_CLIENT_CERT"),
-        env("PGACTOR_CLIENT_KEY")
+        shared_var("PGACTOR_CLIENT_CERT"),
+        shared_var("PGACTOR_CLIENT_KEY")
     );
     let db = open(with_cert)
         .await

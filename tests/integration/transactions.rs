@@ -11,10 +11,15 @@ use pgactor::{
     SessionConfig, TxMsg, TxOptions,
 };
 
-use crate::common::{
-    eventually, lock_row_outside, observer, primary_url, ready, registry, replica_url, stock_model,
-    unique_schema,
+use crate::support::blocking::{
+    lock_row_outside, lock_waiters, make_updates_slow, until_lock_waiters,
 };
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::kill::{terminate, terminate_sessions};
+use crate::support::logs::capturing_logs;
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url};
+use crate::support::wait::{eventually, ready};
 
 /// An adapter in a fresh schema whose sessions carry a unique
 /// application_name (the schema's name), so a test can find them.
@@ -63,6 +68,16 @@ pub(crate) async fn stock(db: &Db, quantity: i64) -> uuid::Uuid {
 /// How many StockBalance rows the adapter sees outside any transaction.
 async fn stock_rows(db: &Db) -> u64 {
     db.list("StockBalance", Query::new()).await.unwrap().total
+}
+
+/// A list and then a commit on `tx` are both refused as `kind`.
+async fn assert_list_and_commit_refused(tx: &pgactor::Tx, kind: ErrorKind) {
+    for err in [
+        tx.list("StockBalance", Query::new()).await.unwrap_err(),
+        tx.commit().await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), kind, "{err}");
+    }
 }
 
 /// Sessions of the adapter tagged `app` in `state` (e.g. "idle in transaction").
@@ -345,12 +360,7 @@ async fn messages_to_a_finished_transaction_are_refused_as_closed() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    for err in [
-        tx.list("StockBalance", Query::new()).await.unwrap_err(),
-        tx.commit().await.unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), ErrorKind::TxClosed, "{err}");
-    }
+    assert_list_and_commit_refused(&tx, ErrorKind::TxClosed).await;
     assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
 }
@@ -471,10 +481,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
         .await
         .unwrap();
     let pid = backend_where(&admin, &app, "state = 'idle in transaction'").await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
 
     let first = tx
         .read("StockBalance", uuid::Uuid::new_v4())
@@ -485,12 +492,7 @@ async fn a_connection_killed_inside_a_transaction_fails_it_for_every_later_messa
         ErrorKind::NotFound,
         "the transaction does not reconnect: {first}"
     );
-    for err in [
-        tx.list("StockBalance", Query::new()).await.unwrap_err(),
-        tx.commit().await.unwrap_err(),
-    ] {
-        assert_eq!(err.kind(), ErrorKind::TxAborted, "{err}");
-    }
+    assert_list_and_commit_refused(&tx, ErrorKind::TxAborted).await;
     assert_eq!(stock_rows(&db).await, 0);
     db.close().await;
 }
@@ -564,13 +566,7 @@ async fn a_connection_lost_before_the_first_statement_fails_the_transaction() {
     let admin = observer(&primary_url()).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     // Every session of the adapter, the transaction's among them.
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&app],
-        )
-        .await
-        .unwrap();
+    terminate_sessions(&admin, &app, "true").await;
     eventually("the sessions are gone", || async {
         ready(sessions_in_state(&admin, &app, "idle").await == 0, ())
     })
@@ -645,7 +641,7 @@ async fn a_ractor_commit_whose_caller_gave_up_while_queued_is_not_sent() {
     });
     let admin = observer(&primary_url()).await;
     eventually("the update waits for the row lock", || async {
-        ready(crate::common::lock_waiters(&admin, &app).await > 0, ())
+        ready(lock_waiters(&admin, &app).await > 0, ())
     })
     .await;
     let gave_up = ractor::call_t!(actor, TxMsg::Commit, 100);
@@ -681,7 +677,7 @@ async fn a_transaction_idle_before_its_first_statement_is_ended_and_the_warn_nam
     };
     let (db, _app) = open_tagged("", session, PoolConfig::default()).await;
     let (outcome, logs) =
-        crate::common::capturing_logs(db.with_transaction(TxOptions::default(), |tx| async move {
+        capturing_logs(db.with_transaction(TxOptions::default(), |tx| async move {
             tokio::time::sleep(Duration::from_millis(800)).await;
             tx.create("StockBalance", Record::new().with("sku", "late"))
                 .await
@@ -802,20 +798,6 @@ async fn a_write_in_a_read_only_transaction_is_refused_and_keeps_its_connection(
     assert_eq!(row.get::<i64>("quantity").unwrap(), 3);
     assert_eq!(stock_rows(&db).await, 1);
     db.close().await;
-}
-
-/// A table whose updates sleep `quantity` milliseconds in a trigger: a slow
-/// statement on demand.
-pub(crate) async fn make_updates_slow(admin: &tokio_postgres::Client, schema: &str) {
-    admin
-        .batch_execute(&format!(
-            "CREATE FUNCTION \"{schema}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
-             CREATE TRIGGER slow BEFORE UPDATE ON \"{schema}\".stock_balance
-             FOR EACH ROW EXECUTE FUNCTION \"{schema}\".slow();"
-        ))
-        .await
-        .unwrap();
 }
 
 /// A patch whose update sleeps 5 s in the trigger of [`make_updates_slow`].
@@ -973,10 +955,7 @@ async fn a_connection_lost_during_commit_is_outcome_unknown() {
     let (db, app) = open_default().await;
     let admin = observer(&primary_url()).await;
     let (_tx, committing, pid) = commit_in_flight(&db, &app, &admin).await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
     let err = committing.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     db.close().await;
@@ -1017,10 +996,7 @@ async fn an_autocommit_write_whose_answer_is_lost_is_outcome_unknown() {
         })
     };
     let pid = backend_where(&admin, &app, "state = 'active' AND query LIKE 'UPDATE%'").await;
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    terminate(&admin, &[pid]).await;
     let err = writing.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err}");
     // A read whose connection is lost the same way is merely unavailable,
@@ -1087,7 +1063,7 @@ async fn a_transaction_whose_statement_never_ended(
     app: &str,
     victim: uuid::Uuid,
 ) -> pgactor::Tx {
-    let waiting = crate::common::lock_waiters(admin, app).await;
+    let waiting = lock_waiters(admin, app).await;
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create(
         "StockBalance",
@@ -1118,13 +1094,7 @@ async fn a_transaction_whose_statement_never_ended(
             drop(runtime);
         })
     };
-    eventually("the update waits for the row lock", || async {
-        ready(
-            crate::common::lock_waiters(admin, app).await == waiting + 1,
-            (),
-        )
-    })
-    .await;
+    until_lock_waiters(admin, app, waiting + 1).await;
     stop.send(()).unwrap();
     waits.join().expect("the caller's runtime shut down");
     tx

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
+use crate::support::db::{registry, unique_schema};
+use crate::support::observer::{observer, rows_in};
+use crate::support::topology::primary_url;
 
 /// One nullable column per field type.
 const COLUMNS: [(&str, FieldType); 14] = [
@@ -432,12 +434,6 @@ fn nested_text(depth: usize) -> String {
     format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
 }
 
-/// Rows of `Sample` in `schema`, counted from outside.
-async fn samples(obs: &tokio_postgres::Client, schema: &str) -> i64 {
-    let sql = format!("SELECT count(*) FROM \"{schema}\".sample");
-    obs.query_one(&sql, &[]).await.expect("count").get(0)
-}
-
 #[tokio::test]
 async fn a_jsonb_document_too_deep_is_refused_before_it_is_sent() {
     let (db, schema) = open_typed([sample_model()]).await;
@@ -465,7 +461,7 @@ async fn a_jsonb_document_too_deep_is_refused_before_it_is_sent() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("doc"), "{err}");
     assert_eq!(
-        samples(&obs, &schema).await,
+        rows_in(&obs, &schema, "sample").await,
         1,
         "only the first create stored a row"
     );

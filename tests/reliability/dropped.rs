@@ -27,9 +27,11 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, DbMsg, PoolConfig, Query, Record, WriteOp, WriteRequest};
 use uuid::Uuid;
 
-use crate::common::{lock_row_outside, lock_stock_table, observer, primary_url, tagged_options};
-use crate::common::{stock_model, unique_schema};
 use crate::figures::{self, Figures};
+use crate::support::blocking::{lock_row_outside, lock_stock_table};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 5;
@@ -64,8 +66,9 @@ async fn open() -> (Db, String, Uuid) {
     (db, schema, row.get("id").expect("id"))
 }
 
-/// Sessions named `app` running a statement that starts with `verb`.
-async fn running(admin: &tokio_postgres::Client, app: &str, verb: &str) -> i64 {
+/// Sessions named `app` running a statement that starts with `verb`
+/// (owners' slow updates are seen starting by it too).
+pub(crate) async fn running(admin: &tokio_postgres::Client, app: &str, verb: &str) -> i64 {
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity \

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, PoolConfig, Record, TxOptions};
 
-use crate::common::open_tagged;
 use crate::figures::{serial, Figures};
+use crate::support::db::open_tagged;
+use crate::support::wait::{eventually, ready};
 
 /// Connections in the pool of the fairness scenarios.
 const POOL: usize = 2;
@@ -161,11 +162,11 @@ async fn pile_up(prefix: &str, max_queued: usize, baseline_kib: u64) -> Pile {
     }
     let waiting = OPS.min(max_queued) as u64;
     let refused = (OPS as u64).saturating_sub(waiting);
-    crate::common::eventually("every operation is refused or waiting", || {
+    eventually("every operation is refused or waiting", || {
         let db = db.clone();
         async move {
             let s = db.stats().write;
-            crate::common::ready(
+            ready(
                 s.refused_total == refused && s.waiting as u64 == waiting,
                 (),
             )

@@ -35,18 +35,18 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use pgactor::{
-    CmpOp, Direction, ErrorKind, Filter, OpenOptions, Query, Record, SessionConfig, Value,
-};
+use pgactor::{CmpOp, Direction, ErrorKind, Filter, OpenOptions, Query, Record, Value};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 use rust_decimal::Decimal;
 use tokio::runtime::Runtime;
 
-use crate::common::{observer, primary_url, registry, unique_schema};
 use crate::figures::{self, Figures};
 use crate::hostile::{hostile_model, panics, MODEL};
+use crate::support::db::open_primary;
+use crate::support::observer::{canary_table, observer, tables_in};
+use crate::support::topology::primary_url;
 
 const DSN_CASES: u32 = 3_000;
 const QUERY_CASES: u32 = 500;
@@ -506,21 +506,9 @@ fn fuzzed_dsns_and_queries_never_panic_leak_or_become_sql() {
     let parsed = parsed.into_inner().unwrap();
 
     // Queries and round trips, against the primary.
-    let schema = unique_schema("fuzz");
-    let db = rt.block_on(async {
-        OpenOptions::new(primary_url())
-            .registry(registry([hostile_model()]))
-            .session(SessionConfig {
-                schema: Some(schema.clone()),
-                ..SessionConfig::default()
-            })
-            .open()
-            .await
-            .expect("open")
-    });
+    let (db, schema) = rt.block_on(open_primary("fuzz", [hostile_model()]));
     let obs = rt.block_on(observer(&primary_url()));
-    rt.block_on(obs.batch_execute(&format!("CREATE TABLE \"{schema}\".canary (x int)")))
-        .expect("canary");
+    rt.block_on(canary_table(&obs, &schema));
     let (syntax_errors, served) = (Mutex::new(0_u64), Mutex::new(0_u64));
     let queries = check("query", runner(QUERY_CASES, seed), query(), |query| {
         let result = rt.block_on(db.list(MODEL, query)).map(drop);
@@ -579,15 +567,7 @@ fn fuzzed_dsns_and_queries_never_panic_leak_or_become_sql() {
     });
     findings.extend(round_trips);
 
-    let tables: Vec<String> = rt
-        .block_on(obs.query(
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
-            &[&schema],
-        ))
-        .expect("pg_tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables = rt.block_on(tables_in(&obs, &schema));
     rt.block_on(db.close());
     let panicked = panics() - panics_before;
     let syntax_errors = syntax_errors.into_inner().unwrap();

@@ -60,11 +60,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::{
-    last_statement_starts, observer, primary_url, statements_containing, tagged_options,
-    unique_schema,
-};
 use crate::figures::{self, Figures};
+use crate::support::db::{like_literal, tagged_options, unique_schema};
+use crate::support::observer::{
+    canary_table, last_statement_starts, observer, statements_containing, tables_in,
+};
+use crate::support::topology::primary_url;
 
 /// The model every case goes through: one nullable field per type.
 pub const MODEL: &str = "Hostile";
@@ -161,13 +162,6 @@ fn hostile_values() -> Vec<&'static str> {
         "\\",
         "",
     ]
-}
-
-/// `s` as a LIKE pattern matching only itself (backslash is LIKE's escape).
-fn like_literal(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// `len` bytes of text that does not compress (xorshift over 62 letters
@@ -275,9 +269,7 @@ impl Fixture {
             .await
             .expect("open");
         let obs = observer(&primary_url()).await;
-        obs.batch_execute(&format!("CREATE TABLE \"{schema}\".canary (x int)"))
-            .await
-            .expect("canary");
+        canary_table(&obs, &schema).await;
         Fixture {
             db,
             schema,
@@ -301,20 +293,6 @@ impl Fixture {
             connect_timeout: Some(Duration::from_secs(2)),
             ..PoolConfig::default()
         })
-    }
-
-    /// The tables of the schema, sorted.
-    async fn tables(&self) -> Vec<String> {
-        self.obs
-            .query(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
-                &[&self.schema],
-            )
-            .await
-            .expect("pg_tables")
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
     }
 }
 
@@ -1263,7 +1241,10 @@ async fn hostile_input_is_refused_or_stored_literally() {
 
     // Afterwards: the canary and the model's tables are intact, the
     // adapter answers, nothing is left in a transaction.
-    assert_eq!(fx.tables().await, ["canary", "hostile", "odd"]);
+    assert_eq!(
+        tables_in(&fx.obs, &fx.schema).await,
+        ["canary", "hostile", "odd"]
+    );
     let target = fx
         .db
         .read(MODEL, id)

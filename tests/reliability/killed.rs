@@ -25,9 +25,13 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, PoolConfig, Query, Record, Result, TxOptions};
 
-use crate::common::{lock_waiters, no_session_left, observer, primary_url, stock_model};
 use crate::figures::{self, Figures};
 use crate::ledger::{self, Ledger};
+use crate::support::blocking::until_lock_waiters;
+use crate::support::db::stock_model;
+use crate::support::kill::{gone, terminate_sessions};
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
 
 /// Connections per pool: 8, all kept when idle, short bounds.
 fn pool() -> PoolConfig {
@@ -57,7 +61,8 @@ async fn b1_idle_connections_terminated() {
     let ledger = Ledger::new();
 
     warm(&db, &ledger).await;
-    let killed = terminate(&admin, &app, "state = 'idle'").await;
+    let killed = terminate_sessions(&admin, &app, "state = 'idle'").await;
+    assert!(!killed.is_empty(), "no idle backend of {app}");
     gone(&admin, &killed).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     for result in burst(&db, &ledger).await {
@@ -67,7 +72,8 @@ async fn b1_idle_connections_terminated() {
 
     // The race (B1 (b)): operations at once, the backends maybe still exiting.
     warm(&db, &ledger).await;
-    let raced = terminate(&admin, &app, "state = 'idle'").await;
+    let raced = terminate_sessions(&admin, &app, "state = 'idle'").await;
+    assert!(!raced.is_empty(), "no idle backend of {app}");
     let race = burst(&db, &ledger).await;
     let mut race_errors = Figures::new("", "");
     for result in &race {
@@ -147,11 +153,9 @@ async fn b2_b3_busy_connections_terminated() {
             tokio::spawn(async move { busy_transaction(&db, &ledger, worker).await })
         })
         .collect();
-    crate::common::eventually("12 adapter statements wait for the lock", || async {
-        crate::common::ready(lock_waiters(&admin, &app).await == 12, ())
-    })
-    .await;
-    let killed = terminate(&admin, &app, "wait_event_type = 'Lock'").await;
+    until_lock_waiters(&admin, &app, 12).await;
+    let killed = terminate_sessions(&admin, &app, "wait_event_type = 'Lock'").await;
+    assert!(!killed.is_empty(), "no backend of {app} waits for a lock");
     gone(&admin, &killed).await;
     let killed_at = Instant::now();
     lock.rollback().await.expect("release the lock");
@@ -291,48 +295,6 @@ async fn burst(db: &Db, ledger: &Ledger) -> Vec<Result<()>> {
         }
     }
     results
-}
-
-/// Terminate the backends of `app` matching `condition` (SQL over
-/// pg_stat_activity); answers their pids. They may not have gone yet.
-async fn terminate(admin: &tokio_postgres::Client, app: &str, condition: &str) -> Vec<i32> {
-    let pids: Vec<i32> = admin
-        .query(
-            &format!(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND {condition}"
-            ),
-            &[&app],
-        )
-        .await
-        .expect("pg_stat_activity")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert!(!pids.is_empty(), "no backend of {app} matches {condition}");
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM unnest($1::int4[]) pid",
-            &[&pids],
-        )
-        .await
-        .expect("pg_terminate_backend");
-    pids
-}
-
-/// Wait until the backends `pids` are gone from the server.
-async fn gone(admin: &tokio_postgres::Client, pids: &[i32]) {
-    crate::common::eventually("the terminated backends to go away", || async {
-        let left: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&pids],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        crate::common::ready(left == 0, ())
-    })
-    .await;
 }
 
 /// `kind n, …` of `figures`' errors, or `none`.

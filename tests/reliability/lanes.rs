@@ -18,17 +18,19 @@ use std::time::{Duration, Instant};
 
 use pgactor::{Db, Field, FieldType, Model, PoolConfig, Record};
 
-use crate::common::{
-    lock_table, lock_waiters, observer, primary_url, stock_model, tagged_options, unique_schema,
-};
 use crate::figures::{self, Figures};
-use crate::until;
+use crate::support::blocking::{lock_table, lock_waiters, until_lock_waiters};
+use crate::support::db::{create_stock, stock_model, tagged_options, unique_schema};
+use crate::support::kill::terminate_sessions;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// The read pool's wait timeout in these scenarios.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// A second table, which a lock on the first leaves alone.
-fn note_model() -> Model {
+/// A second table, which a lock on stock_balance leaves alone (replica
+/// health's writes use it too).
+pub(crate) fn note_model() -> Model {
     Model::new("Note").field(Field::new("body", FieldType::Text))
 }
 
@@ -71,41 +73,26 @@ fn waiting_lists(
         .collect()
 }
 
-async fn create_stock(db: &Db) -> uuid::Uuid {
-    let row = Record::new().with("sku", uuid::Uuid::new_v4().to_string());
-    db.create("StockBalance", row)
-        .await
-        .expect("create")
-        .get("id")
-        .expect("id")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_lane_gives_its_connection_back_and_reads_go_on_with_the_pool_otherwise_full() {
     let _serial = figures::serial().await;
     let (db, schema) = open(100).await;
     let obs = observer(&primary_url()).await;
-    let id = create_stock(&db).await;
+    let id = create_stock(&db, &uuid::Uuid::new_v4().to_string()).await;
     db.read("StockBalance", id).await.expect("open the lane");
 
     // The read pool's other connection: a list waiting on a lock.
     let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 1);
-    until("the list waits on the lock", || async {
-        lock_waiters(&obs, &schema).await == 1
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 1).await;
     // The lane's backend: the idle one whose last statement read stock_balance.
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND state = 'idle' AND query LIKE 'SELECT%stock_balance%'",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1, "the lane's backend");
+    let killed = terminate_sessions(
+        &obs,
+        &schema,
+        "state = 'idle' AND query LIKE 'SELECT%stock_balance%'",
+    )
+    .await;
+    assert_eq!(killed.len(), 1, "the lane's backend");
 
     let mut f = Figures::new(
         "6c",
@@ -139,15 +126,12 @@ async fn reads_waiting_for_a_lane_wait_as_checkouts_do_bounded_and_queued() {
     let _serial = figures::serial().await;
     let (db, schema) = open(2).await;
     let obs = observer(&primary_url()).await;
-    let id = create_stock(&db).await;
+    let id = create_stock(&db, &uuid::Uuid::new_v4().to_string()).await;
 
     // Both read connections: lists waiting on a lock, before any lane opened.
     let locker = lock_table(&primary_url(), &schema, "note").await;
     let lists = waiting_lists(&db, 2);
-    until("the lists wait on the lock", || async {
-        lock_waiters(&obs, &schema).await == 2
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 2).await;
     let refused_before = db.stats().read.refused_total;
 
     let mut f = Figures::new(
@@ -201,7 +185,7 @@ async fn a_lane_read_waiting_for_a_lock_does_not_hold_up_the_reads_behind_it() {
     let _serial = figures::serial().await;
     let (db, schema) = open(100).await;
     let obs = observer(&primary_url()).await;
-    let stock = create_stock(&db).await;
+    let stock = create_stock(&db, &uuid::Uuid::new_v4().to_string()).await;
     let note: uuid::Uuid = db
         .create("Note", Record::new().with("body", "n"))
         .await
@@ -219,10 +203,7 @@ async fn a_lane_read_waiting_for_a_lock_does_not_hold_up_the_reads_behind_it() {
         let db = db.clone();
         async move { db.read("StockBalance", stock).await }
     });
-    until("the read waits on the lock", || async {
-        lock_waiters(&obs, &schema).await == 1
-    })
-    .await;
+    until_lock_waiters(&obs, &schema, 1).await;
     let started = Instant::now();
     let behind = tokio::time::timeout(Duration::from_secs(10), db.read("Note", note)).await;
     let took = started.elapsed();

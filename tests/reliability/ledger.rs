@@ -49,6 +49,7 @@ use pgactor::{Db, ErrorKind, Field, FieldType, Index, Model, Record, Result};
 use uuid::Uuid;
 
 use crate::figures::Figures;
+use crate::support::db::{tagged_options, unique_schema};
 
 /// The ledger's model name.
 pub const MODEL: &str = "LedgerEntry";
@@ -73,9 +74,9 @@ pub async fn open(
     pool: pgactor::PoolConfig,
     extra: impl IntoIterator<Item = Model>,
 ) -> (Db, String) {
-    let schema = crate::common::unique_schema(prefix);
+    let schema = unique_schema(prefix);
     let models = std::iter::once(model()).chain(extra);
-    let db = crate::common::tagged_options(url, models, pool, &schema, &schema)
+    let db = tagged_options(url, models, pool, &schema, &schema)
         .open()
         .await
         .expect("open the ledger's adapter");
@@ -258,12 +259,22 @@ const QUIESCE: Duration = Duration::from_secs(5);
 /// connections the pools still lend and the transactions still open. Waits
 /// up to [`QUIESCE`] for them to reach 0, then answers what is left.
 pub async fn leaks(db: &Db, observer: &tokio_postgres::Client, app: &str) -> u64 {
-    let deadline = tokio::time::Instant::now() + QUIESCE;
+    leaks_within(db, observer, app, QUIESCE).await
+}
+
+/// [`leaks`], waiting up to `within` for them to reach 0.
+pub async fn leaks_within(
+    db: &Db,
+    observer: &tokio_postgres::Client,
+    app: &str,
+    within: Duration,
+) -> u64 {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let busy: i64 = observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state <> 'idle'",
+                 WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'",
                 &[&app],
             )
             .await

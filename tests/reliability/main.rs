@@ -7,13 +7,14 @@
 //! disturb another scenario's measurements. `scripts/reliability.sh` runs
 //! this suite alone and prints the table that docs/reliability.md shows.
 
-// Shared with the integration suite; each binary uses part of it.
+// The helpers both suites share (`tests/support`). The integration suite
+// uses every one of them and needs no allow; this suite uses most but not
+// all (it opens no database of its own on the primary, reads no row back
+// from a replica through the adapter, asks nothing of the bouncer's pool
+// size), and those would be dead code in this binary only.
 #[allow(dead_code)]
-#[path = "../integration/common.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "../integration/topology.rs"]
-mod topology;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod dropped;
 mod exhaustion;
@@ -32,19 +33,3 @@ mod restart;
 mod storm;
 mod subscribers;
 mod supervisor;
-
-/// Wait (at most 30 s: servers replaying or restarting under load) until
-/// `ready` holds; answer how long it took.
-async fn until<F, Fut>(what: &str, mut ready: F) -> std::time::Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-    let started = std::time::Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    started.elapsed()
-}

@@ -23,10 +23,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::common;
 use crate::figures::{self, Figures};
 use crate::proxy::{Mode, Proxy};
 use crate::storm::leaked;
+use crate::support::blocking::until_lock_waiters;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
 
 /// The client-side query timeout of the stall scenario.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -187,7 +189,7 @@ async fn recover(f: &mut Figures, db: &Db, app: &str, ids: &[Uuid], n: usize) {
 /// Rows whose sku is `LIKE pattern` in schema `app`, seen on the primary.
 async fn count_rows(app: &str, pattern: &str) -> u64 {
     let sql = format!("SELECT count(*) FROM \"{app}\".stock_balance WHERE sku LIKE $1");
-    let admin = common::observer(&common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     let n: i64 = admin
         .query_one(&sql, &[&pattern])
         .await
@@ -202,13 +204,13 @@ async fn finish(f: Figures, db: Db, app: &str) {
     assert_eq!(f.leaked, 0, "nothing stays checked out, open or busy");
     assert_eq!(f.lost, 0, "no acknowledged write is missing");
     db.close().await;
-    common::no_session_left(app).await;
+    no_session_left(app).await;
 }
 
 #[tokio::test]
 async fn a_stall_past_the_query_timeout_frees_the_caller() {
     let _serial = figures::serial().await;
-    let proxy = Proxy::start(&common::primary_url()).await;
+    let proxy = Proxy::start(&primary_url()).await;
     let (db, app) = proxy
         .open_tagged(
             "stall",
@@ -257,7 +259,7 @@ async fn a_stall_past_the_query_timeout_frees_the_caller() {
 #[tokio::test]
 async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
     let _serial = figures::serial().await;
-    let proxy = Proxy::start(&common::primary_url()).await;
+    let proxy = Proxy::start(&primary_url()).await;
     let (db, app) = proxy
         .open_tagged(
             "reset",
@@ -272,7 +274,7 @@ async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
     );
 
     // Two updates run on the server, waiting for row locks an observer holds.
-    let locker = common::observer(&common::primary_url()).await;
+    let locker = observer(&primary_url()).await;
     locker.batch_execute("BEGIN").await.expect("begin");
     let lock = format!("SELECT 1 FROM \"{app}\".stock_balance WHERE id = ANY($1) FOR UPDATE");
     locker
@@ -281,10 +283,7 @@ async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
         .expect("lock");
     let mut ops = JoinSet::new();
     writes(&mut ops, &db, &ids[..2], 2, Write::Update("reset"));
-    common::eventually("two updates wait for the locks", || async {
-        common::ready(common::lock_waiters(&locker, &app).await == 2, ())
-    })
-    .await;
+    until_lock_waiters(&locker, &app, 2).await;
     // Two reads in flight in the proxy, never answered.
     proxy.set(Mode::Pause);
     reads(&mut ops, &db, &ids, 2);
@@ -310,7 +309,7 @@ async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
     recover(&mut f, &db, &app, &ids, 4).await;
     // The blocked updates ran on when the locks went: OutcomeUnknown was right.
     f.leaked = leaked(&db, &app).await;
-    let admin = common::observer(&common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     let sql = format!("SELECT count(*) FROM \"{app}\".stock_balance WHERE note = 'reset'");
     let applied: i64 = admin.query_one(&sql, &[]).await.expect("count").get(0);
     f.note(format!("unknown writes applied: {applied} of 2"));
@@ -320,7 +319,7 @@ async fn a_reset_fails_what_is_in_flight_and_the_pool_recovers() {
 #[tokio::test]
 async fn refused_or_blackholed_connects_are_bounded_by_the_pool_timeouts() {
     let _serial = figures::serial().await;
-    let proxy = Proxy::start(&common::primary_url()).await;
+    let proxy = Proxy::start(&primary_url()).await;
     let (wait, connect) = (Duration::from_secs(1), Duration::from_secs(1));
     let (db, app) = proxy.open_tagged("refuse", pool(2, wait, connect)).await;
     let ids = seed(&db, "seed", 2).await;

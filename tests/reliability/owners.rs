@@ -44,10 +44,14 @@ use std::time::{Duration, Instant};
 use pgactor::{Db, PoolConfig, PoolerMode, Query, Record, SessionConfig, Tx, TxOptions};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::common::{bouncer_url, capturing_logs, lock_waiters, no_session_left};
-use crate::common::{observer, primary_url, registry};
-use crate::common::{stock_model, unique_schema};
+use crate::dropped::running;
 use crate::figures::{self, Figures};
+use crate::support::blocking::{lock_waiters, make_updates_slow};
+use crate::support::db::{registry, stock_model, unique_schema};
+use crate::support::kill::terminate_sessions;
+use crate::support::logs::capturing_logs;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::{bouncer_url, primary_url};
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 20;
@@ -92,16 +96,7 @@ impl Owners {
         };
         let db = open_db(&session, &target).await;
         let admin = observer(&primary_url()).await;
-        // Updates sleep `quantity` milliseconds: a slow statement on demand.
-        admin
-            .batch_execute(&format!(
-                "CREATE FUNCTION \"{app}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN PERFORM pg_sleep(NEW.quantity / 1000.0); RETURN NEW; END $$;
-                 CREATE TRIGGER slow BEFORE UPDATE ON \"{app}\".stock_balance
-                 FOR EACH ROW EXECUTE FUNCTION \"{app}\".slow();"
-            ))
-            .await
-            .expect("create the slow trigger");
+        make_updates_slow(&admin, &app).await;
         let victim = db
             .create("StockBalance", Record::new().with("sku", "victim"))
             .await
@@ -153,24 +148,12 @@ impl Owners {
         while !(if blocked {
             lock_waiters(&self.admin, &self.app).await > 0
         } else {
-            self.running_updates().await > 0
+            running(&self.admin, &self.app, "UPDATE").await > 0
         }) {
             assert!(started.elapsed() < PATIENCE, "the update never started");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         task
-    }
-
-    async fn running_updates(&self) -> i64 {
-        self.admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
-                 AND state = 'active' AND query LIKE 'UPDATE%'",
-                &[&self.app],
-            )
-            .await
-            .unwrap()
-            .get(0)
     }
 
     /// Lock the victim row from outside the adapter, in `outside`'s open
@@ -895,17 +878,8 @@ async fn a_kept_transaction_whose_session_the_server_ended_frees_its_connection(
         for _ in 0..ENDED {
             kept.push(s.begin_and_write().await);
         }
-        let ended: i64 = s
-            .admin
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state = 'idle in transaction'",
-                &[&s.app],
-            )
-            .await
-            .expect("terminate the kept sessions")
-            .get(0);
-        assert_eq!(ended as usize, ENDED);
+        let ended = terminate_sessions(&s.admin, &s.app, "state = 'idle in transaction'").await;
+        assert_eq!(ended.len(), ENDED);
         freed_and_answered(&mut s, &kept).await;
         s
     })

@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::common;
+use crate::support::db::open_tagged_at;
+use crate::support::topology::primary_url;
 
 /// What the proxy does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +139,9 @@ impl Proxy {
         )
     }
 
-    /// `common::open_tagged` through this proxy.
+    /// [`crate::support::db::open_tagged`] through this proxy.
     pub async fn open_tagged(&self, prefix: &str, pool: PoolConfig) -> (Db, String) {
-        common::open_tagged_at(&self.dsn(&common::primary_url()), prefix, pool).await
+        open_tagged_at(&self.dsn(&primary_url()), prefix, pool).await
     }
 }
 

@@ -26,12 +26,13 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, SessionConfig, WriteOp};
+use pgactor::{ConsistencyToken, Db, ErrorKind, Record, ReplicaConfig, WriteOp};
 
-use crate::common::{observer, registry, stock_model, unique_schema};
 use crate::figures::{self, Figures};
-use crate::topology::Topology;
-use crate::until;
+use crate::support::db::{registry, stock_model, tagged_session, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::Topology;
+use crate::support::wait::until;
 
 /// The replica watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);
@@ -252,11 +253,7 @@ async fn replica_stopped_lagging_and_promoted_under_load() {
             poll_interval: POLL,
             ..ReplicaConfig::default()
         })
-        .session(SessionConfig {
-            schema: Some(app.clone()),
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&app, &app))
         .open()
         .await
         .expect("open");

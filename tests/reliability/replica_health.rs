@@ -18,28 +18,21 @@
 
 use std::time::{Duration, Instant};
 
-use pgactor::{
-    Db, ErrorKind, Field, FieldType, Model, PoolConfig, Record, ReplicaConfig, SessionConfig,
-};
+use pgactor::{Db, ErrorKind, PoolConfig, Record, ReplicaConfig};
 
-use crate::common::{
-    lock_table, lock_waiters, observer, primary_url, registry, replica_url, stock_model,
-    unique_schema,
-};
 use crate::figures::{self, Figures};
-use crate::topology::Topology;
-use crate::until;
+use crate::lanes::note_model;
+use crate::support::blocking::{lock_table, lock_waiters};
+use crate::support::db::{create_stock, registry, stock_model, tagged_session, unique_schema};
+use crate::support::observer::observer;
+use crate::support::topology::{primary_url, replica_url, Topology};
+use crate::support::wait::until;
 
 /// The watch's probe interval.
 const POLL: Duration = Duration::from_millis(200);
 
 /// The `max_lag` of 7d.
 const MAX_LAG: Duration = Duration::from_secs(1);
-
-/// A second table for the writes, which a lock on stock_balance leaves alone.
-fn note_model() -> Model {
-    Model::new("Note").field(Field::new("body", FieldType::Text))
-}
 
 /// Open on `primary` with `replica` as read DSN, in a fresh schema that is
 /// also the sessions' application_name.
@@ -63,21 +56,11 @@ async fn open(
             poll_interval: POLL,
             ..config
         })
-        .session(SessionConfig {
-            schema: Some(app.clone()),
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(tagged_session(&app, &app))
         .open()
         .await
         .expect("open");
     (db, app)
-}
-
-async fn create_stock(db: &Db) -> uuid::Uuid {
-    let row = Record::new().with("sku", uuid::Uuid::new_v4().to_string());
-    let row = db.create("StockBalance", row).await.expect("create");
-    row.get("id").expect("id")
 }
 
 /// Until `row` can be read on the replica through `replica`.
@@ -108,7 +91,7 @@ async fn a_replica_cut_off_from_its_primary_reads_as_lagging_and_its_reads_spill
     .await;
     let replica = observer(topo.replica()).await;
     let primary = observer(topo.primary()).await;
-    let first = create_stock(&db).await;
+    let first = create_stock(&db, &uuid::Uuid::new_v4().to_string()).await;
     on_replica(&replica, &app, first).await;
 
     // An idle primary writes no WAL: no lag, and plain reads stay on the replica.
@@ -322,7 +305,7 @@ async fn a_saturated_read_pool_leaves_the_replica_up_and_the_writes_alone() {
     )
     .await;
     let replica = observer(&replica_url()).await;
-    let row = create_stock(&db).await;
+    let row = create_stock(&db, &uuid::Uuid::new_v4().to_string()).await;
     on_replica(&replica, &app, row).await;
     until("the watch sees the replica caught up", || async {
         db.stats().replica.unwrap().lag == Duration::ZERO

@@ -33,7 +33,8 @@ use pgactor::{Db, PoolConfig, Query, TxOptions};
 
 use crate::figures::{self, Figures};
 use crate::ledger::{self, Ledger};
-use crate::topology::Topology;
+use crate::support::observer::observer;
+use crate::support::topology::Topology;
 
 const AUTOCOMMIT_WRITERS: i32 = 8;
 const TX_WRITERS: i32 = 4;
@@ -137,7 +138,7 @@ async fn restart_under_load(id: &str, scenario: &str, fault: Fault, durability: 
             .expect("start a private topology"),
     );
     let url = topology.primary().to_owned();
-    let admin = crate::common::observer(&url).await;
+    let admin = observer(&url).await;
     let synchronous_commit = match durability {
         Durability::Synchronous => "on",
         Durability::Asynchronous => "off",
@@ -226,7 +227,7 @@ async fn restart_under_load(id: &str, scenario: &str, fault: Fault, durability: 
     ));
 
     // The first observer's session ended with the restart.
-    let admin = crate::common::observer(&url).await;
+    let admin = observer(&url).await;
     f.leaked = ledger::leaks(&db, &admin, &app).await;
     let check = ledger.check(&admin, &app).await;
     check.report(&mut f);

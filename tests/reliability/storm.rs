@@ -24,8 +24,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::common;
 use crate::figures::{self, Figures};
+use crate::ledger;
+use crate::support::db::open_tagged;
+use crate::support::observer::{no_session_left, observer};
+use crate::support::topology::primary_url;
 
 /// How long [`leaked`] gives the adapter (and the server) to calm down.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -35,26 +38,8 @@ const SETTLE: Duration = Duration::from_secs(10);
 /// sessions named `app` on the primary that are not idle (active, idle in
 /// a transaction), seen directly, never through a proxy. 0: nothing leaked.
 pub async fn leaked(db: &Db, app: &str) -> u64 {
-    let admin = common::observer(&common::primary_url()).await;
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let busy: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'",
-                &[&app],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        let stats = db.stats();
-        let held = (stats.write.in_use + stats.read.in_use) as u64 + stats.open_transactions;
-        let leaked = held + busy as u64;
-        if leaked == 0 || Instant::now() >= deadline {
-            return leaked;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let admin = observer(&primary_url()).await;
+    ledger::leaks_within(db, &admin, app, SETTLE).await
 }
 
 /// A tiny xorshift64*: reproducible from its printed seed, no dependency.
@@ -351,7 +336,7 @@ async fn a_cancellation_storm_leaks_nothing() {
         max_idle: Some(4),
         ..PoolConfig::default()
     };
-    let (db, app) = common::open_tagged("storm", pool).await;
+    let (db, app) = open_tagged("storm", pool).await;
     let mut rows = Vec::new();
     for i in 0..64 {
         let row = db
@@ -369,7 +354,7 @@ async fn a_cancellation_storm_leaks_nothing() {
     let leaked = leaked(&db, &app).await;
     let settled = calm.elapsed();
     let after = batch(&db, &rows, &mut rng, AFTER, 16, false, &crosstalk).await;
-    let admin = common::observer(&common::primary_url()).await;
+    let admin = observer(&primary_url()).await;
     let sum = format!("SELECT sum(quantity)::bigint FROM \"{app}\".stock_balance");
     let increments = admin
         .query_one(&sum, &[])
@@ -433,5 +418,5 @@ async fn a_cancellation_storm_leaks_nothing() {
         after.errors
     );
     db.close().await;
-    common::no_session_left(&app).await;
+    no_session_left(&app).await;
 }

@@ -7,14 +7,17 @@
 
 use std::time::Duration;
 
-use pgactor::{Notification, OpenOptions, PoolConfig, SessionConfig};
+use pgactor::{Db, Notification, OpenOptions, PoolConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use crate::common::{observer, primary_url, unique_schema};
 use crate::exhaustion::rss_kib;
 use crate::figures::{serial, Figures};
+use crate::support::db::{named_session, unique_schema};
+use crate::support::kill::terminate_sessions;
+use crate::support::observer::observer;
+use crate::support::topology::primary_url;
 
 /// Notifications a subscription may have sent and not yet taken, here.
 const BUFFER: usize = 100;
@@ -95,17 +98,9 @@ async fn a_stuck_subscriber_holds_at_most_the_notification_buffer_and_gets_a_gap
     // Each reconnection owes the subscriber a Gap; the one it has not
     // taken yet covers them.
     for _ in 0..RECONNECTS {
-        let killed: i64 = bounded
-            .sender
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1 AND query LIKE 'LISTEN%'",
-                &[&bounded.app],
-            )
-            .await
-            .expect("terminate the listener")
-            .get(0);
-        assert_eq!(killed, 1, "one listener session");
+        let killed =
+            terminate_sessions(&bounded.sender, &bounded.app, "query LIKE 'LISTEN%'").await;
+        assert_eq!(killed.len(), 1, "one listener session");
         assert_eq!(next(&mut bounded.barrier).await, Seen::Gap);
     }
 
@@ -174,10 +169,7 @@ async fn flood(buffer: usize) -> Flood {
     let marker = unique_schema("marker");
     let app = unique_schema("subs");
     let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
+        .session(named_session(&app))
         .notification_buffer(buffer)
         .open()
         .await
@@ -230,6 +222,17 @@ const CHANNELS: usize = 20_000;
 /// connection and of each of its LISTEN round trips.
 const CHANNELS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Options on the primary with every session named `app` and the
+/// listener's round trips bounded by [`CHANNELS_CONNECT_TIMEOUT`].
+fn listener_bounded(app: &str) -> OpenOptions {
+    OpenOptions::new(primary_url())
+        .session(named_session(app))
+        .write_pool(PoolConfig {
+            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
+            ..PoolConfig::default()
+        })
+}
+
 /// Catalogue: a cache keyed by caller input, and a wait that outlasts its
 /// bound. Each subscribed channel costs the listener's server session, and
 /// after a reconnection the listener LISTENs on all of them again: in
@@ -246,15 +249,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
         "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
     );
     let app = unique_schema("chans");
-    let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
-        .write_pool(PoolConfig {
-            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
-            ..PoolConfig::default()
-        })
+    let db = listener_bounded(&app)
         .max_channels(CHANNELS)
         .open()
         .await
@@ -263,18 +258,7 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     let (actor, mut seen) = gated(always_open).await;
     let prefix = unique_schema("c");
     let channel = |i: usize| format!("{prefix}_{i:05}");
-    let mut subscribing = tokio::task::JoinSet::new();
-    for i in 0..CHANNELS {
-        let (db, actor, channel) = (db.clone(), actor.clone(), channel(i));
-        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
-        while subscribing.len() >= 64 {
-            let done = subscribing.join_next().await.expect("a subscribe");
-            figures.outcome(&done.expect("subscribe task"));
-        }
-    }
-    while let Some(done) = subscribing.join_next().await {
-        figures.outcome(&done.expect("subscribe task"));
-    }
+    subscribe_all(&db, &actor, (0..CHANNELS).map(channel), &mut figures).await;
     assert_eq!(
         figures.acknowledged, CHANNELS as u64,
         "{:?}",
@@ -289,16 +273,8 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     assert_eq!(db.stats().listener.channels, CHANNELS);
 
     let obs = observer(&primary_url()).await;
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
-            &[&app],
-        )
-        .await
-        .expect("terminate the listener")
-        .get(0);
-    assert_eq!(killed, 1, "one listener session");
+    let killed = terminate_sessions(&obs, &app, "query LIKE '%LISTEN%'").await;
+    assert_eq!(killed.len(), 1, "one listener session");
     let terminated = std::time::Instant::now();
     // The contract's bound: a reconnection backoff of at most 5 s, then
     // the connect timeout for the connection and for each chunk of 500.
@@ -343,6 +319,28 @@ async fn many_channels_are_listened_again_after_the_listeners_backend_is_termina
     figures.publish();
 }
 
+/// Subscribe `actor` to every one of `channels`, 64 at a time, counting
+/// each answer in `figures`.
+async fn subscribe_all(
+    db: &Db,
+    actor: &ActorRef<Notification>,
+    channels: impl Iterator<Item = String>,
+    figures: &mut Figures,
+) {
+    let mut subscribing = tokio::task::JoinSet::new();
+    for channel in channels {
+        let (db, actor) = (db.clone(), actor.clone());
+        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
+        while subscribing.len() >= 64 {
+            let done = subscribing.join_next().await.expect("a subscribe");
+            figures.outcome(&done.expect("subscribe task"));
+        }
+    }
+    while let Some(done) = subscribing.join_next().await {
+        figures.outcome(&done.expect("subscribe task"));
+    }
+}
+
 /// The next thing the subscriber saw.
 async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
     rx.recv().await.expect("the subscriber stopped")
@@ -364,15 +362,7 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
         "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
     );
     let app = unique_schema("flood");
-    let db = OpenOptions::new(primary_url())
-        .session(SessionConfig {
-            application_name: Some(app.clone()),
-            ..SessionConfig::default()
-        })
-        .write_pool(PoolConfig {
-            connect_timeout: Some(CHANNELS_CONNECT_TIMEOUT),
-            ..PoolConfig::default()
-        })
+    let db = listener_bounded(&app)
         .notification_buffer(10)
         .open()
         .await
@@ -385,18 +375,7 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
     let (sink, mut flood_seen) = gated(always_open.clone()).await;
     db.subscribe(&flooded, sink).await.expect("subscribe");
     let (actor, mut seen) = gated(always_open).await;
-    let mut subscribing = tokio::task::JoinSet::new();
-    for i in 0..QUIET {
-        let (db, actor, channel) = (db.clone(), actor.clone(), quiet(i));
-        subscribing.spawn(async move { db.subscribe(&channel, actor).await });
-        while subscribing.len() >= 64 {
-            let done = subscribing.join_next().await.expect("a subscribe");
-            figures.outcome(&done.expect("subscribe task"));
-        }
-    }
-    while let Some(done) = subscribing.join_next().await {
-        figures.outcome(&done.expect("subscribe task"));
-    }
+    subscribe_all(&db, &actor, (0..QUIET).map(quiet), &mut figures).await;
     assert_eq!(figures.acknowledged, QUIET as u64, "{:?}", figures.errors);
 
     // The flood: batches of notifications, without pause, until the end.
@@ -431,16 +410,8 @@ async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reco
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let obs = observer(&primary_url()).await;
-    let killed: i64 = obs
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1 AND query LIKE '%LISTEN%'",
-            &[&app],
-        )
-        .await
-        .expect("terminate the listener")
-        .get(0);
-    assert_eq!(killed, 1, "one listener session");
+    let killed = terminate_sessions(&obs, &app, "query LIKE '%LISTEN%'").await;
+    assert_eq!(killed.len(), 1, "one listener session");
     let terminated = std::time::Instant::now();
     let chunks = (QUIET + 1).div_ceil(500) as u32;
     let bound = Duration::from_secs(5) + CHANNELS_CONNECT_TIMEOUT * (1 + chunks);

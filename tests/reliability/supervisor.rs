@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 use pgactor::{Record, TxOptions};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::common::unique_schema;
-use crate::common::{observer, primary_url, replica_url, stock_model, tagged_options};
 use crate::figures::{self, Figures};
+use crate::support::db::{stock_model, tagged_options, unique_schema};
+use crate::support::observer::{observer, session_pids};
+use crate::support::topology::{primary_url, replica_url};
 
 /// Repetitions of each way.
 const REPETITIONS: u64 = 3;
@@ -65,17 +66,6 @@ impl Actor for Sink {
     async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
         Ok(())
     }
-}
-
-/// Sessions named `app` on the server `obs` is connected to.
-async fn sessions(obs: &tokio_postgres::Client, app: &str) -> i64 {
-    obs.query_one(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-        &[&app],
-    )
-    .await
-    .expect("count sessions")
-    .get(0)
 }
 
 /// Count one call made after the kill and note its answer (`hang` when
@@ -165,9 +155,9 @@ async fn a_killed_supervisor_closes_the_adapter_and_the_last_drop_leaves_nothing
                 None
             };
             before_kill.push(
-                sessions(&primary, &app).await
+                session_pids(&primary, &app).await.len()
                     + if way == Way::Replica {
-                        sessions(&replica, &app).await
+                        session_pids(&replica, &app).await.len()
                     } else {
                         0
                     },
@@ -230,7 +220,8 @@ async fn a_killed_supervisor_closes_the_adapter_and_the_last_drop_leaves_nothing
             drop(db);
             let dropped = Instant::now();
             let settled = loop {
-                let left = sessions(&primary, &app).await + sessions(&replica, &app).await;
+                let left = session_pids(&primary, &app).await.len()
+                    + session_pids(&replica, &app).await.len();
                 let tasks = metrics.num_alive_tasks();
                 if left == 0 && tasks <= tasks_before {
                     break true;

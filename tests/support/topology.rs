@@ -1,9 +1,86 @@
-//! A private topology (a primary and a streaming replica) for tests that
-//! stop, restart, pause or promote servers, which the shared one must not see.
+//! Where the servers are: the shared topology that `scripts/test.sh`
+//! starts (a primary, a streaming replica and PgBouncer in transaction
+//! pooling mode), databases of a test's own on its primary, and private
+//! topologies (a primary and a streaming replica) for tests that stop,
+//! restart, pause or promote servers, which the shared one must not see.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+
+use super::observer::observer;
+
+/// A variable of the shared topology's env file. Tests never skip: without
+/// the topology they fail loudly.
+pub fn shared_var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test.sh"))
+}
+
+/// The primary's URL.
+pub fn primary_url() -> String {
+    shared_var("PGACTOR_PRIMARY_URL")
+}
+
+/// The streaming replica's URL.
+pub fn replica_url() -> String {
+    shared_var("PGACTOR_REPLICA_URL")
+}
+
+/// The PgBouncer (transaction pooling) in front of the primary.
+pub fn bouncer_url() -> String {
+    shared_var("PGACTOR_BOUNCER_URL")
+}
+
+/// The bouncer's `default_pool_size`: server connections per database and user.
+pub fn bouncer_pool_size() -> usize {
+    shared_var("PGACTOR_BOUNCER_POOL_SIZE")
+        .parse()
+        .expect("PGACTOR_BOUNCER_POOL_SIZE is a number")
+}
+
+/// `url` pointing at database `db` instead (same server, user and options).
+pub fn url_with_db(url: &str, db: &str) -> String {
+    let (base, options) = url.split_once('?').unwrap_or((url, ""));
+    let (server, _) = base
+        .rsplit_once('/')
+        .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
+        .expect("a postgres:// URL with a database name");
+    match options {
+        "" => format!("{server}/{db}"),
+        options => format!("{server}/{db}?{options}"),
+    }
+}
+
+/// A database of the test's own on the shared primary;
+/// [`TempDatabase::remove`] drops it (closing any connection still open to it).
+pub struct TempDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TempDatabase {
+    pub async fn create(prefix: &str) -> TempDatabase {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        admin_sql(&format!("CREATE DATABASE \"{name}\"")).await;
+        TempDatabase {
+            url: url_with_db(&primary_url(), &name),
+            name,
+        }
+    }
+
+    pub async fn remove(self) {
+        admin_sql(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name)).await;
+    }
+}
+
+async fn admin_sql(sql: &str) {
+    observer(&primary_url())
+        .await
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
 
 /// A primary and a streaming replica of this test's own, torn down on drop.
 pub struct Topology {
