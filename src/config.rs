@@ -1,4 +1,4 @@
-//! Pool and session configuration, with the production defaults of the seed.
+//! Pool and session configuration, with production defaults.
 
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on operations waiting for a connection of one pool at once.
 /// A waiting operation costs at most 6 KiB (its request and its wait, the
 /// caller's own task included; measured by the reliability suite,
-/// scenario 6b: 4–5 KiB), so this caps
+/// docs/reliability.md: 4–5 KiB), so this caps
 /// a saturated pool's queue under 60 MiB however many callers pile up.
 pub const DEFAULT_MAX_QUEUED: usize = 10_000;
 
@@ -421,7 +421,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pool_defaults_follow_the_seed() {
+    fn pool_defaults_are_the_documented_ones() {
         let write = PoolConfig::default().resolve(Role::Write).unwrap();
         let read = PoolConfig::default().resolve(Role::Read).unwrap();
         assert_eq!((write.max_open, write.max_idle), (20, 10));
@@ -437,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn session_defaults_follow_the_seed() {
+    fn session_defaults_are_the_documented_ones() {
         let s = SessionConfig::default().resolve().unwrap();
         assert_eq!(s.statement_timeout, Duration::from_secs(30));
         assert_eq!(s.lock_timeout, Duration::from_secs(5));

@@ -276,8 +276,8 @@ impl OpenOptions {
     /// went well past a pool of one connection per read (docs/performance.md).
     /// Each lane is one server backend working through its stream in
     /// order, so `lanes` is how many server cores these reads may use at
-    /// once; on the 2-core test machine, whose cores the server shares with
-    /// the application, one lane measured best. Lists, writes and
+    /// once; on a 2-core machine whose cores the server shares with the
+    /// application, one lane measured best. Lists, writes and
     /// transactions still get a connection each: a list's cost grows with
     /// the rows it scans, and on a lane every read behind it would wait.
     ///

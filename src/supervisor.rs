@@ -22,7 +22,8 @@ use crate::stats::Stats;
 use crate::tx::{begin, SpareActors, Tx, TxOptions};
 
 /// The messages the adapter's supervisor takes. Send them from any ractor
-/// actor with `call!`, or use the [`crate::Db`] handle, which does the same.
+/// actor with `call!`, or use the [`crate::Db`] handle, whose methods do the
+/// same work in the caller's own task, without a message.
 ///
 /// `Read` and `List` run on the read pool (the replica when one is
 /// configured); `Write` runs on the write pool.
@@ -59,10 +60,10 @@ pub enum DbMsg {
     Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
 }
 
-/// The current pool actor of each role, shared with the `Db` handles so an
-/// operation takes one hop (handle → pool actor). The supervisor replaces an
-/// entry when it restarts a pool actor.
-/// Once closed (shutdown began) it routes nowhere.
+/// The current pool actor of each role, to which the supervisor forwards
+/// `DbMsg`s; it replaces an entry when it restarts a pool actor. Once
+/// closed (shutdown began) it routes nowhere, and the `Db` handles, which
+/// share it, refuse new work too.
 #[derive(Default)]
 pub(crate) struct Routes {
     pools: RwLock<HashMap<Role, ActorRef<PoolMsg>>>,

@@ -32,7 +32,8 @@ pub(crate) fn bound_values_logged() -> bool {
 }
 
 /// The span of one operation. `role` is `read`, `write` or `tx`; `parent`
-/// is the caller's span (carried across the actor hop) or the transaction's.
+/// is the caller's span (`Db` methods), the transaction's, or `None` (a
+/// `DbMsg` served by a pool actor: a root span).
 pub(crate) fn operation(
     parent: Option<Id>,
     operation: &'static str,

@@ -35,7 +35,9 @@ pub(crate) struct Call {
     pub(crate) deadline: Deadline,
     /// A read must see the writes up to this token.
     pub(crate) after: Option<ConsistencyToken>,
-    /// The caller's span, parent of the operation's span across the actor hop.
+    /// The caller's span, parent of the operation's span: set by `Db` in
+    /// the caller's task; `None` for a `DbMsg`, whose operation span is a
+    /// root span.
     pub(crate) parent: Option<tracing::Id>,
 }
 
