@@ -41,7 +41,7 @@ use super::conn::{Conn, Object};
 use super::connections::ConnectionPool;
 use super::deadline::Timer;
 use crate::error::{Error, Result};
-use crate::wire::CANCEL_GRACE;
+use crate::wire::{timeout_setting, CANCEL_GRACE};
 
 /// The longest a read on a lane waits for a lock (or the session's
 /// `lock_timeout`, when shorter and not disabled) before it moves to a
@@ -94,9 +94,9 @@ async fn set_lock_timeout(client: &Conn, value: &str) -> Result<(), tokio_postgr
         .map(drop)
 }
 
-/// `d` as `set_config` takes a timeout, rounded up to whole milliseconds.
+/// `d` as `set_config` takes a timeout, kept to be bound on every ride.
 fn millis(d: Duration) -> Arc<str> {
-    format!("{}ms", d.as_micros().div_ceil(1000)).into()
+    timeout_setting(d).into()
 }
 
 impl SharedReads {

@@ -12,6 +12,6 @@ pub(crate) use cancel::{CancelTarget, CANCEL_GRACE};
 pub(crate) use dsn::Dsn;
 pub(crate) use pooler::{begin_sql, check_server_defaults, in_transaction};
 pub(crate) use session::{
-    apply_session, client_config, ensure_schema, read_settings, MANAGED_SETTINGS,
+    apply_session, client_config, ensure_schema, read_settings, timeout_setting, MANAGED_SETTINGS,
 };
 pub(crate) use tls::Tls;

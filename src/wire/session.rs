@@ -43,8 +43,7 @@ pub(crate) const MANAGED_SETTINGS: [&str; 7] = [
 /// read pool by mistake fails (SQLSTATE 25006) instead of landing on a
 /// server that was promoted.
 pub(crate) fn session_values(role: Role, session: &SessionSettings) -> [String; 7] {
-    // Rounded up: a positive timeout under 1 ms must not become 0 (disabled).
-    let ms = |d: std::time::Duration| format!("{}ms", d.as_micros().div_ceil(1000));
+    let ms = timeout_setting;
     [
         ms(session.statement_timeout),
         ms(session.lock_timeout),
@@ -54,6 +53,13 @@ pub(crate) fn session_values(role: Role, session: &SessionSettings) -> [String; 
         quote_ident(&session.schema),
         if role == Role::Read { "on" } else { "off" }.to_owned(),
     ]
+}
+
+/// `d` as `set_config` takes a timeout: whole milliseconds, rounded up, so
+/// a positive timeout however short never becomes 0 (which the server
+/// reads as "no timeout").
+pub(crate) fn timeout_setting(d: Duration) -> String {
+    format!("{}ms", d.as_nanos().div_ceil(1_000_000))
 }
 
 /// Apply the session settings on a fresh connection.
@@ -151,5 +157,21 @@ pub(crate) async fn ensure_schema(client: &tokio_postgres::Client, schema: &str)
             let msg = format!("cannot create schema \"{schema}\": {}", describe(&e));
             Err(Error::new(ErrorKind::Config, msg).with_source(e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_positive_timeout_however_short_is_at_least_one_millisecond() {
+        let setting = |nanos| timeout_setting(Duration::from_nanos(nanos));
+        assert_eq!(setting(0), "0ms");
+        assert_eq!(setting(1), "1ms");
+        assert_eq!(setting(999), "1ms");
+        assert_eq!(setting(1_000_000), "1ms");
+        assert_eq!(setting(1_500_000), "2ms");
+        assert_eq!(timeout_setting(Duration::from_secs(30)), "30000ms");
     }
 }
