@@ -512,7 +512,7 @@ mod tests {
         ];
         for (name, found, says) in impostors {
             let err = ok(with(name, found)).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::Config, "{name}: {err}");
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{name}: {err}");
             let text = err.to_string();
             assert!(
                 text.contains(&format!("\"{name}\"")) && text.contains(says),

@@ -161,7 +161,7 @@ impl Supervisor {
         let ctx = state.listener_ctx.clone();
         let (listener, _) = Actor::spawn_linked(None, Listener, ctx, myself.get_cell())
             .await
-            .map_err(|e| crate::Error::closed(format!("cannot start the listener: {e}")))?;
+            .map_err(|e| Error::closed(format!("cannot start the listener: {e}")))?;
         state.listener = Some(listener.clone());
         Ok(listener)
     }
@@ -519,7 +519,10 @@ mod tests {
         );
         let sub = sink().await;
         let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub.clone()).unwrap();
-        assert_eq!(refused.unwrap_err().kind(), crate::ErrorKind::Unavailable);
+        assert_eq!(
+            refused.unwrap_err().kind(),
+            crate::error::ErrorKind::Unavailable
+        );
         let listener = others(&supervisor, &routes);
         assert_eq!(listener.len(), 1, "one listener");
 
@@ -570,7 +573,7 @@ mod tests {
             .unwrap();
         let sub = sink().await;
         let refused = ractor::call!(supervisor, DbMsg::Subscribe, "c".into(), sub).unwrap();
-        assert_eq!(refused.unwrap_err().kind(), crate::ErrorKind::Config);
+        assert_eq!(refused.unwrap_err().kind(), crate::error::ErrorKind::Config);
         assert!(others(&supervisor, &routes).is_empty());
         supervisor.stop_and_wait(None, None).await.unwrap();
     }

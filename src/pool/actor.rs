@@ -22,6 +22,7 @@ use super::replica::{ConsistencyToken, ReplicaWatch, Route};
 use crate::config::SessionSettings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::schema::{Page, Record};
 use crate::sql::Catalog;
 use crate::telemetry;
 
@@ -44,9 +45,9 @@ pub(crate) struct Call {
 /// The operations a pool actor runs, each on a connection of its own pool.
 #[derive(Debug)]
 pub(crate) enum PoolMsg {
-    Read(ReadRequest, Call, RpcReplyPort<Result<crate::Record>>),
-    List(ListRequest, Call, RpcReplyPort<Result<crate::Page>>),
-    Write(WriteRequest, Call, RpcReplyPort<Result<crate::Record>>),
+    Read(ReadRequest, Call, RpcReplyPort<Result<Record>>),
+    List(ListRequest, Call, RpcReplyPort<Result<Page>>),
+    Write(WriteRequest, Call, RpcReplyPort<Result<Record>>),
 }
 
 impl PoolMsg {

@@ -720,7 +720,7 @@ mod tests {
         let err = FieldType::Json
             .coerce("doc", Value::Json(tree))
             .unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
         assert!(FieldType::Json
             .coerce("doc", Value::JsonText("[\"a\0\"]".into()))
             .is_err());

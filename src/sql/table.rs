@@ -636,7 +636,7 @@ mod tests {
             let err = case.expect_err(&format!("case {i} should be refused"));
             assert_eq!(
                 err.kind(),
-                crate::ErrorKind::InvalidInput,
+                crate::error::ErrorKind::InvalidInput,
                 "case {i}: {err}"
             );
         }

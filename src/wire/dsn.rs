@@ -188,7 +188,7 @@ mod tests {
         ] {
             let err = Dsn::parse(bad, Role::Write).unwrap_err();
             assert!(!format!("{err} {err:?}").contains("s3cret"), "{err}");
-            assert_eq!(err.kind(), crate::ErrorKind::Config);
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config);
         }
     }
 
@@ -239,7 +239,7 @@ mod tests {
             "host=h =x sslmode=verify-full",
         ] {
             let err = Dsn::parse(bad, Role::Write).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad}: {err}");
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{bad}: {err}");
             assert!(!err.to_string().contains("s3"), "{err}");
         }
     }

@@ -742,7 +742,7 @@ mod tests {
             "host=db sslmode='bogus'",
         ] {
             let err = Tls::extract(dsn).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::Config);
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config);
             assert!(
                 err.to_string().contains("sslmode \"bo…\" (5 bytes)"),
                 "{err}"
@@ -857,7 +857,7 @@ mod tests {
                 path.display()
             );
             let err = extract(&dsn).0.connector().err().expect("refused");
-            assert_eq!(err.kind(), crate::ErrorKind::Config);
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config);
             let shown = err.to_string();
             assert!(
                 shown.contains(&format!("sslrootcert \"{}\"", path.display())),
