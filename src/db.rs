@@ -12,11 +12,12 @@ use ractor::{ActorRef, RpcReplyPort};
 use crate::config::{Role, SessionSettings, DEFAULT_SHUTDOWN_GRACE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{ListenerContext, Notification};
-use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{
+    write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
+};
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
-    serve, Call, ConsistencyToken, InFlight, Plan, PoolContext, ReplicaWatch, Request,
-    WriteWithToken,
+    serve, InFlight, Plan, PoolContext, ReplicaWatch, Request, RunOptions, WriteWithToken,
 };
 use crate::schema::{Page, Query, Record, Registry, Value};
 use crate::stats::Stats;
@@ -47,7 +48,7 @@ pub struct Db {
     inner: Arc<DbInner>,
     /// This handle's statement deadline ([`Db::with_query_timeout`]) and
     /// consistency token ([`Db::after`]).
-    call: Call,
+    call: RunOptions,
 }
 
 pub(crate) struct DbInner {
@@ -100,7 +101,7 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// A handle to the adapter `inner` opened, with its `call` defaults.
-    pub(crate) fn new(call: Call, inner: DbInner) -> Db {
+    pub(crate) fn new(call: RunOptions, inner: DbInner) -> Db {
         Db {
             inner: Arc::new(inner),
             call,
@@ -167,7 +168,7 @@ impl Db {
     pub fn after(&self, token: ConsistencyToken) -> Db {
         Db {
             inner: self.inner.clone(),
-            call: Call {
+            call: RunOptions {
                 after: Some(self.call.after.map_or(token, |t| t.max(token))),
                 ..self.call.clone()
             },
@@ -378,7 +379,7 @@ impl Db {
     pub fn with_query_timeout(&self, timeout: Duration) -> Db {
         Db {
             inner: self.inner.clone(),
-            call: Call {
+            call: RunOptions {
                 deadline: Some(timeout).filter(|d| !d.is_zero()),
                 ..self.call.clone()
             },
@@ -469,9 +470,9 @@ impl Db {
 
     /// This handle's call options, with the caller's span as the parent of
     /// the operation's span.
-    fn here(&self) -> Call {
-        Call {
-            parent: tracing::Span::current().id(),
+    fn here(&self) -> RunOptions {
+        RunOptions {
+            parent: Some(tracing::Span::current()),
             ..self.call.clone()
         }
     }
@@ -492,7 +493,7 @@ impl Db {
         let ctx = self.inner.context(role);
         let call = self.here();
         let span = telemetry::operation(
-            call.parent.clone(),
+            call.parent.as_ref().and_then(tracing::Span::id),
             req.operation(),
             role.as_str(),
             req.model(),

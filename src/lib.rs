@@ -34,10 +34,10 @@ pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
-pub use messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
-pub use pool::{ConsistencyToken, ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
+pub use pool::{ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
 pub use retry::RetryPolicy;
 pub use schema::{
     CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,

@@ -1,6 +1,10 @@
 //! The requests callers make outside and inside transactions: read a row,
 //! list a page, write a row. [`crate::DbMsg`] and [`crate::TxMsg`] carry them.
 
+use std::time::Duration;
+
+use tokio_postgres::types::PgLsn;
+
 use crate::schema::{Query, Record, Value};
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
@@ -82,5 +86,75 @@ impl WriteOp {
             WriteOp::Update { .. } => "update",
             WriteOp::Delete { .. } => "delete",
         }
+    }
+}
+
+/// A position in the primary's write-ahead log, returned by writes that ask
+/// for it ([`crate::Db::write_with_token`], [`crate::Tx::commit_with_token`]).
+/// A read made with [`crate::Db::after`] that carries it is served by the
+/// replica only once the replica has replayed that far, else by the primary:
+/// it always sees the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConsistencyToken(pub(crate) u64);
+
+impl ConsistencyToken {
+    /// The later of two tokens.
+    pub fn max(self, other: ConsistencyToken) -> ConsistencyToken {
+        ConsistencyToken(self.0.max(other.0))
+    }
+}
+
+impl std::fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", PgLsn::from(self.0))
+    }
+}
+
+/// How one message outside a transaction runs, besides what it asks for:
+/// the [`ConsistencyToken`] its reads must see, its own query timeout, and
+/// the span its operation's span nests under. `Call::here()` takes the
+/// sender's current span; `Call::default()` none (a root span).
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db, token: pgactor::ConsistencyToken) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use pgactor::{Call, DbMsg, ReadRequest};
+/// let req = ReadRequest { model: "StockBalance".into(), id: uuid::Uuid::nil().into() };
+/// let call = Call::here().after(token).query_timeout(Duration::from_millis(500));
+/// let row = ractor::call!(db.actor(), DbMsg::Read, req, call)?;
+/// # let _ = row; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Call {
+    /// Reads see every write up to this token, on the replica once it has
+    /// replayed that far, else on the primary (as [`crate::Db::after`]).
+    pub after: Option<ConsistencyToken>,
+    /// This call's client-side query timeout: `None` takes the adapter's
+    /// (`SessionConfig::query_timeout`), `Some(Duration::ZERO)` means none
+    /// (as [`crate::Db::with_query_timeout`]).
+    pub query_timeout: Option<Duration>,
+    /// The span the operation's span is a child of (kept open until then).
+    pub parent: Option<tracing::Span>,
+}
+
+impl Call {
+    /// A call whose operation's span nests under the current span.
+    pub fn here() -> Call {
+        Call {
+            parent: Some(tracing::Span::current()),
+            ..Call::default()
+        }
+    }
+
+    /// Reads see every write up to `token`.
+    pub fn after(mut self, token: ConsistencyToken) -> Call {
+        self.after = Some(token);
+        self
+    }
+
+    /// This call's own query timeout (`Duration::ZERO`: none).
+    pub fn query_timeout(mut self, timeout: Duration) -> Call {
+        self.query_timeout = Some(timeout);
+        self
     }
 }

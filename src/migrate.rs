@@ -10,9 +10,8 @@ use crate::config::SessionSettings;
 use crate::wire::in_transaction;
 
 use crate::error::{describe, Error, ErrorKind, Result};
-use crate::pool::{
-    replayed_within, wal_position, ConnectionPool, ConsistencyToken, SCHEMA_REPLAY_WAIT,
-};
+use crate::messages::ConsistencyToken;
+use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
     fnv1a, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey, Registry, Value,
 };

@@ -12,8 +12,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listener::ListenerContext;
 use crate::migrate::{auto_migrate, unreplayed_schema};
 use crate::pool::{
-    Call, ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute,
-    ReplicaWatch, SharedReads,
+    ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute, ReplicaWatch,
+    RunOptions, SharedReads,
 };
 use crate::schema::Registry;
 use crate::sql::{Catalog, Statements};
@@ -554,9 +554,9 @@ impl OpenOptions {
         );
         built.0.clear();
         Ok(Db::new(
-            Call {
+            RunOptions {
                 deadline: session.query_deadline(),
-                ..Call::default()
+                ..RunOptions::default()
             },
             DbInner {
                 replica,

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
-use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::pool::{
-    Call, ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch,
+    ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RunOptions,
 };
 use crate::schema::{Page, Record};
 use crate::stats::Stats;
@@ -26,23 +26,33 @@ use crate::tx::{begin, SpareActors, Tx, TxOptions};
 /// same work in the caller's own task, without a message.
 ///
 /// `Read` and `List` run on the read pool (the replica when one is
-/// configured); `Write` runs on the write pool.
+/// configured); writes run on the write pool. Each carries a [`Call`]: its
+/// consistency token, its own query timeout, and the span its operation's
+/// span nests under ([`Call::here`]).
 ///
 /// ```no_run
 /// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
-/// use pgactor::{DbMsg, ReadRequest};
+/// use pgactor::{Call, DbMsg, ReadRequest};
 /// let req = ReadRequest { model: "StockBalance".into(), id: uuid::Uuid::nil().into() };
-/// let row = ractor::call!(db.actor(), DbMsg::Read, req)?;
+/// let row = ractor::call!(db.actor(), DbMsg::Read, req, Call::here())?;
 /// # let _ = row; Ok(()) }
 /// ```
 #[derive(Debug)]
 pub enum DbMsg {
-    /// See [`ReadRequest`].
-    Read(ReadRequest, RpcReplyPort<Result<Record>>),
-    /// See [`ListRequest`].
-    List(ListRequest, RpcReplyPort<Result<Page>>),
-    /// See [`WriteRequest`].
-    Write(WriteRequest, RpcReplyPort<Result<Record>>),
+    /// See [`ReadRequest`] ([`crate::Db::read`]).
+    Read(ReadRequest, Call, RpcReplyPort<Result<Record>>),
+    /// See [`ListRequest`] ([`crate::Db::list`]).
+    List(ListRequest, Call, RpcReplyPort<Result<Page>>),
+    /// See [`WriteRequest`] ([`crate::Db::write`]).
+    Write(WriteRequest, Call, RpcReplyPort<Result<Record>>),
+    /// A write that also answers the primary's WAL position after it
+    /// committed, for later reads' [`Call::after`]
+    /// ([`crate::Db::write_with_token`]).
+    WriteWithToken(
+        WriteRequest,
+        Call,
+        RpcReplyPort<Result<(Record, ConsistencyToken)>>,
+    ),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback.
     Begin(TxOptions, RpcReplyPort<Result<Tx>>),
@@ -201,14 +211,21 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let deadline = state.deadline;
-        let call = Call {
-            deadline,
-            ..Call::default()
+        let run = |call: Call| RunOptions {
+            deadline: match call.query_timeout {
+                None => deadline,
+                Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
+            },
+            after: call.after,
+            parent: call.parent,
         };
         let (role, msg) = match msg {
-            DbMsg::Read(req, reply) => (Role::Read, PoolMsg::Read(req, call, reply)),
-            DbMsg::List(req, reply) => (Role::Read, PoolMsg::List(req, call, reply)),
-            DbMsg::Write(req, reply) => (Role::Write, PoolMsg::Write(req, call, reply)),
+            DbMsg::Read(req, call, reply) => (Role::Read, PoolMsg::Read(req, run(call), reply)),
+            DbMsg::List(req, call, reply) => (Role::Read, PoolMsg::List(req, run(call), reply)),
+            DbMsg::Write(req, call, reply) => (Role::Write, PoolMsg::Write(req, run(call), reply)),
+            DbMsg::WriteWithToken(req, call, reply) => {
+                (Role::Write, PoolMsg::WriteWithToken(req, run(call), reply))
+            }
             DbMsg::Begin(_, reply) if state.routes.is_closing() => {
                 let _ = reply.send(Err(Error::shut_down("BEGIN was")));
                 return Ok(());

@@ -17,11 +17,11 @@ use super::connections::ConnectionPool;
 use super::counters::InFlight;
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
-use super::plan::{Plan, Request};
-use super::replica::{ConsistencyToken, ReplicaWatch, Route};
+use super::plan::{Plan, Request, WriteWithToken};
+use super::replica::{ReplicaWatch, Route};
 use crate::config::SessionSettings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::schema::{Page, Record};
 use crate::sql::Catalog;
 use crate::telemetry;
@@ -31,23 +31,29 @@ pub(crate) type Deadline = Option<Duration>;
 
 /// How one operation is run, besides what it does.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Call {
+pub(crate) struct RunOptions {
     /// The statement's client-side deadline.
     pub(crate) deadline: Deadline,
     /// A read must see the writes up to this token.
     pub(crate) after: Option<ConsistencyToken>,
-    /// The caller's span, parent of the operation's span: set by `Db` in
-    /// the caller's task; `None` for a `DbMsg`, whose operation span is a
-    /// root span.
-    pub(crate) parent: Option<tracing::Id>,
+    /// The caller's span, parent of the operation's span (`None`: a root
+    /// span). Held, not just named by its id: a span whose last handle is
+    /// gone closes, and a child made under a closed span's id is an error
+    /// of the subscriber.
+    pub(crate) parent: Option<Span>,
 }
 
 /// The operations a pool actor runs, each on a connection of its own pool.
 #[derive(Debug)]
 pub(crate) enum PoolMsg {
-    Read(ReadRequest, Call, RpcReplyPort<Result<Record>>),
-    List(ListRequest, Call, RpcReplyPort<Result<Page>>),
-    Write(WriteRequest, Call, RpcReplyPort<Result<Record>>),
+    Read(ReadRequest, RunOptions, RpcReplyPort<Result<Record>>),
+    List(ListRequest, RunOptions, RpcReplyPort<Result<Page>>),
+    Write(WriteRequest, RunOptions, RpcReplyPort<Result<Record>>),
+    WriteWithToken(
+        WriteRequest,
+        RunOptions,
+        RpcReplyPort<Result<(Record, ConsistencyToken)>>,
+    ),
 }
 
 impl PoolMsg {
@@ -57,6 +63,7 @@ impl PoolMsg {
             PoolMsg::Read(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -126,6 +133,9 @@ impl Actor for PoolActor {
             PoolMsg::Read(req, call, reply) => spawn_request(ctx, req, call, reply),
             PoolMsg::List(req, call, reply) => spawn_request(ctx, req, call, reply),
             PoolMsg::Write(req, call, reply) => spawn_request(ctx, req, call, reply),
+            PoolMsg::WriteWithToken(req, call, reply) => {
+                spawn_request(ctx, WriteWithToken(req), call, reply)
+            }
         }
         Ok(())
     }
@@ -142,11 +152,11 @@ pub(crate) const GONE_CHECK: Duration = Duration::from_millis(100);
 fn spawn_request<R: Request>(
     ctx: &Arc<PoolContext>,
     req: R,
-    call: Call,
+    call: RunOptions,
     reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
 ) {
     let span = telemetry::operation(
-        call.parent.clone(),
+        call.parent.as_ref().and_then(Span::id),
         req.operation(),
         ctx.pool.role.as_str(),
         req.model(),
@@ -189,7 +199,7 @@ fn spawn_request<R: Request>(
 pub(crate) async fn serve<P: Plan>(
     ctx: &PoolContext,
     plan: Result<P>,
-    call: &Call,
+    call: &RunOptions,
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
     let result = async {

@@ -15,7 +15,9 @@ mod plan;
 mod prepared;
 mod replica;
 
-pub(crate) use actor::{serve, Call, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute};
+pub(crate) use actor::{
+    serve, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute, RunOptions,
+};
 pub(crate) use conn::{Object, Pool};
 pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;
@@ -23,5 +25,5 @@ pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
 pub(crate) use plan::{wal_position, LockForUpdate, Plan, Request, WriteWithToken};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
+pub use replica::ReplicaConfig;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};
-pub use replica::{ConsistencyToken, ReplicaConfig};

@@ -14,10 +14,9 @@ use tokio_postgres::{Client, Row};
 use super::conn::Conn;
 use super::deadline::{abandon, bounded, Fate, Overrun, Timer};
 use super::prepared::MAX_PREPARED_TEXT;
-use super::replica::ConsistencyToken;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 

@@ -32,28 +32,8 @@ use tokio_postgres::Client;
 use super::connections::ConnectionPool;
 use crate::config::{duration, MAX_DURATION};
 use crate::error::{describe, Error, Result};
+use crate::messages::ConsistencyToken;
 use crate::stats::ReplicaStats;
-
-/// A position in the primary's write-ahead log, returned by writes that ask
-/// for it ([`crate::Db::write_with_token`], [`crate::Tx::commit_with_token`]).
-/// A read made with [`crate::Db::after`] that carries it is served by the
-/// replica only once the replica has replayed that far, else by the primary:
-/// it always sees the write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConsistencyToken(pub(crate) u64);
-
-impl ConsistencyToken {
-    /// The later of two tokens.
-    pub fn max(self, other: ConsistencyToken) -> ConsistencyToken {
-        ConsistencyToken(self.0.max(other.0))
-    }
-}
-
-impl std::fmt::Display for ConsistencyToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", PgLsn::from(self.0))
-    }
-}
 
 /// How reads treat the replica. Used only when a read DSN is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
-use crate::messages::{write_shorthands, ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::pool::ConsistencyToken;
+use crate::messages::{
+    write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
+};
 use crate::schema::{Page, Query, Record, Value};
 
 use super::handoff::{self, Starter};

@@ -4,8 +4,7 @@
 use ractor::RpcReplyPort;
 
 use crate::error::Result;
-use crate::messages::{ListRequest, ReadRequest, WriteRequest};
-use crate::pool::ConsistencyToken;
+use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::schema::{Page, Record};
 
 use super::handoff::Starter;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use tracing::{Instrument, Span};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::messages::ConsistencyToken;
 use crate::pool::{
-    bounded, wal_position, ConnectionPool, ConsistencyToken, Fate, Object, Overrun, Plan,
-    PoolContext, Timer,
+    bounded, wal_position, ConnectionPool, Fate, Object, Overrun, Plan, PoolContext, Timer,
 };
 use crate::sql::Catalog;
 use crate::telemetry;

@@ -1,7 +1,9 @@
 //! The actor face: `DbMsg`s sent with `call!` from ractor actors, routed by
 //! the supervisor, and pool actors that never serialise their callers.
 
-use pgactor::{DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest};
+use pgactor::{
+    Call, DbMsg, ErrorKind, ListRequest, Query, ReadRequest, Record, WriteOp, WriteRequest,
+};
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::support::db::{open_primary, open_split, stock_model};
@@ -41,7 +43,7 @@ impl Actor for Shopkeeper {
             model: "StockBalance".into(),
             op: WriteOp::Create(Record::new().with("sku", sku)),
         };
-        let answer = match call!(db, DbMsg::Write, req) {
+        let answer = match call!(db, DbMsg::Write, req, Call::here()) {
             Ok(Ok(row)) => row.get::<String>("sku").map_err(|e| e.to_string()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -72,7 +74,9 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
         model: "StockBalance".into(),
         op: WriteOp::Create(Record::new().with("sku", "written")),
     };
-    let written = call!(sup, DbMsg::Write, write).unwrap().unwrap();
+    let written = call!(sup, DbMsg::Write, write, Call::here())
+        .unwrap()
+        .unwrap();
     let id: uuid::Uuid = written.get("id").unwrap();
 
     // The row is in the write database only, so a read through the supervisor misses it.
@@ -80,13 +84,21 @@ async fn the_supervisor_routes_reads_to_the_read_pool_and_writes_to_the_write_po
         model: "StockBalance".into(),
         id: id.into(),
     };
-    let missed = call!(sup, DbMsg::Read, read).unwrap().unwrap_err();
+    let missed = call!(sup, DbMsg::Read, read, Call::here())
+        .unwrap()
+        .unwrap_err();
     assert_eq!(missed.kind(), ErrorKind::NotFound);
     let list = ListRequest {
         model: "StockBalance".into(),
         query: Query::new(),
     };
-    assert_eq!(call!(sup, DbMsg::List, list).unwrap().unwrap().total, 0);
+    assert_eq!(
+        call!(sup, DbMsg::List, list, Call::here())
+            .unwrap()
+            .unwrap()
+            .total,
+        0
+    );
 
     db.close().await;
     w.remove().await;

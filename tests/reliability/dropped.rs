@@ -24,7 +24,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use pgactor::{Db, DbMsg, PoolConfig, Query, Record, WriteOp, WriteRequest};
+use pgactor::{Call, Db, DbMsg, PoolConfig, Query, Record, WriteOp, WriteRequest};
 use uuid::Uuid;
 
 use crate::figures::{self, Figures};
@@ -207,7 +207,7 @@ async fn an_actor_caller_that_stops_waiting_gets_its_update_cancelled_and_its_co
                 },
             };
             let millis = GIVE_UP.as_millis() as u64;
-            let answer = ractor::call_t!(db.actor(), DbMsg::Write, millis, req);
+            let answer = ractor::call_t!(db.actor(), DbMsg::Write, millis, req, Call::here());
             assert!(answer.is_err(), "the update answered: {answer:?}");
         },
     )

@@ -52,8 +52,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pgactor::{
-    DbMsg, Field, FieldType, Filter, Index, Model, Notification, OpenOptions, PoolConfig, Query,
-    ReadRequest, Record, Registry, SessionConfig, TxOptions, Value,
+    Call, DbMsg, Field, FieldType, Filter, Index, Model, Notification, OpenOptions, PoolConfig,
+    Query, ReadRequest, Record, Registry, SessionConfig, TxOptions, Value,
 };
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -366,7 +366,11 @@ impl Actor for Sink {
 
 /// Ask the supervisor actor directly, as ractor code would.
 async fn ask_actor(db: &pgactor::Db, req: ReadRequest) -> pgactor::Result<Record> {
-    match db.actor().call(|reply| DbMsg::Read(req, reply), None).await {
+    match db
+        .actor()
+        .call(|reply| DbMsg::Read(req, Call::here(), reply), None)
+        .await
+    {
         Ok(CallResult::Success(result)) => result,
         other => panic!("the supervisor did not answer: {other:?}"),
     }
