@@ -48,3 +48,17 @@ pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions};
+
+// The guides' examples are compiled (and, unless marked `no_run`, run) as
+// doc tests, so they stay true to the API.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../docs/transactions.md")]
+    struct Transactions;
+    #[doc = include_str!("../docs/production.md")]
+    struct Production;
+    #[doc = include_str!("../docs/observability.md")]
+    struct Observability;
+}

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod actor_callers;
 mod actors;
 mod bad_input;
 mod bouncer;
