@@ -61,4 +61,6 @@ mod guides {
     struct Production;
     #[doc = include_str!("../docs/observability.md")]
     struct Observability;
+    #[doc = include_str!("../docs/actors.md")]
+    struct Actors;
 }

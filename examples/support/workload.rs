@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, StatementCache};
 use pgactor::{
-    Db, Field, FieldType, Filter, Index, Model, OpenOptions, PoolConfig, PrimaryKey, Query, Record,
-    Registry, SessionConfig, TxOptions,
+    Call, Db, DbMsg, Field, FieldType, Filter, Index, ListRequest, Model, OpenOptions, PoolConfig,
+    PrimaryKey, Query, ReadRequest, Record, Registry, SessionConfig, TxMsg, TxOptions, WriteOp,
+    WriteRequest,
 };
+use ractor::call;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row};
@@ -146,6 +148,9 @@ pub const SHARED_LANES: usize = 1;
 pub enum Impl {
     /// pgactor's `Db` and `Tx`, default path (prepared-statement cache).
     Pgactor,
+    /// pgactor's message path, as an actor calls it: `DbMsg`s to the
+    /// supervisor and `TxMsg`s to the transaction's actor, with `call!`.
+    PgactorMsg,
     /// deadpool-postgres, `prepare_cached` statements.
     RawPrepared,
     /// pgactor opened with `statement_cache(false)`: unnamed statements,
@@ -162,8 +167,9 @@ pub enum Impl {
 impl Impl {
     /// Each pgactor mode next to the raw baseline that sends its statements
     /// the same way.
-    pub const ALL: [Impl; 5] = [
+    pub const ALL: [Impl; 6] = [
         Impl::Pgactor,
+        Impl::PgactorMsg,
         Impl::RawPrepared,
         Impl::PgactorShared,
         Impl::PgactorUnnamed,
@@ -173,6 +179,7 @@ impl Impl {
     pub fn name(self) -> &'static str {
         match self {
             Impl::Pgactor => "pgactor",
+            Impl::PgactorMsg => "pgactor-msg",
             Impl::RawPrepared => "raw-prepared",
             Impl::PgactorUnnamed => "pgactor-unnamed",
             Impl::PgactorShared => "pgactor-shared",
@@ -183,7 +190,7 @@ impl Impl {
     /// The raw baseline this pgactor mode is held against.
     pub fn baseline(self) -> Option<Impl> {
         match self {
-            Impl::Pgactor | Impl::PgactorShared => Some(Impl::RawPrepared),
+            Impl::Pgactor | Impl::PgactorMsg | Impl::PgactorShared => Some(Impl::RawPrepared),
             Impl::PgactorUnnamed => Some(Impl::RawUnnamed),
             Impl::RawPrepared | Impl::RawUnnamed => None,
         }
@@ -478,6 +485,7 @@ impl Bench {
         let draw = Draw(random);
         match imp {
             Impl::Pgactor => self.pgactor(&self.db, workload, draw).await,
+            Impl::PgactorMsg => self.pgactor_msg(&self.db, workload, draw).await,
             Impl::PgactorUnnamed | Impl::PgactorShared => {
                 match self.variants.iter().find(|(i, _)| *i == imp) {
                     Some((_, db)) => self.pgactor(db, workload, draw).await,
@@ -601,4 +609,71 @@ impl Bench {
         }
         Ok(())
     }
+
+    /// [`Bench::pgactor`]'s operations as messages, the way an actor sends
+    /// them.
+    async fn pgactor_msg(&self, db: &Db, workload: Workload, draw: Draw) -> Result<(), OpError> {
+        let supervisor = db.actor();
+        let read = |id: i64| ReadRequest {
+            model: MODEL.into(),
+            id: id.into(),
+        };
+        let write = |op: WriteOp| WriteRequest {
+            model: MODEL.into(),
+            op,
+        };
+        match workload {
+            Workload::ReadPk => {
+                let req = read(draw.id());
+                drop(call!(supervisor, DbMsg::Read, req, Call::default()).map_err(gone)??);
+            }
+            Workload::ListPage => {
+                let req = ListRequest {
+                    model: MODEL.into(),
+                    query: Query::new()
+                        .filter(Filter::ge("qty", draw.floor()))
+                        .limit(PAGE),
+                };
+                drop(call!(supervisor, DbMsg::List, req, Call::default()).map_err(gone)??);
+            }
+            Workload::Insert => {
+                let row = Record::new()
+                    .with("sku", self.sku())
+                    .with("qty", draw.qty())
+                    .with("price", draw.price())
+                    .with("note", "inserted");
+                let req = write(WriteOp::Create(row));
+                drop(call!(supervisor, DbMsg::Write, req, Call::default()).map_err(gone)??);
+            }
+            Workload::Update => {
+                let patch = Record::new().with("qty", draw.qty());
+                let req = write(WriteOp::Update {
+                    id: draw.id().into(),
+                    patch,
+                });
+                drop(call!(supervisor, DbMsg::Write, req, Call::default()).map_err(gone)??);
+            }
+            Workload::TxLock => {
+                let id = draw.hot();
+                // Kept until the commit: dropping the last `Tx` rolls back.
+                let tx = call!(supervisor, DbMsg::Begin, TxOptions::default()).map_err(gone)??;
+                let actor = tx.actor();
+                let row = call!(actor, TxMsg::LockForUpdate, read(id)).map_err(gone)??;
+                let qty: i64 = row.get("qty")?;
+                let patch = Record::new().with("qty", qty - 1);
+                let req = write(WriteOp::Update {
+                    id: id.into(),
+                    patch,
+                });
+                drop(call!(actor, TxMsg::Write, req).map_err(gone)??);
+                call!(actor, TxMsg::Commit).map_err(gone)??;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message the adapter's actors did not answer (they are gone).
+fn gone<E: std::fmt::Display>(err: E) -> OpError {
+    err.to_string().into()
 }
