@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ractor::Actor;
+use ractor::{Actor, ActorCell};
 
 use crate::config::{PoolConfig, PoolSettings, PoolerMode, Role, SessionConfig, SessionSettings};
 use crate::db::{Db, DbInner};
@@ -127,6 +127,8 @@ pub struct OpenOptions {
     notification_buffer: usize,
     /// Channels the listener LISTENs on at most.
     max_channels: usize,
+    /// The actor the adapter's supervisor is linked under, if any.
+    linked_to: Option<ActorCell>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -148,6 +150,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("statement_cache_size", &self.statement_cache_size)
             .field("notification_buffer", &self.notification_buffer)
             .field("max_channels", &self.max_channels)
+            .field("linked_to", &self.linked_to.as_ref().map(ActorCell::get_id))
             .finish()
     }
 }
@@ -171,6 +174,7 @@ impl OpenOptions {
             statement_cache_size: crate::pool::DEFAULT_STATEMENT_CACHE_SIZE,
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
+            linked_to: None,
         }
     }
 
@@ -264,6 +268,27 @@ impl OpenOptions {
     /// listener LISTENs on all of them again, 500 per round trip.
     pub fn max_channels(mut self, channels: usize) -> OpenOptions {
         self.max_channels = channels;
+        self
+    }
+
+    /// Start the adapter's supervisor linked under `parent`, an actor of
+    /// your supervision tree, which then gets its supervision events: the
+    /// supervisor's stop when the adapter closes (`ActorTerminated`), its
+    /// failure should it panic (`ActorFailed`). By default it is started
+    /// unlinked. The adapter's own children (pool actors, transaction
+    /// actors, the listener) stay under its supervisor, which restarts what
+    /// fails; `parent` sees only the supervisor.
+    ///
+    /// ```no_run
+    /// # async fn demo(parent: ractor::ActorCell) -> pgactor::Result<()> {
+    /// let db = pgactor::OpenOptions::new("postgres://app@db/shop")
+    ///     .linked_to(parent)
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn linked_to(mut self, parent: ActorCell) -> OpenOptions {
+        self.linked_to = Some(parent);
         self
     }
 
@@ -526,19 +551,18 @@ impl OpenOptions {
                 }),
             }),
         ];
-        let (supervisor, _) = Actor::spawn(
-            None,
-            Supervisor,
-            SupervisorArgs {
-                pools: pools.clone(),
-                routes: routes.clone(),
-                deadline: session.query_deadline(),
-                listener: listener.clone(),
-                spares: spares.clone(),
-            },
-        )
-        .await
-        .map_err(|e| {
+        let args = SupervisorArgs {
+            pools: pools.clone(),
+            routes: routes.clone(),
+            deadline: session.query_deadline(),
+            listener: listener.clone(),
+            spares: spares.clone(),
+        };
+        let started = match self.linked_to {
+            Some(parent) => Actor::spawn_linked(None, Supervisor, args, parent).await,
+            None => Actor::spawn(None, Supervisor, args).await,
+        };
+        let (supervisor, _) = started.map_err(|e| {
             Error::new(
                 ErrorKind::Closed,
                 format!("cannot start the adapter's actors: {e}"),

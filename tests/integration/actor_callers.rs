@@ -393,3 +393,85 @@ async fn a_ractor_callers_span_is_the_parent_of_its_operations_span() {
     assert!(nested, "no list span inside the sender's in\n{text}");
     db.close().await;
 }
+
+/// An application's supervisor: keeps the supervision events of its
+/// children.
+struct AppSupervisor;
+
+enum AppMsg {
+    Events(RpcReplyPort<Vec<String>>),
+}
+
+impl Actor for AppSupervisor {
+    type Msg = AppMsg;
+    type State = Vec<String>;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<AppMsg>,
+        (): (),
+    ) -> Result<Vec<String>, ActorProcessingErr> {
+        Ok(Vec::new())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<AppMsg>,
+        msg: AppMsg,
+        events: &mut Vec<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let AppMsg::Events(reply) = msg;
+        let _ = reply.send(events.clone());
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<AppMsg>,
+        event: ractor::SupervisionEvent,
+        events: &mut Vec<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let seen = match event {
+            ractor::SupervisionEvent::ActorStarted(cell) => format!("started {}", cell.get_id()),
+            ractor::SupervisionEvent::ActorTerminated(cell, ..) => {
+                format!("terminated {}", cell.get_id())
+            }
+            ractor::SupervisionEvent::ActorFailed(cell, _) => format!("failed {}", cell.get_id()),
+            _ => return Ok(()),
+        };
+        events.push(seen);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_adapters_supervisor_can_live_under_the_applications_supervisor() {
+    let (app, _) = Actor::spawn(None, AppSupervisor, ()).await.unwrap();
+    let schema = crate::support::db::unique_schema("actor_linked");
+    let db = pgactor::OpenOptions::new(crate::support::topology::primary_url())
+        .registry(registry([stock_model()]))
+        .session(crate::support::db::in_schema(&schema))
+        .linked_to(app.get_cell())
+        .open()
+        .await
+        .unwrap();
+    let supervisor = db.actor().get_id();
+    assert!(
+        app.get_children().iter().any(|c| c.get_id() == supervisor),
+        "the adapter's supervisor is a child of the application's"
+    );
+    create_stock(&db, "linked").await;
+
+    db.close().await;
+    until(
+        "the application sees the adapter's supervisor stop",
+        || async {
+            call!(app, AppMsg::Events)
+                .unwrap()
+                .contains(&format!("terminated {supervisor}"))
+        },
+    )
+    .await;
+    app.stop(None);
+}
