@@ -76,6 +76,12 @@ enum ShopperMsg {
     Reserve(u32, RpcReplyPort<pgactor::Result<Tally>>),
 }
 
+// An application built with ractor's `cluster` feature (and pgactor's, see
+// README.md "Feature flags") implements `ractor::Message` for its own
+// message types: ractor has no blanket impl then.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ShopperMsg {}
+
 struct Shopper;
 
 impl Actor for Shopper {

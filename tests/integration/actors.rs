@@ -17,6 +17,11 @@ enum ShopMsg {
     Stock(String, RpcReplyPort<Result<String, String>>),
 }
 
+// Built with the `cluster` feature, ractor has no blanket `Message` impl:
+// the suite's own message types implement it.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ShopMsg {}
+
 impl Actor for Shopkeeper {
     type Msg = ShopMsg;
     type State = ActorRef<DbMsg>;

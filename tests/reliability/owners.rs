@@ -409,6 +409,11 @@ enum HolderMsg {
     Panic,
 }
 
+// Built with the `cluster` feature, ractor has no blanket `Message` impl:
+// the suite's own message types implement it.
+#[cfg(feature = "cluster")]
+impl ractor::Message for HolderMsg {}
+
 impl Actor for Holder {
     type Msg = HolderMsg;
     type State = Option<Tx>;
