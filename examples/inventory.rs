@@ -84,6 +84,7 @@ impl ractor::Message for ShopperMsg {}
 
 struct Shopper;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Shopper {
     type Msg = ShopperMsg;
     /// The adapter, and the stock row to reserve from.

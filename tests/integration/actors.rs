@@ -22,6 +22,7 @@ enum ShopMsg {
 #[cfg(feature = "cluster")]
 impl ractor::Message for ShopMsg {}
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Shopkeeper {
     type Msg = ShopMsg;
     type State = ActorRef<DbMsg>;

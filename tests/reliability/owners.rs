@@ -414,6 +414,7 @@ enum HolderMsg {
 #[cfg(feature = "cluster")]
 impl ractor::Message for HolderMsg {}
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Holder {
     type Msg = HolderMsg;
     type State = Option<Tx>;
