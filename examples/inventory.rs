@@ -76,8 +76,15 @@ enum ShopperMsg {
     Reserve(u32, RpcReplyPort<pgactor::Result<Tally>>),
 }
 
+// An application built with ractor's `cluster` feature (and pgactor's, see
+// README.md "Feature flags") implements `ractor::Message` for its own
+// message types: ractor has no blanket impl then.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ShopperMsg {}
+
 struct Shopper;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Shopper {
     type Msg = ShopperMsg;
     /// The adapter, and the stock row to reserve from.

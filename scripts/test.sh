@@ -9,6 +9,13 @@
 # `--test reliability`); doc tests run only with the default selection.
 # The reliability suite's figures table is printed after the run.
 #
+# PGACTOR_TEST_FEATURES (e.g. `cluster,async-trait`, as CI sets it): once
+# the suite and doc tests pass, the unit tests (with the extra args) and the
+# doc tests run again built with these crate features. The features change
+# how pgactor compiles against ractor, not what it does, so that is where
+# they can break; for the whole suite built with them, pass the features
+# instead: `scripts/test.sh --features cluster,async-trait`.
+#
 # e.g. scripts/test.sh --no-run        # build tests only (still brings up the cluster)
 #      scripts/test.sh replica          # filter tests by name
 #      scripts/test.sh -- --nocapture   # pass args to the test binaries
@@ -95,6 +102,18 @@ elif [ "$status" -eq 0 ]; then
     cargo test --doc || status=$?
 else
     log "cargo test --all-targets failed (exit $status); skipping doc tests"
+fi
+
+features=${PGACTOR_TEST_FEATURES:-}
+if [ -z "$features" ] || [ "$select" != --all-targets ] || [ "$status" -ne 0 ]; then
+    :
+else
+    log "unit tests with --features $features"
+    cargo test --features "$features" --lib "$@" || status=$?
+    if [ "$status" -eq 0 ] && [ "$no_run" -eq 0 ]; then
+        log "doc tests with --features $features"
+        cargo test --features "$features" --doc || status=$?
+    fi
 fi
 
 if [ "$status" -eq 0 ]; then

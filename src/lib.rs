@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 
 mod db;

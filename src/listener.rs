@@ -49,6 +49,7 @@ use crate::wire::{client_config, CancelTarget, Dsn, CANCEL_GRACE};
 ///
 /// struct OrderWatcher;
 ///
+/// #[cfg_attr(feature = "async-trait", ractor::async_trait)]
 /// impl Actor for OrderWatcher {
 ///     type Msg = Notification;
 ///     type State = ();
@@ -572,6 +573,7 @@ impl Drop for ListenerState {
 
 pub(crate) struct Listener;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Listener {
     type Msg = ListenerMsg;
     type State = ListenerState;
@@ -1197,6 +1199,7 @@ pub(crate) mod tests {
     /// A subscriber that ignores what it gets.
     pub(crate) async fn sink() -> ActorRef<Notification> {
         struct Sink;
+        #[cfg_attr(feature = "async-trait", ractor::async_trait)]
         impl Actor for Sink {
             type Msg = Notification;
             type State = ();
@@ -1311,6 +1314,7 @@ mod queue_tests {
     /// reports each Drain it is sent.
     struct Hoarder;
 
+    #[cfg_attr(feature = "async-trait", ractor::async_trait)]
     impl Actor for Hoarder {
         type Msg = ListenerMsg;
         type State = UnboundedSender<()>;

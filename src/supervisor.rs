@@ -177,6 +177,7 @@ impl Supervisor {
     }
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Supervisor {
     type Msg = DbMsg;
     type State = SupervisorState;

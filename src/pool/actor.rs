@@ -107,6 +107,7 @@ impl PoolContext {
 
 pub(crate) struct PoolActor;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for PoolActor {
     type Msg = PoolMsg;
     type State = Arc<PoolContext>;

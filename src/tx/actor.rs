@@ -202,6 +202,7 @@ fn watch_period(idle_limit: Duration) -> Duration {
     (idle_limit / 4).clamp(WATCH_PERIOD_MIN, WATCH_PERIOD_MAX)
 }
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for TxActor {
     type Msg = Inbox;
     type State = Serving;

@@ -13,6 +13,8 @@ mod state;
 
 pub(crate) use actor::begin;
 pub use handle::Tx;
+#[cfg(feature = "cluster")]
+pub(crate) use msg::Inbox;
 pub use msg::TxMsg;
 pub use options::{IsolationLevel, TxOptions};
 pub(crate) use spares::SpareActors;

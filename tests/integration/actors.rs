@@ -19,6 +19,12 @@ enum ShopMsg {
     Stock(String, RpcReplyPort<Result<String, String>>),
 }
 
+// Built with the `cluster` feature, ractor has no blanket `Message` impl:
+// the suite's own message types implement it.
+#[cfg(feature = "cluster")]
+impl ractor::Message for ShopMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Shopkeeper {
     type Msg = ShopMsg;
     type State = ActorRef<DbMsg>;

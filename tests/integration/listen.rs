@@ -21,6 +21,7 @@ use crate::support::wait::{eventually, ready};
 /// A subscriber actor that forwards what it receives to the test.
 struct Forward;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Forward {
     type Msg = Notification;
     type State = UnboundedSender<Notification>;

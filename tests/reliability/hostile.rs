@@ -354,6 +354,7 @@ impl Corpus<'_> {
 /// A subscriber that drops what it gets: the subscribe cases need one.
 struct Sink;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Sink {
     type Msg = Notification;
     type State = ();

@@ -409,6 +409,12 @@ enum HolderMsg {
     Panic,
 }
 
+// Built with the `cluster` feature, ractor has no blanket `Message` impl:
+// the suite's own message types implement it.
+#[cfg(feature = "cluster")]
+impl ractor::Message for HolderMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Holder {
     type Msg = HolderMsg;
     type State = Option<Tx>;

@@ -42,6 +42,7 @@ enum Seen {
 /// each notification to the test.
 struct Gated;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Gated {
     type Msg = Notification;
     type State = (watch::Receiver<bool>, UnboundedSender<Seen>);

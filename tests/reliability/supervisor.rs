@@ -58,6 +58,7 @@ enum Way {
 /// A subscriber that takes whatever comes.
 struct Sink;
 
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Sink {
     type Msg = pgactor::Notification;
     type State = ();
