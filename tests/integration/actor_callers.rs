@@ -49,6 +49,10 @@ enum ReserverMsg {
     Reserve(uuid::Uuid, RpcReplyPort<bool>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for ReserverMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Reserver {
     type Msg = ReserverMsg;
     type State = ActorRef<DbMsg>;
@@ -232,6 +236,10 @@ enum HolderMsg {
     Panic,
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for HolderMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Holder {
     type Msg = HolderMsg;
     type State = (ActorRef<DbMsg>, Option<pgactor::Tx>);
@@ -312,6 +320,10 @@ enum WatcherMsg {
     Got(RpcReplyPort<Option<u64>>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for WatcherMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for Watcher {
     type Msg = WatcherMsg;
     type State = (ActorRef<DbMsg>, Option<u64>);
@@ -402,6 +414,10 @@ enum AppMsg {
     Events(RpcReplyPort<Vec<String>>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for AppMsg {}
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
 impl Actor for AppSupervisor {
     type Msg = AppMsg;
     type State = Vec<String>;
