@@ -200,25 +200,20 @@ impl Db {
         options: TxOptions,
         begun_at: &'static Location<'static>,
     ) -> Result<Tx> {
-        let options = TxOptions {
-            // Resolved here so this handle's deadline (none included) wins
-            // over the session's.
-            query_timeout: options
-                .query_timeout
-                .or(Some(self.call.deadline.unwrap_or(Duration::ZERO))),
-            ..options
-        };
         // In this task: the supervisor would only spawn a task to do it.
         if self.inner.routes.is_closing() {
             return Err(Error::shut_down("BEGIN was"));
         }
         let ctx = self.inner.context(Role::Write);
         let supervisor = self.inner.supervisor.get_cell();
+        // This handle's deadline (none included) is the transaction's
+        // unless the options give one; its span is the caller's child.
+        let call = self.here();
         begin(
             ctx,
             &self.inner.spares,
             options,
-            self.call.deadline,
+            &call,
             supervisor,
             Some(begun_at),
         )

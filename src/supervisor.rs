@@ -54,8 +54,11 @@ pub enum DbMsg {
         RpcReplyPort<Result<(Record, ConsistencyToken)>>,
     ),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
-    /// connection until commit or rollback.
-    Begin(TxOptions, RpcReplyPort<Result<Tx>>),
+    /// connection until commit or rollback ([`crate::Db::begin`]). The
+    /// [`Call`]'s span is the parent of the transaction's span, and its
+    /// query timeout the transaction's when [`TxOptions::query_timeout`]
+    /// is `None`; its token is not used (a transaction runs on the primary).
+    Begin(TxOptions, Call, RpcReplyPort<Result<Tx>>),
     /// The pools' statistics now (answered at once, no I/O).
     Stats(RpcReplyPort<Stats>),
     /// Shut down gracefully: refuse new work, give running operations and
@@ -227,7 +230,7 @@ impl Actor for Supervisor {
             DbMsg::WriteWithToken(req, call, reply) => {
                 (Role::Write, PoolMsg::WriteWithToken(req, run(call), reply))
             }
-            DbMsg::Begin(_, reply) if state.routes.is_closing() => {
+            DbMsg::Begin(_, _, reply) if state.routes.is_closing() => {
                 let _ = reply.send(Err(Error::shut_down("BEGIN was")));
                 return Ok(());
             }
@@ -244,12 +247,13 @@ impl Actor for Supervisor {
                 });
                 return Ok(());
             }
-            DbMsg::Begin(options, reply) => {
+            DbMsg::Begin(options, call, reply) => {
                 let ctx = state.contexts[&Role::Write].clone();
                 let spares = state.spares.clone();
                 let supervisor = myself.get_cell();
+                let run = run(call);
                 tokio::spawn(async move {
-                    let tx = begin(&ctx, &spares, options, deadline, supervisor, None).await;
+                    let tx = begin(&ctx, &spares, options, &run, supervisor, None).await;
                     // A Tx nobody receives is dropped here, which rolls it back.
                     let _ = reply.send(tx);
                 });

@@ -656,7 +656,13 @@ impl Bench {
             Workload::TxLock => {
                 let id = draw.hot();
                 // Kept until the commit: dropping the last `Tx` rolls back.
-                let tx = call!(supervisor, DbMsg::Begin, TxOptions::default()).map_err(gone)??;
+                let tx = call!(
+                    supervisor,
+                    DbMsg::Begin,
+                    TxOptions::default(),
+                    Call::default()
+                )
+                .map_err(gone)??;
                 let actor = tx.actor();
                 let row = call!(actor, TxMsg::LockForUpdate, read(id)).map_err(gone)??;
                 let qty: i64 = row.get("qty")?;

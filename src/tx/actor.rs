@@ -45,7 +45,7 @@ use ractor::{
 use tracing::Span;
 
 use crate::error::{Error, Result};
-use crate::pool::{LockForUpdate, Plan, PoolContext, Request, Timer};
+use crate::pool::{LockForUpdate, Plan, PoolContext, Request, RunOptions, Timer};
 use crate::telemetry;
 
 use super::handle::Tx;
@@ -66,18 +66,22 @@ pub(crate) async fn begin(
     write: &Arc<PoolContext>,
     spares: &Arc<SpareActors>,
     options: TxOptions,
-    default_timeout: Option<Duration>,
+    call: &RunOptions,
     supervisor: ActorCell,
     begun_at: Option<&'static Location<'static>>,
 ) -> Result<Tx> {
     let query_timeout = match options.query_timeout {
         Some(timeout) => Some(timeout).filter(|d| !d.is_zero()),
-        None => default_timeout,
+        None => call.deadline,
     };
     let mut timer = Timer::default();
     let held = Held::new(write.clone(), write.pool.checkout(&mut timer).await?);
     let state = Box::new(TxState {
-        span: telemetry::transaction(None, options.isolation.name(), options.read_only),
+        span: telemetry::transaction(
+            call.parent.as_ref().and_then(Span::id),
+            options.isolation.name(),
+            options.read_only,
+        ),
         held,
         begin: Some(PendingBegin {
             sql: crate::wire::begin_sql(options.begin_sql(), &write.session),

@@ -80,7 +80,7 @@ impl Actor for Reserver {
 
 async fn reserve(db: &ActorRef<DbMsg>, id: uuid::Uuid) -> Result<bool, ActorProcessingErr> {
     // Kept until the commit: dropping the last `Tx` rolls back.
-    let tx = call!(db, DbMsg::Begin, TxOptions::default())??;
+    let tx = call!(db, DbMsg::Begin, TxOptions::default(), Call::here())??;
     let actor = tx.actor();
     let row = call!(actor, TxMsg::LockForUpdate, read(id))??;
     let quantity: i64 = row.get("quantity")?;
@@ -261,7 +261,7 @@ impl Actor for Holder {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             HolderMsg::Open(sku, reply) => {
-                let tx = call!(db, DbMsg::Begin, TxOptions::default())??;
+                let tx = call!(db, DbMsg::Begin, TxOptions::default(), Call::here())??;
                 let create = write(WriteOp::Create(Record::new().with("sku", sku)));
                 call!(tx.actor(), TxMsg::Write, create)??;
                 *held = Some(tx);
@@ -403,6 +403,37 @@ async fn a_ractor_callers_span_is_the_parent_of_its_operations_span() {
         l.contains("close") && l.contains("sender:db{") && l.contains("db.operation=\"list\"")
     });
     assert!(nested, "no list span inside the sender's in\n{text}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_transaction_begun_by_message_nests_under_the_senders_span() {
+    let (db, _) = open_primary("actor_tx_span", [stock_model()]).await;
+    let ((), text) = capturing_logs(async {
+        let sender = tracing::info_span!("sender");
+        let call = {
+            let _entered = sender.enter();
+            Call::here()
+        };
+        drop(sender);
+        let tx = call!(db.actor(), DbMsg::Begin, TxOptions::default(), call)
+            .unwrap()
+            .unwrap();
+        call!(tx.actor(), TxMsg::List, list_all()).unwrap().unwrap();
+        call!(tx.actor(), TxMsg::Commit).unwrap().unwrap();
+    })
+    .await;
+    let closes: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+    assert!(
+        closes.iter().any(|l| l.contains("sender:tx{")),
+        "no tx span inside the sender's in\n{text}"
+    );
+    assert!(
+        closes.iter().any(|l| l.contains("sender:tx{")
+            && l.contains(":db{")
+            && l.contains("db.operation=\"list\"")),
+        "no list span inside the tx span in\n{text}"
+    );
     db.close().await;
 }
 
