@@ -177,9 +177,10 @@ pub enum Filter {
         high: Value,
     },
     /// A case-insensitive match of literal `text` in a text field:
-    /// `field ILIKE $n ESCAPE '\'` where `$n` is `text` with `%`, `_` and
-    /// `\` escaped and the wildcards `mode` asks for around it. An empty
-    /// `text` matches every non-NULL value.
+    /// `field ILIKE $n ESCAPE E'\\'` (the escape is one backslash however
+    /// `standard_conforming_strings` is set), where `$n` is `text` with `%`,
+    /// `_` and `\` escaped and the wildcards `mode` asks for around it. An
+    /// empty `text` matches every non-NULL value.
     Text {
         /// The text field.
         field: String,
