@@ -43,8 +43,8 @@ pub use pool::{ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
 pub use retry::RetryPolicy;
 pub use schema::{
     CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,
-    PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, Value, CREATED_AT, DEFAULT_LIMIT,
-    ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
+    PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, TextMatch, Value, CREATED_AT,
+    DEFAULT_LIMIT, ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;

@@ -11,7 +11,7 @@ pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_id
 pub use model::{
     ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
 };
-pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, DEFAULT_LIMIT, MAX_PAGE};
+pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, TextMatch, DEFAULT_LIMIT, MAX_PAGE};
 pub(crate) use record::Columns;
 pub use record::{Record, RecordIntoIter};
 pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};

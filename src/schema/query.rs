@@ -1,6 +1,7 @@
 //! What a `List` asks for: filters, sort order and a page window.
 
 use super::value::Value;
+use crate::error::{quoted_name, Error};
 
 /// The page size a [`Query`] uses when it sets no limit (or
 /// [`crate::OpenOptions::max_page`], when that is smaller).
@@ -14,7 +15,21 @@ pub const DEFAULT_LIMIT: u64 = 100;
 /// is bounded; walk a larger result page by page.
 pub const MAX_PAGE: u64 = 10_000;
 
-/// A comparison operator for [`Filter::Compare`].
+/// A comparison operator for [`Filter::Compare`] and
+/// [`Filter::CompareFields`].
+///
+/// An operator named by a string (from a request, a config file) is parsed
+/// with [`str::parse`], which knows exactly the names below and refuses any
+/// other with [`crate::ErrorKind::InvalidInput`]: a misspelt operator fails
+/// closed, before any SQL, instead of being read as some other condition.
+///
+/// ```
+/// use pgactor::{CmpOp, ErrorKind};
+/// assert_eq!("ge".parse::<CmpOp>().unwrap(), CmpOp::Ge);
+/// assert_eq!("gte".parse::<CmpOp>().unwrap(), CmpOp::Ge);
+/// let err = "equals".parse::<CmpOp>().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     /// `=`
@@ -44,8 +59,76 @@ impl CmpOp {
     }
 }
 
+impl std::str::FromStr for CmpOp {
+    type Err = Error;
+
+    /// `eq`, `ne` (or `neq`), `lt`, `le` (or `lte`), `gt`, `ge` (or `gte`),
+    /// exactly: any other text, other case or surrounding space included, is
+    /// refused with [`crate::ErrorKind::InvalidInput`].
+    fn from_str(name: &str) -> Result<CmpOp, Error> {
+        Ok(match name {
+            "eq" => CmpOp::Eq,
+            "ne" | "neq" => CmpOp::Ne,
+            "lt" => CmpOp::Lt,
+            "le" | "lte" => CmpOp::Le,
+            "gt" => CmpOp::Gt,
+            "ge" | "gte" => CmpOp::Ge,
+            _ => {
+                return Err(Error::invalid_input(format!(
+                    "unknown comparison operator {}",
+                    quoted_name(name)
+                )))
+            }
+        })
+    }
+}
+
+/// How [`Filter::Text`] matches its text against a field.
+///
+/// The text is a literal, never a pattern: `%`, `_` and `\` in it match
+/// themselves. Matching ignores case (`ILIKE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMatch {
+    /// The field holds the text anywhere (`ILIKE '%text%'`).
+    Contains,
+    /// The field begins with the text (`ILIKE 'text%'`).
+    StartsWith,
+    /// The field ends with the text (`ILIKE '%text'`).
+    EndsWith,
+}
+
+impl TextMatch {
+    /// The `LIKE` pattern that matches `text` literally in this position,
+    /// with `\` as the escape character.
+    pub(crate) fn pattern(self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 2);
+        if self != TextMatch::StartsWith {
+            out.push('%');
+        }
+        for c in text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        if self != TextMatch::EndsWith {
+            out.push('%');
+        }
+        out
+    }
+}
+
 /// A condition on the rows of a `List`. Field names are checked against the
-/// model; values are always bound as parameters.
+/// model; values are always bound as parameters, so filters of one shape
+/// (the same operators on the same fields) are one SQL text whatever their
+/// values, and the server's prepared statement is reused.
+///
+/// A NULL field never matches a comparison, `between`, `not_in` (with a
+/// non-empty list), a text match or a field-to-field comparison: SQL's answer
+/// for it is NULL, which a `WHERE` does not keep. Ask for NULL with
+/// [`Filter::is_null`]. A NULL *value* in a comparison, a list or a bound
+/// is refused with [`crate::ErrorKind::InvalidInput`] rather than silently
+/// matching nothing.
 ///
 /// ```
 /// use pgactor::Filter;
@@ -72,7 +155,60 @@ pub enum Filter {
         /// The values.
         values: Vec<Value>,
     },
-    /// `field LIKE pattern` or, case-insensitive, `ILIKE`.
+    /// `field NOT IN (values…)`, bound as one array parameter
+    /// (`field <> ALL($n)`). An empty list matches every row (NULL fields
+    /// too: there is nothing to differ from); with a non-empty list a NULL
+    /// field does not match. NULL in the list is refused.
+    NotIn {
+        /// The field.
+        field: String,
+        /// The values the field must differ from.
+        values: Vec<Value>,
+    },
+    /// `field BETWEEN low AND high`: `low <= field AND field <= high`, both
+    /// bounds included, each bound as a parameter. A `low` above `high`
+    /// matches nothing (not `SYMMETRIC`); a NULL bound is refused.
+    Between {
+        /// The field.
+        field: String,
+        /// The smallest value matched.
+        low: Value,
+        /// The largest value matched.
+        high: Value,
+    },
+    /// A case-insensitive match of literal `text` in a text field:
+    /// `field ILIKE $n ESCAPE E'\\'` (the escape is one backslash however
+    /// `standard_conforming_strings` is set), where `$n` is `text` with `%`,
+    /// `_` and `\` escaped and the wildcards `mode` asks for around it. An
+    /// empty `text` matches every non-NULL value.
+    Text {
+        /// The text field.
+        field: String,
+        /// The text, matched literally.
+        text: String,
+        /// Where in the field the text must be.
+        mode: TextMatch,
+    },
+    /// `field <op> other`: two columns of the same row compared. Both must be
+    /// fields of the model and hold the same kind of value: both numbers of
+    /// the exact kinds (`smallint`, `integer`, `bigint`, `numeric`), both
+    /// floating point (`real`, `double precision`), both text (`text`,
+    /// `varchar(n)`), or otherwise the same type. Anything else (a float
+    /// against an integer, a `date` against a `timestamptz`) is refused with
+    /// [`crate::ErrorKind::InvalidInput`]. A row where either is NULL does
+    /// not match.
+    CompareFields {
+        /// The field on the left.
+        field: String,
+        /// The operator.
+        op: CmpOp,
+        /// The field on the right.
+        other: String,
+    },
+    /// `field LIKE pattern` or, case-insensitive, `ILIKE`: the pattern is
+    /// raw, its `%` and `_` are wildcards and `\` escapes. To match a
+    /// literal text, use [`Filter::Text`] ([`Filter::contains`] and
+    /// friends).
     Like {
         /// The text field.
         field: String,
@@ -133,7 +269,7 @@ impl Filter {
         Filter::compare(field, CmpOp::Ge, value)
     }
 
-    /// `field IN (values…)`
+    /// `field IN (values…)`: an empty list matches nothing.
     pub fn is_in<V: Into<Value>>(
         field: impl Into<String>,
         values: impl IntoIterator<Item = V>,
@@ -144,7 +280,123 @@ impl Filter {
         }
     }
 
-    /// `field LIKE pattern`
+    /// `field NOT IN (values…)`: rows whose field differs from every value.
+    /// An empty list matches every row; otherwise a NULL field does not
+    /// match.
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let not_archived = Filter::not_in("status", ["archived", "deleted"]);
+    /// # let _ = not_archived;
+    /// ```
+    pub fn not_in<V: Into<Value>>(
+        field: impl Into<String>,
+        values: impl IntoIterator<Item = V>,
+    ) -> Filter {
+        Filter::NotIn {
+            field: field.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// `field BETWEEN low AND high`: both bounds included.
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let teens = Filter::between("age", 13_i64, 19_i64); // 13 and 19 match
+    /// # let _ = teens;
+    /// ```
+    pub fn between(
+        field: impl Into<String>,
+        low: impl Into<Value>,
+        high: impl Into<Value>,
+    ) -> Filter {
+        Filter::Between {
+            field: field.into(),
+            low: low.into(),
+            high: high.into(),
+        }
+    }
+
+    fn text(field: impl Into<String>, text: impl Into<String>, mode: TextMatch) -> Filter {
+        Filter::Text {
+            field: field.into(),
+            text: text.into(),
+            mode,
+        }
+    }
+
+    /// The text field holds `text` anywhere, ignoring case; `%`, `_` and
+    /// `\` in `text` match themselves.
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let f = Filter::contains("note", "50%"); // "Save 50% now", not "500 g"
+    /// # let _ = f;
+    /// ```
+    pub fn contains(field: impl Into<String>, text: impl Into<String>) -> Filter {
+        Filter::text(field, text, TextMatch::Contains)
+    }
+
+    /// The text field begins with `text`, ignoring case; `%`, `_` and `\`
+    /// in `text` match themselves.
+    pub fn starts_with(field: impl Into<String>, text: impl Into<String>) -> Filter {
+        Filter::text(field, text, TextMatch::StartsWith)
+    }
+
+    /// The text field ends with `text`, ignoring case; `%`, `_` and `\` in
+    /// `text` match themselves.
+    pub fn ends_with(field: impl Into<String>, text: impl Into<String>) -> Filter {
+        Filter::text(field, text, TextMatch::EndsWith)
+    }
+
+    /// `field <op> other`, two fields of the same row (see
+    /// [`Filter::CompareFields`] for which kinds compare).
+    pub fn compare_fields(field: impl Into<String>, op: CmpOp, other: impl Into<String>) -> Filter {
+        Filter::CompareFields {
+            field: field.into(),
+            op,
+            other: other.into(),
+        }
+    }
+
+    /// `field = other`, two fields of the same row.
+    pub fn eq_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Eq, other)
+    }
+
+    /// `field <> other`, two fields of the same row.
+    pub fn ne_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Ne, other)
+    }
+
+    /// `field < other`, two fields of the same row.
+    pub fn lt_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Lt, other)
+    }
+
+    /// `field <= other`, two fields of the same row.
+    pub fn le_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Le, other)
+    }
+
+    /// `field > other`, two fields of the same row.
+    pub fn gt_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Gt, other)
+    }
+
+    /// `field >= other`, two fields of the same row.
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let settled = Filter::ge_field("paid", "due"); // "paid" >= "due"
+    /// # let _ = settled;
+    /// ```
+    pub fn ge_field(field: impl Into<String>, other: impl Into<String>) -> Filter {
+        Filter::compare_fields(field, CmpOp::Ge, other)
+    }
+
+    /// `field LIKE pattern`: a raw pattern, `%` and `_` are wildcards.
     pub fn like(field: impl Into<String>, pattern: impl Into<String>) -> Filter {
         Filter::Like {
             field: field.into(),
@@ -153,7 +405,8 @@ impl Filter {
         }
     }
 
-    /// `field ILIKE pattern`
+    /// `field ILIKE pattern`: a raw pattern, `%` and `_` are wildcards;
+    /// case is ignored.
     pub fn ilike(field: impl Into<String>, pattern: impl Into<String>) -> Filter {
         Filter::Like {
             field: field.into(),

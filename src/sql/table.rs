@@ -357,30 +357,60 @@ impl Table {
                 if values.is_empty() {
                     return Ok("FALSE".into());
                 }
-                let mut list = Vec::with_capacity(values.len());
-                for value in values {
-                    if value.is_null() {
-                        return Err(Error::invalid_input(format!(
-                            "an IN list on \"{field}\" cannot hold NULL; use Filter::is_null"
-                        )));
-                    }
-                    list.push(ty.coerce(field, value.clone())?);
-                }
+                let list = self.value_list(field, ty, values, "an IN list")?;
                 let ph = stmt.bind(Param::List(list), ty.pg_array_type());
                 format!("{} = ANY({ph})", quote_ident(field))
+            }
+            Filter::NotIn { field, values } => {
+                let ty = self.column_type(field)?;
+                if values.is_empty() {
+                    // Differs from each of no values: every row, NULL or not.
+                    return Ok("TRUE".into());
+                }
+                let list = self.value_list(field, ty, values, "a NOT IN list")?;
+                let ph = stmt.bind(Param::List(list), ty.pg_array_type());
+                format!("{} <> ALL({ph})", quote_ident(field))
+            }
+            Filter::Between { field, low, high } => {
+                let ty = self.column_type(field)?;
+                if low.is_null() || high.is_null() {
+                    return Err(Error::invalid_input(format!(
+                        "a BETWEEN on \"{field}\" cannot have a NULL bound"
+                    )));
+                }
+                let low = ty.coerce(field, low.clone())?;
+                let high = ty.coerce(field, high.clone())?;
+                let low = stmt.bind(Param::One(low), ty.pg_type());
+                let high = stmt.bind(Param::One(high), ty.pg_type());
+                format!("{} BETWEEN {low} AND {high}", quote_ident(field))
+            }
+            Filter::Text { field, text, mode } => {
+                self.text_field(field, "a text match")?;
+                let pattern = Value::Text(mode.pattern(text));
+                let pattern = FieldType::Text.coerce(field, pattern)?;
+                let ph = stmt.bind(Param::One(pattern), Type::TEXT);
+                // E'' spells the backslash the same whatever the session's
+                // standard_conforming_strings says.
+                format!("{} ILIKE {ph} ESCAPE E'\\\\'", quote_ident(field))
+            }
+            Filter::CompareFields { field, op, other } => {
+                let left = self.column_type(field)?;
+                let right = self.column_type(other)?;
+                if !comparable(left, right) {
+                    return Err(Error::invalid_input(format!(
+                        "\"{field}\" ({}) and \"{other}\" ({}) do not hold the same kind of value",
+                        left.sql(),
+                        right.sql()
+                    )));
+                }
+                format!("{} {} {}", quote_ident(field), op.sql(), quote_ident(other))
             }
             Filter::Like {
                 field,
                 pattern,
                 case_insensitive,
             } => {
-                let ty = self.column_type(field)?;
-                if !ty.is_text() {
-                    return Err(Error::invalid_input(format!(
-                        "LIKE needs a text field and \"{field}\" is {}",
-                        ty.sql()
-                    )));
-                }
+                self.text_field(field, "LIKE")?;
                 let pattern = FieldType::Text.coerce(field, Value::Text(pattern.clone()))?;
                 let ph = stmt.bind(Param::One(pattern), Type::TEXT);
                 let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
@@ -406,6 +436,40 @@ impl Table {
                 format!("({})", rendered.join(joiner))
             }
         })
+    }
+
+    /// The values of an IN / NOT IN list, each checked against the field's
+    /// type; NULL is refused (it would match nothing, or make NOT IN match
+    /// nothing).
+    fn value_list(
+        &self,
+        field: &str,
+        ty: FieldType,
+        values: &[Value],
+        what: &str,
+    ) -> Result<Vec<Value>> {
+        let mut list = Vec::with_capacity(values.len());
+        for value in values {
+            if value.is_null() {
+                return Err(Error::invalid_input(format!(
+                    "{what} on \"{field}\" cannot hold NULL; use Filter::is_null"
+                )));
+            }
+            list.push(ty.coerce(field, value.clone())?);
+        }
+        Ok(list)
+    }
+
+    /// Checks that `field` is a text field of the model, for `what`.
+    fn text_field(&self, field: &str, what: &str) -> Result<()> {
+        let ty = self.column_type(field)?;
+        if !ty.is_text() {
+            return Err(Error::invalid_input(format!(
+                "{what} needs a text field and \"{field}\" is {}",
+                ty.sql()
+            )));
+        }
+        Ok(())
     }
 
     /// A field a caller may set, and its type; the adapter keeps the
@@ -441,6 +505,20 @@ impl Table {
         }
         Ok((settable, ty))
     }
+}
+
+/// Whether two columns hold the same kind of value, so comparing them
+/// means what it says: exact numbers with exact numbers (integers and
+/// `numeric`), floating point with floating point, text with text (any
+/// `varchar` length), and any other type only with itself. A float against
+/// an exact number would compare in double precision (inexact), and a
+/// `date` against a `timestamptz` through the session's time zone: both are
+/// refused.
+fn comparable(a: FieldType, b: FieldType) -> bool {
+    use FieldType::*;
+    let exact = |t| matches!(t, I16 | I32 | I64 | Numeric);
+    let float = |t| matches!(t, F32 | F64);
+    (exact(a) && exact(b)) || (float(a) && float(b)) || (a.is_text() && b.is_text()) || a == b
 }
 
 #[cfg(test)]
@@ -604,6 +682,182 @@ mod tests {
         assert_eq!((page.params.len(), count.params.len(), limit), (5, 3, 10));
     }
 
+    /// The WHERE condition a filter renders to, and its bound parameters
+    /// (before the page's limit and offset).
+    fn rendered(t: &Table, filter: Filter) -> (String, Vec<Param>) {
+        let (page, count, _) = t.list(&Query::new().filter(filter)).unwrap();
+        let cond = count
+            .sql
+            .strip_prefix("SELECT count(*) FROM \"shop\".\"stock\" WHERE ")
+            .unwrap()
+            .to_owned();
+        assert!(page.sql.contains(&format!(" WHERE {cond} ORDER BY")));
+        (cond, count.params.into_iter().map(|(p, _)| p).collect())
+    }
+
+    fn text_param(params: &[Param]) -> &str {
+        match params {
+            [Param::One(Value::Text(s))] => s,
+            other => panic!("one text parameter expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_in_binds_one_array_and_an_empty_list_is_every_row() {
+        let t = table();
+        let (cond, params) = rendered(&t, Filter::not_in("sku", ["a", "b"]));
+        assert_eq!(cond, "\"sku\" <> ALL($1)");
+        assert!(
+            matches!(&params[..], [Param::List(l)] if l == &[Value::from("a"), Value::from("b")])
+        );
+        let (cond, params) = rendered(&t, Filter::not_in("quantity", 0..70_000_i64));
+        assert_eq!(
+            (cond.as_str(), params.len()),
+            ("\"quantity\" <> ALL($1)", 1)
+        );
+        let (cond, params) = rendered(&t, Filter::not_in("sku", Vec::<String>::new()));
+        assert_eq!((cond.as_str(), params.len()), ("TRUE", 0));
+        // Beside it, an empty IN is still no row.
+        let (cond, _) = rendered(&t, Filter::is_in("sku", Vec::<String>::new()));
+        assert_eq!(cond, "FALSE");
+    }
+
+    #[test]
+    fn between_binds_both_bounds() {
+        let (cond, params) = rendered(&table(), Filter::between("quantity", 2_i64, 9_i64));
+        assert_eq!(cond, "\"quantity\" BETWEEN $1 AND $2");
+        assert!(matches!(
+            &params[..],
+            [Param::One(Value::I64(2)), Param::One(Value::I64(9))]
+        ));
+    }
+
+    #[test]
+    fn text_matches_bind_the_escaped_literal_and_splice_nothing() {
+        let t = table();
+        let nasty = r"50%_off\'; DROP TABLE stock; --";
+        let escaped = r"50\%\_off\\'; DROP TABLE stock; --";
+        for (filter, pattern) in [
+            (Filter::contains("sku", nasty), format!("%{escaped}%")),
+            (Filter::starts_with("sku", nasty), format!("{escaped}%")),
+            (Filter::ends_with("note", nasty), format!("%{escaped}")),
+        ] {
+            let field = match &filter {
+                Filter::Text { field, .. } => field.clone(),
+                _ => unreachable!(),
+            };
+            let (cond, params) = rendered(&t, filter);
+            assert_eq!(cond, format!("\"{field}\" ILIKE $1 ESCAPE E'\\\\'"));
+            assert_eq!(text_param(&params), pattern);
+            assert!(!cond.contains("DROP") && !cond.contains("50"), "{cond}");
+        }
+        assert_eq!(
+            text_param(&rendered(&t, Filter::contains("sku", "")).1),
+            "%%"
+        );
+        // like/ilike stay raw patterns, with no ESCAPE clause.
+        let (cond, params) = rendered(&t, Filter::ilike("sku", r"a\_%"));
+        assert_eq!(cond, "\"sku\" ILIKE $1");
+        assert_eq!(text_param(&params), r"a\_%");
+    }
+
+    #[test]
+    fn filters_of_one_shape_are_one_text() {
+        let t = table();
+        let shape = |sku: &str, low: i64, n: usize| {
+            Filter::contains("sku", sku)
+                .and(Filter::between("quantity", low, low + 10))
+                .and(Filter::not_in("note", (0..n).map(|i| i.to_string())))
+                .and(Filter::ge_field("quantity", "quantity"))
+        };
+        let (a, _) = rendered(&t, shape("x%", 1, 3));
+        let (b, _) = rendered(&t, shape("other_", 50, 300));
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            "(\"sku\" ILIKE $1 ESCAPE E'\\\\' AND \"quantity\" BETWEEN $2 AND $3 AND \
+             \"note\" <> ALL($4) AND \"quantity\" >= \"quantity\")"
+        );
+    }
+
+    #[test]
+    fn field_comparisons_name_two_columns_of_the_same_kind() {
+        let registry = Registry::new()
+            .with(
+                Model::new("Bill")
+                    .field(Field::new("due", FieldType::Numeric))
+                    .field(Field::new("paid", FieldType::I64).nullable())
+                    .field(Field::new("small", FieldType::I16))
+                    .field(Field::new("ratio", FieldType::F64))
+                    .field(Field::new("ratio32", FieldType::F32))
+                    .field(Field::new("title", FieldType::Text))
+                    .field(Field::new("code", FieldType::Varchar(8)))
+                    .field(Field::new("day", FieldType::Date))
+                    .field(Field::new("flag", FieldType::Bool)),
+            )
+            .unwrap();
+        let t = only_table(&registry);
+        let cond = |f: Filter| {
+            t.list(&Query::new().filter(f)).map(|(_, count, _)| {
+                assert!(count.params.is_empty());
+                count.sql.rsplit(" WHERE ").next().unwrap().to_owned()
+            })
+        };
+        for (f, sql) in [
+            (Filter::ge_field("paid", "due"), "\"paid\" >= \"due\""),
+            (Filter::eq_field("small", "paid"), "\"small\" = \"paid\""),
+            (
+                Filter::ne_field("ratio", "ratio32"),
+                "\"ratio\" <> \"ratio32\"",
+            ),
+            (Filter::lt_field("title", "code"), "\"title\" < \"code\""),
+            (Filter::le_field("day", "day"), "\"day\" <= \"day\""),
+            (
+                Filter::gt_field("created_at", "updated_at"),
+                "\"created_at\" > \"updated_at\"",
+            ),
+            (Filter::eq_field("id", "id"), "\"id\" = \"id\""),
+        ] {
+            assert_eq!(cond(f).unwrap(), sql);
+        }
+        for f in [
+            Filter::eq_field("paid", "ratio"),     // exact against float
+            Filter::eq_field("title", "paid"),     // text against number
+            Filter::lt_field("day", "created_at"), // date against timestamptz
+            Filter::eq_field("flag", "small"),     // bool against number
+            Filter::eq_field("paid", "missing"),   // unknown field
+            Filter::eq_field("missing", "paid"),   // unknown field
+            Filter::eq_field("paid", "due\"; --"), // not a field name
+        ] {
+            let err = cond(f.clone()).expect_err(&format!("{f:?} should be refused"));
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput, "{err}");
+        }
+    }
+
+    #[test]
+    fn operator_names_parse_exactly_or_fail_closed() {
+        use crate::schema::CmpOp;
+        for (name, op) in [
+            ("eq", CmpOp::Eq),
+            ("ne", CmpOp::Ne),
+            ("neq", CmpOp::Ne),
+            ("lt", CmpOp::Lt),
+            ("le", CmpOp::Le),
+            ("lte", CmpOp::Le),
+            ("gt", CmpOp::Gt),
+            ("ge", CmpOp::Ge),
+            ("gte", CmpOp::Ge),
+        ] {
+            assert_eq!(name.parse::<CmpOp>().unwrap(), op);
+        }
+        for bad in [
+            "", "equals", "EQ", "eq ", " gt", "=", "1=1", "between", "in",
+        ] {
+            let err = bad.parse::<CmpOp>().unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput, "{bad:?}");
+        }
+    }
+
     #[test]
     fn bad_input_is_refused_before_any_sql() {
         let t = table();
@@ -631,6 +885,26 @@ mod tests {
             t.list(&Query::new().filter(Filter::eq("sku", Value::Null)))
                 .map(|x| x.0),
             t.list(&Query::new().limit(u64::MAX)).map(|x| x.0),
+            t.list(&Query::new().filter(Filter::not_in("sku", [Value::from("a"), Value::Null])))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::not_in("quantity", ["a"])))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::not_in("colour", ["a"])))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::between("quantity", Value::Null, 3_i64)))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::between("quantity", 1_i64, Value::Null)))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::between("quantity", "a", "b")))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::contains("quantity", "1")))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::starts_with("colour", "1")))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::ends_with("sku", "a\0b")))
+                .map(|x| x.0),
+            t.list(&Query::new().filter(Filter::ge_field("quantity", "sku")))
+                .map(|x| x.0),
         ];
         for (i, case) in cases.into_iter().enumerate() {
             let err = case.expect_err(&format!("case {i} should be refused"));

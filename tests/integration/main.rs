@@ -13,6 +13,7 @@ mod bad_input;
 mod bouncer;
 mod crud;
 mod errors;
+mod filters;
 mod lifetimes;
 mod list;
 mod listen;
