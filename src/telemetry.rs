@@ -32,8 +32,8 @@ pub(crate) fn bound_values_logged() -> bool {
 }
 
 /// The span of one operation. `role` is `read`, `write` or `tx`; `parent`
-/// is the caller's span (`Db` methods), the transaction's, or `None` (a
-/// `DbMsg` served by a pool actor: a root span).
+/// is the caller's span (a `Db` method's caller, a `DbMsg`'s `Call`), the
+/// transaction's, or `None` (a root span).
 pub(crate) fn operation(
     parent: Option<Id>,
     operation: &'static str,
