@@ -6,13 +6,15 @@
 use std::time::{Duration, Instant};
 
 use pgactor::{
-    Call, DbMsg, ErrorKind, ListRequest, Page, Query, ReadRequest, Record, ReplicaConfig,
-    SessionConfig, TxMsg, TxOptions, WriteOp, WriteRequest,
+    Call, DbMsg, ErrorKind, ListRequest, Page, Query, ReadRequest, Record, TxMsg, TxOptions,
+    WriteOp, WriteRequest,
 };
 use ractor::{call, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::support::blocking::lock_stock_table;
-use crate::support::db::{create_stock, open_primary, registry, stock_model};
+use crate::support::db::{
+    create_stock, fast_probe, open_primary, open_with_replica, registry, stock_model,
+};
 use crate::support::logs::capturing_logs;
 use crate::support::observer::observer;
 use crate::support::topology::Topology;
@@ -150,20 +152,7 @@ async fn fifty_actors_reserve_twenty_units_by_messages_and_none_is_sold_twice() 
 #[tokio::test]
 async fn a_token_from_a_message_write_makes_a_message_read_see_it_through_a_paused_replica() {
     let topo = Topology::up();
-    let db = pgactor::OpenOptions::new(topo.primary())
-        .read_dsn(topo.replica())
-        .registry(registry([stock_model()]))
-        .replica(ReplicaConfig {
-            poll_interval: Duration::from_millis(100),
-            ..ReplicaConfig::default()
-        })
-        .session(SessionConfig {
-            schema: Some("actor_tokens".into()),
-            ..SessionConfig::default()
-        })
-        .open()
-        .await
-        .expect("open");
+    let db = open_with_replica(topo.primary(), topo.replica(), fast_probe(), "actor_tokens").await;
     let first = create_stock(&db, "first").await;
     read_when_replicated(&db, "StockBalance", first).await;
     let replica = observer(topo.replica()).await;

@@ -5,38 +5,17 @@
 
 use std::time::Duration;
 
-use pgactor::{Db, ErrorKind, Record, ReplicaConfig, SessionConfig, TxOptions, WriteOp};
+use pgactor::{ErrorKind, Record, ReplicaConfig, TxOptions, WriteOp};
 
-use crate::support::db::{create_stock, registry, stock_model};
+use crate::support::db::{create_stock, fast_probe, open_with_replica};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, Topology};
 use crate::support::wait::{eventually, read_when_replicated, ready};
 
-async fn open(write: &str, read: &str, replica: ReplicaConfig) -> Db {
-    pgactor::OpenOptions::new(write)
-        .read_dsn(read)
-        .registry(registry([stock_model()]))
-        .replica(replica)
-        .session(SessionConfig {
-            schema: Some("replicas".into()),
-            ..SessionConfig::default()
-        })
-        .open()
-        .await
-        .expect("open")
-}
-
-fn fast_probe() -> ReplicaConfig {
-    ReplicaConfig {
-        poll_interval: Duration::from_millis(100),
-        ..ReplicaConfig::default()
-    }
-}
-
 #[tokio::test]
 async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_them() {
     let topo = Topology::up();
-    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
+    let db = open_with_replica(topo.primary(), topo.replica(), fast_probe(), "replicas").await;
     let first = create_stock(&db, "first").await;
     read_when_replicated(&db, "StockBalance", first).await;
 
@@ -93,7 +72,7 @@ async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
         max_lag: Some(Duration::from_millis(200)),
         ..fast_probe()
     };
-    let db = open(topo.primary(), topo.replica(), config).await;
+    let db = open_with_replica(topo.primary(), topo.replica(), config, "replicas").await;
     let first = create_stock(&db, "first").await;
     read_when_replicated(&db, "StockBalance", first).await;
     let replica = observer(topo.replica()).await;
@@ -119,14 +98,15 @@ async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
 #[tokio::test]
 async fn reads_fall_back_to_the_primary_while_the_replica_is_down_and_return() {
     let topo = Topology::up();
-    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
-    let strict = open(
+    let db = open_with_replica(topo.primary(), topo.replica(), fast_probe(), "replicas").await;
+    let strict = open_with_replica(
         topo.primary(),
         topo.replica(),
         ReplicaConfig {
             fallback: false,
             ..fast_probe()
         },
+        "replicas",
     )
     .await;
     let id = create_stock(&db, "a").await;
@@ -168,7 +148,7 @@ async fn writes_follow_a_promoted_standby_without_reopening() {
     let write = format!(
         "host=127.0.0.1,127.0.0.1 port={p},{r} user=postgres dbname=postgres target_session_attrs=read-write"
     );
-    let db = open(&write, "", ReplicaConfig::default()).await;
+    let db = open_with_replica(&write, "", ReplicaConfig::default(), "replicas").await;
     create_stock(&db, "before").await;
 
     topo.pg_ctl(topo.var("PGACTOR_PRIMARY_DATA"), &["stop", "-m", "fast"]);
@@ -224,7 +204,7 @@ async fn a_table_automigrate_just_created_is_read_on_the_primary_until_the_repli
         .await
         .unwrap();
     // Open creates the schema and its table; the replica has neither yet.
-    let db = open(topo.primary(), topo.replica(), fast_probe()).await;
+    let db = open_with_replica(topo.primary(), topo.replica(), fast_probe(), "replicas").await;
     let id = create_stock(&db, "fresh").await;
     let row = db
         .read("StockBalance", id)

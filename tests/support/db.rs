@@ -2,7 +2,9 @@
 //! registries, session settings and open options to open it with, a stock
 //! row to work on, and values to give it.
 
-use pgactor::{Db, Field, FieldType, Index, Model, Record, Registry, SessionConfig};
+use std::time::Duration;
+
+use pgactor::{Db, Field, FieldType, Index, Model, Record, Registry, ReplicaConfig, SessionConfig};
 
 use super::topology::{primary_url, TempDatabase};
 
@@ -140,4 +142,30 @@ pub fn like_literal(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// The adapter on `write` with its reads on `read` (`""`: none), watching
+/// the replica as `replica` says, its stock model in `schema`.
+pub async fn open_with_replica(
+    write: &str,
+    read: &str,
+    replica: ReplicaConfig,
+    schema: &str,
+) -> Db {
+    pgactor::OpenOptions::new(write)
+        .read_dsn(read)
+        .registry(registry([stock_model()]))
+        .replica(replica)
+        .session(in_schema(schema))
+        .open()
+        .await
+        .expect("open")
+}
+
+/// A replica watch that probes every 100 ms, so tests see a change soon.
+pub fn fast_probe() -> ReplicaConfig {
+    ReplicaConfig {
+        poll_interval: Duration::from_millis(100),
+        ..ReplicaConfig::default()
+    }
 }
