@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pgactor::{ErrorKind, Record, ReplicaConfig, TxOptions, WriteOp};
 
+use crate::support::blocking::{pause_replay, resume_replay};
 use crate::support::db::{create_stock, fast_probe, open_with_replica};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, Topology};
@@ -19,11 +20,7 @@ async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_th
     let first = create_stock(&db, "first").await;
     read_when_replicated(&db, "StockBalance", first).await;
 
-    let replica = observer(topo.replica()).await;
-    replica
-        .execute("SELECT pg_wal_replay_pause()", &[])
-        .await
-        .unwrap();
+    let replica = pause_replay(topo.replica()).await;
     let (row, token) = db
         .write_with_token(
             "StockBalance",
@@ -50,10 +47,7 @@ async fn paused_replay_shows_stale_reads_outside_a_transaction_and_tokens_fix_th
     .await;
     assert!(stats.up && stats.primary_reads >= 1, "{stats:?}");
 
-    replica
-        .execute("SELECT pg_wal_replay_resume()", &[])
-        .await
-        .unwrap();
+    resume_replay(&replica).await;
     read_when_replicated(&db, "StockBalance", id).await;
     // Once the replica has replayed past the token, token reads use it again.
     eventually("token reads go back to the replica", || async {
@@ -75,19 +69,12 @@ async fn a_replica_past_max_lag_is_skipped_until_it_catches_up() {
     let db = open_with_replica(topo.primary(), topo.replica(), config, "replicas").await;
     let first = create_stock(&db, "first").await;
     read_when_replicated(&db, "StockBalance", first).await;
-    let replica = observer(topo.replica()).await;
-    replica
-        .execute("SELECT pg_wal_replay_pause()", &[])
-        .await
-        .unwrap();
+    let replica = pause_replay(topo.replica()).await;
     let id = create_stock(&db, "behind").await;
 
     // Once the probe sees the replica too far behind, plain reads go to the primary.
     eventually("reads move to the primary", || db.read("StockBalance", id)).await;
-    replica
-        .execute("SELECT pg_wal_replay_resume()", &[])
-        .await
-        .unwrap();
+    resume_replay(&replica).await;
     eventually("the replica catches up", || async {
         ready(db.stats().replica.unwrap().lag == Duration::ZERO, ())
     })
@@ -198,11 +185,7 @@ async fn no_place_for_reads_on_the_primary_is_refused_at_open() {
 async fn a_table_automigrate_just_created_is_read_on_the_primary_until_the_replica_has_replayed_it()
 {
     let topo = Topology::up();
-    let replica = observer(topo.replica()).await;
-    replica
-        .execute("SELECT pg_wal_replay_pause()", &[])
-        .await
-        .unwrap();
+    let replica = pause_replay(topo.replica()).await;
     // Open creates the schema and its table; the replica has neither yet.
     let db = open_with_replica(topo.primary(), topo.replica(), fast_probe(), "replicas").await;
     let id = create_stock(&db, "fresh").await;
@@ -224,10 +207,7 @@ async fn a_table_automigrate_just_created_is_read_on_the_primary_until_the_repli
     let spilled = db.stats().replica.unwrap().primary_reads;
     assert!(spilled >= 3, "reads that went to the primary: {spilled}");
 
-    replica
-        .execute("SELECT pg_wal_replay_resume()", &[])
-        .await
-        .unwrap();
+    resume_replay(&replica).await;
     // Once the replica has replayed the migration, plain reads use it again.
     eventually("reads go back to the replica", || async {
         let before = db.stats().replica.unwrap().primary_reads;

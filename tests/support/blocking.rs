@@ -79,3 +79,23 @@ pub async fn until_lock_waiters(client: &tokio_postgres::Client, app: &str, n: i
     )
     .await;
 }
+
+/// A session on the replica at `url` that has paused its replay of the
+/// primary's WAL: writes made from now on are not visible there until
+/// [`resume_replay`].
+pub async fn pause_replay(url: &str) -> tokio_postgres::Client {
+    let replica = observer(url).await;
+    replica
+        .execute("SELECT pg_wal_replay_pause()", &[])
+        .await
+        .expect("pause replay");
+    replica
+}
+
+/// Resume the replay [`pause_replay`] paused.
+pub async fn resume_replay(replica: &tokio_postgres::Client) {
+    replica
+        .execute("SELECT pg_wal_replay_resume()", &[])
+        .await
+        .expect("resume replay");
+}
