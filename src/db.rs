@@ -17,8 +17,10 @@ use crate::messages::{
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
-    serve, InFlight, Plan, PoolContext, ReplicaWatch, Request, RunOptions, WriteWithToken,
+    serve, InFlight, Plan, PoolContext, RawRequest, ReplicaWatch, Request, RunOptions,
+    WriteWithToken,
 };
+use crate::raw::{raw_queries, Row, Sql};
 use crate::schema::{Page, Query, Record, Registry, Value};
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
@@ -49,6 +51,8 @@ pub struct Db {
     /// This handle's statement deadline ([`Db::with_query_timeout`]) and
     /// consistency token ([`Db::after`]).
     call: RunOptions,
+    /// The pool raw queries run on ([`Db::replica`]).
+    queries_on: Role,
 }
 
 pub(crate) struct DbInner {
@@ -105,6 +109,7 @@ impl Db {
         Db {
             inner: Arc::new(inner),
             call,
+            queries_on: Role::Write,
         }
     }
 
@@ -172,10 +177,62 @@ impl Db {
                 after: Some(self.call.after.map_or(token, |t| t.max(token))),
                 ..self.call.clone()
             },
+            queries_on: self.queries_on,
         }
     }
 
     write_shorthands!("");
+
+    raw_queries!("on the primary (the read pool through [`Db::replica`])");
+
+    /// Run a statement written by hand on the primary (the read pool
+    /// through [`Db::replica`]) and answer how many rows it inserted,
+    /// updated or deleted (for a `SELECT`: how many it answered, which are
+    /// dropped as they come).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::Sql;
+    /// let emptied = db
+    ///     .execute(Sql::new("UPDATE stock_balances SET quantity = 0 WHERE sku LIKE $1").bind("TEST-%"))
+    ///     .await?;
+    /// # let _ = emptied; Ok(()) }
+    /// ```
+    pub async fn execute(&self, sql: impl Into<Sql>) -> Result<u64> {
+        self.run(self.queries_on, RawRequest::new(sql.into(), self.writes()))
+            .await
+    }
+
+    /// A handle whose raw queries ([`Db::query`], [`Db::query_as`],
+    /// [`Db::execute`] and their kin) run on the read pool: on the replica
+    /// when one is configured, with the same fallback, lag bound and
+    /// consistency tokens as [`Db::read`]; else on read-only sessions of
+    /// the primary. A statement that writes is refused there by the server.
+    /// Its other operations are this handle's.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// let (skus,): (i64,) = db.replica().query_one_as("SELECT count(*) FROM stock_balances").await?;
+    /// # let _ = skus; Ok(()) }
+    /// ```
+    pub fn replica(&self) -> Db {
+        Db {
+            inner: self.inner.clone(),
+            call: self.call.clone(),
+            queries_on: Role::Read,
+        }
+    }
+
+    /// The rows of a raw statement, on the pool raw queries run on.
+    async fn rows(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.run(self.queries_on, RawRequest::new(sql, self.writes()))
+            .await
+    }
+
+    /// Whether this handle's raw queries run where they may change data.
+    fn writes(&self) -> bool {
+        self.queries_on == Role::Write
+    }
 
     /// Start a transaction: its actor holds one write connection (on the
     /// primary, even with a replica configured) until [`Tx::commit`] or
@@ -378,6 +435,7 @@ impl Db {
                 deadline: Some(timeout).filter(|d| !d.is_zero()),
                 ..self.call.clone()
             },
+            queries_on: self.queries_on,
         }
     }
 

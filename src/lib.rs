@@ -12,6 +12,7 @@ mod messages;
 mod migrate;
 mod open;
 mod pool;
+mod raw;
 
 mod retry;
 mod schema;
@@ -40,6 +41,7 @@ pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, Wr
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
 pub use pool::{ReplicaConfig, DEFAULT_STATEMENT_CACHE_SIZE};
+pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{
     CmpOp, ColumnDefault, Direction, Field, FieldType, Filter, FromValue, Index, Model, Page,
@@ -50,6 +52,14 @@ pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions};
+
+/// PostgreSQL's types and the conversions of Rust values to and from them
+/// (tokio-postgres's `types` module): implement [`types::ToSql`] and
+/// [`types::FromSql`] for a type of your own to bind it in [`Sql`] and read
+/// it with [`column`].
+pub mod types {
+    pub use tokio_postgres::types::*;
+}
 
 // The guides' examples are compiled (and, unless marked `no_run`, run) as
 // doc tests, so they stay true to the API.

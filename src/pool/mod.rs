@@ -13,6 +13,7 @@ mod lanes;
 mod lifetime;
 mod plan;
 mod prepared;
+mod raw;
 mod replica;
 
 pub(crate) use actor::{
@@ -25,5 +26,6 @@ pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
 pub(crate) use plan::{wal_position, LockForUpdate, Plan, Request, WriteWithToken};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
+pub(crate) use raw::RawRequest;
 pub use replica::ReplicaConfig;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};

@@ -6,10 +6,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::PgLsn;
-use tokio_postgres::types::Type;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::types::{PgLsn, ToSql, Type};
+use tokio_postgres::{Client, Row, RowStream};
 
 use super::conn::Conn;
 use super::deadline::{abandon, bounded, Fate, Overrun, Timer};
@@ -17,6 +17,7 @@ use super::prepared::MAX_PREPARED_TEXT;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::raw::{unspecified, BindError};
 use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 
@@ -36,52 +37,124 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
 }
 
 async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
-    // A text too long to keep (a filter of thousands of terms) goes unnamed.
-    let mode = match stmt.sql.len() > MAX_PREPARED_TEXT {
-        true => Statements::Unnamed,
-        false => mode,
-    };
-    let answer = match mode {
-        Statements::Unnamed => client.query_typed(&stmt.sql, &stmt.bound()).await,
-        Statements::Prepared => {
-            let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
-            match prepared(client, stmt, &types).await {
-                // A schema change (ALTER TABLE … TYPE, DROP and re-CREATE)
-                // made the cached statement stale: prepare it afresh and
-                // run it once more. Inside a transaction the failure has
-                // aborted it, so the second run answers 25P02: report the
-                // first failure then.
-                Err(stale) if is_stale(&stale) => {
-                    client.prepared.remove(&stmt.sql);
-                    match prepared(client, stmt, &types).await {
-                        Err(e) if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) => {
-                            Err(stale)
-                        }
-                        other => other,
-                    }
-                }
-                other => other,
-            }
-        }
-    };
-    answer.map_err(|e| Error::from_statement(e, write))
+    let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
+    let stream = send(client, &stmt.sql, &types, &stmt.values(), mode, write).await?;
+    collect(stream, write).await
 }
 
-/// Run `stmt` as a statement prepared on this connection: taken from its
+/// Every row of `stream`.
+pub(crate) async fn collect(stream: RowStream, write: bool) -> Result<Vec<Row>> {
+    stream
+        .try_collect()
+        .await
+        .map_err(|e| Error::from_statement(e, write))
+}
+
+/// Send `text` with its parameter `types` and `values` on `client` the way
+/// `mode` says, and answer its rows as they come. Nothing is sent when a
+/// value does not convert to its type or their numbers differ
+/// ([`ErrorKind::InvalidInput`]). `write` says whether the statement may
+/// change data (a lost answer is then [`ErrorKind::OutcomeUnknown`]).
+pub(crate) async fn send(
+    client: &Conn,
+    text: &str,
+    types: &[Type],
+    values: &[&(dyn ToSql + Sync)],
+    mode: Statements,
+    write: bool,
+) -> Result<RowStream> {
+    // A text too long to keep (a filter of thousands of terms) is not
+    // kept: sent unnamed when every type is known, else prepared for this
+    // one run (closed when it ends).
+    let long = text.len() > MAX_PREPARED_TEXT;
+    let unnamed = mode == Statements::Unnamed || (long && !types.contains(&unspecified()));
+    let answer = if unnamed {
+        let typed = values.iter().copied().zip(types.iter().cloned());
+        client
+            .query_typed_raw(text, typed)
+            .await
+            .map_err(Failed::from)
+    } else if long {
+        match client.prepare_typed(text, types).await {
+            Ok(prepared) => bind(client, &prepared, values).await,
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        match prepared(client, text, types, values).await {
+            // A schema change (ALTER TABLE … TYPE, DROP and re-CREATE)
+            // made the cached statement stale: prepare it afresh and run
+            // it once more. Inside a transaction the failure has aborted
+            // it, so the second run answers 25P02: report the first
+            // failure then.
+            Err(Failed::Driver(stale)) if is_stale(&stale) => {
+                client.prepared.remove(text);
+                match prepared(client, text, types, values).await {
+                    Err(Failed::Driver(e))
+                        if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) =>
+                    {
+                        Err(Failed::Driver(stale))
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    };
+    answer.map_err(|failed| match failed {
+        Failed::Refused(err) => err,
+        Failed::Driver(e) => match BindError::behind(&e) {
+            Some(refused) => Error::invalid_input(refused.to_string()),
+            None => Error::from_statement(e, write),
+        },
+    })
+}
+
+/// Why [`send`] got no rows: the driver's error, or a refusal before
+/// anything was sent.
+enum Failed {
+    Driver(tokio_postgres::Error),
+    Refused(Error),
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(e: tokio_postgres::Error) -> Failed {
+        Failed::Driver(e)
+    }
+}
+
+/// Run `text` as a statement prepared on this connection: taken from its
 /// bounded cache, or prepared now and kept there.
 async fn prepared(
     client: &Conn,
-    stmt: &Statement,
+    text: &str,
     types: &[Type],
-) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
-    let prepared = match client.prepared.get(&stmt.sql, types) {
+    values: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<RowStream, Failed> {
+    let prepared = match client.prepared.get(text, types) {
         Some(prepared) => prepared,
         None => {
-            let fresh = client.prepare_typed(&stmt.sql, types).await?;
-            client.keep(&stmt.sql, types, fresh)
+            let fresh = client.prepare_typed(text, types).await?;
+            client.keep(text, types, fresh)
         }
     };
-    client.query(&prepared, &stmt.values()).await
+    bind(client, &prepared, values).await
+}
+
+/// Bind `values` to a prepared statement and run it; refused when their
+/// number is not the statement's.
+async fn bind(
+    client: &Conn,
+    prepared: &tokio_postgres::Statement,
+    values: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<RowStream, Failed> {
+    let wanted = prepared.params().len();
+    if wanted != values.len() {
+        return Err(Failed::Refused(Error::invalid_input(format!(
+            "the statement takes {wanted} parameters and {} are bound",
+            values.len()
+        ))));
+    }
+    Ok(client.query_raw(prepared, values.iter().copied()).await?)
 }
 
 /// Whether a prepared statement failed because it no longer matches the

@@ -148,14 +148,6 @@ impl Statement {
             .map(|(p, _)| p as &(dyn ToSql + Sync))
             .collect()
     }
-
-    /// The parameters in the form `query_typed` takes.
-    pub(crate) fn bound(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
-        self.params
-            .iter()
-            .map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone()))
-            .collect()
-    }
 }
 
 impl Param {
