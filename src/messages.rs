@@ -135,6 +135,10 @@ pub struct Call {
     pub query_timeout: Option<Duration>,
     /// The span the operation's span is a child of (kept open until then).
     pub parent: Option<tracing::Span>,
+    /// A raw query (`DbMsg::Query`, `DbMsg::Execute`) runs on the read
+    /// pool, as through [`crate::Db::replica`]; other messages go where
+    /// they always go.
+    pub replica: bool,
 }
 
 impl Call {
@@ -155,6 +159,12 @@ impl Call {
     /// This call's own query timeout (`Duration::ZERO`: none).
     pub fn query_timeout(mut self, timeout: Duration) -> Call {
         self.query_timeout = Some(timeout);
+        self
+    }
+
+    /// A raw query runs on the read pool (see [`Call::replica`](field@Call::replica)).
+    pub fn on_replica(mut self) -> Call {
+        self.replica = true;
         self
     }
 }

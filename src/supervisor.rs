@@ -17,6 +17,7 @@ use crate::messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteReq
 use crate::pool::{
     ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RunOptions,
 };
+use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
 use crate::stats::Stats;
 use crate::tx::{begin, SpareActors, Tx, TxOptions};
@@ -53,6 +54,13 @@ pub enum DbMsg {
         Call,
         RpcReplyPort<Result<(Record, ConsistencyToken)>>,
     ),
+    /// Run a statement written by hand and answer its rows
+    /// ([`crate::Db::query`]): on the write pool, or on the read pool when
+    /// the [`Call`] says [`Call::on_replica`].
+    Query(Sql, Call, RpcReplyPort<Result<Vec<Row>>>),
+    /// Run a statement written by hand and answer how many rows it changed
+    /// ([`crate::Db::execute`]); routed as [`DbMsg::Query`].
+    Execute(Sql, Call, RpcReplyPort<Result<u64>>),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The
     /// [`Call`]'s span is the parent of the transaction's span, and its
@@ -223,7 +231,18 @@ impl Actor for Supervisor {
             after: call.after,
             parent: call.parent,
         };
+        let pool = |call: &Call| {
+            if call.replica {
+                Role::Read
+            } else {
+                Role::Write
+            }
+        };
         let (role, msg) = match msg {
+            DbMsg::Query(sql, call, reply) => (pool(&call), PoolMsg::Query(sql, run(call), reply)),
+            DbMsg::Execute(sql, call, reply) => {
+                (pool(&call), PoolMsg::Execute(sql, run(call), reply))
+            }
             DbMsg::Read(req, call, reply) => (Role::Read, PoolMsg::Read(req, run(call), reply)),
             DbMsg::List(req, call, reply) => (Role::Read, PoolMsg::List(req, run(call), reply)),
             DbMsg::Write(req, call, reply) => (Role::Write, PoolMsg::Write(req, run(call), reply)),

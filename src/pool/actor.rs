@@ -18,10 +18,12 @@ use super::counters::InFlight;
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
+use super::raw::RawRequest;
 use super::replica::{ReplicaWatch, Route};
-use crate::config::SessionSettings;
+use crate::config::{Role, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
+use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
 use crate::sql::Catalog;
 use crate::telemetry;
@@ -54,6 +56,8 @@ pub(crate) enum PoolMsg {
         RunOptions,
         RpcReplyPort<Result<(Record, ConsistencyToken)>>,
     ),
+    Query(Sql, RunOptions, RpcReplyPort<Result<Vec<Row>>>),
+    Execute(Sql, RunOptions, RpcReplyPort<Result<u64>>),
 }
 
 impl PoolMsg {
@@ -64,6 +68,8 @@ impl PoolMsg {
             PoolMsg::List(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Write(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Query(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Execute(_, _, reply) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -137,6 +143,18 @@ impl Actor for PoolActor {
             PoolMsg::WriteWithToken(req, call, reply) => {
                 spawn_request(ctx, WriteWithToken(req), call, reply)
             }
+            PoolMsg::Query(sql, call, reply) => spawn_request(
+                ctx,
+                RawRequest::new(sql, ctx.pool.role == Role::Write),
+                call,
+                reply,
+            ),
+            PoolMsg::Execute(sql, call, reply) => spawn_request(
+                ctx,
+                RawRequest::new(sql, ctx.pool.role == Role::Write),
+                call,
+                reply,
+            ),
         }
         Ok(())
     }

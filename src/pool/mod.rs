@@ -26,6 +26,6 @@ pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
 pub(crate) use plan::{wal_position, LockForUpdate, Plan, Request, WriteWithToken};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
-pub(crate) use raw::RawRequest;
+pub(crate) use raw::{Answer, RawRequest};
 pub use replica::ReplicaConfig;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};

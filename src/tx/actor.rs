@@ -45,7 +45,10 @@ use ractor::{
 use tracing::Span;
 
 use crate::error::{Error, Result};
-use crate::pool::{LockForUpdate, Plan, PoolContext, Request, RunOptions, Timer};
+use crate::pool::{
+    Answer, LockForUpdate, Plan, PoolContext, RawRequest, Request, RunOptions, Timer,
+};
+use crate::raw::Sql;
 use crate::telemetry;
 
 use super::handle::Tx;
@@ -321,6 +324,8 @@ async fn on_behalf(slot: &mut Slot, timer: &mut Timer, msg: TxMsg) {
         }
         TxMsg::Write(req, reply) => drive(slot, timer, |a| Job::Write(req, a), reply).await,
         TxMsg::List(req, reply) => drive(slot, timer, |a| Job::List(req, a), reply).await,
+        TxMsg::Query(sql, reply) => drive(slot, timer, |a| Job::Query(sql, a), reply).await,
+        TxMsg::Execute(sql, reply) => drive(slot, timer, |a| Job::Execute(sql, a), reply).await,
         TxMsg::Commit(reply) => drive(slot, timer, Job::Commit, reply).await,
         TxMsg::CommitWithToken(reply) => drive(slot, timer, Job::CommitWithToken, reply).await,
         TxMsg::Rollback(reply) => drive(slot, timer, Job::Rollback, reply).await,
@@ -360,6 +365,8 @@ async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
         Job::LockForUpdate(req, answer) => statement(slot, timer, LockForUpdate(req), answer).await,
         Job::Write(req, answer) => statement(slot, timer, req, answer).await,
         Job::List(req, answer) => statement(slot, timer, req, answer).await,
+        Job::Query(sql, answer) => raw(slot, timer, sql, answer).await,
+        Job::Execute(sql, answer) => raw(slot, timer, sql, answer).await,
         Job::Commit(answer) => commit(slot, timer, answer).await,
         Job::CommitWithToken(answer) => commit(slot, timer, answer).await,
         Job::Rollback(answer) => run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await,
@@ -383,6 +390,13 @@ async fn statement<R: Request>(
         plan: req.plan(state.held.catalog()),
     };
     run_handed_off(slot, timer, step, answer).await;
+}
+
+/// Hand off a statement written by hand, answering `A`. It runs where
+/// data may change: as the transaction's first statement it waits for
+/// BEGIN's answer, and a lost answer is an unknown outcome.
+async fn raw<A: Answer>(slot: &mut Slot, timer: &mut Timer, sql: Sql, answer: Starter<A>) {
+    statement(slot, timer, RawRequest::<A>::new(sql, true), answer).await;
 }
 
 async fn run_handed_off<S: Step>(

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::messages::{
     write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
+use crate::raw::{raw_queries, Row, Sql};
 use crate::schema::{Page, Query, Record, Value};
 
 use super::handoff::{self, Starter};
@@ -134,6 +135,29 @@ impl Tx {
     }
 
     write_shorthands!(" inside the transaction");
+
+    raw_queries!("on the transaction's connection (it reads the transaction's own writes)");
+
+    /// Run a statement written by hand on the transaction's connection and
+    /// answer how many rows it inserted, updated or deleted. A failed
+    /// statement aborts the transaction, as any failed statement does.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
+    /// use pgactor::Sql;
+    /// tx.execute(Sql::new("UPDATE stock_balances SET quantity = quantity - $1 WHERE sku = $2").bind(1_i64).bind("SKU-1"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute(&self, sql: impl Into<Sql>) -> Result<u64> {
+        let sql = sql.into();
+        self.drive(|answer| Job::Execute(sql, answer)).await
+    }
+
+    /// The rows of a raw statement, on the transaction's connection.
+    async fn rows(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.drive(|answer| Job::Query(sql, answer)).await
+    }
 
     /// Commit. A lost answer is [`crate::ErrorKind::OutcomeUnknown`], never a guess;
     /// a serialization failure at commit is [`crate::ErrorKind::Conflict`]. A

@@ -5,6 +5,7 @@ use ractor::RpcReplyPort;
 
 use crate::error::Result;
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
+use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
 
 use super::handoff::Starter;
@@ -24,6 +25,12 @@ pub enum TxMsg {
     /// `SELECT … FOR UPDATE`: read the row and lock it until the transaction
     /// ends; [`crate::ErrorKind::NotFound`] when absent.
     LockForUpdate(ReadRequest, RpcReplyPort<Result<Record>>),
+    /// Run a statement written by hand and answer its rows (see
+    /// [`crate::Tx::query`]).
+    Query(Sql, RpcReplyPort<Result<Vec<Row>>>),
+    /// Run a statement written by hand and answer how many rows it changed
+    /// (see [`crate::Tx::execute`]).
+    Execute(Sql, RpcReplyPort<Result<u64>>),
     /// Commit and end the transaction.
     Commit(RpcReplyPort<Result<()>>),
     /// Commit, end the transaction, and answer the primary's WAL position
@@ -77,6 +84,8 @@ pub(crate) enum Job {
     LockForUpdate(ReadRequest, Starter<Record>),
     Write(WriteRequest, Starter<Record>),
     List(ListRequest, Starter<Page>),
+    Query(Sql, Starter<Vec<Row>>),
+    Execute(Sql, Starter<u64>),
     Commit(Starter<()>),
     CommitWithToken(Starter<ConsistencyToken>),
     Rollback(Starter<()>),
