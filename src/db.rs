@@ -194,7 +194,7 @@ impl Db {
     /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
     /// use pgactor::Sql;
     /// let emptied = db
-    ///     .execute(Sql::new("UPDATE stock_balances SET quantity = 0 WHERE sku LIKE $1").bind("TEST-%"))
+    ///     .execute(Sql::new("UPDATE stock_balance SET quantity = 0 WHERE sku LIKE $1").bind("TEST-%"))
     ///     .await?;
     /// # let _ = emptied; Ok(()) }
     /// ```
@@ -212,7 +212,7 @@ impl Db {
     ///
     /// ```no_run
     /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
-    /// let (skus,): (i64,) = db.replica().query_one_as("SELECT count(*) FROM stock_balances").await?;
+    /// let (skus,): (i64,) = db.replica().query_one_as("SELECT count(*) FROM stock_balance").await?;
     /// # let _ = skus; Ok(()) }
     /// ```
     pub fn replica(&self) -> Db {

@@ -237,9 +237,14 @@ pub(crate) async fn serve<P: Plan>(
         };
         match first {
             // A replica that cannot be reached, not a read pool without room
-            // (that is no sign of a failed replica).
+            // (that is no sign of a failed replica), nor a replica that
+            // answered by refusing a write (a raw statement on the read
+            // pool): that write must not land on the primary instead.
             Err(err)
-                if on_replica && err.kind() == ErrorKind::Unavailable && !err.is_exhausted() =>
+                if on_replica
+                    && err.kind() == ErrorKind::Unavailable
+                    && !err.is_exhausted()
+                    && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION) =>
             {
                 match &ctx.replica {
                     Some(r) if r.watch.falls_back() => {

@@ -23,7 +23,7 @@ macro_rules! raw_queries {
         /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
         /// use pgactor::Sql;
         /// let rows = db
-        ///     .query(Sql::new("SELECT sku, quantity FROM stock_balances WHERE quantity < $1").bind(5_i64))
+        ///     .query(Sql::new("SELECT sku, quantity FROM stock_balance WHERE quantity < $1").bind(5_i64))
         ///     .await?;
         /// for row in &rows {
         ///     let sku: String = pgactor::column(row, "sku")?;
@@ -50,7 +50,7 @@ macro_rules! raw_queries {
         /// ```no_run
         /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
         /// let low: Vec<(String, i64)> = db
-        ///     .query_as("SELECT sku, quantity FROM stock_balances WHERE quantity < 5 ORDER BY sku")
+        ///     .query_as("SELECT sku, quantity FROM stock_balance WHERE quantity < 5 ORDER BY sku")
         ///     .await?;
         /// # let _ = low; Ok(()) }
         /// ```

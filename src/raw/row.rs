@@ -38,7 +38,7 @@ pub trait FromRow: Sized {
 ///
 /// ```no_run
 /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
-/// let row = db.query_one("SELECT count(*) AS n FROM stock_balances").await?;
+/// let row = db.query_one("SELECT count(*) AS n FROM stock_balance").await?;
 /// let n: i64 = pgactor::column(&row, "n")?;
 /// # let _ = n; Ok(()) }
 /// ```

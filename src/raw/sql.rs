@@ -32,7 +32,7 @@ const MAX_PARAMS: usize = u16::MAX as usize;
 ///
 /// ```
 /// use pgactor::Sql;
-/// let sql = Sql::new("SELECT sku, quantity FROM stock_balances WHERE quantity >= $1 AND sku = ANY($2)")
+/// let sql = Sql::new("SELECT sku, quantity FROM stock_balance WHERE quantity >= $1 AND sku = ANY($2)")
 ///     .bind(5_i64)
 ///     .bind(vec!["A-1".to_owned(), "B-2".to_owned()]);
 /// assert_eq!(sql.params(), 2);
@@ -330,8 +330,8 @@ fn value_type(value: &Value) -> Option<Type> {
 /// ```
 /// use pgactor::{quote_identifier, Sql};
 /// let column = quote_identifier("quantity")?;
-/// let sql = Sql::new(format!("SELECT sum({column}) FROM stock_balances"));
-/// assert_eq!(sql.text(), "SELECT sum(\"quantity\") FROM stock_balances");
+/// let sql = Sql::new(format!("SELECT sum({column}) FROM stock_balance"));
+/// assert_eq!(sql.text(), "SELECT sum(\"quantity\") FROM stock_balance");
 /// assert!(quote_identifier("x\"; DROP TABLE t; --").is_err());
 /// # Ok::<(), pgactor::Error>(())
 /// ```

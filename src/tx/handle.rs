@@ -145,7 +145,7 @@ impl Tx {
     /// ```no_run
     /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
     /// use pgactor::Sql;
-    /// tx.execute(Sql::new("UPDATE stock_balances SET quantity = quantity - $1 WHERE sku = $2").bind(1_i64).bind("SKU-1"))
+    /// tx.execute(Sql::new("UPDATE stock_balance SET quantity = quantity - $1 WHERE sku = $2").bind(1_i64).bind("SKU-1"))
     ///     .await?;
     /// # Ok(()) }
     /// ```

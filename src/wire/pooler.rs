@@ -29,8 +29,10 @@ use crate::schema::{push_ident, push_literal, quote_ident};
 ///
 /// The rest of [`MANAGED_SETTINGS`] need nothing: `application_name` travels
 /// in the startup packet (PgBouncer restores it on the server session for
-/// each client), every statement the adapter sends names its schema so
-/// `search_path` is not needed, and `BEGIN` says `READ WRITE` or `READ ONLY`.
+/// each client), every statement the adapter sends names its schema (a
+/// transaction also sets `search_path` locally, for raw SQL; raw SQL
+/// outside one finds tables by the role's `search_path`), and `BEGIN` says
+/// `READ WRITE` or `READ ONLY`.
 pub(crate) const TRANSACTION_SETTINGS: [&str; 4] = [
     "statement_timeout",
     "lock_timeout",
@@ -38,15 +40,18 @@ pub(crate) const TRANSACTION_SETTINGS: [&str; 4] = [
     "TimeZone",
 ];
 
-/// [`TRANSACTION_SETTINGS`] as `SET LOCAL` statements, for the rest of the
-/// transaction they run in. Names are fixed; values are quoted literals (a
-/// time zone with a quote or a backslash in it stays one literal).
+/// [`TRANSACTION_SETTINGS`] and `search_path` as `SET LOCAL` statements,
+/// for the rest of the transaction they run in: the adapter's statements
+/// name their schema, but raw SQL in a transaction ([`crate::Tx::query`])
+/// finds its tables by `search_path`. Names are fixed; values are quoted
+/// literals (a time zone with a quote or a backslash in it stays one
+/// literal), the schema a quoted identifier.
 fn set_local_sql(session: &SessionSettings) -> String {
     let mut sql = String::new();
     for (name, value) in MANAGED_SETTINGS
         .into_iter()
         .zip(session_values(Role::Write, session))
-        .filter(|(name, _)| TRANSACTION_SETTINGS.contains(name))
+        .filter(|(name, _)| TRANSACTION_SETTINGS.contains(name) || *name == "search_path")
     {
         if !sql.is_empty() {
             sql.push_str("; ");
@@ -54,7 +59,11 @@ fn set_local_sql(session: &SessionSettings) -> String {
         sql.push_str("SET LOCAL ");
         push_ident(&mut sql, name);
         sql.push_str(" = ");
-        push_literal(&mut sql, &value);
+        // A quoted string would be one schema name, quotes and all.
+        match name {
+            "search_path" => push_ident(&mut sql, &session.schema),
+            _ => push_literal(&mut sql, &value),
+        }
     }
     sql
 }
@@ -184,7 +193,8 @@ mod tests {
              SET LOCAL \"statement_timeout\" = '30000ms'; \
              SET LOCAL \"lock_timeout\" = '5000ms'; \
              SET LOCAL \"idle_in_transaction_session_timeout\" = '60000ms'; \
-             SET LOCAL \"TimeZone\" = 'Asia/Kathmandu'"
+             SET LOCAL \"TimeZone\" = 'Asia/Kathmandu'; \
+             SET LOCAL \"search_path\" = \"public\""
         );
     }
 }

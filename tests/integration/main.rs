@@ -20,6 +20,7 @@ mod listen;
 mod migrate;
 mod observability;
 mod open;
+mod raw;
 mod replicas;
 mod routing;
 mod schema;
