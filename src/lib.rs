@@ -56,7 +56,7 @@ pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions};
 /// PostgreSQL's types and the conversions of Rust values to and from them
 /// (tokio-postgres's `types` module): implement [`types::ToSql`] and
 /// [`types::FromSql`] for a type of your own to bind it in [`Sql`] and read
-/// it with [`column`].
+/// it with [`column()`].
 pub mod types {
     pub use tokio_postgres::types::*;
 }
@@ -75,4 +75,6 @@ mod guides {
     struct Observability;
     #[doc = include_str!("../docs/actors.md")]
     struct Actors;
+    #[doc = include_str!("../docs/raw-sql.md")]
+    struct RawSql;
 }

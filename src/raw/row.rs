@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// A Rust value one row of an answer decodes into, for
 /// [`crate::Db::query_as`] and its kin. Tuples of up to twelve columns
 /// decode by position; implement it for a struct of your own with
-/// [`column`] (by name, so the SELECT's column order does not matter).
+/// [`column()`] (by name, so the SELECT's column order does not matter).
 ///
 /// ```
 /// use pgactor::{column, FromRow, Row};
