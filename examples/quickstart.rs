@@ -1,5 +1,6 @@
 //! pgactor end to end: declare a model, open the adapter, write, read back
-//! through the replica, list, update and delete, printing each step.
+//! through the replica, list, a raw SQL aggregate, update and delete,
+//! printing each step.
 //!
 //! With `DATABASE_URL` set (and optionally `DATABASE_READ_URL`, a replica) it
 //! works there, in a fresh schema it drops at the end. Otherwise it starts a
@@ -14,7 +15,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cluster::{BoxError, Target};
-use pgactor::{Db, ErrorKind, Field, FieldType, Filter, Index, Model, Query, Record, Registry};
+use pgactor::{
+    Db, ErrorKind, Field, FieldType, Filter, Index, Model, Query, Record, Registry, Sql,
+};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -105,6 +108,20 @@ async fn steps(db: &Db, replica: bool) -> Result<(), BoxError> {
         let stock: StockBalance = row.to_serde()?;
         println!("  {} {}", stock.sku, stock.quantity);
     }
+
+    // What models do not cover is raw SQL, values bound, rows typed.
+    let (skus, units): (i64, Option<i64>) = db
+        .query_one_as(
+            Sql::new(
+                "SELECT count(*), sum(quantity)::int8 FROM stock_balance WHERE quantity >= $1",
+            )
+            .bind(0_i64),
+        )
+        .await?;
+    println!(
+        "raw SQL: {skus} skus, {} units in stock",
+        units.unwrap_or(0)
+    );
 
     let patch = Record::new()
         .with("quantity", 4_i64)

@@ -17,10 +17,10 @@ use crate::messages::{
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
-    serve, InFlight, Plan, PoolContext, RawRequest, ReplicaWatch, Request, RunOptions,
-    WriteWithToken,
+    open_stream, serve, InFlight, Plan, PoolContext, RawRequest, ReplicaWatch, Request, Rows,
+    RunOptions, WriteWithToken,
 };
-use crate::raw::{raw_queries, Row, Sql};
+use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Page, Query, Record, Registry, Value};
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
@@ -221,6 +221,36 @@ impl Db {
             call: self.call.clone(),
             queries_on: Role::Read,
         }
+    }
+
+    /// Run a statement written by hand on the primary (the read pool
+    /// through [`Db::replica`]) and answer its rows as they come, for
+    /// answers too large to hold at once: memory stays flat however many
+    /// rows there are, and a slow consumer slows the server's sending, not
+    /// the heap. See [`Rows`] for what it holds and how long.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// let mut rows = db.replica().stream("SELECT sku, quantity FROM stock_balance").await?;
+    /// while let Some(row) = rows.next().await {
+    ///     let sku: String = pgactor::column(&row?, "sku")?;
+    /// #   let _ = sku;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn stream(&self, sql: impl Into<Sql>) -> Result<Rows> {
+        if self.inner.routes.is_closing() {
+            return Err(Error::shut_down("the operation was"));
+        }
+        let ctx = self.inner.context(self.queries_on);
+        let running = ctx.in_flight.start();
+        open_stream(ctx, sql.into(), self.writes(), &self.here(), running).await
+    }
+
+    /// [`Db::stream`], each row decoded into a `T` (a tuple, or a type
+    /// that implements [`crate::FromRow`]).
+    pub async fn stream_as<T: FromRow>(&self, sql: impl Into<Sql>) -> Result<Rows<T>> {
+        Ok(self.stream(sql).await?.decoded())
     }
 
     /// The rows of a raw statement, on the pool raw queries run on.

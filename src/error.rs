@@ -255,6 +255,15 @@ impl Error {
     /// A statement past its client-side deadline whose end was not seen:
     /// a write's outcome is unknown, a read timed out; `what_then` says
     /// what became of it.
+    /// A statement past its query timeout whose cancel the server
+    /// confirmed: it did not complete.
+    pub(crate) fn cancelled_past(limit: Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("the statement ran past the {limit:?} query timeout and was cancelled on the server"),
+        )
+    }
+
     pub(crate) fn overran(limit: Duration, write: bool, what_then: &str) -> Error {
         if write {
             Error::new(

@@ -1,5 +1,6 @@
 //! The pool actor: one per role. It routes; it never awaits I/O in `handle`.
 
+use std::borrow::Borrow;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::Arc;
@@ -99,7 +100,7 @@ pub(crate) struct ReplicaRoute {
 impl PoolContext {
     /// The pool a read runs on, whether it is the replica, and the shared
     /// connections it may take turns on.
-    fn route(
+    pub(super) fn route(
         &self,
         after: Option<ConsistencyToken>,
     ) -> (&ConnectionPool, bool, Option<&SharedReads>) {
@@ -236,25 +237,14 @@ pub(crate) async fn serve<P: Plan>(
             None => run_on(pool, &plan, call.deadline, gone).await,
         };
         match first {
-            // A replica that cannot be reached, not a read pool without room
-            // (that is no sign of a failed replica), nor a replica that
-            // answered by refusing a write (a raw statement on the read
-            // pool): that write must not land on the primary instead.
-            Err(err)
-                if on_replica
-                    && err.kind() == ErrorKind::Unavailable
-                    && !err.is_exhausted()
-                    && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION) =>
-            {
-                match &ctx.replica {
-                    Some(r) if r.watch.falls_back() => {
-                        r.watch.mark_down();
-                        let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
-                        run_on(&r.primary, &plan, call.deadline, gone).await
-                    }
-                    _ => Err(err),
+            Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
+                Some(r) if r.watch.falls_back() => {
+                    r.watch.mark_down();
+                    let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
+                    run_on(&r.primary, &plan, call.deadline, gone).await
                 }
-            }
+                _ => Err(err),
+            },
             other => other,
         }
     }
@@ -264,6 +254,17 @@ pub(crate) async fn serve<P: Plan>(
         tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
     }
     result
+}
+
+/// Whether a read failed with `err` because its replica cannot be reached,
+/// so it may run on the primary instead: not a read pool without room
+/// (that is no sign of a failed replica), nor a replica that answered by
+/// refusing a write (raw SQL on the read pool): that write must not land
+/// on the primary instead.
+pub(super) fn replica_unreachable(err: &Error) -> bool {
+    err.kind() == ErrorKind::Unavailable
+        && !err.is_exhausted()
+        && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
 }
 
 /// Run `plan` on a connection of `pool`.
@@ -295,21 +296,22 @@ async fn run_on<P: Plan>(
     result
 }
 
-/// A connection running a statement. Dropped before its answer came (the
-/// caller's future was dropped, or the pool task's caller stopped
-/// waiting), it is never given back with the statement still running on
-/// it: a task cancels the statement on the server and waits for the
-/// connection to answer an empty query sent behind it, then gives it back
-/// or closes it ([`deadline::abandon`] says which): within
-/// [`CANCEL_GRACE`](crate::wire::CANCEL_GRACE) for the cancel and as
-/// long for the empty query, twice at most.
-struct Busy<'a> {
-    pool: &'a ConnectionPool,
+/// A connection running a statement, and the pool it came from (borrowed
+/// for one operation, owned by a [`super::stream::Rows`]). Dropped before
+/// its answer came (the caller's future was dropped, the pool task's caller
+/// stopped waiting, a stream was dropped mid-way), it is never given back
+/// with the statement still running on it: a task cancels the statement on
+/// the server and waits for the connection to answer an empty query sent
+/// behind it, then gives it back or closes it ([`deadline::abandon`] says
+/// which): within [`CANCEL_GRACE`](crate::wire::CANCEL_GRACE) for the
+/// cancel and as long for the empty query, twice at most.
+pub(crate) struct Busy<P: Borrow<ConnectionPool>> {
+    pool: P,
     conn: Option<Object>,
 }
 
-impl<'a> Busy<'a> {
-    fn new(pool: &'a ConnectionPool, conn: Object) -> Busy<'a> {
+impl<P: Borrow<ConnectionPool>> Busy<P> {
+    pub(crate) fn new(pool: P, conn: Object) -> Busy<P> {
         Busy {
             pool,
             conn: Some(conn),
@@ -317,16 +319,16 @@ impl<'a> Busy<'a> {
     }
 
     /// The answer came: give the connection back, or close it if `broken`.
-    fn release(mut self, broken: bool) {
+    pub(crate) fn release(mut self, broken: bool) {
         if let Some(conn) = self.conn.take() {
             if broken {
-                self.pool.discard(conn);
+                self.pool.borrow().discard(conn);
             }
         }
     }
 }
 
-impl std::ops::Deref for Busy<'_> {
+impl<P: Borrow<ConnectionPool>> std::ops::Deref for Busy<P> {
     type Target = super::conn::Conn;
     fn deref(&self) -> &Self::Target {
         self.conn
@@ -335,13 +337,14 @@ impl std::ops::Deref for Busy<'_> {
     }
 }
 
-impl Drop for Busy<'_> {
+impl<P: Borrow<ConnectionPool>> Drop for Busy<P> {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
+        let pool = self.pool.borrow();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.pool.discard(conn);
+            return pool.discard(conn);
         };
-        let pool = self.pool.clone();
+        let pool = pool.clone();
         runtime.spawn(async move {
             match deadline::abandon(&conn, &pool.cancel).await {
                 Fate::Reusable => drop(conn),

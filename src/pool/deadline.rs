@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tokio_postgres::Client;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::wire::{CancelTarget, CANCEL_GRACE};
 
 /// Whether a connection may serve another statement.
@@ -145,13 +145,7 @@ async fn cancel_after<T>(
         tracing::warn!(target: "pgactor.pool", "could not send the cancel request; the connection will be closed");
     }
     match answer {
-        Ok(Err(err)) if err.is_user_cancel() => (
-            Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the statement ran past the {limit:?} query timeout and was cancelled on the server"),
-            )),
-            Fate::Reusable,
-        ),
+        Ok(Err(err)) if err.is_user_cancel() => (Err(Error::cancelled_past(limit)), Fate::Reusable),
         // It finished after all (or failed otherwise): keep the answer, but
         // our cancel may still reach the backend, so the connection goes.
         Ok(finished) => (finished, Fate::Discard),

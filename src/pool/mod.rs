@@ -15,6 +15,7 @@ mod plan;
 mod prepared;
 mod raw;
 mod replica;
+mod stream;
 
 pub(crate) use actor::{
     serve, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute, RunOptions,
@@ -29,3 +30,5 @@ pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub(crate) use raw::{Answer, RawRequest};
 pub use replica::ReplicaConfig;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};
+pub(crate) use stream::open_stream;
+pub use stream::Rows;

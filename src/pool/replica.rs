@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::Client;
@@ -149,7 +149,7 @@ pub(crate) struct ReplicaWatch {
     /// is no standby clears it (its positions say nothing of the primary's).
     schema_floor: AtomicU64,
     /// Places for reads that run on the primary instead of the replica.
-    spill: Semaphore,
+    spill: Arc<Semaphore>,
     spill_limit: usize,
 }
 
@@ -179,7 +179,7 @@ impl ReplicaWatch {
             primary_reads: AtomicU64::new(0),
             standby: AtomicBool::new(false),
             schema_floor: AtomicU64::new(0),
-            spill: Semaphore::new(spill_limit),
+            spill: Arc::new(Semaphore::new(spill_limit)),
             spill_limit,
         }
     }
@@ -230,10 +230,10 @@ impl ReplicaWatch {
 
     /// A place for one read on the primary instead of the replica, waiting
     /// at most `wait` for one; counted in `primary_reads` once taken.
-    pub(crate) async fn spill(&self, wait: Duration) -> Result<SemaphorePermit<'_>> {
-        let acquired = match self.spill.try_acquire() {
+    pub(crate) async fn spill(&self, wait: Duration) -> Result<OwnedSemaphorePermit> {
+        let acquired = match self.spill.clone().try_acquire_owned() {
             Ok(permit) => Ok(permit),
-            Err(_) => match tokio::time::timeout(wait, self.spill.acquire()).await {
+            Err(_) => match tokio::time::timeout(wait, self.spill.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => Ok(permit),
                 Ok(Err(_)) | Err(_) => Err(()),
             },

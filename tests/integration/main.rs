@@ -31,6 +31,7 @@ mod shared;
 mod shutdown;
 mod spare_actors;
 mod stats;
+mod streams;
 mod tls;
 mod transactions;
 mod types;

@@ -1,0 +1,322 @@
+//! Rows as a stream: a raw statement whose rows are read as the caller
+//! takes them, on a connection held for the stream's life.
+//!
+//! Memory stays flat however many rows the statement answers: the driver
+//! hands over one batch of messages at a time (what one read of the socket
+//! holds) and stops reading the socket until the batch is taken, so a slow
+//! consumer leaves the rest in the kernel's buffers and then on the server,
+//! whose backend waits to write them (`wait_event = ClientWrite`).
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Row, RowStream};
+use tracing::{Instrument, Span};
+
+use super::actor::{replica_unreachable, Busy, PoolContext, RunOptions};
+use super::connections::ConnectionPool;
+use super::counters::Running;
+use super::deadline::{self, Fate, Timer};
+use super::plan::send;
+use crate::error::{Error, Result};
+use crate::raw::{FromRow, Sql};
+use crate::sql::Statements;
+use crate::telemetry;
+
+/// The rows of a statement as they come from the server, each decoded into
+/// a `T` ([`Row`] itself by default): from [`crate::Db::stream`] and
+/// [`crate::Db::stream_as`]. Take them with [`Rows::next`], or as a
+/// [`futures_util::Stream`].
+///
+/// The stream holds one connection of its pool until it ends (its last
+/// row was taken, or an error), or until it is dropped: then the
+/// statement is cancelled on the server and the connection given back
+/// once it is idle again (closed if that cannot be confirmed). The query
+/// timeout bounds each wait for the server (for the statement's first
+/// rows, then for each next batch), not the time the caller spends between
+/// rows; the server's `statement_timeout` bounds the whole statement,
+/// consumer's time included.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+/// let mut rows = db.stream_as::<(String, i64)>("SELECT sku, quantity FROM stock_balance").await?;
+/// while let Some(row) = rows.next().await {
+///     let (sku, quantity) = row?;
+/// #   let _ = (sku, quantity);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Rows<T = Row> {
+    /// `None` once the stream has ended.
+    open: Option<Open>,
+    decode: fn(Row) -> Result<T>,
+}
+
+/// A stream that has not ended. Its fields drop in order: the driver's
+/// stream first (the rest of the rows are then read and dropped), then
+/// the connection, whose drop cancels the statement if it still runs.
+struct Open {
+    rows: Pin<Box<RowStream>>,
+    conn: Busy<ConnectionPool>,
+    /// The statement may change data (on the primary).
+    write: bool,
+    /// The query timeout, for each wait for the server.
+    limit: Option<Duration>,
+    /// The running wait's end, kept from wait to wait.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// A wait for the server is running (its end is set).
+    waiting: bool,
+    /// The rows taken so far, for the span.
+    taken: u64,
+    span: Span,
+    /// A place among the reads on the primary instead of the replica.
+    _spilled: Option<OwnedSemaphorePermit>,
+    /// Counted among the operations graceful shutdown waits for.
+    _running: Running,
+}
+
+impl<T> std::fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows")
+            .field("open", &self.open.is_some())
+            .field("taken", &self.open.as_ref().map_or(0, |o| o.taken))
+            .finish()
+    }
+}
+
+impl<T> Rows<T> {
+    /// The next row; `None` once every row was taken or after an error.
+    pub async fn next(&mut self) -> Option<Result<T>> {
+        poll_fn(|cx| self.poll_row(cx)).await
+    }
+
+    fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let Some(open) = self.open.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match open.rows.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(row))) => {
+                open.waiting = false;
+                open.taken += 1;
+                Poll::Ready(Some((self.decode)(row)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let err = Error::from_statement(e, open.write);
+                Poll::Ready(self.finish(Err(err), false).err().map(Err))
+            }
+            Poll::Ready(None) => Poll::Ready(self.finish(Ok(()), false).err().map(Err)),
+            Poll::Pending => {
+                let Some(limit) = open.limit else {
+                    return Poll::Pending;
+                };
+                if !open.waiting {
+                    open.waiting = true;
+                    let end = Instant::now() + limit;
+                    match &mut open.sleep {
+                        Some(sleep) => sleep.as_mut().reset(end),
+                        None => open.sleep = Some(Box::pin(tokio::time::sleep_until(end))),
+                    }
+                }
+                let sleep = open.sleep.as_mut().expect("set above");
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Dropped by `finish`, the connection cancels the statement.
+                let err = Error::overran(
+                    limit,
+                    open.write,
+                    "its statement is being cancelled on the server",
+                );
+                Poll::Ready(self.finish(Err(err), true).err().map(Err))
+            }
+        }
+    }
+
+    /// End the stream with `end`, recorded on its span, and answer it. Its
+    /// connection goes back to the pool, or is closed when the error says
+    /// the session is unusable; one whose statement `still_runs` (past the
+    /// query timeout) is dropped, which cancels the statement on the
+    /// server first.
+    fn finish(&mut self, end: Result<()>, still_runs: bool) -> Result<()> {
+        let Some(Open {
+            rows,
+            conn,
+            taken,
+            span,
+            ..
+        }) = self.open.take()
+        else {
+            return end;
+        };
+        telemetry::record(&span, &end, |()| taken);
+        drop(rows);
+        match &end {
+            _ if still_runs => drop(conn),
+            Ok(()) => conn.release(false),
+            Err(err) => conn.release(err.is_read_only_server() || err.ended_session()),
+        }
+        end
+    }
+}
+
+impl<T> Stream for Rows<T> {
+    type Item = Result<T>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        self.get_mut().poll_row(cx)
+    }
+}
+
+/// The rows as they are.
+fn as_row(row: Row) -> Result<Row> {
+    Ok(row)
+}
+
+/// Each row decoded into a `T`.
+fn decoded<T: FromRow>(row: Row) -> Result<T> {
+    T::from_row(&row)
+}
+
+impl Rows<Row> {
+    /// The same stream, each row decoded into a `T`.
+    pub(crate) fn decoded<T: FromRow>(self) -> Rows<T> {
+        Rows {
+            open: self.open,
+            decode: decoded::<T>,
+        }
+    }
+}
+
+/// Start `sql` on the pool of `ctx` (a read on the replica the way a read
+/// goes, falling back to the primary as one does) and answer its rows as a
+/// stream. `write` says whether it runs where data may change.
+pub(crate) async fn open_stream(
+    ctx: &PoolContext,
+    sql: Sql,
+    write: bool,
+    call: &RunOptions,
+    running: Running,
+) -> Result<Rows> {
+    let span = telemetry::operation(
+        call.parent.as_ref().and_then(Span::id),
+        "stream",
+        ctx.pool.role.as_str(),
+        "",
+    );
+    let started = async {
+        let sql = sql.checked()?;
+        let mode = ctx.catalog.statements;
+        let types = sql.wire_types(mode == Statements::Unnamed)?;
+        let (pool, on_replica, _) = ctx.route(call.after);
+        let spilled = match &ctx.replica {
+            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
+            _ => None,
+        };
+        let statement = Statement {
+            sql: &sql,
+            types: &types,
+            mode,
+            write,
+            limit: call.deadline,
+        };
+        match statement.start(pool).await {
+            Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
+                Some(r) if r.watch.falls_back() => {
+                    r.watch.mark_down();
+                    let spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
+                    Ok((statement.start(&r.primary).await?, Some(spilled)))
+                }
+                _ => Err(err),
+            },
+            started => Ok((started?, spilled)),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    if started.is_err() {
+        telemetry::record(&span, &started, |_| 0);
+    }
+    let ((rows, conn), spilled) = started?;
+    Ok(Rows {
+        open: Some(Open {
+            rows,
+            conn,
+            write,
+            limit: call.deadline,
+            sleep: None,
+            waiting: false,
+            taken: 0,
+            span,
+            _spilled: spilled,
+            _running: running,
+        }),
+        decode: as_row,
+    })
+}
+
+/// A checked statement, ready to start on a pool.
+struct Statement<'a> {
+    sql: &'a Sql,
+    types: &'a [Type],
+    mode: Statements,
+    write: bool,
+    limit: Option<Duration>,
+}
+
+impl Statement<'_> {
+    /// Take a connection of `pool` (within its wait timeout) and send the
+    /// statement on it (within the query timeout; past it, the statement
+    /// is cancelled on the server).
+    async fn start(
+        &self,
+        pool: &ConnectionPool,
+    ) -> Result<(Pin<Box<RowStream>>, Busy<ConnectionPool>)> {
+        let mut timer = Timer::default();
+        let conn = Busy::new(pool.clone(), pool.checkout(&mut timer).await?);
+        let values = self.sql.values();
+        let sent = send(
+            &conn,
+            self.sql.text(),
+            self.types,
+            &values,
+            self.mode,
+            self.write,
+        );
+        let sent = match self.limit {
+            None => sent.await,
+            Some(limit) => match timer.within(limit, sent).await {
+                Some(sent) => sent,
+                // Cancelled and confirmed here, so the answer says
+                // whether the statement ran to its end.
+                None => {
+                    return match deadline::abandon(&conn, &pool.cancel).await {
+                        Fate::Reusable => {
+                            conn.release(false);
+                            Err(Error::cancelled_past(limit))
+                        }
+                        Fate::Discard => {
+                            conn.release(true);
+                            Err(Error::overran(
+                                limit,
+                                self.write,
+                                "its cancel was not confirmed",
+                            ))
+                        }
+                    }
+                }
+            },
+        };
+        match sent {
+            Ok(rows) => Ok((Box::pin(rows), conn)),
+            Err(err) => {
+                conn.release(err.is_read_only_server() || err.ended_session());
+                Err(err)
+            }
+        }
+    }
+}
