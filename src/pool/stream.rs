@@ -320,3 +320,16 @@ impl Statement<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream can move to another task (a spawned exporter, an actor).
+    #[test]
+    fn rows_are_send() {
+        fn send<T: Send>() {}
+        send::<Rows>();
+        send::<Rows<(String, i64)>>();
+    }
+}
