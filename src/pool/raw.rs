@@ -93,12 +93,13 @@ impl<A: Answer> Request for RawRequest<A> {
     }
     fn plan(self, catalog: &Catalog) -> Result<RawPlan<A>> {
         let sql = self.sql.checked()?;
-        let types = sql.wire_types(catalog.statements == Statements::Unnamed)?;
+        let mode = sql.mode(catalog.statements);
+        let types = sql.wire_types(mode == Statements::Unnamed)?;
         Ok(RawPlan {
             sql,
             types,
             write: self.write,
-            mode: catalog.statements,
+            mode,
             answer: PhantomData,
         })
     }

@@ -54,11 +54,81 @@ use crate::telemetry;
 /// ```
 pub struct Rows<T = Row> {
     /// `None` once the stream has ended.
-    open: Option<Open>,
+    source: Option<Box<dyn Source>>,
     decode: fn(Row) -> Result<T>,
 }
 
-/// A stream that has not ended. Its fields drop in order: the driver's
+/// Where the rows of a [`Rows`] come from: a statement on a connection of
+/// a pool ([`open_stream`]), or a cursor of a transaction.
+pub(crate) trait Source: Send {
+    /// The next row; `Ready(None)` at the end. Not polled again after
+    /// `None` or an error.
+    fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Row>>>;
+}
+
+impl<T> std::fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows")
+            .field("ended", &self.source.is_none())
+            .finish()
+    }
+}
+
+impl Rows<Row> {
+    /// The rows of `source`, as they are.
+    pub(crate) fn new(source: Box<dyn Source>) -> Rows {
+        Rows {
+            source: Some(source),
+            decode: as_row,
+        }
+    }
+
+    /// The same stream, each row decoded into a `T`.
+    pub(crate) fn decoded<T: FromRow>(self) -> Rows<T> {
+        Rows {
+            source: self.source,
+            decode: decoded::<T>,
+        }
+    }
+}
+
+impl<T> Rows<T> {
+    /// The next row; `None` once every row was taken or after an error.
+    pub async fn next(&mut self) -> Option<Result<T>> {
+        poll_fn(|cx| self.poll_row(cx)).await
+    }
+
+    fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let Some(source) = self.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match source.poll_row(cx) {
+            Poll::Ready(Some(Ok(row))) => Poll::Ready(Some((self.decode)(row))),
+            // An error, or the end: what the source held goes now.
+            Poll::Ready(Some(Err(err))) => {
+                self.source = None;
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(None) => {
+                self.source = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Stream for Rows<T> {
+    type Item = Result<T>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        self.get_mut().poll_row(cx)
+    }
+}
+
+/// A statement running on a connection of a pool; `None` once it ended.
+struct OnConnection(Option<Open>);
+
+/// A statement that has not ended. Its fields drop in order: the driver's
 /// stream first (the rest of the rows are then read and dropped), then
 /// the connection, whose drop cancels the statement if it still runs.
 struct Open {
@@ -81,30 +151,16 @@ struct Open {
     _running: Running,
 }
 
-impl<T> std::fmt::Debug for Rows<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rows")
-            .field("open", &self.open.is_some())
-            .field("taken", &self.open.as_ref().map_or(0, |o| o.taken))
-            .finish()
-    }
-}
-
-impl<T> Rows<T> {
-    /// The next row; `None` once every row was taken or after an error.
-    pub async fn next(&mut self) -> Option<Result<T>> {
-        poll_fn(|cx| self.poll_row(cx)).await
-    }
-
-    fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        let Some(open) = self.open.as_mut() else {
+impl Source for OnConnection {
+    fn poll_row(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Row>>> {
+        let Some(open) = self.0.as_mut() else {
             return Poll::Ready(None);
         };
         match open.rows.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(row))) => {
                 open.waiting = false;
                 open.taken += 1;
-                Poll::Ready(Some((self.decode)(row)))
+                Poll::Ready(Some(Ok(row)))
             }
             Poll::Ready(Some(Err(e))) => {
                 let err = Error::from_statement(e, open.write);
@@ -137,12 +193,14 @@ impl<T> Rows<T> {
             }
         }
     }
+}
 
-    /// End the stream with `end`, recorded on its span, and answer it. Its
-    /// connection goes back to the pool, or is closed when the error says
-    /// the session is unusable; one whose statement `still_runs` (past the
-    /// query timeout) is dropped, which cancels the statement on the
-    /// server first.
+impl OnConnection {
+    /// End the statement with `end`, recorded on its span, and answer it.
+    /// Its connection goes back to the pool, or is closed when the error
+    /// says the session is unusable; one whose statement `still_runs`
+    /// (past the query timeout) is dropped, which cancels the statement on
+    /// the server first.
     fn finish(&mut self, end: Result<()>, still_runs: bool) -> Result<()> {
         let Some(Open {
             rows,
@@ -150,7 +208,7 @@ impl<T> Rows<T> {
             taken,
             span,
             ..
-        }) = self.open.take()
+        }) = self.0.take()
         else {
             return end;
         };
@@ -165,13 +223,6 @@ impl<T> Rows<T> {
     }
 }
 
-impl<T> Stream for Rows<T> {
-    type Item = Result<T>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
-        self.get_mut().poll_row(cx)
-    }
-}
-
 /// The rows as they are.
 fn as_row(row: Row) -> Result<Row> {
     Ok(row)
@@ -180,16 +231,6 @@ fn as_row(row: Row) -> Result<Row> {
 /// Each row decoded into a `T`.
 fn decoded<T: FromRow>(row: Row) -> Result<T> {
     T::from_row(&row)
-}
-
-impl Rows<Row> {
-    /// The same stream, each row decoded into a `T`.
-    pub(crate) fn decoded<T: FromRow>(self) -> Rows<T> {
-        Rows {
-            open: self.open,
-            decode: decoded::<T>,
-        }
-    }
 }
 
 /// Start `sql` on the pool of `ctx` (a read on the replica the way a read
@@ -210,7 +251,7 @@ pub(crate) async fn open_stream(
     );
     let started = async {
         let sql = sql.checked()?;
-        let mode = ctx.catalog.statements;
+        let mode = sql.mode(ctx.catalog.statements);
         let types = sql.wire_types(mode == Statements::Unnamed)?;
         let (pool, on_replica, _) = ctx.route(call.after);
         let spilled = match &ctx.replica {
@@ -242,21 +283,18 @@ pub(crate) async fn open_stream(
         telemetry::record(&span, &started, |_| 0);
     }
     let ((rows, conn), spilled) = started?;
-    Ok(Rows {
-        open: Some(Open {
-            rows,
-            conn,
-            write,
-            limit: call.deadline,
-            sleep: None,
-            waiting: false,
-            taken: 0,
-            span,
-            _spilled: spilled,
-            _running: running,
-        }),
-        decode: as_row,
-    })
+    Ok(Rows::new(Box::new(OnConnection(Some(Open {
+        rows,
+        conn,
+        write,
+        limit: call.deadline,
+        sleep: None,
+        waiting: false,
+        taken: 0,
+        span,
+        _spilled: spilled,
+        _running: running,
+    })))))
 }
 
 /// A checked statement, ready to start on a pool.

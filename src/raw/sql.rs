@@ -9,6 +9,7 @@ use tokio_postgres::types::{Format, IsNull, Kind, ToSql, Type};
 
 use crate::error::{Error, Result};
 use crate::schema::{quote_ident, validate_identifier, Value};
+use crate::sql::Statements;
 use crate::telemetry::bound_values_logged;
 
 /// PostgreSQL's limit on bind parameters in one statement.
@@ -89,6 +90,31 @@ impl Sql {
     /// How many parameters are bound.
     pub fn params(&self) -> usize {
         self.params.len()
+    }
+
+    /// How the statement is sent on a connection whose statements go as
+    /// `pool` says: so, unless it is a `FETCH`, which is never kept
+    /// prepared. The server describes a prepared statement's rows once,
+    /// from the cursor of that moment, and a cursor declared again under
+    /// the same name with other columns would be read with the old
+    /// description.
+    pub(crate) fn mode(&self, pool: Statements) -> Statements {
+        let first = self
+            .text
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next();
+        match first {
+            Some(word) if word.eq_ignore_ascii_case("fetch") => Statements::Unnamed,
+            _ => pool,
+        }
+    }
+
+    /// The same statement behind `prefix` (`DECLARE … CURSOR FOR `), its
+    /// parameters kept.
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Sql {
+        self.text.insert_str(0, prefix);
+        self
     }
 
     /// Refuse what the server would refuse anyway, before anything is
@@ -343,6 +369,21 @@ pub fn quote_identifier(name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_statements_are_never_kept_prepared() {
+        let mode = |text: &str| Sql::new(text).mode(Statements::Prepared);
+        for text in ["FETCH 10 FROM c", "  fetch next from c", "Fetch\tall in c"] {
+            assert_eq!(mode(text), Statements::Unnamed, "{text:?}");
+        }
+        for text in [
+            "SELECT 1",
+            "fetcher",
+            "WITH f AS (SELECT 1) SELECT * FROM f",
+        ] {
+            assert_eq!(mode(text), Statements::Prepared, "{text:?}");
+        }
+    }
     use chrono::{DateTime, NaiveDateTime, Utc};
     use uuid::Uuid;
 

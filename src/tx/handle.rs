@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 use crate::messages::{
     write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
-use crate::raw::{raw_queries, Row, Sql};
+use crate::pool::Rows;
+use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Page, Query, Record, Value};
 
+use super::cursor::{self, CursorHost, CursorSlots};
 use super::handoff::{self, Starter};
 use super::msg::{Inbox, Job, TxMsg};
 use super::spares::SpareActors;
@@ -59,6 +61,8 @@ struct Owner {
     /// [`Tx::actor`] was called.
     handed_out: AtomicBool,
     spares: Arc<SpareActors>,
+    /// The cursors of the transaction's streams.
+    cursors: CursorSlots,
 }
 
 impl std::fmt::Debug for Owner {
@@ -84,6 +88,7 @@ impl Tx {
                 ended: AtomicBool::new(false),
                 handed_out: AtomicBool::new(false),
                 spares,
+                cursors: CursorSlots::default(),
             }),
         }
     }
@@ -154,6 +159,37 @@ impl Tx {
         self.drive(|answer| Job::Execute(sql, answer)).await
     }
 
+    /// Run a query written by hand in the transaction and answer its rows
+    /// as they come: a cursor on the transaction's connection, read
+    /// 1,000 rows at a time, so
+    /// memory stays flat however many rows it answers, and the rows are
+    /// those the transaction sees (its own writes too). Each FETCH is a
+    /// statement of the transaction, in order with its others and under
+    /// its query timeout; the transaction's other statements may run
+    /// between two batches. `sql` must be a query (`SELECT`, `VALUES`,
+    /// `TABLE`). At most 64 streams may be open in one transaction; a
+    /// stream dropped before its end closes its cursor, and the
+    /// transaction's end closes them all.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
+    /// let mut rows = tx.stream_as::<(String, i64)>("SELECT sku, quantity FROM stock_balance").await?;
+    /// while let Some(row) = rows.next().await {
+    ///     let (sku, quantity) = row?;
+    /// #   let _ = (sku, quantity);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn stream(&self, sql: impl Into<Sql>) -> Result<Rows> {
+        cursor::declare(self.clone(), sql.into()).await
+    }
+
+    /// [`Tx::stream`], each row decoded into a `T` (a tuple, or a type
+    /// that implements [`crate::FromRow`]).
+    pub async fn stream_as<T: FromRow>(&self, sql: impl Into<Sql>) -> Result<Rows<T>> {
+        Ok(self.stream(sql).await?.decoded())
+    }
+
     /// The rows of a raw statement, on the transaction's connection.
     async fn rows(&self, sql: Sql) -> Result<Vec<Row>> {
         self.drive(|answer| Job::Query(sql, answer)).await
@@ -205,5 +241,14 @@ impl Tx {
         let result = self.drive(job).await;
         self.owner.ended.store(true, Ordering::Release);
         result
+    }
+}
+
+impl CursorHost for Tx {
+    fn rows(&self, sql: Sql) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send {
+        Tx::rows(self, sql)
+    }
+    fn slots(&self) -> &CursorSlots {
+        &self.owner.cursors
     }
 }

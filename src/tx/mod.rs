@@ -4,6 +4,7 @@
 //! actors kept for the next transaction.
 
 mod actor;
+mod cursor;
 mod handle;
 mod handoff;
 mod msg;

@@ -431,7 +431,28 @@ async fn through_pgbouncer_raw_queries_run_as_unnamed_statements() {
     tx.execute(insert("in-tx", 0)).await.unwrap();
     let (n,): (i64,) = tx.query_one_as(count_sku("in-tx")).await.unwrap();
     assert_eq!(n, 1);
+    // Streams: a cursor in the transaction, a statement on the pool.
+    let mut rows = tx
+        .stream_as::<(i64,)>("SELECT quantity FROM stock_balance")
+        .await
+        .unwrap();
+    let mut streamed = 0;
+    while let Some(row) = rows.next().await {
+        row.unwrap();
+        streamed += 1;
+    }
+    assert_eq!(streamed, 21);
     tx.commit().await.unwrap();
+    let mut rows = db
+        .stream_as::<(String,)>(format!("SELECT sku FROM {table}"))
+        .await
+        .unwrap();
+    let mut streamed = 0;
+    while let Some(row) = rows.next().await {
+        row.unwrap();
+        streamed += 1;
+    }
+    assert_eq!(streamed, 21);
 
     // A parameter whose type the Rust value does not name cannot be sent
     // unnamed: refused before anything is sent, saying what to do.

@@ -219,3 +219,101 @@ async fn a_stream_on_the_read_pool_runs_on_the_replica() {
     assert!(!rows.next().await.unwrap().unwrap().0);
     db.close().await;
 }
+
+/// Cursors open in the transaction.
+async fn cursors(tx: &pgactor::Tx) -> i64 {
+    tx.query_one_as::<(i64,)>("SELECT count(*) FROM pg_cursors WHERE name LIKE 'pgactor_rows_%'")
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn a_stream_in_a_transaction_reads_its_writes_in_batches_between_its_statements() {
+    let (db, _app) = open_tagged("stream_tx", PoolConfig::default()).await;
+    let tx = db.begin(pgactor::TxOptions::default()).await.unwrap();
+    let written = tx
+        .execute(
+            Sql::new(
+                "INSERT INTO stock_balance (id, sku, quantity) \
+                 SELECT gen_random_uuid(), 'sku-' || g, g FROM generate_series(1, $1) AS g",
+            )
+            .bind(2500_i32),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 2500);
+
+    let mut rows = tx
+        .stream_as::<(i64,)>(
+            Sql::new("SELECT quantity FROM stock_balance WHERE quantity > $1 ORDER BY quantity")
+                .bind(0_i64),
+        )
+        .await
+        .unwrap();
+    let mut expected = 1;
+    while let Some(row) = rows.next().await {
+        assert_eq!(row.unwrap().0, expected);
+        if expected == 1500 {
+            // The transaction's other statements run between two batches.
+            assert_eq!(cursors(&tx).await, 1);
+            tx.execute("UPDATE stock_balance SET note = 'seen' WHERE quantity = 1")
+                .await
+                .unwrap();
+        }
+        expected += 1;
+    }
+    assert_eq!(expected, 2501);
+    assert_eq!(cursors(&tx).await, 0, "its end closed the cursor");
+
+    // Dropped mid-way, it closes its cursor all the same.
+    let mut rows = tx.stream("SELECT * FROM stock_balance").await.unwrap();
+    rows.next().await.unwrap().unwrap();
+    drop(rows);
+    until("the dropped stream's cursor is closed", || async {
+        cursors(&tx).await == 0
+    })
+    .await;
+    tx.rollback().await.unwrap();
+    let (left,): (i64,) = db
+        .query_one_as("SELECT count(*) FROM stock_balance")
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_transaction_holds_a_bounded_number_of_streams_and_refuses_a_non_query() {
+    let (db, _app) = open_tagged("stream_tx_bounds", PoolConfig::default()).await;
+    let tx = db.begin(pgactor::TxOptions::default()).await.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        open.push(tx.stream("SELECT 1").await.unwrap());
+    }
+    let refused = tx.stream("SELECT 1").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
+    assert!(refused.to_string().contains("64 streams"), "{refused}");
+    // Reading one to its end gives its name back.
+    let mut first = open.swap_remove(0);
+    assert!(first.next().await.unwrap().is_ok());
+    assert!(first.next().await.is_none());
+    let mut again = tx.stream("SELECT 2").await.unwrap();
+    assert!(again.next().await.unwrap().is_ok());
+    drop(open);
+    drop(again);
+    until("the dropped streams' cursors are closed", || async {
+        cursors(&tx).await == 0
+    })
+    .await;
+    tx.commit().await.unwrap();
+
+    let tx = db.begin(pgactor::TxOptions::default()).await.unwrap();
+    let not_a_query = tx
+        .stream("UPDATE stock_balance SET note = 'x'")
+        .await
+        .unwrap_err();
+    assert_eq!(not_a_query.kind(), ErrorKind::Database, "{not_a_query}");
+    tx.rollback().await.unwrap();
+    db.close().await;
+}
