@@ -13,7 +13,8 @@
 //! ractor code sends: [`crate::DbMsg`] (the supervisor), `PoolMsg` (a pool),
 //! `Inbox` (a transaction actor), [`crate::TxMsg`] (what
 //! [`crate::Tx::actor`]'s `DerivedActorRef` takes), `ListenerMsg` (the
-//! listener) and [`crate::Notification`] (what a subscriber actor takes).
+//! listener), [`crate::Notification`] (what a subscriber actor takes) and
+//! [`crate::RowsMsg`] (what a stream's actor takes).
 //! An application's own subscriber actor whose `Msg` is another type that
 //! converts from `Notification` implements `Message` for that type itself.
 
@@ -23,3 +24,4 @@ impl ractor::Message for crate::tx::Inbox {}
 impl ractor::Message for crate::tx::TxMsg {}
 impl ractor::Message for crate::listener::ListenerMsg {}
 impl ractor::Message for crate::listener::Notification {}
+impl ractor::Message for crate::pool::RowsMsg {}

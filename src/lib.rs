@@ -40,7 +40,7 @@ pub use listener::{
 pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
-pub use pool::{ReplicaConfig, Rows, DEFAULT_STATEMENT_CACHE_SIZE};
+pub use pool::{More, ReplicaConfig, Rows, RowsMsg, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE};
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort, SupervisionEvent,
+};
 
 use crate::config::Role;
 use std::time::Duration;
@@ -15,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::pool::{
-    ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RunOptions,
+    ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RowsMsg,
+    RunOptions,
 };
 use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
@@ -61,6 +64,12 @@ pub enum DbMsg {
     /// Run a statement written by hand and answer how many rows it changed
     /// ([`crate::Db::execute`]); routed as [`DbMsg::Query`].
     Execute(Sql, Call, RpcReplyPort<Result<u64>>),
+    /// Run a query written by hand and send its rows to an actor, a batch
+    /// at a time, each batch once the actor asks for it (see [`RowsMsg`]),
+    /// then [`RowsMsg::End`]; routed as [`DbMsg::Query`]. Any actor whose
+    /// message type converts from `RowsMsg` takes them, through
+    /// `myself.get_derived()`.
+    Stream(Sql, Call, DerivedActorRef<RowsMsg>),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The
     /// [`Call`]'s span is the parent of the transaction's span, and its
@@ -243,6 +252,7 @@ impl Actor for Supervisor {
             DbMsg::Execute(sql, call, reply) => {
                 (pool(&call), PoolMsg::Execute(sql, run(call), reply))
             }
+            DbMsg::Stream(sql, call, to) => (pool(&call), PoolMsg::Stream(sql, run(call), to)),
             DbMsg::Read(req, call, reply) => (Role::Read, PoolMsg::Read(req, run(call), reply)),
             DbMsg::List(req, call, reply) => (Role::Read, PoolMsg::List(req, run(call), reply)),
             DbMsg::Write(req, call, reply) => (Role::Write, PoolMsg::Write(req, run(call), reply)),

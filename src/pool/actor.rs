@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::conn::Object;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort};
 use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
@@ -21,6 +21,7 @@ use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
 use super::raw::RawRequest;
 use super::replica::{ReplicaWatch, Route};
+use super::stream::{spawn_feed, RowsMsg};
 use crate::config::{Role, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
@@ -59,6 +60,7 @@ pub(crate) enum PoolMsg {
     ),
     Query(Sql, RunOptions, RpcReplyPort<Result<Vec<Row>>>),
     Execute(Sql, RunOptions, RpcReplyPort<Result<u64>>),
+    Stream(Sql, RunOptions, DerivedActorRef<RowsMsg>),
 }
 
 impl PoolMsg {
@@ -71,6 +73,7 @@ impl PoolMsg {
             PoolMsg::WriteWithToken(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Query(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Execute(_, _, reply) => drop(reply.send(Err(err))),
+            PoolMsg::Stream(_, _, to) => drop(to.send_message(RowsMsg::End(Err(err)))),
         }
     }
 }
@@ -156,6 +159,7 @@ impl Actor for PoolActor {
                 call,
                 reply,
             ),
+            PoolMsg::Stream(sql, call, to) => spawn_feed(ctx, sql, call, to),
         }
         Ok(())
     }

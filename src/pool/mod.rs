@@ -30,5 +30,5 @@ pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub(crate) use raw::{Answer, RawRequest};
 pub use replica::ReplicaConfig;
 pub(crate) use replica::{replayed_within, ProbeLink, ReplicaWatch, SCHEMA_REPLAY_WAIT};
-pub use stream::Rows;
 pub(crate) use stream::{open_stream, Source};
+pub use stream::{More, Rows, RowsMsg, BATCH_ROWS};

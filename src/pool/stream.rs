@@ -9,11 +9,13 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::Stream;
-use tokio::sync::OwnedSemaphorePermit;
+use futures_util::{FutureExt, Stream};
+use ractor::DerivedActorRef;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
@@ -24,7 +26,8 @@ use super::connections::ConnectionPool;
 use super::counters::Running;
 use super::deadline::{self, Fate, Timer};
 use super::plan::send;
-use crate::error::{Error, Result};
+use crate::config::Role;
+use crate::error::{Error, ErrorKind, Result};
 use crate::raw::{FromRow, Sql};
 use crate::sql::Statements;
 use crate::telemetry;
@@ -231,6 +234,118 @@ fn as_row(row: Row) -> Result<Row> {
 /// Each row decoded into a `T`.
 fn decoded<T: FromRow>(row: Row) -> Result<T> {
     T::from_row(&row)
+}
+
+/// Rows sent to an actor per [`RowsMsg::Batch`] at most.
+pub const BATCH_ROWS: usize = 1000;
+
+/// A statement's rows delivered to an actor (see [`crate::DbMsg::Stream`]),
+/// a batch at a time, each batch only once the actor asked for it: a slow
+/// actor holds the server back, not the heap.
+#[derive(Debug)]
+pub enum RowsMsg {
+    /// Up to [`BATCH_ROWS`] rows, in order (those the server had sent, at
+    /// least one), and the way to ask for the next batch: call
+    /// [`More::more`] when ready for it, or drop it to stop the stream (the
+    /// statement is cancelled on the server and nothing more comes). Not
+    /// asked for within the stream's query timeout, the stream stops with
+    /// [`RowsMsg::End`]`(Err(Timeout))`.
+    Batch(Vec<Row>, More),
+    /// The stream's end: the number of rows sent, or the error that ended
+    /// it (then after the rows sent before it).
+    End(Result<u64>),
+}
+
+/// The demand for the next [`RowsMsg::Batch`].
+#[derive(Debug)]
+pub struct More(oneshot::Sender<()>);
+
+impl More {
+    /// Ask for the next batch (or [`RowsMsg::End`]).
+    pub fn more(self) {
+        // A stream that stopped meanwhile has already said why.
+        let _ = self.0.send(());
+    }
+}
+
+/// Open `sql` on the pool of `ctx` and send its rows to `to` in a task of
+/// its own, each batch on demand; every failure reaches `to` as
+/// [`RowsMsg::End`].
+pub(crate) fn spawn_feed(
+    ctx: &Arc<PoolContext>,
+    sql: Sql,
+    call: RunOptions,
+    to: DerivedActorRef<RowsMsg>,
+) {
+    let ctx = ctx.clone();
+    let running = ctx.in_flight.start();
+    tokio::spawn(async move {
+        let write = ctx.pool.role == Role::Write;
+        match open_stream(&ctx, sql, write, &call, running).await {
+            Ok(rows) => feed(rows, &to, call.deadline).await,
+            Err(err) => drop(to.send_message(RowsMsg::End(Err(err)))),
+        }
+    });
+}
+
+/// Send the rows of `rows` to `to`, a batch whenever it asks, waiting at
+/// most `wait` for each ask.
+async fn feed(mut rows: Rows, to: &DerivedActorRef<RowsMsg>, wait: Option<Duration>) {
+    let mut sent = 0_u64;
+    let end = loop {
+        let first = match rows.next().await {
+            Some(Ok(row)) => row,
+            Some(Err(err)) => break Err(err),
+            None => break Ok(sent),
+        };
+        // With the first row, whatever else has come already.
+        let mut batch = vec![first];
+        let mut ended = None;
+        while batch.len() < BATCH_ROWS {
+            match rows.next().now_or_never() {
+                Some(Some(Ok(row))) => batch.push(row),
+                Some(Some(Err(err))) => {
+                    ended = Some(Err(err));
+                    break;
+                }
+                Some(None) => {
+                    ended = Some(Ok(()));
+                    break;
+                }
+                // Nothing more has come yet.
+                None => break,
+            }
+        }
+        sent += batch.len() as u64;
+        let (more, asked) = oneshot::channel();
+        if to.send_message(RowsMsg::Batch(batch, More(more))).is_err() {
+            // The actor has stopped: dropping the rows cancels the statement.
+            return;
+        }
+        if let Some(end) = ended {
+            break end.map(|()| sent);
+        }
+        let asked = match wait {
+            None => Some(asked.await),
+            Some(limit) => tokio::time::timeout(limit, asked).await.ok(),
+        };
+        match asked {
+            Some(Ok(())) => continue,
+            // It dropped its `More`: it wants no more.
+            Some(Err(_)) => return,
+            None => {
+                break Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the actor did not ask for the next batch within the {:?} query timeout; \
+                         the stream was stopped and its statement cancelled",
+                        wait.unwrap_or_default()
+                    ),
+                ))
+            }
+        }
+    };
+    let _ = to.send_message(RowsMsg::End(end));
 }
 
 /// Start `sql` on the pool of `ctx` (a read on the replica the way a read

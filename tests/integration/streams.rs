@@ -75,7 +75,7 @@ async fn a_stream_dropped_mid_way_cancels_its_statement_and_frees_its_connection
     let (db, app) = open_tagged("stream_drop", PoolConfig::default()).await;
     let obs = observer(&primary_url()).await;
     let mut rows = db
-        .stream("SELECT g FROM generate_series(1, 100000000) AS g")
+        .stream("SELECT generate_series(1, 100000000)")
         .await
         .unwrap();
     for _ in 0..10 {
@@ -315,5 +315,182 @@ async fn a_transaction_holds_a_bounded_number_of_streams_and_refuses_a_non_query
         .unwrap_err();
     assert_eq!(not_a_query.kind(), ErrorKind::Database, "{not_a_query}");
     tx.rollback().await.unwrap();
+    db.close().await;
+}
+
+/// What a stream's actor does with each batch.
+#[derive(Clone, Copy)]
+enum Demand {
+    /// Ask for the next batch at once.
+    All,
+    /// Keep the first batch's `More` without asking.
+    Stall,
+    /// Drop the first batch's `More`: stop.
+    Stop,
+}
+
+/// What the actor saw: each batch's size, then the end.
+#[derive(Debug)]
+enum Seen {
+    Batch(usize),
+    End(pgactor::Result<u64>),
+}
+
+/// An actor that takes a stream's rows as `demand` says, reporting each
+/// batch and the end to the test.
+struct Consumer;
+
+#[cfg_attr(feature = "async-trait", ractor::async_trait)]
+impl ractor::Actor for Consumer {
+    type Msg = pgactor::RowsMsg;
+    type State = (
+        Demand,
+        tokio::sync::mpsc::UnboundedSender<Seen>,
+        Vec<pgactor::More>,
+    );
+    type Arguments = (Demand, tokio::sync::mpsc::UnboundedSender<Seen>);
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<Self::Msg>,
+        (demand, seen): Self::Arguments,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok((demand, seen, Vec::new()))
+    }
+
+    async fn handle(
+        &self,
+        _: ractor::ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        (demand, seen, kept): &mut Self::State,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match msg {
+            pgactor::RowsMsg::Batch(rows, more) => {
+                let _ = seen.send(Seen::Batch(rows.len()));
+                match demand {
+                    Demand::All => more.more(),
+                    Demand::Stall => kept.push(more),
+                    Demand::Stop => drop(more),
+                }
+            }
+            pgactor::RowsMsg::End(end) => drop(seen.send(Seen::End(end))),
+        }
+        Ok(())
+    }
+}
+
+/// Start a consumer taking a stream of `sql` sent by message to `db`.
+async fn stream_to_actor(
+    db: &pgactor::Db,
+    sql: &str,
+    call: pgactor::Call,
+    demand: Demand,
+) -> (
+    ractor::ActorRef<pgactor::RowsMsg>,
+    tokio::sync::mpsc::UnboundedReceiver<Seen>,
+) {
+    let (seen, events) = tokio::sync::mpsc::unbounded_channel();
+    let (consumer, _) = ractor::Actor::spawn(None, Consumer, (demand, seen))
+        .await
+        .unwrap();
+    db.actor()
+        .send_message(pgactor::DbMsg::Stream(
+            Sql::new(sql),
+            call,
+            consumer.get_derived(),
+        ))
+        .unwrap();
+    (consumer, events)
+}
+
+#[tokio::test]
+async fn an_actor_takes_a_streams_rows_in_batches_it_asks_for() {
+    let (db, _app) = open_tagged("stream_actor", PoolConfig::default()).await;
+    let (consumer, mut events) = stream_to_actor(
+        &db,
+        "SELECT g FROM generate_series(1, 25000) AS g",
+        pgactor::Call::here(),
+        Demand::All,
+    )
+    .await;
+    let mut rows = 0;
+    let total = loop {
+        match events.recv().await.expect("the stream ends") {
+            Seen::Batch(n) => {
+                assert!((1..=pgactor::BATCH_ROWS).contains(&n), "{n}");
+                rows += n;
+            }
+            Seen::End(end) => break end.unwrap(),
+        }
+    };
+    assert_eq!((rows, total), (25000, 25000));
+    assert_eq!(db.stats().write.in_use, 0);
+    consumer.stop(None);
+
+    // On the read pool, and refused before anything is sent.
+    let (consumer, mut events) = stream_to_actor(
+        &db,
+        "SELECT current_setting('transaction_read_only')",
+        pgactor::Call::here().on_replica(),
+        Demand::All,
+    )
+    .await;
+    assert!(matches!(events.recv().await, Some(Seen::Batch(1))));
+    assert!(matches!(events.recv().await, Some(Seen::End(Ok(1)))));
+    consumer.stop(None);
+    let (consumer, mut events) =
+        stream_to_actor(&db, " ", pgactor::Call::here(), Demand::All).await;
+    match events.recv().await {
+        Some(Seen::End(Err(err))) => assert_eq!(err.kind(), ErrorKind::InvalidInput),
+        other => panic!("{other:?}"),
+    }
+    consumer.stop(None);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_actor_that_stops_asking_ends_its_stream_and_frees_the_connection() {
+    let (db, _app) = open_tagged("stream_actor_stall", PoolConfig::default()).await;
+    // A set-returning function in the select list streams; in FROM it
+    // would be materialized before the first row.
+    let big = "SELECT generate_series(1, 100000000)";
+
+    // Keeps its `More` without asking: past the query timeout, the stream ends.
+    let call = pgactor::Call::here().query_timeout(Duration::from_millis(300));
+    let (consumer, mut events) = stream_to_actor(&db, big, call, Demand::Stall).await;
+    assert!(matches!(events.recv().await, Some(Seen::Batch(_))));
+    match events.recv().await {
+        Some(Seen::End(Err(err))) => {
+            assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+            assert!(err.to_string().contains("did not ask"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    until("the connection is back in the pool", || async {
+        db.stats().write.in_use == 0
+    })
+    .await;
+    consumer.stop(None);
+
+    // Drops its `More`: the stream stops, nothing more comes.
+    let (consumer, mut events) =
+        stream_to_actor(&db, big, pgactor::Call::here(), Demand::Stop).await;
+    assert!(matches!(events.recv().await, Some(Seen::Batch(_))));
+    until("the connection is back in the pool", || async {
+        db.stats().write.in_use == 0
+    })
+    .await;
+    consumer.stop(None);
+    assert!(events.recv().await.is_none(), "nothing after the stop");
+
+    // Stops: the stream stops with it.
+    let (consumer, mut events) =
+        stream_to_actor(&db, big, pgactor::Call::here(), Demand::Stall).await;
+    assert!(matches!(events.recv().await, Some(Seen::Batch(_))));
+    consumer.stop(None);
+    until("the connection is back in the pool", || async {
+        db.stats().write.in_use == 0
+    })
+    .await;
     db.close().await;
 }
