@@ -10,6 +10,9 @@ use super::model::Model;
 use super::value::{FromValue, Value};
 use crate::error::{quoted_name, Error, Result};
 
+mod de;
+mod ser;
+
 /// A row as a map from column name to [`Value`].
 ///
 /// ```
@@ -77,6 +80,14 @@ impl Record {
     /// An empty record.
     pub fn new() -> Record {
         Record::default()
+    }
+
+    /// An empty record with room for `len` fields.
+    fn with_capacity(len: usize) -> Record {
+        Record {
+            names: Names::Own(Vec::with_capacity(len)),
+            values: Vec::with_capacity(len),
+        }
     }
 
     /// Set a field, builder style.
@@ -175,22 +186,7 @@ impl Record {
     /// uuid becomes a `uuid`, an RFC 3339 string a `timestamptz`); fields the
     /// model does not know are an [`crate::ErrorKind::InvalidInput`] error.
     pub fn from_serde<T: Serialize>(model: &Model, value: &T) -> Result<Record> {
-        let json = serde_json::to_value(value)
-            .map_err(|e| Error::invalid_input(format!("cannot serialize to a record: {e}")))?;
-        let serde_json::Value::Object(map) = json else {
-            return Err(Error::invalid_input(
-                "only structs and maps convert to records",
-            ));
-        };
-        let mut record = Record::new();
-        for (field, json) in map {
-            let ty = model
-                .column_type(&field)
-                .ok_or_else(|| Error::unknown_field(model.name(), &field))?;
-            let value = Value::from_json(ty, &field, json)?;
-            record.set(field, value);
-        }
-        Ok(record)
+        ser::to_record(model, value)
     }
 
     /// Convert the record into any type serde can deserialize.
@@ -210,35 +206,7 @@ impl Record {
                  kept as text (Value::JsonText); read it from the record"
             )));
         }
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_json()))
-            .collect();
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-            Error::decode(format!("cannot convert the record: {}", without_values(&e)))
-        })
-    }
-}
-
-/// serde's reason a record did not convert, without the value it quotes
-/// (`invalid type: string "078-05-1120", expected i64` becomes `invalid
-/// type: string, expected i64`): the value is the caller's data, and errors
-/// reach logs. Field names and what the type expected are kept; a message
-/// of another shape (a type's own deserializer may quote what it found) is
-/// replaced by a generic one.
-fn without_values(err: &serde_json::Error) -> String {
-    let message = err.to_string();
-    let named_field = ["missing field ", "unknown field ", "duplicate field "];
-    if named_field.iter().any(|p| message.starts_with(p)) {
-        return message;
-    }
-    let quotes_a_value = ["invalid type: ", "invalid value: ", "invalid length "];
-    match message.split_once(", expected ") {
-        Some((found, expected)) if quotes_a_value.iter().any(|p| found.starts_with(p)) => {
-            let kind = found.find(['`', '"']).map_or(found, |at| &found[..at]);
-            format!("{}, expected {expected}", kind.trim_end())
-        }
-        _ => "a value does not fit the type it converts to".to_owned(),
+        de::from_record(self)
     }
 }
 
@@ -279,6 +247,15 @@ impl PartialEq for Record {
     /// their names are held.
     fn eq(&self, other: &Record) -> bool {
         self.names.as_slice() == other.names.as_slice() && self.values == other.values
+    }
+}
+
+impl Serialize for Record {
+    /// A map of field to value, in name order, each value as
+    /// [`Value`]'s `Serialize` writes it (as [`Value::to_json`] gives it
+    /// in JSON).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
     }
 }
 
