@@ -772,3 +772,290 @@ impl Serializer for KeySerializer {
         Err(key_must_be_a_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::Field;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use rust_decimal::Decimal;
+    use serde::Serialize;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn model() -> Model {
+        Model::new("All")
+            .field(Field::new("flag", FieldType::Bool))
+            .field(Field::new("small", FieldType::I16))
+            .field(Field::new("medium", FieldType::I32))
+            .field(Field::new("big", FieldType::I64))
+            .field(Field::new("single", FieldType::F32))
+            .field(Field::new("double", FieldType::F64))
+            .field(Field::new("price", FieldType::Numeric))
+            .field(Field::new("name", FieldType::Text))
+            .field(Field::new("code", FieldType::Varchar(4)))
+            .field(Field::new("payload", FieldType::Bytes))
+            .field(Field::new("at", FieldType::Timestamptz))
+            .field(Field::new("on", FieldType::Date))
+            .field(Field::new("meta", FieldType::Json))
+            .field(Field::new("note", FieldType::Text).nullable())
+    }
+
+    /// The record as the JSON round trip builds it: what the serializer
+    /// must match.
+    fn via_json<T: Serialize>(model: &Model, value: &T) -> crate::Result<Record> {
+        let json = serde_json::to_value(value)
+            .map_err(|e| Error::invalid_input(format!("cannot serialize to a record: {e}")))?;
+        let serde_json::Value::Object(map) = json else {
+            return Err(Error::invalid_input(
+                "only structs and maps convert to records",
+            ));
+        };
+        let mut record = Record::new();
+        for (field, json) in map {
+            let ty = model
+                .column_type(&field)
+                .ok_or_else(|| Error::unknown_field(model.name(), &field))?;
+            record.set(&field, Value::from_json(ty, &field, json)?);
+        }
+        Ok(record)
+    }
+
+    /// `value` converts as the JSON round trip converts it, to the same
+    /// record or the same error.
+    fn same_as_json<T: Serialize>(value: &T) -> crate::Result<Record> {
+        let (direct, json) = (to_record(&model(), value), via_json(&model(), value));
+        match (&direct, &json) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.kind(), b.kind());
+                assert_eq!(a.to_string(), b.to_string());
+            }
+            _ => panic!("direct {direct:?}, through JSON {json:?}"),
+        }
+        direct
+    }
+
+    /// A `Vec<u8>` that serializes as bytes, not as a sequence.
+    struct AsBytes(Vec<u8>);
+
+    impl Serialize for AsBytes {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    #[test]
+    fn every_type_converts_from_its_rust_type_and_from_strings() {
+        #[derive(Serialize)]
+        struct Typed {
+            flag: bool,
+            small: i16,
+            medium: u8,
+            big: i64,
+            single: f32,
+            double: f64,
+            price: Decimal,
+            name: String,
+            code: char,
+            payload: Vec<u8>,
+            at: DateTime<Utc>,
+            on: NaiveDate,
+            meta: serde_json::Value,
+            note: Option<String>,
+        }
+        let at = DateTime::parse_from_rfc3339("2025-06-30T23:59:59.999999Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let on = NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
+        let typed = Typed {
+            flag: true,
+            small: -3,
+            medium: 200,
+            big: i64::MIN,
+            single: 1.5,
+            double: -2.25,
+            price: "12.50".parse().unwrap(),
+            name: "A-1".into(),
+            code: 'é',
+            payload: vec![0, 1, 255],
+            at,
+            on,
+            meta: json!({"tags": ["x"], "n": {"m": 1}}),
+            note: None,
+        };
+        let record = same_as_json(&typed).unwrap();
+        let expected = Record::new()
+            .with("flag", true)
+            .with("small", -3_i16)
+            .with("medium", 200_i32)
+            .with("big", i64::MIN)
+            .with("single", 1.5_f32)
+            .with("double", -2.25_f64)
+            .with("price", "12.50".parse::<Decimal>().unwrap())
+            .with("name", "A-1")
+            .with("code", "é")
+            .with("payload", vec![0_u8, 1, 255])
+            .with("at", at)
+            .with("on", on)
+            .with("meta", json!({"tags": ["x"], "n": {"m": 1}}))
+            .with("note", Value::Null);
+        assert_eq!(record, expected);
+
+        // As JSON gives them: strings for uuids, numerics, timestamps,
+        // dates; numbers for numerics and floats.
+        let id = Uuid::now_v7();
+        let strings = json!({
+            "id": id.to_string(),
+            "price": "-0.001",
+            "at": "2025-06-30T23:59:59.999999+02:00",
+            "on": "2025-07-01",
+            "payload": [7, 8],
+            "double": 3,
+            "single": 0.5,
+        });
+        let record = same_as_json(&strings).unwrap();
+        assert_eq!(record.value("id"), Some(&Value::Uuid(id)));
+        assert_eq!(
+            record.get::<Decimal>("price").unwrap().to_string(),
+            "-0.001"
+        );
+        assert_eq!(
+            record.get::<DateTime<Utc>>("at").unwrap(),
+            at - chrono::Duration::hours(2)
+        );
+        assert_eq!(record.value("payload"), Some(&Value::Bytes(vec![7, 8])));
+        assert_eq!(record.value("double"), Some(&Value::F64(3.0)));
+        assert_eq!(record.value("single"), Some(&Value::F32(0.5)));
+        let numeric = same_as_json(&json!({"price": 2.5})).unwrap();
+        assert_eq!(
+            numeric.value("price"),
+            Some(&Value::Numeric("2.5".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn bytes_serialized_as_bytes_are_a_bytea() {
+        let record = to_record(&model(), &json!({})).unwrap();
+        assert!(record.is_empty());
+        let mut map = std::collections::BTreeMap::new();
+        map.insert("payload", AsBytes(vec![9, 0, 255]));
+        let record = to_record(&model(), &map).unwrap();
+        assert_eq!(
+            record.value("payload"),
+            Some(&Value::Bytes(vec![9, 0, 255]))
+        );
+        let mut map = std::collections::BTreeMap::new();
+        map.insert("name", AsBytes(vec![9]));
+        let err = to_record(&model(), &map).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field \"name\" is text and cannot take JSON array"
+        );
+    }
+
+    #[test]
+    fn nulls_nan_and_options_are_null() {
+        #[derive(Serialize)]
+        struct Nulls {
+            note: Option<String>,
+            double: f64,
+            single: Option<f32>,
+            meta: Option<serde_json::Value>,
+            name: Option<String>,
+        }
+        let nulls = Nulls {
+            note: None,
+            double: f64::NAN,
+            single: Some(f32::INFINITY),
+            meta: None,
+            name: Some("x".into()),
+        };
+        let record = same_as_json(&nulls).unwrap();
+        for field in ["note", "double", "single", "meta"] {
+            assert_eq!(record.value(field), Some(&Value::Null), "{field}");
+        }
+        assert_eq!(record.value("name"), Some(&Value::from("x")));
+        // JSON null inside a jsonb document stays in the document.
+        let record = same_as_json(&json!({"meta": {"k": null}})).unwrap();
+        assert_eq!(record.value("meta"), Some(&Value::Json(json!({"k": null}))));
+    }
+
+    #[test]
+    fn values_the_field_type_refuses_are_errors_that_quote_nothing() {
+        let cases = [
+            (json!({"big": "SECRET"}), "field \"big\" is bigint and cannot take JSON string"),
+            (json!({"small": 70000}), "the value is out of range for field \"small\" (smallint)"),
+            (json!({"big": u64::MAX}), "field \"big\" is bigint and cannot take a number out of range"),
+            (json!({"id": "SECRET"}), "field \"id\" is uuid and cannot take a string that is not a uuid"),
+            (json!({"on": "SECRET"}), "field \"on\" is date and cannot take a string that is not a YYYY-MM-DD date"),
+            (json!({"at": "SECRET"}), "field \"at\" is timestamptz and cannot take a string that is not an RFC 3339 timestamp"),
+            (json!({"price": "SECRET"}), "field \"price\" is numeric and cannot take a string that is not a number"),
+            (json!({"payload": [1, 256]}), "field \"payload\" is bytea and cannot take an array that is not a list of bytes"),
+            (json!({"name": [1]}), "field \"name\" is text and cannot take JSON array"),
+            (json!({"name": {"SECRET": 1}}), "field \"name\" is text and cannot take JSON object"),
+            (json!({"flag": 1}), "field \"flag\" is boolean and cannot take i64"),
+            (json!({"name": true}), "field \"name\" is text and cannot take JSON bool"),
+            (json!({"code": "SECRET"}), "field \"code\" is varchar(4) and the value has 6 characters"),
+            (json!({"colour": "SECRET"}), "model \"All\" has no field \"colour\""),
+        ];
+        for (json, message) in cases {
+            let err = same_as_json(&json).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{json}");
+            assert_eq!(err.to_string(), message, "{json}");
+            assert!(!format!("{err:?}").contains("SECRET"), "{err:?}");
+        }
+        let err = same_as_json(&u64::MAX).unwrap_err();
+        assert_eq!(err.to_string(), "only structs and maps convert to records");
+        assert!(same_as_json(&["a"]).is_err());
+    }
+
+    #[test]
+    fn extra_fields_and_enum_shapes_convert_as_in_json() {
+        #[derive(Serialize)]
+        struct Extra {
+            name: String,
+            colour: String,
+        }
+        let extra = Extra {
+            name: "a".into(),
+            colour: "red".into(),
+        };
+        let err = same_as_json(&extra).unwrap_err();
+        assert_eq!(err.to_string(), "model \"All\" has no field \"colour\"");
+
+        #[derive(Serialize)]
+        enum Shape {
+            #[serde(rename = "name")]
+            Named(String),
+            #[serde(rename = "meta")]
+            Fields {
+                x: i32,
+            },
+            #[serde(rename = "note")]
+            Pair(i32, i32),
+            Unit,
+        }
+        let named = same_as_json(&Shape::Named("n".into())).unwrap();
+        assert_eq!(named, Record::new().with("name", "n"));
+        let fields = same_as_json(&Shape::Fields { x: 1 }).unwrap();
+        assert_eq!(fields, Record::new().with("meta", json!({"x": 1})));
+        assert!(same_as_json(&Shape::Pair(1, 2)).is_err());
+        assert!(same_as_json(&Shape::Unit).is_err());
+
+        #[derive(Serialize)]
+        struct Wrapped(Option<Extra>);
+        assert!(same_as_json(&Wrapped(Some(extra))).is_err());
+        let mut keyed = std::collections::BTreeMap::new();
+        keyed.insert(1, "x");
+        assert!(same_as_json(&keyed).is_err());
+        let mut keyed = std::collections::BTreeMap::new();
+        keyed.insert(Some("name"), "x");
+        let err = to_record(&model(), &keyed).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot serialize to a record: key must be a string"
+        );
+    }
+}
