@@ -358,3 +358,349 @@ impl<'de> SeqAccess<'de> for ByteSeq<'de> {
         Some(self.0.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    /// `T` from the record as the JSON round trip reads it: what the
+    /// deserializer must match, message included.
+    fn via_json<T: DeserializeOwned>(record: &Record) -> crate::Result<T> {
+        let map = record
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_json()))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            Error::decode(format!(
+                "cannot convert the record: {}",
+                without_values(&e.to_string())
+            ))
+        })
+    }
+
+    /// `record` converts to `T` as the JSON round trip converts it.
+    fn same_as_json<T: DeserializeOwned + PartialEq + fmt::Debug>(
+        record: &Record,
+    ) -> crate::Result<T> {
+        let (direct, json) = (from_record::<T>(record), via_json::<T>(record));
+        match (&direct, &json) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.kind(), b.kind());
+                assert_eq!(a.to_string(), b.to_string());
+            }
+            _ => panic!("direct {direct:?}, through JSON {json:?}"),
+        }
+        direct
+    }
+
+    #[derive(Deserialize, Serialize, Debug, PartialEq)]
+    struct Nested {
+        tags: Vec<String>,
+        n: Option<i64>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Typed {
+        flag: bool,
+        small: i16,
+        medium: i32,
+        big: i64,
+        single: f32,
+        double: f64,
+        price: Decimal,
+        name: String,
+        payload: Vec<u8>,
+        id: Uuid,
+        at: DateTime<Utc>,
+        on: NaiveDate,
+        meta: serde_json::Value,
+        nested: Nested,
+        note: Option<String>,
+    }
+
+    fn typed_record() -> Record {
+        Record::new()
+            .with("flag", true)
+            .with("small", -3_i16)
+            .with("medium", 7_i32)
+            .with("big", i64::MIN)
+            .with("single", 1.5_f32)
+            .with("double", -2.25_f64)
+            .with("price", "12.50".parse::<Decimal>().unwrap())
+            .with("name", "A-1")
+            .with("payload", vec![0_u8, 1, 255])
+            .with("id", Uuid::nil())
+            .with(
+                "at",
+                "2025-06-30T23:59:59.999999Z"
+                    .parse::<DateTime<Utc>>()
+                    .unwrap(),
+            )
+            .with("on", NaiveDate::from_ymd_opt(2025, 7, 1).unwrap())
+            .with("meta", json!({"k": [1, null]}))
+            .with("nested", json!({"tags": ["x"], "n": null}))
+            .with("note", Value::Null)
+            .with("extra", "ignored")
+    }
+
+    #[test]
+    fn every_type_reads_as_its_rust_type() {
+        let typed: Typed = same_as_json(&typed_record()).unwrap();
+        assert_eq!(typed.price.to_string(), "12.50");
+        assert_eq!(typed.payload, [0, 1, 255]);
+        assert_eq!(typed.id, Uuid::nil());
+        assert_eq!(typed.meta, json!({"k": [1, null]}));
+        assert_eq!(
+            typed.nested,
+            Nested {
+                tags: vec!["x".into()],
+                n: None
+            }
+        );
+        assert_eq!(typed.note, None);
+        // Integers widen and narrow as serde's visitors allow; numerics,
+        // uuids, timestamps and dates read as their text.
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Loose {
+            small: i64,
+            medium: u8,
+            single: f64,
+            double: f32,
+            price: String,
+            id: String,
+            at: String,
+            on: String,
+        }
+        let loose: Loose = same_as_json(&typed_record()).unwrap();
+        assert_eq!(loose.small, -3);
+        assert_eq!(loose.price, "12.50");
+        assert_eq!(loose.at, "2025-06-30T23:59:59.999999+00:00");
+        assert_eq!(loose.on, "2025-07-01");
+    }
+
+    #[test]
+    fn bytes_read_as_a_sequence_or_as_bytes() {
+        /// Reads bytes only through `deserialize_byte_buf`.
+        #[derive(Debug, PartialEq)]
+        struct ByteBuf(Vec<u8>);
+        impl<'de> Deserialize<'de> for ByteBuf {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<ByteBuf, D::Error> {
+                struct Bytes;
+                impl<'de> Visitor<'de> for Bytes {
+                    type Value = ByteBuf;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_bytes<E: de::Error>(
+                        self,
+                        v: &[u8],
+                    ) -> std::result::Result<ByteBuf, E> {
+                        Ok(ByteBuf(v.to_vec()))
+                    }
+                }
+                d.deserialize_byte_buf(Bytes)
+            }
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Payload {
+            payload: ByteBuf,
+        }
+        let record = Record::new().with("payload", vec![0_u8, 255]);
+        let payload: Payload = from_record(&record).unwrap();
+        assert_eq!(payload.payload, ByteBuf(vec![0, 255]));
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Fixed {
+            payload: [u8; 2],
+        }
+        let fixed: Fixed = same_as_json(&record).unwrap();
+        assert_eq!(fixed.payload, [0, 255]);
+        let short = Record::new().with("payload", vec![0_u8, 1, 2]);
+        assert!(same_as_json::<Fixed>(&short).is_err());
+    }
+
+    #[test]
+    fn null_nan_and_infinity_read_as_none() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Maybe {
+            a: Option<i64>,
+            b: Option<f64>,
+            c: Option<f32>,
+            d: Option<serde_json::Value>,
+            e: Option<String>,
+        }
+        let record = Record::new()
+            .with("a", Value::Null)
+            .with("b", f64::NAN)
+            .with("c", f32::NEG_INFINITY)
+            .with("d", Value::Null)
+            .with("e", "x");
+        let maybe: Maybe = same_as_json(&record).unwrap();
+        assert_eq!(
+            maybe,
+            Maybe {
+                a: None,
+                b: None,
+                c: None,
+                d: None,
+                e: Some("x".into())
+            }
+        );
+        // A JSON null in a jsonb field reads as None too; absent options
+        // are None.
+        let json_null = Record::new().with("d", json!(null));
+        let maybe: Maybe = same_as_json(&json_null).unwrap();
+        assert_eq!(maybe.d, None);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_a_decode_error_that_quotes_nothing() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Strict {
+            n: i64,
+        }
+        let cases = [
+            (Value::from("SECRET"), "invalid type: string, expected i64"),
+            (Value::Null, "invalid type: null, expected i64"),
+            (
+                Value::F64(0.5),
+                "invalid type: floating point, expected i64",
+            ),
+            (Value::Bool(true), "invalid type: boolean, expected i64"),
+            (
+                Value::Bytes(vec![1]),
+                "invalid type: sequence, expected i64",
+            ),
+            (
+                Value::Json(json!({"SECRET": 1})),
+                "invalid type: map, expected i64",
+            ),
+            (
+                Value::Uuid(Uuid::nil()),
+                "invalid type: string, expected i64",
+            ),
+        ];
+        for (value, reason) in cases {
+            let record = Record::new().with("n", value.clone());
+            let err = same_as_json::<Strict>(&record).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Decode);
+            assert_eq!(
+                err.to_string(),
+                format!("cannot convert the record: {reason}"),
+                "{value:?}"
+            );
+            assert!(!format!("{err:?}").contains("SECRET"));
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Small {
+            n: u8,
+        }
+        let big = Record::new().with("n", 300_i64);
+        let err = same_as_json::<Small>(&big).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot convert the record: invalid value: integer, expected u8"
+        );
+        let err = same_as_json::<Strict>(&Record::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot convert the record: missing field `n`"
+        );
+    }
+
+    #[test]
+    fn extra_fields_are_ignored_unless_the_type_denies_them() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Open {
+            n: i64,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Closed {
+            n: i64,
+        }
+        let record = Record::new().with("n", 1_i64).with("other", "SECRET");
+        assert_eq!(same_as_json::<Open>(&record).unwrap(), Open { n: 1 });
+        let err = same_as_json::<Closed>(&record).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot convert the record: unknown field `other`, expected `n`"
+        );
+    }
+
+    #[test]
+    fn enums_maps_and_wrappers_read_as_from_json() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        enum Tier {
+            Gold,
+            Silver(i64),
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Member {
+            tier: Tier,
+        }
+        let gold = Record::new().with("tier", "Gold");
+        assert_eq!(
+            same_as_json::<Member>(&gold).unwrap(),
+            Member { tier: Tier::Gold }
+        );
+        let silver = Record::new().with("tier", json!({"Silver": 2}));
+        assert_eq!(
+            same_as_json::<Member>(&silver).unwrap(),
+            Member {
+                tier: Tier::Silver(2)
+            }
+        );
+        for tier in [Value::from("SECRET"), Value::I64(1), Value::Null] {
+            let record = Record::new().with("tier", tier);
+            let err = same_as_json::<Member>(&record).unwrap_err();
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
+        // The record itself as an enum (one field) or a map.
+        assert_eq!(
+            same_as_json::<Tier>(&Record::new().with("Silver", 3_i64)).unwrap(),
+            Tier::Silver(3)
+        );
+        assert!(same_as_json::<Tier>(&Record::new()).is_err());
+        let map: std::collections::BTreeMap<String, serde_json::Value> =
+            same_as_json(&typed_record()).unwrap();
+        assert_eq!(map.len(), typed_record().len());
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Wrapped(Option<Member>);
+        assert_eq!(
+            same_as_json::<Wrapped>(&gold).unwrap(),
+            Wrapped(Some(Member { tier: Tier::Gold }))
+        );
+    }
+
+    #[test]
+    fn records_and_pages_serialize_as_json_writes_their_values() {
+        let record = typed_record().with("nan", f64::NAN);
+        let json = serde_json::to_value(&record).unwrap();
+        let expected: serde_json::Map<_, _> = record
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_json()))
+            .collect();
+        assert_eq!(json, serde_json::Value::Object(expected));
+        assert_eq!(json["price"], json!("12.50"));
+        assert_eq!(json["payload"], json!([0, 1, 255]));
+        assert_eq!(json["at"], json!("2025-06-30T23:59:59.999999+00:00"));
+        assert_eq!(json["nan"], json!(null));
+        let page = crate::Page {
+            rows: vec![Record::new().with("n", 1_i64)],
+            total: 7,
+            limit: 1,
+            offset: 2,
+        };
+        assert_eq!(
+            serde_json::to_value(&page).unwrap(),
+            json!({"rows": [{"n": 1}], "total": 7, "limit": 1, "offset": 2})
+        );
+    }
+}
