@@ -10,17 +10,30 @@
 //! The table and the operations are `examples/support/workload.rs`, shared
 //! with the load test; docs/performance.md says what each measures.
 //!
-//! Needs a server: `DATABASE_URL` or `PGACTOR_PRIMARY_URL` (scripts/test.sh
-//! sets the latter). It works in a fresh schema with 100,000 rows and drops
-//! it at the end. `cargo bench --bench crud` measures (a few minutes; the
-//! report is in target/criterion); `cargo test --bench crud`, as
-//! scripts/test.sh runs it, runs each operation once.
+//! Those groups need a server: `DATABASE_URL` or `PGACTOR_PRIMARY_URL`
+//! (scripts/test.sh sets the latter). They work in a fresh schema with
+//! 100,000 rows and drop it at the end; the schema is made by the first of
+//! them the filter selects, so `cargo bench --bench crud -- record_serde`
+//! runs without a server. `cargo bench --bench crud` measures (a few
+//! minutes; the report is in target/criterion); `cargo test --bench crud`,
+//! as scripts/test.sh runs it, runs each operation once.
+//!
+//! One more group, `record_serde`, needs no server: converting a row
+//! between a five-field struct and a [`Record`] with serde
+//! (`Record::to_serde`, `Record::from_serde`) next to doing it by hand
+//! (five `Record::get` calls, five `Record::with` calls).
 
 #[path = "../examples/support/workload.rs"]
 mod workload;
 
+use std::cell::OnceCell;
+use std::hint::black_box;
+
+use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use pgactor::{OpenOptions, SessionConfig};
+use pgactor::{Field, FieldType, Model, OpenOptions, Record, SessionConfig};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use workload::{Bench, Impl, OpError, Rng, Workload};
 
@@ -60,17 +73,20 @@ fn group_name(workload: Workload) -> &'static str {
 
 fn crud(c: &mut Criterion) {
     let rt = Runtime::new().expect("a tokio runtime");
-    let url = server_url();
-    let bench = rt.block_on(fixture(&url)).expect("the bench fixture");
+    // Made when the filter first selects one of these benchmarks.
+    let fixture = OnceCell::new();
     for workload in Workload::ALL {
         let mut group = c.benchmark_group(group_name(workload));
         for imp in Impl::ALL {
             // The same ids for every implementation.
             let mut rng = Rng::new(1);
             group.bench_function(imp.name(), |b| {
+                let bench = fixture.get_or_init(|| {
+                    rt.block_on(self::fixture(&server_url()))
+                        .expect("the bench fixture")
+                });
                 b.to_async(&rt).iter(|| {
                     let random = rng.next();
-                    let bench = &bench;
                     async move {
                         let done = bench.run(imp, workload, random).await;
                         let (w, i) = (workload.name(), imp.name());
@@ -80,12 +96,15 @@ fn crud(c: &mut Criterion) {
             });
             // bench_function has run by now: restore the table, so the next
             // implementation starts from the same one.
-            if workload.writes() {
+            if let (true, Some(bench)) = (workload.writes(), fixture.get()) {
                 rt.block_on(bench.reset()).expect("restoring the table");
             }
         }
         group.finish();
     }
+    let Some(bench) = fixture.get() else {
+        return;
+    };
     rt.block_on(async {
         bench.close().await;
         let schema = &bench.db.session().schema;
@@ -97,5 +116,70 @@ fn crud(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, crud);
+/// The row `record_serde` converts: five fields, three of them types
+/// serde writes as strings.
+#[derive(Serialize, Deserialize)]
+struct Row {
+    id: uuid::Uuid,
+    sku: String,
+    qty: i64,
+    price: Decimal,
+    created_at: DateTime<Utc>,
+}
+
+/// Converting one row between [`Row`] and a [`Record`], with serde and by
+/// hand. No server.
+fn record_serde(c: &mut Criterion) {
+    let model = Model::new("Row")
+        .field(Field::new("sku", FieldType::Text))
+        .field(Field::new("qty", FieldType::I64))
+        .field(Field::new("price", FieldType::Numeric))
+        .field(Field::new("created_at", FieldType::Timestamptz));
+    let row = Row {
+        id: uuid::Uuid::new_v4(),
+        sku: "SKU-000042".into(),
+        qty: 42,
+        price: "1234.50".parse().expect("a decimal"),
+        created_at: Utc::now(),
+    };
+    let by_hand = |row: &Row| {
+        Record::new()
+            .with("id", row.id)
+            .with("sku", row.sku.as_str())
+            .with("qty", row.qty)
+            .with("price", row.price)
+            .with("created_at", row.created_at)
+    };
+    let record = by_hand(&row);
+    assert_eq!(
+        Record::from_serde(&model, &row).expect("from_serde"),
+        record
+    );
+    let mut group = c.benchmark_group("record_serde");
+    group.bench_function("to_serde", |b| {
+        b.iter(|| black_box(&record).to_serde::<Row>().expect("to_serde"))
+    });
+    group.bench_function("get", |b| {
+        b.iter(|| {
+            let record = black_box(&record);
+            let get = || -> pgactor::Result<Row> {
+                Ok(Row {
+                    id: record.get("id")?,
+                    sku: record.get("sku")?,
+                    qty: record.get("qty")?,
+                    price: record.get("price")?,
+                    created_at: record.get("created_at")?,
+                })
+            };
+            get().expect("get")
+        })
+    });
+    group.bench_function("from_serde", |b| {
+        b.iter(|| Record::from_serde(&model, black_box(&row)).expect("from_serde"))
+    });
+    group.bench_function("with", |b| b.iter(|| by_hand(black_box(&row))));
+    group.finish();
+}
+
+criterion_group!(benches, crud, record_serde);
 criterion_main!(benches);

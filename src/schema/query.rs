@@ -547,7 +547,7 @@ impl Query {
 }
 
 /// One page of a `List`, with the number of rows matching the filter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page {
     /// The rows of this page, in the query's order.
     pub rows: Vec<super::record::Record>,

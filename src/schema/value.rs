@@ -1,5 +1,6 @@
 //! Typed column values: what crosses the API, how it binds, how it decodes.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
@@ -410,76 +411,91 @@ impl Value {
     /// serde features of `rust_decimal` the application turns on: a
     /// `Decimal` field reads a string with or without them.
     pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value as J;
-        match self {
-            Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::I16(n) => J::from(*n),
-            Value::I32(n) => J::from(*n),
-            Value::I64(n) => J::from(*n),
-            Value::F32(f) => serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number),
-            Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        // Cannot fail: a value writes no map with keys other than strings.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The text serde writes for a value whose Rust type serializes as a
+    /// string: a text itself, a numeric's decimal text, a uuid hyphenated,
+    /// a timestamp in RFC 3339, a date as `YYYY-MM-DD`, a
+    /// [`Value::JsonText`] its JSON text. `None` for the other variants.
+    pub(crate) fn serde_str(&self) -> Option<Cow<'_, str>> {
+        Some(match self {
+            Value::Text(s) | Value::JsonText(s) => Cow::Borrowed(s),
             // Written here, not by `Decimal`'s `Serialize`: exact whatever
             // rust_decimal's features are.
-            Value::Numeric(d) => J::String(d.to_string()),
-            Value::Text(s) => J::String(s.clone()),
-            Value::Bytes(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
-            Value::Uuid(u) => J::String(u.to_string()),
-            Value::Timestamptz(t) => J::String(t.to_rfc3339()),
-            Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
-            Value::Json(j) => j.clone(),
-            Value::JsonText(text) => J::String(text.clone()),
-        }
+            Value::Numeric(d) => Cow::Owned(d.to_string()),
+            Value::Uuid(u) => Cow::Owned(u.to_string()),
+            Value::Timestamptz(t) => Cow::Owned(t.to_rfc3339()),
+            Value::Date(d) => Cow::Owned(d.format("%Y-%m-%d").to_string()),
+            _ => return None,
+        })
     }
 
     /// Read a JSON value (as serde writes Rust types) into a value of the
     /// given field type: the inverse of [`Value::to_json`].
     pub(crate) fn from_json(ty: FieldType, field: &str, json: serde_json::Value) -> Result<Value> {
         use serde_json::Value as J;
+        let plain = match (ty, json) {
+            (_, J::Null) => Plain::Null,
+            (FieldType::Json, j) => return ty.coerce(field, Value::Json(j)),
+            (_, J::Bool(b)) => Plain::Bool(b),
+            (_, J::Number(n)) => match n.as_i64() {
+                Some(i) => Plain::Int(i),
+                None if n.as_u64().is_some() => Plain::OutOfRange,
+                None => Plain::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            (_, J::String(s)) => Plain::Str(Cow::Owned(s)),
+            (_, J::Array(items)) => items
+                .iter()
+                .map(|x| x.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .map_or(Plain::Array, |bytes| Plain::Bytes(Cow::Owned(bytes))),
+            (_, J::Object(_)) => Plain::Object,
+        };
+        Value::from_plain(ty, field, plain)
+    }
+
+    /// Read a value as serde gives it (see [`Plain`]) into a value of the
+    /// given field type: strings parse as uuids, RFC 3339 timestamps,
+    /// `YYYY-MM-DD` dates and numerics, an array of bytes is a `bytea`,
+    /// and numbers convert as [`FieldType::coerce`] converts them. A
+    /// `jsonb` field takes any JSON and is read by [`Value::from_json`].
+    pub(crate) fn from_plain(ty: FieldType, field: &str, plain: Plain<'_>) -> Result<Value> {
         let unreadable = |what: &str| {
             Error::invalid_input(format!(
                 "field \"{field}\" is {} and cannot take {what}",
                 ty.sql()
             ))
         };
-        let value = match (ty, json) {
-            (_, J::Null) => Value::Null,
-            (FieldType::Json, j) => Value::Json(j),
-            (FieldType::Bool, J::Bool(b)) => Value::Bool(b),
-            (_, J::Number(n)) => {
-                if let Some(i) = n.as_i64() {
-                    Value::I64(i)
-                } else if n.as_u64().is_some() {
-                    return Err(unreadable("a number out of range"));
-                } else {
-                    Value::F64(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
-            (FieldType::Text | FieldType::Varchar(_), J::String(s)) => Value::Text(s),
-            (FieldType::Uuid, J::String(s)) => Value::Uuid(
+        let value = match (ty, plain) {
+            (_, Plain::Null) => Value::Null,
+            (FieldType::Bool, Plain::Bool(b)) => Value::Bool(b),
+            (_, Plain::Int(i)) => Value::I64(i),
+            (_, Plain::OutOfRange) => return Err(unreadable("a number out of range")),
+            (_, Plain::Float(f)) => Value::F64(f),
+            (FieldType::Text | FieldType::Varchar(_), Plain::Str(s)) => Value::Text(s.into_owned()),
+            (FieldType::Uuid, Plain::Str(s)) => Value::Uuid(
                 Uuid::parse_str(&s).map_err(|_| unreadable("a string that is not a uuid"))?,
             ),
-            (FieldType::Timestamptz, J::String(s)) => Value::Timestamptz(
+            (FieldType::Timestamptz, Plain::Str(s)) => Value::Timestamptz(
                 DateTime::parse_from_rfc3339(&s)
                     .map_err(|_| unreadable("a string that is not an RFC 3339 timestamp"))?
                     .with_timezone(&Utc),
             ),
-            (FieldType::Date, J::String(s)) => Value::Date(
+            (FieldType::Date, Plain::Str(s)) => Value::Date(
                 NaiveDate::parse_from_str(&s, "%Y-%m-%d")
                     .map_err(|_| unreadable("a string that is not a YYYY-MM-DD date"))?,
             ),
-            (FieldType::Numeric, J::String(s)) => Value::Numeric(
+            (FieldType::Numeric, Plain::Str(s)) => Value::Numeric(
                 s.parse()
                     .map_err(|_| unreadable("a string that is not a number"))?,
             ),
-            (FieldType::Bytes, J::Array(items)) => Value::Bytes(
-                items
-                    .iter()
-                    .map(|x| x.as_u64().and_then(|b| u8::try_from(b).ok()))
-                    .collect::<Option<Vec<u8>>>()
-                    .ok_or_else(|| unreadable("an array that is not a list of bytes"))?,
-            ),
-            (_, other) => return Err(unreadable(&format!("JSON {}", json_kind(&other)))),
+            (FieldType::Bytes, Plain::Bytes(b)) => Value::Bytes(b.into_owned()),
+            (FieldType::Bytes, Plain::Array) => {
+                return Err(unreadable("an array that is not a list of bytes"))
+            }
+            (_, other) => return Err(unreadable(&format!("JSON {}", other.kind()))),
         };
         match (ty, value) {
             // serde writes f64 fields with integral values as floats; narrow exactly.
@@ -491,14 +507,80 @@ impl Value {
     }
 }
 
-fn json_kind(j: &serde_json::Value) -> &'static str {
-    match j {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "bool",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
+/// A value as serde's data model gives it, before it is read with a
+/// field's type by [`Value::from_plain`]: a JSON value, or one field of a
+/// struct serialized straight into a record, come down to this.
+#[derive(Debug)]
+pub(crate) enum Plain<'a> {
+    /// A null, unit or `None`; also a NaN or infinite float, which JSON
+    /// writes as null.
+    Null,
+    /// A bool.
+    Bool(bool),
+    /// An integer that fits an `i64`.
+    Int(i64),
+    /// An integer past `i64`.
+    OutOfRange,
+    /// A finite float.
+    Float(f64),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// Bytes, or an array of numbers that are all bytes.
+    Bytes(Cow<'a, [u8]>),
+    /// An array that is not a list of bytes.
+    Array,
+    /// A map, a struct, or an enum variant holding data.
+    Object,
+}
+
+impl Plain<'_> {
+    /// A float as JSON holds it: NaN and infinities are null.
+    pub(crate) fn float(f: f64) -> Plain<'static> {
+        if f.is_finite() {
+            Plain::Float(f)
+        } else {
+            Plain::Null
+        }
+    }
+
+    /// The JSON kind, for error messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            Plain::Null => "null",
+            Plain::Bool(_) => "bool",
+            Plain::Int(_) | Plain::OutOfRange | Plain::Float(_) => "number",
+            Plain::Str(_) => "string",
+            Plain::Bytes(_) | Plain::Array => "array",
+            Plain::Object => "object",
+        }
+    }
+}
+
+impl serde::Serialize for Value {
+    /// The value as serde writes the matching Rust type (what
+    /// [`Value::to_json`] gives as JSON): NULL as `None`, uuids, numerics,
+    /// dates and timestamps (RFC 3339) as strings, bytes as bytes (JSON
+    /// writes them as an array of numbers), NaN and infinities as `None`, a
+    /// [`Value::JsonText`] as its text.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_none(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::I16(n) => s.serialize_i16(*n),
+            Value::I32(n) => s.serialize_i32(*n),
+            Value::I64(n) => s.serialize_i64(*n),
+            Value::F32(f) if f.is_finite() => s.serialize_f32(*f),
+            Value::F64(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::F32(_) | Value::F64(_) => s.serialize_none(),
+            Value::Bytes(b) => s.serialize_bytes(b),
+            Value::Json(j) => j.serialize(s),
+            Value::Numeric(_)
+            | Value::Text(_)
+            | Value::Uuid(_)
+            | Value::Timestamptz(_)
+            | Value::Date(_)
+            | Value::JsonText(_) => s.serialize_str(&self.serde_str().unwrap_or_default()),
+        }
     }
 }
 
