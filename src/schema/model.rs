@@ -500,6 +500,22 @@ impl Registry {
         Ok(self)
     }
 
+    /// Add the model of a typed entity ([`crate::Entity`]), as
+    /// [`Registry::register`] does.
+    pub fn register_entity<T: crate::Entity>(&mut self) -> Result<()> {
+        self.register(T::model())
+    }
+
+    /// Add the model of a typed entity, builder style.
+    ///
+    /// ```ignore
+    /// let registry = Registry::new().with_entity::<StockBalance>()?;
+    /// ```
+    pub fn with_entity<T: crate::Entity>(mut self) -> Result<Registry> {
+        self.register_entity::<T>()?;
+        Ok(self)
+    }
+
     /// The model with this name, or an [`crate::ErrorKind::InvalidInput`] error.
     pub fn model(&self, name: &str) -> Result<&Arc<Model>> {
         self.models

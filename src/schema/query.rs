@@ -546,11 +546,13 @@ impl Query {
     }
 }
 
-/// One page of a `List`, with the number of rows matching the filter.
+/// One page of a `List`, with the number of rows matching the filter: its
+/// rows as [`super::record::Record`]s, or as the model's own type through
+/// [`crate::Db::typed`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Page {
+pub struct Page<T = super::record::Record> {
     /// The rows of this page, in the query's order.
-    pub rows: Vec<super::record::Record>,
+    pub rows: Vec<T>,
     /// How many rows match the filter across all pages.
     pub total: u64,
     /// The page size used.
