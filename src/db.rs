@@ -569,7 +569,11 @@ impl Db {
     /// to its end or dropped, like any driver's future; dropped
     /// mid-statement, its statement is cancelled on the server and the
     /// connection goes back only once idle again (see `pool_actor::Busy`).
-    async fn run<R: Request>(&self, role: Role, req: R) -> Result<<R::Plan as Plan>::Output> {
+    pub(crate) async fn run<R: Request>(
+        &self,
+        role: Role,
+        req: R,
+    ) -> Result<<R::Plan as Plan>::Output> {
         if self.inner.routes.is_closing() {
             return Err(Error::shut_down("the operation was"));
         }

@@ -4,8 +4,10 @@
 //! whose rows decode straight from the driver's rows into the struct.
 
 mod column;
+mod handle;
 
 pub use column::Column;
+pub use handle::{Typed, TypedTx};
 
 use crate::raw::FromRow;
 use crate::schema::{Model, Record};

@@ -25,7 +25,9 @@ pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;
 pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
-pub(crate) use plan::{wal_position, LockForUpdate, Plan, Request, WriteWithToken};
+pub(crate) use plan::{
+    wal_position, AsType, Decoded, LockForUpdate, Plan, Request, WriteWithToken,
+};
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub(crate) use raw::{Answer, RawRequest};
 pub use replica::ReplicaConfig;

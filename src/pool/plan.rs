@@ -2,6 +2,7 @@
 //! inside transactions, by the transaction actor.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use super::prepared::MAX_PREPARED_TEXT;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::raw::{unspecified, BindError};
+use crate::raw::{unspecified, BindError, FromRow};
 use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 
@@ -170,17 +171,77 @@ fn is_stale(err: &tokio_postgres::Error) -> bool {
     revalidation || err.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
 }
 
+/// How a plan turns a row of a table's statement into a row of its answer.
+pub(crate) trait Decode: Send + Sync + 'static {
+    type Row: Send + 'static;
+    fn decode(columns: &Arc<Columns>, row: &Row) -> Result<Self::Row>;
+}
+
+/// Rows as [`Record`]s, column by column.
+pub(crate) struct AsRecord;
+
+impl Decode for AsRecord {
+    type Row = Record;
+    fn decode(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
+        record(columns, row)
+    }
+}
+
+/// Rows as the caller's own type, straight from the driver's row (for a
+/// typed entity, by column name).
+pub(crate) struct AsType<T>(PhantomData<fn() -> T>);
+
+impl<T: FromRow + Send + 'static> Decode for AsType<T> {
+    type Row = T;
+    fn decode(_: &Arc<Columns>, row: &Row) -> Result<T> {
+        T::from_row(row)
+    }
+}
+
+/// A plan that may answer its rows decoded another way: the same
+/// statements, another [`Decode`].
+pub(crate) trait Retype {
+    type As<D: Decode>: Plan;
+    fn retype<D: Decode>(self) -> Self::As<D>;
+}
+
+/// A request whose rows are decoded by `D` instead of as records.
+pub(crate) struct Decoded<R, D>(pub(crate) R, PhantomData<fn() -> D>);
+
+impl<R, D> Decoded<R, D> {
+    pub(crate) fn new(request: R) -> Decoded<R, D> {
+        Decoded(request, PhantomData)
+    }
+}
+
+impl<R: Request, D: Decode> Request for Decoded<R, D>
+where
+    R::Plan: Retype,
+{
+    type Plan = <R::Plan as Retype>::As<D>;
+    fn operation(&self) -> &'static str {
+        self.0.operation()
+    }
+    fn model(&self) -> &str {
+        self.0.model()
+    }
+    fn plan(self, catalog: &Catalog) -> Result<Self::Plan> {
+        self.0.plan(catalog).map(Retype::retype)
+    }
+}
+
 /// A statement that answers one row by id: `Read` and every `Write`.
 ///
 /// Plans are built before a connection is taken, so bad input costs no
 /// checkout and sends no SQL.
-pub(crate) struct RowPlan {
+pub(crate) struct RowPlan<D = AsRecord> {
     stmt: Statement,
     columns: Arc<Columns>,
     /// The table's model, named when the row is not found.
     model: Arc<Model>,
     write: bool,
     mode: Statements,
+    decode: PhantomData<D>,
 }
 
 impl RowPlan {
@@ -191,6 +252,29 @@ impl RowPlan {
             model: table.model.clone(),
             write,
             mode: catalog.statements,
+            decode: PhantomData,
+        }
+    }
+}
+
+impl Retype for RowPlan {
+    type As<D: Decode> = RowPlan<D>;
+    fn retype<D: Decode>(self) -> RowPlan<D> {
+        let RowPlan {
+            stmt,
+            columns,
+            model,
+            write,
+            mode,
+            decode: _,
+        } = self;
+        RowPlan {
+            stmt,
+            columns,
+            model,
+            write,
+            mode,
+            decode: PhantomData,
         }
     }
 }
@@ -311,6 +395,7 @@ impl Request for ListRequest {
             limit,
             offset: self.query.offset,
             mode: catalog.statements,
+            decode: PhantomData,
         })
     }
 }
@@ -329,13 +414,38 @@ pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
 }
 
 /// `List`: a page statement and a count statement.
-pub(crate) struct PagePlan {
+pub(crate) struct PagePlan<D = AsRecord> {
     page: Statement,
     columns: Arc<Columns>,
     count: Statement,
     limit: u64,
     offset: u64,
     mode: Statements,
+    decode: PhantomData<D>,
+}
+
+impl Retype for PagePlan {
+    type As<D: Decode> = PagePlan<D>;
+    fn retype<D: Decode>(self) -> PagePlan<D> {
+        let PagePlan {
+            page,
+            columns,
+            count,
+            limit,
+            offset,
+            mode,
+            decode: _,
+        } = self;
+        PagePlan {
+            page,
+            columns,
+            count,
+            limit,
+            offset,
+            mode,
+            decode: PhantomData,
+        }
+    }
 }
 
 /// A plan a pool task or a transaction runs on a checked-out connection.
@@ -395,9 +505,9 @@ pub(crate) trait Plan: Send + Sync + 'static {
     }
 }
 
-impl Plan for RowPlan {
-    type Output = Record;
-    fn rows(_: &Record) -> u64 {
+impl<D: Decode> Plan for RowPlan<D> {
+    type Output = D::Row;
+    fn rows(_: &D::Row) -> u64 {
         1
     }
     fn writes(&self) -> bool {
@@ -406,10 +516,10 @@ impl Plan for RowPlan {
     fn shares_connection(&self) -> bool {
         !self.write
     }
-    async fn fetch(&self, client: &Conn) -> Result<Record> {
+    async fn fetch(&self, client: &Conn) -> Result<D::Row> {
         let rows = query(client, &self.stmt, self.write, self.mode).await?;
         rows.first()
-            .map(|row| record(&self.columns, row))
+            .map(|row| D::decode(&self.columns, row))
             .unwrap_or_else(|| Err(Error::not_found(self.model.name())))
     }
 }
@@ -436,9 +546,9 @@ impl Plan for WithToken {
     }
 }
 
-impl Plan for PagePlan {
-    type Output = Page;
-    fn rows(page: &Page) -> u64 {
+impl<D: Decode> Plan for PagePlan<D> {
+    type Output = Page<D::Row>;
+    fn rows(page: &Page<D::Row>) -> u64 {
         page.rows.len() as u64
     }
     fn writes(&self) -> bool {
@@ -449,7 +559,7 @@ impl Plan for PagePlan {
     }
     /// Both statements go out together and tokio-postgres pipelines them
     /// on the connection: one round trip.
-    async fn fetch(&self, client: &Conn) -> Result<Page> {
+    async fn fetch(&self, client: &Conn) -> Result<Page<D::Row>> {
         let (rows, total) = tokio::try_join!(
             query(client, &self.page, false, self.mode),
             query(client, &self.count, false, self.mode)
@@ -462,7 +572,7 @@ impl Plan for PagePlan {
         Ok(Page {
             rows: rows
                 .iter()
-                .map(|row| record(&self.columns, row))
+                .map(|row| D::decode(&self.columns, row))
                 .collect::<Result<_>>()?,
             total: total.max(0) as u64,
             limit: self.limit,

@@ -32,8 +32,6 @@
 //! A first write waits for BEGIN's answer. A transaction that ends before
 //! its first statement never sends BEGIN at all.
 
-use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,18 +43,16 @@ use ractor::{
 use tracing::Span;
 
 use crate::error::{Error, Result};
-use crate::pool::{
-    Answer, LockForUpdate, Plan, PoolContext, RawRequest, Request, RunOptions, Timer,
-};
-use crate::raw::Sql;
+use crate::pool::{LockForUpdate, PoolContext, RunOptions, Timer};
 use crate::telemetry;
 
 use super::handle::Tx;
-use super::handoff::{self, Starter, HANDOFF_GRACE};
+use super::handoff::{self, Starter};
 use super::msg::{Inbox, Job, TxMsg};
 use super::options::TxOptions;
 use super::spares::SpareActors;
-use super::state::{Held, PendingBegin, Receipt, Status, TxState};
+use super::state::{Held, PendingBegin, Status, TxState};
+use super::steps::{commit, rollback, Slot};
 
 /// The transaction actor: serves one transaction at a time, in order.
 pub(crate) struct TxActor;
@@ -127,18 +123,6 @@ fn adopt(
     let (actor, _) = ActorRuntime::spawn_linked_instant(None, TxActor, state, supervisor)
         .map_err(|e| Error::closed(format!("cannot start a transaction actor: {e}")))?;
     Ok(actor)
-}
-
-/// The actor's state.
-pub(crate) enum Slot {
-    /// A transaction (away while a caller runs one of its statements, see
-    /// [`super::handoff`]).
-    Open(Box<TxState>),
-    /// A statement of the transaction never ended; its connection was
-    /// closed with it.
-    Lost,
-    /// COMMIT or ROLLBACK answered: waiting for the next transaction.
-    Ended,
 }
 
 /// The actor's state: the slot of its transaction, and what the actor
@@ -318,14 +302,20 @@ impl Serving {
 /// back, as for a [`Tx::commit`] future dropped while queued.
 async fn on_behalf(slot: &mut Slot, timer: &mut Timer, msg: TxMsg) {
     match msg {
-        TxMsg::Read(req, reply) => drive(slot, timer, |a| Job::Read(req, a), reply).await,
+        TxMsg::Read(req, reply) => drive(slot, timer, |a| Job::statement(req, a), reply).await,
         TxMsg::LockForUpdate(req, reply) => {
-            drive(slot, timer, |a| Job::LockForUpdate(req, a), reply).await
+            drive(
+                slot,
+                timer,
+                |a| Job::statement(LockForUpdate(req), a),
+                reply,
+            )
+            .await
         }
-        TxMsg::Write(req, reply) => drive(slot, timer, |a| Job::Write(req, a), reply).await,
-        TxMsg::List(req, reply) => drive(slot, timer, |a| Job::List(req, a), reply).await,
-        TxMsg::Query(sql, reply) => drive(slot, timer, |a| Job::Query(sql, a), reply).await,
-        TxMsg::Execute(sql, reply) => drive(slot, timer, |a| Job::Execute(sql, a), reply).await,
+        TxMsg::Write(req, reply) => drive(slot, timer, |a| Job::statement(req, a), reply).await,
+        TxMsg::List(req, reply) => drive(slot, timer, |a| Job::statement(req, a), reply).await,
+        TxMsg::Query(sql, reply) => drive(slot, timer, |a| Job::raw(sql, a), reply).await,
+        TxMsg::Execute(sql, reply) => drive(slot, timer, |a| Job::raw(sql, a), reply).await,
         TxMsg::Commit(reply) => drive(slot, timer, Job::Commit, reply).await,
         TxMsg::CommitWithToken(reply) => drive(slot, timer, Job::CommitWithToken, reply).await,
         TxMsg::Rollback(reply) => drive(slot, timer, Job::Rollback, reply).await,
@@ -361,191 +351,10 @@ async fn drive<T: Send + 'static>(
 /// [`super::handoff`]). Messages queued meanwhile wait their turn.
 async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
     match job {
-        Job::Read(req, answer) => statement(slot, timer, req, answer).await,
-        Job::LockForUpdate(req, answer) => statement(slot, timer, LockForUpdate(req), answer).await,
-        Job::Write(req, answer) => statement(slot, timer, req, answer).await,
-        Job::List(req, answer) => statement(slot, timer, req, answer).await,
-        Job::Query(sql, answer) => raw(slot, timer, sql, answer).await,
-        Job::Execute(sql, answer) => raw(slot, timer, sql, answer).await,
+        Job::Statement(statement) => statement.hand_off(slot, timer).await,
         Job::Commit(answer) => commit(slot, timer, answer).await,
         Job::CommitWithToken(answer) => commit(slot, timer, answer).await,
-        Job::Rollback(answer) => run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await,
-    }
-}
-
-/// Hand off COMMIT, answering `R`.
-async fn commit<R: Receipt>(slot: &mut Slot, timer: &mut Timer, answer: Starter<R>) {
-    run_handed_off(slot, timer, |_: &TxState| Commit(PhantomData), answer).await;
-}
-
-/// Hand off the statement of `req`, in its span.
-async fn statement<R: Request>(
-    slot: &mut Slot,
-    timer: &mut Timer,
-    req: R,
-    answer: Starter<<R::Plan as Plan>::Output>,
-) {
-    let step = |state: &TxState| Statement {
-        span: state.operation_span(req.operation(), req.model()),
-        plan: req.plan(state.held.catalog()),
-    };
-    run_handed_off(slot, timer, step, answer).await;
-}
-
-/// Hand off a statement written by hand, answering `A`. It runs where
-/// data may change: as the transaction's first statement it waits for
-/// BEGIN's answer, and a lost answer is an unknown outcome.
-async fn raw<A: Answer>(slot: &mut Slot, timer: &mut Timer, sql: Sql, answer: Starter<A>) {
-    statement(slot, timer, RawRequest::<A>::new(sql, true), answer).await;
-}
-
-async fn run_handed_off<S: Step>(
-    slot: &mut Slot,
-    timer: &mut Timer,
-    step: impl FnOnce(&TxState) -> S,
-    answer: Starter<S::Output>,
-) {
-    let state = match std::mem::replace(slot, Slot::Lost) {
-        Slot::Open(state) => state,
-        Slot::Lost => {
-            if S::ENDS {
-                *slot = Slot::Ended;
-            }
-            return answer.answer(S::after_lost());
-        }
-        Slot::Ended => {
-            *slot = Slot::Ended;
-            return answer.answer(Err(Error::tx_closed()));
-        }
-    };
-    let step = step(&state);
-    let (mut back, mut returned) = tokio::sync::oneshot::channel();
-    let statement = move |mut state: Box<TxState>| -> handoff::Statement<S::Output> {
-        Box::pin(async move {
-            // An actor killed meanwhile (no longer waiting for the transaction)
-            // ends the step half-way: the transaction's state is dropped,
-            // which closes its connection, and the caller is answered at once.
-            let ended = tokio::select! {
-                biased;
-                result = step.run(&mut state) => Some(result),
-                () = back.closed() => None,
-            };
-            match ended {
-                Some(result) => {
-                    let _ = back.send(state);
-                    result
-                }
-                None => Err(S::cut_short(&state)),
-            }
-        })
-    };
-    let handed = if S::COMMITS {
-        match answer.start_unless_gone(state, statement) {
-            Ok(handed) => handed,
-            // Its caller has gone: COMMIT is not sent.
-            Err(mut state) => {
-                state.abandon_commit().await;
-                *slot = Slot::Open(state);
-                return;
-            }
-        }
-    } else {
-        answer.start(statement(state))
-    };
-    // A caller that stops polling (and keeps the future) gets the
-    // statement taken back; it then ends within its own bounds.
-    let returned = match timer.within(HANDOFF_GRACE, &mut returned).await {
-        Some(returned) => returned,
-        None => {
-            handed.take_back();
-            returned.await
-        }
-    };
-    // The transaction (and its span) ends here, after COMMIT or ROLLBACK;
-    // messages after it are answered TxClosed.
-    *slot = match returned {
-        _ if S::ENDS => Slot::Ended,
-        Ok(state) => Slot::Open(state),
-        Err(_) => Slot::Lost,
-    };
-}
-
-/// What a handed-off job runs on the transaction.
-trait Step: Send + 'static {
-    type Output: Send + 'static;
-    /// Whether the transaction ends with it (COMMIT, ROLLBACK).
-    const ENDS: bool;
-    /// Whether it commits: then it is not sent once its caller has gone.
-    const COMMITS: bool = false;
-
-    fn run(self, state: &mut TxState) -> impl Future<Output = Result<Self::Output>> + Send + '_;
-
-    /// The answer when the actor is killed while this runs.
-    fn cut_short(_: &TxState) -> Error {
-        Error::tx_stopped_while_answering()
-    }
-
-    /// The answer once a statement of the transaction never ended
-    /// ([`Slot::Lost`]): its connection closed with it, so nothing of the
-    /// transaction was committed and nothing more can run.
-    fn after_lost() -> Result<Self::Output> {
-        Err(Error::tx_lost())
-    }
-}
-
-/// One statement, in its span.
-struct Statement<P> {
-    plan: Result<P>,
-    span: Span,
-}
-
-impl<P: Plan + Send + 'static> Step for Statement<P>
-where
-    P::Output: Send + 'static,
-{
-    type Output = P::Output;
-    const ENDS: bool = false;
-
-    fn run(self, state: &mut TxState) -> impl Future<Output = Result<P::Output>> + Send + '_ {
-        state.run_recorded(self.plan, self.span)
-    }
-}
-
-/// COMMIT, answering `R`: nothing, or a [`crate::ConsistencyToken`].
-struct Commit<R>(PhantomData<fn() -> R>);
-
-impl<R: Receipt> Step for Commit<R> {
-    type Output = R;
-    const ENDS: bool = true;
-    const COMMITS: bool = true;
-
-    async fn run(self, state: &mut TxState) -> Result<R> {
-        let result = state.commit().await;
-        telemetry::record(&state.span, &result, |_| 0);
-        result
-    }
-
-    fn cut_short(state: &TxState) -> Error {
-        state.cut_short_commit()
-    }
-}
-
-struct Rollback;
-
-impl Step for Rollback {
-    type Output = ();
-    const ENDS: bool = true;
-
-    async fn run(self, state: &mut TxState) -> Result<()> {
-        let result = state.rollback().await;
-        state.span.record("outcome", "rolled_back");
-        result
-    }
-
-    /// Rolled back already: the server ended the transaction with its
-    /// connection. `Ok`, as a rollback after any other abort.
-    fn after_lost() -> Result<()> {
-        Ok(())
+        Job::Rollback(answer) => rollback(slot, timer, answer).await,
     }
 }
 

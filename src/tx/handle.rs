@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::messages::{
     write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
-use crate::pool::Rows;
+use crate::pool::{LockForUpdate, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Page, Query, Record, Value};
 
@@ -108,7 +108,7 @@ impl Tx {
             model: model.into(),
             id: id.into(),
         };
-        self.drive(|answer| Job::Read(req, answer)).await
+        self.run(req).await
     }
 
     /// List a page of rows on the transaction's connection.
@@ -117,7 +117,7 @@ impl Tx {
             model: model.into(),
             query,
         };
-        self.drive(|answer| Job::List(req, answer)).await
+        self.run(req).await
     }
 
     /// Read one row and lock it (`SELECT … FOR UPDATE`) until the
@@ -127,7 +127,7 @@ impl Tx {
             model: model.into(),
             id: id.into(),
         };
-        self.drive(|answer| Job::LockForUpdate(req, answer)).await
+        self.run(LockForUpdate(req)).await
     }
 
     /// Run a write inside the transaction.
@@ -136,7 +136,7 @@ impl Tx {
             model: model.into(),
             op,
         };
-        self.drive(|answer| Job::Write(req, answer)).await
+        self.run(req).await
     }
 
     write_shorthands!(" inside the transaction");
@@ -156,7 +156,7 @@ impl Tx {
     /// ```
     pub async fn execute(&self, sql: impl Into<Sql>) -> Result<u64> {
         let sql = sql.into();
-        self.drive(|answer| Job::Execute(sql, answer)).await
+        self.drive(|answer| Job::raw(sql, answer)).await
     }
 
     /// Run a query written by hand in the transaction and answer its rows
@@ -192,7 +192,7 @@ impl Tx {
 
     /// The rows of a raw statement, on the transaction's connection.
     async fn rows(&self, sql: Sql) -> Result<Vec<Row>> {
-        self.drive(|answer| Job::Query(sql, answer)).await
+        self.drive(|answer| Job::raw(sql, answer)).await
     }
 
     /// Commit. A lost answer is [`crate::ErrorKind::OutcomeUnknown`], never a guess;
@@ -217,6 +217,11 @@ impl Tx {
     /// `commit()` or `rollback()`, or its actor is gone.
     pub async fn rollback(&self) -> Result<()> {
         self.end(Job::Rollback).await
+    }
+
+    /// Run the statement of `req` on the transaction's connection.
+    pub(crate) async fn run<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.drive(|answer| Job::statement(req, answer)).await
     }
 
     /// Send a statement to the actor, which starts it, and take its answer

@@ -11,6 +11,7 @@ mod msg;
 mod options;
 mod spares;
 mod state;
+mod steps;
 
 pub(crate) use actor::begin;
 pub use handle::Tx;

@@ -5,11 +5,13 @@ use ractor::RpcReplyPort;
 
 use crate::error::Result;
 use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
+use crate::pool::{Answer, Plan, RawRequest, Request};
 use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
 
 use super::handoff::Starter;
 use super::state::TxState;
+use super::steps::{HandOff, Planned};
 
 /// The messages a transaction actor takes. Each runs on the transaction's
 /// one connection to the primary, in order, so a transaction reads its own
@@ -80,13 +82,23 @@ impl TryFrom<Inbox> for TxMsg {
 /// with the actor's end of its answer.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Read(ReadRequest, Starter<Record>),
-    LockForUpdate(ReadRequest, Starter<Record>),
-    Write(WriteRequest, Starter<Record>),
-    List(ListRequest, Starter<Page>),
-    Query(Sql, Starter<Vec<Row>>),
-    Execute(Sql, Starter<u64>),
+    /// A statement of any request (see [`HandOff`]).
+    Statement(Box<dyn HandOff>),
     Commit(Starter<()>),
     CommitWithToken(Starter<ConsistencyToken>),
     Rollback(Starter<()>),
+}
+
+impl Job {
+    /// The statement of `req`.
+    pub(crate) fn statement<R: Request>(req: R, answer: Starter<<R::Plan as Plan>::Output>) -> Job {
+        Job::Statement(Box::new(Planned::new(req, answer)))
+    }
+
+    /// A statement written by hand, answering `A`. It runs where data may
+    /// change: as the transaction's first statement it waits for BEGIN's
+    /// answer, and a lost answer is an unknown outcome.
+    pub(crate) fn raw<A: Answer>(sql: Sql, answer: Starter<A>) -> Job {
+        Job::statement(RawRequest::<A>::new(sql, true), answer)
+    }
 }

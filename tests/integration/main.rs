@@ -34,4 +34,5 @@ mod stats;
 mod streams;
 mod tls;
 mod transactions;
+mod typed;
 mod types;

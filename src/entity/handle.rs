@@ -1,0 +1,196 @@
+//! The typed operations on an entity: [`Typed`] on a [`Db`], [`TypedTx`]
+//! inside a transaction. Each runs the model operation of the same name
+//! and decodes the rows straight from the driver's into the entity.
+
+use std::marker::PhantomData;
+
+use crate::config::Role;
+use crate::db::Db;
+use crate::error::Result;
+use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request};
+use crate::schema::{Page, Query, Value};
+use crate::tx::Tx;
+
+use super::Entity;
+
+/// `req` answered as `T` rather than as records.
+fn typed<T: Entity, R>(req: R) -> Decoded<R, AsType<T>> {
+    Decoded::new(req)
+}
+
+fn read<T: Entity>(id: Value) -> ReadRequest {
+    ReadRequest {
+        model: T::MODEL.into(),
+        id,
+    }
+}
+
+fn list<T: Entity>(query: Query) -> ListRequest {
+    ListRequest {
+        model: T::MODEL.into(),
+        query,
+    }
+}
+
+fn write<T: Entity>(op: WriteOp) -> WriteRequest {
+    WriteRequest {
+        model: T::MODEL.into(),
+        op,
+    }
+}
+
+/// The typed operations on entity `T` through a [`Db`]
+/// ([`Db::typed`]): the same routing, deadlines, tokens and errors as the
+/// `Db` methods of the same names, the rows decoded into `T`.
+///
+/// ```ignore
+/// let stock = db.typed::<StockBalance>();
+/// let created = stock.create(&StockBalance { sku: "A-1".into(), quantity: 5, ..Default::default() }).await?;
+/// let low = stock.list(Query::new().filter(StockBalance::QUANTITY.lt(10))).await?;
+/// ```
+pub struct Typed<T> {
+    db: Db,
+    entity: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Typed<T> {
+    fn clone(&self) -> Self {
+        Typed {
+            db: self.db.clone(),
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<T: Entity> std::fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Typed({})", T::MODEL)
+    }
+}
+
+impl Db {
+    /// The typed operations on entity `T`, with this handle's query
+    /// timeout and consistency token.
+    pub fn typed<T: Entity>(&self) -> Typed<T> {
+        Typed {
+            db: self.clone(),
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<T: Entity> Typed<T> {
+    async fn run<R: Request>(&self, role: Role, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.db.run(role, req).await
+    }
+
+    /// Read one row by id on the read pool ([`Db::read`]);
+    /// [`crate::ErrorKind::NotFound`] when absent.
+    pub async fn read(&self, id: impl Into<Value>) -> Result<T> {
+        self.run(Role::Read, typed::<T, _>(read::<T>(id.into())))
+            .await
+    }
+
+    /// List a page of rows on the read pool ([`Db::list`]).
+    pub async fn list(&self, query: Query) -> Result<Page<T>> {
+        self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
+    }
+
+    /// Insert `row` (its `id` and timestamps are the adapter's) and answer
+    /// the stored row.
+    pub async fn create(&self, row: &T) -> Result<T> {
+        let op = WriteOp::Create(row.to_record());
+        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+    }
+
+    /// Write every field of `row` to the row `id` and answer the stored
+    /// row; [`crate::ErrorKind::NotFound`] when absent.
+    pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
+        let op = WriteOp::Update {
+            id: id.into(),
+            patch: row.to_record(),
+        };
+        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+    }
+
+    /// Delete the row `id` and answer it as it was;
+    /// [`crate::ErrorKind::NotFound`] when absent.
+    pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
+        let op = WriteOp::Delete { id: id.into() };
+        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+    }
+}
+
+/// The typed operations on entity `T` inside a transaction
+/// ([`Tx::typed`]), on its connection, in order with its other statements.
+pub struct TypedTx<T> {
+    tx: Tx,
+    entity: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for TypedTx<T> {
+    fn clone(&self) -> Self {
+        TypedTx {
+            tx: self.tx.clone(),
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<T: Entity> std::fmt::Debug for TypedTx<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TypedTx({})", T::MODEL)
+    }
+}
+
+impl Tx {
+    /// The typed operations on entity `T` inside this transaction.
+    pub fn typed<T: Entity>(&self) -> TypedTx<T> {
+        TypedTx {
+            tx: self.clone(),
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<T: Entity> TypedTx<T> {
+    /// Read one row by id ([`Tx::read`]).
+    pub async fn read(&self, id: impl Into<Value>) -> Result<T> {
+        self.tx.run(typed::<T, _>(read::<T>(id.into()))).await
+    }
+
+    /// Read one row and lock it until the transaction ends
+    /// ([`Tx::lock_for_update`]).
+    pub async fn lock_for_update(&self, id: impl Into<Value>) -> Result<T> {
+        self.tx
+            .run(typed::<T, _>(LockForUpdate(read::<T>(id.into()))))
+            .await
+    }
+
+    /// List a page of rows ([`Tx::list`]).
+    pub async fn list(&self, query: Query) -> Result<Page<T>> {
+        self.tx.run(typed::<T, _>(list::<T>(query))).await
+    }
+
+    /// Insert `row` and answer the stored row ([`Typed::create`]).
+    pub async fn create(&self, row: &T) -> Result<T> {
+        let op = WriteOp::Create(row.to_record());
+        self.tx.run(typed::<T, _>(write::<T>(op))).await
+    }
+
+    /// Write every field of `row` to the row `id` ([`Typed::update`]).
+    pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
+        let op = WriteOp::Update {
+            id: id.into(),
+            patch: row.to_record(),
+        };
+        self.tx.run(typed::<T, _>(write::<T>(op))).await
+    }
+
+    /// Delete the row `id` and answer it as it was ([`Typed::delete`]).
+    pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
+        let op = WriteOp::Delete { id: id.into() };
+        self.tx.run(typed::<T, _>(write::<T>(op))).await
+    }
+}

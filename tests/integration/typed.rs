@@ -1,0 +1,209 @@
+//! Typed entities: a struct that is a model, read, listed, written and
+//! locked through `Db::typed` and `Tx::typed`, its rows decoded straight
+//! into the struct.
+
+use chrono::{DateTime, Utc};
+use pgactor::{
+    column, Column, Entity, ErrorKind, Field, FieldType, FromRow, Index, Model, Query, Record,
+    Registry, Row, TxOptions,
+};
+use uuid::Uuid;
+
+use crate::support::db::{in_schema, unique_schema};
+use crate::support::topology::primary_url;
+
+/// The seed's stock balance, as a struct.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct StockBalance {
+    id: Uuid,
+    sku: String,
+    quantity: i64,
+    note: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl StockBalance {
+    const SKU: Column<StockBalance, String> = Column::new("sku");
+    const QUANTITY: Column<StockBalance, i64> = Column::new("quantity");
+
+    fn new(sku: &str, quantity: i64) -> StockBalance {
+        StockBalance {
+            sku: sku.into(),
+            quantity,
+            ..StockBalance::default()
+        }
+    }
+}
+
+impl FromRow for StockBalance {
+    fn from_row(row: &Row) -> pgactor::Result<StockBalance> {
+        Ok(StockBalance {
+            id: column(row, "id")?,
+            sku: column(row, "sku")?,
+            quantity: column(row, "quantity")?,
+            note: column(row, "note")?,
+            created_at: column(row, "created_at")?,
+            updated_at: column(row, "updated_at")?,
+        })
+    }
+}
+
+impl Entity for StockBalance {
+    const MODEL: &'static str = "StockBalance";
+    fn model() -> Model {
+        Model::new(Self::MODEL)
+            .field(Field::new("sku", FieldType::Text).unique())
+            .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
+            .field(Field::new("note", FieldType::Text).nullable())
+            .index(Index::on(["quantity"]))
+    }
+    fn to_record(&self) -> Record {
+        Record::new()
+            .with("sku", self.sku.clone())
+            .with("quantity", self.quantity)
+            .with("note", self.note.clone())
+    }
+}
+
+async fn open(prefix: &str) -> pgactor::Db {
+    pgactor::OpenOptions::new(primary_url())
+        .registry(Registry::new().with_entity::<StockBalance>().unwrap())
+        .session(in_schema(&unique_schema(prefix)))
+        .open()
+        .await
+        .expect("open")
+}
+
+#[tokio::test]
+async fn an_entity_is_created_read_listed_updated_and_deleted_as_its_struct() {
+    let db = open("typed_crud").await;
+    let stock = db.typed::<StockBalance>();
+
+    let a = stock.create(&StockBalance::new("A-1", 5)).await.unwrap();
+    assert_eq!(
+        (a.sku.as_str(), a.quantity, a.note.as_deref()),
+        ("A-1", 5, None)
+    );
+    assert!(!a.id.is_nil(), "the adapter generated the id");
+    assert_eq!(a.created_at, a.updated_at);
+    let b = stock.create(&StockBalance::new("B-2", 12)).await.unwrap();
+    assert_eq!(stock.read(a.id).await.unwrap(), a);
+
+    let page = stock
+        .list(
+            Query::new()
+                .filter(StockBalance::QUANTITY.gt(1))
+                .sort_desc(StockBalance::QUANTITY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.rows, [b.clone(), a.clone()]);
+    let page = stock
+        .list(Query::new().filter(StockBalance::SKU.eq("B-2")))
+        .await
+        .unwrap();
+    assert_eq!(page.rows, std::slice::from_ref(&b));
+
+    let changed = StockBalance {
+        quantity: 4,
+        note: Some("recounted".into()),
+        ..a.clone()
+    };
+    let updated = stock.update(a.id, &changed).await.unwrap();
+    assert_eq!(
+        (updated.quantity, updated.note.as_deref()),
+        (4, Some("recounted"))
+    );
+    assert_eq!(updated.created_at, a.created_at);
+    assert!(updated.updated_at >= a.updated_at);
+
+    // The same rows through the record API.
+    let record = db.read("StockBalance", a.id).await.unwrap();
+    assert_eq!(record.get::<i64>("quantity").unwrap(), 4);
+
+    let dup = stock
+        .create(&StockBalance::new("A-1", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        dup.kind(),
+        ErrorKind::Constraint(pgactor::ConstraintKind::Unique)
+    );
+    let gone = stock.delete(b.id).await.unwrap();
+    assert_eq!(gone, b);
+    let missing = stock.read(b.id).await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn an_entity_in_a_transaction_is_locked_read_and_written_on_its_connection() {
+    let db = open("typed_tx").await;
+    let stock = db.typed::<StockBalance>();
+    let a = stock.create(&StockBalance::new("A-1", 5)).await.unwrap();
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let in_tx = tx.typed::<StockBalance>();
+    let mut locked = in_tx.lock_for_update(a.id).await.unwrap();
+    assert_eq!(locked, a);
+    locked.quantity -= 1;
+    in_tx.update(a.id, &locked).await.unwrap();
+    let c = in_tx.create(&StockBalance::new("C-3", 1)).await.unwrap();
+    let page = in_tx
+        .list(Query::new().sort_asc(StockBalance::SKU))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.rows
+            .iter()
+            .map(|s| (s.sku.as_str(), s.quantity))
+            .collect::<Vec<_>>(),
+        [("A-1", 4), ("C-3", 1)]
+    );
+    assert_eq!(in_tx.read(c.id).await.unwrap(), c);
+    assert_eq!(
+        stock.read(c.id).await.unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "not committed yet"
+    );
+    in_tx.delete(c.id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stock.read(a.id).await.unwrap().quantity, 4);
+    assert_eq!(stock.list(Query::new()).await.unwrap().total, 1);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_row_that_does_not_decode_into_the_struct_is_a_decode_error() {
+    let db = open("typed_decode").await;
+    db.create(
+        "StockBalance",
+        Record::new().with("sku", "x").with("quantity", 1_i64),
+    )
+    .await
+    .unwrap();
+    /// A struct that says `quantity` is text.
+    #[derive(Debug)]
+    struct Wrong;
+    impl FromRow for Wrong {
+        fn from_row(row: &Row) -> pgactor::Result<Wrong> {
+            let _: String = column(row, "quantity")?;
+            Ok(Wrong)
+        }
+    }
+    impl Entity for Wrong {
+        const MODEL: &'static str = "StockBalance";
+        fn model() -> Model {
+            StockBalance::model()
+        }
+        fn to_record(&self) -> Record {
+            Record::new()
+        }
+    }
+    let err = db.typed::<Wrong>().list(Query::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(err.to_string().contains("quantity"), "{err}");
+    db.close().await;
+}
