@@ -42,7 +42,9 @@ pub use listener::{
 pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
-pub use pool::{More, ReplicaConfig, Rows, RowsMsg, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE};
+pub use pool::{
+    More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
+};
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{
@@ -53,7 +55,7 @@ pub use schema::{
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;
-pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions};
+pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};
 
 /// PostgreSQL's types and the conversions of Rust values to and from them
 /// (tokio-postgres's `types` module): implement [`types::ToSql`] and

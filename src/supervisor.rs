@@ -18,7 +18,7 @@ use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::pool::{
     ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RowsMsg,
-    RunOptions,
+    RunOptions, TypedRequest,
 };
 use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
@@ -70,6 +70,10 @@ pub enum DbMsg {
     /// message type converts from `RowsMsg` takes them, through
     /// `myself.get_derived()`.
     Stream(Sql, Call, DerivedActorRef<RowsMsg>),
+    /// A typed entity's operation, answered as the entity: built by
+    /// [`DbMsg::read_as`], [`DbMsg::list_as`], [`DbMsg::create_as`],
+    /// [`DbMsg::update_as`] and [`DbMsg::delete_as`] (for `call!`).
+    Typed(TypedRequest, Call),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The
     /// [`Call`]'s span is the parent of the transaction's span, and its
@@ -253,6 +257,7 @@ impl Actor for Supervisor {
                 (pool(&call), PoolMsg::Execute(sql, run(call), reply))
             }
             DbMsg::Stream(sql, call, to) => (pool(&call), PoolMsg::Stream(sql, run(call), to)),
+            DbMsg::Typed(typed, call) => (typed.role, PoolMsg::Typed(typed, run(call))),
             DbMsg::Read(req, call, reply) => (Role::Read, PoolMsg::Read(req, run(call), reply)),
             DbMsg::List(req, call, reply) => (Role::Read, PoolMsg::List(req, run(call), reply)),
             DbMsg::Write(req, call, reply) => (Role::Write, PoolMsg::Write(req, run(call), reply)),

@@ -4,13 +4,16 @@
 
 use std::marker::PhantomData;
 
+use ractor::RpcReplyPort;
+
 use crate::config::Role;
 use crate::db::Db;
 use crate::error::Result;
-use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request};
+use crate::messages::{Call, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request, TypedRequest};
 use crate::schema::{Page, Query, Value};
-use crate::tx::Tx;
+use crate::supervisor::DbMsg;
+use crate::tx::{Tx, TxMsg, TypedTxRequest};
 
 use super::Entity;
 
@@ -192,5 +195,94 @@ impl<T: Entity> TypedTx<T> {
     pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
         let op = WriteOp::Delete { id: id.into() };
         self.tx.run(typed::<T, _>(write::<T>(op))).await
+    }
+}
+
+/// The typed operations as messages to the supervisor, for `call!` from
+/// ractor code: the same as [`Typed`]'s methods, routed and bounded as
+/// [`DbMsg::Read`], [`DbMsg::List`] and [`DbMsg::Write`].
+///
+/// ```ignore
+/// let stock = ractor::call!(db.actor(), DbMsg::read_as::<StockBalance>, id.into(), Call::here())??;
+/// ```
+impl DbMsg {
+    /// [`Typed::read`] as a message.
+    pub fn read_as<T: Entity>(id: Value, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
+        let req = typed::<T, _>(read::<T>(id));
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+
+    /// [`Typed::list`] as a message.
+    pub fn list_as<T: Entity>(
+        query: Query,
+        call: Call,
+        reply: RpcReplyPort<Result<Page<T>>>,
+    ) -> DbMsg {
+        let req = typed::<T, _>(list::<T>(query));
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+
+    /// [`Typed::create`] as a message.
+    pub fn create_as<T: Entity>(row: T, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Create(row.to_record())));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`Typed::update`] as a message.
+    pub fn update_as<T: Entity>(
+        id: Value,
+        row: T,
+        call: Call,
+        reply: RpcReplyPort<Result<T>>,
+    ) -> DbMsg {
+        let patch = row.to_record();
+        let req = typed::<T, _>(write::<T>(WriteOp::Update { id, patch }));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`Typed::delete`] as a message.
+    pub fn delete_as<T: Entity>(id: Value, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Delete { id }));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+}
+
+/// The typed operations as messages to a transaction's actor
+/// ([`Tx::actor`]), for `call!` from ractor code: the same as
+/// [`TypedTx`]'s methods.
+impl TxMsg {
+    /// [`TypedTx::read`] as a message.
+    pub fn read_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(typed::<T, _>(read::<T>(id)), reply))
+    }
+
+    /// [`TypedTx::lock_for_update`] as a message.
+    pub fn lock_for_update_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let req = typed::<T, _>(LockForUpdate(read::<T>(id)));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::list`] as a message.
+    pub fn list_as<T: Entity>(query: Query, reply: RpcReplyPort<Result<Page<T>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(typed::<T, _>(list::<T>(query)), reply))
+    }
+
+    /// [`TypedTx::create`] as a message.
+    pub fn create_as<T: Entity>(row: T, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Create(row.to_record())));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::update`] as a message.
+    pub fn update_as<T: Entity>(id: Value, row: T, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let patch = row.to_record();
+        let req = typed::<T, _>(write::<T>(WriteOp::Update { id, patch }));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::delete`] as a message.
+    pub fn delete_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Delete { id }));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

@@ -61,6 +61,69 @@ pub(crate) enum PoolMsg {
     Query(Sql, RunOptions, RpcReplyPort<Result<Vec<Row>>>),
     Execute(Sql, RunOptions, RpcReplyPort<Result<u64>>),
     Stream(Sql, RunOptions, DerivedActorRef<RowsMsg>),
+    Typed(TypedRequest, RunOptions),
+}
+
+/// A request of any type with its reply port: one message variant for
+/// every request whose answer has a type of its own (a typed entity's).
+/// Built by `DbMsg::read_as` and its kin.
+pub struct TypedRequest {
+    pub(crate) role: Role,
+    request: Box<dyn Replying>,
+}
+
+impl TypedRequest {
+    /// `req`, run on the pool of `role`, answered on `reply`.
+    pub(crate) fn new<R: Request>(
+        role: Role,
+        req: R,
+        reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
+    ) -> TypedRequest {
+        TypedRequest {
+            role,
+            request: Box::new(WithReply { req, reply }),
+        }
+    }
+}
+
+impl std::fmt::Debug for TypedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TypedRequest({} {} on the {} pool)",
+            self.request.operation(),
+            self.request.model(),
+            self.role
+        )
+    }
+}
+
+/// A request and its reply port, the answer's type erased.
+trait Replying: Send {
+    fn spawn(self: Box<Self>, ctx: &Arc<PoolContext>, call: RunOptions);
+    fn refuse(self: Box<Self>, err: Error);
+    fn operation(&self) -> &'static str;
+    fn model(&self) -> &str;
+}
+
+struct WithReply<R: Request> {
+    req: R,
+    reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
+}
+
+impl<R: Request> Replying for WithReply<R> {
+    fn spawn(self: Box<Self>, ctx: &Arc<PoolContext>, call: RunOptions) {
+        spawn_request(ctx, self.req, call, self.reply);
+    }
+    fn refuse(self: Box<Self>, err: Error) {
+        let _ = self.reply.send(Err(err));
+    }
+    fn operation(&self) -> &'static str {
+        self.req.operation()
+    }
+    fn model(&self) -> &str {
+        self.req.model()
+    }
 }
 
 impl PoolMsg {
@@ -74,6 +137,7 @@ impl PoolMsg {
             PoolMsg::Query(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Execute(_, _, reply) => drop(reply.send(Err(err))),
             PoolMsg::Stream(_, _, to) => drop(to.send_message(RowsMsg::End(Err(err)))),
+            PoolMsg::Typed(typed, _) => typed.request.refuse(err),
         }
     }
 }
@@ -160,6 +224,7 @@ impl Actor for PoolActor {
                 reply,
             ),
             PoolMsg::Stream(sql, call, to) => spawn_feed(ctx, sql, call, to),
+            PoolMsg::Typed(typed, call) => typed.request.spawn(ctx, call),
         }
         Ok(())
     }

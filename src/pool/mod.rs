@@ -17,6 +17,7 @@ mod raw;
 mod replica;
 mod stream;
 
+pub use actor::TypedRequest;
 pub(crate) use actor::{
     serve, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute, RunOptions,
 };

@@ -47,12 +47,12 @@ use crate::pool::{LockForUpdate, PoolContext, RunOptions, Timer};
 use crate::telemetry;
 
 use super::handle::Tx;
-use super::handoff::{self, Starter};
+use super::handoff::Starter;
 use super::msg::{Inbox, Job, TxMsg};
 use super::options::TxOptions;
 use super::spares::SpareActors;
 use super::state::{Held, PendingBegin, Status, TxState};
-use super::steps::{commit, rollback, Slot};
+use super::steps::{answer_for, commit, rollback, Slot};
 
 /// The transaction actor: serves one transaction at a time, in order.
 pub(crate) struct TxActor;
@@ -319,6 +319,7 @@ async fn on_behalf(slot: &mut Slot, timer: &mut Timer, msg: TxMsg) {
         TxMsg::Commit(reply) => drive(slot, timer, Job::Commit, reply).await,
         TxMsg::CommitWithToken(reply) => drive(slot, timer, Job::CommitWithToken, reply).await,
         TxMsg::Rollback(reply) => drive(slot, timer, Job::Rollback, reply).await,
+        TxMsg::Typed(typed) => typed.0.hand_off(slot, timer).await,
     }
 }
 
@@ -329,21 +330,7 @@ async fn drive<T: Send + 'static>(
     job: impl FnOnce(Starter<T>) -> Job,
     reply: RpcReplyPort<Result<T>>,
 ) {
-    let (starter, answer) = handoff::pair();
-    // A caller that has gone leaves no answer to take: a COMMIT is then
-    // not sent, any other statement runs to its end in a task of its own.
-    let answer = (!reply.is_closed()).then_some(answer);
-    let taken = async move {
-        match answer {
-            Some(answer) => Some(answer.await),
-            None => None,
-        }
-    };
-    let ((), answer) = tokio::join!(hand_off(slot, timer, job(starter)), taken);
-    // A caller that has gone meanwhile is not the actor's failure.
-    if let Some(answer) = answer {
-        let _ = reply.send(answer);
-    }
+    answer_for(reply, move |starter| hand_off(slot, timer, job(starter))).await;
 }
 
 /// Start a [`Tx`] method's statement (or its COMMIT or ROLLBACK) and

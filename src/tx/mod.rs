@@ -20,3 +20,4 @@ pub(crate) use msg::Inbox;
 pub use msg::TxMsg;
 pub use options::{IsolationLevel, TxOptions};
 pub(crate) use spares::SpareActors;
+pub use steps::TypedTxRequest;

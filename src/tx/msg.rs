@@ -11,7 +11,7 @@ use crate::schema::{Page, Record};
 
 use super::handoff::Starter;
 use super::state::TxState;
-use super::steps::{HandOff, Planned};
+use super::steps::{HandOff, Planned, TypedTxRequest};
 
 /// The messages a transaction actor takes. Each runs on the transaction's
 /// one connection to the primary, in order, so a transaction reads its own
@@ -40,6 +40,10 @@ pub enum TxMsg {
     CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
+    /// A typed entity's operation, answered as the entity: built by
+    /// `TxMsg::read_as`, `lock_for_update_as`, `list_as`, `create_as`,
+    /// `update_as` and `delete_as` (for `call!`).
+    Typed(TypedTxRequest),
 }
 
 /// What a transaction actor takes: a [`TxMsg`] from ractor code (sent

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
+use ractor::RpcReplyPort;
 use tracing::Span;
 
 use crate::error::{Error, Result};
@@ -66,6 +67,72 @@ impl<R: Request> HandOff for Planned<R> {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         let Planned { req, answer } = *self;
         Box::pin(statement(slot, timer, req, answer))
+    }
+    fn operation(&self) -> &'static str {
+        self.req.operation()
+    }
+}
+
+/// Run `hand_off` (which starts a statement and leaves it to the end of
+/// its answer it is given) and take the answer here, for `reply`: how the
+/// actor serves a [`super::TxMsg`] in its caller's place.
+pub(super) async fn answer_for<T: Send + 'static, F: Future<Output = ()>>(
+    reply: RpcReplyPort<Result<T>>,
+    hand_off: impl FnOnce(Starter<T>) -> F,
+) {
+    let (starter, answer) = handoff::pair();
+    // A caller that has gone leaves no answer to take: a COMMIT is then
+    // not sent, any other statement runs to its end in a task of its own.
+    let answer = (!reply.is_closed()).then_some(answer);
+    let taken = async move {
+        match answer {
+            Some(answer) => Some(answer.await),
+            None => None,
+        }
+    };
+    let ((), answer) = tokio::join!(hand_off(starter), taken);
+    // A caller that has gone meanwhile is not the actor's failure.
+    if let Some(answer) = answer {
+        let _ = reply.send(answer);
+    }
+}
+
+/// A typed entity's statement sent as a [`super::TxMsg::Typed`]: built by
+/// `TxMsg::read_as` and its kin, for `call!`.
+pub struct TypedTxRequest(pub(super) Box<dyn HandOff>);
+
+impl TypedTxRequest {
+    /// `req`, answered on `reply`.
+    pub(crate) fn new<R: Request>(
+        req: R,
+        reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
+    ) -> TypedTxRequest {
+        TypedTxRequest(Box::new(Replied { req, reply }))
+    }
+}
+
+impl std::fmt::Debug for TypedTxRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TypedTxRequest({})", self.0.operation())
+    }
+}
+
+/// The statement of `R`, answered on a reply port by the actor.
+struct Replied<R: Request> {
+    req: R,
+    reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
+}
+
+impl<R: Request> HandOff for Replied<R> {
+    fn hand_off<'a>(
+        self: Box<Self>,
+        slot: &'a mut Slot,
+        timer: &'a mut Timer,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let Replied { req, reply } = *self;
+        Box::pin(answer_for(reply, move |answer| {
+            statement(slot, timer, req, answer)
+        }))
     }
     fn operation(&self) -> &'static str {
         self.req.operation()

@@ -207,3 +207,86 @@ async fn a_row_that_does_not_decode_into_the_struct_is_a_decode_error() {
     assert!(err.to_string().contains("quantity"), "{err}");
     db.close().await;
 }
+
+#[tokio::test]
+async fn typed_operations_run_by_message_on_the_pools_and_in_a_transaction() {
+    use pgactor::{Call, DbMsg, TxMsg};
+    use ractor::call;
+
+    let db = open("typed_messages").await;
+    let actor = db.actor();
+    let a: StockBalance = call!(
+        actor,
+        DbMsg::create_as,
+        StockBalance::new("A-1", 5),
+        Call::here()
+    )
+    .unwrap()
+    .unwrap();
+    let read: StockBalance = call!(actor, DbMsg::read_as, a.id.into(), Call::here())
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, a);
+    let page = call!(
+        actor,
+        DbMsg::list_as::<StockBalance>,
+        Query::new().filter(StockBalance::QUANTITY.ge(5)),
+        Call::here()
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(page.rows, std::slice::from_ref(&a));
+    let more = StockBalance {
+        quantity: 6,
+        ..a.clone()
+    };
+    let updated: StockBalance = call!(actor, DbMsg::update_as, a.id.into(), more, Call::here())
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.quantity, 6);
+    let missing = call!(
+        actor,
+        DbMsg::read_as::<StockBalance>,
+        Uuid::now_v7().into(),
+        Call::here()
+    )
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let in_tx = tx.actor();
+    let mut locked: StockBalance = call!(in_tx, TxMsg::lock_for_update_as, a.id.into())
+        .unwrap()
+        .unwrap();
+    locked.quantity = 0;
+    let _: StockBalance = call!(in_tx, TxMsg::update_as, a.id.into(), locked)
+        .unwrap()
+        .unwrap();
+    let b: StockBalance = call!(in_tx, TxMsg::create_as, StockBalance::new("B-2", 1))
+        .unwrap()
+        .unwrap();
+    let page = call!(
+        in_tx,
+        TxMsg::list_as::<StockBalance>,
+        Query::new().sort_asc(StockBalance::SKU)
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        page.rows.iter().map(|s| s.quantity).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    let gone: StockBalance = call!(in_tx, TxMsg::delete_as, b.id.into())
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone, b);
+    let read: StockBalance = call!(in_tx, TxMsg::read_as, a.id.into()).unwrap().unwrap();
+    assert_eq!(read.quantity, 0);
+    call!(in_tx, TxMsg::Commit).unwrap().unwrap();
+    let gone: StockBalance = call!(actor, DbMsg::delete_as, a.id.into(), Call::here())
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.quantity, 0);
+    db.close().await;
+}
