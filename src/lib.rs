@@ -35,8 +35,6 @@ pub use config::{
 };
 pub use db::Db;
 pub use entity::{Column, Entity};
-// The derive macro beside the trait of the same name (they live in different
-// namespaces), as serde re-exports its derives.
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
@@ -44,6 +42,8 @@ pub use listener::{
 pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
+// The derive macro beside the trait of the same name (they live in different
+// namespaces), as serde re-exports its derives.
 #[cfg(feature = "derive")]
 pub use pgactor_derive::Entity;
 pub use pool::{More, ReplicaConfig, Rows, RowsMsg, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE};
