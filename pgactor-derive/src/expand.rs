@@ -31,6 +31,11 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// An error spanning all of `tokens` (a whole type, not its first token).
+    fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
     fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
@@ -120,7 +125,11 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         if let Some(first) = seen.insert(column.clone(), ident) {
             errors.at(
                 column_span,
-                format!("column `{column}` is also field `{first}`'s: each column is one field"),
+                format!(
+                    "field `{}` would be column `{column}`, which is field `{first}`: \
+                     each column is one field",
+                    ident.unraw()
+                ),
             );
         }
         let ty = &field.ty;
@@ -137,8 +146,8 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             match kind(ty) {
                 Some(Kind::Uuid) => key = Some(quote!(::pgactor::PrimaryKey::Uuid)),
                 Some(Kind::I64) => key = Some(quote!(::pgactor::PrimaryKey::Identity)),
-                _ => errors.at(
-                    ty.span(),
+                _ => errors.spanned(
+                    ty,
                     "`id` is the primary key: uuid::Uuid (a uuid key, the default) or i64 \
                      (an identity key)",
                 ),
@@ -146,8 +155,8 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             None
         } else if adapters {
             if kind(ty) != Some(Kind::Timestamptz) {
-                errors.at(
-                    ty.span(),
+                errors.spanned(
+                    ty,
                     format!("`{column}` is kept by the adapter as a chrono::DateTime<Utc>"),
                 );
             }
@@ -184,8 +193,8 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                 errors.at(
                     *span,
                     format!(
-                        "no column `{column}` in {name}: an index names the columns of its \
-                         fields (or id, created_at, updated_at)"
+                        "no column `{column}` in {name}: an index names columns (a field's \
+                         name, or its `column = \"…\"`), or id, created_at, updated_at"
                     ),
                 );
             }
@@ -284,8 +293,8 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     let inner = option_inner(ty);
     let value_ty = inner.unwrap_or(ty);
     let Some(kind) = kind(value_ty) else {
-        return Err(syn::Error::new(
-            value_ty.span(),
+        return Err(syn::Error::new_spanned(
+            value_ty,
             format!("no column type for this type: {MAPPED}"),
         ));
     };

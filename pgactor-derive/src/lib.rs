@@ -111,7 +111,7 @@ use proc_macro::TokenStream;
 ///   the field out: an integer (also negative) on an integer, float or
 ///   `Decimal` field, a float on a float field, `true`/`false` on a `bool`
 ///   field, a string on a `String` field. Checked against the type at
-///   compile time (`default = 300` on an `i8`… is out of range).
+///   compile time (`default = 70000` on an `i16` is out of range).
 /// - `default_now`: default `now()`, on a `DateTime<Utc>` or `NaiveDate`
 ///   field.
 /// - `varchar = n`: `varchar(n)` instead of `text`, on a `String` field
