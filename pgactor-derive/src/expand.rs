@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
 
 use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
