@@ -1,6 +1,7 @@
 //! `#[derive(pgactor::Entity)]` without a database: the model, the record
 //! and the column constants it generates, and that the registry takes them.
 //! Decoding rows (`FromRow`) is tested against the database.
+#![cfg(feature = "derive")]
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pgactor::{

@@ -2,6 +2,7 @@
 //! says: each `tests/ui/*.rs` fails to compile with its `.stderr`.
 //! Regenerate those with `TRYBUILD=overwrite cargo test --test derive_fail`
 //! and read them before committing.
+#![cfg(feature = "derive")]
 
 #[test]
 fn refused_at_compile_time() {
