@@ -42,6 +42,10 @@ pub use listener::{
 pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
+// The derive macro beside the trait of the same name (they live in different
+// namespaces), as serde re-exports its derives.
+#[cfg(feature = "derive")]
+pub use pgactor_derive::Entity;
 pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
 };

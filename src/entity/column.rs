@@ -11,8 +11,19 @@ use crate::schema::{Filter, Value};
 /// `Query::sort_desc(StockBalance::QUANTITY)`), and builds filters whose
 /// values have the column's type:
 ///
-/// ```ignore
+/// ```
+/// use pgactor::{Filter, Query};
+///
+/// #[derive(pgactor::Entity)]
+/// struct StockBalance {
+///     sku: String,
+///     quantity: i64,
+/// }
+///
 /// let low = StockBalance::QUANTITY.lt(5);
+/// assert_eq!(low, Filter::lt("quantity", 5_i64));
+/// let sorted = Query::new().sort_desc(StockBalance::QUANTITY);
+/// # let _ = sorted;
 /// ```
 pub struct Column<E, V> {
     name: &'static str,

@@ -508,8 +508,18 @@ impl Registry {
 
     /// Add the model of a typed entity, builder style.
     ///
-    /// ```ignore
+    /// ```
+    /// use pgactor::Registry;
+    ///
+    /// #[derive(pgactor::Entity)]
+    /// struct StockBalance {
+    ///     id: uuid::Uuid,
+    ///     sku: String,
+    /// }
+    ///
     /// let registry = Registry::new().with_entity::<StockBalance>()?;
+    /// assert!(registry.model("StockBalance").is_ok());
+    /// # Ok::<(), pgactor::Error>(())
     /// ```
     pub fn with_entity<T: crate::Entity>(mut self) -> Result<Registry> {
         self.register_entity::<T>()?;

@@ -1,0 +1,476 @@
+//! What `#[derive(Entity)]` generates: the checks, then the three impls.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
+
+use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
+use crate::types::{kind, option_inner, Kind, MAPPED};
+
+/// The adapter's own columns: the key and the timestamps.
+const ID: &str = "id";
+const TIMESTAMPS: [&str; 2] = ["created_at", "updated_at"];
+
+/// Errors gathered over the whole struct, reported together.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    /// An error spanning all of `tokens` (a whole type, not its first token).
+    fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// One column of the struct.
+struct Column<'a> {
+    field: &'a Ident,
+    name: String,
+    /// The type the column constant compares with: the field's, without
+    /// `Option`.
+    value_ty: &'a Type,
+    /// The `pgactor::Field` it declares, unless it is `id`, `created_at`
+    /// or `updated_at`.
+    declared: Option<TokenStream>,
+}
+
+/// Expand the derive, or the errors on the input.
+pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
+    let name = &input.ident;
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Entity)] takes a struct without generic parameters",
+        ));
+    }
+    let fields =
+        match &input.data {
+            Data::Struct(data) => match &data.fields {
+                Fields::Named(named) => &named.named,
+                _ => return Err(syn::Error::new(
+                    data.struct_token.span,
+                    "#[derive(Entity)] takes a struct with named fields (each field is a column)",
+                )),
+            },
+            Data::Enum(data) => {
+                return Err(syn::Error::new(
+                    data.enum_token.span,
+                    "#[derive(Entity)] takes a struct with named fields, not an enum",
+                ))
+            }
+            Data::Union(data) => {
+                return Err(syn::Error::new(
+                    data.union_token.span,
+                    "#[derive(Entity)] takes a struct with named fields, not a union",
+                ))
+            }
+        };
+
+    let mut errors = Errors::default();
+    let attrs = StructAttrs::parse(&input.attrs).unwrap_or_else(|e| {
+        errors.push(e);
+        StructAttrs::default()
+    });
+    let mut key = None;
+    let mut columns: Vec<Column<'_>> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen: HashMap<String, &Ident> = HashMap::new();
+
+    for field in fields {
+        let Some(ident) = &field.ident else { continue };
+        let field_attrs = match FieldAttrs::parse(&field.attrs) {
+            Ok(attrs) => attrs,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if field_attrs.skip.is_some() {
+            let other = field_attrs.column.as_ref().map(|c| c.span());
+            if let Some(span) = other.or(field_attrs.declared_only()) {
+                errors.at(
+                    span,
+                    "a skipped field is no column and takes no other attribute",
+                );
+            }
+            skipped.push(ident);
+            continue;
+        }
+        let (column, column_span) = match &field_attrs.column {
+            Some(lit) => (lit.value(), lit.span()),
+            None => (ident.unraw().to_string(), ident.span()),
+        };
+        if let Err(message) = check_identifier(&column) {
+            errors.at(column_span, format!("column {message}"));
+        }
+        if let Some(first) = seen.insert(column.clone(), ident) {
+            errors.at(
+                column_span,
+                format!(
+                    "field `{}` would be column `{column}`, which is field `{first}`: \
+                     each column is one field",
+                    ident.unraw()
+                ),
+            );
+        }
+        let ty = &field.ty;
+        let adapters = column == ID || TIMESTAMPS.contains(&column.as_str());
+        if adapters {
+            if let Some(span) = field_attrs.declared_only() {
+                errors.at(
+                    span,
+                    format!("`{column}` is the adapter's column and takes no such attribute"),
+                );
+            }
+        }
+        let declared = if column == ID {
+            match kind(ty) {
+                Some(Kind::Uuid) => key = Some(quote!(::pgactor::PrimaryKey::Uuid)),
+                Some(Kind::I64) => key = Some(quote!(::pgactor::PrimaryKey::Identity)),
+                _ => errors.spanned(
+                    ty,
+                    "`id` is the primary key: uuid::Uuid (a uuid key, the default) or i64 \
+                     (an identity key)",
+                ),
+            }
+            None
+        } else if adapters {
+            if kind(ty) != Some(Kind::Timestamptz) {
+                errors.spanned(
+                    ty,
+                    format!("`{column}` is kept by the adapter as a chrono::DateTime<Utc>"),
+                );
+            }
+            None
+        } else {
+            match declared_field(&column, ty, &field_attrs) {
+                Ok(tokens) => Some(tokens),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            }
+        };
+        columns.push(Column {
+            field: ident,
+            name: column,
+            value_ty: option_inner(ty).unwrap_or(ty),
+            declared,
+        });
+    }
+
+    if let Some(table) = &attrs.table {
+        if let Err(message) = check_identifier(&table.value()) {
+            errors.at(table.span(), format!("table {message}"));
+        }
+    }
+    let mut indexes = Vec::new();
+    for index in &attrs.indexes {
+        for (column, span) in &index.columns {
+            let known = columns.iter().any(|c| c.name == *column)
+                || column == ID
+                || TIMESTAMPS.contains(&column.as_str());
+            if !known {
+                errors.at(
+                    *span,
+                    format!(
+                        "no column `{column}` in {name}: an index names columns (a field's \
+                         name, or its `column = \"…\"`), or id, created_at, updated_at"
+                    ),
+                );
+            }
+        }
+        let names = index.columns.iter().map(|(c, _)| c);
+        let unique = index.unique.then(|| quote!(.unique()));
+        indexes.push(quote!(::pgactor::Index::on([#(#names),*]) #unique));
+    }
+    errors.finish()?;
+
+    let model = match &attrs.model {
+        Some(lit) => lit.value(),
+        None => name.unraw().to_string(),
+    };
+    let table = attrs.table.as_ref().map(|t| quote!(.table_name(#t)));
+    let key = key.map(|k| quote!(.primary_key(#k)));
+    let declared: Vec<_> = columns.iter().filter_map(|c| c.declared.as_ref()).collect();
+    let written = columns.iter().filter(|c| c.declared.is_some());
+    let record = written.map(|c| {
+        let (field, name) = (c.field, &c.name);
+        quote_spanned!(field.span()=> .with(#name, ::core::clone::Clone::clone(&self.#field)))
+    });
+    let decoded = columns.iter().map(|c| {
+        let (field, name) = (c.field, &c.name);
+        quote!(#field: ::pgactor::column(row, #name)?)
+    });
+    let vis = &input.vis;
+    let constants = columns.iter().map(|c| {
+        let constant = format_ident!("{}", c.field.unraw().to_string().to_uppercase());
+        let (column, ty) = (&c.name, c.value_ty);
+        let doc = format!("Column `{column}`.");
+        quote! {
+            #[doc = #doc]
+            #vis const #constant: ::pgactor::Column<#name, #ty> = ::pgactor::Column::new(#column);
+        }
+    });
+
+    Ok(quote! {
+        #[automatically_derived]
+        impl ::pgactor::Entity for #name {
+            const MODEL: &'static str = #model;
+
+            fn model() -> ::pgactor::Model {
+                ::pgactor::Model::new(<Self as ::pgactor::Entity>::MODEL)
+                    #table
+                    #key
+                    #(.field(#declared))*
+                    #(.index(#indexes))*
+            }
+
+            fn to_record(&self) -> ::pgactor::Record {
+                ::pgactor::Record::new() #(#record)*
+            }
+        }
+
+        #[automatically_derived]
+        impl ::pgactor::FromRow for #name {
+            fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
+                ::core::result::Result::Ok(#name {
+                    #(#decoded,)*
+                    #(#skipped: ::core::default::Default::default(),)*
+                })
+            }
+        }
+
+        // A struct need not use every one of its columns.
+        #[allow(dead_code)]
+        #[automatically_derived]
+        impl #name {
+            #(#constants)*
+        }
+    })
+}
+
+/// `[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes, as the registry checks.
+fn check_identifier(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+        return Err(format!(
+            "`{name}` is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_$]*)"
+        ));
+    }
+    if name.len() > 63 {
+        return Err(format!(
+            "`{name}` is longer than PostgreSQL's 63-byte limit"
+        ));
+    }
+    Ok(())
+}
+
+/// The `pgactor::Field` of a declared field.
+fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<TokenStream> {
+    let inner = option_inner(ty);
+    let value_ty = inner.unwrap_or(ty);
+    let Some(kind) = kind(value_ty) else {
+        return Err(syn::Error::new_spanned(
+            value_ty,
+            format!("no column type for this type: {MAPPED}"),
+        ));
+    };
+    let mut errors = Errors::default();
+    let field_type = match attrs.varchar {
+        Some((n, _)) if kind == Kind::Text => quote!(::pgactor::FieldType::Varchar(#n)),
+        Some((_, span)) => {
+            errors.at(span, "varchar fits only a String field");
+            quote!()
+        }
+        None => {
+            let variant = format_ident!("{}", kind.variant());
+            quote!(::pgactor::FieldType::#variant)
+        }
+    };
+    let mut field = quote!(::pgactor::Field::new(#column, #field_type));
+    if inner.is_some() {
+        field.extend(quote!(.nullable()));
+    }
+    if attrs.unique.is_some() {
+        field.extend(quote!(.unique()));
+    }
+    if let Some(default) = &attrs.default {
+        if let Some(span) = attrs.default_now {
+            errors.at(span, "a field has one default: default or default_now");
+        }
+        let varchar = attrs.varchar.map(|(n, _)| n);
+        match default_value(kind, varchar, value_ty, default) {
+            Ok(value) => field.extend(quote!(.default_value(#value))),
+            Err(e) => errors.push(e),
+        }
+    } else if let Some(span) = attrs.default_now {
+        if matches!(kind, Kind::Timestamptz | Kind::Date) {
+            field.extend(quote!(.default_now()));
+        } else {
+            errors.at(
+                span,
+                "default_now fits only a DateTime<Utc> or NaiveDate field",
+            );
+        }
+    }
+    errors.finish()?;
+    Ok(field)
+}
+
+/// The default's value, typed as the field's Rust type (`0_i64`,
+/// `String::from("x")`), or an error on a literal that does not fit it.
+fn default_value(
+    kind: Kind,
+    varchar: Option<u32>,
+    ty: &Type,
+    default: &DefaultLit,
+) -> syn::Result<TokenStream> {
+    let span = default.span;
+    let unfit = |what: &str| {
+        syn::Error::new(
+            span,
+            format!(
+                "{what} does not fit this field's type ({})",
+                kind_name(kind)
+            ),
+        )
+    };
+    let sign = if default.negative { "-" } else { "" };
+    let integer = |digits: &str| -> syn::Result<i128> {
+        format!("{sign}{digits}")
+            .parse::<i128>()
+            .map_err(|_| syn::Error::new(span, "this integer is out of range"))
+    };
+    let out_of_range = || syn::Error::new(span, format!("out of range for {}", kind_name(kind)));
+    Ok(match (&default.lit, kind) {
+        (Lit::Bool(b), Kind::Bool) if !default.negative => quote!(#b),
+        (Lit::Str(s), Kind::Text) if !default.negative => {
+            if let Some(n) = varchar {
+                if s.value().chars().count() > n as usize {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("this default is longer than varchar({n})"),
+                    ));
+                }
+            }
+            quote!(::std::string::String::from(#s))
+        }
+        (Lit::Int(lit), Kind::I16 | Kind::I32 | Kind::I64 | Kind::Numeric) => {
+            check_suffix(lit.suffix(), kind, span)?;
+            let n = integer(lit.base10_digits())?;
+            let literal = match kind {
+                Kind::I16 => Literal::i16_suffixed(n.try_into().map_err(|_| out_of_range())?),
+                Kind::I32 => Literal::i32_suffixed(n.try_into().map_err(|_| out_of_range())?),
+                _ => Literal::i64_suffixed(n.try_into().map_err(|_| out_of_range())?),
+            };
+            if kind == Kind::Numeric {
+                quote!(<#ty as ::core::convert::From<i64>>::from(#literal))
+            } else {
+                quote!(#literal)
+            }
+        }
+        (Lit::Int(lit), Kind::F32 | Kind::F64) => {
+            check_suffix(lit.suffix(), kind, span)?;
+            let n = integer(lit.base10_digits())?;
+            float(kind, n as f64, Some(n), span)?
+        }
+        (Lit::Float(lit), Kind::F32 | Kind::F64) => {
+            check_suffix(lit.suffix(), kind, span)?;
+            let x: f64 = format!("{sign}{}", lit.base10_digits())
+                .parse()
+                .map_err(|_| syn::Error::new(span, "not a float"))?;
+            float(kind, x, None, span)?
+        }
+        (Lit::Int(_), _) => return Err(unfit("an integer")),
+        (Lit::Float(_), _) => return Err(unfit("a float")),
+        (Lit::Bool(_), _) => return Err(unfit("a bool")),
+        (Lit::Str(_), _) => return Err(unfit("a string")),
+        _ => {
+            return Err(syn::Error::new(
+                span,
+                "a default is an integer, a float, true or false, or a string",
+            ))
+        }
+    })
+}
+
+/// A float literal of the field's type, refused when it is not finite in
+/// that type or, written as the integer `from_int`, would be rounded.
+fn float(kind: Kind, x: f64, from_int: Option<i128>, span: Span) -> syn::Result<TokenStream> {
+    let narrowed = x as f32;
+    let fits = match kind {
+        Kind::F32 => narrowed.is_finite() && from_int.is_none_or(|n| narrowed as i128 == n),
+        _ => x.is_finite() && from_int.is_none_or(|n| x as i128 == n),
+    };
+    if !fits {
+        return Err(syn::Error::new(
+            span,
+            format!("not exactly a finite {}", kind_name(kind)),
+        ));
+    }
+    Ok(match kind {
+        Kind::F32 => {
+            let literal = Literal::f32_suffixed(narrowed);
+            quote!(#literal)
+        }
+        _ => {
+            let literal = Literal::f64_suffixed(x);
+            quote!(#literal)
+        }
+    })
+}
+
+/// A literal's suffix (`5_i32`) must be the field's type.
+fn check_suffix(suffix: &str, kind: Kind, span: Span) -> syn::Result<()> {
+    if suffix.is_empty() || suffix == kind_name(kind) {
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        span,
+        format!(
+            "this literal is a {suffix}, the field a {}",
+            kind_name(kind)
+        ),
+    ))
+}
+
+/// The Rust type of a kind, for messages.
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "bool",
+        Kind::I16 => "i16",
+        Kind::I32 => "i32",
+        Kind::I64 => "i64",
+        Kind::F32 => "f32",
+        Kind::F64 => "f64",
+        Kind::Numeric => "Decimal",
+        Kind::Text => "String",
+        Kind::Bytes => "Vec<u8>",
+        Kind::Uuid => "Uuid",
+        Kind::Timestamptz => "DateTime<Utc>",
+        Kind::Date => "NaiveDate",
+        Kind::Json => "serde_json::Value",
+    }
+}

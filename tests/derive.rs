@@ -1,0 +1,234 @@
+//! `#[derive(pgactor::Entity)]` without a database: the model, the record
+//! and the column constants it generates, and that the registry takes them.
+//! Decoding rows (`FromRow`) is tested against the database.
+#![cfg(feature = "derive")]
+
+use chrono::{DateTime, NaiveDate, Utc};
+use pgactor::{
+    Entity, Field, FieldType, Filter, Index, Model, PrimaryKey, Record, Registry, Value,
+};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+/// Every attribute and the adapter's three columns.
+#[derive(pgactor::Entity)]
+#[pgactor(unique_index(warehouse, sku))]
+#[pgactor(index(quantity), index(created_at))]
+struct StockBalance {
+    id: Uuid,
+    #[pgactor(varchar = 32)]
+    sku: String,
+    warehouse: String,
+    #[pgactor(default = 0)]
+    quantity: i64,
+    note: Option<String>,
+    #[pgactor(unique, column = "external_ref")]
+    reference: Option<Uuid>,
+    #[pgactor(skip)]
+    cached: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Every mapped type, an identity key, a model and a table name of its own,
+/// and the defaults.
+#[derive(pgactor::Entity)]
+#[pgactor(model = "Everything", table = "all_types")]
+struct AllTypes {
+    id: i64,
+    #[pgactor(default = true)]
+    flag: bool,
+    #[pgactor(default = -3)]
+    small: i16,
+    #[pgactor(default = 70_000)]
+    medium: i32,
+    #[pgactor(default = 1.5)]
+    real: f32,
+    #[pgactor(default = -2)]
+    double: f64,
+    #[pgactor(default = 12)]
+    amount: Decimal,
+    #[pgactor(default = "none")]
+    text: String,
+    bytes: Vec<u8>,
+    other: Option<uuid::Uuid>,
+    #[pgactor(default_now)]
+    at: chrono::DateTime<chrono::Utc>,
+    #[pgactor(default_now)]
+    day: Option<NaiveDate>,
+    doc: serde_json::Value,
+    r#type: Option<i32>,
+}
+
+/// No `id` field, no timestamps: the model still has its uuid key.
+#[derive(pgactor::Entity)]
+pub(crate) struct Note {
+    body: String,
+}
+
+#[test]
+fn the_model_is_the_one_written_by_hand() {
+    let by_hand = Model::new("StockBalance")
+        .field(Field::new("sku", FieldType::Varchar(32)))
+        .field(Field::new("warehouse", FieldType::Text))
+        .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
+        .field(Field::new("note", FieldType::Text).nullable())
+        .field(
+            Field::new("external_ref", FieldType::Uuid)
+                .nullable()
+                .unique(),
+        )
+        .index(Index::on(["warehouse", "sku"]).unique())
+        .index(Index::on(["quantity"]))
+        .index(Index::on(["created_at"]));
+    assert_eq!(StockBalance::model(), by_hand);
+    assert_eq!(StockBalance::MODEL, "StockBalance");
+    let model = StockBalance::model();
+    assert_eq!(model.table(), "stock_balance");
+    assert_eq!(model.key(), PrimaryKey::Uuid);
+    let note = &model.fields()[3];
+    assert_eq!(
+        (note.name(), note.ty(), note.is_nullable(), note.is_unique()),
+        ("note", FieldType::Text, true, false)
+    );
+}
+
+#[test]
+fn every_type_maps_and_defaults_are_typed_as_the_field() {
+    let by_hand = Model::new("Everything")
+        .table_name("all_types")
+        .primary_key(PrimaryKey::Identity)
+        .field(Field::new("flag", FieldType::Bool).default_value(true))
+        .field(Field::new("small", FieldType::I16).default_value(-3_i16))
+        .field(Field::new("medium", FieldType::I32).default_value(70_000_i32))
+        .field(Field::new("real", FieldType::F32).default_value(1.5_f32))
+        .field(Field::new("double", FieldType::F64).default_value(-2.0_f64))
+        .field(Field::new("amount", FieldType::Numeric).default_value(Decimal::from(12)))
+        .field(Field::new("text", FieldType::Text).default_value("none"))
+        .field(Field::new("bytes", FieldType::Bytes))
+        .field(Field::new("other", FieldType::Uuid).nullable())
+        .field(Field::new("at", FieldType::Timestamptz).default_now())
+        .field(Field::new("day", FieldType::Date).nullable().default_now())
+        .field(Field::new("doc", FieldType::Json))
+        .field(Field::new("type", FieldType::I32).nullable());
+    assert_eq!(AllTypes::model(), by_hand);
+    assert_eq!(AllTypes::MODEL, "Everything");
+    assert_eq!(AllTypes::model().table(), "all_types");
+    assert_eq!(AllTypes::TYPE.name(), "type");
+
+    let all = AllTypes {
+        id: 9,
+        flag: false,
+        small: 1,
+        medium: 2,
+        real: 0.5,
+        double: 0.25,
+        amount: Decimal::new(314, 2),
+        text: "t".into(),
+        bytes: vec![0, 1],
+        other: None,
+        at: DateTime::UNIX_EPOCH,
+        day: NaiveDate::from_ymd_opt(2024, 2, 29),
+        doc: serde_json::json!({"a": [1]}),
+        r#type: Some(4),
+    };
+    let record = all.to_record();
+    assert_eq!(record.len(), 13, "every declared field, not the key");
+    assert_eq!(record.value("id"), None);
+    assert_eq!(all.id, 9);
+    assert_eq!(
+        record.get::<Decimal>("amount").unwrap(),
+        Decimal::new(314, 2)
+    );
+    assert_eq!(record.get::<Vec<u8>>("bytes").unwrap(), [0, 1]);
+    assert_eq!(record.value("other"), Some(&Value::Null));
+    assert_eq!(record.get::<Option<NaiveDate>>("day").unwrap(), all.day);
+    assert_eq!(record.get::<serde_json::Value>("doc").unwrap(), all.doc);
+    assert_eq!(record.get::<i32>("type").unwrap(), 4);
+    assert_eq!(record.get::<f32>("real").unwrap(), 0.5);
+}
+
+#[test]
+fn a_struct_without_id_keeps_the_uuid_key() {
+    assert_eq!(
+        Note::model(),
+        Model::new("Note").field(Field::new("body", FieldType::Text))
+    );
+    assert_eq!(Note::model().key(), PrimaryKey::Uuid);
+}
+
+fn stock() -> StockBalance {
+    StockBalance {
+        id: Uuid::nil(),
+        sku: "A-1".into(),
+        warehouse: "north".into(),
+        quantity: 7,
+        note: None,
+        reference: Some(Uuid::from_u128(5)),
+        cached: vec!["not a column".into()],
+        created_at: DateTime::UNIX_EPOCH,
+        updated_at: DateTime::UNIX_EPOCH,
+    }
+}
+
+#[test]
+fn the_record_holds_every_declared_field_and_nothing_else() {
+    let stock = stock();
+    let expected = Record::new()
+        .with("sku", "A-1")
+        .with("warehouse", "north")
+        .with("quantity", 7_i64)
+        .with("note", None::<String>)
+        .with("external_ref", Uuid::from_u128(5));
+    assert_eq!(stock.to_record(), expected);
+    assert_eq!(stock.to_record().value("note"), Some(&Value::Null));
+    // Read from the struct, not written: the key, the timestamps, the
+    // skipped field.
+    assert_eq!(
+        (
+            stock.id,
+            stock.created_at,
+            stock.updated_at,
+            stock.cached.len()
+        ),
+        (Uuid::nil(), DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH, 1)
+    );
+
+    let note = Note { body: "hi".into() };
+    assert_eq!(note.to_record(), Record::new().with("body", "hi"));
+}
+
+#[test]
+fn column_constants_name_their_columns_and_filter_with_their_types() {
+    assert_eq!(StockBalance::ID.name(), "id");
+    assert_eq!(StockBalance::SKU.name(), "sku");
+    assert_eq!(StockBalance::QUANTITY.name(), "quantity");
+    assert_eq!(StockBalance::REFERENCE.name(), "external_ref");
+    assert_eq!(StockBalance::CREATED_AT.name(), "created_at");
+    assert_eq!(StockBalance::UPDATED_AT.name(), "updated_at");
+    assert_eq!(Note::BODY.name(), "body");
+
+    assert_eq!(StockBalance::QUANTITY.lt(5), Filter::lt("quantity", 5_i64));
+    assert_eq!(StockBalance::SKU.eq("A-1"), Filter::eq("sku", "A-1"));
+    // An Option<T> field's constant compares with a T; NULL is asked with
+    // is_null.
+    assert_eq!(StockBalance::NOTE.eq("x"), Filter::eq("note", "x"));
+    assert_eq!(Filter::is_null(StockBalance::NOTE), Filter::is_null("note"));
+    assert_eq!(
+        StockBalance::ID.is_in([Uuid::nil()]),
+        Filter::is_in("id", [Uuid::nil()])
+    );
+    assert_eq!(AllTypes::ID.ge(10), Filter::ge("id", 10_i64));
+    assert_eq!(AllTypes::TYPE.eq(3), Filter::eq("type", 3_i32));
+}
+
+#[test]
+fn the_registry_takes_the_derived_models() {
+    let registry = Registry::new()
+        .with_entity::<StockBalance>()
+        .and_then(|r| r.with_entity::<AllTypes>())
+        .and_then(|r| r.with_entity::<Note>())
+        .expect("valid models");
+    let names: Vec<&str> = registry.models().map(|m| m.name()).collect();
+    assert_eq!(names, ["Everything", "Note", "StockBalance"]);
+}

@@ -1,0 +1,9 @@
+// A field type with no column type is refused on the type.
+#[derive(pgactor::Entity)]
+struct Stock {
+    sku: String,
+    quantity: u64,
+    tags: Option<Vec<String>>,
+}
+
+fn main() {}
