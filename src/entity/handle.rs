@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::messages::{Call, ListRequest, ReadRequest, WriteOp, WriteRequest};
 use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request, TypedRequest};
-use crate::schema::{Page, Query, Value};
+use crate::schema::{Page, Query, Record, Value};
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
 
@@ -47,10 +47,22 @@ fn write<T: Entity>(op: WriteOp) -> WriteRequest {
 /// ([`Db::typed`]): the same routing, deadlines, tokens and errors as the
 /// `Db` methods of the same names, the rows decoded into `T`.
 ///
-/// ```ignore
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+/// use pgactor::Query;
+///
+/// #[derive(Debug, Default, pgactor::Entity)]
+/// struct StockBalance {
+///     id: uuid::Uuid,
+///     #[pgactor(unique)]
+///     sku: String,
+///     quantity: i64,
+/// }
+///
 /// let stock = db.typed::<StockBalance>();
 /// let created = stock.create(&StockBalance { sku: "A-1".into(), quantity: 5, ..Default::default() }).await?;
 /// let low = stock.list(Query::new().filter(StockBalance::QUANTITY.lt(10))).await?;
+/// # let _ = (created, low); Ok(()) }
 /// ```
 pub struct Typed<T> {
     db: Db,
@@ -113,6 +125,25 @@ impl<T: Entity> Typed<T> {
         let op = WriteOp::Update {
             id: id.into(),
             patch: row.to_record(),
+        };
+        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+    }
+
+    /// Write only the fields of `patch` to the row `id` (the others stay as
+    /// they are) and answer the stored row; [`crate::ErrorKind::NotFound`]
+    /// when absent.
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
+    /// use pgactor::Record;
+    /// let stock = db.typed::<StockBalance>().patch(id, Record::new().with("quantity", 0_i64)).await?;
+    /// # let _ = stock; Ok(()) }
+    /// ```
+    pub async fn patch(&self, id: impl Into<Value>, patch: Record) -> Result<T> {
+        let op = WriteOp::Update {
+            id: id.into(),
+            patch,
         };
         self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
     }
@@ -191,6 +222,15 @@ impl<T: Entity> TypedTx<T> {
         self.tx.run(typed::<T, _>(write::<T>(op))).await
     }
 
+    /// Write only the fields of `patch` to the row `id` ([`Typed::patch`]).
+    pub async fn patch(&self, id: impl Into<Value>, patch: Record) -> Result<T> {
+        let op = WriteOp::Update {
+            id: id.into(),
+            patch,
+        };
+        self.tx.run(typed::<T, _>(write::<T>(op))).await
+    }
+
     /// Delete the row `id` and answer it as it was ([`Typed::delete`]).
     pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
         let op = WriteOp::Delete { id: id.into() };
@@ -202,8 +242,12 @@ impl<T: Entity> TypedTx<T> {
 /// ractor code: the same as [`Typed`]'s methods, routed and bounded as
 /// [`DbMsg::Read`], [`DbMsg::List`] and [`DbMsg::Write`].
 ///
-/// ```ignore
+/// ```no_run
+/// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+/// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Call, DbMsg};
 /// let stock = ractor::call!(db.actor(), DbMsg::read_as::<StockBalance>, id.into(), Call::here())??;
+/// # let _ = stock; Ok(()) }
 /// ```
 impl DbMsg {
     /// [`Typed::read`] as a message.

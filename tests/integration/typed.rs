@@ -3,20 +3,20 @@
 //! into the struct.
 
 use chrono::{DateTime, Utc};
-use pgactor::{
-    column, Column, Entity, ErrorKind, Field, FieldType, FromRow, Index, Model, Query, Record,
-    Registry, Row, TxOptions,
-};
+use pgactor::{column, Entity, ErrorKind, FromRow, Model, Query, Record, Registry, Row, TxOptions};
 use uuid::Uuid;
 
 use crate::support::db::{in_schema, unique_schema};
 use crate::support::topology::primary_url;
 
 /// The seed's stock balance, as a struct.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, pgactor::Entity)]
+#[pgactor(index(quantity))]
 struct StockBalance {
     id: Uuid,
+    #[pgactor(unique)]
     sku: String,
+    #[pgactor(default = 0)]
     quantity: i64,
     note: Option<String>,
     created_at: DateTime<Utc>,
@@ -24,9 +24,6 @@ struct StockBalance {
 }
 
 impl StockBalance {
-    const SKU: Column<StockBalance, String> = Column::new("sku");
-    const QUANTITY: Column<StockBalance, i64> = Column::new("quantity");
-
     fn new(sku: &str, quantity: i64) -> StockBalance {
         StockBalance {
             sku: sku.into(),
@@ -36,34 +33,9 @@ impl StockBalance {
     }
 }
 
-impl FromRow for StockBalance {
-    fn from_row(row: &Row) -> pgactor::Result<StockBalance> {
-        Ok(StockBalance {
-            id: column(row, "id")?,
-            sku: column(row, "sku")?,
-            quantity: column(row, "quantity")?,
-            note: column(row, "note")?,
-            created_at: column(row, "created_at")?,
-            updated_at: column(row, "updated_at")?,
-        })
-    }
-}
-
-impl Entity for StockBalance {
-    const MODEL: &'static str = "StockBalance";
-    fn model() -> Model {
-        Model::new(Self::MODEL)
-            .field(Field::new("sku", FieldType::Text).unique())
-            .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
-            .field(Field::new("note", FieldType::Text).nullable())
-            .index(Index::on(["quantity"]))
-    }
-    fn to_record(&self) -> Record {
-        Record::new()
-            .with("sku", self.sku.clone())
-            .with("quantity", self.quantity)
-            .with("note", self.note.clone())
-    }
+#[test]
+fn the_derived_model_is_the_seeds_stock_model() {
+    assert_eq!(StockBalance::model(), crate::support::db::stock_model());
 }
 
 async fn open(prefix: &str) -> pgactor::Db {
