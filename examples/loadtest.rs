@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run --release --example loadtest -- [--seconds 2.5] [--warmup 0.5]
 //!     [--workload read_pk,list_page,insert,tx_lock] [--concurrency 1,16,64]
-//!     [--impl pgactor,pgactor-msg,raw-prepared,pgactor-shared,pgactor-unnamed,raw-unnamed]
+//!     [--impl pgactor,pgactor-typed,pgactor-msg,raw-prepared,pgactor-shared,pgactor-unnamed,raw-unnamed]
 //!     [--pool 16]
 //!     [--rounds 1]
 //! ```
@@ -14,12 +14,12 @@
 //! measured N times, the implementations' order turned by one place per
 //! round, and the medians are reported. A progress line is redrawn on stderr
 //! while a cell runs; at the end come a table of ops/s, p50 and p99 per
-//! implementation with the ratios pgactor / raw-prepared, pgactor-msg /
-//! raw-prepared, pgactor-shared / raw-prepared and pgactor-unnamed /
-//! raw-unnamed, and one
+//! implementation with the ratios pgactor / raw-prepared, pgactor-typed /
+//! raw-prepared, pgactor-msg / raw-prepared, pgactor-shared / raw-prepared
+//! and pgactor-unnamed / raw-unnamed, and one
 //! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… cpu_us=… errors=…` line per
-//! cell. The defaults (four workloads, c = 1, 16, 64, six implementations,
-//! 2.5 s + 0.5 s per cell) take about four minutes.
+//! cell. The defaults (four workloads, c = 1, 16, 64, seven implementations,
+//! 2.5 s + 0.5 s per cell) take about five minutes.
 //!
 //! The workloads, the table and the implementations are in
 //! `examples/support/workload.rs`, shared with the criterion bench;
@@ -55,8 +55,9 @@ usage: cargo run --release --example loadtest -- [options]
   --workload A,B     read_pk, list_page, insert, tx_lock, update
                      (default read_pk,list_page,insert,tx_lock)
   --concurrency N,M  concurrent callers (default 1,16,64)
-  --impl A,B         pgactor, pgactor-msg, raw-prepared, pgactor-shared,
-                     pgactor-unnamed, raw-unnamed (default all six)
+  --impl A,B         pgactor, pgactor-typed, pgactor-msg, raw-prepared,
+                     pgactor-shared, pgactor-unnamed, raw-unnamed (default
+                     all seven)
   --pool N           connections in each pool (default 16): each pgactor
                      mode has a write and a read pool, each raw baseline one
   --rounds N         measure every cell N times, the implementations in an

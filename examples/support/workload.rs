@@ -3,10 +3,10 @@
 //! share, so both measure the same thing. Each includes this file with
 //! `#[path]`.
 //!
-//! Every operation has five implementations ([`Impl`]): pgactor in its
+//! Every operation has several implementations ([`Impl`]): pgactor in its
 //! two statement modes (the default per-connection prepared-statement
-//! cache, and unnamed statements for poolers) and with shared reads, and
-//! two raw baselines
+//! cache, and unnamed statements for poolers), with shared reads, typed
+//! (rows decoded into a struct) and by message, and two raw baselines
 //! written the way a careful user writes them by hand on deadpool-postgres
 //! and tokio-postgres: `prepare_cached` statements, and unnamed
 //! `query_typed` statements (the PgBouncer-safe way). The raw baselines
@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, StatementCache};
 use pgactor::{
-    Call, Db, DbMsg, Field, FieldType, Filter, Index, ListRequest, Model, OpenOptions, PoolConfig,
-    PrimaryKey, Query, ReadRequest, Record, Registry, SessionConfig, TxMsg, TxOptions, WriteOp,
-    WriteRequest,
+    Call, Db, DbMsg, Filter, ListRequest, OpenOptions, PoolConfig, Query, ReadRequest, Record,
+    Registry, SessionConfig, TxMsg, TxOptions, WriteOp, WriteRequest,
 };
 use ractor::call;
 use tokio_postgres::config::SslMode;
@@ -66,15 +65,7 @@ const LIST_BAND: i64 = 100;
 /// The `Item` model: id bigint identity, sku text unique, qty bigint
 /// indexed, price float8, note text nullable, and the timestamps pgactor keeps.
 pub fn registry() -> pgactor::Result<Registry> {
-    Registry::new().with(
-        Model::new(MODEL)
-            .primary_key(PrimaryKey::Identity)
-            .field(Field::new("sku", FieldType::Text).unique())
-            .field(Field::new("qty", FieldType::I64))
-            .field(Field::new("price", FieldType::F64))
-            .field(Field::new("note", FieldType::Text).nullable())
-            .index(Index::on(["qty"])),
-    )
+    Registry::new().with_entity::<Item>()
 }
 
 /// pgactor's options for a measurement: the model, reads from the primary
@@ -148,6 +139,9 @@ pub const SHARED_LANES: usize = 1;
 pub enum Impl {
     /// pgactor's `Db` and `Tx`, default path (prepared-statement cache).
     Pgactor,
+    /// pgactor's typed path: `db.typed::<Item>()`, rows decoded straight
+    /// into `Item` (as the raw baselines do by hand).
+    PgactorTyped,
     /// pgactor's message path, as an actor calls it: `DbMsg`s to the
     /// supervisor and `TxMsg`s to the transaction's actor, with `call!`.
     PgactorMsg,
@@ -167,8 +161,9 @@ pub enum Impl {
 impl Impl {
     /// Each pgactor mode next to the raw baseline that sends its statements
     /// the same way.
-    pub const ALL: [Impl; 6] = [
+    pub const ALL: [Impl; 7] = [
         Impl::Pgactor,
+        Impl::PgactorTyped,
         Impl::PgactorMsg,
         Impl::RawPrepared,
         Impl::PgactorShared,
@@ -179,6 +174,7 @@ impl Impl {
     pub fn name(self) -> &'static str {
         match self {
             Impl::Pgactor => "pgactor",
+            Impl::PgactorTyped => "pgactor-typed",
             Impl::PgactorMsg => "pgactor-msg",
             Impl::RawPrepared => "raw-prepared",
             Impl::PgactorUnnamed => "pgactor-unnamed",
@@ -190,7 +186,9 @@ impl Impl {
     /// The raw baseline this pgactor mode is held against.
     pub fn baseline(self) -> Option<Impl> {
         match self {
-            Impl::Pgactor | Impl::PgactorMsg | Impl::PgactorShared => Some(Impl::RawPrepared),
+            Impl::Pgactor | Impl::PgactorTyped | Impl::PgactorMsg | Impl::PgactorShared => {
+                Some(Impl::RawPrepared)
+            }
             Impl::PgactorUnnamed => Some(Impl::RawUnnamed),
             Impl::RawPrepared | Impl::RawUnnamed => None,
         }
@@ -246,11 +244,14 @@ impl Draw {
     }
 }
 
-/// A row as the raw baselines decode it: every column, typed, as a user's
-/// struct would hold it (pgactor answers a `Record` instead).
-#[derive(Debug)]
+/// A row, every column typed: the model ([`registry`]), what the typed
+/// implementation answers, and what the raw baselines decode by hand
+/// (the record implementations answer a `Record` instead).
+#[derive(Debug, Default, pgactor::Entity)]
+#[pgactor(index(qty))]
 pub struct Item {
     pub id: i64,
+    #[pgactor(unique)]
     pub sku: String,
     pub qty: i64,
     pub price: f64,
@@ -485,6 +486,7 @@ impl Bench {
         let draw = Draw(random);
         match imp {
             Impl::Pgactor => self.pgactor(&self.db, workload, draw).await,
+            Impl::PgactorTyped => self.pgactor_typed(&self.db, workload, draw).await,
             Impl::PgactorMsg => self.pgactor_msg(&self.db, workload, draw).await,
             Impl::PgactorUnnamed | Impl::PgactorShared => {
                 match self.variants.iter().find(|(i, _)| *i == imp) {
@@ -604,6 +606,41 @@ impl Bench {
                 let qty: i64 = tx.lock_for_update(MODEL, id).await?.get("qty")?;
                 let patch = Record::new().with("qty", qty - 1);
                 drop(tx.update(MODEL, id, patch).await?);
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Bench::pgactor`]'s operations on the typed path.
+    async fn pgactor_typed(&self, db: &Db, workload: Workload, draw: Draw) -> Result<(), OpError> {
+        let items = db.typed::<Item>();
+        match workload {
+            Workload::ReadPk => drop(items.read(draw.id()).await?),
+            Workload::ListPage => {
+                let query = Query::new().filter(Item::QTY.ge(draw.floor())).limit(PAGE);
+                drop(items.list(query).await?);
+            }
+            Workload::Insert => {
+                let row = Item {
+                    sku: self.sku(),
+                    qty: draw.qty(),
+                    price: draw.price(),
+                    note: Some("inserted".into()),
+                    ..Item::default()
+                };
+                drop(items.create(&row).await?);
+            }
+            Workload::Update => {
+                let patch = Record::new().with("qty", draw.qty());
+                drop(items.patch(draw.id(), patch).await?);
+            }
+            Workload::TxLock => {
+                let id = draw.hot();
+                let tx = db.begin(TxOptions::default()).await?;
+                let in_tx = tx.typed::<Item>();
+                let qty = in_tx.lock_for_update(id).await?.qty;
+                drop(in_tx.patch(id, Record::new().with("qty", qty - 1)).await?);
                 tx.commit().await?;
             }
         }
