@@ -365,6 +365,9 @@ fn literal(value: &Value, ty: FieldType) -> String {
         Value::Uuid(u) => quoted(&u.to_string()),
         Value::Timestamptz(t) => quoted(&t.to_rfc3339()),
         Value::Date(d) => quoted(&d.to_string()),
+        Value::Timestamp(_) | Value::Time(_) | Value::Inet(_) => {
+            quoted(&value.serde_str().unwrap_or_default())
+        }
         Value::Json(j) => quoted(&j.to_string()),
         Value::JsonText(text) => quoted(text),
     }
