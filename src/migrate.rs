@@ -438,6 +438,27 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_time_and_inet_defaults_are_typed_literals() {
+        let at = chrono::NaiveDate::from_ymd_opt(2025, 7, 1)
+            .and_then(|d| d.and_hms_milli_opt(12, 30, 5, 250))
+            .unwrap();
+        let ip: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let def = |field: Field| column_definition(&field).unwrap();
+        assert_eq!(
+            def(Field::new("at", FieldType::Timestamp).default_value(at)),
+            "\"at\" timestamp NOT NULL DEFAULT '2025-07-01T12:30:05.250'::timestamp"
+        );
+        assert_eq!(
+            def(Field::new("opens", FieldType::Time).default_value(at.time())),
+            "\"opens\" time NOT NULL DEFAULT '12:30:05.250'::time"
+        );
+        assert_eq!(
+            def(Field::new("from", FieldType::Inet).default_value(ip)),
+            "\"from\" inet NOT NULL DEFAULT '2001:db8::1'::inet"
+        );
+    }
+
+    #[test]
     fn drift_is_reported_and_never_dropped() {
         let existing: HashMap<String, String> = [
             ("id", "uuid"),

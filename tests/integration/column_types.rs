@@ -266,6 +266,34 @@ async fn a_derived_struct_writes_reads_and_filters_the_same_columns() {
 }
 
 #[tokio::test]
+async fn timestamp_time_and_inet_defaults_are_written_by_the_server() {
+    let stamp = at(1, 9, 500);
+    let model = Model::new("Stamped")
+        .field(Field::new("note", FieldType::Text))
+        .field(Field::new("at", FieldType::Timestamp).default_value(stamp))
+        .field(Field::new("opens", FieldType::Time).default_value(stamp.time()))
+        .field(Field::new("from", FieldType::Inet).default_value(ip("::1")))
+        .field(Field::new("side", FieldType::Text).default_value(AsText(Side::Sell)));
+    let db = pgactor::OpenOptions::new(primary_url())
+        .registry(registry([model]))
+        .session(SessionConfig {
+            schema: Some(unique_schema("coltypes_default")),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .expect("open");
+    let created = db
+        .create("Stamped", Record::new().with("note", "defaults"))
+        .await
+        .expect("create");
+    assert_eq!(created.get::<NaiveDateTime>("at").unwrap(), stamp);
+    assert_eq!(created.get::<NaiveTime>("opens").unwrap(), stamp.time());
+    assert_eq!(created.get::<IpAddr>("from").unwrap(), ip("::1"));
+    assert_eq!(created.get::<String>("side").unwrap(), "sell");
+}
+
+#[tokio::test]
 async fn automigrate_finds_no_drift_in_the_new_types() {
     let schema = unique_schema("coltypes_mig");
     let first = open(&schema).await;
