@@ -34,7 +34,7 @@ pub use config::{
     MAX_DURATION, MAX_POOL_SIZE, MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
 pub use db::Db;
-pub use entity::{Column, Entity, Typed, TypedTx};
+pub use entity::{AsText, Column, Entity, Typed, TypedTx};
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,

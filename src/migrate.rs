@@ -365,6 +365,9 @@ fn literal(value: &Value, ty: FieldType) -> String {
         Value::Uuid(u) => quoted(&u.to_string()),
         Value::Timestamptz(t) => quoted(&t.to_rfc3339()),
         Value::Date(d) => quoted(&d.to_string()),
+        Value::Timestamp(_) | Value::Time(_) | Value::Inet(_) => {
+            quoted(&value.serde_str().unwrap_or_default())
+        }
         Value::Json(j) => quoted(&j.to_string()),
         Value::JsonText(text) => quoted(text),
     }
@@ -431,6 +434,27 @@ mod tests {
                 "CREATE UNIQUE INDEX \"stock_key(sku)\" ON \"shop\".\"stock\" (\"sku\")",
                 "CREATE INDEX \"stock_idx(quantity,sku)\" ON \"shop\".\"stock\" (\"quantity\", \"sku\")",
             ]
+        );
+    }
+
+    #[test]
+    fn timestamp_time_and_inet_defaults_are_typed_literals() {
+        let at = chrono::NaiveDate::from_ymd_opt(2025, 7, 1)
+            .and_then(|d| d.and_hms_milli_opt(12, 30, 5, 250))
+            .unwrap();
+        let ip: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let def = |field: Field| column_definition(&field).unwrap();
+        assert_eq!(
+            def(Field::new("at", FieldType::Timestamp).default_value(at)),
+            "\"at\" timestamp NOT NULL DEFAULT '2025-07-01T12:30:05.250'::timestamp"
+        );
+        assert_eq!(
+            def(Field::new("opens", FieldType::Time).default_value(at.time())),
+            "\"opens\" time NOT NULL DEFAULT '12:30:05.250'::time"
+        );
+        assert_eq!(
+            def(Field::new("from", FieldType::Inet).default_value(ip)),
+            "\"from\" inet NOT NULL DEFAULT '2001:db8::1'::inet"
         );
     }
 

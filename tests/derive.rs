@@ -3,9 +3,12 @@
 //! Decoding rows (`FromRow`) is tested against the database.
 #![cfg(feature = "derive")]
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::net::IpAddr;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use pgactor::{
-    Entity, Field, FieldType, Filter, Index, Model, PrimaryKey, Record, Registry, Value,
+    AsText, Column, Entity, Field, FieldType, Filter, Index, Model, PrimaryKey, Record, Registry,
+    Value,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -58,6 +61,46 @@ struct AllTypes {
     day: Option<NaiveDate>,
     doc: serde_json::Value,
     r#type: Option<i32>,
+}
+
+/// A side of an order, stored as its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Buy,
+    Sell,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        })
+    }
+}
+
+impl std::str::FromStr for Side {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Side, String> {
+        match s {
+            "buy" => Ok(Side::Buy),
+            "sell" => Ok(Side::Sell),
+            _ => Err("expected buy or sell".into()),
+        }
+    }
+}
+
+/// The local timestamp, time and address types, and text-backed fields.
+#[derive(pgactor::Entity)]
+struct Visit {
+    at: NaiveDateTime,
+    opens: Option<chrono::NaiveTime>,
+    from: std::net::IpAddr,
+    via: Option<IpAddr>,
+    #[pgactor(text)]
+    side: Side,
+    #[pgactor(text, varchar = 4, default = "buy")]
+    last: Option<Side>,
 }
 
 /// No `id` field, no timestamps: the model still has its uuid key.
@@ -149,6 +192,66 @@ fn every_type_maps_and_defaults_are_typed_as_the_field() {
 }
 
 #[test]
+fn local_timestamps_times_addresses_and_text_backed_fields_map() {
+    let by_hand = Model::new("Visit")
+        .field(Field::new("at", FieldType::Timestamp))
+        .field(Field::new("opens", FieldType::Time).nullable())
+        .field(Field::new("from", FieldType::Inet))
+        .field(Field::new("via", FieldType::Inet).nullable())
+        .field(Field::new("side", FieldType::Text))
+        .field(
+            Field::new("last", FieldType::Varchar(4))
+                .nullable()
+                .default_value("buy"),
+        );
+    assert_eq!(Visit::model(), by_hand);
+
+    let at = NaiveDate::from_ymd_opt(2025, 7, 1)
+        .unwrap()
+        .and_hms_opt(9, 30, 0)
+        .unwrap();
+    let from: IpAddr = "192.0.2.1".parse().unwrap();
+    let visit = Visit {
+        at,
+        opens: Some(at.time()),
+        from,
+        via: None,
+        side: Side::Sell,
+        last: Some(Side::Buy),
+    };
+    let expected = Record::new()
+        .with("at", at)
+        .with("opens", at.time())
+        .with("from", from)
+        .with("via", None::<IpAddr>)
+        .with("side", "sell")
+        .with("last", "buy");
+    assert_eq!(visit.to_record(), expected);
+    let none = Visit {
+        last: None,
+        ..visit
+    };
+    assert_eq!(none.to_record().value("last"), Some(&Value::Null));
+    assert_eq!(none.to_record().get::<NaiveDateTime>("at").unwrap(), at);
+    assert_eq!(
+        none.to_record().get::<NaiveTime>("opens").unwrap(),
+        at.time()
+    );
+
+    assert_eq!(Visit::AT.lt(at), Filter::lt("at", at));
+    assert_eq!(Visit::OPENS.ge(at.time()), Filter::ge("opens", at.time()));
+    assert_eq!(Visit::FROM.eq(from), Filter::eq("from", from));
+    // A text-backed column compares with its type, as its text.
+    let side: Column<Visit, AsText<Side>> = Visit::SIDE;
+    assert_eq!(side.eq(Side::Buy), Filter::eq("side", "buy"));
+    assert_eq!(Visit::LAST.ne(Side::Sell), Filter::ne("last", "sell"));
+    assert_eq!(
+        Visit::SIDE.is_in([Side::Buy, Side::Sell]),
+        Filter::is_in("side", ["buy", "sell"])
+    );
+}
+
+#[test]
 fn a_struct_without_id_keeps_the_uuid_key() {
     assert_eq!(
         Note::model(),
@@ -228,7 +331,8 @@ fn the_registry_takes_the_derived_models() {
         .with_entity::<StockBalance>()
         .and_then(|r| r.with_entity::<AllTypes>())
         .and_then(|r| r.with_entity::<Note>())
+        .and_then(|r| r.with_entity::<Visit>())
         .expect("valid models");
     let names: Vec<&str> = registry.models().map(|m| m.name()).collect();
-    assert_eq!(names, ["Everything", "Note", "StockBalance"]);
+    assert_eq!(names, ["Everything", "Note", "StockBalance", "Visit"]);
 }

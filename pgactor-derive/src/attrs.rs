@@ -39,6 +39,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) varchar: Option<(u32, Span)>,
     /// `skip`
     pub(crate) skip: Option<Span>,
+    /// `text`
+    pub(crate) text: Option<Span>,
 }
 
 impl FieldAttrs {
@@ -48,6 +50,7 @@ impl FieldAttrs {
             .or(self.default.as_ref().map(|d| d.span))
             .or(self.default_now)
             .or(self.varchar.map(|(_, span)| span))
+            .or(self.text)
     }
 }
 
@@ -136,6 +139,8 @@ impl FieldAttrs {
                     once(&mut out.default_now, span, &meta)
                 } else if meta.path.is_ident("skip") {
                     once(&mut out.skip, span, &meta)
+                } else if meta.path.is_ident("text") {
+                    once(&mut out.text, span, &meta)
                 } else if meta.path.is_ident("varchar") {
                     let lit: LitInt = meta.value()?.parse()?;
                     let n: u32 = lit.base10_parse()?;
@@ -150,7 +155,7 @@ impl FieldAttrs {
                 } else {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a field; expected column = \"…\", \
-                         unique, default = <literal>, default_now, varchar = <n> or skip",
+                         unique, default = <literal>, default_now, varchar = <n>, text or skip",
                         key(&meta)
                     )))
                 }

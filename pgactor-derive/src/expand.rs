@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
 
 use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
@@ -47,6 +48,11 @@ struct Column<'a> {
     /// The type the column constant compares with: the field's, without
     /// `Option`.
     value_ty: &'a Type,
+    /// Whether the field is `Option<value_ty>`.
+    nullable: bool,
+    /// `#[pgactor(text)]`: the value is stored as its text
+    /// (`pgactor::AsText`).
+    text: bool,
     /// The `pgactor::Field` it declares, unless it is `id`, `created_at`
     /// or `updated_at`.
     declared: Option<TokenStream>,
@@ -173,6 +179,8 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             field: ident,
             name: column,
             value_ty: option_inner(ty).unwrap_or(ty),
+            nullable: option_inner(ty).is_some(),
+            text: field_attrs.text.is_some(),
             declared,
         });
     }
@@ -213,17 +221,40 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     let declared: Vec<_> = columns.iter().filter_map(|c| c.declared.as_ref()).collect();
     let written = columns.iter().filter(|c| c.declared.is_some());
     let record = written.map(|c| {
-        let (field, name) = (c.field, &c.name);
-        quote_spanned!(field.span()=> .with(#name, ::core::clone::Clone::clone(&self.#field)))
+        let (field, name, ty) = (c.field, &c.name, c.value_ty);
+        // A text-backed value's errors (no Display) point at its type.
+        let value = match (c.text, c.nullable) {
+            (false, _) => quote!(::core::clone::Clone::clone(&self.#field)),
+            (true, false) => quote_spanned!(ty.span()=> ::pgactor::AsText(&self.#field)),
+            (true, true) => quote_spanned! {ty.span()=>
+                ::core::option::Option::as_ref(&self.#field).map(::pgactor::AsText)
+            },
+        };
+        quote_spanned!(field.span()=> .with(#name, #value))
     });
     let decoded = columns.iter().map(|c| {
-        let (field, name) = (c.field, &c.name);
-        quote!(#field: ::pgactor::column(row, #name)?)
+        let (field, name, ty) = (c.field, &c.name, c.value_ty);
+        let value = match (c.text, c.nullable) {
+            (false, _) => quote!(::pgactor::column(row, #name)?),
+            (true, false) => quote_spanned! {ty.span()=>
+                ::pgactor::column::<::pgactor::AsText<#ty>, _>(row, #name)?.into_inner()
+            },
+            (true, true) => quote_spanned! {ty.span()=>
+                ::pgactor::column::<::core::option::Option<::pgactor::AsText<#ty>>, _>(row, #name)?
+                    .map(::pgactor::AsText::into_inner)
+            },
+        };
+        quote!(#field: #value)
     });
     let vis = &input.vis;
     let constants = columns.iter().map(|c| {
         let constant = format_ident!("{}", c.field.unraw().to_string().to_uppercase());
         let (column, ty) = (&c.name, c.value_ty);
+        let ty = if c.text {
+            quote!(::pgactor::AsText<#ty>)
+        } else {
+            quote!(#ty)
+        };
         let doc = format!("Column `{column}`.");
         quote! {
             #[doc = #doc]
@@ -291,7 +322,12 @@ fn check_identifier(name: &str) -> Result<(), String> {
 fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<TokenStream> {
     let inner = option_inner(ty);
     let value_ty = inner.unwrap_or(ty);
-    let Some(kind) = kind(value_ty) else {
+    // A text-backed field is a text column, whatever its Rust type.
+    let kind = match attrs.text {
+        Some(_) => Some(Kind::Text),
+        None => kind(value_ty),
+    };
+    let Some(kind) = kind else {
         return Err(syn::Error::new_spanned(
             value_ty,
             format!("no column type for this type: {MAPPED}"),
@@ -301,7 +337,10 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     let field_type = match attrs.varchar {
         Some((n, _)) if kind == Kind::Text => quote!(::pgactor::FieldType::Varchar(#n)),
         Some((_, span)) => {
-            errors.at(span, "varchar fits only a String field");
+            errors.at(
+                span,
+                "varchar fits only a String field or a #[pgactor(text)] one",
+            );
             quote!()
         }
         None => {
@@ -471,6 +510,9 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Uuid => "Uuid",
         Kind::Timestamptz => "DateTime<Utc>",
         Kind::Date => "NaiveDate",
+        Kind::Timestamp => "NaiveDateTime",
+        Kind::Time => "NaiveTime",
+        Kind::Inet => "IpAddr",
         Kind::Json => "serde_json::Value",
     }
 }

@@ -75,12 +75,67 @@ use proc_macro::TokenStream;
 /// | `Vec<u8>` | `Bytes` | `bytea` |
 /// | `Uuid` | `Uuid` | `uuid` |
 /// | `DateTime<Utc>` (chrono) | `Timestamptz` | `timestamptz` |
+/// | `NaiveDateTime` (chrono) | `Timestamp` | `timestamp` (without time zone) |
 /// | `NaiveDate` (chrono) | `Date` | `date` |
+/// | `NaiveTime` (chrono) | `Time` | `time` (without time zone) |
+/// | `IpAddr` (std::net) | `Inet` | `inet` |
 /// | `Value` or `JsonValue` (serde_json) | `Json` | `jsonb` |
+/// | any type, with `#[pgactor(text)]` | `Text` (or `Varchar(n)`) | `text` |
 ///
-/// Any other type is a compile error on it; leave such a field out of the
-/// model with `#[pgactor(skip)]`. Every declared field's type is `Clone`
-/// (`to_record` clones it).
+/// Any other type is a compile error on it; store it as its text with
+/// `#[pgactor(text)]` (below), or leave the field out of the model with
+/// `#[pgactor(skip)]`. Every declared field's type is `Clone` (`to_record`
+/// clones it), except a `#[pgactor(text)]` one's.
+///
+/// # Text-backed fields
+///
+/// `#[pgactor(text)]` stores a field of any type `T` that implements
+/// `std::fmt::Display` and `std::str::FromStr` (its `Err: Display`),
+/// typically an enum, as its text: a `text` column (`varchar(n)` with
+/// `varchar = n`), `Option<T>` a nullable one. `to_record` writes
+/// `value.to_string()`; decoding a row parses the column's text, and a text
+/// that does not parse is a `pgactor::ErrorKind::Decode` error naming the
+/// column and carrying the `FromStr` error's message. The column constant is
+/// a `pgactor::Column<S, pgactor::AsText<T>>`: its filters take a `T` and
+/// compare with its text (`Ticket::STATUS.eq(Status::Open)`); `lt`, `gt`
+/// and the like compare texts. A `default = "…"` is the column's text, not
+/// checked against `FromStr`.
+///
+/// ```
+/// use std::fmt;
+/// use std::str::FromStr;
+///
+/// #[derive(Debug, Clone, Copy, PartialEq)]
+/// enum Status { Open, Closed }
+///
+/// impl fmt::Display for Status {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         f.write_str(match self { Status::Open => "open", Status::Closed => "closed" })
+///     }
+/// }
+///
+/// impl FromStr for Status {
+///     type Err = String;
+///     fn from_str(s: &str) -> Result<Status, String> {
+///         match s {
+///             "open" => Ok(Status::Open),
+///             "closed" => Ok(Status::Closed),
+///             _ => Err("unknown status".into()),
+///         }
+///     }
+/// }
+///
+/// #[derive(pgactor::Entity)]
+/// struct Ticket {
+///     #[pgactor(text, varchar = 16, default = "open")]
+///     status: Status,
+///     #[pgactor(text)]
+///     previous: Option<Status>,
+/// }
+///
+/// let open = Ticket::STATUS.eq(Status::Open);
+/// assert_eq!(open, pgactor::Filter::eq("status", "open"));
+/// ```
 ///
 /// # Column constants
 ///
@@ -114,8 +169,9 @@ use proc_macro::TokenStream;
 ///   compile time (`default = 70000` on an `i16` is out of range).
 /// - `default_now`: default `now()`, on a `DateTime<Utc>` or `NaiveDate`
 ///   field.
-/// - `varchar = n`: `varchar(n)` instead of `text`, on a `String` field
-///   (`n` ≥ 1).
+/// - `varchar = n`: `varchar(n)` instead of `text`, on a `String` field or
+///   a `text` one (`n` ≥ 1).
+/// - `text`: store the field as its text (see above).
 /// - `skip`: not a column: left out of the model and the record, and
 ///   `Default::default()` when a row is decoded (its type implements
 ///   `Default`).

@@ -18,6 +18,9 @@ pub(crate) enum Kind {
     Uuid,
     Timestamptz,
     Date,
+    Timestamp,
+    Time,
+    Inet,
     Json,
 }
 
@@ -37,6 +40,9 @@ impl Kind {
             Kind::Uuid => "Uuid",
             Kind::Timestamptz => "Timestamptz",
             Kind::Date => "Date",
+            Kind::Timestamp => "Timestamp",
+            Kind::Time => "Time",
+            Kind::Inet => "Inet",
             Kind::Json => "Json",
         }
     }
@@ -44,8 +50,10 @@ impl Kind {
 
 /// What the error on a type without a column type says.
 pub(crate) const MAPPED: &str = "a field's type must be one of bool, i16, i32, i64, f32, f64, \
-     Decimal, String, Vec<u8>, Uuid, DateTime<Utc>, NaiveDate, serde_json's Value (or JsonValue), \
-     or an Option of one; leave any other field out of the model with #[pgactor(skip)]";
+     Decimal, String, Vec<u8>, Uuid, DateTime<Utc>, NaiveDateTime, NaiveDate, NaiveTime, IpAddr, \
+     serde_json's Value (or JsonValue), or an Option of one; store a type that implements \
+     Display and FromStr as its text with #[pgactor(text)]; leave any other field out of the \
+     model with #[pgactor(skip)]";
 
 /// The last segment of a path type without qualified self (`a::b::C<T>`).
 fn last_segment(ty: &Type) -> Option<&PathSegment> {
@@ -99,6 +107,9 @@ pub(crate) fn kind(ty: &Type) -> Option<Kind> {
         "String" if plain => Kind::Text,
         "Uuid" if plain => Kind::Uuid,
         "NaiveDate" if plain => Kind::Date,
+        "NaiveDateTime" if plain => Kind::Timestamp,
+        "NaiveTime" if plain => Kind::Time,
+        "IpAddr" if plain => Kind::Inet,
         "Value" | "JsonValue" if plain => Kind::Json,
         "Vec" => match args.as_slice() {
             [inner]

@@ -6,7 +6,7 @@
 mod column;
 mod handle;
 
-pub use column::Column;
+pub use column::{AsText, Column};
 pub use handle::{Typed, TypedTx};
 
 use crate::raw::FromRow;

@@ -343,6 +343,9 @@ fn value_type(value: &Value) -> Option<Type> {
         Value::Uuid(_) => Type::UUID,
         Value::Timestamptz(_) => Type::TIMESTAMPTZ,
         Value::Date(_) => Type::DATE,
+        Value::Timestamp(_) => Type::TIMESTAMP,
+        Value::Time(_) => Type::TIME,
+        Value::Inet(_) => Type::INET,
         Value::Json(_) | Value::JsonText(_) => Type::JSONB,
     })
 }

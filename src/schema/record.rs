@@ -207,8 +207,8 @@ impl Record {
     ///
     /// Values are given to serde as serde writes the matching Rust types
     /// (as [`Value::to_json`] writes them), so structs with `Uuid`,
-    /// `DateTime<Utc>`, `NaiveDate`, `Decimal`, `Vec<u8>` and
-    /// `serde_json::Value` fields work, a `jsonb` field also reads as any
+    /// `DateTime<Utc>`, `NaiveDateTime`, `NaiveDate`, `NaiveTime`,
+    /// `IpAddr`, `Decimal`, `Vec<u8>` and `serde_json::Value` fields work, a `jsonb` field also reads as any
     /// type its document deserializes to, NULL reads as `None`, and
     /// integers read as any integer type they fit. Fields the type does
     /// not name are skipped (unless it denies unknown fields). A value
@@ -217,8 +217,8 @@ impl Record {
     /// expected type and never quotes the value.
     ///
     /// The record is read in place: no JSON is built, and each field's
-    /// value is visited once (a numeric, uuid, timestamp or date is
-    /// formatted as its text for serde to parse). It costs about three times
+    /// value is visited once (a numeric, uuid, timestamp, date, time or
+    /// address is formatted as its text for serde to parse). It costs about three times
     /// what reading the fields with [`Record::get`] costs.
     ///
     /// A [`Value::JsonText`] (a document nested deeper than

@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
+use std::net::IpAddr;
 
 use bytes::BytesMut;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use uuid::Uuid;
@@ -50,6 +51,12 @@ pub enum Value {
     Timestamptz(DateTime<Utc>),
     /// `date`
     Date(NaiveDate),
+    /// `timestamp` (without time zone)
+    Timestamp(NaiveDateTime),
+    /// `time` (without time zone)
+    Time(NaiveTime),
+    /// `inet`: an address (a netmask the column holds is not kept)
+    Inet(IpAddr),
     /// `jsonb`, nested at most [`MAX_JSON_DEPTH`] levels (a deeper tree is
     /// refused with [`crate::ErrorKind::InvalidInput`] before anything is sent).
     Json(serde_json::Value),
@@ -65,6 +72,11 @@ pub enum Value {
 /// objects nested 127 levels (serde_json's own parsing limit). Deeper ones
 /// are read as [`Value::JsonText`] and written only as that.
 pub const MAX_JSON_DEPTH: usize = 127;
+
+/// How a [`Value::Timestamp`] is written as text (JSON, serde): ISO 8601
+/// without an offset, as chrono's serde writes a `NaiveDateTime`
+/// (`2025-07-01T12:30:05.250`), and read back.
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
 
 /// The column types a model field can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +107,15 @@ pub enum FieldType {
     Timestamptz,
     /// `date` ↔ `chrono::NaiveDate`
     Date,
+    /// `timestamp` (without time zone) ↔ `chrono::NaiveDateTime`,
+    /// microsecond precision (finer digits are rounded by the server)
+    Timestamp,
+    /// `time` (without time zone) ↔ `chrono::NaiveTime`, microsecond
+    /// precision (finer digits are rounded by the server)
+    Time,
+    /// `inet` ↔ [`std::net::IpAddr`]: a host address. A netmask written by
+    /// another client (`10.0.0.0/8`) is dropped when the value is read.
+    Inet,
     /// `jsonb` ↔ `serde_json::Value`
     Json,
 }
@@ -116,6 +137,9 @@ impl FieldType {
             FieldType::Uuid => "uuid".into(),
             FieldType::Timestamptz => "timestamptz".into(),
             FieldType::Date => "date".into(),
+            FieldType::Timestamp => "timestamp".into(),
+            FieldType::Time => "time".into(),
+            FieldType::Inet => "inet".into(),
             FieldType::Json => "jsonb".into(),
         }
     }
@@ -125,6 +149,8 @@ impl FieldType {
         match self {
             FieldType::Varchar(n) => format!("character varying({n})"),
             FieldType::Timestamptz => "timestamp with time zone".into(),
+            FieldType::Timestamp => "timestamp without time zone".into(),
+            FieldType::Time => "time without time zone".into(),
             other => other.sql(),
         }
     }
@@ -145,6 +171,9 @@ impl FieldType {
             FieldType::Uuid => Type::UUID,
             FieldType::Timestamptz => Type::TIMESTAMPTZ,
             FieldType::Date => Type::DATE,
+            FieldType::Timestamp => Type::TIMESTAMP,
+            FieldType::Time => Type::TIME,
+            FieldType::Inet => Type::INET,
             FieldType::Json => Type::JSONB,
         }
     }
@@ -165,6 +194,9 @@ impl FieldType {
             FieldType::Uuid => Type::UUID_ARRAY,
             FieldType::Timestamptz => Type::TIMESTAMPTZ_ARRAY,
             FieldType::Date => Type::DATE_ARRAY,
+            FieldType::Timestamp => Type::TIMESTAMP_ARRAY,
+            FieldType::Time => Type::TIME_ARRAY,
+            FieldType::Inet => Type::INET_ARRAY,
             FieldType::Json => Type::JSONB_ARRAY,
         }
     }
@@ -249,6 +281,9 @@ impl FieldType {
             (FieldType::Uuid, v @ Value::Uuid(_)) => v,
             (FieldType::Timestamptz, v @ Value::Timestamptz(_)) => v,
             (FieldType::Date, v @ Value::Date(_)) => v,
+            (FieldType::Timestamp, v @ Value::Timestamp(_)) => v,
+            (FieldType::Time, v @ Value::Time(_)) => v,
+            (FieldType::Inet, v @ Value::Inet(_)) => v,
             (FieldType::Json, Value::Json(j)) => {
                 // Checked first: the NUL check recurses.
                 if tree_deeper_than(&j, MAX_JSON_DEPTH) {
@@ -381,6 +416,9 @@ impl Value {
             Value::Uuid(_) => "uuid",
             Value::Timestamptz(_) => "timestamptz",
             Value::Date(_) => "date",
+            Value::Timestamp(_) => "timestamp",
+            Value::Time(_) => "time",
+            Value::Inet(_) => "inet",
             Value::Json(_) => "json",
             Value::JsonText(_) => "json text",
         }
@@ -401,7 +439,9 @@ impl Value {
     }
 
     /// The value as JSON, the way serde would write the matching Rust type:
-    /// uuids, numerics, dates and timestamps (RFC 3339) as strings, bytes as an
+    /// uuids, numerics, dates, times, IP addresses and timestamps as strings
+    /// (a `timestamptz` in RFC 3339, a `timestamp` as
+    /// `2025-07-01T12:30:05.250`, a time as `12:30:05.250`), bytes as an
     /// array of numbers. NaN and infinities become `null`; a
     /// [`Value::JsonText`] (too deep for a tree) becomes its text as a JSON
     /// string.
@@ -417,7 +457,9 @@ impl Value {
 
     /// The text serde writes for a value whose Rust type serializes as a
     /// string: a text itself, a numeric's decimal text, a uuid hyphenated,
-    /// a timestamp in RFC 3339, a date as `YYYY-MM-DD`, a
+    /// a `timestamptz` in RFC 3339, a `timestamp` as
+    /// `YYYY-MM-DDTHH:MM:SS[.f]`, a date as `YYYY-MM-DD`, a time as
+    /// `HH:MM:SS[.f]`, an address as `192.0.2.1` or `2001:db8::1`, a
     /// [`Value::JsonText`] its JSON text. `None` for the other variants.
     pub(crate) fn serde_str(&self) -> Option<Cow<'_, str>> {
         Some(match self {
@@ -428,6 +470,9 @@ impl Value {
             Value::Uuid(u) => Cow::Owned(u.to_string()),
             Value::Timestamptz(t) => Cow::Owned(t.to_rfc3339()),
             Value::Date(d) => Cow::Owned(d.format("%Y-%m-%d").to_string()),
+            Value::Timestamp(t) => Cow::Owned(t.format(TIMESTAMP_FORMAT).to_string()),
+            Value::Time(t) => Cow::Owned(t.to_string()),
+            Value::Inet(ip) => Cow::Owned(ip.to_string()),
             _ => return None,
         })
     }
@@ -457,8 +502,8 @@ impl Value {
     }
 
     /// Read a value as serde gives it (see [`Plain`]) into a value of the
-    /// given field type: strings parse as uuids, RFC 3339 timestamps,
-    /// `YYYY-MM-DD` dates and numerics, an array of bytes is a `bytea`,
+    /// given field type: strings parse as uuids, timestamps, dates, times
+    /// and IP addresses (as [`Value::serde_str`] writes them) and numerics, an array of bytes is a `bytea`,
     /// and numbers convert as [`FieldType::coerce`] converts them. A
     /// `jsonb` field takes any JSON and is read by [`Value::from_json`].
     pub(crate) fn from_plain(ty: FieldType, field: &str, plain: Plain<'_>) -> Result<Value> {
@@ -486,6 +531,19 @@ impl Value {
             (FieldType::Date, Plain::Str(s)) => Value::Date(
                 NaiveDate::parse_from_str(&s, "%Y-%m-%d")
                     .map_err(|_| unreadable("a string that is not a YYYY-MM-DD date"))?,
+            ),
+            (FieldType::Timestamp, Plain::Str(s)) => {
+                Value::Timestamp(NaiveDateTime::parse_from_str(&s, TIMESTAMP_FORMAT).map_err(
+                    |_| unreadable("a string that is not a YYYY-MM-DDTHH:MM:SS timestamp"),
+                )?)
+            }
+            (FieldType::Time, Plain::Str(s)) => Value::Time(
+                s.parse()
+                    .map_err(|_| unreadable("a string that is not an HH:MM:SS time"))?,
+            ),
+            (FieldType::Inet, Plain::Str(s)) => Value::Inet(
+                s.parse()
+                    .map_err(|_| unreadable("a string that is not an IP address"))?,
             ),
             (FieldType::Numeric, Plain::Str(s)) => Value::Numeric(
                 s.parse()
@@ -559,7 +617,7 @@ impl Plain<'_> {
 impl serde::Serialize for Value {
     /// The value as serde writes the matching Rust type (what
     /// [`Value::to_json`] gives as JSON): NULL as `None`, uuids, numerics,
-    /// dates and timestamps (RFC 3339) as strings, bytes as bytes (JSON
+    /// dates, times, IP addresses and timestamps as strings, bytes as bytes (JSON
     /// writes them as an array of numbers), NaN and infinities as `None`, a
     /// [`Value::JsonText`] as its text.
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -579,6 +637,9 @@ impl serde::Serialize for Value {
             | Value::Uuid(_)
             | Value::Timestamptz(_)
             | Value::Date(_)
+            | Value::Timestamp(_)
+            | Value::Time(_)
+            | Value::Inet(_)
             | Value::JsonText(_) => s.serialize_str(&self.serde_str().unwrap_or_default()),
         }
     }
@@ -598,6 +659,7 @@ value_from!(
     bool => Bool, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64,
     Decimal => Numeric, String => Text, &str => Text, Vec<u8> => Bytes, &[u8] => Bytes,
     Uuid => Uuid, DateTime<Utc> => Timestamptz, NaiveDate => Date, serde_json::Value => Json,
+    NaiveDateTime => Timestamp, NaiveTime => Time, IpAddr => Inet,
 );
 
 impl<T: Into<Value>> From<Option<T>> for Value {
@@ -637,6 +699,9 @@ from_value!(
     Uuid => |v| match v { Value::Uuid(u) => Some(*u), _ => None },
     DateTime<Utc> => |v| match v { Value::Timestamptz(t) => Some(*t), _ => None },
     NaiveDate => |v| match v { Value::Date(d) => Some(*d), _ => None },
+    NaiveDateTime => |v| match v { Value::Timestamp(t) => Some(*t), _ => None },
+    NaiveTime => |v| match v { Value::Time(t) => Some(*t), _ => None },
+    IpAddr => |v| match v { Value::Inet(ip) => Some(*ip), _ => None },
     serde_json::Value => |v| match v { Value::Json(j) => Some(j.clone()), _ => None },
     Value => |v| Some(v.clone()),
 );
@@ -670,6 +735,9 @@ impl ToSql for Value {
             Value::Uuid(v) => v.to_sql(ty, out),
             Value::Timestamptz(v) => v.to_sql(ty, out),
             Value::Date(v) => v.to_sql(ty, out),
+            Value::Timestamp(v) => v.to_sql(ty, out),
+            Value::Time(v) => v.to_sql(ty, out),
+            Value::Inet(v) => v.to_sql(ty, out),
             Value::Json(v) => v.to_sql(ty, out),
             Value::JsonText(text) => {
                 if *ty == Type::JSONB {
@@ -708,6 +776,9 @@ impl<'a> FromSql<'a> for Value {
             Type::UUID => Value::Uuid(Uuid::from_sql(ty, raw)?),
             Type::TIMESTAMPTZ => Value::Timestamptz(DateTime::<Utc>::from_sql(ty, raw)?),
             Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
+            Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
+            Type::TIME => Value::Time(NaiveTime::from_sql(ty, raw)?),
+            Type::INET => Value::Inet(IpAddr::from_sql(ty, raw)?),
             Type::JSON | Type::JSONB => json_from_sql(ty, raw)?,
             _ => return Err(format!("pgactor cannot decode column type {ty}").into()),
         })
@@ -832,10 +903,147 @@ mod tests {
             (FieldType::Bytes, Value::Bytes(vec![0, 255])),
             (FieldType::F64, Value::F64(2.5)),
             (FieldType::I32, Value::I32(-4)),
+            (FieldType::Timestamp, Value::Timestamp(now.naive_utc())),
+            (FieldType::Time, Value::Time(now.time())),
+            (FieldType::Inet, Value::Inet("2001:db8::1".parse().unwrap())),
         ];
         for (ty, v) in cases {
             assert_eq!(Value::from_json(ty, "f", v.to_json()).unwrap(), v, "{ty:?}");
         }
+    }
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap()
+    }
+
+    #[test]
+    fn timestamps_times_and_addresses_are_written_as_serde_writes_them() {
+        let t = at("2025-07-01 12:30:05.25");
+        let cases = [
+            (
+                FieldType::Timestamp,
+                Value::Timestamp(t),
+                "2025-07-01T12:30:05.250",
+            ),
+            (
+                FieldType::Timestamp,
+                Value::Timestamp(at("2025-07-01 00:00:00")),
+                "2025-07-01T00:00:00",
+            ),
+            (FieldType::Time, Value::Time(t.time()), "12:30:05.250"),
+            (
+                FieldType::Inet,
+                Value::Inet("192.0.2.1".parse().unwrap()),
+                "192.0.2.1",
+            ),
+            (
+                FieldType::Inet,
+                Value::Inet("2001:db8::1".parse().unwrap()),
+                "2001:db8::1",
+            ),
+        ];
+        for (ty, value, text) in cases {
+            let json = serde_json::Value::String(text.into());
+            assert_eq!(value.to_json(), json, "{ty:?}");
+            assert_eq!(Value::from_json(ty, "f", json).unwrap(), value, "{ty:?}");
+        }
+        // chrono's and std's own serde agree.
+        assert_eq!(
+            serde_json::to_value(t).unwrap(),
+            Value::Timestamp(t).to_json()
+        );
+        assert_eq!(
+            serde_json::to_value(t.time()).unwrap(),
+            Value::Time(t.time()).to_json()
+        );
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(serde_json::to_value(ip).unwrap(), Value::Inet(ip).to_json());
+    }
+
+    #[test]
+    fn unreadable_timestamps_times_and_addresses_are_refused_without_the_value() {
+        for (ty, text) in [
+            (FieldType::Timestamp, "2025-13-01T00:00:00"),
+            (FieldType::Timestamp, "2025-07-01T12:00:00+02:00"),
+            (FieldType::Time, "25:00:00"),
+            (FieldType::Inet, "300.1.1.1"),
+            (FieldType::Inet, "10.0.0.0/8"),
+        ] {
+            let err =
+                Value::from_json(ty, "f", serde_json::Value::String(text.into())).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput, "{text}");
+            assert!(!err.to_string().contains(text), "{err}");
+            assert!(err.to_string().contains("field \"f\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn timestamps_times_and_addresses_take_only_their_own_values() {
+        let t = at("2025-07-01 12:30:05");
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            FieldType::Timestamp.coerce("f", t.into()).unwrap(),
+            Value::Timestamp(t)
+        );
+        assert_eq!(
+            FieldType::Time.coerce("f", t.time().into()).unwrap(),
+            Value::Time(t.time())
+        );
+        assert_eq!(
+            FieldType::Inet.coerce("f", ip.into()).unwrap(),
+            Value::Inet(ip)
+        );
+        assert_eq!(
+            FieldType::Inet.coerce("f", Value::Null).unwrap(),
+            Value::Null
+        );
+        for (ty, value) in [
+            (FieldType::Timestamp, Value::Timestamptz(t.and_utc())),
+            (FieldType::Timestamptz, Value::Timestamp(t)),
+            (FieldType::Time, Value::Text("12:30:05".into())),
+            (FieldType::Inet, Value::Text("192.0.2.1".into())),
+            (FieldType::Text, Value::Inet(ip)),
+        ] {
+            let err = ty.coerce("f", value.clone()).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "field \"f\" is {} and cannot take {}",
+                    ty.sql(),
+                    value.type_name()
+                )
+            );
+        }
+        assert_eq!(NaiveDateTime::from_value(&Value::Timestamp(t)), Some(t));
+        assert_eq!(
+            NaiveTime::from_value(&Value::Time(t.time())),
+            Some(t.time())
+        );
+        assert_eq!(IpAddr::from_value(&Value::Inet(ip)), Some(ip));
+        assert_eq!(IpAddr::from_value(&Value::Text("192.0.2.1".into())), None);
+    }
+
+    #[test]
+    fn timestamps_times_and_addresses_bind_and_decode_as_their_types() {
+        let t = at("2025-07-01 12:30:05.123456");
+        for (ty, value) in [
+            (FieldType::Timestamp, Value::Timestamp(t)),
+            (FieldType::Time, Value::Time(t.time())),
+            (FieldType::Inet, Value::Inet("192.0.2.1".parse().unwrap())),
+            (FieldType::Inet, Value::Inet("2001:db8::1".parse().unwrap())),
+        ] {
+            let mut raw = BytesMut::new();
+            value.to_sql(&ty.pg_type(), &mut raw).unwrap();
+            assert_eq!(Value::from_sql(&ty.pg_type(), &raw).unwrap(), value);
+        }
+        assert_eq!(FieldType::Timestamp.sql(), "timestamp");
+        assert_eq!(
+            FieldType::Timestamp.catalog_name(),
+            "timestamp without time zone"
+        );
+        assert_eq!(FieldType::Time.catalog_name(), "time without time zone");
+        assert_eq!(FieldType::Inet.catalog_name(), "inet");
     }
 
     #[test]

@@ -451,6 +451,35 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_times_and_addresses_read_as_their_rust_types() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Stamps {
+            local: chrono::NaiveDateTime,
+            clock: chrono::NaiveTime,
+            addr: std::net::IpAddr,
+            none: Option<std::net::IpAddr>,
+        }
+        let local = NaiveDate::from_ymd_opt(2025, 7, 1)
+            .unwrap()
+            .and_hms_micro_opt(12, 30, 5, 250)
+            .unwrap();
+        let addr: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let record = Record::new()
+            .with("local", local)
+            .with("clock", local.time())
+            .with("addr", addr)
+            .with("none", Value::Null);
+        let stamps: Stamps = same_as_json(&record).unwrap();
+        let expected = Stamps {
+            local,
+            clock: local.time(),
+            addr,
+            none: None,
+        };
+        assert_eq!(stamps, expected);
+    }
+
+    #[test]
     fn every_type_reads_as_its_rust_type() {
         let typed: Typed = same_as_json(&typed_record()).unwrap();
         assert_eq!(typed.price.to_string(), "12.50");

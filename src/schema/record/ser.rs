@@ -3,8 +3,8 @@
 //! serialized, without building JSON first.
 //!
 //! What a field takes is what it takes from JSON ([`Value::from_plain`]):
-//! a string becomes a `uuid`, `timestamptz`, `date` or `numeric` when the
-//! field has that type, a sequence of bytes a `bytea`, NaN and infinities
+//! a string becomes a `uuid`, `timestamptz`, `timestamp`, `date`, `time`,
+//! `inet` or `numeric` when the field has that type, a sequence of bytes a `bytea`, NaN and infinities
 //! NULL. A `jsonb` field takes the value as serde_json writes it.
 
 use std::borrow::Cow;
@@ -800,6 +800,9 @@ mod tests {
             .field(Field::new("on", FieldType::Date))
             .field(Field::new("meta", FieldType::Json))
             .field(Field::new("note", FieldType::Text).nullable())
+            .field(Field::new("local", FieldType::Timestamp))
+            .field(Field::new("clock", FieldType::Time))
+            .field(Field::new("addr", FieldType::Inet).nullable())
     }
 
     /// The record as the JSON round trip builds it: what the serializer
@@ -820,6 +823,35 @@ mod tests {
             record.set(&field, Value::from_json(ty, &field, json)?);
         }
         Ok(record)
+    }
+
+    #[test]
+    fn timestamps_times_and_addresses_serialize_as_their_values() {
+        #[derive(Serialize)]
+        struct Stamps {
+            local: chrono::NaiveDateTime,
+            clock: chrono::NaiveTime,
+            addr: Option<std::net::IpAddr>,
+        }
+        let local = NaiveDate::from_ymd_opt(2025, 7, 1)
+            .unwrap()
+            .and_hms_micro_opt(12, 30, 5, 250)
+            .unwrap();
+        let addr: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let stamps = Stamps {
+            local,
+            clock: local.time(),
+            addr: Some(addr),
+        };
+        let record = same_as_json(&stamps).unwrap();
+        let expected = Record::new()
+            .with("local", local)
+            .with("clock", local.time())
+            .with("addr", addr);
+        assert_eq!(record, expected);
+        let err = same_as_json(&json!({"addr": "not an address"})).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(!err.to_string().contains("not an address"), "{err}");
     }
 
     /// `value` converts as the JSON round trip converts it, to the same
