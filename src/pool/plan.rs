@@ -230,28 +230,36 @@ where
     }
 }
 
-/// A statement that answers one row by id: `Read` and every `Write`.
+/// A statement that answers one row by id: `Read` and every `Write`,
+/// its rows decoded by `D`.
 ///
 /// Plans are built before a connection is taken, so bad input costs no
 /// checkout and sends no SQL.
 pub(crate) struct RowPlan<D = AsRecord> {
+    row: RowStatement,
+    decode: PhantomData<D>,
+}
+
+/// What a [`RowPlan`] runs, whatever it decodes into.
+struct RowStatement {
     stmt: Statement,
     columns: Arc<Columns>,
     /// The table's model, named when the row is not found.
     model: Arc<Model>,
     write: bool,
     mode: Statements,
-    decode: PhantomData<D>,
 }
 
 impl RowPlan {
     fn new(catalog: &Catalog, table: &Table, write: bool, stmt: Statement) -> RowPlan {
         RowPlan {
-            stmt,
-            columns: table.columns.clone(),
-            model: table.model.clone(),
-            write,
-            mode: catalog.statements,
+            row: RowStatement {
+                stmt,
+                columns: table.columns.clone(),
+                model: table.model.clone(),
+                write,
+                mode: catalog.statements,
+            },
             decode: PhantomData,
         }
     }
@@ -260,20 +268,8 @@ impl RowPlan {
 impl Retype for RowPlan {
     type As<D: Decode> = RowPlan<D>;
     fn retype<D: Decode>(self) -> RowPlan<D> {
-        let RowPlan {
-            stmt,
-            columns,
-            model,
-            write,
-            mode,
-            decode: _,
-        } = self;
         RowPlan {
-            stmt,
-            columns,
-            model,
-            write,
-            mode,
+            row: self.row,
             decode: PhantomData,
         }
     }
@@ -389,12 +385,14 @@ impl Request for ListRequest {
         }
         let (page, count, limit) = table.list(&self.query)?;
         Ok(PagePlan {
-            page,
-            columns: table.columns.clone(),
-            count,
-            limit,
-            offset: self.query.offset,
-            mode: catalog.statements,
+            list: ListStatements {
+                page,
+                columns: table.columns.clone(),
+                count,
+                limit,
+                offset: self.query.offset,
+                mode: catalog.statements,
+            },
             decode: PhantomData,
         })
     }
@@ -413,36 +411,28 @@ pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
     Ok(ConsistencyToken(u64::from(lsn)))
 }
 
-/// `List`: a page statement and a count statement.
+/// `List`: a page statement and a count statement, the page's rows
+/// decoded by `D`.
 pub(crate) struct PagePlan<D = AsRecord> {
+    list: ListStatements,
+    decode: PhantomData<D>,
+}
+
+/// What a [`PagePlan`] runs, whatever it decodes into.
+struct ListStatements {
     page: Statement,
     columns: Arc<Columns>,
     count: Statement,
     limit: u64,
     offset: u64,
     mode: Statements,
-    decode: PhantomData<D>,
 }
 
 impl Retype for PagePlan {
     type As<D: Decode> = PagePlan<D>;
     fn retype<D: Decode>(self) -> PagePlan<D> {
-        let PagePlan {
-            page,
-            columns,
-            count,
-            limit,
-            offset,
-            mode,
-            decode: _,
-        } = self;
         PagePlan {
-            page,
-            columns,
-            count,
-            limit,
-            offset,
-            mode,
+            list: self.list,
             decode: PhantomData,
         }
     }
@@ -511,16 +501,16 @@ impl<D: Decode> Plan for RowPlan<D> {
         1
     }
     fn writes(&self) -> bool {
-        self.write
+        self.row.write
     }
     fn shares_connection(&self) -> bool {
-        !self.write
+        !self.row.write
     }
     async fn fetch(&self, client: &Conn) -> Result<D::Row> {
-        let rows = query(client, &self.stmt, self.write, self.mode).await?;
+        let rows = query(client, &self.row.stmt, self.row.write, self.row.mode).await?;
         rows.first()
-            .map(|row| D::decode(&self.columns, row))
-            .unwrap_or_else(|| Err(Error::not_found(self.model.name())))
+            .map(|row| D::decode(&self.row.columns, row))
+            .unwrap_or_else(|| Err(Error::not_found(self.row.model.name())))
     }
 }
 
@@ -561,8 +551,8 @@ impl<D: Decode> Plan for PagePlan<D> {
     /// on the connection: one round trip.
     async fn fetch(&self, client: &Conn) -> Result<Page<D::Row>> {
         let (rows, total) = tokio::try_join!(
-            query(client, &self.page, false, self.mode),
-            query(client, &self.count, false, self.mode)
+            query(client, &self.list.page, false, self.list.mode),
+            query(client, &self.list.count, false, self.list.mode)
         )?;
         let total: i64 = total
             .first()
@@ -572,11 +562,11 @@ impl<D: Decode> Plan for PagePlan<D> {
         Ok(Page {
             rows: rows
                 .iter()
-                .map(|row| D::decode(&self.columns, row))
+                .map(|row| D::decode(&self.list.columns, row))
                 .collect::<Result<_>>()?,
             total: total.max(0) as u64,
-            limit: self.limit,
-            offset: self.offset,
+            limit: self.list.limit,
+            offset: self.list.offset,
         })
     }
 }

@@ -32,6 +32,16 @@ fn count_sku(sku: &str) -> Sql {
     Sql::new("SELECT count(*) FROM stock_balance WHERE sku = $1").bind(sku.to_owned())
 }
 
+/// How many rows a stream answers, each one a row.
+async fn count<T>(mut rows: pgactor::Rows<T>) -> usize {
+    let mut n = 0;
+    while let Some(row) = rows.next().await {
+        row.expect("a row");
+        n += 1;
+    }
+    n
+}
+
 /// A struct of the caller's own, decoded by column name.
 #[derive(Debug, PartialEq)]
 struct Low {
@@ -432,27 +442,17 @@ async fn through_pgbouncer_raw_queries_run_as_unnamed_statements() {
     let (n,): (i64,) = tx.query_one_as(count_sku("in-tx")).await.unwrap();
     assert_eq!(n, 1);
     // Streams: a cursor in the transaction, a statement on the pool.
-    let mut rows = tx
+    let rows = tx
         .stream_as::<(i64,)>("SELECT quantity FROM stock_balance")
         .await
         .unwrap();
-    let mut streamed = 0;
-    while let Some(row) = rows.next().await {
-        row.unwrap();
-        streamed += 1;
-    }
-    assert_eq!(streamed, 21);
+    assert_eq!(count(rows).await, 21);
     tx.commit().await.unwrap();
-    let mut rows = db
+    let rows = db
         .stream_as::<(String,)>(format!("SELECT sku FROM {table}"))
         .await
         .unwrap();
-    let mut streamed = 0;
-    while let Some(row) = rows.next().await {
-        row.unwrap();
-        streamed += 1;
-    }
-    assert_eq!(streamed, 21);
+    assert_eq!(count(rows).await, 21);
 
     // A parameter whose type the Rust value does not name cannot be sent
     // unnamed: refused before anything is sent, saying what to do.

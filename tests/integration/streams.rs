@@ -7,22 +7,9 @@ use std::time::Duration;
 use pgactor::{ErrorKind, PoolConfig, Sql};
 
 use crate::support::db::{fast_probe, open_tagged, open_with_replica, unique_schema};
-use crate::support::observer::observer;
+use crate::support::observer::{observer, session_states};
 use crate::support::topology::{primary_url, replica_url};
 use crate::support::wait::{eventually, ready, until};
-
-/// The state and wait event of each backend named `app`.
-async fn backends(obs: &tokio_postgres::Client, app: &str) -> Vec<(String, Option<String>)> {
-    obs.query(
-        "SELECT state, wait_event FROM pg_stat_activity WHERE application_name = $1",
-        &[&app],
-    )
-    .await
-    .expect("pg_stat_activity")
-    .iter()
-    .map(|row| (row.get(0), row.get(1)))
-    .collect()
-}
 
 #[tokio::test]
 async fn a_million_rows_stream_through_while_a_slow_consumer_holds_the_server_back() {
@@ -39,7 +26,7 @@ async fn a_million_rows_stream_through_while_a_slow_consumer_holds_the_server_ba
     // The consumer pauses: the driver stops reading, the kernel's buffers
     // fill, and the server's backend waits to write the rest.
     eventually("the server waits for the client to read", || async {
-        let seen = backends(&obs, &app).await;
+        let seen = session_states(&obs, &app).await;
         let writing = seen
             .iter()
             .any(|(state, wait)| state == "active" && wait.as_deref() == Some("ClientWrite"));
@@ -84,7 +71,7 @@ async fn a_stream_dropped_mid_way_cancels_its_statement_and_frees_its_connection
     drop(rows);
     until("the connection is back in the pool, idle", || async {
         db.stats().write.in_use == 0
-            && backends(&obs, &app)
+            && session_states(&obs, &app)
                 .await
                 .iter()
                 .all(|(state, _)| state == "idle")

@@ -57,6 +57,24 @@ pub async fn sessions_named(client: &tokio_postgres::Client, app: &str) -> Vec<(
         .collect()
 }
 
+/// The state and wait event of every session named `app` on `client`'s
+/// server (`active` and `ClientWrite`: it waits for the client to read).
+pub async fn session_states(
+    client: &tokio_postgres::Client,
+    app: &str,
+) -> Vec<(String, Option<String>)> {
+    client
+        .query(
+            "SELECT state, wait_event FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
 /// The backend pids of every session named `app` on `client`'s server, in order.
 pub async fn session_pids(client: &tokio_postgres::Client, app: &str) -> Vec<i32> {
     let mut pids: Vec<i32> = sessions_named(client, app)
