@@ -52,7 +52,7 @@ use super::msg::{Inbox, Job, TxMsg};
 use super::options::TxOptions;
 use super::spares::SpareActors;
 use super::state::{Held, PendingBegin, Status, TxState};
-use super::steps::{answer_for, commit, rollback, Slot};
+use super::steps::{answer_for, commit, rollback, rollback_to, Slot};
 
 /// The transaction actor: serves one transaction at a time, in order.
 pub(crate) struct TxActor;
@@ -342,6 +342,7 @@ async fn hand_off(slot: &mut Slot, timer: &mut Timer, job: Job) {
         Job::Commit(answer) => commit(slot, timer, answer).await,
         Job::CommitWithToken(answer) => commit(slot, timer, answer).await,
         Job::Rollback(answer) => rollback(slot, timer, answer).await,
+        Job::RollbackTo(name, answer) => rollback_to(slot, timer, name, answer).await,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `Tx` handle: a transaction's methods, each a statement its actor
 //! starts and the caller finishes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ractor::{ActorRef, DerivedActorRef};
@@ -63,6 +64,9 @@ struct Owner {
     spares: Arc<SpareActors>,
     /// The cursors of the transaction's streams.
     cursors: CursorSlots,
+    /// How many savepoints are open ([`Tx::with_savepoint`]), which names
+    /// the next one.
+    savepoints: AtomicU32,
 }
 
 impl std::fmt::Debug for Owner {
@@ -89,6 +93,7 @@ impl Tx {
                 handed_out: AtomicBool::new(false),
                 spares,
                 cursors: CursorSlots::default(),
+                savepoints: AtomicU32::new(0),
             }),
         }
     }
@@ -195,6 +200,49 @@ impl Tx {
         self.drive(|answer| Job::raw(sql, answer)).await
     }
 
+    /// Run `body` as a nested transaction: inside a savepoint of this
+    /// transaction, released when `body` returns `Ok`, rolled back to when
+    /// it returns `Err`. Then what `body` did is undone, what ran before it
+    /// stays, and the transaction goes on, even after a failed statement
+    /// of `body` aborted it (a failure that closed its connection cannot
+    /// be undone in part: the transaction then stays aborted). `body`'s
+    /// error is the answer. Savepoints nest; run one at a time on a
+    /// transaction (a transaction runs its statements in one order).
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
+    /// use pgactor::Record;
+    /// tx.create("StockBalance", Record::new().with("sku", "A-1")).await?;
+    /// // A duplicate sku fails the inner block only; A-1 is still created.
+    /// let dup = tx
+    ///     .with_savepoint(|tx| async move { tx.create("StockBalance", Record::new().with("sku", "A-1")).await })
+    ///     .await;
+    /// assert!(dup.is_err());
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_savepoint<T, F, Fut>(&self, body: F) -> Result<T>
+    where
+        F: FnOnce(Tx) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let depth = Depth::enter(&self.owner.savepoints);
+        let name = format!("pgactor_savepoint_{}", depth.0);
+        self.execute(format!("SAVEPOINT {name}")).await?;
+        match body(self.clone()).await {
+            Ok(value) => {
+                self.execute(format!("RELEASE SAVEPOINT {name}")).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Failing, the transaction stays aborted, and its next
+                // statement says so; the body's error is the answer.
+                let _ = self.drive(|answer| Job::RollbackTo(name, answer)).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Commit. A lost answer is [`crate::ErrorKind::OutcomeUnknown`], never a guess;
     /// a serialization failure at commit is [`crate::ErrorKind::Conflict`]. A
     /// commit whose future is dropped before `COMMIT` was sent (while queued
@@ -255,5 +303,21 @@ impl CursorHost for Tx {
     }
     fn slots(&self) -> &CursorSlots {
         &self.owner.cursors
+    }
+}
+
+/// One level of [`Tx::with_savepoint`] nesting, left when dropped (also
+/// when the body's future is dropped or panics).
+struct Depth<'a>(u32, &'a AtomicU32);
+
+impl<'a> Depth<'a> {
+    fn enter(open: &'a AtomicU32) -> Depth<'a> {
+        Depth(open.fetch_add(1, Ordering::AcqRel) + 1, open)
+    }
+}
+
+impl Drop for Depth<'_> {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -91,6 +91,8 @@ pub(crate) enum Job {
     Commit(Starter<()>),
     CommitWithToken(Starter<ConsistencyToken>),
     Rollback(Starter<()>),
+    /// `ROLLBACK TO SAVEPOINT` this savepoint.
+    RollbackTo(String, Starter<()>),
 }
 
 impl Job {

@@ -344,6 +344,29 @@ impl TxState {
         self.end(result, fate, false)
     }
 
+    /// `ROLLBACK TO SAVEPOINT name`: undo what ran since the savepoint, and
+    /// make a transaction a failed statement aborted usable again. Not
+    /// when its connection is gone (or the transaction ended): then
+    /// nothing can be undone in part.
+    pub(super) async fn rollback_to(&mut self, name: &str) -> Result<()> {
+        self.lost_connection()?;
+        match (&self.status, self.held.client()) {
+            (Status::Open | Status::Failed(_), Some(_)) => {}
+            (Status::Failed(reason) | Status::Lost(reason), None) => {
+                return Err(Error::tx_aborted(reason))
+            }
+            _ => return Err(Error::tx_closed()),
+        }
+        let (result, fate) = self
+            .finish(&format!("ROLLBACK TO SAVEPOINT {name}"), false)
+            .await;
+        let result = self.settle(result, fate);
+        if result.is_ok() {
+            self.status = Status::Open;
+        }
+        result
+    }
+
     pub(super) async fn finish(&mut self, sql: &str, write: bool) -> (Result<()>, Fate) {
         let Some(client) = self.held.client() else {
             return (Err(Error::tx_closed()), Fate::Discard);

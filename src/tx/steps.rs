@@ -139,6 +139,16 @@ impl<R: Request> HandOff for Replied<R> {
     }
 }
 
+/// Hand off `ROLLBACK TO SAVEPOINT name`.
+pub(super) async fn rollback_to(
+    slot: &mut Slot,
+    timer: &mut Timer,
+    name: String,
+    answer: Starter<()>,
+) {
+    run_handed_off(slot, timer, |_: &TxState| RollbackTo(name), answer).await;
+}
+
 /// Hand off ROLLBACK.
 pub(super) async fn rollback(slot: &mut Slot, timer: &mut Timer, answer: Starter<()>) {
     run_handed_off(slot, timer, |_: &TxState| Rollback, answer).await;
@@ -291,6 +301,18 @@ impl<R: Receipt> Step for Commit<R> {
 
     fn cut_short(state: &TxState) -> Error {
         state.cut_short_commit()
+    }
+}
+
+/// `ROLLBACK TO SAVEPOINT`: the transaction goes on.
+struct RollbackTo(String);
+
+impl Step for RollbackTo {
+    type Output = ();
+    const ENDS: bool = false;
+
+    async fn run(self, state: &mut TxState) -> Result<()> {
+        state.rollback_to(&self.0).await
     }
 }
 

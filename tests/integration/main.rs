@@ -24,6 +24,7 @@ mod open;
 mod raw;
 mod replicas;
 mod routing;
+mod savepoints;
 mod schema;
 mod schema_change;
 mod session;
