@@ -67,6 +67,25 @@ async fn nested_blocks_run_as_savepoints_on_a_direct_connection() {
     let (db, _schema) = open_primary("savepoints", [stock_model()]).await;
     a_failing_nested_block_is_undone_and_the_outer_commits(&db).await;
 
+    // A statement past the transaction's query timeout, cancelled on the
+    // server, is undone the same way.
+    let bounded = TxOptions {
+        query_timeout: Some(std::time::Duration::from_millis(200)),
+        ..TxOptions::default()
+    };
+    let tx = db.begin(bounded).await.unwrap();
+    let slow = tx
+        .with_savepoint(|tx| async move {
+            tx.create("StockBalance", stock("slow")).await?;
+            tx.execute("SELECT pg_sleep(5)").await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(slow.kind(), ErrorKind::Timeout, "{slow}");
+    tx.create("StockBalance", stock("after")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(skus(&db).await, ["A", "D", "E", "F", "after"]);
+
     // Without the savepoint, the same failure aborts the transaction.
     let tx = db.begin(TxOptions::default()).await.unwrap();
     tx.create("StockBalance", stock("G")).await.unwrap();
