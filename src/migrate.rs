@@ -370,6 +370,14 @@ fn literal(value: &Value, ty: FieldType) -> String {
         }
         Value::Json(j) => quoted(&j.to_string()),
         Value::JsonText(text) => quoted(text),
+        Value::Array(items) => {
+            let elem = match ty {
+                FieldType::Array(elem) => elem.field_type(),
+                other => other,
+            };
+            let items: Vec<String> = items.iter().map(|item| literal(item, elem)).collect();
+            format!("ARRAY[{}]::{}", items.join(", "), ty.sql())
+        }
     }
 }
 
