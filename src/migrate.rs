@@ -467,6 +467,21 @@ mod tests {
     }
 
     #[test]
+    fn array_defaults_are_typed_array_literals() {
+        let def = |field: Field| column_definition(&field).unwrap();
+        let tags = FieldType::Array(crate::Elem::Text);
+        assert_eq!(
+            def(Field::new("tags", tags).default_value(vec![Some("it's".to_owned()), None])),
+            "\"tags\" text[] NOT NULL DEFAULT ARRAY['it''s'::text, NULL]::text[]"
+        );
+        let counts = FieldType::Array(crate::Elem::I64);
+        assert_eq!(
+            def(Field::new("counts", counts).default_value(Vec::<i64>::new())),
+            "\"counts\" bigint[] NOT NULL DEFAULT ARRAY[]::bigint[]"
+        );
+    }
+
+    #[test]
     fn drift_is_reported_and_never_dropped() {
         let existing: HashMap<String, String> = [
             ("id", "uuid"),

@@ -1204,6 +1204,102 @@ mod tests {
     }
 
     #[test]
+    fn arrays_coerce_element_by_element_and_refuse_nesting() {
+        let ty = FieldType::Array(Elem::I32);
+        assert_eq!(ty.sql(), "integer[]");
+        assert_eq!(
+            FieldType::Array(Elem::Timestamptz).catalog_name(),
+            "timestamp with time zone[]"
+        );
+        assert_eq!(ty.pg_type(), Type::INT4_ARRAY);
+        assert_eq!(ty.pg_array_type(), None);
+        assert_eq!(
+            ty.coerce("f", Value::from(vec![Some(1_i64), None]))
+                .unwrap(),
+            Value::Array(vec![Value::I32(1), Value::Null])
+        );
+        assert_eq!(
+            ty.coerce("f", Value::Array(vec![])).unwrap(),
+            Value::Array(vec![])
+        );
+        for value in [
+            Value::Array(vec![Value::from("SECRET")]),
+            Value::Array(vec![Value::I64(1 << 40)]),
+            Value::Array(vec![Value::from(vec![1_i32])]),
+            Value::I32(1),
+        ] {
+            let err = ty.coerce("f", value).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+            assert!(err.to_string().contains("field \"f\""), "{err}");
+        }
+        let err = FieldType::I64
+            .coerce("f", Value::from(vec![1_i64]))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn arrays_convert_from_and_to_vecs() {
+        let days = vec![Some(NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()), None];
+        let value = Value::from(days.clone());
+        assert_eq!(Vec::<Option<NaiveDate>>::from_value(&value), Some(days));
+        // A NULL element reads only as an Option.
+        assert_eq!(Vec::<NaiveDate>::from_value(&value), None);
+        assert_eq!(
+            Vec::<i64>::from_value(&Value::from(vec![1_i32])),
+            Some(vec![1])
+        );
+        assert_eq!(Vec::<i64>::from_value(&Value::I64(1)), None);
+        // Bytes stay bytes.
+        assert_eq!(Value::from(vec![1_u8]), Value::Bytes(vec![1]));
+        assert_eq!(Vec::<u8>::from_value(&Value::Bytes(vec![1])), Some(vec![1]));
+    }
+
+    #[test]
+    fn arrays_are_json_arrays() {
+        let ty = FieldType::Array(Elem::Uuid);
+        let value = Value::from(vec![Some(Uuid::nil()), None]);
+        let json = serde_json::json!(["00000000-0000-0000-0000-000000000000", null]);
+        assert_eq!(value.to_json(), json);
+        assert_eq!(Value::from_json(ty, "f", json).unwrap(), value);
+        for bad in [
+            serde_json::json!([["00000000-0000-0000-0000-000000000000"]]),
+            serde_json::json!(["SECRET"]),
+            serde_json::json!("SECRET"),
+        ] {
+            let err = Value::from_json(ty, "f", bad).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
+    }
+
+    #[test]
+    fn arrays_bind_and_decode_as_their_array_types() {
+        for elem in Elem::ALL {
+            let ty = FieldType::Array(elem);
+            let value = Value::Array(vec![Value::Null]);
+            let mut raw = BytesMut::new();
+            value.to_sql(&ty.pg_type(), &mut raw).unwrap();
+            assert_eq!(
+                Value::from_sql(&ty.pg_type(), &raw).unwrap(),
+                value,
+                "{elem:?}"
+            );
+        }
+        let value = Value::from(vec![Some("a".to_owned()), None]);
+        let mut raw = BytesMut::new();
+        value.to_sql(&Type::TEXT_ARRAY, &mut raw).unwrap();
+        assert_eq!(Value::from_sql(&Type::TEXT_ARRAY, &raw).unwrap(), value);
+        // An array bound as a type that is not one is an error, not a panic.
+        assert!(value
+            .to_sql_checked(&Type::TEXT, &mut BytesMut::new())
+            .is_err());
+        // An array of a kind that is no element kind is not decoded.
+        assert!(Value::from_sql(&Type::JSONB_ARRAY, &raw).is_err());
+    }
+
+    #[test]
     fn numerics_round_trip_through_json_exactly() {
         // 28 significant digits and trailing zeros: a trip through f64 would
         // lose digits, and a normalising one the scale.

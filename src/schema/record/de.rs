@@ -504,6 +504,39 @@ mod tests {
     }
 
     #[test]
+    fn arrays_read_as_vecs() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Lists {
+            counts: Vec<i64>,
+            tags: Vec<Option<String>>,
+            none: Option<Vec<i64>>,
+            empty: Vec<bool>,
+        }
+        let record = Record::new()
+            .with("counts", vec![1_i64, -2])
+            .with("tags", vec![Some("a".to_owned()), None])
+            .with("none", Value::Null)
+            .with("empty", Vec::<bool>::new());
+        let lists: Lists = same_as_json(&record).unwrap();
+        let expected = Lists {
+            counts: vec![1, -2],
+            tags: vec![Some("a".into()), None],
+            none: None,
+            empty: vec![],
+        };
+        assert_eq!(lists, expected);
+        // A NULL element into a Vec of plain values: a decode error
+        // without the value.
+        let nulls = Record::new().with("counts", vec![Some(1_i64), None]);
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Counts {
+            counts: Vec<i64>,
+        }
+        let err = same_as_json::<Counts>(&nulls).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+    }
+
+    #[test]
     fn every_type_reads_as_its_rust_type() {
         let typed: Typed = same_as_json(&typed_record()).unwrap();
         assert_eq!(typed.price.to_string(), "12.50");

@@ -826,6 +826,8 @@ mod tests {
             .field(Field::new("local", FieldType::Timestamp))
             .field(Field::new("clock", FieldType::Time))
             .field(Field::new("addr", FieldType::Inet).nullable())
+            .field(Field::new("counts", FieldType::Array(crate::Elem::I64)))
+            .field(Field::new("tags", FieldType::Array(crate::Elem::Text)).nullable())
     }
 
     /// The record as the JSON round trip builds it: what the serializer
@@ -875,6 +877,39 @@ mod tests {
         let err = same_as_json(&json!({"addr": "not an address"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(!err.to_string().contains("not an address"), "{err}");
+    }
+
+    #[test]
+    fn vecs_serialize_as_arrays_of_the_element_type() {
+        #[derive(Serialize)]
+        struct Lists {
+            counts: Vec<i16>,
+            tags: Option<Vec<Option<String>>>,
+            payload: Vec<u8>,
+        }
+        let lists = Lists {
+            counts: vec![1, 2],
+            tags: Some(vec![Some("a".into()), None]),
+            payload: vec![1, 2],
+        };
+        let record = same_as_json(&lists).unwrap();
+        let expected = Record::new()
+            .with("counts", vec![1_i64, 2])
+            .with("tags", vec![Some("a".to_owned()), None])
+            .with("payload", vec![1_u8, 2]);
+        assert_eq!(record, expected);
+        let empty = same_as_json(&json!({"counts": [], "tags": null})).unwrap();
+        assert_eq!(empty.value("counts"), Some(&Value::Array(vec![])));
+        assert_eq!(empty.value("tags"), Some(&Value::Null));
+        for bad in [
+            json!({"counts": [[1]]}),
+            json!({"tags": ["SECRET", 7]}),
+            json!({"counts": "SECRET"}),
+        ] {
+            let err = same_as_json(&bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
     }
 
     /// `value` converts as the JSON round trip converts it, to the same
