@@ -370,6 +370,14 @@ fn literal(value: &Value, ty: FieldType) -> String {
         }
         Value::Json(j) => quoted(&j.to_string()),
         Value::JsonText(text) => quoted(text),
+        Value::Array(items) => {
+            let elem = match ty {
+                FieldType::Array(elem) => elem.field_type(),
+                other => other,
+            };
+            let items: Vec<String> = items.iter().map(|item| literal(item, elem)).collect();
+            format!("ARRAY[{}]::{}", items.join(", "), ty.sql())
+        }
     }
 }
 
@@ -455,6 +463,21 @@ mod tests {
         assert_eq!(
             def(Field::new("from", FieldType::Inet).default_value(ip)),
             "\"from\" inet NOT NULL DEFAULT '2001:db8::1'::inet"
+        );
+    }
+
+    #[test]
+    fn array_defaults_are_typed_array_literals() {
+        let def = |field: Field| column_definition(&field).unwrap();
+        let tags = FieldType::Array(crate::Elem::Text);
+        assert_eq!(
+            def(Field::new("tags", tags).default_value(vec![Some("it's".to_owned()), None])),
+            "\"tags\" text[] NOT NULL DEFAULT ARRAY['it''s'::text, NULL]::text[]"
+        );
+        let counts = FieldType::Array(crate::Elem::I64);
+        assert_eq!(
+            def(Field::new("counts", counts).default_value(Vec::<i64>::new())),
+            "\"counts\" bigint[] NOT NULL DEFAULT ARRAY[]::bigint[]"
         );
     }
 

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use pgactor::{
-    AsText, Column, Entity, Field, FieldType, Filter, Index, Model, PrimaryKey, Record, Registry,
-    Value,
+    AsText, Column, Elem, Entity, Field, FieldType, Filter, Index, Model, PrimaryKey, Record,
+    Registry, Value,
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -335,4 +335,79 @@ fn the_registry_takes_the_derived_models() {
         .expect("valid models");
     let names: Vec<&str> = registry.models().map(|m| m.name()).collect();
     assert_eq!(names, ["Everything", "Note", "StockBalance", "Visit"]);
+}
+
+/// Array columns: a `Vec` of each element kind, NULL elements, a nullable
+/// array, and `Vec<u8>` still `bytea`.
+#[derive(pgactor::Entity)]
+struct Tagged {
+    #[pgactor(unique)]
+    flags: Vec<bool>,
+    small: Vec<i16>,
+    medium: Vec<i32>,
+    big: Vec<Option<i64>>,
+    ratios: Vec<f64>,
+    prices: Vec<Decimal>,
+    tags: Option<Vec<String>>,
+    refs: Vec<Uuid>,
+    seen: Vec<DateTime<Utc>>,
+    days: Vec<Option<NaiveDate>>,
+    blob: Vec<u8>,
+}
+
+#[test]
+fn vecs_map_to_array_columns() {
+    let array = |name: &str, elem| Field::new(name, FieldType::Array(elem));
+    let by_hand = Model::new("Tagged")
+        .field(array("flags", Elem::Bool).unique())
+        .field(array("small", Elem::I16))
+        .field(array("medium", Elem::I32))
+        .field(array("big", Elem::I64))
+        .field(array("ratios", Elem::F64))
+        .field(array("prices", Elem::Numeric))
+        .field(array("tags", Elem::Text).nullable())
+        .field(array("refs", Elem::Uuid))
+        .field(array("seen", Elem::Timestamptz))
+        .field(array("days", Elem::Date))
+        .field(Field::new("blob", FieldType::Bytes));
+    assert_eq!(Tagged::model(), by_hand);
+
+    let day = NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
+    let tagged = Tagged {
+        flags: vec![true, false],
+        small: vec![],
+        medium: vec![3],
+        big: vec![Some(1), None],
+        ratios: vec![0.5],
+        prices: vec![Decimal::new(1250, 2)],
+        tags: None,
+        refs: vec![Uuid::nil()],
+        seen: vec![],
+        days: vec![None, Some(day)],
+        blob: vec![1, 2],
+    };
+    let record = tagged.to_record();
+    assert_eq!(
+        record.value("big"),
+        Some(&Value::Array(vec![Value::I64(1), Value::Null]))
+    );
+    assert_eq!(record.value("small"), Some(&Value::Array(vec![])));
+    assert_eq!(record.value("tags"), Some(&Value::Null));
+    assert_eq!(record.value("blob"), Some(&Value::Bytes(vec![1, 2])));
+    assert_eq!(
+        record.get::<Vec<Option<NaiveDate>>>("days").unwrap(),
+        tagged.days
+    );
+    assert_eq!(record.get::<Vec<Decimal>>("prices").unwrap(), tagged.prices);
+
+    // The constant's filters take the whole Vec.
+    let tags: Column<Tagged, Vec<String>> = Tagged::TAGS;
+    assert_eq!(
+        tags.eq(vec!["a".to_owned()]),
+        Filter::eq("tags", vec!["a".to_owned()])
+    );
+    assert_eq!(
+        Tagged::BIG.eq(vec![Some(1), None]),
+        Filter::eq("big", Value::Array(vec![Value::I64(1), Value::Null]))
+    );
 }

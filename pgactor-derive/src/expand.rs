@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
 
 use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
-use crate::types::{kind, option_inner, Kind, MAPPED};
+use crate::types::{array_elem, kind, option_inner, Kind, MAPPED};
 
 /// The adapter's own columns: the key and the timestamps.
 const ID: &str = "id";
@@ -323,9 +323,12 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     let inner = option_inner(ty);
     let value_ty = inner.unwrap_or(ty);
     // A text-backed field is a text column, whatever its Rust type.
-    let kind = match attrs.text {
-        Some(_) => Some(Kind::Text),
-        None => kind(value_ty),
+    let (kind, array) = match attrs.text {
+        Some(_) => (Some(Kind::Text), false),
+        None => match array_elem(value_ty) {
+            Some(elem) => (Some(elem), true),
+            None => (kind(value_ty), false),
+        },
     };
     let Some(kind) = kind else {
         return Err(syn::Error::new_spanned(
@@ -334,8 +337,11 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
         ));
     };
     let mut errors = Errors::default();
+    let variant = format_ident!("{}", kind.variant());
     let field_type = match attrs.varchar {
-        Some((n, _)) if kind == Kind::Text => quote!(::pgactor::FieldType::Varchar(#n)),
+        Some((n, _)) if kind == Kind::Text && !array => {
+            quote!(::pgactor::FieldType::Varchar(#n))
+        }
         Some((_, span)) => {
             errors.at(
                 span,
@@ -343,10 +349,8 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
             );
             quote!()
         }
-        None => {
-            let variant = format_ident!("{}", kind.variant());
-            quote!(::pgactor::FieldType::#variant)
-        }
+        None if array => quote!(::pgactor::FieldType::Array(::pgactor::Elem::#variant)),
+        None => quote!(::pgactor::FieldType::#variant),
     };
     let mut field = quote!(::pgactor::Field::new(#column, #field_type));
     if inner.is_some() {
@@ -355,7 +359,10 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     if attrs.unique.is_some() {
         field.extend(quote!(.unique()));
     }
-    if let Some(default) = &attrs.default {
+    let default_span = attrs.default.as_ref().map(|d| d.span);
+    if let (true, Some(span)) = (array, default_span.or(attrs.default_now)) {
+        errors.at(span, "an array field takes no default");
+    } else if let Some(default) = &attrs.default {
         if let Some(span) = attrs.default_now {
             errors.at(span, "a field has one default: default or default_now");
         }

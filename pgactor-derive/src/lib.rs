@@ -80,12 +80,17 @@ use proc_macro::TokenStream;
 /// | `NaiveTime` (chrono) | `Time` | `time` (without time zone) |
 /// | `IpAddr` (std::net) | `Inet` | `inet` |
 /// | `Value` or `JsonValue` (serde_json) | `Json` | `jsonb` |
+/// | `Vec<T>`, `T` one of `bool`, `i16`, `i32`, `i64`, `f64`, `Decimal`, `String`, `Uuid`, `DateTime<Utc>`, `NaiveDate` | `Array(Elem::…)` | `boolean[]` … `date[]` |
+/// | `Vec<Option<T>>`, the same `T` | `Array(Elem::…)`, elements may be NULL | the same |
 /// | any type, with `#[pgactor(text)]` | `Text` (or `Varchar(n)`) | `text` |
 ///
 /// Any other type is a compile error on it; store it as its text with
 /// `#[pgactor(text)]` (below), or leave the field out of the model with
 /// `#[pgactor(skip)]`. Every declared field's type is `Clone` (`to_record`
-/// clones it), except a `#[pgactor(text)]` one's.
+/// clones it), except a `#[pgactor(text)]` one's. An array field
+/// (`Vec<i64>`, nullable as `Option<Vec<i64>>`) takes no `varchar`,
+/// `default` or `default_now`; its column constant's filters take a whole
+/// `Vec`.
 ///
 /// # Text-backed fields
 ///

@@ -51,7 +51,8 @@ impl Kind {
 /// What the error on a type without a column type says.
 pub(crate) const MAPPED: &str = "a field's type must be one of bool, i16, i32, i64, f32, f64, \
      Decimal, String, Vec<u8>, Uuid, DateTime<Utc>, NaiveDateTime, NaiveDate, NaiveTime, IpAddr, \
-     serde_json's Value (or JsonValue), or an Option of one; store a type that implements \
+     serde_json's Value (or JsonValue), a Vec (or Vec of Options) of bool, i16, i32, i64, f64, \
+     Decimal, String, Uuid, DateTime<Utc> or NaiveDate, or an Option of one; store a type that implements \
      Display and FromStr as its text with #[pgactor(text)]; leave any other field out of the \
      model with #[pgactor(skip)]";
 
@@ -126,4 +127,24 @@ pub(crate) fn kind(ty: &Type) -> Option<Kind> {
         },
         _ => return None,
     })
+}
+
+/// The element kind of an array column's Rust type: `Vec<T>` or
+/// `Vec<Option<T>>` with `T` one of `pgactor::Elem`'s kinds (`Vec<u8>` is
+/// `bytea`, not an array).
+pub(crate) fn array_elem(ty: &Type) -> Option<Kind> {
+    let segment = last_segment(ty)?;
+    let [inner] = type_args(segment)[..] else {
+        return None;
+    };
+    if segment.ident != "Vec" {
+        return None;
+    }
+    let elem = kind(option_inner(inner).unwrap_or(inner))?;
+    use Kind::*;
+    matches!(
+        elem,
+        Bool | I16 | I32 | I64 | F64 | Numeric | Text | Uuid | Timestamptz | Date
+    )
+    .then_some(elem)
 }

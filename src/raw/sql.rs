@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio_postgres::types::{Format, IsNull, Kind, ToSql, Type};
 
 use crate::error::{Error, Result};
-use crate::schema::{quote_ident, validate_identifier, Value};
+use crate::schema::{quote_ident, validate_identifier, Elem, FieldType, Value};
 use crate::sql::Statements;
 use crate::telemetry::bound_values_logged;
 
@@ -347,6 +347,12 @@ fn value_type(value: &Value) -> Option<Type> {
         Value::Time(_) => Type::TIME,
         Value::Inet(_) => Type::INET,
         Value::Json(_) | Value::JsonText(_) => Type::JSONB,
+        // Typed by its first element that is not NULL; an empty or
+        // all-NULL array is left to the server, as NULL is.
+        Value::Array(items) => {
+            let member = items.iter().find_map(value_type)?;
+            FieldType::Array(Elem::of_wire_type(&member)?).pg_type()
+        }
     })
 }
 

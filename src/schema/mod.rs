@@ -14,4 +14,4 @@ pub use model::{
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, TextMatch, DEFAULT_LIMIT, MAX_PAGE};
 pub(crate) use record::Columns;
 pub use record::{Record, RecordIntoIter};
-pub use value::{FieldType, FromValue, Value, MAX_JSON_DEPTH};
+pub use value::{ArrayElement, Elem, FieldType, FromValue, Value, MAX_JSON_DEPTH};

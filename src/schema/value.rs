@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use bytes::BytesMut;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rust_decimal::Decimal;
-use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -66,6 +66,11 @@ pub enum Value {
     /// serde_json parses no deeper, and a tree that deep would risk the
     /// stack in its recursive `Drop`, `Clone` and `Debug`.
     JsonText(String),
+    /// An array column (`bigint[]`, …): one dimension, its elements all of
+    /// the field's [`Elem`] kind or NULL. Built from a `Vec` (`Value::from(vec![1_i64, 2])`);
+    /// an array nested in one is refused with
+    /// [`crate::ErrorKind::InvalidInput`].
+    Array(Vec<Value>),
 }
 
 /// The deepest `jsonb` document held as a [`Value::Json`] tree: arrays and
@@ -118,6 +123,73 @@ pub enum FieldType {
     Inet,
     /// `jsonb` ↔ `serde_json::Value`
     Json,
+    /// A one-dimensional array of `Elem` (`bigint[]` ↔ `Vec<i64>`), its
+    /// elements NULL or not (`Vec<Option<i64>>`). Filters compare whole
+    /// arrays; an `IN` list of arrays is refused.
+    Array(Elem),
+}
+
+/// The element kinds of a [`FieldType::Array`] column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// `boolean[]` ↔ `Vec<bool>`
+    Bool,
+    /// `smallint[]` ↔ `Vec<i16>`
+    I16,
+    /// `integer[]` ↔ `Vec<i32>`
+    I32,
+    /// `bigint[]` ↔ `Vec<i64>`
+    I64,
+    /// `double precision[]` ↔ `Vec<f64>`
+    F64,
+    /// `numeric[]` ↔ `Vec<Decimal>`
+    Numeric,
+    /// `text[]` ↔ `Vec<String>`
+    Text,
+    /// `uuid[]` ↔ `Vec<Uuid>`
+    Uuid,
+    /// `timestamptz[]` ↔ `Vec<DateTime<Utc>>`
+    Timestamptz,
+    /// `date[]` ↔ `Vec<NaiveDate>`
+    Date,
+}
+
+impl Elem {
+    const ALL: [Elem; 10] = [
+        Elem::Bool,
+        Elem::I16,
+        Elem::I32,
+        Elem::I64,
+        Elem::F64,
+        Elem::Numeric,
+        Elem::Text,
+        Elem::Uuid,
+        Elem::Timestamptz,
+        Elem::Date,
+    ];
+
+    /// The field type of one element.
+    pub fn field_type(self) -> FieldType {
+        match self {
+            Elem::Bool => FieldType::Bool,
+            Elem::I16 => FieldType::I16,
+            Elem::I32 => FieldType::I32,
+            Elem::I64 => FieldType::I64,
+            Elem::F64 => FieldType::F64,
+            Elem::Numeric => FieldType::Numeric,
+            Elem::Text => FieldType::Text,
+            Elem::Uuid => FieldType::Uuid,
+            Elem::Timestamptz => FieldType::Timestamptz,
+            Elem::Date => FieldType::Date,
+        }
+    }
+
+    /// The element kind whose elements are sent as wire type `ty`.
+    pub(crate) fn of_wire_type(ty: &Type) -> Option<Elem> {
+        Elem::ALL
+            .into_iter()
+            .find(|elem| elem.field_type().pg_type() == *ty)
+    }
 }
 
 impl FieldType {
@@ -141,6 +213,7 @@ impl FieldType {
             FieldType::Time => "time".into(),
             FieldType::Inet => "inet".into(),
             FieldType::Json => "jsonb".into(),
+            FieldType::Array(elem) => format!("{}[]", elem.field_type().sql()),
         }
     }
 
@@ -151,6 +224,7 @@ impl FieldType {
             FieldType::Timestamptz => "timestamp with time zone".into(),
             FieldType::Timestamp => "timestamp without time zone".into(),
             FieldType::Time => "time without time zone".into(),
+            FieldType::Array(elem) => format!("{}[]", elem.field_type().catalog_name()),
             other => other.sql(),
         }
     }
@@ -175,12 +249,16 @@ impl FieldType {
             FieldType::Time => Type::TIME,
             FieldType::Inet => Type::INET,
             FieldType::Json => Type::JSONB,
+            // An element is a scalar, which has an array type.
+            FieldType::Array(elem) => elem.field_type().pg_array_type().unwrap_or(Type::UNKNOWN),
         }
     }
 
-    /// The array type used to bind an `IN` list of this field as one parameter.
-    pub(crate) fn pg_array_type(self) -> Type {
-        match self {
+    /// The array type used to bind an `IN` list of this field as one
+    /// parameter; `None` for an array field (arrays of arrays are
+    /// multidimensional in PostgreSQL, not lists of arrays).
+    pub(crate) fn pg_array_type(self) -> Option<Type> {
+        Some(match self {
             FieldType::Bool => Type::BOOL_ARRAY,
             FieldType::I16 => Type::INT2_ARRAY,
             FieldType::I32 => Type::INT4_ARRAY,
@@ -198,7 +276,8 @@ impl FieldType {
             FieldType::Time => Type::TIME_ARRAY,
             FieldType::Inet => Type::INET_ARRAY,
             FieldType::Json => Type::JSONB_ARRAY,
-        }
+            FieldType::Array(_) => return None,
+        })
     }
 
     /// True for the types `LIKE` / `ILIKE` apply to.
@@ -307,6 +386,13 @@ impl FieldType {
                 }
                 Value::JsonText(text)
             }
+            // An element's own type refuses a nested array: elements are scalars.
+            (FieldType::Array(elem), Value::Array(items)) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| elem.field_type().coerce(field, item))
+                    .collect::<Result<_>>()?,
+            ),
             (_, v) => return Err(mismatch(&v)),
         })
     }
@@ -421,6 +507,7 @@ impl Value {
             Value::Inet(_) => "inet",
             Value::Json(_) => "json",
             Value::JsonText(_) => "json text",
+            Value::Array(_) => "array",
         }
     }
 
@@ -484,6 +571,13 @@ impl Value {
         let plain = match (ty, json) {
             (_, J::Null) => Plain::Null,
             (FieldType::Json, j) => return ty.coerce(field, Value::Json(j)),
+            (FieldType::Array(elem), J::Array(items)) => {
+                let items = items
+                    .into_iter()
+                    .map(|item| Value::from_json(elem.field_type(), field, item))
+                    .collect::<Result<_>>()?;
+                return ty.coerce(field, Value::Array(items));
+            }
             (_, J::Bool(b)) => Plain::Bool(b),
             (_, J::Number(n)) => match n.as_i64() {
                 Some(i) => Plain::Int(i),
@@ -632,6 +726,7 @@ impl serde::Serialize for Value {
             Value::F32(_) | Value::F64(_) => s.serialize_none(),
             Value::Bytes(b) => s.serialize_bytes(b),
             Value::Json(j) => j.serialize(s),
+            Value::Array(items) => s.collect_seq(items),
             Value::Numeric(_)
             | Value::Text(_)
             | Value::Uuid(_)
@@ -667,6 +762,51 @@ impl<T: Into<Value>> From<Option<T>> for Value {
         v.map_or(Value::Null, Into::into)
     }
 }
+
+/// A `Vec` of elements is a [`Value::Array`] (`Vec<u8>` stays `bytea`).
+///
+/// ```
+/// use pgactor::Value;
+/// assert_eq!(Value::from(vec![1_i64, 2]), Value::Array(vec![Value::I64(1), Value::I64(2)]));
+/// assert_eq!(Value::from(vec![Some(true), None]), Value::Array(vec![Value::Bool(true), Value::Null]));
+/// ```
+impl<T: ArrayElement> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Value {
+        Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The Rust types of a [`FieldType::Array`]'s elements, as a `Vec` of
+/// them converts to and from a [`Value::Array`]: `bool`, `i16`, `i32`,
+/// `i64`, `f64`, `Decimal`, `String`, `Uuid`, `DateTime<Utc>`,
+/// `NaiveDate`, and an `Option` of one for an array holding NULLs.
+pub trait ArrayElement: sealed::Sealed + Into<Value> + FromValue {}
+
+macro_rules! array_element {
+    ($($t:ty),* $(,)?) => {$(
+        impl sealed::Sealed for $t {}
+        impl ArrayElement for $t {}
+        impl sealed::Sealed for Option<$t> {}
+        impl ArrayElement for Option<$t> {}
+    )*};
+}
+
+array_element!(
+    bool,
+    i16,
+    i32,
+    i64,
+    f64,
+    Decimal,
+    String,
+    Uuid,
+    DateTime<Utc>,
+    NaiveDate
+);
 
 /// Rust types a [`Value`] can be read as, used by [`crate::Record::get`].
 ///
@@ -705,6 +845,17 @@ from_value!(
     serde_json::Value => |v| match v { Value::Json(j) => Some(j.clone()), _ => None },
     Value => |v| Some(v.clone()),
 );
+
+/// A [`Value::Array`] whose elements all read as `T`; an array holding
+/// NULL reads only as a `Vec` of `Option`s.
+impl<T: ArrayElement> FromValue for Vec<T> {
+    fn from_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::Array(items) => items.iter().map(T::from_value).collect(),
+            _ => None,
+        }
+    }
+}
 
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(value: &Value) -> Option<Self> {
@@ -747,6 +898,9 @@ impl ToSql for Value {
                 out.extend_from_slice(text.as_bytes());
                 Ok(IsNull::No)
             }
+            // Checked: an array bound as a type that is not one is an
+            // error, not the driver's panic.
+            Value::Array(items) => items.to_sql_checked(ty, out),
         }
     }
 
@@ -780,6 +934,9 @@ impl<'a> FromSql<'a> for Value {
             Type::TIME => Value::Time(NaiveTime::from_sql(ty, raw)?),
             Type::INET => Value::Inet(IpAddr::from_sql(ty, raw)?),
             Type::JSON | Type::JSONB => json_from_sql(ty, raw)?,
+            _ if matches!(ty.kind(), Kind::Array(member) if Elem::of_wire_type(member).is_some()) => {
+                Value::Array(Vec::<Value>::from_sql(ty, raw)?)
+            }
             _ => return Err(format!("pgactor cannot decode column type {ty}").into()),
         })
     }
@@ -1044,6 +1201,102 @@ mod tests {
         );
         assert_eq!(FieldType::Time.catalog_name(), "time without time zone");
         assert_eq!(FieldType::Inet.catalog_name(), "inet");
+    }
+
+    #[test]
+    fn arrays_coerce_element_by_element_and_refuse_nesting() {
+        let ty = FieldType::Array(Elem::I32);
+        assert_eq!(ty.sql(), "integer[]");
+        assert_eq!(
+            FieldType::Array(Elem::Timestamptz).catalog_name(),
+            "timestamp with time zone[]"
+        );
+        assert_eq!(ty.pg_type(), Type::INT4_ARRAY);
+        assert_eq!(ty.pg_array_type(), None);
+        assert_eq!(
+            ty.coerce("f", Value::from(vec![Some(1_i64), None]))
+                .unwrap(),
+            Value::Array(vec![Value::I32(1), Value::Null])
+        );
+        assert_eq!(
+            ty.coerce("f", Value::Array(vec![])).unwrap(),
+            Value::Array(vec![])
+        );
+        for value in [
+            Value::Array(vec![Value::from("SECRET")]),
+            Value::Array(vec![Value::I64(1 << 40)]),
+            Value::Array(vec![Value::from(vec![1_i32])]),
+            Value::I32(1),
+        ] {
+            let err = ty.coerce("f", value).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+            assert!(err.to_string().contains("field \"f\""), "{err}");
+        }
+        let err = FieldType::I64
+            .coerce("f", Value::from(vec![1_i64]))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn arrays_convert_from_and_to_vecs() {
+        let days = vec![Some(NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()), None];
+        let value = Value::from(days.clone());
+        assert_eq!(Vec::<Option<NaiveDate>>::from_value(&value), Some(days));
+        // A NULL element reads only as an Option.
+        assert_eq!(Vec::<NaiveDate>::from_value(&value), None);
+        assert_eq!(
+            Vec::<i64>::from_value(&Value::from(vec![1_i32])),
+            Some(vec![1])
+        );
+        assert_eq!(Vec::<i64>::from_value(&Value::I64(1)), None);
+        // Bytes stay bytes.
+        assert_eq!(Value::from(vec![1_u8]), Value::Bytes(vec![1]));
+        assert_eq!(Vec::<u8>::from_value(&Value::Bytes(vec![1])), Some(vec![1]));
+    }
+
+    #[test]
+    fn arrays_are_json_arrays() {
+        let ty = FieldType::Array(Elem::Uuid);
+        let value = Value::from(vec![Some(Uuid::nil()), None]);
+        let json = serde_json::json!(["00000000-0000-0000-0000-000000000000", null]);
+        assert_eq!(value.to_json(), json);
+        assert_eq!(Value::from_json(ty, "f", json).unwrap(), value);
+        for bad in [
+            serde_json::json!([["00000000-0000-0000-0000-000000000000"]]),
+            serde_json::json!(["SECRET"]),
+            serde_json::json!("SECRET"),
+        ] {
+            let err = Value::from_json(ty, "f", bad).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
+    }
+
+    #[test]
+    fn arrays_bind_and_decode_as_their_array_types() {
+        for elem in Elem::ALL {
+            let ty = FieldType::Array(elem);
+            let value = Value::Array(vec![Value::Null]);
+            let mut raw = BytesMut::new();
+            value.to_sql(&ty.pg_type(), &mut raw).unwrap();
+            assert_eq!(
+                Value::from_sql(&ty.pg_type(), &raw).unwrap(),
+                value,
+                "{elem:?}"
+            );
+        }
+        let value = Value::from(vec![Some("a".to_owned()), None]);
+        let mut raw = BytesMut::new();
+        value.to_sql(&Type::TEXT_ARRAY, &mut raw).unwrap();
+        assert_eq!(Value::from_sql(&Type::TEXT_ARRAY, &raw).unwrap(), value);
+        // An array bound as a type that is not one is an error, not a panic.
+        assert!(value
+            .to_sql_checked(&Type::TEXT, &mut BytesMut::new())
+            .is_err());
+        // An array of a kind that is no element kind is not decoded.
+        assert!(Value::from_sql(&Type::JSONB_ARRAY, &raw).is_err());
     }
 
     #[test]

@@ -357,8 +357,8 @@ impl Table {
                 if values.is_empty() {
                     return Ok("FALSE".into());
                 }
-                let list = self.value_list(field, ty, values, "an IN list")?;
-                let ph = stmt.bind(Param::List(list), ty.pg_array_type());
+                let (list, list_type) = self.value_list(field, ty, values, "an IN list")?;
+                let ph = stmt.bind(Param::List(list), list_type);
                 format!("{} = ANY({ph})", quote_ident(field))
             }
             Filter::NotIn { field, values } => {
@@ -367,8 +367,8 @@ impl Table {
                     // Differs from each of no values: every row, NULL or not.
                     return Ok("TRUE".into());
                 }
-                let list = self.value_list(field, ty, values, "a NOT IN list")?;
-                let ph = stmt.bind(Param::List(list), ty.pg_array_type());
+                let (list, list_type) = self.value_list(field, ty, values, "a NOT IN list")?;
+                let ph = stmt.bind(Param::List(list), list_type);
                 format!("{} <> ALL({ph})", quote_ident(field))
             }
             Filter::Between { field, low, high } => {
@@ -447,7 +447,13 @@ impl Table {
         ty: FieldType,
         values: &[Value],
         what: &str,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<(Vec<Value>, Type)> {
+        let list_type = ty.pg_array_type().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{what} on \"{field}\" ({}) is not supported: compare whole arrays with eq",
+                ty.sql()
+            ))
+        })?;
         let mut list = Vec::with_capacity(values.len());
         for value in values {
             if value.is_null() {
@@ -457,7 +463,7 @@ impl Table {
             }
             list.push(ty.coerce(field, value.clone())?);
         }
-        Ok(list)
+        Ok((list, list_type))
     }
 
     /// Checks that `field` is a text field of the model, for `what`.

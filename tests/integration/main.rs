@@ -9,6 +9,7 @@ mod support;
 
 mod actor_callers;
 mod actors;
+mod array_types;
 mod bad_input;
 mod bouncer;
 mod column_types;

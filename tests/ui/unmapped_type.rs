@@ -3,7 +3,7 @@
 struct Stock {
     sku: String,
     quantity: u64,
-    tags: Option<Vec<String>>,
+    tags: Option<Vec<f32>>,
 }
 
 fn main() {}

@@ -5,7 +5,7 @@
 //! [`Value::to_json`]): integers as `u64` when not negative (`i64`
 //! otherwise), uuids, numerics, timestamps (RFC 3339) and dates as
 //! strings, bytes as a sequence of numbers (or as bytes to a type that
-//! asks for bytes), NaN and infinities as null, a `jsonb` tree through
+//! asks for bytes), an array as a sequence of its elements, NaN and infinities as null, a `jsonb` tree through
 //! serde_json's own deserializer.
 
 use std::borrow::Cow;
@@ -220,18 +220,9 @@ impl<'de> Deserializer<'de> for ValueDeserializer<'de> {
             Value::I64(n) => visit_int(*n, visitor),
             Value::F32(f) if f.is_finite() => visitor.visit_f64(f64::from(*f)),
             Value::F64(f) if f.is_finite() => visitor.visit_f64(*f),
-            Value::Bytes(bytes) => {
-                let mut seq = ByteSeq(bytes.iter());
-                let value = visitor.visit_seq(&mut seq)?;
-                match seq.0.len() {
-                    0 => Ok(value),
-                    _ => Err(de::Error::invalid_length(
-                        bytes.len(),
-                        &"fewer elements in array",
-                    )),
-                }
-            }
+            Value::Bytes(bytes) => visit_elements(bytes, visitor),
             Value::Json(json) => json.deserialize_any(visitor).map_err(DeError::json),
+            Value::Array(items) => visit_elements(items, visitor),
             other => match other.serde_str() {
                 Some(Cow::Borrowed(text)) => visitor.visit_borrowed_str(text),
                 Some(Cow::Owned(text)) => visitor.visit_str(&text),
@@ -317,7 +308,7 @@ impl ValueDeserializer<'_> {
             Value::I64(n) => int_unexpected(*n),
             Value::F32(f) => Unexpected::Float(f64::from(*f)),
             Value::F64(f) => Unexpected::Float(*f),
-            Value::Bytes(_) => Unexpected::Seq,
+            Value::Bytes(_) | Value::Array(_) => Unexpected::Seq,
             Value::Json(_) => Unexpected::Other("JSON"),
             _ => Unexpected::Other("string"),
         }
@@ -339,10 +330,43 @@ fn int_unexpected(n: i64) -> Unexpected<'static> {
     }
 }
 
-/// A `bytea` value as JSON gives it: a sequence of numbers.
-struct ByteSeq<'de>(std::slice::Iter<'de, u8>);
+/// `items` as a sequence the visitor must take whole, as JSON's is.
+fn visit_elements<'de, T, V>(items: &'de [T], visitor: V) -> Result<V::Value>
+where
+    V: Visitor<'de>,
+    Elements<'de, T>: SeqAccess<'de, Error = DeError>,
+{
+    let mut seq = Elements(items.iter());
+    let value = visitor.visit_seq(&mut seq)?;
+    match seq.0.len() {
+        0 => Ok(value),
+        _ => Err(de::Error::invalid_length(
+            items.len(),
+            &"fewer elements in array",
+        )),
+    }
+}
 
-impl<'de> SeqAccess<'de> for ByteSeq<'de> {
+/// A `bytea` value's bytes (as JSON gives them: numbers), or an array's
+/// elements (each as [`ValueDeserializer`] gives it).
+struct Elements<'de, T>(std::slice::Iter<'de, T>);
+
+impl<'de> SeqAccess<'de> for Elements<'de, Value> {
+    type Error = DeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        self.0
+            .next()
+            .map(|item| seed.deserialize(ValueDeserializer(item)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+impl<'de> SeqAccess<'de> for Elements<'de, u8> {
     type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
@@ -477,6 +501,39 @@ mod tests {
             none: None,
         };
         assert_eq!(stamps, expected);
+    }
+
+    #[test]
+    fn arrays_read_as_vecs() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Lists {
+            counts: Vec<i64>,
+            tags: Vec<Option<String>>,
+            none: Option<Vec<i64>>,
+            empty: Vec<bool>,
+        }
+        let record = Record::new()
+            .with("counts", vec![1_i64, -2])
+            .with("tags", vec![Some("a".to_owned()), None])
+            .with("none", Value::Null)
+            .with("empty", Vec::<bool>::new());
+        let lists: Lists = same_as_json(&record).unwrap();
+        let expected = Lists {
+            counts: vec![1, -2],
+            tags: vec![Some("a".into()), None],
+            none: None,
+            empty: vec![],
+        };
+        assert_eq!(lists, expected);
+        // A NULL element into a Vec of plain values: a decode error
+        // without the value.
+        let nulls = Record::new().with("counts", vec![Some(1_i64), None]);
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Counts {
+            counts: Vec<i64>,
+        }
+        let err = same_as_json::<Counts>(&nulls).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!
 //! What a field takes is what it takes from JSON ([`Value::from_plain`]):
 //! a string becomes a `uuid`, `timestamptz`, `timestamp`, `date`, `time`,
-//! `inet` or `numeric` when the field has that type, a sequence of bytes a `bytea`, NaN and infinities
-//! NULL. A `jsonb` field takes the value as serde_json writes it.
+//! `inet` or `numeric` when the field has that type, a sequence of bytes a
+//! `bytea`, a sequence an array (each element read with the element's
+//! type), NaN and infinities NULL. A `jsonb` field takes the value as serde_json writes it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,7 +16,7 @@ use serde::ser::{self, Impossible, Serialize, Serializer};
 use super::Record;
 use crate::error::Error;
 use crate::schema::model::Model;
-use crate::schema::value::{FieldType, Plain, Value};
+use crate::schema::value::{Elem, FieldType, Plain, Value};
 
 /// `value` as a record of `model`'s fields.
 pub(super) fn to_record<T: Serialize + ?Sized>(model: &Model, value: &T) -> crate::Result<Record> {
@@ -359,9 +360,9 @@ impl FieldSerializer<'_> {
 impl<'f> Serializer for FieldSerializer<'f> {
     type Ok = Value;
     type Error = SerError;
-    type SerializeSeq = Bytes<'f>;
-    type SerializeTuple = Bytes<'f>;
-    type SerializeTupleStruct = Bytes<'f>;
+    type SerializeSeq = Seq<'f>;
+    type SerializeTuple = Seq<'f>;
+    type SerializeTupleStruct = Seq<'f>;
     type SerializeTupleVariant = Object<'f>;
     type SerializeMap = Object<'f>;
     type SerializeStruct = Object<'f>;
@@ -474,25 +475,16 @@ impl<'f> Serializer for FieldSerializer<'f> {
         self.read(Plain::Object)
     }
 
-    fn serialize_seq(self, _: Option<usize>) -> Result<Bytes<'f>> {
-        Ok(Bytes {
-            field: self,
-            bytes: Some(Vec::new()),
-        })
+    fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'f>> {
+        Ok(Seq::new(self))
     }
 
-    fn serialize_tuple(self, _: usize) -> Result<Bytes<'f>> {
-        Ok(Bytes {
-            field: self,
-            bytes: Some(Vec::new()),
-        })
+    fn serialize_tuple(self, _: usize) -> Result<Seq<'f>> {
+        Ok(Seq::new(self))
     }
 
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Bytes<'f>> {
-        Ok(Bytes {
-            field: self,
-            bytes: Some(Vec::new()),
-        })
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Seq<'f>> {
+        Ok(Seq::new(self))
     }
 
     fn serialize_tuple_variant(
@@ -524,37 +516,68 @@ impl<'f> Serializer for FieldSerializer<'f> {
     }
 }
 
-/// A sequence given to a field: bytes when every element is a number from
-/// 0 to 255 (serde writes a `Vec<u8>` so), which a `bytea` field takes.
-struct Bytes<'f> {
+/// A sequence given to a field: an array field's elements, each read with
+/// the element's type; for any other field, bytes when every element is a
+/// number from 0 to 255 (serde writes a `Vec<u8>` so), which a `bytea`
+/// field takes.
+struct Seq<'f> {
     field: FieldSerializer<'f>,
-    /// `None` once an element is not a byte.
-    bytes: Option<Vec<u8>>,
+    items: Items,
 }
 
-impl Bytes<'_> {
+enum Items {
+    /// An array field's elements so far.
+    Elements(Elem, Vec<Value>),
+    /// The bytes so far; `None` once an element is not a byte.
+    Bytes(Option<Vec<u8>>),
+}
+
+impl<'f> Seq<'f> {
+    fn new(field: FieldSerializer<'f>) -> Seq<'f> {
+        let items = match field.ty {
+            FieldType::Array(elem) => Items::Elements(elem, Vec::new()),
+            _ => Items::Bytes(Some(Vec::new())),
+        };
+        Seq { field, items }
+    }
+
     fn push<T: Serialize + ?Sized>(&mut self, element: &T) -> Result<()> {
-        if self.bytes.is_some() {
-            let json = serde_json::to_value(element).map_err(SerError::json)?;
-            let byte = json.as_u64().and_then(|b| u8::try_from(b).ok());
-            match (&mut self.bytes, byte) {
-                (Some(bytes), Some(byte)) => bytes.push(byte),
-                _ => self.bytes = None,
+        match &mut self.items {
+            Items::Elements(elem, items) => {
+                let ty = elem.field_type();
+                // A nested sequence is read with the scalar type, which refuses it.
+                items.push(element.serialize(FieldSerializer {
+                    ty,
+                    field: self.field.field,
+                })?);
             }
+            Items::Bytes(bytes @ Some(_)) => {
+                let json = serde_json::to_value(element).map_err(SerError::json)?;
+                match (
+                    bytes.as_mut(),
+                    json.as_u64().and_then(|b| u8::try_from(b).ok()),
+                ) {
+                    (Some(bytes), Some(byte)) => bytes.push(byte),
+                    _ => *bytes = None,
+                }
+            }
+            Items::Bytes(None) => {}
         }
         Ok(())
     }
 
     fn end(self) -> Result<Value> {
-        let plain = match self.bytes {
-            Some(bytes) => Plain::Bytes(Cow::Owned(bytes)),
-            None => Plain::Array,
+        let plain = match self.items {
+            // Each element was read with the element's type.
+            Items::Elements(_, items) => return Ok(Value::Array(items)),
+            Items::Bytes(Some(bytes)) => Plain::Bytes(Cow::Owned(bytes)),
+            Items::Bytes(None) => Plain::Array,
         };
         self.field.read(plain)
     }
 }
 
-impl ser::SerializeSeq for Bytes<'_> {
+impl ser::SerializeSeq for Seq<'_> {
     type Ok = Value;
     type Error = SerError;
 
@@ -563,11 +586,11 @@ impl ser::SerializeSeq for Bytes<'_> {
     }
 
     fn end(self) -> Result<Value> {
-        Bytes::end(self)
+        Seq::end(self)
     }
 }
 
-impl ser::SerializeTuple for Bytes<'_> {
+impl ser::SerializeTuple for Seq<'_> {
     type Ok = Value;
     type Error = SerError;
 
@@ -576,11 +599,11 @@ impl ser::SerializeTuple for Bytes<'_> {
     }
 
     fn end(self) -> Result<Value> {
-        Bytes::end(self)
+        Seq::end(self)
     }
 }
 
-impl ser::SerializeTupleStruct for Bytes<'_> {
+impl ser::SerializeTupleStruct for Seq<'_> {
     type Ok = Value;
     type Error = SerError;
 
@@ -589,7 +612,7 @@ impl ser::SerializeTupleStruct for Bytes<'_> {
     }
 
     fn end(self) -> Result<Value> {
-        Bytes::end(self)
+        Seq::end(self)
     }
 }
 
@@ -803,6 +826,8 @@ mod tests {
             .field(Field::new("local", FieldType::Timestamp))
             .field(Field::new("clock", FieldType::Time))
             .field(Field::new("addr", FieldType::Inet).nullable())
+            .field(Field::new("counts", FieldType::Array(crate::Elem::I64)))
+            .field(Field::new("tags", FieldType::Array(crate::Elem::Text)).nullable())
     }
 
     /// The record as the JSON round trip builds it: what the serializer
@@ -852,6 +877,39 @@ mod tests {
         let err = same_as_json(&json!({"addr": "not an address"})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(!err.to_string().contains("not an address"), "{err}");
+    }
+
+    #[test]
+    fn vecs_serialize_as_arrays_of_the_element_type() {
+        #[derive(Serialize)]
+        struct Lists {
+            counts: Vec<i16>,
+            tags: Option<Vec<Option<String>>>,
+            payload: Vec<u8>,
+        }
+        let lists = Lists {
+            counts: vec![1, 2],
+            tags: Some(vec![Some("a".into()), None]),
+            payload: vec![1, 2],
+        };
+        let record = same_as_json(&lists).unwrap();
+        let expected = Record::new()
+            .with("counts", vec![1_i64, 2])
+            .with("tags", vec![Some("a".to_owned()), None])
+            .with("payload", vec![1_u8, 2]);
+        assert_eq!(record, expected);
+        let empty = same_as_json(&json!({"counts": [], "tags": null})).unwrap();
+        assert_eq!(empty.value("counts"), Some(&Value::Array(vec![])));
+        assert_eq!(empty.value("tags"), Some(&Value::Null));
+        for bad in [
+            json!({"counts": [[1]]}),
+            json!({"tags": ["SECRET", 7]}),
+            json!({"counts": "SECRET"}),
+        ] {
+            let err = same_as_json(&bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(!err.to_string().contains("SECRET"), "{err}");
+        }
     }
 
     /// `value` converts as the JSON round trip converts it, to the same
