@@ -246,11 +246,73 @@ impl Table {
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
+        let (mut stmt, mut sql) = self.update_set(patch)?;
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE <filter>`:
+    /// the filter validated and bound as a `List`'s.
+    pub(crate) fn update_where(&self, filter: &Filter, patch: Record) -> Result<Statement> {
+        let (mut stmt, mut sql) = self.update_set(patch)?;
+        sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET "field" = "field" + $1, updated_at = now() WHERE id = $2
+    /// [AND <guard>] RETURNING …`; `field` must be a numeric field of the
+    /// model and `by` of its type.
+    pub(crate) fn increment(
+        &self,
+        id: Value,
+        field: &str,
+        by: Value,
+        guard: Option<&Filter>,
+    ) -> Result<Statement> {
+        let ty = self.column_type(field)?;
+        if field == ID {
+            return Err(Error::invalid_input("the id of a row cannot be changed"));
+        }
+        if !ty.is_numeric() {
+            return Err(Error::invalid_input(format!(
+                "an increment needs a numeric field and \"{field}\" of {} is {}",
+                self.model.name(),
+                ty.sql()
+            )));
+        }
+        if by.is_null() {
+            return Err(Error::invalid_input(format!(
+                "an increment of \"{field}\" cannot add NULL"
+            )));
+        }
+        let by = ty.coerce(field, by)?;
         let mut stmt = Statement::new();
-        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
-        sql.push_str("UPDATE ");
-        sql.push_str(&self.qualified);
-        sql.push_str(" SET ");
+        let mut sql = self.update_head();
+        push_ident(&mut sql, field);
+        sql.push_str(" = ");
+        push_ident(&mut sql, field);
+        sql.push_str(" + ");
+        stmt.push_bound(&mut sql, Param::One(by), ty.pg_type());
+        sql.push_str(", ");
+        self.push_set_updated_at(&mut sql);
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        if let Some(guard) = guard {
+            sql.push_str(" AND ");
+            sql.push_str(&self.condition(guard, &mut stmt, 0)?);
+        }
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET <the patch's fields>, "updated_at" = now() WHERE `, its
+    /// values bound.
+    fn update_set(&self, patch: Record) -> Result<(Statement, String)> {
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
         for (field, value) in patch.into_fields() {
             if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
@@ -265,13 +327,36 @@ impl Table {
             );
             sql.push_str(", ");
         }
-        sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
+        self.push_set_updated_at(&mut sql);
+        Ok((stmt, sql))
+    }
+
+    /// `UPDATE "schema"."table" SET `, with room for the rest.
+    fn update_head(&self) -> String {
+        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
+        sql.push_str("UPDATE ");
+        sql.push_str(&self.qualified);
+        sql.push_str(" SET ");
+        sql
+    }
+
+    /// The last assignment of every UPDATE, and its WHERE.
+    fn push_set_updated_at(&self, sql: &mut String) {
+        sql.push_str("\"updated_at\" = now() WHERE ");
+    }
+
+    /// `"id" = $n`, the id bound.
+    fn push_by_id(&self, stmt: &mut Statement, sql: &mut String, id: Value) -> Result<()> {
+        sql.push_str("\"id\" = ");
         let (id, ty) = self.id_param(id)?;
-        stmt.push_bound(&mut sql, id, ty);
+        stmt.push_bound(sql, id, ty);
+        Ok(())
+    }
+
+    /// ` RETURNING <every column>`
+    fn push_returning(&self, sql: &mut String) {
         sql.push_str(" RETURNING ");
         sql.push_str(&self.select_list);
-        stmt.sql = Sql::Written(sql);
-        stmt.checked()
     }
 
     /// `DELETE … WHERE id = $1 RETURNING …`
@@ -283,6 +368,14 @@ impl Table {
             )),
             params: vec![self.id_param(id)?],
         })
+    }
+
+    /// `DELETE … WHERE <filter>`: the filter validated and bound as a `List`'s.
+    pub(crate) fn delete_where(&self, filter: &Filter) -> Result<Statement> {
+        let mut stmt = Statement::new();
+        let condition = self.condition(filter, &mut stmt, 0)?;
+        stmt.sql = Sql::Written(format!("DELETE FROM {} WHERE {condition}", self.qualified));
+        stmt.checked()
     }
 
     /// The page statement and the count statement of a `List`.
