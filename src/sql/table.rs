@@ -748,6 +748,63 @@ mod tests {
     }
 
     #[test]
+    fn update_and_delete_where_bind_the_filter_after_the_patch() {
+        let t = table();
+        let filter = Filter::ge("quantity", 1_i64).and(Filter::is_null("note"));
+        let stmt = t
+            .update_where(&filter, Record::new().with("note", "n"))
+            .unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "UPDATE \"shop\".\"stock\" SET \"note\" = $1, \"updated_at\" = now() WHERE \
+             (\"quantity\" >= $2 AND \"note\" IS NULL)"
+        );
+        assert!(matches!(
+            &stmt.params[..],
+            [
+                (Param::One(Value::Text(_)), _),
+                (Param::One(Value::I64(1)), _)
+            ]
+        ));
+        let stmt = t.delete_where(&filter).unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "DELETE FROM \"shop\".\"stock\" WHERE (\"quantity\" >= $1 AND \"note\" IS NULL)"
+        );
+        assert_eq!(stmt.params.len(), 1);
+        // Every row only when asked for.
+        let every = t.delete_where(&Filter::And(vec![])).unwrap();
+        assert_eq!(&*every.sql, "DELETE FROM \"shop\".\"stock\" WHERE TRUE");
+    }
+
+    #[test]
+    fn increment_adds_in_place_under_its_guard() {
+        let t = table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let guard = Filter::ge("quantity", 1_i64);
+        let stmt = t
+            .increment(id(), "quantity", Value::from(-1_i32), Some(&guard))
+            .unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "UPDATE \"shop\".\"stock\" SET \"quantity\" = \"quantity\" + $1, \"updated_at\" = now() \
+             WHERE \"id\" = $2 AND \"quantity\" >= $3 \
+             RETURNING \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+        // `by` takes the field's type.
+        assert!(matches!(stmt.params[0], (Param::One(Value::I64(-1)), _)));
+        let bare = t
+            .increment(id(), "quantity", Value::from(2_i64), None)
+            .unwrap();
+        assert!(
+            bare.sql.contains("WHERE \"id\" = $2 RETURNING"),
+            "{}",
+            &*bare.sql
+        );
+        assert_eq!(bare.params.len(), 2);
+    }
+
+    #[test]
     fn list_renders_filters_sort_and_page() {
         let q = Query::new()
             .filter(
@@ -998,6 +1055,26 @@ mod tests {
                 .map(|x| x.0),
             t.list(&Query::new().filter(Filter::ge_field("quantity", "sku")))
                 .map(|x| x.0),
+            t.update_where(&Filter::eq("colour", "red"), Record::new()), // unknown field
+            t.update_where(
+                &Filter::eq("sku", "a"),
+                Record::new().with("id", uuid::Uuid::nil()),
+            ),
+            t.delete_where(&Filter::eq("sku", Value::Null)),
+            t.delete_where(&(0..100).fold(Filter::is_null("note"), |f, _| Filter::Or(vec![f]))),
+            t.increment(id(), "colour", Value::from(1_i64), None), // unknown field
+            t.increment(id(), "sku", Value::from(1_i64), None),    // not numeric
+            t.increment(id(), "created_at", Value::from(1_i64), None),
+            t.increment(id(), "id", Value::from(1_i64), None),
+            t.increment(id(), "quantity", Value::from("1"), None), // wrong type
+            t.increment(id(), "quantity", Value::Null, None),
+            t.increment(Value::Null, "quantity", Value::from(1_i64), None),
+            t.increment(
+                id(),
+                "quantity",
+                Value::from(1_i64),
+                Some(&Filter::like("quantity", "1%")),
+            ),
         ];
         for (i, case) in cases.into_iter().enumerate() {
             let err = case.expect_err(&format!("case {i} should be refused"));
