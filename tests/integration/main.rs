@@ -11,6 +11,7 @@ mod actor_callers;
 mod actors;
 mod bad_input;
 mod bouncer;
+mod bulk_writes;
 mod column_types;
 mod crud;
 mod errors;
