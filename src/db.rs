@@ -13,7 +13,8 @@ use crate::config::{Role, SessionSettings, DEFAULT_SHUTDOWN_GRACE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
-    write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
+    filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
+    ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
@@ -21,7 +22,7 @@ use crate::pool::{
     RunOptions, WriteWithToken,
 };
 use crate::raw::{raw_queries, FromRow, Row, Sql};
-use crate::schema::{Page, Query, Record, Registry, Value};
+use crate::schema::{Filter, Page, Query, Record, Registry, Value};
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
 use crate::telemetry;
@@ -182,6 +183,13 @@ impl Db {
     }
 
     write_shorthands!("");
+
+    filter_writes!(" on the primary", "pgactor::Db");
+
+    /// Run `req` on the write pool.
+    async fn run_write<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.run(Role::Write, req).await
+    }
 
     raw_queries!("on the primary (the read pool through [`Db::replica`])");
 

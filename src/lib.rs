@@ -39,7 +39,10 @@ pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
-pub use messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
+pub use messages::{
+    BulkOp, BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
+    WriteOp, WriteRequest,
+};
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different

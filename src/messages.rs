@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::PgLsn;
 
-use crate::schema::{Query, Record, Value};
+use crate::schema::{Filter, Query, Record, Value};
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,62 @@ pub enum WriteOp {
     },
 }
 
+/// Change or delete every row matching a filter, in one statement.
+/// Answers how many rows it changed (no row matching is `0`, not an error).
+///
+/// The filter is required, validated and bound as a `List`'s: a write to
+/// every row must be spelled out by the caller (an empty
+/// [`Filter::And`] matches every row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkWriteRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// Which rows.
+    pub filter: Filter,
+    /// What to do to them.
+    pub op: BulkOp,
+}
+
+/// The two writes by filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BulkOp {
+    /// Change only the fields in the patch; `updated_at` is set to `now()`.
+    Update(Record),
+    /// Delete the rows.
+    Delete,
+}
+
+impl BulkOp {
+    /// `update_where` or `delete_where`, as spans name the operation.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            BulkOp::Update(_) => "update_where",
+            BulkOp::Delete => "delete_where",
+        }
+    }
+}
+
+/// Add `by` to a numeric field of one row in one statement
+/// (`SET field = field + by`), no lock held between reading and writing,
+/// when the row also matches `guard`. Answers the row as updated;
+/// [`crate::ErrorKind::Conflict`] when the row exists but fails the guard
+/// (nothing changed), [`crate::ErrorKind::NotFound`] when no row has the
+/// id. A field holding NULL stays NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncrementRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The row's id.
+    pub id: Value,
+    /// A numeric field of the model (integer, `numeric` or floating point).
+    pub field: String,
+    /// What to add (negative to subtract), of the field's type.
+    pub by: Value,
+    /// A condition the row must meet, checked in the same statement
+    /// (`quantity >= 1` before taking one).
+    pub guard: Option<Filter>,
+}
+
 /// The write shorthands `create`, `update` and `delete`, over the `write`
 /// method of the handle they are expanded in (`Db` and `Tx` share them);
 /// `$place` says where the write runs, for the docs.
@@ -77,6 +133,79 @@ macro_rules! write_shorthands {
     };
 }
 pub(crate) use write_shorthands;
+
+/// The writes by filter and the increment, `update_where`, `delete_where`
+/// and `increment`, over the `run_write` method of the handle they are
+/// expanded in (`Db` and `Tx` share them); `$place` says where they run
+/// and `$handle` names the handle's type, for the docs.
+macro_rules! filter_writes {
+    ($place:literal, $handle:literal) => {
+        #[doc = concat!(
+            "Change only the fields in `patch` of every row matching `filter`", $place,
+            ", in one statement, `updated_at` set to `now()`; answers how many rows changed.\n\n",
+            "The filter is validated and bound as a `List`'s (the same refusals and bounds, before any SQL). ",
+            "It is required: to change every row, say so with an empty `Filter::And(vec![])`.\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::{Filter, Record};\n",
+            "let zeroed = h\n",
+            "    .update_where(\"StockBalance\", Filter::starts_with(\"sku\", \"OLD-\"), Record::new().with(\"quantity\", 0_i64))\n",
+            "    .await?;\n",
+            "# let _ = zeroed; Ok(()) }\n```"
+        )]
+        pub async fn update_where(&self, model: &str, filter: Filter, patch: Record) -> Result<u64> {
+            let op = BulkOp::Update(patch);
+            self.run_write(BulkWriteRequest { model: model.into(), filter, op }).await
+        }
+
+        #[doc = concat!(
+            "Delete every row matching `filter`", $place,
+            ", in one statement; answers how many rows were deleted.\n\n",
+            "The filter is validated and bound as a `List`'s, and required: to delete every row, ",
+            "say so with an empty `Filter::And(vec![])`.\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Filter;\n",
+            "let gone = h.delete_where(\"StockBalance\", Filter::eq(\"quantity\", 0_i64)).await?;\n",
+            "# let _ = gone; Ok(()) }\n```"
+        )]
+        pub async fn delete_where(&self, model: &str, filter: Filter) -> Result<u64> {
+            let op = BulkOp::Delete;
+            self.run_write(BulkWriteRequest { model: model.into(), filter, op }).await
+        }
+
+        #[doc = concat!(
+            "Add `by` to the numeric `field` of the row `id`", $place,
+            ", in one statement (`SET field = field + by`, `updated_at` set to `now()`), ",
+            "when the row also matches `guard`; answers the row as updated.\n\n",
+            "A row that exists but fails the guard answers [`crate::ErrorKind::Conflict`] and is left unchanged; ",
+            "no row with the id answers [`crate::ErrorKind::NotFound`]. A field that is not numeric ",
+            "(integer, `numeric`, floating point) or a `by` not of its type is ",
+            "[`crate::ErrorKind::InvalidInput`], before any SQL. See [`crate::IncrementRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ", id: uuid::Uuid) -> pgactor::Result<()> {\n",
+            "use pgactor::Filter;\n",
+            "// Reserve one unit, never below zero, without a lock.\n",
+            "let stock = h.increment(\"StockBalance\", id, \"quantity\", -1_i64, Some(Filter::ge(\"quantity\", 1_i64))).await?;\n",
+            "# let _ = stock; Ok(()) }\n```"
+        )]
+        pub async fn increment(
+            &self,
+            model: &str,
+            id: impl Into<Value>,
+            field: &str,
+            by: impl Into<Value>,
+            guard: Option<Filter>,
+        ) -> Result<Record> {
+            let req = IncrementRequest {
+                model: model.into(),
+                id: id.into(),
+                field: field.into(),
+                by: by.into(),
+                guard,
+            };
+            self.run_write(req).await
+        }
+    };
+}
+pub(crate) use filter_writes;
 
 impl WriteOp {
     /// `create`, `update` or `delete`, as spans name the operation.

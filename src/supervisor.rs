@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
-use crate::messages::{Call, ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
+use crate::messages::{
+    BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
+    WriteRequest,
+};
 use crate::pool::{
     ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RowsMsg,
     RunOptions, TypedRequest,
@@ -70,9 +73,12 @@ pub enum DbMsg {
     /// message type converts from `RowsMsg` takes them, through
     /// `myself.get_derived()`.
     Stream(Sql, Call, DerivedActorRef<RowsMsg>),
-    /// A typed entity's operation, answered as the entity: built by
-    /// [`DbMsg::read_as`], [`DbMsg::list_as`], [`DbMsg::create_as`],
-    /// [`DbMsg::update_as`] and [`DbMsg::delete_as`] (for `call!`).
+    /// An operation whose answer has a type of its own: a typed entity's,
+    /// built by [`DbMsg::read_as`], [`DbMsg::list_as`], [`DbMsg::create_as`],
+    /// [`DbMsg::update_as`], [`DbMsg::delete_as`], [`DbMsg::update_where_as`],
+    /// [`DbMsg::delete_where_as`] and [`DbMsg::increment_as`], and the writes
+    /// by filter and increments, built by [`DbMsg::bulk_write`] and
+    /// [`DbMsg::increment`] (for `call!`).
     Typed(TypedRequest, Call),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The
@@ -92,6 +98,42 @@ pub enum DbMsg {
     /// Stop delivering a channel's notifications to an actor: see
     /// [`crate::Db::unsubscribe`].
     Unsubscribe(String, ActorRef<Notification>, RpcReplyPort<Result<()>>),
+}
+
+/// The writes by filter and the increment as messages, for `call!`: run on
+/// the write pool as [`DbMsg::Write`] is (a lost answer is
+/// [`crate::ErrorKind::OutcomeUnknown`]).
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{BulkOp, BulkWriteRequest, Call, DbMsg, Filter};
+/// let req = BulkWriteRequest {
+///     model: "StockBalance".into(),
+///     filter: Filter::eq("quantity", 0_i64),
+///     op: BulkOp::Delete,
+/// };
+/// let deleted = ractor::call!(db.actor(), DbMsg::bulk_write, req, Call::here())??;
+/// # let _ = deleted; Ok(()) }
+/// ```
+impl DbMsg {
+    /// [`crate::Db::update_where`] or [`crate::Db::delete_where`] as a
+    /// message; answers how many rows changed.
+    pub fn bulk_write(
+        req: BulkWriteRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`crate::Db::increment`] as a message; answers the row as updated.
+    pub fn increment(
+        req: IncrementRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Record>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
 }
 
 /// The current pool actor of each role, to which the supervisor forwards

@@ -9,13 +9,16 @@ use ractor::RpcReplyPort;
 use crate::config::Role;
 use crate::db::Db;
 use crate::error::Result;
-use crate::messages::{Call, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{
+    BulkOp, BulkWriteRequest, Call, IncrementRequest, ListRequest, ReadRequest, WriteOp,
+    WriteRequest,
+};
 use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request, TypedRequest};
-use crate::schema::{Page, Query, Record, Value};
+use crate::schema::{Filter, Page, Query, Record, Value};
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
 
-use super::Entity;
+use super::{Column, Entity};
 
 /// `req` answered as `T` rather than as records.
 fn typed<T: Entity, R>(req: R) -> Decoded<R, AsType<T>> {
@@ -40,6 +43,29 @@ fn write<T: Entity>(op: WriteOp) -> WriteRequest {
     WriteRequest {
         model: T::MODEL.into(),
         op,
+    }
+}
+
+fn bulk<T: Entity>(filter: Filter, op: BulkOp) -> BulkWriteRequest {
+    BulkWriteRequest {
+        model: T::MODEL.into(),
+        filter,
+        op,
+    }
+}
+
+fn increment<T: Entity, V: Into<Value>>(
+    id: Value,
+    column: Column<T, V>,
+    by: V,
+    guard: Option<Filter>,
+) -> IncrementRequest {
+    IncrementRequest {
+        model: T::MODEL.into(),
+        id,
+        field: column.name().into(),
+        by: by.into(),
+        guard,
     }
 }
 
@@ -154,6 +180,63 @@ impl<T: Entity> Typed<T> {
         let op = WriteOp::Delete { id: id.into() };
         self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
     }
+
+    /// Write the fields of `patch` to every row matching `filter` and
+    /// answer how many changed ([`Db::update_where`]).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::Record;
+    /// let emptied = db
+    ///     .typed::<StockBalance>()
+    ///     .update_where(StockBalance::QUANTITY.lt(0), Record::new().with("quantity", 0_i64))
+    ///     .await?;
+    /// # let _ = emptied; Ok(()) }
+    /// ```
+    pub async fn update_where(&self, filter: Filter, patch: Record) -> Result<u64> {
+        let req = bulk::<T>(filter, BulkOp::Update(patch));
+        self.run(Role::Write, req).await
+    }
+
+    /// Delete every row matching `filter` and answer how many were deleted
+    /// ([`Db::delete_where`]).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// let gone = db.typed::<StockBalance>().delete_where(StockBalance::QUANTITY.eq(0)).await?;
+    /// # let _ = gone; Ok(()) }
+    /// ```
+    pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
+        self.run(Role::Write, bulk::<T>(filter, BulkOp::Delete))
+            .await
+    }
+
+    /// Add `by` to `column` of the row `id` when the row matches `guard`,
+    /// in one statement, and answer the row as updated ([`Db::increment`]:
+    /// [`crate::ErrorKind::Conflict`] when the guard fails,
+    /// [`crate::ErrorKind::NotFound`] when no row has the id).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
+    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
+    /// let stock = db
+    ///     .typed::<StockBalance>()
+    ///     .increment(id, StockBalance::QUANTITY, -1, Some(StockBalance::QUANTITY.ge(1)))
+    ///     .await?;
+    /// # let _ = stock; Ok(()) }
+    /// ```
+    pub async fn increment<V: Into<Value>>(
+        &self,
+        id: impl Into<Value>,
+        column: Column<T, V>,
+        by: V,
+        guard: Option<Filter>,
+    ) -> Result<T> {
+        let req = typed::<T, _>(increment(id.into(), column, by, guard));
+        self.run(Role::Write, req).await
+    }
 }
 
 /// The typed operations on entity `T` inside a transaction
@@ -236,6 +319,58 @@ impl<T: Entity> TypedTx<T> {
         let op = WriteOp::Delete { id: id.into() };
         self.tx.run(typed::<T, _>(write::<T>(op))).await
     }
+
+    /// Write the fields of `patch` to every row matching `filter`
+    /// ([`Typed::update_where`]).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
+    /// use pgactor::Record;
+    /// let n = tx
+    ///     .typed::<StockBalance>()
+    ///     .update_where(StockBalance::QUANTITY.lt(0), Record::new().with("quantity", 0_i64))
+    ///     .await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn update_where(&self, filter: Filter, patch: Record) -> Result<u64> {
+        self.tx.run(bulk::<T>(filter, BulkOp::Update(patch))).await
+    }
+
+    /// Delete every row matching `filter` ([`Typed::delete_where`]).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
+    /// let n = tx.typed::<StockBalance>().delete_where(StockBalance::QUANTITY.eq(0)).await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
+        self.tx.run(bulk::<T>(filter, BulkOp::Delete)).await
+    }
+
+    /// Add `by` to `column` of the row `id` under `guard`
+    /// ([`Typed::increment`]).
+    ///
+    /// ```no_run
+    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+    /// # async fn demo(tx: pgactor::Tx, id: uuid::Uuid) -> pgactor::Result<()> {
+    /// let stock = tx
+    ///     .typed::<StockBalance>()
+    ///     .increment(id, StockBalance::QUANTITY, 5, None)
+    ///     .await?;
+    /// # let _ = stock; Ok(()) }
+    /// ```
+    pub async fn increment<V: Into<Value>>(
+        &self,
+        id: impl Into<Value>,
+        column: Column<T, V>,
+        by: V,
+        guard: Option<Filter>,
+    ) -> Result<T> {
+        let req = typed::<T, _>(increment(id.into(), column, by, guard));
+        self.tx.run(req).await
+    }
 }
 
 /// The typed operations as messages to the supervisor, for `call!` from
@@ -289,6 +424,38 @@ impl DbMsg {
         let req = typed::<T, _>(write::<T>(WriteOp::Delete { id }));
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
     }
+
+    /// [`Typed::update_where`] as a message.
+    pub fn update_where_as<T: Entity>(
+        filter: Filter,
+        patch: Record,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        DbMsg::bulk_write(bulk::<T>(filter, BulkOp::Update(patch)), call, reply)
+    }
+
+    /// [`Typed::delete_where`] as a message.
+    pub fn delete_where_as<T: Entity>(
+        filter: Filter,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        DbMsg::bulk_write(bulk::<T>(filter, BulkOp::Delete), call, reply)
+    }
+
+    /// [`Typed::increment`] as a message.
+    pub fn increment_as<T: Entity, V: Into<Value>>(
+        id: Value,
+        column: Column<T, V>,
+        by: V,
+        guard: Option<Filter>,
+        call: Call,
+        reply: RpcReplyPort<Result<T>>,
+    ) -> DbMsg {
+        let req = typed::<T, _>(increment(id, column, by, guard));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
 }
 
 /// The typed operations as messages to a transaction's actor
@@ -327,6 +494,32 @@ impl TxMsg {
     /// [`TypedTx::delete`] as a message.
     pub fn delete_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
         let req = typed::<T, _>(write::<T>(WriteOp::Delete { id }));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::update_where`] as a message.
+    pub fn update_where_as<T: Entity>(
+        filter: Filter,
+        patch: Record,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> TxMsg {
+        TxMsg::bulk_write(bulk::<T>(filter, BulkOp::Update(patch)), reply)
+    }
+
+    /// [`TypedTx::delete_where`] as a message.
+    pub fn delete_where_as<T: Entity>(filter: Filter, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
+        TxMsg::bulk_write(bulk::<T>(filter, BulkOp::Delete), reply)
+    }
+
+    /// [`TypedTx::increment`] as a message.
+    pub fn increment_as<T: Entity, V: Into<Value>>(
+        id: Value,
+        column: Column<T, V>,
+        by: V,
+        guard: Option<Filter>,
+        reply: RpcReplyPort<Result<T>>,
+    ) -> TxMsg {
+        let req = typed::<T, _>(increment(id, column, by, guard));
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

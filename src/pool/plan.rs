@@ -17,7 +17,10 @@ use super::deadline::{abandon, bounded, Fate, Overrun, Timer};
 use super::prepared::MAX_PREPARED_TEXT;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest};
+use crate::messages::{
+    BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
+    WriteOp, WriteRequest,
+};
 use crate::raw::{unspecified, BindError, FromRow};
 use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
@@ -38,9 +41,31 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
 }
 
 async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+    collect(start(client, stmt, write, mode).await?, write).await
+}
+
+/// Send one of a table's statements; its rows come on the stream.
+async fn start(
+    client: &Conn,
+    stmt: &Statement,
+    write: bool,
+    mode: Statements,
+) -> Result<RowStream> {
     let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
-    let stream = send(client, &stmt.sql, &types, &stmt.values(), mode, write).await?;
-    collect(stream, write).await
+    send(client, &stmt.sql, &types, &stmt.values(), mode, write).await
+}
+
+/// How many rows the statement of `stream` inserted, updated, deleted or
+/// answered; rows it answers are read and dropped as they come.
+pub(crate) async fn count(stream: RowStream, write: bool) -> Result<u64> {
+    let mut stream = pin!(stream);
+    while stream
+        .try_next()
+        .await
+        .map_err(|e| Error::from_statement(e, write))?
+        .is_some()
+    {}
+    Ok(stream.rows_affected().unwrap_or(0))
 }
 
 /// Every row of `stream`.
@@ -342,6 +367,46 @@ impl Request for WriteRequest {
     }
 }
 
+impl Request for BulkWriteRequest {
+    type Plan = CountPlan;
+    fn operation(&self) -> &'static str {
+        self.op.name()
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<CountPlan> {
+        let table = catalog.table(&self.model)?;
+        let stmt = match self.op {
+            BulkOp::Update(patch) => table.update_where(&self.filter, patch)?,
+            BulkOp::Delete => table.delete_where(&self.filter)?,
+        };
+        Ok(CountPlan {
+            stmt,
+            mode: catalog.statements,
+        })
+    }
+}
+
+impl Request for IncrementRequest {
+    type Plan = IncrementPlan;
+    fn operation(&self) -> &'static str {
+        "increment"
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<IncrementPlan> {
+        let table = catalog.table(&self.model)?;
+        let stmt = table.increment(self.id.clone(), &self.field, self.by, self.guard.as_ref())?;
+        Ok(IncrementPlan {
+            exists: table.read(self.id)?,
+            row: RowPlan::new(catalog, table, true, stmt),
+            field: self.field,
+        })
+    }
+}
+
 /// A write that also answers the primary's WAL position after it
 /// committed ([`crate::Db::write_with_token`]).
 #[derive(Debug)]
@@ -511,6 +576,80 @@ impl<D: Decode> Plan for RowPlan<D> {
         rows.first()
             .map(|row| D::decode(&self.row.columns, row))
             .unwrap_or_else(|| Err(Error::not_found(self.row.model.name())))
+    }
+}
+
+/// A write of many rows that answers how many it changed: `UpdateWhere`
+/// and `DeleteWhere`.
+pub(crate) struct CountPlan {
+    stmt: Statement,
+    mode: Statements,
+}
+
+impl Plan for CountPlan {
+    type Output = u64;
+    fn rows(changed: &u64) -> u64 {
+        *changed
+    }
+    fn writes(&self) -> bool {
+        true
+    }
+    async fn fetch(&self, client: &Conn) -> Result<u64> {
+        count(start(client, &self.stmt, true, self.mode).await?, true).await
+    }
+}
+
+/// `Increment`: the guarded UPDATE, its row decoded by `D`; when it
+/// changed nothing, a read by id tells a row that failed the guard
+/// ([`ErrorKind::Conflict`]) from no row ([`ErrorKind::NotFound`]).
+pub(crate) struct IncrementPlan<D = AsRecord> {
+    row: RowPlan<D>,
+    /// `SELECT … WHERE id = $1`, run only when the UPDATE changed nothing.
+    exists: Statement,
+    /// The field incremented, named when the guard fails.
+    field: String,
+}
+
+impl Retype for IncrementPlan {
+    type As<D: Decode> = IncrementPlan<D>;
+    fn retype<D: Decode>(self) -> IncrementPlan<D> {
+        IncrementPlan {
+            row: self.row.retype(),
+            exists: self.exists,
+            field: self.field,
+        }
+    }
+}
+
+impl<D: Decode> Plan for IncrementPlan<D> {
+    type Output = D::Row;
+    fn rows(_: &D::Row) -> u64 {
+        1
+    }
+    fn writes(&self) -> bool {
+        true
+    }
+    async fn fetch(&self, client: &Conn) -> Result<D::Row> {
+        match self.row.fetch(client).await {
+            Err(missing) if missing.kind() == ErrorKind::NotFound => {
+                let row = &self.row.row;
+                if query(client, &self.exists, false, row.mode)
+                    .await?
+                    .is_empty()
+                {
+                    return Err(missing);
+                }
+                Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the increment of \"{}\" of {} was refused: the row does not meet its guard (nothing changed)",
+                        self.field,
+                        row.model.name()
+                    ),
+                ))
+            }
+            other => other,
+        }
     }
 }
 

@@ -4,15 +4,13 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::pin;
 
-use futures_util::TryStreamExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
 
 use super::conn::Conn;
-use super::plan::{collect, send, Plan, Request};
-use crate::error::{Error, Result};
+use super::plan::{collect, count, send, Plan, Request};
+use crate::error::Result;
 use crate::raw::Sql;
 use crate::sql::{Catalog, Statements};
 
@@ -41,15 +39,8 @@ impl Answer for Vec<Row> {
 /// answered; rows it answers are read and dropped as they come.
 impl Answer for u64 {
     const OPERATION: &'static str = "execute";
-    async fn take(stream: RowStream, write: bool) -> Result<u64> {
-        let mut stream = pin!(stream);
-        while stream
-            .try_next()
-            .await
-            .map_err(|e| Error::from_statement(e, write))?
-            .is_some()
-        {}
-        Ok(stream.rows_affected().unwrap_or(0))
+    fn take(stream: RowStream, write: bool) -> impl Future<Output = Result<u64>> + Send {
+        count(stream, write)
     }
     fn rows(&self) -> u64 {
         *self

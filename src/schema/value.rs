@@ -280,6 +280,13 @@ impl FieldType {
         })
     }
 
+    /// True for the types arithmetic applies to: integers, `numeric` and
+    /// floating point.
+    pub(crate) fn is_numeric(self) -> bool {
+        use FieldType::*;
+        matches!(self, I16 | I32 | I64 | Numeric | F32 | F64)
+    }
+
     /// True for the types `LIKE` / `ILIKE` apply to.
     pub(crate) fn is_text(self) -> bool {
         matches!(self, FieldType::Text | FieldType::Varchar(_))

@@ -246,11 +246,73 @@ impl Table {
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
+        let (mut stmt, mut sql) = self.update_set(patch)?;
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE <filter>`:
+    /// the filter validated and bound as a `List`'s.
+    pub(crate) fn update_where(&self, filter: &Filter, patch: Record) -> Result<Statement> {
+        let (mut stmt, mut sql) = self.update_set(patch)?;
+        sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET "field" = "field" + $1, updated_at = now() WHERE id = $2
+    /// [AND <guard>] RETURNING …`; `field` must be a numeric field of the
+    /// model and `by` of its type.
+    pub(crate) fn increment(
+        &self,
+        id: Value,
+        field: &str,
+        by: Value,
+        guard: Option<&Filter>,
+    ) -> Result<Statement> {
+        let ty = self.column_type(field)?;
+        if field == ID {
+            return Err(Error::invalid_input("the id of a row cannot be changed"));
+        }
+        if !ty.is_numeric() {
+            return Err(Error::invalid_input(format!(
+                "an increment needs a numeric field and \"{field}\" of {} is {}",
+                self.model.name(),
+                ty.sql()
+            )));
+        }
+        if by.is_null() {
+            return Err(Error::invalid_input(format!(
+                "an increment of \"{field}\" cannot add NULL"
+            )));
+        }
+        let by = ty.coerce(field, by)?;
         let mut stmt = Statement::new();
-        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
-        sql.push_str("UPDATE ");
-        sql.push_str(&self.qualified);
-        sql.push_str(" SET ");
+        let mut sql = self.update_head();
+        push_ident(&mut sql, field);
+        sql.push_str(" = ");
+        push_ident(&mut sql, field);
+        sql.push_str(" + ");
+        stmt.push_bound(&mut sql, Param::One(by), ty.pg_type());
+        sql.push_str(", ");
+        self.push_set_updated_at(&mut sql);
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        if let Some(guard) = guard {
+            sql.push_str(" AND ");
+            sql.push_str(&self.condition(guard, &mut stmt, 0)?);
+        }
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `UPDATE … SET <the patch's fields>, "updated_at" = now() WHERE `, its
+    /// values bound.
+    fn update_set(&self, patch: Record) -> Result<(Statement, String)> {
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
         for (field, value) in patch.into_fields() {
             if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
@@ -265,13 +327,36 @@ impl Table {
             );
             sql.push_str(", ");
         }
-        sql.push_str("\"updated_at\" = now() WHERE \"id\" = ");
+        self.push_set_updated_at(&mut sql);
+        Ok((stmt, sql))
+    }
+
+    /// `UPDATE "schema"."table" SET `, with room for the rest.
+    fn update_head(&self) -> String {
+        let mut sql = String::with_capacity(64 + self.qualified.len() + 2 * self.select_list.len());
+        sql.push_str("UPDATE ");
+        sql.push_str(&self.qualified);
+        sql.push_str(" SET ");
+        sql
+    }
+
+    /// The last assignment of every UPDATE, and its WHERE.
+    fn push_set_updated_at(&self, sql: &mut String) {
+        sql.push_str("\"updated_at\" = now() WHERE ");
+    }
+
+    /// `"id" = $n`, the id bound.
+    fn push_by_id(&self, stmt: &mut Statement, sql: &mut String, id: Value) -> Result<()> {
+        sql.push_str("\"id\" = ");
         let (id, ty) = self.id_param(id)?;
-        stmt.push_bound(&mut sql, id, ty);
+        stmt.push_bound(sql, id, ty);
+        Ok(())
+    }
+
+    /// ` RETURNING <every column>`
+    fn push_returning(&self, sql: &mut String) {
         sql.push_str(" RETURNING ");
         sql.push_str(&self.select_list);
-        stmt.sql = Sql::Written(sql);
-        stmt.checked()
     }
 
     /// `DELETE … WHERE id = $1 RETURNING …`
@@ -283,6 +368,14 @@ impl Table {
             )),
             params: vec![self.id_param(id)?],
         })
+    }
+
+    /// `DELETE … WHERE <filter>`: the filter validated and bound as a `List`'s.
+    pub(crate) fn delete_where(&self, filter: &Filter) -> Result<Statement> {
+        let mut stmt = Statement::new();
+        let condition = self.condition(filter, &mut stmt, 0)?;
+        stmt.sql = Sql::Written(format!("DELETE FROM {} WHERE {condition}", self.qualified));
+        stmt.checked()
     }
 
     /// The page statement and the count statement of a `List`.
@@ -661,6 +754,63 @@ mod tests {
     }
 
     #[test]
+    fn update_and_delete_where_bind_the_filter_after_the_patch() {
+        let t = table();
+        let filter = Filter::ge("quantity", 1_i64).and(Filter::is_null("note"));
+        let stmt = t
+            .update_where(&filter, Record::new().with("note", "n"))
+            .unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "UPDATE \"shop\".\"stock\" SET \"note\" = $1, \"updated_at\" = now() WHERE \
+             (\"quantity\" >= $2 AND \"note\" IS NULL)"
+        );
+        assert!(matches!(
+            &stmt.params[..],
+            [
+                (Param::One(Value::Text(_)), _),
+                (Param::One(Value::I64(1)), _)
+            ]
+        ));
+        let stmt = t.delete_where(&filter).unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "DELETE FROM \"shop\".\"stock\" WHERE (\"quantity\" >= $1 AND \"note\" IS NULL)"
+        );
+        assert_eq!(stmt.params.len(), 1);
+        // Every row only when asked for.
+        let every = t.delete_where(&Filter::And(vec![])).unwrap();
+        assert_eq!(&*every.sql, "DELETE FROM \"shop\".\"stock\" WHERE TRUE");
+    }
+
+    #[test]
+    fn increment_adds_in_place_under_its_guard() {
+        let t = table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let guard = Filter::ge("quantity", 1_i64);
+        let stmt = t
+            .increment(id(), "quantity", Value::from(-1_i32), Some(&guard))
+            .unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "UPDATE \"shop\".\"stock\" SET \"quantity\" = \"quantity\" + $1, \"updated_at\" = now() \
+             WHERE \"id\" = $2 AND \"quantity\" >= $3 \
+             RETURNING \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
+        );
+        // `by` takes the field's type.
+        assert!(matches!(stmt.params[0], (Param::One(Value::I64(-1)), _)));
+        let bare = t
+            .increment(id(), "quantity", Value::from(2_i64), None)
+            .unwrap();
+        assert!(
+            bare.sql.contains("WHERE \"id\" = $2 RETURNING"),
+            "{}",
+            &*bare.sql
+        );
+        assert_eq!(bare.params.len(), 2);
+    }
+
+    #[test]
     fn list_renders_filters_sort_and_page() {
         let q = Query::new()
             .filter(
@@ -911,6 +1061,26 @@ mod tests {
                 .map(|x| x.0),
             t.list(&Query::new().filter(Filter::ge_field("quantity", "sku")))
                 .map(|x| x.0),
+            t.update_where(&Filter::eq("colour", "red"), Record::new()), // unknown field
+            t.update_where(
+                &Filter::eq("sku", "a"),
+                Record::new().with("id", uuid::Uuid::nil()),
+            ),
+            t.delete_where(&Filter::eq("sku", Value::Null)),
+            t.delete_where(&(0..100).fold(Filter::is_null("note"), |f, _| Filter::Or(vec![f]))),
+            t.increment(id(), "colour", Value::from(1_i64), None), // unknown field
+            t.increment(id(), "sku", Value::from(1_i64), None),    // not numeric
+            t.increment(id(), "created_at", Value::from(1_i64), None),
+            t.increment(id(), "id", Value::from(1_i64), None),
+            t.increment(id(), "quantity", Value::from("1"), None), // wrong type
+            t.increment(id(), "quantity", Value::Null, None),
+            t.increment(Value::Null, "quantity", Value::from(1_i64), None),
+            t.increment(
+                id(),
+                "quantity",
+                Value::from(1_i64),
+                Some(&Filter::like("quantity", "1%")),
+            ),
         ];
         for (i, case) in cases.into_iter().enumerate() {
             let err = case.expect_err(&format!("case {i} should be refused"));

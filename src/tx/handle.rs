@@ -9,11 +9,12 @@ use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
 use crate::messages::{
-    write_shorthands, ConsistencyToken, ListRequest, ReadRequest, WriteOp, WriteRequest,
+    filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
+    ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
 use crate::pool::{LockForUpdate, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
-use crate::schema::{Page, Query, Record, Value};
+use crate::schema::{Filter, Page, Query, Record, Value};
 
 use super::cursor::{self, CursorHost, CursorSlots};
 use super::handoff::{self, Starter};
@@ -145,6 +146,14 @@ impl Tx {
     }
 
     write_shorthands!(" inside the transaction");
+
+    filter_writes!(" inside the transaction", "pgactor::Tx");
+
+    /// Run `req` on the transaction's connection (every statement of a
+    /// transaction runs on the primary).
+    async fn run_write<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.run(req).await
+    }
 
     raw_queries!("on the transaction's connection (it reads the transaction's own writes)");
 

@@ -4,7 +4,9 @@
 use ractor::RpcReplyPort;
 
 use crate::error::Result;
-use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
+use crate::messages::{
+    BulkWriteRequest, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest, WriteRequest,
+};
 use crate::pool::{Answer, Plan, RawRequest, Request};
 use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
@@ -40,10 +42,42 @@ pub enum TxMsg {
     CommitWithToken(RpcReplyPort<Result<ConsistencyToken>>),
     /// Roll back and end the transaction.
     Rollback(RpcReplyPort<Result<()>>),
-    /// A typed entity's operation, answered as the entity: built by
-    /// `TxMsg::read_as`, `lock_for_update_as`, `list_as`, `create_as`,
-    /// `update_as` and `delete_as` (for `call!`).
+    /// An operation whose answer has a type of its own: a typed entity's,
+    /// built by `TxMsg::read_as`, `lock_for_update_as`, `list_as`,
+    /// `create_as`, `update_as`, `delete_as`, `update_where_as`,
+    /// `delete_where_as` and `increment_as`, and the writes by filter and
+    /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`]
+    /// (for `call!`).
     Typed(TypedTxRequest),
+}
+
+/// The writes by filter and the increment as messages to a transaction's
+/// actor, for `call!`.
+///
+/// ```no_run
+/// # async fn demo(tx: pgactor::Tx, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Filter, IncrementRequest, TxMsg};
+/// let req = IncrementRequest {
+///     model: "StockBalance".into(),
+///     id: id.into(),
+///     field: "quantity".into(),
+///     by: (-1_i64).into(),
+///     guard: Some(Filter::ge("quantity", 1_i64)),
+/// };
+/// let row = ractor::call!(tx.actor(), TxMsg::increment, req)??;
+/// # let _ = row; Ok(()) }
+/// ```
+impl TxMsg {
+    /// [`crate::Tx::update_where`] or [`crate::Tx::delete_where`] as a
+    /// message; answers how many rows changed.
+    pub fn bulk_write(req: BulkWriteRequest, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::increment`] as a message; answers the row as updated.
+    pub fn increment(req: IncrementRequest, reply: RpcReplyPort<Result<Record>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
 }
 
 /// What a transaction actor takes: a [`TxMsg`] from ractor code (sent

@@ -12,6 +12,7 @@ mod actors;
 mod array_types;
 mod bad_input;
 mod bouncer;
+mod bulk_writes;
 mod column_types;
 mod crud;
 mod errors;
