@@ -369,13 +369,24 @@ impl Error {
     }
 
     /// True for errors where nothing was applied and running the work
-    /// again (a whole transaction) may succeed: [`ErrorKind::Conflict`]
-    /// (a serialization failure or deadlock) and [`ErrorKind::Unavailable`]
-    /// (no connection, or the connection lost before anything was
-    /// committed). Never [`ErrorKind::OutcomeUnknown`]. What
+    /// again (a whole transaction) may succeed: an [`ErrorKind::Conflict`]
+    /// that is the server's serialization failure or deadlock (SQLSTATE
+    /// 40001, 40P01), and [`ErrorKind::Unavailable`] (no connection, or the
+    /// connection lost before anything was committed). Not a `Conflict`
+    /// the data decided (an increment whose guard failed: running it again
+    /// finds the same row), never [`ErrorKind::OutcomeUnknown`]. What
     /// [`crate::RetryPolicy`] re-runs.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.0.kind, ErrorKind::Conflict | ErrorKind::Unavailable)
+        match self.0.kind {
+            ErrorKind::Conflict => self.sqlstate().is_some_and(|code| {
+                matches!(
+                    *code,
+                    SqlState::T_R_SERIALIZATION_FAILURE | SqlState::T_R_DEADLOCK_DETECTED
+                )
+            }),
+            ErrorKind::Unavailable => true,
+            _ => false,
+        }
     }
 
     /// True when the server answered "canceling statement due to user
@@ -652,6 +663,13 @@ mod tests {
             let err = Error::new(kind, "x");
             assert_eq!((err.http_status(), err.code()), (status, code));
         }
+    }
+
+    #[test]
+    fn only_the_servers_conflicts_and_unavailability_are_retried() {
+        assert!(!Error::new(ErrorKind::Conflict, "a guard failed").is_retryable());
+        assert!(Error::new(ErrorKind::Unavailable, "no connection").is_retryable());
+        assert!(!Error::new(ErrorKind::OutcomeUnknown, "lost").is_retryable());
     }
 
     #[test]

@@ -281,6 +281,26 @@ async fn an_increment_under_its_guard_changes_the_row_or_says_why_not() {
     assert!(err.to_string().contains("guard"), "{err}");
     assert_eq!(db.read("StockBalance", id).await.unwrap(), before);
 
+    assert!(!err.is_retryable(), "running it again finds the same row");
+    // So a transaction that meets it is run once, retry policy or not.
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let options = TxOptions {
+        retry: pgactor::RetryPolicy::attempts(3),
+        ..TxOptions::default()
+    };
+    let err = db
+        .with_transaction(options, |tx| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                tx.increment("StockBalance", id, "quantity", -1_i64, guard())
+                    .await
+            }
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
+
     // No row with the id: NotFound, guard or not.
     for guard in [guard(), None] {
         let err = db
