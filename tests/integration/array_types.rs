@@ -11,7 +11,7 @@ use pgactor::{
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::support::db::{registry, unique_schema};
+use crate::support::db::{ids_matching, registry, typed_ids_matching, unique_schema};
 use crate::support::topology::primary_url;
 
 /// The derived struct: arrays of several element kinds, NULL elements and
@@ -124,20 +124,11 @@ fn record_of(b: &Basket) -> Record {
 }
 
 async fn runtime_ids(db: &Db, filter: Filter) -> Vec<Uuid> {
-    let page = db
-        .list("Basket", Query::new().filter(filter).sort_asc("id"))
-        .await
-        .expect("list");
-    page.rows.iter().map(|r| r.get("id").expect("id")).collect()
+    ids_matching(db, "Basket", filter).await
 }
 
 async fn typed_ids(db: &Db, filter: Filter) -> Vec<Uuid> {
-    let page = db
-        .typed::<Basket>()
-        .list(Query::new().filter(filter).sort_asc(Basket::ID))
-        .await
-        .expect("list");
-    page.rows.iter().map(|b| b.id).collect()
+    typed_ids_matching(db, filter, |row: &Basket| row.id).await
 }
 
 #[test]

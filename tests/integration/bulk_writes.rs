@@ -9,23 +9,8 @@ use pgactor::{
 };
 use uuid::Uuid;
 
-use crate::support::db::{in_schema, unique_schema};
+use crate::support::db::{in_schema, unique_schema, StockBalance};
 use crate::support::topology::primary_url;
-
-/// The seed's stock balance, as a struct (the same model as
-/// `support::db::stock_model`, so dynamic and typed calls share a table).
-#[derive(Debug, Clone, PartialEq, Default, pgactor::Entity)]
-#[pgactor(index(quantity))]
-struct StockBalance {
-    id: Uuid,
-    #[pgactor(unique)]
-    sku: String,
-    #[pgactor(default = 0)]
-    quantity: i64,
-    note: Option<String>,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
 
 async fn open(prefix: &str) -> Db {
     pgactor::OpenOptions::new(primary_url())

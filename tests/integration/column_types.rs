@@ -9,12 +9,12 @@ use std::str::FromStr;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use pgactor::{
-    AsText, Db, Entity, ErrorKind, Field, FieldType, Filter, Model, Query, Record, SessionConfig,
-    Sql, Value,
+    AsText, Db, Entity, ErrorKind, Field, FieldType, Filter, Model, Record, SessionConfig, Sql,
+    Value,
 };
 use uuid::Uuid;
 
-use crate::support::db::{registry, unique_schema};
+use crate::support::db::{ids_matching, registry, typed_ids_matching, unique_schema};
 use crate::support::topology::primary_url;
 
 /// A side of an order, stored as its text.
@@ -120,23 +120,12 @@ fn visits() -> Vec<Visit> {
     ]
 }
 
-/// The ids of the rows matching `filter`, in id order (ids are UUIDv7, so
-/// creation order).
 async fn runtime_ids(db: &Db, filter: Filter) -> Vec<Uuid> {
-    let page = db
-        .list("Visit", Query::new().filter(filter).sort_asc("id"))
-        .await
-        .expect("list");
-    page.rows.iter().map(|r| r.get("id").expect("id")).collect()
+    ids_matching(db, "Visit", filter).await
 }
 
 async fn typed_ids(db: &Db, filter: Filter) -> Vec<Uuid> {
-    let page = db
-        .typed::<Visit>()
-        .list(Query::new().filter(filter).sort_asc(Visit::ID))
-        .await
-        .expect("list");
-    page.rows.iter().map(|v| v.id).collect()
+    typed_ids_matching(db, filter, |row: &Visit| row.id).await
 }
 
 #[test]

@@ -2,36 +2,11 @@
 //! locked through `Db::typed` and `Tx::typed`, its rows decoded straight
 //! into the struct.
 
-use chrono::{DateTime, Utc};
 use pgactor::{column, Entity, ErrorKind, FromRow, Model, Query, Record, Registry, Row, TxOptions};
 use uuid::Uuid;
 
-use crate::support::db::{in_schema, unique_schema};
+use crate::support::db::{in_schema, unique_schema, StockBalance};
 use crate::support::topology::primary_url;
-
-/// The seed's stock balance, as a struct.
-#[derive(Debug, Clone, PartialEq, Default, pgactor::Entity)]
-#[pgactor(index(quantity))]
-struct StockBalance {
-    id: Uuid,
-    #[pgactor(unique)]
-    sku: String,
-    #[pgactor(default = 0)]
-    quantity: i64,
-    note: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl StockBalance {
-    fn new(sku: &str, quantity: i64) -> StockBalance {
-        StockBalance {
-            sku: sku.into(),
-            quantity,
-            ..StockBalance::default()
-        }
-    }
-}
 
 #[test]
 fn the_derived_model_is_the_seeds_stock_model() {

@@ -169,3 +169,53 @@ pub fn fast_probe() -> ReplicaConfig {
         ..ReplicaConfig::default()
     }
 }
+
+/// The seed's stock balance as a typed entity: the same model as
+/// [`stock_model`], so dynamic and typed calls share a table.
+#[derive(Debug, Clone, PartialEq, Default, pgactor::Entity)]
+#[pgactor(index(quantity))]
+pub struct StockBalance {
+    pub id: uuid::Uuid,
+    #[pgactor(unique)]
+    pub sku: String,
+    #[pgactor(default = 0)]
+    pub quantity: i64,
+    pub note: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl StockBalance {
+    /// A row to create: `sku` with `quantity` units.
+    pub fn new(sku: &str, quantity: i64) -> StockBalance {
+        StockBalance {
+            sku: sku.into(),
+            quantity,
+            ..StockBalance::default()
+        }
+    }
+}
+
+/// The ids of `model`'s rows matching `filter`, in id order (UUIDv7 ids:
+/// creation order), listed as records.
+pub async fn ids_matching(db: &Db, model: &str, filter: pgactor::Filter) -> Vec<uuid::Uuid> {
+    let page = db
+        .list(model, pgactor::Query::new().filter(filter).sort_asc("id"))
+        .await
+        .expect("list");
+    page.rows.iter().map(|r| r.get("id").expect("id")).collect()
+}
+
+/// [`ids_matching`], listed as the entity `T` whose id `id` reads.
+pub async fn typed_ids_matching<T: pgactor::Entity>(
+    db: &Db,
+    filter: pgactor::Filter,
+    id: fn(&T) -> uuid::Uuid,
+) -> Vec<uuid::Uuid> {
+    let page = db
+        .typed::<T>()
+        .list(pgactor::Query::new().filter(filter).sort_asc("id"))
+        .await
+        .expect("list");
+    page.rows.iter().map(id).collect()
+}
