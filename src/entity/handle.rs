@@ -13,7 +13,7 @@ use crate::messages::{
     BulkOp, BulkWriteRequest, Call, IncrementRequest, ListRequest, ReadRequest, WriteOp,
     WriteRequest,
 };
-use crate::pool::{AsType, Decoded, LockForUpdate, Plan, Request, TypedRequest};
+use crate::pool::{AsType, Decoded, LockForUpdate, LockNext, Plan, Request, TypedRequest};
 use crate::schema::{Filter, Page, Query, Record, Value};
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
@@ -285,6 +285,12 @@ impl<T: Entity> TypedTx<T> {
             .await
     }
 
+    /// Take and lock the next rows no other transaction holds
+    /// ([`Tx::lock_next`]).
+    pub async fn lock_next(&self, query: Query) -> Result<Vec<T>> {
+        self.tx.run(typed::<T, _>(LockNext(list::<T>(query)))).await
+    }
+
     /// List a page of rows ([`Tx::list`]).
     pub async fn list(&self, query: Query) -> Result<Page<T>> {
         self.tx.run(typed::<T, _>(list::<T>(query))).await
@@ -470,6 +476,22 @@ impl TxMsg {
     /// [`TypedTx::lock_for_update`] as a message.
     pub fn lock_for_update_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
         let req = typed::<T, _>(LockForUpdate(read::<T>(id)));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::lock_next`] as a message.
+    pub fn lock_next_as<T: Entity>(query: Query, reply: RpcReplyPort<Result<Vec<T>>>) -> TxMsg {
+        let req = typed::<T, _>(LockNext(list::<T>(query)));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`Tx::lock_next`] as a message.
+    pub fn lock_next(
+        model: String,
+        query: Query,
+        reply: RpcReplyPort<Result<Vec<Record>>>,
+    ) -> TxMsg {
+        let req = LockNext(ListRequest { model, query });
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 

@@ -22,7 +22,7 @@ use crate::messages::{
     WriteOp, WriteRequest,
 };
 use crate::raw::{unspecified, BindError, FromRow};
-use crate::schema::{Columns, Model, Page, Record, Value, DEFAULT_LIMIT};
+use crate::schema::{Columns, Model, Page, Query, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
@@ -433,21 +433,10 @@ impl Request for ListRequest {
     fn model(&self) -> &str {
         &self.model
     }
-    /// Refuses a page larger than the catalog's `max_page` (a query
-    /// without a limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less).
+    /// Refuses a page larger than the catalog's `max_page` (see [`bounded_page`]).
     fn plan(mut self, catalog: &Catalog) -> Result<PagePlan> {
         let table = catalog.table(&self.model)?;
-        match self.query.limit {
-            Some(limit) if limit > catalog.max_page => {
-                return Err(Error::invalid_input(format!(
-                    "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
-                     read page by page",
-                    catalog.max_page
-                )));
-            }
-            Some(_) => {}
-            None => self.query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page)),
-        }
+        bounded_page(&mut self.query, catalog)?;
         let (page, count, limit) = table.list(&self.query)?;
         Ok(PagePlan {
             list: ListStatements {
@@ -460,6 +449,93 @@ impl Request for ListRequest {
             },
             decode: PhantomData,
         })
+    }
+}
+
+/// Refuse a page larger than the catalog's `max_page`; a query without a
+/// limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less.
+fn bounded_page(query: &mut Query, catalog: &Catalog) -> Result<()> {
+    match query.limit {
+        Some(limit) if limit > catalog.max_page => Err(Error::invalid_input(format!(
+            "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
+             read page by page",
+            catalog.max_page
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            query.limit = Some(DEFAULT_LIMIT.min(catalog.max_page));
+            Ok(())
+        }
+    }
+}
+
+/// `LockNext`: the next rows of a `List` that no other transaction holds,
+/// locked until the transaction ends (`FOR UPDATE SKIP LOCKED`).
+#[derive(Debug)]
+pub(crate) struct LockNext(pub(crate) ListRequest);
+
+impl Request for LockNext {
+    type Plan = RowsPlan;
+    fn operation(&self) -> &'static str {
+        "lock_next"
+    }
+    fn model(&self) -> &str {
+        &self.0.model
+    }
+    /// Bounded as a `List`'s page.
+    fn plan(mut self, catalog: &Catalog) -> Result<RowsPlan> {
+        let table = catalog.table(&self.0.model)?;
+        bounded_page(&mut self.0.query, catalog)?;
+        let (stmt, _) = table.lock_next(&self.0.query)?;
+        Ok(RowsPlan {
+            rows: RowsStatement {
+                stmt,
+                columns: table.columns.clone(),
+                mode: catalog.statements,
+            },
+            decode: PhantomData,
+        })
+    }
+}
+
+/// A statement answering rows of a table, each decoded by `D`.
+pub(crate) struct RowsPlan<D = AsRecord> {
+    rows: RowsStatement,
+    decode: PhantomData<D>,
+}
+
+/// What a [`RowsPlan`] runs, whatever it decodes into.
+struct RowsStatement {
+    stmt: Statement,
+    columns: Arc<Columns>,
+    mode: Statements,
+}
+
+impl Retype for RowsPlan {
+    type As<D: Decode> = RowsPlan<D>;
+    fn retype<D: Decode>(self) -> RowsPlan<D> {
+        RowsPlan {
+            rows: self.rows,
+            decode: PhantomData,
+        }
+    }
+}
+
+impl<D: Decode> Plan for RowsPlan<D> {
+    type Output = Vec<D::Row>;
+    fn rows(rows: &Vec<D::Row>) -> u64 {
+        rows.len() as u64
+    }
+    /// It locks rows, but changes none: as the first statement of a
+    /// transaction it goes out in BEGIN's round trip, as a read does.
+    fn writes(&self) -> bool {
+        false
+    }
+    async fn fetch(&self, client: &Conn) -> Result<Vec<D::Row>> {
+        let rows = query(client, &self.rows.stmt, false, self.rows.mode).await?;
+        rows.iter()
+            .map(|row| D::decode(&self.rows.columns, row))
+            .collect()
     }
 }
 

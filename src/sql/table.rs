@@ -428,6 +428,16 @@ impl Table {
         Ok((page.checked()?, count.checked()?, limit))
     }
 
+    /// `SELECT … WHERE <filter> ORDER BY … LIMIT $n OFFSET $m FOR UPDATE
+    /// SKIP LOCKED`: the next rows a `List` would answer, less those other
+    /// transactions hold, locked until this one ends (a work queue's take).
+    pub(crate) fn lock_next(&self, query: &Query) -> Result<(Statement, u64)> {
+        let (mut page, _, limit) = self.list(query)?;
+        let text = format!("{} FOR UPDATE SKIP LOCKED", &*page.sql);
+        page.sql = Sql::Written(text);
+        Ok((page, limit))
+    }
+
     fn condition(&self, filter: &Filter, stmt: &mut Statement, depth: usize) -> Result<String> {
         if depth > MAX_FILTER_DEPTH {
             return Err(Error::invalid_input(format!(

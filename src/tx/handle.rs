@@ -12,7 +12,7 @@ use crate::messages::{
     filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
     ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
-use crate::pool::{LockForUpdate, Plan, Request, Rows};
+use crate::pool::{LockForUpdate, LockNext, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Filter, Page, Query, Record, Value};
 
@@ -134,6 +134,37 @@ impl Tx {
             id: id.into(),
         };
         self.run(LockForUpdate(req)).await
+    }
+
+    /// Take the next rows of a `List` that no other transaction holds, and
+    /// lock them until this one ends (`… FOR UPDATE SKIP LOCKED`): the rows
+    /// `query` matches, in its order, at most its limit (bounded as a
+    /// List's page), skipping every row another transaction has locked
+    /// instead of waiting for it. Workers that each take their next jobs
+    /// this way never take one twice, and a worker's jobs go back to the
+    /// queue when its transaction ends without deleting them (a crash, a
+    /// rollback).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::{Filter, Query, TxOptions};
+    /// let tx = db.begin(TxOptions::default()).await?;
+    /// let jobs = tx
+    ///     .lock_next("Job", Query::new().filter(Filter::eq("state", "queued")).sort_asc("id").limit(10))
+    ///     .await?;
+    /// for job in &jobs {
+    ///     // … do the work, then remove it from the queue:
+    ///     tx.delete("Job", job.get::<uuid::Uuid>("id")?).await?;
+    /// }
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_next(&self, model: &str, query: Query) -> Result<Vec<Record>> {
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
+        self.run(LockNext(req)).await
     }
 
     /// Run a write inside the transaction.

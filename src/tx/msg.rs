@@ -46,8 +46,9 @@ pub enum TxMsg {
     /// built by `TxMsg::read_as`, `lock_for_update_as`, `list_as`,
     /// `create_as`, `update_as`, `delete_as`, `update_where_as`,
     /// `delete_where_as` and `increment_as`, and the writes by filter and
-    /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`]
-    /// (for `call!`).
+    /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`],
+    /// and the next unlocked rows, by [`TxMsg::lock_next`] and
+    /// `lock_next_as` (for `call!`).
     Typed(TypedTxRequest),
 }
 

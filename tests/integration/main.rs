@@ -17,6 +17,7 @@ mod column_types;
 mod crud;
 mod errors;
 mod filters;
+mod job_queue;
 mod lifetimes;
 mod list;
 mod listen;
