@@ -69,6 +69,79 @@ fn increment<T: Entity, V: Into<Value>>(
     }
 }
 
+/// The typed operations [`Typed`] and [`TypedTx`] share, over the `run`
+/// method of the handle they are expanded in; `$place` says where they
+/// run and `$on` names the handle's owner in the examples.
+macro_rules! typed_operations {
+    ($place:literal, $on:literal, $owner:literal) => {
+        #[doc = concat!("Read one row by id ", $place, "; [`crate::ErrorKind::NotFound`] when absent.")]
+        pub async fn read(&self, id: impl Into<Value>) -> Result<T> {
+            self.run(Role::Read, typed::<T, _>(read::<T>(id.into()))).await
+        }
+
+        #[doc = concat!("List a page of rows ", $place, ".")]
+        pub async fn list(&self, query: Query) -> Result<Page<T>> {
+            self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
+        }
+
+        #[doc = concat!("Insert `row` ", $place, " (its `id` and timestamps are the adapter's) and answer the stored row.")]
+        pub async fn create(&self, row: &T) -> Result<T> {
+            let op = WriteOp::Create(row.to_record());
+            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+        }
+
+        #[doc = concat!("Write every field of `row` to the row `id` ", $place, " and answer the stored row; [`crate::ErrorKind::NotFound`] when absent.")]
+        pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
+            self.patch(id, row.to_record()).await
+        }
+
+        #[doc = concat!("Write only the fields of `patch` to the row `id` ", $place, " (the others stay as they are) and answer the stored row; [`crate::ErrorKind::NotFound`] when absent.")]
+        ///
+        /// ```no_run
+        /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
+        #[doc = concat!("# async fn demo(", $on, ": pgactor::", $owner, ", id: uuid::Uuid) -> pgactor::Result<()> {")]
+        /// use pgactor::Record;
+        #[doc = concat!("let stock = ", $on, ".typed::<StockBalance>().patch(id, Record::new().with(\"quantity\", 0_i64)).await?;")]
+        /// # let _ = stock; Ok(()) }
+        /// ```
+        pub async fn patch(&self, id: impl Into<Value>, patch: Record) -> Result<T> {
+            let op = WriteOp::Update {
+                id: id.into(),
+                patch,
+            };
+            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+        }
+
+        #[doc = concat!("Delete the row `id` ", $place, " and answer it as it was; [`crate::ErrorKind::NotFound`] when absent.")]
+        pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
+            let op = WriteOp::Delete { id: id.into() };
+            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+        }
+
+        #[doc = concat!("Write the fields of `patch` to every row matching `filter` ", $place, " and answer how many changed (as [`Db::update_where`]).")]
+        pub async fn update_where(&self, filter: Filter, patch: Record) -> Result<u64> {
+            self.run(Role::Write, bulk::<T>(filter, BulkOp::Update(patch))).await
+        }
+
+        #[doc = concat!("Delete every row matching `filter` ", $place, " and answer how many were deleted (as [`Db::delete_where`]).")]
+        pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
+            self.run(Role::Write, bulk::<T>(filter, BulkOp::Delete)).await
+        }
+
+        #[doc = concat!("Add `by` to `column` of the row `id` when the row matches `guard`, in one statement ", $place, ", and answer the row as updated (as [`Db::increment`]: [`crate::ErrorKind::Conflict`] when the guard fails, [`crate::ErrorKind::NotFound`] when no row has the id).")]
+        pub async fn increment<V: Into<Value>>(
+            &self,
+            id: impl Into<Value>,
+            column: Column<T, V>,
+            by: V,
+            guard: Option<Filter>,
+        ) -> Result<T> {
+            let req = typed::<T, _>(increment(id.into(), column, by, guard));
+            self.run(Role::Write, req).await
+        }
+    };
+}
+
 /// The typed operations on entity `T` through a [`Db`]
 /// ([`Db::typed`]): the same routing, deadlines, tokens and errors as the
 /// `Db` methods of the same names, the rows decoded into `T`.
@@ -122,121 +195,16 @@ impl Db {
 }
 
 impl<T: Entity> Typed<T> {
+    /// Run `req` on the pool of `role`, with this handle's timeout and token.
     async fn run<R: Request>(&self, role: Role, req: R) -> Result<<R::Plan as Plan>::Output> {
         self.db.run(role, req).await
     }
 
-    /// Read one row by id on the read pool ([`Db::read`]);
-    /// [`crate::ErrorKind::NotFound`] when absent.
-    pub async fn read(&self, id: impl Into<Value>) -> Result<T> {
-        self.run(Role::Read, typed::<T, _>(read::<T>(id.into())))
-            .await
-    }
-
-    /// List a page of rows on the read pool ([`Db::list`]).
-    pub async fn list(&self, query: Query) -> Result<Page<T>> {
-        self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
-    }
-
-    /// Insert `row` (its `id` and timestamps are the adapter's) and answer
-    /// the stored row.
-    pub async fn create(&self, row: &T) -> Result<T> {
-        let op = WriteOp::Create(row.to_record());
-        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write every field of `row` to the row `id` and answer the stored
-    /// row; [`crate::ErrorKind::NotFound`] when absent.
-    pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
-        let op = WriteOp::Update {
-            id: id.into(),
-            patch: row.to_record(),
-        };
-        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write only the fields of `patch` to the row `id` (the others stay as
-    /// they are) and answer the stored row; [`crate::ErrorKind::NotFound`]
-    /// when absent.
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
-    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
-    /// use pgactor::Record;
-    /// let stock = db.typed::<StockBalance>().patch(id, Record::new().with("quantity", 0_i64)).await?;
-    /// # let _ = stock; Ok(()) }
-    /// ```
-    pub async fn patch(&self, id: impl Into<Value>, patch: Record) -> Result<T> {
-        let op = WriteOp::Update {
-            id: id.into(),
-            patch,
-        };
-        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Delete the row `id` and answer it as it was;
-    /// [`crate::ErrorKind::NotFound`] when absent.
-    pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
-        let op = WriteOp::Delete { id: id.into() };
-        self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write the fields of `patch` to every row matching `filter` and
-    /// answer how many changed ([`Db::update_where`]).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
-    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
-    /// use pgactor::Record;
-    /// let emptied = db
-    ///     .typed::<StockBalance>()
-    ///     .update_where(StockBalance::QUANTITY.lt(0), Record::new().with("quantity", 0_i64))
-    ///     .await?;
-    /// # let _ = emptied; Ok(()) }
-    /// ```
-    pub async fn update_where(&self, filter: Filter, patch: Record) -> Result<u64> {
-        let req = bulk::<T>(filter, BulkOp::Update(patch));
-        self.run(Role::Write, req).await
-    }
-
-    /// Delete every row matching `filter` and answer how many were deleted
-    /// ([`Db::delete_where`]).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
-    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
-    /// let gone = db.typed::<StockBalance>().delete_where(StockBalance::QUANTITY.eq(0)).await?;
-    /// # let _ = gone; Ok(()) }
-    /// ```
-    pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
-        self.run(Role::Write, bulk::<T>(filter, BulkOp::Delete))
-            .await
-    }
-
-    /// Add `by` to `column` of the row `id` when the row matches `guard`,
-    /// in one statement, and answer the row as updated ([`Db::increment`]:
-    /// [`crate::ErrorKind::Conflict`] when the guard fails,
-    /// [`crate::ErrorKind::NotFound`] when no row has the id).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
-    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
-    /// let stock = db
-    ///     .typed::<StockBalance>()
-    ///     .increment(id, StockBalance::QUANTITY, -1, Some(StockBalance::QUANTITY.ge(1)))
-    ///     .await?;
-    /// # let _ = stock; Ok(()) }
-    /// ```
-    pub async fn increment<V: Into<Value>>(
-        &self,
-        id: impl Into<Value>,
-        column: Column<T, V>,
-        by: V,
-        guard: Option<Filter>,
-    ) -> Result<T> {
-        let req = typed::<T, _>(increment(id.into(), column, by, guard));
-        self.run(Role::Write, req).await
-    }
+    typed_operations!(
+        "through the `Db` (reads on the read pool, writes on the primary)",
+        "db",
+        "Db"
+    );
 }
 
 /// The typed operations on entity `T` inside a transaction
@@ -272,110 +240,25 @@ impl Tx {
 }
 
 impl<T: Entity> TypedTx<T> {
-    /// Read one row by id ([`Tx::read`]).
-    pub async fn read(&self, id: impl Into<Value>) -> Result<T> {
-        self.tx.run(typed::<T, _>(read::<T>(id.into()))).await
+    /// Run `req` on the transaction's connection (every role's).
+    async fn run<R: Request>(&self, _: Role, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.tx.run(req).await
     }
+
+    typed_operations!("inside the transaction", "tx", "Tx");
 
     /// Read one row and lock it until the transaction ends
     /// ([`Tx::lock_for_update`]).
     pub async fn lock_for_update(&self, id: impl Into<Value>) -> Result<T> {
-        self.tx
-            .run(typed::<T, _>(LockForUpdate(read::<T>(id.into()))))
-            .await
+        let req = typed::<T, _>(LockForUpdate(read::<T>(id.into())));
+        self.run(Role::Write, req).await
     }
 
     /// Take and lock the next rows no other transaction holds
     /// ([`Tx::lock_next`]).
     pub async fn lock_next(&self, query: Query) -> Result<Vec<T>> {
-        self.tx.run(typed::<T, _>(LockNext(list::<T>(query)))).await
-    }
-
-    /// List a page of rows ([`Tx::list`]).
-    pub async fn list(&self, query: Query) -> Result<Page<T>> {
-        self.tx.run(typed::<T, _>(list::<T>(query))).await
-    }
-
-    /// Insert `row` and answer the stored row ([`Typed::create`]).
-    pub async fn create(&self, row: &T) -> Result<T> {
-        let op = WriteOp::Create(row.to_record());
-        self.tx.run(typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write every field of `row` to the row `id` ([`Typed::update`]).
-    pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
-        let op = WriteOp::Update {
-            id: id.into(),
-            patch: row.to_record(),
-        };
-        self.tx.run(typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write only the fields of `patch` to the row `id` ([`Typed::patch`]).
-    pub async fn patch(&self, id: impl Into<Value>, patch: Record) -> Result<T> {
-        let op = WriteOp::Update {
-            id: id.into(),
-            patch,
-        };
-        self.tx.run(typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Delete the row `id` and answer it as it was ([`Typed::delete`]).
-    pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
-        let op = WriteOp::Delete { id: id.into() };
-        self.tx.run(typed::<T, _>(write::<T>(op))).await
-    }
-
-    /// Write the fields of `patch` to every row matching `filter`
-    /// ([`Typed::update_where`]).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
-    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
-    /// use pgactor::Record;
-    /// let n = tx
-    ///     .typed::<StockBalance>()
-    ///     .update_where(StockBalance::QUANTITY.lt(0), Record::new().with("quantity", 0_i64))
-    ///     .await?;
-    /// # let _ = n; Ok(()) }
-    /// ```
-    pub async fn update_where(&self, filter: Filter, patch: Record) -> Result<u64> {
-        self.tx.run(bulk::<T>(filter, BulkOp::Update(patch))).await
-    }
-
-    /// Delete every row matching `filter` ([`Typed::delete_where`]).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
-    /// # async fn demo(tx: pgactor::Tx) -> pgactor::Result<()> {
-    /// let n = tx.typed::<StockBalance>().delete_where(StockBalance::QUANTITY.eq(0)).await?;
-    /// # let _ = n; Ok(()) }
-    /// ```
-    pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
-        self.tx.run(bulk::<T>(filter, BulkOp::Delete)).await
-    }
-
-    /// Add `by` to `column` of the row `id` under `guard`
-    /// ([`Typed::increment`]).
-    ///
-    /// ```no_run
-    /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, quantity: i64 }
-    /// # async fn demo(tx: pgactor::Tx, id: uuid::Uuid) -> pgactor::Result<()> {
-    /// let stock = tx
-    ///     .typed::<StockBalance>()
-    ///     .increment(id, StockBalance::QUANTITY, 5, None)
-    ///     .await?;
-    /// # let _ = stock; Ok(()) }
-    /// ```
-    pub async fn increment<V: Into<Value>>(
-        &self,
-        id: impl Into<Value>,
-        column: Column<T, V>,
-        by: V,
-        guard: Option<Filter>,
-    ) -> Result<T> {
-        let req = typed::<T, _>(increment(id.into(), column, by, guard));
-        self.tx.run(req).await
+        let req = typed::<T, _>(LockNext(list::<T>(query)));
+        self.run(Role::Write, req).await
     }
 }
 
