@@ -13,7 +13,9 @@ use crate::messages::{
     BulkOp, BulkWriteRequest, Call, IncrementRequest, ListRequest, ReadRequest, WriteOp,
     WriteRequest,
 };
-use crate::pool::{AsType, Decoded, LockForUpdate, LockNext, Plan, Request, TypedRequest};
+use crate::pool::{
+    AsType, Decoded, LockForUpdate, LockNext, LockNowait, Plan, Request, TypedRequest,
+};
 use crate::schema::{Filter, Page, Query, Record, Value};
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
@@ -251,6 +253,13 @@ impl<T: Entity> TypedTx<T> {
     /// ([`Tx::lock_for_update`]).
     pub async fn lock_for_update(&self, id: impl Into<Value>) -> Result<T> {
         let req = typed::<T, _>(LockForUpdate(read::<T>(id.into())));
+        self.run(Role::Write, req).await
+    }
+
+    /// Read one row and lock it, or [`crate::ErrorKind::Conflict`] at once
+    /// when another transaction holds it ([`Tx::lock_for_update_nowait`]).
+    pub async fn lock_for_update_nowait(&self, id: impl Into<Value>) -> Result<T> {
+        let req = typed::<T, _>(LockNowait(read::<T>(id.into())));
         self.run(Role::Write, req).await
     }
 

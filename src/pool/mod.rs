@@ -27,7 +27,8 @@ pub(crate) use counters::InFlight;
 pub(crate) use deadline::{bounded, Fate, Overrun, Timer};
 pub(crate) use lanes::SharedReads;
 pub(crate) use plan::{
-    wal_position, AsType, Decoded, LockForUpdate, LockNext, Plan, Request, WriteWithToken,
+    wal_position, AsType, Decoded, LockForUpdate, LockNext, LockNowait, Plan, Request,
+    WriteWithToken,
 };
 pub use prepared::DEFAULT_STATEMENT_CACHE_SIZE;
 pub(crate) use raw::{Answer, RawRequest};

@@ -273,6 +273,9 @@ struct RowStatement {
     model: Arc<Model>,
     write: bool,
     mode: Statements,
+    /// A `NOWAIT` lock: a row another transaction holds is a
+    /// [`ErrorKind::Conflict`], not the lock timeout's `Timeout`.
+    nowait: bool,
 }
 
 impl RowPlan {
@@ -284,6 +287,7 @@ impl RowPlan {
                 model: table.model.clone(),
                 write,
                 mode: catalog.statements,
+                nowait: false,
             },
             decode: PhantomData,
         }
@@ -330,6 +334,28 @@ impl Request for ReadRequest {
         let table = catalog.table(&self.model)?;
         let stmt = table.read(self.id)?;
         Ok(RowPlan::new(catalog, table, false, stmt))
+    }
+}
+
+/// `LockForUpdate` that does not wait: refused at once with
+/// [`ErrorKind::Conflict`] when another transaction holds the row.
+#[derive(Debug)]
+pub(crate) struct LockNowait(pub(crate) ReadRequest);
+
+impl Request for LockNowait {
+    type Plan = RowPlan;
+    fn operation(&self) -> &'static str {
+        "lock_for_update_nowait"
+    }
+    fn model(&self) -> &str {
+        &self.0.model
+    }
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
+        let table = catalog.table(&self.0.model)?;
+        let stmt = table.lock_for_update_nowait(self.0.id)?;
+        let mut plan = RowPlan::new(catalog, table, false, stmt);
+        plan.row.nowait = true;
+        Ok(plan)
     }
 }
 
@@ -648,7 +674,14 @@ impl<D: Decode> Plan for RowPlan<D> {
         !self.row.write
     }
     async fn fetch(&self, client: &Conn) -> Result<D::Row> {
-        let rows = query(client, &self.row.stmt, self.row.write, self.row.mode).await?;
+        let rows = query(client, &self.row.stmt, self.row.write, self.row.mode)
+            .await
+            .map_err(|err| match err.sqlstate() {
+                Some(&SqlState::LOCK_NOT_AVAILABLE) if self.row.nowait => {
+                    err.reclassified(ErrorKind::Conflict)
+                }
+                _ => err,
+            })?;
         rows.first()
             .map(|row| D::decode(&self.row.columns, row))
             .unwrap_or_else(|| Err(Error::not_found(self.row.model.name())))

@@ -32,6 +32,8 @@ pub(crate) struct Table {
     by_id: Arc<str>,
     /// The same, `FOR UPDATE`.
     by_id_for_update: Arc<str>,
+    /// The same, `FOR UPDATE NOWAIT`.
+    by_id_for_update_nowait: Arc<str>,
     /// The declared fields an insert must set: not nullable, no default.
     required: Vec<Settable>,
     /// INSERT texts already written, by the fields they set: a record's
@@ -106,6 +108,7 @@ impl Table {
             .collect();
         Table {
             by_id_for_update: format!("{by_id} FOR UPDATE").into(),
+            by_id_for_update_nowait: format!("{by_id} FOR UPDATE NOWAIT").into(),
             required,
             inserts: Default::default(),
             by_id: by_id.into(),
@@ -141,6 +144,12 @@ impl Table {
     /// enclosing transaction ends.
     pub(crate) fn lock_for_update(&self, id: Value) -> Result<Statement> {
         self.select_by_id(id, &self.by_id_for_update)
+    }
+
+    /// `SELECT … WHERE id = $1 FOR UPDATE NOWAIT`: the same lock, refused
+    /// at once (SQLSTATE 55P03) when another transaction holds the row.
+    pub(crate) fn lock_for_update_nowait(&self, id: Value) -> Result<Statement> {
+        self.select_by_id(id, &self.by_id_for_update_nowait)
     }
 
     /// `sql`, whose one parameter `$1` is the id.

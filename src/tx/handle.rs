@@ -12,7 +12,7 @@ use crate::messages::{
     filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
     ListRequest, ReadRequest, WriteOp, WriteRequest,
 };
-use crate::pool::{LockForUpdate, LockNext, Plan, Request, Rows};
+use crate::pool::{LockForUpdate, LockNext, LockNowait, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Filter, Page, Query, Record, Value};
 
@@ -134,6 +134,34 @@ impl Tx {
             id: id.into(),
         };
         self.run(LockForUpdate(req)).await
+    }
+
+    /// [`Tx::lock_for_update`] without waiting: when another transaction
+    /// holds the row, [`crate::ErrorKind::Conflict`] at once (SQLSTATE
+    /// 55P03, not retried by [`crate::RetryPolicy`]) instead of waiting up
+    /// to `lock_timeout`. The refusal aborts the transaction, as any failed
+    /// statement does: run it in [`Tx::with_savepoint`] to go on after it.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: pgactor::Tx, id: uuid::Uuid) -> pgactor::Result<()> {
+    /// use pgactor::ErrorKind;
+    /// match tx.with_savepoint(|tx| async move { tx.lock_for_update_nowait("StockBalance", id).await }).await {
+    ///     Ok(row) => { let _ = row; /* ours until the transaction ends */ }
+    ///     Err(err) if err.kind() == ErrorKind::Conflict => { /* busy: try another row */ }
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_for_update_nowait(
+        &self,
+        model: &str,
+        id: impl Into<Value>,
+    ) -> Result<Record> {
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.run(LockNowait(req)).await
     }
 
     /// Take the next rows of a `List` that no other transaction holds, and

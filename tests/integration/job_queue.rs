@@ -123,3 +123,47 @@ async fn a_transaction_actor_takes_jobs_by_message() {
     call!(actor, TxMsg::Rollback).unwrap().unwrap();
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_nowait_lock_on_a_held_row_is_refused_at_once_with_conflict() {
+    let (db, _schema) = open_primary("jobs_nowait", [stock_model()]).await;
+    let row = db
+        .typed::<StockBalance>()
+        .create(&StockBalance::new("held", 1))
+        .await
+        .unwrap();
+    let holder = db.begin(TxOptions::default()).await.unwrap();
+    holder
+        .lock_for_update("StockBalance", row.id)
+        .await
+        .unwrap();
+
+    let tx = db.begin(TxOptions::default()).await.unwrap();
+    let busy = tx
+        .with_savepoint(|tx| async move {
+            tx.typed::<StockBalance>()
+                .lock_for_update_nowait(row.id)
+                .await
+        })
+        .await
+        .unwrap_err();
+    // Conflict, not the Timeout a lock waiting out lock_timeout would end in.
+    assert_eq!(busy.kind(), ErrorKind::Conflict, "{busy}");
+    assert_eq!(
+        busy.sqlstate(),
+        Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+    );
+    assert!(!busy.is_retryable());
+    // The savepoint kept the transaction going.
+    tx.create("StockBalance", pgactor::Record::new().with("sku", "other"))
+        .await
+        .unwrap();
+    holder.rollback().await.unwrap();
+    let locked = tx
+        .lock_for_update_nowait("StockBalance", row.id)
+        .await
+        .unwrap();
+    assert_eq!(locked.get::<String>("sku").unwrap(), "held");
+    tx.commit().await.unwrap();
+    db.close().await;
+}
