@@ -60,6 +60,8 @@ PORT_LIMIT=${PGACTOR_PORT_LIMIT:-$((PORT_BASE + 2000))}
 START_TIMEOUT=${PGACTOR_START_TIMEOUT:-60}
 REPLICA_APP_NAME=pgactor_replica
 CERT_USER=pgactor_cert           # role that logs in with a client certificate only
+PASSWORD_USER=pgactor_password   # role that logs in with a password (scram) only
+PASSWORD_SECRET=pgactor-s3cret   # its password (test-only)
 BOUNCER_POOL_SIZE=4              # server connections per (database, user)
 
 # Globals filled in by the functions below.
@@ -332,16 +334,20 @@ init_primary_objects() {
         || die "cannot create extension pg_stat_statements on the primary"
     psql_q "$PRIMARY_PORT" "CREATE ROLE $CERT_USER LOGIN" >/dev/null \
         || die "cannot create role $CERT_USER on the primary"
+    psql_q "$PRIMARY_PORT" "CREATE ROLE $PASSWORD_USER LOGIN PASSWORD '$PASSWORD_SECRET'" >/dev/null \
+        || die "cannot create role $PASSWORD_USER on the primary"
 }
 
 write_primary_hba() {
     # shellcheck disable=SC2016 # $1 is expanded by the inner sh
     as_run_user sh -c 'cat > "$1"' sh "$PRIMARY_DATA/pg_hba.conf" <<EOF
 # pgactor test topology: trust everything local (test-only!), except that
-# $CERT_USER logs in over TLS with a client certificate and never otherwise.
-# TYPE    DATABASE     USER          ADDRESS        METHOD
-hostssl   all          $CERT_USER  127.0.0.1/32   cert
-hostnossl all          $CERT_USER  127.0.0.1/32   reject
+# $CERT_USER logs in over TLS with a client certificate and never otherwise;
+# $PASSWORD_USER with its password only.
+# TYPE    DATABASE     USER            ADDRESS        METHOD
+hostssl   all          $CERT_USER      127.0.0.1/32   cert
+hostnossl all          $CERT_USER      127.0.0.1/32   reject
+host      all          $PASSWORD_USER  127.0.0.1/32   scram-sha-256
 local     all          all                          trust
 host      all          all           127.0.0.1/32   trust
 host      all          all           ::1/128        trust
@@ -646,6 +652,8 @@ PGACTOR_OTHER_CA_FILE=$TLS_DIR/other-ca.crt
 PGACTOR_CLIENT_CERT=$TLS_DIR/client.crt
 PGACTOR_CLIENT_KEY=$TLS_DIR/client.key
 PGACTOR_CERT_USER=$CERT_USER
+PGACTOR_PASSWORD_USER=$PASSWORD_USER
+PGACTOR_PASSWORD=$PASSWORD_SECRET
 EOF
     chmod 0644 "$DIR/env"
 }

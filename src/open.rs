@@ -427,14 +427,23 @@ impl OpenOptions {
 
     /// Check everything, connect each pool once, prepare the schema, start the actors.
     pub async fn open(self) -> Result<Db> {
-        let (session, write_settings, read_settings) = self.settings()?;
-        let session = Arc::new(session);
+        let (mut session, write_settings, read_settings) = self.settings()?;
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
         let has_replica = !self.read_dsn.trim().is_empty();
         let read_dsn = match self.read_dsn.trim() {
             "" => write_dsn.clone(),
             dsn => Dsn::parse(dsn, Role::Read)?,
         };
+        if self.session.application_name.is_none() {
+            if let Some(name) = dsn_application_name(&write_dsn)? {
+                session.application_name = name;
+            }
+        }
+        warn_ignored(&write_dsn, Role::Write);
+        if has_replica {
+            warn_ignored(&read_dsn, Role::Read);
+        }
+        let session = Arc::new(session);
         let write = ConnectionPool::build(
             Role::Write,
             &write_dsn,
@@ -632,5 +641,32 @@ impl Drop for CloseUnlessOpened {
         for pool in &self.0 {
             pool.close();
         }
+    }
+}
+
+/// The write DSN's `application_name` (or `PGAPPNAME`, or
+/// `fallback_application_name`), held to the session setting's bounds.
+fn dsn_application_name(dsn: &Dsn) -> Result<Option<String>> {
+    match dsn.application_name.as_deref() {
+        None | Some("") => Ok(None),
+        Some(name) if name.len() > 63 => Err(Error::config(format!(
+            "the write DSN's application_name must be at most 63 bytes, got {}",
+            name.len()
+        ))),
+        Some(name) => Ok(Some(name.to_owned())),
+    }
+}
+
+/// One warning for each libpq option `dsn` set that is ignored.
+fn warn_ignored(dsn: &Dsn, role: Role) {
+    for ignored in &dsn.ignored {
+        tracing::warn!(
+            target: "pgactor",
+            %role,
+            option = %ignored.option,
+            "{} is ignored: {}",
+            ignored.option,
+            ignored.why
+        );
     }
 }

@@ -1,14 +1,20 @@
-//! DSN parsing (libpq URLs and key=value strings) with a password-free description.
+//! DSN parsing (libpq URLs and key=value strings) with a password-free
+//! description, completed as libpq completes a DSN: `PG*` environment
+//! variables fill what it leaves out, and `.pgpass` a missing password.
 //!
-//! The TLS options are taken out first ([`Tls::extract`]); the driver parses
-//! the rest.
+//! The options the driver does not read are taken out first
+//! ([`take_options`]); the driver parses the rest.
 
 use std::fmt;
 use std::str::FromStr;
 
 use tokio_postgres::config::Host;
 
-use super::tls::{Tls, URL_PREFIXES};
+use super::environment::{
+    fill_from_environment, password_from_file, with_default_ports, Environment,
+};
+use super::options::{take_options, Ignored, URL_PREFIXES};
+use super::tls::Tls;
 use crate::config::Role;
 use crate::error::{describe, Error, Result};
 
@@ -20,23 +26,47 @@ pub(crate) struct Dsn {
     pub(crate) target: String,
     /// `sslmode`, `sslrootcert`, `sslcert` and `sslkey`.
     pub(crate) tls: Tls,
+    /// `application_name` (or `PGAPPNAME`, or `fallback_application_name`):
+    /// the session's name when its settings give none.
+    pub(crate) application_name: Option<String>,
+    /// libpq options set and ignored, for one warning each at open.
+    pub(crate) ignored: Vec<Ignored>,
 }
 
 impl Dsn {
-    /// Parse `dsn` for the pool of `role`.
+    /// Parse `dsn` for the pool of `role`, completed from the process's
+    /// environment.
     pub(crate) fn parse(dsn: &str, role: Role) -> Result<Dsn> {
+        Dsn::parse_in(dsn, role, &Environment::process())
+    }
+
+    /// Parse `dsn` for the pool of `role`, completed from `env`.
+    pub(crate) fn parse_in(dsn: &str, role: Role, env: &Environment) -> Result<Dsn> {
         if dsn.trim().is_empty() {
             return Err(Error::config(format!("the {role} DSN is empty")));
         }
         let invalid = format!("invalid {role} DSN");
         check_url_shape(dsn).map_err(|e| e.prefixed(&invalid))?;
-        let (tls, rest) = Tls::extract(dsn).map_err(|e| e.prefixed(&invalid))?;
+        let (mut taken, rest) = take_options(dsn).map_err(|e| e.prefixed(&invalid))?;
+        let rest = with_default_ports(rest, &taken, env);
         // The driver's parse errors name the offending option, never its value.
         let mut config = tokio_postgres::Config::from_str(&rest)
             .map_err(|e| Error::config(format!("{invalid}: {}", describe(&e))))?;
+        fill_from_environment(&mut taken, &mut config, env).map_err(|e| e.prefixed(&invalid))?;
+        password_from_file(&mut taken, &mut config, env);
+        if let Some(count) = &taken.keepalives_count {
+            let retries = count.parse().map_err(|_| {
+                Error::config(format!("{invalid}: keepalives_count is not a count"))
+            })?;
+            config.keepalives_retries(retries);
+        }
+        let tls =
+            Tls::from_options(std::mem::take(&mut taken.tls)).map_err(|e| e.prefixed(&invalid))?;
         config.ssl_mode(tls.driver_mode());
         if config.get_hosts().is_empty() {
-            return Err(Error::config(format!("the {role} DSN names no host")));
+            return Err(Error::config(format!(
+                "the {role} DSN names no host (and PGHOST is not set)"
+            )));
         }
         if config.get_ports().contains(&0) {
             // libpq: "invalid port number"; the driver would dial it.
@@ -49,11 +79,16 @@ impl Dsn {
                 "{invalid}: {option} contains a NUL byte"
             )));
         }
-        let target = target_of(&config);
+        let application_name = config
+            .get_application_name()
+            .map(str::to_owned)
+            .or(taken.fallback_application_name);
         Ok(Dsn {
+            target: target_of(&config),
             config,
-            target,
             tls,
+            application_name,
+            ignored: taken.ignored,
         })
     }
 }
@@ -248,5 +283,202 @@ mod tests {
     fn empty_dsns_are_refused() {
         let err = Dsn::parse("  ", Role::Write).unwrap_err();
         assert_eq!(err.to_string(), "the write DSN is empty");
+    }
+
+    fn parse_in(dsn: &str, env: &[(&str, &str)]) -> Result<Dsn> {
+        Dsn::parse_in(dsn, Role::Write, &Environment::of(env))
+    }
+
+    const ENV: [(&str, &str); 9] = [
+        ("PGHOST", "env.example"),
+        ("PGPORT", "6432"),
+        ("PGUSER", "envuser"),
+        ("PGPASSWORD", "envs3cret"),
+        ("PGDATABASE", "envdb"),
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", "/env/ca.pem"),
+        ("PGAPPNAME", "env-app"),
+        ("PGCONNECT_TIMEOUT", "7"),
+    ];
+
+    #[test]
+    fn pg_variables_fill_what_the_dsn_leaves_out() {
+        use tokio_postgres::config::SslMode;
+        for dsn in ["postgresql://", "postgres:///", "application_name="] {
+            let dsn = if dsn.ends_with('=') {
+                "connect_timeout=7"
+            } else {
+                dsn
+            };
+            let parsed = parse_in(dsn, &ENV).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+            assert_eq!(parsed.target, "envuser@env.example:6432/envdb");
+            assert_eq!(parsed.config.get_password(), Some(&b"envs3cret"[..]));
+            assert_eq!(parsed.config.get_ssl_mode(), SslMode::Require);
+            assert_eq!(parsed.application_name.as_deref(), Some("env-app"));
+            assert_eq!(
+                parsed.config.get_connect_timeout(),
+                Some(&std::time::Duration::from_secs(7))
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_dsn_writes_wins_over_pg_variables() {
+        use tokio_postgres::config::SslMode;
+        for dsn in [
+            "postgres://app:pw@db:5433/shop?sslmode=disable&application_name=mine",
+            "host=db port=5433 user=app password=pw dbname=shop sslmode=disable application_name=mine",
+        ] {
+            let parsed = parse_in(dsn, &ENV).unwrap();
+            assert_eq!(parsed.target, "app@db:5433/shop");
+            assert_eq!(parsed.config.get_password(), Some(&b"pw"[..]));
+            assert_eq!(parsed.config.get_ssl_mode(), SslMode::Disable);
+            assert_eq!(parsed.application_name.as_deref(), Some("mine"));
+        }
+        // Only what is missing is filled: here the port and the database.
+        let parsed = parse_in("postgres://app@db", &ENV).unwrap();
+        assert_eq!(parsed.target, "app@db:6432/envdb");
+        let parsed = parse_in("postgres://app@a:1,b,[::1]/x", &[("PGPORT", "7")]).unwrap();
+        assert_eq!(parsed.target, "app@a:1,b:7,::1:7/x");
+        let parsed = parse_in("postgres://app@a,b/x", &[("PGPORT", "7,8")]).unwrap();
+        assert_eq!(parsed.target, "app@a:7,b:8/x");
+    }
+
+    #[test]
+    fn a_bad_pg_variable_is_a_config_error_without_its_value() {
+        let err = parse_in("postgres://app@db/x", &[("PGCONNECT_TIMEOUT", "s3cret")]).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Config);
+        assert!(
+            err.to_string().contains("PG* environment variable"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = parse_in("dbname=x", &[]).unwrap_err();
+        assert!(err.to_string().contains("PGHOST"), "{err}");
+    }
+
+    #[test]
+    fn harmless_libpq_options_are_ignored_and_named_for_a_warning() {
+        let parsed = parse_in(
+            "postgres://app@db/x?gssencmode=disable&sslcompression=0&sslsni=1",
+            &[("PGGSSLIB", "gssapi")],
+        )
+        .unwrap();
+        let ignored: Vec<_> = parsed.ignored.iter().map(|i| i.option.as_str()).collect();
+        assert_eq!(
+            ignored,
+            ["gssencmode", "sslcompression", "sslsni", "PGGSSLIB"]
+        );
+        let parsed = parse_in(
+            "host=db user=app client_encoding=UTF8 krbsrvname=postgres",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(parsed.ignored.len(), 2);
+        assert_eq!(parsed.target, "app@db:5432/app");
+    }
+
+    #[test]
+    fn libpq_options_whose_ignoring_would_weaken_security_are_refused() {
+        for (dsn, env) in [
+            ("postgres://app@db/x?gssencmode=require", &[][..]),
+            ("postgres://app@db/x?sslcrl=/crl.pem", &[]),
+            ("host=db require_auth=scram-sha-256", &[]),
+            ("host=db requirepeer=postgres", &[]),
+            ("host=db sslpassword=k3y", &[]),
+            ("host=db service=shop", &[]),
+            ("host=db client_encoding=LATIN1", &[]),
+            ("host=db ssl_min_protocol_version=TLSv1.3", &[]),
+            ("host=db", &[("PGGSSENCMODE", "require")]),
+            ("host=db", &[("PGSERVICE", "shop")]),
+        ] {
+            let err = parse_in(dsn, env).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{dsn}");
+            assert!(err.to_string().contains("is not supported"), "{dsn}: {err}");
+            assert!(!err.to_string().contains("k3y"), "{err}");
+        }
+    }
+
+    #[test]
+    fn libpq_names_the_driver_spells_otherwise_are_translated() {
+        let parsed = parse_in(
+            "postgres://app@db/x?keepalives_count=3&fallback_application_name=tool",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(parsed.config.get_keepalives_retries(), Some(3));
+        assert_eq!(parsed.application_name.as_deref(), Some("tool"));
+        let parsed = parse_in(
+            "postgres://app@db/x?fallback_application_name=tool&application_name=mine",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(parsed.application_name.as_deref(), Some("mine"));
+    }
+
+    #[test]
+    fn the_password_file_gives_a_missing_password_and_only_if_private() {
+        let dir = std::env::temp_dir().join(format!("pgactor-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(".pgpass");
+        std::fs::write(&file, "db:5432:shop:app:fromfile\n*:*:*:*:any\n").unwrap();
+        let private = |mode| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        private(0o600);
+        let home = dir.to_str().unwrap();
+        let password = |dsn: &str, env: &[(&str, &str)]| {
+            let parsed = parse_in(dsn, env).unwrap();
+            let password = parsed
+                .config
+                .get_password()
+                .map(|p| String::from_utf8(p.to_vec()).unwrap());
+            (password, parsed.ignored)
+        };
+        assert_eq!(
+            password("postgres://app@db/shop", &[("HOME", home)])
+                .0
+                .as_deref(),
+            Some("fromfile")
+        );
+        assert_eq!(
+            password("postgres://app@other/x", &[("HOME", home)])
+                .0
+                .as_deref(),
+            Some("any")
+        );
+        let named = format!("postgres://app@db/shop?passfile={}", file.display());
+        assert_eq!(password(&named, &[]).0.as_deref(), Some("fromfile"));
+        let by_variable = [("PGPASSFILE", file.to_str().unwrap())];
+        assert_eq!(
+            password("host=db user=app dbname=shop", &by_variable)
+                .0
+                .as_deref(),
+            Some("fromfile")
+        );
+        // A password given anywhere else wins.
+        assert_eq!(
+            password("postgres://app:pw@db/shop", &[("HOME", home)])
+                .0
+                .as_deref(),
+            Some("pw")
+        );
+        let with_variable = [("HOME", home), ("PGPASSWORD", "envpw")];
+        assert_eq!(
+            password("postgres://app@db/shop", &with_variable)
+                .0
+                .as_deref(),
+            Some("envpw")
+        );
+        // Readable by others: ignored, with a warning, as libpq does.
+        private(0o644);
+        let (found, ignored) = password("postgres://app@db/shop", &[("HOME", home)]);
+        assert_eq!(found, None);
+        assert!(ignored[0].why.contains("0600"), "{ignored:?}");
+        // No file: nothing, and no warning.
+        let (found, ignored) = password("postgres://app@db/shop", &[("HOME", "/nonexistent")]);
+        assert_eq!((found, ignored.len()), (None, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

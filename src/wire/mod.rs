@@ -1,9 +1,12 @@
-//! Talking to a server: DSNs and TLS (`sslmode`), the session settings
+//! Talking to a server: DSNs (with libpq's environment variables and
+//! password file) and TLS (`sslmode`), the session settings
 //! every connection gets, CancelRequests, and what a transaction-pooling
 //! PgBouncer needs instead of session settings.
 
 mod cancel;
 mod dsn;
+mod environment;
+mod options;
 mod pooler;
 mod session;
 mod tls;

@@ -2,8 +2,9 @@
 //! OpenSSL (postgres-openssl).
 //!
 //! tokio-postgres parses only `sslmode=disable|prefer|require` and knows no
-//! certificate options, so [`Tls::extract`] takes these four options out of
-//! a DSN before the driver parses the rest. The driver is then told
+//! certificate options, so these four options are taken out of a DSN
+//! (`super::options`) before the driver parses the rest, and made into a
+//! [`Tls`] here. The driver is then told
 //! [`Tls::driver_mode`] and connects through [`Tls::connector`], an OpenSSL
 //! connector set up for the mode. A pool uses one connector for its
 //! connections and for the cancel requests of its query timeouts.
@@ -30,9 +31,9 @@ use openssl::pkey::PKey;
 use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
-use percent_encoding::percent_decode_str;
 use postgres_openssl::MakeTlsConnector;
 
+use super::options::TlsOptions;
 use crate::error::{redacted, Error, Result};
 
 /// `sslmode`, with libpq's meanings. libpq's `allow` (plain text first, TLS
@@ -139,63 +140,6 @@ pub(crate) struct Tls {
     client: Option<ClientCert>,
 }
 
-/// The four options as written in a DSN; the last of repeated ones wins,
-/// as in the driver.
-#[derive(Debug, Default)]
-struct Written {
-    sslmode: Option<String>,
-    sslrootcert: Option<String>,
-    sslcert: Option<String>,
-    sslkey: Option<String>,
-}
-
-/// The options the driver reads (tokio-postgres `Config::param`), besides
-/// the four of [`Written`]. Any other key is refused before the driver
-/// sees it: the driver's error would quote it, and in a malformed DSN (an
-/// unquoted space or an unencoded `&` in a password) a key can be part of
-/// the password.
-const DRIVER_OPTIONS: [&str; 18] = [
-    "user",
-    "password",
-    "dbname",
-    "options",
-    "application_name",
-    "sslnegotiation",
-    "host",
-    "hostaddr",
-    "port",
-    "connect_timeout",
-    "tcp_user_timeout",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_retries",
-    "target_session_attrs",
-    "channel_binding",
-    "load_balance_hosts",
-];
-
-/// Refuse a key that no option has, quoting only a redacted prefix.
-fn known(key: &str) -> Result<()> {
-    if DRIVER_OPTIONS.contains(&key) {
-        return Ok(());
-    }
-    Err(Error::config(format!("unknown option {}", redacted(key))))
-}
-
-impl Written {
-    /// Where the value of option `key` goes, if it is one of ours.
-    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
-        match key {
-            "sslmode" => Some(&mut self.sslmode),
-            "sslrootcert" => Some(&mut self.sslrootcert),
-            "sslcert" => Some(&mut self.sslcert),
-            "sslkey" => Some(&mut self.sslkey),
-            _ => None,
-        }
-    }
-}
-
 /// The driver's answer when the server refuses the SSLRequest
 /// (tokio-postgres `connect_tls`).
 const NO_TLS_ON_SERVER: &str = "server does not support TLS";
@@ -205,20 +149,8 @@ const NO_TLS_ON_SERVER: &str = "server does not support TLS";
 const VERIFY_FAILED: &str = "certificate verify failed";
 
 impl Tls {
-    /// Take `sslmode`, `sslrootcert`, `sslcert` and `sslkey` out of `dsn` (a
-    /// `postgres://` URL or a key=value string): the settings, and the DSN
-    /// without them for the driver, every other option left as written.
-    pub(crate) fn extract(dsn: &str) -> Result<(Tls, String)> {
-        let mut written = Written::default();
-        let rest = if URL_PREFIXES.iter().any(|p| dsn.starts_with(p)) {
-            extract_from_url(dsn, &mut written)?
-        } else {
-            extract_from_key_value(dsn, &mut written)?
-        };
-        Ok((Tls::from_written(written)?, rest))
-    }
-
-    fn from_written(written: Written) -> Result<Tls> {
+    /// The settings `sslmode`, `sslrootcert`, `sslcert` and `sslkey` make.
+    pub(crate) fn from_options(written: TlsOptions) -> Result<Tls> {
         // libpq treats an empty sslrootcert, sslcert or sslkey as unset.
         let given = |value: Option<String>| value.filter(|v| !v.is_empty());
         let roots = match given(written.sslrootcert) {
@@ -447,179 +379,17 @@ fn file_error(option: &str, path: &Path, why: impl fmt::Display) -> Error {
     Error::config(format!("cannot use {option} \"{}\": {why}", path.display()))
 }
 
-/// The prefixes that make the driver read a DSN as a URL.
-pub(crate) const URL_PREFIXES: [&str; 2] = ["postgres://", "postgresql://"];
-
-/// Take our options out of a URL's query, as the driver reads it: the
-/// credentials end at the first `@`, the query starts at the next `?`, and
-/// its parameters are `key=value` pairs separated by `&`, both
-/// percent-encoded. Other parameters are kept as written.
-fn extract_from_url(dsn: &str, written: &mut Written) -> Result<String> {
-    let after_credentials = dsn.find('@').map_or(0, |at| at + 1);
-    let Some(question) = dsn[after_credentials..].find('?') else {
-        return Ok(dsn.to_owned());
-    };
-    let (head, mut query) = dsn.split_at(after_credentials + question);
-    query = &query[1..];
-    let (mut kept, mut taken) = (Vec::new(), false);
-    while !query.is_empty() {
-        let Some(eq) = query.find('=') else {
-            // The driver refuses this ("unterminated parameter").
-            kept.push(query);
-            break;
-        };
-        let end = query[eq + 1..]
-            .find('&')
-            .map_or(query.len(), |amp| eq + 1 + amp);
-        let key = percent_decode_str(&query[..eq]).decode_utf8_lossy();
-        match written.slot(&key) {
-            Some(slot) => {
-                let value = percent_decode_str(&query[eq + 1..end])
-                    .decode_utf8()
-                    .map_err(|_| {
-                        Error::config(format!(
-                            "the value of {key} is not UTF-8 once percent-decoded"
-                        ))
-                    })?;
-                *slot = Some(value.into_owned());
-                taken = true;
-            }
-            None => {
-                known(&key)?;
-                kept.push(&query[..end]);
-            }
-        }
-        query = query.get(end + 1..).unwrap_or("");
-    }
-    Ok(if !taken {
-        dsn.to_owned()
-    } else if kept.is_empty() {
-        head.to_owned()
-    } else {
-        format!("{head}?{}", kept.join("&"))
-    })
-}
-
-/// Take our options out of a key=value string, reading it as the driver
-/// does (keywords end at whitespace or `=`; values are bare with `\`
-/// escapes, or single-quoted) and keeping every other pair byte for byte.
-/// Errors give a byte position, never the text: it may hold the password.
-fn extract_from_key_value(dsn: &str, written: &mut Written) -> Result<String> {
-    let mut cursor = Cursor { s: dsn, pos: 0 };
-    let mut rest = String::with_capacity(dsn.len());
-    let mut copied = 0;
-    loop {
-        cursor.skip_while(char::is_whitespace);
-        let start = cursor.pos;
-        let keyword = cursor.take_while(|c| !c.is_whitespace() && c != '=');
-        if keyword.is_empty() {
-            // The driver silently stops reading at a stray `=`, dropping
-            // every option after it (a later sslmode too); libpq refuses it.
-            if cursor.peek().is_some() {
-                return Err(malformed("expected a keyword", start));
-            }
-            break;
-        }
-        if !keyword
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            // No option is named so; the driver's error would echo the
-            // keyword, which here is likely a URL with its password.
-            return Err(malformed(
-                "a keyword that is not a plain word (a URL starts with postgres:// or postgresql://)",
-                start,
-            ));
-        }
-        cursor.skip_while(char::is_whitespace);
-        if cursor.bump() != Some('=') {
-            return Err(malformed("expected `=` after the keyword", start));
-        }
-        cursor.skip_while(char::is_whitespace);
-        let value = cursor.value()?;
-        if let Some(slot) = written.slot(keyword) {
-            rest.push_str(&dsn[copied..start]);
-            copied = cursor.pos;
-            *slot = Some(value);
-        } else {
-            known(keyword)?;
-        }
-    }
-    rest.push_str(&dsn[copied..]);
-    Ok(rest)
-}
-
-fn malformed(what: &str, at: usize) -> Error {
-    Error::config(format!("malformed key=value string: {what} at byte {at}"))
-}
-
-/// A position in a key=value string.
-struct Cursor<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<char> {
-        self.s[self.pos..].chars().next()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
-    fn take_while(&mut self, keep: impl Fn(char) -> bool) -> &'a str {
-        let start = self.pos;
-        while self.peek().is_some_and(&keep) {
-            self.bump();
-        }
-        &self.s[start..self.pos]
-    }
-
-    fn skip_while(&mut self, skip: impl Fn(char) -> bool) {
-        self.take_while(skip);
-    }
-
-    /// A bare value (up to whitespace) or a single-quoted one, unescaped.
-    fn value(&mut self) -> Result<String> {
-        let start = self.pos;
-        let quoted = self.peek() == Some('\'');
-        if quoted {
-            self.bump();
-        }
-        let mut value = String::new();
-        loop {
-            match self.peek() {
-                None if quoted => return Err(malformed("unterminated quoted value", start)),
-                Some('\'') if quoted => {
-                    self.bump();
-                    return Ok(value);
-                }
-                None => break,
-                Some(c) if c.is_whitespace() && !quoted => break,
-                Some(_) => {
-                    let c = self.bump();
-                    // A backslash escapes the next character (a quote, a space, itself).
-                    let c = if c == Some('\\') { self.bump() } else { c };
-                    value.extend(c);
-                }
-            }
-        }
-        if value.is_empty() {
-            return Err(malformed("a value is missing", start));
-        }
-        Ok(value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn try_extract(dsn: &str) -> Result<(Tls, String)> {
+        let (taken, rest) = super::super::options::take_options(dsn)?;
+        Ok((Tls::from_options(taken.tls)?, rest))
+    }
+
     fn extract(dsn: &str) -> (Tls, String) {
-        Tls::extract(dsn).unwrap_or_else(|e| panic!("{dsn}: {e}"))
+        try_extract(dsn).unwrap_or_else(|e| panic!("{dsn}: {e}"))
     }
 
     fn file(path: &str) -> Roots {
@@ -741,23 +511,23 @@ mod tests {
             "host=db sslmode=bogus",
             "host=db sslmode='bogus'",
         ] {
-            let err = Tls::extract(dsn).unwrap_err();
+            let err = try_extract(dsn).unwrap_err();
             assert_eq!(err.kind(), crate::error::ErrorKind::Config);
             assert!(
                 err.to_string().contains("sslmode \"bo…\" (5 bytes)"),
                 "{err}"
             );
         }
-        let err = Tls::extract("host=db sslmode=allow").unwrap_err();
+        let err = try_extract("host=db sslmode=allow").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
-        let err = Tls::extract("postgres://db?sslmode=").unwrap_err();
+        let err = try_extract("postgres://db?sslmode=").unwrap_err();
         assert!(err.to_string().contains("sslmode \"…\" (0 bytes)"), "{err}");
     }
 
     #[test]
     fn unknown_options_are_refused_quoting_a_short_prefix() {
         for dsn in ["postgres://db?s3cret=1", "host=db s3cret=1"] {
-            let err = Tls::extract(dsn).unwrap_err();
+            let err = try_extract(dsn).unwrap_err();
             assert_eq!(err.to_string(), "unknown option \"s3c…\" (6 bytes)");
         }
     }
@@ -794,7 +564,7 @@ mod tests {
             (tls.mode, &tls.roots),
             (SslMode::VerifyFull, &Roots::System)
         );
-        let err = Tls::extract("host=h sslrootcert=system sslmode=verify-ca").unwrap_err();
+        let err = try_extract("host=h sslrootcert=system sslmode=verify-ca").unwrap_err();
         assert!(
             err.to_string().contains("verify-full, not verify-ca"),
             "{err}"
@@ -803,9 +573,9 @@ mod tests {
 
     #[test]
     fn a_client_certificate_needs_both_files() {
-        let err = Tls::extract("host=h sslcert=/c.pem").unwrap_err();
+        let err = try_extract("host=h sslcert=/c.pem").unwrap_err();
         assert_eq!(err.to_string(), "sslcert is set but sslkey is not");
-        let err = Tls::extract("postgres://h?sslkey=/k.pem").unwrap_err();
+        let err = try_extract("postgres://h?sslkey=/k.pem").unwrap_err();
         assert_eq!(err.to_string(), "sslkey is set but sslcert is not");
     }
 
@@ -816,7 +586,7 @@ mod tests {
             ("host=h password='s3cret", "unterminated"),
             ("host=h password=", "a value is missing"),
         ] {
-            let err = Tls::extract(dsn).unwrap_err();
+            let err = try_extract(dsn).unwrap_err();
             assert!(err.to_string().contains(what), "{err}");
             assert!(!err.to_string().contains("s3cret"), "{err}");
         }
