@@ -1,10 +1,12 @@
-//! Pool statistics as Prometheus metrics, served on `/metrics`.
+//! Pool statistics as Prometheus metrics, served on `/metrics`, and a
+//! health check on `/health`.
 //!
 //! `cargo run --example metrics` opens the adapter (on `DATABASE_URL`, or a
 //! throwaway cluster like the quickstart), runs a little traffic with a
 //! transaction held open, serves `db.stats().to_prometheus()` on
-//! `127.0.0.1:9187/metrics` (port from `METRICS_PORT`), scrapes it once
-//! itself, prints what it got, and stops. Set `METRICS_SERVE_SECONDS` to keep
+//! `127.0.0.1:9187/metrics` (port from `METRICS_PORT`) and `db.ping(…)` on
+//! `/health` (200 when both pools answer within a second, else 503),
+//! requests each once itself, prints what it got, and stops. Set `METRICS_SERVE_SECONDS` to keep
 //! serving that long for a real scraper.
 
 #[path = "support/cluster.rs"]
@@ -50,8 +52,9 @@ async fn serve(db: Db, _: Target) -> Result<(), BoxError> {
             }
         }
     });
-    println!("serving http://{address}/metrics");
-    println!("{}", scrape(&address.to_string()).await?);
+    println!("serving http://{address}/metrics and /health");
+    println!("{}", get(&address.to_string(), "/metrics").await?);
+    println!("{}", get(&address.to_string(), "/health").await?);
 
     let linger = std::env::var("METRICS_SERVE_SECONDS")
         .ok()
@@ -64,13 +67,29 @@ async fn serve(db: Db, _: Target) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A minimal HTTP/1.0 answer: the metrics for `/metrics`, 404 otherwise.
+/// A minimal HTTP/1.0 answer: the metrics for `/metrics`, the pools'
+/// health for `/health`, 404 otherwise.
 async fn answer(mut socket: TcpStream, db: Db) {
     let mut request = [0_u8; 1024];
     let n = socket.read(&mut request).await.unwrap_or(0);
-    let wanted = String::from_utf8_lossy(&request[..n]).starts_with("GET /metrics ");
-    let (status, body) = if wanted {
+    let request = String::from_utf8_lossy(&request[..n]);
+    let (status, body) = if request.starts_with("GET /metrics ") {
         ("200 OK", db.stats().to_prometheus())
+    } else if request.starts_with("GET /health ") {
+        let health = db.ping(Duration::from_secs(1)).await;
+        let status = if health.is_up() {
+            "200 OK"
+        } else {
+            "503 Service Unavailable"
+        };
+        let line = |pool: &pgactor::PoolHealth| match &pool.error {
+            None => format!("{} {} up {:?}\n", pool.role, pool.target, pool.latency),
+            Some(err) => format!(
+                "{} {} down {:?}: {err}\n",
+                pool.role, pool.target, pool.latency
+            ),
+        };
+        (status, line(&health.write) + &line(&health.read))
     } else {
         ("404 Not Found", String::new())
     };
@@ -82,10 +101,11 @@ async fn answer(mut socket: TcpStream, db: Db) {
     let _ = socket.write_all(body.as_bytes()).await;
 }
 
-/// GET /metrics from `address`, as a scraper would.
-async fn scrape(address: &str) -> Result<String, BoxError> {
+/// GET `path` from `address`, as a scraper or a health checker would.
+async fn get(address: &str, path: &str) -> Result<String, BoxError> {
     let mut socket = TcpStream::connect(address).await?;
-    socket.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await?;
+    let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+    socket.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     socket.read_to_string(&mut response).await?;
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());

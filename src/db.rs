@@ -11,6 +11,7 @@ use ractor::{ActorRef, RpcReplyPort};
 
 use crate::config::{Role, SessionSettings, DEFAULT_SHUTDOWN_GRACE};
 use crate::error::{Error, ErrorKind, Result};
+use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
     filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
@@ -484,6 +485,28 @@ impl Db {
     /// `default_transaction_read_only = on`.
     pub async fn settings_in_force(&self, role: Role) -> Result<Vec<(String, String)>> {
         self.inner.context(role).pool.settings_in_force().await
+    }
+
+    /// One round trip on each pool (the primary, and the replica or the
+    /// primary again), both at once, each within `within`: for a
+    /// service's `/health`. Each answers its latency and, when it did not
+    /// answer in time or failed, why. A ping takes a connection like any
+    /// operation (opening one if none is idle), so a pool saturated for
+    /// longer than `within` reports down; a statement past `within` is
+    /// cancelled on the server. As a message: [`DbMsg::Ping`].
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) {
+    /// let health = db.ping(std::time::Duration::from_secs(2)).await;
+    /// if !health.is_up() {
+    ///     eprintln!("write: {:?}, read: {:?}", health.write.error, health.read.error);
+    /// }
+    /// println!("primary answered in {:?}", health.write.latency);
+    /// # }
+    /// ```
+    pub async fn ping(&self, within: Duration) -> Health {
+        let write = &self.inner.context(Role::Write).pool;
+        ping_pools(write, &self.inner.context(Role::Read).pool, within).await
     }
 
     /// The pools' statistics now: open, in use, idle and waiting

@@ -8,6 +8,7 @@ mod config;
 mod db;
 mod entity;
 mod error;
+mod health;
 mod listener;
 mod messages;
 mod migrate;
@@ -36,6 +37,7 @@ pub use config::{
 pub use db::Db;
 pub use entity::{AsText, Column, Entity, Typed, TypedTx};
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
+pub use health::{Health, PoolHealth};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };

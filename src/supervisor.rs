@@ -14,6 +14,7 @@ use crate::config::Role;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::health::{ping_pools, Health};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{
     BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
@@ -88,6 +89,10 @@ pub enum DbMsg {
     Begin(TxOptions, Call, RpcReplyPort<Result<Tx>>),
     /// The pools' statistics now (answered at once, no I/O).
     Stats(RpcReplyPort<Stats>),
+    /// One round trip on each pool, each within the duration: see
+    /// [`crate::Db::ping`]. Answered from a task of its own, so the
+    /// supervisor's mailbox keeps flowing while a pool is slow.
+    Ping(std::time::Duration, RpcReplyPort<Health>),
     /// Shut down gracefully: refuse new work, give running operations and
     /// open transactions this long, then roll back and close everything.
     /// Answers when done.
@@ -332,6 +337,15 @@ impl Actor for Supervisor {
                     let tx = begin(&ctx, &spares, options, &run, supervisor, None).await;
                     // A Tx nobody receives is dropped here, which rolls it back.
                     let _ = reply.send(tx);
+                });
+                return Ok(());
+            }
+            DbMsg::Ping(within, reply) => {
+                let write = state.contexts[&Role::Write].clone();
+                let read = state.contexts[&Role::Read].clone();
+                tokio::spawn(async move {
+                    let health = ping_pools(&write.pool, &read.pool, within).await;
+                    let _ = reply.send(health);
                 });
                 return Ok(());
             }

@@ -17,6 +17,7 @@ mod column_types;
 mod crud;
 mod errors;
 mod filters;
+mod health;
 mod job_queue;
 mod libpq;
 mod lifetimes;
