@@ -172,7 +172,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                 match &version {
                     Some(first) => errors.at(
                         span,
-                        format!("a model has one version column, and `{first}` is it"),
+                        format!("a model has one version column, and `{first}` is already marked version"),
                     ),
                     None => version = Some(column.clone()),
                 }
