@@ -427,6 +427,8 @@ struct Shelf {
     revision: i32,
 }
 
+/// An identity key, for `Shelf::tally_id`; only its model is used.
+#[allow(dead_code)]
 #[derive(pgactor::Entity)]
 struct Tally {
     id: i64,
@@ -452,6 +454,7 @@ fn version_and_references_are_the_model_written_by_hand() {
             .field(Field::new("revision", FieldType::I32).version())
     );
     assert_eq!(Shelf::VERSION, Some("revision"));
+    assert_eq!(Tally::model().key(), PrimaryKey::Identity);
     assert_eq!(StockBalance::VERSION, None);
     let registry = Registry::new()
         .with_entity::<Shelf>()

@@ -193,9 +193,10 @@ impl Field {
 
     /// Make the field the model's version, for optimistic locking: an
     /// `I64` or `I32` field, `NOT NULL`, defaulting to 1 unless given
-    /// another default. A create leaves it out (the row starts at the
-    /// default); an update that carries it changes the row only while the
-    /// row is at that version, and every update adds 1 to it. See
+    /// another default. A create does not set it (the row starts at the
+    /// default; setting it is [`crate::ErrorKind::InvalidInput`]); an
+    /// update that carries it changes the row only while the row is at
+    /// that version, and every update adds 1 to it. See
     /// [`Model::versioned`].
     pub fn version(mut self) -> Field {
         self.version = true;
