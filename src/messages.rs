@@ -121,7 +121,10 @@ macro_rules! write_shorthands {
             self.write(model, WriteOp::Create(record)).await
         }
 
-        #[doc = concat!("Change only the fields in `patch`", $place, "; answers the row as updated.")]
+        #[doc = concat!("Change only the fields in `patch`", $place, "; answers the row as updated.\n\n",
+            "On a versioned model ([`crate::Model::versioned`]) a `patch` that carries the version changes ",
+            "the row only while it is still at that version ([`crate::ErrorKind::Conflict`] otherwise, nothing changed; ",
+            "[`crate::ErrorKind::NotFound`] when no row has the id); every update adds 1 to the version.")]
         pub async fn update(&self, model: &str, id: impl Into<Value>, patch: Record) -> Result<Record> {
             self.write(model, WriteOp::Update { id: id.into(), patch }).await
         }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
@@ -14,6 +15,7 @@ use crate::messages::ConsistencyToken;
 use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
     fnv1a, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey, Registry, Value,
+    ID,
 };
 
 /// What one AutoMigrate run did.
@@ -30,6 +32,36 @@ pub struct MigrationReport {
 type Columns = HashMap<String, HashMap<String, String>>;
 /// Every relation of the schema (tables, indexes, sequences, views, …) by name.
 type Relations = HashMap<String, Relation>;
+
+/// One constraint on a table of the schema, as `pg_constraint` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Constraint {
+    name: String,
+    table: String,
+    /// For a foreign key, what it is.
+    foreign_key: Option<ForeignKeyShape>,
+}
+
+/// What an existing foreign key is, for comparing it with a declared one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ForeignKeyShape {
+    columns: Vec<String>,
+    /// The referenced table, when it is in the same schema.
+    references: Option<String>,
+    referenced_columns: Vec<String>,
+    /// `pg_constraint.confdeltype`.
+    on_delete: char,
+}
+
+impl ForeignKeyShape {
+    /// Whether it is the foreign key `column` → `target`(`id`), whatever
+    /// its ON DELETE.
+    fn is(&self, column: &str, target: &str) -> bool {
+        self.columns == [column]
+            && self.references.as_deref() == Some(target)
+            && self.referenced_columns == [ID]
+    }
+}
 
 /// One relation of the schema, as `pg_class` and `pg_index` describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +137,12 @@ pub(crate) async fn auto_migrate(
         // The server's message and code, not its DETAIL: a unique index
         // that existing rows break is detailed with their key values.
         let why = match e.as_db_error() {
+            Some(db) if db.code() == &SqlState::FOREIGN_KEY_VIOLATION => format!(
+                "{} (SQLSTATE {}): rows already in the table reference rows that do not exist; \
+                 fix or delete them, then open again",
+                db.message(),
+                db.code().code()
+            ),
             Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
             None => describe(&e),
         };
@@ -172,10 +210,57 @@ pub(crate) async fn auto_migrate(
         relations.insert(row.get(0), Relation { kind, index });
     }
 
+    let mut constraints = Vec::new();
+    for row in tx
+        .query_typed(
+            "SELECT c.conname::text, t.relname::text, c.contype = 'f', \
+                    CASE WHEN rn.nspname = $1 THEN r.relname::text END, c.confdeltype::text, \
+                    ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(attnum, n) \
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum \
+                          ORDER BY k.n), \
+                    ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(attnum, n) \
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum \
+                          ORDER BY k.n) \
+             FROM pg_catalog.pg_constraint c \
+             JOIN pg_catalog.pg_class t ON t.oid = c.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace \
+             LEFT JOIN pg_catalog.pg_class r ON r.oid = c.confrelid \
+             LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace \
+             WHERE n.nspname = $1",
+            &[(&schema, Type::TEXT)],
+        )
+        .await
+        .map_err(ddl_error)?
+    {
+        let foreign_key = row.get::<_, bool>(2).then(|| ForeignKeyShape {
+            references: row.get(3),
+            on_delete: row.get::<_, String>(4).chars().next().unwrap_or('?'),
+            columns: row.get(5),
+            referenced_columns: row.get(6),
+        });
+        constraints.push(Constraint {
+            name: row.get(0),
+            table: row.get(1),
+            foreign_key,
+        });
+    }
+
     let mut report = MigrationReport::default();
     for model in registry.models() {
         let existing = columns.get(model.table());
         plan_model(schema, model, existing, &relations, &mut report)?;
+    }
+    // Every table exists before any foreign key is added, so references
+    // in any order, cycles included, need no ordering of the models.
+    for model in registry.models() {
+        plan_foreign_keys(
+            schema,
+            model,
+            registry,
+            &relations,
+            &constraints,
+            &mut report,
+        )?;
     }
     for sql in &report.statements {
         tx.batch_execute(sql).await.map_err(ddl_error)?;
@@ -319,6 +404,82 @@ fn plan_model(
     Ok(())
 }
 
+/// The foreign keys a model's fields declare and its table lacks, as
+/// `ALTER TABLE … ADD CONSTRAINT … FOREIGN KEY`, run after every table
+/// exists. A foreign key is recognised by what it is (its column, the
+/// referenced table and `id`) under any name; one whose ON DELETE differs
+/// from the model's is reported as drift and left alone. A constraint that
+/// holds the declared name but is not that foreign key is a `Config` error.
+fn plan_foreign_keys(
+    schema: &str,
+    model: &Model,
+    registry: &Registry,
+    relations: &Relations,
+    constraints: &[Constraint],
+    report: &mut MigrationReport,
+) -> Result<()> {
+    let table = model.table();
+    for field in model.fields() {
+        let Some(reference) = field.reference() else {
+            continue;
+        };
+        let target = registry.model(reference.model())?.table();
+        let name = field.foreign_key_name(table);
+        let what = format!(
+            "model {}: its foreign key \"{name}\" ({} → \"{target}\".id)",
+            model.name(),
+            field.name()
+        );
+        let on_table = || constraints.iter().filter(|c| c.table == table);
+        let found = match on_table().find(|c| c.name == name) {
+            Some(c) => match &c.foreign_key {
+                Some(shape) if shape.is(field.name(), target) => Some(shape),
+                _ => {
+                    return Err(Error::config(format!(
+                        "{what} cannot be made: table \"{table}\" already has another \
+                         constraint of that name; rename or drop it"
+                    )))
+                }
+            },
+            None => on_table()
+                .filter_map(|c| c.foreign_key.as_ref())
+                .find(|shape| shape.is(field.name(), target)),
+        };
+        let declared = reference.on_delete();
+        let add = format!(
+            "ALTER TABLE {}.{} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {}.{} (\"id\") \
+             ON DELETE {}",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(&name),
+            quote_ident(field.name()),
+            quote_ident(schema),
+            quote_ident(target),
+            declared.sql()
+        );
+        match found {
+            Some(shape) if shape.on_delete != declared.catalog_code() => {
+                report.warnings.push(format!(
+                    "{what} exists with another ON DELETE than the declared {}; left unchanged",
+                    declared.sql()
+                ));
+            }
+            Some(_) => {}
+            None => match relations.get(table) {
+                Some(by_hand) if matches!(by_hand.kind, 'v' | 'm' | 'f') => {
+                    return Err(Error::config(format!(
+                        "{what} is missing, and \"{table}\" is {}, which holds no foreign key: \
+                         a model made by hand declares no reference",
+                        describe_relation(by_hand)
+                    )));
+                }
+                _ => report.statements.push(add),
+            },
+        }
+    }
+    Ok(())
+}
+
 fn primary_key_column(key: PrimaryKey) -> String {
     match key {
         PrimaryKey::Uuid => "\"id\" uuid PRIMARY KEY DEFAULT gen_random_uuid()".into(),
@@ -442,6 +603,110 @@ mod tests {
                 "CREATE UNIQUE INDEX \"stock_key(sku)\" ON \"shop\".\"stock\" (\"sku\")",
                 "CREATE INDEX \"stock_idx(quantity,sku)\" ON \"shop\".\"stock\" (\"quantity\", \"sku\")",
             ]
+        );
+    }
+
+    fn warehouses() -> Registry {
+        let item = Model::new("Item").field(
+            Field::new("warehouse_id", FieldType::Uuid)
+                .references("Warehouse", crate::OnDelete::Cascade),
+        );
+        Registry::new()
+            .with(item)
+            .unwrap()
+            .with(Model::new("Warehouse"))
+            .unwrap()
+    }
+
+    fn foreign_key(name: &str, column: &str, target: &str, on_delete: char) -> Constraint {
+        Constraint {
+            name: name.into(),
+            table: "item".into(),
+            foreign_key: Some(ForeignKeyShape {
+                columns: vec![column.into()],
+                references: Some(target.into()),
+                referenced_columns: vec!["id".into()],
+                on_delete,
+            }),
+        }
+    }
+
+    fn plan_references(
+        constraints: &[Constraint],
+        relations: &Relations,
+    ) -> Result<MigrationReport> {
+        let registry = warehouses();
+        let mut report = MigrationReport::default();
+        let item = registry.model("Item").unwrap();
+        plan_foreign_keys("shop", item, &registry, relations, constraints, &mut report)?;
+        Ok(report)
+    }
+
+    #[test]
+    fn a_missing_foreign_key_is_added_once_and_recognised_under_any_name() {
+        let report = plan_references(&[], &Relations::new()).unwrap();
+        assert_eq!(
+            report.statements,
+            vec![
+                "ALTER TABLE \"shop\".\"item\" ADD CONSTRAINT \"item_warehouse_id_fkey\" \
+                 FOREIGN KEY (\"warehouse_id\") REFERENCES \"shop\".\"warehouse\" (\"id\") ON DELETE CASCADE"
+            ]
+        );
+        for name in ["item_warehouse_id_fkey", "by_hand"] {
+            let found = [foreign_key(name, "warehouse_id", "warehouse", 'c')];
+            assert_eq!(
+                plan_references(&found, &Relations::new()).unwrap(),
+                MigrationReport::default()
+            );
+        }
+        // Another ON DELETE is drift, reported and left alone.
+        let restrict = [foreign_key(
+            "item_warehouse_id_fkey",
+            "warehouse_id",
+            "warehouse",
+            'r',
+        )];
+        let report = plan_references(&restrict, &Relations::new()).unwrap();
+        assert!(report.statements.is_empty());
+        assert!(report.warnings[0].contains("another ON DELETE than the declared CASCADE"));
+        // A foreign key of that shape to another schema's table is not it.
+        let mut elsewhere = foreign_key("by_hand", "warehouse_id", "warehouse", 'c');
+        elsewhere.foreign_key.as_mut().unwrap().references = None;
+        assert_eq!(
+            plan_references(&[elsewhere], &Relations::new())
+                .unwrap()
+                .statements
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_constraint_holding_the_foreign_key_s_name_must_be_it() {
+        for impostor in [
+            foreign_key("item_warehouse_id_fkey", "other_id", "warehouse", 'c'),
+            foreign_key("item_warehouse_id_fkey", "warehouse_id", "item", 'c'),
+            Constraint {
+                name: "item_warehouse_id_fkey".into(),
+                table: "item".into(),
+                foreign_key: None,
+            },
+        ] {
+            let err = plan_references(&[impostor], &Relations::new()).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::Config);
+            assert!(
+                err.to_string().contains("already has another constraint"),
+                "{err}"
+            );
+        }
+        let view: Relations = [("item".to_owned(), relation('v', None))]
+            .into_iter()
+            .collect();
+        let err = plan_references(&[], &view).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is a view, which holds no foreign key"),
+            "{err}"
         );
     }
 

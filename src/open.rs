@@ -406,6 +406,7 @@ impl OpenOptions {
         let write = self.write_pool.resolve(Role::Write)?;
         let read = self.read_pool.resolve(Role::Read)?;
         self.replica.validate()?;
+        self.registry.validate()?;
         // Lanes hold their connections for as long as they serve: lists,
         // retries and replacement lanes need one more.
         if self.shared_reads > 0 && self.shared_reads >= read.max_open {

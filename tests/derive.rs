@@ -411,3 +411,60 @@ fn vecs_map_to_array_columns() {
         Filter::eq("big", Value::Array(vec![Value::I64(1), Value::Null]))
     );
 }
+
+/// A versioned struct with references to another model.
+#[derive(pgactor::Entity)]
+struct Shelf {
+    #[pgactor(references = "StockBalance", on_delete = "cascade")]
+    stock_id: Uuid,
+    #[pgactor(references = "StockBalance", on_delete = "set_null")]
+    backup_id: Option<Uuid>,
+    #[pgactor(references = "StockBalance")]
+    origin_id: Uuid,
+    #[pgactor(references = "Tally", on_delete = "restrict")]
+    tally_id: i64,
+    #[pgactor(version)]
+    revision: i32,
+}
+
+/// An identity key, for `Shelf::tally_id`; only its model is used.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+struct Tally {
+    id: i64,
+}
+
+#[test]
+fn version_and_references_are_the_model_written_by_hand() {
+    use pgactor::OnDelete;
+    let uuid_ref = |name: &str, on_delete| {
+        Field::new(name, FieldType::Uuid).references("StockBalance", on_delete)
+    };
+    assert_eq!(
+        Shelf::model(),
+        Model::new("Shelf")
+            .field(uuid_ref("stock_id", OnDelete::Cascade))
+            .field(
+                Field::new("backup_id", FieldType::Uuid)
+                    .nullable()
+                    .references("StockBalance", OnDelete::SetNull)
+            )
+            .field(uuid_ref("origin_id", OnDelete::NoAction))
+            .field(Field::new("tally_id", FieldType::I64).references("Tally", OnDelete::Restrict))
+            .field(Field::new("revision", FieldType::I32).version())
+    );
+    assert_eq!(Shelf::VERSION, Some("revision"));
+    assert_eq!(Tally::model().key(), PrimaryKey::Identity);
+    assert_eq!(StockBalance::VERSION, None);
+    let registry = Registry::new()
+        .with_entity::<Shelf>()
+        .unwrap()
+        .with_entity::<StockBalance>()
+        .unwrap()
+        .with_entity::<Tally>()
+        .unwrap();
+    registry.validate().unwrap();
+    // Without the models it references, the registry is incomplete.
+    let alone = Registry::new().with_entity::<Shelf>().unwrap();
+    assert!(alone.validate().is_err());
+}

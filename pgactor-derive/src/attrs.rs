@@ -41,6 +41,12 @@ pub(crate) struct FieldAttrs {
     pub(crate) skip: Option<Span>,
     /// `text`
     pub(crate) text: Option<Span>,
+    /// `version`
+    pub(crate) version: Option<Span>,
+    /// `references = "Model"`
+    pub(crate) references: Option<LitStr>,
+    /// `on_delete = "cascade"`
+    pub(crate) on_delete: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -51,6 +57,9 @@ impl FieldAttrs {
             .or(self.default_now)
             .or(self.varchar.map(|(_, span)| span))
             .or(self.text)
+            .or(self.version)
+            .or(self.references.as_ref().map(LitStr::span))
+            .or(self.on_delete.as_ref().map(LitStr::span))
     }
 }
 
@@ -141,6 +150,14 @@ impl FieldAttrs {
                     once(&mut out.skip, span, &meta)
                 } else if meta.path.is_ident("text") {
                     once(&mut out.text, span, &meta)
+                } else if meta.path.is_ident("version") {
+                    once(&mut out.version, span, &meta)
+                } else if meta.path.is_ident("references") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    once(&mut out.references, lit, &meta)
+                } else if meta.path.is_ident("on_delete") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    once(&mut out.on_delete, lit, &meta)
                 } else if meta.path.is_ident("varchar") {
                     let lit: LitInt = meta.value()?.parse()?;
                     let n: u32 = lit.base10_parse()?;
@@ -155,7 +172,8 @@ impl FieldAttrs {
                 } else {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a field; expected column = \"…\", \
-                         unique, default = <literal>, default_now, varchar = <n>, text or skip",
+                         unique, default = <literal>, default_now, varchar = <n>, text, version, \
+                         references = \"Model\", on_delete = \"…\" or skip",
                         key(&meta)
                     )))
                 }

@@ -96,6 +96,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         StructAttrs::default()
     });
     let mut key = None;
+    let mut version: Option<String> = None;
     let mut columns: Vec<Column<'_>> = Vec::new();
     let mut skipped = Vec::new();
     let mut seen: HashMap<String, &Ident> = HashMap::new();
@@ -167,6 +168,15 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             }
             None
         } else {
+            if let Some(span) = field_attrs.version {
+                match &version {
+                    Some(first) => errors.at(
+                        span,
+                        format!("a model has one version column, and `{first}` is already marked version"),
+                    ),
+                    None => version = Some(column.clone()),
+                }
+            }
             match declared_field(&column, ty, &field_attrs) {
                 Ok(tokens) => Some(tokens),
                 Err(e) => {
@@ -218,6 +228,9 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     };
     let table = attrs.table.as_ref().map(|t| quote!(.table_name(#t)));
     let key = key.map(|k| quote!(.primary_key(#k)));
+    let version = version.map(|column| {
+        quote!(const VERSION: ::core::option::Option<&'static str> = ::core::option::Option::Some(#column);)
+    });
     let declared: Vec<_> = columns.iter().filter_map(|c| c.declared.as_ref()).collect();
     let written = columns.iter().filter(|c| c.declared.is_some());
     let record = written.map(|c| {
@@ -266,6 +279,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         #[automatically_derived]
         impl ::pgactor::Entity for #name {
             const MODEL: &'static str = #model;
+            #version
 
             fn model() -> ::pgactor::Model {
                 ::pgactor::Model::new(<Self as ::pgactor::Entity>::MODEL)
@@ -358,6 +372,55 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     }
     if attrs.unique.is_some() {
         field.extend(quote!(.unique()));
+    }
+    if let Some(span) = attrs.version {
+        let integer = matches!(kind, Kind::I64 | Kind::I32) && !array && attrs.text.is_none();
+        if !integer || inner.is_some() {
+            errors.at(
+                span,
+                "a version column is an i64 or i32 field (not an Option)",
+            );
+        } else if attrs.unique.is_some() || attrs.references.is_some() {
+            errors.at(span, "a version column is neither unique nor a reference");
+        } else {
+            field.extend(quote!(.version()));
+        }
+    }
+    match (&attrs.references, &attrs.on_delete) {
+        (Some(model), on_delete) => {
+            let key = matches!(kind, Kind::Uuid | Kind::I64) && !array && attrs.text.is_none();
+            if !key {
+                errors.at(
+                    model.span(),
+                    "a reference holds the referenced model's id: a Uuid or i64 field",
+                );
+            }
+            let action = match on_delete.as_ref().map(|lit| (lit.value(), lit)) {
+                None => Some(quote!(NoAction)),
+                Some((value, lit)) => match value.as_str() {
+                    "no_action" => Some(quote!(NoAction)),
+                    "restrict" => Some(quote!(Restrict)),
+                    "cascade" => Some(quote!(Cascade)),
+                    "set_null" if inner.is_none() => {
+                        errors.at(lit.span(), "on_delete = \"set_null\" needs an Option field");
+                        None
+                    }
+                    "set_null" => Some(quote!(SetNull)),
+                    _ => {
+                        errors.at(
+                            lit.span(),
+                            "on_delete is \"no_action\", \"restrict\", \"cascade\" or \"set_null\"",
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(action) = action {
+                field.extend(quote!(.references(#model, ::pgactor::OnDelete::#action)));
+            }
+        }
+        (None, Some(lit)) => errors.at(lit.span(), "on_delete needs references = \"Model\""),
+        (None, None) => {}
     }
     let default_span = attrs.default.as_ref().map(|d| d.span);
     if let (true, Some(span)) = (array, default_span.or(attrs.default_now)) {

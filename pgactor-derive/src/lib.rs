@@ -177,6 +177,18 @@ use proc_macro::TokenStream;
 /// - `varchar = n`: `varchar(n)` instead of `text`, on a `String` field or
 ///   a `text` one (`n` ≥ 1).
 /// - `text`: store the field as its text (see above).
+/// - `version`: the model's version, for optimistic locking
+///   (`Field::version`): an `i64` or `i32` field, `NOT NULL DEFAULT 1`.
+///   A typed create leaves it out; a typed `update(id, &row)` changes the
+///   row only while it is still at `row`'s version (else
+///   `ErrorKind::Conflict`, nothing changed), and every update adds 1.
+///   One per struct.
+/// - `references = "Model"`: a foreign key to the `id` of model `Model`
+///   (`Field::references`), on a `Uuid` or `i64` field (the referenced
+///   model's key type, checked by the registry); AutoMigrate adds the
+///   constraint `<table>_<column>_fkey` and an index on the column.
+/// - `on_delete = "…"`, with `references`: `"no_action"` (the default),
+///   `"restrict"`, `"cascade"` or `"set_null"` (on an `Option` field).
 /// - `skip`: not a column: left out of the model and the record, and
 ///   `Default::default()` when a row is decoded (its type implements
 ///   `Default`).

@@ -48,6 +48,16 @@ fn write<T: Entity>(op: WriteOp) -> WriteRequest {
     }
 }
 
+/// The create of `row`: its record without the version, which starts at
+/// the column's default.
+fn create<T: Entity>(row: &T) -> WriteRequest {
+    let mut record = row.to_record();
+    if let Some(version) = T::VERSION {
+        record.remove(version);
+    }
+    write::<T>(WriteOp::Create(record))
+}
+
 fn bulk<T: Entity>(filter: Filter, op: BulkOp) -> BulkWriteRequest {
     BulkWriteRequest {
         model: T::MODEL.into(),
@@ -86,13 +96,12 @@ macro_rules! typed_operations {
             self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
         }
 
-        #[doc = concat!("Insert `row` ", $place, " (its `id` and timestamps are the adapter's) and answer the stored row.")]
+        #[doc = concat!("Insert `row` ", $place, " (its `id`, timestamps and version are the adapter's) and answer the stored row.")]
         pub async fn create(&self, row: &T) -> Result<T> {
-            let op = WriteOp::Create(row.to_record());
-            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+            self.run(Role::Write, typed::<T, _>(create(row))).await
         }
 
-        #[doc = concat!("Write every field of `row` to the row `id` ", $place, " and answer the stored row; [`crate::ErrorKind::NotFound`] when absent.")]
+        #[doc = concat!("Write every field of `row` to the row `id` ", $place, " and answer the stored row; [`crate::ErrorKind::NotFound`] when absent. On a versioned entity the row must still be at `row`'s version, or nothing changes and the answer is [`crate::ErrorKind::Conflict`].")]
         pub async fn update(&self, id: impl Into<Value>, row: &T) -> Result<T> {
             self.patch(id, row.to_record()).await
         }
@@ -301,7 +310,7 @@ impl DbMsg {
 
     /// [`Typed::create`] as a message.
     pub fn create_as<T: Entity>(row: T, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
-        let req = typed::<T, _>(write::<T>(WriteOp::Create(row.to_record())));
+        let req = typed::<T, _>(create(&row));
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
     }
 
@@ -394,7 +403,7 @@ impl TxMsg {
 
     /// [`TypedTx::create`] as a message.
     pub fn create_as<T: Entity>(row: T, reply: RpcReplyPort<Result<T>>) -> TxMsg {
-        let req = typed::<T, _>(write::<T>(WriteOp::Create(row.to_record())));
+        let req = typed::<T, _>(create(&row));
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 

@@ -49,10 +49,16 @@ pub trait Entity: FromRow + Send + Sync + 'static {
     /// The model's name in the registry.
     const MODEL: &'static str;
 
+    /// The column of the model's version (`#[pgactor(version)]`), if it
+    /// has one: a typed create leaves it out of the record (the row starts
+    /// at the column's default), and a typed update carries it as the
+    /// version the row must still be at.
+    const VERSION: Option<&'static str> = None;
+
     /// The model: table, fields, key and indexes.
     fn model() -> Model;
 
     /// The fields a create or an update writes: every declared field (not
-    /// `id`, `created_at` or `updated_at`).
+    /// `id`, `created_at` or `updated_at`), the version included.
     fn to_record(&self) -> Record;
 }

@@ -276,6 +276,18 @@ struct RowStatement {
     /// A `NOWAIT` lock: a row another transaction holds is a
     /// [`ErrorKind::Conflict`], not the lock timeout's `Timeout`.
     nowait: bool,
+    /// A conditional write's refusal: when it changed no row, a read by
+    /// id tells a row that failed the condition from no row.
+    refusal: Option<Refusal>,
+}
+
+/// What a conditional write (an increment's guard, a versioned update's
+/// expected version) answers when the row exists but failed the condition.
+struct Refusal {
+    /// `SELECT … WHERE id = $1`, run only when the write changed nothing.
+    exists: Statement,
+    /// The [`ErrorKind::Conflict`] error's message.
+    message: String,
 }
 
 impl RowPlan {
@@ -288,9 +300,17 @@ impl RowPlan {
                 write,
                 mode: catalog.statements,
                 nowait: false,
+                refusal: None,
             },
             decode: PhantomData,
         }
+    }
+
+    /// The same write, conditional: when it changes no row of an existing
+    /// id, [`ErrorKind::Conflict`] with `message` (nothing changed).
+    fn refused_as(mut self, exists: Statement, message: String) -> RowPlan {
+        self.row.refusal = Some(Refusal { exists, message });
+        self
     }
 }
 
@@ -384,12 +404,22 @@ impl Request for WriteRequest {
     }
     fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
         let table = catalog.table(&self.model)?;
-        let stmt = match self.op {
-            WriteOp::Create(record) => table.insert(record)?,
-            WriteOp::Update { id, patch } => table.update(id, patch)?,
-            WriteOp::Delete { id } => table.delete(id)?,
-        };
-        Ok(RowPlan::new(catalog, table, true, stmt))
+        let plan = |stmt| RowPlan::new(catalog, table, true, stmt);
+        Ok(match self.op {
+            WriteOp::Create(record) => plan(table.insert(record)?),
+            WriteOp::Update { id, patch } => match table.update(id.clone(), patch)? {
+                (stmt, None) => plan(stmt),
+                (stmt, Some(expected)) => plan(stmt).refused_as(
+                    table.read(id)?,
+                    format!(
+                        "the update of {} was refused: the row is no longer at version {expected} \
+                         (another write changed it since it was read; nothing changed)",
+                        self.model
+                    ),
+                ),
+            },
+            WriteOp::Delete { id } => plan(table.delete(id)?),
+        })
     }
 }
 
@@ -415,21 +445,28 @@ impl Request for BulkWriteRequest {
 }
 
 impl Request for IncrementRequest {
-    type Plan = IncrementPlan;
+    type Plan = RowPlan;
     fn operation(&self) -> &'static str {
         "increment"
     }
     fn model(&self) -> &str {
         &self.model
     }
-    fn plan(self, catalog: &Catalog) -> Result<IncrementPlan> {
+    /// With a guard, a row that fails it is an [`ErrorKind::Conflict`].
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
         let table = catalog.table(&self.model)?;
         let stmt = table.increment(self.id.clone(), &self.field, self.by, self.guard.as_ref())?;
-        Ok(IncrementPlan {
-            exists: table.read(self.id)?,
-            row: RowPlan::new(catalog, table, true, stmt),
-            field: self.field,
-        })
+        let plan = RowPlan::new(catalog, table, true, stmt);
+        if self.guard.is_none() {
+            return Ok(plan);
+        }
+        Ok(plan.refused_as(
+            table.read(self.id)?,
+            format!(
+                "the increment of \"{}\" of {} was refused: the row does not meet its guard (nothing changed)",
+                self.field, self.model
+            ),
+        ))
     }
 }
 
@@ -682,9 +719,26 @@ impl<D: Decode> Plan for RowPlan<D> {
                 }
                 _ => err,
             })?;
-        rows.first()
-            .map(|row| D::decode(&self.row.columns, row))
-            .unwrap_or_else(|| Err(Error::not_found(self.row.model.name())))
+        match rows.first() {
+            Some(row) => D::decode(&self.row.columns, row),
+            None => Err(self.row.unchanged(client).await),
+        }
+    }
+}
+
+impl RowStatement {
+    /// The error of a statement that answered no row: [`ErrorKind::NotFound`],
+    /// or for a conditional write whose row exists, its refusal.
+    async fn unchanged(&self, client: &Conn) -> Error {
+        let missing = Error::not_found(self.model.name());
+        let Some(refusal) = &self.refusal else {
+            return missing;
+        };
+        match query(client, &refusal.exists, false, self.mode).await {
+            Ok(rows) if rows.is_empty() => missing,
+            Ok(_) => Error::new(ErrorKind::Conflict, refusal.message.clone()),
+            Err(err) => err,
+        }
     }
 }
 
@@ -705,60 +759,6 @@ impl Plan for CountPlan {
     }
     async fn fetch(&self, client: &Conn) -> Result<u64> {
         count(start(client, &self.stmt, true, self.mode).await?, true).await
-    }
-}
-
-/// `Increment`: the guarded UPDATE, its row decoded by `D`; when it
-/// changed nothing, a read by id tells a row that failed the guard
-/// ([`ErrorKind::Conflict`]) from no row ([`ErrorKind::NotFound`]).
-pub(crate) struct IncrementPlan<D = AsRecord> {
-    row: RowPlan<D>,
-    /// `SELECT … WHERE id = $1`, run only when the UPDATE changed nothing.
-    exists: Statement,
-    /// The field incremented, named when the guard fails.
-    field: String,
-}
-
-impl Retype for IncrementPlan {
-    type As<D: Decode> = IncrementPlan<D>;
-    fn retype<D: Decode>(self) -> IncrementPlan<D> {
-        IncrementPlan {
-            row: self.row.retype(),
-            exists: self.exists,
-            field: self.field,
-        }
-    }
-}
-
-impl<D: Decode> Plan for IncrementPlan<D> {
-    type Output = D::Row;
-    fn rows(_: &D::Row) -> u64 {
-        1
-    }
-    fn writes(&self) -> bool {
-        true
-    }
-    async fn fetch(&self, client: &Conn) -> Result<D::Row> {
-        match self.row.fetch(client).await {
-            Err(missing) if missing.kind() == ErrorKind::NotFound => {
-                let row = &self.row.row;
-                if query(client, &self.exists, false, row.mode)
-                    .await?
-                    .is_empty()
-                {
-                    return Err(missing);
-                }
-                Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "the increment of \"{}\" of {} was refused: the row does not meet its guard (nothing changed)",
-                        self.field,
-                        row.model.name()
-                    ),
-                ))
-            }
-            other => other,
-        }
     }
 }
 

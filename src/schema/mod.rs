@@ -9,7 +9,8 @@ mod value;
 
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
 pub use model::{
-    ColumnDefault, Field, Index, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
+    ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT, ID,
+    UPDATED_AT,
 };
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, TextMatch, DEFAULT_LIMIT, MAX_PAGE};
 pub(crate) use record::Columns;

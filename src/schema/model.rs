@@ -48,6 +48,66 @@ pub enum ColumnDefault {
     Now,
 }
 
+/// What a foreign key does to the rows that reference a row being deleted
+/// (its `ON DELETE` action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDelete {
+    /// Refuse the delete while rows reference it, checked at the end of
+    /// the statement (`NO ACTION`, PostgreSQL's default).
+    #[default]
+    NoAction,
+    /// Refuse the delete while rows reference it, checked at once
+    /// (`RESTRICT`).
+    Restrict,
+    /// Delete the referencing rows too (`CASCADE`).
+    Cascade,
+    /// Set the referencing field to NULL (`SET NULL`); the field must be
+    /// [`Field::nullable`].
+    SetNull,
+}
+
+impl OnDelete {
+    /// The action as DDL spells it.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            OnDelete::NoAction => "NO ACTION",
+            OnDelete::Restrict => "RESTRICT",
+            OnDelete::Cascade => "CASCADE",
+            OnDelete::SetNull => "SET NULL",
+        }
+    }
+
+    /// The action as `pg_constraint.confdeltype` spells it.
+    pub(crate) fn catalog_code(self) -> char {
+        match self {
+            OnDelete::NoAction => 'a',
+            OnDelete::Restrict => 'r',
+            OnDelete::Cascade => 'c',
+            OnDelete::SetNull => 'n',
+        }
+    }
+}
+
+/// A field's reference to another model's `id`: a foreign key
+/// ([`Field::references`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    model: String,
+    on_delete: OnDelete,
+}
+
+impl Reference {
+    /// The referenced model's name in the registry.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// What deleting a referenced row does.
+    pub fn on_delete(&self) -> OnDelete {
+        self.on_delete
+    }
+}
+
 /// One declared column of a model.
 ///
 /// Fields are `NOT NULL` unless made [`Field::nullable`].
@@ -66,6 +126,8 @@ pub struct Field {
     nullable: bool,
     unique: bool,
     default: Option<ColumnDefault>,
+    references: Option<Reference>,
+    version: bool,
 }
 
 impl Field {
@@ -77,6 +139,8 @@ impl Field {
             nullable: false,
             unique: false,
             default: None,
+            references: None,
+            version: false,
         }
     }
 
@@ -104,6 +168,43 @@ impl Field {
         self
     }
 
+    /// Make the field a foreign key to the `id` of model `model`: its type
+    /// must be that model's key type (`Uuid`, or `I64` for
+    /// [`PrimaryKey::Identity`]), and [`OnDelete::SetNull`] needs a
+    /// nullable field, both checked by the [`Registry`]. AutoMigrate adds
+    /// the constraint, named `<table>_<field>_fkey`, and an index on the
+    /// field unless an index already starts with it; a write that breaks
+    /// it is an [`crate::ErrorKind::Constraint`] error of kind
+    /// [`crate::ConstraintKind::ForeignKey`] naming the constraint.
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, OnDelete};
+    /// let warehouse = Field::new("warehouse_id", FieldType::Uuid)
+    ///     .references("Warehouse", OnDelete::Cascade);
+    /// assert_eq!(warehouse.reference().unwrap().model(), "Warehouse");
+    /// ```
+    pub fn references(mut self, model: impl Into<String>, on_delete: OnDelete) -> Field {
+        self.references = Some(Reference {
+            model: model.into(),
+            on_delete,
+        });
+        self
+    }
+
+    /// Make the field the model's version, for optimistic locking: an
+    /// `I64` or `I32` field, `NOT NULL`, defaulting to 1 unless given
+    /// another default. A create does not set it (the row starts at the
+    /// default; setting it is [`crate::ErrorKind::InvalidInput`]); an
+    /// update that carries it changes the row only while the row is at
+    /// that version, and every update adds 1 to it. See
+    /// [`Model::versioned`].
+    pub fn version(mut self) -> Field {
+        self.version = true;
+        self.default
+            .get_or_insert(ColumnDefault::Value(Value::I64(1)));
+        self
+    }
+
     /// The column name.
     pub fn name(&self) -> &str {
         &self.name
@@ -127,6 +228,23 @@ impl Field {
     /// The declared default, if any.
     pub fn default(&self) -> Option<&ColumnDefault> {
         self.default.as_ref()
+    }
+
+    /// The model this field references, if it is a foreign key.
+    pub fn reference(&self) -> Option<&Reference> {
+        self.references.as_ref()
+    }
+
+    /// Whether the field is its model's version ([`Field::version`]).
+    pub fn is_version(&self) -> bool {
+        self.version
+    }
+
+    /// The name AutoMigrate gives the field's foreign key:
+    /// `<table>_<field>_fkey`, PostgreSQL's own choice, cut to fit 63
+    /// bytes as index names are.
+    pub(crate) fn foreign_key_name(&self, table: &str) -> String {
+        fit_identifier(format!("{table}_{}_fkey", self.name))
     }
 }
 
@@ -183,14 +301,7 @@ impl Index {
     /// two such names.
     pub(crate) fn name(&self, table: &str) -> String {
         let kind = if self.unique { "key" } else { "idx" };
-        let name = format!("{table}_{kind}({})", self.columns.join(","));
-        if name.len() <= MAX_IDENTIFIER {
-            return name;
-        }
-        let hash = format!("#{:016x}", fnv1a(name.as_bytes()));
-        // Identifiers are ASCII (validate_identifier), so any byte is a
-        // character boundary.
-        format!("{}{hash}", &name[..MAX_IDENTIFIER - hash.len()])
+        fit_identifier(format!("{table}_{kind}({})", self.columns.join(",")))
     }
 
     /// What the index is, for messages: `the unique index on "t" (a, b)`.
@@ -205,6 +316,18 @@ impl Index {
 
 /// PostgreSQL's longest identifier in bytes (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
+
+/// `name`, or when it is past 63 bytes, its first 46 bytes, `#` and a
+/// 64-bit hash of the whole name.
+fn fit_identifier(name: String) -> String {
+    if name.len() <= MAX_IDENTIFIER {
+        return name;
+    }
+    let hash = format!("#{:016x}", fnv1a(name.as_bytes()));
+    // Identifiers are ASCII (validate_identifier), so any byte is a
+    // character boundary.
+    format!("{}{hash}", &name[..MAX_IDENTIFIER - hash.len()])
+}
 
 /// The name PostgreSQL gives an object it makes for a table (its primary
 /// key, `<table>_pkey`; an identity column's sequence, `<table>_<col>_seq`),
@@ -279,6 +402,28 @@ impl Model {
         self
     }
 
+    /// Give the model a version for optimistic locking: a field
+    /// `version`, `bigint NOT NULL DEFAULT 1` ([`Field::version`]).
+    ///
+    /// A create starts the row at version 1. An update whose patch carries
+    /// `version` is conditional: it changes the row only while the row is
+    /// still at that version, and adds 1 to it; a row at another version is
+    /// refused with [`crate::ErrorKind::Conflict`] and nothing changes. An
+    /// update without `version`, [`crate::Db::update_where`] and
+    /// [`crate::Db::increment`] change the row whatever its version, and
+    /// add 1 to it too.
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, Model};
+    /// let doc = Model::new("Doc")
+    ///     .field(Field::new("title", FieldType::Text))
+    ///     .versioned();
+    /// assert_eq!(doc.version_field().unwrap().name(), "version");
+    /// ```
+    pub fn versioned(self) -> Model {
+        self.field(Field::new("version", FieldType::I64).version())
+    }
+
     /// Add an index.
     pub fn index(mut self, index: Index) -> Model {
         self.indexes.push(index);
@@ -305,14 +450,36 @@ impl Model {
         &self.fields
     }
 
-    /// The declared indexes, plus one unique index per [`Field::unique`] field.
+    /// The version field ([`Field::version`]), if the model has one.
+    pub fn version_field(&self) -> Option<&Field> {
+        self.fields.iter().find(|f| f.version)
+    }
+
+    /// The declared indexes, plus one unique index per [`Field::unique`]
+    /// field, plus one index per [`Field::references`] field that no
+    /// other index starts with (PostgreSQL indexes the referenced key, not
+    /// the referencing field: without one, a delete of a referenced row
+    /// scans the whole referencing table).
     pub fn indexes(&self) -> impl Iterator<Item = Index> + '_ {
         let unique_fields = self
             .fields
             .iter()
             .filter(|f| f.unique)
             .map(|f| Index::on([f.name.clone()]).unique());
-        unique_fields.chain(self.indexes.iter().cloned())
+        let unindexed_references = self
+            .fields
+            .iter()
+            .filter(|f| f.references.is_some() && !f.unique)
+            .filter(|f| {
+                !self
+                    .indexes
+                    .iter()
+                    .any(|i| i.columns.first() == Some(&f.name))
+            })
+            .map(|f| Index::on([f.name.clone()]));
+        unique_fields
+            .chain(self.indexes.iter().cloned())
+            .chain(unindexed_references)
     }
 
     /// Every name the model needs in its schema, with what holds it: its
@@ -344,6 +511,14 @@ impl Model {
             CREATED_AT | UPDATED_AT => Some(FieldType::Timestamptz),
             _ => self.declared(name).map(|f| f.ty),
         }
+    }
+
+    /// Every field that references a model, with the model and the
+    /// reference.
+    pub(crate) fn foreign_keys(&self) -> impl Iterator<Item = (&Model, &Field, &Reference)> {
+        self.fields
+            .iter()
+            .filter_map(move |f| f.references.as_ref().map(|r| (self, f, r)))
     }
 
     /// The declared field with this name.
@@ -401,6 +576,42 @@ impl Model {
                     )));
                 }
                 _ => {}
+            }
+            if field.version {
+                if !matches!(field.ty, FieldType::I64 | FieldType::I32) {
+                    return Err(what(format!(
+                        "version field \"{}\" must be I64 or I32",
+                        field.name
+                    )));
+                }
+                if field.nullable || field.unique || field.references.is_some() {
+                    return Err(what(format!(
+                        "version field \"{}\" cannot be nullable, unique or a reference",
+                        field.name
+                    )));
+                }
+            }
+            if let Some(reference) = &field.references {
+                if reference.on_delete == OnDelete::SetNull && !field.nullable {
+                    return Err(what(format!(
+                        "field \"{}\" references {} ON DELETE SET NULL but is NOT NULL; \
+                         make it nullable",
+                        field.name,
+                        quoted_name(&reference.model)
+                    )));
+                }
+            }
+        }
+        if self.fields.iter().filter(|f| f.version).count() > 1 {
+            return Err(what("a model has at most one version field".into()));
+        }
+        let mut constraints = HashSet::new();
+        for field in self.fields.iter().filter(|f| f.references.is_some()) {
+            let name = field.foreign_key_name(&self.table);
+            if !constraints.insert(name.clone()) {
+                return Err(what(format!(
+                    "two foreign keys would both be named \"{name}\""
+                )));
             }
         }
         for index in &self.indexes {
@@ -478,6 +689,26 @@ impl Registry {
                 model.name
             )));
         }
+        // References between this model and those registered so far (or
+        // itself); the rest are checked by `validate`.
+        for (from, field, reference) in model.foreign_keys() {
+            let to = if reference.model == model.name {
+                Some(&model)
+            } else {
+                self.models.get(&reference.model).map(|m| &**m)
+            };
+            if let Some(to) = to {
+                check_reference(from, field, to)?;
+            }
+        }
+        for other in self.models.values() {
+            for (from, field, _) in other
+                .foreign_keys()
+                .filter(|(_, _, r)| r.model == model.name)
+            {
+                check_reference(from, field, &model)?;
+            }
+        }
         // Tables, indexes and sequences share one namespace per schema.
         let new_names = model.relation_names();
         for other in self.models.values() {
@@ -537,6 +768,54 @@ impl Registry {
     pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
         self.models.values()
     }
+
+    /// Check what [`Registry::register`] cannot while models are still
+    /// being added: that every model a field [`Field::references`] is
+    /// registered. Refused with a [`crate::ErrorKind::Config`] error naming
+    /// the model, the field and the missing model. Opening an adapter runs
+    /// it before connecting.
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, Model, OnDelete, Registry};
+    /// let item = Model::new("Item")
+    ///     .field(Field::new("warehouse_id", FieldType::Uuid).references("Warehouse", OnDelete::Cascade));
+    /// let registry = Registry::new().with(item)?;
+    /// assert!(registry.validate().is_err());
+    /// assert!(registry.with(Model::new("Warehouse"))?.validate().is_ok());
+    /// # Ok::<(), pgactor::Error>(())
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        for model in self.models.values() {
+            for (from, field, reference) in model.foreign_keys() {
+                let to = self.models.get(&reference.model).ok_or_else(|| {
+                    Error::config(format!(
+                        "model \"{}\": field \"{}\" references {}, which is not registered",
+                        from.name,
+                        field.name,
+                        quoted_name(&reference.model)
+                    ))
+                })?;
+                check_reference(from, field, to)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reference's field must hold the referenced model's key.
+fn check_reference(from: &Model, field: &Field, to: &Model) -> Result<()> {
+    let key = to.primary_key.field_type();
+    if field.ty == key {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "model \"{}\": field \"{}\" is {} but references model \"{}\", whose id is {}",
+        from.name,
+        field.name,
+        field.ty.sql(),
+        to.name,
+        key.sql()
+    )))
 }
 
 #[cfg(test)]
@@ -737,6 +1016,144 @@ mod tests {
             .unwrap()
             .with(Model::new("Upper").table_name("Stock"))
             .expect("distinct tables");
+    }
+
+    fn item(on_delete: OnDelete, ty: FieldType) -> Model {
+        Model::new("Item").field(Field::new("warehouse_id", ty).references("Warehouse", on_delete))
+    }
+
+    #[test]
+    fn references_are_checked_against_the_referenced_model_in_either_order() {
+        let warehouse = || Model::new("Warehouse");
+        let ok = Registry::new()
+            .with(item(OnDelete::Cascade, FieldType::Uuid))
+            .unwrap()
+            .with(warehouse())
+            .unwrap();
+        ok.validate().expect("the reference resolves");
+        let mismatch = |first: Model, second: Model| {
+            let err = Registry::new()
+                .with(first)
+                .unwrap()
+                .with(second)
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("\"warehouse_id\" is bigint") && text.contains("whose id is uuid"),
+                "{text}"
+            );
+        };
+        mismatch(warehouse(), item(OnDelete::NoAction, FieldType::I64));
+        mismatch(item(OnDelete::NoAction, FieldType::I64), warehouse());
+        // An identity key is referenced by an I64 field.
+        Registry::new()
+            .with(warehouse().primary_key(PrimaryKey::Identity))
+            .unwrap()
+            .with(item(OnDelete::Restrict, FieldType::I64))
+            .unwrap()
+            .validate()
+            .unwrap();
+        // A model may reference itself.
+        let category = Model::new("Category").field(
+            Field::new("parent_id", FieldType::Uuid)
+                .nullable()
+                .references("Category", OnDelete::SetNull),
+        );
+        Registry::new().with(category).unwrap().validate().unwrap();
+        let unknown = Registry::new()
+            .with(item(OnDelete::Cascade, FieldType::Uuid))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(unknown.kind(), crate::ErrorKind::Config);
+        assert!(
+            unknown
+                .to_string()
+                .contains("references \"Warehouse\", which is not registered"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn set_null_needs_a_nullable_field() {
+        let err = Registry::new()
+            .register(item(OnDelete::SetNull, FieldType::Uuid))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ON DELETE SET NULL but is NOT NULL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_reference_gets_an_index_unless_one_starts_with_it() {
+        let indexed =
+            |model: Model| -> Vec<String> { model.indexes().map(|i| i.name("item")).collect() };
+        assert_eq!(
+            indexed(item(OnDelete::Cascade, FieldType::Uuid)),
+            ["item_idx(warehouse_id)"]
+        );
+        let led = item(OnDelete::Cascade, FieldType::Uuid)
+            .field(Field::new("sku", FieldType::Text))
+            .index(Index::on(["warehouse_id", "sku"]).unique());
+        assert_eq!(indexed(led), ["item_key(warehouse_id,sku)"]);
+        let trailing = item(OnDelete::Cascade, FieldType::Uuid)
+            .field(Field::new("sku", FieldType::Text))
+            .index(Index::on(["sku", "warehouse_id"]));
+        assert_eq!(
+            indexed(trailing),
+            ["item_idx(sku,warehouse_id)", "item_idx(warehouse_id)"]
+        );
+    }
+
+    #[test]
+    fn foreign_key_names_are_postgresql_s_and_fit_63_bytes() {
+        let field = Field::new("warehouse_id", FieldType::Uuid);
+        assert_eq!(field.foreign_key_name("item"), "item_warehouse_id_fkey");
+        let long = Field::new("c".repeat(60), FieldType::Uuid);
+        let name = long.foreign_key_name("t");
+        assert_eq!(name.len(), MAX_IDENTIFIER);
+        assert!(name.starts_with("t_ccc") && name.contains('#'), "{name}");
+        // Two long columns that share a long prefix stay apart.
+        let other = Field::new(format!("{}d", "c".repeat(59)), FieldType::Uuid);
+        assert_ne!(other.foreign_key_name("t"), name);
+    }
+
+    #[test]
+    fn a_version_is_one_non_null_integer() {
+        let doc = || Model::new("Doc").field(Field::new("title", FieldType::Text));
+        let versioned = doc().versioned();
+        let field = versioned.version_field().unwrap();
+        assert_eq!(
+            (field.name(), field.ty(), field.default()),
+            (
+                "version",
+                FieldType::I64,
+                Some(&ColumnDefault::Value(Value::I64(1)))
+            )
+        );
+        Registry::new().register(versioned).unwrap();
+        let small = doc().field(
+            Field::new("v", FieldType::I32)
+                .version()
+                .default_value(0_i32),
+        );
+        Registry::new()
+            .register(small)
+            .expect("an i32 version with its own default");
+        for bad in [
+            doc().field(Field::new("v", FieldType::Text).version()),
+            doc().field(Field::new("v", FieldType::I64).version().nullable()),
+            doc().field(Field::new("v", FieldType::I64).version().unique()),
+            doc()
+                .versioned()
+                .field(Field::new("v", FieldType::I64).version()),
+        ] {
+            let err = Registry::new().register(bad.clone()).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{bad:?}");
+        }
     }
 
     #[test]

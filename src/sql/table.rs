@@ -7,7 +7,8 @@ use tokio_postgres::types::Type;
 
 use crate::error::{quoted_name, Error, Result};
 use crate::schema::{
-    push_ident, quote_ident, Model, PrimaryKey, Registry, CREATED_AT, ID, UPDATED_AT,
+    push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, ID,
+    UPDATED_AT,
 };
 use crate::schema::{Columns, Direction, FieldType, Filter, Query, Record, Value, DEFAULT_LIMIT};
 
@@ -36,6 +37,8 @@ pub(crate) struct Table {
     by_id_for_update_nowait: Arc<str>,
     /// The declared fields an insert must set: not nullable, no default.
     required: Vec<Settable>,
+    /// The version field ([`crate::Field::version`]), by position.
+    version: Option<usize>,
     /// INSERT texts already written, by the fields they set: a record's
     /// fields come sorted by name, so one set of fields is one text.
     inserts: [OnceLock<KeptInsert>; MAX_CACHED_INSERTS],
@@ -107,6 +110,7 @@ impl Table {
             .map(|(at, _)| Settable::Declared(at))
             .collect();
         Table {
+            version: model.fields().iter().position(|f| f.is_version()),
             by_id_for_update: format!("{by_id} FOR UPDATE").into(),
             by_id_for_update_nowait: format!("{by_id} FOR UPDATE NOWAIT").into(),
             required,
@@ -253,19 +257,39 @@ impl Table {
         }
     }
 
-    /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`
-    pub(crate) fn update(&self, id: Value, patch: Record) -> Result<Statement> {
-        let (mut stmt, mut sql) = self.update_set(patch)?;
+    /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE id = $n RETURNING …`.
+    ///
+    /// On a versioned model a patch that carries the version is
+    /// conditional, `… AND "version" = $expected`: answered with the
+    /// expected version, a row that changes nothing is stale (or missing).
+    pub(crate) fn update(&self, id: Value, patch: Record) -> Result<(Statement, Option<i64>)> {
+        let (mut stmt, mut sql, expected) = self.update_set(patch)?;
         self.push_by_id(&mut stmt, &mut sql, id)?;
+        if let (Some(expected), Some(field)) = (&expected, self.version_field()) {
+            sql.push_str(" AND ");
+            push_ident(&mut sql, field.name());
+            sql.push_str(" = ");
+            let ty = field.ty();
+            stmt.push_bound(&mut sql, Param::One(expected.clone()), ty.pg_type());
+        }
         self.push_returning(&mut sql);
         stmt.sql = Sql::Written(sql);
-        stmt.checked()
+        Ok((stmt.checked()?, expected.as_ref().and_then(i64::from_value)))
     }
 
     /// `UPDATE … SET <only the patch's fields>, updated_at = now() WHERE <filter>`:
-    /// the filter validated and bound as a `List`'s.
+    /// the filter validated and bound as a `List`'s. A patch cannot carry
+    /// the version: filter on it instead.
     pub(crate) fn update_where(&self, filter: &Filter, patch: Record) -> Result<Statement> {
-        let (mut stmt, mut sql) = self.update_set(patch)?;
+        let (mut stmt, mut sql, expected) = self.update_set(patch)?;
+        if let (Some(_), Some(field)) = (expected, self.version_field()) {
+            return Err(Error::invalid_input(format!(
+                "\"{}\" is the version of {}: an update by filter adds 1 to it; \
+                 to update rows at a version, filter on it",
+                field.name(),
+                self.model.name()
+            )));
+        }
         sql.push_str(&self.condition(filter, &mut stmt, 0)?);
         stmt.sql = Sql::Written(sql);
         stmt.checked()
@@ -284,6 +308,12 @@ impl Table {
         let ty = self.column_type(field)?;
         if field == ID {
             return Err(Error::invalid_input("the id of a row cannot be changed"));
+        }
+        if self.version_field().is_some_and(|v| v.name() == field) {
+            return Err(Error::invalid_input(format!(
+                "\"{field}\" is the version of {}: every update adds 1 to it",
+                self.model.name()
+            )));
         }
         if !ty.is_numeric() {
             return Err(Error::invalid_input(format!(
@@ -306,7 +336,7 @@ impl Table {
         sql.push_str(" + ");
         stmt.push_bound(&mut sql, Param::One(by), ty.pg_type());
         sql.push_str(", ");
-        self.push_set_updated_at(&mut sql);
+        self.push_kept_sets(&mut sql);
         self.push_by_id(&mut stmt, &mut sql, id)?;
         if let Some(guard) = guard {
             sql.push_str(" AND ");
@@ -318,13 +348,25 @@ impl Table {
     }
 
     /// `UPDATE … SET <the patch's fields>, "updated_at" = now() WHERE `, its
-    /// values bound.
-    fn update_set(&self, patch: Record) -> Result<(Statement, String)> {
+    /// values bound, and the version the patch carries (checked against
+    /// the field), which is no assignment.
+    fn update_set(&self, patch: Record) -> Result<(Statement, String, Option<Value>)> {
         let mut stmt = Statement::new();
         let mut sql = self.update_head();
+        let mut expected = None;
         for (field, value) in patch.into_fields() {
             if &*field == ID {
                 return Err(Error::invalid_input("the id of a row cannot be changed"));
+            }
+            if let Some(version) = self.version_field().filter(|v| v.name() == &*field) {
+                if value.is_null() {
+                    return Err(Error::invalid_input(format!(
+                        "the expected version \"{field}\" of {} cannot be null",
+                        self.model.name()
+                    )));
+                }
+                expected = Some(version.ty().coerce(&field, value)?);
+                continue;
             }
             let (_, ty) = self.settable(&field, &value)?;
             push_ident(&mut sql, &field);
@@ -336,8 +378,8 @@ impl Table {
             );
             sql.push_str(", ");
         }
-        self.push_set_updated_at(&mut sql);
-        Ok((stmt, sql))
+        self.push_kept_sets(&mut sql);
+        Ok((stmt, sql, expected))
     }
 
     /// `UPDATE "schema"."table" SET `, with room for the rest.
@@ -349,9 +391,21 @@ impl Table {
         sql
     }
 
-    /// The last assignment of every UPDATE, and its WHERE.
-    fn push_set_updated_at(&self, sql: &mut String) {
+    /// The last assignments of every UPDATE, the adapter's: the version
+    /// plus 1 on a versioned model, `updated_at`; and its WHERE.
+    fn push_kept_sets(&self, sql: &mut String) {
+        if let Some(version) = self.version_field() {
+            push_ident(sql, version.name());
+            sql.push_str(" = ");
+            push_ident(sql, version.name());
+            sql.push_str(" + 1, ");
+        }
         sql.push_str("\"updated_at\" = now() WHERE ");
+    }
+
+    /// The model's version field, if it has one.
+    fn version_field(&self) -> Option<&Field> {
+        self.version.map(|at| &self.model.fields()[at])
     }
 
     /// `"id" = $n`, the id bound.
@@ -608,6 +662,13 @@ impl Table {
                     .position(|f| f.name() == field)
                     .ok_or_else(|| Error::unknown_field(self.model.name(), field))?;
                 let declared = &self.model.fields()[at];
+                if declared.is_version() {
+                    return Err(Error::invalid_input(format!(
+                        "\"{field}\" is the version of {}, kept by the adapter: a create \
+                         starts it at its default; an update carries it as the version it expects",
+                        self.model.name()
+                    )));
+                }
                 (
                     Settable::Declared(at),
                     declared.ty(),
@@ -764,12 +825,79 @@ mod tests {
                 Value::from(uuid::Uuid::nil()),
                 Record::new().with("quantity", 3_i64),
             )
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(
             &*stmt.sql,
             "UPDATE \"shop\".\"stock\" SET \"quantity\" = $1, \"updated_at\" = now() WHERE \"id\" = $2 \
              RETURNING \"id\", \"sku\", \"quantity\", \"note\", \"created_at\", \"updated_at\""
         );
+    }
+
+    #[test]
+    fn a_versioned_update_bumps_the_version_and_is_conditional_when_the_patch_carries_it() {
+        let registry = Registry::new()
+            .with(
+                Model::new("Doc")
+                    .field(Field::new("title", FieldType::Text))
+                    .versioned(),
+            )
+            .unwrap();
+        let t = only_table(&registry);
+        let id = || Value::from(uuid::Uuid::nil());
+        let returning = "RETURNING \"id\", \"title\", \"version\", \"created_at\", \"updated_at\"";
+        let (stmt, expected) = t
+            .update(
+                id(),
+                Record::new().with("title", "b").with("version", 3_i32),
+            )
+            .unwrap();
+        assert_eq!(expected, Some(3));
+        assert_eq!(
+            &*stmt.sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"title\" = $1, \"version\" = \"version\" + 1, \
+                 \"updated_at\" = now() WHERE \"id\" = $2 AND \"version\" = $3 {returning}"
+            )
+        );
+        assert!(matches!(stmt.params[2], (Param::One(Value::I64(3)), _)));
+        let (stmt, expected) = t.update(id(), Record::new().with("title", "b")).unwrap();
+        assert_eq!(expected, None);
+        assert_eq!(
+            &*stmt.sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"title\" = $1, \"version\" = \"version\" + 1, \
+                 \"updated_at\" = now() WHERE \"id\" = $2 {returning}"
+            )
+        );
+        let every = t
+            .update_where(&Filter::eq("title", "a"), Record::new().with("title", "b"))
+            .unwrap();
+        assert!(
+            every.sql.contains("\"version\" = \"version\" + 1"),
+            "{}",
+            &*every.sql
+        );
+        let refused = [
+            t.insert(Record::new().with("title", "a").with("version", 1_i64)),
+            t.update(id(), Record::new().with("version", Value::Null))
+                .map(|x| x.0),
+            t.update(id(), Record::new().with("version", "3"))
+                .map(|x| x.0),
+            t.update_where(
+                &Filter::eq("title", "a"),
+                Record::new().with("version", 2_i64),
+            ),
+            t.increment(id(), "version", Value::from(1_i64), None),
+        ];
+        for (i, case) in refused.into_iter().enumerate() {
+            let err = case.expect_err(&format!("case {i} should be refused"));
+            assert_eq!(
+                err.kind(),
+                crate::error::ErrorKind::InvalidInput,
+                "case {i}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1048,9 +1176,11 @@ mod tests {
                     .with("sku", "a")
                     .with("created_at", chrono::Utc::now()),
             ),
-            t.update(id(), Record::new().with("id", uuid::Uuid::nil())),
-            t.update(id(), Record::new().with("\"quantity\"", 1_i64)), // quoted name
-            t.read(Value::from(1_i64)),                                // wrong id type
+            t.update(id(), Record::new().with("id", uuid::Uuid::nil()))
+                .map(|x| x.0),
+            t.update(id(), Record::new().with("\"quantity\"", 1_i64)) // quoted name
+                .map(|x| x.0),
+            t.read(Value::from(1_i64)), // wrong id type
             t.read(Value::Null),
             t.list(&Query::new().filter(Filter::eq("sku; DROP TABLE x", "a")))
                 .map(|x| x.0),

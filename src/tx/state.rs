@@ -266,8 +266,12 @@ impl TxState {
             _ => err,
         });
         if let Err(err) = &result {
-            // NotFound and Decode follow a statement that succeeded.
-            if broken || !matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Decode) {
+            // NotFound and Decode follow a statement that succeeded, and
+            // so does a Conflict with no server code (a write's guard or
+            // expected version refused by the data, nothing changed).
+            let succeeded = matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Decode)
+                || (err.kind() == ErrorKind::Conflict && err.sqlstate().is_none());
+            if broken || !succeeded {
                 self.status = Status::Failed(err.to_string());
             }
         } else if broken {
