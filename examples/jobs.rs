@@ -31,7 +31,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use cluster::{BoxError, Target};
 use pgactor::{Call, Db, DbMsg, Filter, Query, Record, Registry, TxMsg, TxOptions};
-use ractor::{call, Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{
+    call, Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef,
+    SupervisionEvent,
+};
 
 const WORKERS: u32 = 8;
 /// Jobs ready at once.
@@ -182,7 +185,7 @@ async fn work_one(
         call!(actor, TxMsg::Commit)??;
         return Ok(false);
     };
-    let attempt = log_attempt(db, job.id, &name).await?;
+    let attempt = log_attempt(db, &actor, job.id, &name).await?;
     call!(foreman, ForemanMsg::Took, myself.clone(), job.id)?;
     let state = if attempt > MAX_ATTEMPTS {
         "failed"
@@ -205,6 +208,7 @@ async fn work_one(
 /// (an autocommit write of its own); answer how many attempts it has had.
 async fn log_attempt(
     db: &ActorRef<DbMsg>,
+    tx: &DerivedActorRef<TxMsg>,
     job: i64,
     worker: &str,
 ) -> Result<u64, ActorProcessingErr> {
@@ -213,8 +217,10 @@ async fn log_attempt(
         worker: worker.into(),
     };
     call!(db, DbMsg::create_as, attempt, Call::here())??;
+    // Counted in the transaction, on the primary: it sees the attempt just
+    // committed, where a read outside it may go to a replica not there yet.
     let so_far = Query::new().filter(Attempt::JOB_ID.eq(job)).limit(1);
-    Ok(call!(db, DbMsg::list_as::<Attempt>, so_far, Call::here())??.total)
+    Ok(call!(tx, TxMsg::list_as::<Attempt>, so_far)??.total)
 }
 
 /// The work itself: a sleep of the payload's `ms`. The flaky job panics
@@ -413,13 +419,18 @@ async fn run(db: Db, _: Target) -> Result<(), BoxError> {
 /// Read the outcome back from the database and print it; an error if any
 /// job is left unfinished or a transaction is still open.
 async fn report(db: &Db, total: u64, elapsed: Duration, outcome: &Outcome) -> Result<(), BoxError> {
+    // Read back in a transaction: on the primary, even with a replica.
+    let tx = db
+        .begin(TxOptions {
+            read_only: true,
+            ..TxOptions::default()
+        })
+        .await?;
     let all = Query::new().sort_asc("id").limit(total);
-    let jobs = db.typed::<Job>().list(all).await?.rows;
-    let attempts = db
-        .typed::<Attempt>()
-        .list(Query::new().sort_asc("id").limit(10 * total))
-        .await?
-        .rows;
+    let jobs = tx.typed::<Job>().list(all).await?.rows;
+    let every_attempt = Query::new().limit(10 * total);
+    let attempts = tx.typed::<Attempt>().list(every_attempt).await?.rows;
+    tx.commit().await?;
 
     let mut per_worker: BTreeMap<(usize, String), u64> = BTreeMap::new();
     for job in &jobs {
