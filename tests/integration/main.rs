@@ -20,6 +20,7 @@ mod filters;
 mod foreign_keys;
 mod health;
 mod job_queue;
+mod job_workers;
 mod libpq;
 mod lifetimes;
 mod list;
