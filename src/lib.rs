@@ -65,6 +65,7 @@ pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};
+pub use wire::{HookError, HookFuture, NewConnection};
 
 /// PostgreSQL's types and the conversions of Rust values to and from them
 /// (tokio-postgres's `types` module): implement [`types::ToSql`] and

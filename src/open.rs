@@ -19,7 +19,10 @@ use crate::schema::Registry;
 use crate::sql::{Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::tx::SpareActors;
-use crate::wire::{check_server_defaults, client_config, ensure_schema, Dsn};
+use crate::wire::{
+    check_server_defaults, client_config, ensure_schema, ConnectHook, Dsn, HookFuture,
+    NewConnection,
+};
 
 /// Open the adapter with the production defaults.
 ///
@@ -129,6 +132,8 @@ pub struct OpenOptions {
     max_channels: usize,
     /// The actor the adapter's supervisor is linked under, if any.
     linked_to: Option<ActorCell>,
+    /// Run on every new pooled connection after its session settings.
+    on_connect: ConnectHook,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -151,6 +156,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("notification_buffer", &self.notification_buffer)
             .field("max_channels", &self.max_channels)
             .field("linked_to", &self.linked_to.as_ref().map(ActorCell::get_id))
+            .field("on_connect", &self.on_connect)
             .finish()
     }
 }
@@ -175,6 +181,7 @@ impl OpenOptions {
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
             linked_to: None,
+            on_connect: ConnectHook::default(),
         }
     }
 
@@ -289,6 +296,40 @@ impl OpenOptions {
     /// ```
     pub fn linked_to(mut self, parent: ActorCell) -> OpenOptions {
         self.linked_to = Some(parent);
+        self
+    }
+
+    /// Run `hook` on every new connection of both pools, after its session
+    /// settings and before anything else runs on it: to set settings of
+    /// your own, register types or prepare statements. A hook that fails
+    /// fails that connection, which is closed and never used: the
+    /// operation that wanted it answers [`crate::ErrorKind::Unavailable`]
+    /// with the hook's error in its message (and so does `open`, which
+    /// connects each pool once). Bound it: it runs inside the pool's
+    /// `connect_timeout`. The listener's and the replica watch's own
+    /// connections do not run it. Behind a transaction-pooling PgBouncer
+    /// ([`crate::PoolerMode::Transaction`]) a session `SET` here would reach
+    /// server sessions other clients share: set nothing there.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: pgactor::Registry) -> pgactor::Result<()> {
+    /// let db = pgactor::OpenOptions::new("postgres://app@db/shop")
+    ///     .registry(registry)
+    ///     .on_connect(|conn| {
+    ///         Box::pin(async move {
+    ///             conn.client().batch_execute("SET work_mem = '64MB'").await?;
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn on_connect<F>(mut self, hook: F) -> OpenOptions
+    where
+        F: for<'a> Fn(NewConnection<'a>) -> HookFuture<'a> + Send + Sync + 'static,
+    {
+        self.on_connect = ConnectHook::new(hook);
         self
     }
 
@@ -451,6 +492,7 @@ impl OpenOptions {
             write_settings,
             session.clone(),
             self.statement_cache_size,
+            self.on_connect.clone(),
         )?;
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
@@ -461,6 +503,7 @@ impl OpenOptions {
             read_settings,
             session.clone(),
             self.statement_cache_size,
+            self.on_connect.clone(),
         )?;
         built.0.push(read.pool.clone());
 

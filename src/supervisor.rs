@@ -562,6 +562,7 @@ mod tests {
                         settings,
                         session.clone(),
                         crate::pool::DEFAULT_STATEMENT_CACHE_SIZE,
+                        Default::default(),
                     )
                     .unwrap(),
                     catalog: catalog.clone(),

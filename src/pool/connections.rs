@@ -19,7 +19,8 @@ use crate::config::{PoolSettings, Role, SessionSettings};
 use crate::error::{describe, Error, Result};
 use crate::stats::PoolStats;
 use crate::wire::{
-    apply_session, client_config, read_settings, CancelTarget, Dsn, Tls, MANAGED_SETTINGS,
+    apply_session, client_config, read_settings, CancelTarget, ConnectHook, Dsn, Tls,
+    MANAGED_SETTINGS,
 };
 
 /// One role's pool, with what its error messages need to say.
@@ -43,7 +44,8 @@ pub(crate) struct ConnectionPool {
 
 impl ConnectionPool {
     /// Build the pool of `role`, reading the DSN's certificate files, with
-    /// at most `statements` prepared statements per connection. Connections
+    /// at most `statements` prepared statements per connection, and `hook`
+    /// run on each new connection after its session settings. Connections
     /// open lazily; see [`ConnectionPool::check`].
     pub(crate) fn build(
         role: Role,
@@ -51,6 +53,7 @@ impl ConnectionPool {
         settings: PoolSettings,
         session: Arc<SessionSettings>,
         statements: usize,
+        hook: ConnectHook,
     ) -> Result<Self> {
         let connector = dsn
             .tls
@@ -70,11 +73,19 @@ impl ConnectionPool {
         let counters = Arc::new(Counters::default());
         let manager = Connector::new(manager, statements, counters.clone());
         let hook = Hook::async_fn(move |client: &mut Conn, _| {
-            let session = session.clone();
+            let (session, hook) = (session.clone(), hook.clone());
             Box::pin(async move {
                 apply_session(client, role, &session)
                     .await
                     .map_err(HookError::Backend)?;
+                // The connection is dropped, never used, when the hook fails.
+                hook.run(role, client).await.map_err(|e| {
+                    let why = match e.downcast_ref::<tokio_postgres::Error>() {
+                        Some(e) => describe(e),
+                        None => e.to_string(),
+                    };
+                    HookError::message(format!("the connection hook failed: {why}"))
+                })?;
                 tracing::debug!(target: "pgactor.pool", role = role.as_str(), "connection opened");
                 Ok(())
             })

@@ -181,8 +181,15 @@ mod tests {
             crate::wire::Dsn::parse("postgres://app@127.0.0.1:1/db?sslmode=disable", Role::Write)
                 .unwrap();
         let settings = PoolConfig::default().resolve(Role::Write).unwrap();
-        let pool =
-            crate::pool::ConnectionPool::build(Role::Write, &dsn, settings, session, 1).unwrap();
+        let pool = crate::pool::ConnectionPool::build(
+            Role::Write,
+            &dsn,
+            settings,
+            session,
+            1,
+            Default::default(),
+        )
+        .unwrap();
         // Building the pool started its reaper.
         assert!(pool.stats().reaper_running);
         // The reaper's task ends while its pool is open (a panic, an abort).

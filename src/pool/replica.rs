@@ -626,8 +626,15 @@ mod tests {
         let settings = crate::config::PoolConfig::default()
             .resolve(crate::config::Role::Read)
             .unwrap();
-        let pool =
-            ConnectionPool::build(crate::config::Role::Read, &dsn, settings, session, 1).unwrap();
+        let pool = ConnectionPool::build(
+            crate::config::Role::Read,
+            &dsn,
+            settings,
+            session,
+            1,
+            Default::default(),
+        )
+        .unwrap();
         let w = Arc::new(watch());
         assert!(w.stats().up);
         // The monitor's task ends while its pool is open (a panic, an abort).

@@ -6,6 +6,7 @@
 mod cancel;
 mod dsn;
 mod environment;
+mod hook;
 mod options;
 mod pooler;
 mod session;
@@ -13,6 +14,8 @@ mod tls;
 
 pub(crate) use cancel::{CancelTarget, CANCEL_GRACE};
 pub(crate) use dsn::Dsn;
+pub(crate) use hook::ConnectHook;
+pub use hook::{HookError, HookFuture, NewConnection};
 pub(crate) use pooler::{begin_sql, check_server_defaults, in_transaction};
 pub(crate) use session::{
     apply_session, client_config, ensure_schema, read_settings, timeout_setting, MANAGED_SETTINGS,

@@ -14,6 +14,7 @@ mod bad_input;
 mod bouncer;
 mod bulk_writes;
 mod column_types;
+mod connect_hook;
 mod crud;
 mod errors;
 mod filters;
