@@ -18,6 +18,7 @@ mod crud;
 mod errors;
 mod filters;
 mod job_queue;
+mod keyset;
 mod lifetimes;
 mod list;
 mod listen;
