@@ -502,7 +502,8 @@ pub struct Query {
     pub(crate) sort: Vec<Sort>,
     pub(crate) limit: Option<u64>,
     pub(crate) offset: u64,
-    pub(crate) after: Option<Cursor>,
+    /// Boxed: a query rides in every list message, most without one.
+    pub(crate) after: Option<Box<Cursor>>,
     pub(crate) without_total: bool,
 }
 
@@ -584,7 +585,7 @@ impl Query {
     /// # }
     /// ```
     pub fn after(mut self, cursor: Cursor) -> Query {
-        self.after = Some(cursor);
+        self.after = Some(Box::new(cursor));
         self
     }
 
