@@ -175,6 +175,7 @@ async fn shop(db: Db, _: Target) -> Result<(), BoxError> {
         .await?;
     let remaining: i64 = tx.read("StockBalance", stock).await?.get("quantity")?;
     let recorded = tx.list("Reservation", Query::new().limit(1)).await?.total;
+    let recorded = recorded.ok_or("the list was counted")?;
     tx.commit().await?;
     println!("reserved {reserved}, refused {refused}, remaining {remaining}, reservation rows {recorded}");
 

@@ -220,7 +220,8 @@ async fn log_attempt(
     // Counted in the transaction, on the primary: it sees the attempt just
     // committed, where a read outside it may go to a replica not there yet.
     let so_far = Query::new().filter(Attempt::JOB_ID.eq(job)).limit(1);
-    Ok(call!(tx, TxMsg::list_as::<Attempt>, so_far)??.total)
+    let counted = call!(tx, TxMsg::list_as::<Attempt>, so_far)??.total;
+    Ok(counted.ok_or("the list was counted")?)
 }
 
 /// The work itself: a sleep of the payload's `ms`. The flaky job panics

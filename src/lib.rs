@@ -57,9 +57,10 @@ pub use pool::{
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{
-    ArrayElement, CmpOp, ColumnDefault, Direction, Elem, Field, FieldType, Filter, FromValue,
-    Index, Model, OnDelete, Page, PrimaryKey, Query, Record, RecordIntoIter, Reference, Registry,
-    Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
+    ArrayElement, CmpOp, ColumnDefault, Cursor, Direction, Elem, Field, FieldType, Filter,
+    FromValue, Index, Model, OnDelete, Page, PrimaryKey, Query, Record, RecordIntoIter, Reference,
+    Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, ID, MAX_CURSOR_LEN,
+    MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;

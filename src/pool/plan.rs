@@ -23,7 +23,7 @@ use crate::messages::{
 };
 use crate::raw::{unspecified, BindError, FromRow};
 use crate::schema::{Columns, Model, Page, Query, Record, Value, DEFAULT_LIMIT};
-use crate::sql::{Catalog, Statement, Statements, Table};
+use crate::sql::{Catalog, Listing, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
 fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
@@ -500,13 +500,10 @@ impl Request for ListRequest {
     fn plan(mut self, catalog: &Catalog) -> Result<PagePlan> {
         let table = catalog.table(&self.model)?;
         bounded_page(&mut self.query, catalog)?;
-        let (page, count, limit) = table.list(&self.query)?;
         Ok(PagePlan {
             list: ListStatements {
-                page,
+                listing: table.list(&self.query)?,
                 columns: table.columns.clone(),
-                count,
-                limit,
                 offset: self.query.offset,
                 mode: catalog.statements,
             },
@@ -615,8 +612,9 @@ pub(crate) async fn wal_position(client: &Client) -> Result<ConsistencyToken> {
     Ok(ConsistencyToken(u64::from(lsn)))
 }
 
-/// `List`: a page statement and a count statement, the page's rows
-/// decoded by `D`.
+/// `List`: a page statement and, unless the query is `without_total`, a
+/// count statement; the page's rows decoded by `D`, and a cursor made from
+/// the driver's last row (before decoding, so typed pages have one too).
 pub(crate) struct PagePlan<D = AsRecord> {
     list: ListStatements,
     decode: PhantomData<D>,
@@ -624,10 +622,8 @@ pub(crate) struct PagePlan<D = AsRecord> {
 
 /// What a [`PagePlan`] runs, whatever it decodes into.
 struct ListStatements {
-    page: Statement,
+    listing: Listing,
     columns: Arc<Columns>,
-    count: Statement,
-    limit: u64,
     offset: u64,
     mode: Statements,
 }
@@ -793,28 +789,49 @@ impl<D: Decode> Plan for PagePlan<D> {
         false
     }
     fn pipelines(&self) -> bool {
-        true
+        self.list.listing.count.is_some()
     }
-    /// Both statements go out together and tokio-postgres pipelines them
-    /// on the connection: one round trip.
+    /// With a count, both statements go out together and tokio-postgres
+    /// pipelines them on the connection: one round trip.
     async fn fetch(&self, client: &Conn) -> Result<Page<D::Row>> {
-        let (rows, total) = tokio::try_join!(
-            query(client, &self.list.page, false, self.list.mode),
-            query(client, &self.list.count, false, self.list.mode)
-        )?;
-        let total: i64 = total
-            .first()
-            .ok_or_else(|| Error::decode("count(*) returned no row"))?
-            .try_get(0)
-            .map_err(|e| Error::decode(format!("count(*): {e}")))?;
+        let Listing {
+            page,
+            count,
+            limit,
+            keyset,
+        } = &self.list.listing;
+        let mode = self.list.mode;
+        let (rows, total) = match count {
+            Some(count) => {
+                let (rows, total) = tokio::try_join!(
+                    query(client, page, false, mode),
+                    query(client, count, false, mode)
+                )?;
+                let total: i64 = total
+                    .first()
+                    .ok_or_else(|| Error::decode("count(*) returned no row"))?
+                    .try_get(0)
+                    .map_err(|e| Error::decode(format!("count(*): {e}")))?;
+                (rows, Some(total.max(0) as u64))
+            }
+            None => (query(client, page, false, mode).await?, None),
+        };
+        let next = match (rows.last(), keyset) {
+            (Some(last), Some(keyset)) if rows.len() as u64 == *limit => keyset.cursor(|at| {
+                last.try_get::<_, Value>(at)
+                    .map_err(|e| Error::decode(format!("the cursor's column {at}: {e}")))
+            })?,
+            _ => None,
+        };
         Ok(Page {
             rows: rows
                 .iter()
                 .map(|row| D::decode(&self.list.columns, row))
                 .collect::<Result<_>>()?,
-            total: total.max(0) as u64,
-            limit: self.list.limit,
+            total,
+            limit: *limit,
             offset: self.list.offset,
+            next,
         })
     }
 }

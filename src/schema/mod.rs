@@ -1,12 +1,15 @@
 //! What the adapter knows of the data: models and their registry, values,
 //! records (rows), and queries (filters, sorts, pages).
 
+mod cursor;
 mod ident;
 mod model;
 mod query;
 mod record;
 mod value;
 
+pub(crate) use cursor::Keyset;
+pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT, ID,

@@ -1,5 +1,6 @@
 //! What a `List` asks for: filters, sort order and a page window.
 
+use super::cursor::Cursor;
 use super::value::Value;
 use crate::error::{quoted_name, Error};
 
@@ -472,12 +473,18 @@ pub struct Sort {
     pub direction: Direction,
 }
 
-/// A `List` request: filter, multi-column sort, limit and offset.
+/// A `List` request: filter, multi-column sort, limit, and where the page
+/// starts (an offset, or after a [`Cursor`]).
 ///
 /// Rows are always ordered: after the given sort keys comes `id`, so pages
 /// are stable. Without [`Query::limit`] a page holds [`DEFAULT_LIMIT`] rows;
 /// a limit above the adapter's maximum page ([`MAX_PAGE`] by default) is
 /// refused.
+///
+/// A page counts every matching row too ([`Page::total`]), unless
+/// [`Query::without_total`] says not to. Deep pages cost less walked by
+/// cursor ([`Query::after`]) than by offset, which reads and drops every
+/// row it skips.
 ///
 /// ```
 /// use pgactor::{Filter, Query};
@@ -495,6 +502,9 @@ pub struct Query {
     pub(crate) sort: Vec<Sort>,
     pub(crate) limit: Option<u64>,
     pub(crate) offset: u64,
+    /// Boxed: a query rides in every list message, most without one.
+    pub(crate) after: Option<Box<Cursor>>,
+    pub(crate) without_total: bool,
 }
 
 impl Query {
@@ -539,24 +549,76 @@ impl Query {
         self
     }
 
-    /// Skip the first `offset` matching rows.
+    /// Skip the first `offset` matching rows. The server still reads every
+    /// row it skips: a deep page costs as much as all the pages before it
+    /// (see [`Query::after`]).
     pub fn offset(mut self, offset: u64) -> Query {
         self.offset = offset;
         self
     }
+
+    /// Start after the row `cursor` was made from: the page after the one
+    /// whose [`Page::next`] it is (keyset pagination). The server seeks to
+    /// the cursor's sort key instead of reading and dropping the rows
+    /// before it, so every page costs about the same, and rows inserted or
+    /// deleted before the cursor do not shift the pages after it.
+    ///
+    /// Use it with the sort (and the model) the cursor was made for and no
+    /// offset: another sort, an offset above 0 or a tampered cursor is
+    /// refused with [`crate::ErrorKind::InvalidInput`] before any SQL. The
+    /// filter may change between pages. NULLs sort as PostgreSQL sorts them
+    /// by default (last when ascending, first when descending), and a
+    /// cursor after a NULL continues among the NULLs and past them. A sort
+    /// on a `jsonb`, array or `inet` field makes no cursor.
+    ///
+    /// ```no_run
+    /// # async fn walk(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::Query;
+    /// let query = Query::new().sort_desc("quantity").limit(100).without_total();
+    /// let mut page = db.list("StockBalance", query.clone()).await?;
+    /// loop {
+    ///     // … use page.rows …
+    ///     let Some(next) = page.next else { break };
+    ///     page = db.list("StockBalance", query.clone().after(next)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn after(mut self, cursor: Cursor) -> Query {
+        self.after = Some(Box::new(cursor));
+        self
+    }
+
+    /// Do not count the matching rows: [`Page::total`] is `None`, and the
+    /// page costs one statement instead of two. Counting reads every
+    /// matching row (or index entry), however small the page: with many
+    /// matches it costs far more than the page itself.
+    pub fn without_total(mut self) -> Query {
+        self.without_total = true;
+        self
+    }
 }
 
-/// One page of a `List`, with the number of rows matching the filter: its
-/// rows as [`super::record::Record`]s, or as the model's own type through
-/// [`crate::Db::typed`].
+/// One page of a `List`: its rows as [`super::record::Record`]s, or as the
+/// model's own type through [`crate::Db::typed`], the number of rows
+/// matching the filter, and a cursor to the next page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page<T = super::record::Record> {
     /// The rows of this page, in the query's order.
     pub rows: Vec<T>,
-    /// How many rows match the filter across all pages.
-    pub total: u64,
+    /// How many rows match the filter across all pages (whatever the
+    /// offset or cursor); `None` when the query said
+    /// [`Query::without_total`].
+    pub total: Option<u64>,
     /// The page size used.
     pub limit: u64,
-    /// The offset used.
+    /// The offset used (`0` for a page after a cursor).
     pub offset: u64,
+    /// Where the next page starts, for [`Query::after`]: present when this
+    /// page is full (it holds `limit` rows; the next may still be empty).
+    /// `None` on a page with fewer rows (the last), and when no cursor can
+    /// follow the sort: a sort on a `jsonb`, array or `inet` field, or a
+    /// last row whose sort key encodes longer than
+    /// [`super::cursor::MAX_CURSOR_LEN`].
+    pub next: Option<Cursor>,
 }

@@ -5,4 +5,4 @@ mod statement;
 mod table;
 
 pub(crate) use statement::{Statement, Statements};
-pub(crate) use table::{Catalog, Table};
+pub(crate) use table::{Catalog, Listing, Table};

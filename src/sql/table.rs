@@ -10,7 +10,9 @@ use crate::schema::{
     push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, ID,
     UPDATED_AT,
 };
-use crate::schema::{Columns, Direction, FieldType, Filter, Query, Record, Value, DEFAULT_LIMIT};
+use crate::schema::{
+    Columns, Direction, FieldType, Filter, Keyset, Query, Record, Value, DEFAULT_LIMIT,
+};
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
 
@@ -441,22 +443,25 @@ impl Table {
         stmt.checked()
     }
 
-    /// The page statement and the count statement of a `List`.
-    pub(crate) fn list(&self, query: &Query) -> Result<(Statement, Statement, u64)> {
+    /// The statements of a `List`: its page, its count unless the query
+    /// says `without_total`, and the sort key its cursors hold.
+    pub(crate) fn list(&self, query: &Query) -> Result<Listing> {
         let mut page = Statement::new();
-        let mut count = Statement::new();
-        let condition = match &query.filter {
-            Some(filter) => {
-                let condition = self.condition(filter, &mut page, 0)?;
-                count.params = page
-                    .params
-                    .iter()
-                    .map(|(p, t)| (p.duplicate(), t.clone()))
-                    .collect();
-                condition
-            }
+        let mut condition = match &query.filter {
+            Some(filter) => self.condition(filter, &mut page, 0)?,
             None => "TRUE".into(),
         };
+        let count = (!query.without_total).then(|| Statement {
+            sql: Sql::Written(format!(
+                "SELECT count(*) FROM {} WHERE {condition}",
+                self.qualified
+            )),
+            params: page
+                .params
+                .iter()
+                .map(|(p, t)| (p.duplicate(), t.clone()))
+                .collect(),
+        });
         let mut order = Vec::with_capacity(query.sort.len() + 1);
         for sort in &query.sort {
             self.column_type(&sort.field)?;
@@ -468,6 +473,24 @@ impl Table {
         }
         if !query.sort.iter().any(|s| s.field == ID) {
             order.push("\"id\" ASC".into());
+        }
+        // A sort no cursor can follow makes none, and is refused a cursor.
+        let keyset = match (Keyset::new(&self.model, &query.sort), &query.after) {
+            (Err(refused), Some(_)) => return Err(refused),
+            (keyset, _) => keyset.ok(),
+        };
+        if let (Some(cursor), Some(keyset)) = (&query.after, &keyset) {
+            if query.offset > 0 {
+                return Err(Error::invalid_input(
+                    "a page starts after a cursor or at an offset, not both: offset must be 0",
+                ));
+            }
+            let after = after_key(keyset, keyset.values(cursor)?, &mut page);
+            condition = if query.filter.is_some() {
+                format!("{condition} AND {after}")
+            } else {
+                after
+            };
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let as_i64 = |n: u64, what: &str| {
@@ -484,18 +507,21 @@ impl Table {
             self.qualified,
             order.join(", ")
         ));
-        count.sql = Sql::Written(format!(
-            "SELECT count(*) FROM {} WHERE {condition}",
-            self.qualified
-        ));
-        Ok((page.checked()?, count.checked()?, limit))
+        Ok(Listing {
+            page: page.checked()?,
+            count: count.map(Statement::checked).transpose()?,
+            limit,
+            keyset,
+        })
     }
 
     /// `SELECT … WHERE <filter> ORDER BY … LIMIT $n OFFSET $m FOR UPDATE
     /// SKIP LOCKED`: the next rows a `List` would answer, less those other
     /// transactions hold, locked until this one ends (a work queue's take).
     pub(crate) fn lock_next(&self, query: &Query) -> Result<(Statement, u64)> {
-        let (mut page, _, limit) = self.list(query)?;
+        let Listing {
+            mut page, limit, ..
+        } = self.list(query)?;
         let text = format!("{} FOR UPDATE SKIP LOCKED", &*page.sql);
         page.sql = Sql::Written(text);
         Ok((page, limit))
@@ -683,6 +709,89 @@ impl Table {
             )));
         }
         Ok((settable, ty))
+    }
+}
+
+/// The statements of a `List` ([`Table::list`]).
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub(crate) page: Statement,
+    /// `SELECT count(*)` of the filter; `None` for a query `without_total`.
+    pub(crate) count: Option<Statement>,
+    /// The page size.
+    pub(crate) limit: u64,
+    /// The sort key a cursor after the page's last row holds; `None` when
+    /// no cursor can follow the sort.
+    pub(crate) keyset: Option<Keyset>,
+}
+
+/// The condition "after the row whose key is `values`" in the order of
+/// `keyset`, each value bound once. All directions alike and no nullable
+/// field: a row-value comparison, `("a", "id") > ($1, $2)`. Otherwise the
+/// expanded form `a > $1 OR (a = $1 AND id > $2)`, led by `a >= $1` so an
+/// index on the first field bounds the scan. NULL sorts last ascending and
+/// first descending (PostgreSQL's default, which the ORDER BY uses): it is
+/// above every value.
+fn after_key(keyset: &Keyset, values: Vec<Value>, stmt: &mut Statement) -> String {
+    let keys = &keyset.keys;
+    let bound: Vec<Option<String>> = keys
+        .iter()
+        .zip(values)
+        .map(|(key, value)| {
+            (!value.is_null()).then(|| stmt.bind(Param::One(value), key.ty.pg_type()))
+        })
+        .collect();
+    let direction = keys[0].direction;
+    if keys.iter().all(|k| k.direction == direction && !k.nullable) {
+        let op = if direction == Direction::Asc {
+            ">"
+        } else {
+            "<"
+        };
+        let fields: Vec<String> = keys.iter().map(|k| quote_ident(&k.field)).collect();
+        let values: Vec<&str> = bound.iter().flatten().map(String::as_str).collect();
+        return match keys.len() {
+            1 => format!("{} {op} {}", fields[0], values[0]),
+            _ => format!("({}) {op} ({})", fields.join(", "), values.join(", ")),
+        };
+    }
+    let mut equal = Vec::with_capacity(keys.len());
+    let mut any = Vec::with_capacity(keys.len());
+    for (key, value) in keys.iter().zip(&bound) {
+        let field = quote_ident(&key.field);
+        let beyond = match (key.direction, value) {
+            (Direction::Asc, None) => None,
+            (Direction::Asc, Some(v)) if key.nullable => {
+                Some(format!("({field} > {v} OR {field} IS NULL)"))
+            }
+            (Direction::Asc, Some(v)) => Some(format!("{field} > {v}")),
+            (Direction::Desc, None) => Some(format!("{field} IS NOT NULL")),
+            (Direction::Desc, Some(v)) => Some(format!("{field} < {v}")),
+        };
+        match beyond {
+            Some(beyond) if equal.is_empty() => any.push(beyond),
+            Some(beyond) => any.push(format!("({} AND {beyond})", equal.join(" AND "))),
+            None => {}
+        }
+        equal.push(match value {
+            Some(v) => format!("{field} = {v}"),
+            None => format!("{field} IS NULL"),
+        });
+    }
+    let any = match &any[..] {
+        [one] => one.clone(),
+        _ => format!("({})", any.join(" OR ")),
+    };
+    match (&keys[0], &bound[0]) {
+        (first, Some(v)) if !first.nullable => {
+            let op = if first.direction == Direction::Asc {
+                ">="
+            } else {
+                "<="
+            };
+            format!("({} {op} {v} AND {any})", quote_ident(&first.field))
+        }
+        _ => any,
     }
 }
 
@@ -968,7 +1077,10 @@ mod tests {
             .sort_desc("quantity")
             .limit(10)
             .offset(20);
-        let (page, count, limit) = table().list(&q).unwrap();
+        let Listing {
+            page, count, limit, ..
+        } = table().list(&q).unwrap();
+        let count = count.expect("a count");
         let cond =
             "(\"quantity\" >= $1 AND (\"sku\" ILIKE $2 OR \"note\" IS NULL) AND \"sku\" = ANY($3))";
         assert_eq!(
@@ -985,10 +1097,101 @@ mod tests {
         assert_eq!((page.params.len(), count.params.len(), limit), (5, 3, 10));
     }
 
+    /// The cursor a page of `query` would answer after a row whose key
+    /// (by key order) is `values`.
+    fn cursor_after(t: &Table, query: &Query, values: Vec<Value>) -> crate::Cursor {
+        let keyset = t.list(query).unwrap().keyset.expect("a keyset");
+        let columns: Vec<usize> = keyset.keys.iter().map(|k| k.column).collect();
+        let read = |at| Ok(values[columns.iter().position(|c| *c == at).unwrap()].clone());
+        keyset.cursor(read).unwrap().expect("a short key")
+    }
+
+    /// The page text of `query` continued after `values`, from `WHERE`
+    /// to `ORDER BY`, and its parameters.
+    fn after(query: Query, values: Vec<Value>) -> (String, Vec<Param>) {
+        let t = table();
+        let cursor = cursor_after(&t, &query, values);
+        let listing = t.list(&query.after(cursor)).unwrap();
+        let sql = &*listing.page.sql;
+        let from = sql.find(" WHERE ").unwrap() + 7;
+        let to = sql.find(" ORDER BY").unwrap();
+        let params = listing.page.params.into_iter().map(|(p, _)| p).collect();
+        (sql[from..to].to_owned(), params)
+    }
+
+    #[test]
+    fn a_page_after_a_cursor_seeks_past_its_key() {
+        let id = || Value::from(uuid::Uuid::nil());
+        // One direction, no nullable field: a row-value comparison, bound once each.
+        let (cond, params) = after(Query::new().sort_asc("sku"), vec!["k".into(), id()]);
+        assert_eq!(cond, "(\"sku\", \"id\") > ($1, $2)");
+        assert_eq!(params.len(), 4, "the key, then limit and offset");
+        let (cond, _) = after(Query::new(), vec![id()]);
+        assert_eq!(cond, "\"id\" > $1");
+        let (cond, _) = after(Query::new().sort_desc("id"), vec![id()]);
+        assert_eq!(cond, "\"id\" < $1");
+        // Mixed directions: the expanded form, led by the first field's bound.
+        let (cond, params) = after(
+            Query::new()
+                .filter(Filter::eq("sku", "a"))
+                .sort_desc("quantity"),
+            vec![5_i64.into(), id()],
+        );
+        assert_eq!(
+            cond,
+            "\"sku\" = $1 AND (\"quantity\" <= $2 AND (\"quantity\" < $2 OR \
+             (\"quantity\" = $2 AND \"id\" > $3)))"
+        );
+        assert_eq!(params.len(), 5);
+        // A nullable field: NULL is above every value (last ascending).
+        let (cond, _) = after(Query::new().sort_asc("note"), vec!["n".into(), id()]);
+        assert_eq!(
+            cond,
+            "((\"note\" > $1 OR \"note\" IS NULL) OR (\"note\" = $1 AND \"id\" > $2))"
+        );
+        // After a NULL ascending, only the NULLs with a larger id remain.
+        let (cond, params) = after(Query::new().sort_asc("note"), vec![Value::Null, id()]);
+        assert_eq!(cond, "(\"note\" IS NULL AND \"id\" > $1)");
+        assert_eq!(params.len(), 3);
+        // Descending, NULLs come first: after one, every non-NULL remains.
+        let (cond, _) = after(Query::new().sort_desc("note"), vec![Value::Null, id()]);
+        assert_eq!(
+            cond,
+            "(\"note\" IS NOT NULL OR (\"note\" IS NULL AND \"id\" > $1))"
+        );
+        let (cond, _) = after(Query::new().sort_desc("note"), vec!["n".into(), id()]);
+        assert_eq!(cond, "(\"note\" < $1 OR (\"note\" = $1 AND \"id\" > $2))");
+    }
+
+    #[test]
+    fn without_total_no_count_is_written() {
+        let listing = table().list(&Query::new().without_total()).unwrap();
+        assert!(listing.count.is_none());
+        assert!(table().list(&Query::new()).unwrap().count.is_some());
+    }
+
+    #[test]
+    fn a_cursor_with_an_offset_or_another_sort_is_refused() {
+        let t = table();
+        let by_sku = Query::new().sort_asc("sku");
+        let cursor = cursor_after(&t, &by_sku, vec!["k".into(), uuid::Uuid::nil().into()]);
+        for query in [
+            by_sku.clone().offset(1).after(cursor.clone()),
+            Query::new().sort_desc("sku").after(cursor.clone()),
+            Query::new().sort_asc("note").after(cursor.clone()),
+            Query::new().after(cursor.clone()),
+        ] {
+            let err = t.list(&query).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput, "{err}");
+        }
+        assert!(t.list(&by_sku.after(cursor)).is_ok());
+    }
+
     /// The WHERE condition a filter renders to, and its bound parameters
     /// (before the page's limit and offset).
     fn rendered(t: &Table, filter: Filter) -> (String, Vec<Param>) {
-        let (page, count, _) = t.list(&Query::new().filter(filter)).unwrap();
+        let Listing { page, count, .. } = t.list(&Query::new().filter(filter)).unwrap();
+        let count = count.expect("a count");
         let cond = count
             .sql
             .strip_prefix("SELECT count(*) FROM \"shop\".\"stock\" WHERE ")
@@ -1101,7 +1304,8 @@ mod tests {
             .unwrap();
         let t = only_table(&registry);
         let cond = |f: Filter| {
-            t.list(&Query::new().filter(f)).map(|(_, count, _)| {
+            t.list(&Query::new().filter(f)).map(|listing| {
+                let count = listing.count.expect("a count");
                 assert!(count.params.is_empty());
                 count.sql.rsplit(" WHERE ").next().unwrap().to_owned()
             })
@@ -1183,33 +1387,33 @@ mod tests {
             t.read(Value::from(1_i64)), // wrong id type
             t.read(Value::Null),
             t.list(&Query::new().filter(Filter::eq("sku; DROP TABLE x", "a")))
-                .map(|x| x.0),
-            t.list(&Query::new().sort_asc("sku DESC")).map(|x| x.0),
+                .map(|x| x.page),
+            t.list(&Query::new().sort_asc("sku DESC")).map(|x| x.page),
             t.list(&Query::new().filter(Filter::like("quantity", "1%")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::eq("sku", Value::Null)))
-                .map(|x| x.0),
-            t.list(&Query::new().limit(u64::MAX)).map(|x| x.0),
+                .map(|x| x.page),
+            t.list(&Query::new().limit(u64::MAX)).map(|x| x.page),
             t.list(&Query::new().filter(Filter::not_in("sku", [Value::from("a"), Value::Null])))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::not_in("quantity", ["a"])))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::not_in("colour", ["a"])))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::between("quantity", Value::Null, 3_i64)))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::between("quantity", 1_i64, Value::Null)))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::between("quantity", "a", "b")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::contains("quantity", "1")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::starts_with("colour", "1")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::ends_with("sku", "a\0b")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.list(&Query::new().filter(Filter::ge_field("quantity", "sku")))
-                .map(|x| x.0),
+                .map(|x| x.page),
             t.update_where(&Filter::eq("colour", "red"), Record::new()), // unknown field
             t.update_where(
                 &Filter::eq("sku", "a"),
@@ -1252,9 +1456,10 @@ mod tests {
 
     #[test]
     fn huge_in_lists_bind_as_one_array() {
-        let (page, _, _) = table()
+        let page = table()
             .list(&Query::new().filter(Filter::is_in("quantity", 0..70_000_i64)))
-            .unwrap();
+            .unwrap()
+            .page;
         assert_eq!(page.params.len(), 3);
     }
 

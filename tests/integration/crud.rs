@@ -51,7 +51,7 @@ pub(crate) async fn row_life(db: &Db) {
         )
         .await
         .unwrap();
-    assert_eq!((page.total, page.rows.len()), (1, 1));
+    assert_eq!((page.total, page.rows.len()), (Some(1), 1));
 
     db.delete("StockBalance", id).await.unwrap();
     let err = db.read("StockBalance", id).await.unwrap_err();

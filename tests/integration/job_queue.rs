@@ -55,7 +55,7 @@ async fn concurrent_workers_take_every_job_exactly_once() {
     let distinct: HashSet<&Uuid> = taken.iter().collect();
     assert_eq!(taken.len(), 200, "every job was taken");
     assert_eq!(distinct.len(), 200, "none twice");
-    assert_eq!(jobs.list(Query::new()).await.unwrap().total, 0);
+    assert_eq!(jobs.list(Query::new()).await.unwrap().total, Some(0));
     db.close().await;
 }
 

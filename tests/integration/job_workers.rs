@@ -332,7 +332,7 @@ impl Actor for Boss {
 /// Jobs not done yet.
 async fn queued(db: &Db) -> u64 {
     let page = db.typed::<Job>().list(next()).await.expect("count queued");
-    page.total
+    page.total.expect("a counted list answers its total")
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ mod foreign_keys;
 mod health;
 mod job_queue;
 mod job_workers;
+mod keyset;
 mod libpq;
 mod lifetimes;
 mod list;

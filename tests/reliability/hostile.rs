@@ -694,7 +694,7 @@ async fn numbers(c: &mut Corpus<'_>) {
         })
         .await;
     assert_eq!(
-        nan_rows.map(|p| p.total),
+        nan_rows.and_then(|p| p.total),
         Some(1),
         "= NaN matches the NaN row"
     );
@@ -906,7 +906,10 @@ async fn values(c: &mut Corpus<'_>) {
                 .await
         })
         .await;
-    assert_eq!(tags.map(|p| p.total), Some(hostile_values().len() as u64));
+    assert_eq!(
+        tags.and_then(|p| p.total),
+        Some(hostile_values().len() as u64)
+    );
 }
 
 /// A transaction: refused input leaves it usable; a server refusal aborts it.

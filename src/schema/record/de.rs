@@ -780,13 +780,14 @@ mod tests {
         assert_eq!(json["nan"], json!(null));
         let page = crate::Page {
             rows: vec![Record::new().with("n", 1_i64)],
-            total: 7,
+            total: Some(7),
             limit: 1,
             offset: 2,
+            next: None,
         };
         assert_eq!(
             serde_json::to_value(&page).unwrap(),
-            json!({"rows": [{"n": 1}], "total": 7, "limit": 1, "offset": 2})
+            json!({"rows": [{"n": 1}], "total": 7, "limit": 1, "offset": 2, "next": null})
         );
     }
 }
