@@ -40,8 +40,8 @@ pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
 pub use messages::{
-    BulkOp, BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
-    WriteOp, WriteRequest,
+    BulkOp, BulkWriteRequest, Call, ConsistencyToken, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
@@ -54,6 +54,7 @@ pub use pool::{
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
+pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use schema::{
     ArrayElement, CmpOp, ColumnDefault, Direction, Elem, Field, FieldType, Filter, FromValue,
     Index, Model, Page, PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, TextMatch,

@@ -25,7 +25,7 @@ pub(crate) struct Table {
     /// `"schema"."table"`
     pub(crate) qualified: String,
     /// `"id", "a", …, "updated_at"`
-    select_list: String,
+    pub(super) select_list: String,
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
     /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
@@ -35,7 +35,7 @@ pub(crate) struct Table {
     /// The same, `FOR UPDATE NOWAIT`.
     by_id_for_update_nowait: Arc<str>,
     /// The declared fields an insert must set: not nullable, no default.
-    required: Vec<Settable>,
+    pub(super) required: Vec<Settable>,
     /// INSERT texts already written, by the fields they set: a record's
     /// fields come sorted by name, so one set of fields is one text.
     inserts: [OnceLock<KeptInsert>; MAX_CACHED_INSERTS],
@@ -50,7 +50,7 @@ struct KeptInsert {
 
 /// A field a caller may set: the id, or a declared field by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settable {
+pub(super) enum Settable {
     Id,
     Declared(usize),
 }
@@ -246,7 +246,7 @@ impl Table {
         sql
     }
 
-    fn settable_name(&self, field: Settable) -> &str {
+    pub(super) fn settable_name(&self, field: Settable) -> &str {
         match field {
             Settable::Id => ID,
             Settable::Declared(at) => self.model.fields()[at].name(),
@@ -593,7 +593,19 @@ impl Table {
     /// A field a caller may set, and its type; the adapter keeps the
     /// timestamps, and only nullable fields take a null.
     fn settable(&self, field: &str, value: &Value) -> Result<(Settable, FieldType)> {
-        let (settable, ty, nullable) = match field {
+        let (settable, ty, nullable) = self.settable_field(field)?;
+        if value.is_null() && !nullable {
+            return Err(Error::invalid_input(format!(
+                "field \"{field}\" of {} cannot be null",
+                self.model.name()
+            )));
+        }
+        Ok((settable, ty))
+    }
+
+    /// A field a caller may set, its type, and whether it takes a null.
+    pub(super) fn settable_field(&self, field: &str) -> Result<(Settable, FieldType, bool)> {
+        Ok(match field {
             CREATED_AT | UPDATED_AT => {
                 return Err(Error::invalid_input(format!(
                     "\"{field}\" is kept by the adapter"
@@ -614,14 +626,7 @@ impl Table {
                     declared.is_nullable(),
                 )
             }
-        };
-        if value.is_null() && !nullable {
-            return Err(Error::invalid_input(format!(
-                "field \"{field}\" of {} cannot be null",
-                self.model.name()
-            )));
-        }
-        Ok((settable, ty))
+        })
     }
 }
 
