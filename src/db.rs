@@ -14,8 +14,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
     batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken,
-    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
-    UpsertRequest, Upserted, WriteOp, WriteRequest,
+    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{

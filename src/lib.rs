@@ -54,12 +54,12 @@ pub use pool::{
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
-pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use schema::{
     ArrayElement, CmpOp, ColumnDefault, Direction, Elem, Field, FieldType, Filter, FromValue,
     Index, Model, Page, PrimaryKey, Query, Record, RecordIntoIter, Registry, Sort, TextMatch,
     Value, CREATED_AT, DEFAULT_LIMIT, ID, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
+pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;

@@ -563,7 +563,10 @@ impl TxMsg {
     }
 
     /// [`TypedTx::create_many_count`] as a message.
-    pub fn create_many_count_as<T: Entity>(rows: Vec<T>, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
+    pub fn create_many_count_as<T: Entity>(
+        rows: Vec<T>,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> TxMsg {
         TxMsg::create_many_count(many::<T>(&rows), reply)
     }
 

@@ -216,13 +216,17 @@ impl Request for UpsertRequest {
     }
     fn plan(self, catalog: &Catalog) -> Result<UpsertPlan> {
         let table = catalog.table(&self.model)?;
+        // The target is checked even for an empty batch.
+        let target = table.conflict_target(&self.on)?;
         let batch = table.batch(self.rows)?;
         let len = batch.len();
-        // The target is checked even for an empty batch.
-        let stmt = table.upsert_many(batch, &self.on, self.action)?;
+        let stmt = match len {
+            0 => None,
+            _ => Some(table.upsert_many(batch, &target, self.action)?),
+        };
         Ok(UpsertPlan {
             many: ManyStatement {
-                stmt: (len > 0).then_some(stmt),
+                stmt,
                 columns: table.columns.clone(),
                 mode: catalog.statements,
             },

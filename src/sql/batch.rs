@@ -192,14 +192,14 @@ impl Table {
     /// ordinal `"#"` after the model's columns. A row it inserted is joined
     /// back to the batch by id, one it updated by the conflict target
     /// (whose fields the row holds: they are what conflicted). `on` must be
-    /// the primary key or the fields of a unique field or unique index.
+    /// the primary key or the fields of a unique field or unique index
+    /// (see [`Table::conflict_target`]).
     pub(crate) fn upsert_many(
         &self,
         batch: Batch,
-        on: &[String],
+        target: &[String],
         action: OnConflict,
     ) -> Result<Statement> {
-        let target = self.conflict_target(on)?;
         let set = |field: &str| {
             field == ID
                 || batch
@@ -226,7 +226,7 @@ impl Table {
             OnConflict::Update => {
                 sql.push_str("DO UPDATE SET ");
                 for name in &columns {
-                    if name != ID && !target.contains(name) {
+                    if name != ID && !target.iter().any(|t| t == name) {
                         push_ident(&mut sql, name);
                         sql.push_str(" = EXCLUDED.");
                         push_ident(&mut sql, name);
@@ -244,7 +244,9 @@ impl Table {
         let answer = |sql: &mut String| {
             sql.push_str("SELECT ");
             self.push_done_columns(sql);
-            sql.push_str(", \"#done\".\"#inserted\", \"#input\".\"#\" FROM \"#done\" JOIN \"#input\" ");
+            sql.push_str(
+                ", \"#done\".\"#inserted\", \"#input\".\"#\" FROM \"#done\" JOIN \"#input\" ",
+            );
         };
         sql.push(' ');
         answer(&mut sql);
@@ -284,7 +286,7 @@ impl Table {
 
     /// The conflict target `on`, sorted: the primary key (`id`) or the
     /// fields of one of the model's unique fields or unique indexes.
-    fn conflict_target(&self, on: &[String]) -> Result<Vec<String>> {
+    pub(crate) fn conflict_target(&self, on: &[String]) -> Result<Vec<String>> {
         let mut target = on.to_vec();
         target.sort();
         target.dedup();
@@ -390,14 +392,18 @@ impl Table {
                     // placeholders' numbers are: no value of the caller's.
                     sql.push_str(", ");
                     sql.push_str(&(n + 1).to_string());
-                    sql.push(')');
+                    sql.push_str("::int8)");
                 }
                 sql.push(')');
             }
         }
         sql.push_str(" AS \"#u\"(");
         push_list(&mut sql, names.iter().map(String::as_str), "");
-        sql.push_str(if names.is_empty() { "\"#\"))" } else { ", \"#\"))" });
+        sql.push_str(if names.is_empty() {
+            "\"#\"))"
+        } else {
+            ", \"#\"))"
+        });
         if ids && sequence_ids {
             let at = names.partition_point(|n| n.as_str() < ID);
             names.insert(at, ID.to_owned());
