@@ -444,3 +444,152 @@ fn push_list<'a>(sql: &mut String, names: impl Iterator<Item = &'a str>, prefix:
         push_ident(sql, name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::schema::{Elem, Field, Index, Model, Registry};
+    use crate::sql::{Catalog, Statements};
+
+    fn catalog() -> Catalog {
+        let registry = Registry::new()
+            .with(
+                Model::new("Stock")
+                    .field(Field::new("sku", FieldType::Text).unique())
+                    .field(Field::new("quantity", FieldType::I64).default_value(0_i64))
+                    .field(Field::new("tags", FieldType::Array(Elem::I64)).nullable())
+                    .index(Index::on(["quantity"])),
+            )
+            .unwrap()
+            .with(
+                Model::new("Ticket")
+                    .primary_key(PrimaryKey::Identity)
+                    .field(Field::new("label", FieldType::Text)),
+            )
+            .unwrap();
+        Catalog::new(&registry, "shop", Statements::Unnamed)
+    }
+
+    fn rows(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                Record::new()
+                    .with("sku", i.to_string())
+                    .with("quantity", 1_i64)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_binds_one_array_per_column_and_answers_in_its_order() {
+        let catalog = catalog();
+        let t = catalog.table("Stock").unwrap();
+        let stmt = t.insert_many(t.batch(rows(70_000)).unwrap()).unwrap();
+        assert_eq!(
+            &*stmt.sql,
+            "WITH \"#input\" AS (SELECT \"#u\".* FROM unnest($1, $2, $3) WITH ORDINALITY \
+             AS \"#u\"(\"id\", \"quantity\", \"sku\", \"#\")), \"#done\" AS ( INSERT INTO \
+             \"shop\".\"stock\" (\"id\", \"quantity\", \"sku\") SELECT \"id\", \"quantity\", \"sku\" \
+             FROM \"#input\" RETURNING \"id\", \"sku\", \"quantity\", \"tags\", \"created_at\", \
+             \"updated_at\") SELECT \"#done\".\"id\", \"#done\".\"sku\", \"#done\".\"quantity\", \
+             \"#done\".\"tags\", \"#done\".\"created_at\", \"#done\".\"updated_at\" FROM \"#done\" \
+             JOIN \"#input\" USING (\"id\") ORDER BY \"#input\".\"#\""
+        );
+        assert!(matches!(&stmt.params[0], (Param::List(ids), ty)
+            if ids.len() == 70_000 && *ty == Type::UUID_ARRAY));
+        // An identity key takes its ids from the sequence, ahead of the INSERT.
+        let t = catalog.table("Ticket").unwrap();
+        let batch = t.batch(vec![Record::new().with("label", "a")]).unwrap();
+        let stmt = t.insert_many(batch).unwrap();
+        assert!(
+            stmt.sql.starts_with(
+                "WITH \"#input\" AS (SELECT nextval((SELECT pg_get_serial_sequence($1, 'id'))::regclass) \
+                 AS \"id\", \"#u\".* FROM unnest($2) WITH ORDINALITY AS \"#u\"(\"label\", \"#\")), \
+                 \"#done\" AS ( INSERT INTO \"shop\".\"ticket\" (\"id\", \"label\")"
+            ),
+            "{}",
+            &*stmt.sql
+        );
+    }
+
+    #[test]
+    fn an_array_field_binds_every_value_within_the_parameter_limit() {
+        let catalog = catalog();
+        let t = catalog.table("Stock").unwrap();
+        let tagged = |n: usize| {
+            rows(n)
+                .into_iter()
+                .map(|r| r.with("tags", vec![1_i64]))
+                .collect::<Vec<_>>()
+        };
+        let stmt = t.insert_many_count(t.batch(tagged(2)).unwrap()).unwrap();
+        assert!(stmt.sql.contains(
+            "FROM (VALUES ($1, $2, $3, $4, 1::int8), ($5, $6, $7, $8, 2::int8)) AS \"#u\""
+        ));
+        let err = t.insert_many(t.batch(tagged(20_000)).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("65535"), "{err}");
+    }
+
+    #[test]
+    fn an_upsert_updates_the_fields_given_and_joins_back_by_id_or_key() {
+        let catalog = catalog();
+        let t = catalog.table("Stock").unwrap();
+        let target = t.conflict_target(&["sku".into()]).unwrap();
+        let stmt = t
+            .upsert_many(t.batch(rows(2)).unwrap(), &target, OnConflict::Update)
+            .unwrap();
+        for part in [
+            "ON CONFLICT (\"sku\") DO UPDATE SET \"quantity\" = EXCLUDED.\"quantity\", \"updated_at\" = now() \
+             RETURNING \"id\", \"sku\", \"quantity\", \"tags\", \"created_at\", \"updated_at\", (\"xmax\" = 0) AS \"#inserted\")",
+            "USING (\"id\") WHERE \"#done\".\"#inserted\" UNION ALL",
+            "ON \"#done\".\"sku\" = \"#input\".\"sku\" WHERE NOT \"#done\".\"#inserted\"",
+        ] {
+            assert!(stmt.sql.contains(part), "{part} in {}", &*stmt.sql);
+        }
+        let stmt = t
+            .upsert_many(t.batch(rows(2)).unwrap(), &target, OnConflict::Nothing)
+            .unwrap();
+        assert!(stmt
+            .sql
+            .contains("ON CONFLICT (\"sku\") DO NOTHING RETURNING"));
+        for on in [&["quantity"][..], &["tags"], &[], &["sku", "id"], &["nope"]] {
+            let on: Vec<String> = on.iter().map(|&f| f.to_owned()).collect();
+            let err = t.conflict_target(&on).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{on:?}");
+        }
+        assert_eq!(t.conflict_target(&["id".into()]).unwrap(), ["id"]);
+    }
+
+    #[test]
+    fn bad_batches_are_refused_naming_the_row() {
+        let catalog = catalog();
+        let refused = |model: &str, rows: Vec<Record>, needle: &str| {
+            let err = catalog.table(model).unwrap().batch(rows).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(needle), "{needle} in {err}");
+        };
+        let mut mixed = rows(3);
+        mixed[1].remove("quantity");
+        refused("Stock", mixed, "row 1");
+        refused(
+            "Stock",
+            vec![Record::new().with("quantity", 1_i64)],
+            "\"sku\"",
+        );
+        let mut null = rows(3);
+        null[2].set("sku", Value::Null);
+        refused("Stock", null, "row 2");
+        let too_many = vec![Record::new().with("sku", "a"); MAX_BATCH_ROWS + 1];
+        refused("Stock", too_many, "100000");
+        let null_identity = vec![Record::new().with("label", "a").with("id", Value::Null)];
+        refused("Ticket", null_identity, "row 0");
+        // A null uuid id is generated, as one left out is.
+        let stock = catalog.table("Stock").unwrap();
+        let batch = stock
+            .batch(vec![Record::new().with("sku", "a").with("id", Value::Null)])
+            .unwrap();
+        assert!(matches!(batch.rows[0][0], Value::Uuid(_)));
+        assert_eq!(stock.batch(Vec::new()).unwrap().len(), 0);
+    }
+}
