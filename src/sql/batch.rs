@@ -98,9 +98,9 @@ impl Table {
         }
         // The id, where a uuid key is generated: in name order, as if the
         // rows had held it (as `insert` puts it).
-        let generated_id = uuid_key && !names.iter().any(|n| n == ID);
-        if generated_id {
-            let at = names.partition_point(|n| n.as_str() < ID);
+        let generated_id = (uuid_key && !names.iter().any(|n| n == ID))
+            .then(|| names.partition_point(|n| n.as_str() < ID));
+        if let Some(at) = generated_id {
             columns.insert(at, (Settable::Id, FieldType::Uuid));
             nullable.insert(at, false);
         }
@@ -126,33 +126,31 @@ impl Table {
                     names.join(", ")
                 )));
             }
-            let mut out = Vec::with_capacity(columns.len());
-            let mut at = 0;
-            for (name, value) in row.into_fields() {
-                if generated_id && columns[at].0 == Settable::Id {
-                    out.push(Value::Uuid(uuid::Uuid::now_v7()));
-                    at += 1;
-                }
-                let value = match (&*name, value) {
+            // The row's own values, checked in place (no copy of the batch).
+            let mut row = row.into_values();
+            if let Some(at) = generated_id {
+                row.insert(at, Value::Uuid(uuid::Uuid::now_v7()));
+            }
+            for (at, slot) in row.iter_mut().enumerate() {
+                let (settable, ty) = columns[at];
+                let name = self.settable_name(settable);
+                *slot = match std::mem::replace(slot, Value::Null) {
                     // A null id is no id: the key is generated.
-                    (ID, Value::Null) if uuid_key => Value::Uuid(uuid::Uuid::now_v7()),
-                    (_, Value::Null) if !nullable[at] => {
+                    Value::Null if uuid_key && settable == Settable::Id => {
+                        Value::Uuid(uuid::Uuid::now_v7())
+                    }
+                    Value::Null if !nullable[at] => {
                         return Err(Error::invalid_input(format!(
                             "row {index} of the batch: field \"{name}\" of {} cannot be null",
                             self.model.name()
                         )))
                     }
-                    (_, value) => columns[at].1.coerce(&name, value).map_err(|err| {
+                    value => ty.coerce(name, value).map_err(|err| {
                         Error::invalid_input(format!("row {index} of the batch: {err}"))
                     })?,
                 };
-                out.push(value);
-                at += 1;
             }
-            if generated_id && at < columns.len() {
-                out.push(Value::Uuid(uuid::Uuid::now_v7()));
-            }
-            values.push(out);
+            values.push(row);
         }
         Ok(Batch {
             sequence_ids: !columns.iter().any(|(c, _)| *c == Settable::Id),

@@ -489,6 +489,15 @@ async fn upsert_do_nothing_skips_the_rows_whose_key_is_taken() {
         .unwrap();
     assert_eq!(a.rows[0].get::<i64>("quantity").unwrap(), 1);
     assert_eq!(stored(&db, "StockBalance").await, 3);
+    // With DO UPDATE, two rows with one key are the server's refusal: no
+    // row is updated twice by one statement, and none is stored.
+    let twice = vec![stock("G", 1), stock("G", 2)];
+    let err = db
+        .upsert_many("StockBalance", twice, &["sku"], OnConflict::Update)
+        .await
+        .unwrap_err();
+    assert_eq!(err.sqlstate().map(|s| s.code()), Some("21000"), "{err}");
+    assert_eq!(stored(&db, "StockBalance").await, 3);
 }
 
 #[tokio::test]
