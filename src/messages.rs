@@ -415,7 +415,7 @@ macro_rules! batch_writes {
         #[doc = concat!(
             "Insert `rows` of one model", $place, " and answer only how many were inserted: from ",
             "[`crate::COPY_MIN_ROWS`] rows on by a binary `COPY … FROM STDIN`, the fastest way in, else in one ",
-            "INSERT. Checked, bounded and all or nothing as [`", $handle, "::create_many`].\n\n",
+            "INSERT. Checked, bounded and all or nothing as [`Self::create_many`].\n\n",
             "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
             "use pgactor::Record;\n",
             "let rows = (0..50_000).map(|n| Record::new().with(\"sku\", format!(\"SKU-{n}\"))).collect();\n",
@@ -455,7 +455,7 @@ macro_rules! batch_writes {
         }
 
         #[doc = concat!(
-            "[`", $handle, "::upsert`] of many rows", $place, ", in one statement: answers one ",
+            "[`Self::upsert`] of many rows", $place, ", in one statement: answers one ",
             "[`crate::Upserted`] per row, in the order given."
         )]
         pub async fn upsert_many(
