@@ -14,8 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
-    filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
-    ListRequest, ReadRequest, WriteOp, WriteRequest,
+    batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken,
+    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
@@ -24,6 +25,7 @@ use crate::pool::{
 };
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Filter, Page, Query, Record, Registry, Value};
+use crate::sql::OnConflict;
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
 use crate::telemetry;
@@ -186,6 +188,8 @@ impl Db {
     write_shorthands!("");
 
     filter_writes!(" on the primary", "pgactor::Db");
+
+    batch_writes!(" on the primary", "pgactor::Db", false);
 
     /// Run `req` on the write pool.
     async fn run_write<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {

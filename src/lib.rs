@@ -42,8 +42,8 @@ pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
 pub use messages::{
-    BulkOp, BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
-    WriteOp, WriteRequest,
+    BulkOp, BulkWriteRequest, Call, ConsistencyToken, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
@@ -62,6 +62,7 @@ pub use schema::{
     Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, ID, MAX_CURSOR_LEN,
     MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
+pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::log_bound_values;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_postgres::types::PgLsn;
 
 use crate::schema::{Filter, Query, Record, Value};
+use crate::sql::OnConflict;
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
 #[derive(Debug, Clone, PartialEq)]
@@ -300,3 +301,176 @@ impl Call {
         self
     }
 }
+
+/// Insert many rows of one model in one call ([`crate::Db::create_many`],
+/// [`crate::Db::create_many_count`]). All or nothing: one statement (inside
+/// a transaction, part of it).
+///
+/// Every row sets the same fields (a row that sets others is refused,
+/// named by its index, before any SQL); fields left out take their
+/// defaults; a uuid `id` is generated (UUIDv7) for each row without one.
+/// At most [`crate::MAX_BATCH_ROWS`] rows; none is an empty answer, no SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateManyRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The rows to insert.
+    pub rows: Vec<Record>,
+}
+
+/// Insert rows, or update the rows that already hold their key
+/// ([`crate::Db::upsert_many`]): `INSERT … ON CONFLICT (<on>) DO UPDATE SET
+/// <the rows' fields> = EXCLUDED.…, updated_at = now()` or `DO NOTHING`, in
+/// one statement. Answers one [`Upserted`] per row, in the rows' order.
+///
+/// `on`, the conflict target, is the primary key (`["id"]`) or the fields
+/// of one unique field or unique index of the model (in any order); any
+/// other is refused before any SQL, as are rows that do not set its
+/// fields. The rows are checked as a [`CreateManyRequest`]'s. Two rows of
+/// one batch with the same key are refused by the server when the action
+/// is [`OnConflict::Update`] (a row is not updated twice by one
+/// statement); with [`OnConflict::Nothing`] the second is skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpsertRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The rows to insert or update.
+    pub rows: Vec<Record>,
+    /// The conflict target: `id`, or the fields of a unique field or index.
+    pub on: Vec<String>,
+    /// What to do to a row whose key is taken.
+    pub action: OnConflict,
+}
+
+/// What an upsert did with one row of its batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upserted<T = Record> {
+    /// The row was new: inserted, answered as stored.
+    Inserted(T),
+    /// A row held its key: updated ([`OnConflict::Update`]), answered as
+    /// stored now (its id is the stored row's).
+    Updated(T),
+    /// A row held its key and was left as it is ([`OnConflict::Nothing`]):
+    /// PostgreSQL answers nothing for it.
+    Skipped,
+}
+
+impl<T> Upserted<T> {
+    /// The row as stored, unless skipped.
+    pub fn row(&self) -> Option<&T> {
+        match self {
+            Upserted::Inserted(row) | Upserted::Updated(row) => Some(row),
+            Upserted::Skipped => None,
+        }
+    }
+
+    /// The row as stored, unless skipped.
+    pub fn into_row(self) -> Option<T> {
+        match self {
+            Upserted::Inserted(row) | Upserted::Updated(row) => Some(row),
+            Upserted::Skipped => None,
+        }
+    }
+
+    /// Whether the row was inserted.
+    pub fn is_inserted(&self) -> bool {
+        matches!(self, Upserted::Inserted(_))
+    }
+}
+
+/// [`CreateManyRequest`] answering only how many rows it inserted: copied
+/// in (binary `COPY`) from [`crate::COPY_MIN_ROWS`] rows on. Outside a
+/// transaction behind a transaction-pooling PgBouncer, the COPY runs in a
+/// transaction of its own, so its statement stays on one server session.
+#[derive(Debug)]
+pub(crate) struct CountMany {
+    pub(crate) req: CreateManyRequest,
+    /// Whether it runs inside the caller's transaction.
+    pub(crate) in_transaction: bool,
+}
+
+/// The batch writes `create_many`, `create_many_count`, `upsert` and
+/// `upsert_many`, over the `run_write` method of the handle they are
+/// expanded in (`Db` and `Tx` share them); `$place` says where they run,
+/// `$handle` names the handle's type, for the docs, and `$in_transaction`
+/// whether the handle is a transaction's.
+macro_rules! batch_writes {
+    ($place:literal, $handle:literal, $in_transaction:literal) => {
+        #[doc = concat!(
+            "Insert `rows` of one model", $place, " in one statement and answer them as stored, ",
+            "in the order given (with ids, defaults and timestamps). All or nothing: a row that breaks a ",
+            "constraint stores none ([`crate::ErrorKind::Constraint`]). See [`crate::CreateManyRequest`] ",
+            "for the checks and bounds.\n\n",
+            "Each field is bound as one array (`unnest`), so the batch is not bound by PostgreSQL's ",
+            "65,535 parameters; a batch that sets an array field binds every value and is (see ",
+            "[`crate::MAX_BATCH_ROWS`]).\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Record;\n",
+            "let rows = (0..500).map(|n| Record::new().with(\"sku\", format!(\"SKU-{n}\")).with(\"quantity\", 1_i64)).collect();\n",
+            "let stored = h.create_many(\"StockBalance\", rows).await?;\n",
+            "assert_eq!(stored.len(), 500);\n",
+            "# Ok(()) }\n```"
+        )]
+        pub async fn create_many(&self, model: &str, rows: Vec<Record>) -> Result<Vec<Record>> {
+            self.run_write(CreateManyRequest { model: model.into(), rows }).await
+        }
+
+        #[doc = concat!(
+            "Insert `rows` of one model", $place, " and answer only how many were inserted: from ",
+            "[`crate::COPY_MIN_ROWS`] rows on by a binary `COPY … FROM STDIN`, the fastest way in, else in one ",
+            "INSERT. Checked, bounded and all or nothing as [`Self::create_many`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Record;\n",
+            "let rows = (0..50_000).map(|n| Record::new().with(\"sku\", format!(\"SKU-{n}\"))).collect();\n",
+            "assert_eq!(h.create_many_count(\"StockBalance\", rows).await?, 50_000);\n",
+            "# Ok(()) }\n```"
+        )]
+        pub async fn create_many_count(&self, model: &str, rows: Vec<Record>) -> Result<u64> {
+            let req = CreateManyRequest { model: model.into(), rows };
+            self.run_write(CountMany { req, in_transaction: $in_transaction }).await
+        }
+
+        #[doc = concat!(
+            "Insert `row`", $place, ", or, when a row holds its key `on` already (the primary key or a ",
+            "unique field or index), update that row with `row`'s fields ([`crate::OnConflict::Update`]) ",
+            "or leave it ([`crate::OnConflict::Nothing`]); answers which it did. See [`crate::UpsertRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::{OnConflict, Record, Upserted};\n",
+            "let row = Record::new().with(\"sku\", \"A-1\").with(\"quantity\", 5_i64);\n",
+            "match h.upsert(\"StockBalance\", row, &[\"sku\"], OnConflict::Update).await? {\n",
+            "    Upserted::Inserted(row) | Upserted::Updated(row) => { let _ = row; }\n",
+            "    Upserted::Skipped => {}\n",
+            "}\n",
+            "# Ok(()) }\n```"
+        )]
+        pub async fn upsert(
+            &self,
+            model: &str,
+            row: Record,
+            on: &[&str],
+            action: OnConflict,
+        ) -> Result<Upserted> {
+            let answer = self.upsert_many(model, vec![row], on, action).await?;
+            answer
+                .into_iter()
+                .next()
+                .ok_or_else(|| crate::Error::decode("the upsert answered nothing for its row"))
+        }
+
+        #[doc = concat!(
+            "[`Self::upsert`] of many rows", $place, ", in one statement: answers one ",
+            "[`crate::Upserted`] per row, in the order given."
+        )]
+        pub async fn upsert_many(
+            &self,
+            model: &str,
+            rows: Vec<Record>,
+            on: &[&str],
+            action: OnConflict,
+        ) -> Result<Vec<Upserted>> {
+            let on = on.iter().map(|&f| f.to_owned()).collect();
+            self.run_write(UpsertRequest { model: model.into(), rows, on, action }).await
+        }
+    };
+}
+pub(crate) use batch_writes;

@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{
-    BulkWriteRequest, Call, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
-    WriteRequest,
+    BulkWriteRequest, Call, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteRequest,
 };
 use crate::pool::{
     ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RowsMsg,
@@ -136,6 +136,52 @@ impl DbMsg {
         req: IncrementRequest,
         call: Call,
         reply: RpcReplyPort<Result<Record>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+}
+
+/// The batch writes as messages, for `call!`: run on the write pool as
+/// [`DbMsg::Write`] is.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Call, CreateManyRequest, DbMsg, Record};
+/// let rows = vec![Record::new().with("sku", "A-1"), Record::new().with("sku", "A-2")];
+/// let req = CreateManyRequest { model: "StockBalance".into(), rows };
+/// let stored = ractor::call!(db.actor(), DbMsg::create_many, req, Call::here())??;
+/// # let _ = stored; Ok(()) }
+/// ```
+impl DbMsg {
+    /// [`crate::Db::create_many`] as a message; answers the rows as stored.
+    pub fn create_many(
+        req: CreateManyRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<Record>>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`crate::Db::create_many_count`] as a message; answers how many rows
+    /// were inserted.
+    pub fn create_many_count(
+        req: CreateManyRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        let req = CountMany {
+            req,
+            in_transaction: false,
+        };
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`crate::Db::upsert_many`] as a message; answers one
+    /// [`Upserted`] per row.
+    pub fn upsert(
+        req: UpsertRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<Upserted>>>,
     ) -> DbMsg {
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
     }

@@ -10,13 +10,14 @@ use crate::config::Role;
 use crate::db::Db;
 use crate::error::Result;
 use crate::messages::{
-    BulkOp, BulkWriteRequest, Call, IncrementRequest, ListRequest, ReadRequest, WriteOp,
-    WriteRequest,
+    BulkOp, BulkWriteRequest, Call, CountMany, CreateManyRequest, IncrementRequest, ListRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{
     AsType, Decoded, LockForUpdate, LockNext, LockNowait, Plan, Request, TypedRequest,
 };
 use crate::schema::{Filter, Page, Query, Record, Value};
+use crate::sql::OnConflict;
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
 
@@ -48,14 +49,19 @@ fn write<T: Entity>(op: WriteOp) -> WriteRequest {
     }
 }
 
-/// The create of `row`: its record without the version, which starts at
-/// the column's default.
+/// The create of `row`.
 fn create<T: Entity>(row: &T) -> WriteRequest {
+    write::<T>(WriteOp::Create(inserted(row)))
+}
+
+/// What an insert of `row` writes: its record without the version, which
+/// starts at the column's default (and which an upsert's update adds 1 to).
+fn inserted<T: Entity>(row: &T) -> Record {
     let mut record = row.to_record();
     if let Some(version) = T::VERSION {
         record.remove(version);
     }
-    write::<T>(WriteOp::Create(record))
+    record
 }
 
 fn bulk<T: Entity>(filter: Filter, op: BulkOp) -> BulkWriteRequest {
@@ -79,6 +85,89 @@ fn increment<T: Entity, V: Into<Value>>(
         by: by.into(),
         guard,
     }
+}
+
+fn many<'a, T: Entity>(rows: impl IntoIterator<Item = &'a T>) -> CreateManyRequest {
+    CreateManyRequest {
+        model: T::MODEL.into(),
+        rows: rows.into_iter().map(inserted).collect(),
+    }
+}
+
+fn upsert<'a, T: Entity>(
+    rows: impl IntoIterator<Item = &'a T>,
+    on: &[&str],
+    action: OnConflict,
+) -> UpsertRequest {
+    UpsertRequest {
+        model: T::MODEL.into(),
+        rows: rows.into_iter().map(inserted).collect(),
+        on: on.iter().map(|&f| f.to_owned()).collect(),
+        action,
+    }
+}
+
+/// The typed batch writes [`Typed`] and [`TypedTx`] share, over the `run`
+/// method of the handle they are expanded in; `$place` says where they run
+/// and `$in_transaction` whether the handle is a transaction's.
+macro_rules! typed_batch_writes {
+    ($place:literal, $in_transaction:literal) => {
+        #[doc = concat!("Insert `rows` ", $place, " in one statement and answer them as stored, in the order given (as [`Db::create_many`]).")]
+        ///
+        /// ```no_run
+        /// # #[derive(Default, pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
+        /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+        /// let rows: Vec<StockBalance> = (0..100)
+        ///     .map(|n| StockBalance { sku: format!("SKU-{n}"), quantity: n, ..Default::default() })
+        ///     .collect();
+        /// let stored = db.typed::<StockBalance>().create_many(&rows).await?;
+        /// # let _ = stored; Ok(()) }
+        /// ```
+        pub async fn create_many(&self, rows: &[T]) -> Result<Vec<T>> {
+            self.run(Role::Write, typed::<T, _>(many::<T>(rows))).await
+        }
+
+        #[doc = concat!("Insert `rows` ", $place, " and answer how many were inserted: copied in from [`crate::COPY_MIN_ROWS`] rows on (as [`Db::create_many_count`]).")]
+        pub async fn create_many_count(&self, rows: &[T]) -> Result<u64> {
+            let req = CountMany {
+                req: many::<T>(rows),
+                in_transaction: $in_transaction,
+            };
+            self.run(Role::Write, req).await
+        }
+
+        #[doc = concat!("Insert `row` ", $place, ", or update (or leave) the row that holds its key `on` already; answers which it did (as [`Db::upsert`]).")]
+        ///
+        /// ```no_run
+        /// # #[derive(Default, pgactor::Entity)] struct StockBalance { id: uuid::Uuid, #[pgactor(unique)] sku: String, quantity: i64 }
+        /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+        /// use pgactor::{OnConflict, Upserted};
+        /// let row = StockBalance { sku: "A-1".into(), quantity: 5, ..Default::default() };
+        /// let done = db.typed::<StockBalance>().upsert(&row, &["sku"], OnConflict::Update).await?;
+        /// assert!(matches!(done, Upserted::Inserted(_) | Upserted::Updated(_)));
+        /// # Ok(()) }
+        /// ```
+        pub async fn upsert(&self, row: &T, on: &[&str], action: OnConflict) -> Result<Upserted<T>> {
+            let answer = self
+                .run(Role::Write, typed::<T, _>(upsert::<T>([row], on, action)))
+                .await?;
+            answer
+                .into_iter()
+                .next()
+                .ok_or_else(|| crate::Error::decode("the upsert answered nothing for its row"))
+        }
+
+        #[doc = concat!("Upsert `rows` ", $place, " in one statement; answers one [`Upserted`] per row, in the order given (as [`Db::upsert_many`]).")]
+        pub async fn upsert_many(
+            &self,
+            rows: &[T],
+            on: &[&str],
+            action: OnConflict,
+        ) -> Result<Vec<Upserted<T>>> {
+            self.run(Role::Write, typed::<T, _>(upsert::<T>(rows, on, action)))
+                .await
+        }
+    };
 }
 
 /// The typed operations [`Typed`] and [`TypedTx`] share, over the `run`
@@ -216,6 +305,8 @@ impl<T: Entity> Typed<T> {
         "db",
         "Db"
     );
+
+    typed_batch_writes!("on the primary", false);
 }
 
 /// The typed operations on entity `T` inside a transaction
@@ -257,6 +348,8 @@ impl<T: Entity> TypedTx<T> {
     }
 
     typed_operations!("inside the transaction", "tx", "Tx");
+
+    typed_batch_writes!("inside the transaction", true);
 
     /// Read one row and lock it until the transaction ends
     /// ([`Tx::lock_for_update`]).
@@ -363,6 +456,38 @@ impl DbMsg {
         let req = typed::<T, _>(increment(id, column, by, guard));
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
     }
+
+    /// [`Typed::create_many`] as a message.
+    pub fn create_many_as<T: Entity>(
+        rows: Vec<T>,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<T>>>,
+    ) -> DbMsg {
+        let req = typed::<T, _>(many::<T>(&rows));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`Typed::create_many_count`] as a message.
+    pub fn create_many_count_as<T: Entity>(
+        rows: Vec<T>,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        DbMsg::create_many_count(many::<T>(&rows), call, reply)
+    }
+
+    /// [`Typed::upsert_many`] as a message.
+    pub fn upsert_as<T: Entity>(
+        rows: Vec<T>,
+        on: Vec<String>,
+        action: OnConflict,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<Upserted<T>>>>,
+    ) -> DbMsg {
+        let on: Vec<&str> = on.iter().map(String::as_str).collect();
+        let req = typed::<T, _>(upsert::<T>(&rows, &on, action));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
 }
 
 /// The typed operations as messages to a transaction's actor
@@ -443,6 +568,31 @@ impl TxMsg {
         reply: RpcReplyPort<Result<T>>,
     ) -> TxMsg {
         let req = typed::<T, _>(increment(id, column, by, guard));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::create_many`] as a message.
+    pub fn create_many_as<T: Entity>(rows: Vec<T>, reply: RpcReplyPort<Result<Vec<T>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(typed::<T, _>(many::<T>(&rows)), reply))
+    }
+
+    /// [`TypedTx::create_many_count`] as a message.
+    pub fn create_many_count_as<T: Entity>(
+        rows: Vec<T>,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> TxMsg {
+        TxMsg::create_many_count(many::<T>(&rows), reply)
+    }
+
+    /// [`TypedTx::upsert_many`] as a message.
+    pub fn upsert_as<T: Entity>(
+        rows: Vec<T>,
+        on: Vec<String>,
+        action: OnConflict,
+        reply: RpcReplyPort<Result<Vec<Upserted<T>>>>,
+    ) -> TxMsg {
+        let on: Vec<&str> = on.iter().map(String::as_str).collect();
+        let req = typed::<T, _>(upsert::<T>(&rows, &on, action));
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

@@ -26,8 +26,10 @@ use crate::schema::{Columns, Model, Page, Query, Record, Value, DEFAULT_LIMIT};
 use crate::sql::{Catalog, Listing, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
+/// A statement may answer columns of its own after the model's (an
+/// upsert's flag), which are not the record's.
 fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
-    if row.len() != columns.len() {
+    if row.len() < columns.len() {
         return Err(Error::decode(format!(
             "the row has {} columns where the model has {}",
             row.len(),
@@ -40,12 +42,17 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
     })
 }
 
-async fn query(client: &Conn, stmt: &Statement, write: bool, mode: Statements) -> Result<Vec<Row>> {
+pub(super) async fn query(
+    client: &Conn,
+    stmt: &Statement,
+    write: bool,
+    mode: Statements,
+) -> Result<Vec<Row>> {
     collect(start(client, stmt, write, mode).await?, write).await
 }
 
 /// Send one of a table's statements; its rows come on the stream.
-async fn start(
+pub(super) async fn start(
     client: &Conn,
     stmt: &Statement,
     write: bool,

@@ -157,6 +157,12 @@ impl Record {
         self.names.into_vec().into_iter().zip(self.values)
     }
 
+    /// The values in name order, the names dropped: a batch keeps its
+    /// rows' values where they are.
+    pub(crate) fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+
     /// Where `field` is, or where it would go.
     fn position(&self, field: &str) -> std::result::Result<usize, usize> {
         self.names

@@ -1,8 +1,10 @@
 //! SQL: each model's statements, built once at open from the registry,
 //! values always bound as parameters.
 
+mod batch;
 mod statement;
 mod table;
 
+pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};

@@ -28,7 +28,7 @@ pub(crate) struct Table {
     /// `"schema"."table"`
     pub(crate) qualified: String,
     /// `"id", "a", …, "updated_at"`
-    select_list: String,
+    pub(super) select_list: String,
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
     /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
@@ -38,7 +38,7 @@ pub(crate) struct Table {
     /// The same, `FOR UPDATE NOWAIT`.
     by_id_for_update_nowait: Arc<str>,
     /// The declared fields an insert must set: not nullable, no default.
-    required: Vec<Settable>,
+    pub(super) required: Vec<Settable>,
     /// The version field ([`crate::Field::version`]), by position.
     version: Option<usize>,
     /// INSERT texts already written, by the fields they set: a record's
@@ -55,7 +55,7 @@ struct KeptInsert {
 
 /// A field a caller may set: the id, or a declared field by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settable {
+pub(super) enum Settable {
     Id,
     Declared(usize),
 }
@@ -252,7 +252,7 @@ impl Table {
         sql
     }
 
-    fn settable_name(&self, field: Settable) -> &str {
+    pub(super) fn settable_name(&self, field: Settable) -> &str {
         match field {
             Settable::Id => ID,
             Settable::Declared(at) => self.model.fields()[at].name(),
@@ -396,13 +396,26 @@ impl Table {
     /// The last assignments of every UPDATE, the adapter's: the version
     /// plus 1 on a versioned model, `updated_at`; and its WHERE.
     fn push_kept_sets(&self, sql: &mut String) {
+        self.push_kept_assignments(sql, false);
+        sql.push_str(" WHERE ");
+    }
+
+    /// The adapter's assignments of every update of a row (an upsert's
+    /// too): the version plus 1 on a versioned model, then `updated_at`.
+    /// `qualified`: the stored version is named with its table, as an
+    /// upsert's `DO UPDATE` needs (`EXCLUDED` has a version too).
+    pub(super) fn push_kept_assignments(&self, sql: &mut String, qualified: bool) {
         if let Some(version) = self.version_field() {
             push_ident(sql, version.name());
             sql.push_str(" = ");
+            if qualified {
+                sql.push_str(&self.qualified);
+                sql.push('.');
+            }
             push_ident(sql, version.name());
             sql.push_str(" + 1, ");
         }
-        sql.push_str("\"updated_at\" = now() WHERE ");
+        sql.push_str("\"updated_at\" = now()");
     }
 
     /// The model's version field, if it has one.
@@ -673,7 +686,19 @@ impl Table {
     /// A field a caller may set, and its type; the adapter keeps the
     /// timestamps, and only nullable fields take a null.
     fn settable(&self, field: &str, value: &Value) -> Result<(Settable, FieldType)> {
-        let (settable, ty, nullable) = match field {
+        let (settable, ty, nullable) = self.settable_field(field)?;
+        if value.is_null() && !nullable {
+            return Err(Error::invalid_input(format!(
+                "field \"{field}\" of {} cannot be null",
+                self.model.name()
+            )));
+        }
+        Ok((settable, ty))
+    }
+
+    /// A field a caller may set, its type, and whether it takes a null.
+    pub(super) fn settable_field(&self, field: &str) -> Result<(Settable, FieldType, bool)> {
+        Ok(match field {
             CREATED_AT | UPDATED_AT => {
                 return Err(Error::invalid_input(format!(
                     "\"{field}\" is kept by the adapter"
@@ -701,14 +726,7 @@ impl Table {
                     declared.is_nullable(),
                 )
             }
-        };
-        if value.is_null() && !nullable {
-            return Err(Error::invalid_input(format!(
-                "field \"{field}\" of {} cannot be null",
-                self.model.name()
-            )));
-        }
-        Ok((settable, ty))
+        })
     }
 }
 

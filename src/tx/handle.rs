@@ -9,12 +9,14 @@ use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
 use crate::messages::{
-    filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest,
-    ListRequest, ReadRequest, WriteOp, WriteRequest,
+    batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken,
+    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{LockForUpdate, LockNext, LockNowait, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Filter, Page, Query, Record, Value};
+use crate::sql::OnConflict;
 
 use super::cursor::{self, CursorHost, CursorSlots};
 use super::handoff::{self, Starter};
@@ -207,6 +209,8 @@ impl Tx {
     write_shorthands!(" inside the transaction");
 
     filter_writes!(" inside the transaction", "pgactor::Tx");
+
+    batch_writes!(" inside the transaction", "pgactor::Tx", true);
 
     /// Run `req` on the transaction's connection (every statement of a
     /// transaction runs on the primary).

@@ -5,7 +5,8 @@ use ractor::RpcReplyPort;
 
 use crate::error::Result;
 use crate::messages::{
-    BulkWriteRequest, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest, WriteRequest,
+    BulkWriteRequest, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteRequest,
 };
 use crate::pool::{Answer, Plan, RawRequest, Request};
 use crate::raw::{Row, Sql};
@@ -77,6 +78,43 @@ impl TxMsg {
 
     /// [`crate::Tx::increment`] as a message; answers the row as updated.
     pub fn increment(req: IncrementRequest, reply: RpcReplyPort<Result<Record>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+}
+
+/// The batch writes as messages to a transaction's actor, for `call!`.
+///
+/// ```no_run
+/// # async fn demo(tx: pgactor::Tx) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{OnConflict, Record, TxMsg, UpsertRequest};
+/// let req = UpsertRequest {
+///     model: "StockBalance".into(),
+///     rows: vec![Record::new().with("sku", "A-1").with("quantity", 3_i64)],
+///     on: vec!["sku".into()],
+///     action: OnConflict::Update,
+/// };
+/// let upserted = ractor::call!(tx.actor(), TxMsg::upsert, req)??;
+/// # let _ = upserted; Ok(()) }
+/// ```
+impl TxMsg {
+    /// [`crate::Tx::create_many`] as a message; answers the rows as stored.
+    pub fn create_many(req: CreateManyRequest, reply: RpcReplyPort<Result<Vec<Record>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::create_many_count`] as a message; answers how many rows
+    /// were inserted.
+    pub fn create_many_count(req: CreateManyRequest, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
+        let req = CountMany {
+            req,
+            in_transaction: true,
+        };
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::upsert_many`] as a message; answers one [`Upserted`]
+    /// per row.
+    pub fn upsert(req: UpsertRequest, reply: RpcReplyPort<Result<Vec<Upserted>>>) -> TxMsg {
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

@@ -11,6 +11,7 @@ mod actor_callers;
 mod actors;
 mod array_types;
 mod bad_input;
+mod batch_writes;
 mod bouncer;
 mod bulk_writes;
 mod column_types;

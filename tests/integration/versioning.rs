@@ -342,3 +342,35 @@ async fn a_version_added_to_a_table_with_rows_starts_them_at_one() {
     assert!(db.migrate().await.unwrap().statements.is_empty());
     db.close().await;
 }
+
+#[tokio::test]
+async fn batch_creates_start_at_the_default_version_and_an_upsert_update_adds_one() {
+    let db = open("ver_batch").await;
+    let docs = [
+        Doc {
+            title: "a".into(),
+            version: 9, // not written: a create starts at the default
+            ..Doc::default()
+        },
+        Doc {
+            title: "b".into(),
+            ..Doc::default()
+        },
+    ];
+    let stored = db.typed::<Doc>().create_many(&docs).await.unwrap();
+    assert!(stored.iter().all(|d| d.version == 1), "{stored:?}");
+
+    let again = Record::new().with("id", stored[0].id).with("title", "a2");
+    let answer = db
+        .upsert("Doc", again, &["id"], pgactor::OnConflict::Update)
+        .await
+        .unwrap();
+    let pgactor::Upserted::Updated(row) = answer else {
+        panic!("the taken id updates its row: {answer:?}")
+    };
+    assert_eq!(row.get::<i64>("version").unwrap(), 2);
+    assert_eq!(state(&db, stored[0].id).await, ("a2".into(), 2));
+
+    let err = db.create_many("Doc", vec![at(3, "c")]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
