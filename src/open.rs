@@ -15,7 +15,7 @@ use crate::pool::{
     ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute, ReplicaWatch,
     RunOptions, SharedReads,
 };
-use crate::schema::Registry;
+use crate::schema::{QueryBounds, Registry};
 use crate::sql::{Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::tx::SpareActors;
@@ -134,6 +134,10 @@ pub struct OpenOptions {
     linked_to: Option<ActorCell>,
     /// Run on every new pooled connection after its session settings.
     on_connect: ConnectHook,
+    /// The bounds on every query's shape.
+    query_bounds: QueryBounds,
+    /// The bounds of models that have their own.
+    model_bounds: Vec<(String, QueryBounds)>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -157,6 +161,8 @@ impl std::fmt::Debug for OpenOptions {
             .field("max_channels", &self.max_channels)
             .field("linked_to", &self.linked_to.as_ref().map(ActorCell::get_id))
             .field("on_connect", &self.on_connect)
+            .field("query_bounds", &self.query_bounds)
+            .field("model_bounds", &self.model_bounds)
             .finish()
     }
 }
@@ -182,6 +188,8 @@ impl OpenOptions {
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
             linked_to: None,
             on_connect: ConnectHook::default(),
+            query_bounds: QueryBounds::default(),
+            model_bounds: Vec::new(),
         }
     }
 
@@ -398,6 +406,42 @@ impl OpenOptions {
         self
     }
 
+    /// Bound the shape of every query: conditions, OR groups and their
+    /// branches, IN list values and sort fields (defaults in
+    /// [`crate::QueryBounds`]). A `List`, `lock_next`, `update_where`,
+    /// `delete_where` or increment guard past a bound is refused with
+    /// [`ErrorKind::InvalidInput`] naming it, before any SQL.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: pgactor::Registry) -> pgactor::Result<()> {
+    /// use pgactor::QueryBounds;
+    /// let db = pgactor::OpenOptions::new("postgres://app@db/shop")
+    ///     .registry(registry)
+    ///     .query_bounds(QueryBounds { max_or_branches: 16, ..QueryBounds::default() })
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn query_bounds(mut self, bounds: QueryBounds) -> OpenOptions {
+        self.query_bounds = bounds;
+        self
+    }
+
+    /// Bound the shape of the queries of one model otherwise than the
+    /// others' ([`OpenOptions::query_bounds`]); a model named twice takes
+    /// the last bounds. An unknown model fails `open` with
+    /// [`ErrorKind::Config`].
+    pub fn model_query_bounds(
+        mut self,
+        model: impl Into<String>,
+        bounds: QueryBounds,
+    ) -> OpenOptions {
+        let model = model.into();
+        self.model_bounds.retain(|(name, _)| *name != model);
+        self.model_bounds.push((model, bounds));
+        self
+    }
+
     /// Run AutoMigrate at open (default `true`). Turn it off when a
     /// migration tool owns the schema; [`Db::migrate`] still runs it on demand.
     pub fn auto_migrate(mut self, enabled: bool) -> OpenOptions {
@@ -426,6 +470,16 @@ impl OpenOptions {
     fn settings(&self) -> Result<(SessionSettings, PoolSettings, PoolSettings)> {
         if self.max_page == 0 {
             return Err(Error::config("max_page must be at least 1 row"));
+        }
+        if let Some((model, _)) = self
+            .model_bounds
+            .iter()
+            .find(|(m, _)| self.registry.model(m).is_err())
+        {
+            return Err(Error::config(format!(
+                "model_query_bounds names {}, which is not in the registry",
+                crate::error::quoted_name(model)
+            )));
         }
         if self.notification_buffer == 0 {
             return Err(Error::config(
@@ -567,6 +621,8 @@ impl OpenOptions {
         };
         let mut catalog = Catalog::new(&registry, &session.schema, statements);
         catalog.max_page = self.max_page;
+        catalog.bounds = self.query_bounds;
+        catalog.model_bounds = self.model_bounds.clone();
         let catalog = Arc::new(catalog);
         let routes = Arc::new(Routes::default());
         // The listener connects on the first subscribe, to the primary.

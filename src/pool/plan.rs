@@ -438,8 +438,10 @@ impl Request for BulkWriteRequest {
     fn model(&self) -> &str {
         &self.model
     }
+    /// The filter is held to the model's [`crate::QueryBounds`].
     fn plan(self, catalog: &Catalog) -> Result<CountPlan> {
         let table = catalog.table(&self.model)?;
+        catalog.bounds_of(&self.model).check_filter(&self.filter)?;
         let stmt = match self.op {
             BulkOp::Update(patch) => table.update_where(&self.filter, patch)?,
             BulkOp::Delete => table.delete_where(&self.filter)?,
@@ -459,9 +461,13 @@ impl Request for IncrementRequest {
     fn model(&self) -> &str {
         &self.model
     }
-    /// With a guard, a row that fails it is an [`ErrorKind::Conflict`].
+    /// With a guard (held to the model's [`crate::QueryBounds`]), a row
+    /// that fails it is an [`ErrorKind::Conflict`].
     fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
         let table = catalog.table(&self.model)?;
+        if let Some(guard) = &self.guard {
+            catalog.bounds_of(&self.model).check_filter(guard)?;
+        }
         let stmt = table.increment(self.id.clone(), &self.field, self.by, self.guard.as_ref())?;
         let plan = RowPlan::new(catalog, table, true, stmt);
         if self.guard.is_none() {
@@ -503,10 +509,10 @@ impl Request for ListRequest {
     fn model(&self) -> &str {
         &self.model
     }
-    /// Refuses a page larger than the catalog's `max_page` (see [`bounded_page`]).
+    /// Refuses a query past the bounds (see [`bounded_query`]).
     fn plan(mut self, catalog: &Catalog) -> Result<PagePlan> {
         let table = catalog.table(&self.model)?;
-        bounded_page(&mut self.query, catalog)?;
+        bounded_query(&mut self.query, &self.model, catalog)?;
         Ok(PagePlan {
             list: ListStatements {
                 listing: table.list(&self.query)?,
@@ -519,9 +525,11 @@ impl Request for ListRequest {
     }
 }
 
-/// Refuse a page larger than the catalog's `max_page`; a query without a
-/// limit gets [`DEFAULT_LIMIT`] rows, or `max_page` when less.
-fn bounded_page(query: &mut Query, catalog: &Catalog) -> Result<()> {
+/// Refuse a query of `model` past its [`crate::QueryBounds`] or a page
+/// larger than the catalog's `max_page`; a query without a limit gets
+/// [`DEFAULT_LIMIT`] rows, or `max_page` when less.
+fn bounded_query(query: &mut Query, model: &str, catalog: &Catalog) -> Result<()> {
+    catalog.bounds_of(model).check(query)?;
     match query.limit {
         Some(limit) if limit > catalog.max_page => Err(Error::invalid_input(format!(
             "limit {limit} is above the maximum page of {} rows (OpenOptions::max_page): \
@@ -552,7 +560,7 @@ impl Request for LockNext {
     /// Bounded as a `List`'s page.
     fn plan(mut self, catalog: &Catalog) -> Result<RowsPlan> {
         let table = catalog.table(&self.0.model)?;
-        bounded_page(&mut self.0.query, catalog)?;
+        bounded_query(&mut self.0.query, &self.0.model, catalog)?;
         let (stmt, _) = table.lock_next(&self.0.query)?;
         Ok(RowsPlan {
             rows: RowsStatement {

@@ -11,7 +11,7 @@ use crate::schema::{
     UPDATED_AT,
 };
 use crate::schema::{
-    Columns, Direction, FieldType, Filter, Keyset, Query, Record, Value, DEFAULT_LIMIT,
+    Columns, Direction, FieldType, Filter, Keyset, Query, QueryBounds, Record, Value, DEFAULT_LIMIT,
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
@@ -70,6 +70,11 @@ pub(crate) struct Catalog {
     pub(crate) statements: Statements,
     /// The largest page a `List` may ask for ([`crate::OpenOptions::max_page`]).
     pub(crate) max_page: u64,
+    /// The bounds on a query's shape ([`crate::OpenOptions::query_bounds`]).
+    pub(crate) bounds: QueryBounds,
+    /// The bounds of the models that have their own, by model name
+    /// ([`crate::OpenOptions::model_query_bounds`]).
+    pub(crate) model_bounds: Vec<(String, QueryBounds)>,
 }
 
 impl Catalog {
@@ -83,7 +88,17 @@ impl Catalog {
             tables,
             statements,
             max_page: crate::schema::MAX_PAGE,
+            bounds: QueryBounds::default(),
+            model_bounds: Vec::new(),
         }
+    }
+
+    /// The bounds on the shape of a query of `model`.
+    pub(crate) fn bounds_of(&self, model: &str) -> &QueryBounds {
+        self.model_bounds
+            .iter()
+            .find(|(name, _)| name == model)
+            .map_or(&self.bounds, |(_, bounds)| bounds)
     }
 
     /// The table of a model, or InvalidInput for an unknown model.

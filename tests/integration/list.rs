@@ -395,6 +395,11 @@ async fn many_filter_shapes_on_one_connection_keep_at_most_the_statement_cache_s
         .read_pool(one)
         .auto_migrate(false)
         .statement_cache_size(CACHE)
+        .query_bounds(pgactor::QueryBounds {
+            max_conditions: 2_000,
+            max_or_branches: 2_000,
+            ..pgactor::QueryBounds::default()
+        })
         .open()
         .await
         .expect("open");

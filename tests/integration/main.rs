@@ -31,6 +31,7 @@ mod listen;
 mod migrate;
 mod observability;
 mod open;
+mod query_bounds;
 mod raw;
 mod replicas;
 mod routing;

@@ -53,7 +53,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use pgactor::{
     Call, DbMsg, Field, FieldType, Filter, Index, Model, Notification, OpenOptions, PoolConfig,
-    Query, ReadRequest, Record, Registry, SessionConfig, TxOptions, Value,
+    Query, QueryBounds, ReadRequest, Record, Registry, SessionConfig, TxOptions, Value,
 };
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -264,7 +264,15 @@ impl Fixture {
         let odd = Model::new(ODD_MODEL)
             .table_name("odd")
             .field(Field::new("name", FieldType::Text));
+        // Unbounded shapes: the corpus reaches the server's own limits.
+        let wide = QueryBounds {
+            max_conditions: usize::MAX,
+            max_or_branches: usize::MAX,
+            max_list_values: usize::MAX,
+            ..QueryBounds::default()
+        };
         let db = tagged_options(&primary_url(), [hostile_model(), odd], one, &schema, &app)
+            .query_bounds(wide)
             .open()
             .await
             .expect("open");
