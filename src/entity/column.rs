@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use tokio_postgres::types::{FromSql, Type};
 
-use crate::schema::{Filter, Value};
+use crate::schema::{ArrayElement, Filter, Value};
 
 /// Column `name` of entity `E`, holding values of type `V`. The derive
 /// makes one constant per field (`StockBalance::QUANTITY`); it stands
@@ -84,6 +84,21 @@ impl<E, V: Into<Value>> Column<E, V> {
     /// `column IN (values…)`; an empty list matches nothing.
     pub fn is_in(self, values: impl IntoIterator<Item: Into<V>>) -> Filter {
         Filter::is_in(self.name, values.into_iter().map(|v| v.into().into()))
+    }
+}
+
+impl<E, T: ArrayElement> Column<E, Vec<T>> {
+    /// The array column holds `value` (`value = ANY(column)`).
+    pub fn has(self, value: impl Into<T::Item>) -> Filter {
+        Filter::has(self.name, value.into())
+    }
+}
+
+impl<E, T: ArrayElement> Column<E, Option<Vec<T>>> {
+    /// The array column holds `value` (`value = ANY(column)`); a NULL
+    /// array does not.
+    pub fn has(self, value: impl Into<T::Item>) -> Filter {
+        Filter::has(self.name, value.into())
     }
 }
 

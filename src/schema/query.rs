@@ -218,6 +218,15 @@ pub enum Filter {
         /// `ILIKE` instead of `LIKE`.
         case_insensitive: bool,
     },
+    /// `value = ANY(field)`: the array field holds `value` among its
+    /// elements. `value` has the element type; NULL is refused. A NULL
+    /// array, or one without the value, does not match.
+    Has {
+        /// The array field.
+        field: String,
+        /// The element looked for, bound as a parameter.
+        value: Value,
+    },
     /// `field IS NULL`, or `IS NOT NULL` when `negated`.
     IsNull {
         /// The field.
@@ -413,6 +422,20 @@ impl Filter {
             field: field.into(),
             pattern: pattern.into(),
             case_insensitive: true,
+        }
+    }
+
+    /// `value = ANY(field)`: the array `field` holds `value`.
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let tagged = Filter::has("tags", "sale");
+    /// # let _ = tagged;
+    /// ```
+    pub fn has(field: impl Into<String>, value: impl Into<Value>) -> Filter {
+        Filter::Has {
+            field: field.into(),
+            value: value.into(),
         }
     }
 

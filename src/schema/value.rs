@@ -791,14 +791,22 @@ mod sealed {
 /// them converts to and from a [`Value::Array`]: `bool`, `i16`, `i32`,
 /// `i64`, `f64`, `Decimal`, `String`, `Uuid`, `DateTime<Utc>`,
 /// `NaiveDate`, and an `Option` of one for an array holding NULLs.
-pub trait ArrayElement: sealed::Sealed + Into<Value> + FromValue {}
+pub trait ArrayElement: sealed::Sealed + Into<Value> + FromValue {
+    /// The element's value without NULL: the type itself, or the type an
+    /// `Option` holds (what [`crate::Column::has`] looks for).
+    type Item: Into<Value>;
+}
 
 macro_rules! array_element {
     ($($t:ty),* $(,)?) => {$(
         impl sealed::Sealed for $t {}
-        impl ArrayElement for $t {}
+        impl ArrayElement for $t {
+            type Item = $t;
+        }
         impl sealed::Sealed for Option<$t> {}
-        impl ArrayElement for Option<$t> {}
+        impl ArrayElement for Option<$t> {
+            type Item = $t;
+        }
     )*};
 }
 

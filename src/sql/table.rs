@@ -636,6 +636,21 @@ impl Table {
                 let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
                 format!("{} {op} {ph}", quote_ident(field))
             }
+            Filter::Has { field, value } => {
+                let FieldType::Array(elem) = self.column_type(field)? else {
+                    return Err(Error::invalid_input(format!(
+                        "\"has\" needs an array field and \"{field}\" is not one"
+                    )));
+                };
+                if value.is_null() {
+                    return Err(Error::invalid_input(format!(
+                        "\"has\" on \"{field}\" cannot look for NULL"
+                    )));
+                }
+                let ty = elem.field_type();
+                let ph = stmt.bind(Param::One(ty.coerce(field, value.clone())?), ty.pg_type());
+                format!("{ph} = ANY({})", quote_ident(field))
+            }
             Filter::IsNull { field, negated } => {
                 self.column_type(field)?;
                 let not = if *negated { " NOT" } else { "" };

@@ -1,7 +1,8 @@
 //! Array columns end to end: a model declared at run time (written and read
 //! as `Record`s) and the same columns as a derived struct, each created by
 //! AutoMigrate, written, read back (empty arrays, NULL elements, a NULL
-//! array), filtered on whole arrays, and migrated again without drift.
+//! array), filtered on whole arrays and on their elements (`has`), and
+//! migrated again without drift.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pgactor::{
@@ -198,12 +199,26 @@ async fn records_write_read_and_filter_arrays() {
         [c]
     );
 
+    // has: an element among the array's, in any position; a NULL array
+    // and an empty one hold nothing.
+    assert_eq!(runtime_ids(&db, Filter::has("counts", 3_i64)).await, [a, c]);
+    assert!(runtime_ids(&db, Filter::has("counts", 4_i64))
+        .await
+        .is_empty());
+    assert_eq!(runtime_ids(&db, Filter::has("tags", "red")).await, [a]);
+    assert_eq!(runtime_ids(&db, Filter::has("days", day(1))).await, [a]);
+    assert_eq!(runtime_ids(&db, Filter::has("small", 7_i64)).await, [c]);
+
     // Refused before anything is sent: a wrong element, a nested array,
-    // an IN list of arrays.
+    // an IN list of arrays, has on a field that is no array, has NULL,
+    // has an element of another type.
     for filter in [
         Filter::eq("counts", Value::Array(vec![Value::from("1")])),
         Filter::eq("counts", Value::Array(vec![Value::from(vec![1_i64])])),
         Filter::is_in("counts", [vec![1_i64]]),
+        Filter::has("id", Uuid::nil()),
+        Filter::has("tags", Value::Null),
+        Filter::has("counts", "three"),
     ] {
         let err = db
             .list("Basket", Query::new().filter(filter))
@@ -247,6 +262,10 @@ async fn a_derived_struct_writes_reads_and_filters_the_same_columns() {
     assert_eq!(typed_ids(&db, Basket::DAYS.eq(vec![])).await, [c]);
     assert_eq!(typed_ids(&db, Filter::is_null(Basket::DAYS)).await, [b]);
     assert_eq!(typed_ids(&db, Basket::FLAGS.ne(vec![])).await, [a, c]);
+    // has takes the element's type, without the Option of NULL elements.
+    assert_eq!(typed_ids(&db, Basket::COUNTS.has(2)).await, [a, c]);
+    assert_eq!(typed_ids(&db, Basket::TAGS.has("red")).await, [a]);
+    assert_eq!(typed_ids(&db, Basket::DAYS.has(day(1))).await, [a]);
 }
 
 #[tokio::test]
