@@ -1,6 +1,7 @@
 //! What the adapter knows of the data: models and their registry, values,
 //! records (rows), and queries (filters, sorts, pages).
 
+mod aggregate;
 mod cursor;
 mod ident;
 mod model;
@@ -8,6 +9,7 @@ mod query;
 mod record;
 mod value;
 
+pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};
 pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
