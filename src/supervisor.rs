@@ -80,7 +80,9 @@ pub enum DbMsg {
     /// [`DbMsg::update_as`], [`DbMsg::delete_as`], [`DbMsg::update_where_as`],
     /// [`DbMsg::delete_where_as`] and [`DbMsg::increment_as`], and the writes
     /// by filter and increments, built by [`DbMsg::bulk_write`] and
-    /// [`DbMsg::increment`] (for `call!`).
+    /// [`DbMsg::increment`], and the aggregate reads, built by
+    /// [`DbMsg::count`], [`DbMsg::exists`], [`DbMsg::aggregate`] and
+    /// [`DbMsg::aggregate_as`] (for `call!`).
     Typed(TypedRequest, Call),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The

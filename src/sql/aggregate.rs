@@ -27,8 +27,10 @@ pub(crate) struct Aggregation {
 impl Table {
     /// The condition of the rows an aggregate read sees: those matching
     /// `filter` (checked as a `List`'s), every row without one. The one
-    /// place `count`, `exists` and aggregates choose their rows.
-    fn seen(&self, filter: Option<&Filter>, stmt: &mut Statement) -> Result<String> {
+    /// place `count`, `exists` and aggregates choose their rows: a
+    /// condition every aggregate read must add (rows deleted softly, say)
+    /// goes here.
+    fn rows_seen(&self, filter: Option<&Filter>, stmt: &mut Statement) -> Result<String> {
         match filter {
             Some(filter) => self.condition(filter, stmt, 0),
             None => Ok("TRUE".into()),
@@ -38,7 +40,7 @@ impl Table {
     /// `SELECT count(*) FROM … WHERE <filter>`.
     pub(crate) fn count(&self, filter: &Filter) -> Result<Statement> {
         let mut stmt = Statement::new();
-        let condition = self.seen(Some(filter), &mut stmt)?;
+        let condition = self.rows_seen(Some(filter), &mut stmt)?;
         stmt.sql = Sql::Written(format!(
             "SELECT count(*) FROM {} WHERE {condition}",
             self.qualified
@@ -50,7 +52,7 @@ impl Table {
     /// first matching row.
     pub(crate) fn exists(&self, filter: &Filter) -> Result<Statement> {
         let mut stmt = Statement::new();
-        let condition = self.seen(Some(filter), &mut stmt)?;
+        let condition = self.rows_seen(Some(filter), &mut stmt)?;
         stmt.sql = Sql::Written(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE {condition})",
             self.qualified
@@ -152,7 +154,7 @@ impl Table {
             None => (max_page + 1, Some(max_page)),
         };
         let mut stmt = Statement::new();
-        let condition = self.seen(filter.as_ref(), &mut stmt)?;
+        let condition = self.rows_seen(filter.as_ref(), &mut stmt)?;
         let mut sql = format!(
             "SELECT {} FROM {} WHERE {condition}",
             select.join(", "),

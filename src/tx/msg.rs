@@ -49,8 +49,10 @@ pub enum TxMsg {
     /// `create_as`, `update_as`, `delete_as`, `update_where_as`,
     /// `delete_where_as` and `increment_as`, and the writes by filter and
     /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`],
-    /// and the next unlocked rows, by [`TxMsg::lock_next`] and
-    /// `lock_next_as` (for `call!`).
+    /// the next unlocked rows, by [`TxMsg::lock_next`] and
+    /// `lock_next_as`, and the aggregate reads, by [`TxMsg::count`],
+    /// [`TxMsg::exists`], [`TxMsg::aggregate`] and [`TxMsg::aggregate_as`]
+    /// (for `call!`).
     Typed(TypedTxRequest),
 }
 
