@@ -14,9 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
-    batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken,
-    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteOp, WriteRequest,
+    aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
+    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
+    UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
@@ -190,6 +190,16 @@ impl Db {
     filter_writes!(" on the primary", "pgactor::Db");
 
     batch_writes!(" on the primary", "pgactor::Db", false);
+
+    aggregate_reads!(
+        " on the read pool (routed, lag-bounded and token-aware as `Db::list`)",
+        "pgactor::Db"
+    );
+
+    /// Run `req` on the read pool.
+    async fn run_read<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.run(Role::Read, req).await
+    }
 
     /// Run `req` on the write pool.
     async fn run_write<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {

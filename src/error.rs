@@ -52,7 +52,9 @@ pub enum ErrorKind {
     /// or a caller-side deadline passed (HTTP 504).
     Timeout,
     /// The request itself is wrong: unknown model or field, wrong value type,
-    /// a NUL byte in text, too many parameters (HTTP 400). No SQL was sent.
+    /// a NUL byte in text, too many parameters (HTTP 400). No SQL was sent
+    /// (but for an aggregate that answers more groups than its bound, known
+    /// only from its statement, a read: see [`crate::Aggregate`]).
     InvalidInput,
     /// No connection could be had: the pool is exhausted, the server is down
     /// or the connection broke before the statement was sent (HTTP 503).

@@ -42,8 +42,9 @@ pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
 pub use messages::{
-    BulkOp, BulkWriteRequest, Call, ConsistencyToken, CreateManyRequest, IncrementRequest,
-    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
+    AggregateRequest, BulkOp, BulkWriteRequest, Call, ConsistencyToken, CountRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteOp, WriteRequest,
 };
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
@@ -57,10 +58,11 @@ pub use pool::{
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{
-    ArrayElement, CmpOp, ColumnDefault, Cursor, Direction, Elem, Field, FieldType, Filter,
-    FromValue, Index, Model, OnDelete, Page, PrimaryKey, Query, QueryBounds, Record,
-    RecordIntoIter, Reference, Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, ID,
-    MAX_CURSOR_LEN, MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
+    Aggregate, AggregateFn, AggregateOutput, ArrayElement, CmpOp, ColumnDefault, Cursor, Direction,
+    Elem, Field, FieldType, Filter, FromValue, Index, Model, OnDelete, Page, PrimaryKey, Query,
+    QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort, TextMatch, Value, CREATED_AT,
+    DEFAULT_LIMIT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE,
+    UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};

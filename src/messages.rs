@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::PgLsn;
 
-use crate::schema::{Filter, Query, Record, Value};
+use crate::schema::{Aggregate, Filter, Query, Record, Value};
 use crate::sql::OnConflict;
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
@@ -474,3 +474,116 @@ macro_rules! batch_writes {
     };
 }
 pub(crate) use batch_writes;
+
+/// Count the rows matching a filter in one statement (`SELECT count(*)
+/// … WHERE <filter>`): a `List`'s total without its rows
+/// ([`crate::Db::count`]). The filter is validated and bound as a `List`'s;
+/// an empty [`Filter::And`] counts every row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// Which rows.
+    pub filter: Filter,
+}
+
+/// Whether any row matches a filter, in one statement (`SELECT EXISTS
+/// (SELECT 1 … WHERE <filter>)`, which stops at the first match;
+/// [`crate::Db::exists`]). The filter is validated and bound as a `List`'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistsRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// Which rows.
+    pub filter: Filter,
+}
+
+/// Aggregate the rows matching a filter, grouped by fields, in one
+/// statement ([`crate::Db::aggregate`]): one answer row per group, its
+/// group fields then its outputs. See [`Aggregate`] for the names, the
+/// answer types and the bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The filter, groups, outputs, order and limit.
+    pub aggregate: Aggregate,
+}
+
+/// The aggregate reads `count`, `exists`, `aggregate` and `aggregate_as`,
+/// over the `run_read` method of the handle they are expanded in (`Db`
+/// and `Tx` share them); `$place` says where they run and `$handle` names
+/// the handle's type, for the docs.
+macro_rules! aggregate_reads {
+    ($place:literal, $handle:literal) => {
+        #[doc = concat!(
+            "How many rows of `model` match `filter`", $place, ", in one statement ",
+            "(`SELECT count(*) … WHERE`): a page's total without its rows. It reads every matching row ",
+            "(or index entry), as the total of a `List` does. The filter is validated and bound as a ",
+            "`List`'s; an empty `Filter::And(vec![])` counts every row. See [`crate::CountRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Filter;\n",
+            "let empty = h.count(\"StockBalance\", Filter::eq(\"quantity\", 0_i64)).await?;\n",
+            "# let _ = empty; Ok(()) }\n```"
+        )]
+        pub async fn count(&self, model: &str, filter: Filter) -> Result<u64> {
+            let req = crate::messages::CountRequest { model: model.into(), filter };
+            self.run_read(req).await
+        }
+
+        #[doc = concat!(
+            "Whether any row of `model` matches `filter`", $place, ", in one statement ",
+            "(`SELECT EXISTS (SELECT 1 … WHERE …)`), which stops at the first matching row: cheaper ",
+            "than a count to ask \"is there one\". See [`crate::ExistsRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Filter;\n",
+            "if h.exists(\"StockBalance\", Filter::eq(\"sku\", \"A-1\")).await? { /* taken */ }\n",
+            "# Ok(()) }\n```"
+        )]
+        pub async fn exists(&self, model: &str, filter: Filter) -> Result<bool> {
+            let req = crate::messages::ExistsRequest { model: model.into(), filter };
+            self.run_read(req).await
+        }
+
+        #[doc = concat!(
+            "Aggregate the rows of `model`", $place, ", in one statement: `count`, `sum`, `avg`, `min` ",
+            "and `max` over the rows matching the filter, one record per group of the group fields, ",
+            "each holding the group fields and the outputs by name. See [`crate::Aggregate`] for the ",
+            "output names, the answer types, the order and the bound on groups (refused before any SQL ",
+            "when it asks for nothing, names an unknown field, or sums text).\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::Aggregate;\n",
+            "let groups = h.aggregate(\"StockBalance\", Aggregate::new().group_by(\"sku\").count().sum(\"quantity\")).await?;\n",
+            "for group in &groups {\n",
+            "    let (sku, rows, total): (String, i64, Option<i64>) = (group.get(\"sku\")?, group.get(\"count\")?, group.get(\"sum_quantity\")?);\n",
+            "#   let _ = (sku, rows, total);\n",
+            "}\n",
+            "# Ok(()) }\n```"
+        )]
+        pub async fn aggregate(&self, model: &str, aggregate: crate::schema::Aggregate) -> Result<Vec<Record>> {
+            let req = crate::messages::AggregateRequest { model: model.into(), aggregate };
+            self.run_read(req).await
+        }
+
+        #[doc = concat!(
+            "[`Self::aggregate`], each group decoded into an `R` (a tuple of the group fields then the ",
+            "outputs, by position, or a [`crate::FromRow`] type of your own, by name).\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
+            "use pgactor::{Aggregate, Filter};\n",
+            "let (rows, total): (i64, Option<i64>) = h\n",
+            "    .aggregate_as(\"StockBalance\", Aggregate::new().filter(Filter::gt(\"quantity\", 0_i64)).count().sum(\"quantity\"))\n",
+            "    .await?\n",
+            "    .remove(0);\n",
+            "# let _ = (rows, total); Ok(()) }\n```"
+        )]
+        pub async fn aggregate_as<R: FromRow + Send + 'static>(
+            &self,
+            model: &str,
+            aggregate: crate::schema::Aggregate,
+        ) -> Result<Vec<R>> {
+            let req = crate::messages::AggregateRequest { model: model.into(), aggregate };
+            self.run_read(crate::pool::Decoded::<_, crate::pool::AsType<R>>::new(req)).await
+        }
+    };
+}
+pub(crate) use aggregate_reads;

@@ -409,7 +409,8 @@ impl OpenOptions {
     /// Bound the shape of every query: conditions, OR groups and their
     /// branches, IN list values and sort fields (defaults in
     /// [`crate::QueryBounds`]). A `List`, `lock_next`, `update_where`,
-    /// `delete_where` or increment guard past a bound is refused with
+    /// `delete_where`, increment guard, `count`, `exists` or aggregate past
+    /// a bound is refused with
     /// [`ErrorKind::InvalidInput`] naming it, before any SQL.
     ///
     /// ```no_run

@@ -17,14 +17,15 @@ use crate::error::{Error, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{
-    BulkWriteRequest, Call, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
-    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteRequest,
+    AggregateRequest, BulkWriteRequest, Call, ConsistencyToken, CountMany, CountRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteRequest,
 };
 use crate::pool::{
-    ConnectionPool, Deadline, InFlight, PoolActor, PoolContext, PoolMsg, ReplicaWatch, RowsMsg,
-    RunOptions, TypedRequest,
+    AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg,
+    ReplicaWatch, RowsMsg, RunOptions, TypedRequest,
 };
-use crate::raw::{Row, Sql};
+use crate::raw::{FromRow, Row, Sql};
 use crate::schema::{Page, Record};
 use crate::stats::Stats;
 use crate::tx::{begin, SpareActors, Tx, TxOptions};
@@ -79,7 +80,9 @@ pub enum DbMsg {
     /// [`DbMsg::update_as`], [`DbMsg::delete_as`], [`DbMsg::update_where_as`],
     /// [`DbMsg::delete_where_as`] and [`DbMsg::increment_as`], and the writes
     /// by filter and increments, built by [`DbMsg::bulk_write`] and
-    /// [`DbMsg::increment`] (for `call!`).
+    /// [`DbMsg::increment`], and the aggregate reads, built by
+    /// [`DbMsg::count`], [`DbMsg::exists`], [`DbMsg::aggregate`] and
+    /// [`DbMsg::aggregate_as`] (for `call!`).
     Typed(TypedRequest, Call),
     /// Start a transaction: answers a [`Tx`] whose actor holds one write
     /// connection until commit or rollback ([`crate::Db::begin`]). The
@@ -184,6 +187,47 @@ impl DbMsg {
         reply: RpcReplyPort<Result<Vec<Upserted>>>,
     ) -> DbMsg {
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+}
+
+/// The aggregate reads as messages, for `call!`: run on the read pool as
+/// [`DbMsg::List`] is (the replica, its lag bound and the [`Call`]'s token).
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Call, CountRequest, DbMsg, Filter};
+/// let req = CountRequest { model: "StockBalance".into(), filter: Filter::eq("quantity", 0_i64) };
+/// let empty = ractor::call!(db.actor(), DbMsg::count, req, Call::here())??;
+/// # let _ = empty; Ok(()) }
+/// ```
+impl DbMsg {
+    /// [`crate::Db::count`] as a message.
+    pub fn count(req: CountRequest, call: Call, reply: RpcReplyPort<Result<u64>>) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+
+    /// [`crate::Db::exists`] as a message.
+    pub fn exists(req: ExistsRequest, call: Call, reply: RpcReplyPort<Result<bool>>) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+
+    /// [`crate::Db::aggregate`] as a message.
+    pub fn aggregate(
+        req: AggregateRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<Record>>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+
+    /// [`crate::Db::aggregate_as`] as a message.
+    pub fn aggregate_as<R: FromRow + Send + 'static>(
+        req: AggregateRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Vec<R>>>,
+    ) -> DbMsg {
+        let req = Decoded::<_, AsType<R>>::new(req);
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
     }
 }
 

@@ -10,13 +10,15 @@ use crate::config::Role;
 use crate::db::Db;
 use crate::error::Result;
 use crate::messages::{
-    BulkOp, BulkWriteRequest, Call, CountMany, CreateManyRequest, IncrementRequest, ListRequest,
-    ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
+    AggregateRequest, BulkOp, BulkWriteRequest, Call, CountMany, CountRequest, CreateManyRequest,
+    ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp,
+    WriteRequest,
 };
 use crate::pool::{
     AsType, Decoded, LockForUpdate, LockNext, LockNowait, Plan, Request, TypedRequest,
 };
-use crate::schema::{Filter, Page, Query, Record, Value};
+use crate::raw::FromRow;
+use crate::schema::{Aggregate, Filter, Page, Query, Record, Value};
 use crate::sql::OnConflict;
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
@@ -62,6 +64,13 @@ fn inserted<T: Entity>(row: &T) -> Record {
         record.remove(version);
     }
     record
+}
+
+fn aggregation<T: Entity>(aggregate: Aggregate) -> AggregateRequest {
+    AggregateRequest {
+        model: T::MODEL.into(),
+        aggregate,
+    }
 }
 
 fn bulk<T: Entity>(filter: Filter, op: BulkOp) -> BulkWriteRequest {
@@ -183,6 +192,38 @@ macro_rules! typed_operations {
         #[doc = concat!("List a page of rows ", $place, ".")]
         pub async fn list(&self, query: Query) -> Result<Page<T>> {
             self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
+        }
+
+        #[doc = concat!("How many rows match `filter` ", $place, " (as [`Db::count`]).")]
+        pub async fn count(&self, filter: Filter) -> Result<u64> {
+            let req = CountRequest { model: T::MODEL.into(), filter };
+            self.run(Role::Read, req).await
+        }
+
+        #[doc = concat!("Whether any row matches `filter` ", $place, " (as [`Db::exists`]).")]
+        pub async fn exists(&self, filter: Filter) -> Result<bool> {
+            let req = ExistsRequest { model: T::MODEL.into(), filter };
+            self.run(Role::Read, req).await
+        }
+
+        #[doc = concat!("Aggregate the rows ", $place, ", one record per group (as [`Db::aggregate`]).")]
+        pub async fn aggregate(&self, aggregate: Aggregate) -> Result<Vec<Record>> {
+            self.run(Role::Read, aggregation::<T>(aggregate)).await
+        }
+
+        #[doc = concat!("Aggregate the rows ", $place, ", each group decoded into an `R` (as [`Db::aggregate_as`]).")]
+        ///
+        /// ```no_run
+        /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64 }
+        #[doc = concat!("# async fn demo(", $on, ": pgactor::", $owner, ") -> pgactor::Result<()> {")]
+        /// use pgactor::Aggregate;
+        /// let by_sku = Aggregate::new().group_by(StockBalance::SKU.name()).sum_as("total", "quantity");
+        #[doc = concat!("let totals: Vec<(String, Option<i64>)> = ", $on, ".typed::<StockBalance>().aggregate_as(by_sku).await?;")]
+        /// # let _ = totals; Ok(()) }
+        /// ```
+        pub async fn aggregate_as<R: FromRow + Send + 'static>(&self, aggregate: Aggregate) -> Result<Vec<R>> {
+            let req = Decoded::<_, AsType<R>>::new(aggregation::<T>(aggregate));
+            self.run(Role::Read, req).await
         }
 
         #[doc = concat!("Insert `row` ", $place, " (its `id`, timestamps and version are the adapter's) and answer the stored row.")]

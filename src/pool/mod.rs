@@ -5,6 +5,7 @@
 //! runs the messages of its role.
 
 mod actor;
+mod aggregate;
 mod batch;
 mod conn;
 mod connections;

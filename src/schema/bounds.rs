@@ -9,8 +9,9 @@ use super::query::{Filter, Query};
 /// How large a query's shape may be, so that filters and sorts built from
 /// end users' input can neither exhaust the server nor grow the statement
 /// cache without limit (every OR of another size is another statement
-/// text). A `List`, `lock_next`, `update_where`, `delete_where` or an
-/// increment's guard past a bound is refused with
+/// text). A `List`, `lock_next`, `update_where`, `delete_where`, an
+/// increment's guard, `count`, `exists` or an aggregate past a bound is
+/// refused with
 /// [`crate::ErrorKind::InvalidInput`] naming it, before any SQL.
 ///
 /// Set for a whole adapter with [`crate::OpenOptions::query_bounds`], and

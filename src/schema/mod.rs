@@ -1,6 +1,7 @@
 //! What the adapter knows of the data: models and their registry, values,
 //! records (rows), and queries (filters, sorts, pages).
 
+mod aggregate;
 mod bounds;
 mod cursor;
 mod ident;
@@ -9,6 +10,7 @@ mod query;
 mod record;
 mod value;
 
+pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};
 pub use bounds::QueryBounds;
 pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};

@@ -1,10 +1,12 @@
 //! SQL: each model's statements, built once at open from the registry,
 //! values always bound as parameters.
 
+mod aggregate;
 mod batch;
 mod statement;
 mod table;
 
+pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};

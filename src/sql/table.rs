@@ -140,7 +140,7 @@ impl Table {
         }
     }
 
-    fn column_type(&self, field: &str) -> Result<FieldType> {
+    pub(super) fn column_type(&self, field: &str) -> Result<FieldType> {
         self.model
             .column_type(field)
             .ok_or_else(|| Error::unknown_field(self.model.name(), field))
@@ -555,7 +555,12 @@ impl Table {
         Ok((page, limit))
     }
 
-    fn condition(&self, filter: &Filter, stmt: &mut Statement, depth: usize) -> Result<String> {
+    pub(super) fn condition(
+        &self,
+        filter: &Filter,
+        stmt: &mut Statement,
+        depth: usize,
+    ) -> Result<String> {
         if depth > MAX_FILTER_DEPTH {
             return Err(Error::invalid_input(format!(
                 "filters nest deeper than {MAX_FILTER_DEPTH} levels"

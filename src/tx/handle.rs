@@ -9,9 +9,9 @@ use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
 use crate::messages::{
-    batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest, ConsistencyToken,
-    CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteOp, WriteRequest,
+    aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
+    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
+    UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{LockForUpdate, LockNext, LockNowait, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
@@ -211,6 +211,16 @@ impl Tx {
     filter_writes!(" inside the transaction", "pgactor::Tx");
 
     batch_writes!(" inside the transaction", "pgactor::Tx", true);
+
+    aggregate_reads!(
+        " on the transaction's connection (it sees the transaction's own writes)",
+        "pgactor::Tx"
+    );
+
+    /// Run `req` on the transaction's connection (reads see its writes).
+    async fn run_read<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
+        self.run(req).await
+    }
 
     /// Run `req` on the transaction's connection (every statement of a
     /// transaction runs on the primary).

@@ -5,11 +5,12 @@ use ractor::RpcReplyPort;
 
 use crate::error::Result;
 use crate::messages::{
-    BulkWriteRequest, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
-    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteRequest,
+    AggregateRequest, BulkWriteRequest, ConsistencyToken, CountMany, CountRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteRequest,
 };
-use crate::pool::{Answer, Plan, RawRequest, Request};
-use crate::raw::{Row, Sql};
+use crate::pool::{Answer, AsType, Decoded, Plan, RawRequest, Request};
+use crate::raw::{FromRow, Row, Sql};
 use crate::schema::{Page, Record};
 
 use super::handoff::Starter;
@@ -48,8 +49,10 @@ pub enum TxMsg {
     /// `create_as`, `update_as`, `delete_as`, `update_where_as`,
     /// `delete_where_as` and `increment_as`, and the writes by filter and
     /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`],
-    /// and the next unlocked rows, by [`TxMsg::lock_next`] and
-    /// `lock_next_as` (for `call!`).
+    /// the next unlocked rows, by [`TxMsg::lock_next`] and
+    /// `lock_next_as`, and the aggregate reads, by [`TxMsg::count`],
+    /// [`TxMsg::exists`], [`TxMsg::aggregate`] and [`TxMsg::aggregate_as`]
+    /// (for `call!`).
     Typed(TypedTxRequest),
 }
 
@@ -115,6 +118,42 @@ impl TxMsg {
     /// [`crate::Tx::upsert_many`] as a message; answers one [`Upserted`]
     /// per row.
     pub fn upsert(req: UpsertRequest, reply: RpcReplyPort<Result<Vec<Upserted>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+}
+
+/// The aggregate reads as messages to a transaction's actor, for `call!`:
+/// they see the transaction's own writes.
+///
+/// ```no_run
+/// # async fn demo(tx: pgactor::Tx) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{ExistsRequest, Filter, TxMsg};
+/// let req = ExistsRequest { model: "StockBalance".into(), filter: Filter::eq("sku", "A-1") };
+/// let taken = ractor::call!(tx.actor(), TxMsg::exists, req)??;
+/// # let _ = taken; Ok(()) }
+/// ```
+impl TxMsg {
+    /// [`crate::Tx::count`] as a message.
+    pub fn count(req: CountRequest, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::exists`] as a message.
+    pub fn exists(req: ExistsRequest, reply: RpcReplyPort<Result<bool>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::aggregate`] as a message.
+    pub fn aggregate(req: AggregateRequest, reply: RpcReplyPort<Result<Vec<Record>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`crate::Tx::aggregate_as`] as a message.
+    pub fn aggregate_as<R: FromRow + Send + 'static>(
+        req: AggregateRequest,
+        reply: RpcReplyPort<Result<Vec<R>>>,
+    ) -> TxMsg {
+        let req = Decoded::<_, AsType<R>>::new(req);
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod actor_callers;
 mod actors;
+mod aggregates;
 mod array_types;
 mod bad_input;
 mod batch_writes;
