@@ -59,7 +59,7 @@ pub use retry::RetryPolicy;
 pub use schema::{
     ArrayElement, CmpOp, ColumnDefault, Cursor, Direction, Elem, Field, FieldType, Filter,
     FromValue, Index, Model, OnDelete, Page, PrimaryKey, Query, Record, RecordIntoIter, Reference,
-    Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, ID, MAX_CURSOR_LEN,
+    Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, DELETED_AT, ID, MAX_CURSOR_LEN,
     MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::schema::{push_ident, FieldType, PrimaryKey, Record, Value, ID};
 
 use super::statement::{Param, Sql, Statement, MAX_PARAMS};
-use super::table::{Settable, Table};
+use super::table::{Settable, Table, LIVE};
 
 /// The most rows one batch write takes (`create_many`, `create_many_count`,
 /// `upsert_many`); more are refused with
@@ -193,6 +193,11 @@ impl Table {
     /// (whose fields the row holds: they are what conflicted). `on` must be
     /// the primary key or the fields of a unique field or unique index
     /// (see [`Table::conflict_target`]).
+    ///
+    /// On a soft-delete model it sees live rows only: a unique target
+    /// names the partial index's predicate (`ON CONFLICT (…) WHERE
+    /// "deleted_at" IS NULL`), and `DO UPDATE` changes a live row only (a
+    /// deleted one holding the id is skipped).
     pub(crate) fn upsert_many(
         &self,
         batch: Batch,
@@ -220,6 +225,12 @@ impl Table {
         sql.push_str(" ON CONFLICT (");
         push_list(&mut sql, target.iter().map(String::as_str), "");
         sql.push_str(") ");
+        let soft = self.model.has_soft_delete();
+        if soft && target != [ID] {
+            sql.push_str("WHERE ");
+            sql.push_str(LIVE);
+            sql.push(' ');
+        }
         match action {
             OnConflict::Nothing => sql.push_str("DO NOTHING"),
             OnConflict::Update => {
@@ -233,6 +244,12 @@ impl Table {
                     }
                 }
                 self.push_kept_assignments(&mut sql, true);
+                if soft {
+                    sql.push_str(" WHERE ");
+                    sql.push_str(&self.qualified);
+                    sql.push('.');
+                    sql.push_str(LIVE);
+                }
             }
         }
         sql.push_str(" RETURNING ");

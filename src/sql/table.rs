@@ -7,11 +7,11 @@ use tokio_postgres::types::Type;
 
 use crate::error::{quoted_name, Error, Result};
 use crate::schema::{
-    push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, ID,
-    UPDATED_AT,
+    push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, DELETED_AT,
+    ID, UPDATED_AT,
 };
 use crate::schema::{
-    Columns, Direction, FieldType, Filter, Keyset, Query, Record, Value, DEFAULT_LIMIT,
+    Columns, DeletedRows, Direction, FieldType, Filter, Keyset, Query, Record, Value, DEFAULT_LIMIT,
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
@@ -20,6 +20,10 @@ use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
 const MAX_FILTER_DEPTH: usize = 32;
 /// How many INSERT texts a table keeps, one per set of fields inserted.
 const MAX_CACHED_INSERTS: usize = 16;
+/// The rows of a soft-delete model its reads and writes see.
+pub(super) const LIVE: &str = "\"deleted_at\" IS NULL";
+/// The rows of a soft-delete model a restore sees.
+const DELETED: &str = "\"deleted_at\" IS NOT NULL";
 
 /// The SQL fragments of one model in one schema, computed once at open.
 #[derive(Debug)]
@@ -31,7 +35,8 @@ pub(crate) struct Table {
     pub(super) select_list: String,
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
-    /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
+    /// `SELECT … WHERE "id" = $1` (`AND "deleted_at" IS NULL` on a
+    /// soft-delete model): the statement that runs most, built once.
     by_id: Arc<str>,
     /// The same, `FOR UPDATE`.
     by_id_for_update: Arc<str>,
@@ -103,7 +108,12 @@ impl Table {
             .map(quote_ident)
             .collect::<Vec<_>>()
             .join(", ");
-        let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1");
+        let live = if model.has_soft_delete() {
+            format!(" AND {LIVE}")
+        } else {
+            String::new()
+        };
+        let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1{live}");
         let required = model
             .fields()
             .iter()
@@ -267,6 +277,7 @@ impl Table {
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<(Statement, Option<i64>)> {
         let (mut stmt, mut sql, expected) = self.update_set(patch)?;
         self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_live(&mut sql);
         if let (Some(expected), Some(field)) = (&expected, self.version_field()) {
             sql.push_str(" AND ");
             push_ident(&mut sql, field.name());
@@ -293,6 +304,7 @@ impl Table {
             )));
         }
         sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        self.push_live(&mut sql);
         stmt.sql = Sql::Written(sql);
         stmt.checked()
     }
@@ -340,6 +352,7 @@ impl Table {
         sql.push_str(", ");
         self.push_kept_sets(&mut sql);
         self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_live(&mut sql);
         if let Some(guard) = guard {
             sql.push_str(" AND ");
             sql.push_str(&self.condition(guard, &mut stmt, 0)?);
@@ -437,8 +450,65 @@ impl Table {
         sql.push_str(&self.select_list);
     }
 
-    /// `DELETE … WHERE id = $1 RETURNING …`
+    /// ` AND "deleted_at" IS NULL` on a soft-delete model: its reads and
+    /// writes see live rows only.
+    fn push_live(&self, sql: &mut String) {
+        if self.model.has_soft_delete() {
+            sql.push_str(" AND ");
+            sql.push_str(LIVE);
+        }
+    }
+
+    /// InvalidInput unless the model soft-deletes: `what` needs it.
+    fn needs_soft_delete(&self, what: &str) -> Result<()> {
+        if self.model.has_soft_delete() {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "{what} needs a soft-delete model and {} is none \
+             (Model::soft_delete, #[pgactor(soft_delete)])",
+            self.model.name()
+        )))
+    }
+
+    /// The delete of a row: on a soft-delete model `UPDATE … SET
+    /// "deleted_at" = now(), "updated_at" = now() WHERE "id" = $1 AND
+    /// "deleted_at" IS NULL RETURNING …`, else [`Table::hard_delete`].
     pub(crate) fn delete(&self, id: Value) -> Result<Statement> {
+        if !self.model.has_soft_delete() {
+            return self.hard_delete(id);
+        }
+        self.set_deleted_at(id, "now()", LIVE)
+    }
+
+    /// `UPDATE … SET "deleted_at" = NULL, "updated_at" = now() WHERE "id" =
+    /// $1 AND "deleted_at" IS NOT NULL RETURNING …`; refused on a model
+    /// without soft delete.
+    pub(crate) fn restore(&self, id: Value) -> Result<Statement> {
+        self.needs_soft_delete("a restore")?;
+        self.set_deleted_at(id, "NULL", DELETED)
+    }
+
+    /// `UPDATE … SET "deleted_at" = <to>, <the adapter's sets> WHERE "id" =
+    /// $1 AND <from> RETURNING …`.
+    fn set_deleted_at(&self, id: Value, to: &str, from: &str) -> Result<Statement> {
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
+        push_ident(&mut sql, DELETED_AT);
+        sql.push_str(" = ");
+        sql.push_str(to);
+        sql.push_str(", ");
+        self.push_kept_sets(&mut sql);
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        sql.push_str(" AND ");
+        sql.push_str(from);
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `DELETE … WHERE id = $1 RETURNING …`: the row removed, deleted or not.
+    pub(crate) fn hard_delete(&self, id: Value) -> Result<Statement> {
         Ok(Statement {
             sql: Sql::Written(format!(
                 "DELETE FROM {} WHERE \"id\" = $1 RETURNING {}",
@@ -448,26 +518,63 @@ impl Table {
         })
     }
 
-    /// `DELETE … WHERE <filter>`: the filter validated and bound as a `List`'s.
+    /// The delete of every row matching a filter, validated and bound as a
+    /// `List`'s: on a soft-delete model `UPDATE … SET "deleted_at" = now(),
+    /// "updated_at" = now() WHERE <filter> AND "deleted_at" IS NULL`, else
+    /// [`Table::hard_delete_where`].
     pub(crate) fn delete_where(&self, filter: &Filter) -> Result<Statement> {
+        if !self.model.has_soft_delete() {
+            return self.hard_delete_where(filter);
+        }
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
+        push_ident(&mut sql, DELETED_AT);
+        sql.push_str(" = now(), ");
+        self.push_kept_sets(&mut sql);
+        sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        self.push_live(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `DELETE … WHERE <filter>`: every row matching it removed, deleted or
+    /// not; the filter validated and bound as a `List`'s.
+    pub(crate) fn hard_delete_where(&self, filter: &Filter) -> Result<Statement> {
         let mut stmt = Statement::new();
         let condition = self.condition(filter, &mut stmt, 0)?;
         stmt.sql = Sql::Written(format!("DELETE FROM {} WHERE {condition}", self.qualified));
         stmt.checked()
     }
 
+    /// The condition a query's [`DeletedRows`] adds: on a soft-delete model
+    /// live rows only unless it says otherwise; refused on another model
+    /// when it asks for deleted rows.
+    fn scope(&self, deleted: DeletedRows) -> Result<Option<&'static str>> {
+        if deleted != DeletedRows::Hidden {
+            self.needs_soft_delete("Query::with_deleted or Query::only_deleted")?;
+        }
+        Ok(match deleted {
+            DeletedRows::Hidden if self.model.has_soft_delete() => Some(LIVE),
+            DeletedRows::Hidden | DeletedRows::Included => None,
+            DeletedRows::Only => Some(DELETED),
+        })
+    }
+
     /// The statements of a `List`: its page, its count unless the query
     /// says `without_total`, and the sort key its cursors hold.
     pub(crate) fn list(&self, query: &Query) -> Result<Listing> {
         let mut page = Statement::new();
-        let mut condition = match &query.filter {
-            Some(filter) => self.condition(filter, &mut page, 0)?,
-            None => "TRUE".into(),
-        };
+        // The conditions ANDed: the soft-delete scope, the filter, the cursor.
+        let mut conditions = Vec::with_capacity(3);
+        conditions.extend(self.scope(query.deleted)?.map(str::to_owned));
+        if let Some(filter) = &query.filter {
+            conditions.push(self.condition(filter, &mut page, 0)?);
+        }
         let count = (!query.without_total).then(|| Statement {
             sql: Sql::Written(format!(
-                "SELECT count(*) FROM {} WHERE {condition}",
-                self.qualified
+                "SELECT count(*) FROM {} WHERE {}",
+                self.qualified,
+                all_of(&conditions)
             )),
             params: page
                 .params
@@ -498,12 +605,7 @@ impl Table {
                     "a page starts after a cursor or at an offset, not both: offset must be 0",
                 ));
             }
-            let after = after_key(keyset, keyset.values(cursor)?, &mut page);
-            condition = if query.filter.is_some() {
-                format!("{condition} AND {after}")
-            } else {
-                after
-            };
+            conditions.push(after_key(keyset, keyset.values(cursor)?, &mut page));
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let as_i64 = |n: u64, what: &str| {
@@ -515,9 +617,10 @@ impl Table {
             Type::INT8,
         );
         page.sql = Sql::Written(format!(
-            "SELECT {} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
             self.select_list,
             self.qualified,
+            all_of(&conditions),
             order.join(", ")
         ));
         Ok(Listing {
@@ -704,6 +807,11 @@ impl Table {
                     "\"{field}\" is kept by the adapter"
                 )))
             }
+            DELETED_AT if self.model.has_soft_delete() => {
+                return Err(Error::invalid_input(format!(
+                    "\"{field}\" is kept by the adapter: a delete sets it, a restore clears it"
+                )))
+            }
             ID => (Settable::Id, self.model.key().field_type(), false),
             _ => {
                 let at = self
@@ -741,6 +849,15 @@ pub(crate) struct Listing {
     /// The sort key a cursor after the page's last row holds; `None` when
     /// no cursor can follow the sort.
     pub(crate) keyset: Option<Keyset>,
+}
+
+/// `conditions` joined by AND; `TRUE` when there are none. Each is one
+/// term (a comparison, or a parenthesised AND/OR).
+fn all_of(conditions: &[String]) -> String {
+    match conditions {
+        [] => "TRUE".into(),
+        _ => conditions.join(" AND "),
+    }
 }
 
 /// The condition "after the row whose key is `values`" in the order of
