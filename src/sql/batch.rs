@@ -578,6 +578,55 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_delete_model_s_upsert_matches_live_rows_only() {
+        let registry = Registry::new()
+            .with(
+                Model::new("Doc")
+                    .field(Field::new("slug", FieldType::Text).unique())
+                    .field(Field::new("hits", FieldType::I64))
+                    .soft_delete(),
+            )
+            .unwrap();
+        let catalog = Catalog::new(&registry, "shop", Statements::Unnamed);
+        let t = catalog.table("Doc").unwrap();
+        let rows = || {
+            t.batch(vec![Record::new().with("slug", "a").with("hits", 1_i64)])
+                .unwrap()
+        };
+        let on_slug = t.conflict_target(&["slug".into()]).unwrap();
+        let stmt = t.upsert_many(rows(), &on_slug, OnConflict::Update).unwrap();
+        assert!(
+            stmt.sql.contains(
+                "ON CONFLICT (\"slug\") WHERE \"deleted_at\" IS NULL DO UPDATE SET \"hits\" = EXCLUDED.\"hits\", \
+                 \"updated_at\" = now() WHERE \"shop\".\"doc\".\"deleted_at\" IS NULL RETURNING"
+            ),
+            "{}",
+            &*stmt.sql
+        );
+        let stmt = t
+            .upsert_many(rows(), &on_slug, OnConflict::Nothing)
+            .unwrap();
+        assert!(stmt
+            .sql
+            .contains("ON CONFLICT (\"slug\") WHERE \"deleted_at\" IS NULL DO NOTHING RETURNING"));
+        // On the primary key (no partial index) only the update is scoped.
+        let on_id = t.conflict_target(&["id".into()]).unwrap();
+        let stmt = t.upsert_many(rows(), &on_id, OnConflict::Update).unwrap();
+        assert!(stmt.sql.contains("ON CONFLICT (\"id\") DO UPDATE SET"));
+        assert!(stmt
+            .sql
+            .contains("WHERE \"shop\".\"doc\".\"deleted_at\" IS NULL RETURNING"));
+        // deleted_at is the adapter's: no batch sets it.
+        let err = t
+            .batch(vec![Record::new()
+                .with("slug", "a")
+                .with("hits", 1_i64)
+                .with("deleted_at", Value::Null)])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
     fn bad_batches_are_refused_naming_the_row() {
         let catalog = catalog();
         let refused = |model: &str, rows: Vec<Record>, needle: &str| {

@@ -1298,6 +1298,159 @@ mod tests {
         assert_eq!(cond, "(\"note\" < $1 OR (\"note\" = $1 AND \"id\" > $2))");
     }
 
+    fn soft_table() -> Table {
+        let registry = Registry::new()
+            .with(
+                Model::new("Doc")
+                    .field(Field::new("slug", FieldType::Text).unique())
+                    .field(Field::new("hits", FieldType::I64).default_value(0_i64))
+                    .soft_delete(),
+            )
+            .unwrap();
+        only_table(&registry)
+    }
+
+    #[test]
+    fn a_soft_delete_model_sees_live_rows_only_and_deletes_by_marking() {
+        let t = soft_table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let columns = "\"id\", \"slug\", \"hits\", \"created_at\", \"updated_at\", \"deleted_at\"";
+        let live = "\"deleted_at\" IS NULL";
+        assert_eq!(
+            &*t.read(id()).unwrap().sql,
+            format!("SELECT {columns} FROM \"shop\".\"doc\" WHERE \"id\" = $1 AND {live}")
+        );
+        for locked in [
+            t.lock_for_update(id()).unwrap(),
+            t.lock_for_update_nowait(id()).unwrap(),
+        ] {
+            assert!(locked.sql.contains(&format!("$1 AND {live} FOR UPDATE")));
+        }
+        let update = t.update(id(), Record::new().with("hits", 1_i64)).unwrap().0;
+        assert!(update
+            .sql
+            .contains(&format!("WHERE \"id\" = $2 AND {live} RETURNING")));
+        let increment = t
+            .increment(id(), "hits", 1_i64.into(), Some(&Filter::ge("hits", 0_i64)))
+            .unwrap();
+        assert!(increment.sql.contains(&format!(
+            "WHERE \"id\" = $2 AND {live} AND \"hits\" >= $3 RETURNING"
+        )));
+        let update_where = t
+            .update_where(&Filter::eq("slug", "a"), Record::new().with("hits", 0_i64))
+            .unwrap();
+        assert!(update_where
+            .sql
+            .ends_with(&format!("WHERE \"slug\" = $2 AND {live}")));
+        assert_eq!(
+            &*t.delete(id()).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = now(), \"updated_at\" = now() \
+                 WHERE \"id\" = $1 AND {live} RETURNING {columns}"
+            )
+        );
+        assert_eq!(
+            &*t.delete_where(&Filter::eq("slug", "a")).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = now(), \"updated_at\" = now() \
+                 WHERE \"slug\" = $1 AND {live}"
+            )
+        );
+        assert_eq!(
+            &*t.restore(id()).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = NULL, \"updated_at\" = now() \
+                 WHERE \"id\" = $1 AND \"deleted_at\" IS NOT NULL RETURNING {columns}"
+            )
+        );
+        // A hard delete sees every row.
+        assert_eq!(
+            &*t.hard_delete(id()).unwrap().sql,
+            format!("DELETE FROM \"shop\".\"doc\" WHERE \"id\" = $1 RETURNING {columns}")
+        );
+        assert_eq!(
+            &*t.hard_delete_where(&Filter::is_not_null("deleted_at"))
+                .unwrap()
+                .sql,
+            "DELETE FROM \"shop\".\"doc\" WHERE \"deleted_at\" IS NOT NULL"
+        );
+    }
+
+    #[test]
+    fn a_list_of_a_soft_delete_model_is_scoped_by_its_query() {
+        let t = soft_table();
+        let counted = |query: Query| -> String {
+            let count = t.list(&query).unwrap().count.expect("a count");
+            count.sql.rsplit(" WHERE ").next().unwrap().to_owned()
+        };
+        assert_eq!(counted(Query::new()), "\"deleted_at\" IS NULL");
+        assert_eq!(
+            counted(Query::new().filter(Filter::eq("slug", "a").or(Filter::eq("hits", 1_i64)))),
+            "\"deleted_at\" IS NULL AND (\"slug\" = $1 OR \"hits\" = $2)"
+        );
+        assert_eq!(counted(Query::new().with_deleted()), "TRUE");
+        assert_eq!(
+            counted(Query::new().only_deleted().filter(Filter::eq("slug", "a"))),
+            "\"deleted_at\" IS NOT NULL AND \"slug\" = $1"
+        );
+        // The cursor's condition follows the scope, on the page only.
+        let by_slug = Query::new().sort_asc("slug");
+        let cursor = cursor_after(&t, &by_slug, vec!["k".into(), uuid::Uuid::nil().into()]);
+        let page = t.list(&by_slug.after(cursor)).unwrap().page;
+        assert!(
+            page.sql.contains(
+                "WHERE \"deleted_at\" IS NULL AND (\"slug\", \"id\") > ($1, $2) ORDER BY"
+            ),
+            "{}",
+            &*page.sql
+        );
+        // deleted_at sorts as the nullable column it is.
+        let by_deleted = Query::new().sort_desc("deleted_at");
+        let cursor = cursor_after(&t, &by_deleted, vec![Value::Null, uuid::Uuid::nil().into()]);
+        assert!(t.list(&by_deleted.with_deleted().after(cursor)).is_ok());
+    }
+
+    #[test]
+    fn soft_delete_operations_on_another_model_and_setting_deleted_at_are_refused() {
+        let plain = table();
+        let soft = soft_table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let refused = [
+            plain.restore(id()),
+            plain.list(&Query::new().with_deleted()).map(|l| l.page),
+            plain.list(&Query::new().only_deleted()).map(|l| l.page),
+            plain.lock_next(&Query::new().with_deleted()).map(|l| l.0),
+            soft.insert(
+                Record::new()
+                    .with("slug", "a")
+                    .with("deleted_at", chrono::Utc::now()),
+            ),
+            soft.update(id(), Record::new().with("deleted_at", Value::Null))
+                .map(|u| u.0),
+            soft.update_where(
+                &Filter::eq("slug", "a"),
+                Record::new().with("deleted_at", Value::Null),
+            ),
+            soft.increment(id(), "deleted_at", 1_i64.into(), None),
+        ];
+        for (i, case) in refused.into_iter().enumerate() {
+            let err = case.expect_err(&format!("case {i} should be refused"));
+            assert_eq!(
+                err.kind(),
+                crate::error::ErrorKind::InvalidInput,
+                "case {i}: {err}"
+            );
+        }
+        let err = plain.restore(id()).unwrap_err();
+        assert!(err.to_string().contains("Stock is none"), "{err}");
+        // On a model without soft delete a delete is a DELETE, and
+        // deleted_at no column of it.
+        assert!(plain.delete(id()).unwrap().sql.starts_with("DELETE FROM"));
+        assert!(plain
+            .list(&Query::new().filter(Filter::is_null("deleted_at")))
+            .is_err());
+    }
+
     #[test]
     fn without_total_no_count_is_written() {
         let listing = table().list(&Query::new().without_total()).unwrap();
