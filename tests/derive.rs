@@ -469,7 +469,9 @@ fn version_and_references_are_the_model_written_by_hand() {
     assert!(alone.validate().is_err());
 }
 
-/// A soft-delete struct that reads `deleted_at`, and indexes it.
+/// A soft-delete struct that reads `deleted_at`, and indexes it; its rows
+/// are only written here.
+#[allow(dead_code)]
 #[derive(pgactor::Entity)]
 #[pgactor(soft_delete, index(deleted_at))]
 struct Page {
