@@ -27,7 +27,7 @@ pub struct ListRequest {
 }
 
 /// Change data. Every write answers the row as it is after the write (for a
-/// delete: as it was), or [`crate::ErrorKind::NotFound`].
+/// delete that removes it: as it was), or [`crate::ErrorKind::NotFound`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteRequest {
     /// The model's name in the registry.
@@ -36,7 +36,7 @@ pub struct WriteRequest {
     pub op: WriteOp,
 }
 
-/// The three writes.
+/// The writes of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     /// Insert a row. Fields left out take their defaults; `id` is generated
@@ -49,8 +49,24 @@ pub enum WriteOp {
         /// The fields to change.
         patch: Record,
     },
-    /// Delete a row.
+    /// Delete a row: on a soft-delete model ([`crate::Model::soft_delete`])
+    /// set its `deleted_at`, answering it as it is now (a row deleted
+    /// already is [`crate::ErrorKind::NotFound`]); on any other, remove it.
     Delete {
+        /// The row's id.
+        id: Value,
+    },
+    /// Clear the `deleted_at` of a soft-deleted row, `updated_at` set to
+    /// `now()`; [`crate::ErrorKind::NotFound`] when no deleted row has the
+    /// id, [`crate::ErrorKind::InvalidInput`] (before any SQL) on a model
+    /// without soft delete.
+    Restore {
+        /// The row's id.
+        id: Value,
+    },
+    /// Remove a row for good (`DELETE`), deleted or live: on a soft-delete
+    /// model the explicit way out; on any other the same as `Delete`.
+    HardDelete {
         /// The row's id.
         id: Value,
     },
@@ -72,13 +88,16 @@ pub struct BulkWriteRequest {
     pub op: BulkOp,
 }
 
-/// The two writes by filter.
+/// The writes by filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BulkOp {
     /// Change only the fields in the patch; `updated_at` is set to `now()`.
     Update(Record),
-    /// Delete the rows.
+    /// Delete the rows (on a soft-delete model, set the `deleted_at` of
+    /// the live ones).
     Delete,
+    /// Remove the rows for good (`DELETE`), deleted or live.
+    HardDelete,
 }
 
 impl BulkOp {
@@ -87,6 +106,7 @@ impl BulkOp {
         match self {
             BulkOp::Update(_) => "update_where",
             BulkOp::Delete => "delete_where",
+            BulkOp::HardDelete => "hard_delete_where",
         }
     }
 }
@@ -130,9 +150,24 @@ macro_rules! write_shorthands {
             self.write(model, WriteOp::Update { id: id.into(), patch }).await
         }
 
-        #[doc = concat!("Delete a row", $place, "; answers it as it was.")]
+        #[doc = concat!("Delete a row", $place, "; answers it as it was. On a soft-delete model ",
+            "([`crate::Model::soft_delete`]) it sets the row's `deleted_at` and answers it so; a row deleted ",
+            "already is [`crate::ErrorKind::NotFound`].")]
         pub async fn delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
             self.write(model, WriteOp::Delete { id: id.into() }).await
+        }
+
+        #[doc = concat!("Restore a soft-deleted row", $place, " (clear its `deleted_at`); answers it as restored. ",
+            "[`crate::ErrorKind::NotFound`] when no deleted row has the id; [`crate::ErrorKind::InvalidInput`] ",
+            "on a model without soft delete; [`crate::ErrorKind::Constraint`] when a live row took its unique key since.")]
+        pub async fn restore(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+            self.write(model, WriteOp::Restore { id: id.into() }).await
+        }
+
+        #[doc = concat!("Remove a row for good", $place, " (`DELETE`), soft-deleted or live; answers it as it was. ",
+            "On a model without soft delete it is [`Self::delete`].")]
+        pub async fn hard_delete(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
+            self.write(model, WriteOp::HardDelete { id: id.into() }).await
         }
     };
 }
@@ -163,7 +198,8 @@ macro_rules! filter_writes {
 
         #[doc = concat!(
             "Delete every row matching `filter`", $place,
-            ", in one statement; answers how many rows were deleted.\n\n",
+            ", in one statement; answers how many rows were deleted (on a soft-delete model, ",
+            "how many live rows it marked deleted).\n\n",
             "The filter is validated and bound as a `List`'s, and required: to delete every row, ",
             "say so with an empty `Filter::And(vec![])`.\n\n",
             "```no_run\n# async fn demo(h: ", $handle, ") -> pgactor::Result<()> {\n",
@@ -173,6 +209,21 @@ macro_rules! filter_writes {
         )]
         pub async fn delete_where(&self, model: &str, filter: Filter) -> Result<u64> {
             let op = BulkOp::Delete;
+            self.run_write(BulkWriteRequest { model: model.into(), filter, op }).await
+        }
+
+        #[doc = concat!(
+            "Remove every row matching `filter` for good", $place,
+            " (`DELETE`), soft-deleted or live, in one statement; answers how many were removed. ",
+            "The filter is checked as [`Self::delete_where`]'s.\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ", cutoff: chrono::DateTime<chrono::Utc>) -> pgactor::Result<()> {\n",
+            "use pgactor::Filter;\n",
+            "// Purge what was soft-deleted before the cutoff.\n",
+            "let purged = h.hard_delete_where(\"Doc\", Filter::lt(\"deleted_at\", cutoff)).await?;\n",
+            "# let _ = purged; Ok(()) }\n```"
+        )]
+        pub async fn hard_delete_where(&self, model: &str, filter: Filter) -> Result<u64> {
+            let op = BulkOp::HardDelete;
             self.run_write(BulkWriteRequest { model: model.into(), filter, op }).await
         }
 
@@ -218,6 +269,8 @@ impl WriteOp {
             WriteOp::Create(_) => "create",
             WriteOp::Update { .. } => "update",
             WriteOp::Delete { .. } => "delete",
+            WriteOp::Restore { .. } => "restore",
+            WriteOp::HardDelete { .. } => "hard_delete",
         }
     }
 }

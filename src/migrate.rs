@@ -15,8 +15,15 @@ use crate::messages::ConsistencyToken;
 use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
     fnv1a, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey, Registry, Value,
-    ID,
+    DELETED_AT, ID,
 };
+
+/// The column a soft-delete model adds ([`Model::soft_delete`]).
+const DELETED_AT_COLUMN: &str = "\"deleted_at\" timestamptz";
+/// The predicate of a soft-delete model's unique indexes, as DDL writes it.
+const LIVE_ROWS: &str = "\"deleted_at\" IS NULL";
+/// The same, as `pg_get_expr` answers it.
+const LIVE_ROWS_CATALOG: &str = "(deleted_at IS NULL)";
 
 /// What one AutoMigrate run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,17 +86,22 @@ struct IndexShape {
     /// The key columns in order (an expression shows as an empty name).
     columns: Vec<String>,
     unique: bool,
-    /// Valid, immediate, btree, with no predicate and no expression: an
-    /// index AutoMigrate could have made.
+    /// Valid, immediate, btree, with no expression: an index AutoMigrate
+    /// could have made.
     plain: bool,
+    /// A partial index's predicate, as `pg_get_expr` spells it.
+    predicate: Option<String>,
 }
 
 impl IndexShape {
-    fn is(&self, table: &str, index: &Index) -> bool {
+    /// Whether it is `index` on `table`, partial on `predicate` (as
+    /// `pg_get_expr` spells it) or not partial.
+    fn is(&self, table: &str, index: &Index, predicate: Option<&str>) -> bool {
         self.plain
             && self.table == table
             && self.unique == index.is_unique()
             && self.columns == index.columns()
+            && self.predicate.as_deref() == predicate
     }
 }
 
@@ -113,10 +125,14 @@ fn describe_relation(relation: &Relation) -> String {
     let kind = relkind_name(relation.kind);
     let what = match &relation.index {
         Some(shape) => format!(
-            "{}{kind} on table \"{}\" ({})",
+            "{}{kind} on table \"{}\" ({}){}",
             if shape.unique { "unique " } else { "" },
             shape.table,
-            shape.columns.join(", ")
+            shape.columns.join(", "),
+            shape
+                .predicate
+                .as_ref()
+                .map_or(String::new(), |p| format!(" WHERE {p}"))
         ),
         None => kind.to_owned(),
     };
@@ -181,13 +197,13 @@ pub(crate) async fn auto_migrate(
     for row in tx
         .query_typed(
             "SELECT c.relname::text, c.relkind::text, t.relname::text, i.indisunique, \
-                    i.indisvalid AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL \
-                      AND am.amname = 'btree', \
+                    i.indisvalid AND i.indimmediate AND i.indexprs IS NULL AND am.amname = 'btree', \
                     ARRAY(SELECT coalesce(a.attname::text, '') \
                           FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) \
                           LEFT JOIN pg_catalog.pg_attribute a \
                             ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0 \
-                          WHERE k.n <= i.indnkeyatts ORDER BY k.n) \
+                          WHERE k.n <= i.indnkeyatts ORDER BY k.n), \
+                    pg_get_expr(i.indpred, i.indrelid) \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid \
@@ -205,6 +221,7 @@ pub(crate) async fn auto_migrate(
             unique: row.get(3),
             plain: row.get::<_, Option<bool>>(4).unwrap_or(false),
             columns: row.get(5),
+            predicate: row.get(6),
         });
         let kind = kind.chars().next().unwrap_or('?');
         relations.insert(row.get(0), Relation { kind, index });
@@ -319,6 +336,9 @@ fn plan_model(
             }
             defs.push("\"created_at\" timestamptz NOT NULL DEFAULT now()".into());
             defs.push("\"updated_at\" timestamptz NOT NULL DEFAULT now()".into());
+            if model.has_soft_delete() {
+                defs.push(DELETED_AT_COLUMN.into());
+            }
             report
                 .statements
                 .push(format!("CREATE TABLE {table} ({})", defs.join(", ")));
@@ -331,6 +351,10 @@ fn plan_model(
                         "ALTER TABLE {table} ADD COLUMN {}",
                         column_definition(field)?
                     )),
+                    // A model that turned soft delete on: every row is live.
+                    (None, None) if name == DELETED_AT => report
+                        .statements
+                        .push(format!("ALTER TABLE {table} ADD COLUMN {DELETED_AT_COLUMN}")),
                     (None, None) => report.warnings.push(format!(
                         "table \"{}\" has no column \"{name}\", which pgactor keeps; add it by hand",
                         model.table()
@@ -366,23 +390,42 @@ fn plan_model(
             unique.to_lowercase(),
             index.columns().join(", ")
         );
-        match relations.get(&name) {
-            Some(found)
-                if found
-                    .index
-                    .as_ref()
-                    .is_some_and(|s| s.is(model.table(), &index)) =>
-            {
-                continue
+        // A soft-delete model's unique indexes hold live rows only.
+        let partial = model.has_soft_delete() && index.is_unique();
+        let predicate = partial.then_some(LIVE_ROWS_CATALOG);
+        let is_it = |shape: &IndexShape| shape.is(model.table(), &index, predicate);
+        // Made before the model turned soft delete on: it still works
+        // (stricter), but a deleted row keeps its key taken.
+        let is_full = |shape: &IndexShape| partial && shape.is(model.table(), &index, None);
+        let full_warning = |found: &str| {
+            format!(
+                "model {} soft-deletes, but its unique index on \"{}\" ({}) exists as \"{found}\" \
+                 without WHERE {LIVE_ROWS}: a deleted row keeps its key taken; drop that index and \
+                 AutoMigrate makes it partial",
+                model.name(),
+                model.table(),
+                index.columns().join(", ")
+            )
+        };
+        match relations.get(&name).map(|r| (r, r.index.as_ref())) {
+            Some((_, Some(shape))) if is_it(shape) => continue,
+            Some((_, Some(shape))) if is_full(shape) => {
+                report.warnings.push(full_warning(&name));
+                continue;
             }
-            Some(found) => return Err(taken(&name, what, found)),
+            Some((found, _)) => return Err(taken(&name, what, found)),
             None => {}
         }
-        let exists_under_another_name = relations
-            .values()
-            .filter_map(|r| r.index.as_ref())
-            .any(|shape| shape.is(model.table(), &index));
-        if exists_under_another_name {
+        let shapes = || {
+            relations
+                .iter()
+                .filter_map(|(n, r)| Some((n, r.index.as_ref()?)))
+        };
+        if shapes().any(|(_, shape)| is_it(shape)) {
+            continue;
+        }
+        if let Some((found, _)) = shapes().find(|(_, shape)| is_full(shape)) {
+            report.warnings.push(full_warning(found));
             continue;
         }
         if let Some(relation) = by_hand {
@@ -395,8 +438,13 @@ fn plan_model(
             )));
         }
         let columns: Vec<String> = index.columns().iter().map(|c| quote_ident(c)).collect();
+        let only_live = if partial {
+            format!(" WHERE {LIVE_ROWS}")
+        } else {
+            String::new()
+        };
         report.statements.push(format!(
-            "CREATE {unique}INDEX {} ON {table} ({})",
+            "CREATE {unique}INDEX {} ON {table} ({}){only_live}",
             quote_ident(&name),
             columns.join(", ")
         ));
@@ -585,6 +633,7 @@ mod tests {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             unique,
             plain: true,
+            predicate: None,
         };
         relation('i', Some(shape))
     }
@@ -604,6 +653,72 @@ mod tests {
                 "CREATE INDEX \"stock_idx(quantity,sku)\" ON \"shop\".\"stock\" (\"quantity\", \"sku\")",
             ]
         );
+    }
+
+    #[test]
+    fn a_soft_delete_model_gets_its_column_and_partial_unique_indexes() {
+        let doc = || {
+            Model::new("Doc")
+                .field(Field::new("slug", FieldType::Text).unique())
+                .index(Index::on(["slug", "deleted_at"]))
+                .soft_delete()
+        };
+        let mut report = MigrationReport::default();
+        plan_model("shop", &doc(), None, &Relations::new(), &mut report).unwrap();
+        assert_eq!(
+            report.statements,
+            vec![
+                "CREATE TABLE \"shop\".\"doc\" (\"id\" uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
+                 \"slug\" text NOT NULL, \"created_at\" timestamptz NOT NULL DEFAULT now(), \
+                 \"updated_at\" timestamptz NOT NULL DEFAULT now(), \"deleted_at\" timestamptz)",
+                "CREATE UNIQUE INDEX \"doc_key(slug)\" ON \"shop\".\"doc\" (\"slug\") \
+                 WHERE \"deleted_at\" IS NULL",
+                "CREATE INDEX \"doc_idx(slug,deleted_at)\" ON \"shop\".\"doc\" (\"slug\", \"deleted_at\")",
+            ]
+        );
+        // The table made before soft delete: the column is added, the full
+        // unique index left alone and named in a warning.
+        let existing: HashMap<String, String> = [
+            ("id", "uuid"),
+            ("slug", "text"),
+            ("created_at", "timestamp with time zone"),
+            ("updated_at", "timestamp with time zone"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut relations: Relations = [
+            ("doc".to_owned(), relation('r', None)),
+            ("doc_key(slug)".to_owned(), index("doc", &["slug"], true)),
+            (
+                "doc_idx(slug,deleted_at)".to_owned(),
+                index("doc", &["slug", "deleted_at"], false),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let mut report = MigrationReport::default();
+        plan_model("shop", &doc(), Some(&existing), &relations, &mut report).unwrap();
+        assert_eq!(
+            report.statements,
+            vec!["ALTER TABLE \"shop\".\"doc\" ADD COLUMN \"deleted_at\" timestamptz"]
+        );
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("\"doc_key(slug)\" without WHERE \"deleted_at\" IS NULL"),
+            "{}",
+            report.warnings[0]
+        );
+        // Once partial, under any name, it is recognised.
+        let mut partial = index("doc", &["slug"], true);
+        partial.index.as_mut().unwrap().predicate = Some(LIVE_ROWS_CATALOG.into());
+        relations.remove("doc_key(slug)");
+        relations.insert("by_hand".into(), partial);
+        let mut with_column = existing.clone();
+        with_column.insert("deleted_at".into(), "timestamp with time zone".into());
+        let mut report = MigrationReport::default();
+        plan_model("shop", &doc(), Some(&with_column), &relations, &mut report).unwrap();
+        assert_eq!(report, MigrationReport::default());
     }
 
     fn warehouses() -> Registry {
@@ -847,10 +962,11 @@ mod tests {
         .expect("a view without declared indexes");
         assert_eq!(report, MigrationReport::default());
         let mut partial = index("stock", &["sku"], true);
-        partial.index.as_mut().unwrap().plain = false;
+        partial.index.as_mut().unwrap().predicate = Some(LIVE_ROWS_CATALOG.into());
+        let err = ok(with("stock_key(sku)", partial)).unwrap_err();
         assert!(
-            ok(with("stock_key(sku)", partial)).is_err(),
-            "a partial index is not it"
+            err.to_string().contains("WHERE (deleted_at IS NULL)"),
+            "a partial index is not it: {err}"
         );
     }
 }

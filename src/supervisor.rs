@@ -78,7 +78,9 @@ pub enum DbMsg {
     /// An operation whose answer has a type of its own: a typed entity's,
     /// built by [`DbMsg::read_as`], [`DbMsg::list_as`], [`DbMsg::create_as`],
     /// [`DbMsg::update_as`], [`DbMsg::delete_as`], [`DbMsg::update_where_as`],
-    /// [`DbMsg::delete_where_as`] and [`DbMsg::increment_as`], and the writes
+    /// [`DbMsg::delete_where_as`], [`DbMsg::increment_as`],
+    /// [`DbMsg::restore_as`], [`DbMsg::hard_delete_as`] and
+    /// [`DbMsg::hard_delete_where_as`], and the writes
     /// by filter and increments, built by [`DbMsg::bulk_write`] and
     /// [`DbMsg::increment`], and the aggregate reads, built by
     /// [`DbMsg::count`], [`DbMsg::exists`], [`DbMsg::aggregate`] and
@@ -124,8 +126,9 @@ pub enum DbMsg {
 /// # let _ = deleted; Ok(()) }
 /// ```
 impl DbMsg {
-    /// [`crate::Db::update_where`] or [`crate::Db::delete_where`] as a
-    /// message; answers how many rows changed.
+    /// [`crate::Db::update_where`], [`crate::Db::delete_where`] or
+    /// [`crate::Db::hard_delete_where`] as a message; answers how many rows
+    /// changed.
     pub fn bulk_write(
         req: BulkWriteRequest,
         call: Call,

@@ -468,3 +468,64 @@ fn version_and_references_are_the_model_written_by_hand() {
     let alone = Registry::new().with_entity::<Shelf>().unwrap();
     assert!(alone.validate().is_err());
 }
+
+/// A soft-delete struct that reads `deleted_at`, and indexes it; its rows
+/// are only written here.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+#[pgactor(soft_delete, index(deleted_at))]
+struct Page {
+    id: Uuid,
+    #[pgactor(unique)]
+    slug: String,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A soft-delete struct that does not read it.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+#[pgactor(soft_delete)]
+struct Memo {
+    body: String,
+}
+
+/// Without `soft_delete`, `deleted_at` is a field like any other.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+struct Plain {
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+#[test]
+fn soft_delete_is_the_model_written_by_hand_and_deleted_at_is_the_adapter_s() {
+    assert_eq!(
+        Page::model(),
+        Model::new("Page")
+            .field(Field::new("slug", FieldType::Text).unique())
+            .index(Index::on(["deleted_at"]))
+            .soft_delete()
+    );
+    assert_eq!(
+        Memo::model(),
+        Model::new("Memo")
+            .field(Field::new("body", FieldType::Text))
+            .soft_delete()
+    );
+    assert_eq!(
+        Plain::model(),
+        Model::new("Plain").field(Field::new("deleted_at", FieldType::Timestamptz).nullable())
+    );
+    let page = Page {
+        id: Uuid::nil(),
+        slug: "a".into(),
+        deleted_at: Some(Utc::now()),
+    };
+    let record = page.to_record();
+    assert!(record.value("deleted_at").is_none(), "{record:?}");
+    assert_eq!(Page::DELETED_AT.name(), pgactor::DELETED_AT);
+    Registry::new()
+        .with_entity::<Page>()
+        .unwrap()
+        .with_entity::<Memo>()
+        .unwrap();
+}

@@ -15,6 +15,8 @@ pub(crate) struct StructAttrs {
     pub(crate) table: Option<LitStr>,
     /// `index(…)` and `unique_index(…)`, in order.
     pub(crate) indexes: Vec<IndexAttr>,
+    /// `soft_delete`
+    pub(crate) soft_delete: Option<Span>,
 }
 
 /// One `index(a, b)` or `unique_index(a, b)`.
@@ -103,6 +105,8 @@ impl StructAttrs {
                 } else if meta.path.is_ident("table") {
                     let lit: LitStr = meta.value()?.parse()?;
                     once(&mut out.table, lit, &meta)
+                } else if meta.path.is_ident("soft_delete") {
+                    once(&mut out.soft_delete, meta.path.span(), &meta)
                 } else if meta.path.is_ident("index") || meta.path.is_ident("unique_index") {
                     let unique = meta.path.is_ident("unique_index");
                     let mut columns = Vec::new();
@@ -122,7 +126,7 @@ impl StructAttrs {
                 } else {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a struct; expected model = \"…\", \
-                         table = \"…\", index(…) or unique_index(…)",
+                         table = \"…\", index(…), unique_index(…) or soft_delete",
                         key(&meta)
                     )))
                 }

@@ -11,9 +11,11 @@ use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
 use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
 use crate::types::{array_elem, kind, option_inner, Kind, MAPPED};
 
-/// The adapter's own columns: the key and the timestamps.
+/// The adapter's own columns: the key, the timestamps and, on a
+/// soft-delete model, the deletion's.
 const ID: &str = "id";
 const TIMESTAMPS: [&str; 2] = ["created_at", "updated_at"];
+const DELETED_AT: &str = "deleted_at";
 
 /// Errors gathered over the whole struct, reported together.
 #[derive(Default)]
@@ -95,6 +97,11 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         errors.push(e);
         StructAttrs::default()
     });
+    let soft_delete = attrs.soft_delete.is_some();
+    // Whether a column is one the adapter keeps.
+    let kept = |column: &str| {
+        column == ID || TIMESTAMPS.contains(&column) || (soft_delete && column == DELETED_AT)
+    };
     let mut key = None;
     let mut version: Option<String> = None;
     let mut columns: Vec<Column<'_>> = Vec::new();
@@ -139,7 +146,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             );
         }
         let ty = &field.ty;
-        let adapters = column == ID || TIMESTAMPS.contains(&column.as_str());
+        let adapters = kept(&column);
         if adapters {
             if let Some(span) = field_attrs.declared_only() {
                 errors.at(
@@ -157,6 +164,15 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                     "`id` is the primary key: uuid::Uuid (a uuid key, the default) or i64 \
                      (an identity key)",
                 ),
+            }
+            None
+        } else if adapters && column == DELETED_AT {
+            if option_inner(ty).and_then(kind) != Some(Kind::Timestamptz) {
+                errors.spanned(
+                    ty,
+                    "`deleted_at` is kept by the adapter as an Option<chrono::DateTime<Utc>> \
+                     (None while the row is live)",
+                );
             }
             None
         } else if adapters {
@@ -203,15 +219,14 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut indexes = Vec::new();
     for index in &attrs.indexes {
         for (column, span) in &index.columns {
-            let known = columns.iter().any(|c| c.name == *column)
-                || column == ID
-                || TIMESTAMPS.contains(&column.as_str());
+            let known = columns.iter().any(|c| c.name == *column) || kept(column);
             if !known {
                 errors.at(
                     *span,
                     format!(
                         "no column `{column}` in {name}: an index names columns (a field's \
-                         name, or its `column = \"…\"`), or id, created_at, updated_at"
+                         name, or its `column = \"…\"`), or id, created_at, updated_at \
+                         (and deleted_at with soft_delete)"
                     ),
                 );
             }
@@ -228,6 +243,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     };
     let table = attrs.table.as_ref().map(|t| quote!(.table_name(#t)));
     let key = key.map(|k| quote!(.primary_key(#k)));
+    let soft_delete = soft_delete.then(|| quote!(.soft_delete()));
     let version = version.map(|column| {
         quote!(const VERSION: ::core::option::Option<&'static str> = ::core::option::Option::Some(#column);)
     });
@@ -285,6 +301,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                 ::pgactor::Model::new(<Self as ::pgactor::Entity>::MODEL)
                     #table
                     #key
+                    #soft_delete
                     #(.field(#declared))*
                     #(.index(#indexes))*
             }

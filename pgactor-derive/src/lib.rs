@@ -59,6 +59,8 @@ use proc_macro::TokenStream;
 ///   the adapter when a create gives none) or `i64` (`PrimaryKey::Identity`).
 ///   A struct without an `id` field still has a `uuid` key in its model.
 /// - `created_at` and `updated_at`: `chrono::DateTime<Utc>`.
+/// - With `#[pgactor(soft_delete)]`, a fourth: `deleted_at`,
+///   `Option<chrono::DateTime<Utc>>` (`None` while the row is live).
 ///
 /// Every other field is a declared field of the model, its type chosen by
 /// the last segment of the Rust type's path (so `rust_decimal::Decimal`,
@@ -162,6 +164,10 @@ use proc_macro::TokenStream;
 /// - `index(a, b)`: an index on these columns, in order; repeatable.
 /// - `unique_index(a, b)`: a unique index (a composite unique constraint);
 ///   repeatable.
+/// - `soft_delete`: deletes are soft (`Model::soft_delete`): the model gets
+///   the `deleted_at` column, a delete sets it, reads and lists skip such
+///   rows, `restore` clears it and `hard_delete` removes the row. Its
+///   unique indexes hold live rows only.
 ///
 /// On a field:
 ///
@@ -196,7 +202,9 @@ use proc_macro::TokenStream;
 /// Compile errors, each on what is wrong: an unknown attribute, an attribute
 /// on a field it does not fit, a type without a column type, two fields with
 /// one column name, an index naming no column of the struct (or `id`,
-/// `created_at`, `updated_at`), a table or column name that is not a plain
+/// `created_at`, `updated_at`, and `deleted_at` with `soft_delete`), a
+/// `deleted_at` field of a soft-delete struct that is not
+/// `Option<DateTime<Utc>>`, a table or column name that is not a plain
 /// SQL identifier (`[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes). The rest
 /// (such as two indexes with one name) is checked when the model is
 /// registered (`Registry::with_entity`).

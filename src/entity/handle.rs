@@ -253,9 +253,21 @@ macro_rules! typed_operations {
             self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
         }
 
-        #[doc = concat!("Delete the row `id` ", $place, " and answer it as it was; [`crate::ErrorKind::NotFound`] when absent.")]
+        #[doc = concat!("Delete the row `id` ", $place, " and answer it as it was; [`crate::ErrorKind::NotFound`] when absent. On a soft-delete entity (`#[pgactor(soft_delete)]`) it sets `deleted_at` (as [`Db::delete`]).")]
         pub async fn delete(&self, id: impl Into<Value>) -> Result<T> {
             let op = WriteOp::Delete { id: id.into() };
+            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+        }
+
+        #[doc = concat!("Restore the soft-deleted row `id` ", $place, " and answer it as restored (as [`Db::restore`]).")]
+        pub async fn restore(&self, id: impl Into<Value>) -> Result<T> {
+            let op = WriteOp::Restore { id: id.into() };
+            self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
+        }
+
+        #[doc = concat!("Remove the row `id` for good ", $place, ", soft-deleted or live, and answer it as it was (as [`Db::hard_delete`]).")]
+        pub async fn hard_delete(&self, id: impl Into<Value>) -> Result<T> {
+            let op = WriteOp::HardDelete { id: id.into() };
             self.run(Role::Write, typed::<T, _>(write::<T>(op))).await
         }
 
@@ -267,6 +279,11 @@ macro_rules! typed_operations {
         #[doc = concat!("Delete every row matching `filter` ", $place, " and answer how many were deleted (as [`Db::delete_where`]).")]
         pub async fn delete_where(&self, filter: Filter) -> Result<u64> {
             self.run(Role::Write, bulk::<T>(filter, BulkOp::Delete)).await
+        }
+
+        #[doc = concat!("Remove every row matching `filter` for good ", $place, ", soft-deleted or live, and answer how many were removed (as [`Db::hard_delete_where`]).")]
+        pub async fn hard_delete_where(&self, filter: Filter) -> Result<u64> {
+            self.run(Role::Write, bulk::<T>(filter, BulkOp::HardDelete)).await
         }
 
         #[doc = concat!("Add `by` to `column` of the row `id` when the row matches `guard`, in one statement ", $place, ", and answer the row as updated (as [`Db::increment`]: [`crate::ErrorKind::Conflict`] when the guard fails, [`crate::ErrorKind::NotFound`] when no row has the id).")]
@@ -466,6 +483,22 @@ impl DbMsg {
         DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
     }
 
+    /// [`Typed::restore`] as a message.
+    pub fn restore_as<T: Entity>(id: Value, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Restore { id }));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
+    /// [`Typed::hard_delete`] as a message.
+    pub fn hard_delete_as<T: Entity>(
+        id: Value,
+        call: Call,
+        reply: RpcReplyPort<Result<T>>,
+    ) -> DbMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::HardDelete { id }));
+        DbMsg::Typed(TypedRequest::new(Role::Write, req, reply), call)
+    }
+
     /// [`Typed::update_where`] as a message.
     pub fn update_where_as<T: Entity>(
         filter: Filter,
@@ -483,6 +516,15 @@ impl DbMsg {
         reply: RpcReplyPort<Result<u64>>,
     ) -> DbMsg {
         DbMsg::bulk_write(bulk::<T>(filter, BulkOp::Delete), call, reply)
+    }
+
+    /// [`Typed::hard_delete_where`] as a message.
+    pub fn hard_delete_where_as<T: Entity>(
+        filter: Filter,
+        call: Call,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> DbMsg {
+        DbMsg::bulk_write(bulk::<T>(filter, BulkOp::HardDelete), call, reply)
     }
 
     /// [`Typed::increment`] as a message.
@@ -586,6 +628,18 @@ impl TxMsg {
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 
+    /// [`TypedTx::restore`] as a message.
+    pub fn restore_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::Restore { id }));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
+    /// [`TypedTx::hard_delete`] as a message.
+    pub fn hard_delete_as<T: Entity>(id: Value, reply: RpcReplyPort<Result<T>>) -> TxMsg {
+        let req = typed::<T, _>(write::<T>(WriteOp::HardDelete { id }));
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+
     /// [`TypedTx::update_where`] as a message.
     pub fn update_where_as<T: Entity>(
         filter: Filter,
@@ -598,6 +652,14 @@ impl TxMsg {
     /// [`TypedTx::delete_where`] as a message.
     pub fn delete_where_as<T: Entity>(filter: Filter, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
         TxMsg::bulk_write(bulk::<T>(filter, BulkOp::Delete), reply)
+    }
+
+    /// [`TypedTx::hard_delete_where`] as a message.
+    pub fn hard_delete_where_as<T: Entity>(
+        filter: Filter,
+        reply: RpcReplyPort<Result<u64>>,
+    ) -> TxMsg {
+        TxMsg::bulk_write(bulk::<T>(filter, BulkOp::HardDelete), reply)
     }
 
     /// [`TypedTx::increment`] as a message.

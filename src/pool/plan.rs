@@ -426,6 +426,8 @@ impl Request for WriteRequest {
                 ),
             },
             WriteOp::Delete { id } => plan(table.delete(id)?),
+            WriteOp::Restore { id } => plan(table.restore(id)?),
+            WriteOp::HardDelete { id } => plan(table.hard_delete(id)?),
         })
     }
 }
@@ -445,6 +447,7 @@ impl Request for BulkWriteRequest {
         let stmt = match self.op {
             BulkOp::Update(patch) => table.update_where(&self.filter, patch)?,
             BulkOp::Delete => table.delete_where(&self.filter)?,
+            BulkOp::HardDelete => table.hard_delete_where(&self.filter)?,
         };
         Ok(CountPlan {
             stmt,

@@ -188,7 +188,7 @@ impl Keyset {
                 field: s.field.clone(),
                 ty,
                 direction: s.direction,
-                nullable: model.declared(&s.field).is_some_and(|f| f.is_nullable()),
+                nullable: model.column_is_nullable(&s.field),
                 column,
             });
         }

@@ -13,6 +13,9 @@ pub const ID: &str = "id";
 pub const CREATED_AT: &str = "created_at";
 /// The update timestamp every model has, set on insert and on every update.
 pub const UPDATED_AT: &str = "updated_at";
+/// The deletion timestamp of a soft-delete model ([`Model::soft_delete`]):
+/// NULL while the row is live, set by a delete, cleared by a restore.
+pub const DELETED_AT: &str = "deleted_at";
 
 /// How a model's `id` is generated when a create does not give one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,7 +153,8 @@ impl Field {
         self
     }
 
-    /// Give the column a unique index of its own.
+    /// Give the column a unique index of its own (on a soft-delete model,
+    /// unique among live rows: see [`Model::soft_delete`]).
     pub fn unique(mut self) -> Field {
         self.unique = true;
         self
@@ -353,6 +357,7 @@ fn server_name(table: &str, column: Option<&str>, label: &str) -> String {
 ///
 /// Every model also has `id` (see [`PrimaryKey`]), `created_at` and
 /// `updated_at` (`timestamptz`, kept by the adapter); do not declare them.
+/// A soft-delete model ([`Model::soft_delete`]) has `deleted_at` too.
 ///
 /// ```
 /// use pgactor::{Field, FieldType, Index, Model};
@@ -369,6 +374,7 @@ pub struct Model {
     primary_key: PrimaryKey,
     fields: Vec<Field>,
     indexes: Vec<Index>,
+    soft_delete: bool,
 }
 
 impl Model {
@@ -381,6 +387,7 @@ impl Model {
             primary_key: PrimaryKey::default(),
             fields: Vec::new(),
             indexes: Vec::new(),
+            soft_delete: false,
         }
     }
 
@@ -422,6 +429,53 @@ impl Model {
     /// ```
     pub fn versioned(self) -> Model {
         self.field(Field::new("version", FieldType::I64).version())
+    }
+
+    /// Make deletes soft: the model gets a nullable `deleted_at
+    /// timestamptz` column ([`DELETED_AT`], kept by the adapter, like
+    /// `created_at`), and a delete sets it instead of removing the row.
+    ///
+    /// - [`crate::Db::delete`] and [`crate::Db::delete_where`] set
+    ///   `deleted_at` (and `updated_at`) to `now()` on live rows only: a row
+    ///   deleted already is [`crate::ErrorKind::NotFound`] (not counted).
+    /// - Reads, lists (their counts and cursors too), locks, updates,
+    ///   updates by filter and increments see live rows only. A list may
+    ///   ask for deleted rows with [`crate::Query::with_deleted`] or
+    ///   [`crate::Query::only_deleted`]. A filter may name `deleted_at`
+    ///   (purge by age: `Filter::lt("deleted_at", cutoff)`); it is ANDed
+    ///   with that scope.
+    /// - [`crate::Db::restore`] clears `deleted_at`;
+    ///   [`crate::Db::hard_delete`] and [`crate::Db::hard_delete_where`]
+    ///   remove rows for good, deleted or live.
+    /// - Its unique fields and unique indexes are partial,
+    ///   `WHERE deleted_at IS NULL`: a deleted row does not hold its key,
+    ///   so a new row may take it (and restoring the old one then fails
+    ///   with [`crate::ErrorKind::Constraint`]). An upsert matches live rows
+    ///   only: a deleted row holding the key is no conflict, and the upsert
+    ///   inserts a new row. Upserted on `id`, a deleted row is left as it
+    ///   is and answered [`crate::Upserted::Skipped`].
+    /// - A soft delete is an update to the database: foreign keys'
+    ///   `ON DELETE` actions (`CASCADE`, `SET NULL`) do not fire, and rows
+    ///   referencing a soft-deleted row keep referencing it. A hard delete
+    ///   fires them.
+    /// - Raw SQL ([`crate::Db::query`], [`crate::Sql`]) is not rewritten: it
+    ///   sees every row, deleted or not.
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, Model};
+    /// let doc = Model::new("Doc")
+    ///     .field(Field::new("slug", FieldType::Text).unique())
+    ///     .soft_delete();
+    /// assert!(doc.has_soft_delete());
+    /// ```
+    pub fn soft_delete(mut self) -> Model {
+        self.soft_delete = true;
+        self
+    }
+
+    /// Whether deletes are soft ([`Model::soft_delete`]).
+    pub fn has_soft_delete(&self) -> bool {
+        self.soft_delete
     }
 
     /// Add an index.
@@ -504,12 +558,23 @@ impl Model {
         names
     }
 
-    /// The type of any column, including `id`, `created_at` and `updated_at`.
+    /// The type of any column, including `id`, `created_at`, `updated_at`
+    /// and, on a soft-delete model, `deleted_at`.
     pub(crate) fn column_type(&self, name: &str) -> Option<FieldType> {
         match name {
             ID => Some(self.primary_key.field_type()),
             CREATED_AT | UPDATED_AT => Some(FieldType::Timestamptz),
+            DELETED_AT if self.soft_delete => Some(FieldType::Timestamptz),
             _ => self.declared(name).map(|f| f.ty),
+        }
+    }
+
+    /// Whether a column may hold NULL: a nullable declared field, or
+    /// `deleted_at`.
+    pub(crate) fn column_is_nullable(&self, name: &str) -> bool {
+        match self.declared(name) {
+            Some(field) => field.nullable,
+            None => self.soft_delete && name == DELETED_AT,
         }
     }
 
@@ -531,6 +596,7 @@ impl Model {
         std::iter::once(ID)
             .chain(self.fields.iter().map(|f| f.name.as_str()))
             .chain([CREATED_AT, UPDATED_AT])
+            .chain(self.soft_delete.then_some(DELETED_AT))
     }
 
     fn validate(&self) -> Result<()> {
@@ -539,7 +605,9 @@ impl Model {
         let mut seen = HashSet::new();
         for field in &self.fields {
             validate_identifier(&field.name).map_err(|e| what(format!("field: {e}")))?;
-            if [ID, CREATED_AT, UPDATED_AT].contains(&field.name.as_str()) {
+            if [ID, CREATED_AT, UPDATED_AT].contains(&field.name.as_str())
+                || (self.soft_delete && field.name == DELETED_AT)
+            {
                 return Err(what(format!(
                     "\"{}\" is kept by the adapter; do not declare it",
                     field.name

@@ -528,6 +528,19 @@ pub struct Query {
     /// Boxed: a query rides in every list message, most without one.
     pub(crate) after: Option<Box<Cursor>>,
     pub(crate) without_total: bool,
+    pub(crate) deleted: DeletedRows,
+}
+
+/// Which rows of a soft-delete model a [`Query`] sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DeletedRows {
+    /// Live rows only (`deleted_at IS NULL`), the default.
+    #[default]
+    Hidden,
+    /// Live and deleted rows ([`Query::with_deleted`]).
+    Included,
+    /// Deleted rows only ([`Query::only_deleted`]).
+    Only,
 }
 
 impl Query {
@@ -618,6 +631,36 @@ impl Query {
     /// matches it costs far more than the page itself.
     pub fn without_total(mut self) -> Query {
         self.without_total = true;
+        self
+    }
+
+    /// See soft-deleted rows too, beside live ones, on a soft-delete model
+    /// ([`crate::Model::soft_delete`]); a list of any other model is
+    /// refused with [`crate::ErrorKind::InvalidInput`] before any SQL.
+    /// Without it (or [`Query::only_deleted`]) a list sees live rows only.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::Query;
+    /// let every = db.list("Doc", Query::new().with_deleted()).await?;
+    /// # let _ = every; Ok(()) }
+    /// ```
+    pub fn with_deleted(mut self) -> Query {
+        self.deleted = DeletedRows::Included;
+        self
+    }
+
+    /// See soft-deleted rows only (a trash bin), on a soft-delete model;
+    /// refused as [`Query::with_deleted`] is on any other model.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::Query;
+    /// let trash = db.list("Doc", Query::new().only_deleted().sort_desc("deleted_at")).await?;
+    /// # let _ = trash; Ok(()) }
+    /// ```
+    pub fn only_deleted(mut self) -> Query {
+        self.deleted = DeletedRows::Only;
         self
     }
 }

@@ -26,15 +26,17 @@ pub(crate) struct Aggregation {
 
 impl Table {
     /// The condition of the rows an aggregate read sees: those matching
-    /// `filter` (checked as a `List`'s), every row without one. The one
-    /// place `count`, `exists` and aggregates choose their rows: a
-    /// condition every aggregate read must add (rows deleted softly, say)
-    /// goes here.
+    /// `filter` (checked as a `List`'s), every row without one, and on a
+    /// soft-delete model only its live rows. The one place `count`,
+    /// `exists` and aggregates choose their rows.
     fn rows_seen(&self, filter: Option<&Filter>, stmt: &mut Statement) -> Result<String> {
-        match filter {
-            Some(filter) => self.condition(filter, stmt, 0),
-            None => Ok("TRUE".into()),
-        }
+        let mut condition = match filter {
+            Some(filter) => self.condition(filter, stmt, 0)?,
+            None => "TRUE".into(),
+        };
+        // A soft-delete model's deleted rows are not counted.
+        self.push_live(&mut condition);
+        Ok(condition)
     }
 
     /// `SELECT count(*) FROM … WHERE <filter>`.

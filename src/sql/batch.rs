@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::schema::{push_ident, FieldType, PrimaryKey, Record, Value, ID};
 
 use super::statement::{Param, Sql, Statement, MAX_PARAMS};
-use super::table::{Settable, Table};
+use super::table::{Settable, Table, LIVE};
 
 /// The most rows one batch write takes (`create_many`, `create_many_count`,
 /// `upsert_many`); more are refused with
@@ -193,6 +193,11 @@ impl Table {
     /// (whose fields the row holds: they are what conflicted). `on` must be
     /// the primary key or the fields of a unique field or unique index
     /// (see [`Table::conflict_target`]).
+    ///
+    /// On a soft-delete model it sees live rows only: a unique target
+    /// names the partial index's predicate (`ON CONFLICT (…) WHERE
+    /// "deleted_at" IS NULL`), and `DO UPDATE` changes a live row only (a
+    /// deleted one holding the id is skipped).
     pub(crate) fn upsert_many(
         &self,
         batch: Batch,
@@ -220,6 +225,12 @@ impl Table {
         sql.push_str(" ON CONFLICT (");
         push_list(&mut sql, target.iter().map(String::as_str), "");
         sql.push_str(") ");
+        let soft = self.model.has_soft_delete();
+        if soft && target != [ID] {
+            sql.push_str("WHERE ");
+            sql.push_str(LIVE);
+            sql.push(' ');
+        }
         match action {
             OnConflict::Nothing => sql.push_str("DO NOTHING"),
             OnConflict::Update => {
@@ -233,6 +244,12 @@ impl Table {
                     }
                 }
                 self.push_kept_assignments(&mut sql, true);
+                if soft {
+                    sql.push_str(" WHERE ");
+                    sql.push_str(&self.qualified);
+                    sql.push('.');
+                    sql.push_str(LIVE);
+                }
             }
         }
         sql.push_str(" RETURNING ");
@@ -558,6 +575,55 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{on:?}");
         }
         assert_eq!(t.conflict_target(&["id".into()]).unwrap(), ["id"]);
+    }
+
+    #[test]
+    fn a_soft_delete_model_s_upsert_matches_live_rows_only() {
+        let registry = Registry::new()
+            .with(
+                Model::new("Doc")
+                    .field(Field::new("slug", FieldType::Text).unique())
+                    .field(Field::new("hits", FieldType::I64))
+                    .soft_delete(),
+            )
+            .unwrap();
+        let catalog = Catalog::new(&registry, "shop", Statements::Unnamed);
+        let t = catalog.table("Doc").unwrap();
+        let rows = || {
+            t.batch(vec![Record::new().with("slug", "a").with("hits", 1_i64)])
+                .unwrap()
+        };
+        let on_slug = t.conflict_target(&["slug".into()]).unwrap();
+        let stmt = t.upsert_many(rows(), &on_slug, OnConflict::Update).unwrap();
+        assert!(
+            stmt.sql.contains(
+                "ON CONFLICT (\"slug\") WHERE \"deleted_at\" IS NULL DO UPDATE SET \"hits\" = EXCLUDED.\"hits\", \
+                 \"updated_at\" = now() WHERE \"shop\".\"doc\".\"deleted_at\" IS NULL RETURNING"
+            ),
+            "{}",
+            &*stmt.sql
+        );
+        let stmt = t
+            .upsert_many(rows(), &on_slug, OnConflict::Nothing)
+            .unwrap();
+        assert!(stmt
+            .sql
+            .contains("ON CONFLICT (\"slug\") WHERE \"deleted_at\" IS NULL DO NOTHING RETURNING"));
+        // On the primary key (no partial index) only the update is scoped.
+        let on_id = t.conflict_target(&["id".into()]).unwrap();
+        let stmt = t.upsert_many(rows(), &on_id, OnConflict::Update).unwrap();
+        assert!(stmt.sql.contains("ON CONFLICT (\"id\") DO UPDATE SET"));
+        assert!(stmt
+            .sql
+            .contains("WHERE \"shop\".\"doc\".\"deleted_at\" IS NULL RETURNING"));
+        // deleted_at is the adapter's: no batch sets it.
+        let err = t
+            .batch(vec![Record::new()
+                .with("slug", "a")
+                .with("hits", 1_i64)
+                .with("deleted_at", Value::Null)])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 
     #[test]

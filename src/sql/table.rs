@@ -7,11 +7,12 @@ use tokio_postgres::types::Type;
 
 use crate::error::{quoted_name, Error, Result};
 use crate::schema::{
-    push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, ID,
-    UPDATED_AT,
+    push_ident, quote_ident, Field, FromValue, Model, PrimaryKey, Registry, CREATED_AT, DELETED_AT,
+    ID, UPDATED_AT,
 };
 use crate::schema::{
-    Columns, Direction, FieldType, Filter, Keyset, Query, QueryBounds, Record, Value, DEFAULT_LIMIT,
+    Columns, DeletedRows, Direction, FieldType, Filter, Keyset, Query, QueryBounds, Record, Value,
+    DEFAULT_LIMIT,
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
@@ -20,6 +21,10 @@ use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
 const MAX_FILTER_DEPTH: usize = 32;
 /// How many INSERT texts a table keeps, one per set of fields inserted.
 const MAX_CACHED_INSERTS: usize = 16;
+/// The rows of a soft-delete model its reads and writes see.
+pub(super) const LIVE: &str = "\"deleted_at\" IS NULL";
+/// The rows of a soft-delete model a restore sees.
+const DELETED: &str = "\"deleted_at\" IS NOT NULL";
 
 /// The SQL fragments of one model in one schema, computed once at open.
 #[derive(Debug)]
@@ -31,7 +36,8 @@ pub(crate) struct Table {
     pub(super) select_list: String,
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
-    /// `SELECT … WHERE "id" = $1`: the statement that runs most, built once.
+    /// `SELECT … WHERE "id" = $1` (`AND "deleted_at" IS NULL` on a
+    /// soft-delete model): the statement that runs most, built once.
     by_id: Arc<str>,
     /// The same, `FOR UPDATE`.
     by_id_for_update: Arc<str>,
@@ -118,7 +124,12 @@ impl Table {
             .map(quote_ident)
             .collect::<Vec<_>>()
             .join(", ");
-        let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1");
+        let live = if model.has_soft_delete() {
+            format!(" AND {LIVE}")
+        } else {
+            String::new()
+        };
+        let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1{live}");
         let required = model
             .fields()
             .iter()
@@ -282,6 +293,7 @@ impl Table {
     pub(crate) fn update(&self, id: Value, patch: Record) -> Result<(Statement, Option<i64>)> {
         let (mut stmt, mut sql, expected) = self.update_set(patch)?;
         self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_live(&mut sql);
         if let (Some(expected), Some(field)) = (&expected, self.version_field()) {
             sql.push_str(" AND ");
             push_ident(&mut sql, field.name());
@@ -308,6 +320,7 @@ impl Table {
             )));
         }
         sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        self.push_live(&mut sql);
         stmt.sql = Sql::Written(sql);
         stmt.checked()
     }
@@ -355,6 +368,7 @@ impl Table {
         sql.push_str(", ");
         self.push_kept_sets(&mut sql);
         self.push_by_id(&mut stmt, &mut sql, id)?;
+        self.push_live(&mut sql);
         if let Some(guard) = guard {
             sql.push_str(" AND ");
             sql.push_str(&self.condition(guard, &mut stmt, 0)?);
@@ -452,8 +466,65 @@ impl Table {
         sql.push_str(&self.select_list);
     }
 
-    /// `DELETE … WHERE id = $1 RETURNING …`
+    /// ` AND "deleted_at" IS NULL` on a soft-delete model: its reads and
+    /// writes see live rows only.
+    pub(super) fn push_live(&self, sql: &mut String) {
+        if self.model.has_soft_delete() {
+            sql.push_str(" AND ");
+            sql.push_str(LIVE);
+        }
+    }
+
+    /// InvalidInput unless the model soft-deletes: `what` needs it.
+    fn needs_soft_delete(&self, what: &str) -> Result<()> {
+        if self.model.has_soft_delete() {
+            return Ok(());
+        }
+        Err(Error::invalid_input(format!(
+            "{what} needs a soft-delete model and {} is none \
+             (Model::soft_delete, #[pgactor(soft_delete)])",
+            self.model.name()
+        )))
+    }
+
+    /// The delete of a row: on a soft-delete model `UPDATE … SET
+    /// "deleted_at" = now(), "updated_at" = now() WHERE "id" = $1 AND
+    /// "deleted_at" IS NULL RETURNING …`, else [`Table::hard_delete`].
     pub(crate) fn delete(&self, id: Value) -> Result<Statement> {
+        if !self.model.has_soft_delete() {
+            return self.hard_delete(id);
+        }
+        self.set_deleted_at(id, "now()", LIVE)
+    }
+
+    /// `UPDATE … SET "deleted_at" = NULL, "updated_at" = now() WHERE "id" =
+    /// $1 AND "deleted_at" IS NOT NULL RETURNING …`; refused on a model
+    /// without soft delete.
+    pub(crate) fn restore(&self, id: Value) -> Result<Statement> {
+        self.needs_soft_delete("a restore")?;
+        self.set_deleted_at(id, "NULL", DELETED)
+    }
+
+    /// `UPDATE … SET "deleted_at" = <to>, <the adapter's sets> WHERE "id" =
+    /// $1 AND <from> RETURNING …`.
+    fn set_deleted_at(&self, id: Value, to: &str, from: &str) -> Result<Statement> {
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
+        push_ident(&mut sql, DELETED_AT);
+        sql.push_str(" = ");
+        sql.push_str(to);
+        sql.push_str(", ");
+        self.push_kept_sets(&mut sql);
+        self.push_by_id(&mut stmt, &mut sql, id)?;
+        sql.push_str(" AND ");
+        sql.push_str(from);
+        self.push_returning(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `DELETE … WHERE id = $1 RETURNING …`: the row removed, deleted or not.
+    pub(crate) fn hard_delete(&self, id: Value) -> Result<Statement> {
         Ok(Statement {
             sql: Sql::Written(format!(
                 "DELETE FROM {} WHERE \"id\" = $1 RETURNING {}",
@@ -463,26 +534,63 @@ impl Table {
         })
     }
 
-    /// `DELETE … WHERE <filter>`: the filter validated and bound as a `List`'s.
+    /// The delete of every row matching a filter, validated and bound as a
+    /// `List`'s: on a soft-delete model `UPDATE … SET "deleted_at" = now(),
+    /// "updated_at" = now() WHERE <filter> AND "deleted_at" IS NULL`, else
+    /// [`Table::hard_delete_where`].
     pub(crate) fn delete_where(&self, filter: &Filter) -> Result<Statement> {
+        if !self.model.has_soft_delete() {
+            return self.hard_delete_where(filter);
+        }
+        let mut stmt = Statement::new();
+        let mut sql = self.update_head();
+        push_ident(&mut sql, DELETED_AT);
+        sql.push_str(" = now(), ");
+        self.push_kept_sets(&mut sql);
+        sql.push_str(&self.condition(filter, &mut stmt, 0)?);
+        self.push_live(&mut sql);
+        stmt.sql = Sql::Written(sql);
+        stmt.checked()
+    }
+
+    /// `DELETE … WHERE <filter>`: every row matching it removed, deleted or
+    /// not; the filter validated and bound as a `List`'s.
+    pub(crate) fn hard_delete_where(&self, filter: &Filter) -> Result<Statement> {
         let mut stmt = Statement::new();
         let condition = self.condition(filter, &mut stmt, 0)?;
         stmt.sql = Sql::Written(format!("DELETE FROM {} WHERE {condition}", self.qualified));
         stmt.checked()
     }
 
+    /// The condition a query's [`DeletedRows`] adds: on a soft-delete model
+    /// live rows only unless it says otherwise; refused on another model
+    /// when it asks for deleted rows.
+    fn scope(&self, deleted: DeletedRows) -> Result<Option<&'static str>> {
+        if deleted != DeletedRows::Hidden {
+            self.needs_soft_delete("Query::with_deleted or Query::only_deleted")?;
+        }
+        Ok(match deleted {
+            DeletedRows::Hidden if self.model.has_soft_delete() => Some(LIVE),
+            DeletedRows::Hidden | DeletedRows::Included => None,
+            DeletedRows::Only => Some(DELETED),
+        })
+    }
+
     /// The statements of a `List`: its page, its count unless the query
     /// says `without_total`, and the sort key its cursors hold.
     pub(crate) fn list(&self, query: &Query) -> Result<Listing> {
         let mut page = Statement::new();
-        let mut condition = match &query.filter {
-            Some(filter) => self.condition(filter, &mut page, 0)?,
-            None => "TRUE".into(),
-        };
+        // The conditions ANDed: the soft-delete scope, the filter, the cursor.
+        let mut conditions = Vec::with_capacity(3);
+        conditions.extend(self.scope(query.deleted)?.map(str::to_owned));
+        if let Some(filter) = &query.filter {
+            conditions.push(self.condition(filter, &mut page, 0)?);
+        }
         let count = (!query.without_total).then(|| Statement {
             sql: Sql::Written(format!(
-                "SELECT count(*) FROM {} WHERE {condition}",
-                self.qualified
+                "SELECT count(*) FROM {} WHERE {}",
+                self.qualified,
+                all_of(&conditions)
             )),
             params: page
                 .params
@@ -513,12 +621,7 @@ impl Table {
                     "a page starts after a cursor or at an offset, not both: offset must be 0",
                 ));
             }
-            let after = after_key(keyset, keyset.values(cursor)?, &mut page);
-            condition = if query.filter.is_some() {
-                format!("{condition} AND {after}")
-            } else {
-                after
-            };
+            conditions.push(after_key(keyset, keyset.values(cursor)?, &mut page));
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let as_i64 = |n: u64, what: &str| {
@@ -530,9 +633,10 @@ impl Table {
             Type::INT8,
         );
         page.sql = Sql::Written(format!(
-            "SELECT {} FROM {} WHERE {condition} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
             self.select_list,
             self.qualified,
+            all_of(&conditions),
             order.join(", ")
         ));
         Ok(Listing {
@@ -739,6 +843,11 @@ impl Table {
                     "\"{field}\" is kept by the adapter"
                 )))
             }
+            DELETED_AT if self.model.has_soft_delete() => {
+                return Err(Error::invalid_input(format!(
+                    "\"{field}\" is kept by the adapter: a delete sets it, a restore clears it"
+                )))
+            }
             ID => (Settable::Id, self.model.key().field_type(), false),
             _ => {
                 let at = self
@@ -776,6 +885,15 @@ pub(crate) struct Listing {
     /// The sort key a cursor after the page's last row holds; `None` when
     /// no cursor can follow the sort.
     pub(crate) keyset: Option<Keyset>,
+}
+
+/// `conditions` joined by AND; `TRUE` when there are none. Each is one
+/// term (a comparison, or a parenthesised AND/OR).
+fn all_of(conditions: &[String]) -> String {
+    match conditions {
+        [] => "TRUE".into(),
+        _ => conditions.join(" AND "),
+    }
 }
 
 /// The condition "after the row whose key is `values`" in the order of
@@ -1214,6 +1332,159 @@ mod tests {
         );
         let (cond, _) = after(Query::new().sort_desc("note"), vec!["n".into(), id()]);
         assert_eq!(cond, "(\"note\" < $1 OR (\"note\" = $1 AND \"id\" > $2))");
+    }
+
+    fn soft_table() -> Table {
+        let registry = Registry::new()
+            .with(
+                Model::new("Doc")
+                    .field(Field::new("slug", FieldType::Text).unique())
+                    .field(Field::new("hits", FieldType::I64).default_value(0_i64))
+                    .soft_delete(),
+            )
+            .unwrap();
+        only_table(&registry)
+    }
+
+    #[test]
+    fn a_soft_delete_model_sees_live_rows_only_and_deletes_by_marking() {
+        let t = soft_table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let columns = "\"id\", \"slug\", \"hits\", \"created_at\", \"updated_at\", \"deleted_at\"";
+        let live = "\"deleted_at\" IS NULL";
+        assert_eq!(
+            &*t.read(id()).unwrap().sql,
+            format!("SELECT {columns} FROM \"shop\".\"doc\" WHERE \"id\" = $1 AND {live}")
+        );
+        for locked in [
+            t.lock_for_update(id()).unwrap(),
+            t.lock_for_update_nowait(id()).unwrap(),
+        ] {
+            assert!(locked.sql.contains(&format!("$1 AND {live} FOR UPDATE")));
+        }
+        let update = t.update(id(), Record::new().with("hits", 1_i64)).unwrap().0;
+        assert!(update
+            .sql
+            .contains(&format!("WHERE \"id\" = $2 AND {live} RETURNING")));
+        let increment = t
+            .increment(id(), "hits", 1_i64.into(), Some(&Filter::ge("hits", 0_i64)))
+            .unwrap();
+        assert!(increment.sql.contains(&format!(
+            "WHERE \"id\" = $2 AND {live} AND \"hits\" >= $3 RETURNING"
+        )));
+        let update_where = t
+            .update_where(&Filter::eq("slug", "a"), Record::new().with("hits", 0_i64))
+            .unwrap();
+        assert!(update_where
+            .sql
+            .ends_with(&format!("WHERE \"slug\" = $2 AND {live}")));
+        assert_eq!(
+            &*t.delete(id()).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = now(), \"updated_at\" = now() \
+                 WHERE \"id\" = $1 AND {live} RETURNING {columns}"
+            )
+        );
+        assert_eq!(
+            &*t.delete_where(&Filter::eq("slug", "a")).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = now(), \"updated_at\" = now() \
+                 WHERE \"slug\" = $1 AND {live}"
+            )
+        );
+        assert_eq!(
+            &*t.restore(id()).unwrap().sql,
+            format!(
+                "UPDATE \"shop\".\"doc\" SET \"deleted_at\" = NULL, \"updated_at\" = now() \
+                 WHERE \"id\" = $1 AND \"deleted_at\" IS NOT NULL RETURNING {columns}"
+            )
+        );
+        // A hard delete sees every row.
+        assert_eq!(
+            &*t.hard_delete(id()).unwrap().sql,
+            format!("DELETE FROM \"shop\".\"doc\" WHERE \"id\" = $1 RETURNING {columns}")
+        );
+        assert_eq!(
+            &*t.hard_delete_where(&Filter::is_not_null("deleted_at"))
+                .unwrap()
+                .sql,
+            "DELETE FROM \"shop\".\"doc\" WHERE \"deleted_at\" IS NOT NULL"
+        );
+    }
+
+    #[test]
+    fn a_list_of_a_soft_delete_model_is_scoped_by_its_query() {
+        let t = soft_table();
+        let counted = |query: Query| -> String {
+            let count = t.list(&query).unwrap().count.expect("a count");
+            count.sql.rsplit(" WHERE ").next().unwrap().to_owned()
+        };
+        assert_eq!(counted(Query::new()), "\"deleted_at\" IS NULL");
+        assert_eq!(
+            counted(Query::new().filter(Filter::eq("slug", "a").or(Filter::eq("hits", 1_i64)))),
+            "\"deleted_at\" IS NULL AND (\"slug\" = $1 OR \"hits\" = $2)"
+        );
+        assert_eq!(counted(Query::new().with_deleted()), "TRUE");
+        assert_eq!(
+            counted(Query::new().only_deleted().filter(Filter::eq("slug", "a"))),
+            "\"deleted_at\" IS NOT NULL AND \"slug\" = $1"
+        );
+        // The cursor's condition follows the scope, on the page only.
+        let by_slug = Query::new().sort_asc("slug");
+        let cursor = cursor_after(&t, &by_slug, vec!["k".into(), uuid::Uuid::nil().into()]);
+        let page = t.list(&by_slug.after(cursor)).unwrap().page;
+        assert!(
+            page.sql.contains(
+                "WHERE \"deleted_at\" IS NULL AND (\"slug\", \"id\") > ($1, $2) ORDER BY"
+            ),
+            "{}",
+            &*page.sql
+        );
+        // deleted_at sorts as the nullable column it is.
+        let by_deleted = Query::new().sort_desc("deleted_at");
+        let cursor = cursor_after(&t, &by_deleted, vec![Value::Null, uuid::Uuid::nil().into()]);
+        assert!(t.list(&by_deleted.with_deleted().after(cursor)).is_ok());
+    }
+
+    #[test]
+    fn soft_delete_operations_on_another_model_and_setting_deleted_at_are_refused() {
+        let plain = table();
+        let soft = soft_table();
+        let id = || Value::from(uuid::Uuid::nil());
+        let refused = [
+            plain.restore(id()),
+            plain.list(&Query::new().with_deleted()).map(|l| l.page),
+            plain.list(&Query::new().only_deleted()).map(|l| l.page),
+            plain.lock_next(&Query::new().with_deleted()).map(|l| l.0),
+            soft.insert(
+                Record::new()
+                    .with("slug", "a")
+                    .with("deleted_at", chrono::Utc::now()),
+            ),
+            soft.update(id(), Record::new().with("deleted_at", Value::Null))
+                .map(|u| u.0),
+            soft.update_where(
+                &Filter::eq("slug", "a"),
+                Record::new().with("deleted_at", Value::Null),
+            ),
+            soft.increment(id(), "deleted_at", 1_i64.into(), None),
+        ];
+        for (i, case) in refused.into_iter().enumerate() {
+            let err = case.expect_err(&format!("case {i} should be refused"));
+            assert_eq!(
+                err.kind(),
+                crate::error::ErrorKind::InvalidInput,
+                "case {i}: {err}"
+            );
+        }
+        let err = plain.restore(id()).unwrap_err();
+        assert!(err.to_string().contains("Stock is none"), "{err}");
+        // On a model without soft delete a delete is a DELETE, and
+        // deleted_at no column of it.
+        assert!(plain.delete(id()).unwrap().sql.starts_with("DELETE FROM"));
+        assert!(plain
+            .list(&Query::new().filter(Filter::is_null("deleted_at")))
+            .is_err());
     }
 
     #[test]

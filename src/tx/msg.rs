@@ -26,7 +26,7 @@ pub enum TxMsg {
     Read(ReadRequest, RpcReplyPort<Result<Record>>),
     /// List a page of rows.
     List(ListRequest, RpcReplyPort<Result<Page>>),
-    /// Create, update or delete a row.
+    /// Create, update, delete, restore or hard-delete a row.
     Write(WriteRequest, RpcReplyPort<Result<Record>>),
     /// `SELECT … FOR UPDATE`: read the row and lock it until the transaction
     /// ends; [`crate::ErrorKind::NotFound`] when absent.
@@ -47,7 +47,8 @@ pub enum TxMsg {
     /// An operation whose answer has a type of its own: a typed entity's,
     /// built by `TxMsg::read_as`, `lock_for_update_as`, `list_as`,
     /// `create_as`, `update_as`, `delete_as`, `update_where_as`,
-    /// `delete_where_as` and `increment_as`, and the writes by filter and
+    /// `delete_where_as`, `increment_as`, `restore_as`, `hard_delete_as` and
+    /// `hard_delete_where_as`, and the writes by filter and
     /// increments, built by [`TxMsg::bulk_write`] and [`TxMsg::increment`],
     /// the next unlocked rows, by [`TxMsg::lock_next`] and
     /// `lock_next_as`, and the aggregate reads, by [`TxMsg::count`],
@@ -73,8 +74,9 @@ pub enum TxMsg {
 /// # let _ = row; Ok(()) }
 /// ```
 impl TxMsg {
-    /// [`crate::Tx::update_where`] or [`crate::Tx::delete_where`] as a
-    /// message; answers how many rows changed.
+    /// [`crate::Tx::update_where`], [`crate::Tx::delete_where`] or
+    /// [`crate::Tx::hard_delete_where`] as a message; answers how many rows
+    /// changed.
     pub fn bulk_write(req: BulkWriteRequest, reply: RpcReplyPort<Result<u64>>) -> TxMsg {
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }

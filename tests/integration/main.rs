@@ -43,6 +43,7 @@ mod session;
 mod settings;
 mod shared;
 mod shutdown;
+mod soft_delete;
 mod spare_actors;
 mod stats;
 mod streams;
