@@ -83,6 +83,17 @@ pub(crate) async fn collect(stream: RowStream, write: bool) -> Result<Vec<Row>> 
         .map_err(|e| Error::from_statement(e, write))
 }
 
+/// Whether [`send`] puts `stmt` on the wire at its first poll, without
+/// waiting for a prepare first: sent unnamed, or prepared on `client`
+/// already.
+fn sent_at_once(client: &Conn, stmt: &Statement, mode: Statements) -> bool {
+    let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
+    let long = stmt.sql.len() > MAX_PREPARED_TEXT;
+    mode == Statements::Unnamed
+        || (long && !types.contains(&unspecified()))
+        || (!long && client.prepared.get(&stmt.sql, &types).is_some())
+}
+
 /// Send `text` with its parameter `types` and `values` on `client` the way
 /// `mode` says, and answer its rows as they come. Nothing is sent when a
 /// value does not convert to its type or their numbers differ
@@ -792,9 +803,19 @@ impl Plan for WithToken {
     fn pipelines(&self) -> bool {
         true
     }
+    /// The position must be read after the write: pipelined only when the
+    /// write goes out at once (its statement prepared on this connection,
+    /// or sent unnamed); a write that first waits for its prepare would let
+    /// the position's query reach the server before it, and the token
+    /// would not cover the write. Else one after the other.
     async fn fetch(&self, client: &Conn) -> Result<Self::Output> {
-        let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
-        Ok((record?, token?))
+        let row = &self.0.row;
+        if sent_at_once(client, &row.stmt, row.mode) {
+            let (record, token) = tokio::join!(self.0.fetch(client), wal_position(client));
+            return Ok((record?, token?));
+        }
+        let record = self.0.fetch(client).await?;
+        Ok((record, wal_position(client).await?))
     }
 }
 

@@ -735,13 +735,11 @@ async fn aggregates_read_the_replica_and_a_token_makes_them_see_the_write() {
     read_when_replicated(&db, "StockBalance", first).await;
 
     let replica = pause_replay(topo.replica()).await;
-    // The same fields as the first row's create: its INSERT is prepared
-    // already, so the token's read goes out behind it.
+    // Fields no create of this test set before: its INSERT is prepared
+    // first, and the token must still be read after it.
+    let fields = Record::new().with("sku", "fresh").with("note", "new fields");
     let (_, token) = db
-        .write_with_token(
-            "StockBalance",
-            WriteOp::Create(Record::new().with("sku", "fresh")),
-        )
+        .write_with_token("StockBalance", WriteOp::Create(fields))
         .await
         .unwrap();
     let fresh = || Filter::eq("sku", "fresh");
