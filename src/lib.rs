@@ -10,6 +10,8 @@ mod entity;
 mod error;
 mod health;
 mod listener;
+#[cfg(feature = "metrics")]
+mod meter;
 mod messages;
 mod migrate;
 mod open;
@@ -41,6 +43,8 @@ pub use health::{Health, PoolHealth};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
+#[cfg(feature = "metrics")]
+pub use meter::METRICS_INTERVAL;
 pub use messages::{
     BulkOp, BulkWriteRequest, Call, ConsistencyToken, CreateManyRequest, IncrementRequest,
     ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
@@ -65,7 +69,7 @@ pub use schema::{
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
-pub use telemetry::log_bound_values;
+pub use telemetry::{log_bound_values, DEFAULT_SLOW_OPERATION};
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};
 pub use wire::{HookError, HookFuture, NewConnection};
 

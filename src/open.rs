@@ -3,6 +3,7 @@
 //! supervisor.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell};
 
@@ -18,6 +19,7 @@ use crate::pool::{
 use crate::schema::Registry;
 use crate::sql::{Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::telemetry::{Observed, DEFAULT_SLOW_OPERATION};
 use crate::tx::SpareActors;
 use crate::wire::{
     check_server_defaults, client_config, ensure_schema, ConnectHook, Dsn, HookFuture,
@@ -134,6 +136,8 @@ pub struct OpenOptions {
     linked_to: Option<ActorCell>,
     /// Run on every new pooled connection after its session settings.
     on_connect: ConnectHook,
+    /// The slow-operation event's threshold; zero: no event.
+    slow_operation: Duration,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -157,6 +161,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("max_channels", &self.max_channels)
             .field("linked_to", &self.linked_to.as_ref().map(ActorCell::get_id))
             .field("on_connect", &self.on_connect)
+            .field("slow_operation", &self.slow_operation)
             .finish()
     }
 }
@@ -182,6 +187,7 @@ impl OpenOptions {
             max_channels: crate::listener::DEFAULT_MAX_CHANNELS,
             linked_to: None,
             on_connect: ConnectHook::default(),
+            slow_operation: DEFAULT_SLOW_OPERATION,
         }
     }
 
@@ -231,6 +237,28 @@ impl OpenOptions {
     /// `true` behind PgBouncer 1.21 or later with `max_prepared_statements`.
     pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
         self.statement_cache = Some(enabled);
+        self
+    }
+
+    /// Log each operation that takes `threshold` or longer (default
+    /// [`crate::DEFAULT_SLOW_OPERATION`], 1 s; `Duration::ZERO`: never) in
+    /// one WARN event, target `pgactor.slow`, with its operation, table,
+    /// duration and statement text (placeholders, never the values bound;
+    /// raw SQL as written), in the operation's span. The time counted is
+    /// the caller's: the wait for a connection, the statement, and for a
+    /// stream, until its last row is taken.
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str) -> pgactor::Result<()> {
+    /// use std::time::Duration;
+    /// let db = pgactor::OpenOptions::new(url)
+    ///     .slow_operation(Duration::from_millis(250))
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn slow_operation(mut self, threshold: Duration) -> OpenOptions {
+        self.slow_operation = threshold;
         self
     }
 
@@ -582,6 +610,12 @@ impl OpenOptions {
         let in_flight = Arc::new(InFlight::default());
         // At most one spare per write connection: each open transaction holds one.
         let spares = Arc::new(SpareActors::new(write.settings.max_open));
+        let config = &write_dsn.config;
+        let observed = Arc::new(Observed::new(
+            config.get_dbname().or(config.get_user()).unwrap_or_default(),
+            &session.schema,
+            Some(self.slow_operation).filter(|d| !d.is_zero()),
+        ));
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
@@ -590,6 +624,7 @@ impl OpenOptions {
                 replica: None,
                 in_flight: in_flight.clone(),
                 shared: None,
+                observed: observed.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
@@ -602,6 +637,7 @@ impl OpenOptions {
                     watch,
                     primary: write,
                 }),
+                observed,
             }),
         ];
         let args = SupervisorArgs {
@@ -630,7 +666,7 @@ impl OpenOptions {
             "pgactor open"
         );
         built.0.clear();
-        Ok(Db::new(
+        let db = Db::new(
             RunOptions {
                 deadline: session.query_deadline(),
                 ..RunOptions::default()
@@ -646,7 +682,10 @@ impl OpenOptions {
                 listener,
                 spares,
             },
-        ))
+        );
+        #[cfg(feature = "metrics")]
+        crate::meter::spawn_publisher(db.stats_while_open());
+        Ok(db)
     }
 }
 
