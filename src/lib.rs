@@ -10,9 +10,9 @@ mod entity;
 mod error;
 mod health;
 mod listener;
+mod messages;
 #[cfg(feature = "metrics")]
 mod meter;
-mod messages;
 mod migrate;
 mod open;
 mod pool;
@@ -43,12 +43,12 @@ pub use health::{Health, PoolHealth};
 pub use listener::{
     Backlog, Notification, DEFAULT_MAX_CHANNELS, DEFAULT_NOTIFICATION_BUFFER, SUBSCRIBER_SWEEP,
 };
-#[cfg(feature = "metrics")]
-pub use meter::METRICS_INTERVAL;
 pub use messages::{
     BulkOp, BulkWriteRequest, Call, ConsistencyToken, CreateManyRequest, IncrementRequest,
     ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
+#[cfg(feature = "metrics")]
+pub use meter::METRICS_INTERVAL;
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different

@@ -49,8 +49,13 @@ pub(crate) fn operation(
 }
 
 /// Publish `stats()` every [`METRICS_INTERVAL`] until it answers `None`
-/// (the adapter is closing or gone), on a task of its own.
-pub(crate) fn spawn_publisher(stats: impl Fn() -> Option<Stats> + Send + 'static) {
+/// (the adapter is closing or gone), on a task of its own, each sample
+/// labelled with the adapter's `namespace` too (two adapters in one
+/// process publish apart).
+pub(crate) fn spawn_publisher(
+    namespace: Arc<str>,
+    stats: impl Fn() -> Option<Stats> + Send + 'static,
+) {
     tokio::spawn(async move {
         let mut described = false;
         let mut ticks = tokio::time::interval(METRICS_INTERVAL);
@@ -62,7 +67,7 @@ pub(crate) fn spawn_publisher(stats: impl Fn() -> Option<Stats> + Send + 'static
                 describe(&stats);
                 described = true;
             }
-            publish(&stats);
+            publish(&stats, &namespace);
         }
     });
 }
@@ -84,13 +89,14 @@ fn describe(stats: &Stats) {
 }
 
 /// Set every gauge and counter to its value in `stats`.
-fn publish(stats: &Stats) {
+fn publish(stats: &Stats, namespace: &Arc<str>) {
     for family in stats.families() {
         for sample in family.samples {
             let labels: Vec<Label> = sample
                 .labels
                 .iter()
                 .map(|&(key, value)| Label::from_static_parts(key, value))
+                .chain([Label::new("db.namespace", namespace.clone())])
                 .collect();
             match family.kind {
                 Kind::Counter => {

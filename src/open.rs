@@ -612,10 +612,15 @@ impl OpenOptions {
         let spares = Arc::new(SpareActors::new(write.settings.max_open));
         let config = &write_dsn.config;
         let observed = Arc::new(Observed::new(
-            config.get_dbname().or(config.get_user()).unwrap_or_default(),
+            config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default(),
             &session.schema,
             Some(self.slow_operation).filter(|d| !d.is_zero()),
         ));
+        #[cfg(feature = "metrics")]
+        let namespace = observed.namespace.clone();
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
@@ -684,7 +689,7 @@ impl OpenOptions {
             },
         );
         #[cfg(feature = "metrics")]
-        crate::meter::spawn_publisher(db.stats_while_open());
+        crate::meter::spawn_publisher(namespace, db.stats_while_open());
         Ok(db)
     }
 }

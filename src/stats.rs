@@ -60,7 +60,10 @@ impl Stats {
                 Kind::Gauge => "gauge",
                 Kind::Counter | Kind::Seconds => "counter",
             };
-            out.push_str(&format!("# HELP {name} {}\n# TYPE {name} {kind}\n", family.help));
+            out.push_str(&format!(
+                "# HELP {name} {}\n# TYPE {name} {kind}\n",
+                family.help
+            ));
             for sample in &family.samples {
                 let labels: Vec<String> = sample
                     .labels

@@ -287,7 +287,10 @@ mod tests {
 
     #[test]
     fn the_namespace_joins_database_and_schema_and_the_server_names_its_hosts() {
-        assert_eq!(&*Observed::new("shop", "orders", None).namespace, "shop|orders");
+        assert_eq!(
+            &*Observed::new("shop", "orders", None).namespace,
+            "shop|orders"
+        );
         let one: tokio_postgres::Config = "host=db port=5433".parse().unwrap();
         let server = Server::of(&one);
         assert_eq!((&*server.address, server.port), ("db", Some(5433)));

@@ -169,7 +169,12 @@ pub(crate) struct ReplicaRoute {
 impl PoolContext {
     /// Start operation `name` on `model` on this pool, in a span whose
     /// parent is `call`'s.
-    pub(crate) fn operation(&self, call: &RunOptions, name: &'static str, model: &str) -> Operation {
+    pub(crate) fn operation(
+        &self,
+        call: &RunOptions,
+        name: &'static str,
+        model: &str,
+    ) -> Operation {
         Operation::start(
             call.parent.as_ref().and_then(Span::id),
             name,

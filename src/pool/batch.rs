@@ -200,7 +200,7 @@ impl Plan for CountManyPlan {
     fn statement(&self) -> &str {
         match self {
             CountManyPlan::Nothing => "",
-            CountManyPlan::Insert(stmt, _) => &*stmt.sql,
+            CountManyPlan::Insert(stmt, _) => &stmt.sql,
             CountManyPlan::Copy(copy) => &copy.sql,
         }
     }

@@ -256,8 +256,7 @@ async fn slow_operations(db: &Db, secret: &str) {
     let (updated, ()) = tokio::join!(waiter, release);
     updated.unwrap();
     db.execute(
-        pgactor::Sql::new("SELECT pg_sleep(0.6), length($1::text)")
-            .bind(secret.to_string()),
+        pgactor::Sql::new("SELECT pg_sleep(0.6), length($1::text)").bind(secret.to_string()),
     )
     .await
     .unwrap();
@@ -268,7 +267,11 @@ async fn an_operation_past_the_slow_threshold_logs_one_warn_with_its_statement_a
     const SECRET: &str = "Slow-Secret-9c2e";
     let captured = Captured::default();
     let guard = captured.install();
-    let db = open_slow(&unique_schema("slow"), std::time::Duration::from_millis(300)).await;
+    let db = open_slow(
+        &unique_schema("slow"),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
     slow_operations(&db, SECRET).await;
     drop(guard);
     db.close().await;
