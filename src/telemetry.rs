@@ -98,6 +98,10 @@ pub(crate) struct Operation {
     name: &'static str,
     table: SmolStr,
     role: &'static str,
+    /// Whether its end is recorded on `span` (an operation's own span),
+    /// or only timed in it (a transaction's span, whose outcome is the
+    /// transaction's).
+    records: bool,
     started: Instant,
     slow: Option<Duration>,
     #[cfg(feature = "metrics")]
@@ -124,7 +128,7 @@ impl Operation {
             db.system.name = SYSTEM,
             db.namespace = &*observed.namespace,
             db.operation.name = name,
-            db.collection.name = table,
+            db.collection.name = Empty,
             server.address = Empty,
             server.port = Empty,
             pgactor.role = role,
@@ -133,15 +137,22 @@ impl Operation {
             error.type = Empty,
             db.response.status_code = Empty,
         );
-        Operation::within(span, name, role, table, observed)
+        if !table.is_empty() {
+            span.record("db.collection.name", table);
+        }
+        Operation {
+            role,
+            records: true,
+            ..Operation::within(span, name, table, observed)
+        }
     }
 
-    /// Operation `name` of a transaction (`commit`, `rollback`), in the
-    /// transaction's own `span`.
+    /// Operation `name` of a transaction itself (`begin`, `commit`,
+    /// `rollback`): timed, its slow-operation event in the transaction's
+    /// `span`, its outcome left to the caller to record there.
     pub(crate) fn within(
         span: Span,
         name: &'static str,
-        role: &'static str,
         model: &str,
         observed: &Observed,
     ) -> Operation {
@@ -149,7 +160,8 @@ impl Operation {
             span,
             name,
             table: SmolStr::new(model),
-            role,
+            role: "tx",
+            records: false,
             started: Instant::now(),
             slow: observed.slow,
             #[cfg(feature = "metrics")]
@@ -166,7 +178,7 @@ impl Operation {
     }
 
     /// Record how the operation ended, with `statement`, its SQL text (the
-    /// first statement of several): on its span, and its duration (in the
+    /// first statement of several): on its own span, and its duration (in the
     /// slow-operation event past the threshold; with the `metrics`
     /// feature, in the histogram). The answer goes on unchanged.
     pub(crate) fn end<T>(
@@ -175,7 +187,9 @@ impl Operation {
         rows: impl FnOnce(&T) -> u64,
         statement: &str,
     ) -> Result<T> {
-        record(&self.span, &result, rows);
+        if self.records {
+            record(&self.span, &result, rows);
+        }
         let took = self.started.elapsed();
         if self.slow.is_some_and(|slow| took >= slow) {
             tracing::event!(
@@ -185,7 +199,7 @@ impl Operation {
                 {
                     db.system.name = SYSTEM,
                     db.operation.name = self.name,
-                    db.collection.name = self.table.as_str(),
+                    db.collection.name = (!self.table.is_empty()).then_some(self.table.as_str()),
                     pgactor.role = self.role,
                     db.query.text = bounded(statement, MAX_STATEMENT_FIELD),
                     pgactor.duration_ms = took.as_millis() as u64,

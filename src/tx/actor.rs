@@ -82,7 +82,7 @@ pub(crate) async fn begin(
     );
     // BEGIN itself goes out with the first statement: `begin` times the
     // wait for the transaction's connection.
-    let begun = Operation::within(span.clone(), "begin", "tx", "", &write.observed);
+    let begun = Operation::within(span.clone(), "begin", "", &write.observed);
     begun.runs_on(&write.pool.server);
     let conn = begun.end(write.pool.checkout(&mut timer).await, |_| 0, "")?;
     let held = Held::new(write.clone(), conn);

@@ -179,9 +179,9 @@ impl TxState {
     }
 
     /// Operation `name` of the transaction itself (`commit`, `rollback`),
-    /// in the transaction's span.
+    /// timed in the transaction's span.
     pub(super) fn own_operation(&self, name: &'static str) -> Operation {
-        Operation::within(self.span.clone(), name, "tx", "", &self.held.write.observed)
+        Operation::within(self.span.clone(), name, "", &self.held.write.observed)
     }
 
     /// Run one statement in its operation's span and record how it ended.

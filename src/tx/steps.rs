@@ -10,7 +10,7 @@ use ractor::RpcReplyPort;
 
 use crate::error::{Error, Result};
 use crate::pool::{Plan, Request, Timer};
-use crate::telemetry::Operation;
+use crate::telemetry;
 
 use super::handoff::{self, Starter, HANDOFF_GRACE};
 use super::state::{Receipt, TxState};
@@ -269,7 +269,7 @@ trait Step: Send + 'static {
 /// One statement, in its operation's span.
 struct Statement<P> {
     plan: Result<P>,
-    op: Operation,
+    op: telemetry::Operation,
 }
 
 impl<P: Plan + Send + 'static> Step for Statement<P>
@@ -294,7 +294,9 @@ impl<R: Receipt> Step for Commit<R> {
 
     async fn run(self, state: &mut TxState) -> Result<R> {
         let op = state.own_operation("commit");
-        op.end(state.commit().await, |_| 0, "COMMIT")
+        let result = op.end(state.commit().await, |_| 0, "COMMIT");
+        telemetry::record(&state.span, &result, |_| 0);
+        result
     }
 
     fn cut_short(state: &TxState) -> Error {
