@@ -16,6 +16,10 @@
 # they can break; for the whole suite built with them, pass the features
 # instead: `scripts/test.sh --features cluster,async-trait`.
 #
+# The `metrics` feature's test binary (tests/metrics.rs, which needs the
+# feature) runs after the doc tests, with the extra args:
+# `cargo test --features metrics --test metrics`.
+#
 # e.g. scripts/test.sh --no-run        # build tests only (still brings up the cluster)
 #      scripts/test.sh replica          # filter tests by name
 #      scripts/test.sh -- --nocapture   # pass args to the test binaries
@@ -102,6 +106,10 @@ elif [ "$status" -eq 0 ]; then
     cargo test --doc || status=$?
 else
     log "cargo test --all-targets failed (exit $status); skipping doc tests"
+fi
+if [ "$select" = --all-targets ] && [ "$status" -eq 0 ]; then
+    log "the metrics feature's tests: --features metrics --test metrics"
+    cargo test --features metrics --test metrics "$@" || status=$?
 fi
 
 features=${PGACTOR_TEST_FEATURES:-}

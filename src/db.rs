@@ -28,7 +28,6 @@ use crate::schema::{Filter, Page, Query, Record, Registry, Value};
 use crate::sql::OnConflict;
 use crate::stats::Stats;
 use crate::supervisor::{close_now, gather_stats, shutdown, DbMsg, Routes};
-use crate::telemetry;
 use crate::tx::{begin, SpareActors, Tx, TxOptions};
 use tracing::Instrument;
 
@@ -84,6 +83,15 @@ impl DbInner {
             Role::Write => &self.pools[0],
             Role::Read => &self.pools[1],
         }
+    }
+
+    fn stats(&self) -> Stats {
+        gather_stats(
+            &self.context(Role::Write).pool,
+            &self.context(Role::Read).pool,
+            self.replica.as_deref(),
+            &self.listener,
+        )
     }
 }
 
@@ -533,12 +541,18 @@ impl Db {
     /// # }
     /// ```
     pub fn stats(&self) -> Stats {
-        gather_stats(
-            &self.inner.context(Role::Write).pool,
-            &self.inner.context(Role::Read).pool,
-            self.inner.replica.as_deref(),
-            &self.inner.listener,
-        )
+        self.inner.stats()
+    }
+
+    /// [`Db::stats`] while the adapter is open, `None` once it is closing
+    /// or gone, for a task that must not keep it open.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn stats_while_open(&self) -> impl Fn() -> Option<Stats> + Send + 'static {
+        let inner = Arc::downgrade(&self.inner);
+        move || {
+            let inner = inner.upgrade().filter(|i| !i.routes.is_closing())?;
+            Some(inner.stats())
+        }
     }
 
     /// Run AutoMigrate now, on the write pool (also when it is off at open).
@@ -624,14 +638,10 @@ impl Db {
         }
         let ctx = self.inner.context(role);
         let call = self.here();
-        let span = telemetry::operation(
-            call.parent.as_ref().and_then(tracing::Span::id),
-            req.operation(),
-            role.as_str(),
-            req.model(),
-        );
+        let op = ctx.operation(&call, req.operation(), req.model());
         let _running = ctx.in_flight.start();
-        serve(ctx, req.plan(&ctx.catalog), &call, &|| false)
+        let span = op.span.clone();
+        serve(ctx, &op, req.plan(&ctx.catalog), &call, &|| false)
             .instrument(span)
             .await
     }

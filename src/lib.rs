@@ -11,6 +11,8 @@ mod error;
 mod health;
 mod listener;
 mod messages;
+#[cfg(feature = "metrics")]
+mod meter;
 mod migrate;
 mod open;
 mod pool;
@@ -46,6 +48,8 @@ pub use messages::{
     CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
     Upserted, WriteOp, WriteRequest,
 };
+#[cfg(feature = "metrics")]
+pub use meter::METRICS_INTERVAL;
 pub use migrate::MigrationReport;
 pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different
@@ -67,7 +71,7 @@ pub use schema::{
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
-pub use telemetry::log_bound_values;
+pub use telemetry::{log_bound_values, DEFAULT_SLOW_OPERATION};
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};
 pub use wire::{HookError, HookFuture, NewConnection};
 

@@ -3,6 +3,7 @@
 //! supervisor.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell};
 
@@ -18,6 +19,7 @@ use crate::pool::{
 use crate::schema::{QueryBounds, Registry};
 use crate::sql::{Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
+use crate::telemetry::{Observed, DEFAULT_SLOW_OPERATION};
 use crate::tx::SpareActors;
 use crate::wire::{
     check_server_defaults, client_config, ensure_schema, ConnectHook, Dsn, HookFuture,
@@ -138,6 +140,8 @@ pub struct OpenOptions {
     query_bounds: QueryBounds,
     /// The bounds of models that have their own.
     model_bounds: Vec<(String, QueryBounds)>,
+    /// The slow-operation event's threshold; zero: no event.
+    slow_operation: Duration,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -163,6 +167,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("on_connect", &self.on_connect)
             .field("query_bounds", &self.query_bounds)
             .field("model_bounds", &self.model_bounds)
+            .field("slow_operation", &self.slow_operation)
             .finish()
     }
 }
@@ -190,6 +195,7 @@ impl OpenOptions {
             on_connect: ConnectHook::default(),
             query_bounds: QueryBounds::default(),
             model_bounds: Vec::new(),
+            slow_operation: DEFAULT_SLOW_OPERATION,
         }
     }
 
@@ -239,6 +245,28 @@ impl OpenOptions {
     /// `true` behind PgBouncer 1.21 or later with `max_prepared_statements`.
     pub fn statement_cache(mut self, enabled: bool) -> OpenOptions {
         self.statement_cache = Some(enabled);
+        self
+    }
+
+    /// Log each operation that takes `threshold` or longer (default
+    /// [`crate::DEFAULT_SLOW_OPERATION`], 1 s; `Duration::ZERO`: never) in
+    /// one WARN event, target `pgactor.slow`, with its operation, table,
+    /// duration and statement text (placeholders, never the values bound;
+    /// raw SQL as written), in the operation's span. The time counted is
+    /// the caller's: the wait for a connection, the statement, and for a
+    /// stream, until its last row is taken.
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str) -> pgactor::Result<()> {
+    /// use std::time::Duration;
+    /// let db = pgactor::OpenOptions::new(url)
+    ///     .slow_operation(Duration::from_millis(250))
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn slow_operation(mut self, threshold: Duration) -> OpenOptions {
+        self.slow_operation = threshold;
         self
     }
 
@@ -639,6 +667,17 @@ impl OpenOptions {
         let in_flight = Arc::new(InFlight::default());
         // At most one spare per write connection: each open transaction holds one.
         let spares = Arc::new(SpareActors::new(write.settings.max_open));
+        let config = &write_dsn.config;
+        let observed = Arc::new(Observed::new(
+            config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default(),
+            &session.schema,
+            Some(self.slow_operation).filter(|d| !d.is_zero()),
+        ));
+        #[cfg(feature = "metrics")]
+        let namespace = observed.namespace.clone();
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
@@ -647,6 +686,7 @@ impl OpenOptions {
                 replica: None,
                 in_flight: in_flight.clone(),
                 shared: None,
+                observed: observed.clone(),
             }),
             Arc::new(PoolContext {
                 pool: read,
@@ -659,6 +699,7 @@ impl OpenOptions {
                     watch,
                     primary: write,
                 }),
+                observed,
             }),
         ];
         let args = SupervisorArgs {
@@ -687,7 +728,7 @@ impl OpenOptions {
             "pgactor open"
         );
         built.0.clear();
-        Ok(Db::new(
+        let db = Db::new(
             RunOptions {
                 deadline: session.query_deadline(),
                 ..RunOptions::default()
@@ -703,7 +744,10 @@ impl OpenOptions {
                 listener,
                 spares,
             },
-        ))
+        );
+        #[cfg(feature = "metrics")]
+        crate::meter::spawn_publisher(namespace, db.stats_while_open());
+        Ok(db)
     }
 }
 

@@ -54,79 +54,52 @@ impl Stats {
     /// ```
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let pools = [("write", &self.write), ("read", &self.read)];
-        let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (labels, value) in samples {
-                out.push_str(&format!("{name}{labels} {value}\n"));
+        for family in self.families() {
+            let name = family.prometheus_name();
+            let kind = match family.kind {
+                Kind::Gauge => "gauge",
+                Kind::Counter | Kind::Seconds => "counter",
+            };
+            out.push_str(&format!(
+                "# HELP {name} {}\n# TYPE {name} {kind}\n",
+                family.help
+            ));
+            for sample in &family.samples {
+                let labels: Vec<String> = sample
+                    .labels
+                    .iter()
+                    .map(|(key, value)| format!("{key}=\"{value}\""))
+                    .collect();
+                let labels = match labels.is_empty() {
+                    true => String::new(),
+                    false => format!("{{{}}}", labels.join(",")),
+                };
+                out.push_str(&format!("{name}{labels} {}\n", sample.value));
             }
-        };
-        let per_pool = |value: &dyn Fn(&PoolStats) -> String| {
+        }
+        out
+    }
+
+    /// Every metric, once: what [`Stats::to_prometheus`] renders and the
+    /// `metrics` feature publishes.
+    pub(crate) fn families(&self) -> Vec<Family> {
+        let pools = [("write", &self.write), ("read", &self.read)];
+        let per_pool = |value: &dyn Fn(&PoolStats) -> f64| {
             pools
                 .iter()
-                .map(|(role, stats)| (format!("{{role=\"{role}\"}}"), value(stats)))
-                .collect::<Vec<_>>()
+                .map(|(role, stats)| Sample {
+                    labels: vec![("role", *role)],
+                    value: value(stats),
+                })
+                .collect()
         };
-        family(
-            "pgactor_pool_max_open",
-            "gauge",
-            "Most connections the pool opens.",
-            per_pool(&|p| p.max_open.to_string()),
-        );
-        family(
-            "pgactor_pool_open",
-            "gauge",
-            "Connections open now.",
-            per_pool(&|p| p.open.to_string()),
-        );
-        family(
-            "pgactor_pool_in_use",
-            "gauge",
-            "Connections checked out now.",
-            per_pool(&|p| p.in_use.to_string()),
-        );
-        family(
-            "pgactor_pool_shared",
-            "gauge",
-            "Connections that reads outside transactions share now (counted in in_use).",
-            per_pool(&|p| p.shared.to_string()),
-        );
-        family(
-            "pgactor_pool_idle",
-            "gauge",
-            "Connections open and idle now.",
-            per_pool(&|p| p.idle.to_string()),
-        );
-        family(
-            "pgactor_pool_waiting",
-            "gauge",
-            "Callers waiting for a connection now.",
-            per_pool(&|p| p.waiting.to_string()),
-        );
-        family(
-            "pgactor_pool_waits_total",
-            "counter",
-            "Checkouts that had to wait.",
-            per_pool(&|p| p.waits_total.to_string()),
-        );
-        family(
-            "pgactor_pool_wait_seconds_total",
-            "counter",
-            "Time spent waiting for connections.",
-            per_pool(&|p| p.wait_time_total.as_secs_f64().to_string()),
-        );
-        family(
-            "pgactor_pool_refused_total",
-            "counter",
-            "Operations refused because max_queued were already waiting.",
-            per_pool(&|p| p.refused_total.to_string()),
-        );
-        family(
-            "pgactor_pool_statements_evicted_total",
-            "counter",
-            "Prepared statements closed to keep a connection's statement cache within its size.",
-            per_pool(&|p| p.statements_evicted.to_string()),
-        );
+        let one = |value: f64| {
+            vec![Sample {
+                labels: Vec::new(),
+                value,
+            }]
+        };
+        let flag = |on: bool| f64::from(u8::from(on));
         let closed = pools
             .iter()
             .flat_map(|(role, stats)| {
@@ -137,91 +110,202 @@ impl Stats {
                     ("max_idle_count", c.max_idle_count),
                     ("broken", c.broken),
                 ]
-                .map(|(reason, n)| {
-                    (
-                        format!("{{role=\"{role}\",reason=\"{reason}\"}}"),
-                        n.to_string(),
-                    )
+                .map(|(reason, n)| Sample {
+                    labels: vec![("role", *role), ("reason", reason)],
+                    value: n as f64,
                 })
             })
             .collect();
-        family(
-            "pgactor_pool_reaper_up",
-            "gauge",
-            "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
-            per_pool(&|p| u8::from(p.reaper_running).to_string()),
-        );
-        family(
-            "pgactor_pool_closed_total",
-            "counter",
-            "Connections closed, by reason.",
-            closed,
-        );
-        family(
-            "pgactor_open_transactions",
-            "gauge",
-            "Transactions open now.",
-            vec![(String::new(), self.open_transactions.to_string())],
-        );
-        let one = |v: String| vec![(String::new(), v)];
         let listener = &self.listener;
-        family(
-            "pgactor_listener_connected",
-            "gauge",
-            "1 when the LISTEN connection is open and listens on every channel.",
-            one(u8::from(listener.connected).to_string()),
-        );
-        family(
-            "pgactor_listener_channels",
-            "gauge",
-            "Channels with subscribers.",
-            one(listener.channels.to_string()),
-        );
-        family(
-            "pgactor_listener_subscriptions",
-            "gauge",
-            "Subscriber actors, once per channel.",
-            one(listener.subscriptions.to_string()),
-        );
-        family(
-            "pgactor_listener_reconnects_total",
-            "counter",
-            "Times the LISTEN connection was opened again after being lost.",
-            one(listener.reconnects.to_string()),
-        );
-        family(
-            "pgactor_listener_gaps_total",
-            "counter",
-            "Gap messages sent to subscribers (notifications may have been lost).",
-            one(listener.gaps.to_string()),
-        );
+        let mut families = vec![
+            Family::new(
+                "pgactor.pool.max_open",
+                Kind::Gauge,
+                "Most connections the pool opens.",
+                per_pool(&|p| p.max_open as f64),
+            ),
+            Family::new(
+                "pgactor.pool.open",
+                Kind::Gauge,
+                "Connections open now.",
+                per_pool(&|p| p.open as f64),
+            ),
+            Family::new(
+                "pgactor.pool.in_use",
+                Kind::Gauge,
+                "Connections checked out now.",
+                per_pool(&|p| p.in_use as f64),
+            ),
+            Family::new(
+                "pgactor.pool.shared",
+                Kind::Gauge,
+                "Connections that reads outside transactions share now (counted in in_use).",
+                per_pool(&|p| p.shared as f64),
+            ),
+            Family::new(
+                "pgactor.pool.idle",
+                Kind::Gauge,
+                "Connections open and idle now.",
+                per_pool(&|p| p.idle as f64),
+            ),
+            Family::new(
+                "pgactor.pool.waiting",
+                Kind::Gauge,
+                "Callers waiting for a connection now.",
+                per_pool(&|p| p.waiting as f64),
+            ),
+            Family::new(
+                "pgactor.pool.waits",
+                Kind::Counter,
+                "Checkouts that had to wait.",
+                per_pool(&|p| p.waits_total as f64),
+            ),
+            Family::new(
+                "pgactor.pool.wait_seconds",
+                Kind::Seconds,
+                "Time spent waiting for connections.",
+                per_pool(&|p| p.wait_time_total.as_secs_f64()),
+            ),
+            Family::new(
+                "pgactor.pool.refused",
+                Kind::Counter,
+                "Operations refused because max_queued were already waiting.",
+                per_pool(&|p| p.refused_total as f64),
+            ),
+            Family::new(
+                "pgactor.pool.statements_evicted",
+                Kind::Counter,
+                "Prepared statements closed to keep a connection's statement cache within its size.",
+                per_pool(&|p| p.statements_evicted as f64),
+            ),
+            Family::new(
+                "pgactor.pool.reaper_up",
+                Kind::Gauge,
+                "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
+                per_pool(&|p| flag(p.reaper_running)),
+            ),
+            Family::new(
+                "pgactor.pool.closed",
+                Kind::Counter,
+                "Connections closed, by reason.",
+                closed,
+            ),
+            Family::new(
+                "pgactor.open_transactions",
+                Kind::Gauge,
+                "Transactions open now.",
+                one(self.open_transactions as f64),
+            ),
+            Family::new(
+                "pgactor.listener.connected",
+                Kind::Gauge,
+                "1 when the LISTEN connection is open and listens on every channel.",
+                one(flag(listener.connected)),
+            ),
+            Family::new(
+                "pgactor.listener.channels",
+                Kind::Gauge,
+                "Channels with subscribers.",
+                one(listener.channels as f64),
+            ),
+            Family::new(
+                "pgactor.listener.subscriptions",
+                Kind::Gauge,
+                "Subscriber actors, once per channel.",
+                one(listener.subscriptions as f64),
+            ),
+            Family::new(
+                "pgactor.listener.reconnects",
+                Kind::Counter,
+                "Times the LISTEN connection was opened again after being lost.",
+                one(listener.reconnects as f64),
+            ),
+            Family::new(
+                "pgactor.listener.gaps",
+                Kind::Counter,
+                "Gap messages sent to subscribers (notifications may have been lost).",
+                one(listener.gaps as f64),
+            ),
+        ];
         if let Some(replica) = &self.replica {
-            family(
-                "pgactor_replica_up",
-                "gauge",
-                "1 when the replica was reachable and following the primary at a recent probe.",
-                one(u8::from(replica.up).to_string()),
-            );
-            family(
-                "pgactor_replica_lag_seconds",
-                "gauge",
-                "Time since the primary had flushed WAL the replica has not replayed.",
-                one(replica.lag.as_secs_f64().to_string()),
-            );
-            family(
-                "pgactor_replica_probe_age_seconds",
-                "gauge",
-                "Time since the last probe that reached the replica.",
-                one(replica.probe_age.as_secs_f64().to_string()),
-            );
-            family(
-                "pgactor_replica_primary_reads_total",
-                "counter",
-                "Reads the primary served instead of the replica.",
-                one(replica.primary_reads.to_string()),
-            );
+            families.extend([
+                Family::new(
+                    "pgactor.replica.up",
+                    Kind::Gauge,
+                    "1 when the replica was reachable and following the primary at a recent probe.",
+                    one(flag(replica.up)),
+                ),
+                Family::new(
+                    "pgactor.replica.lag_seconds",
+                    Kind::Gauge,
+                    "Time since the primary had flushed WAL the replica has not replayed.",
+                    one(replica.lag.as_secs_f64()),
+                ),
+                Family::new(
+                    "pgactor.replica.probe_age_seconds",
+                    Kind::Gauge,
+                    "Time since the last probe that reached the replica.",
+                    one(replica.probe_age.as_secs_f64()),
+                ),
+                Family::new(
+                    "pgactor.replica.primary_reads",
+                    Kind::Counter,
+                    "Reads the primary served instead of the replica.",
+                    one(replica.primary_reads as f64),
+                ),
+            ]);
         }
-        out
+        families
+    }
+}
+
+/// What one metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// What is true now.
+    Gauge,
+    /// A count since open.
+    Counter,
+    /// Seconds since open: a counter in the text; a gauge in the `metrics`
+    /// facade, whose counters count whole units.
+    Seconds,
+}
+
+/// One metric and its samples.
+#[derive(Debug)]
+pub(crate) struct Family {
+    /// Its name in the `metrics` facade (`pgactor.pool.in_use`).
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) help: &'static str,
+    pub(crate) samples: Vec<Sample>,
+}
+
+/// One value of a [`Family`], with its labels.
+#[derive(Debug)]
+pub(crate) struct Sample {
+    pub(crate) labels: Vec<(&'static str, &'static str)>,
+    pub(crate) value: f64,
+}
+
+impl Family {
+    fn new(name: &'static str, kind: Kind, help: &'static str, samples: Vec<Sample>) -> Family {
+        Family {
+            name,
+            kind,
+            help,
+            samples,
+        }
+    }
+
+    /// Its name in the Prometheus text: dots become underscores, and a
+    /// counter's ends in `_total` (`pgactor_pool_waits_total`).
+    fn prometheus_name(&self) -> String {
+        let name = self.name.replace('.', "_");
+        match self.kind {
+            Kind::Gauge => name,
+            Kind::Counter | Kind::Seconds => name + "_total",
+        }
     }
 }
 

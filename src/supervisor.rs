@@ -663,6 +663,7 @@ mod tests {
                     replica: None,
                     in_flight: Arc::default(),
                     shared: None,
+                    observed: Arc::default(),
                 })
             })
             .collect()

@@ -28,7 +28,7 @@ use crate::messages::{ConsistencyToken, ListRequest, ReadRequest, WriteRequest};
 use crate::raw::{Row, Sql};
 use crate::schema::{Page, Record};
 use crate::sql::Catalog;
-use crate::telemetry;
+use crate::telemetry::{Observed, Operation};
 
 /// The client-side deadline of a statement; `None`: none.
 pub(crate) type Deadline = Option<Duration>;
@@ -156,6 +156,8 @@ pub(crate) struct PoolContext {
     /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
     /// connections reads share.
     pub(crate) shared: Option<SharedReads>,
+    /// What every operation's telemetry says besides the operation.
+    pub(crate) observed: Arc<Observed>,
 }
 
 /// How the read pool reaches past its replica.
@@ -165,6 +167,23 @@ pub(crate) struct ReplicaRoute {
 }
 
 impl PoolContext {
+    /// Start operation `name` on `model` on this pool, in a span whose
+    /// parent is `call`'s.
+    pub(crate) fn operation(
+        &self,
+        call: &RunOptions,
+        name: &'static str,
+        model: &str,
+    ) -> Operation {
+        Operation::start(
+            call.parent.as_ref().and_then(Span::id),
+            name,
+            self.pool.role.as_str(),
+            model,
+            &self.observed,
+        )
+    }
+
     /// The pool a read runs on, whether it is the replica, and the shared
     /// connections it may take turns on.
     pub(super) fn route(
@@ -244,12 +263,8 @@ fn spawn_request<R: Request>(
     call: RunOptions,
     reply: RpcReplyPort<Result<<R::Plan as Plan>::Output>>,
 ) {
-    let span = telemetry::operation(
-        call.parent.as_ref().and_then(Span::id),
-        req.operation(),
-        ctx.pool.role.as_str(),
-        req.model(),
-    );
+    let op = ctx.operation(&call, req.operation(), req.model());
+    let span = op.span.clone();
     let plan = req.plan(&ctx.catalog);
     let ctx = ctx.clone();
     let running = ctx.in_flight.start();
@@ -257,7 +272,7 @@ fn spawn_request<R: Request>(
         let _running = running;
         let answer = {
             let gone = || reply.is_closed();
-            let mut work = pin!(serve(&ctx, plan, &call, &gone));
+            let mut work = pin!(serve(&ctx, &op, plan, &call, &gone));
             let mut checks = tokio::time::interval_at(Instant::now() + GONE_CHECK, GONE_CHECK);
             poll_fn(|cx| {
                 if let Poll::Ready(answer) = work.as_mut().poll(cx) {
@@ -280,20 +295,25 @@ fn spawn_request<R: Request>(
     tokio::spawn(task.instrument(span));
 }
 
-/// Run one operation on `ctx`'s pool and record its outcome on the current
-/// span: by a pool actor's task, and by [`crate::Db`] in the caller's own
+/// Run one operation on `ctx`'s pool and record how it ended on `op`:
+/// by a pool actor's task, and by [`crate::Db`] in the caller's own
 /// task. A read goes where the replica watch says; one that finds the
 /// replica unreachable runs on the primary instead when fallback is on.
 /// `gone` says whether the caller has stopped waiting.
 pub(crate) async fn serve<P: Plan>(
     ctx: &PoolContext,
+    op: &Operation,
     plan: Result<P>,
     call: &RunOptions,
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(err) => return op.end(Err(failed(err)), P::rows, ""),
+    };
     let result = async {
-        let plan = plan?;
         let (pool, on_replica, shared) = ctx.route(call.after);
+        op.runs_on(&pool.server);
         // A read sent to the primary instead of its replica takes one of the
         // places such reads have there, so they cannot take every write
         // connection.
@@ -309,6 +329,7 @@ pub(crate) async fn serve<P: Plan>(
             Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
                 Some(r) if r.watch.falls_back() => {
                     r.watch.mark_down();
+                    op.runs_on(&r.primary.server);
                     let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
                     run_on(&r.primary, &plan, call.deadline, gone).await
                 }
@@ -317,12 +338,15 @@ pub(crate) async fn serve<P: Plan>(
             other => other,
         }
     }
-    .await;
-    telemetry::record(&Span::current(), &result, P::rows);
-    if let Err(err) = &result {
-        tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
-    }
-    result
+    .await
+    .map_err(failed);
+    op.end(result, P::rows, plan.statement())
+}
+
+/// `err`, logged at DEBUG as the failure of an operation.
+fn failed(err: Error) -> Error {
+    tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
+    err
 }
 
 /// Whether a read failed with `err` because its replica cannot be reached,

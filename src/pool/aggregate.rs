@@ -78,6 +78,9 @@ impl<T: Send + Sync + 'static> Plan for ValuePlan<T> {
     fn rows(_: &T) -> u64 {
         1
     }
+    fn statement(&self) -> &str {
+        &self.stmt.sql
+    }
     fn writes(&self) -> bool {
         false
     }
@@ -152,6 +155,9 @@ impl<D: Decode> Plan for AggregatePlan<D> {
     type Output = Vec<D::Row>;
     fn rows(groups: &Vec<D::Row>) -> u64 {
         groups.len() as u64
+    }
+    fn statement(&self) -> &str {
+        &self.groups.stmt.sql
     }
     fn writes(&self) -> bool {
         false

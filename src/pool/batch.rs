@@ -58,6 +58,11 @@ struct ManyStatement {
 }
 
 impl ManyStatement {
+    /// Its text; empty without a statement.
+    fn text(&self) -> &str {
+        self.stmt.as_ref().map_or("", |stmt| &*stmt.sql)
+    }
+
     /// The statement's rows; none without a statement.
     async fn rows(&self, client: &Conn) -> Result<Vec<tokio_postgres::Row>> {
         match &self.stmt {
@@ -79,6 +84,9 @@ impl Retype for ManyPlan {
 
 impl<D: Decode> Plan for ManyPlan<D> {
     type Output = Vec<D::Row>;
+    fn statement(&self) -> &str {
+        self.many.text()
+    }
     fn rows(rows: &Vec<D::Row>) -> u64 {
         rows.len() as u64
     }
@@ -189,6 +197,13 @@ async fn simple(client: &Conn, sql: &str, write: bool) -> Result<()> {
 
 impl Plan for CountManyPlan {
     type Output = u64;
+    fn statement(&self) -> &str {
+        match self {
+            CountManyPlan::Nothing => "",
+            CountManyPlan::Insert(stmt, _) => &stmt.sql,
+            CountManyPlan::Copy(copy) => &copy.sql,
+        }
+    }
     fn rows(inserted: &u64) -> u64 {
         *inserted
     }
@@ -259,6 +274,9 @@ impl Retype for UpsertPlan {
 
 impl<D: Decode> Plan for UpsertPlan<D> {
     type Output = Vec<Upserted<D::Row>>;
+    fn statement(&self) -> &str {
+        self.many.text()
+    }
     fn rows(rows: &Self::Output) -> u64 {
         rows.iter().filter(|r| r.row().is_some()).count() as u64
     }

@@ -18,6 +18,7 @@ use super::lifetime::Lifetimes;
 use crate::config::{PoolSettings, Role, SessionSettings};
 use crate::error::{describe, Error, Result};
 use crate::stats::PoolStats;
+use crate::telemetry::Server;
 use crate::wire::{
     apply_session, client_config, read_settings, CancelTarget, ConnectHook, Dsn, Tls,
     MANAGED_SETTINGS,
@@ -30,6 +31,8 @@ pub(crate) struct ConnectionPool {
     pub(crate) pool: Pool,
     /// `user@host:port/db` of the DSN, never its password.
     pub(crate) target: Arc<str>,
+    /// The server its connections reach, as spans name it.
+    pub(crate) server: Server,
     pub(crate) settings: PoolSettings,
     /// What the pool has done: closings by reason, waits.
     pub(crate) counters: Arc<Counters>,
@@ -108,6 +111,7 @@ impl ConnectionPool {
             role,
             pool,
             target: dsn.target.as_str().into(),
+            server: Server::of(&dsn.config),
             settings,
             counters,
             tls: Arc::new(dsn.tls.clone()),

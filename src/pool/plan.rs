@@ -612,6 +612,9 @@ impl Retype for RowsPlan {
 
 impl<D: Decode> Plan for RowsPlan<D> {
     type Output = Vec<D::Row>;
+    fn statement(&self) -> &str {
+        &self.rows.stmt.sql
+    }
     fn rows(rows: &Vec<D::Row>) -> u64 {
         rows.len() as u64
     }
@@ -672,6 +675,9 @@ pub(crate) trait Plan: Send + Sync + 'static {
     type Output: Send + 'static;
     /// How many rows an answer holds, for its span.
     fn rows(output: &Self::Output) -> u64;
+    /// The text of its statement (of its first, when it sends several),
+    /// for the slow-operation event: placeholders, never the values bound.
+    fn statement(&self) -> &str;
     /// Whether it may change data: a write whose answer was lost has an
     /// unknown outcome. One that only reads goes out, as a transaction's
     /// first statement, in the same round trip as BEGIN.
@@ -726,6 +732,9 @@ pub(crate) trait Plan: Send + Sync + 'static {
 
 impl<D: Decode> Plan for RowPlan<D> {
     type Output = D::Row;
+    fn statement(&self) -> &str {
+        &self.row.stmt.sql
+    }
     fn rows(_: &D::Row) -> u64 {
         1
     }
@@ -776,6 +785,9 @@ pub(crate) struct CountPlan {
 
 impl Plan for CountPlan {
     type Output = u64;
+    fn statement(&self) -> &str {
+        &self.stmt.sql
+    }
     fn rows(changed: &u64) -> u64 {
         *changed
     }
@@ -794,6 +806,9 @@ pub(crate) struct WithToken(pub(crate) RowPlan);
 
 impl Plan for WithToken {
     type Output = (Record, ConsistencyToken);
+    fn statement(&self) -> &str {
+        self.0.statement()
+    }
     fn rows(_: &Self::Output) -> u64 {
         1
     }
@@ -821,6 +836,9 @@ impl Plan for WithToken {
 
 impl<D: Decode> Plan for PagePlan<D> {
     type Output = Page<D::Row>;
+    fn statement(&self) -> &str {
+        &self.list.listing.page.sql
+    }
     fn rows(page: &Page<D::Row>) -> u64 {
         page.rows.len() as u64
     }

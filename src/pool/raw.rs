@@ -107,6 +107,9 @@ pub(crate) struct RawPlan<A> {
 
 impl<A: Answer> Plan for RawPlan<A> {
     type Output = A;
+    fn statement(&self) -> &str {
+        self.sql.text()
+    }
     fn rows(answer: &A) -> u64 {
         answer.rows()
     }

@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
-use tracing::{Instrument, Span};
+use tracing::Instrument;
 
 use super::actor::{replica_unreachable, Busy, PoolContext, RunOptions};
 use super::connections::ConnectionPool;
@@ -30,7 +30,7 @@ use crate::config::Role;
 use crate::error::{Error, ErrorKind, Result};
 use crate::raw::{FromRow, Sql};
 use crate::sql::Statements;
-use crate::telemetry;
+use crate::telemetry::Operation;
 
 /// The rows of a statement as they come from the server, each decoded into
 /// a `T` ([`Row`] itself by default): from [`crate::Db::stream`] and
@@ -147,7 +147,9 @@ struct Open {
     waiting: bool,
     /// The rows taken so far, for the span.
     taken: u64,
-    span: Span,
+    /// The statement, for the operation's end.
+    sql: Sql,
+    op: Operation,
     /// A place among the reads on the primary instead of the replica.
     _spilled: Option<OwnedSemaphorePermit>,
     /// Counted among the operations graceful shutdown waits for.
@@ -209,13 +211,14 @@ impl OnConnection {
             rows,
             conn,
             taken,
-            span,
+            sql,
+            op,
             ..
         }) = self.0.take()
         else {
             return end;
         };
-        telemetry::record(&span, &end, |()| taken);
+        let end = op.end(end, |()| taken, sql.text());
         drop(rows);
         match &end {
             _ if still_runs => drop(conn),
@@ -358,17 +361,16 @@ pub(crate) async fn open_stream(
     call: &RunOptions,
     running: Running,
 ) -> Result<Rows> {
-    let span = telemetry::operation(
-        call.parent.as_ref().and_then(Span::id),
-        "stream",
-        ctx.pool.role.as_str(),
-        "",
-    );
+    let op = ctx.operation(call, "stream", "");
+    let sql = match sql.checked() {
+        Ok(sql) => sql,
+        Err(err) => return op.end(Err(err), |_| 0, ""),
+    };
     let started = async {
-        let sql = sql.checked()?;
         let mode = sql.mode(ctx.catalog.statements);
         let types = sql.wire_types(mode == Statements::Unnamed)?;
         let (pool, on_replica, _) = ctx.route(call.after);
+        op.runs_on(&pool.server);
         let spilled = match &ctx.replica {
             Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
             _ => None,
@@ -384,6 +386,7 @@ pub(crate) async fn open_stream(
             Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
                 Some(r) if r.watch.falls_back() => {
                     r.watch.mark_down();
+                    op.runs_on(&r.primary.server);
                     let spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
                     Ok((statement.start(&r.primary).await?, Some(spilled)))
                 }
@@ -392,12 +395,12 @@ pub(crate) async fn open_stream(
             started => Ok((started?, spilled)),
         }
     }
-    .instrument(span.clone())
+    .instrument(op.span.clone())
     .await;
-    if started.is_err() {
-        telemetry::record(&span, &started, |_| 0);
-    }
-    let ((rows, conn), spilled) = started?;
+    let ((rows, conn), spilled) = match started {
+        Ok(started) => started,
+        Err(err) => return op.end(Err(err), |_| 0, sql.text()),
+    };
     Ok(Rows::new(Box::new(OnConnection(Some(Open {
         rows,
         conn,
@@ -406,7 +409,8 @@ pub(crate) async fn open_stream(
         sleep: None,
         waiting: false,
         taken: 0,
-        span,
+        sql,
+        op,
         _spilled: spilled,
         _running: running,
     })))))

@@ -44,7 +44,7 @@ use tracing::Span;
 
 use crate::error::{Error, Result};
 use crate::pool::{LockForUpdate, PoolContext, RunOptions, Timer};
-use crate::telemetry;
+use crate::telemetry::{self, Operation};
 
 use super::handle::Tx;
 use super::handoff::Starter;
@@ -74,13 +74,20 @@ pub(crate) async fn begin(
         None => call.deadline,
     };
     let mut timer = Timer::default();
-    let held = Held::new(write.clone(), write.pool.checkout(&mut timer).await?);
+    let span = telemetry::transaction(
+        call.parent.as_ref().and_then(Span::id),
+        options.isolation.name(),
+        options.read_only,
+        &write.observed,
+    );
+    // BEGIN itself goes out with the first statement: `begin` times the
+    // wait for the transaction's connection.
+    let begun = Operation::within(span.clone(), "begin", "", &write.observed);
+    begun.runs_on(&write.pool.server);
+    let conn = begun.end(write.pool.checkout(&mut timer).await, |_| 0, "")?;
+    let held = Held::new(write.clone(), conn);
     let state = Box::new(TxState {
-        span: telemetry::transaction(
-            call.parent.as_ref().and_then(Span::id),
-            options.isolation.name(),
-            options.read_only,
-        ),
+        span,
         held,
         begin: Some(PendingBegin {
             sql: crate::wire::begin_sql(options.begin_sql(), &write.session),

@@ -16,7 +16,7 @@ use crate::pool::{
     bounded, wal_position, ConnectionPool, Fate, Object, Overrun, Plan, PoolContext, Timer,
 };
 use crate::sql::Catalog;
-use crate::telemetry;
+use crate::telemetry::Operation;
 
 /// The transaction's connection. The transaction counts as open in the
 /// pool's statistics exactly while it holds one. Dropped while still
@@ -170,24 +170,41 @@ impl TxState {
         }
     }
 
-    /// The span of one operation inside this transaction.
-    pub(super) fn operation_span(&self, operation: &'static str, model: &str) -> Span {
-        telemetry::operation(self.span.id(), operation, "tx", model)
+    /// Start operation `name` on `model` inside this transaction, in a
+    /// span of its own under the transaction's.
+    pub(super) fn operation(&self, name: &'static str, model: &str) -> Operation {
+        let op = Operation::start(self.span.id(), name, "tx", model, &self.held.write.observed);
+        op.runs_on(&self.held.pool().server);
+        op
     }
 
-    /// Run one statement in its span and record its outcome there.
+    /// Operation `name` of the transaction itself (`commit`, `rollback`),
+    /// timed in the transaction's span.
+    pub(super) fn own_operation(&self, name: &'static str) -> Operation {
+        Operation::within(self.span.clone(), name, "", &self.held.write.observed)
+    }
+
+    /// Run one statement in its operation's span and record how it ended.
     pub(super) async fn run_recorded<P: Plan>(
         &mut self,
         plan: Result<P>,
-        span: Span,
+        op: Operation,
     ) -> Result<P::Output> {
         // Pinned where it is made and instrumented by reference: every
         // wrapper that took the statement's future by value would copy its
         // kilobytes.
-        let statement = pin!(self.run_plan(plan));
-        let result = statement.instrument(span.clone()).await;
-        telemetry::record(&span, &result, P::rows);
-        result
+        match plan {
+            Ok(plan) => {
+                let statement = pin!(self.run_plan(Ok(&plan)));
+                let result = statement.instrument(op.span.clone()).await;
+                op.end(result, P::rows, plan.statement())
+            }
+            Err(refused) => {
+                let statement = pin!(self.run_plan::<P>(Err(refused)));
+                let result = statement.instrument(op.span.clone()).await;
+                op.end(result, P::rows, "")
+            }
+        }
     }
 
     /// Answer a connection the watch found closed ([`Status::Lost`]) once.
@@ -202,7 +219,7 @@ impl TxState {
         Err(err)
     }
 
-    pub(super) async fn run_plan<P: Plan>(&mut self, plan: Result<P>) -> Result<P::Output> {
+    pub(super) async fn run_plan<P: Plan>(&mut self, plan: Result<&P>) -> Result<P::Output> {
         self.lost_connection()?;
         self.usable()?;
         // Bad input is refused before any SQL: the transaction stays usable.

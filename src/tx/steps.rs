@@ -7,7 +7,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use ractor::RpcReplyPort;
-use tracing::Span;
 
 use crate::error::{Error, Result};
 use crate::pool::{Plan, Request, Timer};
@@ -167,7 +166,7 @@ async fn statement<R: Request>(
     answer: Starter<<R::Plan as Plan>::Output>,
 ) {
     let step = |state: &TxState| Statement {
-        span: state.operation_span(req.operation(), req.model()),
+        op: state.operation(req.operation(), req.model()),
         plan: req.plan(state.held.catalog()),
     };
     run_handed_off(slot, timer, step, answer).await;
@@ -267,10 +266,10 @@ trait Step: Send + 'static {
     }
 }
 
-/// One statement, in its span.
+/// One statement, in its operation's span.
 struct Statement<P> {
     plan: Result<P>,
-    span: Span,
+    op: telemetry::Operation,
 }
 
 impl<P: Plan + Send + 'static> Step for Statement<P>
@@ -281,7 +280,7 @@ where
     const ENDS: bool = false;
 
     fn run(self, state: &mut TxState) -> impl Future<Output = Result<P::Output>> + Send + '_ {
-        state.run_recorded(self.plan, self.span)
+        state.run_recorded(self.plan, self.op)
     }
 }
 
@@ -294,7 +293,8 @@ impl<R: Receipt> Step for Commit<R> {
     const COMMITS: bool = true;
 
     async fn run(self, state: &mut TxState) -> Result<R> {
-        let result = state.commit().await;
+        let op = state.own_operation("commit");
+        let result = op.end(state.commit().await, |_| 0, "COMMIT");
         telemetry::record(&state.span, &result, |_| 0);
         result
     }
@@ -323,8 +323,9 @@ impl Step for Rollback {
     const ENDS: bool = true;
 
     async fn run(self, state: &mut TxState) -> Result<()> {
-        let result = state.rollback().await;
-        state.span.record("outcome", "rolled_back");
+        let op = state.own_operation("rollback");
+        let result = op.end(state.rollback().await, |_| 0, "ROLLBACK");
+        state.span.record("pgactor.outcome", "rolled_back");
         result
     }
 

@@ -382,7 +382,7 @@ async fn a_ractor_callers_span_is_the_parent_of_its_operations_span() {
     })
     .await;
     let nested = text.lines().any(|l| {
-        l.contains("close") && l.contains("sender:db{") && l.contains("db.operation=\"list\"")
+        l.contains("close") && l.contains("sender:db{") && l.contains("db.operation.name=\"list\"")
     });
     assert!(nested, "no list span inside the sender's in\n{text}");
     db.close().await;
@@ -413,7 +413,7 @@ async fn a_transaction_begun_by_message_nests_under_the_senders_span() {
     assert!(
         closes.iter().any(|l| l.contains("sender:tx{")
             && l.contains(":db{")
-            && l.contains("db.operation=\"list\"")),
+            && l.contains("db.operation.name=\"list\"")),
         "no list span inside the tx span in\n{text}"
     );
     db.close().await;

@@ -1,5 +1,5 @@
-//! What operators see: one span per operation with OpenTelemetry-style
-//! fields, a span per transaction around its operations, connection events,
+//! What operators see: one span per operation with the OpenTelemetry
+//! database conventions' fields, a WARN per slow operation, a span per transaction around its operations, connection events,
 //! and never a password, whatever is logged or printed.
 
 use pgactor::{Db, Query, Record, SessionConfig, TxOptions};
@@ -9,11 +9,15 @@ use crate::support::logs::Captured;
 use crate::support::topology::primary_url;
 
 async fn open_in(url: &str, read: &str) -> Db {
+    open_in_schema(url, read, &unique_schema("obs")).await
+}
+
+async fn open_in_schema(url: &str, read: &str, schema: &str) -> Db {
     pgactor::OpenOptions::new(url)
         .read_dsn(read)
         .registry(registry([stock_model()]))
         .session(SessionConfig {
-            schema: Some(unique_schema("obs")),
+            schema: Some(schema.into()),
             ..SessionConfig::default()
         })
         .open()
@@ -25,7 +29,8 @@ async fn open_in(url: &str, read: &str) -> Db {
 async fn every_operation_has_a_span_with_otel_fields_and_transactions_wrap_theirs() {
     let captured = Captured::default();
     let _guard = captured.install();
-    let db = open_in(&primary_url(), "").await;
+    let schema = unique_schema("obs");
+    let db = open_in_schema(&primary_url(), "", &schema).await;
     let row = db
         .create("StockBalance", Record::new().with("sku", "a"))
         .await
@@ -52,25 +57,28 @@ async fn every_operation_has_a_span_with_otel_fields_and_transactions_wrap_their
         assert!(
             span_with(&[
                 "db{",
-                "db.system=\"postgresql\"",
-                &format!("db.operation=\"{operation}\""),
+                "db.system.name=\"postgresql\"",
+                &format!("db.namespace=\"postgres|{schema}\""),
+                &format!("db.operation.name=\"{operation}\""),
                 "db.collection.name=\"StockBalance\"",
+                "server.address=\"127.0.0.1\"",
+                "server.port=",
                 &format!("pgactor.role=\"{role}\""),
-                "outcome=\"ok\"",
+                "pgactor.outcome=\"ok\"",
             ]),
             "no {operation} span in\n{text}"
         );
     }
     assert!(
         span_with(&[
-            "db.operation=\"read\"",
-            "outcome=\"error\"",
-            "error.code=\"NOT_FOUND\""
+            "db.operation.name=\"read\"",
+            "pgactor.outcome=\"error\"",
+            "error.type=\"NOT_FOUND\""
         ]),
         "{text}"
     );
     assert!(
-        span_with(&["db.operation=\"list\"", "db.response.rows=1"]),
+        span_with(&["db.operation.name=\"list\"", "db.response.returned_rows=1"]),
         "{text}"
     );
     // Operations inside the transaction are children of its span.
@@ -78,7 +86,7 @@ async fn every_operation_has_a_span_with_otel_fields_and_transactions_wrap_their
         assert!(
             span_with(&[
                 "tx{",
-                &format!("db.operation=\"{operation}\""),
+                &format!("db.operation.name=\"{operation}\""),
                 "pgactor.role=\"tx\""
             ]),
             "no {operation} inside a tx span in\n{text}"
@@ -87,8 +95,10 @@ async fn every_operation_has_a_span_with_otel_fields_and_transactions_wrap_their
     assert!(
         span_with(&[
             "tx{",
-            "db.transaction.isolation=\"read_committed\"",
-            "outcome=\"ok\""
+            "db.system.name=\"postgresql\"",
+            "pgactor.tx.isolation=\"read_committed\"",
+            "pgactor.tx.read_only=false",
+            "pgactor.outcome=\"ok\""
         ]),
         "{text}"
     );
@@ -212,4 +222,106 @@ async fn bound_values_never_appear_in_logs_unless_the_switch_allows_them() {
         "a bound value was logged: {logged}"
     );
     db.close().await;
+}
+
+async fn open_slow(schema: &str, threshold: std::time::Duration) -> Db {
+    pgactor::OpenOptions::new(primary_url())
+        .registry(registry([stock_model()]))
+        .session(SessionConfig {
+            schema: Some(schema.into()),
+            ..SessionConfig::default()
+        })
+        .slow_operation(threshold)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// An update that waits for a row another transaction holds for 600 ms,
+/// binding `secret`; and a raw statement sleeping as long, binding it too.
+async fn slow_operations(db: &Db, secret: &str) {
+    let id: uuid::Uuid = db
+        .create("StockBalance", Record::new().with("sku", "slow"))
+        .await
+        .unwrap()
+        .get("id")
+        .unwrap();
+    let holder = db.begin(TxOptions::default()).await.unwrap();
+    holder.lock_for_update("StockBalance", id).await.unwrap();
+    let waiter = db.update("StockBalance", id, Record::new().with("sku", secret));
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        holder.commit().await.unwrap();
+    };
+    let (updated, ()) = tokio::join!(waiter, release);
+    updated.unwrap();
+    db.execute(
+        pgactor::Sql::new("SELECT pg_sleep(0.6), length($1::text)").bind(secret.to_string()),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_operation_past_the_slow_threshold_logs_one_warn_with_its_statement_and_no_value() {
+    const SECRET: &str = "Slow-Secret-9c2e";
+    let captured = Captured::default();
+    let guard = captured.install();
+    let db = open_slow(
+        &unique_schema("slow"),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    slow_operations(&db, SECRET).await;
+    drop(guard);
+    db.close().await;
+
+    let text = captured.text();
+    let slow: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("slow operation"))
+        .collect();
+    let update: Vec<&&str> = slow
+        .iter()
+        .filter(|l| l.contains("db.operation.name=\"update\""))
+        .collect();
+    assert_eq!(update.len(), 1, "one WARN for the update in\n{text}");
+    for needle in [
+        "pgactor.slow",
+        "db.system.name=\"postgresql\"",
+        "db.collection.name=\"StockBalance\"",
+        "pgactor.role=\"write\"",
+        "db.query.text=\"UPDATE",
+        "$1",
+        "pgactor.duration_ms=",
+    ] {
+        assert!(update[0].contains(needle), "no {needle} in {}", update[0]);
+    }
+    let raw: Vec<&&str> = slow
+        .iter()
+        .filter(|l| l.contains("db.operation.name=\"execute\""))
+        .collect();
+    assert_eq!(raw.len(), 1, "one WARN for the raw statement in\n{text}");
+    assert!(
+        raw[0].contains("db.query.text=\"SELECT pg_sleep(0.6), length($1::text)\""),
+        "{}",
+        raw[0]
+    );
+    assert!(
+        !text.contains(SECRET),
+        "a bound value reached the log:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_zero_slow_threshold_logs_no_slow_operation() {
+    let captured = Captured::default();
+    let guard = captured.install();
+    let db = open_slow(&unique_schema("noslow"), std::time::Duration::ZERO).await;
+    slow_operations(&db, "not-secret").await;
+    drop(guard);
+    db.close().await;
+    let text = captured.text();
+    assert!(text.contains("pgactor open"), "the capture works");
+    assert!(!text.contains("slow operation"), "{text}");
 }
