@@ -737,7 +737,9 @@ async fn aggregates_read_the_replica_and_a_token_makes_them_see_the_write() {
     let replica = pause_replay(topo.replica()).await;
     // Fields no create of this test set before: its INSERT is prepared
     // first, and the token must still be read after it.
-    let fields = Record::new().with("sku", "fresh").with("note", "new fields");
+    let fields = Record::new()
+        .with("sku", "fresh")
+        .with("note", "new fields");
     let (_, token) = db
         .write_with_token("StockBalance", WriteOp::Create(fields))
         .await

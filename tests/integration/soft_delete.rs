@@ -603,7 +603,9 @@ async fn counts_exists_and_aggregates_leave_deleted_rows_out() {
     let (db, _) = open_primary("soft_aggregates", [doc()]).await;
     let gone = create(&db, "gone").await;
     create(&db, "kept").await;
-    db.increment("Doc", gone, "hits", 5_i64, None).await.unwrap();
+    db.increment("Doc", gone, "hits", 5_i64, None)
+        .await
+        .unwrap();
     db.delete("Doc", gone).await.unwrap();
 
     assert_eq!(db.count("Doc", Filter::And(vec![])).await.unwrap(), 1);
