@@ -6,20 +6,32 @@
 //! a binary of its own, since they are the process's.)
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use pgactor::{Db, ErrorKind, OpenOptions, Registry, Result};
 
 use crate::support::topology::shared_var;
 
-/// A password file in a directory of its own, holding `line`, with `mode`.
-fn password_file(name: &str, line: &str, mode: u32) -> PathBuf {
+/// A password file in a directory of its own, removed with it when dropped.
+struct PasswordFile {
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl Drop for PasswordFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A password file holding `line`, with `mode`.
+fn password_file(name: &str, line: &str, mode: u32) -> PasswordFile {
     let dir = std::env::temp_dir().join(format!("pgactor-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("pgpass");
     std::fs::write(&file, format!("# test\n{line}\n")).expect("write pgpass");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    file
+    PasswordFile { dir, file }
 }
 
 /// The password role's DSN on the primary, its password left out.
@@ -31,8 +43,8 @@ fn password_role_dsn(extra: &str) -> String {
     )
 }
 
-async fn open_with_passfile(file: &Path) -> Result<Db> {
-    let dsn = password_role_dsn(&format!("&passfile={}", file.display()));
+async fn open_with_passfile(passfile: &PasswordFile) -> Result<Db> {
+    let dsn = password_role_dsn(&format!("&passfile={}", passfile.file.display()));
     OpenOptions::new(dsn).registry(Registry::new()).open().await
 }
 
