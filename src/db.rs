@@ -15,8 +15,8 @@ use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
     aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
-    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
-    UpsertRequest, Upserted, WriteOp, WriteRequest,
+    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest,
+    ReadFieldsRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
@@ -132,6 +132,33 @@ impl Db {
             id: id.into(),
         };
         self.run(Role::Read, req).await
+    }
+
+    /// Read only `fields` (and `id`) of one row by id from the read pool:
+    /// the record holds those fields and no other, and only their columns
+    /// are read; [`ErrorKind::NotFound`] when absent, a field the model
+    /// lacks [`ErrorKind::InvalidInput`] before any SQL. See
+    /// [`crate::ReadFieldsRequest`].
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
+    /// let row = db.read_fields("StockBalance", id, ["quantity"]).await?;
+    /// let quantity: i64 = row.get("quantity")?;
+    /// assert_eq!(row.len(), 2); // id and quantity
+    /// # let _ = quantity; Ok(()) }
+    /// ```
+    pub async fn read_fields<I, S>(
+        &self,
+        model: &str,
+        id: impl Into<Value>,
+        fields: I,
+    ) -> Result<Record>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.run(Role::Read, ReadFieldsRequest::new(model, id, fields))
+            .await
     }
 
     /// List one page of rows from the read pool, with the total count.

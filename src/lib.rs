@@ -37,7 +37,7 @@ pub use config::{
     MAX_DURATION, MAX_POOL_SIZE, MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
 pub use db::Db;
-pub use entity::{AsText, Column, Entity, Typed, TypedTx};
+pub use entity::{AsText, Column, Entity, Partial, Typed, TypedTx};
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use health::{Health, PoolHealth};
 pub use listener::{
@@ -45,8 +45,8 @@ pub use listener::{
 };
 pub use messages::{
     AggregateRequest, BulkOp, BulkWriteRequest, Call, ConsistencyToken, CountRequest,
-    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteOp, WriteRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 #[cfg(feature = "metrics")]
 pub use meter::METRICS_INTERVAL;
@@ -55,7 +55,7 @@ pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different
 // namespaces), as serde re-exports its derives.
 #[cfg(feature = "derive")]
-pub use pgactor_derive::Entity;
+pub use pgactor_derive::{Entity, Partial};
 pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
 };
@@ -63,9 +63,9 @@ pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
 pub use schema::{
     Aggregate, AggregateFn, AggregateOutput, ArrayElement, CmpOp, ColumnDefault, Cursor, Direction,
-    Elem, Field, FieldType, Filter, FromValue, Index, Model, OnDelete, Page, PrimaryKey, Query,
-    QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort, TextMatch, Value, CREATED_AT,
-    DEFAULT_LIMIT, DELETED_AT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS,
+    Elem, Field, FieldType, Filter, FromValue, Included, Index, Model, OnDelete, Page, PrimaryKey,
+    Query, QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort, TextMatch, Value,
+    CREATED_AT, DEFAULT_LIMIT, DELETED_AT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS,
     MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};

@@ -17,6 +17,41 @@ pub struct ReadRequest {
     pub id: Value,
 }
 
+/// Read some fields of one row by id: the row holds `id` and `fields` only,
+/// and only their columns are read ([`crate::Db::read_fields`]). Answers
+/// the row, or [`crate::ErrorKind::NotFound`]; a field the model does not
+/// have is [`crate::ErrorKind::InvalidInput`], before any SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadFieldsRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The row's id.
+    pub id: Value,
+    /// The fields to read (besides `id`), at most
+    /// [`crate::QueryBounds::max_selected_fields`].
+    pub fields: Vec<String>,
+}
+
+impl ReadFieldsRequest {
+    /// The read of `fields` of the row `id` of `model`.
+    ///
+    /// ```
+    /// let req = pgactor::ReadFieldsRequest::new("StockBalance", uuid::Uuid::nil(), ["sku"]);
+    /// assert_eq!(req.fields, ["sku"]);
+    /// ```
+    pub fn new<I, S>(model: &str, id: impl Into<Value>, fields: I) -> ReadFieldsRequest
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ReadFieldsRequest {
+            model: model.into(),
+            id: id.into(),
+            fields: fields.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// List one page of rows matching a query, with the total count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListRequest {

@@ -18,8 +18,8 @@ use crate::health::{ping_pools, Health};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{
     AggregateRequest, BulkWriteRequest, Call, ConsistencyToken, CountMany, CountRequest,
-    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteRequest,
 };
 use crate::pool::{
     AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg,
@@ -230,6 +230,27 @@ impl DbMsg {
         reply: RpcReplyPort<Result<Vec<R>>>,
     ) -> DbMsg {
         let req = Decoded::<_, AsType<R>>::new(req);
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+}
+
+/// A read of some fields as a message, for `call!`: run on the read pool
+/// as [`DbMsg::Read`] is.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Call, DbMsg, ReadFieldsRequest};
+/// let req = ReadFieldsRequest::new("StockBalance", id, ["quantity"]);
+/// let row = ractor::call!(db.actor(), DbMsg::read_fields, req, Call::here())??;
+/// # let _ = row; Ok(()) }
+/// ```
+impl DbMsg {
+    /// [`crate::Db::read_fields`] as a message.
+    pub fn read_fields(
+        req: ReadFieldsRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Record>>,
+    ) -> DbMsg {
         DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
     }
 }

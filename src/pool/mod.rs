@@ -11,6 +11,7 @@ mod conn;
 mod connections;
 mod counters;
 mod deadline;
+mod include;
 mod lanes;
 mod lifetime;
 mod plan;

@@ -1,9 +1,11 @@
 //! Bounds on a query's shape: how many conditions, OR groups and branches,
-//! list values and sort fields a filter or a `List` may hold, checked before
-//! any SQL is written.
+//! list values, sort fields, selected fields and includes a filter or a
+//! `List` may hold, checked before any SQL is written, and how many
+//! related rows an include may load.
 
 use crate::error::{Error, Result};
 
+use super::include::include_paths;
 use super::query::{Filter, Query};
 
 /// How large a query's shape may be, so that filters and sorts built from
@@ -27,6 +29,10 @@ use super::query::{Filter, Query};
 /// | `max_or_branches` | 64 |
 /// | `max_list_values` | 100,000 |
 /// | `max_sort_fields` | 8 |
+/// | `max_selected_fields` | 64 |
+/// | `max_includes` | 8 |
+/// | `max_include_depth` | 3 |
+/// | `max_included_rows` | 10,000 |
 ///
 /// ```
 /// use pgactor::{Filter, Query, QueryBounds};
@@ -47,6 +53,18 @@ pub struct QueryBounds {
     pub max_list_values: usize,
     /// Sort fields of one `List`.
     pub max_sort_fields: usize,
+    /// Fields of one [`Query::select`] (or a read of some fields), as
+    /// given: each subset is a statement text of its own.
+    pub max_selected_fields: usize,
+    /// Relations one `List` includes ([`Query::include`]), each path's
+    /// prefixes counted once: one statement each.
+    pub max_includes: usize,
+    /// Steps of one include path (`"a.b.c"` has 3): one round trip each.
+    pub max_include_depth: usize,
+    /// Related rows one included relation may load for a page; a relation
+    /// with more is refused once read (its rows are held in memory with
+    /// the page's).
+    pub max_included_rows: usize,
 }
 
 impl Default for QueryBounds {
@@ -57,15 +75,26 @@ impl Default for QueryBounds {
             max_or_branches: 64,
             max_list_values: 100_000,
             max_sort_fields: 8,
+            max_selected_fields: 64,
+            max_includes: 8,
+            max_include_depth: 3,
+            max_included_rows: 10_000,
         }
     }
 }
 
 impl QueryBounds {
-    /// Check `query`'s filter and sort against these bounds.
+    /// Check `query`'s filter, sort, selected fields and includes against
+    /// these bounds.
     pub fn check(&self, query: &Query) -> Result<()> {
         if query.sort.len() > self.max_sort_fields {
             return Err(past("sort fields", self.max_sort_fields, "max_sort_fields"));
+        }
+        if let Some(fields) = &query.select {
+            self.check_selected(fields.len())?;
+        }
+        if !query.include.is_empty() {
+            self.check_includes(query)?;
         }
         match &query.filter {
             Some(filter) => self.check_filter(filter),
@@ -111,6 +140,44 @@ impl QueryBounds {
     }
 }
 
+impl QueryBounds {
+    /// Refuse a subset of more than `max_selected_fields` fields.
+    pub(crate) fn check_selected(&self, fields: usize) -> Result<()> {
+        if fields > self.max_selected_fields {
+            let bound = self.max_selected_fields;
+            return Err(past("selected fields", bound, "max_selected_fields"));
+        }
+        Ok(())
+    }
+
+    /// Refuse includes of more relations or deeper paths than the bounds.
+    fn check_includes(&self, query: &Query) -> Result<()> {
+        if let Some(deep) = query
+            .include
+            .iter()
+            .find(|p| p.split('.').count() > self.max_include_depth)
+        {
+            return Err(Error::invalid_input(format!(
+                "the include {} has more than {} steps (the bound QueryBounds::max_include_depth)",
+                crate::error::quoted_name(deep),
+                self.max_include_depth
+            )));
+        }
+        // Checked on the paths as given first, so a hostile list is not
+        // expanded whole.
+        if query.include.len() > self.max_includes
+            || include_paths(query)?.len() > self.max_includes
+        {
+            return Err(past(
+                "included relations",
+                self.max_includes,
+                "max_includes",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The refusal of a shape with more than `bound` of `what` (the field
 /// `name` of [`QueryBounds`] bounds it).
 fn past(what: &str, bound: usize, name: &str) -> Error {
@@ -135,6 +202,10 @@ mod tests {
             max_or_branches: 3,
             max_list_values: 5,
             max_sort_fields: 2,
+            max_selected_fields: 2,
+            max_includes: 2,
+            max_include_depth: 2,
+            max_included_rows: 1,
         };
         let refused = |q: Query, name: &str| {
             let err = b.check(&q).unwrap_err();
@@ -167,6 +238,12 @@ mod tests {
             Query::new().sort_asc("a").sort_asc("b").sort_asc("c"),
             "max_sort_fields",
         );
+        b.check(&Query::new().select(["a", "b"])).unwrap();
+        refused(Query::new().select(["a", "b", "c"]), "max_selected_fields");
+        // "a.b" and "a" are two relations; "a.b.c" is three steps.
+        b.check(&Query::new().include("a.b").include("a")).unwrap();
+        refused(Query::new().include("a.b").include("c"), "max_includes");
+        refused(Query::new().include("a.b.c"), "max_include_depth");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod aggregate;
 mod bounds;
 mod cursor;
 mod ident;
+mod include;
 mod model;
 mod query;
 mod record;
@@ -15,6 +16,8 @@ pub use bounds::QueryBounds;
 pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
+pub use include::Included;
+pub(crate) use include::{include_paths, record_of, Key, Related};
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,
     DELETED_AT, ID, UPDATED_AT,

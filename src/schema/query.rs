@@ -1,6 +1,7 @@
 //! What a `List` asks for: filters, sort order and a page window.
 
 use super::cursor::Cursor;
+use super::include::Included;
 use super::value::Value;
 use crate::error::{quoted_name, Error};
 
@@ -529,6 +530,10 @@ pub struct Query {
     pub(crate) after: Option<Box<Cursor>>,
     pub(crate) without_total: bool,
     pub(crate) deleted: DeletedRows,
+    /// The fields the page's rows hold ([`Query::select`]); `None`: all.
+    pub(crate) select: Option<Vec<String>>,
+    /// The relations loaded beside the page ([`Query::include`]).
+    pub(crate) include: Vec<String>,
 }
 
 /// Which rows of a soft-delete model a [`Query`] sees.
@@ -687,4 +692,8 @@ pub struct Page<T = super::record::Record> {
     /// last row whose sort key encodes longer than
     /// [`super::cursor::MAX_CURSOR_LEN`].
     pub next: Option<Cursor>,
+    /// The related rows [`Query::include`] loaded beside the page, by
+    /// relation; empty without includes (and then not serialized).
+    #[serde(skip_serializing_if = "Included::is_empty")]
+    pub included: Included,
 }

@@ -10,8 +10,8 @@ use ractor::{ActorRef, DerivedActorRef};
 use crate::error::{Error, Result};
 use crate::messages::{
     aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
-    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
-    UpsertRequest, Upserted, WriteOp, WriteRequest,
+    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest,
+    ReadFieldsRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{LockForUpdate, LockNext, LockNowait, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
@@ -117,6 +117,21 @@ impl Tx {
             id: id.into(),
         };
         self.run(req).await
+    }
+
+    /// Read only `fields` (and `id`) of one row by id on the transaction's
+    /// connection (as [`crate::Db::read_fields`]).
+    pub async fn read_fields<I, S>(
+        &self,
+        model: &str,
+        id: impl Into<Value>,
+        fields: I,
+    ) -> Result<Record>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.run(ReadFieldsRequest::new(model, id, fields)).await
     }
 
     /// List a page of rows on the transaction's connection.
