@@ -47,6 +47,7 @@ mod soft_delete;
 mod spare_actors;
 mod stats;
 mod streams;
+mod subsets;
 mod tls;
 mod transactions;
 mod typed;
