@@ -22,6 +22,7 @@ mod errors;
 mod filters;
 mod foreign_keys;
 mod health;
+mod includes;
 mod job_queue;
 mod job_workers;
 mod keyset;
