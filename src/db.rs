@@ -14,9 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
-    aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
-    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest,
-    ReadFieldsRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
+    aggregate_reads, batch_writes, field_reads, filter_writes, write_shorthands, BulkOp,
+    BulkWriteRequest, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
@@ -134,33 +134,6 @@ impl Db {
         self.run(Role::Read, req).await
     }
 
-    /// Read only `fields` (and `id`) of one row by id from the read pool:
-    /// the record holds those fields and no other, and only their columns
-    /// are read; [`ErrorKind::NotFound`] when absent, a field the model
-    /// lacks [`ErrorKind::InvalidInput`] before any SQL. See
-    /// [`crate::ReadFieldsRequest`].
-    ///
-    /// ```no_run
-    /// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> pgactor::Result<()> {
-    /// let row = db.read_fields("StockBalance", id, ["quantity"]).await?;
-    /// let quantity: i64 = row.get("quantity")?;
-    /// assert_eq!(row.len(), 2); // id and quantity
-    /// # let _ = quantity; Ok(()) }
-    /// ```
-    pub async fn read_fields<I, S>(
-        &self,
-        model: &str,
-        id: impl Into<Value>,
-        fields: I,
-    ) -> Result<Record>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.run(Role::Read, ReadFieldsRequest::new(model, id, fields))
-            .await
-    }
-
     /// List one page of rows from the read pool, with the total count.
     pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
         let req = ListRequest {
@@ -230,6 +203,8 @@ impl Db {
         " on the read pool (routed, lag-bounded and token-aware as `Db::list`)",
         "pgactor::Db"
     );
+
+    field_reads!(" from the read pool", "pgactor::Db");
 
     /// Run `req` on the read pool.
     async fn run_read<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {

@@ -675,3 +675,30 @@ macro_rules! aggregate_reads {
     };
 }
 pub(crate) use aggregate_reads;
+
+/// The read of some fields, `read_fields`, over the `run_read` method of
+/// the handle it is expanded in (`Db` and `Tx` share it); `$place` says
+/// where it runs and `$handle` names the handle's type, for the docs.
+macro_rules! field_reads {
+    ($place:literal, $handle:literal) => {
+        #[doc = concat!(
+            "Read only `fields` (and `id`) of one row by id", $place, ": the record holds those ",
+            "fields and no other, and only their columns are read; [`crate::ErrorKind::NotFound`] ",
+            "when absent, a field the model lacks [`crate::ErrorKind::InvalidInput`] before any SQL. ",
+            "See [`crate::ReadFieldsRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ", id: uuid::Uuid) -> pgactor::Result<()> {\n",
+            "let row = h.read_fields(\"StockBalance\", id, [\"quantity\"]).await?;\n",
+            "let quantity: i64 = row.get(\"quantity\")?;\n",
+            "assert_eq!(row.len(), 2); // id and quantity\n",
+            "# let _ = quantity; Ok(()) }\n```"
+        )]
+        pub async fn read_fields<I, S>(&self, model: &str, id: impl Into<Value>, fields: I) -> Result<Record>
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.run_read(crate::messages::ReadFieldsRequest::new(model, id, fields)).await
+        }
+    };
+}
+pub(crate) use field_reads;

@@ -598,7 +598,7 @@ impl Request for LockNext {
     fn plan(mut self, catalog: &Catalog) -> Result<RowsPlan> {
         let table = catalog.table(&self.0.model)?;
         bounded_query(&mut self.0.query, &self.0.model, catalog)?;
-        if !self.0.query.include.is_empty() {
+        if !self.0.query.includes().is_empty() {
             return Err(Error::invalid_input(
                 "lock_next loads no includes: list the related rows after taking the rows",
             ));

@@ -90,10 +90,10 @@ impl QueryBounds {
         if query.sort.len() > self.max_sort_fields {
             return Err(past("sort fields", self.max_sort_fields, "max_sort_fields"));
         }
-        if let Some(fields) = &query.select {
+        if let Some(fields) = query.selected() {
             self.check_selected(fields.len())?;
         }
-        if !query.include.is_empty() {
+        if !query.includes().is_empty() {
             self.check_includes(query)?;
         }
         match &query.filter {
@@ -153,7 +153,7 @@ impl QueryBounds {
     /// Refuse includes of more relations or deeper paths than the bounds.
     fn check_includes(&self, query: &Query) -> Result<()> {
         if let Some(deep) = query
-            .include
+            .includes()
             .iter()
             .find(|p| p.split('.').count() > self.max_include_depth)
         {
@@ -165,7 +165,7 @@ impl QueryBounds {
         }
         // Checked on the paths as given first, so a hostile list is not
         // expanded whole.
-        if query.include.len() > self.max_includes
+        if query.includes().len() > self.max_includes
             || include_paths(query)?.len() > self.max_includes
         {
             return Err(past(

@@ -44,7 +44,8 @@ impl Query {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.select = Some(fields.into_iter().map(Into::into).collect());
+        self.shape.get_or_insert_default().select =
+            Some(fields.into_iter().map(Into::into).collect());
         self
     }
 
@@ -92,8 +93,18 @@ impl Query {
     /// # Ok(()) }
     /// ```
     pub fn include(mut self, path: impl Into<String>) -> Query {
-        self.include.push(path.into());
+        self.shape.get_or_insert_default().include.push(path.into());
         self
+    }
+
+    /// The fields its rows hold ([`Query::select`]); `None`: every field.
+    pub(crate) fn selected(&self) -> Option<&[String]> {
+        self.shape.as_ref()?.select.as_deref()
+    }
+
+    /// The relation paths it includes, as given ([`Query::include`]).
+    pub(crate) fn includes(&self) -> &[String] {
+        self.shape.as_ref().map_or(&[], |s| &s.include)
     }
 }
 
@@ -103,7 +114,7 @@ impl Query {
 /// A path with an empty step is refused.
 pub(crate) fn include_paths(query: &Query) -> Result<Vec<String>> {
     let mut paths: Vec<String> = Vec::new();
-    for path in &query.include {
+    for path in query.includes() {
         if path.split('.').any(str::is_empty) {
             return Err(Error::invalid_input(format!(
                 "the include {} has an empty step: name relations joined by '.'",

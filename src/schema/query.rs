@@ -530,6 +530,13 @@ pub struct Query {
     pub(crate) after: Option<Box<Cursor>>,
     pub(crate) without_total: bool,
     pub(crate) deleted: DeletedRows,
+    /// Its subset and includes; boxed, as most queries have neither.
+    pub(crate) shape: Option<Box<Shape>>,
+}
+
+/// The fields a `List`'s rows hold and the relations it loads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Shape {
     /// The fields the page's rows hold ([`Query::select`]); `None`: all.
     pub(crate) select: Option<Vec<String>>,
     /// The relations loaded beside the page ([`Query::include`]).

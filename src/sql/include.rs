@@ -85,7 +85,7 @@ impl Includes {
     /// the relations the model has), each relation's statement written.
     /// The shape's bounds are the caller's to check first.
     pub(crate) fn plan(catalog: &Catalog, table: &Table, query: &Query) -> Result<Includes> {
-        if query.include.is_empty() {
+        if query.includes().is_empty() {
             return Ok(Includes::default());
         }
         let max_rows = catalog.bounds_of(table.model.name()).max_included_rows;

@@ -230,7 +230,7 @@ impl Table {
         keep: &[&str],
         keyset: Option<&mut Keyset>,
     ) -> Result<(Cow<'_, str>, Arc<Columns>)> {
-        let Some(fields) = &query.select else {
+        let Some(fields) = query.selected() else {
             return Ok((Cow::Borrowed(&self.select_list), self.columns.clone()));
         };
         let mut names = self.subset(
