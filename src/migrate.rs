@@ -1137,4 +1137,91 @@ mod tests {
             "a partial index is not it: {err}"
         );
     }
+
+    #[test]
+    fn a_searchable_model_gets_its_column_comment_and_gin_index_once() {
+        let note = |language: &str| {
+            Model::new("Note")
+                .field(Field::new("title", FieldType::Text).searchable())
+                .field(Field::new("body", FieldType::Text).nullable().searchable())
+                .search_language(language)
+        };
+        let plan = |model: &Model,
+                    existing: Option<&HashMap<String, String>>,
+                    made_for: Option<&Option<String>>,
+                    relations: &Relations| {
+            let mut report = MigrationReport::default();
+            plan_search("shop", model, existing, made_for, relations, &mut report).map(|()| report)
+        };
+        let vector =
+            "setweight(to_tsvector('simple'::regconfig, coalesce(\"title\", '')), 'A') || \
+                      setweight(to_tsvector('simple'::regconfig, coalesce(\"body\", '')), 'B')";
+        let report = plan(&note("simple"), None, None, &Relations::new()).unwrap();
+        assert_eq!(
+            report.statements,
+            [
+                format!(
+                    "ALTER TABLE \"shop\".\"note\" ADD COLUMN \"search_vector\" tsvector \
+                     GENERATED ALWAYS AS ({vector}) STORED"
+                ),
+                format!(
+                    "COMMENT ON COLUMN \"shop\".\"note\".\"search_vector\" IS 'pgactor search: \
+                     \"search_vector\" tsvector GENERATED ALWAYS AS ({}) STORED'",
+                    vector.replace('\'', "''")
+                ),
+                "CREATE INDEX \"note_gin(search_vector)\" ON \"shop\".\"note\" USING gin (\"search_vector\")"
+                    .to_owned(),
+            ]
+        );
+        // Made already, under any index name: nothing to do.
+        let columns: HashMap<String, String> = [("search_vector", "tsvector")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut gin = index("note", &["search_vector"], false);
+        let shape = gin.index.as_mut().unwrap();
+        (shape.plain, shape.gin) = (false, true);
+        let relations: Relations = [("by_hand".to_owned(), gin)].into_iter().collect();
+        let made_for = Some(search_comment(&note("simple")));
+        let report = plan(&note("simple"), Some(&columns), Some(&made_for), &relations).unwrap();
+        assert_eq!(report, MigrationReport::default());
+        // Another language is drift, named and left alone.
+        let report = plan(
+            &note("english"),
+            Some(&columns),
+            Some(&made_for),
+            &relations,
+        )
+        .unwrap();
+        assert!(report.statements.is_empty(), "{report:?}");
+        assert!(
+            report.warnings[0].contains("(english: title, body)"),
+            "{report:?}"
+        );
+        // A column of another type under the name, or another relation
+        // under the index's name, is an error.
+        let text: HashMap<String, String> = [("search_vector".to_owned(), "text".to_owned())]
+            .into_iter()
+            .collect();
+        let err = plan(&note("simple"), Some(&text), None, &Relations::new()).unwrap_err();
+        assert!(err.to_string().contains("of type text"), "{err}");
+        let taken: Relations = [("note_gin(search_vector)".to_owned(), relation('r', None))]
+            .into_iter()
+            .collect();
+        let err = plan(&note("simple"), None, None, &taken).unwrap_err();
+        assert!(err.to_string().contains("already has a table"), "{err}");
+        // A model without searchable fields, or a view made by hand: nothing.
+        let plain = Model::new("Note").field(Field::new("title", FieldType::Text));
+        assert_eq!(
+            plan(&plain, None, None, &Relations::new()).unwrap(),
+            MigrationReport::default()
+        );
+        let view: Relations = [("note".to_owned(), relation('v', None))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            plan(&note("simple"), None, None, &view).unwrap(),
+            MigrationReport::default()
+        );
+    }
 }
