@@ -99,4 +99,6 @@ mod guides {
     struct Actors;
     #[doc = include_str!("../docs/raw-sql.md")]
     struct RawSql;
+    #[doc = include_str!("../docs/querying.md")]
+    struct Querying;
 }
