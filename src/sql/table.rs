@@ -580,8 +580,9 @@ impl Table {
     /// says `without_total`, and the sort key its cursors hold.
     pub(crate) fn list(&self, query: &Query) -> Result<Listing> {
         let mut page = Statement::new();
-        // The conditions ANDed: the soft-delete scope, the filter, the cursor.
-        let mut conditions = Vec::with_capacity(3);
+        // The conditions ANDed: the soft-delete scope, the filter, the
+        // search, the cursor.
+        let mut conditions = Vec::with_capacity(4);
         conditions.extend(self.scope(query.deleted)?.map(str::to_owned));
         if let Some(filter) = &query.filter {
             conditions.push(self.condition(filter, &mut page, 0)?);

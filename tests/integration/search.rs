@@ -42,71 +42,29 @@ fn product_unsearched() -> Model {
         .field(Field::new("description", FieldType::Text).nullable())
 }
 
+/// The gear: name, description, price.
+#[rustfmt::skip]
 const GEAR: [(&str, &str, i64); 21] = [
-    (
-        "Trail running shoes",
-        "Lightweight shoes for running on rocky trails",
-        120,
-    ),
-    (
-        "Road running shoes",
-        "Cushioned shoes for long runs on the road",
-        110,
-    ),
-    (
-        "Hiking boots",
-        "Waterproof leather boots for hiking in the mountains",
-        180,
-    ),
-    (
-        "Rain jacket",
-        "Waterproof jacket that packs into its own pocket",
-        90,
-    ),
+    ("Trail running shoes", "Lightweight shoes for running on rocky trails", 120),
+    ("Road running shoes", "Cushioned shoes for long runs on the road", 110),
+    ("Hiking boots", "Waterproof leather boots for hiking in the mountains", 180),
+    ("Rain jacket", "Waterproof jacket that packs into its own pocket", 90),
     ("Wool socks", "Warm merino socks for hiking and running", 20),
     ("Camping stove", "Compact gas stove for camping trips", 60),
-    (
-        "Sleeping bag",
-        "Down sleeping bag rated to minus ten degrees",
-        250,
-    ),
+    ("Sleeping bag", "Down sleeping bag rated to minus ten degrees", 250),
     ("Tent", "Two person tent, light enough for long hikes", 300),
-    (
-        "Headlamp",
-        "Bright headlamp for night running and camping",
-        40,
-    ),
-    (
-        "Water bottle",
-        "Insulated steel bottle keeps water cold all day",
-        25,
-    ),
+    ("Headlamp", "Bright headlamp for night running and camping", 40),
+    ("Water bottle", "Insulated steel bottle keeps water cold all day", 25),
     ("Kids running shoes", "Durable running shoes for kids", 50),
-    (
-        "Trekking poles",
-        "Carbon poles that take weight off your knees on descents",
-        130,
-    ),
-    (
-        "Backpack",
-        "Forty litre backpack for hiking and travel",
-        150,
-    ),
+    ("Trekking poles", "Carbon poles that take weight off your knees on descents", 130),
+    ("Backpack", "Forty litre backpack for hiking and travel", 150),
     ("Sun hat", "Wide brim hat that shields from sun", 30),
     ("Gloves", "Windproof gloves for cold mornings", 35),
     ("Fleece", "Soft fleece for cool evenings at camp", 70),
     ("Running shorts", "Breathable shorts with a zip pocket", 40),
     ("Compass", "Classic baseplate compass for navigation", 25),
-    (
-        "First aid kit",
-        "Compact kit with bandages and blister plasters",
-        45,
-    ),
-    (
-        "Gaiters",
-        "Waterproof gaiters keep snow and mud out of boots",
-        55,
-    ),
+    ("First aid kit", "Compact kit with bandages and blister plasters", 45),
+    ("Gaiters", "Waterproof gaiters keep snow and mud out of boots", 55),
     ("Café mug", "Enamel mug for crème brûlée at the crag", 15),
 ];
 
