@@ -1,6 +1,6 @@
 //! Bounds on a query's shape: how many conditions, OR groups and branches,
-//! list values and sort fields a filter or a `List` may hold, checked before
-//! any SQL is written.
+//! list values and sort fields a filter or a `List` may hold, and how long
+//! a search text may be, checked before any SQL is written.
 
 use crate::error::{Error, Result};
 
@@ -27,6 +27,7 @@ use super::query::{Filter, Query};
 /// | `max_or_branches` | 64 |
 /// | `max_list_values` | 100,000 |
 /// | `max_sort_fields` | 8 |
+/// | `max_search_len` | 1,024 bytes |
 ///
 /// ```
 /// use pgactor::{Filter, Query, QueryBounds};
@@ -47,6 +48,10 @@ pub struct QueryBounds {
     pub max_list_values: usize,
     /// Sort fields of one `List`.
     pub max_sort_fields: usize,
+    /// Bytes of one search text ([`crate::Query::search`],
+    /// [`crate::Filter::search`]): a search box's input, bounded so that
+    /// no request parses and matches pages of text.
+    pub max_search_len: usize,
 }
 
 impl Default for QueryBounds {
@@ -57,15 +62,19 @@ impl Default for QueryBounds {
             max_or_branches: 64,
             max_list_values: 100_000,
             max_sort_fields: 8,
+            max_search_len: 1024,
         }
     }
 }
 
 impl QueryBounds {
-    /// Check `query`'s filter and sort against these bounds.
+    /// Check `query`'s filter, sort and search against these bounds.
     pub fn check(&self, query: &Query) -> Result<()> {
         if query.sort.len() > self.max_sort_fields {
             return Err(past("sort fields", self.max_sort_fields, "max_sort_fields"));
+        }
+        if let Some(text) = &query.search {
+            self.check_search(text)?;
         }
         match &query.filter {
             Some(filter) => self.check_filter(filter),
@@ -104,8 +113,23 @@ impl QueryBounds {
                             return Err(past("values in one list", bound, "max_list_values"));
                         }
                     }
+                    if let Filter::Search { text } = leaf {
+                        self.check_search(text)?;
+                    }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A search text of at most `max_search_len` bytes.
+    fn check_search(&self, text: &str) -> Result<()> {
+        if text.len() > self.max_search_len {
+            return Err(Error::invalid_input(format!(
+                "the search text has {} bytes, more than {} (the bound QueryBounds::max_search_len)",
+                text.len(),
+                self.max_search_len
+            )));
         }
         Ok(())
     }
@@ -135,6 +159,7 @@ mod tests {
             max_or_branches: 3,
             max_list_values: 5,
             max_sort_fields: 2,
+            max_search_len: 6,
         };
         let refused = |q: Query, name: &str| {
             let err = b.check(&q).unwrap_err();
@@ -167,6 +192,11 @@ mod tests {
             Query::new().sort_asc("a").sort_asc("b").sort_asc("c"),
             "max_sort_fields",
         );
+        // Bytes, not characters: "héllo" is 6 bytes.
+        b.check(&Query::new().search("héllo")).unwrap();
+        refused(Query::new().search("héllo!"), "max_search_len");
+        let deep = Filter::Or(vec![eq(0), Filter::search("héllo!")]);
+        refused(Query::new().filter(deep), "max_search_len");
     }
 
     #[test]

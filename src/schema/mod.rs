@@ -17,7 +17,7 @@ pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,
-    DELETED_AT, ID, UPDATED_AT,
+    DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, SEARCH_VECTOR, UPDATED_AT,
 };
 pub(crate) use query::DeletedRows;
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, TextMatch, DEFAULT_LIMIT, MAX_PAGE};

@@ -3,10 +3,12 @@
 
 mod aggregate;
 mod batch;
+mod search;
 mod statement;
 mod table;
 
 pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
+pub(crate) use search::search_vector_column;
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};
