@@ -65,8 +65,8 @@ pub use schema::{
     Aggregate, AggregateFn, AggregateOutput, ArrayElement, CmpOp, ColumnDefault, Cursor, Direction,
     Elem, Field, FieldType, Filter, FromValue, Included, Index, Model, OnDelete, Page, PrimaryKey,
     Query, QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort, TextMatch, Value,
-    CREATED_AT, DEFAULT_LIMIT, DELETED_AT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS,
-    MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
+    CREATED_AT, DEFAULT_LIMIT, DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, MAX_AGGREGATES,
+    MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE, SEARCH_VECTOR, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};

@@ -14,9 +14,10 @@ use crate::error::{describe, Error, ErrorKind, Result};
 use crate::messages::ConsistencyToken;
 use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
-    fnv1a, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey, Registry, Value,
-    DELETED_AT, ID,
+    fnv1a, push_literal, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey,
+    Registry, Value, DELETED_AT, ID, SEARCH_VECTOR,
 };
+use crate::sql::search_vector_column;
 
 /// The column a soft-delete model adds ([`Model::soft_delete`]).
 const DELETED_AT_COLUMN: &str = "\"deleted_at\" timestamptz";
@@ -89,6 +90,9 @@ struct IndexShape {
     /// Valid, immediate, btree, with no expression: an index AutoMigrate
     /// could have made.
     plain: bool,
+    /// Valid, GIN, with no expression: a search index AutoMigrate could
+    /// have made.
+    gin: bool,
     /// A partial index's predicate, as `pg_get_expr` spells it.
     predicate: Option<String>,
 }
@@ -198,6 +202,7 @@ pub(crate) async fn auto_migrate(
         .query_typed(
             "SELECT c.relname::text, c.relkind::text, t.relname::text, i.indisunique, \
                     i.indisvalid AND i.indimmediate AND i.indexprs IS NULL AND am.amname = 'btree', \
+                    i.indisvalid AND i.indexprs IS NULL AND am.amname = 'gin', \
                     ARRAY(SELECT coalesce(a.attname::text, '') \
                           FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) \
                           LEFT JOIN pg_catalog.pg_attribute a \
@@ -220,8 +225,9 @@ pub(crate) async fn auto_migrate(
             table,
             unique: row.get(3),
             plain: row.get::<_, Option<bool>>(4).unwrap_or(false),
-            columns: row.get(5),
-            predicate: row.get(6),
+            gin: row.get::<_, Option<bool>>(5).unwrap_or(false),
+            columns: row.get(6),
+            predicate: row.get(7),
         });
         let kind = kind.chars().next().unwrap_or('?');
         relations.insert(row.get(0), Relation { kind, index });
@@ -262,10 +268,14 @@ pub(crate) async fn auto_migrate(
         });
     }
 
+    let search_columns = search_columns(&tx, schema, registry, ddl_error).await?;
+
     let mut report = MigrationReport::default();
     for model in registry.models() {
         let existing = columns.get(model.table());
         plan_model(schema, model, existing, &relations, &mut report)?;
+        let made_for = search_columns.get(model.table());
+        plan_search(schema, model, existing, made_for, &relations, &mut report)?;
     }
     // Every table exists before any foreign key is added, so references
     // in any order, cycles included, need no ordering of the models.
@@ -371,6 +381,7 @@ fn plan_model(
             let mut extra: Vec<&String> = existing
                 .keys()
                 .filter(|c| model.column_type(c).is_none())
+                .filter(|c| !(model.is_searchable() && *c == SEARCH_VECTOR))
                 .collect();
             extra.sort();
             for column in extra {
@@ -449,6 +460,162 @@ fn plan_model(
             columns.join(", ")
         ));
     }
+    Ok(())
+}
+
+/// The comment AutoMigrate puts on a [`SEARCH_VECTOR`] column it makes:
+/// what the column is made of, to tell when the model's search changed.
+fn search_comment(model: &Model) -> String {
+    format!("pgactor search: {}", search_vector_column(model))
+}
+
+/// The comment on each table's [`SEARCH_VECTOR`] column, by table; a
+/// `Config` error when a model's search language is no text search
+/// configuration the server has.
+async fn search_columns(
+    tx: &tokio_postgres::Transaction<'_>,
+    schema: &str,
+    registry: &Registry,
+    ddl_error: impl Fn(tokio_postgres::Error) -> Error,
+) -> Result<HashMap<String, Option<String>>> {
+    let searchable: Vec<&Model> = registry
+        .models()
+        .map(|m| &**m)
+        .filter(|m| m.is_searchable())
+        .collect();
+    if searchable.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let languages: Vec<&str> = searchable
+        .iter()
+        .map(|m| m.search_language_name())
+        .collect();
+    let known: Vec<String> = tx
+        .query_typed(
+            "SELECT cfgname::text FROM pg_catalog.pg_ts_config \
+             WHERE cfgname::text = ANY($1) AND pg_catalog.pg_ts_config_is_visible(oid)",
+            &[(&languages, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(&ddl_error)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if let Some(model) = searchable
+        .iter()
+        .find(|m| !known.iter().any(|k| k == m.search_language_name()))
+    {
+        return Err(Error::config(format!(
+            "model {}: its search language \"{}\" is no text search configuration of the \
+             server (SELECT cfgname FROM pg_ts_config lists them)",
+            model.name(),
+            model.search_language_name()
+        )));
+    }
+    let rows = tx
+        .query_typed(
+            "SELECT c.relname::text, pg_catalog.col_description(c.oid, a.attnum) \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND a.attname = $2 AND c.relkind IN ('r', 'p') \
+               AND NOT a.attisdropped",
+            &[(&schema, Type::TEXT), (&SEARCH_VECTOR, Type::TEXT)],
+        )
+        .await
+        .map_err(ddl_error)?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The search column and index a model with searchable fields needs, given
+/// what exists: [`SEARCH_VECTOR`] added (to a new table right after its
+/// CREATE TABLE, to an existing one rewriting it) with a comment saying
+/// what it is made of, and a GIN index on it, recognised under any name.
+/// A column of another type under that name is a `Config` error; one made
+/// of other fields or in another language (its comment differs) is
+/// reported as drift and left alone. A view, materialized view or foreign
+/// table made by hand under the table's name provides the column itself:
+/// nothing is made.
+fn plan_search(
+    schema: &str,
+    model: &Model,
+    existing: Option<&HashMap<String, String>>,
+    made_for: Option<&Option<String>>,
+    relations: &Relations,
+    report: &mut MigrationReport,
+) -> Result<()> {
+    let by_hand = relations
+        .get(model.table())
+        .is_some_and(|r| matches!(r.kind, 'v' | 'm' | 'f'));
+    if !model.is_searchable() || (existing.is_none() && by_hand) {
+        return Ok(());
+    }
+    let table = format!("{}.{}", quote_ident(schema), quote_ident(model.table()));
+    let column = quote_ident(SEARCH_VECTOR);
+    let comment = search_comment(model);
+    match existing.and_then(|columns| columns.get(SEARCH_VECTOR)) {
+        None => {
+            report.statements.push(format!(
+                "ALTER TABLE {table} ADD COLUMN {}",
+                search_vector_column(model)
+            ));
+            let mut sql = format!("COMMENT ON COLUMN {table}.{column} IS ");
+            push_literal(&mut sql, &comment);
+            report.statements.push(sql);
+        }
+        Some(found) if found != "tsvector" => {
+            return Err(Error::config(format!(
+                "model {}: table \"{}\" has a column \"{SEARCH_VECTOR}\" of type {found}, where \
+                 its searchable fields need the search column (tsvector) of that name; \
+                 rename or drop it",
+                model.name(),
+                model.table()
+            )))
+        }
+        Some(_) if made_for.and_then(Option::as_deref) == Some(comment.as_str()) => {}
+        Some(_) => report.warnings.push(format!(
+            "column \"{}\".\"{SEARCH_VECTOR}\" is not made of the searchable fields and \
+             language model {} declares ({}: {}); searches match what it holds; drop the \
+             column and AutoMigrate makes it anew",
+            model.table(),
+            model.name(),
+            model.search_language_name(),
+            model
+                .searchable_fields()
+                .map(Field::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+    let name = model.search_index_name();
+    let is_it = |shape: &IndexShape| {
+        shape.gin && shape.table == model.table() && shape.columns == [SEARCH_VECTOR]
+    };
+    match relations.get(&name) {
+        Some(Relation {
+            index: Some(shape), ..
+        }) if is_it(shape) => return Ok(()),
+        Some(found) => {
+            return Err(Error::config(format!(
+                "model {}: its search index \"{name}\" cannot be made: schema \"{schema}\" \
+                 already has {} of that name; rename or drop it",
+                model.name(),
+                describe_relation(found)
+            )))
+        }
+        None => {}
+    }
+    if relations
+        .values()
+        .filter_map(|r| r.index.as_ref())
+        .any(is_it)
+    {
+        return Ok(());
+    }
+    report.statements.push(format!(
+        "CREATE INDEX {} ON {table} USING gin ({column})",
+        quote_ident(&name)
+    ));
     Ok(())
 }
 
@@ -633,6 +800,7 @@ mod tests {
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
             unique,
             plain: true,
+            gin: false,
             predicate: None,
         };
         relation('i', Some(shape))
@@ -967,6 +1135,93 @@ mod tests {
         assert!(
             err.to_string().contains("WHERE (deleted_at IS NULL)"),
             "a partial index is not it: {err}"
+        );
+    }
+
+    #[test]
+    fn a_searchable_model_gets_its_column_comment_and_gin_index_once() {
+        let note = |language: &str| {
+            Model::new("Note")
+                .field(Field::new("title", FieldType::Text).searchable())
+                .field(Field::new("body", FieldType::Text).nullable().searchable())
+                .search_language(language)
+        };
+        let plan = |model: &Model,
+                    existing: Option<&HashMap<String, String>>,
+                    made_for: Option<&Option<String>>,
+                    relations: &Relations| {
+            let mut report = MigrationReport::default();
+            plan_search("shop", model, existing, made_for, relations, &mut report).map(|()| report)
+        };
+        let vector =
+            "setweight(to_tsvector('simple'::regconfig, coalesce(\"title\", '')), 'A') || \
+                      setweight(to_tsvector('simple'::regconfig, coalesce(\"body\", '')), 'B')";
+        let report = plan(&note("simple"), None, None, &Relations::new()).unwrap();
+        assert_eq!(
+            report.statements,
+            [
+                format!(
+                    "ALTER TABLE \"shop\".\"note\" ADD COLUMN \"search_vector\" tsvector \
+                     GENERATED ALWAYS AS ({vector}) STORED"
+                ),
+                format!(
+                    "COMMENT ON COLUMN \"shop\".\"note\".\"search_vector\" IS 'pgactor search: \
+                     \"search_vector\" tsvector GENERATED ALWAYS AS ({}) STORED'",
+                    vector.replace('\'', "''")
+                ),
+                "CREATE INDEX \"note_gin(search_vector)\" ON \"shop\".\"note\" USING gin (\"search_vector\")"
+                    .to_owned(),
+            ]
+        );
+        // Made already, under any index name: nothing to do.
+        let columns: HashMap<String, String> = [("search_vector", "tsvector")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut gin = index("note", &["search_vector"], false);
+        let shape = gin.index.as_mut().unwrap();
+        (shape.plain, shape.gin) = (false, true);
+        let relations: Relations = [("by_hand".to_owned(), gin)].into_iter().collect();
+        let made_for = Some(search_comment(&note("simple")));
+        let report = plan(&note("simple"), Some(&columns), Some(&made_for), &relations).unwrap();
+        assert_eq!(report, MigrationReport::default());
+        // Another language is drift, named and left alone.
+        let report = plan(
+            &note("english"),
+            Some(&columns),
+            Some(&made_for),
+            &relations,
+        )
+        .unwrap();
+        assert!(report.statements.is_empty(), "{report:?}");
+        assert!(
+            report.warnings[0].contains("(english: title, body)"),
+            "{report:?}"
+        );
+        // A column of another type under the name, or another relation
+        // under the index's name, is an error.
+        let text: HashMap<String, String> = [("search_vector".to_owned(), "text".to_owned())]
+            .into_iter()
+            .collect();
+        let err = plan(&note("simple"), Some(&text), None, &Relations::new()).unwrap_err();
+        assert!(err.to_string().contains("of type text"), "{err}");
+        let taken: Relations = [("note_gin(search_vector)".to_owned(), relation('r', None))]
+            .into_iter()
+            .collect();
+        let err = plan(&note("simple"), None, None, &taken).unwrap_err();
+        assert!(err.to_string().contains("already has a table"), "{err}");
+        // A model without searchable fields, or a view made by hand: nothing.
+        let plain = Model::new("Note").field(Field::new("title", FieldType::Text));
+        assert_eq!(
+            plan(&plain, None, None, &Relations::new()).unwrap(),
+            MigrationReport::default()
+        );
+        let view: Relations = [("note".to_owned(), relation('v', None))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            plan(&note("simple"), None, None, &view).unwrap(),
+            MigrationReport::default()
         );
     }
 }

@@ -529,3 +529,51 @@ fn soft_delete_is_the_model_written_by_hand_and_deleted_at_is_the_adapter_s() {
         .with_entity::<Memo>()
         .unwrap();
 }
+
+/// A searchable struct: text fields in declared order, one of them
+/// stored as its text, in the `simple` language; its rows are only
+/// written here.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+#[pgactor(search_language = "simple")]
+struct Recipe {
+    id: Uuid,
+    #[pgactor(searchable, varchar = 80)]
+    title: String,
+    #[pgactor(searchable)]
+    steps: Option<String>,
+    #[pgactor(searchable, text)]
+    cuisine: Side,
+    servings: i64,
+}
+
+/// Searchable in the default language.
+#[allow(dead_code)]
+#[derive(pgactor::Entity)]
+struct Tip {
+    #[pgactor(searchable)]
+    body: String,
+}
+
+#[test]
+fn searchable_fields_and_the_language_are_the_model_written_by_hand() {
+    assert_eq!(
+        Recipe::model(),
+        Model::new("Recipe")
+            .field(Field::new("title", FieldType::Varchar(80)).searchable())
+            .field(Field::new("steps", FieldType::Text).nullable().searchable())
+            .field(Field::new("cuisine", FieldType::Text).searchable())
+            .field(Field::new("servings", FieldType::I64))
+            .search_language("simple")
+    );
+    assert_eq!(Tip::model().search_language_name(), "english");
+    assert_eq!(
+        Tip::model(),
+        Model::new("Tip").field(Field::new("body", FieldType::Text).searchable())
+    );
+    Registry::new()
+        .with_entity::<Recipe>()
+        .unwrap()
+        .with_entity::<Tip>()
+        .unwrap();
+}

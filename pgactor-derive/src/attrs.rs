@@ -17,6 +17,8 @@ pub(crate) struct StructAttrs {
     pub(crate) indexes: Vec<IndexAttr>,
     /// `soft_delete`
     pub(crate) soft_delete: Option<Span>,
+    /// `search_language = "…"`
+    pub(crate) search_language: Option<LitStr>,
 }
 
 /// One `index(a, b)` or `unique_index(a, b)`.
@@ -49,6 +51,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) references: Option<LitStr>,
     /// `on_delete = "cascade"`
     pub(crate) on_delete: Option<LitStr>,
+    /// `searchable`
+    pub(crate) searchable: Option<Span>,
 }
 
 impl FieldAttrs {
@@ -62,6 +66,7 @@ impl FieldAttrs {
             .or(self.version)
             .or(self.references.as_ref().map(LitStr::span))
             .or(self.on_delete.as_ref().map(LitStr::span))
+            .or(self.searchable)
     }
 }
 
@@ -107,6 +112,9 @@ impl StructAttrs {
                     once(&mut out.table, lit, &meta)
                 } else if meta.path.is_ident("soft_delete") {
                     once(&mut out.soft_delete, meta.path.span(), &meta)
+                } else if meta.path.is_ident("search_language") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    once(&mut out.search_language, lit, &meta)
                 } else if meta.path.is_ident("index") || meta.path.is_ident("unique_index") {
                     let unique = meta.path.is_ident("unique_index");
                     let mut columns = Vec::new();
@@ -126,7 +134,8 @@ impl StructAttrs {
                 } else {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a struct; expected model = \"…\", \
-                         table = \"…\", index(…), unique_index(…) or soft_delete",
+                         table = \"…\", index(…), unique_index(…), soft_delete or \
+                         search_language = \"…\"",
                         key(&meta)
                     )))
                 }
@@ -156,6 +165,8 @@ impl FieldAttrs {
                     once(&mut out.text, span, &meta)
                 } else if meta.path.is_ident("version") {
                     once(&mut out.version, span, &meta)
+                } else if meta.path.is_ident("searchable") {
+                    once(&mut out.searchable, span, &meta)
                 } else if meta.path.is_ident("references") {
                     let lit: LitStr = meta.value()?.parse()?;
                     once(&mut out.references, lit, &meta)
@@ -177,7 +188,7 @@ impl FieldAttrs {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a field; expected column = \"…\", \
                          unique, default = <literal>, default_now, varchar = <n>, text, version, \
-                         references = \"Model\", on_delete = \"…\" or skip",
+                         references = \"Model\", on_delete = \"…\", searchable or skip",
                         key(&meta)
                     )))
                 }

@@ -82,6 +82,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     let mut columns: Vec<Column<'_>> = Vec::new();
     let mut skipped = Vec::new();
     let mut seen: HashMap<String, &Ident> = HashMap::new();
+    let mut searchable = false;
 
     for field in fields {
         let Some(ident) = &field.ident else { continue };
@@ -130,6 +131,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                 );
             }
         }
+        searchable |= field_attrs.searchable.is_some() && !adapters;
         let declared = if column == ID {
             match kind(ty) {
                 Some(Kind::Uuid) => key = Some(quote!(::pgactor::PrimaryKey::Uuid)),
@@ -191,6 +193,24 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             errors.at(table.span(), format!("table {message}"));
         }
     }
+    if let Some(language) = &attrs.search_language {
+        let value = language.value();
+        let plain = check_identifier(&value).is_ok()
+            && !value.contains('$')
+            && !value.bytes().any(|b| b.is_ascii_uppercase());
+        if !plain {
+            errors.at(
+                language.span(),
+                "a search language is a lower-case plain identifier: a text search \
+                 configuration such as \"english\" or \"simple\"",
+            );
+        } else if !searchable {
+            errors.at(
+                language.span(),
+                "search_language needs a #[pgactor(searchable)] field",
+            );
+        }
+    }
     let mut indexes = Vec::new();
     for index in &attrs.indexes {
         for (column, span) in &index.columns {
@@ -219,6 +239,10 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     let table = attrs.table.as_ref().map(|t| quote!(.table_name(#t)));
     let key = key.map(|k| quote!(.primary_key(#k)));
     let soft_delete = soft_delete.then(|| quote!(.soft_delete()));
+    let search_language = attrs
+        .search_language
+        .as_ref()
+        .map(|l| quote!(.search_language(#l)));
     let version = version.map(|column| {
         quote!(const VERSION: ::core::option::Option<&'static str> = ::core::option::Option::Some(#column);)
     });
@@ -268,6 +292,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                     #table
                     #key
                     #soft_delete
+                    #search_language
                     #(.field(#declared))*
                     #(.index(#indexes))*
             }
@@ -412,6 +437,16 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     }
     if attrs.unique.is_some() {
         field.extend(quote!(.unique()));
+    }
+    if let Some(span) = attrs.searchable {
+        if kind == Kind::Text && !array {
+            field.extend(quote!(.searchable()));
+        } else {
+            errors.at(
+                span,
+                "searchable fits only a text column: a String field or a #[pgactor(text)] one",
+            );
+        }
     }
     if let Some(span) = attrs.version {
         let integer = matches!(kind, Kind::I64 | Kind::I32) && !array && attrs.text.is_none();

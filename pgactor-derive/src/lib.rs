@@ -169,6 +169,9 @@ use proc_macro::TokenStream;
 ///   the `deleted_at` column, a delete sets it, reads and lists skip such
 ///   rows, `restore` clears it and `hard_delete` removes the row. Its
 ///   unique indexes hold live rows only.
+/// - `search_language = "simple"`: the text search configuration of its
+///   searchable fields (`Model::search_language`; default `english`), a
+///   lower-case plain identifier; needs a `searchable` field.
 ///
 /// On a field:
 ///
@@ -196,6 +199,10 @@ use proc_macro::TokenStream;
 ///   constraint `<table>_<column>_fkey` and an index on the column.
 /// - `on_delete = "…"`, with `references`: `"no_action"` (the default),
 ///   `"restrict"`, `"cascade"` or `"set_null"` (on an `Option` field).
+/// - `searchable`: part of the model's full-text search
+///   (`Field::searchable`), on a `String` field or a `text` one (also in
+///   an `Option`); in declared order, the first searchable field weighs
+///   most in the ranking. `Query::search("…")` finds rows by it.
 /// - `skip`: not a column: left out of the model and the record, and
 ///   `Default::default()` when a row is decoded (its type implements
 ///   `Default`).

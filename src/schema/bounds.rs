@@ -1,7 +1,7 @@
 //! Bounds on a query's shape: how many conditions, OR groups and branches,
 //! list values, sort fields, selected fields and includes a filter or a
-//! `List` may hold, checked before any SQL is written, and how many
-//! related rows an include may load.
+//! `List` may hold, and how long a search text may be, checked before any
+//! SQL is written, and how many related rows an include may load.
 
 use crate::error::{Error, Result};
 
@@ -29,6 +29,7 @@ use super::query::{Filter, Query};
 /// | `max_or_branches` | 64 |
 /// | `max_list_values` | 100,000 |
 /// | `max_sort_fields` | 8 |
+/// | `max_search_len` | 1,024 bytes |
 /// | `max_selected_fields` | 64 |
 /// | `max_includes` | 8 |
 /// | `max_include_depth` | 3 |
@@ -53,6 +54,10 @@ pub struct QueryBounds {
     pub max_list_values: usize,
     /// Sort fields of one `List`.
     pub max_sort_fields: usize,
+    /// Bytes of one search text ([`crate::Query::search`],
+    /// [`crate::Filter::search`]): a search box's input, bounded so that
+    /// no request parses and matches pages of text.
+    pub max_search_len: usize,
     /// Fields of one [`Query::select`] (or a read of some fields), as
     /// given: each subset is a statement text of its own.
     pub max_selected_fields: usize,
@@ -75,6 +80,7 @@ impl Default for QueryBounds {
             max_or_branches: 64,
             max_list_values: 100_000,
             max_sort_fields: 8,
+            max_search_len: 1024,
             max_selected_fields: 64,
             max_includes: 8,
             max_include_depth: 3,
@@ -84,11 +90,14 @@ impl Default for QueryBounds {
 }
 
 impl QueryBounds {
-    /// Check `query`'s filter, sort, selected fields and includes against
-    /// these bounds.
+    /// Check `query`'s filter, sort, search, selected fields and includes
+    /// against these bounds.
     pub fn check(&self, query: &Query) -> Result<()> {
         if query.sort.len() > self.max_sort_fields {
             return Err(past("sort fields", self.max_sort_fields, "max_sort_fields"));
+        }
+        if let Some(text) = &query.search {
+            self.check_search(text)?;
         }
         if let Some(fields) = query.selected() {
             self.check_selected(fields.len())?;
@@ -133,8 +142,23 @@ impl QueryBounds {
                             return Err(past("values in one list", bound, "max_list_values"));
                         }
                     }
+                    if let Filter::Search { text } = leaf {
+                        self.check_search(text)?;
+                    }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A search text of at most `max_search_len` bytes.
+    fn check_search(&self, text: &str) -> Result<()> {
+        if text.len() > self.max_search_len {
+            return Err(Error::invalid_input(format!(
+                "the search text has {} bytes, more than {} (the bound QueryBounds::max_search_len)",
+                text.len(),
+                self.max_search_len
+            )));
         }
         Ok(())
     }
@@ -202,6 +226,7 @@ mod tests {
             max_or_branches: 3,
             max_list_values: 5,
             max_sort_fields: 2,
+            max_search_len: 6,
             max_selected_fields: 2,
             max_includes: 2,
             max_include_depth: 2,
@@ -238,6 +263,11 @@ mod tests {
             Query::new().sort_asc("a").sort_asc("b").sort_asc("c"),
             "max_sort_fields",
         );
+        // Bytes, not characters: "héllo" is 6 bytes.
+        b.check(&Query::new().search("héllo")).unwrap();
+        refused(Query::new().search("héllo!"), "max_search_len");
+        let deep = Filter::Or(vec![eq(0), Filter::search("héllo!")]);
+        refused(Query::new().filter(deep), "max_search_len");
         b.check(&Query::new().select(["a", "b"])).unwrap();
         refused(Query::new().select(["a", "b", "c"]), "max_selected_fields");
         // "a.b" and "a" are two relations; "a.b.c" is three steps.

@@ -20,7 +20,7 @@ pub use include::Included;
 pub(crate) use include::{include_paths, record_of, Key, Related};
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,
-    DELETED_AT, ID, UPDATED_AT,
+    DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, SEARCH_VECTOR, UPDATED_AT,
 };
 pub(crate) use query::DeletedRows;
 pub use query::{CmpOp, Direction, Filter, Page, Query, Sort, TextMatch, DEFAULT_LIMIT, MAX_PAGE};

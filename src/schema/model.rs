@@ -16,6 +16,14 @@ pub const UPDATED_AT: &str = "updated_at";
 /// The deletion timestamp of a soft-delete model ([`Model::soft_delete`]):
 /// NULL while the row is live, set by a delete, cleared by a restore.
 pub const DELETED_AT: &str = "deleted_at";
+/// The hidden column of a model with searchable fields
+/// ([`Field::searchable`]): a stored generated `tsvector` AutoMigrate adds,
+/// never answered in a row nor written. A model with searchable fields
+/// cannot declare a field of this name.
+pub const SEARCH_VECTOR: &str = "search_vector";
+/// The text search configuration of a model that names none
+/// ([`Model::search_language`]).
+pub const DEFAULT_SEARCH_LANGUAGE: &str = "english";
 
 /// How a model's `id` is generated when a create does not give one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -131,6 +139,7 @@ pub struct Field {
     default: Option<ColumnDefault>,
     references: Option<Reference>,
     version: bool,
+    searchable: bool,
 }
 
 impl Field {
@@ -144,6 +153,7 @@ impl Field {
             default: None,
             references: None,
             version: false,
+            searchable: false,
         }
     }
 
@@ -209,6 +219,28 @@ impl Field {
         self
     }
 
+    /// Make the field part of the model's full-text search: a text field
+    /// (`Text` or `Varchar`; another type is refused by the [`Registry`]
+    /// with a [`crate::ErrorKind::Config`] error). AutoMigrate gives the
+    /// model a stored generated `tsvector` column, [`SEARCH_VECTOR`], made
+    /// of its searchable fields in the model's language
+    /// ([`Model::search_language`]), and a GIN index on it;
+    /// [`crate::Query::search`] and [`crate::Filter::search`] match it.
+    /// Matches in the first searchable field weigh most in the ranking, then
+    /// the second, the third, and the rest alike (weights A, B, C, D).
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, Model};
+    /// let product = Model::new("Product")
+    ///     .field(Field::new("name", FieldType::Text).searchable())
+    ///     .field(Field::new("description", FieldType::Text).nullable().searchable());
+    /// assert_eq!(product.searchable_fields().count(), 2);
+    /// ```
+    pub fn searchable(mut self) -> Field {
+        self.searchable = true;
+        self
+    }
+
     /// The column name.
     pub fn name(&self) -> &str {
         &self.name
@@ -242,6 +274,11 @@ impl Field {
     /// Whether the field is its model's version ([`Field::version`]).
     pub fn is_version(&self) -> bool {
         self.version
+    }
+
+    /// Whether the field is searchable ([`Field::searchable`]).
+    pub fn is_searchable(&self) -> bool {
+        self.searchable
     }
 
     /// The name AutoMigrate gives the field's foreign key:
@@ -375,6 +412,7 @@ pub struct Model {
     fields: Vec<Field>,
     indexes: Vec<Index>,
     soft_delete: bool,
+    search_language: Option<String>,
 }
 
 impl Model {
@@ -388,6 +426,7 @@ impl Model {
             fields: Vec::new(),
             indexes: Vec::new(),
             soft_delete: false,
+            search_language: None,
         }
     }
 
@@ -478,6 +517,56 @@ impl Model {
         self.soft_delete
     }
 
+    /// The text search configuration of the model's searchable fields
+    /// ([`Field::searchable`]): how their text is split into words and the
+    /// words reduced to their stems (`english`: "running" is stored as
+    /// "run"), and which stop words are left out. Default
+    /// [`DEFAULT_SEARCH_LANGUAGE`] (`english`); `simple` lower-cases words
+    /// and keeps them as they are, in any language. Any configuration the
+    /// server has (`SELECT cfgname FROM pg_ts_config`: `german`, `french`,
+    /// …) may be named: a lower-case plain identifier, checked by the
+    /// [`Registry`]; one the server lacks fails AutoMigrate with a
+    /// [`crate::ErrorKind::Config`] error naming it. A model that sets it
+    /// needs a searchable field.
+    ///
+    /// ```
+    /// use pgactor::{Field, FieldType, Model};
+    /// let note = Model::new("Note")
+    ///     .field(Field::new("body", FieldType::Text).searchable())
+    ///     .search_language("simple");
+    /// assert_eq!(note.search_language_name(), "simple");
+    /// ```
+    pub fn search_language(mut self, language: impl Into<String>) -> Model {
+        self.search_language = Some(language.into());
+        self
+    }
+
+    /// The text search configuration of its searchable fields: the one
+    /// [`Model::search_language`] named, else `english`.
+    pub fn search_language_name(&self) -> &str {
+        self.search_language
+            .as_deref()
+            .unwrap_or(DEFAULT_SEARCH_LANGUAGE)
+    }
+
+    /// Its searchable fields ([`Field::searchable`]), in declared order.
+    pub fn searchable_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.searchable)
+    }
+
+    /// Whether it has a searchable field, and so the [`SEARCH_VECTOR`]
+    /// column.
+    pub fn is_searchable(&self) -> bool {
+        self.fields.iter().any(|f| f.searchable)
+    }
+
+    /// The name AutoMigrate gives the GIN index on [`SEARCH_VECTOR`]:
+    /// `<table>_gin(search_vector)`, cut to fit 63 bytes as index names
+    /// are.
+    pub(crate) fn search_index_name(&self) -> String {
+        fit_identifier(format!("{}_gin({SEARCH_VECTOR})", self.table))
+    }
+
     /// Add an index.
     pub fn index(mut self, index: Index) -> Model {
         self.indexes.push(index);
@@ -555,6 +644,12 @@ impl Model {
             ));
         }
         names.extend(self.indexes().map(|i| (i.name(table), i.describe(table))));
+        if self.is_searchable() {
+            names.push((
+                self.search_index_name(),
+                format!("the search index of table \"{table}\""),
+            ));
+        }
         names
     }
 
@@ -673,6 +768,7 @@ impl Model {
         if self.fields.iter().filter(|f| f.version).count() > 1 {
             return Err(what("a model has at most one version field".into()));
         }
+        self.validate_search().map_err(what)?;
         let mut constraints = HashSet::new();
         for field in self.fields.iter().filter(|f| f.references.is_some()) {
             let name = field.foreign_key_name(&self.table);
@@ -701,6 +797,50 @@ impl Model {
                     format!("{first} and {holder} would both be named \"{name}\"")
                 }));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Model {
+    /// Its searchable fields are text, none is named [`SEARCH_VECTOR`],
+    /// and its language is a lower-case plain identifier, set only with a
+    /// searchable field.
+    fn validate_search(&self) -> std::result::Result<(), String> {
+        for field in self.searchable_fields() {
+            if !field.ty.is_text() {
+                return Err(format!(
+                    "field \"{}\" is {} and only text fields (text, varchar) are searchable",
+                    field.name,
+                    field.ty.sql()
+                ));
+            }
+        }
+        if !self.is_searchable() {
+            return match &self.search_language {
+                Some(language) => Err(format!(
+                    "a search language ({}) is set but no field is searchable",
+                    quoted_name(language)
+                )),
+                None => Ok(()),
+            };
+        }
+        if self.declared(SEARCH_VECTOR).is_some() {
+            return Err(format!(
+                "\"{SEARCH_VECTOR}\" is the search column AutoMigrate adds to a model with \
+                 searchable fields; name the field otherwise"
+            ));
+        }
+        let language = self.search_language_name();
+        let plain = validate_identifier(language).is_ok()
+            && !language.contains('$')
+            && !language.bytes().any(|b| b.is_ascii_uppercase());
+        if !plain {
+            return Err(format!(
+                "the search language {} is not a lower-case plain identifier \
+                 (a text search configuration such as \"english\" or \"simple\")",
+                quoted_name(language)
+            ));
         }
         Ok(())
     }

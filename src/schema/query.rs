@@ -228,6 +228,20 @@ pub enum Filter {
         /// The element looked for, bound as a parameter.
         value: Value,
     },
+    /// A full-text match on the model's searchable fields
+    /// ([`crate::Field::searchable`]): `search_vector @@
+    /// websearch_to_tsquery('<language>', $n)`, `text` bound as a
+    /// parameter. It selects the rows [`Query::search`] finds, without
+    /// ordering them by rank: use it where a filter goes (`count`,
+    /// `exists`, aggregates, `update_where`, `delete_where`, or ORed with
+    /// other conditions). On a model without searchable fields, with an
+    /// empty (or only white space) `text`, or with a `text` longer than
+    /// [`crate::QueryBounds::max_search_len`], refused with
+    /// [`crate::ErrorKind::InvalidInput`] before any SQL.
+    Search {
+        /// The search, in web search syntax (see [`Query::search`]).
+        text: String,
+    },
     /// `field IS NULL`, or `IS NOT NULL` when `negated`.
     IsNull {
         /// The field.
@@ -440,6 +454,18 @@ impl Filter {
         }
     }
 
+    /// The rows whose searchable fields match `text` (see
+    /// [`Filter::Search`]).
+    ///
+    /// ```
+    /// use pgactor::Filter;
+    /// let boots = Filter::search("waterproof boots").and(Filter::gt("stock", 0_i64));
+    /// # let _ = boots;
+    /// ```
+    pub fn search(text: impl Into<String>) -> Filter {
+        Filter::Search { text: text.into() }
+    }
+
     /// `field IS NULL`
     pub fn is_null(field: impl Into<String>) -> Filter {
         Filter::IsNull {
@@ -530,6 +556,8 @@ pub struct Query {
     pub(crate) after: Option<Box<Cursor>>,
     pub(crate) without_total: bool,
     pub(crate) deleted: DeletedRows,
+    /// The full-text search ([`Query::search`]).
+    pub(crate) search: Option<String>,
     /// Its subset and includes; boxed, as most queries have neither.
     pub(crate) shape: Option<Box<Shape>>,
 }
@@ -643,6 +671,41 @@ impl Query {
     /// matches it costs far more than the page itself.
     pub fn without_total(mut self) -> Query {
         self.without_total = true;
+        self
+    }
+
+    /// Find the rows whose searchable fields ([`crate::Field::searchable`])
+    /// match `text`, most relevant first: `search_vector @@
+    /// websearch_to_tsquery('<language>', $n)`, ANDed with the filter and
+    /// the soft-delete scope, the text bound as a parameter. Without a
+    /// sort the rows come by rank (`ts_rank`, highest first, then `id`);
+    /// with one, in the sort's order. The page's total counts every match.
+    ///
+    /// `text` is web search syntax, as a search box takes it: words (all
+    /// must match, each reduced to its stem in the model's language, stop
+    /// words left out), `"a quoted phrase"`, `or` between alternatives,
+    /// `-word` to exclude. Any text is valid: stray quotes and signs are
+    /// ignored, never an error; a text of stop words or punctuation only
+    /// matches no row.
+    ///
+    /// Refused with [`crate::ErrorKind::InvalidInput`] before any SQL: a
+    /// model without searchable fields; an empty (or only white space)
+    /// `text` (leave the search out to list every row); a `text` longer
+    /// than [`crate::QueryBounds::max_search_len`] (1 KiB by default); a
+    /// cursor ([`Query::after`]) on a search ordered by rank, which pages by
+    /// offset (a search with a sort pages by cursor as any list does).
+    /// Called twice, the last text is searched.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+    /// use pgactor::{Filter, Query};
+    /// let hits = db
+    ///     .list("Product", Query::new().search("\"trail running\" shoes -kids").filter(Filter::gt("stock", 0_i64)).limit(20))
+    ///     .await?;
+    /// # let _ = hits; Ok(()) }
+    /// ```
+    pub fn search(mut self, text: impl Into<String>) -> Query {
+        self.search = Some(text.into());
         self
     }
 

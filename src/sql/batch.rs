@@ -116,43 +116,49 @@ impl Table {
                 self.model.name()
             )));
         }
-        let mut values = Vec::with_capacity(rows.len());
-        for (index, row) in rows.into_iter().enumerate() {
-            if row.len() != names.len() || row.iter().zip(&names).any(|((n, _), m)| n != m) {
-                let fields: Vec<&str> = row.iter().map(|(n, _)| n).collect();
-                return Err(Error::invalid_input(format!(
-                    "row {index} of the batch sets the fields ({}) where row 0 sets ({}): \
-                     every row of a batch sets the same fields",
-                    fields.join(", "),
-                    names.join(", ")
-                )));
-            }
-            // The row's own values, checked in place (no copy of the batch).
-            let mut row = row.into_values();
-            if let Some(at) = generated_id {
-                row.insert(at, Value::Uuid(uuid::Uuid::now_v7()));
-            }
-            for (at, slot) in row.iter_mut().enumerate() {
-                let (settable, ty) = columns[at];
-                let name = self.settable_name(settable);
-                *slot = match std::mem::replace(slot, Value::Null) {
-                    // A null id is no id: the key is generated.
-                    Value::Null if uuid_key && settable == Settable::Id => {
-                        Value::Uuid(uuid::Uuid::now_v7())
-                    }
-                    Value::Null if !nullable[at] => {
-                        return Err(Error::invalid_input(format!(
-                            "row {index} of the batch: field \"{name}\" of {} cannot be null",
-                            self.model.name()
-                        )))
-                    }
-                    value => ty.coerce(name, value).map_err(|err| {
-                        Error::invalid_input(format!("row {index} of the batch: {err}"))
-                    })?,
-                };
-            }
-            values.push(row);
-        }
+        // Collected in place: the rows' own allocation holds the values.
+        let values = rows
+            .into_iter()
+            .enumerate()
+            .map(|(index, row)| {
+                if row.len() != names.len() || row.iter().zip(&names).any(|((n, _), m)| n != m) {
+                    let fields: Vec<&str> = row.iter().map(|(n, _)| n).collect();
+                    return Err(Error::invalid_input(format!(
+                        "row {index} of the batch sets the fields ({}) where row 0 sets ({}): \
+                         every row of a batch sets the same fields",
+                        fields.join(", "),
+                        names.join(", ")
+                    )));
+                }
+                // The row's own values, checked in place (no copy of the batch).
+                let mut row = row.into_values();
+                if let Some(at) = generated_id {
+                    row.insert(at, Value::Uuid(uuid::Uuid::now_v7()));
+                }
+                for (at, slot) in row.iter_mut().enumerate() {
+                    let (settable, ty) = columns[at];
+                    *slot = match std::mem::replace(slot, Value::Null) {
+                        // A null id is no id: the key is generated.
+                        Value::Null if uuid_key && settable == Settable::Id => {
+                            Value::Uuid(uuid::Uuid::now_v7())
+                        }
+                        Value::Null if !nullable[at] => {
+                            return Err(Error::invalid_input(format!(
+                                "row {index} of the batch: field \"{}\" of {} cannot be null",
+                                self.settable_name(settable),
+                                self.model.name()
+                            )))
+                        }
+                        value => ty
+                            .coerce(self.settable_name(settable), value)
+                            .map_err(|err| {
+                                Error::invalid_input(format!("row {index} of the batch: {err}"))
+                            })?,
+                    };
+                }
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Batch {
             sequence_ids: !columns.iter().any(|(c, _)| *c == Settable::Id),
             columns,

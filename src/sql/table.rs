@@ -656,11 +656,19 @@ impl Table {
     /// query selects a subset (the foreign keys its includes follow).
     pub(crate) fn list_keeping(&self, query: &Query, keep: &[&str]) -> Result<Listing> {
         let mut page = Statement::new();
-        // The conditions ANDed: the soft-delete scope, the filter, the cursor.
-        let mut conditions = Vec::with_capacity(3);
+        // The conditions ANDed: the soft-delete scope, the filter, the
+        // search, the cursor.
+        let mut conditions = Vec::with_capacity(4);
         conditions.extend(self.scope(query.deleted)?.map(str::to_owned));
         if let Some(filter) = &query.filter {
             conditions.push(self.condition(filter, &mut page, 0)?);
+        }
+        // A search matches; without a sort, its rank orders the rows.
+        let mut rank = None;
+        if let Some(text) = &query.search {
+            let search = self.search(text, &mut page)?;
+            conditions.push(search.condition);
+            rank = query.sort.is_empty().then_some(search.rank);
         }
         let count = (!query.without_total).then(|| Statement {
             sql: Sql::Written(format!(
@@ -683,11 +691,21 @@ impl Table {
             };
             order.push(format!("{} {dir}", quote_ident(&sort.field)));
         }
+        let ranked = rank.is_some();
+        order.extend(rank.map(|rank| format!("{rank} DESC")));
         if !query.sort.iter().any(|s| s.field == ID) {
             order.push("\"id\" ASC".into());
         }
-        // A sort no cursor can follow makes none, and is refused a cursor.
+        // A sort no cursor can follow makes none, and is refused a cursor;
+        // so is a search's rank.
         let mut keyset = match (Keyset::new(&self.model, &query.sort), &query.after) {
+            (_, Some(_)) if ranked => {
+                return Err(Error::invalid_input(
+                    "a search ordered by rank pages by offset, not after a cursor: \
+                     sort it by fields to page by cursor",
+                ))
+            }
+            (_, None) if ranked => None,
             (Err(refused), Some(_)) => return Err(refused),
             (keyset, _) => keyset.ok(),
         };
@@ -837,6 +855,7 @@ impl Table {
                 let ph = stmt.bind(Param::One(ty.coerce(field, value.clone())?), ty.pg_type());
                 format!("{ph} = ANY({})", quote_ident(field))
             }
+            Filter::Search { text } => self.search(text, stmt)?.condition,
             Filter::IsNull { field, negated } => {
                 self.column_type(field)?;
                 let not = if *negated { " NOT" } else { "" };

@@ -40,6 +40,7 @@ mod routing;
 mod savepoints;
 mod schema;
 mod schema_change;
+mod search;
 mod session;
 mod settings;
 mod shared;
