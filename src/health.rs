@@ -58,7 +58,11 @@ impl PoolHealth {
 
 /// Ping every pool at once (the write pool, and the read pool or each
 /// replica's), each within `within`.
-pub(crate) async fn ping_pools(write: &ConnectionPool, read: &PoolContext, within: Duration) -> Health {
+pub(crate) async fn ping_pools(
+    write: &ConnectionPool,
+    read: &PoolContext,
+    within: Duration,
+) -> Health {
     let reads: Vec<&ConnectionPool> = match &read.replica {
         Some(set) => set.replicas().iter().map(|r| &r.pool).collect(),
         None => vec![&read.pool],

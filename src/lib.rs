@@ -70,9 +70,7 @@ pub use schema::{
     MAX_JSON_DEPTH, MAX_PAGE, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
-pub use stats::{
-    ClosedStats, ListenerStats, PoolStats, ReplicaServerStats, ReplicaStats, Stats,
-};
+pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaServerStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::{log_bound_values, DEFAULT_SLOW_OPERATION};
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};

@@ -659,7 +659,10 @@ impl OpenOptions {
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
         // One read pool per replica; without one, a read pool on the primary.
         let mut reads = Vec::with_capacity(replica_dsns.len().max(1));
-        for dsn in replica_dsns.iter().chain(replica_dsns.is_empty().then_some(&write_dsn)) {
+        for dsn in replica_dsns
+            .iter()
+            .chain(replica_dsns.is_empty().then_some(&write_dsn))
+        {
             let read = pool(Role::Read, dsn, read_settings.clone())?;
             built.0.push(read.pool.clone());
             reads.push(read);
@@ -705,7 +708,10 @@ impl OpenOptions {
         } else {
             Statements::Unnamed
         };
-        let lanes = || (self.shared_reads > 0).then(|| SharedReads::new(self.shared_reads, session.lock_timeout));
+        let lanes = || {
+            (self.shared_reads > 0)
+                .then(|| SharedReads::new(self.shared_reads, session.lock_timeout))
+        };
         // With replicas, each read pool is watched: reads go to the replica
         // with the fewest operations in flight among those up, within
         // max_lag and at a read's consistency token, else to the primary.
@@ -719,7 +725,12 @@ impl OpenOptions {
             let replicas = replica_dsns
                 .iter()
                 .zip(&reads)
-                .zip(schema_changed.iter().copied().chain(std::iter::repeat(None)))
+                .zip(
+                    schema_changed
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat(None)),
+                )
                 .map(|((dsn, read), unreplayed)| {
                     let watch = Arc::new(ReplicaWatch::new(
                         self.replica,

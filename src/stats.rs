@@ -596,7 +596,10 @@ mod tests {
         }
         assert_eq!(text.matches("# TYPE pgactor_pool_in_use ").count(), 1);
         // The read pools summed are not a sample of their own beside each replica's.
-        assert!(!text.contains("pgactor_pool_max_open{role=\"read\"}"), "{text}");
+        assert!(
+            !text.contains("pgactor_pool_max_open{role=\"read\"}"),
+            "{text}"
+        );
         // Without a replica, the read pool on the primary.
         let alone = Stats {
             replica: None,
@@ -604,7 +607,10 @@ mod tests {
             ..stats
         };
         let text = alone.to_prometheus();
-        assert!(text.contains("pgactor_pool_max_open{role=\"read\"} 80\n"), "{text}");
+        assert!(
+            text.contains("pgactor_pool_max_open{role=\"read\"} 80\n"),
+            "{text}"
+        );
         assert!(!text.contains("pgactor_replica"), "{text}");
     }
 

@@ -22,8 +22,8 @@ use crate::messages::{
     Upserted, WriteRequest,
 };
 use crate::pool::{
-    AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg,
-    RowsMsg, RunOptions, TypedRequest,
+    AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg, RowsMsg,
+    RunOptions, TypedRequest,
 };
 use crate::raw::{FromRow, Row, Sql};
 use crate::schema::{Page, Record};

@@ -179,7 +179,6 @@ impl PoolContext {
             &self.observed,
         )
     }
-
 }
 
 pub(crate) struct PoolActor;

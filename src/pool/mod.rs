@@ -22,9 +22,7 @@ mod replicas;
 mod stream;
 
 pub use actor::TypedRequest;
-pub(crate) use actor::{
-    serve, Deadline, PoolActor, PoolContext, PoolMsg, RunOptions,
-};
+pub(crate) use actor::{serve, Deadline, PoolActor, PoolContext, PoolMsg, RunOptions};
 pub(crate) use conn::{Object, Pool};
 pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;

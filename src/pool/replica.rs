@@ -365,9 +365,7 @@ pub(crate) async fn replay_position(client: &Client) -> Result<Option<u64>> {
         .query_typed_one("SELECT pg_last_wal_replay_lsn()", &[])
         .await
         .map_err(|e| Error::from_statement(e, false))?;
-    let lsn: Option<PgLsn> = row
-        .try_get(0)
-        .map_err(|e| Error::decode(describe(&e)))?;
+    let lsn: Option<PgLsn> = row.try_get(0).map_err(|e| Error::decode(describe(&e)))?;
     Ok(lsn.map(u64::from))
 }
 

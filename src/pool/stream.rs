@@ -411,9 +411,13 @@ pub(crate) async fn open_stream(
 enum Held {
     Nothing,
     /// Counted among its replica's operations in flight.
-    Reading { _in_flight: Reading },
+    Reading {
+        _in_flight: Reading,
+    },
     /// A place among the reads on the primary instead of a replica.
-    Spilled { _place: OwnedSemaphorePermit },
+    Spilled {
+        _place: OwnedSemaphorePermit,
+    },
 }
 
 /// A statement started: its rows, on its connection.
@@ -445,9 +449,14 @@ impl Statement<'_> {
         while let Some(placed) = set.place(call.after, false, tried) {
             op.runs_on(&placed.replica.pool.server);
             match self.start(&placed.replica.pool).await {
-                Ok(started) => return Ok((started, Held::Reading {
-                        _in_flight: placed.reading,
-                    })),
+                Ok(started) => {
+                    return Ok((
+                        started,
+                        Held::Reading {
+                            _in_flight: placed.reading,
+                        },
+                    ))
+                }
                 Err(err) if replica_unreachable(&err) => {
                     placed.replica.watch.mark_down();
                     tried |= placed.bit;
@@ -461,7 +470,10 @@ impl Statement<'_> {
         }
         op.runs_on(&set.primary.server);
         let spilled = set.spill().await?;
-        Ok((self.start(&set.primary).await?, Held::Spilled { _place: spilled }))
+        Ok((
+            self.start(&set.primary).await?,
+            Held::Spilled { _place: spilled },
+        ))
     }
 
     /// Take a connection of `pool` (within its wait timeout) and send the
