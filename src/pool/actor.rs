@@ -21,7 +21,7 @@ use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
 use super::raw::RawRequest;
 use super::replica::replay_position;
-use super::replicas::ReplicaSet;
+use super::replicas::{ReplicaSet, Tries};
 use super::stream::{spawn_feed, RowsMsg};
 use crate::config::{Role, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -317,9 +317,8 @@ async fn on_replicas<P: Plan>(
     call: &RunOptions,
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<P::Output> {
-    let mut tried = 0;
-    let mut unreachable = None;
-    while let Some(placed) = set.place(call.after, true, tried) {
+    let mut tries = Tries::default();
+    while let Some(placed) = set.place(call.after, true, &tries) {
         let replica = placed.replica;
         op.runs_on(&replica.pool.server);
         let answer = match placed.ask {
@@ -330,32 +329,20 @@ async fn on_replicas<P: Plan>(
             Some(need) => match run_replayed(replica, plan, call.deadline, gone, need).await {
                 Ok(Some(output)) => return Ok(output),
                 // Behind the read's token, or it could not say how far it
-                // has replayed: the primary, as when no replica was known
-                // at the token, whatever the fallback.
+                // has replayed: the primary.
                 other => {
-                    if other.as_ref().is_err_and(replica_unreachable) {
-                        replica.watch.mark_down();
-                    }
-                    unreachable = None;
+                    set.not_at_token(&mut tries, &placed, other.err());
                     break;
                 }
             },
         };
         match answer {
             Ok(output) => return Ok(output),
-            Err(err) if replica_unreachable(&err) => {
-                replica.watch.mark_down();
-                tried |= placed.bit;
-                unreachable = Some(err);
-            }
-            Err(err) => return Err(err),
+            Err(err) => set.failed(&mut tries, &placed, err)?,
         }
     }
-    if let Some(err) = unreachable.filter(|_| !set.falls_back()) {
-        return Err(err);
-    }
     op.runs_on(&set.primary.server);
-    let _spilled = set.spill().await?;
+    let _spilled = set.instead(tries).await?;
     run_on(&set.primary, plan, call.deadline, gone).await
 }
 
@@ -378,17 +365,6 @@ async fn run_maybe_shared<P: Plan>(
 fn failed(err: Error) -> Error {
     tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
     err
-}
-
-/// Whether a read failed with `err` because its replica cannot be reached,
-/// so it may run on the primary instead: not a read pool without room
-/// (that is no sign of a failed replica), nor a replica that answered by
-/// refusing a write (raw SQL on the read pool): that write must not land
-/// on the primary instead.
-pub(super) fn replica_unreachable(err: &Error) -> bool {
-    err.kind() == ErrorKind::Unavailable
-        && !err.is_exhausted()
-        && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
 }
 
 /// Run `plan` on a connection of `pool`.
@@ -427,7 +403,7 @@ async fn run_replayed<P: Plan>(
     let mut timer = Timer::default();
     let client = take(pool, &mut timer, gone).await?;
     let (replayed, (result, fate)) = tokio::join!(
-        replay_position(&**client),
+        replay_position(&client),
         plan.run(&client, Overrun::Cancel(&pool.cancel), deadline, &mut timer)
     );
     settle(client, &result, fate);

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::error::SqlState;
 
 use super::connections::ConnectionPool;
 use super::lanes::SharedReads;
 use super::replica::{ReplicaConfig, ReplicaWatch, Standing};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::messages::ConsistencyToken;
 use crate::stats::{ReplicaServerStats, ReplicaStats};
 
@@ -96,6 +97,26 @@ pub(crate) struct Placed<'a> {
     pub(crate) reading: Reading,
 }
 
+/// One read's way through the replicas: those it found unreachable, and
+/// the last such failure.
+#[derive(Default)]
+pub(crate) struct Tries {
+    /// The bits of the replicas tried.
+    tried: u32,
+    unreachable: Option<Error>,
+}
+
+/// Whether a read failed with `err` because its replica cannot be reached,
+/// so it may run elsewhere: not a read pool without room (that is no sign
+/// of a failed replica), nor a replica that answered by refusing a write
+/// (raw SQL on the read pool): that write must not land on the primary
+/// instead.
+pub(crate) fn replica_unreachable(err: &Error) -> bool {
+    err.kind() == ErrorKind::Unavailable
+        && !err.is_exhausted()
+        && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
+}
+
 /// The replicas of one adapter and the primary their reads fall back to.
 pub(crate) struct ReplicaSet {
     /// At least one, at most [`MAX_REPLICAS`], in the order given.
@@ -140,22 +161,17 @@ impl ReplicaSet {
         &self.replicas
     }
 
-    /// Whether a read no replica could serve because they are unreachable
-    /// may run on the primary.
-    pub(crate) fn falls_back(&self) -> bool {
-        self.fallback
-    }
-
     /// The replica a read that must see `after` runs on now, leaving out
-    /// those whose bits are in `tried`; `None`: the primary. `ask`: a
-    /// replica not known to have replayed `after` may be asked instead of
-    /// sending the read to the primary at once.
+    /// those it `tries`d; `None`: the primary ([`ReplicaSet::instead`]).
+    /// `ask`: a replica not known to have replayed `after` may be asked
+    /// instead of sending the read to the primary at once.
     pub(crate) fn place(
         &self,
         after: Option<ConsistencyToken>,
         ask: bool,
-        tried: u32,
+        tries: &Tries,
     ) -> Option<Placed<'_>> {
+        let tried = tries.tried;
         let token = after.map_or(0, |t| t.0);
         let n = self.replicas.len();
         let several = n > 1;
@@ -200,10 +216,44 @@ impl ReplicaSet {
         })
     }
 
+    /// A read on `placed` failed with `err`: when it could not reach the
+    /// replica, the replica is marked down and the read may try another
+    /// (`Ok`); any other failure is the read's answer.
+    pub(crate) fn failed(&self, tries: &mut Tries, placed: &Placed<'_>, err: Error) -> Result<()> {
+        if !replica_unreachable(&err) {
+            return Err(err);
+        }
+        placed.replica.watch.mark_down();
+        tries.tried |= placed.bit;
+        tries.unreachable = Some(err);
+        Ok(())
+    }
+
+    /// The replica `placed` was asked whether it has replayed a read's
+    /// token, and had not (or failed with `err`, marked down when it could
+    /// not be reached): the read goes to the primary, as when no replica
+    /// was known at the token, whatever the fallback.
+    pub(crate) fn not_at_token(&self, tries: &mut Tries, placed: &Placed<'_>, err: Option<Error>) {
+        if err.as_ref().is_some_and(replica_unreachable) {
+            placed.replica.watch.mark_down();
+        }
+        tries.unreachable = None;
+    }
+
+    /// No replica (left) for a read: a place for it on the primary
+    /// ([`ReplicaSet::spill`]), unless the replicas it tried could not be
+    /// reached and fallback is off (the last such error).
+    pub(crate) async fn instead(&self, tries: Tries) -> Result<OwnedSemaphorePermit> {
+        match tries.unreachable.filter(|_| !self.fallback) {
+            Some(err) => Err(err),
+            None => self.spill().await,
+        }
+    }
+
     /// A place for one read on the primary instead of a replica, waiting
     /// at most the write pool's `wait_timeout` for one; counted in
     /// `primary_reads` once taken.
-    pub(crate) async fn spill(&self) -> Result<OwnedSemaphorePermit> {
+    async fn spill(&self) -> Result<OwnedSemaphorePermit> {
         let wait = self.primary.settings.wait_timeout;
         let acquired = match self.spill.clone().try_acquire_owned() {
             Ok(permit) => Ok(permit),

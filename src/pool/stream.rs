@@ -21,12 +21,12 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
 use tracing::Instrument;
 
-use super::actor::{replica_unreachable, Busy, PoolContext, RunOptions};
+use super::actor::{Busy, PoolContext, RunOptions};
 use super::connections::ConnectionPool;
 use super::counters::Running;
 use super::deadline::{self, Fate, Timer};
 use super::plan::send;
-use super::replicas::{Reading, ReplicaSet};
+use super::replicas::{Reading, ReplicaSet, Tries};
 use crate::config::Role;
 use crate::error::{Error, ErrorKind, Result};
 use crate::raw::{FromRow, Sql};
@@ -444,36 +444,23 @@ impl Statement<'_> {
         op: &Operation,
         call: &RunOptions,
     ) -> Result<(Started, Held)> {
-        let mut tried = 0;
-        let mut unreachable = None;
-        while let Some(placed) = set.place(call.after, false, tried) {
+        let mut tries = Tries::default();
+        while let Some(placed) = set.place(call.after, false, &tries) {
             op.runs_on(&placed.replica.pool.server);
             match self.start(&placed.replica.pool).await {
                 Ok(started) => {
-                    return Ok((
-                        started,
-                        Held::Reading {
-                            _in_flight: placed.reading,
-                        },
-                    ))
+                    let held = Held::Reading {
+                        _in_flight: placed.reading,
+                    };
+                    return Ok((started, held));
                 }
-                Err(err) if replica_unreachable(&err) => {
-                    placed.replica.watch.mark_down();
-                    tried |= placed.bit;
-                    unreachable = Some(err);
-                }
-                Err(err) => return Err(err),
+                Err(err) => set.failed(&mut tries, &placed, err)?,
             }
         }
-        if let Some(err) = unreachable.filter(|_| !set.falls_back()) {
-            return Err(err);
-        }
         op.runs_on(&set.primary.server);
-        let spilled = set.spill().await?;
-        Ok((
-            self.start(&set.primary).await?,
-            Held::Spilled { _place: spilled },
-        ))
+        let spilled = set.instead(tries).await?;
+        let held = Held::Spilled { _place: spilled };
+        Ok((self.start(&set.primary).await?, held))
     }
 
     /// Take a connection of `pool` (within its wait timeout) and send the

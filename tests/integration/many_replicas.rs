@@ -13,26 +13,14 @@ use pgactor::{
 };
 
 use crate::support::blocking::{pause_replay, resume_replay};
-use crate::support::db::{create_stock, fast_probe, in_schema, registry, stock_model};
+use crate::support::db::{create_stock, fast_probe, open_with_replicas};
 use crate::support::observer::observer;
 use crate::support::topology::{primary_url, replica_url, Topology};
 use crate::support::wait::{eventually, ready, until};
 
-/// The adapter on the topology's primary, reading from `read_dsns`.
-async fn open_on(primary: &str, read_dsns: &[&str], config: ReplicaConfig, schema: &str) -> Db {
-    OpenOptions::new(primary)
-        .read_dsns(read_dsns.iter().copied())
-        .registry(registry([stock_model()]))
-        .replica(config)
-        .session(in_schema(schema))
-        .open()
-        .await
-        .expect("open")
-}
-
 /// The adapter reading from both replicas of `topo`.
 async fn open_two(topo: &Topology, config: ReplicaConfig, schema: &str) -> Db {
-    open_on(
+    open_with_replicas(
         topo.primary(),
         &[topo.replica(), topo.replica2()],
         config,
@@ -82,7 +70,7 @@ async fn a_multi_host_read_dsn_gives_a_replica_per_host_reads_go_to_the_least_bu
     let multi = format!(
         "host=127.0.0.1,127.0.0.1 port={p1},{p2} user=postgres dbname=postgres sslmode=disable"
     );
-    let db = open_on(topo.primary(), &[&multi], fast_probe(), schema).await;
+    let db = open_with_replicas(topo.primary(), &[&multi], fast_probe(), schema).await;
     let names: Vec<String> = db.stats().replicas.iter().map(|r| r.name.clone()).collect();
     assert_eq!(
         names,
