@@ -303,3 +303,137 @@ impl ReplicaSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PoolConfig, Role, SessionConfig};
+    use crate::wire::Dsn;
+
+    /// A pool on an unreachable server: pools are lazy, nothing connects.
+    fn pool(role: Role) -> ConnectionPool {
+        let session = Arc::new(SessionConfig::default().resolve().unwrap());
+        let dsn = Dsn::parse("postgres://app@127.0.0.1:1/db?sslmode=disable", role).unwrap();
+        let settings = PoolConfig::default().resolve(role).unwrap();
+        ConnectionPool::build(role, &dsn, settings, session, 1, Default::default()).unwrap()
+    }
+
+    fn set(replicas: usize, fallback: bool) -> ReplicaSet {
+        let config = ReplicaConfig {
+            fallback,
+            ..ReplicaConfig::default()
+        };
+        let replicas = (0..replicas)
+            .map(|i| {
+                let name = format!("r{i}:5432").into();
+                let watch = ReplicaWatch::new(config, name, Duration::from_secs(1));
+                Replica::new(pool(Role::Read), Arc::new(watch), None)
+            })
+            .collect();
+        ReplicaSet::new(replicas, pool(Role::Write), &config)
+    }
+
+    /// The index of the replica a plain read goes to now, if any.
+    fn chosen(set: &ReplicaSet, tries: &Tries) -> Option<usize> {
+        let placed = set.place(None, true, tries)?;
+        Some(placed.bit.trailing_zeros() as usize)
+    }
+
+    #[tokio::test]
+    async fn idle_replicas_take_reads_in_turn_and_a_busy_one_is_passed_over() {
+        let set = set(3, true);
+        let turns: Vec<_> = (0..6).map(|_| chosen(&set, &Tries::default())).collect();
+        assert_eq!(turns, [0, 1, 2, 0, 1, 2].map(Some));
+        // Two operations hold replicas 0 and 1: every read goes to 2.
+        let busy = [
+            set.place(None, true, &Tries::default()).unwrap(),
+            set.place(None, true, &Tries::default()).unwrap(),
+        ];
+        let held: Vec<u32> = busy.iter().map(|p| p.bit).collect();
+        assert_eq!(held, [1, 2]);
+        for _ in 0..4 {
+            assert_eq!(chosen(&set, &Tries::default()), Some(2));
+        }
+        let (stats_summary, each) = set.stats();
+        assert!(stats_summary.up);
+        assert_eq!(
+            each.iter().map(|r| r.in_flight).collect::<Vec<_>>(),
+            [1, 1, 0]
+        );
+        drop(busy);
+        assert!(set.stats().1.iter().all(|r| r.in_flight == 0));
+        assert_eq!(set.stats().1.iter().map(|r| r.reads).sum::<u64>(), 12);
+    }
+
+    #[tokio::test]
+    async fn a_replica_down_or_tried_is_left_out_and_with_none_left_the_primary_serves() {
+        let set = set(2, true);
+        set.replicas[0].watch.mark_down();
+        for _ in 0..4 {
+            assert_eq!(chosen(&set, &Tries::default()), Some(1));
+        }
+        let tried = Tries {
+            tried: 2,
+            unreachable: None,
+        };
+        assert_eq!(chosen(&set, &tried), None, "the primary");
+        // Fallback off: a down replica still serves when no other can.
+        let strict = self::set(2, false);
+        strict.replicas[0].watch.mark_down();
+        assert_eq!(chosen(&strict, &Tries::default()), Some(1));
+        strict.replicas[1].watch.mark_down();
+        assert!(chosen(&strict, &Tries::default()).is_some());
+        // And with one replica, as it always has.
+        let one = self::set(1, false);
+        one.replicas[0].watch.mark_down();
+        assert_eq!(chosen(&one, &Tries::default()), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_token_no_replica_is_known_at_is_asked_of_one_or_goes_to_the_primary() {
+        let set = set(2, true);
+        let token = Some(ConsistencyToken(500));
+        let asked = set.place(token, true, &Tries::default()).unwrap();
+        assert_eq!(asked.ask, Some(500));
+        // Streams do not ask: the primary.
+        assert!(set.place(token, false, &Tries::default()).is_none());
+        // A replica known at the token is preferred to one that must be asked.
+        set.replicas[1].watch.replayed_to(600);
+        for _ in 0..3 {
+            let placed = set.place(token, true, &Tries::default()).unwrap();
+            assert_eq!((placed.bit, placed.ask), (2, None));
+        }
+        // The schema changes this adapter made count as a token.
+        set.replicas[1].watch.schema_changed(ConsistencyToken(700));
+        assert_eq!(
+            set.place(None, false, &Tries::default()).map(|p| p.bit),
+            Some(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_past_the_bound_on_the_primary_wait_then_fail_as_exhausted() {
+        let config = ReplicaConfig {
+            max_primary_reads: Some(1),
+            ..ReplicaConfig::default()
+        };
+        let watch = ReplicaWatch::new(config, "r:1".into(), Duration::from_secs(1));
+        let replica = Replica::new(pool(Role::Read), Arc::new(watch), None);
+        let mut primary = pool(Role::Write);
+        primary.settings.wait_timeout = Duration::from_millis(10);
+        let set = ReplicaSet::new(vec![replica], primary, &config);
+        let held = set.instead(Tries::default()).await.unwrap();
+        let err = set.instead(Tries::default()).await.unwrap_err();
+        assert!(err.is_exhausted(), "{err}");
+        assert_eq!(set.stats().0.primary_reads, 1);
+        drop(held);
+        // Fallback off: a read whose replicas were unreachable gets their error.
+        let strict = self::set(1, false);
+        let unreachable = Tries {
+            tried: 1,
+            unreachable: Some(Error::unavailable("connection refused")),
+        };
+        let err = strict.instead(unreachable).await.unwrap_err();
+        assert_eq!(err.to_string(), "connection refused");
+    }
+}
