@@ -671,16 +671,18 @@ impl OpenOptions {
 
         // Every pool must connect before anything is created on the server.
         let mut client = write.check().await?;
+        let mut read_clients = Vec::with_capacity(reads.len());
         for read in &reads {
-            let read_client = read.check().await?;
-            // Without a read DSN the read pool has the write pool's server and role.
-            if session.pooler == PoolerMode::Transaction && has_replica {
-                check_server_defaults(&read_client, Role::Read, &session, Some(true)).await?;
-            }
+            read_clients.push(read.check().await?);
         }
         if session.pooler == PoolerMode::Transaction {
             check_server_defaults(&client, Role::Write, &session, Some(false)).await?;
+            // Without a read DSN the read pool has the write pool's server and role.
+            for read_client in read_clients.iter().filter(|_| has_replica) {
+                check_server_defaults(read_client, Role::Read, &session, Some(true)).await?;
+            }
         }
+        drop(read_clients);
         // Behind a transaction-pooling bouncer a client connection takes no
         // server slot: the bouncer's pool size is what counts.
         if session.pooler == PoolerMode::Direct {
