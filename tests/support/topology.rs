@@ -1,8 +1,9 @@
 //! Where the servers are: the shared topology that `scripts/test.sh`
 //! starts (a primary, a streaming replica and PgBouncer in transaction
 //! pooling mode), databases of a test's own on its primary, and private
-//! topologies (a primary and a streaming replica) for tests that stop,
-//! restart, pause or promote servers, which the shared one must not see.
+//! topologies (a primary and one or two streaming replicas) for tests that
+//! stop, restart, pause or promote servers, which the shared one must not
+//! see.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -82,7 +83,8 @@ async fn admin_sql(sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// A primary and a streaming replica of this test's own, torn down on drop.
+/// A primary and one or two streaming replicas of this test's own, torn
+/// down on drop.
 pub struct Topology {
     dir: String,
     env: HashMap<String, String>,
