@@ -58,6 +58,7 @@ pub use open::{must_open, open, open_with_config, OpenOptions};
 pub use pgactor_derive::{Entity, Partial};
 pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
+    MAX_REPLICAS,
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
@@ -69,7 +70,7 @@ pub use schema::{
     MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE, SEARCH_VECTOR, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
-pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
+pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaServerStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::{log_bound_values, DEFAULT_SLOW_OPERATION};
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};

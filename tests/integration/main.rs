@@ -30,6 +30,7 @@ mod libpq;
 mod lifetimes;
 mod list;
 mod listen;
+mod many_replicas;
 mod migrate;
 mod observability;
 mod open;
