@@ -8,6 +8,7 @@ mod ident;
 mod model;
 mod query;
 mod record;
+pub(crate) mod tagged;
 mod value;
 
 pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};

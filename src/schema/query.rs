@@ -31,6 +31,7 @@ pub const MAX_PAGE: u64 = 10_000;
 /// let err = "equals".parse::<CmpOp>().unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// ```
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     /// `=`
@@ -88,6 +89,7 @@ impl std::str::FromStr for CmpOp {
 ///
 /// The text is a literal, never a pattern: `%`, `_` and `\` in it match
 /// themselves. Matching ignores case (`ILIKE`).
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMatch {
     /// The field holds the text anywhere (`ILIKE '%text%'`).
@@ -137,6 +139,7 @@ impl TextMatch {
 ///     .and(Filter::ilike("sku", "a-%").or(Filter::is_null("note")));
 /// # let _ = f;
 /// ```
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `field <op> value`
@@ -146,6 +149,7 @@ pub enum Filter {
         /// The operator.
         op: CmpOp,
         /// The value, bound as a parameter.
+        #[serde(with = "super::tagged::value")]
         value: Value,
     },
     /// `field IN (values…)`, bound as one array parameter (`= ANY($n)`), so
@@ -154,6 +158,7 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The values.
+        #[serde(with = "super::tagged::values")]
         values: Vec<Value>,
     },
     /// `field NOT IN (values…)`, bound as one array parameter
@@ -164,6 +169,7 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The values the field must differ from.
+        #[serde(with = "super::tagged::values")]
         values: Vec<Value>,
     },
     /// `field BETWEEN low AND high`: `low <= field AND field <= high`, both
@@ -173,8 +179,10 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The smallest value matched.
+        #[serde(with = "super::tagged::value")]
         low: Value,
         /// The largest value matched.
+        #[serde(with = "super::tagged::value")]
         high: Value,
     },
     /// A case-insensitive match of literal `text` in a text field:
@@ -225,6 +233,7 @@ pub enum Filter {
         /// The array field.
         field: String,
         /// The element looked for, bound as a parameter.
+        #[serde(with = "super::tagged::value")]
         value: Value,
     },
     /// A full-text match on the model's searchable fields
@@ -505,6 +514,7 @@ impl Filter {
 }
 
 /// Sort direction.
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Ascending.
@@ -514,6 +524,7 @@ pub enum Direction {
 }
 
 /// One sort key of a [`Query`].
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sort {
     /// The field to sort by.
@@ -545,6 +556,7 @@ pub struct Sort {
 ///     .offset(100);
 /// # let _ = q;
 /// ```
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Query {
     pub(crate) filter: Option<Filter>,
@@ -560,6 +572,7 @@ pub struct Query {
 }
 
 /// Which rows of a soft-delete model a [`Query`] sees.
+#[derive(serde::Serialize, serde::Deserialize)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum DeletedRows {
     /// Live rows only (`deleted_at IS NULL`), the default.
