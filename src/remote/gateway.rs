@@ -75,10 +75,27 @@ impl Gateway {
 
 struct GatewayActor;
 
-/// The transactions a gateway holds, by id: `None` while BEGIN is on its
-/// way. Shared with the tasks that begin them; never locked across an
-/// await.
-type Open = Arc<Mutex<HashMap<TxId, Option<Tx>>>>;
+/// The transactions a gateway holds, by id. Shared with the tasks that
+/// begin them; never locked across an await.
+type Open = Arc<Mutex<HashMap<TxId, Slot>>>;
+
+/// One transaction the gateway holds.
+struct Slot {
+    /// `None` while BEGIN is on its way.
+    tx: Option<Tx>,
+    /// Its lease was on another node when it began: only members on
+    /// another node keep it (the lease's own actor, should it run in this
+    /// process too, does not).
+    remote_lease: bool,
+}
+
+/// The members of `group` that keep a transaction alive.
+fn lease_holders(group: &str, remote_lease: bool) -> usize {
+    ractor::pg::get_members(&group.to_owned())
+        .iter()
+        .filter(|member| !remote_lease || !member.get_id().is_local())
+        .count()
+}
 
 struct GatewayState {
     db: Db,
@@ -87,7 +104,7 @@ struct GatewayState {
 }
 
 /// The open transactions, whatever a panicking holder left.
-fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<TxId, Option<Tx>>> {
+fn lock(open: &Open) -> std::sync::MutexGuard<'_, HashMap<TxId, Slot>> {
     open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -113,15 +130,14 @@ impl GatewayState {
     fn tx(&self, id: TxId) -> Result<Tx> {
         lock(&self.open)
             .get(&id)
-            .cloned()
-            .flatten()
+            .and_then(|slot| slot.tx.clone())
             .ok_or_else(no_such_tx)
     }
 
     /// Take the transaction `id` out, to end it; stop watching its lease.
     fn take(&self, id: TxId, myself: &ActorCell) -> Option<Tx> {
         ractor::pg::demonitor(id.lease_group(), myself.get_id());
-        lock(&self.open).remove(&id).flatten()
+        lock(&self.open).remove(&id).and_then(|slot| slot.tx)
     }
 
     /// Begin the transaction `id` for a remote node holding its lease.
@@ -141,14 +157,16 @@ impl GatewayState {
             }
             // Watch first, then look: a lease leaving in between is seen.
             ractor::pg::monitor(id.lease_group(), myself.clone());
-            if ractor::pg::get_members(&id.lease_group()).is_empty() {
+            let members = ractor::pg::get_members(&id.lease_group());
+            if members.is_empty() {
                 ractor::pg::demonitor(id.lease_group(), myself.get_id());
                 let _ = reply.send(Err(Error::invalid_input(
                     "no lease actor is in the transaction's lease group",
                 )));
                 return;
             }
-            open.insert(id, None);
+            let remote_lease = members.iter().any(|m| !m.get_id().is_local());
+            open.insert(id, Slot { tx: None, remote_lease });
         }
         let db = self.db.clone();
         let open = self.open.clone();
@@ -157,7 +175,7 @@ impl GatewayState {
             let mut slots = lock(&open);
             match (begun, slots.get_mut(&id)) {
                 (Ok(tx), Some(slot)) => {
-                    *slot = Some(tx);
+                    slot.tx = Some(tx);
                     Ok(())
                 }
                 // The lease ended while BEGIN ran: the `Tx` dropped here
@@ -253,7 +271,8 @@ impl Actor for GatewayActor {
             let Some(id) = TxId::of_lease_group(&group) else {
                 return Ok(());
             };
-            if ractor::pg::get_members(&group).is_empty() {
+            let remote_lease = lock(&state.open).get(&id).map(|slot| slot.remote_lease);
+            if remote_lease.is_some_and(|remote| lease_holders(&group, remote) == 0) {
                 if let Some(tx) = state.take(id, &myself.get_cell()) {
                     tracing::warn!(
                         "a remote transaction's lease ended before it did; rolling it back"

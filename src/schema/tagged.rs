@@ -9,6 +9,7 @@
 //! limit, which [`super::MAX_JSON_DEPTH`] is below), a numeric as its
 //! decimal text.
 
+#[cfg(feature = "remote")]
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+#[cfg(feature = "remote")]
 use super::record::Record;
 use super::value::Value;
 
@@ -151,6 +153,7 @@ pub(crate) mod values {
     }
 }
 
+#[cfg(feature = "remote")]
 /// `#[serde(with)]` for a [`Record`] field: a map of field to tagged value.
 pub(crate) mod record {
     use super::*;
@@ -169,24 +172,29 @@ pub(crate) mod record {
     }
 }
 
+#[cfg(feature = "remote")]
 /// A record written as [`record`] writes it, in a sequence.
 struct TaggedRecord<'a>(&'a Record);
 
+#[cfg(feature = "remote")]
 impl Serialize for TaggedRecord<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         record::serialize(self.0, s)
     }
 }
 
+#[cfg(feature = "remote")]
 /// A record read as [`record`] reads it, in a sequence.
 struct OwnedRecord(Record);
 
+#[cfg(feature = "remote")]
 impl<'de> Deserialize<'de> for OwnedRecord {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OwnedRecord, D::Error> {
         record::deserialize(d).map(OwnedRecord)
     }
 }
 
+#[cfg(feature = "remote")]
 /// `#[serde(with)]` for a `Vec<Record>` field.
 pub(crate) mod records {
     use super::*;
