@@ -37,8 +37,7 @@ struct Inner {
 }
 
 /// What kind of failure an [`Error`] is.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The row does not exist (HTTP 404).
@@ -85,8 +84,7 @@ pub enum ErrorKind {
 
 /// Which constraint a write broke, on which table and columns. Its `Debug`
 /// shows the length of `detail`, not its text (it quotes row values).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Eq)]
 pub struct ConstraintViolation {
     /// The kind of constraint.
     pub kind: ConstraintKind,
@@ -153,8 +151,7 @@ impl fmt::Debug for ServerError {
 impl StdError for ServerError {}
 
 /// The four constraint kinds the adapter tells apart.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConstraintKind {
     /// SQLSTATE 23505.
     Unique,

@@ -104,19 +104,28 @@ impl RemoteDb {
 
     /// [`crate::Db::read`] on the gateway's node.
     pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        let req = ReadRequest { model: model.into(), id: id.into() };
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
         self.call(false, |reply| RemoteMsg::Read(req, reply)).await
     }
 
     /// [`crate::Db::list`] on the gateway's node.
     pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
-        let req = ListRequest { model: model.into(), query };
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
         self.call(false, |reply| RemoteMsg::List(req, reply)).await
     }
 
     /// [`crate::Db::write`] on the gateway's node.
     pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
-        let req = WriteRequest { model: model.into(), op };
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
         self.call(true, |reply| RemoteMsg::Write(req, reply)).await
     }
 
@@ -139,7 +148,8 @@ impl RemoteDb {
             lease,
         };
         // Dropped on an error: the lease stops.
-        self.call(false, |reply| RemoteMsg::Begin(id, options, reply)).await?;
+        self.call(false, |reply| RemoteMsg::Begin(id, options, reply))
+            .await?;
         Ok(tx)
     }
 }
@@ -162,38 +172,62 @@ impl RemoteTx {
 
     /// [`crate::Tx::read`] on the gateway's node.
     pub async fn read(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        let req = ReadRequest { model: model.into(), id: id.into() };
-        self.db.call(false, |reply| RemoteMsg::TxRead(self.id, req, reply)).await
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.db
+            .call(false, |reply| RemoteMsg::TxRead(self.id, req, reply))
+            .await
     }
 
     /// [`crate::Tx::list`] on the gateway's node.
     pub async fn list(&self, model: &str, query: Query) -> Result<Page> {
-        let req = ListRequest { model: model.into(), query };
-        self.db.call(false, |reply| RemoteMsg::TxList(self.id, req, reply)).await
+        let req = ListRequest {
+            model: model.into(),
+            query,
+        };
+        self.db
+            .call(false, |reply| RemoteMsg::TxList(self.id, req, reply))
+            .await
     }
 
     /// [`crate::Tx::lock_for_update`] on the gateway's node.
     pub async fn lock_for_update(&self, model: &str, id: impl Into<Value>) -> Result<Record> {
-        let req = ReadRequest { model: model.into(), id: id.into() };
-        self.db.call(false, |reply| RemoteMsg::LockForUpdate(self.id, req, reply)).await
+        let req = ReadRequest {
+            model: model.into(),
+            id: id.into(),
+        };
+        self.db
+            .call(false, |reply| RemoteMsg::LockForUpdate(self.id, req, reply))
+            .await
     }
 
     /// [`crate::Tx::write`] on the gateway's node.
     pub async fn write(&self, model: &str, op: WriteOp) -> Result<Record> {
-        let req = WriteRequest { model: model.into(), op };
-        self.db.call(true, |reply| RemoteMsg::TxWrite(self.id, req, reply)).await
+        let req = WriteRequest {
+            model: model.into(),
+            op,
+        };
+        self.db
+            .call(true, |reply| RemoteMsg::TxWrite(self.id, req, reply))
+            .await
     }
 
     write_shorthands!(" in the transaction");
 
     /// [`crate::Tx::commit`].
     pub async fn commit(self) -> Result<()> {
-        self.db.call(true, |reply| RemoteMsg::Commit(self.id, reply)).await
+        self.db
+            .call(true, |reply| RemoteMsg::Commit(self.id, reply))
+            .await
     }
 
     /// [`crate::Tx::rollback`].
     pub async fn rollback(self) -> Result<()> {
-        self.db.call(false, |reply| RemoteMsg::Rollback(self.id, reply)).await
+        self.db
+            .call(false, |reply| RemoteMsg::Rollback(self.id, reply))
+            .await
     }
 }
 
@@ -231,7 +265,11 @@ impl Actor for Lease {
     type State = ();
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<LeaseMsg>, _: ()) -> std::result::Result<(), ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<LeaseMsg>,
+        _: (),
+    ) -> std::result::Result<(), ActorProcessingErr> {
         Ok(())
     }
 }

@@ -141,11 +141,19 @@ impl GatewayState {
     }
 
     /// Begin the transaction `id` for a remote node holding its lease.
-    fn begin(&self, id: TxId, options: TxOptions, reply: RpcReplyPort<Result<()>>, myself: &ActorCell) {
+    fn begin(
+        &self,
+        id: TxId,
+        options: TxOptions,
+        reply: RpcReplyPort<Result<()>>,
+        myself: &ActorCell,
+    ) {
         {
             let mut open = lock(&self.open);
             if open.contains_key(&id) {
-                let _ = reply.send(Err(Error::invalid_input("a remote transaction with this id is open")));
+                let _ = reply.send(Err(Error::invalid_input(
+                    "a remote transaction with this id is open",
+                )));
                 return;
             }
             if open.len() >= self.max_transactions {
@@ -166,7 +174,13 @@ impl GatewayState {
                 return;
             }
             let remote_lease = members.iter().any(|m| !m.get_id().is_local());
-            open.insert(id, Slot { tx: None, remote_lease });
+            open.insert(
+                id,
+                Slot {
+                    tx: None,
+                    remote_lease,
+                },
+            );
         }
         let db = self.db.clone();
         let open = self.open.clone();
@@ -227,10 +241,18 @@ impl Actor for GatewayActor {
     ) -> std::result::Result<(), ActorProcessingErr> {
         let db = state.db.clone();
         match msg {
-            RemoteMsg::Read(r, reply) => answer(reply, async move { db.read(&r.model, r.id).await }),
-            RemoteMsg::List(r, reply) => answer(reply, async move { db.list(&r.model, r.query).await }),
-            RemoteMsg::Write(r, reply) => answer(reply, async move { db.write(&r.model, r.op).await }),
-            RemoteMsg::Begin(id, options, reply) => state.begin(id, options, reply, &myself.get_cell()),
+            RemoteMsg::Read(r, reply) => {
+                answer(reply, async move { db.read(&r.model, r.id).await })
+            }
+            RemoteMsg::List(r, reply) => {
+                answer(reply, async move { db.list(&r.model, r.query).await })
+            }
+            RemoteMsg::Write(r, reply) => {
+                answer(reply, async move { db.write(&r.model, r.op).await })
+            }
+            RemoteMsg::Begin(id, options, reply) => {
+                state.begin(id, options, reply, &myself.get_cell())
+            }
             RemoteMsg::TxRead(id, r, reply) => {
                 let tx = state.tx(id);
                 answer(reply, async move { tx?.read(&r.model, r.id).await });
@@ -245,7 +267,10 @@ impl Actor for GatewayActor {
             }
             RemoteMsg::LockForUpdate(id, r, reply) => {
                 let tx = state.tx(id);
-                answer(reply, async move { tx?.lock_for_update(&r.model, r.id).await });
+                answer(
+                    reply,
+                    async move { tx?.lock_for_update(&r.model, r.id).await },
+                );
             }
             RemoteMsg::Commit(id, reply) => {
                 let tx = state.take(id, &myself.get_cell()).ok_or_else(no_such_tx);
@@ -267,7 +292,8 @@ impl Actor for GatewayActor {
     ) -> std::result::Result<(), ActorProcessingErr> {
         // A lease left: when its group is empty, its node or its holder
         // is gone, and the transaction is rolled back.
-        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, group, _)) = event {
+        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, group, _)) = event
+        {
             let Some(id) = TxId::of_lease_group(&group) else {
                 return Ok(());
             };

@@ -151,25 +151,37 @@ struct WireOptions {
 
 impl From<ReadRequest> for WireRead {
     fn from(r: ReadRequest) -> WireRead {
-        WireRead { model: r.model, id: r.id }
+        WireRead {
+            model: r.model,
+            id: r.id,
+        }
     }
 }
 
 impl From<WireRead> for ReadRequest {
     fn from(r: WireRead) -> ReadRequest {
-        ReadRequest { model: r.model, id: r.id }
+        ReadRequest {
+            model: r.model,
+            id: r.id,
+        }
     }
 }
 
 impl From<ListRequest> for WireList {
     fn from(r: ListRequest) -> WireList {
-        WireList { model: r.model, query: r.query }
+        WireList {
+            model: r.model,
+            query: r.query,
+        }
     }
 }
 
 impl From<WireList> for ListRequest {
     fn from(r: WireList) -> ListRequest {
-        ListRequest { model: r.model, query: r.query }
+        ListRequest {
+            model: r.model,
+            query: r.query,
+        }
     }
 }
 
@@ -264,12 +276,36 @@ impl Answer for Record {
 impl Answer for Page {
     type Wire = WirePage;
     fn to_wire(self) -> WirePage {
-        let Page { rows, total, limit, offset, next } = self;
-        WirePage { rows, total, limit, offset, next }
+        let Page {
+            rows,
+            total,
+            limit,
+            offset,
+            next,
+        } = self;
+        WirePage {
+            rows,
+            total,
+            limit,
+            offset,
+            next,
+        }
     }
     fn from_wire(w: WirePage) -> Page {
-        let WirePage { rows, total, limit, offset, next } = w;
-        Page { rows, total, limit, offset, next }
+        let WirePage {
+            rows,
+            total,
+            limit,
+            offset,
+            next,
+        } = w;
+        Page {
+            rows,
+            total,
+            limit,
+            offset,
+            next,
+        }
     }
 }
 

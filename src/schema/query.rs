@@ -31,8 +31,7 @@ pub const MAX_PAGE: u64 = 10_000;
 /// let err = "equals".parse::<CmpOp>().unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// ```
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     /// `=`
     Eq,
@@ -89,8 +88,7 @@ impl std::str::FromStr for CmpOp {
 ///
 /// The text is a literal, never a pattern: `%`, `_` and `\` in it match
 /// themselves. Matching ignores case (`ILIKE`).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMatch {
     /// The field holds the text anywhere (`ILIKE '%text%'`).
     Contains,
@@ -139,8 +137,7 @@ impl TextMatch {
 ///     .and(Filter::ilike("sku", "a-%").or(Filter::is_null("note")));
 /// # let _ = f;
 /// ```
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `field <op> value`
     Compare {
@@ -514,8 +511,7 @@ impl Filter {
 }
 
 /// Sort direction.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Ascending.
     Asc,
@@ -524,8 +520,7 @@ pub enum Direction {
 }
 
 /// One sort key of a [`Query`].
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Sort {
     /// The field to sort by.
     pub field: String,
@@ -556,8 +551,7 @@ pub struct Sort {
 ///     .offset(100);
 /// # let _ = q;
 /// ```
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct Query {
     pub(crate) filter: Option<Filter>,
     pub(crate) sort: Vec<Sort>,
@@ -572,8 +566,7 @@ pub struct Query {
 }
 
 /// Which rows of a soft-delete model a [`Query`] sees.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum DeletedRows {
     /// Live rows only (`deleted_at IS NULL`), the default.
     #[default]

@@ -50,7 +50,9 @@ impl Serialize for Tagged<'_> {
             Value::Inet(ip) => s.serialize_newtype_variant(NAME, 17, "Inet", ip),
             Value::Json(j) => s.serialize_newtype_variant(NAME, 18, "Json", &j.to_string()),
             Value::JsonText(t) => s.serialize_newtype_variant(NAME, 19, "JsonText", t),
-            Value::Array(items) => s.serialize_newtype_variant(NAME, 20, "Array", &TaggedSeq(items)),
+            Value::Array(items) => {
+                s.serialize_newtype_variant(NAME, 20, "Array", &TaggedSeq(items))
+            }
         }
     }
 }
@@ -206,5 +208,71 @@ pub(crate) mod records {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Record>, D::Error> {
         let rows = Vec::<OwnedRecord>::deserialize(d)?;
         Ok(rows.into_iter().map(|row| row.0).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Filter, Query};
+
+    #[test]
+    fn every_variant_comes_back_as_it_went() {
+        let values = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::I16(-2),
+            Value::I32(3),
+            Value::I64(i64::MIN),
+            Value::F32(1.5),
+            Value::F64(f64::NEG_INFINITY),
+            Value::Numeric(Decimal::from_str("12.50").unwrap()),
+            Value::Text("a\"b".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Uuid(Uuid::new_v4()),
+            Value::Timestamptz(Utc::now()),
+            Value::Date(NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()),
+            Value::Timestamp(
+                NaiveDate::from_ymd_opt(2025, 7, 1)
+                    .unwrap()
+                    .and_hms_micro_opt(1, 2, 3, 4)
+                    .unwrap(),
+            ),
+            Value::Time(NaiveTime::from_hms_micro_opt(1, 2, 3, 4).unwrap()),
+            Value::Inet("2001:db8::1".parse().unwrap()),
+            Value::Json(serde_json::json!({"a": [1, "x", null]})),
+            Value::JsonText("[[1]]".into()),
+            Value::Array(vec![Value::I64(1), Value::Null]),
+        ];
+        let filter = Filter::Or(
+            values
+                .iter()
+                .map(|v| Filter::Compare {
+                    field: "f".into(),
+                    op: crate::CmpOp::Eq,
+                    value: v.clone(),
+                })
+                .collect(),
+        );
+        let query = Query::new().filter(filter).sort_desc("f").limit(5);
+        let text = serde_json::to_string(&query).unwrap();
+        assert_eq!(serde_json::from_str::<Query>(&text).unwrap(), query);
+        // NaN is not equal to itself: compared by its bits.
+        let nan = serde_json::to_string(&Tagged(&Value::F64(f64::NAN))).unwrap();
+        let back = value::deserialize(&mut serde_json::Deserializer::from_str(&nan)).unwrap();
+        assert!(matches!(back, Value::F64(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn a_value_that_is_not_its_variant_is_refused() {
+        for bad in [
+            r#"{"Uuid":"nope"}"#,
+            r#"{"Numeric":"1e"}"#,
+            r#"{"Json":"{"}"#,
+            r#"{"Nope":1}"#,
+        ] {
+            let read = value::deserialize(&mut serde_json::Deserializer::from_str(bad));
+            assert!(read.is_err(), "{bad}");
+        }
     }
 }
