@@ -17,6 +17,8 @@ mod migrate;
 mod open;
 mod pool;
 mod raw;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 mod retry;
 mod schema;

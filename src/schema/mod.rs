@@ -9,6 +9,7 @@ mod include;
 mod model;
 mod query;
 mod record;
+pub(crate) mod tagged;
 mod value;
 
 pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};
