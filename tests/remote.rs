@@ -129,6 +129,24 @@ async fn another_node_reads_lists_writes_and_runs_transactions_by_message() {
         .await
         .expect("the next page from b, by the cursor");
     assert!(after.rows.is_empty());
+    // A subset crosses the wire; included relations do not.
+    let subset = remote
+        .list(
+            MODEL,
+            Query::new()
+                .filter(Filter::eq("sku", "R-1"))
+                .select(["sku"]),
+        )
+        .await
+        .expect("a subset list from b");
+    assert_eq!(subset.rows[0].get::<String>("sku").unwrap(), "R-1");
+    assert!(subset.rows[0].get::<String>("note").is_err());
+    let included = remote
+        .list(MODEL, Query::new().include("anything"))
+        .await
+        .unwrap_err();
+    assert_eq!(included.kind(), ErrorKind::InvalidInput);
+    assert!(included.to_string().contains("include"), "{included}");
 
     // Errors keep their kind and constraint across the wire.
     let local = db

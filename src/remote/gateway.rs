@@ -9,6 +9,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::messages::ListRequest;
 use crate::tx::{Tx, TxOptions};
 
 use super::msg::{RemoteMsg, TxId};
@@ -118,6 +119,18 @@ where
     tokio::spawn(async move {
         let _ = reply.send(work.await);
     });
+}
+
+/// Refuse a list that loads relations: their rows stay where they were
+/// read (as the driver answered them), so they cannot cross the wire; the
+/// other node lists each relation itself.
+fn local_only(list: &ListRequest) -> Result<()> {
+    match list.query.includes() {
+        [] => Ok(()),
+        _ => Err(Error::invalid_input(
+            "a list by another node cannot include relations: list them apart",
+        )),
+    }
 }
 
 /// The answer to a message for a transaction the gateway does not hold.
@@ -244,9 +257,10 @@ impl Actor for GatewayActor {
             RemoteMsg::Read(r, reply) => {
                 answer(reply, async move { db.read(&r.model, r.id).await })
             }
-            RemoteMsg::List(r, reply) => {
-                answer(reply, async move { db.list(&r.model, r.query).await })
-            }
+            RemoteMsg::List(r, reply) => answer(reply, async move {
+                local_only(&r)?;
+                db.list(&r.model, r.query).await
+            }),
             RemoteMsg::Write(r, reply) => {
                 answer(reply, async move { db.write(&r.model, r.op).await })
             }
@@ -259,7 +273,10 @@ impl Actor for GatewayActor {
             }
             RemoteMsg::TxList(id, r, reply) => {
                 let tx = state.tx(id);
-                answer(reply, async move { tx?.list(&r.model, r.query).await });
+                answer(reply, async move {
+                    local_only(&r)?;
+                    tx?.list(&r.model, r.query).await
+                });
             }
             RemoteMsg::TxWrite(id, r, reply) => {
                 let tx = state.tx(id);

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{ConstraintViolation, Error, ErrorKind, Result};
 use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::schema::{tagged, Cursor, Page, Query, Record, Value};
+use crate::schema::{tagged, Cursor, Included, Page, Query, Record, Value};
 use crate::tx::{IsolationLevel, TxOptions};
 
 /// Which remote transaction a message is for: chosen by the node that
@@ -276,12 +276,14 @@ impl Answer for Record {
 impl Answer for Page {
     type Wire = WirePage;
     fn to_wire(self) -> WirePage {
+        // Never anything included: the gateway refuses such lists.
         let Page {
             rows,
             total,
             limit,
             offset,
             next,
+            included: _,
         } = self;
         WirePage {
             rows,
@@ -305,6 +307,7 @@ impl Answer for Page {
             limit,
             offset,
             next,
+            included: Included::default(),
         }
     }
 }

@@ -569,7 +569,7 @@ pub struct Query {
 }
 
 /// The fields a `List`'s rows hold and the relations it loads.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
 pub(crate) struct Shape {
     /// The fields the page's rows hold ([`Query::select`]); `None`: all.
     pub(crate) select: Option<Vec<String>>,
