@@ -5,15 +5,16 @@ use std::time::Duration;
 
 use tokio_postgres::types::PgLsn;
 
-use crate::schema::{Aggregate, Filter, Query, Record, Value};
+use crate::schema::{tagged, Aggregate, Filter, Query, Record, Value};
 use crate::sql::OnConflict;
 
 /// Read one row by id. Answers the row, or [`crate::ErrorKind::NotFound`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReadRequest {
     /// The model's name in the registry.
     pub model: String,
     /// The row's id.
+    #[serde(with = "tagged::value")]
     pub id: Value,
 }
 
@@ -53,7 +54,7 @@ impl ReadFieldsRequest {
 }
 
 /// List one page of rows matching a query, with the total count.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListRequest {
     /// The model's name in the registry.
     pub model: String,
@@ -63,7 +64,7 @@ pub struct ListRequest {
 
 /// Change data. Every write answers the row as it is after the write (for a
 /// delete that removes it: as it was), or [`crate::ErrorKind::NotFound`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WriteRequest {
     /// The model's name in the registry.
     pub model: String,
@@ -72,16 +73,18 @@ pub struct WriteRequest {
 }
 
 /// The writes of one row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum WriteOp {
     /// Insert a row. Fields left out take their defaults; `id` is generated
     /// when absent (see [`crate::PrimaryKey`]).
-    Create(Record),
+    Create(#[serde(with = "tagged::record")] Record),
     /// Change only the fields in `patch`; `updated_at` is set to `now()`.
     Update {
         /// The row's id.
+        #[serde(with = "tagged::value")]
         id: Value,
         /// The fields to change.
+        #[serde(with = "tagged::record")]
         patch: Record,
     },
     /// Delete a row: on a soft-delete model ([`crate::Model::soft_delete`])
@@ -89,6 +92,7 @@ pub enum WriteOp {
     /// already is [`crate::ErrorKind::NotFound`]); on any other, remove it.
     Delete {
         /// The row's id.
+        #[serde(with = "tagged::value")]
         id: Value,
     },
     /// Clear the `deleted_at` of a soft-deleted row, `updated_at` set to
@@ -97,12 +101,14 @@ pub enum WriteOp {
     /// without soft delete.
     Restore {
         /// The row's id.
+        #[serde(with = "tagged::value")]
         id: Value,
     },
     /// Remove a row for good (`DELETE`), deleted or live: on a soft-delete
     /// model the explicit way out; on any other the same as `Delete`.
     HardDelete {
         /// The row's id.
+        #[serde(with = "tagged::value")]
         id: Value,
     },
 }

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ConstraintViolation, Error, ErrorKind, Result};
-use crate::messages::{ListRequest, ReadRequest, WriteOp, WriteRequest};
-use crate::schema::{tagged, Cursor, Included, Page, Query, Record, Value};
+use crate::messages::{ListRequest, ReadRequest, WriteRequest};
+use crate::schema::{tagged, Cursor, Included, Page, Record};
 use crate::tx::{IsolationLevel, TxOptions};
 
 /// Which remote transaction a message is for: chosen by the node that
@@ -94,50 +94,16 @@ pub enum RemoteMsg {
 /// A [`RemoteMsg`] without its reply port, as JSON carries it.
 #[derive(Serialize, Deserialize)]
 enum Request {
-    Read(WireRead),
-    List(WireList),
-    Write(WireWrite),
+    Read(ReadRequest),
+    List(ListRequest),
+    Write(WriteRequest),
     Begin(Uuid, WireOptions),
-    TxRead(Uuid, WireRead),
-    TxList(Uuid, WireList),
-    TxWrite(Uuid, WireWrite),
-    LockForUpdate(Uuid, WireRead),
+    TxRead(Uuid, ReadRequest),
+    TxList(Uuid, ListRequest),
+    TxWrite(Uuid, WriteRequest),
+    LockForUpdate(Uuid, ReadRequest),
     Commit(Uuid),
     Rollback(Uuid),
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireRead {
-    model: String,
-    #[serde(with = "tagged::value")]
-    id: Value,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireList {
-    model: String,
-    query: Query,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireWrite {
-    model: String,
-    op: WireOp,
-}
-
-/// [`WriteOp`] with tagged values.
-#[derive(Serialize, Deserialize)]
-enum WireOp {
-    Create(#[serde(with = "tagged::record")] Record),
-    Update {
-        #[serde(with = "tagged::value")]
-        id: Value,
-        #[serde(with = "tagged::record")]
-        patch: Record,
-    },
-    Delete(#[serde(with = "tagged::value")] Value),
-    Restore(#[serde(with = "tagged::value")] Value),
-    HardDelete(#[serde(with = "tagged::value")] Value),
 }
 
 /// What of [`TxOptions`] crosses: not its retry policy, which is for
@@ -147,68 +113,6 @@ struct WireOptions {
     isolation: IsolationLevel,
     read_only: bool,
     query_timeout: Option<Duration>,
-}
-
-impl From<ReadRequest> for WireRead {
-    fn from(r: ReadRequest) -> WireRead {
-        WireRead {
-            model: r.model,
-            id: r.id,
-        }
-    }
-}
-
-impl From<WireRead> for ReadRequest {
-    fn from(r: WireRead) -> ReadRequest {
-        ReadRequest {
-            model: r.model,
-            id: r.id,
-        }
-    }
-}
-
-impl From<ListRequest> for WireList {
-    fn from(r: ListRequest) -> WireList {
-        WireList {
-            model: r.model,
-            query: r.query,
-        }
-    }
-}
-
-impl From<WireList> for ListRequest {
-    fn from(r: WireList) -> ListRequest {
-        ListRequest {
-            model: r.model,
-            query: r.query,
-        }
-    }
-}
-
-impl From<WriteRequest> for WireWrite {
-    fn from(r: WriteRequest) -> WireWrite {
-        let op = match r.op {
-            WriteOp::Create(record) => WireOp::Create(record),
-            WriteOp::Update { id, patch } => WireOp::Update { id, patch },
-            WriteOp::Delete { id } => WireOp::Delete(id),
-            WriteOp::Restore { id } => WireOp::Restore(id),
-            WriteOp::HardDelete { id } => WireOp::HardDelete(id),
-        };
-        WireWrite { model: r.model, op }
-    }
-}
-
-impl From<WireWrite> for WriteRequest {
-    fn from(r: WireWrite) -> WriteRequest {
-        let op = match r.op {
-            WireOp::Create(record) => WriteOp::Create(record),
-            WireOp::Update { id, patch } => WriteOp::Update { id, patch },
-            WireOp::Delete(id) => WriteOp::Delete { id },
-            WireOp::Restore(id) => WriteOp::Restore { id },
-            WireOp::HardDelete(id) => WriteOp::HardDelete { id },
-        };
-        WriteRequest { model: r.model, op }
-    }
 }
 
 impl From<TxOptions> for WireOptions {
@@ -400,14 +304,14 @@ impl RemoteMsg {
     fn split(self) -> (Request, RpcReplyPort<Vec<u8>>) {
         use RemoteMsg as M;
         match self {
-            M::Read(r, p) => (Request::Read(r.into()), outbound(p)),
-            M::List(r, p) => (Request::List(r.into()), outbound(p)),
-            M::Write(r, p) => (Request::Write(r.into()), outbound(p)),
+            M::Read(r, p) => (Request::Read(r), outbound(p)),
+            M::List(r, p) => (Request::List(r), outbound(p)),
+            M::Write(r, p) => (Request::Write(r), outbound(p)),
             M::Begin(id, o, p) => (Request::Begin(id.0, o.into()), outbound(p)),
-            M::TxRead(id, r, p) => (Request::TxRead(id.0, r.into()), outbound(p)),
-            M::TxList(id, r, p) => (Request::TxList(id.0, r.into()), outbound(p)),
-            M::TxWrite(id, r, p) => (Request::TxWrite(id.0, r.into()), outbound(p)),
-            M::LockForUpdate(id, r, p) => (Request::LockForUpdate(id.0, r.into()), outbound(p)),
+            M::TxRead(id, r, p) => (Request::TxRead(id.0, r), outbound(p)),
+            M::TxList(id, r, p) => (Request::TxList(id.0, r), outbound(p)),
+            M::TxWrite(id, r, p) => (Request::TxWrite(id.0, r), outbound(p)),
+            M::LockForUpdate(id, r, p) => (Request::LockForUpdate(id.0, r), outbound(p)),
             M::Commit(id, p) => (Request::Commit(id.0), outbound(p)),
             M::Rollback(id, p) => (Request::Rollback(id.0), outbound(p)),
         }
@@ -417,14 +321,14 @@ impl RemoteMsg {
     fn join(request: Request, port: RpcReplyPort<Vec<u8>>) -> RemoteMsg {
         use Request as R;
         match request {
-            R::Read(r) => RemoteMsg::Read(r.into(), inbound(port)),
-            R::List(r) => RemoteMsg::List(r.into(), inbound(port)),
-            R::Write(r) => RemoteMsg::Write(r.into(), inbound(port)),
+            R::Read(r) => RemoteMsg::Read(r, inbound(port)),
+            R::List(r) => RemoteMsg::List(r, inbound(port)),
+            R::Write(r) => RemoteMsg::Write(r, inbound(port)),
             R::Begin(id, o) => RemoteMsg::Begin(TxId(id), o.into(), inbound(port)),
-            R::TxRead(id, r) => RemoteMsg::TxRead(TxId(id), r.into(), inbound(port)),
-            R::TxList(id, r) => RemoteMsg::TxList(TxId(id), r.into(), inbound(port)),
-            R::TxWrite(id, r) => RemoteMsg::TxWrite(TxId(id), r.into(), inbound(port)),
-            R::LockForUpdate(id, r) => RemoteMsg::LockForUpdate(TxId(id), r.into(), inbound(port)),
+            R::TxRead(id, r) => RemoteMsg::TxRead(TxId(id), r, inbound(port)),
+            R::TxList(id, r) => RemoteMsg::TxList(TxId(id), r, inbound(port)),
+            R::TxWrite(id, r) => RemoteMsg::TxWrite(TxId(id), r, inbound(port)),
+            R::LockForUpdate(id, r) => RemoteMsg::LockForUpdate(TxId(id), r, inbound(port)),
             R::Commit(id) => RemoteMsg::Commit(TxId(id), inbound(port)),
             R::Rollback(id) => RemoteMsg::Rollback(TxId(id), inbound(port)),
         }

@@ -2,14 +2,15 @@
 //! as `{"Variant": payload}`, so a uuid stays a uuid and a timestamp a
 //! timestamp, where [`Value`]'s own `Serialize` writes plain JSON for
 //! users. It is what [`super::Query`] and [`super::Filter`] serialize
-//! with, and how the `remote` feature sends records across nodes.
+//! with, what the requests ([`crate::ReadRequest`], [`crate::WriteRequest`])
+//! serialize their ids and records with, and how the `remote` feature sends
+//! records across nodes.
 //!
 //! Floats that JSON cannot write (NaN, infinities) go as their bits, a
 //! `jsonb` tree as its JSON text (read back under serde_json's depth
 //! limit, which [`super::MAX_JSON_DEPTH`] is below), a numeric as its
 //! decimal text.
 
-#[cfg(feature = "remote")]
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -19,7 +20,6 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-#[cfg(feature = "remote")]
 use super::record::Record;
 use super::value::Value;
 
@@ -155,7 +155,6 @@ pub(crate) mod values {
     }
 }
 
-#[cfg(feature = "remote")]
 /// `#[serde(with)]` for a [`Record`] field: a map of field to tagged value.
 pub(crate) mod record {
     use super::*;
