@@ -179,6 +179,18 @@ impl Stats {
                 per_pool(&|p| p.statements_evicted as f64),
             ),
             Family::new(
+                "pgactor.pool.read_batches",
+                Kind::Counter,
+                "Statements that answered a coalesced batch of reads by id.",
+                per_pool(&|p| p.read_batches_total as f64),
+            ),
+            Family::new(
+                "pgactor.pool.batched_reads",
+                Kind::Counter,
+                "Reads by id answered by coalesced batches.",
+                per_pool(&|p| p.batched_reads_total as f64),
+            ),
+            Family::new(
                 "pgactor.pool.reaper_up",
                 Kind::Gauge,
                 "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
@@ -358,6 +370,15 @@ pub struct PoolStats {
     /// since open. Steady growth means more distinct statement texts
     /// (filter or patch shapes) than the cache holds.
     pub statements_evicted: u64,
+    /// Statements that answered a coalesced batch of reads by id
+    /// ([`crate::OpenOptions::coalesce_reads`]), since open; always 0 on
+    /// the write pool. A batch of one is counted too: a read that waited
+    /// for a statement slot of its model and found nobody to share it with.
+    pub read_batches_total: u64,
+    /// Reads by id those batches answered, since open: divided by
+    /// `read_batches_total`, the mean batch size. Reads that ran their own
+    /// statement (nobody waiting, a slot free) are not counted here.
+    pub batched_reads_total: u64,
     /// Whether the pool's reaper task runs: the task that closes idle
     /// connections past `max_lifetime` or `max_idle_time` and beyond
     /// `max_idle` between checkouts. `false` only if it stopped while the
@@ -401,6 +422,8 @@ mod tests {
                 ..ClosedStats::default()
             },
             statements_evicted: 5,
+            read_batches_total: 3,
+            batched_reads_total: 11,
             reaper_running: true,
         };
         let stats = Stats {
@@ -433,6 +456,8 @@ mod tests {
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
             "pgactor_pool_refused_total{role=\"read\"} 7",
             "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
+            "pgactor_pool_read_batches_total{role=\"read\"} 3",
+            "pgactor_pool_batched_reads_total{role=\"read\"} 11",
             "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
             "pgactor_pool_reaper_up{role=\"write\"} 1",
             "pgactor_open_transactions 1",

@@ -15,7 +15,8 @@ use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
 use super::connections::ConnectionPool;
-use super::counters::InFlight;
+use super::coalesce::{Coalescer, Entry, IdsPlan, ReadPath};
+use super::counters::{Counters, InFlight};
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
@@ -156,8 +157,40 @@ pub(crate) struct PoolContext {
     /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
     /// connections reads share.
     pub(crate) shared: Option<SharedReads>,
+    /// For the read pool with [`crate::OpenOptions::coalesce_reads`]: the
+    /// batchers of its reads by id.
+    pub(crate) coalesce: Option<Coalescer>,
     /// What every operation's telemetry says besides the operation.
     pub(crate) observed: Arc<Observed>,
+}
+
+impl ReadPath for PoolContext {
+    fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+    fn counters(&self) -> &Counters {
+        &self.pool.counters
+    }
+    /// The batch is an operation of its own (`read_batch`, a root span),
+    /// served as any read by id is.
+    async fn run_batch(
+        self: Arc<Self>,
+        model: Arc<str>,
+        plan: IdsPlan,
+        deadline: Deadline,
+        gone: Box<dyn Fn() -> bool + Send + Sync>,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let call = RunOptions {
+            deadline,
+            ..RunOptions::default()
+        };
+        let op = self.operation(&call, "read_batch", &model);
+        let span = op.span.clone();
+        let _running = self.in_flight.start();
+        serve(&self, &op, Ok(plan), &call, &*gone)
+            .instrument(span)
+            .await
+    }
 }
 
 /// How the read pool reaches past its replica.
@@ -301,7 +334,7 @@ fn spawn_request<R: Request>(
 /// replica unreachable runs on the primary instead when fallback is on.
 /// `gone` says whether the caller has stopped waiting.
 pub(crate) async fn serve<P: Plan>(
-    ctx: &PoolContext,
+    ctx: &Arc<PoolContext>,
     op: &Operation,
     plan: Result<P>,
     call: &RunOptions,
@@ -311,36 +344,62 @@ pub(crate) async fn serve<P: Plan>(
         Ok(plan) => plan,
         Err(err) => return op.end(Err(failed(err)), P::rows, ""),
     };
-    let result = async {
-        let (pool, on_replica, shared) = ctx.route(call.after);
-        op.runs_on(&pool.server);
-        // A read sent to the primary instead of its replica takes one of the
-        // places such reads have there, so they cannot take every write
-        // connection.
-        let _spilled = match &ctx.replica {
-            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
-            _ => None,
-        };
-        let first = match shared.filter(|_| plan.shares_connection()) {
-            Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
-            None => run_on(pool, &plan, call.deadline, gone).await,
-        };
-        match first {
-            Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
-                Some(r) if r.watch.falls_back() => {
-                    r.watch.mark_down();
-                    op.runs_on(&r.primary.server);
-                    let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
-                    run_on(&r.primary, &plan, call.deadline, gone).await
+    // A read by id without a consistency token may be answered by a
+    // coalesced batch of its model's reads (a token's reads bypass it).
+    let batched = match (&ctx.coalesce, plan.by_id()) {
+        (Some(coalescer), Some(read)) if call.after.is_none() => {
+            match coalescer.enter(ctx, &read, call.deadline) {
+                Entry::Queued(queued) => Some(queued.answer(&read, call.deadline).await),
+                Entry::Alone(slot) => {
+                    let answer = routed(ctx, op, &plan, call, gone).await;
+                    drop(slot);
+                    Some(answer)
                 }
-                _ => Err(err),
-            },
-            other => other,
+            }
         }
+        _ => None,
+    };
+    let result = match batched {
+        Some(answer) => answer,
+        None => routed(ctx, op, &plan, call, gone).await,
     }
-    .await
     .map_err(failed);
     op.end(result, P::rows, plan.statement())
+}
+
+/// Run `plan` where `call` routes it (see [`serve`]).
+async fn routed<P: Plan>(
+    ctx: &PoolContext,
+    op: &Operation,
+    plan: &P,
+    call: &RunOptions,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<P::Output> {
+    let (pool, on_replica, shared) = ctx.route(call.after);
+    op.runs_on(&pool.server);
+    // A read sent to the primary instead of its replica takes one of the
+    // places such reads have there, so they cannot take every write
+    // connection.
+    let _spilled = match &ctx.replica {
+        Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
+        _ => None,
+    };
+    let first = match shared.filter(|_| plan.shares_connection()) {
+        Some(lanes) => run_shared(lanes, pool, plan, call.deadline, gone).await,
+        None => run_on(pool, plan, call.deadline, gone).await,
+    };
+    match first {
+        Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
+            Some(r) if r.watch.falls_back() => {
+                r.watch.mark_down();
+                op.runs_on(&r.primary.server);
+                let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
+                run_on(&r.primary, plan, call.deadline, gone).await
+            }
+            _ => Err(err),
+        },
+        other => other,
+    }
 }
 
 /// `err`, logged at DEBUG as the failure of an operation.
