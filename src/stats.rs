@@ -191,6 +191,12 @@ impl Stats {
                 per_pool(&|p| p.batched_reads_total as f64),
             ),
             Family::new(
+                "pgactor.pool.batch_waiting",
+                Kind::Gauge,
+                "Reads by id waiting for their model's next coalesced batch now.",
+                per_pool(&|p| p.batch_waiting as f64),
+            ),
+            Family::new(
                 "pgactor.pool.reaper_up",
                 Kind::Gauge,
                 "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
@@ -379,6 +385,8 @@ pub struct PoolStats {
     /// `read_batches_total`, the mean batch size. Reads that ran their own
     /// statement (nobody waiting, a slot free) are not counted here.
     pub batched_reads_total: u64,
+    /// Reads by id waiting for their model's next batch now.
+    pub batch_waiting: usize,
     /// Whether the pool's reaper task runs: the task that closes idle
     /// connections past `max_lifetime` or `max_idle_time` and beyond
     /// `max_idle` between checkouts. `false` only if it stopped while the
@@ -424,6 +432,7 @@ mod tests {
             statements_evicted: 5,
             read_batches_total: 3,
             batched_reads_total: 11,
+            batch_waiting: 2,
             reaper_running: true,
         };
         let stats = Stats {
@@ -458,6 +467,7 @@ mod tests {
             "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
             "pgactor_pool_read_batches_total{role=\"read\"} 3",
             "pgactor_pool_batched_reads_total{role=\"read\"} 11",
+            "pgactor_pool_batch_waiting{role=\"read\"} 2",
             "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
             "pgactor_pool_reaper_up{role=\"write\"} 1",
             "pgactor_open_transactions 1",

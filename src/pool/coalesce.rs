@@ -157,9 +157,14 @@ impl Coalescer {
             deadline,
             answer,
         };
+        // Counted before it can be taken, so the count never goes below 0.
+        path.counters().batch_joined();
         match batcher.queue.try_send(waiter) {
             Ok(()) => Entry::Queued(Queued(answered)),
-            Err(_) => Entry::Alone(None),
+            Err(_) => {
+                path.counters().batch_taken(1);
+                Entry::Alone(None)
+            }
         }
     }
 }
@@ -221,11 +226,12 @@ async fn drain<C: ReadPath>(
                 Err(_) => break,
             }
         }
+        let Some(path) = path.upgrade() else { return };
+        path.counters().batch_taken(batch.len());
         batch.retain(|waiter| !waiter.answer.is_closed());
         if batch.is_empty() {
             continue;
         }
-        let Some(path) = path.upgrade() else { return };
         tokio::spawn(run_batch(path, model.clone(), batch, slot));
     }
 }
