@@ -13,8 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listener::ListenerContext;
 use crate::migrate::{auto_migrate, unreplayed_schema};
 use crate::pool::{
-    ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute, ReplicaWatch,
-    RunOptions, SharedReads, Coalescer,
+    Coalescer, ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute,
+    ReplicaWatch, RunOptions, SharedReads,
 };
 use crate::schema::{QueryBounds, Registry};
 use crate::sql::{Catalog, Statements};

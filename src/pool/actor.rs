@@ -14,8 +14,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort}
 use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
-use super::connections::ConnectionPool;
 use super::coalesce::{Coalescer, Entry, IdsPlan, ReadPath};
+use super::connections::ConnectionPool;
 use super::counters::{Counters, InFlight};
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;

@@ -21,7 +21,7 @@
 //! that fails to decode fails only its callers. A failure of the whole
 //! statement is every caller's. A caller that stopped waiting (dropped,
 //! timed out) is skipped when its batch is made, and a batch whose every
-//! caller has gone stops as an operation whose caller stopped waiting.
+//! caller has gone by the time it has its connection is not sent.
 //!
 //! Batches are per model, so a statement blocked by a lock on one table
 //! holds only that table's batches: reads of other models go on.

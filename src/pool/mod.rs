@@ -22,11 +22,11 @@ mod replica;
 mod stream;
 
 pub use actor::TypedRequest;
-pub(crate) use coalesce::Coalescer;
-pub use coalesce::{BATCHES_IN_FLIGHT, MAX_QUEUED_READS, MAX_READ_BATCH};
 pub(crate) use actor::{
     serve, Deadline, PoolActor, PoolContext, PoolMsg, ReplicaRoute, RunOptions,
 };
+pub(crate) use coalesce::Coalescer;
+pub use coalesce::{BATCHES_IN_FLIGHT, MAX_QUEUED_READS, MAX_READ_BATCH};
 pub(crate) use conn::{Object, Pool};
 pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;

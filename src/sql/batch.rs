@@ -149,9 +149,11 @@ impl Table {
                                 self.model.name()
                             )))
                         }
-                        value => ty.coerce(self.settable_name(settable), value).map_err(|err| {
-                            Error::invalid_input(format!("row {index} of the batch: {err}"))
-                        })?,
+                        value => ty
+                            .coerce(self.settable_name(settable), value)
+                            .map_err(|err| {
+                                Error::invalid_input(format!("row {index} of the batch: {err}"))
+                            })?,
                     };
                 }
                 Ok(row)

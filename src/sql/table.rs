@@ -133,8 +133,7 @@ impl Table {
             String::new()
         };
         let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1{live}");
-        let by_ids =
-            format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = ANY($1){live}");
+        let by_ids = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = ANY($1){live}");
         let required = model
             .fields()
             .iter()
@@ -184,7 +183,10 @@ impl Table {
     pub(crate) fn read_many(&self, ids: Vec<Value>) -> Result<Statement> {
         let ty = self.model.key().field_type();
         let list_type = ty.pg_array_type().ok_or_else(|| {
-            Error::invalid_input(format!("the key of {} has no array type", self.model.name()))
+            Error::invalid_input(format!(
+                "the key of {} has no array type",
+                self.model.name()
+            ))
         })?;
         Ok(Statement {
             sql: Sql::Kept(self.by_ids.clone()),

@@ -242,9 +242,7 @@ async fn a_failed_batch_statement_answers_every_caller() {
         })
         .await;
         admin
-            .batch_execute(&format!(
-                "DROP TABLE \"{schema}\".stock_balance; COMMIT"
-            ))
+            .batch_execute(&format!("DROP TABLE \"{schema}\".stock_balance; COMMIT"))
             .await
             .unwrap();
     };
