@@ -5,9 +5,11 @@ mod aggregate;
 mod bounds;
 mod cursor;
 mod ident;
+mod include;
 mod model;
 mod query;
 mod record;
+pub(crate) mod tagged;
 mod value;
 
 pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};
@@ -15,6 +17,8 @@ pub use bounds::QueryBounds;
 pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
+pub use include::Included;
+pub(crate) use include::{include_paths, record_of, Key, Related};
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,
     DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, SEARCH_VECTOR, UPDATED_AT,

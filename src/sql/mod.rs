@@ -3,12 +3,14 @@
 
 mod aggregate;
 mod batch;
+mod include;
 mod search;
 mod statement;
 mod table;
 
 pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
+pub(crate) use include::{Includes, Step};
 pub(crate) use search::search_vector_column;
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};
