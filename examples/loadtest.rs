@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run --release --example loadtest -- [--seconds 2.5] [--warmup 0.5]
 //!     [--workload read_pk,list_page,insert,tx_lock] [--concurrency 1,16,64]
-//!     [--impl pgactor,pgactor-typed,pgactor-msg,raw-prepared,pgactor-shared,pgactor-unnamed,raw-unnamed]
+//!     [--impl pgactor,pgactor-typed,pgactor-msg,raw-prepared,pgactor-single,pgactor-shared,pgactor-unnamed,raw-unnamed]
 //!     [--pool 16]
 //!     [--rounds 1]
 //! ```
@@ -15,10 +15,11 @@
 //! round, and the medians are reported. A progress line is redrawn on stderr
 //! while a cell runs; at the end come a table of ops/s, p50 and p99 per
 //! implementation with the ratios pgactor / raw-prepared, pgactor-typed /
-//! raw-prepared, pgactor-msg / raw-prepared, pgactor-shared / raw-prepared
+//! raw-prepared, pgactor-msg / raw-prepared, pgactor-single / raw-prepared,
+//! pgactor-shared / raw-prepared
 //! and pgactor-unnamed / raw-unnamed, and one
 //! `RESULT workload=… impl=… c=… ops=… p50_us=… p99_us=… cpu_us=… errors=…` line per
-//! cell. The defaults (four workloads, c = 1, 16, 64, seven implementations,
+//! cell. The defaults (four workloads, c = 1, 16, 64, eight implementations,
 //! 2.5 s + 0.5 s per cell) take about five minutes.
 //!
 //! The workloads, the table and the implementations are in
@@ -56,8 +57,8 @@ usage: cargo run --release --example loadtest -- [options]
                      (default read_pk,list_page,insert,tx_lock)
   --concurrency N,M  concurrent callers (default 1,16,64)
   --impl A,B         pgactor, pgactor-typed, pgactor-msg, raw-prepared,
-                     pgactor-shared, pgactor-unnamed, raw-unnamed (default
-                     all seven)
+                     pgactor-single, pgactor-shared, pgactor-unnamed,
+                     raw-unnamed (default all eight)
   --pool N           connections in each pool (default 16): each pgactor
                      mode has a write and a read pool, each raw baseline one
   --rounds N         measure every cell N times, the implementations in an
@@ -207,7 +208,11 @@ async fn main() -> ExitCode {
 
 async fn load(db: Db, target: Target, args: Args) -> Result<(), BoxError> {
     let mut bench = Bench::new(db, &target.write, args.pool).map_err(boxed)?;
-    for variant in [Impl::PgactorUnnamed, Impl::PgactorShared] {
+    for variant in [
+        Impl::PgactorUnnamed,
+        Impl::PgactorShared,
+        Impl::PgactorSingle,
+    ] {
         if args.impls.contains(&variant) {
             let opened = bench.open_variant(variant, &target.write, args.pool).await;
             opened.map_err(boxed)?;

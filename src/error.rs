@@ -118,12 +118,19 @@ impl fmt::Debug for ConstraintViolation {
 /// The server's error as the source of an [`Error`]: its message and
 /// SQLSTATE, never its detail, hint or context lines, which can quote row
 /// values (a unique violation's `Key (email)=(…)`), so that printing the
-/// error chain (`anyhow`'s `{:?}`, say) shows no value.
-struct ServerError(tokio_postgres::Error);
+/// error chain (`anyhow`'s `{:?}`, say) shows no value. A copy holds the
+/// server's error alone (the same failure answered to several callers).
+enum ServerError {
+    Driver(tokio_postgres::Error),
+    Copy(Box<tokio_postgres::error::DbError>),
+}
 
 impl ServerError {
     fn db(&self) -> Option<&tokio_postgres::error::DbError> {
-        self.0.as_db_error()
+        match self {
+            ServerError::Driver(err) => err.as_db_error(),
+            ServerError::Copy(db) => Some(db),
+        }
     }
 }
 
@@ -215,6 +222,19 @@ impl Error {
     /// that its server is down.
     pub(crate) fn is_exhausted(&self) -> bool {
         self.0.exhausted
+    }
+
+    /// The same error for another caller (a coalesced batch's failure is
+    /// each of its callers'): its kind, message, SQLSTATE and constraint;
+    /// of its source, only the server's error.
+    pub(crate) fn duplicate(&self) -> Error {
+        let mut copy = Error::new(self.0.kind, self.0.message.clone());
+        copy.0.exhausted = self.0.exhausted;
+        copy.0.violation = self.0.violation.clone();
+        if let Some(db) = self.db_error() {
+            copy.0.source = Some(Box::new(ServerError::Copy(Box::new(db.clone()))));
+        }
+        copy
     }
 
     /// The same error (message, source, SQLSTATE) as another kind.
@@ -495,7 +515,7 @@ impl Error {
                 format!("{} (SQLSTATE {})", db.message(), code.code()),
             ),
         };
-        let mut err = Error::new(kind, message).with_source(ServerError(err));
+        let mut err = Error::new(kind, message).with_source(ServerError::Driver(err));
         err.0.violation = violation;
         err
     }

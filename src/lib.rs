@@ -59,8 +59,8 @@ pub use open::{must_open, open, open_with_config, OpenOptions};
 #[cfg(feature = "derive")]
 pub use pgactor_derive::{Entity, Partial};
 pub use pool::{
-    More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
-    MAX_REPLICAS,
+    More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCHES_IN_FLIGHT, BATCH_ROWS,
+    DEFAULT_STATEMENT_CACHE_SIZE, MAX_QUEUED_READS, MAX_READ_BATCH, MAX_REPLICAS,
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;

@@ -13,8 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listener::ListenerContext;
 use crate::migrate::{auto_migrate, unreplayed_schema};
 use crate::pool::{
-    ConnectionPool, InFlight, PoolContext, ProbeLink, Replica, ReplicaConfig, ReplicaSet,
-    ReplicaWatch, RunOptions, SharedReads, MAX_REPLICAS,
+    Coalescer, ConnectionPool, InFlight, PoolContext, ProbeLink, Replica, ReplicaConfig,
+    ReplicaSet, ReplicaWatch, RunOptions, SharedReads, MAX_REPLICAS,
 };
 use crate::schema::{QueryBounds, Registry};
 use crate::sql::{Catalog, Statements};
@@ -127,6 +127,8 @@ pub struct OpenOptions {
     statement_cache: Option<bool>,
     /// Connections reads outside transactions share; 0: none.
     shared_reads: usize,
+    /// Whether concurrent reads by id of one model share one statement.
+    coalesce_reads: bool,
     /// The largest page a `List` answers.
     max_page: u64,
     /// Prepared statements kept per connection.
@@ -167,6 +169,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("pooler", &self.pooler)
             .field("statement_cache", &self.statement_cache)
             .field("shared_reads", &self.shared_reads)
+            .field("coalesce_reads", &self.coalesce_reads)
             .field("max_page", &self.max_page)
             .field("statement_cache_size", &self.statement_cache_size)
             .field("notification_buffer", &self.notification_buffer)
@@ -195,6 +198,7 @@ impl OpenOptions {
             pooler: PoolerMode::Direct,
             statement_cache: None,
             shared_reads: 0,
+            coalesce_reads: true,
             max_page: crate::schema::MAX_PAGE,
             statement_cache_size: crate::pool::DEFAULT_STATEMENT_CACHE_SIZE,
             notification_buffer: crate::listener::DEFAULT_NOTIFICATION_BUFFER,
@@ -473,6 +477,41 @@ impl OpenOptions {
     /// ```
     pub fn shared_reads(mut self, lanes: usize) -> OpenOptions {
         self.shared_reads = lanes;
+        self
+    }
+
+    /// Whether reads by id of one model that wait at the same moment are
+    /// answered by one statement (default `true`): `Db::read`, typed
+    /// reads and `DbMsg::Read`/`read_as`, outside transactions and without
+    /// a consistency token ([`Db::after`] reads run on their own).
+    ///
+    /// At most [`crate::BATCHES_IN_FLIGHT`] statements of one model's reads
+    /// by id run at once. A read that finds one free and no read of its
+    /// model waiting runs its own `WHERE id = $1` at once; otherwise it
+    /// waits for the next batch of its model, which takes up to
+    /// [`crate::MAX_READ_BATCH`] waiting reads into one
+    /// `WHERE id = ANY($1)` as soon as a slot is free (no timer: nothing
+    /// waits for more reads to come). At most [`crate::MAX_QUEUED_READS`]
+    /// reads of a model wait; past that a read runs its own statement.
+    /// Each caller gets its own row, `NotFound`, or its own decode error;
+    /// a failure of the whole statement is every caller's. A batch runs on
+    /// the read path as a read does (replica, fallback, shared lanes),
+    /// within its most patient caller's query timeout; each caller waits
+    /// at most its own. Batches are per model: a lock on one table holds
+    /// only that table's reads. Counted in [`crate::PoolStats`]
+    /// `read_batches_total` and `batched_reads_total`.
+    ///
+    /// ```no_run
+    /// # async fn demo(url: &str, registry: pgactor::Registry) -> pgactor::Result<()> {
+    /// let db = pgactor::OpenOptions::new(url)
+    ///     .registry(registry)
+    ///     .coalesce_reads(false) // one statement per read
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn coalesce_reads(mut self, on: bool) -> OpenOptions {
+        self.coalesce_reads = on;
         self
     }
 
@@ -791,6 +830,7 @@ impl OpenOptions {
                 replica: None,
                 in_flight: in_flight.clone(),
                 shared: None,
+                coalesce: None,
                 observed: observed.clone(),
             }),
             Arc::new(PoolContext {
@@ -803,6 +843,9 @@ impl OpenOptions {
                     true => None,
                     false => lanes(),
                 },
+                coalesce: self
+                    .coalesce_reads
+                    .then(|| Coalescer::new(registry.models().map(|m| m.name().to_owned()))),
                 replica: replica.clone(),
                 observed,
             }),

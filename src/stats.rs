@@ -216,6 +216,24 @@ impl Stats {
                 per_pool(&|p| p.statements_evicted as f64),
             ),
             Family::new(
+                "pgactor.pool.read_batches",
+                Kind::Counter,
+                "Statements that answered a coalesced batch of reads by id.",
+                per_pool(&|p| p.read_batches_total as f64),
+            ),
+            Family::new(
+                "pgactor.pool.batched_reads",
+                Kind::Counter,
+                "Reads by id answered by coalesced batches.",
+                per_pool(&|p| p.batched_reads_total as f64),
+            ),
+            Family::new(
+                "pgactor.pool.batch_waiting",
+                Kind::Gauge,
+                "Reads by id waiting for their model's next coalesced batch now.",
+                per_pool(&|p| p.batch_waiting as f64),
+            ),
+            Family::new(
                 "pgactor.pool.reaper_up",
                 Kind::Gauge,
                 "1 while the pool's reaper task (closing expired and surplus idle connections) runs.",
@@ -459,6 +477,17 @@ pub struct PoolStats {
     /// since open. Steady growth means more distinct statement texts
     /// (filter or patch shapes) than the cache holds.
     pub statements_evicted: u64,
+    /// Statements that answered a coalesced batch of reads by id
+    /// ([`crate::OpenOptions::coalesce_reads`]), since open; always 0 on
+    /// the write pool. A batch of one is counted too: a read that waited
+    /// for a statement slot of its model and found nobody to share it with.
+    pub read_batches_total: u64,
+    /// Reads by id those batches answered, since open: divided by
+    /// `read_batches_total`, the mean batch size. Reads that ran their own
+    /// statement (nobody waiting, a slot free) are not counted here.
+    pub batched_reads_total: u64,
+    /// Reads by id waiting for their model's next batch now.
+    pub batch_waiting: usize,
     /// Whether the pool's reaper task runs: the task that closes idle
     /// connections past `max_lifetime` or `max_idle_time` and beyond
     /// `max_idle` between checkouts. `false` only if it stopped while the
@@ -485,6 +514,9 @@ impl PoolStats {
         self.closed.max_idle_count += other.closed.max_idle_count;
         self.closed.broken += other.closed.broken;
         self.statements_evicted += other.statements_evicted;
+        self.read_batches_total += other.read_batches_total;
+        self.batched_reads_total += other.batched_reads_total;
+        self.batch_waiting += other.batch_waiting;
         self.reaper_running &= other.reaper_running;
         self
     }
@@ -525,6 +557,9 @@ mod tests {
                 ..ClosedStats::default()
             },
             statements_evicted: 5,
+            read_batches_total: 3,
+            batched_reads_total: 11,
+            batch_waiting: 2,
             reaper_running: true,
         };
         let replica = |name: &str, lag_ms| ReplicaServerStats {
@@ -572,6 +607,9 @@ mod tests {
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
             "pgactor_pool_refused_total{role=\"read\",replica=\"r1:5432\"} 7",
             "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
+            "pgactor_pool_read_batches_total{role=\"read\",replica=\"r1:5432\"} 3",
+            "pgactor_pool_batched_reads_total{role=\"read\",replica=\"r1:5432\"} 11",
+            "pgactor_pool_batch_waiting{role=\"read\",replica=\"r1:5432\"} 2",
             "pgactor_pool_closed_total{role=\"read\",replica=\"r1:5432\",reason=\"broken\"} 2",
             "pgactor_pool_reaper_up{role=\"write\"} 1",
             "pgactor_open_transactions 1",
@@ -633,6 +671,9 @@ mod tests {
                 max_idle_count: 4,
             },
             statements_evicted: 5,
+            read_batches_total: 3,
+            batched_reads_total: 11,
+            batch_waiting: 2,
             reaper_running: true,
         };
         let stopped = PoolStats {
@@ -659,6 +700,9 @@ mod tests {
                     max_idle_count: 8,
                 },
                 statements_evicted: 10,
+                read_batches_total: 6,
+                batched_reads_total: 22,
+                batch_waiting: 4,
                 reaper_running: false,
             }
         );

@@ -699,6 +699,7 @@ mod tests {
                     replica: None,
                     in_flight: Arc::default(),
                     shared: None,
+                    coalesce: None,
                     observed: Arc::default(),
                 })
             })

@@ -156,16 +156,20 @@ pub enum Impl {
     PgactorShared,
     /// deadpool-postgres, unnamed `query_typed` statements.
     RawUnnamed,
+    /// pgactor opened with `coalesce_reads(false)`: one statement per read
+    /// by id, however many wait at once (everything else as `Pgactor`).
+    PgactorSingle,
 }
 
 impl Impl {
     /// Each pgactor mode next to the raw baseline that sends its statements
     /// the same way.
-    pub const ALL: [Impl; 7] = [
+    pub const ALL: [Impl; 8] = [
         Impl::Pgactor,
         Impl::PgactorTyped,
         Impl::PgactorMsg,
         Impl::RawPrepared,
+        Impl::PgactorSingle,
         Impl::PgactorShared,
         Impl::PgactorUnnamed,
         Impl::RawUnnamed,
@@ -180,15 +184,18 @@ impl Impl {
             Impl::PgactorUnnamed => "pgactor-unnamed",
             Impl::PgactorShared => "pgactor-shared",
             Impl::RawUnnamed => "raw-unnamed",
+            Impl::PgactorSingle => "pgactor-single",
         }
     }
 
     /// The raw baseline this pgactor mode is held against.
     pub fn baseline(self) -> Option<Impl> {
         match self {
-            Impl::Pgactor | Impl::PgactorTyped | Impl::PgactorMsg | Impl::PgactorShared => {
-                Some(Impl::RawPrepared)
-            }
+            Impl::Pgactor
+            | Impl::PgactorTyped
+            | Impl::PgactorMsg
+            | Impl::PgactorShared
+            | Impl::PgactorSingle => Some(Impl::RawPrepared),
             Impl::PgactorUnnamed => Some(Impl::RawUnnamed),
             Impl::RawPrepared | Impl::RawUnnamed => None,
         }
@@ -413,7 +420,8 @@ impl Bench {
     }
 
     /// Open pgactor again on the same server and schema in the mode of
-    /// `imp` ([`Impl::PgactorUnnamed`] or [`Impl::PgactorShared`]): its
+    /// `imp` ([`Impl::PgactorUnnamed`], [`Impl::PgactorShared`] or
+    /// [`Impl::PgactorSingle`]): its
     /// own pools of `size`, like every implementation.
     pub async fn open_variant(&mut self, imp: Impl, url: &str, size: usize) -> Result<(), OpError> {
         let session = SessionConfig {
@@ -425,6 +433,7 @@ impl Bench {
         let options = match imp {
             Impl::PgactorUnnamed => options.statement_cache(false),
             Impl::PgactorShared => options.shared_reads(SHARED_LANES),
+            Impl::PgactorSingle => options.coalesce_reads(false),
             other => return Err(format!("{} is not a pgactor variant", other.name()).into()),
         };
         self.variants.push((imp, options.open().await?));
@@ -488,7 +497,7 @@ impl Bench {
             Impl::Pgactor => self.pgactor(&self.db, workload, draw).await,
             Impl::PgactorTyped => self.pgactor_typed(&self.db, workload, draw).await,
             Impl::PgactorMsg => self.pgactor_msg(&self.db, workload, draw).await,
-            Impl::PgactorUnnamed | Impl::PgactorShared => {
+            Impl::PgactorUnnamed | Impl::PgactorShared | Impl::PgactorSingle => {
                 match self.variants.iter().find(|(i, _)| *i == imp) {
                     Some((_, db)) => self.pgactor(db, workload, draw).await,
                     None => Err(format!("{} needs Bench::open_variant first", imp.name()).into()),

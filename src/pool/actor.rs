@@ -14,8 +14,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort}
 use tokio_postgres::error::SqlState;
 use tracing::{Instrument, Span};
 
+use super::coalesce::{Coalescer, Entry, IdsPlan, ReadPath};
 use super::connections::ConnectionPool;
-use super::counters::InFlight;
+use super::counters::{Counters, InFlight};
 use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
@@ -158,8 +159,40 @@ pub(crate) struct PoolContext {
     /// [`crate::OpenOptions::shared_reads`]: the connections reads share
     /// (each replica has its own).
     pub(crate) shared: Option<SharedReads>,
+    /// For the read pool with [`crate::OpenOptions::coalesce_reads`]: the
+    /// batchers of its reads by id.
+    pub(crate) coalesce: Option<Coalescer>,
     /// What every operation's telemetry says besides the operation.
     pub(crate) observed: Arc<Observed>,
+}
+
+impl ReadPath for PoolContext {
+    fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+    fn counters(&self) -> &Counters {
+        &self.pool.counters
+    }
+    /// The batch is an operation of its own (`read_batch`, a root span),
+    /// served as any read by id is.
+    async fn run_batch(
+        self: Arc<Self>,
+        model: Arc<str>,
+        plan: IdsPlan,
+        deadline: Deadline,
+        gone: Box<dyn Fn() -> bool + Send + Sync>,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let call = RunOptions {
+            deadline,
+            ..RunOptions::default()
+        };
+        let op = self.operation(&call, "read_batch", &model);
+        let span = op.span.clone();
+        let _running = self.in_flight.start();
+        serve(&self, &op, Ok(plan), &call, &*gone)
+            .instrument(span)
+            .await
+    }
 }
 
 impl PoolContext {
@@ -283,7 +316,7 @@ fn spawn_request<R: Request>(
 /// task. A read goes to the replica the replica set chooses (see
 /// [`on_replicas`]). `gone` says whether the caller has stopped waiting.
 pub(crate) async fn serve<P: Plan>(
-    ctx: &PoolContext,
+    ctx: &Arc<PoolContext>,
     op: &Operation,
     plan: Result<P>,
     call: &RunOptions,
@@ -293,15 +326,45 @@ pub(crate) async fn serve<P: Plan>(
         Ok(plan) => plan,
         Err(err) => return op.end(Err(failed(err)), P::rows, ""),
     };
-    let result = match &ctx.replica {
-        Some(set) => on_replicas(set, op, &plan, call, gone).await,
-        None => {
-            op.runs_on(&ctx.pool.server);
-            run_maybe_shared(&ctx.pool, ctx.shared.as_ref(), &plan, call.deadline, gone).await
+    // A read by id without a consistency token may be answered by a
+    // coalesced batch of its model's reads (a token's reads bypass it).
+    let batched = match (&ctx.coalesce, plan.by_id()) {
+        (Some(coalescer), Some(read)) if call.after.is_none() => {
+            match coalescer.enter(ctx, &read, call.deadline) {
+                Entry::Queued(queued) => Some(queued.answer(&read, call.deadline).await),
+                Entry::Alone(slot) => {
+                    let answer = routed(ctx, op, &plan, call, gone).await;
+                    drop(slot);
+                    Some(answer)
+                }
+            }
         }
+        _ => None,
+    };
+    let result = match batched {
+        Some(answer) => answer,
+        None => routed(ctx, op, &plan, call, gone).await,
     }
     .map_err(failed);
     op.end(result, P::rows, plan.statement())
+}
+
+/// Run `plan` where it goes: on the replicas (see [`on_replicas`]), or
+/// on the read pool's server.
+async fn routed<P: Plan>(
+    ctx: &PoolContext,
+    op: &Operation,
+    plan: &P,
+    call: &RunOptions,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<P::Output> {
+    match &ctx.replica {
+        Some(set) => on_replicas(set, op, plan, call, gone).await,
+        None => {
+            op.runs_on(&ctx.pool.server);
+            run_maybe_shared(&ctx.pool, ctx.shared.as_ref(), plan, call.deadline, gone).await
+        }
+    }
 }
 
 /// Run a read on a replica: the one `set` chooses, another one when it

@@ -45,6 +45,11 @@ pub(crate) struct Counters {
     refused: AtomicU64,
     lanes: AtomicUsize,
     statements_evicted: AtomicU64,
+    /// Coalesced batches of reads by id, and the reads they answered.
+    read_batches: AtomicU64,
+    batched_reads: AtomicU64,
+    /// Reads by id waiting for their model's next batch now.
+    batch_waiting: AtomicUsize,
     /// The reaper's task runs (set when it starts, cleared if it ends
     /// while the pool is open).
     reaper: AtomicBool,
@@ -94,6 +99,22 @@ impl Counters {
         self.statements_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A read by id now waits for its model's next batch.
+    pub(crate) fn batch_joined(&self) {
+        self.batch_waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `reads` waiting reads were taken into a batch (or left it).
+    pub(crate) fn batch_taken(&self, reads: usize) {
+        self.batch_waiting.fetch_sub(reads, Ordering::Relaxed);
+    }
+
+    /// A coalesced batch of `reads` reads by id went out.
+    pub(crate) fn read_batch(&self, reads: u64) {
+        self.read_batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_reads.fetch_add(reads, Ordering::Relaxed);
+    }
+
     pub(crate) fn reaper_started(&self) {
         self.reaper.store(true, Ordering::Relaxed);
     }
@@ -141,6 +162,9 @@ impl Counters {
                 broken: load(&self.closed_broken),
             },
             statements_evicted: load(&self.statements_evicted),
+            read_batches_total: load(&self.read_batches),
+            batched_reads_total: load(&self.batched_reads),
+            batch_waiting: self.batch_waiting.load(Ordering::Relaxed),
             reaper_running: self.reaper.load(Ordering::Relaxed),
         }
     }

@@ -1,13 +1,14 @@
 //! The pools: one per role, each with its connections and their lifetimes,
 //! the deadlines that cancel statements on the server, the plans that run
 //! requests as SQL, the replica watches and the choice among replicas that
-//! route reads, the shared-read
-//! lanes, the counters behind [`crate::PoolStats`], and the pool actor that
+//! route reads, the shared-read lanes, the batchers of coalesced reads by
+//! id, the counters behind [`crate::PoolStats`], and the pool actor that
 //! runs the messages of its role.
 
 mod actor;
 mod aggregate;
 mod batch;
+mod coalesce;
 mod conn;
 mod connections;
 mod counters;
@@ -24,6 +25,8 @@ mod stream;
 
 pub use actor::TypedRequest;
 pub(crate) use actor::{serve, Deadline, PoolActor, PoolContext, PoolMsg, RunOptions};
+pub(crate) use coalesce::Coalescer;
+pub use coalesce::{BATCHES_IN_FLIGHT, MAX_QUEUED_READS, MAX_READ_BATCH};
 pub(crate) use conn::{Object, Pool};
 pub(crate) use connections::ConnectionPool;
 pub(crate) use counters::InFlight;

@@ -297,6 +297,8 @@ struct RowStatement {
     /// A conditional write's refusal: when it changed no row, a read by
     /// id tells a row that failed the condition from no row.
     refusal: Option<Refusal>,
+    /// A plain read by id (`Read`): a coalesced batch may answer it.
+    coalesces: bool,
 }
 
 /// What a conditional write (an increment's guard, a versioned update's
@@ -319,6 +321,7 @@ impl RowPlan {
                 mode: catalog.statements,
                 nowait: false,
                 refusal: None,
+                coalesces: false,
             },
             decode: PhantomData,
         }
@@ -371,7 +374,9 @@ impl Request for ReadRequest {
     fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
         let table = catalog.table(&self.model)?;
         let stmt = table.read(self.id)?;
-        Ok(RowPlan::new(catalog, table, false, stmt))
+        let mut plan = RowPlan::new(catalog, table, false, stmt);
+        plan.row.coalesces = true;
+        Ok(plan)
     }
 }
 
@@ -722,6 +727,11 @@ pub(crate) trait Plan: Send + Sync + 'static {
     fn pipelines(&self) -> bool {
         false
     }
+    /// For a plain read of one row by its primary key: what a coalesced
+    /// batch of such reads needs to answer it (see `super::coalesce`).
+    fn by_id(&self) -> Option<ById<'_, Self::Output>> {
+        None
+    }
     /// Its statements on `client`, unbounded: [`Plan::run`] bounds them.
     fn fetch<'a>(
         &'a self,
@@ -773,6 +783,17 @@ impl<D: Decode> Plan for RowPlan<D> {
     fn shares_connection(&self) -> bool {
         !self.row.write
     }
+    fn by_id(&self) -> Option<ById<'_, D::Row>> {
+        if !self.row.coalesces {
+            return None;
+        }
+        Some(ById {
+            model: self.row.model.name(),
+            id: self.row.stmt.first_value()?,
+            columns: &self.row.columns,
+            decode: D::decode,
+        })
+    }
     async fn fetch(&self, client: &Conn) -> Result<D::Row> {
         let rows = query(client, &self.row.stmt, self.row.write, self.row.mode)
             .await
@@ -785,6 +806,26 @@ impl<D: Decode> Plan for RowPlan<D> {
         match rows.first() {
             Some(row) => D::decode(&self.row.columns, row),
             None => Err(self.row.unchanged(client).await),
+        }
+    }
+}
+
+/// A read of one row by its primary key, as a coalesced batch answers
+/// it: its model, its id (of the key's type), and how its row decodes.
+pub(crate) struct ById<'a, O> {
+    pub(crate) model: &'a str,
+    pub(crate) id: &'a Value,
+    columns: &'a Arc<Columns>,
+    decode: fn(&Arc<Columns>, &Row) -> Result<O>,
+}
+
+impl<O> ById<'_, O> {
+    /// Its answer from the batch: its row decoded, or
+    /// [`ErrorKind::NotFound`] when the batch had no row of its id.
+    pub(crate) fn answer(&self, row: Option<&Row>) -> Result<O> {
+        match row {
+            Some(row) => (self.decode)(self.columns, row),
+            None => Err(Error::not_found(self.model)),
         }
     }
 }

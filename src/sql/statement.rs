@@ -119,6 +119,15 @@ impl Statement {
         }
     }
 
+    /// The value of its first parameter when that is one value (a read by
+    /// id's key).
+    pub(crate) fn first_value(&self) -> Option<&Value> {
+        match self.params.first() {
+            Some((Param::One(value), _)) => Some(value),
+            _ => None,
+        }
+    }
+
     /// Add a parameter and return its placeholder.
     pub(super) fn bind(&mut self, param: Param, ty: Type) -> String {
         self.params.push((param, ty));

@@ -40,6 +40,9 @@ pub(crate) struct Table {
     /// `SELECT … WHERE "id" = $1` (`AND "deleted_at" IS NULL` on a
     /// soft-delete model): the statement that runs most, built once.
     by_id: Arc<str>,
+    /// `SELECT … WHERE "id" = ANY($1)` (and live rows only, as `by_id`):
+    /// a coalesced batch of reads by id.
+    by_ids: Arc<str>,
     /// The same, `FOR UPDATE`.
     by_id_for_update: Arc<str>,
     /// The same, `FOR UPDATE NOWAIT`.
@@ -132,6 +135,7 @@ impl Table {
             String::new()
         };
         let by_id = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = $1{live}");
+        let by_ids = format!("SELECT {select_list} FROM {qualified} WHERE \"id\" = ANY($1){live}");
         let required = model
             .fields()
             .iter()
@@ -142,6 +146,7 @@ impl Table {
         Table {
             version: model.fields().iter().position(|f| f.is_version()),
             by_id_for_update: format!("{by_id} FOR UPDATE").into(),
+            by_ids: by_ids.into(),
             by_id_for_update_nowait: format!("{by_id} FOR UPDATE NOWAIT").into(),
             required,
             inserts: Default::default(),
@@ -172,6 +177,28 @@ impl Table {
     /// `SELECT … WHERE id = $1`
     pub(crate) fn read(&self, id: Value) -> Result<Statement> {
         self.select_by_id(id, &self.by_id)
+    }
+
+    /// `SELECT … WHERE id = ANY($1)`: the rows of `ids` (each already of
+    /// the key's type, as [`Table::read`]'s statement binds it), in one
+    /// statement; an id without a row answers none.
+    pub(crate) fn read_many(&self, ids: Vec<Value>) -> Result<Statement> {
+        let ty = self.model.key().field_type();
+        let list_type = ty.pg_array_type().ok_or_else(|| {
+            Error::invalid_input(format!(
+                "the key of {} has no array type",
+                self.model.name()
+            ))
+        })?;
+        Ok(Statement {
+            sql: Sql::Kept(self.by_ids.clone()),
+            params: vec![(Param::List(ids), list_type)],
+        })
+    }
+
+    /// The type the key is bound as.
+    pub(crate) fn key_type(&self) -> Type {
+        self.model.key().field_type().pg_type()
     }
 
     /// `SELECT … WHERE id = $1 FOR UPDATE`: the row lock is held until the

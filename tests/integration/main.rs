@@ -15,6 +15,7 @@ mod bad_input;
 mod batch_writes;
 mod bouncer;
 mod bulk_writes;
+mod coalesce;
 mod column_types;
 mod connect_hook;
 mod crud;
