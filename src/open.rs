@@ -17,7 +17,7 @@ use crate::pool::{
     RunOptions, SharedReads,
 };
 use crate::schema::{QueryBounds, Registry};
-use crate::sql::{Catalog, Statements};
+use crate::sql::{citext_schema, Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::telemetry::{Observed, DEFAULT_SLOW_OPERATION};
 use crate::tx::SpareActors;
@@ -613,6 +613,11 @@ impl OpenOptions {
         } else {
             None
         };
+        // Casts to citext name the schema its extension is in.
+        let citext = match self.registry.uses_citext() {
+            true => citext_schema(&client).await?,
+            false => None,
+        };
         drop(client);
 
         // With a replica of its own, the read pool is watched: reads go to the
@@ -648,7 +653,8 @@ impl OpenOptions {
         } else {
             Statements::Unnamed
         };
-        let mut catalog = Catalog::new(&registry, &session.schema, statements);
+        let mut catalog = Catalog::new(&registry, &session.schema, statements)
+            .with_citext_schema(citext.as_deref());
         catalog.max_page = self.max_page;
         catalog.bounds = self.query_bounds;
         catalog.model_bounds = self.model_bounds.clone();

@@ -4,7 +4,9 @@
 mod aggregate;
 mod bounds;
 mod cursor;
+mod enums;
 mod ident;
+mod interval;
 mod model;
 mod query;
 mod record;
@@ -14,7 +16,13 @@ pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX
 pub use bounds::QueryBounds;
 pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
-pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
+pub(crate) use ident::{
+    fnv1a, push_ident, push_literal, quote_ident, validate_identifier,
+};
+pub use enums::{EnumType, PgEnum};
+#[doc(hidden)]
+pub use enums::{enum_accepts, enum_from_sql};
+pub use interval::Interval;
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,
     DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, SEARCH_VECTOR, UPDATED_AT,

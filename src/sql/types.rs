@@ -1,0 +1,101 @@
+//! How SQL names the types whose OIDs differ from one database to the
+//! next (an enum type, `citext`, a custom type): values of them are bound
+//! as text with a cast to the type, and read back as text, so that no
+//! statement makes the driver look a type up (a named statement, which a
+//! transaction-pooling bouncer forbids).
+
+use tokio_postgres::types::Type;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::schema::{quote_ident, FieldType};
+
+/// The names of the types pgactor casts to, in one adapter's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TypeNames {
+    /// `"schema"`: the adapter's, where AutoMigrate makes enum types.
+    schema: String,
+    /// `"schema"."citext"`, in the schema its extension is in; plain
+    /// `citext` (found by the search path) until that is known.
+    citext: String,
+}
+
+impl TypeNames {
+    /// The names in the adapter's `schema`, `citext` unqualified.
+    pub(crate) fn new(schema: &str) -> TypeNames {
+        TypeNames {
+            schema: quote_ident(schema),
+            citext: "citext".into(),
+        }
+    }
+
+    /// `citext` qualified with the schema its extension is in
+    /// ([`citext_schema`]); unqualified without one.
+    pub(crate) fn with_citext_schema(mut self, schema: Option<&str>) -> TypeNames {
+        self.citext = match schema {
+            Some(schema) => format!("{}.\"citext\"", quote_ident(schema)),
+            None => "citext".into(),
+        };
+        self
+    }
+
+    /// The type as DDL and casts name it: an enum type qualified with the
+    /// adapter's schema, `citext` with its extension's.
+    pub(crate) fn sql(&self, ty: FieldType) -> String {
+        match ty {
+            FieldType::Enum(_) => format!("{}.{}", self.schema, ty.sql()),
+            FieldType::Citext => self.citext.clone(),
+            other => other.sql(),
+        }
+    }
+
+    /// The cast a placeholder of a value of `ty` (of a list of them, as one
+    /// array, with `list`) needs: `::"schema"."mood"` for a type that
+    /// travels as text ([`FieldType::travels_as_text`]), else none.
+    pub(crate) fn cast(&self, ty: FieldType, list: bool) -> Option<String> {
+        ty.travels_as_text()
+            .then(|| format!("::{}{}", self.sql(ty), if list { "[]" } else { "" }))
+    }
+}
+
+/// The schema the `citext` extension is installed in, if it is.
+pub(crate) async fn citext_schema(client: &Client) -> Result<Option<String>> {
+    let row = client
+        .query_typed(
+            "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace \
+             WHERE e.extname = $1",
+            &[(&"citext", Type::TEXT)],
+        )
+        .await
+        .map_err(|e| Error::from_statement(e, false))?;
+    Ok(row.first().map(|row| row.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::EnumType;
+
+    static MOOD: EnumType = EnumType::new("mood", &["sad", "ok"]);
+
+    #[test]
+    fn types_that_travel_as_text_are_cast_and_qualified() {
+        let names = TypeNames::new("shop");
+        assert_eq!(names.sql(FieldType::Enum(&MOOD)), "\"shop\".\"mood\"");
+        assert_eq!(
+            names.cast(FieldType::Enum(&MOOD), true).unwrap(),
+            "::\"shop\".\"mood\"[]"
+        );
+        assert_eq!(names.cast(FieldType::Citext, false).unwrap(), "::citext");
+        let names = names.with_citext_schema(Some("ext"));
+        assert_eq!(names.cast(FieldType::Citext, false).unwrap(), "::\"ext\".\"citext\"");
+        assert_eq!(
+            names.cast(FieldType::Custom("public.ltree"), false).unwrap(),
+            "::\"public\".\"ltree\""
+        );
+        assert_eq!(names.cast(FieldType::Text, false), None);
+        assert_eq!(names.cast(FieldType::Interval, true), None);
+        assert_eq!(names.sql(FieldType::Interval), "interval");
+    }
+}
