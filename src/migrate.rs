@@ -15,8 +15,7 @@ use crate::messages::ConsistencyToken;
 use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
     fnv1a, push_literal, quote_ident, ColumnDefault, EnumType, Field, FieldType, Index, Model,
-    PrimaryKey,
-    Registry, Value, DELETED_AT, ID, SEARCH_VECTOR,
+    PrimaryKey, Registry, Value, DELETED_AT, ID, SEARCH_VECTOR,
 };
 use crate::sql::{citext_schema, search_vector_column, TypeNames};
 
@@ -336,6 +335,15 @@ async fn migrate_types(
     lock(&tx, session).await.map_err(&ddl_error)?;
     let mut installed = None;
     if citext {
+        // Extensions are the database's, not the schema's: adapters of
+        // other schemas migrating at once take turns here.
+        let lock_key = fnv1a(b"pgactor.migrate.extension:citext") as i64;
+        tx.query_typed(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[(&lock_key, Type::INT8)],
+        )
+        .await
+        .map_err(&ddl_error)?;
         installed = citext_schema(tx.client()).await?;
         if installed.is_none() {
             tx.batch_execute("CREATE EXTENSION IF NOT EXISTS citext")
@@ -349,7 +357,9 @@ async fn migrate_types(
                     ))
                     .with_source(e)
                 })?;
-            report.statements.push("CREATE EXTENSION IF NOT EXISTS citext".into());
+            report
+                .statements
+                .push("CREATE EXTENSION IF NOT EXISTS citext".into());
             installed = citext_schema(tx.client()).await?;
         }
     }
@@ -980,7 +990,15 @@ mod tests {
     #[test]
     fn a_missing_table_is_created_with_its_indexes() {
         let mut report = MigrationReport::default();
-        plan_model(&TypeNames::new("shop"), "shop", &model(), None, &Relations::new(), &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &model(),
+            None,
+            &Relations::new(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1003,7 +1021,15 @@ mod tests {
                 .soft_delete()
         };
         let mut report = MigrationReport::default();
-        plan_model(&TypeNames::new("shop"), "shop", &doc(), None, &Relations::new(), &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            None,
+            &Relations::new(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1037,7 +1063,15 @@ mod tests {
         .into_iter()
         .collect();
         let mut report = MigrationReport::default();
-        plan_model(&TypeNames::new("shop"), "shop", &doc(), Some(&existing), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            Some(&existing),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec!["ALTER TABLE \"shop\".\"doc\" ADD COLUMN \"deleted_at\" timestamptz"]
@@ -1056,7 +1090,15 @@ mod tests {
         let mut with_column = existing.clone();
         with_column.insert("deleted_at".into(), "timestamp with time zone".into());
         let mut report = MigrationReport::default();
-        plan_model(&TypeNames::new("shop"), "shop", &doc(), Some(&with_column), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            Some(&with_column),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(report, MigrationReport::default());
     }
 
@@ -1226,7 +1268,15 @@ mod tests {
         .map(|(name, relation)| (name.to_owned(), relation))
         .collect();
         let mut report = MigrationReport::default();
-        plan_model(&TypeNames::new("shop"), "shop", &model(), Some(&existing), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &model(),
+            Some(&existing),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1245,7 +1295,15 @@ mod tests {
     fn an_object_holding_a_declared_name_must_be_the_declared_object() {
         let ok = |relations: Relations| {
             let mut report = MigrationReport::default();
-            plan_model(&TypeNames::new("shop"), "shop", &model(), None, &relations, &mut report).map(|()| report)
+            plan_model(
+                &TypeNames::new("shop"),
+                "shop",
+                &model(),
+                None,
+                &relations,
+                &mut report,
+            )
+            .map(|()| report)
         };
         let with = |name: &str, relation: Relation| -> Relations {
             [(name.to_owned(), relation)].into_iter().collect()
@@ -1292,6 +1350,7 @@ mod tests {
         let bare = Model::new("Stock").field(Field::new("sku", FieldType::Text));
         let mut report = MigrationReport::default();
         plan_model(
+            &TypeNames::new("shop"),
             "shop",
             &bare,
             None,

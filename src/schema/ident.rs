@@ -43,7 +43,10 @@ pub(crate) fn validate_type_name(name: &str) -> std::result::Result<(), String> 
 /// A type name that passed [`validate_type_name`], each part
 /// double-quoted: `"public"."ltree"`.
 pub(crate) fn quote_type_name(name: &str) -> String {
-    name.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Double-quote an identifier that passed [`validate_identifier`].

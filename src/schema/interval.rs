@@ -69,9 +69,8 @@ impl TryFrom<Duration> for Interval {
                 "an interval holds whole microseconds and the duration has a finer part",
             ));
         }
-        let micros = i64::try_from(duration.as_micros()).map_err(|_| {
-            Error::invalid_input("the duration is longer than an interval holds")
-        })?;
+        let micros = i64::try_from(duration.as_micros())
+            .map_err(|_| Error::invalid_input("the duration is longer than an interval holds"))?;
         Ok(Interval::new(0, 0, micros))
     }
 }
@@ -116,7 +115,10 @@ impl fmt::Display for Interval {
             }
             if rest != 0 {
                 let sign = if rest < 0 { "-" } else { "" };
-                let (whole, fraction) = (rest.abs() / MICROS_PER_SECOND, rest.abs() % MICROS_PER_SECOND);
+                let (whole, fraction) = (
+                    rest.abs() / MICROS_PER_SECOND,
+                    rest.abs() % MICROS_PER_SECOND,
+                );
                 write!(f, "{sign}{whole}")?;
                 if fraction != 0 {
                     let digits = format!("{fraction:06}");
@@ -217,8 +219,13 @@ fn parts(text: &str) -> Option<Vec<(&str, char)>> {
             let digits = number.strip_prefix('-').unwrap_or(number);
             let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
             let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-            let fraction_ok = fraction.is_empty() || (c == 'S' && !fraction.is_empty() && plain(fraction));
-            if whole.is_empty() || !plain(whole) || !fraction_ok || (digits.contains('.') && fraction.is_empty()) {
+            let fraction_ok =
+                fraction.is_empty() || (c == 'S' && !fraction.is_empty() && plain(fraction));
+            if whole.is_empty()
+                || !plain(whole)
+                || !fraction_ok
+                || (digits.contains('.') && fraction.is_empty())
+            {
                 return None;
             }
             out.push((number, c));
@@ -247,7 +254,11 @@ fn seconds_to_micros(number: &str) -> Option<i128> {
 }
 
 impl ToSql for Interval {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn StdError + Sync + Send>> {
         out.put_i64(self.microseconds);
         out.put_i32(self.days);
         out.put_i32(self.months);
@@ -259,7 +270,10 @@ impl ToSql for Interval {
 }
 
 impl<'a> FromSql<'a> for Interval {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Interval, Box<dyn StdError + Sync + Send>> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Interval, Box<dyn StdError + Sync + Send>> {
         let raw: [u8; 16] = raw
             .try_into()
             .map_err(|_| "an interval's binary form is 16 bytes")?;
@@ -308,14 +322,30 @@ mod tests {
             assert_eq!(text.parse::<Interval>().unwrap(), interval, "{text}");
         }
         assert_eq!("P2W".parse::<Interval>().unwrap(), Interval::new(0, 14, 0));
-        assert_eq!("PT90M".parse::<Interval>().unwrap(), Interval::new(0, 0, 5_400_000_000));
+        assert_eq!(
+            "PT90M".parse::<Interval>().unwrap(),
+            Interval::new(0, 0, 5_400_000_000)
+        );
     }
 
     #[test]
     fn bad_text_is_refused_without_the_text() {
         for text in [
-            "", "P", "PT", "1 day", "P1", "P1X", "PT1D", "P1.5D", "PT1.1234567S", "PT1S1M",
-            "P--1D", "P99999999999Y", "SECRET", "PT.5S", "PT5.S",
+            "",
+            "P",
+            "PT",
+            "1 day",
+            "P1",
+            "P1X",
+            "PT1D",
+            "P1.5D",
+            "PT1.1234567S",
+            "PT1S1M",
+            "P--1D",
+            "P99999999999Y",
+            "SECRET",
+            "PT.5S",
+            "PT5.S",
         ] {
             let err = text.parse::<Interval>().unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{text}");
@@ -326,7 +356,10 @@ mod tests {
     #[test]
     fn durations_convert_where_exact() {
         let d = Duration::from_micros(1_234_567);
-        assert_eq!(Duration::try_from(Interval::try_from(d).unwrap()).unwrap(), d);
+        assert_eq!(
+            Duration::try_from(Interval::try_from(d).unwrap()).unwrap(),
+            d
+        );
         assert!(Interval::try_from(Duration::from_nanos(1)).is_err());
         assert!(Interval::try_from(Duration::MAX).is_err());
         assert!(Duration::try_from(Interval::new(0, 1, 0)).is_err());
@@ -349,8 +382,14 @@ mod tests {
     #[test]
     fn serde_writes_the_text() {
         let interval = Interval::new(0, 2, 0);
-        assert_eq!(serde_json::to_value(interval).unwrap(), serde_json::json!("P2D"));
-        assert_eq!(serde_json::from_value::<Interval>(serde_json::json!("P2D")).unwrap(), interval);
+        assert_eq!(
+            serde_json::to_value(interval).unwrap(),
+            serde_json::json!("P2D")
+        );
+        assert_eq!(
+            serde_json::from_value::<Interval>(serde_json::json!("P2D")).unwrap(),
+            interval
+        );
         assert!(serde_json::from_value::<Interval>(serde_json::json!("2 days")).is_err());
     }
 }

@@ -266,8 +266,15 @@ impl FieldType {
     /// same name in any schema (the catalog qualifies a type that is not
     /// on the search path).
     pub(crate) fn catalog_matches(self, found: &str) -> bool {
-        let last = |name: &str| name.rsplit('.').next().unwrap_or_default().trim_matches('"').to_owned();
-        found == self.catalog_name() || (self.travels_as_text() && last(found) == last(&self.catalog_name()))
+        let last = |name: &str| {
+            name.rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned()
+        };
+        found == self.catalog_name()
+            || (self.travels_as_text() && last(found) == last(&self.catalog_name()))
     }
 
     /// The type as the catalog's `format_type()` spells it, to spot drift.

@@ -140,7 +140,10 @@ impl Table {
                 Direction::Asc => "ASC",
                 Direction::Desc => "DESC",
             };
-            order.push(format!("{} {direction}", self.group_order(&key.field, group_by)?));
+            order.push(format!(
+                "{} {direction}",
+                self.group_order(&key.field, group_by)?
+            ));
         }
         // The group fields break ties: the same groups come in the same order.
         for field in group_by
@@ -229,9 +232,14 @@ impl Table {
                 "a field with an order (a number, text, citext, an enum, date, time, timestamp, \
                  timestamptz, interval or inet)",
             ),
-            AggregateFn::Sum if ty == FieldType::I64 => Ok(format!("CAST(sum({column}) AS bigint)")),
+            AggregateFn::Sum if ty == FieldType::I64 => {
+                Ok(format!("CAST(sum({column}) AS bigint)"))
+            }
             // Read as text, as a row's column is.
-            _ if ty.travels_as_text() => Ok(format!("{function}({column})::text")),
+            _ if ty.travels_as_text() => Ok(format!(
+                "{}({column})::text",
+                self.types.function(ty, function)
+            )),
             _ => Ok(format!("{function}({column})")),
         }
     }

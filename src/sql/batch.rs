@@ -149,9 +149,11 @@ impl Table {
                                 self.model.name()
                             )))
                         }
-                        value => ty.coerce(self.settable_name(settable), value).map_err(|err| {
-                            Error::invalid_input(format!("row {index} of the batch: {err}"))
-                        })?,
+                        value => ty
+                            .coerce(self.settable_name(settable), value)
+                            .map_err(|err| {
+                                Error::invalid_input(format!("row {index} of the batch: {err}"))
+                            })?,
                     };
                 }
                 Ok(row)
@@ -279,9 +281,13 @@ impl Table {
             if n > 0 {
                 sql.push_str(" AND ");
             }
+            // The key's own equality: a citext's ignores case.
+            let ty = self.column_type(field)?;
             for (m, side) in [DONE, INPUT].into_iter().enumerate() {
                 if m > 0 {
-                    sql.push_str(" = ");
+                    sql.push(' ');
+                    sql.push_str(&self.types.op(ty, "="));
+                    sql.push(' ');
                 }
                 sql.push_str(side);
                 sql.push('.');

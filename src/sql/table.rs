@@ -11,8 +11,8 @@ use crate::schema::{
     ID, UPDATED_AT,
 };
 use crate::schema::{
-    Columns, DeletedRows, Direction, FieldType, Filter, Keyset, Query, QueryBounds, Record, Value,
-    DEFAULT_LIMIT,
+    Columns, DeletedRows, Direction, FieldType, Filter, Key, Keyset, Query, QueryBounds, Record,
+    Value, DEFAULT_LIMIT,
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
@@ -188,7 +188,13 @@ impl Table {
     }
 
     /// [`Table::bind_value`], appended to `sql`.
-    pub(super) fn push_value(&self, stmt: &mut Statement, sql: &mut String, value: Value, ty: FieldType) {
+    pub(super) fn push_value(
+        &self,
+        stmt: &mut Statement,
+        sql: &mut String,
+        value: Value,
+        ty: FieldType,
+    ) {
         stmt.push_bound(sql, Param::One(value), ty.pg_type());
         sql.extend(self.types.cast(ty, false));
     }
@@ -680,7 +686,12 @@ impl Table {
                     "a page starts after a cursor or at an offset, not both: offset must be 0",
                 ));
             }
-            conditions.push(after_key(keyset, keyset.values(cursor)?, &mut page, &self.types));
+            conditions.push(after_key(
+                keyset,
+                keyset.values(cursor)?,
+                &mut page,
+                &self.types,
+            ));
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let as_i64 = |n: u64, what: &str| {
@@ -738,7 +749,11 @@ impl Table {
                     )));
                 }
                 let ph = self.bind_value(stmt, ty.coerce(field, value.clone())?, ty);
-                format!("{} {} {ph}", quote_ident(field), op.sql())
+                format!(
+                    "{} {} {ph}",
+                    quote_ident(field),
+                    self.types.op(ty, op.sql())
+                )
             }
             Filter::In { field, values } => {
                 let ty = self.column_type(field)?;
@@ -746,7 +761,11 @@ impl Table {
                     return Ok("FALSE".into());
                 }
                 let ph = self.bind_list(stmt, field, ty, values, "an IN list")?;
-                format!("{} = ANY({ph})", quote_ident(field))
+                format!(
+                    "{} {} ANY({ph})",
+                    quote_ident(field),
+                    self.types.op(ty, "=")
+                )
             }
             Filter::NotIn { field, values } => {
                 let ty = self.column_type(field)?;
@@ -755,7 +774,11 @@ impl Table {
                     return Ok("TRUE".into());
                 }
                 let ph = self.bind_list(stmt, field, ty, values, "a NOT IN list")?;
-                format!("{} <> ALL({ph})", quote_ident(field))
+                format!(
+                    "{} {} ALL({ph})",
+                    quote_ident(field),
+                    self.types.op(ty, "<>")
+                )
             }
             Filter::Between { field, low, high } => {
                 let ty = self.column_type(field)?;
@@ -768,7 +791,14 @@ impl Table {
                 let high = ty.coerce(field, high.clone())?;
                 let low = self.bind_value(stmt, low, ty);
                 let high = self.bind_value(stmt, high, ty);
-                format!("{} BETWEEN {low} AND {high}", quote_ident(field))
+                let column = quote_ident(field);
+                if self.types.qualifies(ty) {
+                    // BETWEEN takes no OPERATOR(…): its two comparisons.
+                    let (ge, le) = (self.types.op(ty, ">="), self.types.op(ty, "<="));
+                    format!("({column} {ge} {low} AND {column} {le} {high})")
+                } else {
+                    format!("{column} BETWEEN {low} AND {high}")
+                }
             }
             Filter::Text { field, text, mode } => {
                 self.text_field(field, "a text match")?;
@@ -789,7 +819,8 @@ impl Table {
                         right.sql()
                     )));
                 }
-                format!("{} {} {}", quote_ident(field), op.sql(), quote_ident(other))
+                let op = self.types.op(left, op.sql());
+                format!("{} {op} {}", quote_ident(field), quote_ident(other))
             }
             Filter::Like {
                 field,
@@ -799,7 +830,14 @@ impl Table {
                 self.text_field(field, "LIKE")?;
                 let pattern = FieldType::Text.coerce(field, Value::Text(pattern.clone()))?;
                 let ph = stmt.bind(Param::One(pattern), Type::TEXT);
-                let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                let ty = self.column_type(field)?;
+                let op = match (*case_insensitive, self.types.qualifies(ty)) {
+                    (true, false) => "ILIKE".into(),
+                    (false, false) => "LIKE".into(),
+                    // citext's own LIKE, which ignores case.
+                    (true, true) => self.types.op(ty, "~~*"),
+                    (false, true) => self.types.op(ty, "~~"),
+                };
                 format!("{} {op} {ph}", quote_ident(field))
             }
             Filter::Has { field, value } => {
@@ -971,7 +1009,10 @@ pub(super) fn push_read_columns(sql: &mut String, model: &Model, prefix: &str) {
         }
         sql.push_str(prefix);
         push_ident(sql, name);
-        if model.column_type(name).is_some_and(FieldType::travels_as_text) {
+        if model
+            .column_type(name)
+            .is_some_and(FieldType::travels_as_text)
+        {
             sql.push_str("::text AS ");
             push_ident(sql, name);
         }
@@ -1013,7 +1054,11 @@ fn after_key(
         })
         .collect();
     let direction = keys[0].direction;
-    if keys.iter().all(|k| k.direction == direction && !k.nullable) {
+    let op = |key: &Key, op: &str| types.op(key.ty, op);
+    // A row comparison takes no OPERATOR(…): a key of such a type is
+    // compared in the expanded form.
+    let plain = keys.iter().all(|k| !types.qualifies(k.ty));
+    if plain && keys.iter().all(|k| k.direction == direction && !k.nullable) {
         let op = if direction == Direction::Asc {
             ">"
         } else {
@@ -1030,14 +1075,15 @@ fn after_key(
     let mut any = Vec::with_capacity(keys.len());
     for (key, value) in keys.iter().zip(&bound) {
         let field = quote_ident(&key.field);
+        let (gt, lt) = (op(key, ">"), op(key, "<"));
         let beyond = match (key.direction, value) {
             (Direction::Asc, None) => None,
             (Direction::Asc, Some(v)) if key.nullable => {
-                Some(format!("({field} > {v} OR {field} IS NULL)"))
+                Some(format!("({field} {gt} {v} OR {field} IS NULL)"))
             }
-            (Direction::Asc, Some(v)) => Some(format!("{field} > {v}")),
+            (Direction::Asc, Some(v)) => Some(format!("{field} {gt} {v}")),
             (Direction::Desc, None) => Some(format!("{field} IS NOT NULL")),
-            (Direction::Desc, Some(v)) => Some(format!("{field} < {v}")),
+            (Direction::Desc, Some(v)) => Some(format!("{field} {lt} {v}")),
         };
         match beyond {
             Some(beyond) if equal.is_empty() => any.push(beyond),
@@ -1045,7 +1091,7 @@ fn after_key(
             None => {}
         }
         equal.push(match value {
-            Some(v) => format!("{field} = {v}"),
+            Some(v) => format!("{field} {} {v}", op(key, "=")),
             None => format!("{field} IS NULL"),
         });
     }
@@ -1055,12 +1101,12 @@ fn after_key(
     };
     match (&keys[0], &bound[0]) {
         (first, Some(v)) if !first.nullable => {
-            let op = if first.direction == Direction::Asc {
-                ">="
+            let bound = if first.direction == Direction::Asc {
+                op(first, ">=")
             } else {
-                "<="
+                op(first, "<=")
             };
-            format!("({} {op} {v} AND {any})", quote_ident(&first.field))
+            format!("({} {bound} {v} AND {any})", quote_ident(&first.field))
         }
         _ => any,
     }

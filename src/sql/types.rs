@@ -2,7 +2,10 @@
 //! next (an enum type, `citext`, a custom type): values of them are bound
 //! as text with a cast to the type, and read back as text, so that no
 //! statement makes the driver look a type up (a named statement, which a
-//! transaction-pooling bouncer forbids).
+//! transaction-pooling bouncer forbids). An extension's operators are
+//! named with its schema (`OPERATOR("public".=)`): the session's search
+//! path holds the adapter's schema only, and an operator it does not find
+//! is not an error for `citext` but the `text` one, which minds case.
 
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
@@ -18,6 +21,8 @@ pub(crate) struct TypeNames {
     /// `"schema"."citext"`, in the schema its extension is in; plain
     /// `citext` (found by the search path) until that is known.
     citext: String,
+    /// `"schema"`, the citext extension's, once known.
+    citext_schema: Option<String>,
 }
 
 impl TypeNames {
@@ -26,17 +31,53 @@ impl TypeNames {
         TypeNames {
             schema: quote_ident(schema),
             citext: "citext".into(),
+            citext_schema: None,
         }
     }
 
     /// `citext` qualified with the schema its extension is in
     /// ([`citext_schema`]); unqualified without one.
     pub(crate) fn with_citext_schema(mut self, schema: Option<&str>) -> TypeNames {
-        self.citext = match schema {
-            Some(schema) => format!("{}.\"citext\"", quote_ident(schema)),
+        self.citext_schema = schema.map(quote_ident);
+        self.citext = match &self.citext_schema {
+            Some(schema) => format!("{schema}.\"citext\""),
             None => "citext".into(),
         };
         self
+    }
+
+    /// The schema whose operators and functions a type's values take: the
+    /// citext extension's, a schema-qualified custom type's; none for the
+    /// rest (theirs are in `pg_catalog`, always searched).
+    fn operator_schema(&self, ty: FieldType) -> Option<String> {
+        match ty {
+            FieldType::Citext => self.citext_schema.clone(),
+            FieldType::Custom(name) => name.split_once('.').map(|(schema, _)| quote_ident(schema)),
+            _ => None,
+        }
+    }
+
+    /// Operator `op` (`=`, `<`, …) for values of `ty`: `OPERATOR("s".=)`
+    /// for a type whose operators are in a schema of their own.
+    pub(crate) fn op(&self, ty: FieldType, op: &str) -> String {
+        match self.operator_schema(ty) {
+            Some(schema) => format!("OPERATOR({schema}.{op})"),
+            None => op.to_owned(),
+        }
+    }
+
+    /// Function `name` (`min`, `max`) of values of `ty`, qualified as
+    /// [`TypeNames::op`] qualifies operators.
+    pub(crate) fn function(&self, ty: FieldType, name: &str) -> String {
+        match self.operator_schema(ty) {
+            Some(schema) => format!("{schema}.{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// Whether `ty`'s operators are named with a schema ([`TypeNames::op`]).
+    pub(crate) fn qualifies(&self, ty: FieldType) -> bool {
+        self.operator_schema(ty).is_some()
     }
 
     /// The type as DDL and casts name it: an enum type qualified with the
@@ -89,13 +130,27 @@ mod tests {
         );
         assert_eq!(names.cast(FieldType::Citext, false).unwrap(), "::citext");
         let names = names.with_citext_schema(Some("ext"));
-        assert_eq!(names.cast(FieldType::Citext, false).unwrap(), "::\"ext\".\"citext\"");
         assert_eq!(
-            names.cast(FieldType::Custom("public.ltree"), false).unwrap(),
+            names.cast(FieldType::Citext, false).unwrap(),
+            "::\"ext\".\"citext\""
+        );
+        assert_eq!(
+            names
+                .cast(FieldType::Custom("public.ltree"), false)
+                .unwrap(),
             "::\"public\".\"ltree\""
         );
         assert_eq!(names.cast(FieldType::Text, false), None);
         assert_eq!(names.cast(FieldType::Interval, true), None);
         assert_eq!(names.sql(FieldType::Interval), "interval");
+        assert_eq!(names.op(FieldType::Citext, "="), "OPERATOR(\"ext\".=)");
+        assert_eq!(names.function(FieldType::Citext, "min"), "\"ext\".min");
+        assert_eq!(
+            names.op(FieldType::Custom("public.ltree"), "<"),
+            "OPERATOR(\"public\".<)"
+        );
+        assert_eq!(names.op(FieldType::Custom("ltree"), "<"), "<");
+        assert_eq!(names.op(FieldType::Enum(&MOOD), "<>"), "<>");
+        assert!(!names.qualifies(FieldType::Text));
     }
 }

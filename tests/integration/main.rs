@@ -32,6 +32,7 @@ mod listen;
 mod migrate;
 mod observability;
 mod open;
+mod pg_types;
 mod query_bounds;
 mod raw;
 mod replicas;
