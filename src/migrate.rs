@@ -144,9 +144,10 @@ fn describe_relation(relation: &Relation) -> String {
     format!("{article} {what}")
 }
 
-/// Bring `schema` up to the registry's models in one transaction, under an
-/// advisory lock so processes starting together migrate one after another
-/// (the later ones find nothing to do).
+/// Bring `schema` up to the registry's models in one transaction (after
+/// the types they need, in one of their own: see `migrate_types`), under
+/// an advisory lock so processes starting together migrate one after
+/// another (the later ones find nothing to do).
 pub(crate) async fn auto_migrate(
     client: &mut Client,
     session: &SessionSettings,
@@ -1453,5 +1454,97 @@ mod tests {
             plan(&note("simple"), None, None, &view).unwrap(),
             MigrationReport::default()
         );
+    }
+
+    static MOOD: EnumType = EnumType::new("mood", &["sad", "meh", "ok", "happy"]);
+
+    fn enum_plan(existing: Option<Option<&[&str]>>) -> Result<MigrationReport> {
+        let existing = existing.map(|labels| {
+            labels.map(|labels| labels.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>())
+        });
+        let mut report = MigrationReport::default();
+        plan_enum(
+            &TypeNames::new("shop"),
+            &MOOD,
+            existing.as_ref(),
+            &mut report,
+        )?;
+        Ok(report)
+    }
+
+    #[test]
+    fn an_enum_type_is_created_then_given_its_new_labels_in_place() {
+        let made = enum_plan(None).unwrap();
+        assert_eq!(
+            made.statements,
+            ["CREATE TYPE \"shop\".\"mood\" AS ENUM ('sad', 'meh', 'ok', 'happy')"]
+        );
+        assert_eq!(
+            enum_plan(Some(Some(&["sad", "meh", "ok", "happy"]))).unwrap(),
+            MigrationReport::default()
+        );
+        let grown = enum_plan(Some(Some(&["ok"]))).unwrap();
+        assert_eq!(
+            grown.statements,
+            [
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'sad' BEFORE 'ok'",
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'meh' AFTER 'sad'",
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'happy' AFTER 'ok'",
+            ]
+        );
+        assert!(grown.warnings.is_empty(), "{:?}", grown.warnings);
+    }
+
+    #[test]
+    fn removed_and_reordered_labels_are_reported_never_dropped() {
+        let report = enum_plan(Some(Some(&["happy", "sad", "meh", "ok", "gone"]))).unwrap();
+        assert!(report.statements.is_empty());
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("(gone)"),
+            "{}",
+            report.warnings[0]
+        );
+        assert!(
+            report.warnings[1].contains("happy, sad, meh, ok"),
+            "{}",
+            report.warnings[1]
+        );
+        let err = enum_plan(Some(None)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("no enum"), "{err}");
+    }
+
+    #[test]
+    fn named_and_interval_columns_are_qualified_and_match_the_catalog_in_any_schema() {
+        let types = TypeNames::new("shop").with_citext_schema(Some("ext"));
+        let def = |field: Field| column_definition(&field, &types).unwrap();
+        assert_eq!(
+            def(Field::new("mood", FieldType::Enum(&MOOD)).default_value("ok")),
+            "\"mood\" \"shop\".\"mood\" NOT NULL DEFAULT 'ok'::\"shop\".\"mood\""
+        );
+        assert_eq!(
+            def(Field::new("nick", FieldType::Citext)),
+            "\"nick\" \"ext\".\"citext\" NOT NULL"
+        );
+        assert_eq!(
+            def(Field::new("wait", FieldType::Interval)
+                .default_value(crate::Interval::new(0, 1, 0))),
+            "\"wait\" interval NOT NULL DEFAULT 'P1D'::interval"
+        );
+        assert_eq!(
+            def(Field::new("path", FieldType::Custom("public.ltree")).nullable()),
+            "\"path\" \"public\".\"ltree\""
+        );
+        assert_eq!(
+            def(Field::new("at", FieldType::Time).default_now()),
+            "\"at\" time NOT NULL DEFAULT now()"
+        );
+        assert!(FieldType::Enum(&MOOD).catalog_matches("shop.mood"));
+        assert!(FieldType::Enum(&MOOD).catalog_matches("mood"));
+        assert!(FieldType::Citext.catalog_matches("ext.citext"));
+        assert!(FieldType::Custom("public.ltree").catalog_matches("ltree"));
+        assert!(!FieldType::Citext.catalog_matches("text"));
+        assert!(FieldType::Interval.catalog_matches("interval"));
     }
 }

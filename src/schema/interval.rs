@@ -64,7 +64,7 @@ impl TryFrom<Duration> for Interval {
     type Error = Error;
 
     fn try_from(duration: Duration) -> Result<Interval> {
-        if duration.subsec_nanos() % 1_000 != 0 {
+        if !duration.subsec_nanos().is_multiple_of(1_000) {
             return Err(Error::invalid_input(
                 "an interval holds whole microseconds and the duration has a finer part",
             ));

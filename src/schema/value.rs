@@ -1414,6 +1414,41 @@ mod tests {
     }
 
     #[test]
+    fn enums_take_their_labels_and_intervals_their_own_values() {
+        static MOOD: EnumType = EnumType::new("mood", &["sad", "ok"]);
+        let ty = FieldType::Enum(&MOOD);
+        assert_eq!(
+            ty.coerce("m", "ok".into()).unwrap(),
+            Value::Text("ok".into())
+        );
+        let err = ty.coerce("m", "SECRET".into()).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("sad, ok"), "{err}");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+        assert!(ty.coerce("m", Value::I64(1)).is_err());
+        assert!(FieldType::Citext.coerce("c", "a\0".into()).is_err());
+        let wait = Value::Interval(Interval::new(1, 2, 3));
+        assert_eq!(FieldType::Interval.coerce("w", wait.clone()).unwrap(), wait);
+        assert!(FieldType::Interval.coerce("w", "P1D".into()).is_err());
+        assert_eq!(
+            Value::from_json(FieldType::Interval, "w", wait.to_json()).unwrap(),
+            wait
+        );
+        let err =
+            Value::from_json(FieldType::Interval, "w", serde_json::json!("1 day")).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+        let mut raw = BytesMut::new();
+        wait.to_sql(&Type::INTERVAL, &mut raw).unwrap();
+        assert_eq!(Value::from_sql(&Type::INTERVAL, &raw).unwrap(), wait);
+        // What raw SQL reads of an enum column: its label.
+        let mood = Type::new("mood".into(), 1, Kind::Enum(vec!["ok".into()]), "s".into());
+        assert_eq!(
+            Value::from_sql(&mood, b"ok").unwrap(),
+            Value::Text("ok".into())
+        );
+    }
+
+    #[test]
     fn numerics_round_trip_through_json_exactly() {
         // 28 significant digits and trailing zeros: a trip through f64 would
         // lose digits, and a normalising one the scale.

@@ -116,7 +116,8 @@ pub(crate) async fn citext_schema(client: &Client) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::EnumType;
+    use crate::schema::{EnumType, Field, Filter, Model, Query, Record, Registry, Value};
+    use crate::sql::{Catalog, Statements};
 
     static MOOD: EnumType = EnumType::new("mood", &["sad", "ok"]);
 
@@ -152,5 +153,80 @@ mod tests {
         assert_eq!(names.op(FieldType::Custom("ltree"), "<"), "<");
         assert_eq!(names.op(FieldType::Enum(&MOOD), "<>"), "<>");
         assert!(!names.qualifies(FieldType::Text));
+    }
+
+    #[test]
+    fn statements_cast_named_types_read_them_as_text_and_sort_them_in_their_order() {
+        let registry = Registry::new()
+            .with(
+                Model::new("Entry")
+                    .field(Field::new("mood", FieldType::Enum(&MOOD)))
+                    .field(Field::new("nick", FieldType::Citext))
+                    .field(Field::new("path", FieldType::Custom("public.ltree")).nullable()),
+            )
+            .unwrap();
+        let catalog =
+            Catalog::new(&registry, "shop", Statements::Unnamed).with_citext_schema(Some("ext"));
+        let table = catalog.table("Entry").unwrap();
+        let read = table.read(Value::Uuid(uuid::Uuid::nil())).unwrap();
+        assert!(read.sql.starts_with(
+            "SELECT \"id\", \"mood\"::text AS \"mood\", \"nick\"::text AS \"nick\", \
+             \"path\"::text AS \"path\", \"created_at\""
+        ));
+        let insert = table
+            .insert(Record::new().with("mood", "ok").with("nick", "Bob"))
+            .unwrap();
+        assert!(
+            insert
+                .sql
+                .contains("VALUES ($1, $2::\"shop\".\"mood\", $3::\"ext\".\"citext\")"),
+            "{}",
+            &*insert.sql
+        );
+        assert_eq!(insert.params[1].1, Type::TEXT);
+        let err = table
+            .insert(Record::new().with("mood", "glad").with("nick", "Bob"))
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        let query = Query::new()
+            .filter(Filter::and(
+                Filter::eq("nick", "BOB"),
+                Filter::is_in("mood", ["ok", "sad"]),
+            ))
+            .sort_asc("mood");
+        let page = table.list(&query).unwrap().page;
+        for part in [
+            "\"nick\" OPERATOR(\"ext\".=) $1::\"ext\".\"citext\"",
+            "\"mood\" = ANY($2::\"shop\".\"mood\"[])",
+            "ORDER BY \"shop\".\"entry\".\"mood\" ASC",
+        ] {
+            assert!(page.sql.contains(part), "{part} in {}", &*page.sql);
+        }
+        // A cursor's condition compares citext with its own operators.
+        let keyset = table
+            .list(&Query::new().sort_asc("nick"))
+            .unwrap()
+            .keyset
+            .unwrap();
+        let cursor = keyset
+            .cursor(|column| {
+                Ok(match column {
+                    0 => Value::Uuid(uuid::Uuid::nil()),
+                    _ => Value::Text("bob".into()),
+                })
+            })
+            .unwrap()
+            .unwrap();
+        let after = table
+            .list(&Query::new().sort_asc("nick").after(cursor))
+            .unwrap();
+        assert!(
+            after
+                .page
+                .sql
+                .contains("\"nick\" OPERATOR(\"ext\".>) $1::\"ext\".\"citext\""),
+            "{}",
+            &*after.page.sql
+        );
     }
 }
