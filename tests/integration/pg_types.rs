@@ -15,7 +15,8 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::support::db::{ids_matching, registry, typed_ids_matching, unique_schema};
-use crate::support::topology::{bouncer_url, primary_url};
+use crate::support::observer::observer;
+use crate::support::topology::{bouncer_url, primary_url, TempDatabase};
 
 /// The enum type the run-time model declares.
 static MOOD: EnumType = EnumType::new("mood", &["sad", "ok", "happy"]);
@@ -626,4 +627,40 @@ async fn enums_intervals_and_citext_work_through_a_transaction_pooling_bouncer()
         .await
         .expect("create_many");
     assert_eq!(rows[0].get::<String>("mood").unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_role_that_cannot_create_citext_fails_open_with_a_config_error_naming_it() {
+    // A database without citext, and a role that owns a schema there but
+    // may not create extensions (no CREATE on the database).
+    let temp = TempDatabase::create("pgtypes_ext").await;
+    let role = format!("pga_role_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let admin = observer(&temp.url).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN; CREATE SCHEMA app AUTHORIZATION \"{role}\""
+        ))
+        .await
+        .expect("role");
+    let url = temp.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, temp.url, "a URL of the postgres user");
+    let nick = Model::new("Member").field(Field::new("nick", FieldType::Citext).unique());
+    let err = OpenOptions::new(url)
+        .registry(registry([nick]))
+        .session(SessionConfig {
+            schema: Some("app".into()),
+            ..SessionConfig::default()
+        })
+        .open()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("CREATE EXTENSION citext"), "{err}");
+    drop(admin);
+    temp.remove().await;
+    observer(&primary_url())
+        .await
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .await
+        .expect("drop role");
 }
