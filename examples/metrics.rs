@@ -5,7 +5,7 @@
 //! throwaway cluster like the quickstart), runs a little traffic with a
 //! transaction held open, serves `db.stats().to_prometheus()` on
 //! `127.0.0.1:9187/metrics` (port from `METRICS_PORT`) and `db.ping(…)` on
-//! `/health` (200 when both pools answer within a second, else 503),
+//! `/health` (200 when every pool answers within a second, else 503),
 //! requests each once itself, prints what it got, and stops. Set `METRICS_SERVE_SECONDS` to keep
 //! serving that long for a real scraper.
 
@@ -89,7 +89,8 @@ async fn answer(mut socket: TcpStream, db: Db) {
                 pool.role, pool.target, pool.latency
             ),
         };
-        (status, line(&health.write) + &line(&health.read))
+        let reads: String = health.read_pools().map(line).collect();
+        (status, line(&health.write) + &reads)
     } else {
         ("404 Not Found", String::new())
     };

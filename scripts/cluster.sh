@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Bring up / tear down the real-server test topology for pgactor:
-# a PostgreSQL primary plus one streaming hot-standby replica, both on
-# 127.0.0.1, both with their own data directory under DIR, and pgbouncer in
-# transaction pooling mode in front of the primary. The primary accepts TLS
-# (and still plain connections); the replica has ssl = off, so tests have
-# one server without TLS.
+# a PostgreSQL primary plus one streaming hot-standby replica (two with
+# --replicas 2), all on 127.0.0.1, each with its own data directory under
+# DIR, and pgbouncer in transaction pooling mode in front of the primary.
+# The primary accepts TLS (and still plain connections); the replicas have
+# ssl = off, so tests have one server without TLS.
 #
-#   scripts/cluster.sh up DIR [--primary-port P] [--replica-port R]
+#   scripts/cluster.sh up DIR [--primary-port P] [--replica-port R] [--replicas N]
 #   scripts/cluster.sh down DIR
 #   scripts/cluster.sh status DIR
 #
@@ -27,9 +27,13 @@
 #   PGACTOR_PORT_LIMIT       last port tried (PGACTOR_PORT_BASE + 2000)
 #   PGACTOR_START_TIMEOUT    seconds to wait for a server / replication (60)
 #
+# --replicas 2 adds a second streaming replica of the primary (DIR/replica2,
+# PGACTOR_REPLICA2_URL/_DATA/_PORT in the env file), for tests of several
+# read replicas; it costs a second base backup, so it is opt-in (default 1).
+#
 # Layout of DIR:
 #   DIR/.pgactor-cluster     marker (down refuses to delete dirs without it)
-#   DIR/primary, DIR/replica data directories
+#   DIR/primary, DIR/replica data directories (and DIR/replica2 with --replicas 2)
 #   DIR/s                    unix socket directory (shared, sockets differ by port)
 #   DIR/tls                  a throw-away CA (ca.crt), the primary's certificate
 #                            (server.crt: DNS localhost, IP 127.0.0.1), a client
@@ -59,6 +63,7 @@ PORT_BASE=${PGACTOR_PORT_BASE:-55432}
 PORT_LIMIT=${PGACTOR_PORT_LIMIT:-$((PORT_BASE + 2000))}
 START_TIMEOUT=${PGACTOR_START_TIMEOUT:-60}
 REPLICA_APP_NAME=pgactor_replica
+REPLICA2_APP_NAME=pgactor_replica2
 CERT_USER=pgactor_cert           # role that logs in with a client certificate only
 PASSWORD_USER=pgactor_password   # role that logs in with a password (scram) only
 PASSWORD_SECRET=pgactor-s3cret   # its password (test-only)
@@ -72,10 +77,13 @@ SOCK_DIR=""
 TLS_DIR=""
 PRIMARY_DATA=""
 REPLICA_DATA=""
+REPLICA2_DATA=""
 PRIMARY_PORT=""
 REPLICA_PORT=""
+REPLICA2_PORT=""
 PRIMARY_PORT_AUTO=0
 REPLICA_PORT_AUTO=0
+REPLICAS=1         # streaming replicas: 1, or 2 with --replicas 2
 BOUNCER_BIN=""
 BOUNCER_DIR=""
 BOUNCER_PORT=""
@@ -85,7 +93,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<EOF
-usage: $PROG up DIR [--primary-port P] [--replica-port R]
+usage: $PROG up DIR [--primary-port P] [--replica-port R] [--replicas N]
        $PROG down DIR
        $PROG status DIR
 EOF
@@ -357,12 +365,14 @@ host      replication  all           ::1/128        trust
 EOF
 }
 
-# The replica starts from a copy of the primary's postgresql.conf.
+# write_replica_conf DATA PORT NAME: a replica starts from a copy of the
+# primary's postgresql.conf; NAME is its cluster_name, and so the
+# application_name it streams under.
 write_replica_conf() {
-    local conf=$REPLICA_DATA/postgresql.conf
-    set_conf "$conf" port "$REPLICA_PORT"
+    local conf=$1/postgresql.conf
+    set_conf "$conf" port "$2"
     set_conf "$conf" unix_socket_directories "'$SOCK_DIR'"
-    set_conf "$conf" cluster_name "'$REPLICA_APP_NAME'"
+    set_conf "$conf" cluster_name "'$3'"
     set_conf "$conf" hot_standby on
     set_conf "$conf" hot_standby_feedback on
     # Reconnect quickly after the primary is restarted by a test (default 5s).
@@ -395,7 +405,7 @@ start_server() {
         if [ "$auto" -eq 1 ] && tail -n +"$((mark + 1))" "$logf" 2>/dev/null \
             | grep -qE 'could not bind|Address already in use|could not create any TCP/IP sockets'; then
             local new
-            new=$(pick_free_port "$port" "$PRIMARY_PORT" "$REPLICA_PORT")
+            new=$(pick_free_port "$port" "$PRIMARY_PORT" "$REPLICA_PORT" "$REPLICA2_PORT")
             log "port $port was taken; retrying $name on $new (attempt $attempt)"
             printf -v "$port_var" '%s' "$new"
             set_conf "$data/postgresql.conf" port "$new"
@@ -448,15 +458,18 @@ start_primary() {
         || die "primary failed to start"
 }
 
+# init_replica DATA PORT NAME: a base backup of the primary in DATA,
+# configured as the standby NAME on PORT.
 init_replica() {
-    log "pg_basebackup replica from 127.0.0.1:$PRIMARY_PORT into $REPLICA_DATA"
-    pgx pg_basebackup -R -X stream -c fast --no-sync -D "$REPLICA_DATA" \
+    local data=$1 port=$2 name=$3
+    log "pg_basebackup $name from 127.0.0.1:$PRIMARY_PORT into $data"
+    pgx pg_basebackup -R -X stream -c fast --no-sync -D "$data" \
         -h 127.0.0.1 -p "$PRIMARY_PORT" -U "$DB_SUPERUSER" -w \
         >"$DIR/basebackup.log" 2>&1 \
         || die "pg_basebackup failed (see $DIR/basebackup.log)"
     # Drop any pid file copied from the primary (not normally included).
-    as_run_user rm -f "$REPLICA_DATA/postmaster.pid"
-    write_replica_conf
+    as_run_user rm -f "$data/postmaster.pid"
+    write_replica_conf "$data" "$port" "$name"
 }
 
 start_replica() {
@@ -464,13 +477,21 @@ start_replica() {
         || die "replica failed to start"
 }
 
+start_replica2() {
+    start_server replica2 "$REPLICA2_DATA" REPLICA2_PORT 1 \
+        || die "replica2 failed to start"
+}
+
+# wait_for_replication PORT NAME: until the standby on PORT is in recovery
+# and the primary streams to NAME.
 wait_for_replication() {
-    log "waiting for the replica to stream from the primary"
+    local port=$1 name=$2
+    log "waiting for $name to stream from the primary"
     local deadline=$((SECONDS + START_TIMEOUT)) rec streaming
     while :; do
-        rec=$(psql_q "$REPLICA_PORT" 'SELECT pg_is_in_recovery()' || true)
+        rec=$(psql_q "$port" 'SELECT pg_is_in_recovery()' || true)
         streaming=$(psql_q "$PRIMARY_PORT" \
-            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = '$REPLICA_APP_NAME'" \
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND application_name = '$name'" \
             || true)
         if [ "$rec" = t ] && [ -n "$streaming" ] && [ "$streaming" -ge 1 ]; then
             return 0
@@ -574,7 +595,7 @@ start_bouncer() {
     local attempt deadline mark logged taken=""
     for attempt in 1 2 3 4 5; do
         # shellcheck disable=SC2086 # $taken is a list of ports
-        [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT" $taken)
+        [ -n "$BOUNCER_PORT" ] || BOUNCER_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT" "$REPLICA2_PORT" $taken)
         write_bouncer_conf
         log "starting pgbouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
         mark=0
@@ -655,6 +676,13 @@ PGACTOR_CERT_USER=$CERT_USER
 PGACTOR_PASSWORD_USER=$PASSWORD_USER
 PGACTOR_PASSWORD=$PASSWORD_SECRET
 EOF
+    if [ "$REPLICAS" -ge 2 ]; then
+        cat >>"$DIR/env" <<EOF
+PGACTOR_REPLICA2_URL=postgres://$DB_SUPERUSER@127.0.0.1:$REPLICA2_PORT/postgres$url_q
+PGACTOR_REPLICA2_DATA=$REPLICA2_DATA
+PGACTOR_REPLICA2_PORT=$REPLICA2_PORT
+EOF
+    fi
     chmod 0644 "$DIR/env"
 }
 
@@ -682,6 +710,7 @@ resolve_dir() {
     TLS_DIR=$DIR/tls
     PRIMARY_DATA=$DIR/primary
     REPLICA_DATA=$DIR/replica
+    REPLICA2_DATA=$DIR/replica2
     BOUNCER_DIR=$DIR/bouncer
 }
 
@@ -695,6 +724,7 @@ load_existing_env() {
             PGACTOR_PG_BIN) [ -n "$PG_BIN" ] || PG_BIN=$v ;;
             PGACTOR_PRIMARY_PORT) PRIMARY_PORT=$v ;;
             PGACTOR_REPLICA_PORT) REPLICA_PORT=$v ;;
+            PGACTOR_REPLICA2_PORT) REPLICA2_PORT=$v ;;
             PGACTOR_PG_USER) RUN_USER=$v ;;
         esac
     done <"$DIR/env"
@@ -711,6 +741,7 @@ on_up_exit() {
         log "bringing up the cluster failed (exit $rc); logs follow"
         dump_logs
         stop_bouncer
+        stop_server "$REPLICA2_DATA"
         stop_server "$REPLICA_DATA"
         stop_server "$PRIMARY_DATA"
         log "servers stopped; $DIR left for inspection (remove with: $0 down $DIR)"
@@ -728,6 +759,8 @@ cmd_up() {
             --primary-port=*) PRIMARY_PORT=${1#*=}; shift ;;
             --replica-port) [ $# -ge 2 ] || usage; REPLICA_PORT=$2; shift 2 ;;
             --replica-port=*) REPLICA_PORT=${1#*=}; shift ;;
+            --replicas) [ $# -ge 2 ] || usage; REPLICAS=$2; shift 2 ;;
+            --replicas=*) REPLICAS=${1#*=}; shift ;;
             -h | --help) usage ;;
             *) log "unknown argument: $1"; usage ;;
         esac
@@ -740,6 +773,10 @@ cmd_up() {
             *) if [ "$p" -lt 1 ] || [ "$p" -gt 65535 ]; then die "port '$p' out of range"; fi ;;
         esac
     done
+    case $REPLICAS in
+        1 | 2) ;;
+        *) die "--replicas must be 1 or 2, not '$REPLICAS'" ;;
+    esac
     if [ -n "$PRIMARY_PORT" ] && [ "$PRIMARY_PORT" = "$REPLICA_PORT" ]; then
         die "--primary-port and --replica-port must differ"
     fi
@@ -761,6 +798,7 @@ cmd_up() {
         # Idempotency: a healthy cluster in DIR is reused as-is.
         local want_p=$PRIMARY_PORT want_r=$REPLICA_PORT
         if server_running "$PRIMARY_DATA" && server_running "$REPLICA_DATA" && bouncer_running \
+            && { [ "$REPLICAS" -lt 2 ] || server_running "$REPLICA2_DATA"; } \
             && load_existing_env; then
             if { [ -z "$want_p" ] || [ "$want_p" = "$PRIMARY_PORT" ]; } \
                 && { [ -z "$want_r" ] || [ "$want_r" = "$REPLICA_PORT" ]; }; then
@@ -774,6 +812,7 @@ cmd_up() {
         PRIMARY_PORT=$want_p
         REPLICA_PORT=$want_r
         stop_bouncer
+        stop_server "$REPLICA2_DATA"
         stop_server "$REPLICA_DATA"
         stop_server "$PRIMARY_DATA"
         find "$DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
@@ -813,15 +852,23 @@ cmd_up() {
         REPLICA_PORT_AUTO=1
         REPLICA_PORT=$(pick_free_port "$PRIMARY_PORT")
     fi
-    init_replica
+    init_replica "$REPLICA_DATA" "$REPLICA_PORT" "$REPLICA_APP_NAME"
     start_replica
-    wait_for_replication
+    wait_for_replication "$REPLICA_PORT" "$REPLICA_APP_NAME"
+    if [ "$REPLICAS" -ge 2 ]; then
+        REPLICA2_PORT=$(pick_free_port "$PRIMARY_PORT" "$REPLICA_PORT")
+        init_replica "$REPLICA2_DATA" "$REPLICA2_PORT" "$REPLICA2_APP_NAME"
+        start_replica2
+        wait_for_replication "$REPLICA2_PORT" "$REPLICA2_APP_NAME"
+    fi
     start_bouncer
 
     write_env
     write_bouncer_env
     UP_DONE=1
-    log "cluster up in $((SECONDS - t0))s: primary 127.0.0.1:$PRIMARY_PORT, replica 127.0.0.1:$REPLICA_PORT, pgbouncer 127.0.0.1:$BOUNCER_PORT (run as OS user $RUN_USER)"
+    local second=""
+    [ "$REPLICAS" -lt 2 ] || second=", replica2 127.0.0.1:$REPLICA2_PORT"
+    log "cluster up in $((SECONDS - t0))s: primary 127.0.0.1:$PRIMARY_PORT, replica 127.0.0.1:$REPLICA_PORT$second, pgbouncer 127.0.0.1:$BOUNCER_PORT (run as OS user $RUN_USER)"
     cat "$DIR/env"
 }
 
@@ -839,6 +886,7 @@ cmd_down() {
     load_existing_env || true
     [ -n "$PG_BIN" ] || PG_BIN=$(find_pg_bin || true)
     stop_bouncer
+    stop_server "$REPLICA2_DATA"
     stop_server "$REPLICA_DATA"
     stop_server "$PRIMARY_DATA"
     rm -rf "$DIR"
@@ -853,8 +901,10 @@ cmd_status() {
     [ -n "$PG_BIN" ] || PG_BIN=$(find_pg_bin || true)
     [ -n "$PG_BIN" ] || die "PostgreSQL binaries not found"
     local rc=0 name data
-    for name in primary replica; do
+    for name in primary replica replica2; do
         data=$DIR/$name
+        # The second replica exists only with `up --replicas 2`.
+        [ "$name" != replica2 ] || [ -f "$data/PG_VERSION" ] || continue
         if server_running "$data"; then
             log "$name: running"
         else

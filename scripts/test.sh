@@ -18,7 +18,9 @@
 #
 # The `metrics` feature's test binary (tests/metrics.rs, which needs the
 # feature) runs after the doc tests, with the extra args:
-# `cargo test --features metrics --test metrics`.
+# `cargo test --features metrics --test metrics`. So do the `remote`
+# feature's (tests/remote.rs) and its doc tests:
+# `cargo test --features remote --test remote`, `cargo test --doc --features remote`.
 #
 # e.g. scripts/test.sh --no-run        # build tests only (still brings up the cluster)
 #      scripts/test.sh replica          # filter tests by name
@@ -110,6 +112,11 @@ fi
 if [ "$select" = --all-targets ] && [ "$status" -eq 0 ]; then
     log "the metrics feature's tests: --features metrics --test metrics"
     cargo test --features metrics --test metrics "$@" || status=$?
+fi
+if [ "$select" = --all-targets ] && [ "$status" -eq 0 ]; then
+    log "the remote feature's tests: --features remote --test remote, and its doc tests"
+    cargo test --features remote --test remote "$@" || status=$?
+    [ "$status" -ne 0 ] || cargo test --doc --features remote || status=$?
 fi
 
 features=${PGACTOR_TEST_FEATURES:-}

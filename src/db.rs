@@ -14,14 +14,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{ping_pools, Health};
 use crate::listener::{ListenerContext, Notification};
 use crate::messages::{
-    aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
-    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
-    UpsertRequest, Upserted, WriteOp, WriteRequest,
+    aggregate_reads, batch_writes, field_reads, filter_writes, write_shorthands, BulkOp,
+    BulkWriteRequest, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::migrate::{auto_migrate, unreplayed_schema, MigrationReport};
 use crate::pool::{
-    open_stream, serve, InFlight, Plan, PoolContext, RawRequest, ReplicaWatch, Request, Rows,
-    RunOptions, WriteWithToken,
+    open_stream, serve, InFlight, Plan, PoolContext, RawRequest, Request, Rows, RunOptions,
+    WriteWithToken,
 };
 use crate::raw::{raw_queries, FromRow, Row, Sql};
 use crate::schema::{Filter, Page, Query, Record, Registry, Value};
@@ -66,8 +66,6 @@ pub(crate) struct DbInner {
     /// The write pool's context, then the read pool's: what the pool
     /// actors serve messages with, and what [`Db`] runs operations on.
     pub(crate) pools: [Arc<PoolContext>; 2],
-    /// The read pool's replica watch, when a read DSN was given.
-    pub(crate) replica: Option<Arc<ReplicaWatch>>,
     /// Operations running now, for graceful shutdown.
     pub(crate) in_flight: Arc<InFlight>,
     /// The LISTEN/NOTIFY listener's context: its bounds and figures.
@@ -88,8 +86,7 @@ impl DbInner {
     fn stats(&self) -> Stats {
         gather_stats(
             &self.context(Role::Write).pool,
-            &self.context(Role::Read).pool,
-            self.replica.as_deref(),
+            self.context(Role::Read),
             &self.listener,
         )
     }
@@ -203,6 +200,8 @@ impl Db {
         " on the read pool (routed, lag-bounded and token-aware as `Db::list`)",
         "pgactor::Db"
     );
+
+    field_reads!(" from the read pool", "pgactor::Db");
 
     /// Run `req` on the read pool.
     async fn run_read<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {
@@ -528,7 +527,7 @@ impl Db {
     /// ```
     pub async fn ping(&self, within: Duration) -> Health {
         let write = &self.inner.context(Role::Write).pool;
-        ping_pools(write, &self.inner.context(Role::Read).pool, within).await
+        ping_pools(write, self.inner.context(Role::Read), within).await
     }
 
     /// The pools' statistics now: open, in use, idle and waiting
@@ -559,10 +558,13 @@ impl Db {
     pub async fn migrate(&self) -> Result<MigrationReport> {
         let mut client = self.inner.context(Role::Write).pool.get().await?;
         let report = auto_migrate(&mut client, &self.inner.session, &self.inner.registry).await?;
-        if let Some(watch) = &self.inner.replica {
-            let replica = &self.inner.context(Role::Read).pool;
-            if let Some(token) = unreplayed_schema(&client, &report, Some(replica)).await? {
-                watch.schema_changed(token);
+        if let Some(set) = &self.inner.context(Role::Read).replica {
+            let pools = set.replicas().iter().map(|r| &r.pool);
+            let unreplayed = unreplayed_schema(&client, &report, pools).await?;
+            for (replica, token) in set.replicas().iter().zip(unreplayed) {
+                if let Some(token) = token {
+                    replica.watch.schema_changed(token);
+                }
             }
         }
         Ok(report)

@@ -37,7 +37,7 @@ struct Inner {
 }
 
 /// What kind of failure an [`Error`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The row does not exist (HTTP 404).
@@ -84,7 +84,7 @@ pub enum ErrorKind {
 
 /// Which constraint a write broke, on which table and columns. Its `Debug`
 /// shows the length of `detail`, not its text (it quotes row values).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Eq)]
 pub struct ConstraintViolation {
     /// The kind of constraint.
     pub kind: ConstraintKind,
@@ -151,7 +151,7 @@ impl fmt::Debug for ServerError {
 impl StdError for ServerError {}
 
 /// The four constraint kinds the adapter tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConstraintKind {
     /// SQLSTATE 23505.
     Unique,
@@ -183,6 +183,20 @@ impl Error {
             exhausted: false,
             violation: None,
         }))
+    }
+
+    /// An error of `kind` carrying the constraint a write broke: one
+    /// rebuilt from its parts (the `remote` feature's answer from another
+    /// node).
+    #[cfg(feature = "remote")]
+    pub(crate) fn with_violation(
+        kind: ErrorKind,
+        message: String,
+        violation: Option<ConstraintViolation>,
+    ) -> Error {
+        let mut err = Error::new(kind, message);
+        err.0.violation = violation;
+        err
     }
 
     pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Error {

@@ -5,21 +5,31 @@ use std::time::{Duration, Instant};
 
 use crate::config::Role;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{bounded, ConnectionPool, Fate, Overrun, Timer};
+use crate::pool::{bounded, ConnectionPool, Fate, Overrun, PoolContext, Timer};
 
 /// How each pool answered a ping ([`crate::Db::ping`]).
 #[derive(Debug)]
 pub struct Health {
     /// The write pool (the primary).
     pub write: PoolHealth,
-    /// The read pool: the replica, or the primary when there is no read DSN.
+    /// The read pool: the (first) replica, or the primary when there is no
+    /// read DSN.
     pub read: PoolHealth,
+    /// With several replicas, the pools of the others, in the order the
+    /// read DSNs name them; empty otherwise. [`Health::read_pools`] gives
+    /// them all.
+    pub replicas: Vec<PoolHealth>,
 }
 
 impl Health {
-    /// Both pools answered.
+    /// Every pool answered: the primary's and every read pool.
     pub fn is_up(&self) -> bool {
-        self.write.is_up() && self.read.is_up()
+        self.write.is_up() && self.read_pools().all(PoolHealth::is_up)
+    }
+
+    /// Every read pool: [`Health::read`], then [`Health::replicas`].
+    pub fn read_pools(&self) -> impl Iterator<Item = &PoolHealth> {
+        std::iter::once(&self.read).chain(&self.replicas)
     }
 }
 
@@ -29,7 +39,8 @@ impl Health {
 pub struct PoolHealth {
     /// Which pool.
     pub role: Role,
-    /// `user@host:port/db`, never a password.
+    /// `user@host:port/db`, never a password (a replica's `host:port` is
+    /// its name in statistics).
     pub target: String,
     /// From the ping's start to its answer or its failure: the wait for a
     /// connection (and its opening) included.
@@ -45,14 +56,26 @@ impl PoolHealth {
     }
 }
 
-/// Ping both pools at once, each within `within`.
+/// Ping every pool at once (the write pool, and the read pool or each
+/// replica's), each within `within`.
 pub(crate) async fn ping_pools(
     write: &ConnectionPool,
-    read: &ConnectionPool,
+    read: &PoolContext,
     within: Duration,
 ) -> Health {
-    let (write, read) = tokio::join!(ping(write, within), ping(read, within));
-    Health { write, read }
+    let reads: Vec<&ConnectionPool> = match &read.replica {
+        Some(set) => set.replicas().iter().map(|r| &r.pool).collect(),
+        None => vec![&read.pool],
+    };
+    let reads = futures_util::future::join_all(reads.into_iter().map(|pool| ping(pool, within)));
+    let (write, mut reads) = tokio::join!(ping(write, within), reads);
+    // At least one: the read pool on the primary, or the first replica's.
+    let read = reads.remove(0);
+    Health {
+        write,
+        read,
+        replicas: reads,
+    }
 }
 
 /// Take a connection from `pool` and run an empty statement on it, the

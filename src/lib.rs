@@ -17,6 +17,8 @@ mod migrate;
 mod open;
 mod pool;
 mod raw;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 mod retry;
 mod schema;
@@ -37,7 +39,7 @@ pub use config::{
     MAX_DURATION, MAX_POOL_SIZE, MAX_QUEUED_LIMIT, MAX_SERVER_TIMEOUT,
 };
 pub use db::Db;
-pub use entity::{AsText, Column, Entity, Typed, TypedTx};
+pub use entity::{AsText, Column, Entity, Partial, Typed, TypedTx};
 pub use error::{ConstraintKind, ConstraintViolation, Error, ErrorKind, Result};
 pub use health::{Health, PoolHealth};
 pub use listener::{
@@ -45,8 +47,8 @@ pub use listener::{
 };
 pub use messages::{
     AggregateRequest, BulkOp, BulkWriteRequest, Call, ConsistencyToken, CountRequest,
-    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteOp, WriteRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 #[cfg(feature = "metrics")]
 pub use meter::METRICS_INTERVAL;
@@ -55,9 +57,10 @@ pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different
 // namespaces), as serde re-exports its derives.
 #[cfg(feature = "derive")]
-pub use pgactor_derive::{Entity, PgEnum};
+pub use pgactor_derive::{Entity, Partial, PgEnum};
 pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCH_ROWS, DEFAULT_STATEMENT_CACHE_SIZE,
+    MAX_REPLICAS,
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
@@ -66,14 +69,14 @@ pub use retry::RetryPolicy;
 pub use schema::{enum_accepts, enum_from_sql};
 pub use schema::{
     Aggregate, AggregateFn, AggregateOutput, ArrayElement, CmpOp, ColumnDefault, Cursor, Direction,
-    Elem, EnumType, Field, FieldType, Filter, FromValue, Index, Interval, Model, OnDelete, Page,
-    PgEnum, PrimaryKey, Query, QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort,
-    TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID,
-    MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE, SEARCH_VECTOR,
-    UPDATED_AT,
+    Elem, EnumType, Field, FieldType, Filter, FromValue, Included, Index, Interval, Model,
+    OnDelete, Page, PgEnum, PrimaryKey, Query, QueryBounds, Record, RecordIntoIter, Reference,
+    Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, DEFAULT_SEARCH_LANGUAGE,
+    DELETED_AT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE,
+    SEARCH_VECTOR, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
-pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaStats, Stats};
+pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaServerStats, ReplicaStats, Stats};
 pub use supervisor::DbMsg;
 pub use telemetry::{log_bound_values, DEFAULT_SLOW_OPERATION};
 pub use tx::{IsolationLevel, Tx, TxMsg, TxOptions, TypedTxRequest};

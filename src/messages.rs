@@ -17,6 +17,41 @@ pub struct ReadRequest {
     pub id: Value,
 }
 
+/// Read some fields of one row by id: the row holds `id` and `fields` only,
+/// and only their columns are read ([`crate::Db::read_fields`]). Answers
+/// the row, or [`crate::ErrorKind::NotFound`]; a field the model does not
+/// have is [`crate::ErrorKind::InvalidInput`], before any SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadFieldsRequest {
+    /// The model's name in the registry.
+    pub model: String,
+    /// The row's id.
+    pub id: Value,
+    /// The fields to read (besides `id`), at most
+    /// [`crate::QueryBounds::max_selected_fields`].
+    pub fields: Vec<String>,
+}
+
+impl ReadFieldsRequest {
+    /// The read of `fields` of the row `id` of `model`.
+    ///
+    /// ```
+    /// let req = pgactor::ReadFieldsRequest::new("StockBalance", uuid::Uuid::nil(), ["sku"]);
+    /// assert_eq!(req.fields, ["sku"]);
+    /// ```
+    pub fn new<I, S>(model: &str, id: impl Into<Value>, fields: I) -> ReadFieldsRequest
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ReadFieldsRequest {
+            model: model.into(),
+            id: id.into(),
+            fields: fields.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// List one page of rows matching a query, with the total count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListRequest {
@@ -640,3 +675,30 @@ macro_rules! aggregate_reads {
     };
 }
 pub(crate) use aggregate_reads;
+
+/// The read of some fields, `read_fields`, over the `run_read` method of
+/// the handle it is expanded in (`Db` and `Tx` share it); `$place` says
+/// where it runs and `$handle` names the handle's type, for the docs.
+macro_rules! field_reads {
+    ($place:literal, $handle:literal) => {
+        #[doc = concat!(
+            "Read only `fields` (and `id`) of one row by id", $place, ": the record holds those ",
+            "fields and no other, and only their columns are read; [`crate::ErrorKind::NotFound`] ",
+            "when absent, a field the model lacks [`crate::ErrorKind::InvalidInput`] before any SQL. ",
+            "See [`crate::ReadFieldsRequest`].\n\n",
+            "```no_run\n# async fn demo(h: ", $handle, ", id: uuid::Uuid) -> pgactor::Result<()> {\n",
+            "let row = h.read_fields(\"StockBalance\", id, [\"quantity\"]).await?;\n",
+            "let quantity: i64 = row.get(\"quantity\")?;\n",
+            "assert_eq!(row.len(), 2); // id and quantity\n",
+            "# let _ = quantity; Ok(()) }\n```"
+        )]
+        pub async fn read_fields<I, S>(&self, model: &str, id: impl Into<Value>, fields: I) -> Result<Record>
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.run_read(crate::messages::ReadFieldsRequest::new(model, id, fields)).await
+        }
+    };
+}
+pub(crate) use field_reads;

@@ -2,6 +2,7 @@
 //! the pool statistics as gauges and counters, through the `metrics`
 //! crate facade to whatever recorder the application installs.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,8 +95,11 @@ fn publish(stats: &Stats, namespace: &Arc<str>) {
         for sample in family.samples {
             let labels: Vec<Label> = sample
                 .labels
-                .iter()
-                .map(|&(key, value)| Label::from_static_parts(key, value))
+                .into_iter()
+                .map(|(key, value)| match value {
+                    Cow::Borrowed(value) => Label::from_static_parts(key, value),
+                    Cow::Owned(value) => Label::new(key, value),
+                })
                 .chain([Label::new("db.namespace", namespace.clone())])
                 .collect();
             match family.kind {

@@ -939,24 +939,29 @@ fn literal(value: &Value, ty: FieldType, types: &TypeNames) -> String {
     }
 }
 
-/// After a migration that ran DDL, wait up to [`SCHEMA_REPLAY_WAIT`] for
-/// the replica (a connection of its read pool) to replay it: answers the
-/// primary's position if it has not, so reads go to the primary until it
-/// has; `None` when nothing changed, there is no replica, or it caught up.
-pub(crate) async fn unreplayed_schema(
+/// After a migration that ran DDL, wait up to [`SCHEMA_REPLAY_WAIT`]
+/// (for all at once) for each of the `replicas` (a connection of its
+/// pool) to replay it: answers, per replica, the primary's position if it
+/// has not, so its reads go elsewhere until it has; `None` when it caught
+/// up. All `None` when nothing changed.
+pub(crate) async fn unreplayed_schema<'a>(
     primary: &tokio_postgres::Client,
     report: &MigrationReport,
-    replica: Option<&ConnectionPool>,
-) -> Result<Option<ConsistencyToken>> {
-    let Some(replica) = replica.filter(|_| !report.statements.is_empty()) else {
-        return Ok(None);
-    };
+    replicas: impl IntoIterator<Item = &'a ConnectionPool>,
+) -> Result<Vec<Option<ConsistencyToken>>> {
+    let replicas: Vec<&ConnectionPool> = replicas.into_iter().collect();
+    if report.statements.is_empty() {
+        return Ok(vec![None; replicas.len()]);
+    }
     let token = wal_position(primary).await?;
-    let Ok(conn) = replica.get().await else {
-        return Ok(Some(token));
-    };
-    let caught_up = replayed_within(&conn, token, SCHEMA_REPLAY_WAIT).await;
-    Ok((!caught_up).then_some(token))
+    let waits = replicas.into_iter().map(|replica| async move {
+        let Ok(conn) = replica.get().await else {
+            return Some(token);
+        };
+        let caught_up = replayed_within(&conn, token, SCHEMA_REPLAY_WAIT).await;
+        (!caught_up).then_some(token)
+    });
+    Ok(futures_util::future::join_all(waits).await)
 }
 
 #[cfg(test)]

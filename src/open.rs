@@ -13,8 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::listener::ListenerContext;
 use crate::migrate::{auto_migrate, unreplayed_schema};
 use crate::pool::{
-    ConnectionPool, InFlight, PoolContext, ProbeLink, ReplicaConfig, ReplicaRoute, ReplicaWatch,
-    RunOptions, SharedReads,
+    ConnectionPool, InFlight, PoolContext, ProbeLink, Replica, ReplicaConfig, ReplicaSet,
+    ReplicaWatch, RunOptions, SharedReads, MAX_REPLICAS,
 };
 use crate::schema::{QueryBounds, Registry};
 use crate::sql::{citext_schema, Catalog, Statements};
@@ -30,7 +30,9 @@ use crate::wire::{
 ///
 /// `write_dsn` is required; pass `""` as `read_dsn` to read from the primary.
 /// Both take libpq URLs (`postgres://user:pass@host:5432/db?sslmode=disable`)
-/// or key=value strings (`host=… user=… dbname=…`). Opening connects once
+/// or key=value strings (`host=… user=… dbname=…`). A `read_dsn` naming
+/// several hosts (`postgres://app@r1:5432,r2:5432/db`) reads from each of
+/// them as a replica ([`OpenOptions::read_dsns`]). Opening connects once
 /// on each pool, creates the schema if needed and runs AutoMigrate.
 ///
 /// ```no_run
@@ -112,7 +114,8 @@ pub async fn must_open(write_dsn: &str, read_dsn: &str, registry: Registry) -> D
 #[derive(Clone)]
 pub struct OpenOptions {
     write_dsn: String,
-    read_dsn: String,
+    /// One per replica, or several hosts in one; none: reads on the primary.
+    read_dsns: Vec<String>,
     registry: Registry,
     write_pool: PoolConfig,
     read_pool: PoolConfig,
@@ -148,9 +151,14 @@ impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // DSNs may hold passwords: show only what parses, and never the string.
         let target = |dsn: &str, role| Dsn::parse(dsn, role).map(|d| d.target).unwrap_or_default();
+        let reads: Vec<String> = self
+            .read_dsns
+            .iter()
+            .map(|dsn| target(dsn, Role::Read))
+            .collect();
         f.debug_struct("OpenOptions")
             .field("write", &target(&self.write_dsn, Role::Write))
-            .field("read", &target(&self.read_dsn, Role::Read))
+            .field("read", &reads)
             .field("write_pool", &self.write_pool)
             .field("read_pool", &self.read_pool)
             .field("session", &self.session)
@@ -177,7 +185,7 @@ impl OpenOptions {
     pub fn new(write_dsn: impl Into<String>) -> OpenOptions {
         OpenOptions {
             write_dsn: write_dsn.into(),
-            read_dsn: String::new(),
+            read_dsns: Vec::new(),
             registry: Registry::new(),
             write_pool: PoolConfig::default(),
             read_pool: PoolConfig::default(),
@@ -200,8 +208,54 @@ impl OpenOptions {
     }
 
     /// The replica to read from; `""` (the default) reads from the primary.
+    /// A DSN naming several hosts reads from each of them as a replica, as
+    /// [`OpenOptions::read_dsns`] does. Replaces the read DSNs given before.
     pub fn read_dsn(mut self, dsn: impl Into<String>) -> OpenOptions {
-        self.read_dsn = dsn.into();
+        let dsn = dsn.into();
+        self.read_dsns = match dsn.trim().is_empty() {
+            true => Vec::new(),
+            false => vec![dsn],
+        };
+        self
+    }
+
+    /// The replicas to read from, one DSN each (a DSN naming several
+    /// hosts, `host=r1,r2 port=5432,5433` or `postgres://app@r1,r2/db`,
+    /// gives one replica per host, each with the DSN's other options); none
+    /// (the default) reads from the primary. Replaces the read DSNs given
+    /// before. At most [`crate::MAX_REPLICAS`] replicas in all, each named
+    /// once (`host:port`): `open` refuses more, or one named twice, with
+    /// [`ErrorKind::Config`].
+    ///
+    /// Each replica gets a pool of its own with the read pool's settings
+    /// ([`OpenOptions::read_pool`]: `max_open` connections to each
+    /// replica), a watch of its own ([`OpenOptions::replica`]: the same
+    /// settings for each) and its own [`OpenOptions::shared_reads`] lanes.
+    /// A read outside a transaction goes to the replica with the fewest
+    /// operations in flight among those up, not promoted and within
+    /// `max_lag` (ties in turn), and to the primary when there is none;
+    /// `open` connects once to each replica, and fails when one cannot
+    /// be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: pgactor::Registry) -> pgactor::Result<()> {
+    /// let db = pgactor::OpenOptions::new("postgres://app@primary/shop")
+    ///     .read_dsns(["postgres://app@replica-1/shop", "postgres://app@replica-2/shop"])
+    ///     .registry(registry)
+    ///     .open()
+    ///     .await?;
+    /// # let _ = db; Ok(()) }
+    /// ```
+    pub fn read_dsns<I>(mut self, dsns: I) -> OpenOptions
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.read_dsns = dsns
+            .into_iter()
+            .map(Into::into)
+            .filter(|dsn: &String| !dsn.trim().is_empty())
+            .collect();
         self
     }
 
@@ -229,8 +283,8 @@ impl OpenOptions {
         self
     }
 
-    /// How reads treat the replica (fallback, maximum lag, probe interval);
-    /// used only with a read DSN.
+    /// How reads treat the replicas (fallback, maximum lag, probe
+    /// interval), each replica alike; used only with a read DSN.
     pub fn replica(mut self, config: ReplicaConfig) -> OpenOptions {
         self.replica = config;
         self
@@ -550,68 +604,100 @@ impl OpenOptions {
         Ok((session, write, read))
     }
 
+    /// The replicas' DSNs, one per host, each checked: at most
+    /// [`MAX_REPLICAS`], none named twice. Each DSN's ignored options are
+    /// warned about once.
+    fn replica_dsns(&self) -> Result<Vec<Dsn>> {
+        let mut replicas: Vec<Dsn> = Vec::new();
+        for dsn in &self.read_dsns {
+            let dsn = Dsn::parse(dsn, Role::Read)?;
+            warn_ignored(&dsn, Role::Read);
+            replicas.extend(dsn.per_host());
+        }
+        if replicas.len() > MAX_REPLICAS {
+            return Err(Error::config(format!(
+                "the read DSNs name {} replicas; at most {MAX_REPLICAS}",
+                replicas.len()
+            )));
+        }
+        for (i, dsn) in replicas.iter().enumerate() {
+            let name = dsn.endpoint();
+            if replicas[..i].iter().any(|other| other.endpoint() == name) {
+                return Err(Error::config(format!(
+                    "the read DSNs name the replica {name} twice"
+                )));
+            }
+        }
+        Ok(replicas)
+    }
+
     /// Check everything, connect each pool once, prepare the schema, start the actors.
     pub async fn open(self) -> Result<Db> {
         let (mut session, write_settings, read_settings) = self.settings()?;
         let write_dsn = Dsn::parse(&self.write_dsn, Role::Write)?;
-        let has_replica = !self.read_dsn.trim().is_empty();
-        let read_dsn = match self.read_dsn.trim() {
-            "" => write_dsn.clone(),
-            dsn => Dsn::parse(dsn, Role::Read)?,
-        };
+        let replica_dsns = self.replica_dsns()?;
         if self.session.application_name.is_none() {
             if let Some(name) = dsn_application_name(&write_dsn)? {
                 session.application_name = name;
             }
         }
         warn_ignored(&write_dsn, Role::Write);
-        if has_replica {
-            warn_ignored(&read_dsn, Role::Read);
-        }
         let session = Arc::new(session);
-        let write = ConnectionPool::build(
-            Role::Write,
-            &write_dsn,
-            write_settings,
-            session.clone(),
-            self.statement_cache_size,
-            self.on_connect.clone(),
-        )?;
+        let pool = |role, dsn: &Dsn, settings| {
+            ConnectionPool::build(
+                role,
+                dsn,
+                settings,
+                session.clone(),
+                self.statement_cache_size,
+                self.on_connect.clone(),
+            )
+        };
+        let write = pool(Role::Write, &write_dsn, write_settings)?;
         // Until open succeeds, a failure closes what was built (its reaper
         // tasks and connections would otherwise outlive the failed open).
         let mut built = CloseUnlessOpened(vec![write.pool.clone()]);
-        let read = ConnectionPool::build(
-            Role::Read,
-            &read_dsn,
-            read_settings,
-            session.clone(),
-            self.statement_cache_size,
-            self.on_connect.clone(),
-        )?;
-        built.0.push(read.pool.clone());
+        // One read pool per replica; without one, a read pool on the primary.
+        let mut reads = Vec::with_capacity(replica_dsns.len().max(1));
+        for dsn in replica_dsns
+            .iter()
+            .chain(replica_dsns.is_empty().then_some(&write_dsn))
+        {
+            let read = pool(Role::Read, dsn, read_settings.clone())?;
+            built.0.push(read.pool.clone());
+            reads.push(read);
+        }
+        let has_replica = !replica_dsns.is_empty();
 
-        // Both pools must connect before anything is created on the server.
+        // Every pool must connect before anything is created on the server.
         let mut client = write.check().await?;
-        let read_client = read.check().await?;
+        let mut read_clients = Vec::with_capacity(reads.len());
+        for read in &reads {
+            read_clients.push(read.check().await?);
+        }
         if session.pooler == PoolerMode::Transaction {
             check_server_defaults(&client, Role::Write, &session, Some(false)).await?;
             // Without a read DSN the read pool has the write pool's server and role.
-            if has_replica {
-                check_server_defaults(&read_client, Role::Read, &session, Some(true)).await?;
+            for read_client in read_clients.iter().filter(|_| has_replica) {
+                check_server_defaults(read_client, Role::Read, &session, Some(true)).await?;
             }
         }
-        drop(read_client);
+        drop(read_clients);
         // Behind a transaction-pooling bouncer a client connection takes no
         // server slot: the bouncer's pool size is what counts.
         if session.pooler == PoolerMode::Direct {
-            warn_on_capacity(&client, &write, &read).await;
+            warn_on_capacity(&client, &write, &reads[0]).await;
         }
         ensure_schema(&client, &session.schema).await?;
+        // Per replica, the primary's position after the DDL AutoMigrate ran
+        // when it had not replayed it within SCHEMA_REPLAY_WAIT (all waited
+        // for at once).
         let schema_changed = if self.auto_migrate {
             let report = auto_migrate(&mut client, &session, &self.registry).await?;
-            unreplayed_schema(&client, &report, has_replica.then_some(&read)).await?
+            let replicas = reads.iter().filter(|_| has_replica);
+            unreplayed_schema(&client, &report, replicas).await?
         } else {
-            None
+            Vec::new()
         };
         // Casts to citext name the schema its extension is in.
         let citext = match self.registry.uses_citext() {
@@ -620,30 +706,6 @@ impl OpenOptions {
         };
         drop(client);
 
-        // With a replica of its own, the read pool is watched: reads go to the
-        // primary while the replica is down, too far behind, or not yet at a
-        // read's consistency token.
-        // The watch probes on connections of its own, never the pools'.
-        let replica = has_replica.then(|| {
-            let link = |dsn: &Dsn, pool: &ConnectionPool| {
-                let timeout = pool.settings.connect_timeout;
-                let config = client_config(dsn, &session, timeout);
-                ProbeLink::new(config, pool.connector.clone(), timeout)
-            };
-            let (to_replica, to_primary) = (link(&read_dsn, &read), link(&write_dsn, &write));
-            let watch = Arc::new(ReplicaWatch::new(
-                self.replica,
-                read.settings.connect_timeout,
-                write.settings.max_open,
-            ));
-            watch
-                .clone()
-                .spawn_monitor(read.clone(), to_replica, to_primary);
-            if let Some(token) = schema_changed {
-                watch.schema_changed(token);
-            }
-            watch
-        });
         let registry = Arc::new(self.registry);
         let statements = if self
             .statement_cache
@@ -653,6 +715,47 @@ impl OpenOptions {
         } else {
             Statements::Unnamed
         };
+        let lanes = || {
+            (self.shared_reads > 0)
+                .then(|| SharedReads::new(self.shared_reads, session.lock_timeout))
+        };
+        // With replicas, each read pool is watched: reads go to the replica
+        // with the fewest operations in flight among those up, within
+        // max_lag and at a read's consistency token, else to the primary.
+        // Each watch probes on connections of its own, never the pools'.
+        let replica = has_replica.then(|| {
+            let link = |dsn: &Dsn, pool: &ConnectionPool| {
+                let timeout = pool.settings.connect_timeout;
+                let config = client_config(dsn, &session, timeout);
+                ProbeLink::new(config, pool.connector.clone(), timeout)
+            };
+            let replicas = replica_dsns
+                .iter()
+                .zip(&reads)
+                .zip(
+                    schema_changed
+                        .iter()
+                        .copied()
+                        .chain(std::iter::repeat(None)),
+                )
+                .map(|((dsn, read), unreplayed)| {
+                    let watch = Arc::new(ReplicaWatch::new(
+                        self.replica,
+                        dsn.endpoint().into(),
+                        read.settings.connect_timeout,
+                    ));
+                    let (to_replica, to_primary) = (link(dsn, read), link(&write_dsn, &write));
+                    watch
+                        .clone()
+                        .spawn_monitor(read.clone(), to_replica, to_primary);
+                    if let Some(token) = unreplayed {
+                        watch.schema_changed(token);
+                    }
+                    Replica::new(read.clone(), watch, lanes())
+                })
+                .collect();
+            Arc::new(ReplicaSet::new(replicas, write.clone(), &self.replica))
+        });
         let mut catalog = Catalog::new(&registry, &session.schema, statements)
             .with_citext_schema(citext.as_deref());
         catalog.max_page = self.max_page;
@@ -684,6 +787,8 @@ impl OpenOptions {
         ));
         #[cfg(feature = "metrics")]
         let namespace = observed.namespace.clone();
+        let read_targets: Vec<&str> = reads.iter().map(|r| &*r.target).collect();
+        let read_targets = read_targets.join(" ");
         let pools = vec![
             Arc::new(PoolContext {
                 pool: write.clone(),
@@ -695,16 +800,16 @@ impl OpenOptions {
                 observed: observed.clone(),
             }),
             Arc::new(PoolContext {
-                pool: read,
+                // The first replica's (each replica's is in the set).
+                pool: reads.swap_remove(0),
                 catalog,
                 session: session.clone(),
                 in_flight: in_flight.clone(),
-                shared: (self.shared_reads > 0)
-                    .then(|| SharedReads::new(self.shared_reads, session.lock_timeout)),
-                replica: replica.clone().map(|watch| ReplicaRoute {
-                    watch,
-                    primary: write,
-                }),
+                shared: match has_replica {
+                    true => None,
+                    false => lanes(),
+                },
+                replica: replica.clone(),
                 observed,
             }),
         ];
@@ -728,7 +833,7 @@ impl OpenOptions {
         tracing::info!(
             target: "pgactor",
             write = %write_dsn,
-            read = %read_dsn,
+            read = %read_targets,
             schema = %session.schema,
             pooler = ?session.pooler,
             "pgactor open"
@@ -740,7 +845,6 @@ impl OpenOptions {
                 ..RunOptions::default()
             },
             DbInner {
-                replica,
                 in_flight,
                 supervisor,
                 routes,

@@ -1,5 +1,6 @@
 //! Pool statistics: what each pool holds now and what it has done.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// A snapshot of the adapter's pools and transactions ([`crate::Db::stats`]).
@@ -7,12 +8,18 @@ use std::time::Duration;
 pub struct Stats {
     /// The write pool (the primary).
     pub write: PoolStats,
-    /// The read pool (the replica, or the primary when there is none).
+    /// The read pool: the replica's, the replicas' added together when
+    /// there are several (each is in [`Stats::replicas`]), or the read
+    /// pool on the primary when there is no read DSN.
     pub read: PoolStats,
     /// Transactions open now: each holds a write connection.
     pub open_transactions: u64,
-    /// The replica as last probed; `None` without a read DSN.
+    /// The replicas as last probed, together; `None` without a read DSN.
+    /// With one replica, that replica.
     pub replica: Option<ReplicaStats>,
+    /// Each replica as last probed, with its pool, in the order the read
+    /// DSNs name them; empty without a read DSN.
+    pub replicas: Vec<ReplicaServerStats>,
     /// The LISTEN/NOTIFY listener ([`crate::Db::subscribe`]).
     pub listener: ListenerStats,
 }
@@ -68,7 +75,7 @@ impl Stats {
                 let labels: Vec<String> = sample
                     .labels
                     .iter()
-                    .map(|(key, value)| format!("{key}=\"{value}\""))
+                    .map(|(key, value)| format!("{key}=\"{}\"", escaped(value)))
                     .collect();
                 let labels = match labels.is_empty() {
                     true => String::new(),
@@ -80,16 +87,42 @@ impl Stats {
         out
     }
 
+    /// Every pool, with the labels of its samples: the write pool, then
+    /// each replica's (`role="read"`, `replica="host:port"`), or the read
+    /// pool on the primary when there is no replica.
+    fn pools(&self) -> Vec<(Labels, &PoolStats)> {
+        let role = |role: &'static str| vec![("role", Cow::Borrowed(role))];
+        let mut pools = vec![(role("write"), &self.write)];
+        if self.replicas.is_empty() {
+            pools.push((role("read"), &self.read));
+        }
+        for replica in &self.replicas {
+            let mut labels = role("read");
+            labels.push(("replica", Cow::Owned(replica.name.clone())));
+            pools.push((labels, &replica.pool));
+        }
+        pools
+    }
+
     /// Every metric, once: what [`Stats::to_prometheus`] renders and the
     /// `metrics` feature publishes.
     pub(crate) fn families(&self) -> Vec<Family> {
-        let pools = [("write", &self.write), ("read", &self.read)];
+        let pools = self.pools();
         let per_pool = |value: &dyn Fn(&PoolStats) -> f64| {
             pools
                 .iter()
-                .map(|(role, stats)| Sample {
-                    labels: vec![("role", *role)],
+                .map(|(labels, stats)| Sample {
+                    labels: labels.clone(),
                     value: value(stats),
+                })
+                .collect()
+        };
+        let per_replica = |value: &dyn Fn(&ReplicaServerStats) -> f64| {
+            self.replicas
+                .iter()
+                .map(|replica| Sample {
+                    labels: vec![("replica", Cow::Owned(replica.name.clone()))],
+                    value: value(replica),
                 })
                 .collect()
         };
@@ -102,7 +135,7 @@ impl Stats {
         let flag = |on: bool| f64::from(u8::from(on));
         let closed = pools
             .iter()
-            .flat_map(|(role, stats)| {
+            .flat_map(|(labels, stats)| {
                 let c = stats.closed;
                 [
                     ("max_lifetime", c.max_lifetime),
@@ -110,9 +143,13 @@ impl Stats {
                     ("max_idle_count", c.max_idle_count),
                     ("broken", c.broken),
                 ]
-                .map(|(reason, n)| Sample {
-                    labels: vec![("role", *role), ("reason", reason)],
-                    value: n as f64,
+                .map(|(reason, n)| {
+                    let mut labels = labels.clone();
+                    labels.push(("reason", Cow::Borrowed(reason)));
+                    Sample {
+                        labels,
+                        value: n as f64,
+                    }
                 })
             })
             .collect();
@@ -233,29 +270,61 @@ impl Stats {
                     "pgactor.replica.up",
                     Kind::Gauge,
                     "1 when the replica was reachable and following the primary at a recent probe.",
-                    one(flag(replica.up)),
+                    per_replica(&|r| flag(r.up)),
+                ),
+                Family::new(
+                    "pgactor.replica.promoted",
+                    Kind::Gauge,
+                    "1 when the replica left recovery: it no longer follows the primary and serves no reads.",
+                    per_replica(&|r| flag(r.promoted)),
                 ),
                 Family::new(
                     "pgactor.replica.lag_seconds",
                     Kind::Gauge,
                     "Time since the primary had flushed WAL the replica has not replayed.",
-                    one(replica.lag.as_secs_f64()),
+                    per_replica(&|r| r.lag.as_secs_f64()),
                 ),
                 Family::new(
                     "pgactor.replica.probe_age_seconds",
                     Kind::Gauge,
                     "Time since the last probe that reached the replica.",
-                    one(replica.probe_age.as_secs_f64()),
+                    per_replica(&|r| r.probe_age.as_secs_f64()),
+                ),
+                Family::new(
+                    "pgactor.replica.in_flight",
+                    Kind::Gauge,
+                    "Operations running on the replica now.",
+                    per_replica(&|r| r.in_flight as f64),
+                ),
+                Family::new(
+                    "pgactor.replica.reads",
+                    Kind::Counter,
+                    "Operations sent to the replica.",
+                    per_replica(&|r| r.reads as f64),
                 ),
                 Family::new(
                     "pgactor.replica.primary_reads",
                     Kind::Counter,
-                    "Reads the primary served instead of the replica.",
+                    "Reads the primary served instead of a replica.",
                     one(replica.primary_reads as f64),
                 ),
             ]);
         }
         families
+    }
+}
+
+/// A label value as the text format writes it: backslash, double quote
+/// and newline escaped.
+fn escaped(value: &str) -> Cow<'_, str> {
+    match value.contains(['\\', '"', '\n']) {
+        false => Cow::Borrowed(value),
+        true => Cow::Owned(
+            value
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        ),
     }
 }
 
@@ -281,10 +350,13 @@ pub(crate) struct Family {
     pub(crate) samples: Vec<Sample>,
 }
 
+/// A sample's labels: names, and values mostly fixed (a replica's name is not).
+pub(crate) type Labels = Vec<(&'static str, Cow<'static, str>)>;
+
 /// One value of a [`Family`], with its labels.
 #[derive(Debug)]
 pub(crate) struct Sample {
-    pub(crate) labels: Vec<(&'static str, &'static str)>,
+    pub(crate) labels: Labels,
     pub(crate) value: f64,
 }
 
@@ -309,22 +381,51 @@ impl Family {
     }
 }
 
-/// The replica as last seen ([`Stats::replica`]).
+/// The replicas as last seen, together ([`Stats::replica`]); with one
+/// replica, that replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaStats {
-    /// The last probe reached it, it was following the primary, and that
-    /// probe is recent (no older than the watch's staleness bound: a
-    /// monitor that stopped probing reads down, never healthy).
+    /// A replica is up: the last probe reached it, it was following the
+    /// primary, and that probe is recent (no older than the watch's
+    /// staleness bound: a monitor that stopped probing reads down, never
+    /// healthy). With several replicas, at least one is.
     pub up: bool,
     /// How far its replay is behind the primary: the time since the
     /// primary had flushed WAL the replica has not replayed (zero when it
-    /// had replayed all of it at the last probe).
+    /// had replayed all of it at the last probe). With several replicas,
+    /// the least lag among those up (among all when none is).
     pub lag: Duration,
-    /// Reads outside transactions served by the primary instead: replica
-    /// down, too far behind, or not yet at a read's consistency token.
+    /// Reads outside transactions served by the primary instead: no
+    /// replica up, within `max_lag` and at a read's consistency token.
     pub primary_reads: u64,
-    /// Time since the last probe that reached the replica.
+    /// Time since the last probe that reached the replica (with several,
+    /// any of them).
     pub probe_age: Duration,
+}
+
+/// One replica as last seen, with its pool ([`Stats::replicas`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaServerStats {
+    /// `host:port`, as its read DSN names it (the `replica` label of its
+    /// metrics).
+    pub name: String,
+    /// The last probe reached it, it was following the primary, and that
+    /// probe is recent.
+    pub up: bool,
+    /// It was a standby and left recovery: it no longer follows the
+    /// primary, and serves no reads while it stays out of recovery.
+    pub promoted: bool,
+    /// The time since the primary had flushed WAL it has not replayed.
+    pub lag: Duration,
+    /// Time since the last probe that reached it.
+    pub probe_age: Duration,
+    /// Operations running on it now: reads, raw queries and streams
+    /// outside transactions. Reads go to the replica with the fewest.
+    pub in_flight: usize,
+    /// Operations sent to it since open.
+    pub reads: u64,
+    /// Its pool.
+    pub pool: PoolStats,
 }
 
 /// One pool's numbers.
@@ -366,6 +467,29 @@ pub struct PoolStats {
     pub reaper_running: bool,
 }
 
+impl PoolStats {
+    /// The numbers of two pools together (several replicas' read pools):
+    /// each count added, the reaper running only if it runs in both.
+    pub(crate) fn plus(mut self, other: &PoolStats) -> PoolStats {
+        self.max_open += other.max_open;
+        self.open += other.open;
+        self.in_use += other.in_use;
+        self.shared += other.shared;
+        self.idle += other.idle;
+        self.waiting += other.waiting;
+        self.waits_total += other.waits_total;
+        self.wait_time_total += other.wait_time_total;
+        self.refused_total += other.refused_total;
+        self.closed.max_lifetime += other.closed.max_lifetime;
+        self.closed.max_idle_time += other.closed.max_idle_time;
+        self.closed.max_idle_count += other.closed.max_idle_count;
+        self.closed.broken += other.closed.broken;
+        self.statements_evicted += other.statements_evicted;
+        self.reaper_running &= other.reaper_running;
+        self
+    }
+}
+
 /// Connections closed, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClosedStats {
@@ -403,11 +527,24 @@ mod tests {
             statements_evicted: 5,
             reaper_running: true,
         };
+        let replica = |name: &str, lag_ms| ReplicaServerStats {
+            name: name.into(),
+            up: true,
+            promoted: false,
+            lag: Duration::from_millis(lag_ms),
+            probe_age: Duration::from_millis(500),
+            in_flight: 3,
+            reads: 11,
+            pool: PoolStats {
+                max_open: 40,
+                ..pool.clone()
+            },
+        };
         let stats = Stats {
             write: pool.clone(),
             read: PoolStats {
-                max_open: 40,
-                ..pool
+                max_open: 80,
+                ..pool.clone()
             },
             open_transactions: 1,
             replica: Some(ReplicaStats {
@@ -416,6 +553,7 @@ mod tests {
                 primary_reads: 9,
                 probe_age: Duration::from_millis(500),
             }),
+            replicas: vec![replica("r1:5432", 250), replica("r\"2:5432", 750)],
             listener: ListenerStats {
                 connected: true,
                 channels: 3,
@@ -428,17 +566,23 @@ mod tests {
         for line in [
             "# TYPE pgactor_pool_in_use gauge",
             "pgactor_pool_in_use{role=\"write\"} 2",
-            "pgactor_pool_shared{role=\"read\"} 1",
-            "pgactor_pool_max_open{role=\"read\"} 40",
+            "pgactor_pool_shared{role=\"read\",replica=\"r1:5432\"} 1",
+            "pgactor_pool_max_open{role=\"read\",replica=\"r1:5432\"} 40",
+            "pgactor_pool_max_open{role=\"read\",replica=\"r\\\"2:5432\"} 40",
             "pgactor_pool_wait_seconds_total{role=\"write\"} 1.5",
-            "pgactor_pool_refused_total{role=\"read\"} 7",
+            "pgactor_pool_refused_total{role=\"read\",replica=\"r1:5432\"} 7",
             "pgactor_pool_statements_evicted_total{role=\"write\"} 5",
-            "pgactor_pool_closed_total{role=\"read\",reason=\"broken\"} 2",
+            "pgactor_pool_closed_total{role=\"read\",replica=\"r1:5432\",reason=\"broken\"} 2",
             "pgactor_pool_reaper_up{role=\"write\"} 1",
             "pgactor_open_transactions 1",
-            "pgactor_replica_lag_seconds 0.25",
+            "pgactor_replica_up{replica=\"r1:5432\"} 1",
+            "pgactor_replica_promoted{replica=\"r1:5432\"} 0",
+            "pgactor_replica_lag_seconds{replica=\"r1:5432\"} 0.25",
+            "pgactor_replica_lag_seconds{replica=\"r\\\"2:5432\"} 0.75",
+            "pgactor_replica_in_flight{replica=\"r1:5432\"} 3",
+            "pgactor_replica_reads_total{replica=\"r1:5432\"} 11",
             "pgactor_replica_primary_reads_total 9",
-            "pgactor_replica_probe_age_seconds 0.5",
+            "pgactor_replica_probe_age_seconds{replica=\"r1:5432\"} 0.5",
             "pgactor_listener_connected 1",
             "pgactor_listener_channels 3",
             "pgactor_listener_subscriptions 4",
@@ -451,5 +595,72 @@ mod tests {
             );
         }
         assert_eq!(text.matches("# TYPE pgactor_pool_in_use ").count(), 1);
+        // The read pools summed are not a sample of their own beside each replica's.
+        assert!(
+            !text.contains("pgactor_pool_max_open{role=\"read\"}"),
+            "{text}"
+        );
+        // Without a replica, the read pool on the primary.
+        let alone = Stats {
+            replica: None,
+            replicas: Vec::new(),
+            ..stats
+        };
+        let text = alone.to_prometheus();
+        assert!(
+            text.contains("pgactor_pool_max_open{role=\"read\"} 80\n"),
+            "{text}"
+        );
+        assert!(!text.contains("pgactor_replica"), "{text}");
+    }
+
+    #[test]
+    fn two_pools_add_up() {
+        let pool = PoolStats {
+            max_open: 4,
+            open: 3,
+            in_use: 2,
+            shared: 1,
+            idle: 1,
+            waiting: 1,
+            waits_total: 4,
+            wait_time_total: Duration::from_millis(1500),
+            refused_total: 7,
+            closed: ClosedStats {
+                broken: 2,
+                max_lifetime: 1,
+                max_idle_time: 3,
+                max_idle_count: 4,
+            },
+            statements_evicted: 5,
+            reaper_running: true,
+        };
+        let stopped = PoolStats {
+            reaper_running: false,
+            ..pool.clone()
+        };
+        let both = pool.clone().plus(&stopped);
+        assert_eq!(
+            both,
+            PoolStats {
+                max_open: 8,
+                open: 6,
+                in_use: 4,
+                shared: 2,
+                idle: 2,
+                waiting: 2,
+                waits_total: 8,
+                wait_time_total: Duration::from_secs(3),
+                refused_total: 14,
+                closed: ClosedStats {
+                    broken: 4,
+                    max_lifetime: 2,
+                    max_idle_time: 6,
+                    max_idle_count: 8,
+                },
+                statements_evicted: 10,
+                reaper_running: false,
+            }
+        );
     }
 }

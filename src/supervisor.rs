@@ -18,12 +18,12 @@ use crate::health::{ping_pools, Health};
 use crate::listener::{Listener, ListenerContext, ListenerMsg, Notification};
 use crate::messages::{
     AggregateRequest, BulkWriteRequest, Call, ConsistencyToken, CountMany, CountRequest,
-    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteRequest,
 };
 use crate::pool::{
-    AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg,
-    ReplicaWatch, RowsMsg, RunOptions, TypedRequest,
+    AsType, ConnectionPool, Deadline, Decoded, InFlight, PoolActor, PoolContext, PoolMsg, RowsMsg,
+    RunOptions, TypedRequest,
 };
 use crate::raw::{FromRow, Row, Sql};
 use crate::schema::{Page, Record};
@@ -234,6 +234,27 @@ impl DbMsg {
     }
 }
 
+/// A read of some fields as a message, for `call!`: run on the read pool
+/// as [`DbMsg::Read`] is.
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{Call, DbMsg, ReadFieldsRequest};
+/// let req = ReadFieldsRequest::new("StockBalance", id, ["quantity"]);
+/// let row = ractor::call!(db.actor(), DbMsg::read_fields, req, Call::here())??;
+/// # let _ = row; Ok(()) }
+/// ```
+impl DbMsg {
+    /// [`crate::Db::read_fields`] as a message.
+    pub fn read_fields(
+        req: ReadFieldsRequest,
+        call: Call,
+        reply: RpcReplyPort<Result<Record>>,
+    ) -> DbMsg {
+        DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
+    }
+}
+
 /// The current pool actor of each role, to which the supervisor forwards
 /// `DbMsg`s; it replaces an entry when it restarts a pool actor. Once
 /// closed (shutdown began) it routes nowhere, and the `Db` handles, which
@@ -437,16 +458,15 @@ impl Actor for Supervisor {
                 let write = state.contexts[&Role::Write].clone();
                 let read = state.contexts[&Role::Read].clone();
                 tokio::spawn(async move {
-                    let health = ping_pools(&write.pool, &read.pool, within).await;
+                    let health = ping_pools(&write.pool, &read, within).await;
                     let _ = reply.send(health);
                 });
                 return Ok(());
             }
             DbMsg::Stats(reply) => {
                 let read = &state.contexts[&Role::Read];
-                let watch = read.replica.as_ref().map(|r| &*r.watch);
                 let write = &state.contexts[&Role::Write].pool;
-                let stats = gather_stats(write, &read.pool, watch, &state.listener_ctx);
+                let stats = gather_stats(write, read, &state.listener_ctx);
                 let _ = reply.send(stats);
                 return Ok(());
             }
@@ -568,6 +588,9 @@ pub(crate) fn close_now<'a>(
         if let Some(lanes) = &ctx.shared {
             lanes.close();
         }
+        if let Some(replicas) = &ctx.replica {
+            replicas.close();
+        }
         ctx.pool.pool.close();
     }
 }
@@ -608,18 +631,31 @@ pub(crate) async fn shutdown(
     tracing::info!(target: "pgactor", "pgactor closed");
 }
 
-/// The statistics of the pools, the replica and the listener now.
+/// The statistics of the pools, the replicas and the listener now.
 pub(crate) fn gather_stats(
     write: &ConnectionPool,
-    read: &ConnectionPool,
-    replica: Option<&ReplicaWatch>,
+    read: &PoolContext,
     listener: &ListenerContext,
 ) -> Stats {
+    let (replica, replicas) = match &read.replica {
+        Some(set) => {
+            let (summary, each) = set.stats();
+            (Some(summary), each)
+        }
+        None => (None, Vec::new()),
+    };
+    let read = match replicas.split_first() {
+        Some((first, others)) => others
+            .iter()
+            .fold(first.pool.clone(), |all, r| all.plus(&r.pool)),
+        None => read.pool.stats(),
+    };
     Stats {
         write: write.stats(),
-        read: read.stats(),
+        read,
         open_transactions: write.counters.open_transactions(),
-        replica: replica.map(ReplicaWatch::stats),
+        replica,
+        replicas,
         listener: listener.stats(),
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
+use syn::token::Comma;
 use syn::{Data, DeriveInput, Fields, Ident, Lit, Type};
 
 use crate::attrs::{DefaultLit, FieldAttrs, StructAttrs};
@@ -63,34 +65,7 @@ struct Column<'a> {
 /// Expand the derive, or the errors on the input.
 pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
     let name = &input.ident;
-    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
-        return Err(syn::Error::new_spanned(
-            &input.generics,
-            "#[derive(Entity)] takes a struct without generic parameters",
-        ));
-    }
-    let fields =
-        match &input.data {
-            Data::Struct(data) => match &data.fields {
-                Fields::Named(named) => &named.named,
-                _ => return Err(syn::Error::new(
-                    data.struct_token.span,
-                    "#[derive(Entity)] takes a struct with named fields (each field is a column)",
-                )),
-            },
-            Data::Enum(data) => {
-                return Err(syn::Error::new(
-                    data.enum_token.span,
-                    "#[derive(Entity)] takes a struct with named fields, not an enum",
-                ))
-            }
-            Data::Union(data) => {
-                return Err(syn::Error::new(
-                    data.union_token.span,
-                    "#[derive(Entity)] takes a struct with named fields, not a union",
-                ))
-            }
-        };
+    let fields = named_fields(&input, "Entity", "each field is a column")?;
 
     let mut errors = Errors::default();
     let attrs = StructAttrs::parse(&input.attrs).unwrap_or_else(|e| {
@@ -286,18 +261,8 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         quote_spanned!(field.span()=> .with(#name, #value))
     });
     let decoded = columns.iter().map(|c| {
-        let (field, name, ty) = (c.field, &c.name, c.value_ty);
-        let value = match (c.text, c.nullable) {
-            (false, _) => quote!(::pgactor::column(row, #name)?),
-            (true, false) => quote_spanned! {ty.span()=>
-                ::pgactor::column::<::pgactor::AsText<#ty>, _>(row, #name)?.into_inner()
-            },
-            (true, true) => quote_spanned! {ty.span()=>
-                ::pgactor::column::<::core::option::Option<::pgactor::AsText<#ty>>, _>(row, #name)?
-                    .map(::pgactor::AsText::into_inner)
-            },
-        };
-        quote!(#field: #value)
+        let name = &c.name;
+        decoded_field(c.field, quote!(#name), c.value_ty, c.text, c.nullable)
     });
     let vis = &input.vis;
     let constants = columns.iter().map(|c| {
@@ -309,9 +274,10 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             quote!(#ty)
         };
         let doc = format!("Column `{column}`.");
+        let nullable = c.nullable.then(|| quote!(.nullable()));
         quote! {
             #[doc = #doc]
-            #vis const #constant: ::pgactor::Column<#name, #ty> = ::pgactor::Column::new(#column);
+            #vis const #constant: ::pgactor::Column<#name, #ty> = ::pgactor::Column::new(#column) #nullable;
         }
     });
 
@@ -353,6 +319,63 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             #(#constants)*
         }
     })
+}
+
+/// The named fields of the struct `#[derive(<derive>)]` is on; an error
+/// on anything else (generics, tuple structs, enums, unions). `each`
+/// says what a field stands for.
+pub(crate) fn named_fields<'a>(
+    input: &'a DeriveInput,
+    derive: &str,
+    each: &str,
+) -> syn::Result<&'a Punctuated<syn::Field, Comma>> {
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &input.generics,
+            format!("#[derive({derive})] takes a struct without generic parameters"),
+        ));
+    }
+    let named = format!("#[derive({derive})] takes a struct with named fields");
+    match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => Ok(&named.named),
+            _ => Err(syn::Error::new(
+                data.struct_token.span,
+                format!("{named} ({each})"),
+            )),
+        },
+        Data::Enum(data) => Err(syn::Error::new(
+            data.enum_token.span,
+            format!("{named}, not an enum"),
+        )),
+        Data::Union(data) => Err(syn::Error::new(
+            data.union_token.span,
+            format!("{named}, not a union"),
+        )),
+    }
+}
+
+/// `field: <its value read from column `name` of `row`>`, in a `FromRow`:
+/// a text-backed value (`text`) parsed from its text; `ty` is the field's
+/// type without `Option`, which `nullable` says it had.
+pub(crate) fn decoded_field(
+    field: &Ident,
+    name: TokenStream,
+    ty: &Type,
+    text: bool,
+    nullable: bool,
+) -> TokenStream {
+    let value = match (text, nullable) {
+        (false, _) => quote!(::pgactor::column(row, #name)?),
+        (true, false) => quote_spanned! {ty.span()=>
+            ::pgactor::column::<::pgactor::AsText<#ty>, _>(row, #name)?.into_inner()
+        },
+        (true, true) => quote_spanned! {ty.span()=>
+            ::pgactor::column::<::core::option::Option<::pgactor::AsText<#ty>>, _>(row, #name)?
+                .map(::pgactor::AsText::into_inner)
+        },
+    };
+    quote!(#field: #value)
 }
 
 /// `[A-Za-z_][A-Za-z0-9_$]*`, at most 63 bytes, as the registry checks.

@@ -8,6 +8,7 @@
 
 mod attrs;
 mod expand;
+mod partial;
 mod pg_enum;
 mod types;
 
@@ -287,6 +288,48 @@ pub fn derive_entity(input: TokenStream) -> TokenStream {
 pub fn derive_pg_enum(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     pg_enum::pg_enum(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Make a struct with named fields a partial view of an entity: some of its
+/// fields, read and decoded alone (`pgactor::Partial`, and
+/// `pgactor::FromRow` by column name). A typed `list_as` or `read_as`
+/// selects only its columns (and `id`, always read).
+///
+/// ```
+/// #[derive(pgactor::Entity)]
+/// struct StockBalance {
+///     id: uuid::Uuid,
+///     sku: String,
+///     quantity: i64,
+///     note: Option<String>,
+/// }
+///
+/// #[derive(pgactor::Partial)]
+/// #[pgactor(of = StockBalance)]
+/// struct SkuQty {
+///     sku: String,
+///     quantity: i64,
+/// }
+///
+/// use pgactor::Partial;
+/// assert_eq!(SkuQty::FIELDS, ["sku", "quantity"]);
+/// ```
+///
+/// `#[pgactor(of = Entity)]` names the entity (a `#[derive(Entity)]` type
+/// in scope). Each field is the entity's field of the same name, found
+/// through its column constant (`StockBalance::QUANTITY`), so these are
+/// compile errors: a field the entity does not have, a field of another
+/// type than the entity's (an `Option` of it is fine), and a field that
+/// is not an `Option` where the entity's is (the column may hold NULL).
+/// A field the entity stores as its text takes `#[pgactor(text)]` too.
+/// The struct may leave `id` out; it may hold `id`, `created_at`,
+/// `updated_at` (and `deleted_at`) when the entity does.
+#[proc_macro_derive(Partial, attributes(pgactor))]
+pub fn derive_partial(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    partial::partial(input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -32,21 +32,39 @@ use crate::schema::{ArrayElement, Filter, Value};
 /// ```
 pub struct Column<E, V> {
     name: &'static str,
+    nullable: bool,
     types: PhantomData<fn() -> (E, V)>,
 }
 
 impl<E, V> Column<E, V> {
-    /// The column `name` (what the derive writes; not checked here).
+    /// The column `name` (what the derive writes; not checked here), `NOT
+    /// NULL`.
     pub const fn new(name: &'static str) -> Column<E, V> {
         Column {
             name,
+            nullable: false,
             types: PhantomData,
+        }
+    }
+
+    /// The same column, one that may hold NULL (the derive marks an
+    /// `Option` field's so; a [`crate::Partial`] reads it into an
+    /// `Option` only).
+    pub const fn nullable(self) -> Column<E, V> {
+        Column {
+            nullable: true,
+            ..self
         }
     }
 
     /// The column's name.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Whether the column may hold NULL.
+    pub const fn is_nullable(&self) -> bool {
+        self.nullable
     }
 }
 

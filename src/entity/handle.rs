@@ -11,8 +11,8 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::messages::{
     AggregateRequest, BulkOp, BulkWriteRequest, Call, CountMany, CountRequest, CreateManyRequest,
-    ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp,
-    WriteRequest,
+    ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest, ReadRequest, UpsertRequest,
+    Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{
     AsType, Decoded, LockForUpdate, LockNext, LockNowait, Plan, Request, TypedRequest,
@@ -23,7 +23,7 @@ use crate::sql::OnConflict;
 use crate::supervisor::DbMsg;
 use crate::tx::{Tx, TxMsg, TypedTxRequest};
 
-use super::{Column, Entity};
+use super::{Column, Entity, Partial};
 
 /// `req` answered as `T` rather than as records.
 fn typed<T: Entity, R>(req: R) -> Decoded<R, AsType<T>> {
@@ -42,6 +42,17 @@ fn list<T: Entity>(query: Query) -> ListRequest {
         model: T::MODEL.into(),
         query,
     }
+}
+
+/// The read of the row `id`'s fields of `P`, answered as a `P`.
+fn partial_read<P: Partial>(id: Value) -> Decoded<ReadFieldsRequest, AsType<P>> {
+    let model = <P::Of as Entity>::MODEL;
+    Decoded::new(ReadFieldsRequest::new(model, id, P::FIELDS.iter().copied()))
+}
+
+/// The list of `query` selecting the fields of `P`, answered as `P`s.
+fn partial_list<P: Partial>(query: Query) -> Decoded<ListRequest, AsType<P>> {
+    Decoded::new(list::<P::Of>(query.select(P::FIELDS.iter().copied())))
 }
 
 fn write<T: Entity>(op: WriteOp) -> WriteRequest {
@@ -192,6 +203,25 @@ macro_rules! typed_operations {
         #[doc = concat!("List a page of rows ", $place, ".")]
         pub async fn list(&self, query: Query) -> Result<Page<T>> {
             self.run(Role::Read, typed::<T, _>(list::<T>(query))).await
+        }
+
+        #[doc = concat!("Read only the fields of the partial `P` of the row `id` ", $place, ", decoded into a `P` (as [`Db::read_fields`]: only those columns and `id` are read); [`crate::ErrorKind::NotFound`] when absent.")]
+        pub async fn read_as<P: Partial<Of = T>>(&self, id: impl Into<Value>) -> Result<P> {
+            self.run(Role::Read, partial_read::<P>(id.into())).await
+        }
+
+        #[doc = concat!("List a page of rows ", $place, ", selecting only the fields of the partial `P` (and `id`), each row decoded into a `P` (the query's own [`Query::select`] is replaced; its includes are loaded as [`Self::list`]'s).")]
+        ///
+        /// ```no_run
+        /// # #[derive(pgactor::Entity)] struct StockBalance { id: uuid::Uuid, sku: String, quantity: i64, note: Option<String> }
+        /// # #[derive(pgactor::Partial)] #[pgactor(of = StockBalance)] struct SkuQty { sku: String, quantity: i64 }
+        #[doc = concat!("# async fn demo(", $on, ": pgactor::", $owner, ") -> pgactor::Result<()> {")]
+        /// use pgactor::Query;
+        #[doc = concat!("let page = ", $on, ".typed::<StockBalance>().list_as::<SkuQty>(Query::new().sort_desc(StockBalance::QUANTITY)).await?;")]
+        /// # let _ = page; Ok(()) }
+        /// ```
+        pub async fn list_as<P: Partial<Of = T>>(&self, query: Query) -> Result<Page<P>> {
+            self.run(Role::Read, partial_list::<P>(query)).await
         }
 
         #[doc = concat!("How many rows match `filter` ", $place, " (as [`Db::count`]).")]
@@ -459,6 +489,31 @@ impl DbMsg {
         DbMsg::Typed(TypedRequest::new(Role::Read, req, reply), call)
     }
 
+    /// [`Typed::read_as`] as a message: some fields of a row, as the
+    /// partial `P`.
+    pub fn read_partial<P: Partial>(
+        id: Value,
+        call: Call,
+        reply: RpcReplyPort<Result<P>>,
+    ) -> DbMsg {
+        DbMsg::Typed(
+            TypedRequest::new(Role::Read, partial_read::<P>(id), reply),
+            call,
+        )
+    }
+
+    /// [`Typed::list_as`] as a message: a page of the partial `P`.
+    pub fn list_partial<P: Partial>(
+        query: Query,
+        call: Call,
+        reply: RpcReplyPort<Result<Page<P>>>,
+    ) -> DbMsg {
+        DbMsg::Typed(
+            TypedRequest::new(Role::Read, partial_list::<P>(query), reply),
+            call,
+        )
+    }
+
     /// [`Typed::create`] as a message.
     pub fn create_as<T: Entity>(row: T, call: Call, reply: RpcReplyPort<Result<T>>) -> DbMsg {
         let req = typed::<T, _>(create(&row));
@@ -607,6 +662,17 @@ impl TxMsg {
     /// [`TypedTx::list`] as a message.
     pub fn list_as<T: Entity>(query: Query, reply: RpcReplyPort<Result<Page<T>>>) -> TxMsg {
         TxMsg::Typed(TypedTxRequest::new(typed::<T, _>(list::<T>(query)), reply))
+    }
+
+    /// [`TypedTx::read_as`] as a message: some fields of a row, as the
+    /// partial `P`.
+    pub fn read_partial<P: Partial>(id: Value, reply: RpcReplyPort<Result<P>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(partial_read::<P>(id), reply))
+    }
+
+    /// [`TypedTx::list_as`] as a message: a page of the partial `P`.
+    pub fn list_partial<P: Partial>(query: Query, reply: RpcReplyPort<Result<Page<P>>>) -> TxMsg {
+        TxMsg::Typed(TypedTxRequest::new(partial_list::<P>(query), reply))
     }
 
     /// [`TypedTx::create`] as a message.

@@ -64,3 +64,44 @@ pub trait Entity: FromRow + Send + Sync + 'static {
     /// `deleted_at`), the version included.
     fn to_record(&self) -> Record;
 }
+
+/// Some fields of an entity `Of`, read alone: a typed `list_as` or
+/// `read_as` ([`Typed::list_as`], [`Typed::read_as`]) selects only its
+/// [`Partial::FIELDS`] (and `id`, always read) and decodes each row
+/// straight into it. Derive it (`#[derive(pgactor::Partial)]`), which
+/// checks each field against the entity's columns at compile time:
+///
+/// ```no_run
+/// # async fn demo(db: pgactor::Db) -> pgactor::Result<()> {
+/// use pgactor::Query;
+///
+/// #[derive(pgactor::Entity)]
+/// struct StockBalance {
+///     id: uuid::Uuid,
+///     sku: String,
+///     quantity: i64,
+///     note: Option<String>,
+/// }
+///
+/// #[derive(pgactor::Partial)]
+/// #[pgactor(of = StockBalance)]
+/// struct SkuQty {
+///     id: uuid::Uuid,
+///     sku: String,
+///     quantity: i64,
+/// }
+///
+/// let page = db.typed::<StockBalance>().list_as::<SkuQty>(Query::new().limit(50)).await?;
+/// for row in &page.rows {
+///     println!("{} {}: {}", row.id, row.sku, row.quantity);
+/// }
+/// # Ok(()) }
+/// ```
+pub trait Partial: FromRow + Send + 'static {
+    /// The entity whose fields it holds.
+    type Of: Entity;
+
+    /// The columns it reads, in its fields' order (`id` is read whether
+    /// or not it is among them).
+    const FIELDS: &'static [&'static str];
+}

@@ -20,7 +20,8 @@ use super::deadline::{self, Fate, Overrun, Timer};
 use super::lanes::SharedReads;
 use super::plan::{Plan, Request, WriteWithToken};
 use super::raw::RawRequest;
-use super::replica::{ReplicaWatch, Route};
+use super::replica::replay_position;
+use super::replicas::{ReplicaSet, Tries};
 use super::stream::{spawn_feed, RowsMsg};
 use crate::config::{Role, SessionSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -148,22 +149,17 @@ pub(crate) struct PoolContext {
     pub(crate) catalog: Arc<Catalog>,
     /// The settings, and how they reach the server (transactions need it).
     pub(crate) session: Arc<SessionSettings>,
-    /// For the read pool on a replica: the replica's watch and the primary
-    /// to read from instead.
-    pub(crate) replica: Option<ReplicaRoute>,
+    /// For the read pool with read DSNs: the replicas reads choose from
+    /// (`pool` is the first one's), and the primary to read from instead.
+    pub(crate) replica: Option<Arc<ReplicaSet>>,
     /// Operations running now, across both pools (for graceful shutdown).
     pub(crate) in_flight: Arc<InFlight>,
-    /// For the read pool with [`crate::OpenOptions::shared_reads`]: the
-    /// connections reads share.
+    /// For the read pool on the primary with
+    /// [`crate::OpenOptions::shared_reads`]: the connections reads share
+    /// (each replica has its own).
     pub(crate) shared: Option<SharedReads>,
     /// What every operation's telemetry says besides the operation.
     pub(crate) observed: Arc<Observed>,
-}
-
-/// How the read pool reaches past its replica.
-pub(crate) struct ReplicaRoute {
-    pub(crate) watch: Arc<ReplicaWatch>,
-    pub(crate) primary: ConnectionPool,
 }
 
 impl PoolContext {
@@ -182,19 +178,6 @@ impl PoolContext {
             model,
             &self.observed,
         )
-    }
-
-    /// The pool a read runs on, whether it is the replica, and the shared
-    /// connections it may take turns on.
-    pub(super) fn route(
-        &self,
-        after: Option<ConsistencyToken>,
-    ) -> (&ConnectionPool, bool, Option<&SharedReads>) {
-        match &self.replica {
-            Some(r) if r.watch.route(after) == Route::Primary => (&r.primary, false, None),
-            Some(_) => (&self.pool, true, self.shared.as_ref()),
-            None => (&self.pool, false, self.shared.as_ref()),
-        }
     }
 }
 
@@ -297,9 +280,8 @@ fn spawn_request<R: Request>(
 
 /// Run one operation on `ctx`'s pool and record how it ended on `op`:
 /// by a pool actor's task, and by [`crate::Db`] in the caller's own
-/// task. A read goes where the replica watch says; one that finds the
-/// replica unreachable runs on the primary instead when fallback is on.
-/// `gone` says whether the caller has stopped waiting.
+/// task. A read goes to the replica the replica set chooses (see
+/// [`on_replicas`]). `gone` says whether the caller has stopped waiting.
 pub(crate) async fn serve<P: Plan>(
     ctx: &PoolContext,
     op: &Operation,
@@ -311,53 +293,78 @@ pub(crate) async fn serve<P: Plan>(
         Ok(plan) => plan,
         Err(err) => return op.end(Err(failed(err)), P::rows, ""),
     };
-    let result = async {
-        let (pool, on_replica, shared) = ctx.route(call.after);
-        op.runs_on(&pool.server);
-        // A read sent to the primary instead of its replica takes one of the
-        // places such reads have there, so they cannot take every write
-        // connection.
-        let _spilled = match &ctx.replica {
-            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
-            _ => None,
-        };
-        let first = match shared.filter(|_| plan.shares_connection()) {
-            Some(lanes) => run_shared(lanes, pool, &plan, call.deadline, gone).await,
-            None => run_on(pool, &plan, call.deadline, gone).await,
-        };
-        match first {
-            Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
-                Some(r) if r.watch.falls_back() => {
-                    r.watch.mark_down();
-                    op.runs_on(&r.primary.server);
-                    let _spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
-                    run_on(&r.primary, &plan, call.deadline, gone).await
-                }
-                _ => Err(err),
-            },
-            other => other,
+    let result = match &ctx.replica {
+        Some(set) => on_replicas(set, op, &plan, call, gone).await,
+        None => {
+            op.runs_on(&ctx.pool.server);
+            run_maybe_shared(&ctx.pool, ctx.shared.as_ref(), &plan, call.deadline, gone).await
         }
     }
-    .await
     .map_err(failed);
     op.end(result, P::rows, plan.statement())
+}
+
+/// Run a read on a replica: the one `set` chooses, another one when it
+/// turns out unreachable (marked down), else on the primary (with
+/// fallback on, or when no replica was known to be at the read's token),
+/// within the places reads have there, so they cannot take every write
+/// connection. A replica asked whether it has replayed the read's token
+/// serves it only if it has; else the read runs on the primary.
+async fn on_replicas<P: Plan>(
+    set: &ReplicaSet,
+    op: &Operation,
+    plan: &P,
+    call: &RunOptions,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<P::Output> {
+    let mut tries = Tries::default();
+    while let Some(placed) = set.place(call.after, true, &tries) {
+        let replica = placed.replica;
+        op.runs_on(&replica.pool.server);
+        let answer = match placed.ask {
+            None => {
+                let shared = replica.shared.as_ref();
+                run_maybe_shared(&replica.pool, shared, plan, call.deadline, gone).await
+            }
+            Some(need) => match run_replayed(replica, plan, call.deadline, gone, need).await {
+                Ok(Some(output)) => return Ok(output),
+                // Behind the read's token, or it could not say how far it
+                // has replayed: the primary.
+                other => {
+                    set.not_at_token(&mut tries, &placed, other.err());
+                    break;
+                }
+            },
+        };
+        match answer {
+            Ok(output) => return Ok(output),
+            Err(err) => set.failed(&mut tries, &placed, err)?,
+        }
+    }
+    op.runs_on(&set.primary.server);
+    let _spilled = set.instead(tries).await?;
+    run_on(&set.primary, plan, call.deadline, gone).await
+}
+
+/// Run `plan` on `pool`, on one of the `shared` connections when it may
+/// take turns on one.
+async fn run_maybe_shared<P: Plan>(
+    pool: &ConnectionPool,
+    shared: Option<&SharedReads>,
+    plan: &P,
+    deadline: Deadline,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<P::Output> {
+    match shared.filter(|_| plan.shares_connection()) {
+        Some(lanes) => run_shared(lanes, pool, plan, deadline, gone).await,
+        None => run_on(pool, plan, deadline, gone).await,
+    }
 }
 
 /// `err`, logged at DEBUG as the failure of an operation.
 fn failed(err: Error) -> Error {
     tracing::debug!(target: "pgactor.pool", code = err.code(), error = %err, "operation failed");
     err
-}
-
-/// Whether a read failed with `err` because its replica cannot be reached,
-/// so it may run on the primary instead: not a read pool without room
-/// (that is no sign of a failed replica), nor a replica that answered by
-/// refusing a write (raw SQL on the read pool): that write must not land
-/// on the primary instead.
-pub(super) fn replica_unreachable(err: &Error) -> bool {
-    err.kind() == ErrorKind::Unavailable
-        && !err.is_exhausted()
-        && err.sqlstate() != Some(&SqlState::READ_ONLY_SQL_TRANSACTION)
 }
 
 /// Run `plan` on a connection of `pool`.
@@ -369,24 +376,71 @@ async fn run_on<P: Plan>(
 ) -> Result<P::Output> {
     // One timer bounds the wait (by the pool's wait timeout), then the statement.
     let mut timer = Timer::default();
-    let client = Busy::new(pool, pool.checkout(&mut timer).await?);
+    let client = take(pool, &mut timer, gone).await?;
+    // Bounded by the deadline (cancelled on the server past it) and by the
+    // session's statement_timeout.
+    let (result, fate) = plan
+        .run(&client, Overrun::Cancel(&pool.cancel), deadline, &mut timer)
+        .await;
+    settle(client, &result, fate);
+    result
+}
+
+/// Run `plan` on a connection of `replica` whose server has replayed the
+/// primary's WAL up to `need`: the position is asked on the same
+/// connection, sent ahead of the plan's statements (one round trip), so
+/// the plan's snapshot is taken after it. `Ok(None)` when the replica is
+/// behind `need` (or no standby): the plan's answer, whatever it was, is
+/// dropped. A position learnt is kept by the replica's watch.
+async fn run_replayed<P: Plan>(
+    replica: &super::replicas::Replica,
+    plan: &P,
+    deadline: Deadline,
+    gone: &(dyn Fn() -> bool + Sync),
+    need: u64,
+) -> Result<Option<P::Output>> {
+    let pool = &replica.pool;
+    let mut timer = Timer::default();
+    let client = take(pool, &mut timer, gone).await?;
+    let (replayed, (result, fate)) = tokio::join!(
+        replay_position(&client),
+        plan.run(&client, Overrun::Cancel(&pool.cancel), deadline, &mut timer)
+    );
+    settle(client, &result, fate);
+    match replayed? {
+        Some(position) if position >= need => {
+            replica.watch.replayed_to(position);
+            result.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A connection of `pool` for one operation, within the pool's wait
+/// timeout on `timer`; refused when the caller stopped waiting meanwhile.
+async fn take<'a>(
+    pool: &'a ConnectionPool,
+    timer: &mut Timer,
+    gone: &(dyn Fn() -> bool + Sync),
+) -> Result<Busy<&'a ConnectionPool>> {
+    let client = Busy::new(pool, pool.checkout(timer).await?);
     if gone() {
         // The caller gave up while we waited: do not start work whose
         // answer nobody will read (a write's outcome would be unknown).
         client.release(false);
         return Err(Error::closed("the caller stopped waiting"));
     }
-    // Bounded by the deadline (cancelled on the server past it) and by the
-    // session's statement_timeout.
-    let (result, fate) = plan
-        .run(&client, Overrun::Cancel(&pool.cancel), deadline, &mut timer)
-        .await;
+    Ok(client)
+}
+
+/// Give `client` back after an operation that answered `result`, or close
+/// it when its state is unknown (`fate`) or its session is unusable.
+fn settle<T>(client: Busy<&ConnectionPool>, result: &Result<T>, fate: Fate) {
     let broken = fate == Fate::Discard
         || result
             .as_ref()
             .is_err_and(|e| e.is_read_only_server() || e.ended_session());
     client.release(broken);
-    result
 }
 
 /// A connection running a statement, and the pool it came from (borrowed

@@ -14,16 +14,19 @@ use tokio_postgres::{Client, Row, RowStream};
 
 use super::conn::Conn;
 use super::deadline::{abandon, bounded, Fate, Overrun, Timer};
+use super::include::load;
 use super::prepared::MAX_PREPARED_TEXT;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::messages::{
-    BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest, ListRequest, ReadRequest,
-    WriteOp, WriteRequest,
+    BulkOp, BulkWriteRequest, ConsistencyToken, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, WriteOp, WriteRequest,
 };
 use crate::raw::{unspecified, BindError, FromRow};
-use crate::schema::{Columns, Model, Page, Query, Record, Value, DEFAULT_LIMIT};
-use crate::sql::{Catalog, Listing, Statement, Statements, Table};
+use crate::schema::{
+    record_of, Columns, Included, Model, Page, Query, Record, Value, DEFAULT_LIMIT,
+};
+use crate::sql::{Catalog, Includes, Listing, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
 /// A statement may answer columns of its own after the model's (an
@@ -36,10 +39,7 @@ fn record(columns: &Arc<Columns>, row: &Row) -> Result<Record> {
             columns.len()
         )));
     }
-    Record::from_row(columns, |i| {
-        row.try_get::<_, Value>(i)
-            .map_err(|e| Error::decode(format!("column \"{}\": {e}", row.columns()[i].name())))
-    })
+    record_of(columns, row)
 }
 
 pub(super) async fn query(
@@ -375,6 +375,28 @@ impl Request for ReadRequest {
     }
 }
 
+impl Request for ReadFieldsRequest {
+    type Plan = RowPlan;
+    fn operation(&self) -> &'static str {
+        "read"
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+    /// The fields are held to the model's
+    /// [`crate::QueryBounds::max_selected_fields`].
+    fn plan(self, catalog: &Catalog) -> Result<RowPlan> {
+        let table = catalog.table(&self.model)?;
+        catalog
+            .bounds_of(&self.model)
+            .check_selected(self.fields.len())?;
+        let (stmt, columns) = table.read_fields(self.id, &self.fields)?;
+        let mut plan = RowPlan::new(catalog, table, false, stmt);
+        plan.row.columns = columns;
+        Ok(plan)
+    }
+}
+
 /// `LockForUpdate` that does not wait: refused at once with
 /// [`ErrorKind::Conflict`] when another transaction holds the row.
 #[derive(Debug)]
@@ -527,10 +549,11 @@ impl Request for ListRequest {
     fn plan(mut self, catalog: &Catalog) -> Result<PagePlan> {
         let table = catalog.table(&self.model)?;
         bounded_query(&mut self.query, &self.model, catalog)?;
+        let includes = Includes::plan(catalog, table, &self.query)?;
         Ok(PagePlan {
             list: ListStatements {
-                listing: table.list(&self.query)?,
-                columns: table.columns.clone(),
+                listing: table.list_keeping(&self.query, &includes.page_fields())?,
+                includes,
                 offset: self.query.offset,
                 mode: catalog.statements,
             },
@@ -571,15 +594,20 @@ impl Request for LockNext {
     fn model(&self) -> &str {
         &self.0.model
     }
-    /// Bounded as a `List`'s page.
+    /// Bounded as a `List`'s page; it loads no includes.
     fn plan(mut self, catalog: &Catalog) -> Result<RowsPlan> {
         let table = catalog.table(&self.0.model)?;
         bounded_query(&mut self.0.query, &self.0.model, catalog)?;
-        let (stmt, _) = table.lock_next(&self.0.query)?;
+        if !self.0.query.includes().is_empty() {
+            return Err(Error::invalid_input(
+                "lock_next loads no includes: list the related rows after taking the rows",
+            ));
+        }
+        let (stmt, columns) = table.lock_next(&self.0.query)?;
         Ok(RowsPlan {
             rows: RowsStatement {
                 stmt,
-                columns: table.columns.clone(),
+                columns,
                 mode: catalog.statements,
             },
             decode: PhantomData,
@@ -655,7 +683,8 @@ pub(crate) struct PagePlan<D = AsRecord> {
 /// What a [`PagePlan`] runs, whatever it decodes into.
 struct ListStatements {
     listing: Listing,
-    columns: Arc<Columns>,
+    /// The relations loaded after the page, from its rows.
+    includes: Includes,
     offset: u64,
     mode: Statements,
 }
@@ -856,6 +885,7 @@ impl<D: Decode> Plan for PagePlan<D> {
             count,
             limit,
             keyset,
+            columns,
         } = &self.list.listing;
         let mode = self.list.mode;
         let (rows, total) = match count {
@@ -880,15 +910,20 @@ impl<D: Decode> Plan for PagePlan<D> {
             })?,
             _ => None,
         };
+        let included = match &self.list.includes {
+            includes if includes.is_empty() => Included::default(),
+            includes => load(client, includes, &rows, mode).await?,
+        };
         Ok(Page {
             rows: rows
                 .iter()
-                .map(|row| D::decode(&self.list.columns, row))
+                .map(|row| D::decode(columns, row))
                 .collect::<Result<_>>()?,
             total,
             limit: *limit,
             offset: self.list.offset,
             next,
+            included,
         })
     }
 }

@@ -1,11 +1,14 @@
-//! The replica watch: whether the read pool's server is up, how far behind
-//! it is, and so where each read outside a transaction goes.
+//! The replica watch: whether one replica's server is up, how far behind
+//! it is, and so whether reads outside transactions may go to it (the
+//! choice among replicas is in `super::replicas`). Each replica has a
+//! watch of its own.
 //!
 //! A monitor task probes the replica and the primary every
 //! `poll_interval`, each on a connection of its own (never a pool's: a
 //! saturated pool is not a failed replica). Reads consult the last probe,
 //! which costs them nothing. A read that cannot reach the replica marks it
-//! down at once and, with fallback on, runs on the primary instead. A
+//! down at once and, with fallback on, runs on another replica or the
+//! primary instead. A
 //! standby that leaves recovery (promoted) is marked down for good: it no
 //! longer follows the primary.
 //!
@@ -24,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres_openssl::MakeTlsConnector;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::Client;
@@ -33,7 +35,6 @@ use super::connections::ConnectionPool;
 use crate::config::{duration, MAX_DURATION};
 use crate::error::{describe, Error, Result};
 use crate::messages::ConsistencyToken;
-use crate::stats::ReplicaStats;
 
 /// How reads treat the replica. Used only when a read DSN is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +102,21 @@ impl Default for ReplicaConfig {
     }
 }
 
-/// Where one read goes.
+/// How one replica stands for a read outside a transaction
+/// ([`ReplicaWatch::standing`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Replica,
-    Primary,
+pub(crate) enum Standing {
+    /// Up, within `max_lag`, and known to have replayed what the read needs.
+    Ready,
+    /// Up and within `max_lag`, but not known to have replayed this WAL
+    /// position: it may serve the read if it answers, asked on the read's
+    /// own connection, that it has.
+    Ask(u64),
+    /// Unreachable, promoted, or its probes stopped: it serves reads only
+    /// with fallback off and no other replica up.
+    Down,
+    /// Past `max_lag`, or behind the read and not to be asked: not used.
+    Out,
 }
 
 /// The monitor's bound on one statement of a probe, at least this long.
@@ -126,6 +137,8 @@ const CAUGHT_UP: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct ReplicaWatch {
     config: ReplicaConfig,
+    /// `host:port`, naming the replica in logs and statistics.
+    pub(crate) name: Arc<str>,
     /// The origin of the millisecond instants below.
     base: Instant,
     up: AtomicBool,
@@ -138,35 +151,31 @@ pub(crate) struct ReplicaWatch {
     /// A successful probe older than this means the monitor is stuck or
     /// gone: the replica then reads down.
     stale_after: Duration,
-    primary_reads: AtomicU64,
     /// A probe has found the server in recovery: it is a standby, and
     /// leaving recovery later means it was promoted.
     standby: AtomicBool,
+    /// A probe found the standby out of recovery: it no longer follows the
+    /// primary, and stays down while it is.
+    promoted: AtomicBool,
     /// The primary's position after the schema changes this adapter made
     /// (AutoMigrate): every read goes to the primary until the replica has
     /// replayed that far, so a table just created is never looked for
     /// where it does not exist yet. 0: none. A probe that finds the server
     /// is no standby clears it (its positions say nothing of the primary's).
     schema_floor: AtomicU64,
-    /// Places for reads that run on the primary instead of the replica.
-    spill: Arc<Semaphore>,
-    spill_limit: usize,
 }
 
 impl ReplicaWatch {
-    /// The watch of a replica whose probe connections open within
-    /// `connect_timeout`, reads spilling onto a write pool of `write_max_open`.
+    /// The watch of the replica `name`, whose probe connections open
+    /// within `connect_timeout`.
     pub(crate) fn new(
         config: ReplicaConfig,
+        name: Arc<str>,
         connect_timeout: Duration,
-        write_max_open: usize,
     ) -> ReplicaWatch {
-        let spill_limit = config
-            .max_primary_reads
-            .unwrap_or(write_max_open / 2)
-            .max(1);
         ReplicaWatch {
             config,
+            name,
             base: Instant::now(),
             // Open has just connected to it.
             up: AtomicBool::new(true),
@@ -176,11 +185,9 @@ impl ReplicaWatch {
             stale_after: connect_timeout
                 .saturating_add(probe_limit(&config))
                 .saturating_add(config.poll_interval.saturating_mul(2)),
-            primary_reads: AtomicU64::new(0),
             standby: AtomicBool::new(false),
+            promoted: AtomicBool::new(false),
             schema_floor: AtomicU64::new(0),
-            spill: Arc::new(Semaphore::new(spill_limit)),
-            spill_limit,
         }
     }
 
@@ -204,21 +211,34 @@ impl ReplicaWatch {
         }
     }
 
-    /// Where a read that must see `after` goes now.
-    pub(crate) fn route(&self, after: Option<ConsistencyToken>) -> Route {
-        let need = after.map_or(0, |t| t.0);
-        let need = need.max(self.schema_floor.load(Ordering::Relaxed));
+    /// How the replica stands now for a read that must see the primary's
+    /// WAL up to `token` (0: any position) and the schema changes this
+    /// adapter made. `ask`: a replica not known to have replayed that far
+    /// may be asked ([`Standing::Ask`]) rather than left out. `rank_down`:
+    /// whether being down matters (fallback on, or other replicas to
+    /// prefer); when it does not, neither it nor the clock is read for a
+    /// plain read without `max_lag`.
+    pub(crate) fn standing(&self, token: u64, ask: bool, rank_down: bool) -> Standing {
+        let need = token.max(self.schema_floor.load(Ordering::Relaxed));
         let behind = need > self.replayed.load(Ordering::Relaxed);
-        let check = behind || self.config.fallback || self.config.max_lag.is_some();
-        // Neither check nor clock for a plain read with fallback off and no max_lag.
+        let check = behind || rank_down || self.config.max_lag.is_some();
         let now = if check { self.now() } else { 0 };
-        let down = self.config.fallback && (!self.up.load(Ordering::Relaxed) || self.stale(now));
-        let lagging = self.config.max_lag.is_some_and(|max| self.lag(now) > max);
-        if down || lagging || behind {
-            Route::Primary
+        let down = rank_down && (!self.up.load(Ordering::Relaxed) || self.stale(now));
+        if self.config.max_lag.is_some_and(|max| self.lag(now) > max) || (behind && (down || !ask))
+        {
+            Standing::Out
+        } else if down {
+            Standing::Down
+        } else if behind {
+            Standing::Ask(need)
         } else {
-            Route::Replica
+            Standing::Ready
         }
+    }
+
+    /// The replica answered that it has replayed up to `position`.
+    pub(crate) fn replayed_to(&self, position: u64) {
+        self.replayed.fetch_max(position, Ordering::Relaxed);
     }
 
     /// The schema changed on the primary up to `token` and the replica had
@@ -226,34 +246,6 @@ impl ReplicaWatch {
     /// primary until it has.
     pub(crate) fn schema_changed(&self, token: ConsistencyToken) {
         self.schema_floor.fetch_max(token.0, Ordering::Relaxed);
-    }
-
-    /// A place for one read on the primary instead of the replica, waiting
-    /// at most `wait` for one; counted in `primary_reads` once taken.
-    pub(crate) async fn spill(&self, wait: Duration) -> Result<OwnedSemaphorePermit> {
-        let acquired = match self.spill.clone().try_acquire_owned() {
-            Ok(permit) => Ok(permit),
-            Err(_) => match tokio::time::timeout(wait, self.spill.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => Ok(permit),
-                Ok(Err(_)) | Err(_) => Err(()),
-            },
-        };
-        if acquired.is_ok() {
-            self.primary_reads.fetch_add(1, Ordering::Relaxed);
-        }
-        acquired.map_err(|()| {
-            Error::unavailable(format!(
-                "{} reads already run on the primary instead of the replica (max_primary_reads); \
-                 no place within {wait:?}",
-                self.spill_limit
-            ))
-            .exhausted()
-        })
-    }
-
-    /// Whether a read the replica could not serve may run on the primary.
-    pub(crate) fn falls_back(&self) -> bool {
-        self.config.fallback
     }
 
     /// Record that the replica was found unreachable.
@@ -264,22 +256,32 @@ impl ReplicaWatch {
     /// Record that the replica cannot serve reads, saying why.
     fn down(&self, why: &str) {
         if self.up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(target: "pgactor.replica", "{why}; reads fall back to the primary");
+            tracing::warn!(
+                target: "pgactor.replica",
+                replica = %self.name,
+                "{why}; its reads go to the other replicas or fall back to the primary"
+            );
         }
     }
 
     fn mark_up(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!(target: "pgactor.replica", "replica reachable again; reads go back to it");
+            tracing::info!(
+                target: "pgactor.replica",
+                replica = %self.name,
+                "replica reachable again; reads go back to it"
+            );
         }
     }
 
-    pub(crate) fn stats(&self) -> ReplicaStats {
+    /// What the last probes found: whether it is up, whether it was
+    /// promoted, its lag and the age of the last probe that reached it.
+    pub(crate) fn seen(&self) -> Seen {
         let now = self.now();
-        ReplicaStats {
+        Seen {
             up: self.up.load(Ordering::Relaxed) && !self.stale(now),
+            promoted: self.promoted.load(Ordering::Relaxed),
             lag: self.lag(now),
-            primary_reads: self.primary_reads.load(Ordering::Relaxed),
             probe_age: Duration::from_millis(
                 now.saturating_sub(self.probed.load(Ordering::Relaxed)),
             ),
@@ -315,8 +317,10 @@ impl ReplicaWatch {
         };
         self.probed.store(self.now(), Ordering::Relaxed);
         if !in_recovery && self.standby.load(Ordering::Relaxed) {
+            self.promoted.store(true, Ordering::Relaxed);
             return self.down("the replica was promoted: it no longer follows the primary");
         }
+        self.promoted.store(false, Ordering::Relaxed);
         self.standby.fetch_or(in_recovery, Ordering::Relaxed);
         if in_recovery {
             if let Some((at, position)) = primary {
@@ -353,6 +357,18 @@ impl ReplicaWatch {
 /// replica has replayed it ([`ReplicaWatch::schema_changed`]).
 pub(crate) const SCHEMA_REPLAY_WAIT: Duration = Duration::from_secs(1);
 
+/// How far the server `client` reaches has replayed the primary's WAL;
+/// `None` when it is no standby (nothing to replay). Unnamed, as a probe:
+/// the read DSN may be a pooler's.
+pub(crate) async fn replay_position(client: &Client) -> Result<Option<u64>> {
+    let row = client
+        .query_typed_one("SELECT pg_last_wal_replay_lsn()", &[])
+        .await
+        .map_err(|e| Error::from_statement(e, false))?;
+    let lsn: Option<PgLsn> = row.try_get(0).map_err(|e| Error::decode(describe(&e)))?;
+    Ok(lsn.map(u64::from))
+}
+
 /// Whether the replica `client` reaches has replayed up to `token` within
 /// `wait` (polled every 10 ms). A server that is no standby has nothing to
 /// replay: yes. An error or the bound: no.
@@ -363,19 +379,23 @@ pub(crate) async fn replayed_within(
 ) -> bool {
     let caught_up = async {
         loop {
-            // Unnamed, as a probe: the read DSN may be a pooler's.
-            let row = client
-                .query_typed_one("SELECT pg_last_wal_replay_lsn()", &[])
-                .await
-                .ok()?;
-            match row.try_get::<_, Option<PgLsn>>(0).ok()? {
+            match replay_position(client).await.ok()? {
                 None => return Some(()),
-                Some(lsn) if u64::from(lsn) >= token.0 => return Some(()),
+                Some(lsn) if lsn >= token.0 => return Some(()),
                 Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     };
     matches!(tokio::time::timeout(wait, caught_up).await, Ok(Some(())))
+}
+
+/// A replica's state as its watch last saw it ([`ReplicaWatch::seen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub(crate) up: bool,
+    pub(crate) promoted: bool,
+    pub(crate) lag: Duration,
+    pub(crate) probe_age: Duration,
 }
 
 /// The bound on each statement of a probe.
@@ -424,11 +444,12 @@ impl Watching {
                 match &position {
                     Err(e) => tracing::warn!(
                         target: "pgactor.replica",
+                        replica = %watch.name,
                         error = %e,
                         "cannot read the primary's WAL position: the replica's lag is measured against the last one read"
                     ),
                     Ok(_) => {
-                        tracing::info!(target: "pgactor.replica", "the primary's WAL position is read again")
+                        tracing::info!(target: "pgactor.replica", replica = %watch.name, "the primary's WAL position is read again")
                     }
                 }
             }
@@ -458,6 +479,7 @@ impl Drop for Watching {
             // A panic, or the runtime shutting down: nothing probes any more.
             tracing::error!(
                 target: "pgactor.replica",
+                replica = %self.watch.name,
                 "the replica monitor stopped; the replica reads down from now on"
             );
             self.watch.up.store(false, Ordering::Relaxed);
@@ -531,7 +553,7 @@ mod tests {
             max_lag: Some(Duration::from_secs(1)),
             ..ReplicaConfig::default()
         };
-        ReplicaWatch::new(config, Duration::from_secs(1), 4)
+        ReplicaWatch::new(config, "replica:5432".into(), Duration::from_secs(1))
     }
 
     /// The watch as if opened `ago` earlier (its instants count from then).
@@ -551,7 +573,7 @@ mod tests {
             w.record(&mut samples, Ok((true, 500)), Some((at, 500)));
             assert_eq!(w.lag(at + 500), Duration::ZERO);
         }
-        assert_eq!(w.route(None), Route::Replica);
+        assert_eq!(w.standing(0, false, true), Standing::Ready);
         // The primary moves on; the replica's position stays where it was
         // (its own positions agree with each other: it looks caught up).
         w.record(&mut samples, Ok((true, 500)), Some((4_000, 600)));
@@ -560,8 +582,8 @@ mod tests {
         assert_eq!(w.lag(6_500), Duration::from_millis(2_500));
         // The clock at routing time, not the last probe's: past max_lag.
         assert!(w.lag(w.now()) > Duration::from_secs(5));
-        assert_eq!(w.route(None), Route::Primary);
-        assert!(w.stats().up, "behind, not down");
+        assert_eq!(w.standing(0, false, true), Standing::Out);
+        assert!(w.seen().up, "behind, not down");
         // A primary behind the positions kept (another server after a
         // failover): they are dropped, and only its own position counts.
         let mut kept = samples.clone();
@@ -572,7 +594,7 @@ mod tests {
         assert_eq!(w.lag(6_000), Duration::from_secs(1));
         w.record(&mut samples, Ok((true, 700)), Some((7_000, 700)));
         assert_eq!(w.lag(7_000), Duration::ZERO);
-        assert_eq!(w.route(None), Route::Replica);
+        assert_eq!(w.standing(0, false, true), Standing::Ready);
     }
 
     #[test]
@@ -604,15 +626,15 @@ mod tests {
         let mut w = watch();
         let mut samples = VecDeque::new();
         w.record(&mut samples, Ok((true, 1)), Some((0, 1)));
-        assert!(w.stats().up);
-        assert_eq!(w.route(None), Route::Replica);
+        assert!(w.seen().up);
+        assert_eq!(w.standing(0, false, true), Standing::Ready);
         // No probe since, for longer than the staleness bound.
         let past = w.stale_after + Duration::from_secs(1);
         opened_ago(&mut w, past);
-        let stats = w.stats();
+        let stats = w.seen();
         assert!(!stats.up, "{stats:?}");
         assert!(stats.probe_age > w.stale_after, "{stats:?}");
-        assert_eq!(w.route(None), Route::Primary);
+        assert_eq!(w.standing(0, false, true), Standing::Down);
     }
 
     #[tokio::test]
@@ -636,14 +658,14 @@ mod tests {
         )
         .unwrap();
         let w = Arc::new(watch());
-        assert!(w.stats().up);
+        assert!(w.seen().up);
         // The monitor's task ends while its pool is open (a panic, an abort).
         drop(Watching {
             watch: w.clone(),
             pool: pool.clone(),
         });
-        assert!(!w.stats().up);
-        assert_eq!(w.route(None), Route::Primary);
+        assert!(!w.seen().up);
+        assert_eq!(w.standing(0, false, true), Standing::Down);
         // Once the pool is closed, a monitor ending is the normal end.
         let w = Arc::new(watch());
         pool.pool.close();
@@ -651,6 +673,6 @@ mod tests {
             watch: w.clone(),
             pool,
         });
-        assert!(w.stats().up);
+        assert!(w.seen().up);
     }
 }

@@ -21,11 +21,12 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
 use tracing::Instrument;
 
-use super::actor::{replica_unreachable, Busy, PoolContext, RunOptions};
+use super::actor::{Busy, PoolContext, RunOptions};
 use super::connections::ConnectionPool;
 use super::counters::Running;
 use super::deadline::{self, Fate, Timer};
 use super::plan::send;
+use super::replicas::{Reading, ReplicaSet, Tries};
 use crate::config::Role;
 use crate::error::{Error, ErrorKind, Result};
 use crate::raw::{FromRow, Sql};
@@ -150,8 +151,9 @@ struct Open {
     /// The statement, for the operation's end.
     sql: Sql,
     op: Operation,
-    /// A place among the reads on the primary instead of the replica.
-    _spilled: Option<OwnedSemaphorePermit>,
+    /// What the stream holds while it runs: its replica's count of
+    /// operations in flight, or a place among the reads on the primary.
+    _held: Held,
     /// Counted among the operations graceful shutdown waits for.
     _running: Running,
 }
@@ -369,12 +371,6 @@ pub(crate) async fn open_stream(
     let started = async {
         let mode = sql.mode(ctx.catalog.statements);
         let types = sql.wire_types(mode == Statements::Unnamed)?;
-        let (pool, on_replica, _) = ctx.route(call.after);
-        op.runs_on(&pool.server);
-        let spilled = match &ctx.replica {
-            Some(r) if !on_replica => Some(r.watch.spill(r.primary.settings.wait_timeout).await?),
-            _ => None,
-        };
         let statement = Statement {
             sql: &sql,
             types: &types,
@@ -382,22 +378,17 @@ pub(crate) async fn open_stream(
             write,
             limit: call.deadline,
         };
-        match statement.start(pool).await {
-            Err(err) if on_replica && replica_unreachable(&err) => match &ctx.replica {
-                Some(r) if r.watch.falls_back() => {
-                    r.watch.mark_down();
-                    op.runs_on(&r.primary.server);
-                    let spilled = r.watch.spill(r.primary.settings.wait_timeout).await?;
-                    Ok((statement.start(&r.primary).await?, Some(spilled)))
-                }
-                _ => Err(err),
-            },
-            started => Ok((started?, spilled)),
+        match &ctx.replica {
+            Some(set) => statement.start_on_replicas(set, &op, call).await,
+            None => {
+                op.runs_on(&ctx.pool.server);
+                Ok((statement.start(&ctx.pool).await?, Held::Nothing))
+            }
         }
     }
     .instrument(op.span.clone())
     .await;
-    let ((rows, conn), spilled) = match started {
+    let ((rows, conn), held) = match started {
         Ok(started) => started,
         Err(err) => return op.end(Err(err), |_| 0, sql.text()),
     };
@@ -411,10 +402,26 @@ pub(crate) async fn open_stream(
         taken: 0,
         sql,
         op,
-        _spilled: spilled,
+        _held: held,
         _running: running,
     })))))
 }
+
+/// What a stream holds while it runs, besides its connection.
+enum Held {
+    Nothing,
+    /// Counted among its replica's operations in flight.
+    Reading {
+        _in_flight: Reading,
+    },
+    /// A place among the reads on the primary instead of a replica.
+    Spilled {
+        _place: OwnedSemaphorePermit,
+    },
+}
+
+/// A statement started: its rows, on its connection.
+type Started = (Pin<Box<RowStream>>, Busy<ConnectionPool>);
 
 /// A checked statement, ready to start on a pool.
 struct Statement<'a> {
@@ -426,13 +433,40 @@ struct Statement<'a> {
 }
 
 impl Statement<'_> {
+    /// Start on the replica `set` chooses, on another one when it turns
+    /// out unreachable (marked down), else on the primary (with fallback
+    /// on, or when no replica is known to be at the call's token), as a
+    /// read does. A stream is never sent to a replica to ask whether it
+    /// has replayed the token: that replica may hold a stream long.
+    async fn start_on_replicas(
+        &self,
+        set: &ReplicaSet,
+        op: &Operation,
+        call: &RunOptions,
+    ) -> Result<(Started, Held)> {
+        let mut tries = Tries::default();
+        while let Some(placed) = set.place(call.after, false, &tries) {
+            op.runs_on(&placed.replica.pool.server);
+            match self.start(&placed.replica.pool).await {
+                Ok(started) => {
+                    let held = Held::Reading {
+                        _in_flight: placed.reading,
+                    };
+                    return Ok((started, held));
+                }
+                Err(err) => set.failed(&mut tries, &placed, err)?,
+            }
+        }
+        op.runs_on(&set.primary.server);
+        let spilled = set.instead(tries).await?;
+        let held = Held::Spilled { _place: spilled };
+        Ok((self.start(&set.primary).await?, held))
+    }
+
     /// Take a connection of `pool` (within its wait timeout) and send the
     /// statement on it (within the query timeout; past it, the statement
     /// is cancelled on the server).
-    async fn start(
-        &self,
-        pool: &ConnectionPool,
-    ) -> Result<(Pin<Box<RowStream>>, Busy<ConnectionPool>)> {
+    async fn start(&self, pool: &ConnectionPool) -> Result<Started> {
         let mut timer = Timer::default();
         let conn = Busy::new(pool.clone(), pool.checkout(&mut timer).await?);
         let values = self.sql.values();

@@ -1,9 +1,11 @@
 //! Bounds on a query's shape: how many conditions, OR groups and branches,
-//! list values and sort fields a filter or a `List` may hold, and how long
-//! a search text may be, checked before any SQL is written.
+//! list values, sort fields, selected fields and includes a filter or a
+//! `List` may hold, and how long a search text may be, checked before any
+//! SQL is written, and how many related rows an include may load.
 
 use crate::error::{Error, Result};
 
+use super::include::include_paths;
 use super::query::{Filter, Query};
 
 /// How large a query's shape may be, so that filters and sorts built from
@@ -28,6 +30,10 @@ use super::query::{Filter, Query};
 /// | `max_list_values` | 100,000 |
 /// | `max_sort_fields` | 8 |
 /// | `max_search_len` | 1,024 bytes |
+/// | `max_selected_fields` | 64 |
+/// | `max_includes` | 8 |
+/// | `max_include_depth` | 3 |
+/// | `max_included_rows` | 10,000 |
 ///
 /// ```
 /// use pgactor::{Filter, Query, QueryBounds};
@@ -52,6 +58,18 @@ pub struct QueryBounds {
     /// [`crate::Filter::search`]): a search box's input, bounded so that
     /// no request parses and matches pages of text.
     pub max_search_len: usize,
+    /// Fields of one [`Query::select`] (or a read of some fields), as
+    /// given: each subset is a statement text of its own.
+    pub max_selected_fields: usize,
+    /// Relations one `List` includes ([`Query::include`]), each path's
+    /// prefixes counted once: one statement each.
+    pub max_includes: usize,
+    /// Steps of one include path (`"a.b.c"` has 3): one round trip each.
+    pub max_include_depth: usize,
+    /// Related rows one included relation may load for a page; a relation
+    /// with more is refused once read (its rows are held in memory with
+    /// the page's).
+    pub max_included_rows: usize,
 }
 
 impl Default for QueryBounds {
@@ -63,18 +81,29 @@ impl Default for QueryBounds {
             max_list_values: 100_000,
             max_sort_fields: 8,
             max_search_len: 1024,
+            max_selected_fields: 64,
+            max_includes: 8,
+            max_include_depth: 3,
+            max_included_rows: 10_000,
         }
     }
 }
 
 impl QueryBounds {
-    /// Check `query`'s filter, sort and search against these bounds.
+    /// Check `query`'s filter, sort, search, selected fields and includes
+    /// against these bounds.
     pub fn check(&self, query: &Query) -> Result<()> {
         if query.sort.len() > self.max_sort_fields {
             return Err(past("sort fields", self.max_sort_fields, "max_sort_fields"));
         }
         if let Some(text) = &query.search {
             self.check_search(text)?;
+        }
+        if let Some(fields) = query.selected() {
+            self.check_selected(fields.len())?;
+        }
+        if !query.includes().is_empty() {
+            self.check_includes(query)?;
         }
         match &query.filter {
             Some(filter) => self.check_filter(filter),
@@ -135,6 +164,44 @@ impl QueryBounds {
     }
 }
 
+impl QueryBounds {
+    /// Refuse a subset of more than `max_selected_fields` fields.
+    pub(crate) fn check_selected(&self, fields: usize) -> Result<()> {
+        if fields > self.max_selected_fields {
+            let bound = self.max_selected_fields;
+            return Err(past("selected fields", bound, "max_selected_fields"));
+        }
+        Ok(())
+    }
+
+    /// Refuse includes of more relations or deeper paths than the bounds.
+    fn check_includes(&self, query: &Query) -> Result<()> {
+        if let Some(deep) = query
+            .includes()
+            .iter()
+            .find(|p| p.split('.').count() > self.max_include_depth)
+        {
+            return Err(Error::invalid_input(format!(
+                "the include {} has more than {} steps (the bound QueryBounds::max_include_depth)",
+                crate::error::quoted_name(deep),
+                self.max_include_depth
+            )));
+        }
+        // Checked on the paths as given first, so a hostile list is not
+        // expanded whole.
+        if query.includes().len() > self.max_includes
+            || include_paths(query)?.len() > self.max_includes
+        {
+            return Err(past(
+                "included relations",
+                self.max_includes,
+                "max_includes",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The refusal of a shape with more than `bound` of `what` (the field
 /// `name` of [`QueryBounds`] bounds it).
 fn past(what: &str, bound: usize, name: &str) -> Error {
@@ -160,6 +227,10 @@ mod tests {
             max_list_values: 5,
             max_sort_fields: 2,
             max_search_len: 6,
+            max_selected_fields: 2,
+            max_includes: 2,
+            max_include_depth: 2,
+            max_included_rows: 1,
         };
         let refused = |q: Query, name: &str| {
             let err = b.check(&q).unwrap_err();
@@ -197,6 +268,12 @@ mod tests {
         refused(Query::new().search("héllo!"), "max_search_len");
         let deep = Filter::Or(vec![eq(0), Filter::search("héllo!")]);
         refused(Query::new().filter(deep), "max_search_len");
+        b.check(&Query::new().select(["a", "b"])).unwrap();
+        refused(Query::new().select(["a", "b", "c"]), "max_selected_fields");
+        // "a.b" and "a" are two relations; "a.b.c" is three steps.
+        b.check(&Query::new().include("a.b").include("a")).unwrap();
+        refused(Query::new().include("a.b").include("c"), "max_includes");
+        refused(Query::new().include("a.b.c"), "max_include_depth");
     }
 
     #[test]

@@ -6,20 +6,24 @@ mod bounds;
 mod cursor;
 mod enums;
 mod ident;
+mod include;
 mod interval;
 mod model;
 mod query;
 mod record;
+pub(crate) mod tagged;
 mod value;
 
 pub use aggregate::{Aggregate, AggregateFn, AggregateOutput, MAX_AGGREGATES, MAX_GROUP_FIELDS};
 pub use bounds::QueryBounds;
+pub(crate) use cursor::Keyset;
 pub use cursor::{Cursor, MAX_CURSOR_LEN};
-pub(crate) use cursor::{Key, Keyset};
 #[doc(hidden)]
 pub use enums::{enum_accepts, enum_from_sql};
 pub use enums::{EnumType, PgEnum};
 pub(crate) use ident::{fnv1a, push_ident, push_literal, quote_ident, validate_identifier};
+pub use include::Included;
+pub(crate) use include::{include_paths, record_of, Key, Related};
 pub use interval::Interval;
 pub use model::{
     ColumnDefault, Field, Index, Model, OnDelete, PrimaryKey, Reference, Registry, CREATED_AT,

@@ -1,6 +1,7 @@
 //! What a `List` asks for: filters, sort order and a page window.
 
 use super::cursor::Cursor;
+use super::include::Included;
 use super::value::Value;
 use crate::error::{quoted_name, Error};
 
@@ -31,7 +32,7 @@ pub const MAX_PAGE: u64 = 10_000;
 /// let err = "equals".parse::<CmpOp>().unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     /// `=`
     Eq,
@@ -88,7 +89,7 @@ impl std::str::FromStr for CmpOp {
 ///
 /// The text is a literal, never a pattern: `%`, `_` and `\` in it match
 /// themselves. Matching ignores case (`ILIKE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMatch {
     /// The field holds the text anywhere (`ILIKE '%text%'`).
     Contains,
@@ -137,7 +138,7 @@ impl TextMatch {
 ///     .and(Filter::ilike("sku", "a-%").or(Filter::is_null("note")));
 /// # let _ = f;
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub enum Filter {
     /// `field <op> value`
     Compare {
@@ -146,6 +147,7 @@ pub enum Filter {
         /// The operator.
         op: CmpOp,
         /// The value, bound as a parameter.
+        #[serde(with = "super::tagged::value")]
         value: Value,
     },
     /// `field IN (values…)`, bound as one array parameter (`= ANY($n)`), so
@@ -154,6 +156,7 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The values.
+        #[serde(with = "super::tagged::values")]
         values: Vec<Value>,
     },
     /// `field NOT IN (values…)`, bound as one array parameter
@@ -164,6 +167,7 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The values the field must differ from.
+        #[serde(with = "super::tagged::values")]
         values: Vec<Value>,
     },
     /// `field BETWEEN low AND high`: `low <= field AND field <= high`, both
@@ -173,8 +177,10 @@ pub enum Filter {
         /// The field.
         field: String,
         /// The smallest value matched.
+        #[serde(with = "super::tagged::value")]
         low: Value,
         /// The largest value matched.
+        #[serde(with = "super::tagged::value")]
         high: Value,
     },
     /// A case-insensitive match of literal `text` in a text field:
@@ -225,6 +231,7 @@ pub enum Filter {
         /// The array field.
         field: String,
         /// The element looked for, bound as a parameter.
+        #[serde(with = "super::tagged::value")]
         value: Value,
     },
     /// A full-text match on the model's searchable fields
@@ -505,7 +512,7 @@ impl Filter {
 }
 
 /// Sort direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Ascending.
     Asc,
@@ -514,7 +521,7 @@ pub enum Direction {
 }
 
 /// One sort key of a [`Query`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Sort {
     /// The field to sort by.
     pub field: String,
@@ -545,7 +552,7 @@ pub struct Sort {
 ///     .offset(100);
 /// # let _ = q;
 /// ```
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct Query {
     pub(crate) filter: Option<Filter>,
     pub(crate) sort: Vec<Sort>,
@@ -557,10 +564,21 @@ pub struct Query {
     pub(crate) deleted: DeletedRows,
     /// The full-text search ([`Query::search`]).
     pub(crate) search: Option<String>,
+    /// Its subset and includes; boxed, as most queries have neither.
+    pub(crate) shape: Option<Box<Shape>>,
+}
+
+/// The fields a `List`'s rows hold and the relations it loads.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
+pub(crate) struct Shape {
+    /// The fields the page's rows hold ([`Query::select`]); `None`: all.
+    pub(crate) select: Option<Vec<String>>,
+    /// The relations loaded beside the page ([`Query::include`]).
+    pub(crate) include: Vec<String>,
 }
 
 /// Which rows of a soft-delete model a [`Query`] sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum DeletedRows {
     /// Live rows only (`deleted_at IS NULL`), the default.
     #[default]
@@ -751,4 +769,8 @@ pub struct Page<T = super::record::Record> {
     /// last row whose sort key encodes longer than
     /// [`super::cursor::MAX_CURSOR_LEN`].
     pub next: Option<Cursor>,
+    /// The related rows [`Query::include`] loaded beside the page, by
+    /// relation; empty without includes (and then not serialized).
+    #[serde(skip_serializing_if = "Included::is_empty")]
+    pub included: Included,
 }

@@ -471,7 +471,7 @@ impl Table {
     /// The model's columns of `"#done"`: `"#done"."id", …`, read as a
     /// single statement's are.
     fn push_done_columns(&self, sql: &mut String) {
-        push_read_columns(sql, &self.model, "\"#done\".");
+        push_read_columns(sql, &self.model, self.model.column_names(), "\"#done\".");
     }
 }
 

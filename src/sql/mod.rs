@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod batch;
+mod include;
 mod search;
 mod statement;
 mod table;
@@ -10,6 +11,7 @@ mod types;
 
 pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
+pub(crate) use include::{Includes, Step};
 pub(crate) use search::search_vector_column;
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};

@@ -1,6 +1,7 @@
 //! Each model's SQL, built once at open from the registry (identifiers
 //! come from there only), and the statements of each request.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::types::Type;
@@ -11,8 +12,8 @@ use crate::schema::{
     ID, UPDATED_AT,
 };
 use crate::schema::{
-    Columns, DeletedRows, Direction, FieldType, Filter, Key, Keyset, Query, QueryBounds, Record,
-    Value, DEFAULT_LIMIT,
+    Columns, DeletedRows, Direction, FieldType, Filter, Keyset, Query, QueryBounds, Record, Value,
+    DEFAULT_LIMIT,
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
@@ -114,6 +115,11 @@ impl Catalog {
             .map_or(&self.bounds, |(_, bounds)| bounds)
     }
 
+    /// Every model's table, in model name order.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.iter()
+    }
+
     /// The table of a model, or InvalidInput for an unknown model.
     /// The catalog with `citext` named in the schema its extension is in
     /// (see [`super::citext_schema`]): its casts find it whatever the
@@ -141,8 +147,7 @@ impl Table {
             .map(quote_ident)
             .collect::<Vec<_>>()
             .join(", ");
-        let mut select_list = String::with_capacity(stored_list.len());
-        push_read_columns(&mut select_list, model, "");
+        let select_list = select_of(model, &model.column_names().collect::<Vec<_>>());
         let live = if model.has_soft_delete() {
             format!(" AND {LIVE}")
         } else {
@@ -232,6 +237,77 @@ impl Table {
     /// at once (SQLSTATE 55P03) when another transaction holds the row.
     pub(crate) fn lock_for_update_nowait(&self, id: Value) -> Result<Statement> {
         self.select_by_id(id, &self.by_id_for_update_nowait)
+    }
+
+    /// `SELECT <id and fields> … WHERE id = $1` (live rows only on a
+    /// soft-delete model), and the columns its row holds.
+    pub(crate) fn read_fields(
+        &self,
+        id: Value,
+        fields: &[String],
+    ) -> Result<(Statement, Arc<Columns>)> {
+        let names = self.subset(fields.iter().map(String::as_str))?;
+        let mut sql = format!(
+            "SELECT {} FROM {} WHERE \"id\" = $1",
+            select_of(&self.model, &names),
+            self.qualified
+        );
+        self.push_live(&mut sql);
+        let stmt = Statement {
+            sql: Sql::Written(sql),
+            params: vec![self.id_param(id)?],
+        };
+        Ok((stmt, Arc::new(Columns::new(names))))
+    }
+
+    /// `id`, then each of `fields` once, each checked to be a column of
+    /// the model (InvalidInput naming the first that is not).
+    fn subset<'a>(&self, fields: impl IntoIterator<Item = &'a str>) -> Result<Vec<&'a str>> {
+        let mut names = vec![ID];
+        for field in fields {
+            self.column_type(field)?;
+            if !names.contains(&field) {
+                names.push(field);
+            }
+        }
+        Ok(names)
+    }
+
+    /// A `List` page's select list and the columns its rows hold: every
+    /// column, or for a [`Query::select`] `id`, its fields and `keep` (the
+    /// rows hold these), then the sort fields not among them (read for the
+    /// cursor only). With a subset, the cursor's keys are found in it.
+    fn page_columns(
+        &self,
+        query: &Query,
+        keep: &[&str],
+        keyset: Option<&mut Keyset>,
+    ) -> Result<(Cow<'_, str>, Arc<Columns>)> {
+        let Some(fields) = query.selected() else {
+            return Ok((Cow::Borrowed(&self.select_list), self.columns.clone()));
+        };
+        let mut names = self.subset(
+            fields
+                .iter()
+                .map(String::as_str)
+                .chain(keep.iter().copied()),
+        )?;
+        let held = names.len();
+        for sort in &query.sort {
+            if !names.contains(&sort.field.as_str()) {
+                names.push(&sort.field);
+            }
+        }
+        if let Some(keyset) = keyset {
+            for key in &mut keyset.keys {
+                key.column = names.iter().position(|n| *n == key.field).unwrap_or(0);
+            }
+        }
+        let columns = Columns::new(names[..held].iter().copied());
+        Ok((
+            Cow::Owned(select_of(&self.model, &names)),
+            Arc::new(columns),
+        ))
     }
 
     /// `sql`, whose one parameter `$1` is the id.
@@ -627,6 +703,12 @@ impl Table {
     /// The statements of a `List`: its page, its count unless the query
     /// says `without_total`, and the sort key its cursors hold.
     pub(crate) fn list(&self, query: &Query) -> Result<Listing> {
+        self.list_keeping(query, &[])
+    }
+
+    /// [`Table::list`], whose rows also hold the fields `keep` when the
+    /// query selects a subset (the foreign keys its includes follow).
+    pub(crate) fn list_keeping(&self, query: &Query, keep: &[&str]) -> Result<Listing> {
         let mut page = Statement::new();
         // The conditions ANDed: the soft-delete scope, the filter, the
         // search, the cursor.
@@ -669,7 +751,7 @@ impl Table {
         }
         // A sort no cursor can follow makes none, and is refused a cursor;
         // so is a search's rank.
-        let keyset = match (Keyset::new(&self.model, &query.sort), &query.after) {
+        let mut keyset = match (Keyset::new(&self.model, &query.sort), &query.after) {
             (_, Some(_)) if ranked => {
                 return Err(Error::invalid_input(
                     "a search ordered by rank pages by offset, not after a cursor: \
@@ -680,6 +762,7 @@ impl Table {
             (Err(refused), Some(_)) => return Err(refused),
             (keyset, _) => keyset.ok(),
         };
+        let (select_list, columns) = self.page_columns(query, keep, keyset.as_mut())?;
         if let (Some(cursor), Some(keyset)) = (&query.after, &keyset) {
             if query.offset > 0 {
                 return Err(Error::invalid_input(
@@ -703,8 +786,7 @@ impl Table {
             Type::INT8,
         );
         page.sql = Sql::Written(format!(
-            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
-            self.select_list,
+            "SELECT {select_list} FROM {} WHERE {} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
             self.qualified,
             all_of(&conditions),
             order.join(", ")
@@ -714,19 +796,20 @@ impl Table {
             count: count.map(Statement::checked).transpose()?,
             limit,
             keyset,
+            columns,
         })
     }
 
     /// `SELECT … WHERE <filter> ORDER BY … LIMIT $n OFFSET $m FOR UPDATE
     /// SKIP LOCKED`: the next rows a `List` would answer, less those other
     /// transactions hold, locked until this one ends (a work queue's take).
-    pub(crate) fn lock_next(&self, query: &Query) -> Result<(Statement, u64)> {
+    pub(crate) fn lock_next(&self, query: &Query) -> Result<(Statement, Arc<Columns>)> {
         let Listing {
-            mut page, limit, ..
+            mut page, columns, ..
         } = self.list(query)?;
         let text = format!("{} FOR UPDATE SKIP LOCKED", &*page.sql);
         page.sql = Sql::Written(text);
-        Ok((page, limit))
+        Ok((page, columns))
     }
 
     pub(super) fn condition(
@@ -997,13 +1080,29 @@ pub(crate) struct Listing {
     /// The sort key a cursor after the page's last row holds; `None` when
     /// no cursor can follow the sort.
     pub(crate) keyset: Option<Keyset>,
+    /// The columns the page's rows hold: every column, or the query's subset.
+    pub(crate) columns: Arc<Columns>,
 }
 
-/// The model's columns as a statement answers them, each named `prefix`
-/// and its name (`"#done"."id", …`), a column of a type that travels as
-/// text read as text under its own name (`"mood"::text AS "mood"`).
-pub(super) fn push_read_columns(sql: &mut String, model: &Model, prefix: &str) {
-    for (n, name) in model.column_names().enumerate() {
+/// Columns `names` of `model` quoted and joined: a select list (see
+/// [`push_read_columns`]).
+pub(super) fn select_of(model: &Model, names: &[&str]) -> String {
+    let mut sql = String::with_capacity(names.len() * 16);
+    push_read_columns(&mut sql, model, names.iter().copied(), "");
+    sql
+}
+
+/// Columns `names` of `model` as a statement answers them, each named
+/// `prefix` and its name (`"#done"."id", …`), a column of a type that
+/// travels as text read as text under its own name (`"mood"::text AS
+/// "mood"`).
+pub(super) fn push_read_columns<'a>(
+    sql: &mut String,
+    model: &Model,
+    names: impl Iterator<Item = &'a str>,
+    prefix: &str,
+) {
+    for (n, name) in names.enumerate() {
         if n > 0 {
             sql.push_str(", ");
         }
@@ -1054,7 +1153,7 @@ fn after_key(
         })
         .collect();
     let direction = keys[0].direction;
-    let op = |key: &Key, op: &str| types.op(key.ty, op);
+    let op = |ty: FieldType, op: &str| types.op(ty, op);
     // A row comparison takes no OPERATOR(…): a key of such a type is
     // compared in the expanded form.
     let plain = keys.iter().all(|k| !types.qualifies(k.ty));
@@ -1075,7 +1174,7 @@ fn after_key(
     let mut any = Vec::with_capacity(keys.len());
     for (key, value) in keys.iter().zip(&bound) {
         let field = quote_ident(&key.field);
-        let (gt, lt) = (op(key, ">"), op(key, "<"));
+        let (gt, lt) = (op(key.ty, ">"), op(key.ty, "<"));
         let beyond = match (key.direction, value) {
             (Direction::Asc, None) => None,
             (Direction::Asc, Some(v)) if key.nullable => {
@@ -1091,7 +1190,7 @@ fn after_key(
             None => {}
         }
         equal.push(match value {
-            Some(v) => format!("{field} {} {v}", op(key, "=")),
+            Some(v) => format!("{field} {} {v}", op(key.ty, "=")),
             None => format!("{field} IS NULL"),
         });
     }
@@ -1102,9 +1201,9 @@ fn after_key(
     match (&keys[0], &bound[0]) {
         (first, Some(v)) if !first.nullable => {
             let bound = if first.direction == Direction::Asc {
-                op(first, ">=")
+                op(first.ty, ">=")
             } else {
-                op(first, "<=")
+                op(first.ty, "<=")
             };
             format!("({} {bound} {v} AND {any})", quote_ident(&first.field))
         }
@@ -1416,6 +1515,47 @@ mod tests {
 
     /// The cursor a page of `query` would answer after a row whose key
     /// (by key order) is `values`.
+    #[test]
+    fn a_subset_selects_its_fields_the_id_and_the_sort_keys_its_rows_do_not_hold() {
+        let t = table();
+        let q = Query::new()
+            .select(["sku", "sku", "note"])
+            .sort_desc("quantity");
+        let listing = t.list_keeping(&q, &["quantity"]).unwrap();
+        assert!(
+            listing
+                .page
+                .sql
+                .starts_with("SELECT \"id\", \"sku\", \"note\", \"quantity\" FROM"),
+            "{}",
+            &*listing.page.sql
+        );
+        // `quantity` is kept: the rows hold it.
+        assert_eq!(listing.columns.len(), 4);
+        let sorted_only = t.list(&q).unwrap();
+        assert_eq!(sorted_only.columns.len(), 3);
+        // The cursor reads its keys where the subset puts them.
+        let keys: Vec<usize> = sorted_only
+            .keyset
+            .unwrap()
+            .keys
+            .iter()
+            .map(|k| k.column)
+            .collect();
+        assert_eq!(keys, [3, 0]);
+        let err = t.list(&Query::new().select(["sku", "price"])).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("no field \"price\""), "{err}");
+        let (read, columns) = t
+            .read_fields(Value::Uuid(uuid::Uuid::nil()), &["quantity".into()])
+            .unwrap();
+        assert_eq!(
+            &*read.sql,
+            "SELECT \"id\", \"quantity\" FROM \"shop\".\"stock\" WHERE \"id\" = $1"
+        );
+        assert_eq!(columns.len(), 2);
+    }
+
     fn cursor_after(t: &Table, query: &Query, values: Vec<Value>) -> crate::Cursor {
         let keyset = t.list(query).unwrap().keyset.expect("a keyset");
         let columns: Vec<usize> = keyset.keys.iter().map(|k| k.column).collect();

@@ -9,9 +9,9 @@ use ractor::{ActorRef, DerivedActorRef};
 
 use crate::error::{Error, Result};
 use crate::messages::{
-    aggregate_reads, batch_writes, filter_writes, write_shorthands, BulkOp, BulkWriteRequest,
-    ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest, ListRequest, ReadRequest,
-    UpsertRequest, Upserted, WriteOp, WriteRequest,
+    aggregate_reads, batch_writes, field_reads, filter_writes, write_shorthands, BulkOp,
+    BulkWriteRequest, ConsistencyToken, CountMany, CreateManyRequest, IncrementRequest,
+    ListRequest, ReadRequest, UpsertRequest, Upserted, WriteOp, WriteRequest,
 };
 use crate::pool::{LockForUpdate, LockNext, LockNowait, Plan, Request, Rows};
 use crate::raw::{raw_queries, FromRow, Row, Sql};
@@ -216,6 +216,8 @@ impl Tx {
         " on the transaction's connection (it sees the transaction's own writes)",
         "pgactor::Tx"
     );
+
+    field_reads!(" on the transaction's connection", "pgactor::Tx");
 
     /// Run `req` on the transaction's connection (reads see its writes).
     async fn run_read<R: Request>(&self, req: R) -> Result<<R::Plan as Plan>::Output> {

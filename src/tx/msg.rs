@@ -6,8 +6,8 @@ use ractor::RpcReplyPort;
 use crate::error::Result;
 use crate::messages::{
     AggregateRequest, BulkWriteRequest, ConsistencyToken, CountMany, CountRequest,
-    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadRequest, UpsertRequest,
-    Upserted, WriteRequest,
+    CreateManyRequest, ExistsRequest, IncrementRequest, ListRequest, ReadFieldsRequest,
+    ReadRequest, UpsertRequest, Upserted, WriteRequest,
 };
 use crate::pool::{Answer, AsType, Decoded, Plan, RawRequest, Request};
 use crate::raw::{FromRow, Row, Sql};
@@ -156,6 +156,23 @@ impl TxMsg {
         reply: RpcReplyPort<Result<Vec<R>>>,
     ) -> TxMsg {
         let req = Decoded::<_, AsType<R>>::new(req);
+        TxMsg::Typed(TypedTxRequest::new(req, reply))
+    }
+}
+
+/// A read of some fields as a message to a transaction's actor, for
+/// `call!`.
+///
+/// ```no_run
+/// # async fn demo(tx: pgactor::Tx, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
+/// use pgactor::{ReadFieldsRequest, TxMsg};
+/// let req = ReadFieldsRequest::new("StockBalance", id, ["quantity"]);
+/// let row = ractor::call!(tx.actor(), TxMsg::read_fields, req)??;
+/// # let _ = row; Ok(()) }
+/// ```
+impl TxMsg {
+    /// [`crate::Tx::read_fields`] as a message.
+    pub fn read_fields(req: ReadFieldsRequest, reply: RpcReplyPort<Result<Record>>) -> TxMsg {
         TxMsg::Typed(TypedTxRequest::new(req, reply))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::retry::RetryPolicy;
 
 /// The isolation level a transaction runs at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationLevel {
     /// PostgreSQL's default: each statement sees what was committed before it began.
     #[default]

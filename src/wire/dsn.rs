@@ -145,8 +145,9 @@ fn nul_in(config: &tokio_postgres::Config) -> Option<&'static str> {
     .find_map(|(option, nul)| nul.then_some(option))
 }
 
-fn target_of(config: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = config
+/// `host:port` of each host `config` names, in order.
+fn endpoints(config: &tokio_postgres::Config) -> Vec<String> {
+    config
         .get_hosts()
         .iter()
         .enumerate()
@@ -164,10 +165,109 @@ fn target_of(config: &tokio_postgres::Config) -> String {
                 .unwrap_or(5432);
             format!("{host}:{port}")
         })
-        .collect();
+        .collect()
+}
+
+fn target_of(config: &tokio_postgres::Config) -> String {
     let user = config.get_user().unwrap_or("?");
     let db = config.get_dbname().unwrap_or(user);
-    format!("{user}@{}/{db}", hosts.join(","))
+    format!("{user}@{}/{db}", endpoints(config).join(","))
+}
+
+/// `config` reduced to its host number `i` (with its `hostaddr` and port):
+/// every other setting is copied as it is.
+fn single_host(config: &tokio_postgres::Config, i: usize) -> tokio_postgres::Config {
+    let mut one = tokio_postgres::Config::new();
+    if let Some(user) = config.get_user() {
+        one.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        one.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        one.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        one.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        one.application_name(name);
+    }
+    one.ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation());
+    match config.get_hosts().get(i) {
+        Some(Host::Tcp(name)) => {
+            one.host(name);
+        }
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => {
+            one.host_path(path);
+        }
+        None => {}
+    }
+    if let Some(addr) = config.get_hostaddrs().get(i) {
+        one.hostaddr(*addr);
+    }
+    let ports = config.get_ports();
+    let port = match ports.len() {
+        1 => ports.first(),
+        _ => ports.get(i),
+    };
+    if let Some(port) = port {
+        one.port(*port);
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        one.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        one.tcp_user_timeout(*timeout);
+    }
+    one.keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle());
+    if let Some(interval) = config.get_keepalives_interval() {
+        one.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        one.keepalives_retries(retries);
+    }
+    one.target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding())
+        .load_balance_hosts(config.get_load_balance_hosts());
+    one
+}
+
+impl Dsn {
+    /// One DSN per host this one names (libpq's multi-host `host=a,b
+    /// port=1,2` or `postgres://a:1,b:2/db`), each with every other
+    /// option of this one, and no ignored option (warned about once, for
+    /// this one); a DSN of one host answers itself.
+    pub(crate) fn per_host(&self) -> Vec<Dsn> {
+        let hosts = self.config.get_hosts().len();
+        if hosts <= 1 {
+            return vec![self.clone()];
+        }
+        (0..hosts)
+            .map(|i| {
+                let config = single_host(&self.config, i);
+                Dsn {
+                    target: target_of(&config),
+                    config,
+                    tls: self.tls.clone(),
+                    application_name: self.application_name.clone(),
+                    ignored: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    /// `host:port` of its (first) host: how a replica is named in
+    /// statistics, health checks and logs.
+    pub(crate) fn endpoint(&self) -> String {
+        endpoints(&self.config)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for Dsn {
@@ -277,6 +377,36 @@ mod tests {
             assert_eq!(err.kind(), crate::error::ErrorKind::Config, "{bad}: {err}");
             assert!(!err.to_string().contains("s3"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_multi_host_dsn_splits_into_one_dsn_per_host_with_every_other_option() {
+        let options = "user=app password=s3cret dbname=shop sslmode=disable connect_timeout=7 \
+            keepalives_idle=30 tcp_user_timeout=5000 target_session_attrs=read-write \
+            application_name=api options=-cwork_mem=4MB";
+        let env = Environment::of(&[]);
+        let parse = |dsn: &str| Dsn::parse_in(dsn, Role::Read, &env).unwrap();
+        let many = parse(&format!("host=a,b,c port=5433,5434,5435 {options}"));
+        let each: Vec<Dsn> = many.per_host();
+        assert_eq!(each.len(), 3);
+        for (dsn, (host, port)) in each.iter().zip([("a", 5433), ("b", 5434), ("c", 5435)]) {
+            let alone = parse(&format!("host={host} port={port} {options}"));
+            assert!(dsn.config == alone.config, "{host}: {dsn:?}");
+            assert_eq!(dsn.target, alone.target);
+            assert_eq!(dsn.endpoint(), format!("{host}:{port}"));
+        }
+        // URLs too (a host without a port has the default); one port
+        // for every host, as libpq reads it.
+        let url = parse("postgres://app@a,b:6000/shop?sslmode=disable");
+        let names: Vec<String> = url.per_host().iter().map(Dsn::endpoint).collect();
+        assert_eq!(names, ["a:5432", "b:6000"]);
+        let one_port = parse("host=a,b port=7000");
+        let names: Vec<String> = one_port.per_host().iter().map(Dsn::endpoint).collect();
+        assert_eq!(names, ["a:7000", "b:7000"]);
+        // A single host answers itself.
+        let single = parse("host=a port=1 user=app");
+        assert_eq!(single.per_host().len(), 1);
+        assert!(single.per_host()[0].config == single.config);
     }
 
     #[test]

@@ -152,8 +152,19 @@ pub async fn open_with_replica(
     replica: ReplicaConfig,
     schema: &str,
 ) -> Db {
+    open_with_replicas(write, &[read], replica, schema).await
+}
+
+/// The adapter on `write` reading from the replicas of `reads` (`""`s
+/// left out), each watched as `replica` says, its stock model in `schema`.
+pub async fn open_with_replicas(
+    write: &str,
+    reads: &[&str],
+    replica: ReplicaConfig,
+    schema: &str,
+) -> Db {
     pgactor::OpenOptions::new(write)
-        .read_dsn(read)
+        .read_dsns(reads.iter().copied())
         .registry(registry([stock_model()]))
         .replica(replica)
         .session(in_schema(schema))

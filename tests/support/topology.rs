@@ -1,8 +1,9 @@
 //! Where the servers are: the shared topology that `scripts/test.sh`
 //! starts (a primary, a streaming replica and PgBouncer in transaction
 //! pooling mode), databases of a test's own on its primary, and private
-//! topologies (a primary and a streaming replica) for tests that stop,
-//! restart, pause or promote servers, which the shared one must not see.
+//! topologies (a primary and one or two streaming replicas) for tests that
+//! stop, restart, pause or promote servers, which the shared one must not
+//! see.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -82,14 +83,25 @@ async fn admin_sql(sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// A primary and a streaming replica of this test's own, torn down on drop.
+/// A primary and one or two streaming replicas of this test's own, torn
+/// down on drop.
 pub struct Topology {
     dir: String,
     env: HashMap<String, String>,
 }
 
 impl Topology {
+    /// A primary and one streaming replica.
     pub fn up() -> Topology {
+        Topology::start(1)
+    }
+
+    /// A primary and two streaming replicas ([`Topology::replica2`]).
+    pub fn with_two_replicas() -> Topology {
+        Topology::start(2)
+    }
+
+    fn start(replicas: u8) -> Topology {
         let dir = format!(
             "/tmp/pgr.{}",
             &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -105,7 +117,7 @@ impl Topology {
             let n = STARTED.fetch_add(1, Ordering::Relaxed) % 8;
             let base = 58_000 + (std::process::id() % 50) as u16 * 80 + n * 10;
             let out = Command::new(script())
-                .args(["up", &dir])
+                .args(["up", &dir, "--replicas", &replicas.to_string()])
                 .env("PGACTOR_PORT_BASE", base.to_string())
                 .env("PGACTOR_PORT_LIMIT", (base + 9).to_string())
                 .output()
@@ -140,6 +152,11 @@ impl Topology {
 
     pub fn replica(&self) -> &str {
         self.var("PGACTOR_REPLICA_URL")
+    }
+
+    /// The second replica's URL (a topology [`Topology::with_two_replicas`]).
+    pub fn replica2(&self) -> &str {
+        self.var("PGACTOR_REPLICA2_URL")
     }
 
     /// Run pg_ctl on a data directory as the servers' OS user.

@@ -784,6 +784,7 @@ mod tests {
             limit: 1,
             offset: 2,
             next: None,
+            included: Default::default(),
         };
         assert_eq!(
             serde_json::to_value(&page).unwrap(),
