@@ -57,19 +57,23 @@ pub use open::{must_open, open, open_with_config, OpenOptions};
 // The derive macro beside the trait of the same name (they live in different
 // namespaces), as serde re-exports its derives.
 #[cfg(feature = "derive")]
-pub use pgactor_derive::{Entity, Partial};
+pub use pgactor_derive::{Entity, Partial, PgEnum};
 pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCHES_IN_FLIGHT, BATCH_ROWS,
     DEFAULT_STATEMENT_CACHE_SIZE, MAX_QUEUED_READS, MAX_READ_BATCH, MAX_REPLICAS,
 };
 pub use raw::{column, quote_identifier, FromRow, Row, Sql};
 pub use retry::RetryPolicy;
+/// What `#[derive(PgEnum)]` generates calls these.
+#[doc(hidden)]
+pub use schema::{enum_accepts, enum_from_sql};
 pub use schema::{
     Aggregate, AggregateFn, AggregateOutput, ArrayElement, CmpOp, ColumnDefault, Cursor, Direction,
-    Elem, Field, FieldType, Filter, FromValue, Included, Index, Model, OnDelete, Page, PrimaryKey,
-    Query, QueryBounds, Record, RecordIntoIter, Reference, Registry, Sort, TextMatch, Value,
-    CREATED_AT, DEFAULT_LIMIT, DEFAULT_SEARCH_LANGUAGE, DELETED_AT, ID, MAX_AGGREGATES,
-    MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE, SEARCH_VECTOR, UPDATED_AT,
+    Elem, EnumType, Field, FieldType, Filter, FromValue, Included, Index, Interval, Model,
+    OnDelete, Page, PgEnum, PrimaryKey, Query, QueryBounds, Record, RecordIntoIter, Reference,
+    Registry, Sort, TextMatch, Value, CREATED_AT, DEFAULT_LIMIT, DEFAULT_SEARCH_LANGUAGE,
+    DELETED_AT, ID, MAX_AGGREGATES, MAX_CURSOR_LEN, MAX_GROUP_FIELDS, MAX_JSON_DEPTH, MAX_PAGE,
+    SEARCH_VECTOR, UPDATED_AT,
 };
 pub use sql::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub use stats::{ClosedStats, ListenerStats, PoolStats, ReplicaServerStats, ReplicaStats, Stats};

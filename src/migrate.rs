@@ -14,10 +14,10 @@ use crate::error::{describe, Error, ErrorKind, Result};
 use crate::messages::ConsistencyToken;
 use crate::pool::{replayed_within, wal_position, ConnectionPool, SCHEMA_REPLAY_WAIT};
 use crate::schema::{
-    fnv1a, push_literal, quote_ident, ColumnDefault, Field, FieldType, Index, Model, PrimaryKey,
-    Registry, Value, DELETED_AT, ID, SEARCH_VECTOR,
+    fnv1a, push_literal, quote_ident, ColumnDefault, EnumType, Field, FieldType, Index, Model,
+    PrimaryKey, Registry, Value, DELETED_AT, ID, SEARCH_VECTOR,
 };
-use crate::sql::search_vector_column;
+use crate::sql::{citext_schema, search_vector_column, TypeNames};
 
 /// The column a soft-delete model adds ([`Model::soft_delete`]).
 const DELETED_AT_COLUMN: &str = "\"deleted_at\" timestamptz";
@@ -144,9 +144,10 @@ fn describe_relation(relation: &Relation) -> String {
     format!("{article} {what}")
 }
 
-/// Bring `schema` up to the registry's models in one transaction, under an
-/// advisory lock so processes starting together migrate one after another
-/// (the later ones find nothing to do).
+/// Bring `schema` up to the registry's models in one transaction (after
+/// the types they need, in one of their own: see `migrate_types`), under
+/// an advisory lock so processes starting together migrate one after
+/// another (the later ones find nothing to do).
 pub(crate) async fn auto_migrate(
     client: &mut Client,
     session: &SessionSettings,
@@ -169,18 +170,10 @@ pub(crate) async fn auto_migrate(
         let msg = format!("AutoMigrate failed in schema \"{schema}\": {why}");
         Error::new(ErrorKind::Database, msg).with_source(e)
     };
+    let mut report = MigrationReport::default();
+    let types = migrate_types(client, session, registry, &mut report, ddl_error).await?;
     let tx = client.transaction().await.map_err(ddl_error)?;
-    // In pooler mode the session has no timeouts: the transaction sets them.
-    in_transaction(tx.client(), session)
-        .await
-        .map_err(ddl_error)?;
-    let lock_key = fnv1a(format!("pgactor.migrate:{schema}").as_bytes()) as i64;
-    tx.query_typed(
-        "SELECT pg_advisory_xact_lock($1)",
-        &[(&lock_key, Type::INT8)],
-    )
-    .await
-    .map_err(ddl_error)?;
+    lock(&tx, session).await.map_err(ddl_error)?;
 
     let mut columns = Columns::new();
     for row in tx
@@ -270,10 +263,10 @@ pub(crate) async fn auto_migrate(
 
     let search_columns = search_columns(&tx, schema, registry, ddl_error).await?;
 
-    let mut report = MigrationReport::default();
+    let typed = report.statements.len();
     for model in registry.models() {
         let existing = columns.get(model.table());
-        plan_model(schema, model, existing, &relations, &mut report)?;
+        plan_model(&types, schema, model, existing, &relations, &mut report)?;
         let made_for = search_columns.get(model.table());
         plan_search(schema, model, existing, made_for, &relations, &mut report)?;
     }
@@ -289,7 +282,7 @@ pub(crate) async fn auto_migrate(
             &mut report,
         )?;
     }
-    for sql in &report.statements {
+    for sql in &report.statements[typed..] {
         tx.batch_execute(sql).await.map_err(ddl_error)?;
     }
     tx.commit().await.map_err(ddl_error)?;
@@ -300,6 +293,191 @@ pub(crate) async fn auto_migrate(
         tracing::info!(target: "pgactor.migrate", schema, statements = report.statements.len(), "schema migrated");
     }
     Ok(report)
+}
+
+/// Take the migration's advisory lock, for the rest of transaction `tx`,
+/// with the session's timeouts set (in pooler mode the session has none:
+/// the transaction sets them).
+async fn lock(
+    tx: &tokio_postgres::Transaction<'_>,
+    session: &SessionSettings,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    in_transaction(tx.client(), session).await?;
+    let lock_key = fnv1a(format!("pgactor.migrate:{}", session.schema).as_bytes()) as i64;
+    tx.query_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&lock_key, Type::INT8)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The types the models' fields need, made in a transaction of their own
+/// committed before the tables' (a label `ALTER TYPE … ADD VALUE` adds
+/// cannot be used in the transaction that added it, by a column default
+/// say): the `citext` extension, created if a field is `citext`, and each
+/// enum type, created or given the labels it lacks. Their DDL goes into
+/// `report`; the names the tables' DDL gives the types are answered.
+async fn migrate_types(
+    client: &mut Client,
+    session: &SessionSettings,
+    registry: &Registry,
+    report: &mut MigrationReport,
+    ddl_error: impl Fn(tokio_postgres::Error) -> Error,
+) -> Result<TypeNames> {
+    let schema = session.schema.as_str();
+    let types = TypeNames::new(schema);
+    let enums = registry.enum_types();
+    let citext = registry.uses_citext();
+    if enums.is_empty() && !citext {
+        return Ok(types);
+    }
+    let tx = client.transaction().await.map_err(&ddl_error)?;
+    lock(&tx, session).await.map_err(&ddl_error)?;
+    let mut installed = None;
+    if citext {
+        // Extensions are the database's, not the schema's: adapters of
+        // other schemas migrating at once take turns here.
+        let lock_key = fnv1a(b"pgactor.migrate.extension:citext") as i64;
+        tx.query_typed(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[(&lock_key, Type::INT8)],
+        )
+        .await
+        .map_err(&ddl_error)?;
+        installed = citext_schema(tx.client()).await?;
+        if installed.is_none() {
+            tx.batch_execute("CREATE EXTENSION IF NOT EXISTS citext")
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "AutoMigrate cannot create the extension citext, which a citext field \
+                         needs: {}; have a superuser or the database owner run \
+                         CREATE EXTENSION citext",
+                        describe(&e)
+                    ))
+                    .with_source(e)
+                })?;
+            report
+                .statements
+                .push("CREATE EXTENSION IF NOT EXISTS citext".into());
+            installed = citext_schema(tx.client()).await?;
+        }
+    }
+    let types = types.with_citext_schema(installed.as_deref());
+    let mut existing: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    let names: Vec<&str> = enums.iter().map(|ty| ty.name()).collect();
+    for row in tx
+        .query_typed(
+            "SELECT t.typname::text, CASE WHEN t.typtype = 'e' THEN ARRAY( \
+                 SELECT e.enumlabel::text FROM pg_catalog.pg_enum e \
+                 WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) END \
+             FROM pg_catalog.pg_type t \
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname = $1 AND t.typname::text = ANY($2)",
+            &[(&schema, Type::TEXT), (&names, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(&ddl_error)?
+    {
+        existing.insert(row.get(0), row.get(1));
+    }
+    let before = report.statements.len();
+    for ty in enums {
+        plan_enum(&types, ty, existing.get(ty.name()), report)?;
+    }
+    for sql in &report.statements[before..] {
+        tx.batch_execute(sql).await.map_err(&ddl_error)?;
+    }
+    tx.commit().await.map_err(&ddl_error)?;
+    Ok(types)
+}
+
+/// The DDL enum type `ty` needs, given the labels the schema's type of
+/// that name has (`Some(None)`: a type of that name that is no enum, a
+/// `Config` error). A missing type is created; the labels it lacks are
+/// added, each after the declared label before it (before the first
+/// existing one when it leads). Labels it has and `ty` does not declare,
+/// or declared labels in another order, are drift: reported, left alone.
+fn plan_enum(
+    types: &TypeNames,
+    ty: &'static EnumType,
+    existing: Option<&Option<Vec<String>>>,
+    report: &mut MigrationReport,
+) -> Result<()> {
+    let name = types.sql(FieldType::Enum(ty));
+    let quoted = |label: &str| {
+        let mut sql = String::new();
+        push_literal(&mut sql, label);
+        sql
+    };
+    let labels = match existing {
+        None => {
+            let labels: Vec<String> = ty.labels().iter().map(|l| quoted(l)).collect();
+            report.statements.push(format!(
+                "CREATE TYPE {name} AS ENUM ({})",
+                labels.join(", ")
+            ));
+            return Ok(());
+        }
+        Some(None) => {
+            return Err(Error::config(format!(
+                "enum type \"{}\" cannot be made: the schema has a type of that name that is \
+                 no enum (a table's row type, say); rename one of them",
+                ty.name()
+            )))
+        }
+        Some(Some(labels)) => labels,
+    };
+    let mut present: Vec<&str> = labels.iter().map(String::as_str).collect();
+    for (at, label) in ty.labels().iter().enumerate() {
+        if present.contains(label) {
+            continue;
+        }
+        let place = match at.checked_sub(1).map(|before| ty.labels()[before]) {
+            Some(before) => format!(" AFTER {}", quoted(before)),
+            None => match present.first() {
+                Some(first) => format!(" BEFORE {}", quoted(first)),
+                None => String::new(),
+            },
+        };
+        report.statements.push(format!(
+            "ALTER TYPE {name} ADD VALUE IF NOT EXISTS {}{place}",
+            quoted(label)
+        ));
+        let position = match at {
+            0 => 0,
+            _ => present
+                .iter()
+                .position(|p| *p == ty.labels()[at - 1])
+                .map_or(present.len(), |p| p + 1),
+        };
+        present.insert(position, label);
+    }
+    let extra: Vec<&str> = labels
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !ty.has(l))
+        .collect();
+    if !extra.is_empty() {
+        report.warnings.push(format!(
+            "enum type \"{}\" has labels the model no longer declares ({}); left in place \
+             (PostgreSQL cannot drop a label)",
+            ty.name(),
+            extra.join(", ")
+        ));
+    }
+    let order: Vec<&str> = present.iter().copied().filter(|l| ty.has(l)).collect();
+    if order != ty.labels() {
+        report.warnings.push(format!(
+            "enum type \"{}\" orders its labels {} where the model declares {}; sorts follow \
+             the database's order; left unchanged",
+            ty.name(),
+            order.join(", "),
+            ty.labels().join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The DDL a model needs and the drift it shows, given what exists.
@@ -314,6 +492,7 @@ pub(crate) async fn auto_migrate(
 /// no DDL. The DDL has no `IF NOT EXISTS`: whatever the catalog read under
 /// the lock did not show makes the migration fail instead of being skipped.
 fn plan_model(
+    types: &TypeNames,
     schema: &str,
     model: &Model,
     existing: Option<&HashMap<String, String>>,
@@ -342,7 +521,7 @@ fn plan_model(
             }
             let mut defs = vec![primary_key_column(model.key())];
             for field in model.fields() {
-                defs.push(column_definition(field)?);
+                defs.push(column_definition(field, types)?);
             }
             defs.push("\"created_at\" timestamptz NOT NULL DEFAULT now()".into());
             defs.push("\"updated_at\" timestamptz NOT NULL DEFAULT now()".into());
@@ -359,7 +538,7 @@ fn plan_model(
                 match (existing.get(name), model.declared(name)) {
                     (None, Some(field)) => report.statements.push(format!(
                         "ALTER TABLE {table} ADD COLUMN {}",
-                        column_definition(field)?
+                        column_definition(field, types)?
                     )),
                     // A model that turned soft delete on: every row is live.
                     (None, None) if name == DELETED_AT => report
@@ -369,7 +548,7 @@ fn plan_model(
                         "table \"{}\" has no column \"{name}\", which pgactor keeps; add it by hand",
                         model.table()
                     )),
-                    (Some(found), _) if *found != expected.catalog_name() => report.warnings.push(format!(
+                    (Some(found), _) if !expected.catalog_matches(found) => report.warnings.push(format!(
                         "column \"{}\".\"{name}\" is {found} but model {} declares {}; left unchanged",
                         model.table(),
                         model.name(),
@@ -702,8 +881,8 @@ fn primary_key_column(key: PrimaryKey) -> String {
     }
 }
 
-fn column_definition(field: &Field) -> Result<String> {
-    let mut def = format!("{} {}", quote_ident(field.name()), field.ty().sql());
+fn column_definition(field: &Field, types: &TypeNames) -> Result<String> {
+    let mut def = format!("{} {}", quote_ident(field.name()), types.sql(field.ty()));
     if !field.is_nullable() {
         def.push_str(" NOT NULL");
     }
@@ -711,7 +890,7 @@ fn column_definition(field: &Field) -> Result<String> {
         Some(ColumnDefault::Now) => def.push_str(" DEFAULT now()"),
         Some(ColumnDefault::Value(value)) => {
             let value = field.ty().coerce(field.name(), value.clone())?;
-            def.push_str(&format!(" DEFAULT {}", literal(&value, field.ty())));
+            def.push_str(&format!(" DEFAULT {}", literal(&value, field.ty(), types)));
         }
         None => {}
     }
@@ -722,8 +901,8 @@ fn column_definition(field: &Field) -> Result<String> {
 /// bind parameters). Text is quoted with doubled quotes; the value was
 /// checked for NUL bytes by `coerce`, and standard_conforming_strings (on
 /// since PostgreSQL 9.1) keeps backslashes literal.
-fn literal(value: &Value, ty: FieldType) -> String {
-    let quoted = |s: &str| format!("'{}'::{}", s.replace('\'', "''"), ty.sql());
+fn literal(value: &Value, ty: FieldType, types: &TypeNames) -> String {
+    let quoted = |s: &str| format!("'{}'::{}", s.replace('\'', "''"), types.sql(ty));
     match value {
         Value::Null => "NULL".into(),
         Value::Bool(b) => b.to_string(),
@@ -741,7 +920,7 @@ fn literal(value: &Value, ty: FieldType) -> String {
         Value::Uuid(u) => quoted(&u.to_string()),
         Value::Timestamptz(t) => quoted(&t.to_rfc3339()),
         Value::Date(d) => quoted(&d.to_string()),
-        Value::Timestamp(_) | Value::Time(_) | Value::Inet(_) => {
+        Value::Timestamp(_) | Value::Time(_) | Value::Inet(_) | Value::Interval(_) => {
             quoted(&value.serde_str().unwrap_or_default())
         }
         Value::Json(j) => quoted(&j.to_string()),
@@ -751,7 +930,10 @@ fn literal(value: &Value, ty: FieldType) -> String {
                 FieldType::Array(elem) => elem.field_type(),
                 other => other,
             };
-            let items: Vec<String> = items.iter().map(|item| literal(item, elem)).collect();
+            let items: Vec<String> = items
+                .iter()
+                .map(|item| literal(item, elem, types))
+                .collect();
             format!("ARRAY[{}]::{}", items.join(", "), ty.sql())
         }
     }
@@ -814,7 +996,15 @@ mod tests {
     #[test]
     fn a_missing_table_is_created_with_its_indexes() {
         let mut report = MigrationReport::default();
-        plan_model("shop", &model(), None, &Relations::new(), &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &model(),
+            None,
+            &Relations::new(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -837,7 +1027,15 @@ mod tests {
                 .soft_delete()
         };
         let mut report = MigrationReport::default();
-        plan_model("shop", &doc(), None, &Relations::new(), &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            None,
+            &Relations::new(),
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -871,7 +1069,15 @@ mod tests {
         .into_iter()
         .collect();
         let mut report = MigrationReport::default();
-        plan_model("shop", &doc(), Some(&existing), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            Some(&existing),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec!["ALTER TABLE \"shop\".\"doc\" ADD COLUMN \"deleted_at\" timestamptz"]
@@ -890,7 +1096,15 @@ mod tests {
         let mut with_column = existing.clone();
         with_column.insert("deleted_at".into(), "timestamp with time zone".into());
         let mut report = MigrationReport::default();
-        plan_model("shop", &doc(), Some(&with_column), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &doc(),
+            Some(&with_column),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(report, MigrationReport::default());
     }
 
@@ -1004,7 +1218,7 @@ mod tests {
             .and_then(|d| d.and_hms_milli_opt(12, 30, 5, 250))
             .unwrap();
         let ip: std::net::IpAddr = "2001:db8::1".parse().unwrap();
-        let def = |field: Field| column_definition(&field).unwrap();
+        let def = |field: Field| column_definition(&field, &TypeNames::new("shop")).unwrap();
         assert_eq!(
             def(Field::new("at", FieldType::Timestamp).default_value(at)),
             "\"at\" timestamp NOT NULL DEFAULT '2025-07-01T12:30:05.250'::timestamp"
@@ -1021,7 +1235,7 @@ mod tests {
 
     #[test]
     fn array_defaults_are_typed_array_literals() {
-        let def = |field: Field| column_definition(&field).unwrap();
+        let def = |field: Field| column_definition(&field, &TypeNames::new("shop")).unwrap();
         let tags = FieldType::Array(crate::Elem::Text);
         assert_eq!(
             def(Field::new("tags", tags).default_value(vec![Some("it's".to_owned()), None])),
@@ -1060,7 +1274,15 @@ mod tests {
         .map(|(name, relation)| (name.to_owned(), relation))
         .collect();
         let mut report = MigrationReport::default();
-        plan_model("shop", &model(), Some(&existing), &relations, &mut report).unwrap();
+        plan_model(
+            &TypeNames::new("shop"),
+            "shop",
+            &model(),
+            Some(&existing),
+            &relations,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1079,7 +1301,15 @@ mod tests {
     fn an_object_holding_a_declared_name_must_be_the_declared_object() {
         let ok = |relations: Relations| {
             let mut report = MigrationReport::default();
-            plan_model("shop", &model(), None, &relations, &mut report).map(|()| report)
+            plan_model(
+                &TypeNames::new("shop"),
+                "shop",
+                &model(),
+                None,
+                &relations,
+                &mut report,
+            )
+            .map(|()| report)
         };
         let with = |name: &str, relation: Relation| -> Relations {
             [(name.to_owned(), relation)].into_iter().collect()
@@ -1126,6 +1356,7 @@ mod tests {
         let bare = Model::new("Stock").field(Field::new("sku", FieldType::Text));
         let mut report = MigrationReport::default();
         plan_model(
+            &TypeNames::new("shop"),
             "shop",
             &bare,
             None,
@@ -1228,5 +1459,97 @@ mod tests {
             plan(&note("simple"), None, None, &view).unwrap(),
             MigrationReport::default()
         );
+    }
+
+    static MOOD: EnumType = EnumType::new("mood", &["sad", "meh", "ok", "happy"]);
+
+    fn enum_plan(existing: Option<Option<&[&str]>>) -> Result<MigrationReport> {
+        let existing = existing.map(|labels| {
+            labels.map(|labels| labels.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>())
+        });
+        let mut report = MigrationReport::default();
+        plan_enum(
+            &TypeNames::new("shop"),
+            &MOOD,
+            existing.as_ref(),
+            &mut report,
+        )?;
+        Ok(report)
+    }
+
+    #[test]
+    fn an_enum_type_is_created_then_given_its_new_labels_in_place() {
+        let made = enum_plan(None).unwrap();
+        assert_eq!(
+            made.statements,
+            ["CREATE TYPE \"shop\".\"mood\" AS ENUM ('sad', 'meh', 'ok', 'happy')"]
+        );
+        assert_eq!(
+            enum_plan(Some(Some(&["sad", "meh", "ok", "happy"]))).unwrap(),
+            MigrationReport::default()
+        );
+        let grown = enum_plan(Some(Some(&["ok"]))).unwrap();
+        assert_eq!(
+            grown.statements,
+            [
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'sad' BEFORE 'ok'",
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'meh' AFTER 'sad'",
+                "ALTER TYPE \"shop\".\"mood\" ADD VALUE IF NOT EXISTS 'happy' AFTER 'ok'",
+            ]
+        );
+        assert!(grown.warnings.is_empty(), "{:?}", grown.warnings);
+    }
+
+    #[test]
+    fn removed_and_reordered_labels_are_reported_never_dropped() {
+        let report = enum_plan(Some(Some(&["happy", "sad", "meh", "ok", "gone"]))).unwrap();
+        assert!(report.statements.is_empty());
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("(gone)"),
+            "{}",
+            report.warnings[0]
+        );
+        assert!(
+            report.warnings[1].contains("happy, sad, meh, ok"),
+            "{}",
+            report.warnings[1]
+        );
+        let err = enum_plan(Some(None)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("no enum"), "{err}");
+    }
+
+    #[test]
+    fn named_and_interval_columns_are_qualified_and_match_the_catalog_in_any_schema() {
+        let types = TypeNames::new("shop").with_citext_schema(Some("ext"));
+        let def = |field: Field| column_definition(&field, &types).unwrap();
+        assert_eq!(
+            def(Field::new("mood", FieldType::Enum(&MOOD)).default_value("ok")),
+            "\"mood\" \"shop\".\"mood\" NOT NULL DEFAULT 'ok'::\"shop\".\"mood\""
+        );
+        assert_eq!(
+            def(Field::new("nick", FieldType::Citext)),
+            "\"nick\" \"ext\".\"citext\" NOT NULL"
+        );
+        assert_eq!(
+            def(Field::new("wait", FieldType::Interval)
+                .default_value(crate::Interval::new(0, 1, 0))),
+            "\"wait\" interval NOT NULL DEFAULT 'P1D'::interval"
+        );
+        assert_eq!(
+            def(Field::new("path", FieldType::Custom("public.ltree")).nullable()),
+            "\"path\" \"public\".\"ltree\""
+        );
+        assert_eq!(
+            def(Field::new("at", FieldType::Time).default_now()),
+            "\"at\" time NOT NULL DEFAULT now()"
+        );
+        assert!(FieldType::Enum(&MOOD).catalog_matches("shop.mood"));
+        assert!(FieldType::Enum(&MOOD).catalog_matches("mood"));
+        assert!(FieldType::Citext.catalog_matches("ext.citext"));
+        assert!(FieldType::Custom("public.ltree").catalog_matches("ltree"));
+        assert!(!FieldType::Citext.catalog_matches("text"));
+        assert!(FieldType::Interval.catalog_matches("interval"));
     }
 }

@@ -17,7 +17,7 @@ use crate::pool::{
     ReplicaSet, ReplicaWatch, RunOptions, SharedReads, MAX_REPLICAS,
 };
 use crate::schema::{QueryBounds, Registry};
-use crate::sql::{Catalog, Statements};
+use crate::sql::{citext_schema, Catalog, Statements};
 use crate::supervisor::{Routes, Supervisor, SupervisorArgs};
 use crate::telemetry::{Observed, DEFAULT_SLOW_OPERATION};
 use crate::tx::SpareActors;
@@ -738,6 +738,11 @@ impl OpenOptions {
         } else {
             Vec::new()
         };
+        // Casts to citext name the schema its extension is in.
+        let citext = match self.registry.uses_citext() {
+            true => citext_schema(&client).await?,
+            false => None,
+        };
         drop(client);
 
         let registry = Arc::new(self.registry);
@@ -790,7 +795,8 @@ impl OpenOptions {
                 .collect();
             Arc::new(ReplicaSet::new(replicas, write.clone(), &self.replica))
         });
-        let mut catalog = Catalog::new(&registry, &session.schema, statements);
+        let mut catalog = Catalog::new(&registry, &session.schema, statements)
+            .with_citext_schema(citext.as_deref());
         catalog.max_page = self.max_page;
         catalog.bounds = self.query_bounds;
         catalog.model_bounds = self.model_bounds.clone();

@@ -53,6 +53,12 @@ pub(crate) struct FieldAttrs {
     pub(crate) on_delete: Option<LitStr>,
     /// `searchable`
     pub(crate) searchable: Option<Span>,
+    /// `pg_enum`
+    pub(crate) pg_enum: Option<Span>,
+    /// `citext`
+    pub(crate) citext: Option<Span>,
+    /// `sql_type = "…"`
+    pub(crate) sql_type: Option<LitStr>,
 }
 
 impl FieldAttrs {
@@ -67,6 +73,9 @@ impl FieldAttrs {
             .or(self.references.as_ref().map(LitStr::span))
             .or(self.on_delete.as_ref().map(LitStr::span))
             .or(self.searchable)
+            .or(self.pg_enum)
+            .or(self.citext)
+            .or(self.sql_type.as_ref().map(LitStr::span))
     }
 }
 
@@ -167,6 +176,13 @@ impl FieldAttrs {
                     once(&mut out.version, span, &meta)
                 } else if meta.path.is_ident("searchable") {
                     once(&mut out.searchable, span, &meta)
+                } else if meta.path.is_ident("pg_enum") {
+                    once(&mut out.pg_enum, span, &meta)
+                } else if meta.path.is_ident("citext") {
+                    once(&mut out.citext, span, &meta)
+                } else if meta.path.is_ident("sql_type") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    once(&mut out.sql_type, lit, &meta)
                 } else if meta.path.is_ident("references") {
                     let lit: LitStr = meta.value()?.parse()?;
                     once(&mut out.references, lit, &meta)
@@ -187,8 +203,9 @@ impl FieldAttrs {
                 } else {
                     Err(meta.error(format!(
                         "unknown pgactor attribute `{}` on a field; expected column = \"…\", \
-                         unique, default = <literal>, default_now, varchar = <n>, text, version, \
-                         references = \"Model\", on_delete = \"…\", searchable or skip",
+                         unique, default = <literal>, default_now, varchar = <n>, text, pg_enum, \
+                         citext, sql_type = \"…\", version, references = \"Model\", \
+                         on_delete = \"…\", searchable or skip",
                         key(&meta)
                     )))
                 }

@@ -397,14 +397,35 @@ fn check_identifier(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A type's SQL name: `name` or `schema.name`, each part a plain
+/// identifier, as the registry checks.
+fn check_type_name(name: &str) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() > 2 {
+        return Err(format!("`{name}` is not a type name (name or schema.name)"));
+    }
+    parts
+        .into_iter()
+        .try_for_each(check_identifier)
+        .map_err(|message| format!("sql_type: {message}"))
+}
+
 /// The `pgactor::Field` of a declared field.
 fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<TokenStream> {
     let inner = option_inner(ty);
     let value_ty = inner.unwrap_or(ty);
-    // A text-backed field is a text column, whatever its Rust type.
-    let (kind, array) = match attrs.text {
-        Some(_) => (Some(Kind::Text), false),
-        None => match array_elem(value_ty) {
+    // A text-backed field is a text column, whatever its Rust type; a
+    // pg_enum one the enum type of its PgEnum.
+    let (kind, array) = match (attrs.text, attrs.pg_enum) {
+        (Some(_), Some(span)) => {
+            return Err(syn::Error::new(
+                span,
+                "a field is stored as its text (text) or in its enum type (pg_enum), not both",
+            ))
+        }
+        (_, Some(_)) => (Some(Kind::Enum), false),
+        (Some(_), None) => (Some(Kind::Text), false),
+        (None, None) => match array_elem(value_ty) {
             Some(elem) => (Some(elem), true),
             None => (kind(value_ty), false),
         },
@@ -417,19 +438,51 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
     };
     let mut errors = Errors::default();
     let variant = format_ident!("{}", kind.variant());
-    let field_type = match attrs.varchar {
-        Some((n, _)) if kind == Kind::Text && !array => {
-            quote!(::pgactor::FieldType::Varchar(#n))
+    let text = kind == Kind::Text && !array;
+    // A text column of another SQL type: citext, or a custom type.
+    let named = match (attrs.citext, &attrs.sql_type) {
+        (Some(span), Some(_)) => {
+            errors.at(span, "a column is citext or of its sql_type, not both");
+            None
         }
-        Some((_, span)) => {
+        (Some(span), None) => Some((span, quote!(::pgactor::FieldType::Citext))),
+        (None, Some(lit)) => {
+            if let Err(message) = check_type_name(&lit.value()) {
+                errors.at(lit.span(), message);
+            }
+            Some((lit.span(), quote!(::pgactor::FieldType::Custom(#lit))))
+        }
+        (None, None) => None,
+    };
+    let field_type = match (attrs.varchar, named) {
+        (Some((_, span)), Some(_)) => {
+            errors.at(
+                span,
+                "varchar makes a varchar column: not with citext or sql_type",
+            );
+            quote!()
+        }
+        (None, Some((span, _))) if !text => {
+            errors.at(
+                span,
+                "citext and sql_type fit only a String field or a #[pgactor(text)] one",
+            );
+            quote!()
+        }
+        (None, Some((_, field_type))) => field_type,
+        (Some((n, _)), None) if text => quote!(::pgactor::FieldType::Varchar(#n)),
+        (Some((_, span)), None) => {
             errors.at(
                 span,
                 "varchar fits only a String field or a #[pgactor(text)] one",
             );
             quote!()
         }
-        None if array => quote!(::pgactor::FieldType::Array(::pgactor::Elem::#variant)),
-        None => quote!(::pgactor::FieldType::#variant),
+        (None, None) if kind == Kind::Enum => {
+            quote_spanned!(value_ty.span()=> ::pgactor::FieldType::Enum(<#value_ty as ::pgactor::PgEnum>::TYPE))
+        }
+        (None, None) if array => quote!(::pgactor::FieldType::Array(::pgactor::Elem::#variant)),
+        (None, None) => quote!(::pgactor::FieldType::#variant),
     };
     let mut field = quote!(::pgactor::Field::new(#column, #field_type));
     if inner.is_some() {
@@ -439,7 +492,7 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
         field.extend(quote!(.unique()));
     }
     if let Some(span) = attrs.searchable {
-        if kind == Kind::Text && !array {
+        if text && attrs.citext.is_none() && attrs.sql_type.is_none() {
             field.extend(quote!(.searchable()));
         } else {
             errors.at(
@@ -510,12 +563,15 @@ fn declared_field(column: &str, ty: &Type, attrs: &FieldAttrs) -> syn::Result<To
             Err(e) => errors.push(e),
         }
     } else if let Some(span) = attrs.default_now {
-        if matches!(kind, Kind::Timestamptz | Kind::Date) {
+        if matches!(
+            kind,
+            Kind::Timestamptz | Kind::Date | Kind::Timestamp | Kind::Time
+        ) {
             field.extend(quote!(.default_now()));
         } else {
             errors.at(
                 span,
-                "default_now fits only a DateTime<Utc> or NaiveDate field",
+                "default_now fits only a DateTime<Utc>, NaiveDateTime, NaiveDate or NaiveTime field",
             );
         }
     }
@@ -550,6 +606,9 @@ fn default_value(
     let out_of_range = || syn::Error::new(span, format!("out of range for {}", kind_name(kind)));
     Ok(match (&default.lit, kind) {
         (Lit::Bool(b), Kind::Bool) if !default.negative => quote!(#b),
+        // A label, checked against the type's labels when the model is
+        // registered.
+        (Lit::Str(s), Kind::Enum) if !default.negative => quote!(::std::string::String::from(#s)),
         (Lit::Str(s), Kind::Text) if !default.negative => {
             if let Some(n) = varchar {
                 if s.value().chars().count() > n as usize {
@@ -658,6 +717,8 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Timestamp => "NaiveDateTime",
         Kind::Time => "NaiveTime",
         Kind::Inet => "IpAddr",
+        Kind::Interval => "Interval",
         Kind::Json => "serde_json::Value",
+        Kind::Enum => "PgEnum",
     }
 }

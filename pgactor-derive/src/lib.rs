@@ -1,4 +1,5 @@
-//! `#[derive(pgactor::Entity)]`: see [`macro@Entity`]. Use it through the
+//! `#[derive(pgactor::Entity)]` and `#[derive(pgactor::PgEnum)]`: see
+//! [`macro@Entity`] and [`macro@PgEnum`]. Use them through the
 //! `pgactor` crate (its default `derive` feature re-exports it), not directly:
 //! the generated code names `::pgactor`.
 
@@ -8,6 +9,7 @@
 mod attrs;
 mod expand;
 mod partial;
+mod pg_enum;
 mod types;
 
 use proc_macro::TokenStream;
@@ -82,10 +84,14 @@ use proc_macro::TokenStream;
 /// | `NaiveDate` (chrono) | `Date` | `date` |
 /// | `NaiveTime` (chrono) | `Time` | `time` (without time zone) |
 /// | `IpAddr` (std::net) | `Inet` | `inet` |
+/// | `Interval` (pgactor) | `Interval` | `interval` |
 /// | `Value` or `JsonValue` (serde_json) | `Json` | `jsonb` |
 /// | `Vec<T>`, `T` one of `bool`, `i16`, `i32`, `i64`, `f64`, `Decimal`, `String`, `Uuid`, `DateTime<Utc>`, `NaiveDate` | `Array(Elem::…)` | `boolean[]` … `date[]` |
 /// | `Vec<Option<T>>`, the same `T` | `Array(Elem::…)`, elements may be NULL | the same |
 /// | any type, with `#[pgactor(text)]` | `Text` (or `Varchar(n)`) | `text` |
+/// | a `#[derive(pgactor::PgEnum)]` enum, with `#[pgactor(pg_enum)]` | `Enum(T::TYPE)` | its enum type |
+/// | `String` (or any type with `text`), with `#[pgactor(citext)]` | `Citext` | `citext` |
+/// | `String` (or any type with `text`), with `#[pgactor(sql_type = "ltree")]` | `Custom("ltree")` | `ltree`, as its text |
 ///
 /// Any other type is a compile error on it; store it as its text with
 /// `#[pgactor(text)]` (below), or leave the field out of the model with
@@ -180,13 +186,21 @@ use proc_macro::TokenStream;
 /// - `default = <literal>`: the column's default, used when a create leaves
 ///   the field out: an integer (also negative) on an integer, float or
 ///   `Decimal` field, a float on a float field, `true`/`false` on a `bool`
-///   field, a string on a `String` field. Checked against the type at
+///   field, a string on a `String` field or a `pg_enum` one. Checked against the type at
 ///   compile time (`default = 70000` on an `i16` is out of range).
-/// - `default_now`: default `now()`, on a `DateTime<Utc>` or `NaiveDate`
-///   field.
+/// - `default_now`: default `now()`, on a `DateTime<Utc>`, `NaiveDateTime`,
+///   `NaiveDate` or `NaiveTime` field.
 /// - `varchar = n`: `varchar(n)` instead of `text`, on a `String` field or
 ///   a `text` one (`n` ≥ 1).
 /// - `text`: store the field as its text (see above).
+/// - `pg_enum`: store a `#[derive(pgactor::PgEnum)]` enum in its
+///   PostgreSQL enum type (see `PgEnum`); `default = "label"` takes one
+///   of its labels.
+/// - `citext`: a `citext` column (case-insensitive text; AutoMigrate
+///   installs the extension), on a `String` field or a `text` one.
+/// - `sql_type = "name"`: a column of a type the database has and pgactor
+///   does not know (`"ltree"`, `"public.hstore"`), on a `String` field or
+///   a `text` one: the value travels as its text form (`FieldType::Custom`).
 /// - `version`: the model's version, for optimistic locking
 ///   (`Field::version`): an `i64` or `i32` field, `NOT NULL DEFAULT 1`.
 ///   A typed create leaves it out; a typed `update(id, &row)` changes the
@@ -220,6 +234,60 @@ use proc_macro::TokenStream;
 pub fn derive_entity(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::entity(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Make an enum of unit variants a PostgreSQL enum type: implements
+/// `pgactor::PgEnum` (the `pgactor::EnumType`, each variant's label and
+/// back), `From<T> for pgactor::Value` (the label as text) and
+/// `FromSql` (a row's label, read as text or as the enum type; a label of
+/// no variant is a `pgactor::ErrorKind::Decode` error naming the column).
+///
+/// The type is named as the snake_case of the enum (`OrderStatus` is
+/// `order_status`) unless `#[pgactor(type_name = "…")]` says otherwise;
+/// each variant's label is the snake_case of its name unless
+/// `#[pgactor(label = "…")]` says otherwise. The labels' order is the
+/// variants', and it is the order sorts and comparisons follow.
+///
+/// A field of the enum in a `#[derive(pgactor::Entity)]` struct, marked
+/// `#[pgactor(pg_enum)]`, is a column of the enum type
+/// (`FieldType::Enum`), which AutoMigrate creates (`Option<T>`: a
+/// nullable one). Its column constant's filters take the enum
+/// (`Entry::MOOD.eq(Mood::Happy)`); `default = "label"` gives a default.
+///
+/// ```
+/// #[derive(Debug, Clone, Copy, PartialEq, pgactor::PgEnum)]
+/// #[pgactor(type_name = "mood")]
+/// enum Mood {
+///     Sad,
+///     Ok,
+///     #[pgactor(label = "very happy")]
+///     VeryHappy,
+/// }
+///
+/// #[derive(pgactor::Entity)]
+/// struct Entry {
+///     #[pgactor(pg_enum, default = "ok")]
+///     mood: Mood,
+///     #[pgactor(pg_enum)]
+///     previous: Option<Mood>,
+/// }
+///
+/// use pgactor::{Entity, FieldType, PgEnum};
+/// assert_eq!(Entry::model().fields()[0].ty(), FieldType::Enum(Mood::TYPE));
+/// assert_eq!(Mood::TYPE.labels(), ["sad", "ok", "very happy"]);
+/// assert_eq!(Entry::MOOD.eq(Mood::VeryHappy), pgactor::Filter::eq("mood", "very happy"));
+/// ```
+///
+/// Compile errors: a struct or a union, a variant holding data, no
+/// variant, generic parameters, two variants with one label, a label that
+/// is empty or past 63 bytes, a type name that is not a plain SQL
+/// identifier, an unknown attribute.
+#[proc_macro_derive(PgEnum, attributes(pgactor))]
+pub fn derive_pg_enum(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    pg_enum::pg_enum(input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -21,7 +21,11 @@ pub(crate) enum Kind {
     Timestamp,
     Time,
     Inet,
+    Interval,
     Json,
+    /// A `#[pgactor(pg_enum)]` field: a `pgactor::PgEnum`, whatever its
+    /// path (never chosen by [`kind`]).
+    Enum,
 }
 
 impl Kind {
@@ -43,7 +47,9 @@ impl Kind {
             Kind::Timestamp => "Timestamp",
             Kind::Time => "Time",
             Kind::Inet => "Inet",
+            Kind::Interval => "Interval",
             Kind::Json => "Json",
+            Kind::Enum => "Enum",
         }
     }
 }
@@ -51,10 +57,11 @@ impl Kind {
 /// What the error on a type without a column type says.
 pub(crate) const MAPPED: &str = "a field's type must be one of bool, i16, i32, i64, f32, f64, \
      Decimal, String, Vec<u8>, Uuid, DateTime<Utc>, NaiveDateTime, NaiveDate, NaiveTime, IpAddr, \
-     serde_json's Value (or JsonValue), a Vec (or Vec of Options) of bool, i16, i32, i64, f64, \
-     Decimal, String, Uuid, DateTime<Utc> or NaiveDate, or an Option of one; store a type that implements \
-     Display and FromStr as its text with #[pgactor(text)]; leave any other field out of the \
-     model with #[pgactor(skip)]";
+     pgactor's Interval, serde_json's Value (or JsonValue), a Vec (or Vec of Options) of bool, \
+     i16, i32, i64, f64, Decimal, String, Uuid, DateTime<Utc> or NaiveDate, or an Option of one; \
+     store a #[derive(pgactor::PgEnum)] enum in its enum type with #[pgactor(pg_enum)], a type \
+     that implements Display and FromStr as its text with #[pgactor(text)]; leave any other \
+     field out of the model with #[pgactor(skip)]";
 
 /// The last segment of a path type without qualified self (`a::b::C<T>`).
 fn last_segment(ty: &Type) -> Option<&PathSegment> {
@@ -111,6 +118,7 @@ pub(crate) fn kind(ty: &Type) -> Option<Kind> {
         "NaiveDateTime" if plain => Kind::Timestamp,
         "NaiveTime" if plain => Kind::Time,
         "IpAddr" if plain => Kind::Inet,
+        "Interval" if plain => Kind::Interval,
         "Value" | "JsonValue" if plain => Kind::Json,
         "Vec" => match args.as_slice() {
             [inner]

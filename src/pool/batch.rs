@@ -109,13 +109,14 @@ impl Request for CountMany {
     fn model(&self) -> &str {
         &self.req.model
     }
-    /// A COPY from [`COPY_MIN_ROWS`] rows on, else one INSERT.
+    /// A COPY from [`COPY_MIN_ROWS`] rows on (unless a column is of a
+    /// custom type), else one INSERT.
     fn plan(self, catalog: &Catalog) -> Result<CountManyPlan> {
         let table = catalog.table(&self.req.model)?;
         let batch = table.batch(self.req.rows)?;
         Ok(match batch.len() {
             0 => CountManyPlan::Nothing,
-            n if n >= COPY_MIN_ROWS => {
+            n if n >= COPY_MIN_ROWS && table.copies(&batch) => {
                 let (sql, types, rows) = table.copy_in(batch);
                 CountManyPlan::Copy(CopyIn {
                     sql,

@@ -294,6 +294,7 @@ const WIRE_TYPES: &[Type] = &[
     Type::TIME,
     Type::JSONB,
     Type::INET,
+    Type::INTERVAL,
     Type::CHAR,
     Type::OID,
     Type::BOOL_ARRAY,
@@ -346,6 +347,7 @@ fn value_type(value: &Value) -> Option<Type> {
         Value::Timestamp(_) => Type::TIMESTAMP,
         Value::Time(_) => Type::TIME,
         Value::Inet(_) => Type::INET,
+        Value::Interval(_) => Type::INTERVAL,
         Value::Json(_) | Value::JsonText(_) => Type::JSONB,
         // Typed by its first element that is not NULL; an empty or
         // all-NULL array is left to the server, as NULL is.

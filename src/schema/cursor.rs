@@ -150,7 +150,8 @@ pub(crate) struct Keyset {
 impl Keyset {
     /// The key of `sort` on `model`; refused when a field is unknown or of
     /// a type whose values do not read back exactly (`jsonb`, arrays,
-    /// `inet`), so a cursor cannot hold them.
+    /// `inet`) or whose order pgactor does not know (a custom type), so a
+    /// cursor cannot hold them.
     pub(crate) fn new(model: &Model, sort: &[Sort]) -> Result<Keyset> {
         let columns: Vec<&str> = model.column_names().collect();
         let id = Sort {
@@ -169,7 +170,10 @@ impl Keyset {
             let ty = model
                 .column_type(&s.field)
                 .ok_or_else(|| Error::unknown_field(model.name(), &s.field))?;
-            if matches!(ty, FieldType::Json | FieldType::Array(_) | FieldType::Inet) {
+            if matches!(
+                ty,
+                FieldType::Json | FieldType::Array(_) | FieldType::Inet | FieldType::Custom(_)
+            ) {
                 return Err(Error::invalid_input(format!(
                     "a cursor cannot follow a sort on \"{}\" ({}): page by offset",
                     s.field,

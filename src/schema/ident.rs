@@ -27,6 +27,28 @@ pub(crate) fn validate_identifier(name: &str) -> std::result::Result<(), String>
     Ok(())
 }
 
+/// Check the SQL name of a type: `name` or `schema.name`, each part a
+/// plain identifier ([`validate_identifier`]).
+pub(crate) fn validate_type_name(name: &str) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() > 2 {
+        return Err(format!(
+            "{} is not a type name (name or schema.name)",
+            quoted_name(name)
+        ));
+    }
+    parts.into_iter().try_for_each(validate_identifier)
+}
+
+/// A type name that passed [`validate_type_name`], each part
+/// double-quoted: `"public"."ltree"`.
+pub(crate) fn quote_type_name(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Double-quote an identifier that passed [`validate_identifier`].
 pub(crate) fn quote_ident(name: &str) -> String {
     let mut quoted = String::with_capacity(name.len() + 2);

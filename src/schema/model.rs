@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::ident::{fnv1a, validate_identifier};
+use super::enums::EnumType;
+use super::ident::{fnv1a, validate_identifier, validate_type_name};
 use super::value::{FieldType, Value};
 use crate::error::{quoted_name, Error, Result};
 
@@ -55,7 +56,8 @@ impl PrimaryKey {
 pub enum ColumnDefault {
     /// A constant of the field's type.
     Value(Value),
-    /// `now()`, for `timestamptz` and `date` fields.
+    /// `now()`, for `timestamptz`, `timestamp`, `date` and `time` fields
+    /// (a `timestamp` or `time` takes the session time zone's wall clock).
     Now,
 }
 
@@ -176,7 +178,9 @@ impl Field {
         self
     }
 
-    /// Default the column to `now()` (for `timestamptz` and `date` fields).
+    /// Default the column to `now()` (for `timestamptz`, `timestamp`,
+    /// `date` and `time` fields; a `timestamp` or `time` takes the wall
+    /// clock of the session's time zone).
     pub fn default_now(mut self) -> Field {
         self.default = Some(ColumnDefault::Now);
         self
@@ -686,6 +690,19 @@ impl Model {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The enum types of its fields, each once, in field order.
+    pub fn enum_types(&self) -> Vec<&'static EnumType> {
+        let mut types: Vec<&'static EnumType> = Vec::new();
+        for field in &self.fields {
+            if let FieldType::Enum(ty) = field.ty {
+                if !types.contains(&ty) {
+                    types.push(ty);
+                }
+            }
+        }
+        types
+    }
+
     /// Every column name, in table order.
     pub(crate) fn column_names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(ID)
@@ -711,11 +728,22 @@ impl Model {
             if !seen.insert(field.name.as_str()) {
                 return Err(what(format!("field \"{}\" is declared twice", field.name)));
             }
-            if let FieldType::Varchar(0) = field.ty {
-                return Err(what(format!(
-                    "field \"{}\": varchar(0) cannot hold text",
-                    field.name
-                )));
+            match field.ty {
+                FieldType::Varchar(0) => {
+                    return Err(what(format!(
+                        "field \"{}\": varchar(0) cannot hold text",
+                        field.name
+                    )))
+                }
+                FieldType::Enum(ty) => {
+                    ty.validate()
+                        .map_err(|e| what(format!("field \"{}\": {e}", field.name)))?;
+                }
+                FieldType::Custom(name) => {
+                    validate_type_name(name)
+                        .map_err(|e| what(format!("field \"{}\": {e}", field.name)))?;
+                }
+                _ => {}
             }
             match &field.default {
                 Some(ColumnDefault::Value(v)) => {
@@ -731,10 +759,16 @@ impl Model {
                     }
                 }
                 Some(ColumnDefault::Now)
-                    if !matches!(field.ty, FieldType::Timestamptz | FieldType::Date) =>
+                    if !matches!(
+                        field.ty,
+                        FieldType::Timestamptz
+                            | FieldType::Timestamp
+                            | FieldType::Date
+                            | FieldType::Time
+                    ) =>
                 {
                     return Err(what(format!(
-                        "field \"{}\": now() fits only timestamptz and date",
+                        "field \"{}\": now() fits only timestamptz, timestamp, date and time",
                         field.name
                     )));
                 }
@@ -917,6 +951,21 @@ impl Registry {
                 check_reference(from, field, &model)?;
             }
         }
+        // One enum type name, one list of labels.
+        let others = self.models.values().map(|m| &**m);
+        for ty in model.enum_types() {
+            let clash = std::iter::once(&model)
+                .chain(others.clone())
+                .flat_map(Model::enum_types)
+                .find(|other| other.name() == ty.name() && *other != ty);
+            if clash.is_some() {
+                return Err(Error::config(format!(
+                    "model \"{}\": enum type \"{}\" is declared twice with other labels",
+                    model.name,
+                    ty.name()
+                )));
+            }
+        }
         // Tables, indexes and sequences share one namespace per schema.
         let new_names = model.relation_names();
         for other in self.models.values() {
@@ -975,6 +1024,26 @@ impl Registry {
     /// Every registered model, in name order.
     pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
         self.models.values()
+    }
+
+    /// The enum types its models' fields use, each once, in model name
+    /// order and then field order.
+    pub fn enum_types(&self) -> Vec<&'static EnumType> {
+        let mut types: Vec<&'static EnumType> = Vec::new();
+        for ty in self.models.values().flat_map(|m| m.enum_types()) {
+            if !types.iter().any(|t| t.name() == ty.name()) {
+                types.push(ty);
+            }
+        }
+        types
+    }
+
+    /// Whether a field of one of its models is `citext`.
+    pub(crate) fn uses_citext(&self) -> bool {
+        self.models
+            .values()
+            .flat_map(|m| m.fields())
+            .any(|f| f.ty() == FieldType::Citext)
     }
 
     /// Check what [`Registry::register`] cannot while models are still

@@ -764,7 +764,8 @@ pub struct Page<T = super::record::Record> {
     /// Where the next page starts, for [`Query::after`]: present when this
     /// page is full (it holds `limit` rows; the next may still be empty).
     /// `None` on a page with fewer rows (the last), and when no cursor can
-    /// follow the sort: a sort on a `jsonb`, array or `inet` field, or a
+    /// follow the sort: a sort on a `jsonb`, array, `inet` or custom-typed
+    /// field, or a
     /// last row whose sort key encodes longer than
     /// [`super::cursor::MAX_CURSOR_LEN`].
     pub next: Option<Cursor>,

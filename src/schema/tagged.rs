@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use super::interval::Interval;
 use super::record::Record;
 use super::value::Value;
 
@@ -53,6 +54,7 @@ impl Serialize for Tagged<'_> {
             Value::Array(items) => {
                 s.serialize_newtype_variant(NAME, 20, "Array", &TaggedSeq(items))
             }
+            Value::Interval(i) => s.serialize_newtype_variant(NAME, 21, "Interval", i),
         }
     }
 }
@@ -91,6 +93,7 @@ enum Owned {
     Json(String),
     JsonText(String),
     Array(Vec<Owned>),
+    Interval(Interval),
 }
 
 impl Owned {
@@ -114,6 +117,7 @@ impl Owned {
             Owned::Timestamp(t) => Value::Timestamp(t),
             Owned::Time(t) => Value::Time(t),
             Owned::Inet(ip) => Value::Inet(ip),
+            Owned::Interval(i) => Value::Interval(i),
             Owned::Json(text) => Value::Json(serde_json::from_str(&text).map_err(E::custom)?),
             Owned::JsonText(t) => Value::JsonText(t),
             Owned::Array(items) => Value::Array(
@@ -228,6 +232,7 @@ mod tests {
             Value::Numeric(Decimal::from_str("12.50").unwrap()),
             Value::Text("a\"b".into()),
             Value::Bytes(vec![0, 255]),
+            Value::Interval(Interval::new(-1, 2, 3)),
             Value::Uuid(Uuid::new_v4()),
             Value::Timestamptz(Utc::now()),
             Value::Date(NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()),

@@ -10,6 +10,9 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, Kind, ToSql, Type};
 use uuid::Uuid;
 
+use super::enums::EnumType;
+use super::ident::{quote_ident, quote_type_name};
+use super::interval::Interval;
 use crate::error::{Error, Result};
 
 /// One column value. Every variant maps to one PostgreSQL type.
@@ -57,6 +60,8 @@ pub enum Value {
     Time(NaiveTime),
     /// `inet`: an address (a netmask the column holds is not kept)
     Inet(IpAddr),
+    /// `interval`: months, days and microseconds
+    Interval(Interval),
     /// `jsonb`, nested at most [`MAX_JSON_DEPTH`] levels (a deeper tree is
     /// refused with [`crate::ErrorKind::InvalidInput`] before anything is sent).
     Json(serde_json::Value),
@@ -121,6 +126,28 @@ pub enum FieldType {
     /// `inet` ↔ [`std::net::IpAddr`]: a host address. A netmask written by
     /// another client (`10.0.0.0/8`) is dropped when the value is read.
     Inet,
+    /// `interval` ↔ [`Interval`] (months, days and microseconds, kept
+    /// apart). Its sorts and comparisons are PostgreSQL's: a month counts
+    /// as 30 days and a day as 24 hours, so `P1M` and `P30D` compare equal.
+    Interval,
+    /// A PostgreSQL enum type ([`EnumType`], made by AutoMigrate in the
+    /// adapter's schema) ↔ `String`, one of its labels (a Rust enum with
+    /// `#[derive(pgactor::PgEnum)]`). Any other text is refused before
+    /// SQL; sorts and comparisons follow the labels' order.
+    Enum(&'static EnumType),
+    /// `citext` (the extension's case-insensitive text, which AutoMigrate
+    /// installs) ↔ `String`: equality, unique indexes, sorts and
+    /// comparisons ignore case; the text reads back as written.
+    Citext,
+    /// A type the database has and pgactor does not know (an extension's,
+    /// such as `ltree` or `hstore`, or your own), named as SQL names it,
+    /// schema-qualified if needed (`"public.ltree"`; each part a plain
+    /// identifier, quoted as written) ↔ `String`, the value's text form.
+    /// Values travel as text and are cast to the type by the server, so
+    /// its input and output functions decide what is valid; filters
+    /// compare with the type's own operators. Not in a batch COPY
+    /// (`create_many_count` inserts instead), nor in a cursor's sort key.
+    Custom(&'static str),
     /// `jsonb` ↔ `serde_json::Value`
     Json,
     /// A one-dimensional array of `Elem` (`bigint[]` ↔ `Vec<i64>`), its
@@ -212,9 +239,42 @@ impl FieldType {
             FieldType::Timestamp => "timestamp".into(),
             FieldType::Time => "time".into(),
             FieldType::Inet => "inet".into(),
+            FieldType::Interval => "interval".into(),
+            FieldType::Enum(ty) => quote_ident(ty.name()),
+            FieldType::Citext => "citext".into(),
+            FieldType::Custom(name) => quote_type_name(name),
             FieldType::Json => "jsonb".into(),
             FieldType::Array(elem) => format!("{}[]", elem.field_type().sql()),
         }
+    }
+
+    /// Whether values of the type travel as text and are cast to it in
+    /// SQL (`$1::"schema"."mood"`), and read back as text (`"mood"::text`):
+    /// the types whose wire type the driver would have to look up in the
+    /// database (an enum's, citext's and a custom type's OID differ from
+    /// one database to the next), which a transaction-pooling bouncer
+    /// forbids (the lookup is a named statement).
+    pub(crate) fn travels_as_text(self) -> bool {
+        matches!(
+            self,
+            FieldType::Enum(_) | FieldType::Citext | FieldType::Custom(_)
+        )
+    }
+
+    /// Whether the catalog's `format_type()` text `found` is this type:
+    /// its catalog name, or for a named type (enum, citext, custom) the
+    /// same name in any schema (the catalog qualifies a type that is not
+    /// on the search path).
+    pub(crate) fn catalog_matches(self, found: &str) -> bool {
+        let last = |name: &str| {
+            name.rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned()
+        };
+        found == self.catalog_name()
+            || (self.travels_as_text() && last(found) == last(&self.catalog_name()))
     }
 
     /// The type as the catalog's `format_type()` spells it, to spot drift.
@@ -224,6 +284,8 @@ impl FieldType {
             FieldType::Timestamptz => "timestamp with time zone".into(),
             FieldType::Timestamp => "timestamp without time zone".into(),
             FieldType::Time => "time without time zone".into(),
+            FieldType::Enum(ty) => ty.name().into(),
+            FieldType::Custom(name) => name.into(),
             FieldType::Array(elem) => format!("{}[]", elem.field_type().catalog_name()),
             other => other.sql(),
         }
@@ -248,6 +310,8 @@ impl FieldType {
             FieldType::Timestamp => Type::TIMESTAMP,
             FieldType::Time => Type::TIME,
             FieldType::Inet => Type::INET,
+            FieldType::Interval => Type::INTERVAL,
+            FieldType::Enum(_) | FieldType::Citext | FieldType::Custom(_) => Type::TEXT,
             FieldType::Json => Type::JSONB,
             // An element is a scalar, which has an array type.
             FieldType::Array(elem) => elem.field_type().pg_array_type().unwrap_or(Type::UNKNOWN),
@@ -275,6 +339,8 @@ impl FieldType {
             FieldType::Timestamp => Type::TIMESTAMP_ARRAY,
             FieldType::Time => Type::TIME_ARRAY,
             FieldType::Inet => Type::INET_ARRAY,
+            FieldType::Interval => Type::INTERVAL_ARRAY,
+            FieldType::Enum(_) | FieldType::Citext | FieldType::Custom(_) => Type::TEXT_ARRAY,
             FieldType::Json => Type::JSONB_ARRAY,
             FieldType::Array(_) => return None,
         })
@@ -370,6 +436,18 @@ impl FieldType {
             (FieldType::Timestamp, v @ Value::Timestamp(_)) => v,
             (FieldType::Time, v @ Value::Time(_)) => v,
             (FieldType::Inet, v @ Value::Inet(_)) => v,
+            (FieldType::Interval, v @ Value::Interval(_)) => v,
+            (FieldType::Enum(ty), Value::Text(s)) if ty.has(&s) => Value::Text(s),
+            (FieldType::Enum(ty), Value::Text(_)) => {
+                return Err(Error::invalid_input(format!(
+                    "field \"{field}\": the text is no label of enum type \"{}\" ({})",
+                    ty.name(),
+                    ty.labels().join(", ")
+                )))
+            }
+            (FieldType::Citext | FieldType::Custom(_), Value::Text(s)) => {
+                Value::Text(checked_text(field, s)?)
+            }
             (FieldType::Json, Value::Json(j)) => {
                 // Checked first: the NUL check recurses.
                 if tree_deeper_than(&j, MAX_JSON_DEPTH) {
@@ -512,6 +590,7 @@ impl Value {
             Value::Timestamp(_) => "timestamp",
             Value::Time(_) => "time",
             Value::Inet(_) => "inet",
+            Value::Interval(_) => "interval",
             Value::Json(_) => "json",
             Value::JsonText(_) => "json text",
             Value::Array(_) => "array",
@@ -567,6 +646,7 @@ impl Value {
             Value::Timestamp(t) => Cow::Owned(t.format(TIMESTAMP_FORMAT).to_string()),
             Value::Time(t) => Cow::Owned(t.to_string()),
             Value::Inet(ip) => Cow::Owned(ip.to_string()),
+            Value::Interval(interval) => Cow::Owned(interval.to_string()),
             _ => return None,
         })
     }
@@ -620,7 +700,17 @@ impl Value {
             (_, Plain::Int(i)) => Value::I64(i),
             (_, Plain::OutOfRange) => return Err(unreadable("a number out of range")),
             (_, Plain::Float(f)) => Value::F64(f),
-            (FieldType::Text | FieldType::Varchar(_), Plain::Str(s)) => Value::Text(s.into_owned()),
+            (
+                FieldType::Text
+                | FieldType::Varchar(_)
+                | FieldType::Enum(_)
+                | FieldType::Citext
+                | FieldType::Custom(_),
+                Plain::Str(s),
+            ) => Value::Text(s.into_owned()),
+            (FieldType::Interval, Plain::Str(s)) => Value::Interval(s.parse().map_err(|_| {
+                unreadable("a string that is not an ISO 8601 interval (P1Y2M3DT4H5M6S)")
+            })?),
             (FieldType::Uuid, Plain::Str(s)) => Value::Uuid(
                 Uuid::parse_str(&s).map_err(|_| unreadable("a string that is not a uuid"))?,
             ),
@@ -742,6 +832,7 @@ impl serde::Serialize for Value {
             | Value::Timestamp(_)
             | Value::Time(_)
             | Value::Inet(_)
+            | Value::Interval(_)
             | Value::JsonText(_) => s.serialize_str(&self.serde_str().unwrap_or_default()),
         }
     }
@@ -761,7 +852,7 @@ value_from!(
     bool => Bool, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64,
     Decimal => Numeric, String => Text, &str => Text, Vec<u8> => Bytes, &[u8] => Bytes,
     Uuid => Uuid, DateTime<Utc> => Timestamptz, NaiveDate => Date, serde_json::Value => Json,
-    NaiveDateTime => Timestamp, NaiveTime => Time, IpAddr => Inet,
+    NaiveDateTime => Timestamp, NaiveTime => Time, IpAddr => Inet, Interval => Interval,
 );
 
 impl<T: Into<Value>> From<Option<T>> for Value {
@@ -857,6 +948,7 @@ from_value!(
     NaiveDateTime => |v| match v { Value::Timestamp(t) => Some(*t), _ => None },
     NaiveTime => |v| match v { Value::Time(t) => Some(*t), _ => None },
     IpAddr => |v| match v { Value::Inet(ip) => Some(*ip), _ => None },
+    Interval => |v| match v { Value::Interval(i) => Some(*i), _ => None },
     serde_json::Value => |v| match v { Value::Json(j) => Some(j.clone()), _ => None },
     Value => |v| Some(v.clone()),
 );
@@ -904,6 +996,7 @@ impl ToSql for Value {
             Value::Timestamp(v) => v.to_sql(ty, out),
             Value::Time(v) => v.to_sql(ty, out),
             Value::Inet(v) => v.to_sql(ty, out),
+            Value::Interval(v) => v.to_sql(ty, out),
             Value::Json(v) => v.to_sql(ty, out),
             Value::JsonText(text) => {
                 if *ty == Type::JSONB {
@@ -948,7 +1041,13 @@ impl<'a> FromSql<'a> for Value {
             Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
             Type::TIME => Value::Time(NaiveTime::from_sql(ty, raw)?),
             Type::INET => Value::Inet(IpAddr::from_sql(ty, raw)?),
+            Type::INTERVAL => Value::Interval(Interval::from_sql(ty, raw)?),
             Type::JSON | Type::JSONB => json_from_sql(ty, raw)?,
+            // What raw SQL reads of an enum or citext column (pgactor's own
+            // statements read them as text): the label or the text.
+            _ if matches!(ty.kind(), Kind::Enum(_)) || ty.name() == "citext" => {
+                Value::Text(String::from_utf8(raw.to_vec())?)
+            }
             _ if matches!(ty.kind(), Kind::Array(member) if Elem::of_wire_type(member).is_some()) => {
                 Value::Array(Vec::<Value>::from_sql(ty, raw)?)
             }
@@ -1312,6 +1411,41 @@ mod tests {
             .is_err());
         // An array of a kind that is no element kind is not decoded.
         assert!(Value::from_sql(&Type::JSONB_ARRAY, &raw).is_err());
+    }
+
+    #[test]
+    fn enums_take_their_labels_and_intervals_their_own_values() {
+        static MOOD: EnumType = EnumType::new("mood", &["sad", "ok"]);
+        let ty = FieldType::Enum(&MOOD);
+        assert_eq!(
+            ty.coerce("m", "ok".into()).unwrap(),
+            Value::Text("ok".into())
+        );
+        let err = ty.coerce("m", "SECRET".into()).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("sad, ok"), "{err}");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+        assert!(ty.coerce("m", Value::I64(1)).is_err());
+        assert!(FieldType::Citext.coerce("c", "a\0".into()).is_err());
+        let wait = Value::Interval(Interval::new(1, 2, 3));
+        assert_eq!(FieldType::Interval.coerce("w", wait.clone()).unwrap(), wait);
+        assert!(FieldType::Interval.coerce("w", "P1D".into()).is_err());
+        assert_eq!(
+            Value::from_json(FieldType::Interval, "w", wait.to_json()).unwrap(),
+            wait
+        );
+        let err =
+            Value::from_json(FieldType::Interval, "w", serde_json::json!("1 day")).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidInput);
+        let mut raw = BytesMut::new();
+        wait.to_sql(&Type::INTERVAL, &mut raw).unwrap();
+        assert_eq!(Value::from_sql(&Type::INTERVAL, &raw).unwrap(), wait);
+        // What raw SQL reads of an enum column: its label.
+        let mood = Type::new("mood".into(), 1, Kind::Enum(vec!["ok".into()]), "s".into());
+        assert_eq!(
+            Value::from_sql(&mood, b"ok").unwrap(),
+            Value::Text("ok".into())
+        );
     }
 
     #[test]

@@ -97,13 +97,17 @@ impl Table {
         let mut names: Vec<String> = Vec::with_capacity(group_by.len() + outputs.len());
         let mut select = Vec::with_capacity(names.capacity());
         for field in group_by {
-            self.column_type(field)?;
+            let ty = self.column_type(field)?;
             if names.contains(field) {
                 return Err(Error::invalid_input(format!(
                     "an aggregate of {model} groups by \"{field}\" twice"
                 )));
             }
-            select.push(quote_ident(field));
+            select.push(match ty.travels_as_text() {
+                // Read as text, as a row's column is.
+                true => format!("{}::text AS {}", quote_ident(field), quote_ident(field)),
+                false => quote_ident(field),
+            });
             names.push(field.clone());
         }
         for output in outputs {
@@ -136,14 +140,17 @@ impl Table {
                 Direction::Asc => "ASC",
                 Direction::Desc => "DESC",
             };
-            order.push(format!("{} {direction}", quote_ident(&key.field)));
+            order.push(format!(
+                "{} {direction}",
+                self.group_order(&key.field, group_by)?
+            ));
         }
         // The group fields break ties: the same groups come in the same order.
         for field in group_by
             .iter()
             .filter(|f| !sort.iter().any(|s| s.field == **f))
         {
-            order.push(format!("{} ASC", quote_ident(field)));
+            order.push(format!("{} ASC", self.group_order(field, group_by)?));
         }
         let (fetched, most) = match *limit {
             Some(limit) if limit > max_page => {
@@ -183,6 +190,16 @@ impl Table {
         })
     }
 
+    /// How an aggregate's ORDER BY names `name`: a group field in its
+    /// type's order (an enum's labels', not the text it answers), else
+    /// the output's name.
+    fn group_order(&self, name: &str, group_by: &[String]) -> Result<String> {
+        match group_by.iter().any(|f| f == name) {
+            true => self.sort_column(name),
+            false => Ok(quote_ident(name)),
+        }
+    }
+
     /// The SQL of one output, its field checked for its function: `sum`
     /// and `avg` of numbers only, `min` and `max` of ordered types only;
     /// `sum` of `bigint` cast back to `bigint` (PostgreSQL answers
@@ -212,9 +229,17 @@ impl Table {
                 refused("a numeric field (integer, numeric, floating point)")
             }
             AggregateFn::Min | AggregateFn::Max if !ordered(ty) => refused(
-                "a field with an order (a number, text, date, time, timestamp, timestamptz or inet)",
+                "a field with an order (a number, text, citext, an enum, date, time, timestamp, \
+                 timestamptz, interval or inet)",
             ),
-            AggregateFn::Sum if ty == FieldType::I64 => Ok(format!("CAST(sum({column}) AS bigint)")),
+            AggregateFn::Sum if ty == FieldType::I64 => {
+                Ok(format!("CAST(sum({column}) AS bigint)"))
+            }
+            // Read as text, as a row's column is.
+            _ if ty.travels_as_text() => Ok(format!(
+                "{}({column})::text",
+                self.types.function(ty, function)
+            )),
             _ => Ok(format!("{function}({column})")),
         }
     }
@@ -225,7 +250,12 @@ impl Table {
 /// refused as rarely what is meant).
 fn ordered(ty: FieldType) -> bool {
     use FieldType::*;
-    ty.is_numeric() || ty.is_text() || matches!(ty, Date | Time | Timestamp | Timestamptz | Inet)
+    ty.is_numeric()
+        || ty.is_text()
+        || matches!(
+            ty,
+            Date | Time | Timestamp | Timestamptz | Inet | Interval | Enum(_) | Citext
+        )
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::schema::{push_ident, FieldType, PrimaryKey, Record, Value, ID};
 
 use super::statement::{Param, Sql, Statement, MAX_PARAMS};
-use super::table::{Settable, Table, LIVE};
+use super::table::{push_read_columns, Settable, Table, LIVE};
 
 /// The most rows one batch write takes (`create_many`, `create_many_count`,
 /// `upsert_many`); more are refused with
@@ -184,7 +184,7 @@ impl Table {
         sql.push_str(" AS (");
         self.push_insert_from_input(&mut sql, &columns);
         sql.push_str(" RETURNING ");
-        sql.push_str(&self.select_list);
+        sql.push_str(&self.stored_list);
         sql.push_str(") SELECT ");
         self.push_done_columns(&mut sql);
         sql.push_str(" FROM \"#done\" JOIN \"#input\" USING (\"id\") ORDER BY \"#input\".\"#\"");
@@ -259,7 +259,9 @@ impl Table {
             }
         }
         sql.push_str(" RETURNING ");
-        sql.push_str(&self.select_list);
+        // As stored: the join back compares the conflict target's values
+        // with the batch's in their type (a citext's case-insensitively).
+        sql.push_str(&self.stored_list);
         // How the server marks a row an INSERT … ON CONFLICT inserted: no
         // transaction had deleted or locked it before (xmax is 0).
         sql.push_str(", (\"xmax\" = 0) AS \"#inserted\")");
@@ -279,9 +281,13 @@ impl Table {
             if n > 0 {
                 sql.push_str(" AND ");
             }
+            // The key's own equality: a citext's ignores case.
+            let ty = self.column_type(field)?;
             for (m, side) in [DONE, INPUT].into_iter().enumerate() {
                 if m > 0 {
-                    sql.push_str(" = ");
+                    sql.push(' ');
+                    sql.push_str(&self.types.op(ty, "="));
+                    sql.push(' ');
                 }
                 sql.push_str(side);
                 sql.push('.');
@@ -293,8 +299,18 @@ impl Table {
         stmt.checked()
     }
 
+    /// Whether the batch can be copied in: a custom type's binary form
+    /// is its own, and a batch of one is inserted instead.
+    pub(crate) fn copies(&self, batch: &Batch) -> bool {
+        !batch
+            .columns
+            .iter()
+            .any(|(_, ty)| matches!(ty, FieldType::Custom(_)))
+    }
+
     /// `COPY "schema"."table" (…) FROM STDIN (FORMAT binary)`, the wire
-    /// type of each column, and the rows to copy.
+    /// type of each column, and the rows to copy. An enum's or a
+    /// `citext`'s binary form is its text.
     pub(crate) fn copy_in(&self, batch: Batch) -> (String, Vec<Type>, Vec<Vec<Value>>) {
         let mut sql = String::from("COPY ");
         sql.push_str(&self.qualified);
@@ -380,11 +396,13 @@ impl Table {
                     }
                 }
                 sql.push_str("unnest(");
-                for (n, (values, ty)) in by_column.into_iter().zip(array_types).enumerate() {
+                let columns = by_column.into_iter().zip(array_types).zip(&columns);
+                for (n, ((values, ty), (_, field_type))) in columns.enumerate() {
                     if n > 0 {
                         sql.push_str(", ");
                     }
                     stmt.push_bound(&mut sql, Param::List(values), ty);
+                    sql.extend(self.types.cast(*field_type, true));
                 }
                 sql.push_str(") WITH ORDINALITY");
             }
@@ -408,7 +426,7 @@ impl Table {
                         if m > 0 {
                             sql.push_str(", ");
                         }
-                        stmt.push_bound(&mut sql, Param::One(value), ty.pg_type());
+                        self.push_value(&mut stmt, &mut sql, value, *ty);
                     }
                     // The ordinal is the adapter's own counter, as the
                     // placeholders' numbers are: no value of the caller's.
@@ -450,9 +468,10 @@ impl Table {
         sql.push_str(" FROM \"#input\"");
     }
 
-    /// The model's columns of `"#done"`: `"#done"."id", …`.
+    /// The model's columns of `"#done"`: `"#done"."id", …`, read as a
+    /// single statement's are.
     fn push_done_columns(&self, sql: &mut String) {
-        push_list(sql, self.model.column_names(), "\"#done\".");
+        push_read_columns(sql, &self.model, self.model.column_names(), "\"#done\".");
     }
 }
 

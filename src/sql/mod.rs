@@ -7,6 +7,7 @@ mod include;
 mod search;
 mod statement;
 mod table;
+mod types;
 
 pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
@@ -14,3 +15,4 @@ pub(crate) use include::{Includes, Step};
 pub(crate) use search::search_vector_column;
 pub(crate) use statement::{Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};
+pub(crate) use types::{citext_schema, TypeNames};

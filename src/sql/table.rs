@@ -17,6 +17,7 @@ use crate::schema::{
 };
 
 use super::statement::{push_placeholder, Param, Sql, Statement, Statements};
+use super::types::TypeNames;
 
 /// How deeply AND/OR filters may nest; deeper trees are refused, not recursed.
 const MAX_FILTER_DEPTH: usize = 32;
@@ -33,8 +34,14 @@ pub(crate) struct Table {
     pub(crate) model: Arc<Model>,
     /// `"schema"."table"`
     pub(crate) qualified: String,
-    /// `"id", "a", …, "updated_at"`
+    /// `"id", "a", …, "updated_at"`, a column of a type that travels as
+    /// text read as text (`"mood"::text AS "mood"`).
     pub(super) select_list: String,
+    /// `"id", "a", …, "updated_at"`, as stored: what a statement whose
+    /// rows another one reads answers (a CTE's RETURNING).
+    pub(super) stored_list: String,
+    /// How SQL names the types that travel as text.
+    pub(super) types: TypeNames,
     /// The columns of `select_list`: what every row statement answers.
     pub(crate) columns: Arc<Columns>,
     /// `SELECT … WHERE "id" = $1` (`AND "deleted_at" IS NULL` on a
@@ -117,6 +124,16 @@ impl Catalog {
     }
 
     /// The table of a model, or InvalidInput for an unknown model.
+    /// The catalog with `citext` named in the schema its extension is in
+    /// (see [`super::citext_schema`]): its casts find it whatever the
+    /// search path.
+    pub(crate) fn with_citext_schema(mut self, schema: Option<&str>) -> Catalog {
+        for table in self.tables.iter_mut() {
+            table.types = table.types.clone().with_citext_schema(schema);
+        }
+        self
+    }
+
     pub(crate) fn table(&self, model: &str) -> Result<&Table> {
         self.tables
             .binary_search_by(|table| table.model.name().cmp(model))
@@ -128,7 +145,12 @@ impl Catalog {
 impl Table {
     fn new(model: &Arc<Model>, schema: &str) -> Table {
         let qualified = format!("{}.{}", quote_ident(schema), quote_ident(model.table()));
-        let select_list = select_of(&model.column_names().collect::<Vec<_>>());
+        let stored_list = model
+            .column_names()
+            .map(quote_ident)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let select_list = select_of(model, &model.column_names().collect::<Vec<_>>());
         let live = if model.has_soft_delete() {
             format!(" AND {LIVE}")
         } else {
@@ -153,6 +175,8 @@ impl Table {
             by_id: by_id.into(),
             qualified,
             select_list,
+            stored_list,
+            types: TypeNames::new(schema),
             columns: Arc::new(Columns::new(model.column_names())),
             model: model.clone(),
         }
@@ -162,6 +186,35 @@ impl Table {
         self.model
             .column_type(field)
             .ok_or_else(|| Error::unknown_field(self.model.name(), field))
+    }
+
+    /// Bind `value`, of a field of type `ty`, and answer its placeholder:
+    /// cast to the column's type when the type travels as text
+    /// (`$1::"shop"."mood"`).
+    pub(super) fn bind_value(&self, stmt: &mut Statement, value: Value, ty: FieldType) -> String {
+        let mut placeholder = stmt.bind(Param::One(value), ty.pg_type());
+        placeholder.extend(self.types.cast(ty, false));
+        placeholder
+    }
+
+    /// [`Table::bind_value`], appended to `sql`.
+    pub(super) fn push_value(
+        &self,
+        stmt: &mut Statement,
+        sql: &mut String,
+        value: Value,
+        ty: FieldType,
+    ) {
+        stmt.push_bound(sql, Param::One(value), ty.pg_type());
+        sql.extend(self.types.cast(ty, false));
+    }
+
+    /// The type of a field a caller may set.
+    pub(super) fn settable_type(&self, field: Settable) -> FieldType {
+        match field {
+            Settable::Id => self.model.key().field_type(),
+            Settable::Declared(at) => self.model.fields()[at].ty(),
+        }
     }
 
     /// `id` as the bound parameter of the primary key.
@@ -223,7 +276,7 @@ impl Table {
         let names = self.subset(fields.iter().map(String::as_str))?;
         let mut sql = format!(
             "SELECT {} FROM {} WHERE \"id\" = $1",
-            select_of(&names),
+            select_of(&self.model, &names),
             self.qualified
         );
         self.push_live(&mut sql);
@@ -278,7 +331,10 @@ impl Table {
             }
         }
         let columns = Columns::new(names[..held].iter().copied());
-        Ok((Cow::Owned(select_of(&names)), Arc::new(columns)))
+        Ok((
+            Cow::Owned(select_of(&self.model, &names)),
+            Arc::new(columns),
+        ))
     }
 
     /// `sql`, whose one parameter `$1` is the id.
@@ -365,6 +421,7 @@ impl Table {
                 }
                 push_ident(&mut sql, self.settable_name(settable));
                 push_placeholder(&mut placeholders, n + 1);
+                placeholders.extend(self.types.cast(self.settable_type(settable), false));
             }
             sql.push_str(") VALUES (");
             sql.push_str(&placeholders);
@@ -499,11 +556,8 @@ impl Table {
             let (_, ty) = self.settable(&field, &value)?;
             push_ident(&mut sql, &field);
             sql.push_str(" = ");
-            stmt.push_bound(
-                &mut sql,
-                Param::One(ty.coerce(&field, value)?),
-                ty.pg_type(),
-            );
+            let value = ty.coerce(&field, value)?;
+            self.push_value(&mut stmt, &mut sql, value, ty);
             sql.push_str(", ");
         }
         self.push_kept_sets(&mut sql);
@@ -711,12 +765,11 @@ impl Table {
         });
         let mut order = Vec::with_capacity(query.sort.len() + 1);
         for sort in &query.sort {
-            self.column_type(&sort.field)?;
             let dir = match sort.direction {
                 Direction::Asc => "ASC",
                 Direction::Desc => "DESC",
             };
-            order.push(format!("{} {dir}", quote_ident(&sort.field)));
+            order.push(format!("{} {dir}", self.sort_column(&sort.field)?));
         }
         let ranked = rank.is_some();
         order.extend(rank.map(|rank| format!("{rank} DESC")));
@@ -743,7 +796,12 @@ impl Table {
                     "a page starts after a cursor or at an offset, not both: offset must be 0",
                 ));
             }
-            conditions.push(after_key(keyset, keyset.values(cursor)?, &mut page));
+            conditions.push(after_key(
+                keyset,
+                keyset.values(cursor)?,
+                &mut page,
+                &self.types,
+            ));
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         let as_i64 = |n: u64, what: &str| {
@@ -800,17 +858,24 @@ impl Table {
                         "comparing \"{field}\" with NULL matches nothing; use Filter::is_null"
                     )));
                 }
-                let ph = stmt.bind(Param::One(ty.coerce(field, value.clone())?), ty.pg_type());
-                format!("{} {} {ph}", quote_ident(field), op.sql())
+                let ph = self.bind_value(stmt, ty.coerce(field, value.clone())?, ty);
+                format!(
+                    "{} {} {ph}",
+                    quote_ident(field),
+                    self.types.op(ty, op.sql())
+                )
             }
             Filter::In { field, values } => {
                 let ty = self.column_type(field)?;
                 if values.is_empty() {
                     return Ok("FALSE".into());
                 }
-                let (list, list_type) = self.value_list(field, ty, values, "an IN list")?;
-                let ph = stmt.bind(Param::List(list), list_type);
-                format!("{} = ANY({ph})", quote_ident(field))
+                let ph = self.bind_list(stmt, field, ty, values, "an IN list")?;
+                format!(
+                    "{} {} ANY({ph})",
+                    quote_ident(field),
+                    self.types.op(ty, "=")
+                )
             }
             Filter::NotIn { field, values } => {
                 let ty = self.column_type(field)?;
@@ -818,9 +883,12 @@ impl Table {
                     // Differs from each of no values: every row, NULL or not.
                     return Ok("TRUE".into());
                 }
-                let (list, list_type) = self.value_list(field, ty, values, "a NOT IN list")?;
-                let ph = stmt.bind(Param::List(list), list_type);
-                format!("{} <> ALL({ph})", quote_ident(field))
+                let ph = self.bind_list(stmt, field, ty, values, "a NOT IN list")?;
+                format!(
+                    "{} {} ALL({ph})",
+                    quote_ident(field),
+                    self.types.op(ty, "<>")
+                )
             }
             Filter::Between { field, low, high } => {
                 let ty = self.column_type(field)?;
@@ -831,9 +899,16 @@ impl Table {
                 }
                 let low = ty.coerce(field, low.clone())?;
                 let high = ty.coerce(field, high.clone())?;
-                let low = stmt.bind(Param::One(low), ty.pg_type());
-                let high = stmt.bind(Param::One(high), ty.pg_type());
-                format!("{} BETWEEN {low} AND {high}", quote_ident(field))
+                let low = self.bind_value(stmt, low, ty);
+                let high = self.bind_value(stmt, high, ty);
+                let column = quote_ident(field);
+                if self.types.qualifies(ty) {
+                    // BETWEEN takes no OPERATOR(…): its two comparisons.
+                    let (ge, le) = (self.types.op(ty, ">="), self.types.op(ty, "<="));
+                    format!("({column} {ge} {low} AND {column} {le} {high})")
+                } else {
+                    format!("{column} BETWEEN {low} AND {high}")
+                }
             }
             Filter::Text { field, text, mode } => {
                 self.text_field(field, "a text match")?;
@@ -854,7 +929,8 @@ impl Table {
                         right.sql()
                     )));
                 }
-                format!("{} {} {}", quote_ident(field), op.sql(), quote_ident(other))
+                let op = self.types.op(left, op.sql());
+                format!("{} {op} {}", quote_ident(field), quote_ident(other))
             }
             Filter::Like {
                 field,
@@ -864,7 +940,14 @@ impl Table {
                 self.text_field(field, "LIKE")?;
                 let pattern = FieldType::Text.coerce(field, Value::Text(pattern.clone()))?;
                 let ph = stmt.bind(Param::One(pattern), Type::TEXT);
-                let op = if *case_insensitive { "ILIKE" } else { "LIKE" };
+                let ty = self.column_type(field)?;
+                let op = match (*case_insensitive, self.types.qualifies(ty)) {
+                    (true, false) => "ILIKE".into(),
+                    (false, false) => "LIKE".into(),
+                    // citext's own LIKE, which ignores case.
+                    (true, true) => self.types.op(ty, "~~*"),
+                    (false, true) => self.types.op(ty, "~~"),
+                };
                 format!("{} {op} {ph}", quote_ident(field))
             }
             Filter::Has { field, value } => {
@@ -906,15 +989,16 @@ impl Table {
     }
 
     /// The values of an IN / NOT IN list, each checked against the field's
-    /// type; NULL is refused (it would match nothing, or make NOT IN match
-    /// nothing).
-    fn value_list(
+    /// type, bound as one array; NULL is refused (it would match nothing,
+    /// or make NOT IN match nothing).
+    fn bind_list(
         &self,
+        stmt: &mut Statement,
         field: &str,
         ty: FieldType,
         values: &[Value],
         what: &str,
-    ) -> Result<(Vec<Value>, Type)> {
+    ) -> Result<String> {
         let list_type = ty.pg_array_type().ok_or_else(|| {
             Error::invalid_input(format!(
                 "{what} on \"{field}\" ({}) is not supported: compare whole arrays with eq",
@@ -930,13 +1014,28 @@ impl Table {
             }
             list.push(ty.coerce(field, value.clone())?);
         }
-        Ok((list, list_type))
+        let mut placeholder = stmt.bind(Param::List(list), list_type);
+        placeholder.extend(self.types.cast(ty, true));
+        Ok(placeholder)
     }
 
-    /// Checks that `field` is a text field of the model, for `what`.
+    /// A sort's column: its name, or for a type read as text (whose name
+    /// in ORDER BY would be the text the select list answers) the table's
+    /// column, so it sorts in the type's order (an enum's labels').
+    pub(super) fn sort_column(&self, field: &str) -> Result<String> {
+        let ty = self.column_type(field)?;
+        Ok(if ty.travels_as_text() {
+            format!("{}.{}", self.qualified, quote_ident(field))
+        } else {
+            quote_ident(field)
+        })
+    }
+
+    /// Checks that `field` is a text field of the model (`citext` too),
+    /// for `what`.
     fn text_field(&self, field: &str, what: &str) -> Result<()> {
         let ty = self.column_type(field)?;
-        if !ty.is_text() {
+        if !ty.is_text() && ty != FieldType::Citext {
             return Err(Error::invalid_input(format!(
                 "{what} needs a text field and \"{field}\" is {}",
                 ty.sql()
@@ -1012,13 +1111,38 @@ pub(crate) struct Listing {
     pub(crate) columns: Arc<Columns>,
 }
 
-/// `names` quoted and joined: a select list.
-pub(super) fn select_of(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| quote_ident(n))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Columns `names` of `model` quoted and joined: a select list (see
+/// [`push_read_columns`]).
+pub(super) fn select_of(model: &Model, names: &[&str]) -> String {
+    let mut sql = String::with_capacity(names.len() * 16);
+    push_read_columns(&mut sql, model, names.iter().copied(), "");
+    sql
+}
+
+/// Columns `names` of `model` as a statement answers them, each named
+/// `prefix` and its name (`"#done"."id", …`), a column of a type that
+/// travels as text read as text under its own name (`"mood"::text AS
+/// "mood"`).
+pub(super) fn push_read_columns<'a>(
+    sql: &mut String,
+    model: &Model,
+    names: impl Iterator<Item = &'a str>,
+    prefix: &str,
+) {
+    for (n, name) in names.enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(prefix);
+        push_ident(sql, name);
+        if model
+            .column_type(name)
+            .is_some_and(FieldType::travels_as_text)
+        {
+            sql.push_str("::text AS ");
+            push_ident(sql, name);
+        }
+    }
 }
 
 /// `conditions` joined by AND; `TRUE` when there are none. Each is one
@@ -1037,17 +1161,30 @@ fn all_of(conditions: &[String]) -> String {
 /// index on the first field bounds the scan. NULL sorts last ascending and
 /// first descending (PostgreSQL's default, which the ORDER BY uses): it is
 /// above every value.
-fn after_key(keyset: &Keyset, values: Vec<Value>, stmt: &mut Statement) -> String {
+fn after_key(
+    keyset: &Keyset,
+    values: Vec<Value>,
+    stmt: &mut Statement,
+    types: &TypeNames,
+) -> String {
     let keys = &keyset.keys;
     let bound: Vec<Option<String>> = keys
         .iter()
         .zip(values)
         .map(|(key, value)| {
-            (!value.is_null()).then(|| stmt.bind(Param::One(value), key.ty.pg_type()))
+            (!value.is_null()).then(|| {
+                let mut placeholder = stmt.bind(Param::One(value), key.ty.pg_type());
+                placeholder.extend(types.cast(key.ty, false));
+                placeholder
+            })
         })
         .collect();
     let direction = keys[0].direction;
-    if keys.iter().all(|k| k.direction == direction && !k.nullable) {
+    let op = |ty: FieldType, op: &str| types.op(ty, op);
+    // A row comparison takes no OPERATOR(…): a key of such a type is
+    // compared in the expanded form.
+    let plain = keys.iter().all(|k| !types.qualifies(k.ty));
+    if plain && keys.iter().all(|k| k.direction == direction && !k.nullable) {
         let op = if direction == Direction::Asc {
             ">"
         } else {
@@ -1064,14 +1201,15 @@ fn after_key(keyset: &Keyset, values: Vec<Value>, stmt: &mut Statement) -> Strin
     let mut any = Vec::with_capacity(keys.len());
     for (key, value) in keys.iter().zip(&bound) {
         let field = quote_ident(&key.field);
+        let (gt, lt) = (op(key.ty, ">"), op(key.ty, "<"));
         let beyond = match (key.direction, value) {
             (Direction::Asc, None) => None,
             (Direction::Asc, Some(v)) if key.nullable => {
-                Some(format!("({field} > {v} OR {field} IS NULL)"))
+                Some(format!("({field} {gt} {v} OR {field} IS NULL)"))
             }
-            (Direction::Asc, Some(v)) => Some(format!("{field} > {v}")),
+            (Direction::Asc, Some(v)) => Some(format!("{field} {gt} {v}")),
             (Direction::Desc, None) => Some(format!("{field} IS NOT NULL")),
-            (Direction::Desc, Some(v)) => Some(format!("{field} < {v}")),
+            (Direction::Desc, Some(v)) => Some(format!("{field} {lt} {v}")),
         };
         match beyond {
             Some(beyond) if equal.is_empty() => any.push(beyond),
@@ -1079,7 +1217,7 @@ fn after_key(keyset: &Keyset, values: Vec<Value>, stmt: &mut Statement) -> Strin
             None => {}
         }
         equal.push(match value {
-            Some(v) => format!("{field} = {v}"),
+            Some(v) => format!("{field} {} {v}", op(key.ty, "=")),
             None => format!("{field} IS NULL"),
         });
     }
@@ -1089,12 +1227,12 @@ fn after_key(keyset: &Keyset, values: Vec<Value>, stmt: &mut Statement) -> Strin
     };
     match (&keys[0], &bound[0]) {
         (first, Some(v)) if !first.nullable => {
-            let op = if first.direction == Direction::Asc {
-                ">="
+            let bound = if first.direction == Direction::Asc {
+                op(first.ty, ">=")
             } else {
-                "<="
+                op(first.ty, "<=")
             };
-            format!("({} {op} {v} AND {any})", quote_ident(&first.field))
+            format!("({} {bound} {v} AND {any})", quote_ident(&first.field))
         }
         _ => any,
     }

@@ -35,6 +35,7 @@ mod many_replicas;
 mod migrate;
 mod observability;
 mod open;
+mod pg_types;
 mod query_bounds;
 mod raw;
 mod replicas;
