@@ -53,6 +53,9 @@ async fn open(max_queued: usize) -> (Db, String) {
         &schema,
     )
     .shared_reads(1)
+    // The lanes alone: coalesced reads share a statement before they
+    // reach a lane (their own bounds are tested with the coalescer).
+    .coalesce_reads(false)
     .open()
     .await
     .expect("open");

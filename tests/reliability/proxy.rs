@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::support::db::open_tagged_at;
+use crate::support::db::{stock_model, tagged_options, unique_schema};
 use crate::support::topology::primary_url;
 
 /// What the proxy does now.
@@ -139,9 +139,18 @@ impl Proxy {
         )
     }
 
-    /// [`crate::support::db::open_tagged`] through this proxy.
+    /// [`crate::support::db::open_tagged`] through this proxy, reads by id
+    /// not coalesced: the faults here are counted per connection, and each
+    /// read in flight holds one of its own.
     pub async fn open_tagged(&self, prefix: &str, pool: PoolConfig) -> (Db, String) {
-        open_tagged_at(&self.dsn(&primary_url()), prefix, pool).await
+        let schema = unique_schema(prefix);
+        let url = self.dsn(&primary_url());
+        let db = tagged_options(&url, [stock_model()], pool, &schema, &schema)
+            .coalesce_reads(false)
+            .open()
+            .await
+            .expect("open");
+        (db, schema)
     }
 }
 
