@@ -3,7 +3,8 @@
 //! (LockForUpdate + update + commit), each with `pgactor` (default:
 //! prepared-statement cache), `raw-prepared` (deadpool-postgres,
 //! `prepare_cached`), `pgactor-shared` (`shared_reads(1)`: reads
-//! pipelined on shared connections), `pgactor-unnamed`
+//! pipelined on shared connections), `pgactor-single`
+//! (`coalesce_reads(false)`: one statement per read), `pgactor-unnamed`
 //! (`statement_cache(false)`) and `raw-unnamed` (`query_typed`), so the
 //! HTML report puts them side by side. One caller at a time: this is
 //! the latency of one operation; `examples/loadtest.rs` adds concurrency.
@@ -59,6 +60,7 @@ async fn fixture(url: &str) -> Result<Bench, OpError> {
     let mut bench = Bench::new(options.open().await?, url, POOL)?;
     bench.open_variant(Impl::PgactorUnnamed, url, POOL).await?;
     bench.open_variant(Impl::PgactorShared, url, POOL).await?;
+    bench.open_variant(Impl::PgactorSingle, url, POOL).await?;
     bench.fill().await?;
     Ok(bench)
 }
