@@ -993,18 +993,22 @@ mod tests {
         relation('i', Some(shape))
     }
 
+    /// What AutoMigrate plans for `model` in schema `shop`, given its
+    /// table's columns (`None`: no table) and the schema's relations.
+    fn planned(
+        model: &Model,
+        existing: Option<&HashMap<String, String>>,
+        relations: &Relations,
+    ) -> Result<MigrationReport> {
+        let mut report = MigrationReport::default();
+        let types = TypeNames::new("shop");
+        plan_model(&types, "shop", model, existing, relations, &mut report)?;
+        Ok(report)
+    }
+
     #[test]
     fn a_missing_table_is_created_with_its_indexes() {
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &model(),
-            None,
-            &Relations::new(),
-            &mut report,
-        )
-        .unwrap();
+        let report = planned(&model(), None, &Relations::new()).unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1026,16 +1030,7 @@ mod tests {
                 .index(Index::on(["slug", "deleted_at"]))
                 .soft_delete()
         };
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &doc(),
-            None,
-            &Relations::new(),
-            &mut report,
-        )
-        .unwrap();
+        let report = planned(&doc(), None, &Relations::new()).unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1068,16 +1063,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &doc(),
-            Some(&existing),
-            &relations,
-            &mut report,
-        )
-        .unwrap();
+        let report = planned(&doc(), Some(&existing), &relations).unwrap();
         assert_eq!(
             report.statements,
             vec!["ALTER TABLE \"shop\".\"doc\" ADD COLUMN \"deleted_at\" timestamptz"]
@@ -1095,16 +1081,7 @@ mod tests {
         relations.insert("by_hand".into(), partial);
         let mut with_column = existing.clone();
         with_column.insert("deleted_at".into(), "timestamp with time zone".into());
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &doc(),
-            Some(&with_column),
-            &relations,
-            &mut report,
-        )
-        .unwrap();
+        let report = planned(&doc(), Some(&with_column), &relations).unwrap();
         assert_eq!(report, MigrationReport::default());
     }
 
@@ -1273,16 +1250,7 @@ mod tests {
         .into_iter()
         .map(|(name, relation)| (name.to_owned(), relation))
         .collect();
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &model(),
-            Some(&existing),
-            &relations,
-            &mut report,
-        )
-        .unwrap();
+        let report = planned(&model(), Some(&existing), &relations).unwrap();
         assert_eq!(
             report.statements,
             vec![
@@ -1299,18 +1267,7 @@ mod tests {
 
     #[test]
     fn an_object_holding_a_declared_name_must_be_the_declared_object() {
-        let ok = |relations: Relations| {
-            let mut report = MigrationReport::default();
-            plan_model(
-                &TypeNames::new("shop"),
-                "shop",
-                &model(),
-                None,
-                &relations,
-                &mut report,
-            )
-            .map(|()| report)
-        };
+        let ok = |relations: Relations| planned(&model(), None, &relations);
         let with = |name: &str, relation: Relation| -> Relations {
             [(name.to_owned(), relation)].into_iter().collect()
         };
@@ -1354,16 +1311,8 @@ mod tests {
         let err = ok(view).unwrap_err();
         assert!(err.to_string().contains("is a view"), "{err}");
         let bare = Model::new("Stock").field(Field::new("sku", FieldType::Text));
-        let mut report = MigrationReport::default();
-        plan_model(
-            &TypeNames::new("shop"),
-            "shop",
-            &bare,
-            None,
-            &with("stock", relation('v', None)),
-            &mut report,
-        )
-        .expect("a view without declared indexes");
+        let report = planned(&bare, None, &with("stock", relation('v', None)))
+            .expect("a view without declared indexes");
         assert_eq!(report, MigrationReport::default());
         let mut partial = index("stock", &["sku"], true);
         partial.index.as_mut().unwrap().predicate = Some(LIVE_ROWS_CATALOG.into());
