@@ -281,6 +281,12 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         }
     });
 
+    let body = reading(quote! {
+        #name {
+            #(#decoded,)*
+            #(#skipped: ::core::default::Default::default(),)*
+        }
+    });
     Ok(quote! {
         #[automatically_derived]
         impl ::pgactor::Entity for #name {
@@ -305,10 +311,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         #[automatically_derived]
         impl ::pgactor::FromRow for #name {
             fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
-                ::core::result::Result::Ok(#name {
-                    #(#decoded,)*
-                    #(#skipped: ::core::default::Default::default(),)*
-                })
+                #body
             }
         }
 
@@ -355,9 +358,20 @@ pub(crate) fn named_fields<'a>(
     }
 }
 
-/// `field: <its value read from column `name` of `row`>`, in a `FromRow`:
-/// a text-backed value (`text`) parsed from its text; `ty` is the field's
-/// type without `Option`, which `nullable` says it had.
+/// The body of a `FromRow` that builds `value` (of [`decoded_field`]s)
+/// from `row`, read by one `RowReader` in the order of the fields.
+pub(crate) fn reading(value: TokenStream) -> TokenStream {
+    quote! {
+        #[allow(unused_mut)]
+        let mut __pgactor_read = ::pgactor::RowReader::new(row);
+        ::core::result::Result::Ok(#value)
+    }
+}
+
+/// `field: <its value read from column `name` of the row>`, in a `FromRow`
+/// whose body [`reading`] wraps: a text-backed value (`text`) parsed from
+/// its text; `ty` is the field's type without `Option`, which `nullable`
+/// says it had.
 pub(crate) fn decoded_field(
     field: &Ident,
     name: TokenStream,
@@ -366,12 +380,12 @@ pub(crate) fn decoded_field(
     nullable: bool,
 ) -> TokenStream {
     let value = match (text, nullable) {
-        (false, _) => quote!(::pgactor::column(row, #name)?),
+        (false, _) => quote!(__pgactor_read.get(#name)?),
         (true, false) => quote_spanned! {ty.span()=>
-            ::pgactor::column::<::pgactor::AsText<#ty>, _>(row, #name)?.into_inner()
+            __pgactor_read.get::<::pgactor::AsText<#ty>>(#name)?.into_inner()
         },
         (true, true) => quote_spanned! {ty.span()=>
-            ::pgactor::column::<::core::option::Option<::pgactor::AsText<#ty>>, _>(row, #name)?
+            __pgactor_read.get::<::core::option::Option<::pgactor::AsText<#ty>>>(#name)?
                 .map(::pgactor::AsText::into_inner)
         },
     };

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Path};
 
-use crate::expand::{decoded_field, named_fields};
+use crate::expand::{decoded_field, named_fields, reading};
 use crate::types::option_inner;
 
 /// Expand the derive, or the errors on the input.
@@ -54,6 +54,7 @@ pub(crate) fn partial(input: DeriveInput) -> syn::Result<TokenStream> {
         ));
         names.push(column);
     }
+    let body = reading(quote!(#name { #(#decoded,)* }));
     Ok(quote! {
         // Each field is a column of the entity, of the column's type, and
         // an Option when the column may hold NULL.
@@ -70,9 +71,7 @@ pub(crate) fn partial(input: DeriveInput) -> syn::Result<TokenStream> {
         #[automatically_derived]
         impl ::pgactor::FromRow for #name {
             fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
-                ::core::result::Result::Ok(#name {
-                    #(#decoded,)*
-                })
+                #body
             }
         }
     })

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use pgactor::{
-    column, quote_identifier, Call, DbMsg, ErrorKind, FromRow, OpenOptions, PoolerMode, Row, Sql,
-    TxMsg, TxOptions, Value, WriteOp,
+    column, quote_identifier, Call, DbMsg, ErrorKind, FromRow, OpenOptions, PoolerMode, Row,
+    RowReader, Sql, TxMsg, TxOptions, Value, WriteOp,
 };
 use ractor::call;
 
@@ -144,6 +144,41 @@ async fn raw_statements_write_and_read_with_typed_parameters_and_rows() {
         .await
         .unwrap_err();
     assert_eq!(many.kind(), ErrorKind::Decode, "{many}");
+    db.close().await;
+}
+
+/// A `RowReader` answers what `column` answers, read in order, out of
+/// order, again, in another case, and for a column that is not there.
+#[tokio::test]
+async fn a_row_reader_reads_columns_in_any_order_as_column_does() {
+    let (db, _schema) = open_primary("raw_reader", [stock_model()]).await;
+    let row = db
+        .query_one("SELECT 1::int8 AS a, 'two'::text AS b, NULL::int8 AS c, 4::int8 AS \"D\"")
+        .await
+        .unwrap();
+    let mut read = RowReader::new(&row);
+    assert_eq!(read.get::<i64>("a").unwrap(), 1);
+    assert_eq!(read.get::<String>("b").unwrap(), "two");
+    assert_eq!(read.get::<Option<i64>>("c").unwrap(), None);
+    // Back to the start, then on from there.
+    assert_eq!(read.get::<i64>("a").unwrap(), 1);
+    assert_eq!(read.get::<String>("b").unwrap(), "two");
+    // Skipping ahead, and a name in another case, as `column` finds it.
+    let mut read = RowReader::new(&row);
+    assert_eq!(read.get::<i64>("d").unwrap(), 4);
+    assert_eq!(column::<i64, _>(&row, "d").unwrap(), 4);
+    for (name, kind) in [
+        ("missing", "column missing"),
+        ("c", "column c"),
+        ("b", "column b"),
+    ] {
+        // No such column, NULL into an integer, text into an integer.
+        let err = RowReader::new(&row).get::<i64>(name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{name}: {err}");
+        assert!(err.to_string().contains(kind), "{name}: {err}");
+        let by_column = column::<i64, _>(&row, name).unwrap_err();
+        assert_eq!(err.to_string(), by_column.to_string());
+    }
     db.close().await;
 }
 
