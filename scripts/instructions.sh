@@ -32,7 +32,11 @@
 # (when it ran) in each row. With --breakdown, each cell also gets a
 # `SHARE` line: its instructions per operation split by the crate of the
 # function that ran them (callgrind's exclusive counts, long run minus
-# short run); code inlined into another crate's function counts there.
+# short run): `pgactor`, `driver` (tokio-postgres and its protocol and
+# types crates), `tokio`, `std` (core, alloc, std), `loadtest` (the load
+# generator and the raw baselines' code), ..., `alloc` (malloc, free and
+# the like) and `mem` (the C library's memory copies). Code inlined into
+# another crate's function counts there.
 #
 # It connects to DATABASE_URL when set (it must say sslmode=disable, as the
 # load test requires), else it starts a throwaway cluster with
