@@ -327,25 +327,22 @@ pub(crate) async fn serve<P: Plan>(
         Err(err) => return op.end(Err(failed(err)), P::rows, ""),
     };
     // A read by id without a consistency token may be answered by a
-    // coalesced batch of its model's reads (a token's reads bypass it).
-    let batched = match (&ctx.coalesce, plan.by_id()) {
+    // coalesced batch of its model's reads (a token's reads bypass it);
+    // one that runs alone holds its model's slot while it runs.
+    let slot = match (&ctx.coalesce, plan.by_id()) {
         (Some(coalescer), Some(read)) if call.after.is_none() => {
             match coalescer.enter(ctx, &read, call.deadline) {
-                Entry::Queued(queued) => Some(queued.answer(&read, call.deadline).await),
-                Entry::Alone(slot) => {
-                    let answer = routed(ctx, op, &plan, call, gone).await;
-                    drop(slot);
-                    Some(answer)
+                Entry::Queued(queued) => {
+                    let answer = queued.answer(&read, call.deadline).await.map_err(failed);
+                    return op.end(answer, P::rows, plan.statement());
                 }
+                Entry::Alone(slot) => slot,
             }
         }
         _ => None,
     };
-    let result = match batched {
-        Some(answer) => answer,
-        None => routed(ctx, op, &plan, call, gone).await,
-    }
-    .map_err(failed);
+    let result = routed(ctx, op, &plan, call, gone).await.map_err(failed);
+    drop(slot);
     op.end(result, P::rows, plan.statement())
 }
 
