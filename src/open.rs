@@ -493,6 +493,11 @@ impl OpenOptions {
     /// `WHERE id = ANY($1)` as soon as a slot is free (no timer: nothing
     /// waits for more reads to come). At most [`crate::MAX_QUEUED_READS`]
     /// reads of a model wait; past that a read runs its own statement.
+    /// A queued read waits for a connection at most the read pool's
+    /// `wait_timeout` from when it was sent, its batch's turn included,
+    /// then fails with [`ErrorKind::Unavailable`] as a read of its own
+    /// would (a batch whose first read has waited that long for a slot
+    /// goes out without one).
     /// Each caller gets its own row, `NotFound`, or its own decode error;
     /// a failure of the whole statement is every caller's. A batch runs on
     /// the read path as a read does (replica, fallback, shared lanes),

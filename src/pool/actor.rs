@@ -173,14 +173,21 @@ impl ReadPath for PoolContext {
     fn counters(&self) -> &Counters {
         &self.pool.counters
     }
+    fn wait_timeout(&self) -> Duration {
+        self.pool.settings.wait_timeout
+    }
+    fn wait_timed_out(&self) -> Error {
+        self.pool.wait_timed_out()
+    }
     /// The batch is an operation of its own (`read_batch`, a root span),
-    /// served as any read by id is.
+    /// served as any read by id is: `sending` is its `gone`, which
+    /// [`take`] and [`run_shared`] ask once they have a connection.
     async fn run_batch(
         self: Arc<Self>,
         model: Arc<str>,
         plan: IdsPlan,
         deadline: Deadline,
-        gone: Box<dyn Fn() -> bool + Send + Sync>,
+        sending: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> Result<Vec<tokio_postgres::Row>> {
         let call = RunOptions {
             deadline,
@@ -189,7 +196,7 @@ impl ReadPath for PoolContext {
         let op = self.operation(&call, "read_batch", &model);
         let span = op.span.clone();
         let _running = self.in_flight.start();
-        serve(&self, &op, Ok(plan), &call, &*gone)
+        serve(&self, &op, Ok(plan), &call, &*sending)
             .instrument(span)
             .await
     }
@@ -478,6 +485,8 @@ async fn run_replayed<P: Plan>(
 
 /// A connection of `pool` for one operation, within the pool's wait
 /// timeout on `timer`; refused when the caller stopped waiting meanwhile.
+/// `gone` is asked once the connection is in hand (a coalesced batch
+/// learns so that it has one).
 async fn take<'a>(
     pool: &'a ConnectionPool,
     timer: &mut Timer,

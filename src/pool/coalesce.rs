@@ -13,8 +13,16 @@
 //! memory). The batcher's task takes the first waiting read, waits for a
 //! free slot, drains what is queued by then (at most [`MAX_READ_BATCH`])
 //! and runs it as one statement on the normal read path (routing,
-//! replica fallback, shared lanes), in a task of its own. No timer: a
-//! read waits only for a slot, which is what it would wait for anyway.
+//! replica fallback, shared lanes), in a task of its own. No timer makes
+//! a read wait for more reads to come.
+//!
+//! A queued read waits for a connection no longer than a read of its own
+//! would: it may wait the pool's `wait_timeout` from the moment it
+//! queued (its budget), its batch's turn included. A batch waits for a
+//! slot only until its first read's budget ends, then goes out without
+//! one (as that read would have, on its own); until the batch has its
+//! connection, each read whose budget ends leaves with the pool's wait
+//! timeout error, and a batch with no read left stops waiting.
 //!
 //! Rows come back as the driver's rows, shared by the callers of one id,
 //! and each caller decodes its own (a record, or its typed row): one row
@@ -27,12 +35,16 @@
 //! holds only that table's batches: reads of other models go on.
 
 use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::Row;
 
@@ -52,7 +64,8 @@ pub const MAX_READ_BATCH: usize = 128;
 pub const MAX_QUEUED_READS: usize = 1024;
 
 /// The most statements of one model's reads by id that run at once: a
-/// read's own statement or a batch.
+/// read's own statement or a batch (besides batches whose first read
+/// waited its pool's `wait_timeout` for one, which go out without).
 pub const BATCHES_IN_FLIGHT: usize = 2;
 
 /// What a batch needs of the pool it reads from.
@@ -61,17 +74,23 @@ pub(crate) trait ReadPath: Send + Sync + 'static {
     fn catalog(&self) -> &Catalog;
     /// Where batches and their sizes are counted.
     fn counters(&self) -> &Counters;
+    /// How long a read waits for a connection (the pool's `wait_timeout`).
+    fn wait_timeout(&self) -> Duration;
+    /// The error of a read that found no connection within it.
+    fn wait_timed_out(&self) -> Error;
     /// Run `plan`, a batch of `model`'s reads, on the read path (as a
     /// read by id would run: routed, with replica fallback, on a shared
-    /// lane when there are some) within `deadline`; `gone` says whether
-    /// every caller has stopped waiting.
+    /// lane when there are some) within `deadline`. `sending` is asked
+    /// each time the batch has a connection (or a shared lane), just
+    /// before its statement goes out: it says whether every caller has
+    /// stopped waiting (then the statement is not sent).
     fn run_batch(
         self: Arc<Self>,
         model: Arc<str>,
         plan: IdsPlan,
         deadline: Deadline,
-        gone: Box<dyn Fn() -> bool + Send + Sync>,
-    ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send;
+        sending: Box<dyn Fn() -> bool + Send + Sync>,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
 }
 
 /// The batchers of one read pool, one per model, made at open.
@@ -98,6 +117,9 @@ type Reply = oneshot::Sender<Result<Option<Arc<Row>>>>;
 struct Waiter {
     id: crate::schema::Value,
     deadline: Deadline,
+    /// When its wait for a connection ends: when it queued, plus the
+    /// pool's `wait_timeout`.
+    budget: Instant,
     answer: Reply,
 }
 
@@ -155,6 +177,8 @@ impl Coalescer {
         let waiter = Waiter {
             id: read.id.clone(),
             deadline,
+            // At most MAX_DURATION (a year) ahead: no overflow.
+            budget: Instant::now() + path.wait_timeout(),
             answer,
         };
         // Counted before it can be taken, so the count never goes below 0.
@@ -205,9 +229,10 @@ impl Batcher {
     }
 }
 
-/// Take the first waiting read, wait for a free slot, take what else is
-/// queued by then (up to [`MAX_READ_BATCH`]) and run them as one batch.
-/// Ends when the pool is gone.
+/// Take the first waiting read, wait for a free slot (until that read's
+/// budget ends: then without one), take what else is queued by then (up
+/// to [`MAX_READ_BATCH`]) and run them as one batch. Ends when the pool
+/// is gone.
 async fn drain<C: ReadPath>(
     path: Weak<C>,
     model: Arc<str>,
@@ -215,8 +240,13 @@ async fn drain<C: ReadPath>(
     mut queue: mpsc::Receiver<Waiter>,
 ) {
     while let Some(first) = queue.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let slot = match tokio::time::timeout_at(first.budget, slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => Some(slot),
+            // The slots are never closed.
+            Ok(Err(_)) => return,
+            // A read of its own would have taken a connection by now.
+            Err(_) => None,
         };
         let mut batch = Vec::with_capacity(queue.len().min(MAX_READ_BATCH) + 1);
         batch.push(first);
@@ -239,20 +269,32 @@ async fn drain<C: ReadPath>(
 /// The callers of each distinct id of a batch.
 struct Callers {
     ids: Vec<crate::schema::Value>,
-    callers: Vec<Vec<Reply>>,
     /// An id's place in `ids`, by its binary form (as the row answers it).
     by_key: HashMap<Vec<u8>, usize>,
+    /// The callers of each id of `ids` still waiting for an answer.
+    waiting: Mutex<Vec<Vec<Caller>>>,
+    /// The earliest budget among them.
+    first_budget: Instant,
+    /// The batch has had a connection: its callers wait for its answer,
+    /// no longer for a connection. Set and read within the batch's task.
+    connected: AtomicBool,
+}
+
+/// A caller of a batch.
+struct Caller {
+    answer: Reply,
+    /// See [`Waiter::budget`].
+    budget: Instant,
 }
 
 impl Callers {
     /// `batch` grouped by id; a caller whose id does not encode as the
     /// key's type gets its error at once.
     fn of(batch: Vec<Waiter>, key_type: &Type) -> Callers {
-        let mut callers = Callers {
-            ids: Vec::with_capacity(batch.len()),
-            callers: Vec::with_capacity(batch.len()),
-            by_key: HashMap::with_capacity(batch.len()),
-        };
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut waiting: Vec<Vec<Caller>> = Vec::with_capacity(batch.len());
+        let mut by_key = HashMap::with_capacity(batch.len());
+        let mut first_budget = None;
         for waiter in batch {
             let mut key = BytesMut::new();
             if let Err(e) = waiter.id.to_sql(key_type, &mut key) {
@@ -260,27 +302,122 @@ impl Callers {
                 let _ = waiter.answer.send(Err(refused));
                 continue;
             }
-            let at = *callers.by_key.entry(key.to_vec()).or_insert_with(|| {
-                callers.ids.push(waiter.id);
-                callers.callers.push(Vec::new());
-                callers.ids.len() - 1
+            let at = *by_key.entry(key.to_vec()).or_insert_with(|| {
+                ids.push(waiter.id);
+                waiting.push(Vec::new());
+                ids.len() - 1
             });
-            callers.callers[at].push(waiter.answer);
+            let budget = waiter.budget;
+            first_budget = Some(first_budget.map_or(budget, |b: Instant| b.min(budget)));
+            waiting[at].push(Caller {
+                answer: waiter.answer,
+                budget,
+            });
         }
-        callers
+        Callers {
+            ids,
+            by_key,
+            waiting: Mutex::new(waiting),
+            first_budget: first_budget.unwrap_or_else(Instant::now),
+            connected: AtomicBool::new(false),
+        }
     }
 
-    fn all_gone(&self) -> bool {
-        self.callers.iter().flatten().all(|c| c.is_closed())
+    fn waiting(&self) -> MutexGuard<'_, Vec<Vec<Caller>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The batch has a connection and its statement is about to go out:
+    /// its callers now wait for its answer. True when every caller has
+    /// stopped waiting (then it is not sent).
+    fn sending(&self) -> bool {
+        self.connected.store(true, Ordering::Relaxed);
+        self.waiting()
+            .iter()
+            .flatten()
+            .all(|c| c.answer.is_closed())
+    }
+
+    /// Answer `timed_out` to each caller whose budget has passed by `now`,
+    /// and forget those that stopped waiting: the earliest budget of the
+    /// callers left, `None` when none is.
+    fn expire(&self, now: Instant, timed_out: &Error) -> Option<Instant> {
+        let mut waiting = self.waiting();
+        for callers in waiting.iter_mut() {
+            for left in callers.extract_if(.., |c| c.answer.is_closed() || c.budget <= now) {
+                // A caller that stopped waiting does not take the answer.
+                let _ = left.answer.send(Err(timed_out.duplicate()));
+            }
+        }
+        waiting.iter().flatten().map(|c| c.budget).min()
+    }
+
+    /// `run`'s answer. Until the batch has a connection, each caller
+    /// whose budget passes leaves with the pool's wait timeout error
+    /// (`timed_out`, as a read of its own that waited as long), and once
+    /// none is left `run` is dropped: the batch stops waiting.
+    async fn within_budgets(
+        &self,
+        run: impl Future<Output = Result<Vec<Row>>>,
+        timed_out: impl Fn() -> Error,
+    ) -> Result<Vec<Row>> {
+        let mut run = pin!(run);
+        // Polled only while the batch waits for a connection.
+        let mut budget = pin!(tokio::time::sleep_until(self.first_budget));
+        poll_fn(|cx| {
+            if let Poll::Ready(rows) = run.as_mut().poll(cx) {
+                return Poll::Ready(rows);
+            }
+            while !self.connected.load(Ordering::Relaxed) && budget.as_mut().poll(cx).is_ready() {
+                match self.expire(Instant::now(), &timed_out()) {
+                    Some(next) => budget.as_mut().reset(next),
+                    None => return Poll::Ready(Err(timed_out())),
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Send each caller still waiting its row, `None` (no row of its id),
+    /// or the batch's error.
+    fn answer(&self, rows: Result<Vec<Row>>) {
+        let callers = std::mem::take(&mut *self.waiting());
+        let mut rows_of: Vec<Option<Arc<Row>>> = vec![None; callers.len()];
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                for caller in callers.into_iter().flatten() {
+                    let _ = caller.answer.send(Err(err.duplicate()));
+                }
+                return;
+            }
+        };
+        for row in rows {
+            // The id is the first column of every row statement.
+            let at = row
+                .try_get::<_, Raw>(0)
+                .ok()
+                .and_then(|raw| self.by_key.get(raw.0).copied());
+            if let Some(at) = at {
+                rows_of[at] = Some(Arc::new(row));
+            }
+        }
+        for (callers, row) in callers.into_iter().zip(rows_of) {
+            for caller in callers {
+                let _ = caller.answer.send(Ok(row.clone()));
+            }
+        }
     }
 }
 
-/// Run one batch of `model`'s reads, holding `slot`, and answer each caller.
+/// Run one batch of `model`'s reads, holding `slot` (if it has one), and
+/// answer each caller.
 async fn run_batch<C: ReadPath>(
     path: Arc<C>,
     model: Arc<str>,
     batch: Vec<Waiter>,
-    slot: OwnedSemaphorePermit,
+    slot: Option<OwnedSemaphorePermit>,
 ) {
     let _slot = slot;
     // The batch runs as long as its most patient caller waits.
@@ -314,47 +451,13 @@ async fn run_batch<C: ReadPath>(
         Ok(stmt) => {
             let plan = IdsPlan { stmt, mode };
             let watched = callers.clone();
-            let gone = Box::new(move || watched.all_gone());
-            path.run_batch(model, plan, deadline, gone).await
+            let sending = Box::new(move || watched.sending());
+            let run = path.clone().run_batch(model, plan, deadline, sending);
+            callers.within_budgets(run, || path.wait_timed_out()).await
         }
         Err(err) => Err(err),
     };
-    let Ok(callers) = Arc::try_unwrap(callers) else {
-        return;
-    };
-    answer(callers, rows);
-}
-
-/// Send each caller its row, `None` (no row of its id), or the batch's error.
-fn answer(callers: Callers, rows: Result<Vec<Row>>) {
-    let Callers {
-        callers, by_key, ..
-    } = callers;
-    let mut rows_of: Vec<Option<Arc<Row>>> = vec![None; callers.len()];
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(err) => {
-            for caller in callers.into_iter().flatten() {
-                let _ = caller.send(Err(err.duplicate()));
-            }
-            return;
-        }
-    };
-    for row in rows {
-        // The id is the first column of every row statement.
-        let at = row
-            .try_get::<_, Raw>(0)
-            .ok()
-            .and_then(|raw| by_key.get(raw.0).copied());
-        if let Some(at) = at {
-            rows_of[at] = Some(Arc::new(row));
-        }
-    }
-    for (callers, row) in callers.into_iter().zip(rows_of) {
-        for caller in callers {
-            let _ = caller.send(Ok(row.clone()));
-        }
-    }
+    callers.answer(rows);
 }
 
 /// A column's value in its binary form, whatever its type.

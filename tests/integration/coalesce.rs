@@ -20,7 +20,7 @@ use pgactor::{
 use ractor::call;
 
 use crate::support::blocking::{lock_stock_table, lock_table, until_lock_waiters};
-use crate::support::db::{registry, stock_model, tagged_options, unique_schema};
+use crate::support::db::{registry, stock_model, tagged_options, tagged_session, unique_schema};
 use crate::support::observer::observer;
 use crate::support::topology::{bouncer_url, primary_url, Topology};
 use crate::support::wait::{read_when_replicated, until};
@@ -423,5 +423,140 @@ async fn a_batch_falls_back_to_the_primary_when_the_replica_is_down() {
         assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
     }
     assert!(db.stats().read.read_batches_total >= 1);
+    db.close().await;
+}
+
+/// Open on the primary in a fresh schema with the stock model, pools of
+/// `max_open` whose checkouts wait at most [`SHORT_WAIT`], and sessions
+/// that wait for a lock as long as the reads wait for an answer.
+async fn open_short_wait(prefix: &str, max_open: usize) -> (Db, String) {
+    let schema = unique_schema(prefix);
+    let pool = PoolConfig {
+        max_open: Some(max_open),
+        max_idle: Some(max_open),
+        wait_timeout: Some(SHORT_WAIT),
+        ..PoolConfig::default()
+    };
+    let session = SessionConfig {
+        lock_timeout: Some(PATIENT),
+        ..tagged_session(&schema, &schema)
+    };
+    let db = tagged_options(&primary_url(), [stock_model()], pool, &schema, &schema)
+        .session(session)
+        .open()
+        .await
+        .expect("open");
+    (db, schema)
+}
+
+/// The pools' `wait_timeout` in the tests of the wait budget: far below
+/// [`PATIENT`], the query timeout of their reads.
+const SHORT_WAIT: Duration = Duration::from_millis(300);
+
+/// The query timeout of the reads that test the wait budget: a read that
+/// ends by it has waited past its `wait_timeout`.
+const PATIENT: Duration = Duration::from_secs(20);
+
+/// The read pool (2 connections) is saturated by the model's two running
+/// statements, held by a table lock the test keeps until every read below
+/// has answered: the reads queued for a batch wait for the model's
+/// statements, then for a connection, and each fails as a read of its own
+/// (a read with a token, never coalesced) fails, with the pool's wait
+/// timeout, long before its query timeout and while the lock is held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_read_waits_for_a_connection_no_longer_than_a_read_of_its_own() {
+    let (db, schema) = open_short_wait("coalesce_budget", 2).await;
+    let ids = create_rows(&db, 6).await;
+    let (row, token) = db
+        .write_with_token(
+            "StockBalance",
+            WriteOp::Create(Record::new().with("sku", "t")),
+        )
+        .await
+        .expect("create");
+    let alone: uuid::Uuid = row.get("id").unwrap();
+    let patient = db.with_query_timeout(PATIENT);
+    let fresh = patient.after(token);
+    let admin = lock_stock_table(&schema).await;
+    let watcher = observer(&primary_url()).await;
+    // Both statement slots and both connections, waiting for the lock.
+    let holders = join_all(
+        ids[..BATCHES_IN_FLIGHT]
+            .iter()
+            .map(|id| patient.read("StockBalance", *id)),
+    );
+    let meanwhile = async {
+        until_lock_waiters(&watcher, &schema, BATCHES_IN_FLIGHT as i64).await;
+        let queued = join_all(
+            ids[BATCHES_IN_FLIGHT..]
+                .iter()
+                .map(|id| patient.read("StockBalance", *id)),
+        );
+        let own = fresh.read("StockBalance", alone);
+        let answers = tokio::join!(queued, own);
+        // Only now, every read above having answered, does the lock go.
+        admin.batch_execute("ROLLBACK").await.unwrap();
+        answers
+    };
+    let (held, (queued, own)) = tokio::join!(holders, meanwhile);
+
+    let own = own.expect_err("no connection for a read of its own");
+    assert_eq!(own.kind(), ErrorKind::Unavailable, "{own}");
+    assert_eq!(queued.len(), ids.len() - BATCHES_IN_FLIGHT);
+    for answer in queued {
+        let err = answer.expect_err("no connection for the batch");
+        assert_eq!(err.kind(), own.kind(), "{err}");
+        assert_eq!(err.to_string(), own.to_string());
+        assert!(err.is_retryable(), "{err}");
+    }
+    for (id, answer) in ids.iter().zip(held) {
+        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
+    }
+    db.close().await;
+}
+
+/// The model's two statements wait for a table lock past the pool's
+/// `wait_timeout` while the pool has idle connections: the reads queued
+/// behind them do not fail for want of a connection. Their batch goes out
+/// without waiting any longer for a statement slot, waits for the lock in
+/// turn, and answers every read once the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_queued_past_the_wait_timeout_take_a_free_connection() {
+    let (db, schema) = open_short_wait("coalesce_free", 8).await;
+    let ids = create_rows(&db, 6).await;
+    let (row, token) = db
+        .write_with_token(
+            "StockBalance",
+            WriteOp::Create(Record::new().with("sku", "t")),
+        )
+        .await
+        .expect("create");
+    let alone: uuid::Uuid = row.get("id").unwrap();
+    let admin = lock_stock_table(&schema).await;
+    let watcher = observer(&primary_url()).await;
+    // Four connections of the read pool opened, each by a read of its own,
+    // and kept idle once the lock goes.
+    let fresh = db.after(token);
+    let opening = join_all((0..4).map(|_| fresh.read("StockBalance", alone)));
+    let release = async {
+        until_lock_waiters(&watcher, &schema, 4).await;
+        admin.batch_execute("ROLLBACK").await.unwrap();
+    };
+    let (opened, ()) = tokio::join!(opening, release);
+    assert!(opened.iter().all(Result::is_ok));
+
+    let admin = lock_stock_table(&schema).await;
+    let patient = db.with_query_timeout(PATIENT);
+    let reads = join_all(ids.iter().map(|id| patient.read("StockBalance", *id)));
+    let release = async {
+        // The slots' two statements and the batch's.
+        until_lock_waiters(&watcher, &schema, BATCHES_IN_FLIGHT as i64 + 1).await;
+        admin.batch_execute("ROLLBACK").await.unwrap();
+    };
+    let (answers, ()) = tokio::join!(reads, release);
+    for (id, answer) in ids.iter().zip(answers) {
+        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
+    }
+    assert_eq!(db.stats().read.read_batches_total, 1);
     db.close().await;
 }
