@@ -315,7 +315,9 @@ fn spawn_request<R: Request>(
             let _ = reply.send(answer);
         }
     };
-    tokio::spawn(task.instrument(span));
+    // Boxed where it is made: a request's future is several KiB, and
+    // tokio would copy it by value on its way into the task.
+    tokio::spawn(Box::pin(task).instrument(span));
 }
 
 /// Run one operation on `ctx`'s pool and record how it ended on `op`:

@@ -262,7 +262,8 @@ async fn drain<C: ReadPath>(
         if batch.is_empty() {
             continue;
         }
-        tokio::spawn(run_batch(path, model.clone(), batch, slot));
+        // Boxed where it is made (12 KiB), not copied into the task.
+        tokio::spawn(Box::pin(run_batch(path, model.clone(), batch, slot)));
     }
 }
 
