@@ -62,7 +62,7 @@ pub use pool::{
     More, ReplicaConfig, Rows, RowsMsg, TypedRequest, BATCHES_IN_FLIGHT, BATCH_ROWS,
     DEFAULT_STATEMENT_CACHE_SIZE, MAX_QUEUED_READS, MAX_READ_BATCH, MAX_REPLICAS,
 };
-pub use raw::{column, quote_identifier, FromRow, Row, RowReader, Sql};
+pub use raw::{column, quote_identifier, FromRow, LocatedRow, Row, RowLayout, RowReader, Sql};
 pub use retry::RetryPolicy;
 /// What `#[derive(PgEnum)]` generates calls these.
 #[doc(hidden)]

@@ -260,10 +260,19 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         };
         quote_spanned!(field.span()=> .with(#name, #value))
     });
-    let decoded = columns.iter().map(|c| {
-        let name = &c.name;
-        decoded_field(c.field, quote!(#name), c.value_ty, c.text, c.nullable)
-    });
+    let read: Vec<_> = columns
+        .iter()
+        .map(|c| {
+            let column = &c.name;
+            Read {
+                field: c.field,
+                column: quote!(#column),
+                ty: c.value_ty,
+                text: c.text,
+                nullable: c.nullable,
+            }
+        })
+        .collect();
     let vis = &input.vis;
     let constants = columns.iter().map(|c| {
         let constant = format_ident!("{}", c.field.unraw().to_string().to_uppercase());
@@ -281,12 +290,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         }
     });
 
-    let body = reading(quote! {
-        #name {
-            #(#decoded,)*
-            #(#skipped: ::core::default::Default::default(),)*
-        }
-    });
+    let body = reading(name, &read, &skipped);
     Ok(quote! {
         #[automatically_derived]
         impl ::pgactor::Entity for #name {
@@ -310,9 +314,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
 
         #[automatically_derived]
         impl ::pgactor::FromRow for #name {
-            fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
-                #body
-            }
+            #body
         }
 
         // A struct need not use every one of its columns.
@@ -358,34 +360,74 @@ pub(crate) fn named_fields<'a>(
     }
 }
 
-/// The body of a `FromRow` that builds `value` (of [`decoded_field`]s)
-/// from `row`, read by one `RowReader` in the order of the fields.
-pub(crate) fn reading(value: TokenStream) -> TokenStream {
+/// A field a derived `FromRow` reads from a column.
+pub(crate) struct Read<'a> {
+    pub(crate) field: &'a Ident,
+    /// The column's name: an expression of a `&'static str`.
+    pub(crate) column: TokenStream,
+    /// The field's type without `Option`, which `nullable` says it had.
+    pub(crate) ty: &'a Type,
+    /// Read as a text-backed value, parsed from its text.
+    pub(crate) text: bool,
+    pub(crate) nullable: bool,
+}
+
+/// The items of a `FromRow` impl for the struct `name`, whose `fields` are
+/// read from columns and whose `defaulted` fields take their default: one
+/// row read by a `RowReader`, in the order of the fields; many rows by a
+/// `RowLayout`, which finds the columns in the first row only.
+pub(crate) fn reading(name: &Ident, fields: &[Read], defaulted: &[&Ident]) -> TokenStream {
+    let reader = quote!(__pgactor_read);
+    let by_name = fields.iter().map(|f| {
+        let column = &f.column;
+        decoded_field(f, &reader, column)
+    });
+    let row = quote!(__pgactor_row);
+    let by_place = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| decoded_field(f, &row, &quote!(#i)));
+    let columns = fields.iter().map(|f| &f.column);
+    let n = fields.len();
     quote! {
-        #[allow(unused_mut)]
-        let mut __pgactor_read = ::pgactor::RowReader::new(row);
-        ::core::result::Result::Ok(#value)
+        fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
+            #[allow(unused_mut)]
+            let mut #reader = ::pgactor::RowReader::new(row);
+            ::core::result::Result::Ok(#name {
+                #(#by_name,)*
+                #(#defaulted: ::core::default::Default::default(),)*
+            })
+        }
+
+        fn from_rows(
+            rows: &[::pgactor::Row],
+        ) -> ::pgactor::Result<::std::vec::Vec<Self>> {
+            let mut layout = ::pgactor::RowLayout::<#n>::new([#(#columns),*]);
+            let mut all = ::std::vec::Vec::with_capacity(rows.len());
+            for row in rows {
+                #[allow(unused_variables)]
+                let #row = layout.locate(row);
+                all.push(#name {
+                    #(#by_place,)*
+                    #(#defaulted: ::core::default::Default::default(),)*
+                });
+            }
+            ::core::result::Result::Ok(all)
+        }
     }
 }
 
-/// `field: <its value read from column `name` of the row>`, in a `FromRow`
-/// whose body [`reading`] wraps: a text-backed value (`text`) parsed from
-/// its text; `ty` is the field's type without `Option`, which `nullable`
-/// says it had.
-pub(crate) fn decoded_field(
-    field: &Ident,
-    name: TokenStream,
-    ty: &Type,
-    text: bool,
-    nullable: bool,
-) -> TokenStream {
-    let value = match (text, nullable) {
-        (false, _) => quote!(__pgactor_read.get(#name)?),
+/// `field: <its value>`, read by `reader.get(key)`: a text-backed value
+/// parsed from its text.
+fn decoded_field(read: &Read, reader: &TokenStream, key: &TokenStream) -> TokenStream {
+    let (field, ty) = (read.field, read.ty);
+    let value = match (read.text, read.nullable) {
+        (false, _) => quote!(#reader.get(#key)?),
         (true, false) => quote_spanned! {ty.span()=>
-            __pgactor_read.get::<::pgactor::AsText<#ty>>(#name)?.into_inner()
+            #reader.get::<::pgactor::AsText<#ty>>(#key)?.into_inner()
         },
         (true, true) => quote_spanned! {ty.span()=>
-            __pgactor_read.get::<::core::option::Option<::pgactor::AsText<#ty>>>(#name)?
+            #reader.get::<::core::option::Option<::pgactor::AsText<#ty>>>(#key)?
                 .map(::pgactor::AsText::into_inner)
         },
     };

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Path};
 
-use crate::expand::{decoded_field, named_fields, reading};
+use crate::expand::{named_fields, reading, Read};
 use crate::types::option_inner;
 
 /// Expand the derive, or the errors on the input.
@@ -17,7 +17,7 @@ pub(crate) fn partial(input: DeriveInput) -> syn::Result<TokenStream> {
     let of = entity_of(&input)?;
     let mut checks = Vec::new();
     let mut names = Vec::new();
-    let mut decoded = Vec::new();
+    let mut read = Vec::new();
     for field in fields {
         let Some(ident) = &field.ident else { continue };
         let text = text_attr(field)?;
@@ -45,16 +45,16 @@ pub(crate) fn partial(input: DeriveInput) -> syn::Result<TokenStream> {
             });
         }
         let column = quote!(<#of>::#constant.name());
-        decoded.push(decoded_field(
-            ident,
-            column.clone(),
-            value_ty,
+        read.push(Read {
+            field: ident,
+            column: column.clone(),
+            ty: value_ty,
             text,
             nullable,
-        ));
+        });
         names.push(column);
     }
-    let body = reading(quote!(#name { #(#decoded,)* }));
+    let body = reading(name, &read, &[]);
     Ok(quote! {
         // Each field is a column of the entity, of the column's type, and
         // an Option when the column may hold NULL.
@@ -70,9 +70,7 @@ pub(crate) fn partial(input: DeriveInput) -> syn::Result<TokenStream> {
 
         #[automatically_derived]
         impl ::pgactor::FromRow for #name {
-            fn from_row(row: &::pgactor::Row) -> ::pgactor::Result<Self> {
-                #body
-            }
+            #body
         }
     })
 }

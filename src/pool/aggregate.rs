@@ -172,8 +172,6 @@ impl<D: Decode> Plan for AggregatePlan<D> {
                 groups.model
             )));
         }
-        rows.iter()
-            .map(|row| D::decode(&groups.columns, row))
-            .collect()
+        D::decode_all(&groups.columns, &rows)
     }
 }

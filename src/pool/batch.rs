@@ -95,9 +95,7 @@ impl<D: Decode> Plan for ManyPlan<D> {
     }
     async fn fetch(&self, client: &Conn) -> Result<Vec<D::Row>> {
         let rows = self.many.rows(client).await?;
-        rows.iter()
-            .map(|row| D::decode(&self.many.columns, row))
-            .collect()
+        D::decode_all(&self.many.columns, &rows)
     }
 }
 

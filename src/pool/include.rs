@@ -119,7 +119,7 @@ impl Included {
     /// # let _ = customers; Ok(()) }
     /// ```
     pub fn all_as<U: FromRow>(&self, path: &str) -> Result<Vec<U>> {
-        self.relation(path)?.rows.iter().map(U::from_row).collect()
+        U::from_rows(&self.relation(path)?.rows)
     }
 
     /// The rows of relation `path` matched by `key`, each decoded into a

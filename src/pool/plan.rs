@@ -218,6 +218,10 @@ fn is_stale(err: &tokio_postgres::Error) -> bool {
 pub(crate) trait Decode: Send + Sync + 'static {
     type Row: Send + 'static;
     fn decode(columns: &Arc<Columns>, row: &Row) -> Result<Self::Row>;
+    /// Every row of one answer, in order.
+    fn decode_all(columns: &Arc<Columns>, rows: &[Row]) -> Result<Vec<Self::Row>> {
+        rows.iter().map(|row| Self::decode(columns, row)).collect()
+    }
 }
 
 /// Rows as [`Record`]s, column by column.
@@ -238,6 +242,9 @@ impl<T: FromRow + Send + 'static> Decode for AsType<T> {
     type Row = T;
     fn decode(_: &Arc<Columns>, row: &Row) -> Result<T> {
         T::from_row(row)
+    }
+    fn decode_all(_: &Arc<Columns>, rows: &[Row]) -> Result<Vec<T>> {
+        T::from_rows(rows)
     }
 }
 
@@ -658,9 +665,7 @@ impl<D: Decode> Plan for RowsPlan<D> {
     }
     async fn fetch(&self, client: &Conn) -> Result<Vec<D::Row>> {
         let rows = query(client, &self.rows.stmt, false, self.rows.mode).await?;
-        rows.iter()
-            .map(|row| D::decode(&self.rows.columns, row))
-            .collect()
+        D::decode_all(&self.rows.columns, &rows)
     }
 }
 
@@ -956,10 +961,7 @@ impl<D: Decode> Plan for PagePlan<D> {
             includes => load(client, includes, &rows, mode).await?,
         };
         Ok(Page {
-            rows: rows
-                .iter()
-                .map(|row| D::decode(columns, row))
-                .collect::<Result<_>>()?,
+            rows: D::decode_all(columns, &rows)?,
             total,
             limit: *limit,
             offset: self.list.offset,

@@ -7,7 +7,7 @@ mod row;
 mod sql;
 
 pub(crate) use row::{at_most_one, decode_all, exactly_one};
-pub use row::{column, FromRow, RowReader};
+pub use row::{column, FromRow, LocatedRow, RowLayout, RowReader};
 pub use sql::{quote_identifier, Sql};
 pub(crate) use sql::{unspecified, BindError};
 pub use tokio_postgres::Row;

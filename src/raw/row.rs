@@ -29,6 +29,14 @@ pub trait FromRow: Sized {
     /// Decode one row; [`crate::ErrorKind::Decode`] when a column is missing
     /// or holds another type.
     fn from_row(row: &Row) -> Result<Self>;
+
+    /// Decode every row of one answer, in order, stopping at the first
+    /// error. The default decodes each with [`FromRow::from_row`]; the
+    /// derived ones find their columns in the first row once, with a
+    /// [`RowLayout`], and read the others by position.
+    fn from_rows(rows: &[Row]) -> Result<Vec<Self>> {
+        rows.iter().map(Self::from_row).collect()
+    }
 }
 
 /// The value of column `index` (a name or a position) of `row` as a `T`;
@@ -51,6 +59,7 @@ where
 }
 
 /// The error of column `index` that did not decode.
+#[cold]
 fn undecoded(index: &dyn Display, err: &tokio_postgres::Error) -> Error {
     Error::decode(format!("column {index}: {}", crate::error::describe(err)))
 }
@@ -102,6 +111,112 @@ impl<'a> RowReader<'a> {
             },
         };
         self.next = at + 1;
+        self.row.try_get(at).map_err(|e| undecoded(&name, &e))
+    }
+}
+
+/// Where `N` named columns are in the rows of one answer: looked for by
+/// name once, in its first row, then read by position in every row, as
+/// fast as reading by position. Rows of another statement are looked at
+/// afresh; a name that is not there (or is there only in another ASCII
+/// case) is read as [`column()`] reads it, with the same answers and
+/// errors. What `#[derive(Entity)]` and `#[derive(Partial)]` decode many
+/// rows with ([`FromRow::from_rows`]).
+///
+/// ```
+/// use pgactor::{FromRow, Row, RowLayout, RowReader};
+/// struct Stock {
+///     sku: String,
+///     quantity: i64,
+/// }
+/// impl FromRow for Stock {
+///     fn from_row(row: &Row) -> pgactor::Result<Stock> {
+///         let mut read = RowReader::new(row);
+///         Ok(Stock { sku: read.get("sku")?, quantity: read.get("quantity")? })
+///     }
+///     fn from_rows(rows: &[Row]) -> pgactor::Result<Vec<Stock>> {
+///         let mut layout = RowLayout::new(["sku", "quantity"]);
+///         rows.iter()
+///             .map(|row| {
+///                 let row = layout.locate(row);
+///                 Ok(Stock { sku: row.get(0)?, quantity: row.get(1)? })
+///             })
+///             .collect()
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RowLayout<const N: usize> {
+    names: [&'static str; N],
+    /// The address of the columns the positions are of: those of the
+    /// statement of the row located last (`None` before the first).
+    of: Option<usize>,
+    /// Where each name is, [`RowLayout::MISSING`] where it is not by its
+    /// exact name.
+    at: [usize; N],
+}
+
+impl<const N: usize> RowLayout<N> {
+    const MISSING: usize = usize::MAX;
+
+    /// A layout of the columns `names`, to be found in the first row
+    /// located.
+    pub fn new(names: [&'static str; N]) -> RowLayout<N> {
+        RowLayout {
+            names,
+            of: None,
+            at: [Self::MISSING; N],
+        }
+    }
+
+    /// `row`, to read by the positions of the names: found now if `row`
+    /// is the first or of another statement than the row before.
+    #[inline]
+    pub fn locate<'l, 'a>(&'l mut self, row: &'a Row) -> LocatedRow<'l, 'a, N> {
+        let of = row.columns().as_ptr() as usize;
+        if self.of != Some(of) {
+            self.find(row);
+            self.of = Some(of);
+        }
+        LocatedRow { layout: self, row }
+    }
+
+    /// Where each name is in `row`'s columns.
+    fn find(&mut self, row: &Row) {
+        let columns = row.columns();
+        for (at, name) in self.at.iter_mut().zip(self.names) {
+            *at = columns
+                .iter()
+                .position(|c| c.name() == name)
+                .unwrap_or(Self::MISSING);
+        }
+    }
+}
+
+/// A row whose columns a [`RowLayout`] has found: read them by their
+/// place in the layout's names.
+#[derive(Debug, Clone, Copy)]
+pub struct LocatedRow<'l, 'a, const N: usize> {
+    layout: &'l RowLayout<N>,
+    row: &'a Row,
+}
+
+impl<'a, const N: usize> LocatedRow<'_, 'a, N> {
+    /// The value of the layout's `i`-th name as a `T`, as [`column()`]
+    /// answers it; [`crate::ErrorKind::Decode`] when the layout has no
+    /// `i`-th name.
+    #[inline(always)]
+    pub fn get<T: FromSql<'a>>(&self, i: usize) -> Result<T> {
+        let (Some(&name), Some(&at)) = (self.layout.names.get(i), self.layout.at.get(i)) else {
+            return Err(Error::decode(format!(
+                "the row layout has {N} columns, no column {i}"
+            )));
+        };
+        if at == RowLayout::<N>::MISSING {
+            // Not there by its exact name: tokio-postgres' own search
+            // (which also matches ignoring ASCII case) says what it is.
+            return column(self.row, name);
+        }
         self.row.try_get(at).map_err(|e| undecoded(&name, &e))
     }
 }
@@ -164,5 +279,5 @@ pub(crate) fn at_most_one(rows: Vec<Row>) -> Result<Option<Row>> {
 
 /// Each row decoded into a `T`.
 pub(crate) fn decode_all<T: FromRow>(rows: &[Row]) -> Result<Vec<T>> {
-    rows.iter().map(T::from_row).collect()
+    T::from_rows(rows)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pgactor::{
     column, quote_identifier, Call, DbMsg, ErrorKind, FromRow, OpenOptions, PoolerMode, Row,
-    RowReader, Sql, TxMsg, TxOptions, Value, WriteOp,
+    RowLayout, RowReader, Sql, TxMsg, TxOptions, Value, WriteOp,
 };
 use ractor::call;
 
@@ -179,6 +179,64 @@ async fn a_row_reader_reads_columns_in_any_order_as_column_does() {
         let by_column = column::<i64, _>(&row, name).unwrap_err();
         assert_eq!(err.to_string(), by_column.to_string());
     }
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_row_layout_reads_many_rows_by_position_as_column_does() {
+    let (db, _schema) = open_primary("raw_layout", [stock_model()]).await;
+    let mut rows = db
+        .query(
+            "SELECT g AS a, 'n' || g AS b, NULL::int8 AS c, -g AS \"D\" \
+             FROM generate_series(1::int8, 3) AS g ORDER BY g",
+        )
+        .await
+        .unwrap();
+    // Rows of another statement, the same names in another order.
+    rows.extend(
+        db.query("SELECT 'n9' AS b, 9::int8 AS a, 7::int8 AS c, -9::int8 AS d")
+            .await
+            .unwrap(),
+    );
+    let mut layout = RowLayout::new(["b", "a", "d", "c", "missing"]);
+    let mut read = Vec::new();
+    for row in &rows {
+        let located = layout.locate(row);
+        let b: String = located.get(0).unwrap();
+        let a: i64 = located.get(1).unwrap();
+        // "D" by the name "d", as `column` finds it.
+        let d: i64 = located.get(2).unwrap();
+        assert_eq!(d, column::<i64, _>(row, "d").unwrap());
+        let c: Option<i64> = located.get(3).unwrap();
+        read.push((a, b, c, d));
+        // No such column, NULL into an integer, text into an integer: the
+        // errors `column` gives.
+        for (i, name) in [(4, "missing"), (0, "b")] {
+            let err = located.get::<i64>(i).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Decode, "{name}: {err}");
+            let by_column = column::<i64, _>(row, name).unwrap_err();
+            assert_eq!(err.to_string(), by_column.to_string());
+        }
+        if c.is_none() {
+            let err = located.get::<i64>(3).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                column::<i64, _>(row, "c").unwrap_err().to_string()
+            );
+        }
+        // A place past its names is refused, not a panic.
+        let err = located.get::<i64>(5).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    }
+    assert_eq!(
+        read,
+        [
+            (1, "n1".to_owned(), None, -1),
+            (2, "n2".to_owned(), None, -2),
+            (3, "n3".to_owned(), None, -3),
+            (9, "n9".to_owned(), Some(7), -9),
+        ]
+    );
     db.close().await;
 }
 
