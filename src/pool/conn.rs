@@ -76,26 +76,28 @@ impl Connector {
 }
 
 impl deadpool::managed::Manager for Connector {
-    type Type = Conn;
+    /// Boxed: the pool moves a connection several times on each checkout
+    /// and return, and a pointer moves cheaper than the connection.
+    type Type = Box<Conn>;
     type Error = tokio_postgres::Error;
 
-    async fn create(&self) -> Result<Conn, tokio_postgres::Error> {
-        Ok(Conn {
+    async fn create(&self) -> Result<Box<Conn>, tokio_postgres::Error> {
+        Ok(Box::new(Conn {
             client: self.manager.create().await?,
             prepared: Prepared::new(self.statements),
             counters: self.counters.clone(),
-        })
+        }))
     }
 
     async fn recycle(
         &self,
-        conn: &mut Conn,
+        conn: &mut Box<Conn>,
         metrics: &Metrics,
     ) -> RecycleResult<tokio_postgres::Error> {
         self.manager.recycle(&mut conn.client, metrics).await
     }
 
-    fn detach(&self, conn: &mut Conn) {
+    fn detach(&self, conn: &mut Box<Conn>) {
         deadpool::managed::Manager::detach(&self.manager, &mut conn.client);
     }
 }

@@ -75,7 +75,7 @@ impl ConnectionPool {
         );
         let counters = Arc::new(Counters::default());
         let manager = Connector::new(manager, statements, counters.clone());
-        let hook = Hook::async_fn(move |client: &mut Conn, _| {
+        let hook = Hook::async_fn(move |client: &mut Box<Conn>, _| {
             let (session, hook) = (session.clone(), hook.clone());
             Box::pin(async move {
                 apply_session(client, role, &session)

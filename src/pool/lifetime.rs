@@ -82,7 +82,7 @@ impl Lifetimes {
     /// The checkout-time check: an expired connection is refused (deadpool
     /// then closes it and tries another or opens a new one).
     pub(crate) fn pre_recycle_hook(self, counters: Arc<Counters>) -> Hook {
-        Hook::sync_fn(move |client: &mut Conn, metrics: &Metrics| {
+        Hook::sync_fn(move |client: &mut Box<Conn>, metrics: &Metrics| {
             match self.expired(client, metrics) {
                 Some(reason) => {
                     counters.closed(self.role, reason);
