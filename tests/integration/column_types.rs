@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use pgactor::{
-    AsText, Db, Entity, ErrorKind, Field, FieldType, Filter, Model, Record, SessionConfig, Sql,
-    Value,
+    AsText, Db, Entity, ErrorKind, Field, FieldType, Filter, Model, Query, Record, SessionConfig,
+    Sql, Value,
 };
 use uuid::Uuid;
 
@@ -229,6 +229,12 @@ async fn a_derived_struct_writes_reads_and_filters_the_same_columns() {
     }
     let [a, b, c] = [stored[0].id, stored[1].id, stored[2].id];
     let v = &stored;
+    // Many rows decode as each one does alone.
+    let mut listed = visits_of.list(Query::new()).await.expect("list").rows;
+    listed.sort_by_key(|visit| visit.id);
+    let mut each = stored.clone();
+    each.sort_by_key(|visit| visit.id);
+    assert_eq!(listed, each);
 
     assert_eq!(typed_ids(&db, Visit::AT.eq(v[1].at)).await, [b]);
     assert_eq!(typed_ids(&db, Visit::AT.lt(v[2].at)).await, [a, b]);
@@ -251,6 +257,10 @@ async fn a_derived_struct_writes_reads_and_filters_the_same_columns() {
     let err = visits_of.read(b).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     assert!(err.to_string().contains("side"), "{err}");
+    assert!(err.to_string().contains("expected buy or sell"), "{err}");
+    // The same error from a row of a page.
+    let err = visits_of.list(Query::new()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     assert!(err.to_string().contains("expected buy or sell"), "{err}");
 }
 
