@@ -6,7 +6,7 @@
 mod row;
 mod sql;
 
-pub(crate) use row::{at_most_one, decode_all, exactly_one};
+pub(crate) use row::{at_most_one, exactly_one};
 pub use row::{column, FromRow, LocatedRow, RowLayout, RowReader};
 pub use sql::{quote_identifier, Sql};
 pub(crate) use sql::{unspecified, BindError};
@@ -55,7 +55,7 @@ macro_rules! raw_queries {
         /// # let _ = low; Ok(()) }
         /// ```
         pub async fn query_as<T: $crate::FromRow>(&self, sql: impl Into<$crate::Sql>) -> $crate::Result<Vec<T>> {
-            $crate::raw::decode_all(&self.rows(sql.into()).await?)
+            T::from_rows(&self.rows(sql.into()).await?)
         }
 
         #[doc = concat!("[`Self::query_one`] ", $place, ", the row decoded into a `T`.")]

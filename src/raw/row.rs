@@ -276,8 +276,3 @@ pub(crate) fn at_most_one(rows: Vec<Row>) -> Result<Option<Row>> {
     }
     Ok(rows.into_iter().next())
 }
-
-/// Each row decoded into a `T`.
-pub(crate) fn decode_all<T: FromRow>(rows: &[Row]) -> Result<Vec<T>> {
-    T::from_rows(rows)
-}
