@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use pgactor::{
-    Call, Db, DbMsg, ErrorKind, Field, FieldType, Model, OpenOptions, PoolConfig, PoolerMode,
-    ReadRequest, Record, SessionConfig, WriteOp, BATCHES_IN_FLIGHT, MAX_READ_BATCH,
+    Call, ConsistencyToken, Db, DbMsg, ErrorKind, Field, FieldType, Model, OpenOptions, PoolConfig,
+    PoolerMode, ReadRequest, Record, SessionConfig, WriteOp, BATCHES_IN_FLIGHT, MAX_READ_BATCH,
 };
 use ractor::call;
 
@@ -312,14 +312,7 @@ async fn a_locked_table_holds_only_its_own_models_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_with_a_token_and_reads_in_transactions_run_on_their_own() {
     let (db, schema) = open_coalesced("coalesce_token").await;
-    let (row, token) = db
-        .write_with_token(
-            "StockBalance",
-            WriteOp::Create(Record::new().with("sku", "t")),
-        )
-        .await
-        .expect("create");
-    let id: uuid::Uuid = row.get("id").unwrap();
+    let (id, token) = written_with_token(&db).await;
     let fresh = db.after(token);
     let admin = lock_stock_table(&schema).await;
     let watcher = observer(&primary_url()).await;
@@ -390,9 +383,7 @@ async fn batches_work_behind_a_transaction_pooling_bouncer() {
         admin.batch_execute("ROLLBACK").await.unwrap();
     };
     let (answers, ()) = tokio::join!(reads, release);
-    for (id, answer) in ids.iter().zip(answers) {
-        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
-    }
+    assert_each_row_read(&ids, answers);
     assert_eq!(db.stats().read.read_batches_total, 1);
     db.close().await;
 }
@@ -419,9 +410,7 @@ async fn a_batch_falls_back_to_the_primary_when_the_replica_is_down() {
     // The first reads take their model's statement slots, the others wait
     // for them: a batch.
     let answers = join_all(ids.iter().map(|id| db.read("StockBalance", *id))).await;
-    for (id, answer) in ids.iter().zip(answers) {
-        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
-    }
+    assert_each_row_read(&ids, answers);
     assert!(db.stats().read.read_batches_total >= 1);
     db.close().await;
 }
@@ -449,6 +438,27 @@ async fn open_short_wait(prefix: &str, max_open: usize) -> (Db, String) {
     (db, schema)
 }
 
+/// Each read of `answers` answered the row of its id, the id at its place
+/// in `ids`.
+fn assert_each_row_read(ids: &[uuid::Uuid], answers: Vec<pgactor::Result<Record>>) {
+    for (id, answer) in ids.iter().zip(answers) {
+        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
+    }
+}
+
+/// The id of a stock row written with a consistency token (a read after
+/// it is never coalesced), and the token.
+async fn written_with_token(db: &Db) -> (uuid::Uuid, ConsistencyToken) {
+    let (row, token) = db
+        .write_with_token(
+            "StockBalance",
+            WriteOp::Create(Record::new().with("sku", "t")),
+        )
+        .await
+        .expect("create");
+    (row.get("id").unwrap(), token)
+}
+
 /// The pools' `wait_timeout` in the tests of the wait budget: far below
 /// [`PATIENT`], the query timeout of their reads.
 const SHORT_WAIT: Duration = Duration::from_millis(300);
@@ -467,14 +477,7 @@ const PATIENT: Duration = Duration::from_secs(20);
 async fn a_queued_read_waits_for_a_connection_no_longer_than_a_read_of_its_own() {
     let (db, schema) = open_short_wait("coalesce_budget", 2).await;
     let ids = create_rows(&db, 6).await;
-    let (row, token) = db
-        .write_with_token(
-            "StockBalance",
-            WriteOp::Create(Record::new().with("sku", "t")),
-        )
-        .await
-        .expect("create");
-    let alone: uuid::Uuid = row.get("id").unwrap();
+    let (alone, token) = written_with_token(&db).await;
     let patient = db.with_query_timeout(PATIENT);
     let fresh = patient.after(token);
     let admin = lock_stock_table(&schema).await;
@@ -509,9 +512,7 @@ async fn a_queued_read_waits_for_a_connection_no_longer_than_a_read_of_its_own()
         assert_eq!(err.to_string(), own.to_string());
         assert!(err.is_retryable(), "{err}");
     }
-    for (id, answer) in ids.iter().zip(held) {
-        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
-    }
+    assert_each_row_read(&ids, held);
     db.close().await;
 }
 
@@ -524,14 +525,7 @@ async fn a_queued_read_waits_for_a_connection_no_longer_than_a_read_of_its_own()
 async fn reads_queued_past_the_wait_timeout_take_a_free_connection() {
     let (db, schema) = open_short_wait("coalesce_free", 8).await;
     let ids = create_rows(&db, 6).await;
-    let (row, token) = db
-        .write_with_token(
-            "StockBalance",
-            WriteOp::Create(Record::new().with("sku", "t")),
-        )
-        .await
-        .expect("create");
-    let alone: uuid::Uuid = row.get("id").unwrap();
+    let (alone, token) = written_with_token(&db).await;
     let admin = lock_stock_table(&schema).await;
     let watcher = observer(&primary_url()).await;
     // Four connections of the read pool opened, each by a read of its own,
@@ -554,9 +548,7 @@ async fn reads_queued_past_the_wait_timeout_take_a_free_connection() {
         admin.batch_execute("ROLLBACK").await.unwrap();
     };
     let (answers, ()) = tokio::join!(reads, release);
-    for (id, answer) in ids.iter().zip(answers) {
-        assert_eq!(answer.expect("read").get::<uuid::Uuid>("id").unwrap(), *id);
-    }
+    assert_each_row_read(&ids, answers);
     assert_eq!(db.stats().read.read_batches_total, 1);
     db.close().await;
 }
