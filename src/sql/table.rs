@@ -751,30 +751,37 @@ impl Table {
             conditions.push(search.condition);
             rank = query.sort.is_empty().then_some(search.rank);
         }
-        let count = (!query.without_total).then(|| Statement {
-            sql: Sql::Written(format!(
-                "SELECT count(*) FROM {} WHERE {}",
-                self.qualified,
-                all_of(&conditions)
-            )),
-            params: page
-                .params
-                .iter()
-                .map(|(p, t)| (p.duplicate(), t.clone()))
-                .collect(),
+        let count = (!query.without_total).then(|| {
+            let mut sql = String::with_capacity(64 + self.qualified.len());
+            sql.push_str("SELECT count(*) FROM ");
+            sql.push_str(&self.qualified);
+            push_where(&mut sql, &conditions);
+            Statement {
+                sql: Sql::Written(sql),
+                params: page
+                    .params
+                    .iter()
+                    .map(|(p, t)| (p.duplicate(), t.clone()))
+                    .collect(),
+            }
         });
-        let mut order = Vec::with_capacity(query.sort.len() + 1);
+        // The ORDER BY list: the sort, the rank, the id that makes it total.
+        let mut order = String::new();
         for sort in &query.sort {
             let dir = match sort.direction {
-                Direction::Asc => "ASC",
-                Direction::Desc => "DESC",
+                Direction::Asc => " ASC",
+                Direction::Desc => " DESC",
             };
-            order.push(format!("{} {dir}", self.sort_column(&sort.field)?));
+            push_listed(&mut order, &self.sort_column(&sort.field)?);
+            order.push_str(dir);
         }
         let ranked = rank.is_some();
-        order.extend(rank.map(|rank| format!("{rank} DESC")));
+        if let Some(rank) = rank {
+            push_listed(&mut order, &rank);
+            order.push_str(" DESC");
+        }
         if !query.sort.iter().any(|s| s.field == ID) {
-            order.push("\"id\" ASC".into());
+            push_listed(&mut order, "\"id\" ASC");
         }
         // A sort no cursor can follow makes none, and is refused a cursor;
         // so is a search's rank.
@@ -807,17 +814,23 @@ impl Table {
         let as_i64 = |n: u64, what: &str| {
             i64::try_from(n).map_err(|_| Error::invalid_input(format!("{what} {n} is too large")))
         };
-        let limit_ph = page.bind(Param::One(Value::I64(as_i64(limit, "limit")?)), Type::INT8);
-        let offset_ph = page.bind(
-            Param::One(Value::I64(as_i64(query.offset, "offset")?)),
-            Type::INT8,
+        let (size, skip) = (as_i64(limit, "limit")?, as_i64(query.offset, "offset")?);
+        let conditions_len: usize = conditions.iter().map(|c| c.len() + 5).sum();
+        let mut sql = String::with_capacity(
+            64 + select_list.len() + self.qualified.len() + order.len() + conditions_len,
         );
-        page.sql = Sql::Written(format!(
-            "SELECT {select_list} FROM {} WHERE {} ORDER BY {} LIMIT {limit_ph} OFFSET {offset_ph}",
-            self.qualified,
-            all_of(&conditions),
-            order.join(", ")
-        ));
+        sql.push_str("SELECT ");
+        sql.push_str(&select_list);
+        sql.push_str(" FROM ");
+        sql.push_str(&self.qualified);
+        push_where(&mut sql, &conditions);
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&order);
+        sql.push_str(" LIMIT ");
+        page.push_bound(&mut sql, Param::One(Value::I64(size)), Type::INT8);
+        sql.push_str(" OFFSET ");
+        page.push_bound(&mut sql, Param::One(Value::I64(skip)), Type::INT8);
+        page.sql = Sql::Written(sql);
         Ok(Listing {
             page: page.checked()?,
             count: count.map(Statement::checked).transpose()?,
@@ -1147,11 +1160,27 @@ pub(super) fn push_read_columns<'a>(
 
 /// `conditions` joined by AND; `TRUE` when there are none. Each is one
 /// term (a comparison, or a parenthesised AND/OR).
-fn all_of(conditions: &[String]) -> String {
+/// Append ` WHERE ` and `conditions` ANDed (`TRUE` for none).
+fn push_where(sql: &mut String, conditions: &[String]) {
+    sql.push_str(" WHERE ");
     match conditions {
-        [] => "TRUE".into(),
-        _ => conditions.join(" AND "),
+        [] => sql.push_str("TRUE"),
+        [first, rest @ ..] => {
+            sql.push_str(first);
+            for condition in rest {
+                sql.push_str(" AND ");
+                sql.push_str(condition);
+            }
+        }
     }
+}
+
+/// Append `item` to the comma-separated list in `list`.
+fn push_listed(list: &mut String, item: &str) {
+    if !list.is_empty() {
+        list.push_str(", ");
+    }
+    list.push_str(item);
 }
 
 /// The condition "after the row whose key is `values`" in the order of
