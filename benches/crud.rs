@@ -19,6 +19,13 @@
 //! minutes; the report is in target/criterion); `cargo test --bench crud`,
 //! as scripts/test.sh runs it, runs each operation once.
 //!
+//! `message_hop` is what a message to the adapter's supervisor costs by
+//! itself: `Db::stats` called (`stats_handle`) next to the same answer
+//! asked for with `call!(db.actor(), DbMsg::Stats)` (`stats_message`),
+//! which the supervisor answers in its `handle` without a statement. The
+//! difference is one round trip through an actor's mailbox and a reply
+//! port, the least any message adds over the handle.
+//!
 //! One more group, `record_serde`, needs no server: converting a row
 //! between a five-field struct and a [`Record`] with serde
 //! (`Record::to_serde`, `Record::from_serde`) next to doing it by hand
@@ -29,10 +36,12 @@ mod workload;
 
 use std::cell::OnceCell;
 use std::hint::black_box;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use pgactor::{Field, FieldType, Model, OpenOptions, Record, SessionConfig};
+use pgactor::{DbMsg, Field, FieldType, Model, OpenOptions, Record, SessionConfig};
+use ractor::call;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
@@ -104,6 +113,38 @@ fn crud(c: &mut Criterion) {
         }
         group.finish();
     }
+    let mut group = c.benchmark_group("message_hop");
+    group.bench_function("stats_handle", |b| {
+        let bench = fixture.get_or_init(|| {
+            rt.block_on(self::fixture(&server_url()))
+                .expect("the bench fixture")
+        });
+        b.iter(|| black_box(bench.db.stats()))
+    });
+    group.bench_function("stats_message", |b| {
+        let bench = fixture.get_or_init(|| {
+            rt.block_on(self::fixture(&server_url()))
+                .expect("the bench fixture")
+        });
+        // Called from a task of the runtime, as an actor calls: the
+        // benchmark's own thread is not one of the runtime's workers, and
+        // every answer would wake it from another thread.
+        b.iter_custom(|iters| {
+            let supervisor = bench.db.actor();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(call!(supervisor, DbMsg::Stats).expect("the supervisor answers"));
+                    }
+                    start.elapsed()
+                })
+                .await
+                .expect("the calling task")
+            })
+        })
+    });
+    group.finish();
     let Some(bench) = fixture.get() else {
         return;
     };
