@@ -247,9 +247,13 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
         quote!(const VERSION: ::core::option::Option<&'static str> = ::core::option::Option::Some(#column);)
     });
     let declared: Vec<_> = columns.iter().filter_map(|c| c.declared.as_ref()).collect();
-    let written = columns.iter().filter(|c| c.declared.is_some());
-    let record = written.map(|c| {
-        let (field, name, ty) = (c.field, &c.name, c.value_ty);
+    // In name order, as a record holds its fields: the record is built
+    // whole, without a search per field.
+    let mut written: Vec<_> = columns.iter().filter(|c| c.declared.is_some()).collect();
+    written.sort_by(|a, b| a.name.cmp(&b.name));
+    let record_names = written.iter().map(|c| &c.name);
+    let record_values = written.iter().map(|c| {
+        let (field, ty) = (c.field, c.value_ty);
         // A text-backed value's errors (no Display) point at its type.
         let value = match (c.text, c.nullable) {
             (false, _) => quote!(::core::clone::Clone::clone(&self.#field)),
@@ -258,7 +262,7 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
                 ::core::option::Option::as_ref(&self.#field).map(::pgactor::AsText)
             },
         };
-        quote_spanned!(field.span()=> .with(#name, #value))
+        quote_spanned!(field.span()=> ::core::convert::Into::<::pgactor::Value>::into(#value))
     });
     let read: Vec<_> = columns
         .iter()
@@ -308,7 +312,10 @@ pub(crate) fn entity(input: DeriveInput) -> syn::Result<TokenStream> {
             }
 
             fn to_record(&self) -> ::pgactor::Record {
-                ::pgactor::Record::new() #(#record)*
+                ::pgactor::Record::from_sorted_fields(
+                    &[#(#record_names),*],
+                    ::std::vec![#(#record_values),*],
+                )
             }
         }
 

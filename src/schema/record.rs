@@ -90,6 +90,26 @@ impl Record {
         }
     }
 
+    /// The record of `names` and `values`, the `i`-th value the field of
+    /// the `i`-th name: what `#[derive(Entity)]` builds, its names in
+    /// order. Names that are not strictly in order (or a count that differs
+    /// from the values') are set one by one, as [`Record::with`] does.
+    #[doc(hidden)]
+    pub fn from_sorted_fields(names: &[&'static str], values: Vec<Value>) -> Record {
+        let in_order = names.len() == values.len() && names.windows(2).all(|w| w[0] < w[1]);
+        if !in_order {
+            let mut record = Record::with_capacity(names.len());
+            for (name, value) in names.iter().zip(values) {
+                record.set(name, value);
+            }
+            return record;
+        }
+        Record {
+            names: Names::Own(names.iter().map(|name| SmolStr::new_static(name)).collect()),
+            values,
+        }
+    }
+
     /// Set a field, builder style.
     pub fn with(mut self, field: impl AsRef<str>, value: impl Into<Value>) -> Record {
         self.set(field, value);
@@ -344,6 +364,23 @@ mod tests {
     use crate::{Field, FieldType};
     use chrono::{DateTime, Utc};
     use serde::Deserialize;
+
+    #[test]
+    fn a_record_from_sorted_fields_is_the_record_with_builds_in_order_or_not() {
+        let by_hand = Record::new().with("qty", 3_i64).with("sku", "A-1");
+        let values = || vec![Value::I64(3), Value::Text("A-1".into())];
+        let sorted = Record::from_sorted_fields(&["qty", "sku"], values());
+        assert_eq!(sorted, by_hand);
+        assert_eq!(sorted.get::<String>("sku").unwrap(), "A-1");
+        // Out of order, or a name twice: set one by one, the last value kept.
+        let values = vec![Value::Text("A-1".into()), Value::I64(3)];
+        assert_eq!(Record::from_sorted_fields(&["sku", "qty"], values), by_hand);
+        let twice = vec![Value::I64(1), Value::I64(3), Value::Text("A-1".into())];
+        assert_eq!(
+            Record::from_sorted_fields(&["qty", "qty", "sku"], twice),
+            by_hand
+        );
+    }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Stock {
