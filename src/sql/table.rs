@@ -1158,9 +1158,8 @@ pub(super) fn push_read_columns<'a>(
     }
 }
 
-/// `conditions` joined by AND; `TRUE` when there are none. Each is one
-/// term (a comparison, or a parenthesised AND/OR).
-/// Append ` WHERE ` and `conditions` ANDed (`TRUE` for none).
+/// Append ` WHERE ` and `conditions` joined by AND (`TRUE` when there
+/// are none). Each is one term (a comparison, or a parenthesised AND/OR).
 fn push_where(sql: &mut String, conditions: &[String]) {
     sql.push_str(" WHERE ");
     match conditions {
