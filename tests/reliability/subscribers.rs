@@ -234,6 +234,48 @@ fn listener_bounded(app: &str) -> OpenOptions {
         })
 }
 
+/// Runs of a scenario's setup at most: see [`without_a_loss`].
+const SETUP_RUNS: u32 = 3;
+
+/// Run `setup` (it opens an adapter with [`listener_bounded`] and
+/// subscribes, counting each answer in the figures) until the listener kept
+/// its connection through it, at most [`SETUP_RUNS`] times; the adapter of
+/// a run that lost it is closed.
+///
+/// The setup's LISTENs run under the same 500 ms bound as the reconnection
+/// under test, and a busy moment of this 2-core machine (the server after
+/// the scenarios before) may push one past it. The listener then
+/// reconnects and sends Gaps before the scenario has begun, which is a
+/// fault of the setup, not a finding. Answers the last run's adapter, what
+/// else it built, and its figures (noting the runs when more than one).
+async fn without_a_loss<T>(
+    (id, scenario): (&str, &str),
+    mut setup: impl AsyncFnMut(&mut Figures) -> (Db, T),
+) -> (Db, T, Figures) {
+    let mut run = 1;
+    loop {
+        let mut attempt = Figures::new(id, scenario);
+        let (db, built) = setup(&mut attempt).await;
+        let listener = db.stats().listener;
+        let lost = !listener.connected || listener.reconnects > 0 || listener.gaps > 0;
+        if !lost && attempt.errors.is_empty() {
+            if run > 1 {
+                attempt.note(format!(
+                    "setup runs {run} (the listener's connection was lost in the earlier ones)"
+                ));
+            }
+            return (db, built, attempt);
+        }
+        assert!(
+            run < SETUP_RUNS,
+            "the listener lost its connection in each of {SETUP_RUNS} setups: {listener:?}, {:?}",
+            attempt.errors
+        );
+        db.close().await;
+        run += 1;
+    }
+}
+
 /// Catalogue: a cache keyed by caller input, and a wait that outlasts its
 /// bound. Each subscribed channel costs the listener's server session, and
 /// after a reconnection the listener LISTENs on all of them again: in
@@ -245,21 +287,27 @@ fn listener_bounded(app: &str) -> OpenOptions {
 async fn many_channels_are_listened_again_after_the_listeners_backend_is_terminated_and_max_channels_holds(
 ) {
     let _serial = serial().await;
-    let mut figures = Figures::new(
-        "9b",
-        "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
-    );
     let app = unique_schema("chans");
-    let db = listener_bounded(&app)
-        .max_channels(CHANNELS)
-        .open()
-        .await
-        .expect("open");
-    let (_, always_open) = watch::channel(true);
-    let (actor, mut seen) = gated(always_open).await;
     let prefix = unique_schema("c");
     let channel = |i: usize| format!("{prefix}_{i:05}");
-    subscribe_all(&db, &actor, (0..CHANNELS).map(channel), &mut figures).await;
+    let (db, (actor, mut seen), mut figures) = without_a_loss(
+        (
+            "9b",
+            "20,000 channels, connect_timeout 500 ms, listener backend terminated; one channel past max_channels",
+        ),
+        async |figures| {
+            let db = listener_bounded(&app)
+                .max_channels(CHANNELS)
+                .open()
+                .await
+                .expect("open");
+            let (_, always_open) = watch::channel(true);
+            let (actor, seen) = gated(always_open).await;
+            subscribe_all(&db, &actor, (0..CHANNELS).map(channel), figures).await;
+            (db, (actor, seen))
+        },
+    )
+    .await;
     assert_eq!(
         figures.acknowledged, CHANNELS as u64,
         "{:?}",
@@ -358,25 +406,33 @@ async fn actor_next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
 async fn a_flood_on_a_channel_listened_again_does_not_stall_the_rest_of_the_reconnection() {
     const QUIET: usize = 5_000;
     let _serial = serial().await;
-    let mut figures = Figures::new(
-        "9c",
-        "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
-    );
     let app = unique_schema("flood");
-    let db = listener_bounded(&app)
-        .notification_buffer(10)
-        .open()
-        .await
-        .expect("open");
     let prefix = unique_schema("f");
     // Sorted first: LISTENed again in the first chunk.
     let flooded = format!("{prefix}_0_flooded");
     let quiet = |i: usize| format!("{prefix}_1_{i:05}");
-    let (_, always_open) = watch::channel(true);
-    let (sink, mut flood_seen) = gated(always_open.clone()).await;
-    db.subscribe(&flooded, sink).await.expect("subscribe");
-    let (actor, mut seen) = gated(always_open).await;
-    subscribe_all(&db, &actor, (0..QUIET).map(quiet), &mut figures).await;
+    let (db, (mut flood_seen, mut seen), mut figures) = without_a_loss(
+        (
+            "9c",
+            "5,000 quiet channels and one flooded, notification_buffer 10, connect_timeout 500 ms, listener backend terminated",
+        ),
+        async |figures| {
+            let db = listener_bounded(&app)
+                .notification_buffer(10)
+                .open()
+                .await
+                .expect("open");
+            let (_, always_open) = watch::channel(true);
+            let (sink, flood_seen) = gated(always_open.clone()).await;
+            if let Err(e) = db.subscribe(&flooded, sink).await {
+                figures.error(e.code());
+            }
+            let (actor, seen) = gated(always_open).await;
+            subscribe_all(&db, &actor, (0..QUIET).map(quiet), figures).await;
+            (db, (flood_seen, seen))
+        },
+    )
+    .await;
     assert_eq!(figures.acknowledged, QUIET as u64, "{:?}", figures.errors);
 
     // The flood: batches of notifications, without pause, until the end.
