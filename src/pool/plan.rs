@@ -26,7 +26,7 @@ use crate::raw::{unspecified, BindError, FromRow};
 use crate::schema::{
     record_of, Columns, Included, Model, Page, Query, Record, Value, DEFAULT_LIMIT,
 };
-use crate::sql::{Catalog, Includes, Listing, Statement, Statements, Table};
+use crate::sql::{Catalog, Includes, Listing, Param, Statement, Statements, Table};
 
 /// Turn a row of a table's statement into a record, column by column.
 /// A statement may answer columns of its own after the model's (an
@@ -58,8 +58,7 @@ pub(super) async fn start(
     write: bool,
     mode: Statements,
 ) -> Result<RowStream> {
-    let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
-    send(client, &stmt.sql, &types, &stmt.values(), mode, write).await
+    send(client, &stmt.sql, Binds::Paired(&stmt.params), mode, write).await
 }
 
 /// How many rows the statement of `stream` inserted, updated, deleted or
@@ -87,23 +86,66 @@ pub(crate) async fn collect(stream: RowStream, write: bool) -> Result<Vec<Row>> 
 /// waiting for a prepare first: sent unnamed, or prepared on `client`
 /// already.
 fn sent_at_once(client: &Conn, stmt: &Statement, mode: Statements) -> bool {
-    let types: Vec<Type> = stmt.params.iter().map(|(_, t)| t.clone()).collect();
+    let binds = Binds::Paired(&stmt.params);
     let long = stmt.sql.len() > MAX_PREPARED_TEXT;
     mode == Statements::Unnamed
-        || (long && !types.contains(&unspecified()))
-        || (!long && client.prepared.get(&stmt.sql, &types).is_some())
+        || (long && binds.all_typed())
+        || (!long && client.prepared.get(&stmt.sql, binds.types()).is_some())
 }
 
-/// Send `text` with its parameter `types` and `values` on `client` the way
-/// `mode` says, and answer its rows as they come. Nothing is sent when a
-/// value does not convert to its type or their numbers differ
+/// A statement's parameter types and values as [`send`] reads them: in
+/// place, so a statement its connection has prepared already is bound
+/// with no copy of either (only a statement prepared now, or sent
+/// unnamed, takes a list of its types).
+#[derive(Clone, Copy)]
+pub(crate) enum Binds<'a> {
+    /// A table's statement: each value beside its type.
+    Paired(&'a [(Param, Type)]),
+    /// Types and values apart (a raw statement's).
+    Apart(&'a [Type], &'a [&'a (dyn ToSql + Sync)]),
+}
+
+impl<'a> Binds<'a> {
+    /// The parameters' types, in order.
+    fn types(self) -> impl ExactSizeIterator<Item = &'a Type> + Clone {
+        let len = match self {
+            Binds::Paired(params) => params.len(),
+            Binds::Apart(types, _) => types.len(),
+        };
+        (0..len).map(move |at| match self {
+            Binds::Paired(params) => &params[at].1,
+            Binds::Apart(types, _) => &types[at],
+        })
+    }
+
+    /// The values, in order.
+    fn values(self) -> impl ExactSizeIterator<Item = &'a (dyn ToSql + Sync)> {
+        let len = match self {
+            Binds::Paired(params) => params.len(),
+            Binds::Apart(_, values) => values.len(),
+        };
+        (0..len).map(move |at| match self {
+            Binds::Paired(params) => &params[at].0 as &(dyn ToSql + Sync),
+            Binds::Apart(_, values) => values[at],
+        })
+    }
+
+    /// Whether every type is known (none is left for the server to infer).
+    fn all_typed(self) -> bool {
+        let unknown = unspecified();
+        self.types().all(|ty| *ty != unknown)
+    }
+}
+
+/// Send `text` with its parameters `binds` on `client` the way `mode`
+/// says, and answer its rows as they come. Nothing is sent when a value
+/// does not convert to its type or their numbers differ
 /// ([`ErrorKind::InvalidInput`]). `write` says whether the statement may
 /// change data (a lost answer is then [`ErrorKind::OutcomeUnknown`]).
 pub(crate) async fn send(
     client: &Conn,
     text: &str,
-    types: &[Type],
-    values: &[&(dyn ToSql + Sync)],
+    binds: Binds<'_>,
     mode: Statements,
     write: bool,
 ) -> Result<RowStream> {
@@ -111,20 +153,21 @@ pub(crate) async fn send(
     // kept: sent unnamed when every type is known, else prepared for this
     // one run (closed when it ends).
     let long = text.len() > MAX_PREPARED_TEXT;
-    let unnamed = mode == Statements::Unnamed || (long && !types.contains(&unspecified()));
+    let unnamed = mode == Statements::Unnamed || (long && binds.all_typed());
     let answer = if unnamed {
-        let typed = values.iter().copied().zip(types.iter().cloned());
+        let typed = binds.values().zip(binds.types().cloned());
         client
             .query_typed_raw(text, typed)
             .await
             .map_err(Failed::from)
     } else if long {
-        match client.prepare_typed(text, types).await {
-            Ok(prepared) => bind(client, &prepared, values).await,
+        let types: Vec<Type> = binds.types().cloned().collect();
+        match client.prepare_typed(text, &types).await {
+            Ok(prepared) => bind(client, &prepared, binds).await,
             Err(e) => Err(e.into()),
         }
     } else {
-        match prepared(client, text, types, values).await {
+        match prepared(client, text, binds).await {
             // A schema change (ALTER TABLE … TYPE, DROP and re-CREATE)
             // made the cached statement stale: prepare it afresh and run
             // it once more. Inside a transaction the failure has aborted
@@ -132,7 +175,7 @@ pub(crate) async fn send(
             // failure then.
             Err(Failed::Driver(stale)) if is_stale(&stale) => {
                 client.prepared.remove(text);
-                match prepared(client, text, types, values).await {
+                match prepared(client, text, binds).await {
                     Err(Failed::Driver(e))
                         if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) =>
                     {
@@ -171,26 +214,27 @@ impl From<tokio_postgres::Error> for Failed {
 async fn prepared(
     client: &Conn,
     text: &str,
-    types: &[Type],
-    values: &[&(dyn ToSql + Sync)],
+    binds: Binds<'_>,
 ) -> std::result::Result<RowStream, Failed> {
-    let prepared = match client.prepared.get(text, types) {
+    let prepared = match client.prepared.get(text, binds.types()) {
         Some(prepared) => prepared,
         None => {
-            let fresh = client.prepare_typed(text, types).await?;
-            client.keep(text, types, fresh)
+            let types: Vec<Type> = binds.types().cloned().collect();
+            let fresh = client.prepare_typed(text, &types).await?;
+            client.keep(text, &types, fresh)
         }
     };
-    bind(client, &prepared, values).await
+    bind(client, &prepared, binds).await
 }
 
-/// Bind `values` to a prepared statement and run it; refused when their
-/// number is not the statement's.
+/// Bind the values of `binds` to a prepared statement and run it; refused
+/// when their number is not the statement's.
 async fn bind(
     client: &Conn,
     prepared: &tokio_postgres::Statement,
-    values: &[&(dyn ToSql + Sync)],
+    binds: Binds<'_>,
 ) -> std::result::Result<RowStream, Failed> {
+    let values = binds.values();
     let wanted = prepared.params().len();
     if wanted != values.len() {
         return Err(Failed::Refused(Error::invalid_input(format!(
@@ -198,7 +242,7 @@ async fn bind(
             values.len()
         ))));
     }
-    Ok(client.query_raw(prepared, values.iter().copied()).await?)
+    Ok(client.query_raw(prepared, values).await?)
 }
 
 /// Whether a prepared statement failed because it no longer matches the

@@ -47,7 +47,11 @@ impl Prepared {
     }
 
     /// The statement prepared for `sql` with parameter `types`, if cached.
-    pub(crate) fn get(&self, sql: &str, types: &[Type]) -> Option<Statement> {
+    pub(crate) fn get<'t>(
+        &self,
+        sql: &str,
+        types: impl IntoIterator<Item = &'t Type>,
+    ) -> Option<Statement> {
         self.lock().get(sql, types)
     }
 
@@ -118,10 +122,10 @@ impl<V: Clone> Lru<V> {
         self.clock
     }
 
-    fn get(&mut self, sql: &str, types: &[Type]) -> Option<V> {
+    fn get<'t>(&mut self, sql: &str, types: impl IntoIterator<Item = &'t Type>) -> Option<V> {
         let now = self.tick();
         let slot = self.map.get_mut(sql)?;
-        if *slot.types != *types {
+        if !slot.types.iter().eq(types) {
             return None;
         }
         slot.used = now;

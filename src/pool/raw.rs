@@ -9,7 +9,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Row, RowStream};
 
 use super::conn::Conn;
-use super::plan::{collect, count, send, Plan, Request};
+use super::plan::{collect, count, send, Binds, Plan, Request};
 use crate::error::Result;
 use crate::raw::Sql;
 use crate::sql::{Catalog, Statements};
@@ -119,7 +119,14 @@ impl<A: Answer> Plan for RawPlan<A> {
     async fn fetch(&self, client: &Conn) -> Result<A> {
         let values = self.sql.values();
         let text = self.sql.text();
-        let stream = send(client, text, &self.types, &values, self.mode, self.write).await?;
+        let stream = send(
+            client,
+            text,
+            Binds::Apart(&self.types, &values),
+            self.mode,
+            self.write,
+        )
+        .await?;
         A::take(stream, self.write).await
     }
 }

@@ -25,7 +25,7 @@ use super::actor::{Busy, PoolContext, RunOptions};
 use super::connections::ConnectionPool;
 use super::counters::Running;
 use super::deadline::{self, Fate, Timer};
-use super::plan::send;
+use super::plan::{send, Binds};
 use super::replicas::{Reading, ReplicaSet, Tries};
 use crate::config::Role;
 use crate::error::{Error, ErrorKind, Result};
@@ -473,8 +473,7 @@ impl Statement<'_> {
         let sent = send(
             &conn,
             self.sql.text(),
-            self.types,
-            &values,
+            Binds::Apart(self.types, &values),
             self.mode,
             self.write,
         );

@@ -13,6 +13,6 @@ pub(crate) use aggregate::Aggregation;
 pub use batch::{OnConflict, COPY_MIN_ROWS, MAX_BATCH_ROWS};
 pub(crate) use include::{Includes, Step};
 pub(crate) use search::search_vector_column;
-pub(crate) use statement::{Statement, Statements};
+pub(crate) use statement::{Param, Statement, Statements};
 pub(crate) use table::{Catalog, Listing, Table};
 pub(crate) use types::{citext_schema, TypeNames};

@@ -149,14 +149,6 @@ impl Statement {
         }
         Ok(self)
     }
-
-    /// The parameter values, in the form a prepared statement takes.
-    pub(crate) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|(p, _)| p as &(dyn ToSql + Sync))
-            .collect()
-    }
 }
 
 impl Param {
